@@ -1,0 +1,27 @@
+# The README's two commands (`make demo`, `make test`) do all of their own set-up.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+RUN := $(UV) run --frozen
+
+.PHONY: setup demo test lint clean
+
+# Environment: uv (installed once into ~/.local if missing), then the locked deps.
+setup:
+	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || python3 -m pip install --user --quiet uv
+	$(UV) sync --frozen
+
+demo: setup
+	$(RUN) finpulse demo
+
+test: setup
+	$(RUN) pytest
+
+lint: setup
+	$(RUN) ruff format --check .
+	$(RUN) ruff check .
+	$(RUN) mypy
+	$(RUN) lint-imports
+
+clean:
+	-$(RUN) finpulse kafka stop
+	rm -rf .finpulse

@@ -1,0 +1,96 @@
+"""The `finpulse` command. Stage commands are registered from each stage's
+own `cli.py`, which imports only typer at module level, so `finpulse --help`
+stays fast and the core does not import stage code until a command runs."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+
+import typer
+from rich.console import Console
+
+from finpulse.errors import FinpulseError
+from finpulse.logs import configure_logging
+from finpulse.settings import Settings, load_settings
+
+console = Console()
+app = typer.Typer(help="finpulse: real-time financial-news sentiment monitor.", no_args_is_help=True)
+kafka_app = typer.Typer(help="Run a local Apache Kafka broker (KRaft).", no_args_is_help=True)
+app.add_typer(kafka_app, name="kafka")
+
+# Stage packages that contribute commands through `register(app)`.
+STAGE_CLIS = ("model.cli", "ingest.cli", "alerts.cli", "stream.cli", "api.cli")
+
+
+def settings() -> Settings:
+    """Load settings and configure logging: the start of every command."""
+    s = load_settings()
+    configure_logging(s.log_level)
+    return s
+
+
+@kafka_app.command("start")
+def kafka_start() -> None:
+    """Fetch the broker jars once, format storage, start, wait until it answers."""
+    from finpulse.kafka_local import LocalKafka
+
+    status = LocalKafka(settings().kafka).start()
+    console.print(f"kafka: {status.describe()}")
+
+
+@kafka_app.command("stop")
+def kafka_stop() -> None:
+    """Stop the local broker; leaves no Java process behind."""
+    from finpulse.kafka_local import LocalKafka
+
+    stopped = LocalKafka(settings().kafka).stop()
+    console.print("kafka: stopped" if stopped else "kafka: was not running")
+
+
+@kafka_app.command("status")
+def kafka_status() -> None:
+    """Report whether the local broker runs and answers (exit 1 when not)."""
+    from finpulse.kafka_local import LocalKafka
+
+    status = LocalKafka(settings().kafka).status()
+    console.print(f"kafka: {status.describe()}")
+    raise typer.Exit(0 if status.answering else 1)
+
+
+@app.command("topics")
+def topics() -> None:
+    """Create the pipeline's topics (and dead-letter topics) that are missing."""
+    from finpulse.topics import ensure_topics
+
+    created = asyncio.run(ensure_topics(settings().kafka))
+    console.print(f"topics: created {', '.join(created)}" if created else "topics: all present")
+
+
+@app.command("demo")
+def demo() -> None:
+    """Run the service end to end on local defaults and show what happened."""
+    from finpulse.demo import run_demo
+
+    run_demo(settings(), console)
+
+
+def _register_stages() -> None:
+    for name in STAGE_CLIS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # stage not built yet
+                continue
+            raise
+        module.register(app)
+
+
+def main() -> None:
+    _register_stages()
+    try:
+        app()
+    except FinpulseError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)

