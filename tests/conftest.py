@@ -16,6 +16,12 @@ from finpulse.settings import KafkaSettings, TopicSettings
 from finpulse.topics import ensure_topics, pipeline_topics
 
 
+# Area fixtures (model, feeds, slack, store...) live in tests/fixtures/<area>.py.
+pytest_plugins = [
+    f"tests.fixtures.{p.stem}" for p in sorted((Path(__file__).parent / "fixtures").glob("[!_]*.py"))
+]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
