@@ -8,9 +8,8 @@ into the whole service (ingest -> worker -> alerts -> API).
 from __future__ import annotations
 
 import asyncio
-import uuid
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
@@ -52,33 +51,19 @@ async def _round_trip(settings: Settings) -> NewsItem:
         tickers=("ACME",),
     )
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, enable_idempotence=True, acks="all")
-    consumer = AIOKafkaConsumer(
-        kafka.topics.raw,
-        bootstrap_servers=kafka.bootstrap,
-        group_id=f"finpulse-demo-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="latest",
-    )
+    await producer.start()
+    try:
+        meta = await producer.send_and_wait(kafka.topics.raw, sent.to_bytes(), key=sent.story_id.encode())
+    finally:
+        await producer.stop()
+    # Read back exactly the record the broker acknowledged.
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap)
     await consumer.start()
     try:
-        await _wait_for_assignment(consumer)
-        await producer.start()
-        try:
-            await producer.send_and_wait(kafka.topics.raw, sent.to_bytes(), key=sent.story_id.encode())
-        finally:
-            await producer.stop()
-        async with asyncio.timeout(kafka.request_timeout_s):
-            async for record in consumer:
-                received = NewsItem.from_bytes(record.value)
-                if received.story_id == sent.story_id:
-                    return received
+        tp = TopicPartition(meta.topic, meta.partition)
+        consumer.assign([tp])
+        consumer.seek(tp, meta.offset)
+        record = await asyncio.wait_for(consumer.getone(), kafka.request_timeout_s)
     finally:
         await consumer.stop()
-    raise AssertionError("unreachable")
-
-
-async def _wait_for_assignment(consumer: AIOKafkaConsumer) -> None:
-    while not consumer.assignment():
-        await asyncio.sleep(0.1)
-    # Pin the start position now, so the record we send next is after it.
-    for tp in consumer.assignment():
-        await consumer.position(tp)
+    return NewsItem.from_bytes(record.value)

@@ -125,7 +125,9 @@ class LocalKafka:
                     f"port {port} is taken by another process: stop it, or set "
                     "FINPULSE_KAFKA_LOCAL_PORT / FINPULSE_KAFKA_LOCAL_CONTROLLER_PORT"
                 )
-        java = _require_tool("java", "Java 17+ is needed to run Kafka: apt-get install openjdk-17-jre-headless")
+        java = _require_tool(
+            "java", "Java 17+ is needed to run Kafka: apt-get install openjdk-17-jre-headless"
+        )
         jars = self.jars_dir()
         props = self._write_config()
         self._format_storage(java, jars, props)
@@ -198,7 +200,9 @@ class LocalKafka:
                "-t", cluster_id, "-c", str(props)]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
         if proc.returncode != 0:
-            raise ConfigError(f"formatting Kafka storage in {self.data_dir} failed:\n{proc.stdout}{proc.stderr}")
+            raise ConfigError(
+                f"formatting Kafka storage in {self.data_dir} failed:\n{proc.stdout}{proc.stderr}"
+            )
 
     def _wait_until_answering(self, proc: subprocess.Popen[bytes] | None = None) -> None:
         deadline = time.monotonic() + self.settings.start_timeout_s

@@ -15,7 +15,6 @@ from finpulse.kafka_local import LocalKafka
 from finpulse.settings import KafkaSettings, TopicSettings
 from finpulse.topics import ensure_topics, pipeline_topics
 
-
 # Area fixtures (model, feeds, slack, store...) live in tests/fixtures/<area>.py.
 pytest_plugins = [
     f"tests.fixtures.{p.stem}" for p in sorted((Path(__file__).parent / "fixtures").glob("[!_]*.py"))

@@ -12,8 +12,8 @@ import faust
 
 from finpulse.errors import InvalidRecord
 from finpulse.schema import DeadLetter, NewsItem
-from finpulse.topics import dead_letter_topic
 from finpulse.settings import TopicSettings
+from finpulse.topics import dead_letter_topic
 
 RAW = os.environ["ECHO_IN"]
 OUT = os.environ["ECHO_OUT"]
@@ -39,8 +39,12 @@ async def echo(stream):  # type: ignore[no-untyped-def]
             item = NewsItem.from_bytes(event.value)
         except InvalidRecord as exc:
             letter = DeadLetter.wrap(
-                source_topic=RAW, stage="echo", error=exc, value=event.value,
-                partition=event.message.partition, offset=event.message.offset,
+                source_topic=RAW,
+                stage="echo",
+                error=exc,
+                value=event.value,
+                partition=event.message.partition,
+                offset=event.message.offset,
             )
             await dead.send(value=letter.to_bytes())
             continue

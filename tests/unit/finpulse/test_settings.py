@@ -1,0 +1,85 @@
+"""Settings: defaults run locally; env and TOML override; bad values fail clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from finpulse.errors import ConfigError
+from finpulse.settings import SHARED_DIR, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("FINPULSE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no stray ./finpulse.toml
+
+
+def test_defaults_run_on_one_machine() -> None:
+    s = load_settings()
+    assert s.kafka.bootstrap == "127.0.0.1:9092"
+    assert s.kafka.topics.raw == "news.raw"
+    assert s.model.train_data_dir == SHARED_DIR / "data"
+    assert s.store.url.startswith("duckdb:///")
+    assert s.alerts.slack_token is None
+
+
+def test_env_overrides_nested_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINPULSE_KAFKA_BOOTSTRAP", "broker:29092")
+    monkeypatch.setenv("FINPULSE_MODEL_BATCH_WINDOW_S", "1.5")
+    monkeypatch.setenv("FINPULSE_ALERTS_SLACK_TOKEN", "xoxb-secret-value")
+    s = load_settings()
+    assert s.kafka.bootstrap == "broker:29092"
+    assert s.model.batch_window_s == 1.5
+    assert s.alerts.slack_token is not None
+    assert s.alerts.slack_token.get_secret_value() == "xoxb-secret-value"
+    assert "xoxb-secret-value" not in repr(s)
+    assert "xoxb-secret-value" not in str(s.model_dump())
+
+
+def test_toml_file_and_env_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cfg = tmp_path / "custom.toml"
+    cfg.write_text(
+        '[kafka]\nbootstrap = "from-toml:1"\n[kafka.topics]\npartitions = 12\n[model]\nmax_batch = 8\n'
+    )
+    monkeypatch.setenv("FINPULSE_CONFIG", str(cfg))
+    s = load_settings()
+    assert (s.kafka.bootstrap, s.kafka.topics.partitions, s.model.max_batch) == ("from-toml:1", 12, 8)
+    monkeypatch.setenv("FINPULSE_KAFKA_BOOTSTRAP", "from-env:2")
+    assert load_settings().kafka.bootstrap == "from-env:2"
+
+
+def test_local_toml_is_picked_up(tmp_path: Path) -> None:
+    (tmp_path / "finpulse.toml").write_text('log_level = "debug"\n')
+    assert load_settings().log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "field"),
+    [
+        ("FINPULSE_MODEL_MAX_BATCH", "0", "model.max_batch"),
+        ("FINPULSE_KAFKA_LOCAL_PORT", "70000", "kafka.local_port"),
+        ("FINPULSE_MODEL_BATCH_WINDOW_S", "soon", "model.batch_window_s"),
+    ],
+)
+def test_bad_values_name_the_field(monkeypatch: pytest.MonkeyPatch, env: str, value: str, field: str) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_settings()
+
+
+def test_missing_config_file_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINPULSE_CONFIG", "/nonexistent/finpulse.toml")
+    with pytest.raises(ConfigError, match="is not a file"):
+        load_settings()
+
+
+def test_settings_are_frozen() -> None:
+    s = load_settings()
+    with pytest.raises(ValueError, match="frozen"):
+        s.kafka.bootstrap = "x"  # type: ignore[misc]
