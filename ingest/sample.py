@@ -1,0 +1,105 @@
+"""Labelled replay files with a planted negative spike, built from the training data.
+
+The demo, the stream's end-to-end tests and the backtest need news whose
+truth is known: a calm stretch for one ticker, then a burst of bearish
+headlines (a labelled event), then calm again, among unrelated background
+news. Texts come from the labelled sentiment set (../shared/data), so the
+classifier sees real headlines; times are synthetic, `step_s` apart.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+# Label ids of the sentiment set (../shared/data/README.md): 0 bearish, 1 bullish, 2 neutral.
+BEARISH, BULLISH, NEUTRAL = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class PlantedSpike:
+    """What was written: the file, its items, and the labelled event."""
+
+    path: Path
+    items: int
+    ticker: str
+    spike_start: datetime
+    spike_end: datetime
+    end: datetime
+
+
+def _texts(data_dir: Path) -> dict[int, list[str]]:
+    by_label: dict[int, list[str]] = {BEARISH: [], BULLISH: [], NEUTRAL: []}
+    with (data_dir / "sentiment" / "train.csv").open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            # Keep short, single-line headlines without cashtags, so tickers come only from us.
+            text = row["text"].split("http")[0].strip()
+            if text and "$" not in text and "\n" not in text and len(text) < 160:
+                by_label[int(row["label"])].append(text)
+    return by_label
+
+
+def write_planted_spike(
+    data_dir: Path,
+    out: Path,
+    *,
+    start: datetime,
+    ticker: str = "ACME",
+    calm_minutes: int = 60,
+    spike_minutes: int = 10,
+    after_minutes: int = 20,
+    calm_per_5min: int = 8,
+    spike_per_5min: int = 16,
+    background_per_5min: int = 6,
+    spike: bool = True,
+    seed: int = 7,
+) -> PlantedSpike:
+    """Write a JSONL replay (fields of `finpulse ingest replay`) and return its truth.
+
+    Calm stretches give `ticker` neutral and bullish headlines with one bearish
+    in ten; the spike gives it only bearish ones. Background items carry no
+    ticker. With `spike=False` the spike stretch is calm too.
+    """
+    rng = random.Random(seed)
+    texts = _texts(data_dir)
+    rows: list[dict[str, object]] = []
+    spike_start = start + timedelta(minutes=calm_minutes)
+    spike_end = spike_start + timedelta(minutes=spike_minutes)
+    end = spike_end + timedelta(minutes=after_minutes)
+
+    def add(when: datetime, label: int, tickers: list[str], source: str) -> None:
+        title = rng.choice(texts[label])
+        n = len(rows)
+        rows.append(
+            {
+                "story_id": f"sample-{seed}-{n}",
+                "title": title,
+                "summary": "",
+                "url": f"https://news.example.com/{seed}/{n}",
+                "source": source,
+                "published_at": when.isoformat(),
+                "tickers": tickers,
+                "label": label,
+            }
+        )
+
+    t = start
+    while t < end:
+        in_spike = spike and spike_start <= t < spike_end
+        block = [t + timedelta(seconds=rng.uniform(0, 300)) for _ in range(calm_per_5min)]
+        if in_spike:
+            block = [t + timedelta(seconds=rng.uniform(0, 300)) for _ in range(spike_per_5min)]
+        for when in block:
+            label = BEARISH if in_spike else rng.choices([NEUTRAL, BULLISH, BEARISH], [6, 3, 1])[0]
+            add(when, label, [ticker], "wire-a")
+        for _ in range(background_per_5min):
+            add(t + timedelta(seconds=rng.uniform(0, 300)), rng.choice([NEUTRAL, BULLISH]), [], "wire-b")
+        t += timedelta(minutes=5)
+    rows.sort(key=lambda r: str(r["published_at"]))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return PlantedSpike(out, len(rows), ticker, spike_start, spike_end, end)

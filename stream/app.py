@@ -1,0 +1,50 @@
+"""The Faust app: topics, tables, services and agents of one worker.
+
+`create_app(settings)` builds everything from settings; `finpulse worker`
+runs it. Several workers with the same `stream.app_id` share the partitions.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from alerts.subscriptions import load_subscriptions
+from finpulse.settings import Settings
+from stream.detect import register_detect
+from stream.score import register_score
+from stream.services import ClassifierService
+from stream.topics import PipelineTopics
+from stream.windowing import register_windowing
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app running the whole pipeline from news.raw to alerts.events."""
+    kafka = settings.kafka
+    app = faust.App(
+        settings.stream.app_id,
+        broker=[f"kafka://{server}" for server in kafka.bootstrap.split(",")],
+        store=settings.stream.table_store,
+        datadir=str(settings.data_dir / "faust"),
+        # Internal topics (changelogs, re-keying) match the pipeline's partitions
+        # so tables stay co-partitioned with the topics that feed them.
+        topic_partitions=kafka.topics.partitions,
+        topic_replication_factor=kafka.topics.replication_factor,
+        topic_disable_leader=False,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=False,
+        web_port=settings.stream.web_port,
+    )
+    topics = PipelineTopics.declare(app, kafka.topics)
+    classifier = ClassifierService(settings.model)
+    app.service(classifier)
+    subscriptions = load_subscriptions(settings.alerts.subscriptions_file)
+    logger.info("worker app=%s subscriptions=%d", settings.stream.app_id, len(subscriptions))
+    register_score(app, topics, classifier, settings.model)
+    register_windowing(app, topics, settings)
+    register_detect(app, topics, settings, subscriptions)
+    return app

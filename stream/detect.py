@@ -1,0 +1,88 @@
+"""Agent `detect`: closed windows -> alerts.detector -> alerts.events.
+
+Windows arrive keyed by entity. A batch (`take_events`, `detect_batch_s`)
+gathers the windows that closed together, so the detector's multiple-testing
+family is every entity this worker closed at that instant. Detector states
+live in a table keyed by the same entity key as the windows topic, written
+through the partitioner (`use_partitioner`), so the state of an entity lands
+in the changelog partition of its windows and may be written from a batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+
+import faust
+from faust.types import StreamT
+
+from alerts.detector import DetectorState, detect
+from alerts.subscriptions import Subscription
+from finpulse.errors import InvalidRecord
+from finpulse.schema import WindowAggregate, utcnow
+from finpulse.settings import Settings
+from stream.deadletter import dead_letter
+from stream.topics import PipelineTopics
+from stream.windowing import entity_key
+
+logger = logging.getLogger(__name__)
+
+# Most windows one detector call takes; closes of one instant rarely exceed it.
+MAX_DETECT_BATCH = 5_000
+
+
+def register_detect(
+    app: faust.App, topics: PipelineTopics, settings: Settings, subscriptions: Sequence[Subscription]
+) -> None:
+    states = app.Table(
+        "detector-states",
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.kafka.topics.partitions,
+        use_partitioner=True,
+    )
+    dead = topics.dead(app, topics.names.windows)
+
+    @app.agent(topics.windows, name="detect")
+    async def detect_agent(stream: StreamT[bytes]) -> None:
+        async for events in stream.take_events(MAX_DETECT_BATCH, within=settings.stream.detect_batch_s):
+            windows: list[WindowAggregate] = []
+            for event in events:
+                try:
+                    windows.append(WindowAggregate.from_bytes(event.value))
+                except InvalidRecord as exc:
+                    await dead_letter(dead, event, exc, stage="detect")
+            if windows:
+                await _evaluate(states, topics, windows, subscriptions)
+
+
+async def _evaluate(
+    states: faust.Table,
+    topics: PipelineTopics,
+    windows: list[WindowAggregate],
+    subscriptions: Sequence[Subscription],
+) -> None:
+    keys = {entity_key(w.entity_kind, w.entity).encode() for w in windows}
+    current: dict[str, DetectorState] = {}
+    stored: dict[bytes, dict[str, str]] = {}
+    for key in keys:
+        stored[key] = json.loads(states.get(key) or b"{}")
+        current |= {k: DetectorState.model_validate_json(v) for k, v in stored[key].items()}
+    result = detect(windows, subscriptions, current, utcnow())
+    changed: dict[bytes, dict[str, str]] = defaultdict(dict)
+    for state_key, state in result.states.items():
+        # state_key is "<subscription>|<kind>:<entity>|<window kind>".
+        changed[state_key.split("|")[1].encode()][state_key] = state.model_dump_json()
+    for key, updates in changed.items():
+        states[key] = json.dumps(stored.get(key, {}) | updates).encode()
+    for alert in result.events:
+        await topics.alerts.send(key=alert.alert_id.encode(), value=alert.to_bytes())
+        logger.info(
+            "alert %s subscription=%s entity=%s:%s share=%.2f baseline=%.2f p=%.2g",
+            alert.state, alert.subscription_id, alert.entity_kind, alert.entity,
+            alert.negative_share, alert.baseline_negative_share, alert.p_value,
+        )  # fmt: skip
