@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -64,6 +64,8 @@ class KafkaSettings(_Group):
 
 
 class IngestSettings(_Group):
+    """Feed / news-API polling, politeness limits, dedup and the state dir."""
+
     sources_file: Path = REPO_ROOT / "config" / "sources.toml"
     state_dir: Path = DEFAULT_DATA_DIR / "ingest"
     feeds_dir: Path = _shared("feeds")
@@ -71,8 +73,22 @@ class IngestSettings(_Group):
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_redirects: int = Field(default=5, ge=0)
     per_host_concurrency: int = Field(default=2, ge=1)
+    # Politeness: at most one request start per host per this many seconds.
+    per_host_min_interval_s: float = Field(default=1.0, ge=0)
     allow_private_hosts: bool = False
     dedup_horizon_h: float = Field(default=48.0, gt=0)
+    # Jaccard similarity of title+summary shingles above which items are syndicated copies.
+    near_dup_threshold: float = Field(default=0.7, gt=0, lt=1)
+    default_interval_s: float = Field(default=300.0, gt=0)
+    # Each poll starts up to this many seconds late, so sources do not fire together.
+    jitter_s: float = Field(default=15.0, ge=0)
+    # In-poll retries of 429/503/timeouts; longer Retry-After waits defer to the next poll.
+    max_retries: int = Field(default=2, ge=0)
+    max_retry_wait_s: float = Field(default=30.0, ge=0)
+    backoff_max_s: float = Field(default=3600.0, gt=0)
+    # Seen item ids absent from a feed for this long are forgotten.
+    seen_ttl_days: float = Field(default=30.0, gt=0)
+    user_agent: str = "finpulse-ingest/0.1 (news sentiment monitor)"
 
 
 class ModelSettings(_Group):
@@ -94,6 +110,23 @@ class AlertsSettings(_Group):
     slack_base_url: str = "https://slack.com/api/"
     webhook_url: str | None = None
     request_timeout_s: float = Field(default=10.0, gt=0)
+    # Event-time windows (issue text: tumbling 5 min, hopping 1 h every 5 min).
+    tumbling_window_s: int = Field(default=300, gt=0)
+    hopping_window_s: int = Field(default=3600, gt=0)
+    hopping_step_s: int = Field(default=300, gt=0)
+    # EWMA weight of each closed window in the per-entity baseline (0.05: half-life ~13.5 windows).
+    baseline_alpha: float = Field(default=0.05, gt=0, lt=1)
+    # Windows an entity needs before its baseline is trusted (no alert before that).
+    baseline_min_windows: int = Field(default=4, ge=1)
+    top_headlines: int = Field(default=5, ge=1, le=20)
+    # Dispatcher: consumer group, sinks, grouping defaults (Alertmanager's), retries, state.
+    consumer_group: str = "finpulse-alerts"
+    sinks: tuple[Literal["slack", "console", "webhook"], ...] = ("slack",)
+    group_wait_s: float = Field(default=30.0, ge=0)
+    group_interval_s: float = Field(default=300.0, ge=0)
+    max_attempts: int = Field(default=6, ge=1)
+    # Delivery ledger (alert_id -> Slack ts); None: <data_dir>/alerts/deliveries.sqlite.
+    ledger_file: Path | None = None
 
     def resolved_slack_token(self) -> SecretStr | None:
         """The token from the setting, else from `slack_token_file`."""
@@ -104,15 +137,43 @@ class AlertsSettings(_Group):
         return None
 
 
+class StreamSettings(_Group):
+    """The Faust worker: app id, table store, event-time window closing."""
+
+    app_id: str = "finpulse"
+    # memory:// rebuilds tables from their changelog topics at start; rocksdb:// keeps them on disk.
+    table_store: str = "memory://"
+    # A closed window still takes items this late (re-emitted with revision + 1).
+    allowed_lateness_s: float = Field(default=120.0, ge=0)
+    # A partition without items this long closes its windows by wall-clock time.
+    idle_close_s: float = Field(default=5.0, gt=0)
+    tick_interval_s: float = Field(default=1.0, gt=0)
+    # Windows of one detector call (multiple-testing family): collected for this long.
+    detect_batch_s: float = Field(default=0.2, gt=0)
+    web_port: int = Field(default=6066, ge=1, le=65535)
+
+
 class StoreSettings(_Group):
+    """The history store (store/): a DuckDB file; one writer process at a time."""
+
     url: str = f"duckdb:///{DEFAULT_DATA_DIR / 'history.duckdb'}"
     retention_days: int = Field(default=365, ge=1)
+    # False: open the file per operation so the worker's sink and the API take turns;
+    # True: hold one connection (fastest, but other processes cannot open the file).
+    keep_open: bool = False
+    # How long to retry while another process holds DuckDB's file lock.
+    lock_timeout_s: float = Field(default=10.0, ge=0)
 
 
 class ApiSettings(_Group):
+    """The query API and dashboard (api/)."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Bearer token for every API call; None: no auth, for local use on loopback only.
     token: SecretStr | None = None
+    # Base URL in links sent out (Slack feedback links); None: http://<host>:<port>.
+    public_url: str | None = None
 
 
 class Settings(BaseSettings):
@@ -133,6 +194,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     model: ModelSettings = ModelSettings()
     alerts: AlertsSettings = AlertsSettings()
+    stream: StreamSettings = StreamSettings()
     store: StoreSettings = StoreSettings()
     api: ApiSettings = ApiSettings()
 
@@ -177,7 +239,5 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from exc
