@@ -1,0 +1,149 @@
+"""Window aggregation: which entities a scored story counts for, and one window's sums.
+
+Pure functions over small frozen models, so the stream can keep a
+`WindowAccumulator` per (entity, window) in a changelogged table and the
+backtest can fold history through the very same code:
+
+    acc = open_window("ticker", "ACME", spec, start)
+    for scored in items_in_window:            # any order, duplicates allowed
+        acc = add_item(acc, scored)
+    agg = close_window(acc, baseline, params)  # -> WindowAggregate
+
+A story counts once per entity-window (its `story_key`), however often it is
+delivered; a syndicated copy (`item.duplicate_of` set) has the original's key,
+so a story and its copies count once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from finpulse.schema import EntityKind, HeadlineRef, ScoredItem, WindowAggregate, WindowKind
+
+from .baseline import Baseline, BaselineParams
+from .windows import WindowSpec
+
+# Headlines kept as evidence per window (settings.alerts.top_headlines overrides per call).
+DEFAULT_TOP_HEADLINES = 5
+# Titles in evidence are cut to this length: enough for Slack, small for table state.
+EVIDENCE_TITLE_CHARS = 300
+
+
+def story_key(scored: ScoredItem) -> str:
+    """The id a story counts under: the original's id for a syndicated duplicate."""
+    return scored.item.duplicate_of or scored.item.story_id
+
+
+def entities_of(scored: ScoredItem) -> list[tuple[EntityKind, str]]:
+    """The entities a scored story counts for: its topic, each ticker, its source.
+
+    Deduplicated and in a stable order (topic, tickers as given, source).
+    """
+    entities: list[tuple[EntityKind, str]] = [("topic", scored.topic)]
+    entities += [("ticker", t) for t in scored.item.tickers]
+    entities.append(("source", scored.item.source))
+    return list(dict.fromkeys(entities))
+
+
+class WindowAccumulator(BaseModel):
+    """Running sums of one entity's window; JSON-serialisable table state."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    entity_kind: EntityKind
+    entity: str
+    window_kind: WindowKind
+    window_start: datetime
+    window_end: datetime
+    story_keys: frozenset[str] = frozenset()
+    count: int = Field(default=0, ge=0)
+    negative_count: int = Field(default=0, ge=0)
+    score_sum: float = 0.0
+    top_negative: tuple[HeadlineRef, ...] = ()
+
+
+def open_window(kind: EntityKind, entity: str, spec: WindowSpec, start: datetime) -> WindowAccumulator:
+    """An empty accumulator for the window of `spec` that starts at `start`."""
+    return WindowAccumulator(
+        entity_kind=kind,
+        entity=entity,
+        window_kind=spec.kind,
+        window_start=start,
+        window_end=start + spec.size,
+    )
+
+
+def _headline(scored: ScoredItem) -> HeadlineRef:
+    item = scored.item
+    return HeadlineRef(
+        story_id=story_key(scored),
+        title=item.title[:EVIDENCE_TITLE_CHARS],
+        url=item.url,
+        source=item.source,
+        sentiment_score=scored.sentiment_score,
+    )
+
+
+def _rank(h: HeadlineRef) -> tuple[float, str]:
+    return (h.sentiment_score, h.story_id)
+
+
+def add_item(
+    acc: WindowAccumulator, scored: ScoredItem, top_n: int = DEFAULT_TOP_HEADLINES
+) -> WindowAccumulator:
+    """The accumulator with `scored` counted; unchanged (the same object) if already counted.
+
+    The result does not depend on the order items arrive in (up to float rounding of
+    `score_sum`): the top headlines are ranked by (score, story key).
+    """
+    key = story_key(scored)
+    if key in acc.story_keys:
+        return acc
+    negative = scored.sentiment == "negative"
+    top = acc.top_negative
+    if negative:
+        top = tuple(sorted((*top, _headline(scored)), key=_rank)[:top_n])
+    return acc.model_copy(
+        update={
+            "story_keys": acc.story_keys | {key},
+            "count": acc.count + 1,
+            "negative_count": acc.negative_count + int(negative),
+            "score_sum": acc.score_sum + scored.sentiment_score,
+            "top_negative": top,
+        }
+    )
+
+
+def close_window(
+    acc: WindowAccumulator,
+    baseline: Baseline | None,
+    params: BaselineParams,
+    revision: int = 0,
+) -> WindowAggregate:
+    """The WindowAggregate of a closed window, carrying the baseline *before* this window.
+
+    The baseline fields stay None until the entity's baseline has seen
+    `params.min_windows` windows: the detector does not fire on untrusted baselines.
+    Pass `revision` > 0 when re-emitting a window updated by late items.
+    """
+    if acc.count == 0:
+        raise ValueError(f"window {acc.entity_kind}:{acc.entity}@{acc.window_start} is empty")
+    share, volume = baseline.trusted(params) if baseline is not None else (None, None)
+    mean = max(-1.0, min(1.0, acc.score_sum / acc.count))
+    return WindowAggregate(
+        entity_kind=acc.entity_kind,
+        entity=acc.entity,
+        window_kind=acc.window_kind,
+        window_start=acc.window_start,
+        window_end=acc.window_end,
+        count=acc.count,
+        negative_count=acc.negative_count,
+        negative_share=acc.negative_count / acc.count,
+        mean_score=mean,
+        top_negative=acc.top_negative,
+        baseline_negative_share=share,
+        baseline_volume=volume,
+        revision=revision,
+    )

@@ -1,0 +1,95 @@
+"""Per-entity baseline: an EWMA of volume and negative count over closed windows.
+
+Keep one `Baseline` per (entity kind, entity, window kind). The negative-share
+baseline is the ratio of the two averages (a volume-weighted mean, so a
+two-story window does not swing it). Windows in which the entity had no story
+never close; `update_baseline` counts them as zero-volume windows from the gap
+between window starts, so volume decays while the share is unchanged.
+
+Order of use per closed window: `close_window(acc, baseline)` (the aggregate
+carries the baseline *before* the window), detect, then
+`baseline = update_baseline(baseline, aggregate, params, spec)`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from finpulse.schema import WindowAggregate
+from finpulse.settings import AlertsSettings
+
+from .windows import WindowSpec, windows_between
+
+# Below this remaining weight the old history is gone (e.g. after weeks of silence): restart.
+_FORGOTTEN = 1e-9
+
+
+class BaselineParams(BaseModel):
+    """EWMA weight of each window and the warm-up before a baseline is trusted."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    min_windows: int = Field(default=4, ge=1)
+
+    @classmethod
+    def from_settings(cls, settings: AlertsSettings) -> BaselineParams:
+        return cls(alpha=settings.baseline_alpha, min_windows=settings.baseline_min_windows)
+
+
+class Baseline(BaseModel):
+    """Bias-corrected EWMA sums; JSON-serialisable table state.
+
+    `volume = count_sum / weight`, `negative_share = negative_sum / count_sum`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    count_sum: float = Field(default=0.0, ge=0)
+    negative_sum: float = Field(default=0.0, ge=0)
+    weight: float = Field(default=0.0, ge=0, le=1)
+    windows_seen: int = Field(default=0, ge=0)
+    last_window_start: datetime | None = None
+
+    @property
+    def negative_share(self) -> float | None:
+        return min(1.0, self.negative_sum / self.count_sum) if self.count_sum > 0 else None
+
+    @property
+    def volume(self) -> float | None:
+        return self.count_sum / self.weight if self.weight > 0 else None
+
+    def trusted(self, params: BaselineParams) -> tuple[float | None, float | None]:
+        """(negative share, volume), or (None, None) before `params.min_windows` windows."""
+        if self.windows_seen < params.min_windows or self.negative_share is None:
+            return None, None
+        return self.negative_share, self.volume
+
+
+def update_baseline(
+    baseline: Baseline | None, window: WindowAggregate, params: BaselineParams, spec: WindowSpec
+) -> Baseline:
+    """The baseline with one more closed window folded in.
+
+    Idempotent: a window not newer than the last one folded in (a redelivery, or
+    a late revision of an older window) leaves the baseline unchanged.
+    """
+    base = baseline or Baseline()
+    last = base.last_window_start
+    if last is not None and window.window_start <= last:
+        return base
+    keep = 1.0 - params.alpha
+    # Steps since the last window: the windows in between had no stories (count 0).
+    steps = windows_between(spec, last, window.window_start) if last is not None else 1
+    decay = keep ** max(steps, 1)
+    if decay * base.weight < _FORGOTTEN:
+        base, decay = Baseline(), keep
+    return Baseline(
+        count_sum=base.count_sum * decay + params.alpha * window.count,
+        negative_sum=base.negative_sum * decay + params.alpha * window.negative_count,
+        weight=min(1.0, 1.0 - decay * (1.0 - base.weight)),
+        windows_seen=base.windows_seen + 1,
+        last_window_start=window.window_start,
+    )

@@ -1,0 +1,241 @@
+"""The spike detector: closed windows + subscriptions + states -> alert events + states.
+
+One pure function, `detect`, used by the live stream and by the backtest. It
+does no I/O; time comes in as arguments (event time from the windows, `now`
+only stamps `created_at`), so replaying history gives the same events with the
+same ids.
+
+Method (README "Detector"): per subscription, the windows it matches that end
+at the same instant form one family. Each window with a trusted baseline and
+at least `min_volume` stories is tested: one-sided binomial test of its
+negative count against the baseline rate (floored at `baseline_floor`), the
+p-values adjusted across the family (Benjamini-Hochberg or Holm). A quiet
+entity fires when the adjusted p <= `significance`, its negative share exceeds
+the baseline by `min_rise`, no mute is active at the window's end, and the
+cooldown after its last resolve is over. A firing entity resolves after
+`resolve_windows` consecutive calm windows (share <= baseline + `resolve_rise`,
+or volume under `min_volume`): hysteresis, so it does not flap.
+
+Calling pattern (stream: one call per batch of closed windows; backtest: one
+call per window end, in time order)::
+
+    result = detect(windows, subscriptions, states, now)
+    states.update(result.states)          # write back (Faust table / dict)
+    for event in result.events: publish(event)  # key: event.alert_id
+
+Keep states in a table keyed by `state_key(...)`. A window not newer than the
+state's last evaluated window is ignored, so redelivered windows and late
+revisions change nothing and emit nothing. Pass all windows ending together in
+one call: the multiple-testing family is what one call sees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from finpulse.schema import AlertEvent, EntityKind, WindowAggregate, WindowKind
+
+from .stats import adjust, binomial_p
+from .subscriptions import DetectorParams, Subscription
+
+
+class DetectorState(BaseModel):
+    """One (subscription, entity, window kind)'s alert state; JSON-serialisable table state."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    status: Literal["ok", "firing"] = "ok"
+    fired_alert_id: str | None = None
+    fired_baseline: float | None = Field(default=None, ge=0, le=1)
+    calm_windows: int = Field(default=0, ge=0)
+    resolved_at: datetime | None = None
+    last_window_end: datetime | None = None
+
+
+class Detection(NamedTuple):
+    """What `detect` returns: the events to publish and the states to write back."""
+
+    events: tuple[AlertEvent, ...]
+    states: dict[str, DetectorState]
+
+
+class _Test(NamedTuple):
+    window: WindowAggregate
+    p_value: float | None  # adjusted; None when not tested (no baseline / too few stories)
+
+
+def state_key(subscription_id: str, kind: EntityKind, entity: str, window_kind: WindowKind) -> str:
+    """The key of a DetectorState in the stream's table."""
+    return f"{subscription_id}|{kind}:{entity}|{window_kind}"
+
+
+def alert_id(
+    state: Literal["fired", "resolved"], subscription_id: str, window: WindowAggregate, fired_id: str = ""
+) -> str:
+    """Deterministic dedup key: a fired alert by its first window, a resolve by its alert."""
+    if state == "fired":
+        parts = ["fired", subscription_id, window.entity_kind, window.entity, window.window_kind]
+        parts.append(window.window_end.isoformat())
+    else:
+        parts = ["resolved", fired_id]
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+def effective_baseline(window: WindowAggregate, params: DetectorParams) -> float | None:
+    """The baseline rate the test uses: the window's baseline floored, or None if untrusted."""
+    if window.baseline_negative_share is None:
+        return None
+    return max(window.baseline_negative_share, params.baseline_floor)
+
+
+def evaluate_family(windows: Sequence[WindowAggregate], params: DetectorParams) -> list[_Test]:
+    """Test every window of one family and adjust the p-values across it."""
+    tested: list[int] = []
+    raw: list[float] = []
+    for i, w in enumerate(windows):
+        rate = effective_baseline(w, params)
+        if rate is not None and w.count >= params.min_volume:
+            tested.append(i)
+            raw.append(binomial_p(w.negative_count, w.count, rate))
+    adjusted: list[float | None] = [None] * len(windows)
+    for i, q in zip(tested, adjust(raw, params.correction), strict=True):
+        adjusted[i] = q
+    return [_Test(w, q) for w, q in zip(windows, adjusted, strict=True)]
+
+
+def detect(
+    windows: Sequence[WindowAggregate],
+    subscriptions: Sequence[Subscription],
+    states: Mapping[str, DetectorState],
+    now: datetime,
+) -> Detection:
+    """Evaluate closed windows for every subscription they match.
+
+    Args:
+        windows: closed windows (any entities, kinds and ends; usually those ending together).
+        subscriptions: all subscriptions; disabled ones and non-matching windows are skipped.
+        states: current states by `state_key`; missing keys start as `DetectorState()`.
+        now: wall-clock time, only stamped into `AlertEvent.created_at`.
+    Returns:
+        events in a deterministic order, and the new state of every evaluated key.
+    """
+    events: list[AlertEvent] = []
+    new_states: dict[str, DetectorState] = {}
+    for sub in subscriptions:
+        families: dict[datetime, dict[str, WindowAggregate]] = defaultdict(dict)
+        for w in windows:
+            if sub.matches(w.entity_kind, w.entity, w.window_kind):
+                family = families[w.window_end]
+                previous = family.get(w.key)
+                if previous is None or w.revision > previous.revision:
+                    family[w.key] = w
+        for end in sorted(families):
+            family_windows = [families[end][k] for k in sorted(families[end])]
+            for test in evaluate_family(family_windows, sub.detector):
+                key = state_key(sub.id, test.window.entity_kind, test.window.entity, test.window.window_kind)
+                state = new_states.get(key) or states.get(key) or DetectorState()
+                event, new_state = step(state, test.window, test.p_value, sub, now)
+                if new_state is not state:
+                    new_states[key] = new_state
+                if event is not None:
+                    events.append(event)
+    return Detection(tuple(events), new_states)
+
+
+def step(
+    state: DetectorState, window: WindowAggregate, p_value: float | None, sub: Subscription, now: datetime
+) -> tuple[AlertEvent | None, DetectorState]:
+    """One entity's transition for one window, given its adjusted p-value (None: not tested)."""
+    if state.last_window_end is not None and window.window_end <= state.last_window_end:
+        return None, state
+    params = sub.detector
+    seen = state.model_copy(update={"last_window_end": window.window_end})
+    if state.status == "firing":
+        return _maybe_resolve(seen, window, p_value, sub, now)
+    if not _fires(state, window, p_value, sub):
+        return None, seen
+    rate = effective_baseline(window, params)
+    assert rate is not None  # _fires checked it
+    assert p_value is not None
+    fired_id = alert_id("fired", sub.id, window)
+    event = _event("fired", fired_id, window, p_value, rate, sub, now)
+    return event, seen.model_copy(
+        update={"status": "firing", "fired_alert_id": fired_id, "fired_baseline": rate, "calm_windows": 0}
+    )
+
+
+def _fires(state: DetectorState, window: WindowAggregate, p_value: float | None, sub: Subscription) -> bool:
+    params = sub.detector
+    rate = effective_baseline(window, params)
+    if p_value is None or rate is None or p_value > params.significance:
+        return False
+    if window.negative_share - rate < params.min_rise:
+        return False
+    cooling = state.resolved_at is not None and window.window_end < state.resolved_at + timedelta(
+        seconds=params.cooldown_s
+    )
+    return not cooling and not sub.muted(window.window_end)
+
+
+def _maybe_resolve(
+    state: DetectorState, window: WindowAggregate, p_value: float | None, sub: Subscription, now: datetime
+) -> tuple[AlertEvent | None, DetectorState]:
+    params = sub.detector
+    rate = effective_baseline(window, params)
+    if rate is None:
+        rate = state.fired_baseline if state.fired_baseline is not None else params.baseline_floor
+    calm = window.count < params.min_volume or window.negative_share <= rate + params.resolve_rise
+    calm_windows = state.calm_windows + 1 if calm else 0
+    if calm_windows < params.resolve_windows:
+        return None, state.model_copy(update={"calm_windows": calm_windows})
+    fired_id = state.fired_alert_id or alert_id("fired", sub.id, window)
+    event = _event(
+        "resolved", alert_id("resolved", sub.id, window, fired_id), window, p_value, rate, sub, now, fired_id
+    )
+    return event, state.model_copy(
+        update={
+            "status": "ok",
+            "fired_alert_id": None,
+            "fired_baseline": None,
+            "calm_windows": 0,
+            "resolved_at": window.window_end,
+        }
+    )
+
+
+def _event(
+    state: Literal["fired", "resolved"],
+    event_id: str,
+    window: WindowAggregate,
+    p_value: float | None,
+    rate: float,
+    sub: Subscription,
+    now: datetime,
+    fired_id: str | None = None,
+) -> AlertEvent:
+    return AlertEvent(
+        alert_id=event_id,
+        subscription_id=sub.id,
+        state=state,
+        entity_kind=window.entity_kind,
+        entity=window.entity,
+        window_kind=window.window_kind,
+        window_start=window.window_start,
+        window_end=window.window_end,
+        count=window.count,
+        negative_count=window.negative_count,
+        negative_share=window.negative_share,
+        baseline_negative_share=min(1.0, rate),
+        p_value=1.0 if p_value is None else min(1.0, max(0.0, p_value)),
+        significance=sub.detector.significance,
+        top_headlines=window.top_negative,
+        channel=sub.channel,
+        created_at=now,
+        fired_alert_id=fired_id,
+    )

@@ -1,0 +1,37 @@
+"""The detector's statistics: a one-sided binomial test and multiple-testing adjustment."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from scipy.stats import binomtest, false_discovery_control
+
+Correction = Literal["bh", "holm", "none"]
+
+
+def binomial_p(negative: int, count: int, rate: float) -> float:
+    """P(X >= negative) for X ~ Binomial(count, rate): more negatives than the baseline explains."""
+    return float(binomtest(negative, count, rate, alternative="greater").pvalue)
+
+
+def adjust(p_values: Sequence[float], method: Correction) -> list[float]:
+    """Adjusted p-values, in input order, for the tests of one family.
+
+    `bh`: Benjamini-Hochberg (controls the false discovery rate);
+    `holm`: Holm-Bonferroni (controls the family-wise error rate); `none`: unchanged.
+    Reject test i at level alpha when adjusted[i] <= alpha.
+    """
+    ps = [min(1.0, max(0.0, p)) for p in p_values]
+    if method == "none" or len(ps) <= 1:
+        return ps
+    if method == "bh":
+        return [float(q) for q in false_discovery_control(ps, method="bh")]
+    order = sorted(range(len(ps)), key=lambda i: ps[i])
+    m = len(ps)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * ps[i]))
+        adjusted[i] = running
+    return adjusted

@@ -1,0 +1,227 @@
+"""Subscriptions: who gets which alerts, and with which detector parameters.
+
+A subscription is a frozen pydantic model, loaded from a TOML file now (the
+API issue stores the same model in its database). Example::
+
+    [[subscription]]
+    id = "energy-desk"
+    channel = "C0123ENERGY"          # Slack channel id or name
+    [subscription.filter]
+    topics = ["Energy | Oil"]         # "*" matches every entity of that kind
+    tickers = ["XOM", "CVX"]
+    [subscription.detector]
+    window = "tumbling"
+    min_volume = 8
+    min_rise = 0.15
+    significance = 0.01
+    [[subscription.mute]]
+    until = 2025-01-01T00:00:00Z      # or weekdays / start / end / timezone
+
+`load_subscriptions(path)` validates the whole file and raises ConfigError
+naming the file, the subscription and the field.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Sequence
+from datetime import datetime, time
+from pathlib import Path
+from typing import Annotated, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from finpulse.errors import ConfigError
+from finpulse.schema import EntityKind, WindowKind, describe_validation_error
+
+WILDCARD = "*"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+GroupField = Literal["subscription", "entity_kind", "entity"]
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("give a timezone, e.g. 2025-01-01T00:00:00Z")
+    return value
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown timezone {value!r} (use an IANA name such as Europe/London)") from exc
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SubscriptionFilter(_Model):
+    """Which entities a subscription watches; an empty list watches none of that kind."""
+
+    topics: tuple[str, ...] = ()
+    tickers: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if not (self.topics or self.tickers or self.sources):
+            raise ValueError("filter watches nothing: list topics, tickers or sources (or '*')")
+        return self
+
+    def matches(self, kind: EntityKind, entity: str) -> bool:
+        """True when the entity is listed under its kind, or that kind lists '*'."""
+        names = {"topic": self.topics, "ticker": self.tickers, "source": self.sources}[kind]
+        if WILDCARD in names:
+            return True
+        if kind == "ticker":
+            return entity.upper().lstrip("$") in {n.upper().lstrip("$") for n in names}
+        return entity.casefold() in {n.casefold() for n in names}
+
+
+class DetectorParams(_Model):
+    """The spike detector's parameters for one subscription (README: Detector)."""
+
+    window: WindowKind = "tumbling"
+    # Fewer stories than this in a window: not tested, cannot fire.
+    min_volume: int = Field(default=10, ge=1)
+    # Negative share must exceed the baseline share by at least this (absolute, 0.15 = 15 points).
+    min_rise: float = Field(default=0.15, gt=0, lt=1)
+    # Level of the one-sided binomial test after multiple-testing adjustment.
+    # Default 0.001: the test repeats every window, so this bounds false alarms to about
+    # 0.001 x windows per day per subscription when nothing happens (0.3/day at 5 min).
+    significance: float = Field(default=0.001, gt=0, lt=1)
+    correction: Literal["bh", "holm", "none"] = "bh"
+    # Lower bound on the baseline rate the test uses (a quiet entity's 0 % would make any
+    # negative story "significant").
+    baseline_floor: float = Field(default=0.02, ge=0, lt=1)
+    # Hysteresis: a firing alert resolves after `resolve_windows` consecutive windows whose
+    # share is at most baseline + resolve_rise (or whose volume fell under min_volume).
+    resolve_rise: float = Field(default=0.05, ge=0, lt=1)
+    resolve_windows: int = Field(default=2, ge=1)
+    # After an alert resolves, the same entity does not fire again for this long (event time).
+    cooldown_s: float = Field(default=3600.0, ge=0)
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> Self:
+        if self.resolve_rise >= self.min_rise:
+            raise ValueError(
+                f"resolve_rise ({self.resolve_rise}) must be below min_rise ({self.min_rise}) "
+                "so a firing alert does not flap"
+            )
+        return self
+
+
+class MuteWindow(_Model):
+    """A time during which the subscription does not fire (resolves still go out).
+
+    Either absolute (`from` / `until`, either may be open) or recurring (`weekdays`
+    and/or daily `start`-`end` in `timezone`; `end` before `start` spans midnight).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    from_: Annotated[datetime, AfterValidator(_aware)] | None = Field(default=None, alias="from")
+    until: Annotated[datetime, AfterValidator(_aware)] | None = None
+    weekdays: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = ()
+    start: time | None = None
+    end: time | None = None
+    timezone: Annotated[str, AfterValidator(_zone)] = "UTC"
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        absolute = self.from_ is not None or self.until is not None
+        recurring = bool(self.weekdays) or self.start is not None or self.end is not None
+        if absolute == recurring:
+            raise ValueError("a mute is either absolute (from/until) or recurring (weekdays/start/end)")
+        if (self.start is None) != (self.end is None):
+            raise ValueError("give both start and end for a daily mute")
+        return self
+
+    def active(self, at: datetime) -> bool:
+        """True when `at` (timezone-aware) falls inside this mute."""
+        if self.from_ is not None or self.until is not None:
+            return (self.from_ is None or at >= self.from_) and (self.until is None or at < self.until)
+        local = at.astimezone(ZoneInfo(self.timezone))
+        if self.weekdays and WEEKDAYS[local.weekday()] not in self.weekdays:
+            return False
+        if self.start is None or self.end is None:
+            return True
+        now = local.time().replace(tzinfo=None)
+        if self.start <= self.end:
+            return self.start <= now < self.end
+        return now >= self.start or now < self.end
+
+
+class Subscription(_Model):
+    """Who gets what: a channel, a filter, detector parameters, mutes, grouping."""
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = ""
+    channel: str = Field(min_length=1)
+    enabled: bool = True
+    filter: SubscriptionFilter
+    detector: DetectorParams = DetectorParams()
+    mute: tuple[MuteWindow, ...] = ()
+    # Dispatcher grouping (Alertmanager): events with equal values of these fields that
+    # arrive together go out as one message; None: the settings' defaults.
+    group_by: tuple[GroupField, ...] = ("subscription",)
+    group_wait_s: float | None = Field(default=None, ge=0)
+    group_interval_s: float | None = Field(default=None, ge=0)
+
+    def matches(self, kind: EntityKind, entity: str, window: WindowKind) -> bool:
+        """True when this (enabled) subscription evaluates that entity's windows of that kind."""
+        return self.enabled and window == self.detector.window and self.filter.matches(kind, entity)
+
+    def muted(self, at: datetime) -> bool:
+        return any(m.active(at) for m in self.mute)
+
+
+def parse_subscriptions(data: object, origin: str = "subscriptions") -> tuple[Subscription, ...]:
+    """Validate a parsed TOML document ({"subscription": [...]}); raises ConfigError."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a table with [[subscription]] entries")
+    unknown = set(data) - {"subscription"}
+    if unknown:
+        raise ConfigError(f"{origin}: unknown top-level keys {sorted(unknown)}; use [[subscription]]")
+    entries = data.get("subscription", [])
+    if not isinstance(entries, list):
+        raise ConfigError(f"{origin}: 'subscription' must be an array of tables ([[subscription]])")
+    subs: list[Subscription] = []
+    for i, entry in enumerate(entries):
+        label = entry.get("id", f"#{i + 1}") if isinstance(entry, dict) else f"#{i + 1}"
+        try:
+            subs.append(Subscription.model_validate(entry))
+        except ValidationError as exc:
+            raise ConfigError(
+                f"{origin}: subscription {label}: {describe_validation_error(exc)}; fix the file and restart"
+            ) from exc
+    _check_unique([s.id for s in subs], origin)
+    return tuple(subs)
+
+
+def _check_unique(ids: Sequence[str], origin: str) -> None:
+    seen: set[str] = set()
+    for sid in ids:
+        if sid in seen:
+            raise ConfigError(f"{origin}: subscription id {sid!r} appears twice; ids must be unique")
+        seen.add(sid)
+
+
+def load_subscriptions(path: Path) -> tuple[Subscription, ...]:
+    """Read and validate the subscriptions TOML file; raises ConfigError with the cause."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read subscriptions file {path}: {exc.strerror}; "
+            "set FINPULSE_ALERTS_SUBSCRIPTIONS_FILE or create it"
+        ) from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_subscriptions(data, str(path))

@@ -1,0 +1,167 @@
+"""Window bounds, the window accumulator and the EWMA baseline."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from alerts import (
+    Baseline,
+    BaselineParams,
+    add_item,
+    close_window,
+    entities_of,
+    open_window,
+    update_baseline,
+    window_bounds,
+    window_specs,
+    window_starts,
+)
+from finpulse.settings import AlertsSettings
+
+from .synth import HOPPING, T0, TUMBLING, scored, window
+
+
+@pytest.mark.parametrize(
+    ("at", "expected_start"),
+    [
+        ("2025-03-03T09:00:00+00:00", "2025-03-03T09:00:00+00:00"),  # starts are inclusive
+        ("2025-03-03T09:04:59.999999+00:00", "2025-03-03T09:00:00+00:00"),
+        ("2025-03-03T09:05:00+00:00", "2025-03-03T09:05:00+00:00"),  # ends are exclusive
+        ("2025-03-03T10:07:00+01:00", "2025-03-03T09:05:00+00:00"),  # any timezone
+    ],
+)
+def test_tumbling_bounds(at: str, expected_start: str) -> None:
+    [(start, end)] = window_bounds(TUMBLING, datetime.fromisoformat(at))
+    assert start == datetime.fromisoformat(expected_start)
+    assert end - start == timedelta(minutes=5)
+
+
+def test_hopping_windows_cover_the_event() -> None:
+    at = datetime(2025, 3, 3, 9, 7, tzinfo=UTC)
+    bounds = window_bounds(HOPPING, at)
+    assert len(bounds) == 12
+    assert all(start <= at < end for start, end in bounds)
+    assert bounds[0][0] == datetime(2025, 3, 3, 8, 10, tzinfo=UTC)
+    assert bounds[-1][0] == datetime(2025, 3, 3, 9, 5, tzinfo=UTC)
+
+
+def test_window_specs_from_settings() -> None:
+    specs = window_specs(AlertsSettings(tumbling_window_s=60))
+    assert specs["tumbling"].size_s == 60
+    assert (specs["hopping"].size_s, specs["hopping"].step_s) == (3600, 300)
+
+
+def test_entities_of_story() -> None:
+    s = scored("a", topic="Earnings", tickers=("ACME", "$ZZZ"), source="wire")
+    expected = [("topic", "Earnings"), ("ticker", "ACME"), ("ticker", "ZZZ"), ("source", "wire")]
+    assert entities_of(s) == expected
+
+
+def test_story_counts_once_and_syndicated_copies_once() -> None:
+    acc = open_window("topic", "Markets", TUMBLING, T0)
+    original = scored("a", "negative")
+    copy = scored("b", "negative", source="other", duplicate_of="a")
+    for item in (original, original, copy, scored("c", "positive")):
+        acc = add_item(acc, item)
+    assert (acc.count, acc.negative_count) == (2, 1)
+    assert add_item(acc, original) is acc
+
+
+def test_close_window_carries_evidence_and_trusted_baseline() -> None:
+    acc = open_window("ticker", "ACME", TUMBLING, T0)
+    for i, sentiment in enumerate(["negative", "negative", "neutral", "positive"] * 3):
+        acc = add_item(acc, scored(f"s{i:02}", sentiment), top_n=3)  # type: ignore[arg-type]
+    params = BaselineParams(min_windows=2)
+    young = close_window(acc, Baseline(count_sum=5, negative_sum=1, weight=0.5, windows_seen=1), params)
+    assert young.baseline_negative_share is None
+    agg = close_window(acc, Baseline(count_sum=5, negative_sum=1, weight=0.5, windows_seen=2), params)
+    assert (agg.count, agg.negative_count, agg.negative_share) == (12, 6, 0.5)
+    assert agg.baseline_negative_share == pytest.approx(0.2)
+    assert agg.baseline_volume == pytest.approx(10)
+    assert [h.story_id for h in agg.top_negative] == ["s00", "s01", "s04"]
+    assert agg.top_negative[0].url == "https://news.example/s00"
+    assert agg.mean_score == pytest.approx((6 * -0.8 + 3 * 0.7) / 12)
+    assert agg.window_end - agg.window_start == timedelta(minutes=5)
+
+
+def test_empty_window_cannot_close() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        close_window(open_window("topic", "x", TUMBLING, T0), None, BaselineParams())
+
+
+def test_baseline_tracks_share_and_volume() -> None:
+    params = BaselineParams(alpha=0.1, min_windows=3)
+    base = None
+    for i in range(50):
+        base = update_baseline(base, window("x", i, 20, 4), params, TUMBLING)
+    assert base is not None
+    assert base.trusted(params) == pytest.approx((0.2, 20.0))
+
+
+def test_baseline_gap_decays_volume_not_share() -> None:
+    params = BaselineParams(alpha=0.1)
+    base = update_baseline(None, window("x", 0, 20, 4), params, TUMBLING)
+    after_gap = update_baseline(base, window("x", 11, 20, 4), params, TUMBLING)  # 10 empty windows
+    assert after_gap.negative_share == pytest.approx(0.2)
+    assert after_gap.volume is not None
+    assert after_gap.volume < 20
+
+
+def test_baseline_is_idempotent_and_forgets_after_long_silence() -> None:
+    params = BaselineParams(alpha=0.5)
+    w = window("x", 0, 20, 4)
+    base = update_baseline(None, w, params, TUMBLING)
+    assert update_baseline(base, w, params, TUMBLING) is base
+    reborn = update_baseline(base, window("x", 10_000, 10, 9), params, TUMBLING)
+    assert reborn.windows_seen == 1
+    assert reborn.negative_share == pytest.approx(0.9)
+
+
+_stories = st.lists(
+    st.tuples(st.integers(0, 30), st.sampled_from(["negative", "neutral", "positive"])), max_size=40
+)
+
+
+@given(_stories, st.randoms(use_true_random=False))
+def test_accumulator_is_order_independent_and_idempotent(stories: list, rnd: object) -> None:
+    items = [scored(f"s{sid}", sentiment) for sid, sentiment in stories]
+    # A story id keeps its first sentiment (redeliveries are the same record).
+    first = {}
+    for it in items:
+        first.setdefault(it.story_id, it)
+    items = [first[it.story_id] for it in items]
+    shuffled = items + items[: len(items) // 2]
+    rnd.shuffle(shuffled)  # type: ignore[attr-defined]
+    a = b = open_window("topic", "Markets", TUMBLING, T0)
+    for it in items:
+        a = add_item(a, it)
+    for it in shuffled:
+        b = add_item(b, it)
+    assert (a.count, a.negative_count, a.top_negative) == (b.count, b.negative_count, b.top_negative)
+    assert a.score_sum == pytest.approx(b.score_sum)
+    assert a.count == len(first)
+    assert a.negative_count == sum(it.sentiment == "negative" for it in first.values())
+
+
+@given(st.lists(st.tuples(st.integers(1, 200), st.floats(0, 1)), min_size=1, max_size=60))
+def test_baseline_share_stays_within_observed_range(series: list[tuple[int, float]]) -> None:
+    base = None
+    shares = []
+    for i, (count, share) in enumerate(series):
+        negative = round(count * share)
+        shares.append(negative / count)
+        base = update_baseline(base, window("x", i, count, negative), BaselineParams(), TUMBLING)
+    assert base is not None
+    assert base.negative_share is not None
+    assert min(shares) - 1e-9 <= base.negative_share <= max(shares) + 1e-9
+    assert base.volume is not None
+    assert min(c for c, _ in series) - 1e-6 <= base.volume <= max(c for c, _ in series) + 1e-6
+    assert Baseline.model_validate_json(base.model_dump_json()) == base
+
+
+def test_window_starts_hopping_count() -> None:
+    assert len(window_starts(HOPPING, T0)) == 12

@@ -1,0 +1,195 @@
+"""The spike detector on synthetic series: planted spikes, quiet series, hysteresis, cooldown."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+
+from alerts import DetectorState, MuteWindow, alert_id, detect, state_key
+from alerts.stats import adjust
+
+from .synth import NOW, T0, TUMBLING, replay, subscription, window
+
+WARMUP = 30
+
+
+def flat(count: int, rate: float, n: int = WARMUP) -> list[tuple[int, int]]:
+    return [(count, round(count * rate))] * n
+
+
+def noisy(rng: random.Random, mean_count: int, rate: float, n: int) -> list[tuple[int, int]]:
+    out = []
+    for _ in range(n):
+        count = max(0, round(rng.gauss(mean_count, mean_count**0.5)))
+        out.append((count, sum(rng.random() < rate for _ in range(count))))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("volume", "base_rate", "spike_rate", "spike_len", "detected"),
+    [
+        (20, 0.15, 0.60, 3, True),  # clear spike
+        (12, 0.10, 0.70, 2, True),  # small entity, strong spike
+        (60, 0.20, 0.45, 3, True),  # busy entity, moderate spike
+        (200, 0.30, 0.48, 2, True),  # very busy entity
+        (6, 0.10, 0.90, 3, False),  # under min_volume (10): ignored however strong
+        (20, 0.15, 0.25, 4, False),  # rise of 10 points < min_rise of 15
+        (10, 0.30, 0.50, 3, False),  # rise 20 points, but 5/10 against 30 % is not significant
+    ],
+)
+def test_planted_spike(
+    volume: int, base_rate: float, spike_rate: float, spike_len: int, detected: bool
+) -> None:
+    spike = [(volume, round(volume * spike_rate))] * spike_len
+    series = {"Energy": flat(volume, base_rate) + spike + flat(volume, base_rate, 10)}
+    events = replay(series, [subscription()])
+    fired = [i for i, e in events if e.state == "fired"]
+    if not detected:
+        assert fired == []
+        return
+    assert len(fired) == 1
+    assert WARMUP <= fired[0] <= WARMUP + 1, "detected within two windows of the spike's start"
+    resolved = [i for i, e in events if e.state == "resolved"]
+    assert len(resolved) == 1
+    assert resolved[0] > fired[0]
+
+
+def test_spike_among_many_entities_is_found_and_only_there() -> None:
+    rng = random.Random(7)
+    series = {f"topic-{i}": noisy(rng, 25, 0.15, WARMUP + 20) for i in range(15)}
+    series["topic-3"][WARMUP] = (25, 16)
+    events = replay(series, [subscription()])
+    assert [(i, e.entity, e.state) for i, e in events if e.state == "fired"] == [(WARMUP, "topic-3", "fired")]
+
+
+def test_noisy_series_stay_quiet() -> None:
+    """No spike anywhere: false alarms stay within the significance level's budget.
+
+    Each window family is one test at `significance` (0.001) after the BH step, so
+    without spikes about 0.001 x families false alarms are expected. The baseline is
+    itself an estimate, which the binomial test treats as exact, so allow 2x that.
+    The seeds are fixed: the count is deterministic (7 of 4,500 families).
+    """
+    families, fired = 0, 0
+    for seed in range(1, 11):
+        for mean_count, rate in ((15, 0.1), (30, 0.2), (80, 0.35)):
+            rng = random.Random(seed * 1000 + mean_count)
+            series = {f"e{i}": noisy(rng, mean_count, rate, 150) for i in range(8)}
+            events = replay(series, [subscription()])
+            fired += sum(e.state == "fired" for _, e in events)
+            families += 150
+    assert fired / families <= 2 * 0.001
+
+
+def test_flat_and_sparse_series_stay_quiet() -> None:
+    series = {
+        "flat": flat(20, 0.15, 100),
+        "sparse": [(2, 2), (0, 0), (1, 1), (3, 3)] * 25,  # all negative, never enough volume
+        "gappy": [(20, 3), (0, 0), (0, 0), (20, 3)] * 25,
+    }
+    assert replay(series, [subscription()]) == []
+
+
+def test_no_alert_before_the_baseline_is_trusted() -> None:
+    series = {"Energy": [(20, 18)] * 3 + flat(20, 0.1, 5)}
+    assert replay(series, [subscription()]) == []
+
+
+def test_hysteresis_keeps_a_wobbling_alert_open() -> None:
+    # Baseline 15 %; spike, then wobbling around the fire threshold: stays one episode.
+    wobble = [(20, 12), (20, 6), (20, 9), (20, 6), (20, 8)]
+    series = {"Energy": flat(20, 0.15) + wobble + flat(20, 0.15, 5)}
+    events = replay(series, [subscription()])
+    assert [e.state for _, e in events] == ["fired", "resolved"]
+    assert events[1][0] == WARMUP + len(wobble) + 1, "resolves after two calm windows"
+
+
+@pytest.mark.parametrize(("cooldown_s", "fires"), [(0, 2), (3600, 1), (4 * 3600, 1)])
+def test_cooldown_after_resolve(cooldown_s: float, fires: int) -> None:
+    spike = [(20, 14)] * 2
+    calm = flat(20, 0.15, 4)
+    series = {"Energy": flat(20, 0.15) + spike + calm + spike + calm}
+    events = replay(series, [subscription(cooldown_s=cooldown_s)])
+    assert sum(e.state == "fired" for _, e in events) == fires
+
+
+def test_cooldown_ends() -> None:
+    spike = [(20, 14)] * 2
+    series = {"Energy": flat(20, 0.15) + spike + flat(20, 0.15, 14) + spike}  # 70 min apart
+    events = replay(series, [subscription(cooldown_s=3600)])
+    assert [e.state for _, e in events] == ["fired", "resolved", "fired"]
+
+
+def test_mute_suppresses_firing() -> None:
+    spike_end = T0 + (WARMUP + 1) * TUMBLING.step
+    muted = subscription().model_copy(
+        update={"mute": (MuteWindow.model_validate({"from": spike_end - timedelta(minutes=1)}),)}
+    )
+    series = {"Energy": [*flat(20, 0.15), (20, 15), (20, 15)]}
+    assert replay(series, [muted]) == []
+    assert len(replay(series, [subscription()])) == 1
+
+
+def test_filters_and_window_kind_select_windows() -> None:
+    series = {"Energy": [*flat(20, 0.15), (20, 15)]}
+    assert replay(series, [subscription(topics=["Metals"])]) == []
+    assert replay(series, [subscription(window="hopping")]) == []
+    assert len(replay(series, [subscription(topics=["energy"])])) == 1
+
+
+def test_multiple_testing_control_changes_the_decision() -> None:
+    # 20 entities; one with a borderline excess: significant alone, not after correction.
+    series = {f"t{i:02}": [*flat(40, 0.2), (40, 8)] for i in range(20)}
+    series["t05"] = [*flat(40, 0.2), (40, 19)]  # 19/40 vs 20 %: p ~ 2e-4
+    assert len(replay(series, [subscription(correction="none")])) == 1
+    assert replay(series, [subscription(correction="bh")]) == []
+    assert replay(series, [subscription(correction="holm")]) == []
+
+
+def test_alert_ids_are_deterministic_and_replays_identical() -> None:
+    series = {"Energy": [*flat(20, 0.15), (20, 15), *flat(20, 0.15, 4)]}
+    first, second = replay(series, [subscription()]), replay(series, [subscription()])
+    assert first == second
+    fired, resolved = first[0][1], first[1][1]
+    assert fired.alert_id != resolved.alert_id
+    assert resolved.fired_alert_id == fired.alert_id
+    assert len({fired.alert_id, resolved.alert_id}) == 2
+
+
+def test_redelivered_and_late_windows_change_nothing() -> None:
+    sub = subscription()
+    from alerts import Baseline
+
+    base = Baseline(count_sum=20, negative_sum=3, weight=1, windows_seen=10)
+    spike = window("Energy", 5, 20, 15, base)
+    first = detect([spike], [sub], {}, NOW)
+    assert [e.state for e in first.events] == ["fired"]
+    again = detect([spike], [sub], first.states, NOW)
+    assert again.events == ()
+    assert again.states == {}
+    late = spike.model_copy(update={"revision": 1, "negative_count": 16, "negative_share": 0.8})
+    assert detect([late], [sub], first.states, NOW).events == ()
+
+
+def test_state_keys_and_ids() -> None:
+    w = window("Energy", 0, 10, 5)
+    assert state_key("desk", "topic", "Energy", "tumbling") == "desk|topic:Energy|tumbling"
+    assert alert_id("fired", "desk", w) == alert_id("fired", "desk", w)
+    assert alert_id("fired", "desk", w) != alert_id("fired", "other", w)
+    assert DetectorState().model_dump_json()
+
+
+@pytest.mark.parametrize(
+    ("ps", "method", "expected"),
+    [
+        ([0.01, 0.04, 0.03], "none", [0.01, 0.04, 0.03]),
+        ([0.01, 0.04, 0.03], "bh", [0.03, 0.04, 0.04]),
+        ([0.01, 0.04, 0.03], "holm", [0.03, 0.06, 0.06]),
+        ([0.5], "holm", [0.5]),
+        ([], "bh", []),
+    ],
+)
+def test_adjust(ps: list[float], method: str, expected: list[float]) -> None:
+    assert adjust(ps, method) == pytest.approx(expected)  # type: ignore[arg-type]

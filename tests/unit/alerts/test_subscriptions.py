@@ -1,0 +1,74 @@
+"""Subscriptions: the example file, validation errors, filters and mute windows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from alerts import MuteWindow, load_subscriptions
+from alerts.subscriptions import parse_subscriptions
+from finpulse.errors import ConfigError
+from finpulse.settings import REPO_ROOT
+
+GOOD = {"id": "desk", "channel": "#a", "filter": {"tickers": ["ACME"]}}
+
+
+def test_example_file_loads() -> None:
+    subs = load_subscriptions(REPO_ROOT / "config" / "subscriptions.toml")
+    assert [s.id for s in subs] == ["markets-desk", "megacaps"]
+    assert subs[1].matches("ticker", "$nvda", "hopping")
+    assert not subs[1].matches("ticker", "NVDA", "tumbling")
+    assert subs[0].matches("topic", "anything", "tumbling")
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({**GOOD, "filter": {}}, "filter watches nothing"),
+        ({**GOOD, "detector": {"min_rise": 0.1, "resolve_rise": 0.2}}, "must be below min_rise"),
+        ({**GOOD, "detector": {"significance": 1.5}}, "detector.significance"),
+        ({**GOOD, "detector": {"windw": "tumbling"}}, "detector.windw"),
+        ({**GOOD, "id": "bad id!"}, "subscription bad id!: id"),
+        ({**GOOD, "mute": [{"weekdays": ["sat"], "timezone": "Mars/Base"}]}, "unknown timezone"),
+        ({**GOOD, "mute": [{"until": datetime(2025, 1, 1)}]}, "give a timezone"),
+        ({**GOOD, "mute": [{"start": "09:00:00"}]}, "both start and end"),
+        ({**GOOD, "mute": [{}]}, "either absolute"),
+    ],
+)
+def test_invalid_subscriptions_are_named(entry: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_subscriptions({"subscription": [entry]}, "subs.toml")
+
+
+def test_duplicate_ids_and_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="appears twice"):
+        parse_subscriptions({"subscription": [GOOD, GOOD]})
+    with pytest.raises(ConfigError, match="unknown top-level keys"):
+        parse_subscriptions({"subscriptions": [GOOD]})
+    bad = tmp_path / "s.toml"
+    bad.write_text("[[subscription]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_subscriptions(bad)
+    with pytest.raises(ConfigError, match="FINPULSE_ALERTS_SUBSCRIPTIONS_FILE"):
+        load_subscriptions(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize(
+    ("mute", "at", "active"),
+    [
+        ({"from": "2025-01-01T00:00:00Z"}, "2025-01-01T00:00:00Z", True),
+        ({"until": "2025-01-01T00:00:00Z"}, "2025-01-01T00:00:00Z", False),
+        ({"weekdays": ["sat", "sun"]}, "2025-03-08T12:00:00Z", True),  # a Saturday
+        ({"weekdays": ["sat", "sun"]}, "2025-03-10T12:00:00Z", False),
+        ({"start": "22:00:00", "end": "06:00:00"}, "2025-03-10T23:30:00Z", True),  # spans midnight
+        ({"start": "22:00:00", "end": "06:00:00"}, "2025-03-10T06:00:00Z", False),
+        # 18:00 in New York on a Friday is 23:00 UTC; the weekday is New York's.
+        ({"weekdays": ["fri"], "start": "17:00:00", "end": "20:00:00", "timezone": "America/New_York"},
+         "2025-03-14T22:30:00Z", True),
+    ],
+)  # fmt: skip
+def test_mute_windows(mute: dict, at: str, active: bool) -> None:
+    when = datetime.fromisoformat(at).astimezone(UTC)
+    assert MuteWindow.model_validate(mute).active(when) is active
