@@ -223,6 +223,9 @@ class AlertEvent(Message):
     top_headlines: tuple[HeadlineRef, ...] = ()
     channel: str | None = None
     created_at: UtcDatetime
+    window_kind: WindowKind = "tumbling"
+    # On a resolved event: the alert_id of the fired event it closes (its Slack thread).
+    fired_alert_id: str | None = None
 
 
 class DeadLetter(Message):
@@ -271,4 +274,3 @@ class DeadLetter(Message):
 
 def _b64(data: bytes | None) -> str | None:
     return base64.b64encode(data).decode("ascii") if data is not None else None
-
