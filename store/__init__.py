@@ -1,0 +1,63 @@
+"""The history store: scored items, window aggregates, alerts, feedback, subscriptions.
+
+from store import DuckDBStore, TrendQuery
+with DuckDBStore("history.duckdb") as db:
+    db.upsert_windows(windows)
+    points = db.fetch(TrendQuery(entity_kind="ticker", entity="AAPL", granularity="hour"))
+"""
+
+from store.duckdb import DuckDBStore, ExportFormat
+from store.errors import NotFound, StoreConfigError, StoreError, StoreLocked
+from store.queries import (
+    AlertsQuery,
+    EntitiesQuery,
+    FeedbackQuery,
+    Granularity,
+    HeadlinesQuery,
+    Query,
+    TrendQuery,
+    VolumeQuery,
+    WindowsQuery,
+)
+from store.records import (
+    AlertRecord,
+    EntityCount,
+    Feedback,
+    Headline,
+    LabelledAlert,
+    StoreStats,
+    SubscriptionRecord,
+    TrendPoint,
+    Verdict,
+    VolumePoint,
+    WindowRow,
+)
+
+__all__ = [
+    "AlertRecord",
+    "AlertsQuery",
+    "DuckDBStore",
+    "EntitiesQuery",
+    "EntityCount",
+    "ExportFormat",
+    "Feedback",
+    "FeedbackQuery",
+    "Granularity",
+    "Headline",
+    "HeadlinesQuery",
+    "LabelledAlert",
+    "NotFound",
+    "Query",
+    "StoreConfigError",
+    "StoreError",
+    "StoreLocked",
+    "StoreStats",
+    "SubscriptionRecord",
+    "TrendPoint",
+    "TrendQuery",
+    "Verdict",
+    "VolumePoint",
+    "VolumeQuery",
+    "WindowRow",
+    "WindowsQuery",
+]

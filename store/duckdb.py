@@ -1,0 +1,361 @@
+"""DuckDBStore: the history store on an embedded DuckDB file.
+
+Concurrency: DuckDB allows ONE process to open a file for writing (and no
+readers in other processes while it does). By default (`keep_open=False`)
+every operation opens the file, works and closes it, so the stream's sink and
+the API, in two processes, take turns; a conflicting lock is retried with
+backoff for `lock_timeout_s`, then `StoreLocked` says what to do. With
+`keep_open=True` one connection is held from `start()` to `stop()` (fastest;
+other processes are locked out) and threads each get a cursor. An in-memory
+store is always kept open. Deployments with several writers need a server
+database (a later store).
+
+Methods are blocking: async callers use `await asyncio.to_thread(...)`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+import duckdb
+
+from finpulse.schema import AlertEvent, ScoredItem, WindowAggregate
+from store import migrations, retention, writes
+from store.errors import NotFound, StoreError, StoreLocked
+from store.queries import AlertsQuery, FeedbackQuery, Query, WindowsQuery, naive_utc
+from store.records import Feedback, LabelledAlert, Row, StoreStats, SubscriptionRecord, Verdict
+from store.url import duckdb_path
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from finpulse.settings import StoreSettings
+
+logger = logging.getLogger(__name__)
+
+ExportFormat = Literal["csv", "parquet"]
+# Lock retry backoff: first wait and cap, in seconds (jittered).
+_BACKOFF_FIRST_S = 0.02
+_BACKOFF_MAX_S = 0.5
+
+
+class DuckDBStore:
+    """History of scored items, window aggregates, alerts, feedback and subscriptions."""
+
+    def __init__(
+        self,
+        path: str | Path | None,
+        *,
+        read_only: bool = False,
+        keep_open: bool = False,
+        lock_timeout_s: float = 10.0,
+        retention_days: int = 365,
+    ) -> None:
+        self.path = duckdb_path(path) if path is not None else None
+        self.read_only = read_only
+        self.keep_open = keep_open or self.path is None
+        self.lock_timeout_s = lock_timeout_s
+        self.retention_days = retention_days
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._started = False
+        self._cursor_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: StoreSettings, *, read_only: bool = False) -> DuckDBStore:
+        return cls(
+            settings.url,
+            read_only=read_only,
+            keep_open=settings.keep_open,
+            lock_timeout_s=settings.lock_timeout_s,
+            retention_days=settings.retention_days,
+        )
+
+    @property
+    def where(self) -> str:
+        return str(self.path) if self.path is not None else ":memory:"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open (creating the file and applying migrations unless read-only); idempotent."""
+        if self._started:
+            return
+        if self.path is not None:
+            if self.read_only and not self.path.is_file():
+                raise StoreError(f"history store {self.path} does not exist yet; start the stream worker")
+            if not self.read_only:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = self._open()
+        try:
+            if self.read_only:
+                migrations.check_version(migrations.current_version(con), self.where)
+            else:
+                migrations.migrate(con, self.where)
+        except BaseException:
+            con.close()
+            raise
+        if self.keep_open:
+            self._con = con
+        else:
+            con.close()
+        self._started = True
+        logger.info(
+            "store started path=%s read_only=%s keep_open=%s", self.where, self.read_only, self.keep_open
+        )
+
+    def stop(self) -> None:
+        """Close the held connection, if any; idempotent."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        self._started = False
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        database = str(self.path) if self.path is not None else ":memory:"
+        began, delay = time.monotonic(), _BACKOFF_FIRST_S
+        while True:
+            try:
+                return duckdb.connect(database, read_only=self.read_only)
+            except duckdb.IOException as exc:
+                waited = time.monotonic() - began
+                if "lock" not in str(exc).lower():
+                    raise StoreError(f"cannot open history store {database}: {exc}") from exc
+                if waited >= self.lock_timeout_s:
+                    assert self.path is not None  # memory databases have no file lock
+                    raise StoreLocked(self.path, waited, str(exc).split(". See also")[0]) from exc
+                time.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, _BACKOFF_MAX_S)
+            except duckdb.ConnectionException as exc:
+                raise StoreError(
+                    f"cannot open history store {database}: {exc}. In one process, open a file "
+                    "either read-only everywhere or read-write everywhere."
+                ) from exc
+
+    @contextmanager
+    def _connection(self, *, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not self._started:
+            raise StoreError("the store is not started; call start() (or use it as a context manager)")
+        if write and self.read_only:
+            raise StoreError(f"history store {self.where} was opened read-only; writes need read_only=False")
+        if self._con is not None:
+            with self._cursor_lock:
+                con = self._con.cursor()
+        else:
+            con = self._open()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    # -- writes (the stream's sink) ----------------------------------------------------------
+
+    def upsert_scored(self, items: Sequence[ScoredItem]) -> int:
+        """Insert or replace scored items by story id; returns distinct items written."""
+        unique = writes.dedupe(items, key=lambda s: s.story_id)
+        return self._upsert(writes.SCORED_ITEMS, [writes.scored_item_row(s) for s in unique])
+
+    def upsert_windows(self, windows: Sequence[WindowAggregate]) -> int:
+        """Insert window aggregates by key; a stored one is replaced only by an equal or higher revision."""
+        unique = writes.dedupe(windows, key=lambda w: w.key, rank=lambda w: w.revision)
+        return self._upsert(writes.WINDOWS, [writes.window_row(w) for w in unique])
+
+    def upsert_alerts(self, alerts: Sequence[AlertEvent]) -> int:
+        """Insert or replace alert events by alert_id."""
+        unique = writes.dedupe(alerts, key=lambda a: a.alert_id)
+        return self._upsert(writes.ALERTS, [writes.alert_row(a) for a in unique])
+
+    def _upsert(self, table: writes.Table, rows: list[tuple[Any, ...]]) -> int:
+        if not rows:
+            return 0
+        with self._connection(write=True) as con:
+            written = writes.upsert(con, table, rows)
+        logger.debug("store upsert table=%s rows=%d", table.name, written)
+        return written
+
+    # -- feedback ------------------------------------------------------------------------------
+
+    def put_feedback(
+        self, alert_id: str, verdict: Verdict, *, note: str = "", author: str = "anonymous",
+        at: datetime | None = None,
+    ) -> Feedback:  # fmt: skip
+        """Record an analyst's verdict on an alert (the latest one wins).
+
+        Raises:
+            NotFound: no stored alert has that id.
+        """
+        feedback = Feedback(
+            alert_id=alert_id, verdict=verdict, note=note, author=author, created_at=at or datetime.now(UTC)
+        )
+        with self._connection(write=True) as con:
+            if not con.execute("SELECT 1 FROM alerts WHERE alert_id = ?", [alert_id]).fetchone():
+                raise NotFound(f"no alert with id {alert_id!r} in the history store")
+            con.execute(
+                "INSERT INTO feedback VALUES (?, ?, ?, ?, ?) ON CONFLICT (alert_id) DO UPDATE SET "
+                "verdict = excluded.verdict, note = excluded.note, author = excluded.author, "
+                "created_at = excluded.created_at",
+                [alert_id, verdict, feedback.note, feedback.author, naive_utc(feedback.created_at)],
+            )
+        logger.info("store feedback alert_id=%s verdict=%s author=%s", alert_id, verdict, feedback.author)
+        return feedback
+
+    def get_feedback(self, alert_id: str) -> Feedback | None:
+        with self._connection() as con:
+            cur = con.execute("SELECT * FROM feedback WHERE alert_id = ?", [alert_id])
+            rows = _dicts(cur)
+        return Feedback.model_validate(rows[0]) if rows else None
+
+    def labelled_alerts(
+        self, start: datetime | None = None, end: datetime | None = None, subscription_id: str | None = None
+    ) -> list[LabelledAlert]:
+        """Every alert with feedback whose window starts in [start, end): the backtest's labels."""
+        query = FeedbackQuery(start=start, end=end, subscription_id=subscription_id)
+        return [LabelledAlert.model_validate(r) for r in self._rows(query, paged=False)]
+
+    # -- subscriptions (JSON rows; the API validates them with alerts' model) -------------------
+
+    def list_subscriptions(self) -> list[SubscriptionRecord]:
+        with self._connection() as con:
+            rows = _dicts(con.execute("SELECT id, body, updated_at FROM subscriptions ORDER BY id"))
+        return [_subscription(r) for r in rows]
+
+    def get_subscription(self, sub_id: str) -> SubscriptionRecord | None:
+        with self._connection() as con:
+            rows = _dicts(
+                con.execute("SELECT id, body, updated_at FROM subscriptions WHERE id = ?", [sub_id])
+            )
+        return _subscription(rows[0]) if rows else None
+
+    def put_subscription(self, sub_id: str, body: Mapping[str, Any]) -> SubscriptionRecord:
+        """Create or replace a subscription's JSON body."""
+        record = SubscriptionRecord(id=sub_id, body=dict(body), updated_at=datetime.now(UTC))
+        with self._connection(write=True) as con:
+            con.execute(
+                "INSERT INTO subscriptions VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "body = excluded.body, updated_at = excluded.updated_at",
+                [sub_id, json.dumps(record.body), naive_utc(record.updated_at)],
+            )
+        return record
+
+    def delete_subscription(self, sub_id: str) -> bool:
+        """Delete one subscription; False when there was none."""
+        with self._connection(write=True) as con:
+            row = con.execute("DELETE FROM subscriptions WHERE id = ?", [sub_id]).fetchone()
+        return bool(row and row[0])
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def fetch(self, query: Query, *, paged: bool = True) -> list[Row]:
+        """Rows of a query (TrendQuery, AlertsQuery, ...) as its row model."""
+        return [query.row.model_validate(r) for r in self._rows(query, paged=paged)]
+
+    def frame(self, query: Query, *, paged: bool = False) -> pd.DataFrame:
+        """A query's rows as a pandas DataFrame; times are UTC-aware."""
+        sql, params = _paged(query, paged)
+        with self._connection() as con:
+            df = con.execute(sql, params).df()
+        for column in df.columns:
+            if str(df[column].dtype).startswith("datetime64") and df[column].dt.tz is None:
+                df[column] = df[column].dt.tz_localize("UTC")
+        return df
+
+    def export(self, query: Query, path: Path, fmt: ExportFormat, *, paged: bool = False) -> Path:
+        """Write a query's rows to a CSV or Parquet file (written by DuckDB itself)."""
+        sql, params = _paged(query, paged)
+        with self._connection() as con:
+            relation = con.sql(sql, params=params)
+            if fmt == "parquet":
+                relation.write_parquet(str(path))
+            else:
+                relation.write_csv(str(path), header=True)
+        return path
+
+    def window_series(
+        self, entity_kind: str | None = None, entity: str | None = None, *,
+        start: datetime | None = None, end: datetime | None = None, window_kind: str | None = "tumbling",
+    ) -> list[WindowAggregate]:  # fmt: skip
+        """Stored windows as full WindowAggregate messages, oldest first: the backtest's series."""
+        query = WindowsQuery.model_validate(
+            {
+                "entity_kind": entity_kind,
+                "entity": entity,
+                "start": start,
+                "end": end,
+                "window_kind": window_kind,
+            }
+        )
+        where, params = query.where()
+        sql = f"SELECT record FROM windows {where} ORDER BY window_start, entity_kind, entity"  # noqa: S608
+        with self._connection() as con:
+            records = con.execute(sql, params).fetchall()
+        return [WindowAggregate.model_validate_json(r[0]) for r in records]
+
+    def alert_events(self, query: AlertsQuery | None = None) -> list[AlertEvent]:
+        """Stored alerts as full AlertEvent messages (evidence included), oldest first."""
+        sql, params = (query or AlertsQuery()).select()
+        sql = (
+            f"SELECT a.record FROM ({sql}) s JOIN alerts a USING (alert_id) ORDER BY a.created_at, a.alert_id"  # noqa: S608
+        )
+        with self._connection() as con:
+            records = con.execute(sql, params).fetchall()
+        return [AlertEvent.model_validate_json(r[0]) for r in records]
+
+    # -- maintenance --------------------------------------------------------------------------
+
+    def apply_retention(self, now: datetime | None = None) -> dict[str, int]:
+        """Delete history older than `retention_days`; returns rows deleted per table."""
+        cutoff = retention.retention_cutoff(self.retention_days, now)
+        with self._connection(write=True) as con:
+            return retention.delete_before(con, cutoff)
+
+    def stats(self) -> StoreStats:
+        """Schema version and row counts."""
+        tables = ("scored_items", "windows", "alerts", "feedback", "subscriptions")
+        with self._connection() as con:
+            counts = {t: _scalar(con, f"SELECT count(*) FROM {t}") for t in tables}  # noqa: S608
+            version = migrations.current_version(con)
+        return StoreStats(schema_version=version, **counts)
+
+    def _rows(self, query: Query, *, paged: bool) -> list[dict[str, Any]]:
+        sql, params = _paged(query, paged)
+        with self._connection() as con:
+            return _dicts(con.execute(sql, params))
+
+
+def _paged(query: Query, paged: bool) -> tuple[str, list[Any]]:
+    sql, params = query.select()
+    if paged:
+        return f"{sql} LIMIT ? OFFSET ?", [*params, query.limit, query.offset]
+    return sql, params
+
+
+def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    columns = [d[0] for d in cursor.description or ()]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _subscription(row: dict[str, Any]) -> SubscriptionRecord:
+    return SubscriptionRecord(id=row["id"], body=json.loads(row["body"]), updated_at=row["updated_at"])

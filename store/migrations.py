@@ -1,0 +1,151 @@
+"""Versioned schema migrations: ordered SQL steps recorded in `schema_version`.
+
+Each step runs once, in its own transaction, in order; the table records the
+version, a description and when it was applied. Add a step by appending to
+MIGRATIONS (never edit a released one). All timestamps are UTC, stored as
+TIMESTAMP without zone; each row keeps its whole message as JSON in `record`
+so fields added to the schema later are never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import duckdb
+
+from store.errors import StoreConfigError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: the version it brings the database to, and its SQL."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "scored items, windows, alerts, feedback, subscriptions",
+        (
+            """CREATE TABLE scored_items (
+                story_id VARCHAR PRIMARY KEY,
+                source VARCHAR NOT NULL,
+                title VARCHAR NOT NULL,
+                url VARCHAR,
+                published_at TIMESTAMP NOT NULL,
+                tickers VARCHAR[] NOT NULL,
+                topic VARCHAR NOT NULL,
+                sentiment VARCHAR NOT NULL,
+                sentiment_score DOUBLE NOT NULL,
+                model_version VARCHAR NOT NULL,
+                scored_at TIMESTAMP NOT NULL,
+                record JSON NOT NULL)""",
+            "CREATE INDEX scored_items_published ON scored_items (published_at)",
+            """CREATE TABLE windows (
+                key VARCHAR PRIMARY KEY,
+                entity_kind VARCHAR NOT NULL,
+                entity VARCHAR NOT NULL,
+                window_kind VARCHAR NOT NULL,
+                window_start TIMESTAMP NOT NULL,
+                window_end TIMESTAMP NOT NULL,
+                count INTEGER NOT NULL,
+                negative_count INTEGER NOT NULL,
+                negative_share DOUBLE NOT NULL,
+                mean_score DOUBLE NOT NULL,
+                baseline_negative_share DOUBLE,
+                baseline_volume DOUBLE,
+                revision INTEGER NOT NULL,
+                record JSON NOT NULL)""",
+            "CREATE INDEX windows_entity ON windows (entity_kind, entity, window_start)",
+            """CREATE TABLE alerts (
+                alert_id VARCHAR PRIMARY KEY,
+                subscription_id VARCHAR NOT NULL,
+                state VARCHAR NOT NULL,
+                entity_kind VARCHAR NOT NULL,
+                entity VARCHAR NOT NULL,
+                window_start TIMESTAMP NOT NULL,
+                window_end TIMESTAMP NOT NULL,
+                count INTEGER NOT NULL,
+                negative_count INTEGER NOT NULL,
+                negative_share DOUBLE NOT NULL,
+                baseline_negative_share DOUBLE NOT NULL,
+                p_value DOUBLE NOT NULL,
+                channel VARCHAR,
+                created_at TIMESTAMP NOT NULL,
+                record JSON NOT NULL)""",
+            "CREATE INDEX alerts_created ON alerts (created_at)",
+            # One verdict per alert: the latest analyst's mark wins (who and when are kept).
+            """CREATE TABLE feedback (
+                alert_id VARCHAR PRIMARY KEY,
+                verdict VARCHAR NOT NULL CHECK (verdict IN ('tp', 'fp')),
+                note VARCHAR NOT NULL,
+                author VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL)""",
+            """CREATE TABLE subscriptions (
+                id VARCHAR PRIMARY KEY,
+                body JSON NOT NULL,
+                updated_at TIMESTAMP NOT NULL)""",
+        ),
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    description VARCHAR NOT NULL,
+    applied_at TIMESTAMP NOT NULL DEFAULT (now()::TIMESTAMP))"""
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The highest applied version; 0 for an empty database."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return 0
+    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+    return int(row[0]) if row else 0
+
+
+def check_version(version: int, where: str) -> None:
+    """Refuse a database written by newer code than this."""
+    if version > LATEST_VERSION:
+        raise StoreConfigError(
+            f"history store {where} has schema version {version}, newer than this finpulse "
+            f"knows ({LATEST_VERSION}); upgrade finpulse or point FINPULSE_STORE_URL elsewhere"
+        )
+
+
+def migrate(
+    con: duckdb.DuckDBPyConnection, where: str, migrations: tuple[Migration, ...] = MIGRATIONS
+) -> list[int]:
+    """Apply the missing steps in order; returns the versions applied (empty when current)."""
+    con.execute(_VERSION_TABLE)
+    version = current_version(con)
+    check_version(version, where)
+    applied = []
+    for step in migrations:
+        if step.version <= version:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for sql in step.statements:
+                con.execute(sql)
+            con.execute(
+                "INSERT INTO schema_version (version, description) VALUES (?, ?)",
+                [step.version, step.description],
+            )
+            con.execute("COMMIT")
+        except duckdb.Error:
+            con.execute("ROLLBACK")
+            raise
+        logger.info("store migrated where=%s version=%d (%s)", where, step.version, step.description)
+        applied.append(step.version)
+    return applied

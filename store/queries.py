@@ -1,0 +1,274 @@
+"""The store's read queries, one frozen model per question.
+
+A query model holds the filters (validated: a time range with start < end,
+paging bounds) and renders its SQL with bound parameters. The same model
+backs the API's query parameters, the pandas facade and the exports, so the
+three always agree. Only validated literals (entity kinds, a fixed interval
+table) are ever formatted into SQL text; user values are bound parameters.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from finpulse.schema import EntityKind, Sentiment, WindowKind
+from store.records import (
+    AlertRecord,
+    EntityCount,
+    Headline,
+    LabelledAlert,
+    Row,
+    TrendPoint,
+    UtcTime,
+    Verdict,
+    VolumePoint,
+    WindowRow,
+)
+
+Granularity = Literal["5min", "hour", "day"]
+# DuckDB interval literals for each granularity (the only values formatted into SQL).
+INTERVALS: dict[str, str] = {"5min": "5 minutes", "hour": "1 hour", "day": "1 day"}
+# The range a query covers when it names no start: the last week.
+DEFAULT_RANGE = timedelta(days=7)
+MAX_LIMIT = 10_000
+# Which column holds an item's entity of each kind (tickers: one row per ticker).
+_ENTITY_COLUMN: dict[str, str] = {"topic": "topic", "source": "source", "ticker": "unnest(tickers)"}
+
+Params = list[Any]
+
+
+def naive_utc(value: datetime) -> datetime:
+    """The database stores UTC as TIMESTAMP without zone: bind naive UTC values."""
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+class Query(BaseModel):
+    """Base: a time range [start, end) in UTC and limit/offset paging."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    row: ClassVar[type[Row]]
+
+    start: UtcTime | None = Field(default=None, description="inclusive, ISO 8601; default end - 7 days")
+    end: UtcTime | None = Field(default=None, description="exclusive, ISO 8601; default now")
+    limit: int = Field(default=500, ge=1, le=MAX_LIMIT)
+    offset: int = Field(default=0, ge=0, le=1_000_000_000)
+
+    @model_validator(mode="after")
+    def _range(self) -> Self:
+        end = self.end or datetime.now(UTC).replace(microsecond=0)
+        try:
+            start = self.start or end - DEFAULT_RANGE
+        except OverflowError:
+            start = datetime.min.replace(tzinfo=UTC)
+        if start >= end:
+            raise ValueError(f"start ({start.isoformat()}) must be before end ({end.isoformat()})")
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "end", end)
+        return self
+
+    def bounds(self) -> Params:
+        """[start, end] as naive UTC for binding."""
+        # Both are set by the validator.
+        assert self.start is not None
+        assert self.end is not None
+        return [naive_utc(self.start), naive_utc(self.end)]
+
+    def select(self) -> tuple[str, Params]:
+        """SQL (ordered, without LIMIT) and its parameters."""
+        raise NotImplementedError
+
+
+def _entity_filter(kind: str | None, entity: str | None, column: str = "entity") -> tuple[str, Params]:
+    if entity is None:
+        return "", []
+    if kind == "ticker" and column != "entity":
+        return " AND list_contains(tickers, ?)", [entity]
+    return f" AND {column} = ?", [entity]
+
+
+class _EntityQuery(Query):
+    entity_kind: EntityKind = "topic"
+    entity: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _ticker_case(self) -> Self:
+        if self.entity_kind == "ticker" and self.entity is not None:
+            object.__setattr__(self, "entity", self.entity.upper().lstrip("$"))
+        return self
+
+    def _items(self) -> str:
+        column = _ENTITY_COLUMN[self.entity_kind]
+        return (
+            f"SELECT published_at, sentiment, sentiment_score, {column} AS entity "  # noqa: S608
+            "FROM scored_items WHERE published_at >= ? AND published_at < ?"
+        )
+
+
+class TrendQuery(_EntityQuery):
+    """Sentiment per entity and time bucket, from the scored items."""
+
+    row: ClassVar[type[Row]] = TrendPoint
+    granularity: Granularity = "hour"
+
+    def select(self) -> tuple[str, Params]:
+        where, params = _entity_filter(self.entity_kind, self.entity)
+        sql = (
+            f"WITH e AS ({self._items()}) "  # noqa: S608
+            f"SELECT time_bucket(INTERVAL '{INTERVALS[self.granularity]}', published_at) AS bucket_start, "
+            f"'{self.entity_kind}' AS entity_kind, entity, count(*) AS count, "
+            "count(*) FILTER (WHERE sentiment = 'negative') AS negative_count, "
+            "count(*) FILTER (WHERE sentiment = 'positive') AS positive_count, "
+            "count(*) FILTER (WHERE sentiment = 'negative') / count(*) AS negative_share, "
+            "avg(sentiment_score) AS mean_score "
+            f"FROM e WHERE entity IS NOT NULL{where} GROUP BY ALL ORDER BY bucket_start, entity"
+        )
+        return sql, [*self.bounds(), *params]
+
+
+class VolumeQuery(TrendQuery):
+    """Item counts per entity and time bucket."""
+
+    row: ClassVar[type[Row]] = VolumePoint
+
+    def select(self) -> tuple[str, Params]:
+        where, params = _entity_filter(self.entity_kind, self.entity)
+        sql = (
+            f"WITH e AS ({self._items()}) "  # noqa: S608
+            f"SELECT time_bucket(INTERVAL '{INTERVALS[self.granularity]}', published_at) AS bucket_start, "
+            f"'{self.entity_kind}' AS entity_kind, entity, count(*) AS count "
+            f"FROM e WHERE entity IS NOT NULL{where} GROUP BY ALL ORDER BY bucket_start, entity"
+        )
+        return sql, [*self.bounds(), *params]
+
+
+class EntitiesQuery(_EntityQuery):
+    """The entities of one kind with items in the range, busiest first."""
+
+    row: ClassVar[type[Row]] = EntityCount
+
+    def select(self) -> tuple[str, Params]:
+        where, params = _entity_filter(self.entity_kind, self.entity)
+        sql = (
+            f"WITH e AS ({self._items()}) "  # noqa: S608
+            f"SELECT '{self.entity_kind}' AS entity_kind, entity, count(*) AS count FROM e "
+            f"WHERE entity IS NOT NULL{where} GROUP BY ALL ORDER BY count DESC, entity"
+        )
+        return sql, [*self.bounds(), *params]
+
+
+class HeadlinesQuery(Query):
+    """Headlines of one sentiment (default negative), most extreme score first."""
+
+    row: ClassVar[type[Row]] = Headline
+    entity_kind: EntityKind | None = None
+    entity: str | None = Field(default=None, min_length=1, max_length=200)
+    sentiment: Sentiment = "negative"
+
+    @model_validator(mode="after")
+    def _entity_needs_kind(self) -> Self:
+        if self.entity is not None and self.entity_kind is None:
+            raise ValueError("entity needs entity_kind (topic, ticker or source)")
+        if self.entity_kind == "ticker" and self.entity is not None:
+            object.__setattr__(self, "entity", self.entity.upper().lstrip("$"))
+        return self
+
+    def select(self) -> tuple[str, Params]:
+        where, params = _entity_filter(self.entity_kind, self.entity, column=self.entity_kind or "topic")
+        order = "DESC" if self.sentiment == "positive" else "ASC"
+        sql = (
+            "SELECT story_id, title, url, source, topic, tickers, published_at, sentiment, "  # noqa: S608
+            "sentiment_score FROM scored_items WHERE published_at >= ? AND published_at < ? "
+            f"AND sentiment = ?{where} ORDER BY sentiment_score {order}, published_at DESC, story_id"
+        )
+        return sql, [*self.bounds(), self.sentiment, *params]
+
+
+_ALERT_COLUMNS = (
+    "a.alert_id, a.subscription_id, a.state, a.entity_kind, a.entity, a.window_start, a.window_end, "
+    "a.count, a.negative_count, a.negative_share, a.baseline_negative_share, a.p_value, a.channel, "
+    "a.created_at, f.verdict, f.note, f.author AS feedback_by, f.created_at AS feedback_at"
+)
+
+
+class AlertsQuery(Query):
+    """Alert history (by creation time), newest first, with feedback."""
+
+    row: ClassVar[type[Row]] = AlertRecord
+    subscription_id: str | None = Field(default=None, min_length=1, max_length=200)
+    entity_kind: EntityKind | None = None
+    entity: str | None = Field(default=None, min_length=1, max_length=200)
+    state: Literal["fired", "resolved"] | None = None
+
+    def select(self) -> tuple[str, Params]:
+        clauses, params = [], []
+        for column, value in (
+            ("a.subscription_id", self.subscription_id),
+            ("a.entity_kind", self.entity_kind),
+            ("a.entity", self.entity),
+            ("a.state", self.state),
+        ):
+            if value is not None:
+                clauses.append(f" AND {column} = ?")
+                params.append(value)
+        sql = (
+            f"SELECT {_ALERT_COLUMNS} FROM alerts a LEFT JOIN feedback f USING (alert_id) "  # noqa: S608
+            f"WHERE a.created_at >= ? AND a.created_at < ?{''.join(clauses)} "
+            "ORDER BY a.created_at DESC, a.alert_id"
+        )
+        return sql, [*self.bounds(), *params]
+
+
+class FeedbackQuery(Query):
+    """Labelled alerts (feedback joined with its alert) whose window starts in the range."""
+
+    row: ClassVar[type[Row]] = LabelledAlert
+    verdict: Verdict | None = None
+    subscription_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+    def select(self) -> tuple[str, Params]:
+        clauses: list[str] = []
+        params: Params = []
+        if self.verdict is not None:
+            clauses.append(" AND f.verdict = ?")
+            params.append(self.verdict)
+        if self.subscription_id is not None:
+            clauses.append(" AND a.subscription_id = ?")
+            params.append(self.subscription_id)
+        sql = (
+            "SELECT f.alert_id, f.verdict, f.note, f.author, f.created_at, a.subscription_id, "  # noqa: S608
+            "a.state, a.entity_kind, a.entity, a.window_start, a.window_end, a.negative_share, "
+            "a.baseline_negative_share, a.p_value FROM feedback f JOIN alerts a USING (alert_id) "
+            f"WHERE a.window_start >= ? AND a.window_start < ?{''.join(clauses)} "
+            "ORDER BY a.window_start, f.alert_id"
+        )
+        return sql, [*self.bounds(), *params]
+
+
+class WindowsQuery(Query):
+    """Stored window aggregates (by window start, oldest first): the backtest's input."""
+
+    row: ClassVar[type[Row]] = WindowRow
+    entity_kind: EntityKind | None = None
+    entity: str | None = Field(default=None, min_length=1, max_length=200)
+    window_kind: WindowKind | None = None
+
+    def where(self) -> tuple[str, Params]:
+        clauses, params = [], []
+        for column, value in (
+            ("entity_kind", self.entity_kind),
+            ("entity", self.entity),
+            ("window_kind", self.window_kind),
+        ):
+            if value is not None:
+                clauses.append(f" AND {column} = ?")
+                params.append(value)
+        return "WHERE window_start >= ? AND window_start < ?" + "".join(clauses), [*self.bounds(), *params]
+
+    def select(self) -> tuple[str, Params]:
+        where, params = self.where()
+        columns = ", ".join(WindowRow.model_fields)
+        sql = f"SELECT {columns} FROM windows {where} ORDER BY window_start, entity_kind, entity"  # noqa: S608
+        return sql, params

@@ -1,0 +1,169 @@
+"""Rows the store returns: frozen models, times in UTC.
+
+These are the store's read side; the write side takes the messages of
+`finpulse.schema` (ScoredItem, WindowAggregate, AlertEvent) as they are.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from finpulse.schema import EntityKind, Sentiment
+
+Verdict = Literal["tp", "fp"]
+VERDICTS: tuple[Verdict, ...] = ("tp", "fp")
+
+
+def as_utc(value: datetime) -> datetime:
+    """Naive datetimes (the database's, or a user's) are UTC; aware ones are converted to UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("time is out of range once converted to UTC") from exc
+
+
+UtcTime = Annotated[datetime, AfterValidator(as_utc)]
+
+
+class Row(BaseModel):
+    """Base of the store's result rows."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class TrendPoint(Row):
+    """Sentiment of one entity in one time bucket, computed from scored items."""
+
+    bucket_start: UtcTime
+    entity_kind: EntityKind
+    entity: str
+    count: int
+    negative_count: int
+    positive_count: int
+    negative_share: float
+    mean_score: float
+
+
+class VolumePoint(Row):
+    """How many items mentioned one entity in one time bucket."""
+
+    bucket_start: UtcTime
+    entity_kind: EntityKind
+    entity: str
+    count: int
+
+
+class EntityCount(Row):
+    """One entity and how many items it has in a range (what there is to chart)."""
+
+    entity_kind: EntityKind
+    entity: str
+    count: int
+
+
+class Headline(Row):
+    """One stored headline with its classification."""
+
+    story_id: str
+    title: str
+    url: str | None
+    source: str
+    topic: str
+    tickers: tuple[str, ...]
+    published_at: UtcTime
+    sentiment: Sentiment
+    sentiment_score: float
+
+
+class AlertRecord(Row):
+    """One stored alert event with the analysts' verdict on it, if any."""
+
+    alert_id: str
+    subscription_id: str
+    state: Literal["fired", "resolved"]
+    entity_kind: EntityKind
+    entity: str
+    window_start: UtcTime
+    window_end: UtcTime
+    count: int
+    negative_count: int
+    negative_share: float
+    baseline_negative_share: float
+    p_value: float
+    channel: str | None
+    created_at: UtcTime
+    verdict: Verdict | None = None
+    note: str | None = None
+    feedback_by: str | None = None
+    feedback_at: UtcTime | None = None
+
+
+class Feedback(Row):
+    """An analyst's verdict on an alert: true positive (tp) or false positive (fp)."""
+
+    alert_id: str = Field(min_length=1, max_length=200)
+    verdict: Verdict
+    note: str = Field(default="", max_length=2_000)
+    author: str = Field(default="anonymous", min_length=1, max_length=200)
+    created_at: UtcTime
+
+
+class LabelledAlert(Row):
+    """Feedback joined with its alert: a labelled event for the backtest and training data."""
+
+    alert_id: str
+    verdict: Verdict
+    note: str
+    author: str
+    created_at: UtcTime
+    subscription_id: str
+    state: Literal["fired", "resolved"]
+    entity_kind: EntityKind
+    entity: str
+    window_start: UtcTime
+    window_end: UtcTime
+    negative_share: float
+    baseline_negative_share: float
+    p_value: float
+
+
+class WindowRow(Row):
+    """A stored window aggregate without its headline evidence (flat, for tables)."""
+
+    key: str
+    entity_kind: EntityKind
+    entity: str
+    window_kind: Literal["tumbling", "hopping"]
+    window_start: UtcTime
+    window_end: UtcTime
+    count: int
+    negative_count: int
+    negative_share: float
+    mean_score: float
+    baseline_negative_share: float | None
+    baseline_volume: float | None
+    revision: int
+
+
+class SubscriptionRecord(Row):
+    """A subscription stored as JSON, validated by the caller's model (alerts.subscriptions)."""
+
+    id: str
+    body: dict[str, Any]
+    updated_at: UtcTime
+
+
+class StoreStats(Row):
+    """Schema version and row counts: what a health check reports."""
+
+    schema_version: int
+    scored_items: int
+    windows: int
+    alerts: int
+    feedback: int
+    subscriptions: int

@@ -1,0 +1,35 @@
+"""Store URLs: `duckdb:///absolute/path.duckdb`, `duckdb://relative.duckdb`,
+`duckdb:///:memory:`, or a plain file path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from store.errors import StoreConfigError
+
+MEMORY = ":memory:"
+_SCHEME = "duckdb://"
+
+
+def duckdb_path(url: str | Path) -> Path | None:
+    """The database file a URL names; None for an in-memory database.
+
+    Raises:
+        StoreConfigError: another scheme (a server database is not built yet) or an empty path.
+    """
+    if isinstance(url, Path):
+        return url
+    text = url.strip()
+    if text.startswith(_SCHEME):
+        text = text[len(_SCHEME) :]
+        # duckdb:///abs/path -> /abs/path ; duckdb://rel/path -> rel/path
+    elif "://" in text:
+        scheme = text.split("://", 1)[0]
+        raise StoreConfigError(
+            f"store URL scheme {scheme!r} is not supported; use duckdb:///path/to/history.duckdb"
+        )
+    if text in (MEMORY, "/" + MEMORY):
+        return None
+    if not text:
+        raise StoreConfigError("store URL names no file; use duckdb:///path/to/history.duckdb")
+    return Path(text).expanduser()

@@ -1,0 +1,139 @@
+"""Queries over the known data set (tests/fixtures/store.py), expectations worked out by hand."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from store import (
+    AlertsQuery,
+    DuckDBStore,
+    EntitiesQuery,
+    HeadlinesQuery,
+    TrendQuery,
+    VolumeQuery,
+    WindowsQuery,
+)
+from tests.fixtures.store import T0
+
+DAY1, DAY2 = T0.replace(hour=0), T0.replace(hour=0) + timedelta(days=1)
+RANGE = {"start": T0 - timedelta(hours=9), "end": T0 + timedelta(days=2)}
+
+
+def _trend(db: DuckDBStore, **kw: object) -> list[tuple[object, ...]]:
+    rows = db.fetch(TrendQuery.model_validate({**RANGE, **kw}))
+    return [(r.bucket_start, r.entity, r.count, r.negative_count, r.positive_count, round(r.mean_score, 6))  # type: ignore[attr-defined]
+            for r in rows]  # fmt: skip
+
+
+def test_topic_trend_by_hour(known_store: DuckDBStore) -> None:
+    h = timedelta(hours=1)
+    assert _trend(known_store, entity_kind="topic", granularity="hour") == [
+        (T0, "earnings", 2, 1, 1, -0.1),
+        (T0, "macro", 1, 1, 0, -0.5),
+        (T0 + h, "earnings", 2, 1, 0, -0.45),
+        (T0 + h, "macro", 1, 1, 0, -0.2),
+        (T0 + 24 * h, "earnings", 1, 0, 1, 0.4),
+    ]
+
+
+def test_negative_share_and_single_entity_filter(known_store: DuckDBStore) -> None:
+    rows = known_store.fetch(TrendQuery(entity="macro", granularity="day", **RANGE))
+    assert [(r.entity, r.count, r.negative_share) for r in rows] == [("macro", 2, 1.0)]  # type: ignore[attr-defined]
+
+
+def test_ticker_trend_by_day_counts_an_item_for_each_ticker(known_store: DuckDBStore) -> None:
+    assert _trend(known_store, entity_kind="ticker", granularity="day") == [
+        (DAY1, "AAPL", 3, 2, 1, round((-0.8 + 0.6 - 0.2) / 3, 6)),
+        (DAY1, "MSFT", 2, 1, 1, round((0.6 - 0.9) / 2, 6)),
+        (DAY2, "AAPL", 1, 0, 1, 0.4),
+    ]
+    assert [r[1] for r in _trend(known_store, entity_kind="ticker", entity="msft", granularity="day")] == [
+        "MSFT"
+    ]
+
+
+def test_source_trend_and_five_minute_buckets(known_store: DuckDBStore) -> None:
+    assert [(r[1], r[2], r[3]) for r in _trend(known_store, entity_kind="source", granularity="day")] == [
+        ("bloomberg", 2, 0),
+        ("reuters", 4, 4),
+        ("reuters", 1, 0),
+    ]
+    buckets = [r[0] for r in _trend(known_store, entity="earnings", granularity="5min")]
+    m = timedelta(minutes=1)
+    assert buckets == [T0, T0 + 5 * m, T0 + 60 * m, T0 + 90 * m, T0 + timedelta(days=1)]
+
+
+def test_time_range_is_start_inclusive_end_exclusive(known_store: DuckDBStore) -> None:
+    rows = known_store.fetch(TrendQuery(start=T0 + timedelta(minutes=1), end=T0 + timedelta(minutes=20)))
+    assert [(r.entity, r.count) for r in rows] == [("earnings", 2)]  # type: ignore[attr-defined]
+
+
+def test_volume_and_entities(known_store: DuckDBStore) -> None:
+    rows = known_store.fetch(VolumeQuery(granularity="day", **RANGE))
+    assert [(r.bucket_start, r.entity, r.count) for r in rows] == [  # type: ignore[attr-defined]
+        (DAY1, "earnings", 4),
+        (DAY1, "macro", 2),
+        (DAY2, "earnings", 1),
+    ]
+    ents = known_store.fetch(EntitiesQuery(entity_kind="ticker", **RANGE))
+    assert [(e.entity, e.count) for e in ents] == [("AAPL", 4), ("MSFT", 2)]  # type: ignore[attr-defined]
+
+
+def test_top_negative_headlines(known_store: DuckDBStore) -> None:
+    day1 = {"start": T0, "end": T0 + timedelta(days=1)}
+    ids = [h.story_id for h in known_store.fetch(HeadlinesQuery(**day1))]  # type: ignore[attr-defined]
+    assert ids == ["s4", "s1", "s3", "s6"]
+    aapl = known_store.fetch(HeadlinesQuery(entity_kind="ticker", entity="AAPL", **day1))
+    assert [(h.story_id, h.title, h.tickers) for h in aapl] == [  # type: ignore[attr-defined]
+        ("s1", "Apple misses estimates", ("AAPL",)),
+        ("s6", "headline s6", ("AAPL",)),
+    ]
+    macro = known_store.fetch(HeadlinesQuery(entity_kind="topic", entity="macro", limit=1, offset=1, **day1))
+    assert [h.story_id for h in macro] == ["s6"]  # type: ignore[attr-defined]
+
+
+def test_alert_history_with_filters_and_feedback(known_store: DuckDBStore) -> None:
+    known_store.put_feedback("a1", "fp", note="expected", author="ann")
+    rows = known_store.fetch(AlertsQuery(**RANGE))
+    assert [a.alert_id for a in rows] == ["a3", "a2", "a1"]  # type: ignore[attr-defined]
+    assert [(a.verdict, a.feedback_by) for a in rows] == [(None, None), (None, None), ("fp", "ann")]  # type: ignore[attr-defined]
+    fired = known_store.fetch(AlertsQuery(state="fired", **RANGE))
+    assert [a.alert_id for a in fired] == ["a3", "a1"]  # type: ignore[attr-defined]
+    apple = known_store.fetch(AlertsQuery(subscription_id="apple", **RANGE))
+    assert [a.entity for a in apple] == ["AAPL"]  # type: ignore[attr-defined]
+    page = known_store.fetch(AlertsQuery(limit=2, offset=2, **RANGE))
+    assert [a.alert_id for a in page] == ["a1"]  # type: ignore[attr-defined]
+
+
+def test_windows_table(known_store: DuckDBStore) -> None:
+    rows = known_store.fetch(WindowsQuery(entity_kind="topic", **RANGE))
+    assert [(w.entity, w.window_start, w.count) for w in rows] == [  # type: ignore[attr-defined]
+        ("earnings", T0, 2),
+        ("earnings", T0 + timedelta(minutes=5), 1),
+        ("macro", T0 + timedelta(minutes=20), 1),
+        ("earnings", T0 + timedelta(minutes=60), 1),
+    ]
+
+
+def test_frames_have_utc_times(known_store: DuckDBStore) -> None:
+    df = known_store.frame(TrendQuery(granularity="day", **RANGE))
+    assert list(df.columns) == [
+        "bucket_start", "entity_kind", "entity", "count", "negative_count", "positive_count",
+        "negative_share", "mean_score",
+    ]  # fmt: skip
+    assert str(df["bucket_start"].dt.tz) == "UTC"
+    assert df["count"].sum() == 7
+    assert known_store.frame(TrendQuery(start=T0 - timedelta(days=30), end=T0)).empty
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_exports_read_back(known_store: DuckDBStore, tmp_path: Path, fmt: str) -> None:
+    path = known_store.export(HeadlinesQuery(**RANGE), tmp_path / f"neg.{fmt}", fmt)  # type: ignore[arg-type]
+    reader = "read_csv_auto" if fmt == "csv" else "read_parquet"
+    with duckdb.connect() as con:
+        rows = con.execute(f"SELECT story_id, sentiment_score FROM {reader}(?)", [str(path)]).fetchall()
+    assert rows == [("s4", -0.9), ("s1", -0.8), ("s3", -0.5), ("s6", -0.2)]

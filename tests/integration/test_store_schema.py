@@ -1,0 +1,86 @@
+"""Migrations and opening modes on a real DuckDB file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from store import DuckDBStore, StoreConfigError, StoreError
+from store.migrations import LATEST_VERSION, Migration, current_version, migrate
+
+TABLES = {"schema_version", "scored_items", "windows", "alerts", "feedback", "subscriptions"}
+
+
+def _tables(path: Path) -> set[str]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
+def test_migrates_an_empty_file_once(store_path: Path) -> None:
+    with DuckDBStore(store_path) as db:
+        assert db.stats().schema_version == LATEST_VERSION
+    assert _tables(store_path) == TABLES
+    with DuckDBStore(store_path) as db:  # reopening applies nothing twice
+        assert db.stats().schema_version == LATEST_VERSION
+    with duckdb.connect(str(store_path)) as con:
+        assert con.execute("SELECT count(*) FROM schema_version").fetchone() == (LATEST_VERSION,)
+
+
+def test_a_failing_step_rolls_back_and_keeps_the_version(store_path: Path) -> None:
+    good = Migration(1, "one", ("CREATE TABLE a (x INTEGER)",))
+    bad = Migration(2, "two", ("CREATE TABLE b (x INTEGER)", "CREATE TABLE a (x INTEGER)"))
+    with duckdb.connect(str(store_path)) as con:
+        assert migrate(con, "test", (good,)) == [1]
+        with pytest.raises(duckdb.CatalogException):
+            migrate(con, "test", (good, bad))
+        assert current_version(con) == 1
+        names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        assert "b" not in names
+        assert migrate(con, "test", (good,)) == []
+
+
+def test_a_newer_schema_is_refused(store_path: Path) -> None:
+    with DuckDBStore(store_path):
+        pass
+    with duckdb.connect(str(store_path)) as con:
+        con.execute(
+            "INSERT INTO schema_version (version, description) VALUES (?, 'future')", [LATEST_VERSION + 1]
+        )
+    with pytest.raises(StoreConfigError, match="newer than this finpulse knows"):
+        DuckDBStore(store_path).start()
+
+
+def test_read_only_needs_an_existing_file_and_refuses_writes(store_path: Path) -> None:
+    with pytest.raises(StoreError, match="does not exist yet"):
+        DuckDBStore(store_path, read_only=True).start()
+    with DuckDBStore(store_path):
+        pass
+    with DuckDBStore(store_path, read_only=True) as db:
+        assert db.stats().alerts == 0
+        with pytest.raises(StoreError, match="opened read-only"):
+            db.apply_retention()
+
+
+def test_use_before_start_says_so(store_path: Path) -> None:
+    with pytest.raises(StoreError, match="not started"):
+        DuckDBStore(store_path).stats()
+
+
+@pytest.mark.parametrize("keep_open", [False, True])
+def test_stop_is_idempotent_and_the_data_stays(store_path: Path, keep_open: bool) -> None:
+    db = DuckDBStore(store_path, keep_open=keep_open)
+    db.start()
+    db.start()
+    db.put_subscription("desk", {"channel": "#desk"})
+    db.stop()
+    db.stop()
+    with DuckDBStore(store_path) as again:
+        assert [s.id for s in again.list_subscriptions()] == ["desk"]
+
+
+def test_in_memory_store_works() -> None:
+    with DuckDBStore("duckdb:///:memory:") as db:
+        db.put_subscription("a", {"x": 1})
+        assert db.stats().subscriptions == 1

@@ -1,0 +1,121 @@
+"""Idempotent batched upserts, feedback and subscriptions on a real DuckDB file."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import duckdb
+import pytest
+
+from store import DuckDBStore, NotFound, WindowsQuery
+from store.writes import CHUNK_ROWS
+from tests.fixtures.store import T0, alert, known_alerts, known_items, known_windows, scored, window
+
+
+def _dump(db: DuckDBStore, table: str) -> list[tuple[object, ...]]:
+    assert db.path is not None
+    with duckdb.connect(str(db.path)) as con:
+        return con.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+
+
+def test_writing_everything_twice_changes_nothing(store: DuckDBStore) -> None:
+    assert store.upsert_scored(known_items()) == 7
+    assert store.upsert_windows(known_windows()) == 5
+    assert store.upsert_alerts(known_alerts()) == 3
+    before = {t: _dump(store, t) for t in ("scored_items", "windows", "alerts")}
+    store.upsert_scored(known_items())
+    store.upsert_windows(known_windows())
+    store.upsert_alerts(list(reversed(known_alerts())))
+    assert {t: _dump(store, t) for t in before} == before
+    stats = store.stats()
+    assert (stats.scored_items, stats.windows, stats.alerts) == (7, 5, 3)
+
+
+def test_duplicates_inside_one_batch_are_one_row(store: DuckDBStore) -> None:
+    item = scored("dup", T0, "earnings", "negative", -0.5)
+    assert store.upsert_scored([item, item, item]) == 1
+    assert store.stats().scored_items == 1
+
+
+def test_a_rescored_item_replaces_the_old_scores(store: DuckDBStore) -> None:
+    store.upsert_scored([scored("s", T0, "earnings", "negative", -0.5, model_version="m1")])
+    store.upsert_scored([scored("s", T0, "macro", "positive", 0.5, model_version="m2")])
+    (row,) = _dump(store, "scored_items")
+    assert row[6:10] == ("macro", "positive", 0.5, "m2")
+
+
+def test_higher_window_revision_wins_in_any_order(store: DuckDBStore) -> None:
+    old, new = window("earnings", T0, 4, 1, revision=1), window("earnings", T0, 6, 3, revision=2)
+    store.upsert_windows([new])
+    store.upsert_windows([old])  # a late replay of an older revision
+    (stored,) = store.window_series("topic", "earnings", start=T0, end=T0 + timedelta(hours=1))
+    assert (stored.count, stored.revision) == (6, 2)
+    newest = window("earnings", T0, 7, 3, revision=3)
+    store.upsert_windows([old, newest, new])  # one batch: the highest revision is kept
+    (stored,) = store.window_series("topic", "earnings", start=T0, end=T0 + timedelta(hours=1))
+    assert stored == newest
+
+
+def test_big_batches_go_in_chunks(store: DuckDBStore) -> None:
+    n = CHUNK_ROWS * 2 + 17
+    items = [scored(f"i{k}", T0 + timedelta(seconds=k), "macro", "neutral", 0.0) for k in range(n)]
+    assert store.upsert_scored(items) == n
+    assert store.stats().scored_items == n
+
+
+def test_nulls_in_the_first_row_do_not_break_a_batch(store: DuckDBStore) -> None:
+    first = window("earnings", T0, 2, 1, baseline=None)
+    second = window("earnings", T0 + timedelta(minutes=5), 2, 1, baseline=0.25)
+    store.upsert_windows([first, second])
+    rows = store.fetch(WindowsQuery(start=T0, end=T0 + timedelta(hours=1)), paged=False)
+    assert [r.baseline_negative_share for r in rows] == [None, 0.25]  # type: ignore[attr-defined]
+
+
+def test_window_series_round_trips_the_whole_message(known_store: DuckDBStore) -> None:
+    series = known_store.window_series("topic", "earnings", start=T0, end=T0 + timedelta(days=2))
+    assert series == [w for w in known_windows() if w.entity == "earnings"]
+    assert series[0].top_negative[0].title == "bad news"
+
+
+def test_alert_events_round_trip_with_evidence(known_store: DuckDBStore) -> None:
+    from store import AlertsQuery
+
+    events = known_store.alert_events(AlertsQuery(start=T0, end=T0 + timedelta(days=2)))
+    assert events == known_alerts()
+
+
+def test_feedback_latest_verdict_wins_and_unknown_alerts_are_refused(known_store: DuckDBStore) -> None:
+    known_store.put_feedback("a1", "fp", note="earnings season", author="ann")
+    known_store.put_feedback("a1", "tp", note="really bad", author="bob")
+    fb = known_store.get_feedback("a1")
+    assert fb is not None
+    assert (fb.verdict, fb.note, fb.author) == ("tp", "really bad", "bob")
+    assert known_store.get_feedback("a2") is None
+    with pytest.raises(NotFound, match="no alert with id 'nope'"):
+        known_store.put_feedback("nope", "tp")
+    labelled = known_store.labelled_alerts(start=T0, end=T0 + timedelta(days=2))
+    assert [(x.alert_id, x.verdict, x.entity) for x in labelled] == [("a1", "tp", "earnings")]
+
+
+def test_subscriptions_crud(store: DuckDBStore) -> None:
+    assert store.list_subscriptions() == []
+    store.put_subscription("desk", {"channel": "#desk", "filter": {"topics": ["earnings"]}})
+    store.put_subscription("apple", {"channel": "#apple"})
+    store.put_subscription("desk", {"channel": "#desk2"})
+    assert [(s.id, s.body) for s in store.list_subscriptions()] == [
+        ("apple", {"channel": "#apple"}),
+        ("desk", {"channel": "#desk2"}),
+    ]
+    got = store.get_subscription("apple")
+    assert got is not None
+    assert got.updated_at.tzinfo is not None
+    assert store.delete_subscription("apple") is True
+    assert store.delete_subscription("apple") is False
+    assert store.get_subscription("apple") is None
+
+
+def test_alert_with_same_id_is_replaced_not_duplicated(store: DuckDBStore) -> None:
+    store.upsert_alerts([alert("x", "earnings", T0)])
+    store.upsert_alerts([alert("x", "macro", T0)])
+    assert store.stats().alerts == 1
+    assert _dump(store, "alerts")[0][4] == "macro"

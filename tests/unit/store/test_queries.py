@@ -1,0 +1,91 @@
+"""Query models: validation and the SQL they render (no database)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from store.queries import (
+    DEFAULT_RANGE,
+    AlertsQuery,
+    HeadlinesQuery,
+    TrendQuery,
+    VolumeQuery,
+    WindowsQuery,
+    naive_utc,
+)
+
+T = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
+
+
+def test_default_range_is_the_last_week_ending_now() -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    q = TrendQuery()
+    assert q.end is not None
+    assert q.start is not None
+    assert before <= q.end <= datetime.now(UTC)
+    assert q.end - q.start == DEFAULT_RANGE
+
+
+def test_start_alone_keeps_it_and_ends_now() -> None:
+    q = TrendQuery(start=T)
+    assert q.start == T
+    assert q.end is not None
+    assert q.end > T
+
+
+@pytest.mark.parametrize(("start", "end"), [(T, T), (T + timedelta(hours=1), T)])
+def test_empty_or_reversed_range_is_rejected(start: datetime, end: datetime) -> None:
+    with pytest.raises(ValidationError, match="must be before end"):
+        TrendQuery(start=start, end=end)
+
+
+def test_naive_times_are_taken_as_utc_and_offsets_converted() -> None:
+    q = TrendQuery(start="2024-03-04T09:00:00", end="2024-03-04T12:00:00+02:00")
+    assert q.start == T
+    assert q.end == T + timedelta(hours=1)
+    assert naive_utc(T) == datetime(2024, 3, 4, 9, 0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("limit", 0), ("limit", 10_001), ("offset", -1), ("granularity", "minute"), ("entity_kind", "sector")],
+)
+def test_bad_values_are_rejected(field: str, value: object) -> None:
+    with pytest.raises(ValidationError, match=field):
+        TrendQuery.model_validate({field: value})
+
+
+def test_ticker_entities_are_upper_cased_and_dollar_stripped() -> None:
+    assert TrendQuery(entity_kind="ticker", entity="$aapl").entity == "AAPL"
+    assert TrendQuery(entity_kind="topic", entity="m&a").entity == "m&a"
+    assert HeadlinesQuery(entity_kind="ticker", entity="tsla").entity == "TSLA"
+
+
+def test_headline_entity_needs_a_kind() -> None:
+    with pytest.raises(ValidationError, match="entity needs entity_kind"):
+        HeadlinesQuery(entity="AAPL")
+
+
+def test_user_values_are_bound_never_formatted() -> None:
+    evil = "x' OR 1=1 --"
+    for q in (
+        TrendQuery(entity=evil, start=T, end=T + timedelta(days=1)),
+        VolumeQuery(entity=evil, start=T, end=T + timedelta(days=1)),
+        HeadlinesQuery(entity_kind="source", entity=evil, start=T, end=T + timedelta(days=1)),
+        AlertsQuery(entity=evil, subscription_id=evil, start=T, end=T + timedelta(days=1)),
+        WindowsQuery(entity=evil, start=T, end=T + timedelta(days=1)),
+    ):
+        sql, params = q.select()
+        assert evil not in sql
+        assert evil in params
+        assert sql.count("?") == len(params)
+
+
+def test_trend_sql_uses_the_granularity_interval_and_ticker_unnest() -> None:
+    sql, params = TrendQuery(entity_kind="ticker", granularity="5min", start=T, end=T + timedelta(1)).select()
+    assert "INTERVAL '5 minutes'" in sql
+    assert "unnest(tickers)" in sql
+    assert params == [naive_utc(T), naive_utc(T + timedelta(1))]
