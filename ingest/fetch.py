@@ -1,0 +1,222 @@
+"""HTTP fetching for feeds and APIs: polite, bounded and explicit about failures.
+
+Every request has a timeout (per operation and for the whole exchange), a
+body-size cap counted on decoded bytes, a redirect limit with loop detection
+(each hop re-checked against the URL policy), conditional GET validators, and
+per-host limits. 429 and 503 honour Retry-After; transient failures are
+retried with exponential backoff and jitter, waits longer than
+`max_retry_wait_s` are left to the next poll (`FetchError.retry_after_s`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Self
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from finpulse.settings import IngestSettings
+from ingest.errors import FeedError, FetchError
+from ingest.limits import HostLimiter
+from ingest.urls import check_resolved
+
+logger = logging.getLogger(__name__)
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# First retry waits about this long; each further one doubles it (plus jitter).
+_BASE_BACKOFF_S = 0.5
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """A 200 (with body) or 304 (without) response, after redirects."""
+
+    url: str
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+    @property
+    def etag(self) -> str | None:
+        return self.headers.get("etag")
+
+    @property
+    def last_modified(self) -> str | None:
+        return self.headers.get("last-modified")
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta seconds or HTTP date), None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def backoff_s(attempt: int, cap_s: float) -> float:
+    """Exponential backoff with full jitter for retry number `attempt` (0-based)."""
+    return random.uniform(0, min(cap_s, _BASE_BACKOFF_S * 2**attempt))
+
+
+class HttpFetcher:
+    """Fetches URLs under the ingest settings' limits; `start()`/`stop()` own the client."""
+
+    def __init__(self, settings: IngestSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self.limiter = HostLimiter(settings.per_host_concurrency, settings.per_host_min_interval_s)
+
+    async def start(self) -> None:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.settings.request_timeout_s),
+                follow_redirects=False,  # followed by hand: each hop is checked
+                headers={"User-Agent": self.settings.user_agent},
+                transport=self._transport,
+                limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            )
+
+    async def stop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> FetchResult:
+        """GET `url` with retries; raises FetchError (transient) or FeedError / UnsafeUrl (permanent)."""
+        request_headers = dict(headers or {})
+        if etag:
+            request_headers["If-None-Match"] = etag
+        if last_modified:
+            request_headers["If-Modified-Since"] = last_modified
+        conditional = bool(etag or last_modified)
+        attempt = 0
+        while True:
+            try:
+                return await self._follow(url, request_headers, params, conditional)
+            except FetchError as exc:
+                wait = exc.retry_after_s if exc.retry_after_s is not None else backoff_s(attempt, 30.0)
+                if attempt >= self.settings.max_retries or wait > self.settings.max_retry_wait_s:
+                    raise
+                attempt += 1
+                logger.info("retry url=%s kind=%s attempt=%d wait_s=%.2f", url, exc.kind, attempt, wait)
+                await asyncio.sleep(wait)
+
+    async def _follow(
+        self, url: str, headers: dict[str, str], params: dict[str, str] | None, conditional: bool
+    ) -> FetchResult:
+        visited: set[str] = set()
+        current = url
+        for _ in range(self.settings.max_redirects + 1):
+            visited.add(current)
+            await check_resolved(current, allow_private=self.settings.allow_private_hosts)
+            result = await self._get(current, headers, params, conditional)
+            if isinstance(result, FetchResult):
+                return result
+            params = None  # the Location already carries the query it wants
+            current = result
+            if current in visited:
+                raise FeedError("redirect_loop", f"redirect loop at {current} (from {url}); fix the feed URL")
+        raise FeedError("too_many_redirects", f"more than {self.settings.max_redirects} redirects from {url}")
+
+    async def _get(
+        self, url: str, headers: dict[str, str], params: dict[str, str] | None, conditional: bool
+    ) -> FetchResult | str:
+        """One request: a result, or the URL a redirect points to."""
+        assert self._client is not None, "HttpFetcher.start() was not called"
+        host = urlsplit(url).hostname or ""
+        try:
+            async with self.limiter.slot(host), asyncio.timeout(self.settings.request_timeout_s):
+                request = self._client.build_request("GET", url, headers=headers, params=params)
+                response = await self._client.send(request, stream=True)
+                try:
+                    return await self._handle(url, response, conditional)
+                finally:
+                    await response.aclose()
+        except TimeoutError as exc:
+            raise FetchError(
+                "timeout", f"{url}: no complete response in {self.settings.request_timeout_s}s"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise FetchError("timeout", f"{url}: timed out ({type(exc).__name__})") from exc
+        except httpx.ConnectError as exc:
+            raise FetchError("unreachable", f"{url}: cannot connect ({exc or type(exc).__name__})") from exc
+        except httpx.RemoteProtocolError as exc:
+            raise FetchError("truncated", f"{url}: connection broke mid-response ({exc})") from exc
+        except httpx.HTTPError as exc:
+            raise FetchError("http_error", f"{url}: {type(exc).__name__}: {exc}") from exc
+
+    async def _handle(self, url: str, response: httpx.Response, conditional: bool) -> FetchResult | str:
+        status = response.status_code
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        if status in _REDIRECTS and "location" in headers:
+            return urljoin(url, headers["location"])
+        if status == 304:
+            if not conditional:
+                raise FeedError("unexpected_304", f"{url}: 304 Not Modified to an unconditional request")
+            return FetchResult(url=url, status=304, headers=headers)
+        if status in (429, 503):
+            retry_after = parse_retry_after(headers.get("retry-after"))
+            kind = "rate_limited" if status == 429 else "unavailable"
+            raise FetchError(
+                kind, f"{url}: HTTP {status}, retry after {retry_after}s", retry_after_s=retry_after
+            )
+        if status >= 500:
+            raise FetchError("server_error", f"{url}: HTTP {status}")
+        if status != 200:
+            raise FeedError(f"http_{status}", f"{url}: HTTP {status}; check the URL")
+        return FetchResult(url=url, status=200, body=await self._read_body(url, response), headers=headers)
+
+    async def _read_body(self, url: str, response: httpx.Response) -> bytes:
+        limit = self.settings.max_body_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise FeedError("too_large", f"{url}: body of {declared} bytes exceeds max_body_bytes={limit}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise FeedError("too_large", f"{url}: body exceeds max_body_bytes={limit}")
+            chunks.append(chunk)
+        return b"".join(chunks)

@@ -1,0 +1,267 @@
+"""The ingestor: poll a source, normalise, deduplicate, publish, then remember.
+
+One poll of one source is the loop boundary: whatever goes wrong in it is
+logged with the source, counted in `metrics` and turned into a backoff for
+that source; the ingestor itself never stops. State (validators, seen ids,
+cursor) is saved only after Kafka acknowledged the poll's items, so a crash
+re-polls rather than skips, and the seen ids keep a restart from
+re-publishing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+from finpulse.errors import BrokerUnavailable, InvalidRecord
+from finpulse.schema import NewsItem, story_id_for, utcnow
+from finpulse.settings import IngestSettings, KafkaSettings
+from ingest.abc import Poller, PollOutcome
+from ingest.api import JsonApiSource
+from ingest.dedup import Deduplicator
+from ingest.errors import FeedError, FetchError, UnsafeUrl
+from ingest.fetch import HttpFetcher
+from ingest.metrics import IngestMetrics
+from ingest.normalize import RawEntry, normalize_entry
+from ingest.producer import NewsProducer
+from ingest.replay import file_digest, publish_replay_async
+from ingest.rss import RssSource
+from ingest.sources import ApiSource, FeedSource, ReplaySource, Source, SourcesConfig
+from ingest.state import SourceState, StateStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PollReport:
+    """The result of one poll of one source."""
+
+    source: str
+    status: str  # "ok", "not_modified", "skipped" (backing off), "error"
+    published: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    error: str | None = None
+
+
+def poller_for(source: FeedSource | ApiSource) -> Poller:
+    return RssSource(source) if isinstance(source, FeedSource) else JsonApiSource(source)
+
+
+class Ingestor:
+    """Owns the HTTP client, the producer, the dedup index and every source's state."""
+
+    def __init__(
+        self,
+        settings: IngestSettings,
+        kafka: KafkaSettings,
+        sources: SourcesConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sources = {s.name: s for s in sources.all()}
+        self.store = StateStore(settings.state_dir)
+        self.fetcher = HttpFetcher(settings, transport=transport)
+        self.producer = NewsProducer(kafka)
+        self.kafka = kafka
+        self.dedup = Deduplicator(timedelta(hours=settings.dedup_horizon_h), settings.near_dup_threshold)
+        self.metrics = IngestMetrics()
+        self.states: dict[str, SourceState] = {}
+        self._dedup_path = settings.state_dir / "dedup.json"
+        self._started = False
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self.states = {name: self.store.load(name) for name in self.sources}
+        await asyncio.to_thread(self.dedup.load, self._dedup_path)
+        await self.fetcher.start()
+        try:
+            await self.producer.start()
+        except BaseException:
+            await self.fetcher.stop()
+            raise
+        self._started = True
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        await self.producer.stop()
+        await self.fetcher.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    def interval_s(self, source: Source) -> float:
+        return source.interval_s or self.settings.default_interval_s
+
+    async def poll_all(self, *, force: bool = True) -> list[PollReport]:
+        """Poll every source once, concurrently (per-host limits still apply)."""
+        return list(await asyncio.gather(*(self.poll(name, force=force) for name in self.sources)))
+
+    async def poll(self, name: str, *, force: bool = False) -> PollReport:
+        """Poll one source; never raises for a source's failure (only for cancellation)."""
+        source = self.sources[name]
+        state = self.states[name]
+        now = utcnow()
+        if not force and state.next_poll_at is not None and now < state.next_poll_at:
+            return PollReport(name, "skipped")
+        self.metrics.inc(name, "polls")
+        try:
+            if isinstance(source, ReplaySource):
+                return await self._replay(source)
+            outcome = await poller_for(source).poll(state, self.fetcher)
+            for warning in outcome.warnings:
+                self.metrics.inc(name, f"warning.{warning}")
+            return await self._publish(source, outcome, now)
+        except (FetchError, FeedError, UnsafeUrl) as exc:
+            return self._failed(
+                source, getattr(exc, "kind", "error"), str(exc), getattr(exc, "retry_after_s", None)
+            )
+        except BrokerUnavailable as exc:
+            return self._failed(source, "broker", str(exc), None)
+        except Exception as exc:  # loop boundary: one source's bug must not stop the others
+            logger.exception("poll crashed source=%s", name)
+            return self._failed(source, "internal", f"{type(exc).__name__}: {exc}", None)
+
+    def _failed(self, source: Source, kind: str, message: str, retry_after_s: float | None) -> PollReport:
+        state = self.states[source.name]
+        errors = state.consecutive_errors + 1
+        delay = min(self.settings.backoff_max_s, self.interval_s(source) * 2 ** (errors - 1))
+        delay = max(delay * random.uniform(0.8, 1.2), retry_after_s or 0.0)
+        now = utcnow()
+        self.states[source.name] = state.model_copy(
+            update={
+                "consecutive_errors": errors,
+                "errors_total": state.errors_total + 1,
+                "last_error": f"{kind}: {message}"[:500],
+                "last_poll_at": now,
+                "next_poll_at": now + timedelta(seconds=delay),
+            }
+        )
+        self.store.save(self.states[source.name])
+        self.metrics.inc(source.name, f"error.{kind}")
+        logger.warning(
+            "poll failed source=%s kind=%s retry_in_s=%.0f error=%s", source.name, kind, delay, message
+        )
+        return PollReport(source.name, "error", error=kind)
+
+    @staticmethod
+    def _normalise(
+        entries: tuple[RawEntry, ...], now: datetime
+    ) -> tuple[list[tuple[NewsItem, RawEntry]], list[tuple[str, InvalidRecord, RawEntry]]]:
+        items: list[tuple[NewsItem, RawEntry]] = []
+        invalid: list[tuple[str, InvalidRecord, RawEntry]] = []
+        for raw in entries:
+            try:
+                items.append((normalize_entry(raw, fetched_at=now), raw))
+            except InvalidRecord as exc:
+                identity = story_id_for(raw.source, "invalid", raw.guid or raw.link or repr(raw))
+                invalid.append((identity, exc, raw))
+        return items, invalid
+
+    async def _publish(
+        self, source: FeedSource | ApiSource, outcome: PollOutcome, now: datetime
+    ) -> PollReport:
+        name = source.name
+        state = self.states[name]
+        if outcome.not_modified:
+            self.metrics.inc(name, "not_modified")
+            self._succeeded(state, now, ids=None, outcome=outcome, published=0)
+            return PollReport(name, "not_modified")
+        items, invalid = self._normalise(outcome.entries, now)
+        self.metrics.inc(name, "entries", len(outcome.entries))
+        fresh = {i.story_id: (i, raw) for i, raw in items if i.story_id not in state.seen}
+        self.metrics.inc(name, "already_seen", len(items) - len(fresh))
+        marked = []
+        for item, raw in fresh.values():
+            root = self.dedup.observe(item, guid=raw.guid)
+            marked.append(item.model_copy(update={"duplicate_of": root}) if root else item)
+        await self.producer.publish(marked)
+        new_invalid = [(i, e, r) for i, e, r in invalid if i not in state.seen]
+        for _, exc, raw in new_invalid:
+            await self.producer.dead_letter(exc, json.dumps(dataclasses.asdict(raw), default=str).encode())
+        duplicates = sum(1 for i in marked if i.duplicate_of)
+        self.metrics.inc(name, "published", len(marked))
+        self.metrics.inc(name, "duplicates", duplicates)
+        self.metrics.inc(name, "invalid", len(new_invalid))
+        ids = [i.story_id for i, _ in items] + [i for i, _, _ in invalid]
+        self._succeeded(state, now, ids=ids, outcome=outcome, published=len(marked))
+        self.dedup.prune(now)
+        await asyncio.to_thread(self.dedup.save, self._dedup_path)
+        logger.info(
+            "polled source=%s published=%d duplicates=%d invalid=%d",
+            name,
+            len(marked),
+            duplicates,
+            len(new_invalid),
+        )
+        return PollReport(name, "ok", published=len(marked), duplicates=duplicates, invalid=len(new_invalid))
+
+    def _succeeded(
+        self,
+        state: SourceState,
+        now: datetime,
+        *,
+        ids: list[str] | None,
+        outcome: PollOutcome,
+        published: int,
+    ) -> None:
+        update: dict[str, object] = {
+            "etag": outcome.etag,
+            "last_modified": outcome.last_modified,
+            "consecutive_errors": 0,
+            "next_poll_at": None,
+            "last_poll_at": now,
+            "last_success_at": now,
+            "items_published": state.items_published + published,
+        }
+        if outcome.cursor is not None:
+            update["cursor"] = outcome.cursor
+        if ids is not None:
+            update["seen"] = state.remember(ids, now, timedelta(days=self.settings.seen_ttl_days))
+        self.states[state.source] = state.model_copy(update=update)
+        self.store.save(self.states[state.source])
+
+    async def _replay(self, source: ReplaySource) -> PollReport:
+        state = self.states[source.name]
+        digest = await asyncio.to_thread(file_digest, source.path)
+        start_at = state.replay_done if state.replay_digest == digest else 0
+
+        async def checkpoint(done: int) -> None:
+            current = self.states[source.name]
+            self.states[source.name] = current.model_copy(
+                update={"replay_digest": digest, "replay_done": done}
+            )
+            self.store.save(self.states[source.name])
+
+        report = await publish_replay_async(
+            self.kafka,
+            source.path,
+            source.speed,
+            dedup=True,
+            start_at=start_at,
+            producer=self.producer,
+            checkpoint=checkpoint,
+        )
+        self.metrics.inc(source.name, "published", report.published)
+        self.metrics.inc(source.name, "duplicates", report.duplicates)
+        self.metrics.inc(source.name, "invalid", report.invalid if start_at == 0 else 0)
+        return PollReport(source.name, "ok", published=report.published, duplicates=report.duplicates)

@@ -1,0 +1,244 @@
+"""Normalisation of one raw feed / API / replay entry into a NewsItem.
+
+Text: HTML stripped with the standard library's parser (script, style and
+similar elements dropped with their content), entities decoded, repeated until
+stable so double-escaped markup is removed too, whitespace collapsed.
+Links: canonical form with tracking parameters removed. Times: UTC, falling
+back to the fetch time with `published_estimated=True`. Tickers: cashtags,
+exchange-prefixed symbols and the source's configured tickers.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import ValidationError
+
+from finpulse.errors import InvalidRecord
+from finpulse.schema import (
+    MAX_SUMMARY_CHARS,
+    MAX_TITLE_CHARS,
+    NewsItem,
+    describe_validation_error,
+    story_id_for,
+)
+
+# Elements whose content is never text a reader sees.
+_DROP_CONTENT = frozenset({"script", "style", "noscript", "template", "iframe", "object", "svg", "head"})
+# Elements that separate words when removed.
+_BLOCK = frozenset({"p", "br", "div", "li", "tr", "td", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote"})
+# Anything still shaped like a tag after parsing (e.g. an unterminated "<script").
+# (Browsers open a tag or a bogus comment only when a letter, "/", "!" or "?" follows "<".)
+_TAG_SHAPED = re.compile(r"<!--.*?(?:-->|$)|<[/!?A-Za-z][^<>]*(?:>|(?=<)|$)", re.S)
+_SPACE = re.compile(r"\s+")
+_CONTROL = dict.fromkeys(c for c in range(32) if chr(c) not in "\t\n\r")
+
+# Query parameters that identify a campaign or click, not the document
+# (utm_* from Google Analytics; the rest from common ad / social / mail tools).
+_TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "hsa_", "_hs", "vero_")
+_TRACKING_PARAMS = frozenset(
+    {"fbclid", "gclid", "dclid", "msclkid", "yclid", "igshid", "ref", "ref_src", "referrer", "cmpid",
+     "cmp", "ito", "ocid", "spm", "s_kwcid", "_ga", "_gl", "ncid", "soc_src", "soc_trk", "sr_share",
+     "smid", "taid", "guccounter", "guce_referrer", "guce_referrer_sig", "xtor", "wt.mc_id", "wt_mc",
+     "wt_zmc", "at_medium", "at_campaign", "feature"}
+)  # fmt: skip
+
+_CASHTAG = re.compile(r"(?<![\w$])\$([A-Z]{1,5}(?:\.[A-Z]{1,2})?)(?![\w])")
+# "(NYSE: IBM)", "(Nasdaq:AAPL)": how press releases name listed companies.
+_EXCHANGE_SYMBOL = re.compile(
+    r"\((?:NYSE|NASDAQ|Nasdaq|NYSE American|NYSE Arca|AMEX|LSE|TSX|ASX)\s*:\s*([A-Z]{1,5}(?:\.[A-Z]{1,2})?)\)"
+)
+_MAX_TAGS = 20
+# A feed date more than this far in the future is a feed bug: use the fetch time.
+_FUTURE_SLACK = timedelta(hours=1)
+_EPOCH_FLOOR = datetime(1990, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class RawEntry:
+    """One entry as a source found it, before normalisation (fields may hold HTML)."""
+
+    source: str
+    title: str = ""
+    summary: str = ""
+    link: str | None = None
+    guid: str | None = None
+    published: datetime | None = None
+    language: str | None = None
+    tags: tuple[str, ...] = ()
+    tickers: tuple[str, ...] = ()
+    story_id: str | None = None
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _DROP_CONTENT:
+            self._skip += 1
+        elif tag in _BLOCK:
+            self.parts.append(" ")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _DROP_CONTENT and self._skip:
+            self._skip -= 1
+        elif tag in _BLOCK:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def _strip_once(text: str) -> str:
+    parser = _TextExtractor()
+    parser.feed(text)
+    parser.close()
+    return "".join(parser.parts)
+
+
+def strip_html(text: str | None) -> str:
+    """Visible text of an HTML fragment: no tags, no script, entities decoded."""
+    if not text:
+        return ""
+    out = text
+    for _ in range(4):  # double- or triple-escaped markup decodes into markup again
+        stripped = _strip_once(out)
+        if stripped == out:
+            break
+        out = stripped
+    out = unicodedata.normalize("NFC", out.translate(_CONTROL))
+    while _TAG_SHAPED.search(out):  # removing one can join "<" and a letter into another
+        out = _TAG_SHAPED.sub("", out)
+    return _SPACE.sub(" ", out).strip()
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut at a word boundary to at most `limit` characters, marking the cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def canonical_url(url: str | None) -> str | None:
+    """http(s) URL in canonical form (tracking parameters and fragment removed), else None."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname.lower().rstrip(".")
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k.lower() not in _TRACKING_PARAMS and not k.lower().startswith(_TRACKING_PREFIXES)
+    ]
+    return urlunsplit((scheme, host, parts.path or "/", urlencode(sorted(query)), ""))
+
+
+def extract_tickers(text: str) -> tuple[str, ...]:
+    """Cashtags ($AAPL) and exchange-prefixed symbols ((NYSE: IBM)) in order of appearance."""
+    found = [m.group(1) for m in _CASHTAG.finditer(text)]
+    found += [m.group(1) for m in _EXCHANGE_SYMBOL.finditer(text)]
+    return tuple(dict.fromkeys(found))
+
+
+def normalize_language(value: str | None) -> str | None:
+    """Primary language subtag in lower case ("en-GB" -> "en"), or None."""
+    if not value:
+        return None
+    primary = re.split(r"[-_\s]", value.strip().lower(), maxsplit=1)[0]
+    return primary if re.fullmatch(r"[a-z]{2,8}", primary) else None
+
+
+def to_utc(value: datetime | time.struct_time | str | None) -> datetime | None:
+    """A timezone-aware UTC datetime from feedparser's struct_time (UTC), ISO-8601 text or datetime."""
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, time.struct_time):
+            result = datetime(*value[:6], tzinfo=UTC)
+        elif isinstance(value, str):
+            result = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        else:
+            result = value
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if result.tzinfo is None:
+        result = result.replace(tzinfo=UTC)  # feeds without an offset mean UTC more often than not
+    return result.astimezone(UTC)
+
+
+def _published(raw: RawEntry, fetched_at: datetime) -> tuple[datetime, bool]:
+    published = to_utc(raw.published)
+    if published is None or published > fetched_at + _FUTURE_SLACK or published < _EPOCH_FLOOR:
+        return fetched_at, True
+    return published, False
+
+
+def story_identity(raw: RawEntry, url: str | None, published: datetime, estimated: bool) -> str:
+    """What makes two sightings of an entry the same story within one source."""
+    if raw.guid and raw.guid.strip():
+        return f"guid:{raw.guid.strip()}"
+    if url:
+        return f"url:{url}"
+    when = "" if estimated else published.isoformat()
+    return f"text:{strip_html(raw.title).lower()}|{when}"
+
+
+def normalize_entry(raw: RawEntry, fetched_at: datetime) -> NewsItem:
+    """Build the NewsItem for one entry; raises InvalidRecord when nothing usable is left."""
+    title = strip_html(raw.title)
+    summary = strip_html(raw.summary)
+    if not title:
+        if not summary:
+            raise InvalidRecord("NewsItem", f"entry from {raw.source} has neither title nor summary")
+        title = truncate(summary, 200)
+    url = canonical_url(raw.link)
+    published, estimated = _published(raw, fetched_at)
+    story_id = raw.story_id or story_id_for(raw.source, story_identity(raw, url, published, estimated))
+    text_tickers = extract_tickers(f"{title} {summary}")
+    tag_tickers = tuple(t[1:] for t in raw.tags if _CASHTAG.fullmatch(t.strip()))
+    tags = tuple(dict.fromkeys(t for t in (strip_html(x)[:100] for x in raw.tags) if t))[:_MAX_TAGS]
+    try:
+        return NewsItem(
+            story_id=story_id,
+            source=raw.source,
+            title=truncate(title, MAX_TITLE_CHARS),
+            summary=truncate(summary, MAX_SUMMARY_CHARS),
+            url=url,
+            published_at=published,
+            fetched_at=fetched_at,
+            published_estimated=estimated,
+            language=normalize_language(raw.language),
+            tickers=raw.tickers + tag_tickers + text_tickers,
+            tags=tags,
+        )
+    except ValidationError as exc:
+        raise InvalidRecord("NewsItem", f"entry from {raw.source}: {describe_validation_error(exc)}") from exc

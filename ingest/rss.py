@@ -1,0 +1,128 @@
+"""RSS 0.9x/1.0/2.0, Atom and RDF feeds: fetch with HttpFetcher, parse with feedparser.
+
+feedparser never fetches here: it parses the bytes we fetched (with the
+response's Content-Type, so it can use the HTTP charset), off the event loop.
+A feed that parses only partly (bozo, but with entries) is used and flagged
+"malformed"; one that yields no feed at all raises FeedError ("not_a_feed" for
+an HTML page, "malformed" otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import feedparser
+
+from ingest.abc import Poller, PollOutcome
+from ingest.errors import FeedError
+from ingest.fetch import HttpFetcher
+from ingest.normalize import RawEntry
+from ingest.sources import FeedSource
+from ingest.state import SourceState
+
+logger = logging.getLogger(__name__)
+
+# feedparser's bozo exceptions that only say the declared charset was wrong.
+_BENIGN_BOZO = ("CharacterEncodingOverride", "NonXMLContentType")
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """Entries of one feed document and what was wrong with it, if anything."""
+
+    version: str
+    entries: tuple[RawEntry, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def _looks_like_html(body: bytes, content_type: str) -> bool:
+    head = body[:2048].lstrip().lower()
+    return "html" in content_type.lower() or head.startswith((b"<!doctype html", b"<html"))
+
+
+def _published(entry: Any) -> Any:
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        if entry.get(key):
+            return entry[key]
+    return None
+
+
+def _summary(entry: Any) -> str:
+    summary = entry.get("summary") or ""
+    if not summary and entry.get("content"):
+        summary = entry["content"][0].get("value", "")
+    return str(summary)
+
+
+def _entry(entry: Any, source: FeedSource, feed_language: str | None) -> RawEntry:
+    categories = tuple(str(t.get("term")) for t in entry.get("tags", []) if t.get("term"))
+    detail_language = (entry.get("title_detail") or {}).get("language")
+    return RawEntry(
+        source=source.name,
+        title=str(entry.get("title") or ""),
+        summary=_summary(entry),
+        link=entry.get("link"),
+        guid=entry.get("id"),
+        published=_published(entry),
+        language=source.language or detail_language or feed_language,
+        tags=source.tags + categories,
+        tickers=source.tickers,
+    )
+
+
+def parse_feed(body: bytes, source: FeedSource, content_type: str = "") -> ParsedFeed:
+    """Parse feed bytes into raw entries; raises FeedError when it is no feed at all."""
+    if not body.strip():
+        raise FeedError("empty_body", f"source={source.name}: empty response body")
+    headers = {"content-type": content_type} if content_type else None
+    parsed = feedparser.parse(io.BytesIO(body), response_headers=headers)
+    version = parsed.get("version") or ""
+    raw_entries = parsed.get("entries") or []
+    bozo = parsed.get("bozo_exception") if parsed.get("bozo") else None
+    if not version and not raw_entries:
+        if _looks_like_html(body, content_type):
+            raise FeedError(
+                "not_a_feed", f"source={source.name}: got an HTML page, not a feed; check the URL"
+            )
+        raise FeedError("malformed", f"source={source.name}: not a parseable feed ({bozo!r})")
+    warnings: list[str] = []
+    if bozo is not None and type(bozo).__name__ not in _BENIGN_BOZO:
+        warnings.append("malformed")
+        logger.warning(
+            "feed partly malformed source=%s error=%s entries=%d", source.name, bozo, len(raw_entries)
+        )
+    if not raw_entries:
+        warnings.append("empty")
+    feed_language = (parsed.get("feed") or {}).get("language")
+    entries = []
+    for entry in raw_entries:
+        try:
+            entries.append(_entry(entry, source, feed_language))
+        except (AttributeError, TypeError, ValueError) as exc:
+            warnings.append("bad_entry")
+            logger.warning("skipped entry source=%s error=%s", source.name, exc)
+    return ParsedFeed(version=version, entries=tuple(entries), warnings=tuple(dict.fromkeys(warnings)))
+
+
+class RssSource(Poller):
+    """Polls one feed URL with conditional GET and parses it."""
+
+    def __init__(self, source: FeedSource) -> None:
+        self.source = source
+        self.name = source.name
+
+    async def poll(self, state: SourceState, fetcher: HttpFetcher) -> PollOutcome:
+        result = await fetcher.fetch(self.source.url, etag=state.etag, last_modified=state.last_modified)
+        if result.not_modified:
+            return PollOutcome(not_modified=True, etag=state.etag, last_modified=state.last_modified)
+        parsed = await asyncio.to_thread(parse_feed, result.body, self.source, result.content_type)
+        return PollOutcome(
+            entries=parsed.entries,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            warnings=parsed.warnings,
+        )

@@ -1,0 +1,199 @@
+"""Normalisation: text, links, times, tickers, story ids (table-driven + hypothesis)."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from finpulse.errors import InvalidRecord
+from ingest.normalize import (
+    RawEntry,
+    canonical_url,
+    extract_tickers,
+    normalize_entry,
+    normalize_language,
+    strip_html,
+    to_utc,
+    truncate,
+)
+
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+# What a browser would open as a tag or comment.
+MARKUP = re.compile(r"<[/!?]?[A-Za-z]|<!--")
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("<p>Shares <b>fell</b> 5%</p>", "Shares fell 5%"),
+        ("AT&amp;T &lt;3 &#8220;deal&#8221;", "AT&T <3 \u201cdeal\u201d"),
+        ("<script>alert('x')</script>Profit warning", "Profit warning"),
+        ("<style>p{color:red}</style><div>a</div><div>b</div>", "a b"),
+        ("&lt;script&gt;alert(1)&lt;/script&gt;Safe", "Safe"),
+        ("&amp;lt;b&amp;gt;double&amp;lt;/b&amp;gt;", "double"),
+        ("Revenue <img src=x onerror=alert(1)> up", "Revenue up"),
+        ("unterminated <script src=//evil", "unterminated"),
+        ("a < b and c > d", "a < b and c > d"),
+        ("  lots \n\t of   space ", "lots of space"),
+        ("<!-- hidden -->visible", "visible"),
+        ("", ""),
+    ],
+)
+def test_strip_html(html: str, text: str) -> None:
+    assert strip_html(html) == text
+
+
+@given(st.text(alphabet=st.sampled_from(list("<>/&;#!?-=\"' abcsriptSCRIPT1x")), max_size=80))
+@settings(max_examples=300, deadline=None)
+def test_no_markup_survives_tag_soup(text: str) -> None:
+    out = strip_html(text)
+    assert not MARKUP.search(out)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.text(alphabet=st.characters(blacklist_characters="<&"), max_size=20),
+            st.sampled_from(
+                ["<script>", "</script>", "<b>", "&lt;", "&gt;", "&amp;", "<!--", "-->", "<img x>"]
+            ),
+        ),
+        max_size=12,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_no_script_survives_mixed_input(parts: list[str]) -> None:
+    out = strip_html("".join(parts) + "<script>steal()</script>")
+    assert "steal()" not in out
+    assert not MARKUP.search(out)
+
+
+@pytest.mark.parametrize(
+    ("url", "canonical"),
+    [
+        ("https://Example.com/a?utm_source=x&utm_medium=rss&id=7", "https://example.com/a?id=7"),
+        ("HTTP://example.com:80/path#section", "http://example.com/path"),
+        ("https://example.com:8443/x?b=2&a=1", "https://example.com:8443/x?a=1&b=2"),
+        ("https://example.com?fbclid=abc&gclid=def", "https://example.com/"),
+        ("ftp://example.com/file", None),
+        ("javascript:alert(1)", None),
+        ("not a url", None),
+        (None, None),
+    ],
+)
+def test_canonical_url(url: str | None, canonical: str | None) -> None:
+    assert canonical_url(url) == canonical
+
+
+@given(
+    st.from_regex(
+        r"https?://[a-z]{1,8}\.com(/[a-z0-9]{0,6}){0,3}(\?([a-z_]{1,6}=[a-z0-9]{0,4}&?){0,4})?",
+        fullmatch=True,
+    )
+)
+@settings(max_examples=200, deadline=None)
+def test_canonical_url_is_idempotent_and_drops_tracking(url: str) -> None:
+    once = canonical_url(url)
+    assert once is not None
+    assert canonical_url(once) == once
+    assert "utm_" not in once
+    assert "fbclid" not in once
+
+
+@pytest.mark.parametrize(
+    ("text", "tickers"),
+    [
+        ("$AAPL and $msft rally; $5 coffee", ("AAPL",)),
+        ("Acme Corp (NYSE: ACME) and Beta (Nasdaq:BETA) report", ("ACME", "BETA")),
+        ("$BRK.B up, $TSLA down, $TSLA again", ("BRK.B", "TSLA")),
+        ("US$100 price, no tickers", ()),
+    ],
+)
+def test_extract_tickers(text: str, tickers: tuple[str, ...]) -> None:
+    assert extract_tickers(text) == tickers
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2024-05-01T10:00:00Z", datetime(2024, 5, 1, 10, tzinfo=UTC)),
+        ("2024-05-01T12:00:00+02:00", datetime(2024, 5, 1, 10, tzinfo=UTC)),
+        ("2024-05-01 10:00:00", datetime(2024, 5, 1, 10, tzinfo=UTC)),
+        (time.struct_time((2024, 5, 1, 10, 0, 0, 2, 122, 0)), datetime(2024, 5, 1, 10, tzinfo=UTC)),
+        ("yesterday", None),
+        (None, None),
+    ],
+)
+def test_to_utc(value: object, expected: datetime | None) -> None:
+    assert to_utc(value) == expected  # type: ignore[arg-type]
+
+
+def test_language_and_truncate() -> None:
+    assert normalize_language("en-GB") == "en"
+    assert normalize_language("pt_BR") == "pt"
+    assert normalize_language("!!") is None
+    cut = truncate("word " * 100, 50)
+    assert len(cut) <= 50
+    assert cut.endswith("…")
+
+
+def test_normalize_entry_builds_a_clean_item() -> None:
+    raw = RawEntry(
+        source="wire",
+        title="<b>$ACME</b> shares &amp; bonds tumble",
+        summary="<p>Acme (NYSE: ACME) cut guidance.<script>track()</script></p>",
+        link="https://news.example.com/acme?utm_campaign=rss",
+        guid="acme-1",
+        published=time.struct_time((2024, 5, 1, 9, 30, 0, 2, 122, 0)),
+        language="en-US",
+        tags=("Markets", "$BETA"),
+        tickers=("GAMMA",),
+    )
+    item = normalize_entry(raw, fetched_at=NOW)
+    assert item.title == "$ACME shares & bonds tumble"
+    assert item.summary == "Acme (NYSE: ACME) cut guidance."
+    assert item.url == "https://news.example.com/acme"
+    assert item.published_at == datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
+    assert not item.published_estimated
+    assert item.language == "en"
+    assert item.tickers == ("GAMMA", "BETA", "ACME")
+    assert item.tags == ("Markets", "$BETA")
+    # stable: the same entry later gives the same id; another guid another id
+    assert normalize_entry(raw, fetched_at=NOW + timedelta(hours=1)).story_id == item.story_id
+    other = RawEntry(source="wire", title="x", guid="acme-2")
+    assert normalize_entry(other, fetched_at=NOW).story_id != item.story_id
+
+
+@pytest.mark.parametrize(
+    "published",
+    [None, "not a date", datetime(2099, 1, 1, tzinfo=UTC), datetime(1970, 1, 2, tzinfo=UTC)],
+)
+def test_missing_or_absurd_dates_fall_back_to_fetch_time(published: object) -> None:
+    item = normalize_entry(RawEntry(source="s", title="t", published=published), fetched_at=NOW)  # type: ignore[arg-type]
+    assert item.published_at == NOW
+    assert item.published_estimated
+
+
+def test_entry_without_text_is_invalid_and_title_falls_back_to_summary() -> None:
+    with pytest.raises(InvalidRecord, match="neither title nor summary"):
+        normalize_entry(RawEntry(source="s", title="<script>x</script>", summary="  "), fetched_at=NOW)
+    item = normalize_entry(RawEntry(source="s", summary="Only a summary here"), fetched_at=NOW)
+    assert item.title == "Only a summary here"
+
+
+@given(title=st.text(max_size=300), summary=st.text(max_size=2000))
+@settings(max_examples=200, deadline=None)
+def test_normalize_entry_never_emits_markup(title: str, summary: str) -> None:
+    raw = RawEntry(source="s", title=title + "<script>x()</script>", summary=f"<div>{summary}</div>")
+    try:
+        item = normalize_entry(raw, fetched_at=NOW)
+    except InvalidRecord:
+        return
+    assert not MARKUP.search(item.title)
+    assert not MARKUP.search(item.summary)
+    assert "x()" not in item.title
