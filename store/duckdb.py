@@ -5,9 +5,10 @@ readers in other processes while it does). By default (`keep_open=False`)
 every operation opens the file, works and closes it, so the stream's sink and
 the API, in two processes, take turns; a conflicting lock is retried with
 backoff for `lock_timeout_s`, then `StoreLocked` says what to do. With
-`keep_open=True` one connection is held from `start()` to `stop()` (fastest;
-other processes are locked out) and threads each get a cursor. An in-memory
-store is always kept open. Deployments with several writers need a server
+`keep_open=True` the file stays open from `start()` to `stop()` (fastest;
+other processes are locked out). Inside one process all stores and threads
+share one open database per file, each operation on its own cursor
+(store/connections.py). An in-memory store is always kept open. Deployments with several writers need a server
 database (a later store).
 
 Methods are blocking: async callers use `await asyncio.to_thread(...)`.
@@ -17,9 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -31,7 +29,8 @@ import duckdb
 
 from finpulse.schema import AlertEvent, ScoredItem, WindowAggregate
 from store import migrations, retention, writes
-from store.errors import NotFound, StoreError, StoreLocked
+from store.connections import DATABASES
+from store.errors import NotFound, StoreError
 from store.queries import AlertsQuery, FeedbackQuery, Query, WindowsQuery, naive_utc
 from store.records import Feedback, LabelledAlert, Row, StoreStats, SubscriptionRecord, Verdict
 from store.url import duckdb_path
@@ -44,9 +43,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ExportFormat = Literal["csv", "parquet"]
-# Lock retry backoff: first wait and cap, in seconds (jittered).
-_BACKOFF_FIRST_S = 0.02
-_BACKOFF_MAX_S = 0.5
 
 
 class DuckDBStore:
@@ -66,9 +62,10 @@ class DuckDBStore:
         self.keep_open = keep_open or self.path is None
         self.lock_timeout_s = lock_timeout_s
         self.retention_days = retention_days
-        self._con: duckdb.DuckDBPyConnection | None = None
         self._started = False
-        self._cursor_lock = threading.Lock()
+        self._held = False
+        # Stores of one file share its open database in this process; memory stores are their own.
+        self._key: object = (str(self.path.resolve()), read_only) if self.path is not None else object()
 
     @classmethod
     def from_settings(cls, settings: StoreSettings, *, read_only: bool = False) -> DuckDBStore:
@@ -95,29 +92,27 @@ class DuckDBStore:
                 raise StoreError(f"history store {self.path} does not exist yet; start the stream worker")
             if not self.read_only:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = self._open()
-        try:
-            if self.read_only:
-                migrations.check_version(migrations.current_version(con), self.where)
-            else:
-                migrations.migrate(con, self.where)
-        except BaseException:
-            con.close()
-            raise
-        if self.keep_open:
-            self._con = con
-        else:
-            con.close()
         self._started = True
+        try:
+            if self.keep_open:
+                self._hold()
+            with self._connection() as con:
+                if self.read_only:
+                    migrations.check_version(migrations.current_version(con), self.where)
+                else:
+                    migrations.migrate(con, self.where)
+        except BaseException:
+            self.stop()
+            raise
         logger.info(
             "store started path=%s read_only=%s keep_open=%s", self.where, self.read_only, self.keep_open
         )
 
     def stop(self) -> None:
-        """Close the held connection, if any; idempotent."""
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        """Let go of the held database, if any; idempotent."""
+        if self._held:
+            self._held = False
+            DATABASES.release(self._key)
         self._started = False
 
     def __enter__(self) -> Self:
@@ -129,26 +124,9 @@ class DuckDBStore:
     ) -> None:
         self.stop()
 
-    def _open(self) -> duckdb.DuckDBPyConnection:
-        database = str(self.path) if self.path is not None else ":memory:"
-        began, delay = time.monotonic(), _BACKOFF_FIRST_S
-        while True:
-            try:
-                return duckdb.connect(database, read_only=self.read_only)
-            except duckdb.IOException as exc:
-                waited = time.monotonic() - began
-                if "lock" not in str(exc).lower():
-                    raise StoreError(f"cannot open history store {database}: {exc}") from exc
-                if waited >= self.lock_timeout_s:
-                    assert self.path is not None  # memory databases have no file lock
-                    raise StoreLocked(self.path, waited, str(exc).split(". See also")[0]) from exc
-                time.sleep(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, _BACKOFF_MAX_S)
-            except duckdb.ConnectionException as exc:
-                raise StoreError(
-                    f"cannot open history store {database}: {exc}. In one process, open a file "
-                    "either read-only everywhere or read-write everywhere."
-                ) from exc
+    def _hold(self) -> None:
+        DATABASES.acquire(self._key, self.path, read_only=self.read_only, lock_timeout_s=self.lock_timeout_s)
+        self._held = True
 
     @contextmanager
     def _connection(self, *, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -156,15 +134,10 @@ class DuckDBStore:
             raise StoreError("the store is not started; call start() (or use it as a context manager)")
         if write and self.read_only:
             raise StoreError(f"history store {self.where} was opened read-only; writes need read_only=False")
-        if self._con is not None:
-            with self._cursor_lock:
-                con = self._con.cursor()
-        else:
-            con = self._open()
-        try:
+        with DATABASES.cursor(
+            self._key, self.path, read_only=self.read_only, lock_timeout_s=self.lock_timeout_s
+        ) as con:
             yield con
-        finally:
-            con.close()
 
     # -- writes (the stream's sink) ----------------------------------------------------------
 
@@ -307,6 +280,12 @@ class DuckDBStore:
         with self._connection() as con:
             records = con.execute(sql, params).fetchall()
         return [WindowAggregate.model_validate_json(r[0]) for r in records]
+
+    def get_alert(self, alert_id: str) -> AlertEvent | None:
+        """One stored alert as its full AlertEvent message."""
+        with self._connection() as con:
+            row = con.execute("SELECT record FROM alerts WHERE alert_id = ?", [alert_id]).fetchone()
+        return AlertEvent.model_validate_json(row[0]) if row else None
 
     def alert_events(self, query: AlertsQuery | None = None) -> list[AlertEvent]:
         """Stored alerts as full AlertEvent messages (evidence included), oldest first."""

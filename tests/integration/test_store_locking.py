@@ -76,3 +76,23 @@ def test_two_processes_take_turns_with_per_call_connections(store_path: Path) ->
         assert writer.stdout.read().strip() == "wrote"
         assert db.stats().scored_items == 15 + reads
         assert reads > 0
+
+
+@pytest.mark.parametrize("keep_open", [False, True])
+def test_threads_of_one_process_share_the_file(known_store: DuckDBStore, keep_open: bool) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from store import AlertsQuery, TrendQuery
+
+    span = {"start": T0, "end": T0 + timedelta(days=2)}
+    other = DuckDBStore(known_store.path, keep_open=keep_open)  # a second store on the same file
+    with other, ThreadPoolExecutor(8) as pool:
+
+        def work(n: int) -> int:
+            db = other if n % 2 else known_store
+            db.upsert_scored([scored(f"t{n}", T0 + timedelta(hours=3), "macro", "neutral", 0.0)])
+            return len(db.fetch(TrendQuery(**span))) + len(db.fetch(AlertsQuery(**span)))
+
+        results = list(pool.map(work, range(40)))
+    assert all(r >= 8 for r in results)
+    assert known_store.stats().scored_items == 7 + 40

@@ -119,3 +119,8 @@ def test_alert_with_same_id_is_replaced_not_duplicated(store: DuckDBStore) -> No
     store.upsert_alerts([alert("x", "macro", T0)])
     assert store.stats().alerts == 1
     assert _dump(store, "alerts")[0][4] == "macro"
+
+
+def test_get_alert_returns_the_whole_event(known_store: DuckDBStore) -> None:
+    assert known_store.get_alert("a1") == known_alerts()[0]
+    assert known_store.get_alert("missing") is None

@@ -1,0 +1,107 @@
+"""The FastAPI app: history queries, alerts and feedback, subscriptions, dashboard.
+
+    uvicorn --factory api.app:app_from_env     # or: finpulse api
+
+Everything under /api/v1 needs the token when `api.token` is set; the
+dashboard page at / and /api/v1/health do not (the page asks for the token).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import require_token
+from api.deps import Store
+from api.routes import alerts, feedback_links, history, subscriptions
+from finpulse.settings import Settings
+from store import DuckDBStore, NotFound, StoreError, StoreLocked, StoreStats
+
+logger = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+API_PREFIX = "/api/v1"
+
+
+class Health(BaseModel):
+    status: str
+    auth: bool
+    store: StoreStats
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the app; the store opens when the app starts (lifespan) and closes when it stops."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = DuckDBStore.from_settings(settings.store)
+        await run_in_threadpool(store.start)
+        app.state.store = store
+        if settings.api.token is None:
+            logger.warning(
+                "api.token is unset: the API and dashboard accept requests WITHOUT auth; "
+                "fine on loopback (%s), set FINPULSE_API_TOKEN before exposing it",
+                settings.api.host,
+            )
+        try:
+            yield
+        finally:
+            store.stop()
+
+    app = FastAPI(
+        title="finpulse history API",
+        version="1",
+        description="Sentiment trends, volume, headlines, alerts, feedback and subscriptions "
+        "from the finpulse history store. Times are UTC; ranges are [start, end).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
+    for module in (history, alerts, subscriptions):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(feedback_links.router)
+    app.add_api_route(f"{API_PREFIX}/health", _health, methods=["GET"], tags=["health"])
+    app.add_api_route("/", _dashboard, methods=["GET"], include_in_schema=False)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _add_error_handlers(app)
+    return app
+
+
+def _health(request: Request, db: Store) -> Health:
+    """Liveness plus the store's schema version and row counts (no auth needed)."""
+    return Health(status="ok", auth=request.app.state.settings.api.token is not None, store=db.stats())
+
+
+def _dashboard() -> FileResponse:
+    return FileResponse(STATIC / "index.html", media_type="text/html")
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(StoreLocked)
+    async def locked(request: Request, exc: StoreLocked) -> JSONResponse:
+        logger.warning("api store locked path=%s waited_s=%.1f", exc.path, exc.waited_s)
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, exc: StoreError) -> JSONResponse:
+        logger.error("api store error path=%s: %s", request.url.path, exc)
+        return JSONResponse({"detail": f"history store unavailable: {exc}"}, status_code=503)
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory api.app:app_from_env`: settings from the environment."""
+    from finpulse.settings import load_settings
+
+    return create_app(load_settings())

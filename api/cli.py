@@ -1,0 +1,43 @@
+"""`finpulse api`: serve the query API and the dashboard with uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("api")(serve)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    host: str = typer.Option(None, help="bind address (default: settings api.host)"),
+    port: int = typer.Option(None, help="port (default: settings api.port)"),
+) -> None:
+    """Serve the history API (OpenAPI at /docs) and the dashboard at /."""
+    import uvicorn
+    from rich.console import Console
+
+    from api.app import create_app
+    from finpulse.cli import settings as load
+    from finpulse.errors import ConfigError
+
+    s = load()
+    api = s.api.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
+    if api.token is None and not _loopback(api.host):
+        raise ConfigError(
+            f"refusing to serve on {api.host} without a token: set FINPULSE_API_TOKEN, or bind to 127.0.0.1"
+        )
+    s = s.model_copy(update={"api": api})
+    Console().print(f"finpulse api: dashboard at http://{api.host}:{api.port}/  (OpenAPI: /docs)")
+    uvicorn.run(create_app(s), host=api.host, port=api.port, log_level=s.log_level.lower())

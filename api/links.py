@@ -1,0 +1,42 @@
+"""Signed feedback links for Slack messages: `/feedback/{alert_id}?verdict=tp&token=...`.
+
+The token is an HMAC of the alert id and verdict keyed by the API token, so a
+link marks only its own alert with its own verdict and never reveals the API
+token. Without an API token (local use) links carry no token. Stdlib only, so
+the Slack renderer can build the same links.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from urllib.parse import quote, urlencode
+
+from pydantic import SecretStr
+
+# Hex digits kept from the SHA-256 HMAC: 128 bits, plenty for a link token.
+TOKEN_HEX = 32
+
+
+def link_token(secret: SecretStr, alert_id: str, verdict: str) -> str:
+    """The token that authorises marking `alert_id` with `verdict`."""
+    message = f"feedback:{alert_id}:{verdict}".encode()
+    return hmac.new(secret.get_secret_value().encode(), message, hashlib.sha256).hexdigest()[:TOKEN_HEX]
+
+
+def check_link_token(secret: SecretStr | None, alert_id: str, verdict: str, token: str | None) -> bool:
+    """True when no secret is set, or the token is the link token or the API token itself."""
+    if secret is None:
+        return True
+    if not token:
+        return False
+    expected = link_token(secret, alert_id, verdict)
+    return hmac.compare_digest(token, expected) or hmac.compare_digest(token, secret.get_secret_value())
+
+
+def feedback_url(base_url: str, secret: SecretStr | None, alert_id: str, verdict: str) -> str:
+    """The link an analyst clicks to mark an alert true (tp) or false (fp) positive."""
+    params = {"verdict": verdict}
+    if secret is not None:
+        params["token"] = link_token(secret, alert_id, verdict)
+    return f"{base_url.rstrip('/')}/feedback/{quote(alert_id, safe='')}?{urlencode(params)}"

@@ -1,0 +1,65 @@
+"""Pages of results and the `format` switch between JSON and file exports."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+from fastapi import Query as QueryParam
+from pydantic import BaseModel
+from starlette.background import BackgroundTask
+from starlette.responses import FileResponse
+
+from store import DuckDBStore, Query
+
+T = TypeVar("T")
+Format = Literal["json", "csv", "parquet"]
+MEDIA_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+# OpenAPI: list endpoints also answer with a file when format=csv|parquet.
+FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+        },
+        "description": "JSON page; with format=csv or parquet the whole range as a file (no paging)",
+    }
+}
+FORMAT_PARAM = QueryParam("json", alias="format", description="json (paged) or a csv / parquet export")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of rows; `next_offset` is null on the last page."""
+
+    items: list[T]
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+def page(db: DuckDBStore, query: Query) -> Page[Any]:
+    """Fetch one page (one row more than asked, to know whether another follows)."""
+    rows: Sequence[Any] = db.fetch(query.model_copy(update={"limit": query.limit + 1}))
+    more = len(rows) > query.limit
+    return Page(
+        items=list(rows[: query.limit]),
+        limit=query.limit,
+        offset=query.offset,
+        next_offset=query.offset + query.limit if more else None,
+    )
+
+
+def export(db: DuckDBStore, query: Query, fmt: Literal["csv", "parquet"], name: str) -> FileResponse:
+    """The query's whole range as a CSV or Parquet download; the temp file goes after sending."""
+    tmp = Path(tempfile.mkdtemp(prefix="finpulse-export-"))
+    path = db.export(query, tmp / f"{name}.{fmt}", fmt)
+
+    def cleanup() -> None:
+        path.unlink(missing_ok=True)
+        tmp.rmdir()
+
+    return FileResponse(
+        path, media_type=MEDIA_TYPES[fmt], filename=path.name, background=BackgroundTask(cleanup)
+    )

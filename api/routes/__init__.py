@@ -1,0 +1,1 @@
+"""The API's routers: history queries, alerts and feedback, subscriptions, feedback links."""

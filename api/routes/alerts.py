@@ -1,0 +1,60 @@
+"""Alert history and analyst feedback (true / false positive)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import Store
+from api.paging import FILE_RESPONSES, FORMAT_PARAM, Format, Page, export, page
+from finpulse.schema import AlertEvent
+from store import AlertRecord, AlertsQuery, Feedback, FeedbackQuery, LabelledAlert, Verdict
+
+router = APIRouter(tags=["alerts"])
+AlertId = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+class FeedbackIn(BaseModel):
+    """An analyst's verdict on one alert."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: Verdict = Field(description="tp: a real event; fp: a false alarm")
+    note: str = Field(default="", max_length=2_000)
+    author: str = Field(default="anonymous", min_length=1, max_length=200)
+
+
+class AlertDetail(BaseModel):
+    """One alert with its evidence and the verdict on it."""
+
+    alert: AlertEvent
+    feedback: Feedback | None
+
+
+@router.get("/alerts", response_model=Page[AlertRecord], responses=FILE_RESPONSES)
+def alerts(db: Store, q: Annotated[AlertsQuery, Query()], fmt: Format = FORMAT_PARAM) -> Any:
+    """Alert history, newest first, with feedback."""
+    return page(db, q) if fmt == "json" else export(db, q, fmt, "alerts")
+
+
+@router.get("/alerts/{alert_id}", responses={404: {"description": "no such alert"}})
+def alert(db: Store, alert_id: AlertId) -> AlertDetail:
+    """One alert with its top headlines and feedback."""
+    event = db.get_alert(alert_id)
+    if event is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no alert with id {alert_id!r}")
+    return AlertDetail(alert=event, feedback=db.get_feedback(alert_id))
+
+
+@router.post("/alerts/{alert_id}/feedback", responses={404: {"description": "no such alert"}})
+def post_feedback(db: Store, alert_id: AlertId, body: FeedbackIn) -> Feedback:
+    """Mark an alert true (tp) or false (fp) positive; the latest verdict wins."""
+    return db.put_feedback(alert_id, body.verdict, note=body.note, author=body.author)
+
+
+@router.get("/feedback", response_model=Page[LabelledAlert], responses=FILE_RESPONSES)
+def feedback(db: Store, q: Annotated[FeedbackQuery, Query()], fmt: Format = FORMAT_PARAM) -> Any:
+    """Labelled alerts (by alert window start): the backtest's labels, exportable as training data."""
+    return page(db, q) if fmt == "json" else export(db, q, fmt, "feedback")

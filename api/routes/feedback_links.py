@@ -1,0 +1,91 @@
+"""Feedback from a Slack message: `GET /feedback/{alert_id}?verdict=tp&token=...`.
+
+The GET only shows the alert and a confirm button (Slack and mail scanners
+prefetch links, so a GET must not change anything); the button POSTs the form
+back to the same URL, which records the verdict.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Annotated
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import Store
+from api.links import check_link_token
+from finpulse.schema import AlertEvent
+from store import NotFound, Verdict
+
+router = APIRouter(tags=["feedback link"])
+LABELS = {"tp": "true positive (a real event)", "fp": "false positive (a false alarm)"}
+# Form fields are short; anything longer is cut (note) or refused (the rest).
+MAX_FORM_BYTES = 16_384
+
+_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>finpulse feedback</title>
+<style>body{{font:15px system-ui,sans-serif;max-width:40em;margin:3em auto;padding:0 1em}}
+.err{{color:#b00}} button{{font-size:1em;padding:.4em 1em}} input,textarea{{width:100%}}</style></head>
+<body><h1>finpulse alert feedback</h1>{body}</body></html>"""
+
+
+def _page(body: str, status_code: int = 200) -> HTMLResponse:
+    return HTMLResponse(_PAGE.format(body=body), status_code=status_code)
+
+
+def _describe(alert: AlertEvent) -> str:
+    e = html.escape
+    return (
+        f"<p><b>{e(alert.entity_kind)} {e(alert.entity)}</b> ({e(alert.state)}, subscription "
+        f"{e(alert.subscription_id)}): negative share {alert.negative_share:.0%} against a baseline of "
+        f"{alert.baseline_negative_share:.0%} over {alert.count} stories, window "
+        f"{alert.window_start:%Y-%m-%d %H:%M}–{alert.window_end:%H:%M} UTC.</p>"
+    )
+
+
+@router.get("/feedback/{alert_id}", response_class=HTMLResponse, responses={403: {}, 404: {}})
+def feedback_form(
+    request: Request,
+    db: Store,
+    alert_id: Annotated[str, Path(min_length=1, max_length=200)],
+    verdict: Verdict,
+    token: Annotated[str | None, Query(max_length=200)] = None,
+) -> HTMLResponse:
+    """A confirmation page for the link in a Slack message; its button records the verdict."""
+    if not check_link_token(request.app.state.settings.api.token, alert_id, verdict, token):
+        return _page("<p class=err>This feedback link is not valid (wrong or missing token).</p>", 403)
+    alert = db.get_alert(alert_id)
+    if alert is None:
+        return _page(f"<p class=err>No alert {html.escape(alert_id)} in the history.</p>", 404)
+    e = html.escape
+    form = (
+        f'<form method="post"><input type="hidden" name="verdict" value="{e(verdict)}">'
+        f'<input type="hidden" name="token" value="{e(token or "")}">'
+        '<p><label>Your name <input name="author" maxlength="200"></label></p>'
+        '<p><label>Note <textarea name="note" maxlength="2000" rows="3"></textarea></label></p>'
+        f"<p><button type=submit>Mark as {e(LABELS[verdict])}</button></p></form>"
+    )
+    return _page(_describe(alert) + form)
+
+
+@router.post("/feedback/{alert_id}", response_class=HTMLResponse, include_in_schema=False)
+async def feedback_submit(request: Request, db: Store, alert_id: str) -> HTMLResponse:
+    """Record the verdict posted by the confirmation page's form."""
+    raw = await request.body()
+    if len(raw) > MAX_FORM_BYTES:
+        return _page("<p class=err>Form too large.</p>", 413)
+    form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+    verdict = form.get("verdict", "")
+    if verdict not in LABELS:
+        return _page("<p class=err>verdict must be tp or fp.</p>", 422)
+    if not check_link_token(request.app.state.settings.api.token, alert_id, verdict, form.get("token")):
+        return _page("<p class=err>This feedback link is not valid (wrong or missing token).</p>", 403)
+    author = form.get("author", "").strip()[:200] or "slack link"
+    note = form.get("note", "").strip()[:2000]
+    try:
+        await run_in_threadpool(db.put_feedback, alert_id, verdict, note=note, author=author)  # type: ignore[arg-type]
+    except NotFound:
+        return _page(f"<p class=err>No alert {html.escape(alert_id)} in the history.</p>", 404)
+    return _page(f"<p>Recorded: {html.escape(alert_id)} is a {LABELS[verdict]}. Thank you.</p>")

@@ -1,0 +1,84 @@
+"""Subscriptions CRUD: the alerts' Subscription model (as in the TOML file), stored in the database."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Response, status
+from pydantic import ValidationError
+
+from alerts.subscriptions import Subscription
+from api.deps import Store
+from finpulse.schema import describe_validation_error
+from store import SubscriptionRecord
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
+SubId = Annotated[str, Path(min_length=1, max_length=64)]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such subscription"}}
+
+
+def _model(record: SubscriptionRecord) -> Subscription:
+    try:
+        return Subscription.model_validate(record.body)
+    except ValidationError as exc:  # stored by an older version with other rules
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"stored subscription {record.id!r} is no longer valid: {describe_validation_error(exc)}; "
+            "PUT a corrected one",
+        ) from exc
+
+
+def _body(sub: Subscription) -> dict[str, object]:
+    return sub.model_dump(mode="json", by_alias=True)
+
+
+@router.get("")
+def list_subscriptions(db: Store) -> list[Subscription]:
+    """Every stored subscription, by id (invalid stored ones are skipped, with a warning)."""
+    subs = []
+    for record in db.list_subscriptions():
+        try:
+            subs.append(Subscription.model_validate(record.body))
+        except ValidationError as exc:
+            logger.warning("api skipped invalid stored subscription id=%s: %s", record.id, exc.error_count())
+    return subs
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses={409: {"description": "id exists"}})
+def create_subscription(db: Store, sub: Subscription) -> Subscription:
+    """Store a new subscription (409 when the id exists: use PUT to replace)."""
+    if db.get_subscription(sub.id) is not None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail=f"subscription {sub.id!r} exists; PUT to replace it"
+        )
+    db.put_subscription(sub.id, _body(sub))
+    return sub
+
+
+@router.get("/{sub_id}", responses=NOT_FOUND)
+def get_subscription(db: Store, sub_id: SubId) -> Subscription:
+    record = db.get_subscription(sub_id)
+    if record is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no subscription {sub_id!r}")
+    return _model(record)
+
+
+@router.put("/{sub_id}", responses={422: {"description": "invalid, or id differs from the path"}})
+def put_subscription(db: Store, sub_id: SubId, sub: Subscription) -> Subscription:
+    """Create or replace the subscription with this id."""
+    if sub.id != sub_id:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"body id {sub.id!r} differs from the path's {sub_id!r}",
+        )
+    db.put_subscription(sub.id, _body(sub))
+    return sub
+
+
+@router.delete("/{sub_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
+def delete_subscription(db: Store, sub_id: SubId) -> Response:
+    if not db.delete_subscription(sub_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no subscription {sub_id!r}")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

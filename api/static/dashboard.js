@@ -1,0 +1,266 @@
+// finpulse dashboard: trends (uPlot) with alert markers, recent alerts, headlines, subscription editor.
+// Talks only to this server's /api/v1; all data goes into the page through textContent, never HTML.
+"use strict";
+
+const API = "/api/v1";
+const MARKER = "rgb(255, 0, 160)"; // alert markers (the screenshot test looks for this colour)
+const $ = (id) => document.getElementById(id);
+const state = { subs: [], charts: [] };
+
+function token() {
+  const fromUrl = new URLSearchParams(location.search).get("token");
+  if (fromUrl) localStorage.setItem("finpulse-token", fromUrl);
+  return localStorage.getItem("finpulse-token") || "";
+}
+
+function status(text, error = false) {
+  $("status").textContent = text;
+  $("status").className = error ? "error" : "";
+}
+
+async function api(path, { method = "GET", params = {}, body } = {}) {
+  const url = new URL(API + path, location.origin);
+  for (const [k, v] of Object.entries(params)) if (v !== "" && v != null) url.searchParams.set(k, v);
+  const headers = { Accept: "application/json" };
+  if (token()) headers.Authorization = "Bearer " + token();
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (res.status === 401) {
+    $("auth").hidden = false;
+    throw new Error("this API needs a token: enter it above");
+  }
+  const data = res.status === 204 ? null : await res.json();
+  if (!res.ok) throw new Error(describeError(data));
+  return data;
+}
+
+function describeError(data) {
+  const detail = data && data.detail;
+  if (Array.isArray(detail)) return detail.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("\n");
+  return String(detail || "request failed");
+}
+
+function range() {
+  const end = new Date();
+  const start = new Date(end.getTime() - Number($("range").value) * 3600e3);
+  return { start: start.toISOString(), end: end.toISOString() };
+}
+
+// --- trends -------------------------------------------------------------------------------
+async function loadEntities() {
+  const kind = $("kind").value;
+  const page = await api("/entities", { params: { entity_kind: kind, ...range(), limit: 50 } });
+  const select = $("entity");
+  const keep = select.value;
+  select.replaceChildren(new Option("busiest four", ""));
+  for (const e of page.items) select.add(new Option(`${e.entity} (${e.count})`, e.entity));
+  select.value = page.items.some((e) => e.entity === keep) ? keep : "";
+  return page.items;
+}
+
+async function loadTrends() {
+  const entities = await loadEntities();
+  const chosen = $("entity").value ? [$("entity").value] : entities.slice(0, 4).map((e) => e.entity);
+  for (const c of state.charts) c.destroy();
+  state.charts = [];
+  $("charts").replaceChildren();
+  if (!chosen.length) {
+    $("charts").textContent = "No scored items in this range yet.";
+    return;
+  }
+  for (const entity of chosen) await drawChart($("kind").value, entity);
+}
+
+async function drawChart(kind, entity) {
+  const params = { entity_kind: kind, entity, ...range() };
+  const [trend, alerts] = await Promise.all([
+    api("/trends", { params: { ...params, granularity: $("granularity").value, limit: 10000 } }),
+    api("/alerts", { params: { ...params, state: "fired", limit: 500 } }),
+  ]);
+  const xs = trend.items.map((p) => Date.parse(p.bucket_start) / 1000);
+  const data = [xs, trend.items.map((p) => p.negative_share), trend.items.map((p) => p.mean_score),
+    trend.items.map((p) => p.count)];
+  const marks = alerts.items.map((a) => Date.parse(a.window_start) / 1000);
+  const box = document.createElement("div");
+  box.className = "chart";
+  box.dataset.entity = entity;
+  box.dataset.alerts = String(marks.length);
+  const title = document.createElement("h3");
+  title.textContent = `${kind} ${entity}: ${trend.items.reduce((n, p) => n + p.count, 0)} items, ${marks.length} alerts`;
+  box.append(title);
+  $("charts").append(box);
+  const width = Math.max(520, box.clientWidth || 560);
+  const opts = {
+    width, height: 240,
+    scales: { x: { time: true }, score: { range: [-1, 1] }, count: { range: (u, min, max) => [0, Math.max(1, max) * 1.1] } },
+    axes: [{}, { scale: "score", label: "share / score" }, { scale: "count", side: 1, grid: { show: false }, label: "items" }],
+    series: [
+      {},
+      { label: "negative share", scale: "score", stroke: "rgb(214, 39, 40)", width: 2 },
+      { label: "mean score", scale: "score", stroke: "rgb(31, 119, 180)", width: 1.5 },
+      { label: "items", scale: "count", stroke: "rgb(170, 170, 170)", fill: "rgba(170, 170, 170, 0.35)",
+        paths: uPlot.paths.bars({ size: [0.8, 40] }) },
+    ],
+    hooks: { draw: [(u) => drawMarkers(u, marks)] },
+  };
+  state.charts.push(new uPlot(opts, data, box));
+}
+
+function drawMarkers(u, marks) {
+  const ctx = u.ctx;
+  ctx.save();
+  ctx.strokeStyle = MARKER;
+  ctx.fillStyle = MARKER;
+  ctx.lineWidth = 2 * devicePixelRatio;
+  for (const t of marks) {
+    const x = u.valToPos(t, "x", true);
+    if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+    ctx.beginPath();
+    ctx.moveTo(x, u.bbox.top);
+    ctx.lineTo(x, u.bbox.top + u.bbox.height);
+    ctx.stroke();
+    ctx.beginPath();
+    ctx.arc(x, u.bbox.top + 6 * devicePixelRatio, 5 * devicePixelRatio, 0, 2 * Math.PI);
+    ctx.fill();
+  }
+  ctx.restore();
+}
+
+// --- alerts and headlines -------------------------------------------------------------------
+function cell(row, text, className) {
+  const td = row.insertCell();
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+async function loadAlerts() {
+  const page = await api("/alerts", { params: { ...range(), limit: 20 } });
+  const body = $("alert-rows");
+  body.replaceChildren();
+  for (const a of page.items) {
+    const row = body.insertRow();
+    row.dataset.alertId = a.alert_id;
+    cell(row, a.created_at.slice(0, 16).replace("T", " "));
+    cell(row, `${a.entity_kind} ${a.entity}`);
+    cell(row, a.state, a.state);
+    cell(row, `${Math.round(a.negative_share * 100)}% (baseline ${Math.round(a.baseline_negative_share * 100)}%)`);
+    cell(row, a.p_value.toExponential(1));
+    cell(row, a.subscription_id);
+    const verdict = cell(row, a.verdict ? `${a.verdict} by ${a.feedback_by}` : "", "verdict");
+    for (const v of ["tp", "fp"]) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = v === "tp" ? "true +" : "false +";
+      b.title = v === "tp" ? "a real event" : "a false alarm";
+      b.onclick = () => mark(a.alert_id, v);
+      verdict.append(b);
+    }
+  }
+  if (!page.items.length) cell(body.insertRow(), "No alerts in this range.");
+}
+
+async function mark(alertId, verdict) {
+  try {
+    await api(`/alerts/${encodeURIComponent(alertId)}/feedback`, { method: "POST", body: { verdict, author: "dashboard" } });
+    await loadAlerts();
+  } catch (err) {
+    status(err.message, true);
+  }
+}
+
+async function loadHeadlines() {
+  const entity = $("entity").value;
+  const params = { ...range(), limit: 10, ...(entity ? { entity_kind: $("kind").value, entity } : {}) };
+  const page = await api("/headlines", { params });
+  const list = $("headline-list");
+  list.replaceChildren();
+  for (const h of page.items) {
+    const li = document.createElement("li");
+    const link = document.createElement(h.url && /^https?:/.test(h.url) ? "a" : "span");
+    if (link.tagName === "A") { link.href = h.url; link.rel = "noopener noreferrer"; link.target = "_blank"; }
+    link.textContent = h.title;
+    li.append(link, ` (${h.source}, ${h.sentiment_score.toFixed(2)})`);
+    list.append(li);
+  }
+}
+
+// --- subscriptions --------------------------------------------------------------------------
+const TEMPLATE = {
+  id: "new-subscription", name: "", channel: "#alerts", enabled: true,
+  filter: { topics: ["*"], tickers: [], sources: [] },
+  detector: { window: "tumbling", min_volume: 10, min_rise: 0.15, significance: 0.001 },
+};
+
+function subMessage(text, error = false) {
+  $("sub-message").textContent = text;
+  $("sub-message").className = error ? "error" : "";
+}
+
+async function loadSubscriptions(select) {
+  state.subs = await api("/subscriptions");
+  const list = $("sub-list");
+  list.replaceChildren();
+  for (const s of state.subs) list.add(new Option(`${s.id} → ${s.channel}`, s.id));
+  if (select) list.value = select;
+  showSubscription();
+}
+
+function showSubscription() {
+  const sub = state.subs.find((s) => s.id === $("sub-list").value);
+  $("sub-json").value = JSON.stringify(sub || TEMPLATE, null, 2);
+}
+
+async function saveSubscription() {
+  let sub;
+  try {
+    sub = JSON.parse($("sub-json").value);
+  } catch (err) {
+    return subMessage(`not valid JSON: ${err.message}`, true);
+  }
+  const exists = state.subs.some((s) => s.id === sub.id);
+  try {
+    if (exists) await api(`/subscriptions/${encodeURIComponent(sub.id)}`, { method: "PUT", body: sub });
+    else await api("/subscriptions", { method: "POST", body: sub });
+    await loadSubscriptions(sub.id);
+    subMessage(`saved ${sub.id}`);
+  } catch (err) {
+    subMessage(err.message, true);
+  }
+}
+
+async function deleteSubscription() {
+  const id = $("sub-list").value;
+  if (!id) return subMessage("select a subscription first", true);
+  try {
+    await api(`/subscriptions/${encodeURIComponent(id)}`, { method: "DELETE" });
+    await loadSubscriptions();
+    subMessage(`deleted ${id}`);
+  } catch (err) {
+    subMessage(err.message, true);
+  }
+}
+
+// --- wiring ---------------------------------------------------------------------------------
+async function refresh() {
+  status("loading…");
+  try {
+    await Promise.all([loadTrends(), loadAlerts(), loadSubscriptions($("sub-list").value)]);
+    await loadHeadlines();
+    status(`updated ${new Date().toISOString().slice(11, 19)} UTC`);
+    document.body.dataset.ready = "true";
+  } catch (err) {
+    status(err.message, true);
+    document.body.dataset.ready = "error";
+  }
+}
+
+$("refresh").onclick = refresh;
+for (const id of ["kind", "range", "granularity"]) $(id).onchange = () => { if (id === "kind") $("entity").value = ""; refresh(); };
+$("entity").onchange = refresh;
+$("sub-list").onchange = showSubscription;
+$("sub-new").onclick = () => { $("sub-list").value = ""; $("sub-json").value = JSON.stringify(TEMPLATE, null, 2); subMessage(""); };
+$("sub-save").onclick = saveSubscription;
+$("sub-delete").onclick = deleteSubscription;
+$("save-token").onclick = () => { localStorage.setItem("finpulse-token", $("token").value); $("auth").hidden = true; refresh(); };
+refresh();
