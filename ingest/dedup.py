@@ -29,7 +29,7 @@ from ingest.state import read_json, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
-NUM_PERM = 64  # 64 permutations: ~0.06 standard error on Jaccard, 256 bytes per item
+NUM_PERM = 128  # ~0.044 standard error on the Jaccard estimate, 512 bytes per item
 # datasketch 2.x default; saved sketches are only comparable within one scheme.
 SCHEME = "affine32"
 SHINGLE = 5  # character shingles: robust to small edits in short headlines
@@ -40,6 +40,11 @@ _NON_WORD = re.compile(r"[\W_]+")
 def fingerprint_text(item: NewsItem) -> str:
     """The normalised text that near-duplicate detection compares."""
     return _NON_WORD.sub(" ", f"{item.title} {item.summary}".lower()).strip()[:TEXT_CHARS]
+
+
+def story_time(item: NewsItem) -> datetime:
+    """When the story appeared: its published time, or when it was fetched if that was a guess."""
+    return item.fetched_at if item.published_estimated else item.published_at
 
 
 def minhash(text: str) -> MinHash:
@@ -59,15 +64,16 @@ class _Entry:
     story_id: str
     root: str  # the first story's id (itself when original)
     source: str
-    published_at: datetime
+    published_at: datetime  # story_time(): what the horizon compares
     keys: tuple[str, ...]
     hashvalues: np.ndarray
+    indexed_at: datetime  # fetch time: what pruning compares
 
 
 class Deduplicator:
     """Answers "is this item a copy of one seen before?" and remembers the answer."""
 
-    def __init__(self, horizon: timedelta, threshold: float = 0.7) -> None:
+    def __init__(self, horizon: timedelta, threshold: float = 0.6) -> None:
         self.horizon = horizon
         self.threshold = threshold
         self._entries: dict[str, _Entry] = {}
@@ -90,7 +96,13 @@ class Deduplicator:
         mh = minhash(fingerprint_text(item))
         root = self._exact_match(keys, item) or self._near_match(mh, item)
         entry = _Entry(
-            item.story_id, root or item.story_id, item.source, item.published_at, keys, mh.hashvalues
+            item.story_id,
+            root or item.story_id,
+            item.source,
+            story_time(item),
+            keys,
+            mh.hashvalues,
+            item.fetched_at,
         )
         self._add(entry)
         return root
@@ -98,7 +110,7 @@ class Deduplicator:
     def _exact_match(self, keys: tuple[str, ...], item: NewsItem) -> str | None:
         for key in keys:
             other = self._entries.get(self._exact.get(key, ""))
-            if other is not None and abs(other.published_at - item.published_at) <= self.horizon:
+            if other is not None and abs(other.published_at - story_time(item)) <= self.horizon:
                 return other.root
         return None
 
@@ -106,7 +118,7 @@ class Deduplicator:
         best: _Entry | None = None
         for candidate_id in self._lsh.query(mh):
             other = self._entries[candidate_id]
-            if other.source == item.source or abs(other.published_at - item.published_at) > self.horizon:
+            if other.source == item.source or abs(other.published_at - story_time(item)) > self.horizon:
                 continue
             if mh.jaccard(_sketch(other.hashvalues)) < self.threshold:
                 continue
@@ -121,8 +133,8 @@ class Deduplicator:
         self._lsh.insert(entry.story_id, _sketch(entry.hashvalues))
 
     def prune(self, now: datetime) -> int:
-        """Forget items published before `now - horizon`; returns how many."""
-        old = [e for e in self._entries.values() if now - e.published_at > self.horizon]
+        """Forget items indexed (fetched) before `now - horizon`; returns how many."""
+        old = [e for e in self._entries.values() if now - e.indexed_at > self.horizon]
         for entry in old:
             del self._entries[entry.story_id]
             self._lsh.remove(entry.story_id)
@@ -135,17 +147,23 @@ class Deduplicator:
         """Write the index to `path` (atomic)."""
         rows = [
             [e.story_id, e.root, e.source, e.published_at.isoformat(), list(e.keys),
-             base64.b64encode(e.hashvalues.astype("<u4").tobytes()).decode("ascii")]
+             base64.b64encode(e.hashvalues.astype("<u4").tobytes()).decode("ascii"), e.indexed_at.isoformat()]
             for e in self._entries.values()
         ]  # fmt: skip
-        write_json_atomic(path, {"version": 1, "num_perm": NUM_PERM, "scheme": SCHEME, "entries": rows})
+        write_json_atomic(path, {"version": 2, "num_perm": NUM_PERM, "scheme": SCHEME, "entries": rows})
 
     def load(self, path: Path) -> None:
         """Restore the index saved by `save`; a missing or foreign file leaves it empty."""
         data = read_json(path)
-        if not data or data.get("num_perm") != NUM_PERM or data.get("scheme") != SCHEME:
+        if (
+            not data
+            or data.get("version") != 2
+            or data.get("num_perm") != NUM_PERM
+            or data.get("scheme") != SCHEME
+        ):
             return
-        for story_id, root, source, published, keys, hashes in data["entries"]:
+        when = datetime.fromisoformat
+        for story_id, root, source, published, keys, hashes, indexed in data["entries"]:
             values = np.frombuffer(base64.b64decode(hashes), dtype="<u4").astype(np.uint32)
-            self._add(_Entry(story_id, root, source, datetime.fromisoformat(published), tuple(keys), values))
+            self._add(_Entry(story_id, root, source, when(published), tuple(keys), values, when(indexed)))
         logger.info("dedup index loaded items=%d path=%s", len(self._entries), path)

@@ -89,8 +89,11 @@ def parse_feed(body: bytes, source: FeedSource, content_type: str = "") -> Parse
                 "not_a_feed", f"source={source.name}: got an HTML page, not a feed; check the URL"
             )
         raise FeedError("malformed", f"source={source.name}: not a parseable feed ({bozo!r})")
+    malformed = bozo is not None and type(bozo).__name__ not in _BENIGN_BOZO
+    if malformed and not raw_entries:
+        raise FeedError("malformed", f"source={source.name}: broken feed without items ({bozo!r})")
     warnings: list[str] = []
-    if bozo is not None and type(bozo).__name__ not in _BENIGN_BOZO:
+    if malformed:
         warnings.append("malformed")
         logger.warning(
             "feed partly malformed source=%s error=%s entries=%d", source.name, bozo, len(raw_entries)

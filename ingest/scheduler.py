@@ -41,7 +41,7 @@ def build_scheduler(ingestor: Ingestor) -> AsyncIOScheduler:
             next_run_time=first_run,
             max_instances=1,
             coalesce=True,
-            misfire_grace_time=int(ingestor.interval_s(source)),
+            misfire_grace_time=max(1, int(ingestor.interval_s(source))),
         )
     return scheduler
 

@@ -1,0 +1,277 @@
+"""Feeds -> Kafka through the real ingestor, the local feed server and the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+
+from finpulse.schema import DeadLetter, NewsItem
+from finpulse.settings import IngestSettings, KafkaSettings
+from finpulse.topics import dead_letter_topic
+from ingest.ingestor import Ingestor
+from ingest.scheduler import run_scheduled
+from ingest.sources import ApiPagination, ApiSource, FeedSource, SourcesConfig
+from tests.conftest import free_port
+from tests.fixtures.feeds import FeedServer, feed_items, rss_document, rss_item
+from tests.kafka_io import read_topic
+
+GUARDIAN = "real-world/guardian.rss"
+HEISE = "real-world/heise.atom"
+
+
+def _feeds(server: FeedServer, **paths: str) -> SourcesConfig:
+    return SourcesConfig(feeds=tuple(FeedSource(name=n, url=server.url(p)) for n, p in paths.items()))
+
+
+async def _items(kafka: KafkaSettings, expect: int) -> list[NewsItem]:
+    records = await read_topic(kafka, kafka.topics.raw, expect=expect, timeout_s=20)
+    items = [NewsItem.from_bytes(r.value) for r in records]
+    assert all(r.key == i.story_id.encode() for r, i in zip(records, items, strict=True))
+    return items
+
+
+async def _poll_all(settings: IngestSettings, kafka: KafkaSettings, sources: SourcesConfig) -> Ingestor:
+    async with Ingestor(settings, kafka, sources) as ingestor:
+        await ingestor.poll_all()
+    return ingestor
+
+
+async def test_items_land_exactly_once_across_restarts(
+    feed_server: FeedServer, ingest_settings: IngestSettings, kafka: KafkaSettings
+) -> None:
+    guardian_items = feed_items((ingest_settings.feeds_dir / GUARDIAN).read_bytes())
+    feed_server.put("growing", rss_document(guardian_items[:10]))
+    sources = _feeds(feed_server, guardian=f"f/{GUARDIAN}", heise=f"f/{HEISE}", growing="doc/growing")
+
+    first = await _poll_all(ingest_settings, kafka, sources)
+    assert first.metrics.total("published") == 55 + 15 + 10
+
+    feed_server.put("growing", rss_document(guardian_items[:12]))  # two new stories
+    second = await _poll_all(ingest_settings, kafka, sources)  # a new process: state from disk
+    assert second.metrics.get("guardian", "not_modified") == 1
+    assert second.metrics.get("heise", "not_modified") == 1
+    assert second.metrics.get("growing", "published") == 2
+    assert second.metrics.get("growing", "already_seen") == 10
+
+    # validators lost (say, the server changed its ETags): seen ids still prevent re-publishing
+    for path in (ingest_settings.state_dir / "sources").glob("*.json"):
+        path.write_text(path.read_text().replace('"etag":"', '"etag":"stale-'))
+    third = await _poll_all(ingest_settings, kafka, sources)
+    assert third.metrics.total("published") == 0
+
+    items = await _items(kafka, expect=82)
+    assert len(items) == 82
+    assert len({i.story_id for i in items}) == 82
+    # "growing" re-publishes guardian stories (same URLs): of each pair, the one indexed first is
+    # the original and the other points at it, whichever poll finished first
+    by_id = {i.story_id: i for i in items}
+    pairs = 0
+    for item in items:
+        if item.duplicate_of is not None:
+            original = by_id[item.duplicate_of]
+            assert original.url == item.url
+            assert original.duplicate_of is None
+            assert {original.source, item.source} == {"guardian", "growing"}
+            pairs += 1
+    assert pairs == 12
+
+
+async def test_syndicated_copies_are_marked_as_duplicates(
+    feed_server: FeedServer, ingest_settings: IngestSettings, kafka: KafkaSettings
+) -> None:
+    from feedparser import parse
+
+    body = (ingest_settings.feeds_dir / GUARDIAN).read_bytes()
+    originals = parse(body).entries[:6]
+    copies = [
+        rss_item(
+            title=f"{e.title} | Wire",
+            link=f"https://wire.example.com/story/{n}?utm_source=feed",
+            description=e.summary[: len(e.summary) * 3 // 4],
+            guid=f"wire-{n}",
+            date=e.published,  # syndicated within minutes: the same day
+        )
+        for n, e in enumerate(originals[:4])
+    ]
+    same_link = rss_item(
+        "Different words entirely",
+        originals[4].link + "?utm_medium=rss",
+        guid="wire-x",
+        date=originals[4].published,
+    )
+    unrelated = rss_item(
+        "Central bank holds rates as inflation cools", "https://wire.example.com/rates", guid="r"
+    )
+    feed_server.put("wire", rss_document([*copies, same_link, unrelated]))
+    sources = _feeds(feed_server, guardian=f"f/{GUARDIAN}", wire="doc/wire")
+    async with Ingestor(ingest_settings, kafka, sources) as ingestor:
+        await ingestor.poll("guardian", force=True)
+        await ingestor.poll("wire", force=True)
+    assert ingestor.metrics.get("wire", "duplicates") == 5
+
+    items = await _items(kafka, expect=55 + 6)
+    by_url = {i.url: i.story_id for i in items if i.source == "guardian"}
+    wire = {i.title: i for i in items if i.source == "wire"}
+    for n, entry in enumerate(originals[:4]):
+        copy = next(i for i in wire.values() if i.url == f"https://wire.example.com/story/{n}")
+        assert copy.duplicate_of == by_url[entry.link]
+    assert wire["Different words entirely"].duplicate_of == by_url[originals[4].link]
+    assert wire["Central bank holds rates as inflation cools"].duplicate_of is None
+    assert all(i.duplicate_of is None for i in items if i.source == "guardian")
+
+
+async def test_bad_feeds_give_errors_not_crashes(
+    feed_server: FeedServer, ingest_settings: IngestSettings, kafka: KafkaSettings
+) -> None:
+    settings = ingest_settings.model_copy(
+        update={"max_retries": 0, "request_timeout_s": 1.0, "max_body_bytes": 2_000_000}
+    )
+    sources = _feeds(
+        feed_server,
+        good=f"f/{GUARDIAN}",
+        partial=f"broken/f/{GUARDIAN}",
+        empty="empty-feed",
+        html="html-error",
+        garbage="garbage",
+        loop="loop/a",
+        truncated=f"truncated/f/{HEISE}",
+        limited=f"429/99/f/{HEISE}",
+        huge="huge/5",
+        slow="slow/3/empty-feed",
+        always304="always-304",
+        gone="status/410",
+    )
+    sources = sources.model_copy(
+        update={"feeds": (*sources.feeds, FeedSource(name="down", url=f"http://127.0.0.1:{free_port()}/rss"))}
+    )
+    async with Ingestor(settings, kafka, sources) as ingestor:
+        reports = {r.source: r for r in await ingestor.poll_all()}
+        assert reports["good"].published == 55
+        assert reports["partial"].status == "ok"
+        assert 0 < reports["partial"].published < 55
+        assert reports["empty"].status == "ok"
+        expected = {
+            "html": "not_a_feed",
+            "garbage": "malformed",
+            "loop": "redirect_loop",
+            "truncated": "truncated",
+            "limited": "rate_limited",
+            "huge": "too_large",
+            "slow": "timeout",
+            "always304": "unexpected_304",
+            "gone": "http_410",
+            "down": "unreachable",
+        }
+        assert {n: reports[n].error for n in expected} == expected
+        assert ingestor.metrics.errors() == Counter(expected.values())
+        assert ingestor.metrics.get("partial", "warning.malformed") == 1
+        assert ingestor.metrics.get("empty", "warning.empty") == 1
+        # failing sources back off: an unforced poll skips them, healthy ones are polled
+        again = {r.source: r.status for r in await ingestor.poll_all(force=False)}
+        assert {n for n, s in again.items() if s == "skipped"} == set(expected)
+        assert again["good"] == "not_modified"
+        state = ingestor.states["limited"]
+        assert state.consecutive_errors == 1
+        assert state.last_error is not None
+        assert state.last_error.startswith("rate_limited")
+    items = await _items(kafka, expect=reports["good"].published + reports["partial"].published)
+    assert len(items) == 55 + reports["partial"].published
+
+
+async def test_invalid_entries_are_dead_lettered_once(
+    feed_server: FeedServer, ingest_settings: IngestSettings, kafka: KafkaSettings
+) -> None:
+    good = rss_item(
+        "$ACME <b>jumps</b> on earnings", "https://n.example/acme", "Beat <script>x()</script>estimates"
+    )
+    empty = rss_item("", "https://n.example/empty", guid="empty-1")
+    feed_server.put("mixed", rss_document([good, empty]))
+    sources = _feeds(feed_server, mixed="doc/mixed")
+    await _poll_all(ingest_settings, kafka, sources)
+    feed_server.put("mixed", rss_document([good, empty, rss_item("Second story", "https://n.example/2")]))
+    await _poll_all(ingest_settings, kafka, sources)
+
+    items = await _items(kafka, expect=2)
+    assert [i.title for i in items] == ["$ACME jumps on earnings", "Second story"]
+    assert items[0].summary == "Beat estimates"
+    assert items[0].tickers == ("ACME",)
+    dead = await read_topic(kafka, dead_letter_topic(kafka.topics.raw, kafka.topics), expect=1, timeout_s=10)
+    assert len(dead) == 1
+    letter = DeadLetter.from_bytes(dead[0].value)
+    assert "neither title nor summary" in letter.reason
+    assert letter.stage == "ingest"
+    assert b"empty-1" in (letter.original_value() or b"")
+
+
+async def test_json_api_source_with_auth_and_pagination(
+    feed_server: FeedServer,
+    ingest_settings: IngestSettings,
+    kafka: KafkaSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    def page(ids: list[int], cursor: str | None) -> bytes:
+        rows = [
+            {
+                "uuid": f"n{i}",
+                "headline": f"Story {i} about $ACME",
+                "teaser": "<p>text</p>",
+                "link": f"https://api.example.com/n/{i}",
+                "published": "2024-05-01T10:00:00Z",
+                "symbols": ["BETA"],
+            }
+            for i in ids
+        ]
+        return json.dumps({"data": {"items": rows}, "meta": {"next": cursor}}).encode()
+
+    feed_server.put("news", page([1, 2], "c2"), "application/json")
+    feed_server.put("news?lang=en&cursor=c2", page([3], "c3"), "application/json")
+    feed_server.put("news?lang=en&cursor=c3", page([], None), "application/json")
+    monkeypatch.setenv("TEST_NEWS_TOKEN", "s3cret")
+    source = ApiSource(
+        name="api",
+        url=feed_server.url("doc/news"),
+        auth_env="TEST_NEWS_TOKEN",
+        auth_prefix="Bearer ",
+        items_path="data.items",
+        params={"lang": "en"},
+        fields={
+            "id": "uuid",
+            "title": "headline",
+            "summary": "teaser",
+            "url": "link",
+            "published_at": "published",
+            "tickers": "symbols",
+        },
+        pagination=ApiPagination(cursor_path="meta.next", cursor_param="cursor", mode="resume"),
+    )
+    # the first page is served without a cursor only when the query is just lang=en
+    feed_server.put("news?lang=en", page([1, 2], "c2"), "application/json")
+    async with Ingestor(ingest_settings, kafka, SourcesConfig(apis=(source,))) as ingestor:
+        report = await ingestor.poll("api", force=True)
+        assert report.published == 3
+        assert ingestor.states["api"].cursor == "c3"
+        feed_server.put("news?lang=en&cursor=c3", page([4], None), "application/json")
+        assert (await ingestor.poll("api", force=True)).published == 1
+    auth = {h.get("Authorization") for _, _, h in feed_server.requests}
+    assert auth == {"Bearer s3cret"}
+    items = await _items(kafka, expect=4)
+    assert sorted(i.title for i in items) == [f"Story {n} about $ACME" for n in range(1, 5)]
+    assert all(i.tickers == ("BETA", "ACME") and i.summary == "text" for i in items)
+
+
+async def test_scheduler_polls_on_interval(
+    feed_server: FeedServer, ingest_settings: IngestSettings, kafka: KafkaSettings
+) -> None:
+    sources = SourcesConfig(feeds=(FeedSource(name="g", url=feed_server.url(f"f/{HEISE}"), interval_s=0.5),))
+    ingestor = Ingestor(ingest_settings, kafka, sources)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(1.8, stop.set)
+    await run_scheduled(ingestor, stop)
+    assert feed_server.hits[f"f/{HEISE}"] >= 3
+    assert ingestor.metrics.get("g", "published") == 15
+    assert ingestor.metrics.get("g", "not_modified") >= 2
+    assert ingestor.store.load("g").items_published == 15  # persisted

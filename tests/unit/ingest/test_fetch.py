@@ -1,0 +1,151 @@
+"""HttpFetcher against the local feed server: validators, limits, misbehaving servers."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from finpulse.settings import IngestSettings
+from ingest.errors import FeedError, FetchError, UnsafeUrl
+from ingest.fetch import HttpFetcher, parse_retry_after
+from ingest.limits import HostLimiter
+from tests.fixtures.feeds import FeedServer
+
+GUARDIAN = "real-world/guardian.rss"
+
+
+async def test_conditional_get_gives_304(feed_server: FeedServer, ingest_settings: IngestSettings) -> None:
+    async with HttpFetcher(ingest_settings) as fetcher:
+        first = await fetcher.fetch(feed_server.url(f"f/{GUARDIAN}"))
+        assert first.status == 200
+        assert len(first.body) == (ingest_settings.feeds_dir / GUARDIAN).stat().st_size
+        assert first.etag
+        assert first.last_modified
+        again = await fetcher.fetch(feed_server.url(f"f/{GUARDIAN}"), etag=first.etag)
+        assert again.not_modified
+        by_date = await fetcher.fetch(feed_server.url(f"f/{GUARDIAN}"), last_modified=first.last_modified)
+        assert by_date.not_modified
+    sent = [h for _, path, h in feed_server.requests if path.endswith(GUARDIAN)]
+    assert sent[1]["If-None-Match"] == first.etag
+    assert sent[0]["User-Agent"].startswith("finpulse-ingest")
+
+
+async def test_429_retry_after_is_honoured(feed_server: FeedServer, ingest_settings: IngestSettings) -> None:
+    async with HttpFetcher(ingest_settings) as fetcher:
+        result = await fetcher.fetch(feed_server.url(f"429/1/f/{GUARDIAN}"))
+    assert result.status == 200
+    times = [t for t, path, _ in feed_server.requests]
+    assert len(times) == 2
+    assert times[1] - times[0] >= 0.95  # Retry-After: 1
+
+
+async def test_503_beyond_retries_raises_with_retry_after(
+    feed_server: FeedServer, ingest_settings: IngestSettings
+) -> None:
+    settings = ingest_settings.model_copy(update={"max_retries": 1})
+    async with HttpFetcher(settings) as fetcher:
+        with pytest.raises(FetchError) as info:
+            await fetcher.fetch(feed_server.url(f"503/5/f/{GUARDIAN}"))
+    assert info.value.kind == "unavailable"
+    assert info.value.retry_after_s == 1.0
+    assert feed_server.hits[f"503/5/f/{GUARDIAN}"] == 2
+
+
+async def test_long_retry_after_is_left_to_the_next_poll(
+    feed_server: FeedServer, ingest_settings: IngestSettings
+) -> None:
+    settings = ingest_settings.model_copy(update={"max_retry_wait_s": 0.5})
+    async with HttpFetcher(settings) as fetcher:
+        with pytest.raises(FetchError, match="429"):
+            await fetcher.fetch(feed_server.url(f"429/3/f/{GUARDIAN}"))
+    assert feed_server.hits[f"429/3/f/{GUARDIAN}"] == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "error", "kind"),
+    [
+        ("loop/a", FeedError, "redirect_loop"),
+        ("redirect/9/f/real-world/guardian.rss", FeedError, "too_many_redirects"),
+        ("truncated/f/real-world/guardian.rss", FetchError, "truncated"),
+        ("always-304", FeedError, "unexpected_304"),
+        ("status/404", FeedError, "http_404"),
+        ("status/500", FetchError, "server_error"),
+        ("huge/20", FeedError, "too_large"),
+        ("f/real-world/giantbomb-podcast.rss", FeedError, "too_large"),
+    ],
+)
+async def test_bad_responses_raise_clear_errors(
+    feed_server: FeedServer, ingest_settings: IngestSettings, path: str, error: type[Exception], kind: str
+) -> None:
+    settings = ingest_settings.model_copy(update={"max_body_bytes": 1_000_000, "max_retries": 0})
+    async with HttpFetcher(settings) as fetcher:
+        with pytest.raises(error) as info:  # type: ignore[call-overload]
+            await fetcher.fetch(feed_server.url(path))
+    assert info.value.kind == kind
+
+
+async def test_redirects_within_limit_are_followed(
+    feed_server: FeedServer, ingest_settings: IngestSettings
+) -> None:
+    async with HttpFetcher(ingest_settings) as fetcher:
+        result = await fetcher.fetch(feed_server.url(f"redirect/3/f/{GUARDIAN}"))
+    assert result.status == 200
+    assert result.url.endswith(f"/f/{GUARDIAN}")
+
+
+async def test_slow_server_times_out(feed_server: FeedServer, ingest_settings: IngestSettings) -> None:
+    settings = ingest_settings.model_copy(update={"request_timeout_s": 0.5, "max_retries": 0})
+    async with HttpFetcher(settings) as fetcher:
+        started = time.monotonic()
+        with pytest.raises(FetchError) as info:
+            await fetcher.fetch(feed_server.url("slow/2/empty-feed"))
+        assert info.value.kind == "timeout"
+        with pytest.raises(FetchError, match="no complete response"):
+            await fetcher.fetch(feed_server.url("drip/empty-feed"))  # bytes keep coming, too slowly
+    assert time.monotonic() - started < 2.5
+
+
+async def test_unreachable_host(ingest_settings: IngestSettings) -> None:
+    from tests.conftest import free_port
+
+    settings = ingest_settings.model_copy(update={"max_retries": 0})
+    async with HttpFetcher(settings) as fetcher:
+        with pytest.raises(FetchError) as info:
+            await fetcher.fetch(f"http://127.0.0.1:{free_port()}/feed")
+    assert info.value.kind == "unreachable"
+
+
+async def test_private_targets_refused_unless_allowed(
+    feed_server: FeedServer, ingest_settings: IngestSettings
+) -> None:
+    strict = ingest_settings.model_copy(update={"allow_private_hosts": False})
+    async with HttpFetcher(strict) as fetcher:
+        with pytest.raises(UnsafeUrl, match="loopback"):
+            await fetcher.fetch(feed_server.url(f"f/{GUARDIAN}"))
+    assert feed_server.hits == {}
+
+
+async def test_host_limiter_spaces_request_starts() -> None:
+    limiter = HostLimiter(concurrency=2, min_interval_s=0.2)
+    starts: list[float] = []
+
+    async def one() -> None:
+        async with limiter.slot("example.com"):
+            starts.append(time.monotonic())
+
+    await asyncio.gather(*(one() for _ in range(4)))
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert all(g >= 0.18 for g in gaps)
+
+
+def test_parse_retry_after() -> None:
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now=now) == 30.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None

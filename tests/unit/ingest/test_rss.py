@@ -1,0 +1,115 @@
+"""Feed parsing over the real documents in ingest.feeds_dir."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+
+from finpulse.errors import InvalidRecord
+from finpulse.settings import IngestSettings
+from ingest.errors import FeedError
+from ingest.normalize import normalize_entry
+from ingest.rss import parse_feed
+from ingest.sources import FeedSource
+
+FEEDS = IngestSettings().feeds_dir
+SOURCE = FeedSource(name="test", url="https://example.com/feed", tags=("hint",), tickers=("ACME",))
+NOW = datetime(2024, 1, 1, tzinfo=UTC)
+MARKUP = re.compile(r"<[/!?]?[A-Za-z]|<!--")
+
+
+def _doc(rel: str) -> bytes:
+    return (FEEDS / rel).read_bytes()
+
+
+def test_every_sample_document_parses_or_fails_cleanly() -> None:
+    paths = sorted(p for p in FEEDS.rglob("*") if p.suffix in (".xml", ".rss", ".atom", ".rdf"))
+    assert len(paths) > 600
+    items = 0
+    kinds: list[str] = []
+    for path in paths:
+        try:
+            parsed = parse_feed(path.read_bytes(), SOURCE)
+        except FeedError as exc:
+            kinds.append(exc.kind)
+            continue
+        for raw in parsed.entries:
+            try:
+                item = normalize_entry(raw, fetched_at=NOW)
+            except InvalidRecord:
+                continue
+            items += 1
+            assert not MARKUP.search(item.title), path
+            assert not MARKUP.search(item.summary), path
+            assert item.published_at.tzinfo is UTC
+    assert items > 1000
+    assert len(kinds) < 20
+    assert set(kinds) <= {"malformed", "not_a_feed", "empty_body"}
+
+
+@pytest.mark.parametrize(
+    ("rel", "entries", "language"),
+    [
+        ("real-world/guardian.rss", 55, "en"),
+        ("real-world/encoding.rss", 40, "pt"),
+        ("real-world/heise.atom", 15, None),
+        ("real-world/rss-1.rss", 69, None),
+        ("real-world/giantbomb-podcast.rss", 730, "en"),
+    ],
+)
+def test_real_feeds(rel: str, entries: int, language: str | None) -> None:
+    parsed = parse_feed(_doc(rel), SOURCE, "application/rss+xml")
+    assert len(parsed.entries) == entries
+    item = normalize_entry(parsed.entries[0], fetched_at=datetime.now(UTC))
+    assert item.language == language
+    assert item.url is not None
+    assert item.url.startswith("http")
+    assert "ACME" in item.tickers
+    assert "hint" in item.tags
+    assert not item.published_estimated
+
+
+def test_latin1_feed_decodes() -> None:
+    # encoding.rss is Portuguese with accents; the title must not hold mojibake.
+    parsed = parse_feed(_doc("real-world/encoding.rss"), SOURCE)
+    titles = " ".join(e.title for e in parsed.entries)
+    assert "ã" in titles or "é" in titles
+    assert "Ã" not in titles
+
+
+def test_wrong_declared_charset_still_yields_text() -> None:
+    body = _doc("real-world/guardian.rss")
+    parsed = parse_feed(body, SOURCE, "application/rss+xml; charset=iso-8859-1")
+    assert len(parsed.entries) == 55
+
+
+def test_html_page_is_not_a_feed() -> None:
+    with pytest.raises(FeedError) as info:
+        parse_feed(b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>", SOURCE, "text/html")
+    assert info.value.kind == "not_a_feed"
+
+
+@pytest.mark.parametrize("body", [b"\x00\xff\xfe garbage \x01", b'{"json": true}', b"<rss><channel><item"])
+def test_garbage_is_malformed(body: bytes) -> None:
+    with pytest.raises(FeedError) as info:
+        parse_feed(body, SOURCE)
+    assert info.value.kind == "malformed"
+
+
+def test_empty_body_and_empty_feed() -> None:
+    with pytest.raises(FeedError, match="empty response"):
+        parse_feed(b"  ", SOURCE)
+    empty = parse_feed(
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title></channel></rss>', SOURCE
+    )
+    assert empty.entries == ()
+    assert "empty" in empty.warnings
+
+
+def test_truncated_feed_keeps_complete_items() -> None:
+    body = _doc("real-world/guardian.rss")
+    parsed = parse_feed(body[: len(body) // 2], SOURCE)
+    assert 10 < len(parsed.entries) < 55
+    assert "malformed" in parsed.warnings
