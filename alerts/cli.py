@@ -1,0 +1,129 @@
+"""`finpulse alerts`: run the alert dispatcher; `finpulse alerts check`: validate subscriptions.
+
+Imports only typer and the standard library at module level; the dispatcher
+and its libraries load when the command runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from finpulse.settings import AlertsSettings, Settings
+
+    from .sinks.base import AlertSink
+
+alerts_app = typer.Typer(help="Deliver alert events (Slack, console, webhook).")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `alerts` command group to the finpulse CLI."""
+    app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.callback(invoke_without_command=True)
+def alerts(
+    ctx: typer.Context,
+    sink: Annotated[
+        list[str] | None,
+        typer.Option(help="Sink(s) to deliver to: slack, console, webhook (default: settings.alerts.sinks)."),
+    ] = None,
+) -> None:
+    """Run the dispatcher: consume alerts.events, group, deliver, commit after delivery."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from finpulse.cli import settings
+
+    s = settings()
+    names = tuple(sink) if sink else s.alerts.sinks
+    asyncio.run(_serve(s, names))
+
+
+@alerts_app.command("check")
+def check(
+    path: Annotated[Path | None, typer.Argument(help="Subscriptions file (default: from settings).")] = None,
+) -> None:
+    """Validate the subscriptions file and list what it subscribes to."""
+    from finpulse.cli import console, settings
+
+    from .subscriptions import load_subscriptions
+
+    subs = load_subscriptions(path or settings().alerts.subscriptions_file)
+    for sub in subs:
+        f, d = sub.filter, sub.detector
+        watched = ", ".join(
+            f"{kind}={'|'.join(names)}"
+            for kind, names in (("topics", f.topics), ("tickers", f.tickers), ("sources", f.sources))
+            if names
+        )
+        console.print(
+            f"{sub.id}: channel={sub.channel} {watched} window={d.window} min_volume={d.min_volume} "
+            f"min_rise={d.min_rise} significance={d.significance} ({d.correction}) "
+            f"mutes={len(sub.mute)}{'' if sub.enabled else ' (disabled)'}",
+            markup=False,
+        )
+    console.print(f"{len(subs)} subscription(s) OK")
+
+
+def build_sinks(names: tuple[str, ...], settings: AlertsSettings) -> list[AlertSink]:
+    """Sinks by name; ConfigError names the setting that is missing."""
+    from finpulse.errors import ConfigError
+
+    from .sinks.console import ConsoleSink
+    from .sinks.webhook import WebhookSink
+    from .slack import SlackNotifier
+
+    sinks: list[AlertSink] = []
+    for name in dict.fromkeys(names):
+        if name == "slack":
+            token = settings.resolved_slack_token()
+            if token is None or not token.get_secret_value():
+                raise ConfigError(
+                    "the slack sink needs a token: set FINPULSE_ALERTS_SLACK_TOKEN or "
+                    "FINPULSE_ALERTS_SLACK_TOKEN_FILE (or use --sink console)"
+                )
+            sinks.append(
+                SlackNotifier(token, base_url=settings.slack_base_url, timeout_s=settings.request_timeout_s)
+            )
+        elif name == "console":
+            sinks.append(ConsoleSink())
+        elif name == "webhook":
+            if not settings.webhook_url:
+                raise ConfigError("the webhook sink needs FINPULSE_ALERTS_WEBHOOK_URL")
+            sinks.append(WebhookSink(settings.webhook_url, timeout_s=settings.request_timeout_s))
+        else:
+            raise ConfigError(f"unknown sink {name!r}: use slack, console or webhook")
+    return sinks
+
+
+async def _serve(s: Settings, sink_names: tuple[str, ...]) -> None:
+    from finpulse.topics import ensure_topics
+
+    from .dispatcher import AlertDispatcher
+    from .ledger import DeliveryLedger
+    from .subscriptions import load_subscriptions
+
+    subscriptions = load_subscriptions(s.alerts.subscriptions_file)
+    ledger = DeliveryLedger(s.alerts.ledger_file or s.data_dir / "alerts" / "deliveries.sqlite")
+    await ensure_topics(s.kafka)
+    dispatcher = AlertDispatcher(
+        kafka=s.kafka,
+        settings=s.alerts,
+        sinks=build_sinks(sink_names, s.alerts),
+        subscriptions=subscriptions,
+        ledger=ledger,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await dispatcher.start()
+        await dispatcher.run(stop)
+    finally:
+        await dispatcher.stop()

@@ -1,0 +1,137 @@
+"""Slack Block Kit and plain-text rendering of notifications.
+
+Everything that comes from news (titles, sources, entity names) goes through
+`escape_mrkdwn`: `&`, `<`, `>` become entities, so news text can neither open a
+link nor a mention (`<!channel>`, `<@U123>`), and the words @channel, @here and
+@everyone get a word joiner after the @ so Slack does not ping anyone. Links
+are built only from http(s) URLs, with the characters that would end a Slack
+link percent-encoded.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from finpulse.schema import AlertEvent, HeadlineRef
+
+from .sinks.base import Notification
+
+# Slack limits: header text 150 chars, section text 3000, 50 blocks per message.
+HEADER_CHARS = 150
+SECTION_CHARS = 3000
+TITLE_CHARS = 200
+# Alerts per message: 3 blocks each keeps a message far under the 50-block limit.
+MAX_ALERTS_PER_MESSAGE = 10
+_BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
+_WORD_JOINER = "\u2060"
+Block = dict[str, Any]
+
+
+def escape_mrkdwn(text: str) -> str:
+    """News text made inert for Slack mrkdwn: no links, mentions or broadcasts."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _BROADCAST.sub(lambda m: f"@{_WORD_JOINER}{m.group(1)}", text)
+
+
+def plain(text: str, limit: int) -> str:
+    """News text for plain_text fields (no mrkdwn parsing there, but no broadcasts either)."""
+    text = _BROADCAST.sub(lambda m: f"@{_WORD_JOINER}{m.group(1)}", " ".join(text.split()))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def safe_url(url: str | None) -> str | None:
+    """An http(s) URL safe inside `<url|text>`, or None."""
+    if not url:
+        return None
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return quote(url.strip(), safe=":/?#[]@!$&'()*+,;=%~-._")
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.0f}%"
+
+
+def _entity(e: AlertEvent) -> str:
+    return f"{e.entity_kind} *{escape_mrkdwn(e.entity)}*"
+
+
+def _span(e: AlertEvent) -> str:
+    return f"{e.window_start:%Y-%m-%d %H:%M}–{e.window_end:%H:%M} UTC ({e.window_kind})"
+
+
+def headline_line(h: HeadlineRef) -> str:
+    title = escape_mrkdwn(plain(h.title, TITLE_CHARS))
+    url = safe_url(h.url)
+    link = f"<{url}|{title}>" if url else title
+    source = f" — {escape_mrkdwn(h.source)}" if h.source else ""
+    return f"• {link}{source} ({h.sentiment_score:+.2f})"
+
+
+def summary(e: AlertEvent) -> str:
+    """One line: what, how far above baseline, on how many stories, how sure."""
+    rise = (e.negative_share - e.baseline_negative_share) * 100
+    if e.state == "resolved":
+        return (
+            f"Resolved: {_entity(e)} negative share back to {_pct(e.negative_share)} "
+            f"(baseline {_pct(e.baseline_negative_share)}, {e.count} stories)"
+        )
+    return (
+        f"{_entity(e)}: *{_pct(e.negative_share)}* negative vs baseline "
+        f"{_pct(e.baseline_negative_share)} (+{rise:.0f} pts); "
+        f"{e.negative_count} of {e.count} stories in {_span(e)}; "
+        f"p = {e.p_value:.2g} (one-sided binomial, adjusted; α = {e.significance:g})"
+    )
+
+
+def _alert_blocks(e: AlertEvent) -> list[Block]:
+    text = summary(e)
+    if e.state == "fired" and e.top_headlines:
+        lines = "\n".join(headline_line(h) for h in e.top_headlines)
+        text = f"{text}\n*Top negative headlines*\n{lines}"
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_CHARS]}}]
+
+
+def blocks(n: Notification) -> list[Block]:
+    """Block Kit blocks for one notification (at most MAX_ALERTS_PER_MESSAGE alerts)."""
+    first = n.events[0]
+    out: list[Block] = []
+    if n.state == "fired":
+        title = (
+            f"Negative news spike: {first.entity_kind} {first.entity}"
+            if len(n.events) == 1
+            else f"{len(n.events)} negative news spikes ({first.subscription_id})"
+        )
+        # Slack decodes &amp; &lt; &gt; in plain_text too; escaping keeps one rule everywhere.
+        header = escape_mrkdwn(plain(title, HEADER_CHARS - 20))
+        out.append({"type": "header", "text": {"type": "plain_text", "text": header[:HEADER_CHARS]}})
+    for e in n.events:
+        out += _alert_blocks(e)
+    sub = escape_mrkdwn(first.subscription_id)
+    ids = ", ".join(f"`{e.alert_id[:12]}`" for e in n.events)
+    context = f"Subscription `{sub}` · alert {ids}"
+    if n.state == "fired":
+        context += (
+            f" · To mute: add a `[[subscription.mute]]` entry (`from`/`until` or `weekdays`) "
+            f"to subscription `{sub}` in the subscriptions file."
+        )
+    out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context[:SECTION_CHARS]}]})
+    return out
+
+
+def fallback_text(n: Notification) -> str:
+    """The notification text (push notifications, screen readers): escaped, one line per alert."""
+    lines = []
+    for e in n.events:
+        entity = escape_mrkdwn(f"{e.entity_kind} {e.entity}")
+        if e.state == "fired":
+            lines.append(
+                f"Negative news spike: {entity}: {_pct(e.negative_share)} negative vs "
+                f"{_pct(e.baseline_negative_share)} baseline ({e.count} stories)"
+            )
+        else:
+            lines.append(f"Resolved: {entity} back to {_pct(e.negative_share)} negative")
+    return "\n".join(lines)[:SECTION_CHARS]

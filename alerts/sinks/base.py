@@ -1,0 +1,107 @@
+"""The sink interface every alert destination implements, and what it may raise.
+
+    FinpulseError
+    ├── ConfigError            the sink cannot work at all (bad token): stop, commit nothing
+    ├── TransientError
+    │   └── SinkUnavailable    try again later (timeout, 5xx, rate limit after retries)
+    │       └── RateLimited    the service asked to wait `retry_after_s`
+    └── PermanentError
+        └── DeliveryRejected   this notification can never go (unknown channel): dead-letter it
+
+Lifecycle: `start()` once before the first `send` (checks credentials), `stop()`
+idempotent. `send` is called once per notification attempt; the dispatcher
+retries and records deliveries, so a sink keeps no delivery state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Literal, Self
+
+from finpulse.errors import PermanentError, TransientError
+from finpulse.schema import AlertEvent
+
+
+class SinkUnavailable(TransientError):
+    """The destination did not accept the notification now; retry with backoff."""
+
+
+class RateLimited(SinkUnavailable):
+    """The destination answered 429; wait `retry_after_s` before the next attempt."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class DeliveryRejected(PermanentError):
+    """The destination refused this notification for good (e.g. channel_not_found)."""
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One message to send: events of one group, all fired or all resolved.
+
+    `thread_ref` is the destination's reference of the fired message (Slack `ts`)
+    that resolved notices reply to; None posts at top level.
+    """
+
+    group_key: str
+    channel: str
+    state: Literal["fired", "resolved"]
+    events: tuple[AlertEvent, ...]
+    thread_ref: str | None = None
+
+    @property
+    def alert_ids(self) -> tuple[str, ...]:
+        return tuple(e.alert_id for e in self.events)
+
+    @property
+    def delivery_id(self) -> str:
+        """Deterministic id of this notification (its alert ids), sent as an idempotency key."""
+        digest = hashlib.sha256("\x1f".join(sorted(self.alert_ids)).encode("utf-8"))
+        return digest.hexdigest()[:24]
+
+
+class AlertSink(ABC):
+    """A destination for notifications. Subclasses: SlackNotifier, ConsoleSink, WebhookSink."""
+
+    name: str = "sink"
+
+    async def start(self) -> None:
+        """Open connections and check credentials; raise ConfigError if unusable."""
+        return None
+
+    async def stop(self) -> None:
+        """Close connections; safe to call twice."""
+        return None
+
+    @abstractmethod
+    async def send(self, notification: Notification) -> str | None:
+        """Deliver one notification; return the message reference (Slack ts) or None.
+
+        Raises SinkUnavailable / RateLimited (retry), DeliveryRejected (dead-letter),
+        ConfigError (stop the dispatcher).
+        """
+
+    async def find_delivered(
+        self, notification: Notification, since: datetime
+    ) -> dict[str, tuple[str, str | None]]:
+        """Alert ids of `notification` the destination already shows (sent before a crash).
+
+        Returns alert_id -> (channel, message ref). Sinks that cannot look back return {}.
+        """
+        return {}
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,28 @@
+"""ConsoleSink: notifications printed to the terminal (demo, local runs, debugging)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+
+from alerts.render import summary
+from alerts.sinks.base import AlertSink, Notification
+
+
+class ConsoleSink(AlertSink):
+    """Prints one line per alert, plus its top headlines, with rich (markup escaped)."""
+
+    name = "console"
+
+    def __init__(self, console: Console | None = None) -> None:
+        self._console = console or Console(highlight=False)
+
+    async def send(self, notification: Notification) -> str | None:
+        colour = "red" if notification.state == "fired" else "green"
+        for event in notification.events:
+            line = summary(event).replace("*", "")
+            self._console.print(f"[{colour}]{notification.state}[/{colour}] {escape(line)}")
+            if notification.state == "fired":
+                for h in event.top_headlines:
+                    self._console.print(f"    - {escape(h.title)} {escape(h.url or '')}")
+        return None

@@ -1,0 +1,72 @@
+"""WebhookSink: notifications POSTed as JSON to any HTTP endpoint.
+
+Body: `{"delivery_id", "group_key", "channel", "state", "thread_ref", "events": [AlertEvent...]}`;
+header `Idempotency-Key: <delivery_id>`, so receivers can drop repeats. 2xx accepts;
+429 (Retry-After), 5xx, timeouts are retried; other 4xx are rejected (dead-lettered).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+
+from alerts.sinks.base import AlertSink, DeliveryRejected, Notification, RateLimited, SinkUnavailable
+
+logger = logging.getLogger(__name__)
+
+
+class WebhookSink(AlertSink):
+    """Generic HTTP JSON sink."""
+
+    name = "webhook"
+
+    def __init__(self, url: str, *, timeout_s: float) -> None:
+        self._url = url
+        self._timeout_s = timeout_s
+        self._client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self._timeout_s, follow_redirects=False)
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    async def send(self, notification: Notification) -> str | None:
+        if self._client is None:
+            raise RuntimeError("WebhookSink.start() was not called")
+        body = {
+            "delivery_id": notification.delivery_id,
+            "group_key": notification.group_key,
+            "channel": notification.channel,
+            "state": notification.state,
+            "thread_ref": notification.thread_ref,
+            "events": [json.loads(e.to_bytes()) for e in notification.events],
+        }
+        try:
+            response = await self._client.post(
+                self._url, json=body, headers={"Idempotency-Key": notification.delivery_id}
+            )
+        except httpx.TimeoutException as exc:
+            raise SinkUnavailable(f"webhook: timeout ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise SinkUnavailable(f"webhook: connection failed ({type(exc).__name__})") from None
+        status = response.status_code
+        if status == 429:
+            raise RateLimited("webhook: rate limited", _retry_after(response))
+        if status >= 500:
+            raise SinkUnavailable(f"webhook: HTTP {status}")
+        if status >= 400:
+            raise DeliveryRejected(f"webhook: HTTP {status}")
+        return None
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "1")))
+    except ValueError:
+        return 1.0

@@ -1,0 +1,158 @@
+"""SlackNotifier: posts notifications with slack-sdk's AsyncWebClient.
+
+Fired alerts are top-level messages; resolved notices reply in the fired
+message's thread (`thread_ts`). Each message carries Slack message metadata
+(`event_type` finpulse_alert, the alert ids), so after a crash the dispatcher
+can ask Slack which alerts it already shows (`find_delivered`) instead of
+posting them twice.
+
+The token is a SecretStr; it is handed to the client and appears nowhere else:
+errors carry Slack's error code, never the request (slack-sdk's own debug log
+redacts the Authorization header).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from pydantic import SecretStr
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from finpulse.errors import ConfigError
+
+from .render import blocks, fallback_text
+from .sinks.base import AlertSink, DeliveryRejected, Notification, RateLimited, SinkUnavailable
+
+logger = logging.getLogger(__name__)
+
+METADATA_EVENT = "finpulse_alert"
+# Slack error codes that mean the token itself is unusable: stop rather than dead-letter.
+AUTH_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission"}
+)
+# Messages scanned when reconciling after a crash (Slack's page size maximum is 1000).
+HISTORY_LIMIT = 200
+# Look back this much before the recorded send attempt (clock skew between us and Slack).
+LOOKBACK_SLACK_S = 120.0
+
+
+class SlackNotifier(AlertSink):
+    """Slack Web API sink (chat.postMessage, conversations.history/replies, auth.test)."""
+
+    name = "slack"
+
+    def __init__(self, token: SecretStr, *, base_url: str, timeout_s: float) -> None:
+        self._token = token
+        self._base_url = base_url
+        self._timeout_s = timeout_s
+        self._client: AsyncWebClient | None = None
+
+    def __repr__(self) -> str:
+        return f"SlackNotifier(base_url={self._base_url!r})"
+
+    async def start(self) -> None:
+        """Create the client and check the token with auth.test (ConfigError if refused)."""
+        if self._client is not None:
+            return
+        self._client = AsyncWebClient(
+            token=self._token.get_secret_value(),
+            base_url=self._base_url,
+            timeout=max(1, round(self._timeout_s)),
+            retry_handlers=[],  # the dispatcher retries, with its own stop and backoff
+        )
+        data = await self._call("auth.test")
+        logger.info("slack ready team=%s user=%s", data.get("team"), data.get("user_id"))
+
+    async def stop(self) -> None:
+        self._client = None
+
+    async def send(self, notification: Notification) -> str | None:
+        payload = {
+            "channel": notification.channel,
+            "text": fallback_text(notification),
+            "blocks": blocks(notification),
+            "thread_ts": notification.thread_ref,
+            "unfurl_links": False,
+            "unfurl_media": False,
+            "metadata": {
+                "event_type": METADATA_EVENT,
+                "event_payload": {
+                    "delivery_id": notification.delivery_id,
+                    "alert_ids": ",".join(notification.alert_ids),
+                },
+            },
+        }
+        data = await self._call("chat.postMessage", **payload)
+        ts = data.get("ts")
+        return str(ts) if ts is not None else None
+
+    async def find_delivered(
+        self, notification: Notification, since: datetime
+    ) -> dict[str, tuple[str, str | None]]:
+        wanted = set(notification.alert_ids)
+        args: dict[str, Any] = {
+            "channel": notification.channel,
+            "include_all_metadata": True,
+            "limit": HISTORY_LIMIT,
+        }
+        if notification.thread_ref is not None:
+            method, args["ts"] = "conversations.replies", notification.thread_ref
+        else:
+            method, args["oldest"] = "conversations.history", f"{since.timestamp() - LOOKBACK_SLACK_S:.6f}"
+        try:
+            data = await self._call(method, **args)
+        except DeliveryRejected as exc:
+            logger.warning("cannot look back channel=%s error=%s", notification.channel, exc)
+            return {}
+        found: dict[str, tuple[str, str | None]] = {}
+        for message in data.get("messages", []):
+            meta = message.get("metadata") or {}
+            if meta.get("event_type") != METADATA_EVENT:
+                continue
+            ids = str((meta.get("event_payload") or {}).get("alert_ids", "")).split(",")
+            for alert_id in wanted.intersection(ids):
+                found[alert_id] = (notification.channel, message.get("ts"))
+        return found
+
+    async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        """One Web API call, its failures mapped onto the sink errors."""
+        if self._client is None:
+            raise RuntimeError("SlackNotifier.start() was not called")
+        try:
+            if method == "chat.postMessage":
+                response = await self._client.api_call(method, json=kwargs)
+            else:
+                response = await self._client.api_call(method, http_verb="GET", params=kwargs)
+        except SlackApiError as exc:
+            raise _map_error(method, exc) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise SinkUnavailable(f"slack {method}: {type(exc).__name__} (timeout or connection)") from None
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
+
+def _map_error(method: str, exc: SlackApiError) -> Exception:
+    status = exc.response.status_code
+    data = exc.response.data if isinstance(exc.response.data, dict) else {}
+    error = str(data.get("error", f"http_{status}"))
+    if status == 429 or error == "ratelimited":
+        retry_after = _retry_after(exc.response.headers)
+        return RateLimited(f"slack {method}: rate limited, retry after {retry_after:g} s", retry_after)
+    if status >= 500 or error in {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}:
+        return SinkUnavailable(f"slack {method}: {error} (HTTP {status})")
+    if error in AUTH_ERRORS:
+        return ConfigError(
+            f"slack {method}: {error}: the Slack token was refused; set FINPULSE_ALERTS_SLACK_TOKEN "
+            "or FINPULSE_ALERTS_SLACK_TOKEN_FILE to a valid bot token"
+        )
+    return DeliveryRejected(f"slack {method}: {error}")
+
+
+def _retry_after(headers: Any) -> float:
+    try:
+        return max(0.0, float(headers.get("Retry-After", headers.get("retry-after", 1))))
+    except (TypeError, ValueError):
+        return 1.0

@@ -1,0 +1,231 @@
+"""The alert dispatcher on the real broker with the local Slack-API server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from subprocess import PIPE, STDOUT
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import SecretStr
+
+from alerts import Subscription
+from alerts.dispatcher import AlertDispatcher
+from alerts.ledger import DeliveryLedger
+from alerts.slack import SlackNotifier
+from finpulse.schema import AlertEvent, DeadLetter
+from finpulse.settings import AlertsSettings, KafkaSettings
+from tests.fixtures.slack import VALID_TOKEN, FakeSlack
+from tests.kafka_io import read_topic
+from tests.unit.alerts.events import alert
+from tests.unit.alerts.synth import subscription
+
+FINPULSE = Path(sys.executable).parent / "finpulse"
+
+
+async def produce(kafka: KafkaSettings, records: Sequence[AlertEvent | bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for r in records:
+            value = r if isinstance(r, bytes) else r.to_bytes()
+            key = b"junk" if isinstance(r, bytes) else f"{r.subscription_id}|{r.entity}".encode()
+            await producer.send_and_wait(kafka.topics.alerts, value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def committed(kafka: KafkaSettings, group_id: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id=group_id)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(kafka.topics.alerts, p) for p in range(kafka.topics.partitions)]
+        return sum([(await consumer.committed(tp)) or 0 for tp in tps])
+    finally:
+        await consumer.stop()
+
+
+async def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def dispatcher(
+    kafka: KafkaSettings,
+    slack: FakeSlack,
+    group_id: str,
+    ledger: Path,
+    subs: Sequence[Subscription],
+    **kw: float,
+) -> AsyncIterator[AlertDispatcher]:
+    settings = AlertsSettings(
+        consumer_group=group_id,
+        slack_base_url=slack.base_url,
+        group_wait_s=kw.pop("group_wait_s", 0.5),
+        group_interval_s=kw.pop("group_interval_s", 2.0),
+        max_attempts=4,
+        request_timeout_s=2,
+    )
+    sink = SlackNotifier(SecretStr(VALID_TOKEN), base_url=slack.base_url, timeout_s=2)
+    d = AlertDispatcher(
+        kafka=kafka, settings=settings, sinks=[sink], subscriptions=subs, ledger=DeliveryLedger(ledger)
+    )
+    await d.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(d.run(stop))
+    try:
+        yield d
+    finally:
+        stop.set()
+        await task
+        await d.stop()
+
+
+async def test_groups_threads_intervals_and_commits(
+    kafka: KafkaSettings, slack_api: FakeSlack, group_id: str, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.sqlite"
+    async with dispatcher(kafka, slack_api, group_id, ledger, [subscription()]) as d:
+        await produce(kafka, [alert(1), alert(2), alert(3)])
+        await wait_for(lambda: d.delivered == 3)
+        [grouped] = slack_api.posts
+        assert sorted(grouped.alert_ids) == ["f0001-desk", "f0002-desk", "f0003-desk"]
+        sent_at = time.monotonic()
+        await produce(kafka, [alert(4), alert(2, "resolved", fired="f0002-desk")])
+        await wait_for(lambda: d.delivered == 5)
+        assert time.monotonic() - sent_at >= 1.2, "the group's next message waited group_interval_s"
+        fired4, resolved2 = slack_api.posts[1:]
+        assert (fired4.alert_ids, fired4.thread_ts) == (["f0004-desk"], None)
+        assert (resolved2.alert_ids, resolved2.thread_ts) == (["r0002-desk"], grouped.ts)
+    assert await committed(kafka, group_id) == 5
+    # A restart with the same group and ledger posts nothing again.
+    async with dispatcher(kafka, slack_api, group_id, ledger, [subscription()]) as d:
+        await asyncio.sleep(2)
+    assert len(slack_api.posts) == 3
+
+
+async def test_rate_limits_and_errors_are_retried_once_delivered(
+    kafka: KafkaSettings, slack_api: FakeSlack, group_id: str, tmp_path: Path
+) -> None:
+    slack_api.fail_next(1, status=429, retry_after_s=1)
+    slack_api.fail_next(1, status=503)
+    async with dispatcher(
+        kafka, slack_api, group_id, tmp_path / "l.sqlite", [subscription()], group_wait_s=0
+    ) as d:
+        started = time.monotonic()
+        await produce(kafka, [alert(1)])
+        await wait_for(lambda: d.delivered == 1)
+        assert time.monotonic() - started >= 1.0, "Retry-After was honoured"
+    assert slack_api.alert_ids_posted() == ["f0001-desk"]
+
+
+async def test_bad_records_and_unknown_channels_are_dead_lettered(
+    kafka: KafkaSettings, slack_api: FakeSlack, group_id: str, tmp_path: Path
+) -> None:
+    records: list[AlertEvent | bytes] = [b"{not json", alert(1, channel="#nowhere"), alert(2)]
+    async with dispatcher(
+        kafka, slack_api, group_id, tmp_path / "l.sqlite", [subscription()], group_wait_s=0
+    ) as d:
+        await produce(kafka, records)
+        dead = await read_topic(kafka, f"{kafka.topics.alerts}.dead", expect=2)
+        await wait_for(lambda: d.delivered == 1)
+    letters = sorted((DeadLetter.from_bytes(r.value) for r in dead), key=lambda x: x.stage)
+    assert [(x.stage, x.error_type) for x in letters] == [
+        ("alerts", "InvalidRecord"),
+        ("alerts:slack", "DeliveryRejected"),
+    ]
+    assert "channel_not_found" in letters[1].reason
+    assert AlertEvent.from_bytes(letters[1].original_value()).alert_id == "f0001-desk"
+    assert slack_api.alert_ids_posted() == ["f0002-desk"]
+    assert await committed(kafka, group_id) == 3
+
+
+def _cli_env(
+    tmp_path: Path, kafka: KafkaSettings, slack: FakeSlack, group_id: str, token: str
+) -> dict[str, str]:
+    token_file = tmp_path / "slack-token"
+    token_file.write_text(token + "\n", encoding="utf-8")
+    subs = tmp_path / "subs.toml"
+    subs.write_text(
+        '[[subscription]]\nid = "desk"\nchannel = "#alerts"\ngroup_by = ["subscription", "entity"]\n'
+        'group_wait_s = 0\n[subscription.filter]\ntickers = ["*"]\n',
+        encoding="utf-8",
+    )
+    return {
+        **os.environ,
+        "FINPULSE_DATA_DIR": str(tmp_path / "data"),
+        "FINPULSE_LOG_LEVEL": "DEBUG",
+        "FINPULSE_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "FINPULSE_KAFKA_TOPICS": kafka.topics.model_dump_json(),
+        "FINPULSE_ALERTS_SUBSCRIPTIONS_FILE": str(subs),
+        "FINPULSE_ALERTS_SLACK_TOKEN_FILE": str(token_file),
+        "FINPULSE_ALERTS_SLACK_BASE_URL": slack.base_url,
+        "FINPULSE_ALERTS_CONSUMER_GROUP": group_id,
+        "FINPULSE_ALERTS_REQUEST_TIMEOUT_S": "5",
+        "COLUMNS": "200",
+    }
+
+
+async def test_crash_and_restart_lose_nothing_and_post_nothing_twice(
+    kafka: KafkaSettings, slack_api: FakeSlack, group_id: str, tmp_path: Path
+) -> None:
+    env = _cli_env(tmp_path, kafka, slack_api, group_id, VALID_TOKEN)
+    events = [alert(i) for i in range(12)] + [alert(i, "resolved", fired=f"f{i:04d}-desk") for i in range(12)]
+    await produce(kafka, events)
+    slack_api.delay_s = 0.4  # Slack records the post, the answer comes late: kills land mid-post
+    logs = tmp_path / "dispatcher.log"
+    with logs.open("wb") as out:
+        for _ in range(2):  # two crashes, each mid-stream
+            first = len(slack_api.posts)
+            proc = await asyncio.create_subprocess_exec(
+                FINPULSE, "alerts", env=env, stdout=out, stderr=STDOUT
+            )
+            await wait_for(lambda: len(slack_api.posts) >= first + 4, timeout_s=60)  # noqa: B023
+            await asyncio.sleep(0.2)
+            proc.send_signal(signal.SIGKILL)
+            await asyncio.wait_for(proc.wait(), 10)
+        slack_api.delay_s = 0
+        proc = await asyncio.create_subprocess_exec(FINPULSE, "alerts", env=env, stdout=out, stderr=STDOUT)
+        try:
+            await wait_for(lambda: len(set(slack_api.alert_ids_posted())) == 24, timeout_s=60)
+            await asyncio.sleep(2)  # time for any duplicate to show up
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 20) == 0
+    posted = slack_api.alert_ids_posted()
+    assert sorted(posted) == sorted(e.alert_id for e in events), "every alert exactly once"
+    fired_ts = {p.alert_ids[0]: p.ts for p in slack_api.posts if p.thread_ts is None}
+    for p in slack_api.posts:
+        if p.thread_ts is not None:
+            assert p.thread_ts == fired_ts[f"f{p.alert_ids[0][1:]}"], "resolved in the fired thread"
+    assert sum(p.thread_ts is not None for p in slack_api.posts) == 12
+    text = logs.read_text(encoding="utf-8", errors="replace")
+    assert "not posting again" in text, "a post in flight at the kill was found, not repeated"
+    assert "delivered sink=slack" in text
+    assert VALID_TOKEN not in text
+    assert await committed(kafka, group_id) == 24
+
+
+async def test_refused_token_stops_with_a_clear_error(
+    kafka: KafkaSettings, slack_api: FakeSlack, group_id: str, tmp_path: Path
+) -> None:
+    secret = "xoxb-revoked-4242-DONOTLOG"
+    env = _cli_env(tmp_path, kafka, slack_api, group_id, secret)
+    proc = await asyncio.create_subprocess_exec(FINPULSE, "alerts", env=env, stdout=PIPE, stderr=STDOUT)
+    stdout, _ = await asyncio.wait_for(proc.communicate(), 120)
+    output = stdout.decode("utf-8", errors="replace")
+    assert proc.returncode == 2, output
+    assert "invalid_auth" in output
+    assert "FINPULSE_ALERTS_SLACK_TOKEN" in output
+    assert secret not in output
+    assert "DONOTLOG" not in output

@@ -1,0 +1,192 @@
+"""Grouping, retries, and the Slack / webhook / console sinks against the local Slack-API server."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+from pydantic import SecretStr
+from rich.console import Console
+
+from alerts.grouping import Grouper, group_key
+from alerts.retry import with_retries
+from alerts.sinks.base import DeliveryRejected, Notification, RateLimited, SinkUnavailable
+from alerts.sinks.console import ConsoleSink
+from alerts.sinks.webhook import WebhookSink
+from alerts.slack import SlackNotifier
+from finpulse.errors import ConfigError
+from tests.fixtures.slack import VALID_TOKEN, FakeSlack
+
+from .events import alert
+from .synth import subscription
+
+
+def test_grouper_waits_then_respects_the_interval() -> None:
+    g: Grouper[str] = Grouper()
+    g.add("k", "a", wait_s=30, interval_s=300, now=0)
+    g.add("k", "b", wait_s=30, interval_s=300, now=10)
+    assert g.due(29) == []
+    assert g.next_due() == 30
+    assert g.due(30) == [("k", ["a", "b"])]
+    g.add("k", "c", wait_s=30, interval_s=300, now=40)  # same group soon after: waits the interval
+    assert g.due(100) == []
+    assert g.due(330) == [("k", ["c"])]
+    g.add("other", "d", wait_s=0, interval_s=300, now=331)
+    assert g.due(331) == [("other", ["d"])]
+    g.add("k", "e", wait_s=30, interval_s=300, now=1000)  # long after: a fresh group
+    assert g.due(1030) == [("k", ["e"])]
+
+
+def test_grouper_retry_and_drop() -> None:
+    g: Grouper[int] = Grouper()
+    g.add("k", 1, wait_s=0, interval_s=60, now=0)
+    [(key, items)] = g.due(0)
+    g.retry(key, items, at=5)
+    g.add("k2", 2, wait_s=0, interval_s=60, now=1)
+    assert g.drop(lambda i: i == 2) == 1
+    assert g.due(5) == [("k", [1])]
+    assert len(g) == 0
+
+
+def test_group_keys_follow_group_by() -> None:
+    sub = subscription().model_copy(update={"group_by": ("subscription", "entity")})
+    a, b = alert(1), alert(2)
+    assert group_key(a, sub, "#a") != group_key(b, sub, "#a")
+    assert group_key(a, None, "#a") == group_key(b, None, "#a")
+    assert group_key(a, None, "#a") != group_key(a, None, "#b")
+
+
+async def test_retries_stop_and_honour_retry_after() -> None:
+    slept: list[float] = []
+
+    async def sleep(s: float) -> None:
+        slept.append(s)
+
+    calls = 0
+
+    async def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RateLimited("429", 7)
+        if calls == 2:
+            raise SinkUnavailable("503")
+        return "ok"
+
+    assert await with_retries(flaky, attempts=3, what="t", sleep=sleep) == "ok"
+    assert slept[0] >= 7
+    assert len(slept) == 2
+
+    async def down() -> str:
+        raise SinkUnavailable("503")
+
+    with pytest.raises(SinkUnavailable):
+        await with_retries(down, attempts=4, what="t", sleep=sleep)
+    assert len(slept) == 2 + 3
+
+    async def rejected() -> str:
+        raise DeliveryRejected("channel_not_found")
+
+    with pytest.raises(DeliveryRejected):
+        await with_retries(rejected, attempts=4, what="t", sleep=sleep)
+
+
+def _slack(server: FakeSlack, token: str = VALID_TOKEN, timeout_s: float = 5) -> SlackNotifier:
+    return SlackNotifier(SecretStr(token), base_url=server.base_url, timeout_s=timeout_s)
+
+
+async def test_slack_posts_threads_and_finds_its_messages(slack_api: FakeSlack) -> None:
+    async with _slack(slack_api) as slack:
+        fired = Notification("k", "#alerts", "fired", (alert(1), alert(2)))
+        ts = await slack.send(fired)
+        resolved = Notification("k", "#alerts", "resolved", (alert(1, "resolved", fired="f0001-desk"),), ts)
+        reply = await slack.send(resolved)
+        from datetime import UTC, datetime
+
+        now = datetime.now(UTC)
+        assert await slack.find_delivered(fired, now) == {a: ("#alerts", ts) for a in fired.alert_ids}
+        assert await slack.find_delivered(resolved, now) == {"r0001-desk": ("#alerts", reply)}
+    first, second = slack_api.posts
+    assert (first.channel, first.thread_ts, second.thread_ts) == ("C0ALERTS", None, ts)
+    assert first.alert_ids == ["f0001-desk", "f0002-desk"]
+    assert first.blocks[0]["type"] == "header"
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        ({"status": 429, "retry_after_s": 3}, RateLimited),
+        ({"status": 503}, SinkUnavailable),
+        ({"status": 500}, SinkUnavailable),
+        ("channel_not_found", DeliveryRejected),
+        ("invalid_auth", ConfigError),
+    ],
+)
+async def test_slack_errors_map_to_what_to_do(slack_api: FakeSlack, fault: object, expected: type) -> None:
+    async with _slack(slack_api) as slack:
+        if isinstance(fault, dict):
+            slack_api.fail_next(1, **fault)
+        else:
+            slack_api.error_next(1, str(fault))
+        with pytest.raises(expected) as info:
+            await slack.send(Notification("k", "#alerts", "fired", (alert(1),)))
+    if expected is RateLimited:
+        assert info.value.retry_after_s == 3
+
+
+async def test_slack_slow_response_is_a_timeout(slack_api: FakeSlack) -> None:
+    slack_api.delay_s = 2.5
+    async with _slack(slack_api, timeout_s=1) as slack:
+        with pytest.raises(SinkUnavailable, match="timeout"):
+            await slack.send(Notification("k", "#alerts", "fired", (alert(1),)))
+
+
+async def test_slack_unknown_channel_is_rejected(slack_api: FakeSlack) -> None:
+    async with _slack(slack_api) as slack:
+        with pytest.raises(DeliveryRejected, match="channel_not_found"):
+            await slack.send(Notification("k", "#nowhere", "fired", (alert(1),)))
+
+
+async def test_token_never_in_errors_or_logs(slack_api: FakeSlack, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name in ("slack_sdk", "alerts", "aiohttp"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    bad = "xoxb-wrong-9999-TOPSECRET"
+    with pytest.raises(ConfigError) as info:
+        await _slack(slack_api, token=bad).start()
+    notifier = _slack(slack_api)
+    async with notifier as slack:
+        await slack.send(Notification("k", "#alerts", "fired", (alert(1),)))
+        slack_api.fail_next(1, status=503)
+        with pytest.raises(SinkUnavailable) as unavailable:
+            await slack.send(Notification("k", "#alerts", "fired", (alert(2),)))
+    texts = [str(info.value), repr(info.value), str(unavailable.value), repr(notifier), caplog.text]
+    assert "Sending a request" in caplog.text  # slack-sdk's debug log did run
+    for text in texts:
+        assert bad not in text
+        assert VALID_TOKEN not in text
+        assert "SECRETVALUE" not in text
+
+
+async def test_webhook_sink(slack_api: FakeSlack) -> None:
+    async with WebhookSink(slack_api.hook_url(), timeout_s=5) as hook:
+        n = Notification("k", "#alerts", "fired", (alert(1),))
+        assert await hook.send(n) is None
+        slack_api.fail_next(1, status=429, retry_after_s=2)
+        with pytest.raises(RateLimited):
+            await hook.send(n)
+        slack_api.fail_next(1, status=404)
+        with pytest.raises(DeliveryRejected):
+            await hook.send(n)
+    [(headers, body)] = slack_api.webhooks
+    assert headers["Idempotency-Key"] == n.delivery_id
+    assert body["events"][0]["alert_id"] == "f0001-desk"
+
+
+async def test_console_sink_escapes_markup() -> None:
+    out = io.StringIO()
+    sink = ConsoleSink(Console(file=out, width=200, color_system=None))
+    await sink.send(Notification("k", "#a", "fired", (alert(1, title="[bold]boom[/bold]"),)))
+    assert "fired ticker T001: 62% negative" in out.getvalue()
+    assert "[bold]boom[/bold]" in out.getvalue()

@@ -1,0 +1,97 @@
+"""Rendering: messages explain themselves; news text never injects into Slack mrkdwn."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from alerts.render import MAX_ALERTS_PER_MESSAGE, blocks, escape_mrkdwn, fallback_text, safe_url
+from alerts.sinks.base import Notification
+
+from .events import alert
+
+
+def _texts(bs: list[dict]) -> list[str]:
+    out = []
+    for b in bs:
+        if "text" in b:
+            out.append(b["text"]["text"])
+        out += [e["text"] for e in b.get("elements", [])]
+    return out
+
+
+def test_fired_message_explains_itself() -> None:
+    n = Notification("k", "#alerts", "fired", (alert(1, entity="ACME"),))
+    text = "\n".join(_texts(blocks(n)))
+    assert blocks(n)[0]["text"]["text"] == "Negative news spike: ticker ACME"
+    for expected in (
+        "*62%* negative vs baseline 14%",
+        "+48 pts",
+        "15 of 24 stories",
+        "p = 3.1e-06",
+        "α = 0.001",
+    ):
+        assert expected in text
+    assert "<https://news.example/1|ACME shares tumble after profit warning> — wire (-0.91)" in text
+    assert "To mute" in text
+    assert "subscription `desk`" in text
+    assert "ACME" in fallback_text(n)
+
+
+def test_resolved_and_grouped_messages() -> None:
+    resolved = Notification("k", "#alerts", "resolved", (alert(1, "resolved", fired="f0001"),), "123.4")
+    assert _texts(blocks(resolved))[0].startswith("Resolved: ticker *T001* negative share back to 62%")
+    group = Notification("k", "#alerts", "fired", tuple(alert(i) for i in range(MAX_ALERTS_PER_MESSAGE)))
+    bs = blocks(group)
+    assert bs[0]["text"]["text"] == f"{MAX_ALERTS_PER_MESSAGE} negative news spikes (desk)"
+    assert len(bs) <= 50
+    assert len(json.dumps(bs)) < 40_000
+
+
+@pytest.mark.parametrize(
+    ("news", "rendered"),
+    [
+        ("Profits & <b>losses</b>", "Profits &amp; &lt;b&gt;losses&lt;/b&gt;"),
+        ("<!channel> sell now", "&lt;!channel&gt; sell now"),
+        ("ping <@U024BE7LH> and <!here|here>", "ping &lt;@U024BE7LH&gt; and &lt;!here|here&gt;"),
+        ("@channel @Here @everyone", "@\u2060channel @\u2060Here @\u2060everyone"),
+        ("<https://evil.example|click>", "&lt;https://evil.example|click&gt;"),
+    ],
+)
+def test_escape(news: str, rendered: str) -> None:
+    assert escape_mrkdwn(news) == rendered
+
+
+@pytest.mark.parametrize(
+    ("url", "safe"),
+    [
+        ("https://a.example/x?y=1&z=2", "https://a.example/x?y=1&z=2"),
+        ("https://a.example/a|b>c", "https://a.example/a%7Cb%3Ec"),
+        ("javascript:alert(1)", None),
+        ("slack://open", None),
+        (None, None),
+    ],
+)
+def test_safe_url(url: str | None, safe: str | None) -> None:
+    assert safe_url(url) == safe
+
+
+_MENTION = re.compile(r"<[!@#]|@(channel|here|everyone)\b", re.IGNORECASE)
+
+
+@given(st.text(), st.text(), st.text())
+def test_news_text_never_injects(title: str, source: str, entity: str) -> None:
+    e = alert(1, entity=entity or "x", title=title or "t")
+    e = e.model_copy(
+        update={"top_headlines": (e.top_headlines[0].model_copy(update={"source": source or None}),)}
+    )
+    n = Notification("k", "#alerts", "fired", (e,))
+    for text in [*_texts(blocks(n)), fallback_text(n)]:
+        assert not _MENTION.search(text)
+        # The only '<' left open a link we built from a safe URL.
+        for m in re.finditer("<", text):
+            assert text.startswith("<https://news.example/1|", m.start())
