@@ -7,7 +7,7 @@ The pure part (no I/O, time passed in), shared by the stream and the backtest:
     aggregate      entities_of(), story_key(), WindowAccumulator, open_window(),
                    add_item(), close_window() -> WindowAggregate
     baseline       Baseline, BaselineParams, update_baseline()
-    detector       DetectorState, state_key(), detect() -> Detection(events, states)
+    detector       DetectorState, state_key(), parse_state_key(), detect() -> Detection(events, states)
 
 Delivery (`finpulse alerts`): dispatcher.AlertDispatcher, slack.SlackNotifier,
 sinks (console, webhook), render (Block Kit), ledger (alert_id -> Slack ts).
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from .aggregate import WindowAccumulator, add_item, close_window, entities_of, open_window, story_key
 from .baseline import Baseline, BaselineParams, update_baseline
-from .detector import Detection, DetectorState, alert_id, detect, state_key
+from .detector import Detection, DetectorState, alert_id, detect, parse_state_key, state_key
 from .subscriptions import DetectorParams, MuteWindow, Subscription, SubscriptionFilter, load_subscriptions
 from .windows import WindowSpec, window_bounds, window_specs, window_starts
 
@@ -40,6 +40,7 @@ __all__ = [
     "entities_of",
     "load_subscriptions",
     "open_window",
+    "parse_state_key",
     "state_key",
     "story_key",
     "update_baseline",

@@ -35,7 +35,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -71,8 +71,22 @@ class _Test(NamedTuple):
 
 
 def state_key(subscription_id: str, kind: EntityKind, entity: str, window_kind: WindowKind) -> str:
-    """The key of a DetectorState in the stream's table."""
-    return f"{subscription_id}|{kind}:{entity}|{window_kind}"
+    """The key of a DetectorState in the stream's table: `<subscription>|<kind>:<entity>|<window>`.
+
+    Topic labels contain '|' ("Energy | Oil"), so the entity is written with '%' and '|'
+    percent-encoded: the key splits on '|' into exactly three parts, the middle one a
+    stable per-entity key. `parse_state_key` inverts it.
+    """
+    safe = entity.replace("%", "%25").replace("|", "%7C")
+    return f"{subscription_id}|{kind}:{safe}|{window_kind}"
+
+
+def parse_state_key(key: str) -> tuple[str, EntityKind, str, WindowKind]:
+    """(subscription id, entity kind, entity, window kind) of a `state_key`."""
+    subscription_id, middle, window_kind = key.split("|")
+    kind, _, safe = middle.partition(":")
+    entity = safe.replace("%7C", "|").replace("%25", "%")
+    return subscription_id, cast(EntityKind, kind), entity, cast(WindowKind, window_kind)
 
 
 def alert_id(

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from alerts import DetectorState, MuteWindow, alert_id, detect, state_key
+from alerts.detector import parse_state_key
 from alerts.stats import adjust
 
 from .synth import NOW, T0, TUMBLING, replay, subscription, window
@@ -176,6 +177,9 @@ def test_redelivered_and_late_windows_change_nothing() -> None:
 def test_state_keys_and_ids() -> None:
     w = window("Energy", 0, 10, 5)
     assert state_key("desk", "topic", "Energy", "tumbling") == "desk|topic:Energy|tumbling"
+    key = state_key("desk", "topic", "Energy | Oil 100%", "hopping")
+    assert key == "desk|topic:Energy %7C Oil 100%25|hopping"
+    assert parse_state_key(key) == ("desk", "topic", "Energy | Oil 100%", "hopping")
     assert alert_id("fired", "desk", w) == alert_id("fired", "desk", w)
     assert alert_id("fired", "desk", w) != alert_id("fired", "other", w)
     assert DetectorState().model_dump_json()
