@@ -3,17 +3,22 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup demo test lint clean
+.PHONY: setup browser demo test lint clean
 
 # Environment: uv (installed once into ~/.local if missing), then the locked deps.
 setup:
 	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || python3 -m pip install --user --quiet uv
 	$(UV) sync --frozen
 
+# Headless Chromium for the dashboard test (Debian's package; Playwright drives it).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
 demo: setup
 	$(RUN) finpulse demo
 
-test: setup
+test: setup browser
 	$(RUN) pytest
 
 lint: setup

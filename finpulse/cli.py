@@ -94,3 +94,7 @@ def main() -> None:
     except FinpulseError as exc:
         console.print(f"[red]error:[/red] {exc}")
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
