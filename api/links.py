@@ -30,8 +30,11 @@ def check_link_token(secret: SecretStr | None, alert_id: str, verdict: str, toke
         return True
     if not token:
         return False
-    expected = link_token(secret, alert_id, verdict)
-    return hmac.compare_digest(token, expected) or hmac.compare_digest(token, secret.get_secret_value())
+    given = token.encode()  # bytes: compare_digest refuses non-ASCII str
+    expected = link_token(secret, alert_id, verdict).encode()
+    return hmac.compare_digest(given, expected) or hmac.compare_digest(
+        given, secret.get_secret_value().encode()
+    )
 
 
 def feedback_url(base_url: str, secret: SecretStr | None, alert_id: str, verdict: str) -> str:

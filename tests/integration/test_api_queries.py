@@ -1,0 +1,115 @@
+"""History endpoints over real HTTP semantics (TestClient) and a real store: values, paging, bad input."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import duckdb
+import pytest
+
+SPAN = {"start": "2024-03-04T00:00:00Z", "end": "2024-03-06T00:00:00Z"}
+
+
+def test_auth_is_required_with_a_clear_message(api_client: Any) -> None:
+    for headers in ({"Authorization": ""}, {"Authorization": "Bearer wrong"}):
+        r = api_client.get("/api/v1/trends", headers=headers)
+        assert r.status_code == 401
+        assert "FINPULSE_API_TOKEN" in r.json()["detail"]
+        assert r.headers["www-authenticate"] == "Bearer"
+    ok = api_client.get("/api/v1/trends", headers={"Authorization": "", "X-API-Token": "test-token"})
+    assert ok.status_code == 200
+    health = api_client.get("/api/v1/health", headers={"Authorization": ""})
+    assert health.status_code == 200
+    assert health.json()["auth"] is True
+    assert health.json()["store"]["scored_items"] == 7
+
+
+def test_trends_values_and_paging(api_client: Any) -> None:
+    r = api_client.get("/api/v1/trends", params={**SPAN, "entity_kind": "ticker", "granularity": "day"})
+    assert r.status_code == 200
+    body = r.json()
+    assert [(p["bucket_start"], p["entity"], p["count"]) for p in body["items"]] == [
+        ("2024-03-04T00:00:00Z", "AAPL", 3),
+        ("2024-03-04T00:00:00Z", "MSFT", 2),
+        ("2024-03-05T00:00:00Z", "AAPL", 1),
+    ]
+    assert body["next_offset"] is None
+    first = api_client.get("/api/v1/trends", params={**SPAN, "limit": 2}).json()
+    assert (len(first["items"]), first["next_offset"]) == (2, 2)
+    rest = api_client.get("/api/v1/trends", params={**SPAN, "limit": 2, "offset": 4}).json()
+    assert (len(rest["items"]), rest["next_offset"]) == (1, None)
+
+
+def test_volume_entities_headlines_windows(api_client: Any) -> None:
+    vol = api_client.get("/api/v1/volume", params={**SPAN, "granularity": "day"}).json()["items"]
+    assert [v["count"] for v in vol] == [4, 2, 1]
+    ents = api_client.get("/api/v1/entities", params={**SPAN, "entity_kind": "source"}).json()["items"]
+    assert [(e["entity"], e["count"]) for e in ents] == [("reuters", 5), ("bloomberg", 2)]
+    heads = api_client.get("/api/v1/headlines", params={**SPAN, "entity_kind": "ticker", "entity": "msft"})
+    assert [h["story_id"] for h in heads.json()["items"]] == ["s4"]
+    wins = api_client.get("/api/v1/windows", params={**SPAN, "entity_kind": "ticker"}).json()["items"]
+    assert [(w["entity"], w["negative_share"]) for w in wins] == [("AAPL", 1.0)]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "needle"),
+    [
+        ("/api/v1/trends", {"start": "2024-03-05", "end": "2024-03-04"}, "must be before end"),
+        ("/api/v1/trends", {"granularity": "week"}, "'5min', 'hour' or 'day'"),
+        ("/api/v1/trends", {"limit": 0}, "greater than or equal to 1"),
+        ("/api/v1/trends", {"limit": 10_001}, "less than or equal to 10000"),
+        ("/api/v1/volume", {"offset": -1}, "greater than or equal to 0"),
+        ("/api/v1/entities", {"entity_kind": "sector"}, "'topic', 'ticker' or 'source'"),
+        ("/api/v1/trends", {"format": "xml"}, "'json', 'csv' or 'parquet'"),
+        ("/api/v1/trends", {"start": "yesterday"}, "valid datetime"),
+        ("/api/v1/trends", {"entity": ""}, "at least 1 character"),
+        ("/api/v1/headlines", {"entity": "AAPL"}, "entity needs entity_kind"),
+        ("/api/v1/alerts", {"state": "open"}, "'fired' or 'resolved'"),
+        ("/api/v1/feedback", {"verdict": "maybe"}, "'tp' or 'fp'"),
+    ],
+)
+def test_bad_queries_get_a_422_naming_the_problem(
+    api_client: Any, path: str, params: dict[str, Any], needle: str
+) -> None:
+    r = api_client.get(path, params=params)
+    assert r.status_code == 422
+    assert needle in str(r.json()["detail"])
+
+
+def test_unknown_paths_and_methods(api_client: Any) -> None:
+    assert api_client.get("/api/v1/nope").status_code == 404
+    assert api_client.delete("/api/v1/trends").status_code == 405
+
+
+def test_csv_export_is_the_whole_range(api_client: Any) -> None:
+    r = api_client.get("/api/v1/headlines", params={**SPAN, "format": "csv", "limit": 1})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/csv")
+    assert 'filename="headlines.csv"' in r.headers["content-disposition"]
+    lines = r.text.strip().splitlines()
+    assert lines[0].startswith("story_id,title,url,source,topic,tickers,published_at")
+    assert [line.split(",")[0] for line in lines[1:]] == ["s4", "s1", "s3", "s6"]
+
+
+def test_parquet_export_reads_back(api_client: Any, tmp_path: Any) -> None:
+    r = api_client.get("/api/v1/alerts", params={**SPAN, "format": "parquet"})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/vnd.apache.parquet"
+    assert r.content[:4] == b"PAR1"
+    path = tmp_path / "alerts.parquet"
+    path.write_bytes(io.BytesIO(r.content).getvalue())
+    with duckdb.connect() as con:
+        rows = con.execute("SELECT alert_id, state FROM read_parquet(?)", [str(path)]).fetchall()
+    assert rows == [("a3", "fired"), ("a2", "resolved"), ("a1", "fired")]
+
+
+def test_openapi_spec_documents_every_endpoint(api_client: Any) -> None:
+    spec = api_client.get("/openapi.json").json()
+    assert set(spec["paths"]) >= {
+        "/api/v1/trends", "/api/v1/volume", "/api/v1/entities", "/api/v1/headlines", "/api/v1/windows",
+        "/api/v1/alerts", "/api/v1/alerts/{alert_id}", "/api/v1/alerts/{alert_id}/feedback",
+        "/api/v1/feedback",
+        "/api/v1/subscriptions", "/api/v1/subscriptions/{sub_id}", "/feedback/{alert_id}", "/api/v1/health",
+    }  # fmt: skip
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]

@@ -1,0 +1,51 @@
+"""Subscriptions CRUD with the alerts' Subscription model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SUB = {"id": "energy-desk", "channel": "C0123", "filter": {"topics": ["Energy | Oil"], "tickers": ["XOM"]}}
+
+
+def test_crud_round_trip(api_client: Any) -> None:
+    assert api_client.get("/api/v1/subscriptions").json() == []
+    created = api_client.post("/api/v1/subscriptions", json=SUB)
+    assert created.status_code == 201
+    assert created.json()["detector"]["min_volume"] == 10  # defaults filled in by the model
+    dup = api_client.post("/api/v1/subscriptions", json=SUB)
+    assert dup.status_code == 409
+    assert "PUT to replace" in dup.json()["detail"]
+    changed = {
+        **SUB,
+        "channel": "C999",
+        "mute": [{"from": "2025-01-01T00:00:00Z", "until": "2025-01-02T00:00:00Z"}],
+    }
+    put = api_client.put("/api/v1/subscriptions/energy-desk", json=changed)
+    assert put.status_code == 200
+    got = api_client.get("/api/v1/subscriptions/energy-desk").json()
+    assert got["channel"] == "C999"
+    assert got["mute"][0]["from"] == "2025-01-01T00:00:00Z"
+    assert [s["id"] for s in api_client.get("/api/v1/subscriptions").json()] == ["energy-desk"]
+    assert api_client.delete("/api/v1/subscriptions/energy-desk").status_code == 204
+    gone = api_client.delete("/api/v1/subscriptions/energy-desk")
+    assert gone.status_code == 404
+    assert api_client.get("/api/v1/subscriptions/energy-desk").status_code == 404
+
+
+def test_invalid_subscriptions_get_a_422_naming_the_field(api_client: Any) -> None:
+    cases = [
+        ({**SUB, "filter": {}}, "filter watches nothing"),
+        ({**SUB, "id": "bad id!"}, "String should match pattern"),
+        ({k: v for k, v in SUB.items() if k != "channel"}, "Field required"),
+        ({**SUB, "detector": {"min_rise": 0.1, "resolve_rise": 0.2}}, "must be below min_rise"),
+        ({**SUB, "mute": [{"weekdays": ["mon"], "timezone": "Mars/Olympus"}]}, "unknown timezone"),
+        ({**SUB, "surprise": 1}, "Extra inputs are not permitted"),
+    ]
+    for body, needle in cases:
+        r = api_client.post("/api/v1/subscriptions", json=body)
+        assert r.status_code == 422, body
+        assert needle in str(r.json()["detail"]), body
+    mismatch = api_client.put("/api/v1/subscriptions/other", json=SUB)
+    assert mismatch.status_code == 422
+    assert "differs from the path" in mismatch.json()["detail"]
+    assert api_client.get("/api/v1/subscriptions").json() == []

@@ -1,0 +1,44 @@
+"""Signed Slack feedback links."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from api.cli import _loopback
+from api.links import check_link_token, feedback_url, link_token
+
+SECRET = SecretStr("s3cret")
+
+
+def test_a_link_token_is_bound_to_its_alert_and_verdict() -> None:
+    token = link_token(SECRET, "a1", "tp")
+    assert len(token) == 32
+    assert check_link_token(SECRET, "a1", "tp", token)
+    assert not check_link_token(SECRET, "a1", "fp", token)
+    assert not check_link_token(SECRET, "a2", "tp", token)
+    assert not check_link_token(SECRET, "a1", "tp", None)
+    assert not check_link_token(SECRET, "a1", "tp", link_token(SecretStr("other"), "a1", "tp"))
+    assert check_link_token(SECRET, "a1", "fp", "s3cret")  # the API token itself also works
+    assert check_link_token(None, "a1", "tp", None)  # no token configured: local use
+
+
+def test_feedback_url_quotes_the_id_and_never_contains_the_secret() -> None:
+    url = feedback_url("https://finpulse.example/", SECRET, "sub/1:x y", "fp")
+    assert url.startswith("https://finpulse.example/feedback/sub%2F1%3Ax%20y?verdict=fp&token=")
+    assert "s3cret" not in url
+    assert (
+        feedback_url("http://127.0.0.1:8000", None, "a1", "tp")
+        == "http://127.0.0.1:8000/feedback/a1?verdict=tp"
+    )
+
+
+def test_loopback_hosts() -> None:
+    assert _loopback("127.0.0.1")
+    assert _loopback("::1")
+    assert _loopback("localhost")
+    assert not _loopback("0.0.0.0")
+    assert not _loopback("example.com")
+
+
+def test_non_ascii_tokens_are_simply_wrong() -> None:
+    assert not check_link_token(SECRET, "a1", "tp", "jeton-é")
