@@ -1,0 +1,137 @@
+"""The stream end to end: replay -> Kafka -> worker (quick-trained model) -> windows -> alerts.
+
+Real broker, real Faust worker process, real classifier. Expected window
+counts come from the replay file itself through the same window bounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter, defaultdict
+from datetime import datetime
+from pathlib import Path
+
+from alerts.windows import window_specs, window_starts
+from finpulse.schema import AlertEvent, ScoredItem, WindowAggregate
+from finpulse.settings import Settings
+from ingest.replay import publish_replay_async
+from ingest.sample import PlantedSpike, write_planted_spike
+from tests.fixtures.stream import REPLAY_START, WorkerProcess
+from tests.kafka_io import read_topic
+
+ALERT_WAIT_S = 150
+
+
+def expected_counts(path: Path, settings: Settings) -> Counter[tuple[str, str, datetime]]:
+    """Stories per (entity key, window kind, window start) straight from the replay file."""
+    specs = window_specs(settings.alerts)
+    counts: Counter[tuple[str, str, datetime]] = Counter()
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        when = datetime.fromisoformat(row["published_at"])
+        entities = [f"ticker:{t}" for t in row["tickers"]] + [f"source:{row['source']}"]
+        for entity in entities:
+            for spec in specs.values():
+                for start in window_starts(spec, when):
+                    counts[(entity, spec.kind, start)] += 1
+    return counts
+
+
+def final_counts(windows: list[WindowAggregate]) -> Counter[tuple[str, str, datetime]]:
+    """Each window's count at its latest revision (late items re-emit a window)."""
+    latest: dict[tuple[str, str, datetime], WindowAggregate] = {}
+    for w in windows:
+        key = (f"{w.entity_kind}:{w.entity}", w.window_kind, w.window_start)
+        if key not in latest or w.revision >= latest[key].revision:
+            latest[key] = w
+    return Counter({k: w.count for k, w in latest.items() if not k[0].startswith("topic:")})
+
+
+async def read_until(settings: Settings, topic: str, expect: int, timeout_s: float) -> list[bytes]:
+    return [r.value for r in await read_topic(settings.kafka, topic, expect=expect, timeout_s=timeout_s)]
+
+
+def replay(settings: Settings, tmp_path: Path, *, spike: bool) -> PlantedSpike:
+    return write_planted_spike(
+        settings.model.train_data_dir, tmp_path / "replay.jsonl", start=REPLAY_START, spike=spike
+    )
+
+
+async def test_planted_spike_fires_exactly_one_alert_with_evidence(
+    stream_settings: Settings, worker: WorkerProcess, tmp_path: Path
+) -> None:
+    truth = replay(stream_settings, tmp_path, spike=True)
+    worker.start()
+    report = await publish_replay_async(stream_settings.kafka, truth.path, speed=0)
+    assert report.published == truth.items
+
+    raw = await read_until(stream_settings, stream_settings.kafka.topics.alerts, 1, ALERT_WAIT_S)
+    events = [AlertEvent.from_bytes(v) for v in raw]
+    fired = [e for e in events if e.state == "fired"]
+    assert len(fired) == 1, worker.tail()
+    alert = fired[0]
+    assert (alert.subscription_id, alert.entity_kind, alert.entity) == ("acme-desk", "ticker", "ACME")
+    # Detected within two windows of the spike's start, and inside the spike.
+    assert truth.spike_start <= alert.window_start < truth.spike_end
+    assert alert.negative_share >= alert.baseline_negative_share + 0.2
+    assert alert.p_value <= alert.significance
+    assert alert.channel == "#acme-alerts"
+    spike_titles = {
+        json.loads(line)["title"]
+        for line in truth.path.read_text().splitlines()
+        if truth.spike_start <= datetime.fromisoformat(json.loads(line)["published_at"]) < truth.spike_end
+    }
+    assert alert.top_headlines
+    assert {h.title for h in alert.top_headlines} <= spike_titles
+    # Every event is about the planted entity; a resolve (if any) closes the fired alert.
+    assert all(e.entity == "ACME" for e in events)
+    assert all(e.fired_alert_id == alert.alert_id for e in events if e.state == "resolved")
+
+
+async def test_calm_replay_fires_nothing(
+    stream_settings: Settings, worker: WorkerProcess, tmp_path: Path
+) -> None:
+    truth = replay(stream_settings, tmp_path, spike=False)
+    worker.start()
+    await publish_replay_async(stream_settings.kafka, truth.path, speed=0)
+    # Wait until the last windows closed (idle close), then look for alerts.
+    expected = expected_counts(truth.path, stream_settings)
+    raw = await read_until(stream_settings, stream_settings.kafka.topics.windows, len(expected), ALERT_WAIT_S)
+    assert len(raw) >= len(expected), worker.tail()
+    alerts = await read_topic(
+        stream_settings.kafka, stream_settings.kafka.topics.alerts, expect=1, timeout_s=5
+    )
+    assert alerts == []
+
+
+async def test_sigkill_and_restart_lose_and_double_count_nothing(
+    stream_settings: Settings, worker: WorkerProcess, tmp_path: Path
+) -> None:
+    truth = replay(stream_settings, tmp_path, spike=True)
+    expected = expected_counts(truth.path, stream_settings)
+    worker.start()
+    publishing = asyncio.create_task(publish_replay_async(stream_settings.kafka, truth.path, speed=0))
+    # Kill mid-stream: once a third of the stories were scored.
+    scored = await read_until(stream_settings, stream_settings.kafka.topics.scored, truth.items // 3, 120)
+    assert len(scored) >= truth.items // 3, worker.tail()
+    worker.kill()
+    await publishing
+    worker.start()
+
+    deadline = asyncio.get_running_loop().time() + ALERT_WAIT_S
+    got: Counter[tuple[str, str, datetime]] = Counter()
+    while asyncio.get_running_loop().time() < deadline:
+        raw = await read_until(stream_settings, stream_settings.kafka.topics.windows, len(expected), 20)
+        got = final_counts([WindowAggregate.from_bytes(v) for v in raw])
+        if got == expected:
+            break
+    missing = {k: (v, got.get(k)) for k, v in expected.items() if got.get(k) != v}
+    assert not missing, f"windows differing from the input (expected, got): {dict(list(missing.items())[:5])}"
+    stories = {ScoredItem.from_bytes(v).story_id for v in await read_until(
+        stream_settings, stream_settings.kafka.topics.scored, truth.items, 30)}  # fmt: skip
+    assert len(stories) == truth.items
+    per_window = defaultdict(set)
+    for key in got:
+        per_window[key[0]].add(key[2])
+    assert per_window["ticker:ACME"], worker.tail()
