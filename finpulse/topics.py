@@ -58,9 +58,7 @@ async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec] | None = No
         created = []
         for spec in missing:
             try:
-                await admin.create_topics(
-                    [NewTopic(spec.name, spec.partitions, spec.replication_factor)]
-                )
+                await admin.create_topics([NewTopic(spec.name, spec.partitions, spec.replication_factor)])
                 created.append(spec.name)
             except TopicAlreadyExistsError:
                 pass  # another process won the race: that is the idempotent outcome
@@ -71,9 +69,7 @@ async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec] | None = No
         await admin.close()
 
 
-async def send_dead_letter(
-    producer: AIOKafkaProducer, topics: TopicSettings, letter: DeadLetter
-) -> None:
+async def send_dead_letter(producer: AIOKafkaProducer, topics: TopicSettings, letter: DeadLetter) -> None:
     """Publish a dead letter for `letter.source_topic` and wait for the ack."""
     target = dead_letter_topic(letter.source_topic, topics)
     try:

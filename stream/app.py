@@ -15,6 +15,7 @@ from finpulse.settings import Settings
 from stream.detect import register_detect
 from stream.score import register_score
 from stream.services import ClassifierService
+from stream.sink import StoreService, register_sink
 from stream.topics import PipelineTopics
 from stream.windowing import register_windowing
 
@@ -47,4 +48,8 @@ def create_app(settings: Settings) -> faust.App:
     register_score(app, topics, classifier, settings.model)
     register_windowing(app, topics, settings)
     register_detect(app, topics, settings, subscriptions)
+    if settings.stream.history:
+        store = StoreService(settings.store)
+        app.service(store)
+        register_sink(app, topics, store)
     return app
