@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -51,12 +51,12 @@ def ingest(
     _print_summary(ingestor, [])
 
 
-async def _poll_once(ingestor):  # type: ignore[no-untyped-def]
+async def _poll_once(ingestor: Any) -> Any:
     async with ingestor:
         return await ingestor.poll_all(force=True)
 
 
-async def _run_until_signal(ingestor, run_scheduled) -> None:  # type: ignore[no-untyped-def]
+async def _run_until_signal(ingestor: Any, run_scheduled: Any) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -64,7 +64,7 @@ async def _run_until_signal(ingestor, run_scheduled) -> None:  # type: ignore[no
     await run_scheduled(ingestor, stop)
 
 
-def _print_summary(ingestor, reports) -> None:  # type: ignore[no-untyped-def]
+def _print_summary(ingestor: Any, reports: list[Any]) -> None:
     table = Table(title="ingest")
     for column in ("source", "status", "published", "duplicates", "invalid", "error"):
         table.add_column(column)

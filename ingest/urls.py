@@ -81,7 +81,7 @@ async def check_resolved(url: str, *, allow_private: bool = False, timeout_s: fl
     except (OSError, TimeoutError):
         return  # unresolvable: the fetch itself reports the host as unreachable
     for info in infos:
-        reason = _forbidden(ipaddress.ip_address(info[4][0].split("%", 1)[0]))
+        reason = _forbidden(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]))
         if reason:
             raise UnsafeUrl(
                 f"feed URL {url!r}: host {host} resolves to a {reason} address; "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -275,3 +276,18 @@ async def test_scheduler_polls_on_interval(
     assert ingestor.metrics.get("g", "published") == 15
     assert ingestor.metrics.get("g", "not_modified") >= 2
     assert ingestor.store.load("g").items_published == 15  # persisted
+
+
+def test_sample_ingest_for_the_demo(
+    kafka: KafkaSettings, ingest_settings: IngestSettings, tmp_path: Path
+) -> None:
+    from finpulse.settings import Settings
+    from ingest.samples import SAMPLE_FEEDS, run_sample_ingest
+
+    settings = Settings(kafka=kafka, ingest=ingest_settings.model_copy(update={"allow_private_hosts": False}))
+    run = run_sample_ingest(settings, state_dir=tmp_path / "samples")
+    assert [r.status for r in run.reports] == ["ok"] * len(SAMPLE_FEEDS)
+    assert run.published == 55 + 15 + 40 + 25
+    assert run_sample_ingest(settings, state_dir=tmp_path / "samples").published == 0  # nothing new
+    records = asyncio.run(read_topic(kafka, kafka.topics.raw, expect=run.published))
+    assert len(records) == run.published
