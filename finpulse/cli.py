@@ -69,11 +69,15 @@ def topics() -> None:
 
 
 @app.command("demo")
-def demo() -> None:
+def demo(
+    keep_running: bool = typer.Option(
+        None, help="Keep the services up after the alert (default: when run from a terminal)."
+    ),
+) -> None:
     """Run the service end to end on local defaults and show what happened."""
     from finpulse.demo import run_demo
 
-    run_demo(settings(), console)
+    run_demo(settings(), console, keep_running=sys.stdin.isatty() if keep_running is None else keep_running)
 
 
 def _register_stages() -> None:

@@ -1,69 +1,162 @@
-"""`finpulse demo`: the local end-to-end run on default settings.
+"""`finpulse demo`: the whole service end to end on local defaults.
 
-Starts the local broker, creates the topics, and sends a sample NewsItem
-through `news.raw`, then reads it back and shows it. Later stages extend this
-into the whole service (ingest -> worker -> alerts -> API).
+1. start the local Kafka broker and create the topics;
+2. quick-train a model if none is there yet (about a minute on a laptop CPU);
+3. start the stream worker, the alert dispatcher (console sink) and the API;
+4. replay labelled news with a planted negative spike for ticker $ACME;
+5. show the alert the detector fired, and the dashboard's address.
+
+Each component runs as its own `finpulse` process, as in production. The
+demo's subscription lives in config/demo-subscriptions.toml.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
-from rich.table import Table
+from rich.panel import Panel
 
 from finpulse.kafka_local import LocalKafka
-from finpulse.schema import NewsItem, story_id_for, utcnow
-from finpulse.settings import Settings
+from finpulse.schema import AlertEvent
+from finpulse.settings import REPO_ROOT, Settings
 from finpulse.topics import ensure_topics
 
+DEMO_SUBSCRIPTIONS = REPO_ROOT / "config" / "demo-subscriptions.toml"
+# Long enough for a cold worker (model load, Faust start) plus the replay.
+ALERT_TIMEOUT_S = 300.0
 
-def run_demo(settings: Settings, console: Console) -> None:
-    """Run the demo; prints each step."""
+
+def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> None:
+    """Run the demo; prints each step. Stops its processes on exit."""
     kafka = settings.kafka
     if kafka.bootstrap == f"127.0.0.1:{kafka.local_port}":
-        status = LocalKafka(kafka).start()
-        console.print(f"[bold]1. kafka[/bold] {status.describe()}")
-    created = asyncio.run(ensure_topics(kafka))
-    console.print(f"[bold]2. topics[/bold] created: {', '.join(created) or 'none (all present)'}")
-    item = asyncio.run(_round_trip(settings))
-    table = Table(title=f"3. NewsItem through {kafka.topics.raw}")
-    table.add_column("field")
-    table.add_column("value")
-    for field, value in item.model_dump(mode="json").items():
-        table.add_row(field, str(value))
-    console.print(table)
-
-
-async def _round_trip(settings: Settings) -> NewsItem:
-    kafka = settings.kafka
-    now = utcnow()
-    title = "$ACME shares tumble after surprise profit warning"
-    sent = NewsItem(
-        story_id=story_id_for("demo", title, now.isoformat()),
-        source="demo",
-        title=title,
-        summary="Acme Corp cut its full-year guidance, citing weak demand.",
-        url="https://example.com/acme-warning",
-        published_at=now,
-        fetched_at=now,
-        tickers=("ACME",),
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, enable_idempotence=True, acks="all")
-    await producer.start()
+        console.print(f"[bold]1. kafka[/bold] {LocalKafka(kafka).start().describe()}")
+    asyncio.run(ensure_topics(kafka))
+    _ensure_model(settings, console)
+    env = _demo_env(settings)
+    logs = settings.data_dir / "demo"
+    logs.mkdir(parents=True, exist_ok=True)
+    procs = [
+        _spawn(["worker"], env, logs / "worker.log"),
+        _spawn(["alerts", "--sink", "console"], env, logs / "alerts.log"),
+        _spawn(["api"], env, logs / "api.log"),
+    ]
     try:
-        meta = await producer.send_and_wait(kafka.topics.raw, sent.to_bytes(), key=sent.story_id.encode())
+        console.print(f"[bold]3. services[/bold] worker, alerts (console), api; logs in {logs}")
+        replay = _write_replay(settings, logs / "replay.jsonl")
+        console.print(f"[bold]4. replay[/bold] {replay} (planted negative spike for $ACME)")
+        offsets = asyncio.run(_end_offsets(settings))
+        _run(["ingest", "replay", str(replay), "--no-wait"], env)
+        alert = asyncio.run(_first_alert(settings, offsets))
+        _show(console, alert, settings, logs)
+        if keep_running:
+            console.print("Services keep running; press Ctrl+C to stop them.")
+            while all(p.poll() is None for p in procs):
+                time.sleep(1)
+    except KeyboardInterrupt:
+        pass
     finally:
-        await producer.stop()
-    # Read back exactly the record the broker acknowledged.
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=60)
+
+
+def _ensure_model(settings: Settings, console: Console) -> None:
+    model_dir = settings.model.model_dir
+    if (model_dir / "config.json").exists():
+        console.print(f"[bold]2. model[/bold] using {model_dir}")
+        return
+    console.print(f"[bold]2. model[/bold] none in {model_dir}: quick-training one (about a minute)")
+    _run(["model", "train", "--quick"], _demo_env(settings))
+
+
+def _demo_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("FINPULSE_ALERTS_SUBSCRIPTIONS_FILE", str(DEMO_SUBSCRIPTIONS))
+    # Replayed history: close a quiet stream's last windows after 3 s.
+    env.setdefault("FINPULSE_STREAM_IDLE_CLOSE_S", "3")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "finpulse.cli", *args], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def _run(args: list[str], env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "-m", "finpulse.cli", *args], env=env, check=True)  # noqa: S603
+
+
+def _write_replay(settings: Settings, out: Path) -> Path:
+    from ingest.sample import write_planted_spike
+
+    # Recent history, so the dashboard's default range shows it; a new seed per
+    # run gives new story ids, so every run fires a fresh alert.
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = now - timedelta(minutes=95 + now.minute % 5)
+    return write_planted_spike(settings.model.train_data_dir, out, start=start, seed=int(time.time())).path
+
+
+async def _end_offsets(settings: Settings) -> dict[TopicPartition, int]:
+    """Where alerts.events ends now: the demo's alert comes after."""
+    topic, bootstrap = settings.kafka.topics.alerts, settings.kafka.bootstrap
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
-        tp = TopicPartition(meta.topic, meta.partition)
-        consumer.assign([tp])
-        consumer.seek(tp, meta.offset)
-        record = await asyncio.wait_for(consumer.getone(), kafka.request_timeout_s)
+        return dict(await consumer.end_offsets(partitions))
     finally:
         await consumer.stop()
-    return NewsItem.from_bytes(record.value)
+
+
+async def _first_alert(settings: Settings, offsets: dict[TopicPartition, int]) -> AlertEvent:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+        for tp, offset in offsets.items():
+            consumer.seek(tp, offset)
+        async with asyncio.timeout(ALERT_TIMEOUT_S):
+            async for record in consumer:
+                event = AlertEvent.from_bytes(record.value)
+                if event.state == "fired" and event.entity == "ACME":
+                    return event
+    finally:
+        await consumer.stop()
+    raise AssertionError("unreachable")
+
+
+def _show(console: Console, alert: AlertEvent, settings: Settings, logs: Path) -> None:
+    headlines = "\n".join(f"  - {h.title} ({h.sentiment_score:+.2f})" for h in alert.top_headlines)
+    console.print(
+        Panel(
+            f"{alert.entity_kind} [bold]{alert.entity}[/bold]: negative share "
+            f"{alert.negative_share:.0%} vs baseline {alert.baseline_negative_share:.0%} "
+            f"({alert.negative_count}/{alert.count} stories, p={alert.p_value:.1e})\n"
+            f"window {alert.window_start:%H:%M}-{alert.window_end:%H:%M} UTC -> {alert.channel}\n"
+            f"{headlines}",
+            title="5. alert fired",
+        )
+    )
+    api = settings.api
+    console.print(f"[bold]6. dashboard[/bold] http://{api.host}:{api.port}/  (API docs: /docs)")
+    console.print(f"   the console sink's rendering of the alert is in {logs / 'alerts.log'}")
