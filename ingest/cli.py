@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,6 +47,8 @@ def ingest(
         raise typer.Exit(1 if reports and all(r.status == "error" for r in reports) else 0)
     from ingest.scheduler import run_scheduled
 
+    # APScheduler logs every run at INFO; the ingestor logs what matters about each poll.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
     console.print(f"ingest: polling {len(ingestor.sources)} sources; Ctrl-C to stop")
     asyncio.run(_run_until_signal(ingestor, run_scheduled))
     _print_summary(ingestor, [])
@@ -78,7 +81,7 @@ def _print_summary(ingestor: Any, reports: list[Any]) -> None:
             str(counts.get("published", 0)),
             str(counts.get("duplicates", 0)),
             str(counts.get("invalid", 0)),
-            (r.error if r else None) or ", ".join(k for k in counts if k.startswith("error.")) or "",
+            (r.error if r else None) or ", ".join(k[6:] for k in counts if k.startswith("error.")),
         )
     console.print(table)
 

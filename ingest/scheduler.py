@@ -21,6 +21,8 @@ from ingest.sources import ReplaySource
 
 logger = logging.getLogger(__name__)
 
+_TASK_PREFIX = "ingest-poll:"
+
 
 def build_scheduler(ingestor: Ingestor) -> AsyncIOScheduler:
     """A scheduler with one job per source (not started)."""
@@ -30,12 +32,14 @@ def build_scheduler(ingestor: Ingestor) -> AsyncIOScheduler:
     for name, source in ingestor.sources.items():
         first_run = now + timedelta(seconds=random.uniform(0, jitter))
         if isinstance(source, ReplaySource):
-            scheduler.add_job(ingestor.poll, "date", run_date=first_run, args=[name], id=name, name=name)
+            scheduler.add_job(
+                _poll_job, "date", run_date=first_run, args=[ingestor, name], id=name, name=name
+            )
             continue
         scheduler.add_job(
-            ingestor.poll,
+            _poll_job,
             IntervalTrigger(seconds=ingestor.interval_s(source), jitter=jitter or None),
-            args=[name],
+            args=[ingestor, name],
             id=name,
             name=name,
             next_run_time=first_run,
@@ -46,8 +50,15 @@ def build_scheduler(ingestor: Ingestor) -> AsyncIOScheduler:
     return scheduler
 
 
-async def run_scheduled(ingestor: Ingestor, stop: asyncio.Event) -> None:
-    """Run the jobs until `stop` is set, then shut down cleanly."""
+async def _poll_job(ingestor: Ingestor, name: str) -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        task.set_name(f"{_TASK_PREFIX}{name}")
+    await ingestor.poll(name)
+
+
+async def run_scheduled(ingestor: Ingestor, stop: asyncio.Event, grace_s: float = 20.0) -> None:
+    """Run the jobs until `stop` is set, then let running polls finish (up to `grace_s`) and stop."""
     async with ingestor:
         scheduler = build_scheduler(ingestor)
         scheduler.start()
@@ -55,6 +66,11 @@ async def run_scheduled(ingestor: Ingestor, stop: asyncio.Event) -> None:
         try:
             await stop.wait()
         finally:
+            scheduler.pause()  # no new polls; let running ones finish (they are bounded by timeouts)
+            running = [t for t in asyncio.all_tasks() if t.get_name().startswith(_TASK_PREFIX)]
+            if running:
+                logger.info("waiting for %d running polls to finish", len(running))
+                await asyncio.wait(running, timeout=grace_s)
             scheduler.shutdown(wait=False)
             await asyncio.sleep(0)  # let cancelled job tasks unwind before the clients close
             logger.info("ingest scheduler stopped metrics=%s", ingestor.metrics.snapshot())
