@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from finpulse.kafka_local import LocalKafka
+from finpulse.processes import CliProcess
 from finpulse.schema import AlertEvent
 from finpulse.settings import REPO_ROOT, Settings
 from finpulse.topics import ensure_topics
@@ -44,11 +45,10 @@ def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> Non
     _ensure_model(settings, console)
     env = _demo_env(settings)
     logs = settings.data_dir / "demo"
-    logs.mkdir(parents=True, exist_ok=True)
     procs = [
-        _spawn(["worker"], env, logs / "worker.log"),
-        _spawn(["alerts", "--sink", "console"], env, logs / "alerts.log"),
-        _spawn(["api"], env, logs / "api.log"),
+        CliProcess(["worker"], env, logs / "worker.log").start(),
+        CliProcess(["alerts", "--sink", "console"], env, logs / "alerts.log").start(),
+        CliProcess(["api"], env, logs / "api.log").start(),
     ]
     try:
         console.print(f"[bold]3. services[/bold] worker, alerts (console), api; logs in {logs}")
@@ -60,15 +60,13 @@ def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> Non
         _show(console, alert, settings, logs)
         if keep_running:
             console.print("Services keep running; press Ctrl+C to stop them.")
-            while all(p.poll() is None for p in procs):
+            while all(p.running for p in procs):
                 time.sleep(1)
     except KeyboardInterrupt:
         pass
     finally:
         for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=60)
+            proc.stop()
 
 
 def _ensure_model(settings: Settings, console: Console) -> None:
@@ -87,13 +85,6 @@ def _demo_env(settings: Settings) -> dict[str, str]:
     env.setdefault("FINPULSE_STREAM_IDLE_CLOSE_S", "3")
     env.setdefault("HF_HUB_OFFLINE", "1")
     return env
-
-
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "finpulse.cli", *args], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
 
 
 def _run(args: list[str], env: dict[str, str]) -> None:

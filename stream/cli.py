@@ -7,6 +7,9 @@ import typer
 
 def register(app: typer.Typer) -> None:
     app.command("worker")(worker)
+    stream_app = typer.Typer(help="Stream pipeline tools.", no_args_is_help=True)
+    stream_app.command("bench")(bench)
+    app.add_typer(stream_app, name="stream")
 
 
 def worker(
@@ -26,3 +29,39 @@ def worker(
     # Faust parses its own command line: hand it the worker command.
     sys.argv = ["finpulse-worker", "worker", "--loglevel", loglevel, "--without-web"]
     app.main()
+
+
+def bench(
+    items: int = typer.Option(1000, help="Texts for the classifier and the throughput burst."),
+    rates: str = typer.Option("25,50", help="Offered loads (items/s) for the latency runs."),
+    duration_s: float = typer.Option(20.0, help="Seconds per offered load."),
+) -> None:
+    """Pipeline items/s and latency beside the classifier's own throughput, in one run."""
+    import tempfile
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from finpulse.cli import settings
+    from stream.bench import run_bench
+
+    console = Console()
+    s = settings()
+    with tempfile.TemporaryDirectory(prefix="finpulse-bench-") as work:
+        result = run_bench(
+            s, Path(work), items=items, rates=[float(r) for r in rates.split(",")], duration_s=duration_s
+        )
+    console.print(f"classifier alone:        {result.classifier_docs_s:8.1f} docs/s")
+    console.print(f"pipeline (Kafka->score): {result.pipeline_items_s:8.1f} items/s")
+    console.print(f"ratio pipeline/classifier: {result.ratio:.2f}  (target >= 0.80)")
+    table = Table(title="latency at fixed offered load (seconds)")
+    for col in ("items/s", "items", "score p50", "p95", "p99", "alerts", "alert p50", "p95", "p99"):
+        table.add_column(col, justify="right")
+    for load in result.loads:
+        alert = load.alert_latency_s or (float("nan"),) * 3
+        table.add_row(
+            f"{load.rate:g}", str(load.items), *(f"{v:.3f}" for v in load.score_latency_s),
+            str(load.alerts), *(f"{v:.3f}" for v in alert),
+        )  # fmt: skip
+    console.print(table)

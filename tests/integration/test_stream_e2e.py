@@ -13,11 +13,12 @@ from datetime import datetime
 from pathlib import Path
 
 from alerts.windows import window_specs, window_starts
+from finpulse.processes import CliProcess
 from finpulse.schema import AlertEvent, ScoredItem, WindowAggregate
 from finpulse.settings import Settings
 from ingest.replay import publish_replay_async
 from ingest.sample import PlantedSpike, write_planted_spike
-from tests.fixtures.stream import REPLAY_START, WorkerProcess
+from tests.fixtures.stream import REPLAY_START
 from tests.kafka_io import read_topic
 
 ALERT_WAIT_S = 150
@@ -59,7 +60,7 @@ def replay(settings: Settings, tmp_path: Path, *, spike: bool) -> PlantedSpike:
 
 
 async def test_planted_spike_fires_exactly_one_alert_with_evidence(
-    stream_settings: Settings, worker: WorkerProcess, tmp_path: Path
+    stream_settings: Settings, worker: CliProcess, tmp_path: Path
 ) -> None:
     truth = replay(stream_settings, tmp_path, spike=True)
     worker.start()
@@ -90,7 +91,7 @@ async def test_planted_spike_fires_exactly_one_alert_with_evidence(
 
 
 async def test_calm_replay_fires_nothing(
-    stream_settings: Settings, worker: WorkerProcess, tmp_path: Path
+    stream_settings: Settings, worker: CliProcess, tmp_path: Path
 ) -> None:
     truth = replay(stream_settings, tmp_path, spike=False)
     worker.start()
@@ -106,7 +107,7 @@ async def test_calm_replay_fires_nothing(
 
 
 async def test_sigkill_and_restart_lose_and_double_count_nothing(
-    stream_settings: Settings, worker: WorkerProcess, tmp_path: Path
+    stream_settings: Settings, worker: CliProcess, tmp_path: Path
 ) -> None:
     truth = replay(stream_settings, tmp_path, spike=True)
     expected = expected_counts(truth.path, stream_settings)

@@ -1,0 +1,264 @@
+"""`finpulse stream bench`: the pipeline's throughput and latency beside the classifier's.
+
+In one run, on the same texts and the same machine:
+1. the classifier alone (`Classifier.predict` in batches of `model.max_batch`): docs/s;
+2. a real worker process on fresh topics, fed as fast as the broker takes:
+   items/s from the first record produced to the last one scored and
+   aggregated (its windows emitted);
+3. at fixed offered loads (items/s, live timestamps): latency from producing a
+   news item to its ScoredItem (p50/p95/p99), and ingest-to-alert: from the
+   moment a window's data is complete (its end; the item that closes it was
+   just ingested) to the AlertEvent on Kafka. Short windows (2 s) and a
+   subscription that fires on every planted spike make alerts frequent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import itertools
+import statistics
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from finpulse.schema import AlertEvent, NewsItem, ScoredItem, WindowAggregate
+from finpulse.settings import AlertsSettings, Settings, StreamSettings, TopicSettings
+from finpulse.topics import ensure_topics, pipeline_topics
+
+# Bench windows: 2 s tumbling, 10 s hopping every 2 s, so alerts come every few seconds.
+BENCH_WINDOW_S = 2
+BENCH_SUBSCRIPTION = """
+[[subscription]]
+id = "bench"
+channel = "#bench"
+filter = { tickers = ["BENCH"] }
+[subscription.detector]
+min_volume = 5
+min_rise = 0.2
+significance = 0.05
+resolve_windows = 1
+cooldown_s = 0
+"""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    rate: float
+    items: int
+    score_latency_s: tuple[float, float, float]
+    alert_latency_s: tuple[float, float, float] | None
+    alerts: int
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    classifier_docs_s: float
+    pipeline_items_s: float
+    loads: tuple[LoadResult, ...]
+
+    @property
+    def ratio(self) -> float:
+        return self.pipeline_items_s / self.classifier_docs_s
+
+
+def bench_settings(settings: Settings, work: Path) -> Settings:
+    tag = uuid.uuid4().hex[:8]
+    topics = TopicSettings(
+        raw=f"bench.raw.{tag}", scored=f"bench.scored.{tag}", windows=f"bench.windows.{tag}",
+        alerts=f"bench.alerts.{tag}", partitions=settings.kafka.topics.partitions,
+    )  # fmt: skip
+    subs = work / "subscriptions.toml"
+    subs.write_text(BENCH_SUBSCRIPTION)
+    alerts = AlertsSettings(
+        subscriptions_file=subs, tumbling_window_s=BENCH_WINDOW_S, hopping_window_s=5 * BENCH_WINDOW_S,
+        hopping_step_s=BENCH_WINDOW_S, baseline_min_windows=2,
+    )  # fmt: skip
+    return settings.model_copy(
+        update={
+            "data_dir": work,
+            "kafka": settings.kafka.model_copy(update={"topics": topics}),
+            "alerts": alerts,
+            "stream": StreamSettings(app_id=f"bench-{tag}", idle_close_s=1.0, allowed_lateness_s=2.0),
+            "store": settings.store.model_copy(update={"url": f"duckdb:///{work / 'history.duckdb'}"}),
+        }
+    )
+
+
+def load_texts(data_dir: Path, n: int) -> tuple[list[str], list[int]]:
+    """Headlines and their sentiment labels (0 bearish, 1 bullish, 2 neutral) from the training data."""
+    texts, labels = [], []
+    with (data_dir / "sentiment" / "train.csv").open(newline="", encoding="utf-8") as fh:
+        for row in itertools.islice(csv.DictReader(fh), n):
+            texts.append(row["text"])
+            labels.append(int(row["label"]))
+    return texts, labels
+
+
+def classifier_docs_per_s(settings: Settings, texts: list[str]) -> float:
+    from model.engine import Classifier
+
+    clf = Classifier.load(
+        settings.model.model_dir, device=settings.model.device, threads=settings.model.threads
+    )
+    batch = settings.model.max_batch
+    clf.predict(texts[:batch])  # warm-up
+    began = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        clf.predict(texts[i : i + batch])
+    return len(texts) / (time.perf_counter() - began)
+
+
+def _news(i: int, text: str, ticker: str | None, when: datetime) -> NewsItem:
+    return NewsItem(
+        story_id=f"bench-{i}-{uuid.uuid4().hex[:6]}", source="bench", title=text[:900] or "empty",
+        published_at=when, fetched_at=when, tickers=(ticker,) if ticker else (),
+    )  # fmt: skip
+
+
+async def _produce(
+    kafka_bootstrap: str, topic: str, items: list[NewsItem], rate: float | None
+) -> dict[str, float]:
+    """Send items (paced at `rate`/s, or as fast as possible); returns send time per story."""
+    sent: dict[str, float] = {}
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        began = time.perf_counter()
+        for i, item in enumerate(items):
+            if rate:
+                await asyncio.sleep(max(0.0, began + i / rate - time.perf_counter()))
+                item = item.model_copy(
+                    update={"published_at": datetime.now(UTC), "fetched_at": datetime.now(UTC)}
+                )
+            sent[item.story_id] = time.time()
+            await producer.send(topic, item.to_bytes(), key=item.story_id.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+class _Watcher:
+    """Reads scored items, windows and alerts of the bench topics as they arrive."""
+
+    def __init__(self, settings: Settings) -> None:
+        t = settings.kafka.topics
+        self.topics = (t.scored, t.windows, t.alerts)
+        self.consumer = AIOKafkaConsumer(
+            *self.topics, bootstrap_servers=settings.kafka.bootstrap, auto_offset_reset="earliest",
+            group_id=f"bench-watch-{uuid.uuid4().hex[:6]}",
+        )  # fmt: skip
+        self.scored: dict[str, float] = {}
+        self.windows: list[tuple[float, WindowAggregate]] = []
+        self.alerts: list[tuple[float, AlertEvent]] = []
+
+    async def __aenter__(self) -> _Watcher:
+        await self.consumer.start()
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self.consumer.stop()
+
+    async def _run(self) -> None:
+        scored, windows, _ = self.topics
+        async for record in self.consumer:
+            now = time.time()
+            if record.topic == scored:
+                self.scored.setdefault(ScoredItem.from_bytes(record.value).story_id, now)
+            elif record.topic == windows:
+                self.windows.append((now, WindowAggregate.from_bytes(record.value)))
+            else:
+                self.alerts.append((now, AlertEvent.from_bytes(record.value)))
+
+    async def wait_scored(self, ids: set[str], timeout_s: float) -> float:
+        """Wall time when the last of `ids` was scored."""
+        deadline = time.monotonic() + timeout_s
+        while not ids <= self.scored.keys():
+            if time.monotonic() > deadline:
+                missing = len(ids - self.scored.keys())
+                raise TimeoutError(f"{missing} of {len(ids)} items not scored within {timeout_s}s")
+            await asyncio.sleep(0.05)
+        return max(self.scored[i] for i in ids)
+
+
+def _pcts(values: list[float]) -> tuple[float, float, float]:
+    if len(values) < 2:
+        v = values[0] if values else float("nan")
+        return (v, v, v)
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    return (q[49], q[94], q[98])
+
+
+def _load_items(texts: list[str], labels: list[int], rate: float, duration_s: float) -> list[NewsItem]:
+    """Live items for a fixed load: BENCH ticker calm (neutral/bullish) with a bearish spike
+    every fourth window, plus untagged background."""
+    n = int(rate * duration_s)
+    calm = [t for t, lab in zip(texts, labels, strict=True) if lab != 0]
+    bearish = [t for t, lab in zip(texts, labels, strict=True) if lab == 0]
+    per_window = max(1, int(rate * BENCH_WINDOW_S))
+    items = []
+    for i in range(n):
+        window = i // per_window
+        spike = window % 4 == 3 and window >= 4
+        text = bearish[i % len(bearish)] if spike else calm[i % len(calm)]
+        ticker = "BENCH" if spike or i % 2 == 0 else None
+        items.append(_news(i, text, ticker, datetime.now(UTC)))
+    return items
+
+
+async def _measure(settings: Settings, texts: list[str], labels: list[int], rates: list[float],
+                   duration_s: float) -> tuple[float, list[LoadResult]]:  # fmt: skip
+    kafka = settings.kafka
+    raw = kafka.topics.raw
+    async with _Watcher(settings) as watch:
+        # Warm-up: the worker has loaded its model and joined the group once these are scored.
+        warm = [_news(i, t, None, datetime.now(UTC)) for i, t in enumerate(texts[:16])]
+        await _produce(kafka.bootstrap, raw, warm, None)
+        await watch.wait_scored({w.story_id for w in warm}, timeout_s=300)
+        # Throughput: everything at once.
+        burst = [_news(i, t, None, datetime.now(UTC)) for i, t in enumerate(texts)]
+        began = time.time()
+        await _produce(kafka.bootstrap, raw, burst, None)
+        done = await watch.wait_scored({b.story_id for b in burst}, timeout_s=900)
+        throughput = len(burst) / (done - began)
+        loads = []
+        for rate in rates:
+            items = _load_items(texts, labels, rate, duration_s)
+            seen_alerts = len(watch.alerts)
+            sent = await _produce(kafka.bootstrap, raw, items, rate)
+            await watch.wait_scored(set(sent), timeout_s=300)
+            await asyncio.sleep(3 * BENCH_WINDOW_S)  # let the last windows close
+            score_lat = [watch.scored[i] - t for i, t in sent.items()]
+            fired = [(at, a) for at, a in watch.alerts[seen_alerts:] if a.state == "fired"]
+            alert_lat = [at - a.window_end.timestamp() for at, a in fired]
+            loads.append(LoadResult(rate, len(items), _pcts(score_lat), _pcts(alert_lat) if fired else None,
+                                    len(fired)))  # fmt: skip
+    return throughput, loads
+
+
+def run_bench(
+    settings: Settings, work: Path, *, items: int, rates: list[float], duration_s: float
+) -> BenchResult:
+    """Measure classifier and pipeline side by side; starts and stops its own worker."""
+    from finpulse.processes import CliProcess, settings_env
+
+    bench = bench_settings(settings, work)
+    texts, labels = load_texts(settings.model.train_data_dir, items)
+    classifier = classifier_docs_per_s(bench, texts)
+    asyncio.run(ensure_topics(bench.kafka, pipeline_topics(bench.kafka.topics)))
+    worker = CliProcess(["worker"], settings_env(bench), work / "worker.log").start()
+    try:
+        throughput, loads = asyncio.run(_measure(bench, texts, labels, rates, duration_s))
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; worker log tail:\n{worker.tail()}") from exc
+    finally:
+        worker.stop()
+    return BenchResult(classifier, throughput, tuple(loads))
