@@ -58,17 +58,27 @@ def plot_backtest(
             lw=1.2,
             label=f"negative share ({window_kind})",
         )
-        base = [
-            (w.window_end, w.baseline_negative_share) for w in part if w.baseline_negative_share is not None
-        ]
-        if base:
-            trend.plot(*zip(*base, strict=True), ls="--", lw=1.2, label=f"baseline ({window_kind})")
+        based = [w for w in part if w.baseline_negative_share is not None]
+        if based:
+            trend.plot(
+                _days([w.window_end for w in based]),
+                [w.baseline_negative_share for w in based],
+                ls="--",
+                lw=1.2,
+                label=f"baseline ({window_kind})",
+            )
+    lo = min((w.window_start for w in series), default=None)
+    hi = max((w.window_end for w in series), default=None)
     for label in labels.of(kind, name).events if labels else ():
+        start, end = max(label.start, lo or label.start), min(label.end, hi or label.end)
         colour = "tab:green" if label.verdict == "tp" else "0.6"
         for ax in (trend, alerts):
-            ax.axvspan(*_days([label.start, label.end]), color=colour, alpha=0.18, lw=0)
+            if start < end:  # clipped to the windows: a label spanning years must not stretch the axis
+                ax.axvspan(*_days([start, end]), color=colour, alpha=0.18, lw=0)
     trend.xaxis_date()
     alerts.xaxis_date()
+    if lo is not None and hi is not None:
+        trend.set_xlim(*_days([lo, hi]))
     trend.set_ylim(-0.02, 1.02)
     trend.set_ylabel("negative share")
     trend.grid(alpha=0.3)

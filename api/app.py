@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from api import backtest_routes
 from api.auth import require_token
 from api.deps import Store
 from api.routes import alerts, feedback_links, history, subscriptions
@@ -64,7 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
-    for module in (history, alerts, subscriptions):
+    for module in (history, alerts, subscriptions, backtest_routes):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(feedback_links.router)

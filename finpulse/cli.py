@@ -21,7 +21,7 @@ kafka_app = typer.Typer(help="Run a local Apache Kafka broker (KRaft).", no_args
 app.add_typer(kafka_app, name="kafka")
 
 # Stage packages that contribute commands through `register(app)`.
-STAGE_CLIS = ("model.cli", "ingest.cli", "alerts.cli", "stream.cli", "api.cli")
+STAGE_CLIS = ("model.cli", "ingest.cli", "alerts.cli", "stream.cli", "api.cli", "api.backtest_cli")
 
 
 def settings() -> Settings:

@@ -1,0 +1,505 @@
+"""Backtest orchestration: load history and labels, run the grid (alerts.backtest), write a report.
+
+Used by `finpulse backtest` (api/backtest_cli.py) and `POST /api/v1/backtest`
+(api/backtest_routes.py). History comes from the store (the windows the live
+stream emitted, or windows rebuilt from stored scored items) or from a replay
+file classified here; labels from a file, inline, or analysts' feedback.
+
+    request = BacktestRequest(entity="ticker:ACME", grid="min_rise=0.1,0.2")
+    outcome = run_from_store(request, settings, store, now=utcnow())
+    write_report(outcome, Path("out"))       # report.json, report.md, trend.png
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import tomllib
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, Self, cast, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from alerts.backtest import (
+    BacktestError,
+    BacktestReport,
+    GridValue,
+    LabelledEvent,
+    Labels,
+    Setting,
+    expand_grid,
+    normalise_entity,
+    parse_grid,
+    rebuild_windows,
+    run_backtest,
+)
+from alerts.backtest_plot import plot_backtest
+from alerts.baseline import BaselineParams
+from alerts.subscriptions import DetectorParams, Subscription, SubscriptionFilter, load_subscriptions
+from alerts.windows import window_specs
+from finpulse.schema import (
+    EntityKind,
+    NewsItem,
+    ScoredItem,
+    WindowAggregate,
+    WindowKind,
+    describe_validation_error,
+    utcnow,
+)
+from finpulse.settings import Settings
+from store import AlertsQuery, DuckDBStore, Query
+from store.records import Row, UtcTime
+
+logger = logging.getLogger(__name__)
+
+# Items classified per model call when scoring a replay file.
+CLASSIFY_BATCH = 64
+# A resolve is looked for this long after its alert was created (feedback labels' episodes).
+EPISODE_SEARCH = timedelta(days=30)
+# Windows one backtest may replay: a week of 5-minute windows for ~200 entities.
+MAX_WINDOWS = 500_000
+Progress = Callable[[int, int], None]
+
+
+class NoHistory(BacktestError):
+    """The store or replay holds no windows for what the request names (an API 404)."""
+
+
+class BacktestRequest(BaseModel):
+    """What to backtest: the CLI's options and the API's body."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    entity: str | None = Field(
+        default=None, description="KIND:NAME (topic, ticker, source), e.g. ticker:ACME", max_length=240
+    )
+    subscription_id: str | None = Field(
+        default=None, description="replay this live subscription (filter, mutes, cooldown, parameters)"
+    )
+    start: UtcTime | None = Field(
+        default=None, description="inclusive window start, ISO 8601 (default end - 7 days)"
+    )
+    end: UtcTime | None = Field(default=None, description="exclusive, ISO 8601 (default now)")
+    grid: dict[str, list[GridValue]] | str = Field(
+        default_factory=dict,
+        description='detector parameters to try: {"min_rise": [0.1, 0.2]} or "min_rise=0.1,0.2 ..."',
+    )
+    labels: list[LabelledEvent] | None = Field(
+        default=None, description="labelled events (every real event in the range); default: analyst feedback"
+    )
+    labels_from_feedback: bool = Field(
+        default=True, description="use analysts' tp/fp verdicts when no labels"
+    )
+    max_alerts_per_day: float | None = Field(
+        default=None, gt=0, description="target rate for the recommendation"
+    )
+    rebuild: bool = Field(
+        default=False, description="rebuild windows from stored scored items with the current window settings"
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> Self:
+        if self.entity is None and self.subscription_id is None:
+            raise ValueError("give an entity (KIND:NAME) or a subscription_id")
+        if self.entity is not None:
+            parse_entity(self.entity)
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise ValueError(f"start ({self.start.isoformat()}) must be before end ({self.end.isoformat()})")
+        return self
+
+    def focus(self) -> tuple[EntityKind, str] | None:
+        return parse_entity(self.entity) if self.entity else None
+
+    def grid_settings(self, base: DetectorParams) -> list[Setting]:
+        grid = parse_grid(self.grid) if isinstance(self.grid, str) else self.grid
+        return expand_grid(grid, base)
+
+
+@dataclass(frozen=True)
+class BacktestOutcome:
+    """A report with the windows it replayed (for the plot)."""
+
+    report: BacktestReport
+    windows: list[WindowAggregate]
+
+    def plot_entity(self) -> tuple[EntityKind, str] | None:
+        """The focus entity, else the one with the most fired alerts, else the busiest."""
+        if self.report.focus is not None:
+            return self.report.focus
+        fired = Counter((e.entity_kind, e.entity) for r in self.report.results for e in r.fired)
+        if fired:
+            return fired.most_common(1)[0][0]
+        busiest = Counter((w.entity_kind, w.entity) for w in self.windows)
+        return busiest.most_common(1)[0][0] if busiest else None
+
+    def png(self) -> bytes:
+        entity = self.plot_entity()
+        if entity is None:
+            raise BacktestError("nothing to plot: the backtest replayed no windows")
+        report = self.report
+        return plot_backtest(
+            self.windows, report.results, entity, labels=report.labels, recommended=report.recommended
+        )
+
+
+def parse_entity(text: str) -> tuple[EntityKind, str]:
+    """`"ticker:ACME"` -> ("ticker", "ACME"); raises BacktestError naming the kinds."""
+    kind, sep, name = text.partition(":")
+    kinds = get_args(EntityKind)
+    if not sep or kind not in kinds or not name.strip():
+        raise BacktestError(
+            f"entity {text!r} is not KIND:NAME with KIND one of {', '.join(kinds)} (e.g. ticker:ACME)"
+        )
+    return cast(EntityKind, kind), normalise_entity(cast(EntityKind, kind), name)
+
+
+def load_grid_file(path: Path) -> dict[str, list[GridValue]]:
+    """A TOML grid: `min_rise = [0.1, 0.2]` at top level or under `[grid]`."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BacktestError(f"cannot read grid file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise BacktestError(f"grid file {path} is not valid TOML: {exc}") from exc
+    table = data.get("grid", data)
+    if not isinstance(table, dict):
+        raise BacktestError(f"grid file {path}: [grid] must be a table of parameter = [values]")
+    grid: dict[str, list[GridValue]] = {}
+    for key, value in table.items():
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, int | float | str) for v in values):
+            raise BacktestError(f"grid file {path}: {key} must be a number, a string or a list of them")
+        grid[key] = values
+    return grid
+
+
+# -- subscription ---------------------------------------------------------------------------------
+
+
+def resolve_subscription(
+    request: BacktestRequest, settings: Settings, store: DuckDBStore | None
+) -> Subscription:
+    """The live subscription named by the request, or an ad-hoc one watching only its entity."""
+    if request.subscription_id is None:
+        kind, name = parse_entity(cast(str, request.entity))
+        field = {"topic": "topics", "ticker": "tickers", "source": "sources"}[kind]
+        return Subscription(
+            id="backtest",
+            channel="backtest",
+            filter=SubscriptionFilter.model_validate({field: [name]}),
+            detector=DetectorParams(),
+        )
+    sid = request.subscription_id
+    path = settings.alerts.subscriptions_file
+    known: list[str] = []
+    if path.is_file():
+        subs = load_subscriptions(path)
+        known += [s.id for s in subs]
+        for sub in subs:
+            if sub.id == sid:
+                return sub
+    if store is not None:
+        record = store.get_subscription(sid)
+        if record is not None:
+            try:
+                return Subscription.model_validate(record.body)
+            except ValidationError as exc:
+                raise BacktestError(
+                    f"stored subscription {sid!r} is invalid: {describe_validation_error(exc)}"
+                ) from exc
+        known += [r.id for r in store.list_subscriptions()]
+    raise BacktestError(
+        f"no subscription {sid!r} in {path} or the store; known: {', '.join(sorted(set(known))) or 'none'}"
+    )
+
+
+# -- history ------------------------------------------------------------------------------------------
+
+
+class _Record(Row):
+    record: str
+
+
+class ScoredRecordsQuery(Query):
+    """Stored scored items (full messages) published in [start, end), oldest first."""
+
+    row: ClassVar[type[Row]] = _Record
+
+    def select(self) -> tuple[str, list[Any]]:
+        sql = (
+            "SELECT CAST(record AS VARCHAR) AS record FROM scored_items "
+            "WHERE published_at >= ? AND published_at < ? ORDER BY published_at, story_id"
+        )
+        return sql, self.bounds()
+
+
+def stored_windows(
+    store: DuckDBStore, request: BacktestRequest, subscription: Subscription, kinds: set[WindowKind]
+) -> list[WindowAggregate]:
+    """The windows the live stream stored (all the subscription's entities, for its test family)."""
+    kind, name = request.focus() or (None, None)
+    if request.subscription_id is not None:
+        kind, name = None, None  # the whole family, as live
+    window_kind = next(iter(kinds)) if len(kinds) == 1 else None
+    query = Query(start=request.start, end=request.end)  # default range: the last week
+    windows = store.window_series(kind, name, start=query.start, end=query.end, window_kind=window_kind)
+    return [w for w in windows if any(subscription.matches(w.entity_kind, w.entity, k) for k in kinds)]
+
+
+def stored_items(store: DuckDBStore, start: datetime | None, end: datetime | None) -> list[ScoredItem]:
+    """Stored scored items in the range (default: the last week)."""
+    rows = store.fetch(ScoredRecordsQuery(start=start, end=end), paged=False)
+    return [ScoredItem.model_validate_json(cast(_Record, r).record) for r in rows]
+
+
+def windows_from_items(
+    items: Sequence[ScoredItem], settings: Settings, subscription: Subscription, kinds: set[WindowKind]
+) -> list[WindowAggregate]:
+    """Rebuild the windows the stream would emit for these items (the subscription's entities)."""
+    specs = [spec for kind, spec in window_specs(settings.alerts).items() if kind in kinds]
+    return rebuild_windows(
+        items,
+        specs,
+        BaselineParams.from_settings(settings.alerts),
+        top_n=settings.alerts.top_headlines,
+        keep=subscription.filter.matches,
+    )
+
+
+class PredictionLike(Protocol):
+    topic: str
+    topic_probs: dict[str, float]
+    sentiment: str
+    sentiment_probs: dict[str, float]
+    sentiment_score: float
+
+
+class TextClassifier(Protocol):
+    """What scoring a replay needs of `model.engine.Classifier`."""
+
+    @property
+    def version(self) -> str: ...
+
+    def predict(self, texts: list[str]) -> Sequence[PredictionLike]: ...
+
+
+def read_replay_items(path: Path) -> list[NewsItem]:
+    """The valid items of a replay file (JSONL or CSV, `finpulse ingest replay`'s format)."""
+    from ingest.replay import read_replay
+
+    if not path.is_file():
+        raise BacktestError(f"replay file {path} does not exist")
+    rows = read_replay(path)
+    bad = [r for r in rows if r.item is None]
+    for row in bad[:5]:
+        logger.warning("replay row skipped path=%s: %s", path, row.error)
+    items = [r.item for r in rows if r.item is not None]
+    if not items:
+        raise BacktestError(
+            f"replay file {path} has no valid rows ({len(bad)} invalid); see the ingest replay format"
+        )
+    return items
+
+
+def score_items(
+    items: Sequence[NewsItem], classifier: TextClassifier, *, batch: int = CLASSIFY_BATCH,
+    progress: Progress | None = None,
+) -> list[ScoredItem]:  # fmt: skip
+    """Classify items in batches, as the stream's `score` agent does."""
+    scored: list[ScoredItem] = []
+    for at in range(0, len(items), batch):
+        chunk = items[at : at + batch]
+        predictions = classifier.predict([item.text for item in chunk])
+        now = utcnow()
+        for item, pred in zip(chunk, predictions, strict=True):
+            scored.append(
+                ScoredItem.model_validate(
+                    {
+                        "item": item,
+                        "topic": pred.topic,
+                        "topic_probs": pred.topic_probs,
+                        "sentiment": pred.sentiment,
+                        "sentiment_probs": pred.sentiment_probs,
+                        "sentiment_score": pred.sentiment_score,
+                        "model_version": classifier.version,
+                        "scored_at": now,
+                    }
+                )
+            )
+        if progress is not None:
+            progress(len(scored), len(items))
+    return scored
+
+
+# -- labels ---------------------------------------------------------------------------------------------
+
+
+def read_labels_file(path: Path) -> Labels:
+    """Labelled events from JSON (a list, or {"events": [...]}) or CSV.
+
+    Fields / columns: entity_kind, entity, start, end (ISO 8601) and optionally verdict (tp/fp).
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise BacktestError(f"cannot read labels file {path}: {exc.strerror}") from exc
+    if path.suffix.lower() == ".csv":
+        rows: list[Any] = list(csv.DictReader(io.StringIO(text)))
+        where = "row {}"
+        offset = 2
+    else:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise BacktestError(f"labels file {path} is not JSON (or name it .csv): {exc}") from exc
+        rows = data.get("events", []) if isinstance(data, dict) else data
+        if not isinstance(rows, list):
+            raise BacktestError(f'labels file {path}: expected a list of events or {{"events": [...]}}')
+        where, offset = "event #{}", 1
+    events = []
+    for i, row in enumerate(rows):
+        try:
+            clean = {k: v for k, v in row.items() if v not in ("", None)} if isinstance(row, dict) else row
+            events.append(LabelledEvent.model_validate(clean))
+        except ValidationError as exc:
+            raise BacktestError(
+                f"labels file {path}, {where.format(i + offset)}: {describe_validation_error(exc)} "
+                "(columns: entity_kind, entity, start, end[, verdict])"
+            ) from exc
+    return Labels(events=tuple(events), complete=True)
+
+
+def feedback_labels(store: DuckDBStore, start: datetime | None, end: datetime | None) -> Labels:
+    """Analysts' verdicts on past fired alerts; a tp covers the alert's episode (to its resolve)."""
+    query = Query(start=start, end=end)
+    events: dict[tuple[object, ...], LabelledEvent] = {}
+    for labelled in store.labelled_alerts(query.start, query.end):
+        alert = store.get_alert(labelled.alert_id)
+        if alert is None or alert.state != "fired":
+            continue
+        episode_end = None
+        if labelled.verdict == "tp":
+            resolves = store.alert_events(
+                AlertsQuery(
+                    state="resolved", subscription_id=alert.subscription_id, entity_kind=alert.entity_kind,
+                    entity=alert.entity, start=alert.created_at, end=alert.created_at + EPISODE_SEARCH,
+                )
+            )  # fmt: skip
+            episode_end = next((r.window_end for r in resolves if r.fired_alert_id == alert.alert_id), None)
+        label = LabelledEvent.from_alert(alert, labelled.verdict, episode_end)
+        events.setdefault((label.entity_kind, label.entity, label.start, label.end, label.verdict), label)
+    return Labels(events=tuple(events.values()), complete=False)
+
+
+# -- run ----------------------------------------------------------------------------------------------------
+
+
+def run_windows(
+    request: BacktestRequest,
+    windows: list[WindowAggregate],
+    subscription: Subscription,
+    labels: Labels,
+    now: datetime,
+    progress: Progress | None = None,
+) -> BacktestOutcome:
+    """The grid over already loaded windows."""
+    if len(windows) > MAX_WINDOWS:
+        raise BacktestError(
+            f"{len(windows)} windows to replay (at most {MAX_WINDOWS}): narrow the range or entity"
+        )
+    report = run_backtest(
+        windows,
+        subscription,
+        request.grid_settings(subscription.detector),
+        labels,
+        now,
+        max_alerts_per_day=request.max_alerts_per_day,
+        start=request.start,
+        end=request.end,
+        focus=request.focus(),
+        progress=progress,
+    )
+    logger.info(
+        "backtest subscription=%s windows=%d settings=%d recommended=%s",
+        report.subscription_id, report.windows, len(report.results), report.recommended,
+    )  # fmt: skip
+    return BacktestOutcome(report=report, windows=windows)
+
+
+def labels_for(request: BacktestRequest, store: DuckDBStore | None, labels: Labels | None = None) -> Labels:
+    """Explicit labels win; else inline ones; else analysts' feedback (if a store); else none."""
+    if labels is not None:
+        return labels
+    if request.labels is not None:
+        return Labels(events=tuple(request.labels), complete=True)
+    if request.labels_from_feedback and store is not None:
+        return feedback_labels(store, request.start, request.end)
+    return Labels()
+
+
+def _kinds(request: BacktestRequest, subscription: Subscription) -> set[WindowKind]:
+    return {s.params.window for s in request.grid_settings(subscription.detector)}
+
+
+def run_from_store(
+    request: BacktestRequest, settings: Settings, store: DuckDBStore, *, now: datetime,
+    labels: Labels | None = None, progress: Progress | None = None,
+) -> BacktestOutcome:  # fmt: skip
+    """Backtest over the store's history: its windows, or windows rebuilt from its scored items."""
+    subscription = resolve_subscription(request, settings, store)
+    kinds = _kinds(request, subscription)
+    if request.rebuild:
+        items = stored_items(store, request.start, request.end)
+        windows = windows_from_items(items, settings, subscription, kinds)
+    else:
+        windows = stored_windows(store, request, subscription, kinds)
+    if not windows:
+        raise NoHistory(
+            f"no stored windows for {request.entity or request.subscription_id} in the range; "
+            "check the entity name (GET /api/v1/entities) and --since/--until"
+        )
+    return run_windows(request, windows, subscription, labels_for(request, store, labels), now, progress)
+
+
+def run_from_items(
+    request: BacktestRequest, settings: Settings, items: Sequence[ScoredItem], *, now: datetime,
+    labels: Labels | None = None, store: DuckDBStore | None = None, progress: Progress | None = None,
+) -> BacktestOutcome:  # fmt: skip
+    """Backtest over scored items (a classified replay file)."""
+    subscription = resolve_subscription(request, settings, store)
+    kinds = _kinds(request, subscription)
+    lo, hi = request.start, request.end
+    kept = [
+        s
+        for s in items
+        if (lo is None or s.item.published_at >= lo) and (hi is None or s.item.published_at < hi)
+    ]
+    windows = windows_from_items(kept, settings, subscription, kinds)
+    if not windows:
+        raise BacktestError(
+            f"the replay has no items for {request.entity or request.subscription_id} in the range"
+        )
+    return run_windows(request, windows, subscription, labels_for(request, store, labels), now, progress)
+
+
+def grid_from_option(value: str | None) -> dict[str, list[GridValue]] | str:
+    """The CLI's --grid: inline `name=v1,v2 ...`, or the path of a TOML grid file."""
+    if not value:
+        return {}
+    if "=" in value and not value.lower().endswith(".toml"):
+        return value
+    return load_grid_file(Path(value))
+
+
+def request_from_mapping(data: Mapping[str, Any]) -> BacktestRequest:
+    """Validate a request from plain data; raises BacktestError with the failing fields."""
+    try:
+        return BacktestRequest.model_validate(dict(data))
+    except ValidationError as exc:
+        raise BacktestError(f"invalid backtest request: {describe_validation_error(exc)}") from exc

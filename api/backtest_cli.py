@@ -1,0 +1,273 @@
+"""`finpulse backtest`: replay history with a grid of detector parameters and recommend one.
+
+Imports only typer, rich and the standard library at module level; the
+backtest, the store and the model load when the command runs.
+
+    finpulse backtest --entity ticker:ACME --since 2026-03-01 \\
+        --grid "min_rise=0.1,0.15,0.2 significance=0.01,0.001" --max-alerts-per-day 2 --out report/
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from alerts.backtest import BacktestReport, Labels
+    from api.backtest import BacktestOutcome, BacktestRequest
+    from finpulse.schema import ScoredItem
+    from finpulse.settings import Settings
+    from store import DuckDBStore
+
+console = Console()
+
+
+def register(app: typer.Typer) -> None:
+    """Add `finpulse backtest` and `finpulse feedback export` to the root CLI."""
+    from api import feedback_cli
+
+    app.command("backtest")(backtest)
+    feedback_cli.register(app)
+
+
+def parse_time(value: str | None, option: str) -> datetime | None:
+    """ISO 8601 (a date, or date and time; no offset means UTC); BadParameter otherwise."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{value!r} is not ISO 8601 (e.g. 2026-03-02 or 2026-03-02T09:00Z)", param_hint=option
+        ) from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    )  # fmt: skip
+
+
+def backtest(
+    from_store: Annotated[
+        bool, typer.Option("--from-store", help="Replay the history store (default).")
+    ] = False,
+    replay: Annotated[
+        Path | None, typer.Option("--replay", help="Replay file (JSONL/CSV, ingest format), classified here.")
+    ] = None,
+    entity: Annotated[str | None, typer.Option(help="KIND:NAME, e.g. ticker:ACME or topic:Earnings.")] = None,
+    subscription: Annotated[
+        str | None, typer.Option(help="Replay this live subscription (filter, mutes, cooldown, parameters).")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Start, ISO 8601 (default: until - 7 days).")] = None,
+    until: Annotated[str | None, typer.Option(help="End, exclusive, ISO 8601 (default: now).")] = None,
+    grid: Annotated[
+        str | None,
+        typer.Option(help='Parameters to try: "min_rise=0.1,0.15 significance=0.01,0.001", or a TOML file.'),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="Labelled events (JSON/CSV: entity_kind,entity,start,end); default: feedback."),
+    ] = None,
+    max_alerts_per_day: Annotated[
+        float | None, typer.Option(min=0.0, help="Target rate: recommend the best recall within it.")
+    ] = None,
+    rebuild: Annotated[
+        bool, typer.Option(help="Rebuild windows from stored scored items with the current window settings.")
+    ] = False,
+    out: Annotated[Path, typer.Option(help="Directory for report.json, report.md and trend.png.")] = Path(
+        "backtest-report"
+    ),
+) -> None:
+    """Replay history through the live detector with a grid of parameters; report and recommend."""
+    from pydantic import ValidationError
+
+    from alerts.backtest import BacktestError
+    from api.backtest import BacktestRequest, grid_from_option, read_labels_file
+    from finpulse.cli import settings as load_settings
+    from finpulse.errors import FinpulseError
+    from finpulse.schema import describe_validation_error
+
+    if from_store and replay is not None:
+        raise typer.BadParameter("give --from-store or --replay FILE, not both", param_hint="--replay")
+    if rebuild and replay is not None:
+        raise typer.BadParameter("--rebuild applies to --from-store only", param_hint="--rebuild")
+    try:
+        request = BacktestRequest(
+            entity=entity,
+            subscription_id=subscription,
+            start=parse_time(since, "--since"),
+            end=parse_time(until, "--until"),
+            grid=grid_from_option(grid),
+            max_alerts_per_day=max_alerts_per_day or None,
+            rebuild=rebuild,
+        )
+        s = load_settings()
+        file_labels = read_labels_file(labels) if labels is not None else None
+        outcome = _run(request, s, replay, file_labels)
+        paths = write_report(outcome, out)
+    except ValidationError as exc:
+        _fail(f"invalid options: {describe_validation_error(exc)}")
+    except (BacktestError, FinpulseError) as exc:
+        _fail(str(exc))
+    print_report(outcome.report)
+    console.print(f"report: {paths['markdown']}  {paths['json']}  {paths['png']}")
+
+
+def _fail(message: str) -> NoReturn:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+def _run(
+    request: BacktestRequest, s: Settings, replay: Path | None, labels: Labels | None
+) -> BacktestOutcome:
+    from api.backtest import run_from_items, run_from_store
+    from finpulse.schema import utcnow
+    from store import DuckDBStore
+
+    now = utcnow()
+    with _progress() as bars:
+        grid_task = bars.add_task("replaying settings", total=None)
+
+        def on_setting(done: int, total: int) -> None:
+            bars.update(grid_task, completed=done, total=total)
+
+        if replay is None:
+            with DuckDBStore.from_settings(s.store, read_only=True) as db:
+                return run_from_store(request, s, db, now=now, labels=labels, progress=on_setting)
+        items = _score_replay(replay, s, bars)
+        store = _optional_store(s) if labels is None and request.labels_from_feedback else None
+        try:
+            return run_from_items(request, s, items, now=now, labels=labels, store=store, progress=on_setting)
+        finally:
+            if store is not None:
+                store.stop()
+
+
+def _optional_store(s: Settings) -> DuckDBStore | None:
+    """The store for feedback labels, if there is one (a replay needs none)."""
+    from store import DuckDBStore, StoreError
+
+    db = DuckDBStore.from_settings(s.store, read_only=True)
+    try:
+        db.start()
+    except StoreError:
+        return None
+    return db
+
+
+def _score_replay(path: Path, s: Settings, bars: Progress) -> list[ScoredItem]:
+    from api.backtest import read_replay_items, score_items
+    from model.engine import Classifier
+
+    items = read_replay_items(path)
+    classifier = Classifier.load(s.model.model_dir, device=s.model.device, threads=s.model.threads)
+    task = bars.add_task(f"classifying {path.name}", total=len(items))
+    return score_items(
+        items,
+        classifier,
+        batch=s.model.max_batch,
+        progress=lambda done, _total: bars.update(task, completed=done),
+    )
+
+
+# -- output -----------------------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def summary_rows(report: BacktestReport) -> list[dict[str, str]]:
+    """One flat row per setting: what the table and report.md show."""
+    rows = []
+    for r in report.results:
+        delay = None if r.mean_delay_s is None else r.mean_delay_s / 60
+        rows.append(
+            {
+                "setting": ("* " if r.setting.name == report.recommended else "") + r.setting.name,
+                "fired": str(r.alerts_fired),
+                "alerts/day": _fmt(r.alerts_per_day),
+                "tp": str(r.true_positives),
+                "fp": str(r.false_positives),
+                "unlabelled": str(r.unlabelled),
+                "precision": _fmt(r.precision),
+                "recall": _fmt(r.recall),
+                "mean delay (min)": _fmt(delay, ".1f"),
+            }
+        )
+    return rows
+
+
+def _header(report: BacktestReport) -> list[str]:
+    tp = sum(e.verdict == "tp" for e in report.labels.events)
+    fp = sum(e.verdict == "fp" for e in report.labels.events)
+    kind = "complete list" if report.labels.complete else "analyst feedback: unlabelled alerts not scored"
+    focus = f", {report.focus[0]} `{report.focus[1]}`" if report.focus else ""
+    return [
+        f"# Backtest: subscription `{report.subscription_id}`{focus}",
+        "",
+        f"- range: {report.start.isoformat()} .. {report.end.isoformat()} "
+        f"({report.days:.2f} days, {report.windows} windows)",
+        f"- labels: {tp} events, {fp} false alarms ({kind})",
+        f"- target: {_fmt(report.max_alerts_per_day, 'g')} alerts/day",
+        f"- **recommended**: {report.recommendation}",
+    ]
+
+
+def render_markdown(report: BacktestReport) -> str:
+    """The report as Markdown: range, labels, a table of settings, the recommendation."""
+    rows = summary_rows(report)
+    header = list(rows[0]) if rows else []
+    lines = [
+        *_header(report),
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row.values()) + " |" for row in rows),
+        "",
+        "`*` marks the recommended setting; delay = first fired window end - labelled event start.",
+        "![trend](trend.png)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(outcome: BacktestOutcome, out: Path) -> dict[str, Path]:
+    """Write report.json, report.md and trend.png into `out` (created); returns the paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "report.json", "markdown": out / "report.md", "png": out / "trend.png"}
+    paths["json"].write_text(outcome.report.model_dump_json(indent=2), encoding="utf-8")
+    paths["markdown"].write_text(render_markdown(outcome.report), encoding="utf-8")
+    paths["png"].write_bytes(outcome.png())
+    return paths
+
+
+# Short console headers for the report.md columns, so the setting names get the width.
+SHORT = {"alerts/day": "/day", "unlabelled": "unlab.", "precision": "prec.", "mean delay (min)": "delay min"}
+
+
+def print_report(report: BacktestReport) -> None:
+    """The settings table and the recommendation, on the console."""
+    for line in _header(report)[2:-1]:
+        console.print(line.replace("`", ""))
+    table = Table(title=f"subscription {report.subscription_id}")
+    rows = summary_rows(report)
+    for column in rows[0] if rows else ():
+        if column == "setting":
+            table.add_column(column, ratio=1, overflow="fold")
+        else:
+            table.add_column(SHORT.get(column, column), justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(*row.values(), style="bold green" if row["setting"].startswith("* ") else None)
+    console.print(table)
+    colour = "green" if report.recommended else "yellow"
+    console.print(f"[{colour}]recommended:[/{colour}] {report.recommendation}")

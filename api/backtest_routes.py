@@ -1,0 +1,85 @@
+"""Backtest over the history store: `POST /backtest` (report JSON) and `GET /backtest/plot.png`.
+
+Both run the same code as `finpulse backtest --from-store` (api/backtest.py).
+The report carries `plot_url`: the GET that draws its trend with each
+setting's alerts (the dashboard shows it as an image). Bad input is a 422 that
+names the field; a range without windows is a 404.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from alerts.backtest import BacktestError, BacktestReport
+from api.backtest import BacktestOutcome, BacktestRequest, NoHistory, run_from_store
+from api.deps import Store
+from finpulse.schema import describe_validation_error, utcnow
+from store import DuckDBStore
+
+router = APIRouter(tags=["backtest"])
+ERRORS: dict[int | str, dict[str, str]] = {
+    404: {"description": "no windows for the entity / subscription in the range"},
+    422: {"description": "invalid entity, range, grid or labels"},
+}
+
+
+class BacktestResponse(BaseModel):
+    """The report, and where to get its picture."""
+
+    report: BacktestReport
+    plot_url: str
+
+
+def unprocessable(message: str, loc: tuple[str, ...] = ("body",)) -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors (the documented schema)."""
+    return HTTPException(422, detail=[{"loc": list(loc), "msg": message, "type": "value_error"}])
+
+
+def _run(request: Request, body: BacktestRequest, db: DuckDBStore) -> BacktestOutcome:
+    try:
+        return run_from_store(body, request.app.state.settings, db, now=utcnow())
+    except NoHistory as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
+    except ValidationError as exc:  # e.g. a range the store's query refuses
+        raise unprocessable(describe_validation_error(exc)) from exc
+    except (ValueError, OverflowError) as exc:  # BacktestError is a ValueError
+        raise unprocessable(str(exc) or type(exc).__name__) from exc
+
+
+@router.post("/backtest", responses=ERRORS)
+async def backtest(request: Request, body: BacktestRequest, db: Store) -> BacktestResponse:
+    """Replay stored windows with a grid of detector parameters; metrics per setting and a recommendation."""
+    outcome = await run_in_threadpool(_run, request, body, db)
+    query = {"request": body.model_dump_json(exclude_defaults=True)}
+    plot_url = str(request.url_for("backtest_plot").include_query_params(**query))
+    return BacktestResponse(report=outcome.report, plot_url=plot_url)
+
+
+@router.get(
+    "/backtest/plot.png",
+    name="backtest_plot",
+    responses={**ERRORS, 200: {"content": {"image/png": {}}, "description": "PNG"}},
+    response_class=Response,
+)
+async def backtest_plot(
+    request: Request,
+    db: Store,
+    body: Annotated[str, Query(alias="request", max_length=100_000, description="the POST body, as JSON")],
+) -> Response:
+    """The trend of the backtest's entity with each setting's alerts, as PNG."""
+    try:
+        parsed = BacktestRequest.model_validate(json.loads(body))
+    except ValueError as exc:  # JSON errors and ValidationError
+        detail = describe_validation_error(exc) if isinstance(exc, ValidationError) else f"not JSON: {exc}"
+        raise unprocessable(f"invalid backtest request: {detail}", ("query", "request")) from exc
+    outcome = await run_in_threadpool(_run, request, parsed, db)
+    try:
+        png = await run_in_threadpool(outcome.png)
+    except BacktestError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
+    return Response(png, media_type="image/png")

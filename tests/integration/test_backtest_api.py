@@ -1,0 +1,140 @@
+"""`POST /api/v1/backtest` and `GET /api/v1/backtest/plot.png` over a real DuckDB store."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from matplotlib.image import imread
+from pydantic import SecretStr
+
+from api.app import create_app
+from finpulse.settings import AlertsSettings, ApiSettings, Settings, StoreSettings
+from tests.integration.test_backtest_cli import SPIKE, T0, WINDOWS, History, build_history
+
+TOKEN = "backtest-token"
+END = T0 + timedelta(minutes=5 * WINDOWS)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, History]]:
+    history = build_history(tmp_path_factory.mktemp("backtest-api"))
+    settings = Settings(
+        store=StoreSettings(url=f"duckdb:///{history.path}"),
+        alerts=AlertsSettings(subscriptions_file=history.subscriptions),
+        api=ApiSettings(token=SecretStr(TOKEN)),
+    )
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+        yield c, history
+
+
+def body(**changes: Any) -> dict[str, Any]:
+    start, end = (T0 + timedelta(minutes=5 * i) for i in SPIKE)
+    base: dict[str, Any] = {
+        "entity": "ticker:ACME",
+        "start": T0.isoformat(),
+        "end": END.isoformat(),
+        "grid": {"min_rise": [0.2, 0.75], "min_volume": [5]},
+        "labels": [
+            {"entity_kind": "ticker", "entity": "ACME", "start": start.isoformat(), "end": end.isoformat()}
+        ],
+        "max_alerts_per_day": 24,
+    }
+    return {k: v for k, v in {**base, **changes}.items() if v is not None}
+
+
+def test_post_backtest_returns_report_and_plot_url(client: tuple[TestClient, History]) -> None:
+    c, _ = client
+    response = c.post("/api/v1/backtest", json=body())
+    assert response.status_code == 200, response.text
+    data = response.json()
+    report = data["report"]
+    names = [r["setting"]["name"] for r in report["results"]]
+    assert names == ["min_rise=0.2 min_volume=5", "min_rise=0.75 min_volume=5"]
+    sensitive, deaf = report["results"]
+    assert (sensitive["recall"], sensitive["precision"]) == (1.0, 1.0)
+    assert deaf["alerts_fired"] == 0
+    assert report["recommended"] == "min_rise=0.2 min_volume=5"
+    assert report["windows"] == WINDOWS
+    plot = c.get(data["plot_url"])
+    assert plot.status_code == 200, plot.text
+    assert plot.headers["content-type"] == "image/png"
+    pixels = imread(io.BytesIO(plot.content))[..., :3]
+    red = (pixels[..., 0] > 0.7) & (pixels[..., 1] < 0.35) & (pixels[..., 2] < 0.35)
+    assert red.sum() > 20
+
+
+def test_subscription_replay_matches_the_live_alerts(client: tuple[TestClient, History]) -> None:
+    c, history = client
+    response = c.post(
+        "/api/v1/backtest",
+        json={"subscription_id": "desk", "start": T0.isoformat(), "end": END.isoformat(), "grid": ""},
+    )
+    assert response.status_code == 200, response.text
+    events = response.json()["report"]["results"][0]["events"]
+    assert [e["alert_id"] for e in events] == [a.alert_id for a in history.alerts]
+    assert response.json()["report"]["labels"] == {"events": [], "complete": False}  # no feedback yet
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "needle"),
+    [
+        ({"entity": "stock:ACME"}, 422, "KIND:NAME"),
+        ({"entity": None}, 422, "give an entity"),
+        ({"grid": {"threshold": [1]}}, 422, "unknown detector parameter"),
+        ({"grid": "min_rise=0.04"}, 422, "must be below min_rise"),
+        ({"grid": {"min_volume": list(range(1, 400))}}, 422, "399 settings"),
+        ({"grid": {"min_rise": ["steep"]}}, 422, "min_rise: Input should be a valid number"),
+        ({"start": END.isoformat(), "end": T0.isoformat()}, 422, "must be before"),
+        ({"max_alerts_per_day": -1}, 422, "greater than 0"),
+        (
+            {
+                "labels": [
+                    {
+                        "entity_kind": "ticker",
+                        "entity": "ACME",
+                        "start": END.isoformat(),
+                        "end": T0.isoformat(),
+                    }
+                ]
+            },
+            422,
+            "must be after start",
+        ),
+        ({"surprise": 1}, 422, "Extra inputs"),
+        ({"entity": "ticker:NOPE"}, 404, "no stored windows"),
+        ({"start": "2020-01-01T00:00:00Z", "end": "2020-01-02T00:00:00Z"}, 404, "no stored windows"),
+    ],
+)
+def test_bad_input_is_a_clean_4xx(
+    client: tuple[TestClient, History], changes: dict[str, Any], status: int, needle: str
+) -> None:
+    c, _ = client
+    response = c.post("/api/v1/backtest", json=body(**changes))
+    assert response.status_code == status, response.text
+    assert needle in json.dumps(response.json())
+
+
+def test_plot_with_bad_request_is_422_and_auth_is_required(client: tuple[TestClient, History]) -> None:
+    c, _ = client
+    assert c.get("/api/v1/backtest/plot.png", params={"request": "{not json"}).status_code == 422
+    bad = json.dumps({"entity": "ticker:ACME", "grid": {"nope": [1]}})
+    response = c.get("/api/v1/backtest/plot.png", params={"request": bad})
+    assert response.status_code == 422
+    assert "unknown detector parameter" in response.text
+    assert c.get("/api/v1/backtest/plot.png").status_code == 422
+    anonymous = c.post("/api/v1/backtest", json=body(), headers={"Authorization": ""})
+    assert anonymous.status_code == 401
+
+
+def test_openapi_documents_the_endpoints(client: tuple[TestClient, History], tmp_path: Path) -> None:
+    c, _ = client
+    paths = c.get("/openapi.json").json()["paths"]
+    assert "post" in paths["/api/v1/backtest"]
+    assert "image/png" in paths["/api/v1/backtest/plot.png"]["get"]["responses"]["200"]["content"]

@@ -1,0 +1,343 @@
+"""`finpulse backtest` and `finpulse feedback export` over a real DuckDB store.
+
+The store holds a history as the stream writes it: scored items, the windows
+of both kinds, and the alerts the live loop fired (detect once per window end,
+states carried over). The backtest must reproduce those alerts exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import sys
+import types
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import typer
+from matplotlib.image import imread
+from typer.testing import CliRunner
+
+from alerts import BaselineParams, DetectorState, detect, load_subscriptions, window_specs
+from alerts.backtest import group_by_end, rebuild_windows
+from api.backtest_cli import register
+from finpulse.schema import AlertEvent, NewsItem, ScoredItem
+from finpulse.settings import AlertsSettings
+from store import DuckDBStore
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+LIVE_NOW = datetime(2026, 3, 2, 16, 0, tzinfo=UTC)
+WINDOWS = 72  # six hours of 5-minute windows
+SPIKE = (40, 43)  # ACME's bearish burst: windows 40, 41, 42
+SUBSCRIPTIONS = """
+[[subscription]]
+id = "desk"
+channel = "#desk"
+filter = { tickers = ["ACME", "BOLT", "CRUX"] }
+[subscription.detector]
+min_volume = 5
+min_rise = 0.2
+significance = 0.01
+cooldown_s = 1800
+"""
+runner = CliRunner()
+app = typer.Typer()
+register(app)  # `finpulse backtest` and `finpulse feedback export`, as the root CLI registers them
+
+
+def _scored(story_id: str, at: datetime, ticker: str, negative: bool) -> ScoredItem:
+    sentiment = "negative" if negative else "neutral"
+    title = (
+        f"{ticker} shares slump as regulator opens probe #{story_id}"
+        if negative
+        else f"{ticker} update {story_id}"
+    )
+    item = NewsItem(
+        story_id=story_id, source="wire", title=title, url=f"https://news.example/{story_id}",
+        published_at=at, fetched_at=at, tickers=(ticker,),
+    )  # fmt: skip
+    return ScoredItem(
+        item=item, topic="Markets", topic_probs={"Markets": 1.0}, sentiment=sentiment,
+        sentiment_probs={sentiment: 1.0}, sentiment_score=-0.8 if negative else 0.0,
+        model_version="test", scored_at=at,
+    )  # fmt: skip
+
+
+def history_items(seed: int = 11) -> list[ScoredItem]:
+    rng = random.Random(seed)
+    items = []
+    for i in range(WINDOWS):
+        for ticker in ("ACME", "BOLT", "CRUX"):
+            spiking = ticker == "ACME" and SPIKE[0] <= i < SPIKE[1]
+            for k in range(rng.randint(8, 16)):
+                at = T0 + timedelta(minutes=5 * i, seconds=11 * k + 3)
+                negative = rng.random() < (0.8 if spiking else 0.12)
+                items.append(_scored(f"{ticker}-{i}-{k}", at, ticker, negative))
+    return items
+
+
+@dataclass
+class History:
+    path: Path
+    subscriptions: Path
+    alerts: list[AlertEvent]
+    env: dict[str, str]
+
+
+def live_alerts(windows: Sequence, subscriptions: Sequence) -> list[AlertEvent]:  # type: ignore[type-arg]
+    """The stream's detect agent: each batch of windows closing together, states carried over."""
+    by_end = defaultdict(list)
+    for w in windows:
+        by_end[w.window_end].append(w)
+    states: dict[str, DetectorState] = {}
+    events: list[AlertEvent] = []
+    for end in sorted(by_end):
+        batch = by_end[end][:]
+        random.Random(end.minute).shuffle(batch)  # arrival order within a batch does not matter
+        result = detect(batch, subscriptions, states, LIVE_NOW)
+        states.update(result.states)
+        events += result.events
+    return events
+
+
+def build_history(tmp: Path) -> History:
+    subs_path = tmp / "subscriptions.toml"
+    subs_path.write_text(SUBSCRIPTIONS)
+    subs = load_subscriptions(subs_path)
+    alerts_settings = AlertsSettings(subscriptions_file=subs_path)
+    items = history_items()
+    windows = rebuild_windows(
+        items, list(window_specs(alerts_settings).values()), BaselineParams.from_settings(alerts_settings)
+    )
+    assert len(group_by_end(windows)) >= WINDOWS
+    alerts = live_alerts(windows, subs)
+    path = tmp / "history.duckdb"
+    with DuckDBStore(path) as db:
+        db.upsert_scored(items)
+        db.upsert_windows(windows)
+        db.upsert_alerts(alerts)
+    env = {
+        "FINPULSE_STORE_URL": f"duckdb:///{path}",
+        "FINPULSE_ALERTS_SUBSCRIPTIONS_FILE": str(subs_path),
+        "FINPULSE_DATA_DIR": str(tmp / "data"),
+        "FINPULSE_LOG_LEVEL": "WARNING",
+        "FINPULSE_CONFIG": str(tmp / "empty.toml"),
+    }
+    (tmp / "empty.toml").write_text("")
+    return History(path, subs_path, alerts, env)
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> History:
+    return build_history(tmp_path_factory.mktemp("backtest"))
+
+
+def invoke(history: History, *args: str) -> object:
+    result = runner.invoke(app, list(args), env=history.env)
+    return result
+
+
+def _strip(events: Sequence[AlertEvent | dict]) -> list[dict]:  # type: ignore[type-arg]
+    out = []
+    for e in events:
+        data = e.model_dump(mode="json") if isinstance(e, AlertEvent) else dict(e)
+        data.pop("created_at")
+        out.append(data)
+    return out
+
+
+RANGE = ("--since", T0.isoformat(), "--until", (T0 + timedelta(minutes=5 * WINDOWS)).isoformat())
+
+
+def test_backtest_of_the_live_subscription_reproduces_its_alerts(history: History, tmp_path: Path) -> None:
+    fired = [a for a in history.alerts if a.state == "fired"]
+    assert any(a.entity == "ACME" for a in fired), "the live loop must catch the planted spike"
+    out = tmp_path / "report"
+    result = invoke(history, "backtest", "--from-store", "--subscription", "desk", *RANGE, "--out", str(out))
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    report = json.loads((out / "report.json").read_text())
+    (current,) = report["results"]
+    assert current["setting"]["name"] == "current"
+    assert _strip(current["events"]) == _strip(history.alerts)
+    assert current["alerts_fired"] == len(fired)
+    # Rebuilding the windows from the stored scored items gives the same alerts too.
+    again = tmp_path / "rebuilt"
+    result = invoke(history, "backtest", "--subscription", "desk", "--rebuild", *RANGE, "--out", str(again))
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert _strip(json.loads((again / "report.json").read_text())["results"][0]["events"]) == _strip(
+        history.alerts
+    )
+
+
+def test_grid_with_labels_file_writes_report_table_and_png(history: History, tmp_path: Path) -> None:
+    labels = tmp_path / "labels.csv"
+    start, end = (T0 + timedelta(minutes=5 * i) for i in SPIKE)
+    labels.write_text(f"entity_kind,entity,start,end\nticker,ACME,{start.isoformat()},{end.isoformat()}\n")
+    grid = tmp_path / "grid.toml"
+    grid.write_text("[grid]\nmin_rise = [0.2, 0.75]\nsignificance = 0.01\n")
+    out = tmp_path / "out"
+    result = invoke(
+        history, "backtest", "--entity", "ticker:acme", *RANGE, "--grid", str(grid), "--labels", str(labels),
+        "--max-alerts-per-day", "24", "--out", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    report = json.loads((out / "report.json").read_text())
+    by_name = {r["setting"]["name"]: r for r in report["results"]}
+    sensitive, deaf = by_name["min_rise=0.2 significance=0.01"], by_name["min_rise=0.75 significance=0.01"]
+    assert sensitive["recall"] == 1.0
+    assert sensitive["delays_s"] == [300.0]  # caught in the burst's first window
+    assert sensitive["true_positives"] >= 1
+    assert deaf["alerts_fired"] == 0
+    assert deaf["recall"] == 0.0
+    assert report["recommended"] == "min_rise=0.2 significance=0.01"
+    assert report["focus"] == ["ticker", "ACME"]
+    markdown = (out / "report.md").read_text()
+    assert "| * min_rise=0.2 significance=0.01 |" in markdown
+    assert "recommended" in result.output  # type: ignore[attr-defined]
+    png = (out / "trend.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    pixels = imread(io.BytesIO(png))[..., :3]
+    assert pixels.shape[1] >= 1000
+    red = (pixels[..., 0] > 0.7) & (pixels[..., 1] < 0.35) & (pixels[..., 2] < 0.35)
+    assert red.sum() > 20, "the fired alert's marker is drawn"
+    assert (pixels.min(axis=2) < 0.5).mean() > 0.01, "the trend line, axes and labels are drawn"
+
+
+def test_feedback_labels_and_training_export(history: History, tmp_path: Path) -> None:
+    acme = next(a for a in history.alerts if a.state == "fired" and a.entity == "ACME")
+    fake_fp = acme.model_copy(
+        update={
+            "alert_id": "fp-1",
+            "entity": "BOLT",
+            "window_start": T0,
+            "window_end": T0 + timedelta(minutes=5),
+        }
+    )
+    path = tmp_path / "history.duckdb"
+    path.write_bytes(history.path.read_bytes())
+    with DuckDBStore(path) as db:
+        db.upsert_alerts([fake_fp])
+        db.put_feedback(acme.alert_id, "tp", author="ana")
+        db.put_feedback("fp-1", "fp", author="ana")
+    env = {**history.env, "FINPULSE_STORE_URL": f"duckdb:///{path}"}
+    out = tmp_path / "report"
+    args = ["backtest", "--entity", "ticker:ACME", *RANGE, "--grid", "min_rise=0.2,0.75", "--out", str(out)]
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["labels"]["complete"] is False
+    assert [e["alert_id"] for e in report["labels"]["events"]] == [acme.alert_id]
+    first = report["results"][0]
+    assert (first["recall"], first["true_positives"]) == (1.0, 1)
+    assert report["results"][1]["recall"] == 0.0
+
+    existing = tmp_path / "train.csv"
+    known = acme.top_headlines[0].title
+    existing.write_text(f'text,label\n"{known.upper()}",0\n')
+    export = tmp_path / "feedback.csv"
+    result = runner.invoke(
+        app, ["feedback", "export", "--out", str(export), "--exclude", str(existing)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(export.open(newline="")))
+    expected = [h.title for h in acme.top_headlines if h.title != known]
+    assert expected
+    assert rows == [{"text": t, "label": "0"} for t in expected]
+    assert export.read_text().splitlines()[0] == "text,label"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--entity", "stock:ACME"], "KIND:NAME"),
+        (["--entity", "ticker:ACME", "--grid", "min_rise=0.1 threshold=2"], "unknown detector parameter"),
+        (
+            ["--entity", "ticker:ACME", "--grid", "min_volume=" + ",".join(map(str, range(1, 300)))],
+            "299 settings",
+        ),
+        (["--entity", "ticker:ACME", "--since", "yesterday"], "ISO 8601"),
+        (["--entity", "ticker:ACME", "--since", "2026-03-03", "--until", "2026-03-02"], "must be before"),
+        (["--entity", "ticker:NOPE", *RANGE], "no stored windows"),
+        (["--subscription", "nobody", *RANGE], "no subscription 'nobody'"),
+        (["--entity", "ticker:ACME", "--labels", "/nonexistent/labels.json"], "cannot read labels file"),
+        (["--entity", "ticker:ACME", "--from-store", "--replay", "x.jsonl"], "not both"),
+        ([], "give an entity"),
+    ],
+)
+def test_bad_input_is_a_clear_error(history: History, tmp_path: Path, args: list[str], message: str) -> None:
+    result = invoke(history, "backtest", *args, "--out", str(tmp_path / "out"))
+    output = " ".join(result.output.split())  # type: ignore[attr-defined]
+    assert result.exit_code == 2, output  # type: ignore[attr-defined]
+    assert message in output
+    assert "Traceback" not in output
+    assert not (tmp_path / "out").exists()
+
+
+class FakeClassifier:
+    """Labels as the replay file says (its `label` column), via the title: a deterministic model."""
+
+    version = "fake-1"
+
+    def __init__(self, replay: Path) -> None:
+        self.labels = {}
+        for line in replay.read_text().splitlines():
+            row = json.loads(line)
+            self.labels[row["title"].strip()] = {0: "negative", 1: "positive", 2: "neutral"}[row["label"]]
+
+    @classmethod
+    def load(cls, *_: object, **__: object) -> FakeClassifier:
+        return cls(FakeClassifier.replay)  # type: ignore[attr-defined]
+
+    def predict(self, texts: list[str]) -> list[types.SimpleNamespace]:
+        out = []
+        for text in texts:
+            sentiment = self.labels[text.strip()]
+            score = {"negative": -0.9, "neutral": 0.0, "positive": 0.9}[sentiment]
+            out.append(
+                types.SimpleNamespace(
+                    topic="Markets",
+                    topic_probs={"Markets": 1.0},
+                    sentiment=sentiment,
+                    sentiment_probs={sentiment: 1.0},
+                    sentiment_score=score,
+                )
+            )
+        return out
+
+
+def test_replay_file_is_classified_and_backtested(
+    history: History, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from finpulse.settings import Settings
+    from ingest.sample import write_planted_spike
+
+    data_dir = Settings().model.train_data_dir
+    planted = write_planted_spike(data_dir, tmp_path / "replay.jsonl", start=T0)
+    FakeClassifier.replay = planted.path  # type: ignore[attr-defined]
+    engine = types.ModuleType("model.engine")
+    engine.Classifier = FakeClassifier  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "model.engine", engine)  # the CLI loads model.engine.Classifier
+    labels = tmp_path / "labels.json"
+    event = {"entity_kind": "ticker", "entity": "ACME", "start": planted.spike_start.isoformat(),
+             "end": planted.spike_end.isoformat()}  # fmt: skip
+    labels.write_text(json.dumps({"events": [event]}))
+    out = tmp_path / "out"
+    result = invoke(
+        history, "backtest", "--replay", str(planted.path), "--entity", "ticker:ACME",
+        "--labels", str(labels), "--grid", "min_volume=5 min_rise=0.2,0.95", "--out", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    report = json.loads((out / "report.json").read_text())
+    caught, missed = report["results"]
+    assert (caught["recall"], caught["precision"]) == (1.0, 1.0)
+    assert caught["alerts_fired"] == 1
+    assert missed["alerts_fired"] == 0
+    assert report["start"].startswith(T0.date().isoformat())
+    assert (out / "trend.png").stat().st_size > 10_000
