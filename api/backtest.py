@@ -18,7 +18,7 @@ import json
 import logging
 import tomllib
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -495,11 +495,3 @@ def grid_from_option(value: str | None) -> dict[str, list[GridValue]] | str:
     if "=" in value and not value.lower().endswith(".toml"):
         return value
     return load_grid_file(Path(value))
-
-
-def request_from_mapping(data: Mapping[str, Any]) -> BacktestRequest:
-    """Validate a request from plain data; raises BacktestError with the failing fields."""
-    try:
-        return BacktestRequest.model_validate(dict(data))
-    except ValidationError as exc:
-        raise BacktestError(f"invalid backtest request: {describe_validation_error(exc)}") from exc
