@@ -178,6 +178,11 @@ class ApiSettings(_Group):
     # Base URL in links sent out (Slack feedback links); None: http://<host>:<port>.
     public_url: str | None = None
 
+    @field_validator("token")
+    @classmethod
+    def _empty_is_unset(cls, v: SecretStr | None) -> SecretStr | None:
+        return v if v is not None and v.get_secret_value().strip() else None
+
 
 class Settings(BaseSettings):
     """All finpulse settings; groups mirror the packages that use them."""
