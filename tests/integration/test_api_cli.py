@@ -1,0 +1,73 @@
+"""`finpulse api` as users run it: a real uvicorn process on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.cli import serve
+from finpulse.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_finpulse_api_serves_the_dashboard_and_the_api(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "FINPULSE_STORE_URL": f"duckdb:///{tmp_path / 'h.duckdb'}",
+        "FINPULSE_API_PORT": str(port),
+        "FINPULSE_API_TOKEN": "cli-token",
+    }
+    env.pop("FINPULSE_CONFIG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from finpulse.cli import main; main()", "api"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"{base}/api/v1/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                assert time.monotonic() < deadline, "finpulse api did not answer in 30 s"
+                time.sleep(0.2)
+        assert health.json()["auth"] is True
+        assert httpx.get(f"{base}/api/v1/alerts", timeout=5).status_code == 401
+        ok = httpx.get(f"{base}/api/v1/alerts", headers={"Authorization": "Bearer cli-token"}, timeout=5)
+        assert ok.json()["items"] == []
+        page = httpx.get(f"{base}/", timeout=5)
+        assert "uPlot.iife.min.js" in page.text
+        assert httpx.get(f"{base}/static/vendor/uplot/uPlot.iife.min.js", timeout=5).status_code == 200
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=15)
+    assert f"dashboard at http://127.0.0.1:{port}/" in out
+
+
+def test_refuses_a_public_address_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("uvicorn must not start")
+
+    monkeypatch.setattr(uvicorn, "run", never)
+    monkeypatch.setenv("FINPULSE_API_TOKEN", "  ")  # blank counts as unset
+    monkeypatch.delenv("FINPULSE_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="set FINPULSE_API_TOKEN"):
+        serve(host="0.0.0.0", port=None)
