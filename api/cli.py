@@ -9,6 +9,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     app.command("api")(serve)
+    app.command("prune")(prune)
 
 
 def _loopback(host: str) -> bool:
@@ -41,3 +42,17 @@ def serve(
     s = s.model_copy(update={"api": api})
     Console().print(f"finpulse api: dashboard at http://{api.host}:{api.port}/  (OpenAPI: /docs)")
     uvicorn.run(create_app(s), host=api.host, port=api.port, log_level=s.log_level.lower())
+
+
+def prune() -> None:
+    """Delete history older than store.retention_days (FINPULSE_STORE_RETENTION_DAYS)."""
+    from rich.console import Console
+
+    from finpulse.cli import settings as load
+    from store import DuckDBStore
+
+    s = load()
+    with DuckDBStore.from_settings(s.store) as db:
+        deleted = db.apply_retention()
+    summary = ", ".join(f"{table} {n}" for table, n in deleted.items())
+    Console().print(f"prune: kept {s.store.retention_days} days; deleted {summary}")

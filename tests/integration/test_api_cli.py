@@ -71,3 +71,23 @@ def test_refuses_a_public_address_without_a_token(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("FINPULSE_CONFIG", raising=False)
     with pytest.raises(ConfigError, match="set FINPULSE_API_TOKEN"):
         serve(host="0.0.0.0", port=None)
+
+
+def test_prune_applies_retention(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from api.cli import prune
+    from store import DuckDBStore
+    from tests.fixtures.store import scored
+
+    path = tmp_path / "h.duckdb"
+    now = datetime.now(UTC)
+    with DuckDBStore(path) as db:
+        db.upsert_scored([scored("old", now - timedelta(days=40), "macro", "neutral", 0.0)])
+        db.upsert_scored([scored("new", now - timedelta(days=2), "macro", "neutral", 0.0)])
+    monkeypatch.setenv("FINPULSE_STORE_URL", f"duckdb:///{path}")
+    monkeypatch.setenv("FINPULSE_STORE_RETENTION_DAYS", "30")
+    monkeypatch.delenv("FINPULSE_CONFIG", raising=False)
+    prune()
+    with DuckDBStore(path) as db:
+        assert db.stats().scored_items == 1
