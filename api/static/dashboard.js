@@ -92,6 +92,7 @@ async function drawChart(kind, entity) {
   const width = Math.max(520, box.clientWidth || 560);
   const opts = {
     width, height: 240,
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"), // axes in UTC, like the API
     scales: { x: { time: true }, score: { range: [-1, 1] }, count: { range: (u, min, max) => [0, Math.max(1, max) * 1.1] } },
     axes: [{}, { scale: "score", label: "share / score" }, { scale: "count", side: 1, grid: { show: false }, label: "items" }],
     series: [
