@@ -1,0 +1,78 @@
+"""Tokenisation and length-sorted batches, shared by training and inference.
+
+Texts are tokenised once without padding; batches are cut from texts sorted by
+length and each is padded only to its own longest member, so short headlines
+never pay for a long summary and no batch is padded to a fixed length.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from transformers import PreTrainedTokenizerBase
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Token ids per text (with [CLS]/[SEP]) and whether each was cut to fit."""
+
+    ids: list[list[int]]
+    truncated: list[bool]
+
+
+class TextEncoder:
+    """Word-piece ids of normalised texts, cut to max_length, in one batched call.
+
+    Runs the tokenizer's Rust core directly (a private copy, without padding or
+    truncation): the transformers wrapper costs more than the tokenising itself
+    on short texts.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> None:
+        from tokenizers import Tokenizer
+
+        self.backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())  # type: ignore[attr-defined]
+        self.backend.no_truncation()
+        self.backend.no_padding()
+        self.cls, self.sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+        self.pad_id = tokenizer.pad_token_id or 0
+        self.body = max_length - 2  # room for [CLS] and [SEP]
+
+    def __call__(self, texts: Sequence[str]) -> Encoded:
+        raw = [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]
+        ids = [[self.cls, *r[: self.body], self.sep] for r in raw]
+        return Encoded(ids=ids, truncated=[len(r) > self.body for r in raw])
+
+
+def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def shuffled_buckets(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Training batches: random pools of 50 batches, sorted within, batch order shuffled."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def pad(ids: Sequence[Sequence[int]], pad_id: int = 0, multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Input ids and attention mask (int64), padded to the batch's longest row
+    (rounded up to `multiple`: fewer distinct shapes for GPU kernels)."""
+    width = -(-max(len(row) for row in ids) // multiple) * multiple
+    input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=np.int64)
+    for r, row in enumerate(ids):
+        input_ids[r, : len(row)] = row
+        mask[r, : len(row)] = 1
+    return input_ids, mask

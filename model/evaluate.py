@@ -1,0 +1,173 @@
+"""Evaluation of a trained model on its validation split, and the CPU back-end choice.
+
+The split is rebuilt from the seed, fraction and data directory saved in the
+model's config, so evaluation sees exactly the texts training held out. Every
+CPU back end is run over them: accuracy, macro-F1, throughput, and agreement
+with the float32 reference. The engine's CPU default is the fastest back end
+that loses less than one accuracy point on each head and agrees with the
+reference on at least 99% of labels. Results go to the model card.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from model.artifacts import ONNX_INT8_FILE, load_config, model_version
+from model.config import TrainConfig
+from model.data import Example
+from model.engine import Classifier
+from model.export import export_onnx
+from model.labels import TASKS, Task, labels_for
+from model.metrics import TaskMetrics, task_metrics
+from model.runtime import CPU_BACKENDS
+
+logger = logging.getLogger(__name__)
+
+REFERENCE = "torch"
+MAX_ACCURACY_LOSS = 0.01
+MIN_AGREEMENT = 0.99
+
+
+class BackendReport(BaseModel):
+    """One back end on the validation texts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    backend: str
+    docs_per_s: float
+    topic_accuracy: float
+    sentiment_accuracy: float
+    topic_macro_f1: float
+    sentiment_macro_f1: float
+    # Share of (topic, sentiment) labels equal to the float32 reference's.
+    agreement: float
+    eligible: bool = True
+
+
+class Evaluation(BaseModel):
+    """What `finpulse model eval` found; the body of card.json."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str
+    evaluated_at: datetime
+    model_dir: str
+    data_dir: str
+    split: dict[str, Any]
+    metrics: dict[Task, TaskMetrics]
+    backends: tuple[BackendReport, ...]
+    engine: dict[str, Any]
+    training: dict[str, Any] | None = None
+
+
+def validation_examples(model_dir: Path, data_dir: Path | None) -> tuple[list[Example], Path, TrainConfig]:
+    """The validation examples the model was trained without."""
+    from model.train import make_split
+
+    saved = dict(load_config(model_dir).train)
+    data = data_dir or Path(saved.pop("data_dir", ""))
+    saved.pop("data_dir", None)
+    config = TrainConfig(**saved)
+    return make_split(config, data).val, data, config
+
+
+def labels_of(classifier: Classifier, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, float]:
+    """Arg-max topic and sentiment indices, and docs/s (after one warm-up batch)."""
+    classifier.probabilities(texts[: classifier.max_batch])
+    began = time.perf_counter()
+    topic, sentiment, _, _ = classifier.probabilities(texts)
+    rate = len(texts) / (time.perf_counter() - began)
+    return topic.argmax(-1), sentiment.argmax(-1), rate
+
+
+def score_backends(
+    model_dir: Path, val: list[Example], backends: Sequence[str], threads: int | None
+) -> tuple[dict[Task, TaskMetrics], list[BackendReport]]:
+    """Metrics of the reference and a report per back end."""
+    texts = [ex.text for ex in val]
+    task = np.array([TASKS.index(ex.task) for ex in val])
+    truth = np.array([ex.label for ex in val])
+    reference: tuple[np.ndarray, np.ndarray] | None = None
+    reports, ref_metrics = [], {}
+    for backend in (REFERENCE, *[b for b in backends if b != REFERENCE]):
+        clf = Classifier.load(model_dir, backend=backend, threads=threads)
+        topic, sentiment, rate = labels_of(clf, texts)
+        reference = reference or (topic, sentiment)
+        metrics = {
+            name: task_metrics(truth[task == i], pred[task == i], labels_for(name))
+            for i, (name, pred) in enumerate(zip(TASKS, (topic, sentiment), strict=True))
+        }
+        ref_metrics = ref_metrics or metrics
+        agreement = float(((topic == reference[0]) & (sentiment == reference[1])).mean())
+        eligible = agreement >= MIN_AGREEMENT and all(
+            ref_metrics[t].accuracy - metrics[t].accuracy < MAX_ACCURACY_LOSS for t in TASKS
+        )
+        reports.append(
+            BackendReport(
+                backend=backend,
+                docs_per_s=round(rate, 1),
+                topic_accuracy=metrics["topic"].accuracy,
+                sentiment_accuracy=metrics["sentiment"].accuracy,
+                topic_macro_f1=metrics["topic"].macro_f1,
+                sentiment_macro_f1=metrics["sentiment"].macro_f1,
+                agreement=agreement,
+                eligible=eligible,
+            )
+        )
+        logger.info("backend=%s docs/s=%.0f agreement=%.4f eligible=%s", backend, rate, agreement, eligible)
+    return ref_metrics, reports
+
+
+def evaluate_dir(
+    model_dir: Path,
+    data_dir: Path | None = None,
+    threads: int | None = None,
+    backends: Sequence[str] = CPU_BACKENDS,
+) -> Evaluation:
+    """Evaluate every CPU back end, choose the engine's default, write the model card."""
+    from model.card import write_card
+
+    if not (model_dir / ONNX_INT8_FILE).is_file():
+        export_onnx(model_dir)
+    val, data, config = validation_examples(model_dir, data_dir)
+    metrics, reports = score_backends(model_dir, val, backends, threads)
+    chosen = max((r for r in reports if r.eligible), key=lambda r: r.docs_per_s)
+    training_file = model_dir / "training.json"
+    evaluation = Evaluation(
+        version=model_version(model_dir),
+        evaluated_at=datetime.now(UTC),
+        model_dir=str(model_dir),
+        data_dir=str(data),
+        split={
+            "seed": config.seed,
+            "val_fraction": config.val_fraction,
+            "grouped_near_duplicates": True,
+            **{f"val_{t}": sum(1 for e in val if e.task == t) for t in TASKS},
+        },
+        metrics=metrics,
+        backends=tuple(reports),
+        engine={
+            "cpu_backend": chosen.backend,
+            "threads": threads,
+            "rule": f"fastest with accuracy loss < {MAX_ACCURACY_LOSS:.0%} per head "
+            f"and label agreement >= {MIN_AGREEMENT:.0%} vs {REFERENCE}",
+        },
+        training=_load_json(training_file) if training_file.is_file() else None,
+    )
+    write_card(evaluation, model_dir)
+    return evaluation
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    import json
+
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data

@@ -1,0 +1,92 @@
+"""Inference back ends: the same network run by PyTorch or ONNX Runtime.
+
+    torch        float32 on CPU (the reference)
+    torch-int8   PyTorch dynamic int8 quantisation of every Linear layer
+    onnx         ONNX Runtime, fused transformer graph, float32
+    onnx-int8    ONNX Runtime, fused graph with int8 MatMul weights
+    cuda-bf16    PyTorch on the GPU in bfloat16 (cuda-fp16 where bf16 is missing)
+
+Each takes padded int64 ids and mask and returns float32 logits of both heads.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from model.artifacts import ONNX_FILE, ONNX_INT8_FILE, load_net
+from model.errors import ModelNotFound
+
+CPU_BACKENDS = ("torch", "torch-int8", "onnx", "onnx-int8")
+CUDA_BACKENDS = ("cuda-bf16", "cuda-fp16", "cuda")
+BACKENDS = CPU_BACKENDS + CUDA_BACKENDS
+
+
+class Runtime(Protocol):
+    """Runs the two-headed network on one padded batch."""
+
+    name: str
+
+    def __call__(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class TorchRuntime:
+    """The network in PyTorch: float32, int8-quantised (CPU) or half precision (CUDA)."""
+
+    def __init__(self, net: torch.nn.Module, device: torch.device, name: str) -> None:
+        self.net, self.device, self.name = net.eval(), device, name
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with torch.inference_mode():
+            ids = torch.from_numpy(input_ids).to(self.device, non_blocking=True)
+            mask = torch.from_numpy(attention_mask).to(self.device, non_blocking=True)
+            topic, sentiment = self.net(ids, mask)
+            return topic.float().cpu().numpy(), sentiment.float().cpu().numpy()
+
+
+class OnnxRuntime:
+    """An exported graph in an ONNX Runtime CPU session."""
+
+    def __init__(self, path: Path, threads: int | None, name: str) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.name = name
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        topic, sentiment = self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})
+        return np.asarray(topic, dtype=np.float32), np.asarray(sentiment, dtype=np.float32)
+
+
+def make_runtime(backend: str, model_dir: Path, threads: int | None = None) -> Runtime:
+    """Build one back end for the model in model_dir."""
+    if backend in ("onnx", "onnx-int8"):
+        path = model_dir / (ONNX_FILE if backend == "onnx" else ONNX_INT8_FILE)
+        if not path.is_file():
+            raise ModelNotFound(f"{path} missing: run `finpulse model export` (or `finpulse model eval`)")
+        return OnnxRuntime(path, threads, backend)
+    if threads:
+        torch.set_num_threads(threads)
+    net, _ = load_net(model_dir)
+    if backend == "torch":
+        return TorchRuntime(net, torch.device("cpu"), backend)
+    if backend == "torch-int8":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
+            qnet = torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear}, dtype=torch.qint8)
+        return TorchRuntime(qnet, torch.device("cpu"), backend)
+    if backend in CUDA_BACKENDS:
+        dtype = {"cuda-bf16": torch.bfloat16, "cuda-fp16": torch.float16, "cuda": torch.float32}[backend]
+        return TorchRuntime(net.to("cuda", dtype=dtype), torch.device("cuda"), backend)
+    raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
