@@ -144,8 +144,11 @@ class StreamSettings(_Group):
     app_id: str = "finpulse"
     # memory:// rebuilds tables from their changelog topics at start; rocksdb:// keeps them on disk.
     table_store: str = "memory://"
+    # A window closes once every input's event time passed its end plus this grace
+    # (more grace: later alerts, fewer stories arriving after the close).
+    close_grace_s: float = Field(default=0.0, ge=0)
     # A closed window still takes items this late (re-emitted with revision + 1).
-    allowed_lateness_s: float = Field(default=120.0, ge=0)
+    allowed_lateness_s: float = Field(default=600.0, ge=0)
     # A partition without items this long closes its windows by wall-clock time.
     idle_close_s: float = Field(default=5.0, gt=0)
     tick_interval_s: float = Field(default=1.0, gt=0)

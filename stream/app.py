@@ -25,11 +25,13 @@ logger = logging.getLogger(__name__)
 def create_app(settings: Settings) -> faust.App:
     """A Faust app running the whole pipeline from news.raw to alerts.events."""
     kafka = settings.kafka
+    datadir = settings.data_dir / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.stream.app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap.split(",")],
         store=settings.stream.table_store,
-        datadir=str(settings.data_dir / "faust"),
+        datadir=str(datadir),
         # Internal topics (changelogs, re-keying) match the pipeline's partitions
         # so tables stay co-partitioned with the topics that feed them.
         topic_partitions=kafka.topics.partitions,
@@ -45,7 +47,7 @@ def create_app(settings: Settings) -> faust.App:
     app.service(classifier)
     subscriptions = load_subscriptions(settings.alerts.subscriptions_file)
     logger.info("worker app=%s subscriptions=%d", settings.stream.app_id, len(subscriptions))
-    register_score(app, topics, classifier, settings.model)
+    register_score(app, topics, classifier, settings)
     register_windowing(app, topics, settings)
     register_detect(app, topics, settings, subscriptions)
     if settings.stream.history:

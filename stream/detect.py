@@ -25,7 +25,7 @@ from finpulse.schema import WindowAggregate, utcnow
 from finpulse.settings import Settings
 from stream.deadletter import dead_letter
 from stream.topics import PipelineTopics
-from stream.windowing import entity_key
+from stream.watermark import entity_key
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +40,6 @@ def register_detect(
         "detector-states",
         key_type=bytes,
         value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
         partitions=settings.kafka.topics.partitions,
         use_partitioner=True,
     )

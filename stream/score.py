@@ -1,4 +1,9 @@
-"""Agent `score`: news.raw -> batches -> Classifier -> news.scored."""
+"""Agent `score`: news.raw -> batches -> Classifier -> news.scored (and, per entity, the aggregate stage).
+
+Scored items go to news.scored keyed by story and, once per entity (topic,
+tickers, source), to the internal by-entity topic keyed by entity, both
+carrying this worker's event-time low watermark (stream/watermark.py).
+"""
 
 from __future__ import annotations
 
@@ -8,35 +13,66 @@ from collections.abc import Sequence
 import faust
 from faust.types import EventT, StreamT
 
+from alerts.aggregate import entities_of
 from finpulse.errors import InvalidRecord
 from finpulse.schema import NewsItem, ScoredItem, utcnow
-from finpulse.settings import ModelSettings
+from finpulse.settings import Settings
+from model.prediction import Prediction
 from stream.deadletter import dead_letter
 from stream.services import ClassifierService
 from stream.topics import PipelineTopics
+from stream.watermark import TICK_KEY, SourceProgress, entity_key, headers_for
 
 logger = logging.getLogger(__name__)
 
 
 def register_score(
-    app: faust.App, topics: PipelineTopics, classifier: ClassifierService, settings: ModelSettings
+    app: faust.App,
+    topics: PipelineTopics,
+    classifier: ClassifierService,
+    settings: Settings,
 ) -> None:
+    """Agent `score` and this worker's watermark heartbeat."""
+    model = settings.model
     dead = topics.dead(app, topics.names.raw)
+    progress = SourceProgress(settings.stream.idle_close_s)
 
     @app.agent(topics.raw, name="score")
     async def score(stream: StreamT[bytes]) -> None:
-        async for events in stream.take_events(settings.max_batch, within=settings.batch_window_s):
+        async for events in stream.take_events(model.max_batch, within=model.batch_window_s):
+            progress.begin_batch(len(events), model.max_batch)
             batch: list[tuple[EventT, NewsItem]] = []
             for event in events:
                 try:
                     batch.append((event, NewsItem.from_bytes(event.value)))
                 except InvalidRecord as exc:
                     await dead_letter(dead, event, exc, stage="score")
+                    continue
+                progress.observe(event.message.partition, batch[-1][1].published_at)
+            mark = progress.batch_mark(min((item.published_at for _, item in batch), default=None))
+            headers = headers_for(mark)
             for event, result in await _classify(classifier, batch):
                 if isinstance(result, ScoredItem):
-                    await topics.scored.send(key=result.story_id.encode(), value=result.to_bytes())
+                    await _publish(topics, result, headers)
                 else:
                     await dead_letter(dead, event, result, stage="score")
+            progress.end_batch(mark)
+
+    @app.timer(settings.stream.tick_interval_s)
+    async def heartbeat() -> None:
+        # Lets the aggregate stage close windows while no stories flow.
+        headers = headers_for(progress.heartbeat_mark())
+        if headers:
+            for partition in range(settings.kafka.topics.partitions):
+                await topics.by_entity.send(key=TICK_KEY, value=b"", partition=partition, headers=headers)
+
+
+async def _publish(topics: PipelineTopics, scored: ScoredItem, headers: dict[str, bytes]) -> None:
+    """To news.scored by story, and once per entity to the aggregate stage."""
+    value = scored.to_bytes()
+    await topics.scored.send(key=scored.story_id.encode(), value=value, headers=headers)
+    for kind, entity in entities_of(scored):
+        await topics.by_entity.send(key=entity_key(kind, entity).encode(), value=value, headers=headers)
 
 
 async def _classify(
@@ -68,14 +104,14 @@ async def _classify_one(
         return [(one[0], exc)]
 
 
-def _scored(item: NewsItem, pred: object, version: str) -> ScoredItem:
+def _scored(item: NewsItem, pred: Prediction, version: str) -> ScoredItem:
     return ScoredItem(
         item=item,
-        topic=pred.topic,  # type: ignore[attr-defined]
-        topic_probs=pred.topic_probs,  # type: ignore[attr-defined]
-        sentiment=pred.sentiment,  # type: ignore[attr-defined]
-        sentiment_probs=pred.sentiment_probs,  # type: ignore[attr-defined]
-        sentiment_score=pred.sentiment_score,  # type: ignore[attr-defined]
+        topic=pred.topic,
+        topic_probs=pred.topic_probs,
+        sentiment=pred.sentiment,
+        sentiment_probs=pred.sentiment_probs,
+        sentiment_score=pred.sentiment_score,
         model_version=version,
         scored_at=utcnow(),
     )

@@ -16,40 +16,48 @@ from mode import Service
 from finpulse.settings import ModelSettings
 
 if TYPE_CHECKING:
-    from model.engine import Classifier, Prediction
+    from model.engine import Classifier
+    from model.prediction import Prediction
 
 logger = logging.getLogger(__name__)
 
 
 class ClassifierService(Service):
-    """Holds the worker's one `model.Classifier`."""
+    """Holds the worker's one `model.Classifier`.
+
+    Faust starts user services after table recovery, which may be after the
+    first batch arrives, so the first `predict` also loads the model (once,
+    under a lock) if the service has not yet.
+    """
 
     def __init__(self, settings: ModelSettings, **kwargs: object) -> None:
         self.settings = settings
         self._classifier: Classifier | None = None
+        self._loading = asyncio.Lock()
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
-        from model.engine import Classifier
+        await self._loaded()
 
-        self._classifier = await asyncio.to_thread(
-            Classifier.load,
-            self.settings.model_dir,
-            device=self.settings.device,
-            threads=self.settings.threads,
-        )
-        logger.info("classifier loaded version=%s dir=%s", self.version, self.settings.model_dir)
+    async def _loaded(self) -> Classifier:
+        async with self._loading:
+            if self._classifier is None:
+                from model.engine import Classifier
 
-    @property
-    def classifier(self) -> Classifier:
-        if self._classifier is None:
-            raise RuntimeError("ClassifierService used before it started")
+                s = self.settings
+                self._classifier = await asyncio.to_thread(
+                    Classifier.load, s.model_dir, device=s.device, threads=s.threads
+                )
+                logger.info("classifier loaded version=%s dir=%s", self._classifier.version, s.model_dir)
         return self._classifier
 
     @property
     def version(self) -> str:
-        return self.classifier.version
+        if self._classifier is None:
+            raise RuntimeError("classifier not loaded yet")
+        return self._classifier.version
 
     async def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Classify off the event loop."""
-        return await asyncio.to_thread(self.classifier.predict, list(texts))
+        classifier = await self._loaded()
+        return await asyncio.to_thread(classifier.predict, list(texts))

@@ -1,0 +1,115 @@
+"""Event-time low watermarks: how far every input of a stage has progressed.
+
+Kafka keeps order only within a partition, and a worker drains its partitions
+unevenly (a bulk replay arrives partition by partition), so the largest event
+time seen says little about what may still come. The score stage therefore
+tracks, per news.raw partition, the latest publish time it read, and its low
+watermark is the minimum over partitions: no partition will deliver anything
+older (news.raw partitions are in event-time order, as published). A
+partition that sent nothing for `idle_s` although the stage has read its
+input dry since (a batch came back short) is silent and stops holding the
+watermark back, so quiet feeds and the end of a replay still close windows,
+while a busy stage never mistakes its own backlog for silence.
+
+The watermark travels to the aggregate stage in record headers and in
+heartbeats; the aggregate takes the minimum over live upstream workers.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Hashable, Mapping
+from datetime import datetime
+
+# Heartbeat records on the by-entity topic carry only a watermark.
+TICK_KEY = b"\x00tick"
+WM_HEADER = "fp-wm"
+SENDER_HEADER = "fp-src"
+# This process, as an upstream input of the aggregate stage.
+SENDER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class LowWatermark:
+    """The minimum over inputs of each input's greatest mark."""
+
+    def __init__(self, idle_s: float) -> None:
+        self.idle_s = idle_s
+        self._inputs: dict[Hashable, tuple[datetime, float]] = {}
+
+    def observe(self, key: Hashable, mark: datetime, wall: float) -> None:
+        seen = self._inputs.get(key)
+        self._inputs[key] = (max(mark, seen[0]) if seen else mark, wall)
+
+    def value(self, wall: float, drained_at: float | None = None) -> datetime | None:
+        """The low watermark at `wall`, None before any input was seen.
+
+        An input is silent, and ignored, when it sent nothing for `idle_s` and the
+        stage has drained its input since (`drained_at`, default: now); if all
+        are silent, the greatest mark stands.
+        """
+        if not self._inputs:
+            return None
+        drained = wall if drained_at is None else drained_at
+        marks = self._inputs.values()
+        active = [m for m, seen in marks if wall - seen < self.idle_s or drained <= seen]
+        return min(active) if active else max(m for m, _ in marks)
+
+
+class SourceProgress:
+    """The score stage's watermark over its news.raw partitions.
+
+    A batch is observed before it is published, so while one is in flight the
+    heartbeat repeats the watermark of the last published batch; and a
+    batch's own watermark is at most its oldest story.
+    """
+
+    def __init__(self, idle_s: float) -> None:
+        self.partitions = LowWatermark(idle_s)
+        self.drained_at: float | None = None
+        self.in_flight = False
+        self.published: datetime | None = None
+
+    def begin_batch(self, size: int, max_size: int) -> None:
+        """A batch short of `max_size` means the input ran dry: every partition was read up."""
+        self.in_flight = True
+        if size < max_size:
+            self.drained_at = time.time()
+
+    def observe(self, partition: int, published: datetime) -> None:
+        self.partitions.observe(partition, published, time.time())
+
+    def batch_mark(self, oldest: datetime | None) -> datetime | None:
+        """The watermark to publish the current batch with."""
+        mark = self._value()
+        return min(mark, oldest) if mark and oldest else mark
+
+    def end_batch(self, mark: datetime | None) -> None:
+        self.in_flight = False
+        self.published = mark
+
+    def heartbeat_mark(self) -> datetime | None:
+        return self.published if self.in_flight else self._value()
+
+    def _value(self) -> datetime | None:
+        # Never drained yet: no partition may be skipped (0.0 is before every input).
+        return self.partitions.value(time.time(), self.drained_at or 0.0)
+
+
+def headers_for(mark: datetime | None) -> dict[str, bytes]:
+    if mark is None:
+        return {}
+    return {WM_HEADER: mark.isoformat().encode(), SENDER_HEADER: SENDER_ID.encode()}
+
+
+def mark_from(headers: Mapping[str, bytes] | None) -> tuple[str, datetime] | None:
+    """(sender, watermark) from a record's headers, if it carries them."""
+    if not headers or WM_HEADER not in headers:
+        return None
+    return headers.get(SENDER_HEADER, b"?").decode(), datetime.fromisoformat(headers[WM_HEADER].decode())
+
+
+def entity_key(kind: str, entity: str) -> str:
+    """The by-entity topic's key (and the windows topic's): one entity."""
+    return f"{kind}:{entity}"
