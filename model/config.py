@@ -18,7 +18,7 @@ class TrainConfig(BaseModel):
 
     seed: int = 13
     val_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
-    epochs: int = Field(default=5, ge=1)
+    epochs: int = Field(default=4, ge=1)
     # Stop after this many evaluations without a better validation macro-F1.
     patience: int = Field(default=2, ge=1)
     evals_per_epoch: int = Field(default=1, ge=1)

@@ -27,7 +27,7 @@ from model.engine import Classifier
 from model.export import export_onnx
 from model.labels import TASKS, Task, labels_for
 from model.metrics import TaskMetrics, task_metrics
-from model.runtime import CPU_BACKENDS
+from model.runtime import cpu_backends
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def evaluate_dir(
     model_dir: Path,
     data_dir: Path | None = None,
     threads: int | None = None,
-    backends: Sequence[str] = CPU_BACKENDS,
+    backends: Sequence[str] | None = None,
 ) -> Evaluation:
     """Evaluate every CPU back end, choose the engine's default, write the model card."""
     from model.card import write_card
@@ -138,7 +138,7 @@ def evaluate_dir(
     if not (model_dir / ONNX_INT8_FILE).is_file():
         export_onnx(model_dir)
     val, data, config = validation_examples(model_dir, data_dir)
-    metrics, reports = score_backends(model_dir, val, backends, threads)
+    metrics, reports = score_backends(model_dir, val, backends or cpu_backends(), threads)
     chosen = max((r for r in reports if r.eligible), key=lambda r: r.docs_per_s)
     training_file = model_dir / "training.json"
     evaluation = Evaluation(

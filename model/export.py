@@ -26,6 +26,9 @@ OPSET = 17
 def export_onnx(model_dir: Path) -> tuple[Path, Path]:
     """Write model.onnx and model.int8.onnx beside the weights; returns both paths."""
     net, config = load_net(model_dir)
+    # Eager attention exports as plain MatMul/Softmax, which ONNX Runtime fuses into
+    # its Attention op (the SDPA export is left unfused).
+    net.encoder.config._attn_implementation = "eager"
     fp32, int8 = model_dir / ONNX_FILE, model_dir / ONNX_INT8_FILE
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"

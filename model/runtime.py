@@ -1,6 +1,7 @@
 """Inference back ends: the same network run by PyTorch or ONNX Runtime.
 
     torch        float32 on CPU (the reference)
+    torch-bf16   bfloat16 weights on CPUs with native bf16 (AVX-512 BF16 / AMX)
     torch-int8   PyTorch dynamic int8 quantisation of every Linear layer
     onnx         ONNX Runtime, fused transformer graph, float32
     onnx-int8    ONNX Runtime, fused graph with int8 MatMul weights
@@ -20,10 +21,16 @@ import torch
 
 from model.artifacts import ONNX_FILE, ONNX_INT8_FILE, load_net
 from model.errors import ModelNotFound
+from model.precision import cpu_has_bf16
 
-CPU_BACKENDS = ("torch", "torch-int8", "onnx", "onnx-int8")
+CPU_BACKENDS = ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8")
 CUDA_BACKENDS = ("cuda-bf16", "cuda-fp16", "cuda")
 BACKENDS = CPU_BACKENDS + CUDA_BACKENDS
+
+
+def cpu_backends() -> tuple[str, ...]:
+    """The CPU back ends worth measuring here (bf16 only where the CPU has it natively)."""
+    return tuple(b for b in CPU_BACKENDS if b != "torch-bf16" or cpu_has_bf16())
 
 
 class Runtime(Protocol):
@@ -81,6 +88,8 @@ def make_runtime(backend: str, model_dir: Path, threads: int | None = None) -> R
     net, _ = load_net(model_dir)
     if backend == "torch":
         return TorchRuntime(net, torch.device("cpu"), backend)
+    if backend == "torch-bf16":
+        return TorchRuntime(net.to(torch.bfloat16), torch.device("cpu"), backend)
     if backend == "torch-int8":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao

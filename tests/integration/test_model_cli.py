@@ -1,0 +1,42 @@
+"""`finpulse model` commands against the quick-trained model."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from model.cli import register
+
+
+@pytest.fixture
+def app(quick_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
+    monkeypatch.setenv("FINPULSE_MODEL_MODEL_DIR", str(quick_model_dir))
+    monkeypatch.setenv("FINPULSE_MODEL_THREADS", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    root = typer.Typer()
+    register(root)
+    return root
+
+
+def test_predict_prints_labels_and_version(app: typer.Typer, quick_model_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["model", "predict", "Shares plunge after profit warning", ""])
+    assert result.exit_code == 0, result.output
+    assert "General News | Opinion" in result.output  # the empty text's defined topic
+    assert "model ft-" in result.output
+
+
+def test_bench_runs_engine_and_pipeline_side_by_side(app: typer.Typer) -> None:
+    result = CliRunner().invoke(app, ["model", "bench", "--texts", "16", "--batch-sizes", "1,8"])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if re.search(r"\d+\.\d\dx", line)]
+    assert [line.split()[1] for line in rows] == ["1", "8"], result.output
+
+
+def test_eval_of_missing_model_fails_clearly(app: typer.Typer, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["model", "eval", "--model", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "finpulse model train" in str(result.exception)

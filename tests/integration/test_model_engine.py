@@ -1,0 +1,173 @@
+"""The inference engine: round trips, agreement with the plain model, bad input."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from finpulse.schema import NewsItem
+from model.artifacts import ModelConfig, load_net, load_tokenizer, save_model
+from model.engine import Classifier
+from model.errors import InvalidInput, ModelNotFound
+from model.evaluate import validation_examples
+from model.labels import FALLBACK_TOPIC, TOPICS
+from model.runtime import cpu_backends
+
+HEADLINES = [
+    "Apple shares plunge after weak iPhone sales https://t.co/abc",
+    "Fed holds rates steady, signals cuts later this year",
+    "$TSLA jumps 8% as deliveries beat estimates",
+    "Oil prices fall on demand worries &amp; rising stockpiles",
+]
+
+
+@pytest.fixture(scope="module")
+def val_texts(quick_model_dir: Path) -> list[str]:
+    val, _, _ = validation_examples(quick_model_dir, None)
+    return [e.text for e in val]
+
+
+@pytest.fixture(scope="module")
+def engine(quick_model_dir: Path) -> Classifier:
+    return Classifier.load(quick_model_dir, device="cpu", threads=2)
+
+
+def plain_labels(model_dir: Path, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The float32 network through the transformers tokenizer, padded per batch, unsorted."""
+    net, config = load_net(model_dir)
+    tokenizer = load_tokenizer(model_dir)
+    topics, sentiments = [], []
+    with torch.inference_mode():
+        for i in range(0, len(texts), 32):
+            enc = tokenizer(
+                texts[i : i + 32],
+                padding=True,
+                truncation=True,
+                max_length=config.max_length,
+                return_tensors="pt",
+            )
+            t, s = net(enc["input_ids"], enc["attention_mask"])
+            topics.append(t.argmax(-1).numpy())
+            sentiments.append(s.argmax(-1).numpy())
+    return np.concatenate(topics), np.concatenate(sentiments)
+
+
+def test_predictions_have_the_contract(engine: Classifier) -> None:
+    predictions = engine.predict(HEADLINES)
+    assert len(predictions) == len(HEADLINES)
+    for p in predictions:
+        assert p.topic in TOPICS
+        assert set(p.topic_probs) == set(TOPICS)
+        assert sum(p.topic_probs.values()) == pytest.approx(1.0, abs=1e-4)
+        assert p.topic == max(p.topic_probs, key=p.topic_probs.__getitem__)
+        assert set(p.sentiment_probs) == {"negative", "neutral", "positive"}
+        assert p.sentiment_score == pytest.approx(
+            p.sentiment_probs["positive"] - p.sentiment_probs["negative"]
+        )
+        assert not p.empty
+
+
+def test_optimised_engine_agrees_with_plain_model(
+    engine: Classifier, quick_model_dir: Path, val_texts: list[str]
+) -> None:
+    plain_topic, plain_sentiment = plain_labels(quick_model_dir, val_texts)
+    predictions = engine.predict(val_texts)
+    topic_agree = np.mean([TOPICS.index(p.topic) == t for p, t in zip(predictions, plain_topic, strict=True)])
+    sentiment_agree = np.mean(
+        [
+            ("negative", "neutral", "positive").index(p.sentiment) == s
+            for p, s in zip(predictions, plain_sentiment, strict=True)
+        ]
+    )
+    assert topic_agree >= 0.99, f"{engine.backend}: topic agreement {topic_agree:.4f}"
+    assert sentiment_agree >= 0.99, f"{engine.backend}: sentiment agreement {sentiment_agree:.4f}"
+
+
+def test_batching_does_not_change_results(quick_model_dir: Path, val_texts: list[str]) -> None:
+    # float32 back end: padding and bucketing must not move probabilities beyond rounding.
+    fp32 = Classifier.load(quick_model_dir, backend="onnx", threads=2)
+    texts = val_texts[:40]
+    together = fp32.probabilities(texts)
+    one_by_one = [fp32.probabilities([t]) for t in texts]
+    for head in (0, 1):
+        assert np.allclose(together[head], np.stack([o[head][0] for o in one_by_one]), atol=1e-4)
+
+
+def test_save_load_round_trip_gives_identical_predictions(quick_model_dir: Path, tmp_path: Path) -> None:
+    net, config = load_net(quick_model_dir)
+    version = save_model(
+        net, load_tokenizer(quick_model_dir), ModelConfig(**config.model_dump()), tmp_path / "again"
+    )
+    assert version == Classifier.load(quick_model_dir, backend="torch").version
+    original = Classifier.load(quick_model_dir, backend="torch").probabilities(HEADLINES)
+    reloaded = Classifier.load(tmp_path / "again", backend="torch").probabilities(HEADLINES)
+    assert np.array_equal(original[0], reloaded[0])
+    assert np.array_equal(original[1], reloaded[1])
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t", "\x00\x07"])
+def test_empty_text_gets_the_defined_result(engine: Classifier, text: str) -> None:
+    (p,) = engine.predict([text])
+    assert p.empty
+    assert (p.topic, p.sentiment, p.sentiment_score) == (FALLBACK_TOPIC, "neutral", 0.0)
+    assert p.topic_probs[FALLBACK_TOPIC] == 1.0
+
+
+def test_megabyte_of_text_is_truncated_quickly(engine: Classifier) -> None:
+    huge = "Markets tumble as recession fears grow. " * 26_000  # ~1 MB
+    began = time.perf_counter()
+    p, q = engine.predict([huge, HEADLINES[0]])
+    assert time.perf_counter() - began < 5.0
+    assert p.truncated
+    assert not q.truncated
+    alone = engine.predict([HEADLINES[0]])[0]
+    assert (q.topic, q.sentiment) == (alone.topic, alone.sentiment)
+    assert q.sentiment_score == pytest.approx(alone.sentiment_score, abs=0.02)
+
+
+@pytest.mark.parametrize(
+    ("texts", "message"),
+    [
+        ([None], r"texts\[0\] is NoneType"),
+        (["ok", 42], r"texts\[1\] is int"),
+        (["ok", b"bytes"], r"texts\[1\] is bytes"),
+        ("one string", "list of str"),
+        (None, "list of str"),
+    ],
+)
+def test_non_text_input_raises_clear_error(engine: Classifier, texts: object, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        engine.predict(texts)  # type: ignore[arg-type]
+
+
+def test_no_texts_no_predictions(engine: Classifier) -> None:
+    assert engine.predict([]) == []
+
+
+def test_score_stamps_model_version(engine: Classifier) -> None:
+    now = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
+    items = [
+        NewsItem(story_id=f"s{i}", source="test", title=t, published_at=now, fetched_at=now)
+        for i, t in enumerate(HEADLINES[:2])
+    ]
+    scored = engine.score(items, now=now)
+    assert [s.story_id for s in scored] == ["s0", "s1"]
+    assert engine.version.startswith("ft-")
+    assert all(s.model_version == engine.version and s.scored_at == now for s in scored)
+
+
+def test_every_backend_loads_and_predicts(quick_model_dir: Path) -> None:
+    for backend in cpu_backends():
+        clf = Classifier.load(quick_model_dir, backend=backend, threads=1)
+        assert clf.backend == backend
+        assert [p.topic in TOPICS for p in clf.predict(HEADLINES)] == [True] * len(HEADLINES)
+
+
+def test_missing_model_says_how_to_get_one(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFound, match="finpulse model train"):
+        Classifier.load(tmp_path)

@@ -1,0 +1,64 @@
+"""Quick training on a small subset learns, and writes a complete model directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from model.artifacts import (
+    CARD_JSON,
+    CARD_MD,
+    CONFIG_FILE,
+    ONNX_FILE,
+    ONNX_INT8_FILE,
+    WEIGHTS_FILE,
+    model_version,
+)
+
+
+def test_quick_training_learns(quick_model_dir: Path) -> None:
+    training = json.loads((quick_model_dir / "training.json").read_text())
+    curve = training["loss_curve"]
+    assert curve[-1] < 0.6 * curve[0], f"loss did not fall: {curve}"
+    for task, margin in (("topic", 0.30), ("sentiment", 0.05)):
+        val = training["val"][task]
+        assert val["n"] >= 200
+        assert val["accuracy"] > val["majority_accuracy"] + margin, (
+            task,
+            val["accuracy"],
+            val["majority_accuracy"],
+        )
+    assert training["split"]["train_topic"] >= 1000
+    assert training["stopped"] in ("epochs done", "early stopping")
+
+
+def test_model_dir_holds_weights_exports_and_card(quick_model_dir: Path) -> None:
+    for name in (CONFIG_FILE, WEIGHTS_FILE, ONNX_FILE, ONNX_INT8_FILE, CARD_JSON, CARD_MD, "tokenizer.json"):
+        assert (quick_model_dir / name).is_file(), name
+    for png in ("confusion_topic.png", "confusion_sentiment.png"):
+        assert (quick_model_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    card = json.loads((quick_model_dir / CARD_JSON).read_text())
+    assert card["version"] == model_version(quick_model_dir)
+    assert len(card["metrics"]["topic"]["per_class"]) == 20
+    assert {r["backend"] for r in card["backends"]} >= {"torch", "torch-int8", "onnx", "onnx-int8"}
+    chosen = next(r for r in card["backends"] if r["backend"] == card["engine"]["cpu_backend"])
+    assert chosen["eligible"]
+    assert chosen["agreement"] >= 0.99
+    assert "| topic |" in (quick_model_dir / CARD_MD).read_text()
+
+
+def test_version_is_a_hash_of_weights_and_config(quick_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(quick_model_dir, copy)
+    assert model_version(copy) == model_version(quick_model_dir)
+    config = json.loads((copy / CONFIG_FILE).read_text())
+    config["max_length"] = 96
+    (copy / CONFIG_FILE).write_text(json.dumps(config))
+    changed_config = model_version(copy)
+    assert changed_config != model_version(quick_model_dir)
+    with (copy / WEIGHTS_FILE).open("r+b") as fh:
+        fh.seek(-8, 2)
+        fh.write(b"\x01\x02\x03\x04\x05\x06\x07\x08")
+    assert model_version(copy) != changed_config
