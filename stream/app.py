@@ -43,6 +43,7 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.stream.web_port,
     )
     topics = PipelineTopics.declare(app, kafka.topics)
+
     classifier = ClassifierService(settings.model)
     app.service(classifier)
     subscriptions = load_subscriptions(settings.alerts.subscriptions_file)

@@ -17,6 +17,7 @@ def worker(
 ) -> None:
     """Run the stream worker (score -> windows -> detect); start more to share the partitions."""
     import asyncio
+    import logging
     import sys
 
     from finpulse.cli import settings
@@ -26,6 +27,9 @@ def worker(
     s = settings()
     asyncio.run(ensure_topics(s.kafka))
     app = create_app(s)
+    # Faust logs each backpressure wait of its producer (one story fans out to
+    # several entities) as a warning: routine under load, not a problem.
+    logging.getLogger("faust.transport.producer").addFilter(lambda r: "buffer full" not in r.getMessage())
     # Faust parses its own command line: hand it the worker command.
     sys.argv = ["finpulse-worker", "worker", "--loglevel", loglevel, "--without-web"]
     app.main()

@@ -13,11 +13,13 @@ from datetime import datetime
 from pathlib import Path
 
 from alerts.windows import window_specs, window_starts
+from api.backtest import BacktestRequest, run_from_store
 from finpulse.processes import CliProcess
 from finpulse.schema import AlertEvent, ScoredItem, WindowAggregate
 from finpulse.settings import Settings
 from ingest.replay import publish_replay_async
 from ingest.sample import PlantedSpike, write_planted_spike
+from store.duckdb import DuckDBStore
 from tests.fixtures.stream import REPLAY_START
 from tests.kafka_io import read_topic
 
@@ -88,6 +90,27 @@ async def test_planted_spike_fires_exactly_one_alert_with_evidence(
     # Every event is about the planted entity; a resolve (if any) closes the fired alert.
     assert all(e.entity == "ACME" for e in events)
     assert all(e.fired_alert_id == alert.alert_id for e in events if e.state == "resolved")
+    await assert_backtest_reproduces(stream_settings, events, truth)
+
+
+async def assert_backtest_reproduces(settings: Settings, live: list[AlertEvent], truth: PlantedSpike) -> None:
+    """The backtest over the history the worker stored sends exactly the live alerts."""
+    store = DuckDBStore.from_settings(settings.store, read_only=True)
+    request = BacktestRequest(subscription_id="acme-desk", start=REPLAY_START, end=truth.end)
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:  # the sink writes in batches: wait until it stored the alerts
+        with store:
+            stored = store.alert_events()
+            if len(stored) >= len(live) or asyncio.get_running_loop().time() > deadline:
+                outcome = run_from_store(request, settings, store, now=truth.end)
+                break
+        await asyncio.sleep(1)
+    replayed = outcome.report.results[0].events
+
+    def key(e: AlertEvent) -> tuple[str, str, datetime, int, int]:
+        return (e.alert_id, e.state, e.window_end, e.count, e.negative_count)
+
+    assert sorted(map(key, replayed)) == sorted(map(key, live))
 
 
 async def test_calm_replay_fires_nothing(
