@@ -16,12 +16,11 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from types import TracebackType
-from typing import Self
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from finpulse.lifecycle import AsyncResource
 from finpulse.settings import IngestSettings
 from ingest.errors import FeedError, FetchError
 from ingest.limits import HostLimiter
@@ -81,7 +80,7 @@ def backoff_s(attempt: int, cap_s: float) -> float:
     return random.uniform(0, min(cap_s, _BASE_BACKOFF_S * 2**attempt))
 
 
-class HttpFetcher:
+class HttpFetcher(AsyncResource):
     """Fetches URLs under the ingest settings' limits; `start()`/`stop()` own the client."""
 
     def __init__(self, settings: IngestSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
@@ -104,15 +103,6 @@ class HttpFetcher:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def fetch(
         self,

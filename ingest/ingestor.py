@@ -17,12 +17,11 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import Self
 
 import httpx
 
 from finpulse.errors import BrokerUnavailable, InvalidRecord
+from finpulse.lifecycle import AsyncResource
 from finpulse.schema import NewsItem, story_id_for, utcnow
 from finpulse.settings import IngestSettings, KafkaSettings
 from ingest.abc import Poller, PollOutcome
@@ -57,7 +56,7 @@ def poller_for(source: FeedSource | ApiSource) -> Poller:
     return RssSource(source) if isinstance(source, FeedSource) else JsonApiSource(source)
 
 
-class Ingestor:
+class Ingestor(AsyncResource):
     """Owns the HTTP client, the producer, the dedup index and every source's state."""
 
     def __init__(
@@ -99,15 +98,6 @@ class Ingestor:
         self._started = False
         await self.producer.stop()
         await self.fetcher.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     def interval_s(self, source: Source) -> float:
         return source.interval_s or self.settings.default_interval_s

@@ -76,6 +76,10 @@ class RawEntry:
     story_id: str | None = None
 
 
+# A script or style element, up to its end tag or the end of the text.
+_SCRIPT_BLOCK = re.compile(r"<(script|style)\b.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
+
+
 class _TextExtractor(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -104,6 +108,10 @@ class _TextExtractor(HTMLParser):
 
 
 def _strip_once(text: str) -> str:
+    # The parser hands unterminated constructs ("<!--...") back as text, where a
+    # later pass may read them differently: drop script and style blocks by
+    # pattern too, whatever state the parser would be in.
+    text = _SCRIPT_BLOCK.sub(" ", text)
     parser = _TextExtractor()
     parser.feed(text)
     parser.close()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Self
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from finpulse.errors import BrokerUnavailable
+from finpulse.lifecycle import AsyncResource
 from finpulse.schema import DeadLetter, NewsItem
 from finpulse.settings import KafkaSettings
 from finpulse.topics import send_dead_letter
@@ -21,7 +20,7 @@ logger = logging.getLogger(__name__)
 STAGE = "ingest"
 
 
-class NewsProducer:
+class NewsProducer(AsyncResource):
     """Sends NewsItems and dead letters; `publish` returns only once Kafka acknowledged all."""
 
     def __init__(self, kafka: KafkaSettings) -> None:
@@ -53,15 +52,6 @@ class NewsProducer:
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     def _require(self) -> AIOKafkaProducer:
         if self._producer is None:

@@ -16,13 +16,13 @@ retries and records deliveries, so a sink keeps no delivery state.
 from __future__ import annotations
 
 import hashlib
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Literal, Self
+from typing import Literal
 
 from finpulse.errors import PermanentError, TransientError
+from finpulse.lifecycle import AsyncResource
 from finpulse.schema import AlertEvent
 
 
@@ -67,7 +67,7 @@ class Notification:
         return digest.hexdigest()[:24]
 
 
-class AlertSink(ABC):
+class AlertSink(AsyncResource):
     """A destination for notifications. Subclasses: SlackNotifier, ConsoleSink, WebhookSink."""
 
     name: str = "sink"
@@ -96,12 +96,3 @@ class AlertSink(ABC):
         Returns alert_id -> (channel, message ref). Sinks that cannot look back return {}.
         """
         return {}
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
