@@ -196,8 +196,10 @@ class LocalKafka:
         if (self.data_dir / "meta.properties").exists():
             return
         cluster_id = _kafka_uuid()
+        # "--cluster-id=..." form: a random id may start with "-", which argparse
+        # would take for an option.
         cmd = [java, "-cp", f"{jars}/*", "kafka.tools.StorageTool", "format",
-               "-t", cluster_id, "-c", str(props)]  # fmt: skip
+               f"--cluster-id={cluster_id}", "-c", str(props)]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
         if proc.returncode != 0:
             raise ConfigError(
