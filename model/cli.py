@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
 @model_app.command("train")
 def train_cmd(
     quick: Annotated[bool, typer.Option("--quick", help="Small subset, 2 epochs: about a minute.")] = False,
-    out: ModelDir = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Save here (default: model.model_dir).")] = None,
     data: DataDir = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the split, initialisation and order.")] = None,

@@ -73,8 +73,8 @@ def validation_examples(model_dir: Path, data_dir: Path | None) -> tuple[list[Ex
     from model.train import make_split
 
     saved = dict(load_config(model_dir).train)
-    data = data_dir or Path(saved.pop("data_dir", ""))
-    saved.pop("data_dir", None)
+    trained_on = saved.pop("data_dir", None)
+    data = data_dir or Path(trained_on or ".")
     config = TrainConfig(**saved)
     return make_split(config, data).val, data, config
 

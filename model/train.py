@@ -185,11 +185,11 @@ class _Trainer:
     """The state of one run: network, optimiser, data, history, best weights."""
 
     def __init__(self, config: TrainConfig, split: Split, progress: bool, base: str) -> None:
-        self.config, self.progress, self.base = config, progress, base
+        self.config, self.progress = config, progress
         self.device = resolve_device(config.device)
         self.precision = resolve_precision(config.precision, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(base)
-        self.net = self.fresh_net()
+        self.net = TwoHeadNet.from_pretrained_encoder(base, config.dropout).to(self.device)
         texts = {part: [e.text for e in getattr(split, part)] for part in ("train", "val")}
         encoder = TextEncoder(self.tokenizer, config.max_length)
         self.train_data = _Batches(split.train, encoder(texts["train"]))
@@ -206,9 +206,6 @@ class _Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.best_metrics: dict[Task, TaskMetrics] = {}
         self.started = time.monotonic()
-
-    def fresh_net(self) -> TwoHeadNet:
-        return TwoHeadNet.from_pretrained_encoder(self.base, self.config.dropout).to(self.device)
 
     def step(self, idx: list[int]) -> float:
         batch = self.train_data.tensors(idx, self.device)
@@ -254,16 +251,18 @@ class _Trainer:
         budget = self.config.time_budget_s
         return budget is not None and time.monotonic() - self.started > budget
 
-    def run(self, epochs: int, first_epoch: int = 0) -> str:
-        """Train `epochs` epochs unless patience or the time budget run out; returns why it stopped."""
+    def run(self) -> str:
+        """Train until the epochs, the patience or the time budget run out; returns why it stopped."""
         config, stale = self.config, 0
-        self.optimizer, self.scheduler = build_optimizer(self.net, config, self.steps_per_epoch * epochs)
+        self.optimizer, self.scheduler = build_optimizer(
+            self.net, config, self.steps_per_epoch * config.epochs
+        )
         segment = -(-self.steps_per_epoch // config.evals_per_epoch)
         self.net.train()
-        for epoch in range(first_epoch, first_epoch + epochs):
+        for epoch in range(config.epochs):
             batches = shuffled_buckets([len(x) for x in self.train_data.ids], config.batch_size, self.rng)
-            total = first_epoch + epochs
-            bar = tqdm(batches, desc=f"epoch {epoch + 1}/{total}", disable=not self.progress, leave=False)
+            desc = f"epoch {epoch + 1}/{config.epochs}"
+            bar = tqdm(batches, desc=desc, disable=not self.progress, leave=False)
             for n, idx in enumerate(bar, start=1):
                 self.losses.append(self.step(idx))
                 if n % 20 == 0:
@@ -301,7 +300,7 @@ def train(
     split = make_split(config, data_dir)
     logger.info("training data dir=%s %s", data_dir, split.describe())
     trainer = _Trainer(config, split, progress, str(base_model or base_model_dir()))
-    stopped = trainer.run(config.epochs)
+    stopped = trainer.run()
     assert trainer.best is not None
     assert trainer.best_state is not None
     trainer.net.load_state_dict(trainer.best_state)
