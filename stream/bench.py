@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import itertools
+import random
 import statistics
 import time
 import uuid
@@ -30,6 +30,7 @@ from finpulse.schema import AlertEvent, NewsItem, ScoredItem, WindowAggregate
 from finpulse.settings import AlertsSettings, Settings, StreamSettings, TopicSettings
 from finpulse.topics import ensure_topics, pipeline_topics
 
+BENCH_SEED = 11
 # Bench windows: 2 s tumbling, 10 s hopping every 2 s, so alerts come every few seconds.
 BENCH_WINDOW_S = 2
 BENCH_SUBSCRIPTION = """
@@ -90,13 +91,12 @@ def bench_settings(settings: Settings, work: Path) -> Settings:
 
 
 def load_texts(data_dir: Path, n: int) -> tuple[list[str], list[int]]:
-    """Headlines and their sentiment labels (0 bearish, 1 bullish, 2 neutral) from the training data."""
-    texts, labels = [], []
+    """`n` headlines and their sentiment labels (0 bearish, 1 bullish, 2 neutral), a fixed
+    random sample of the training data (the file is sorted by label)."""
     with (data_dir / "sentiment" / "train.csv").open(newline="", encoding="utf-8") as fh:
-        for row in itertools.islice(csv.DictReader(fh), n):
-            texts.append(row["text"])
-            labels.append(int(row["label"]))
-    return texts, labels
+        rows = [(row["text"], int(row["label"])) for row in csv.DictReader(fh)]
+    sample = random.Random(BENCH_SEED).sample(rows, min(n, len(rows)))
+    return [t for t, _ in sample], [label for _, label in sample]
 
 
 def classifier_docs_per_s(settings: Settings, texts: list[str]) -> float:

@@ -38,7 +38,7 @@ def worker(
 def bench(
     items: int = typer.Option(1000, help="Texts for the classifier and the throughput burst."),
     rates: str = typer.Option("25,50", help="Offered loads (items/s) for the latency runs."),
-    duration_s: float = typer.Option(20.0, help="Seconds per offered load."),
+    duration_s: float = typer.Option(60.0, help="Seconds per offered load."),
 ) -> None:
     """Pipeline items/s and latency beside the classifier's own throughput, in one run."""
     import tempfile
