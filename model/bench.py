@@ -1,7 +1,8 @@
 """Engine against a plain transformers `pipeline("text-classification")`, side by side.
 
 Both get the same raw news posts (links and entities as posted) in the same
-process on the same machine, batch size by batch size; the pipeline runs the
+process on the same machine, batch size by batch size, chunk by chunk in
+alternation (a shared machine's load hits both alike); the pipeline runs the
 same fine-tuned weights (both heads, float32) wrapped as a transformers model,
 with its own tokenisation and padding. Reported per batch size: docs/s and
 per-batch latency (p50, p95) of each, and the throughput ratio.
@@ -95,17 +96,21 @@ def bench_texts(data_dir: Path, n: int, seed: int = 0) -> list[str]:
     return random.Random(seed).sample(texts, min(n, len(texts)))
 
 
-def _timed(
-    run: Callable[[list[str]], object], texts: Sequence[str], batch_size: int
-) -> tuple[float, list[float]]:
-    run(list(texts[:batch_size]))  # warm-up: allocators, kernels, lazy init
-    latencies = []
+def _interleaved(
+    runs: Sequence[Callable[[list[str]], object]], texts: Sequence[str], batch_size: int
+) -> list[list[float]]:
+    """Per-batch latencies of each run, alternating run by run on every chunk, so
+    both see the same moments of a shared machine's load."""
+    for run in runs:
+        run(list(texts[:batch_size]))  # warm-up: allocators, kernels, lazy init
+    latencies: list[list[float]] = [[] for _ in runs]
     for start in range(0, len(texts), batch_size):
         chunk = list(texts[start : start + batch_size])
-        began = time.perf_counter()
-        run(chunk)
-        latencies.append(time.perf_counter() - began)
-    return len(texts) / sum(latencies), latencies
+        for run, out in zip(runs, latencies, strict=True):
+            began = time.perf_counter()
+            run(chunk)
+            out.append(time.perf_counter() - began)
+    return latencies
 
 
 def run_bench(
@@ -126,8 +131,10 @@ def run_bench(
     pipe = plain_pipeline(model_dir, "cuda" if on_gpu else "cpu")
     rows = []
     for bs in batch_sizes:
-        eng_rate, eng_lat = _timed(engine.predict, texts, bs)
-        pipe_rate, pipe_lat = _timed(lambda chunk, bs=bs: pipe(chunk, batch_size=bs, top_k=1), texts, bs)
+        eng_lat, pipe_lat = _interleaved(
+            [engine.predict, lambda chunk, bs=bs: pipe(chunk, batch_size=bs, top_k=1)], texts, bs
+        )
+        eng_rate, pipe_rate = len(texts) / sum(eng_lat), len(texts) / sum(pipe_lat)
         rows.append(
             BenchRow(
                 batch_size=bs,

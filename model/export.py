@@ -82,4 +82,12 @@ def _quantise(src: Path, dst: Path) -> None:
 
     # Fused ops (com.microsoft domain) defeat shape inference: their outputs are float.
     extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, extra_options=extra)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))  # the quantiser logs each fused op on the root logger
+    try:
+        quantize_dynamic(
+            str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, extra_options=extra
+        )
+    finally:
+        root.setLevel(level)
