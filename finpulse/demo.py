@@ -58,6 +58,7 @@ def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> Non
         _run(["ingest", "replay", str(replay), "--no-wait"], env)
         alert = asyncio.run(_first_alert(settings, offsets))
         _show(console, alert, settings, logs)
+        time.sleep(3)  # let the dispatcher render it (group wait 1 s)
         if keep_running:
             console.print("Services keep running; press Ctrl+C to stop them.")
             while all(p.running for p in procs):
@@ -83,6 +84,8 @@ def _demo_env(settings: Settings) -> dict[str, str]:
     env.setdefault("FINPULSE_ALERTS_SUBSCRIPTIONS_FILE", str(DEMO_SUBSCRIPTIONS))
     # Replayed history: close a quiet stream's last windows after 3 s.
     env.setdefault("FINPULSE_STREAM_IDLE_CLOSE_S", "3")
+    # Show the dispatcher's rendering at once instead of waiting for company (30 s).
+    env.setdefault("FINPULSE_ALERTS_GROUP_WAIT_S", "1")
     env.setdefault("HF_HUB_OFFLINE", "1")
     return env
 
