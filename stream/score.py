@@ -15,9 +15,8 @@ from faust.types import EventT, StreamT
 
 from alerts.aggregate import entities_of
 from finpulse.errors import InvalidRecord
-from finpulse.schema import NewsItem, ScoredItem, utcnow
+from finpulse.schema import NewsItem, ScoredItem
 from finpulse.settings import Settings
-from model.prediction import Prediction
 from stream.deadletter import dead_letter
 from stream.services import ClassifierService
 from stream.topics import PipelineTopics
@@ -83,16 +82,13 @@ async def _classify(
     if not batch:
         return []
     try:
-        predictions = await classifier.predict([item.text for _, item in batch])
+        scored = await classifier.score([item for _, item in batch])
     except Exception:
         if len(batch) == 1:
             raise
         logger.exception("batch prediction failed size=%d; retrying item by item", len(batch))
         return [pair for one in batch for pair in await _classify_one(classifier, one)]
-    return [
-        (event, _scored(item, pred, classifier.version))
-        for (event, item), pred in zip(batch, predictions, strict=True)
-    ]
+    return [(event, result) for (event, _), result in zip(batch, scored, strict=True)]
 
 
 async def _classify_one(
@@ -102,16 +98,3 @@ async def _classify_one(
         return await _classify(classifier, [one])
     except Exception as exc:  # noqa: BLE001 - loop boundary: dead-letter this item
         return [(one[0], exc)]
-
-
-def _scored(item: NewsItem, pred: Prediction, version: str) -> ScoredItem:
-    return ScoredItem(
-        item=item,
-        topic=pred.topic,
-        topic_probs=pred.topic_probs,
-        sentiment=pred.sentiment,
-        sentiment_probs=pred.sentiment_probs,
-        sentiment_score=pred.sentiment_score,
-        model_version=version,
-        scored_at=utcnow(),
-    )

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 
 from mode import Service
 
+from finpulse.schema import NewsItem, ScoredItem
 from finpulse.settings import ModelSettings
 
 if TYPE_CHECKING:
     from model.engine import Classifier
-    from model.prediction import Prediction
 
 logger = logging.getLogger(__name__)
 
@@ -51,13 +51,7 @@ class ClassifierService(Service):
                 logger.info("classifier loaded version=%s dir=%s", self._classifier.version, s.model_dir)
         return self._classifier
 
-    @property
-    def version(self) -> str:
-        if self._classifier is None:
-            raise RuntimeError("classifier not loaded yet")
-        return self._classifier.version
-
-    async def predict(self, texts: Sequence[str]) -> list[Prediction]:
+    async def score(self, items: Sequence[NewsItem]) -> list[ScoredItem]:
         """Classify off the event loop."""
         classifier = await self._loaded()
-        return await asyncio.to_thread(classifier.predict, list(texts))
+        return await asyncio.to_thread(classifier.score, list(items))
