@@ -154,7 +154,6 @@ class StreamSettings(_Group):
     tick_interval_s: float = Field(default=1.0, gt=0)
     # Windows of one detector call (multiple-testing family): collected for this long.
     detect_batch_s: float = Field(default=0.2, gt=0)
-    web_port: int = Field(default=6066, ge=1, le=65535)
     # Write scored items, windows and alerts to the history store (store.url).
     history: bool = True
 

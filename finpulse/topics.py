@@ -77,6 +77,11 @@ async def send_dead_letter(producer: AIOKafkaProducer, topics: TopicSettings, le
     except KafkaError:
         logger.exception("dead-letter publish failed topic=%s", target)
         raise
+    log_dead_letter(letter)
+
+
+def log_dead_letter(letter: DeadLetter) -> None:
+    """The one log line of every dead letter, wherever it was sent from."""
     logger.warning(
         "dead-lettered stage=%s topic=%s partition=%s offset=%s reason=%s",
         letter.stage,

@@ -40,7 +40,6 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         web_enabled=False,
-        web_port=settings.stream.web_port,
     )
     topics = PipelineTopics.declare(app, kafka.topics)
 

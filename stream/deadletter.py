@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 from faust.types import EventT, TopicT
 
 from finpulse.schema import DeadLetter
-
-logger = logging.getLogger(__name__)
+from finpulse.topics import log_dead_letter
 
 
 async def dead_letter(dead: TopicT, event: EventT, error: BaseException, *, stage: str) -> None:
@@ -24,7 +21,4 @@ async def dead_letter(dead: TopicT, event: EventT, error: BaseException, *, stag
         offset=message.offset,
     )
     await dead.send(value=letter.to_bytes())
-    logger.warning(
-        "dead-lettered stage=%s topic=%s partition=%s offset=%s reason=%s",
-        stage, message.topic, message.partition, message.offset, letter.reason,
-    )  # fmt: skip
+    log_dead_letter(letter)

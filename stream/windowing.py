@@ -103,7 +103,6 @@ class Windows:
         self.grace = timedelta(seconds=settings.stream.close_grace_s)
         self.idle_close_s = settings.stream.idle_close_s
         self.partitions: dict[int, PartitionState] = {}
-        self.late_dropped = 0
 
     async def on_event(self, event: EventT) -> None:
         partition = event.message.partition
@@ -126,11 +125,10 @@ class Windows:
             for start in window_starts(spec, scored.item.published_at):
                 end = start + spec.size
                 if watermark is not None and end + self.lateness <= watermark:
-                    self.late_dropped += 1
                     logger.info("late item dropped story=%s window=%s", scored.story_id, start)
                     continue
                 slot = await self._add_to_window(partition, kind, entity, spec, start, scored)
-                due = end + self.grace if slot.emitted_revision is None else end + self.lateness
+                due = self._due(end, closed=slot.emitted_revision is not None)
                 state.next_due = min(state.next_due, due) if state.next_due else due
 
     async def _add_to_window(
@@ -165,19 +163,22 @@ class Windows:
             slot = WindowSlot.model_validate_json(raw)
             if slot.partition != partition:
                 continue
-            end = slot.acc.window_end
-            if slot.emitted_revision is None and end <= close_before:
+            end, closed = slot.acc.window_end, slot.emitted_revision is not None
+            if not closed and end <= close_before:
                 due.append((key, slot))
-                pending = end + self.lateness
-            elif slot.emitted_revision is not None and end <= expire_before:
+                closed = True
+            elif closed and end <= expire_before:
                 del self.slots[key]
                 continue
-            else:
-                pending = end + self.grace if slot.emitted_revision is None else end + self.lateness
+            pending = self._due(end, closed=closed)
             next_due = min(next_due, pending) if next_due else pending
         for key, slot in sorted(due, key=lambda ks: (ks[1].acc.window_end, ks[0])):
             await self._close(key, slot)
         state.next_due = next_due
+
+    def _due(self, end: datetime, *, closed: bool) -> datetime:
+        """When a window next needs attention: its close, or once closed, its expiry."""
+        return end + self.lateness if closed else end + self.grace
 
     async def _close(self, key: str, slot: WindowSlot) -> None:
         acc = slot.acc
