@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from api import backtest_routes
 from api.auth import require_token
 from api.deps import Store
+from api.retention import RETENTION_INTERVAL_H, RetentionScheduler
 from api.routes import alerts, feedback_links, history, subscriptions
 from finpulse.settings import Settings
 from store import DuckDBStore, NotFound, StoreError, StoreLocked, StoreStats
@@ -37,14 +38,21 @@ class Health(BaseModel):
     store: StoreStats
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the app; the store opens when the app starts (lifespan) and closes when it stops."""
+def create_app(settings: Settings, *, retention_interval_h: float | None = None) -> FastAPI:
+    """Build the app; the store opens when the app starts (lifespan) and closes when it stops.
+
+    Args:
+        retention_interval_h: prune the store at start and then every this many hours
+            (`finpulse api` passes RETENTION_INTERVAL_H); None schedules nothing.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = DuckDBStore.from_settings(settings.store)
         await run_in_threadpool(store.start)
         app.state.store = store
+        retention = None if retention_interval_h is None else RetentionScheduler(store, retention_interval_h)
+        app.state.retention = retention
         if settings.api.token is None:
             logger.warning(
                 "api.token is unset: the API and dashboard accept requests WITHOUT auth; "
@@ -52,8 +60,12 @@ def create_app(settings: Settings) -> FastAPI:
                 settings.api.host,
             )
         try:
+            if retention is not None:
+                await retention.start()
             yield
         finally:
+            if retention is not None:
+                await retention.stop()
             store.stop()
 
     app = FastAPI(
@@ -105,4 +117,4 @@ def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory api.app:app_from_env`: settings from the environment."""
     from finpulse.settings import load_settings
 
-    return create_app(load_settings())
+    return create_app(load_settings(), retention_interval_h=RETENTION_INTERVAL_H)

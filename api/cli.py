@@ -25,11 +25,12 @@ def serve(
     host: str = typer.Option(None, help="bind address (default: settings api.host)"),
     port: int = typer.Option(None, help="port (default: settings api.port)"),
 ) -> None:
-    """Serve the history API (OpenAPI at /docs) and the dashboard at /."""
+    """Serve the history API (OpenAPI at /docs) and the dashboard at /; apply retention on a schedule."""
     import uvicorn
     from rich.console import Console
 
     from api.app import create_app
+    from api.retention import RETENTION_INTERVAL_H
     from finpulse.cli import settings as load
     from finpulse.errors import ConfigError
 
@@ -41,7 +42,8 @@ def serve(
         )
     s = s.model_copy(update={"api": api})
     Console().print(f"finpulse api: dashboard at http://{api.host}:{api.port}/  (OpenAPI: /docs)")
-    uvicorn.run(create_app(s), host=api.host, port=api.port, log_level=s.log_level.lower())
+    app = create_app(s, retention_interval_h=RETENTION_INTERVAL_H)  # prunes at start, then periodically
+    uvicorn.run(app, host=api.host, port=api.port, log_level=s.log_level.lower())
 
 
 def prune() -> None:

@@ -1,0 +1,83 @@
+"""Scheduled retention for `finpulse api`: prune the history store at start, then every few hours.
+
+The same delete as `finpulse prune` (DuckDBStore.apply_retention), run by an
+APScheduler 3 AsyncIOScheduler on the API's event loop; the delete itself runs
+in a thread, since DuckDB blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from finpulse.lifecycle import AsyncResource
+from store import DuckDBStore, StoreError
+
+logger = logging.getLogger(__name__)
+
+# Hours between runs. Retention counts in days, so daily keeps the store at most a day over;
+# a module constant until settings grow `store.retention_interval_h`.
+RETENTION_INTERVAL_H = 24.0
+JOB_ID = "store-retention"
+
+
+class RetentionScheduler(AsyncResource):
+    """Runs `store.apply_retention()` at `start()` and then every `interval_h` hours until `stop()`."""
+
+    def __init__(self, store: DuckDBStore, interval_h: float = RETENTION_INTERVAL_H) -> None:
+        if interval_h <= 0:
+            raise ValueError(f"retention interval must be positive hours, got {interval_h}")
+        self.store = store
+        self.interval = timedelta(hours=interval_h)
+        self.runs = 0
+        self.last_deleted: dict[str, int] | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._scheduler is not None
+
+    async def start(self) -> None:
+        if self._scheduler is not None:
+            return
+        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
+        scheduler.add_job(
+            self.run_once,
+            IntervalTrigger(seconds=self.interval.total_seconds(), timezone=UTC),
+            id=JOB_ID,
+            next_run_time=datetime.now(UTC),  # the first run at start, not one interval later
+            coalesce=True,  # after a suspended host, one catch-up run, not a burst
+            max_instances=1,
+            misfire_grace_time=None,
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+        logger.info(
+            "retention scheduled every_h=%g retention_days=%d path=%s",
+            self.interval / timedelta(hours=1), self.store.retention_days, self.store.where,
+        )  # fmt: skip
+
+    async def stop(self) -> None:
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None and scheduler.running:
+            scheduler.shutdown(wait=False)
+
+    async def run_once(self) -> dict[str, int] | None:
+        """One pass: rows deleted per table, or None when the store could not be pruned this time."""
+        try:
+            deleted = await asyncio.to_thread(self.store.apply_retention)
+        except StoreError as exc:  # e.g. the worker held the file lock too long: the next run retries
+            logger.warning("retention skipped path=%s: %s", self.store.where, exc)
+            return None
+        self.runs += 1
+        self.last_deleted = deleted
+        summary = " ".join(f"{table}={n}" for table, n in deleted.items())
+        logger.info(
+            "retention deleted total=%d %s retention_days=%d",
+            sum(deleted.values()), summary, self.store.retention_days,
+        )  # fmt: skip
+        return deleted
