@@ -1,24 +1,26 @@
 """Backtest over the history store: `POST /backtest` (report JSON) and `GET /backtest/plot.png`.
 
 Both run the same code as `finpulse backtest --from-store` (api/backtest.py).
-The report carries `plot_url`: the GET that draws its trend with each
-setting's alerts (the dashboard shows it as an image). Bad input is a 422 that
-names the field; a range without windows is a 404.
+The report carries `trend` (the plotted entity's windows, which the dashboard
+draws with uPlot) and `plot_url`: the GET that draws the same trend with each
+setting's alerts as PNG. Bad input is a 422 that names the field; a range
+without windows is a 404.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from alerts.backtest import BacktestError, BacktestReport
+from alerts.backtest import BacktestError, BacktestReport, normalise_entity
 from api.backtest import BacktestOutcome, BacktestRequest, NoHistory, run_from_store
 from api.deps import Store
-from finpulse.schema import describe_validation_error, utcnow
+from finpulse.schema import EntityKind, WindowKind, describe_validation_error, utcnow
 from store import DuckDBStore
 
 router = APIRouter(tags=["backtest"])
@@ -28,10 +30,46 @@ ERRORS: dict[int | str, dict[str, str]] = {
 }
 
 
+class BacktestPoint(BaseModel):
+    """One replayed window of the plotted entity: what the detector compared."""
+
+    window_kind: WindowKind
+    window_start: datetime
+    window_end: datetime
+    count: int
+    negative_share: float
+    baseline_negative_share: float | None
+
+
+class BacktestTrend(BaseModel):
+    """The entity the picture shows (the focus, else the one alerting most) and its windows."""
+
+    entity_kind: EntityKind | None = None
+    entity: str | None = None
+    points: list[BacktestPoint] = Field(default_factory=list, description="oldest first, per window kind")
+
+    @classmethod
+    def of(cls, outcome: BacktestOutcome) -> BacktestTrend:
+        entity = outcome.plot_entity()
+        if entity is None:
+            return cls()
+        kind, name = entity[0], normalise_entity(*entity)
+        mine = [
+            w for w in outcome.windows if w.entity_kind == kind and normalise_entity(kind, w.entity) == name
+        ]
+        mine.sort(key=lambda w: (w.window_kind, w.window_end))
+        return cls(
+            entity_kind=kind,
+            entity=name,
+            points=[BacktestPoint.model_validate(w, from_attributes=True) for w in mine],
+        )
+
+
 class BacktestResponse(BaseModel):
-    """The report, and where to get its picture."""
+    """The report, the trend it replayed, and where to get its picture."""
 
     report: BacktestReport
+    trend: BacktestTrend
     plot_url: str
 
 
@@ -57,7 +95,7 @@ async def backtest(request: Request, body: BacktestRequest, db: Store) -> Backte
     outcome = await run_in_threadpool(_run, request, body, db)
     query = {"request": body.model_dump_json(exclude_defaults=True)}
     plot_url = str(request.url_for("backtest_plot").include_query_params(**query))
-    return BacktestResponse(report=outcome.report, plot_url=plot_url)
+    return BacktestResponse(report=outcome.report, trend=BacktestTrend.of(outcome), plot_url=plot_url)
 
 
 @router.get(

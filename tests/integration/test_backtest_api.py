@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,11 @@ def body(**changes: Any) -> dict[str, Any]:
     return {k: v for k, v in {**base, **changes}.items() if v is not None}
 
 
+def _index(iso: str) -> int:
+    """Which 5-minute window of the history an ISO start time is."""
+    return int((datetime.fromisoformat(iso) - T0) / timedelta(minutes=5))
+
+
 def test_post_backtest_returns_report_and_plot_url(client: tuple[TestClient, History]) -> None:
     c, _ = client
     response = c.post("/api/v1/backtest", json=body())
@@ -62,6 +67,16 @@ def test_post_backtest_returns_report_and_plot_url(client: tuple[TestClient, His
     assert deaf["alerts_fired"] == 0
     assert report["recommended"] == "min_rise=0.2 min_volume=5"
     assert report["windows"] == WINDOWS
+    trend = data["trend"]  # what the dashboard draws: the focus entity's replayed windows
+    assert (trend["entity_kind"], trend["entity"]) == ("ticker", "ACME")
+    points = trend["points"]
+    assert len(points) == WINDOWS
+    assert {p["window_kind"] for p in points} == {"tumbling"}
+    assert [p["window_end"] for p in points] == sorted(p["window_end"] for p in points)
+    spiking = [p for p in points if SPIKE[0] <= _index(p["window_start"]) < SPIKE[1]]
+    calm = [p for p in points if _index(p["window_start"]) < SPIKE[0]]
+    assert min(p["negative_share"] for p in spiking) > max(p["negative_share"] for p in calm)
+    assert points[-1]["baseline_negative_share"] is not None
     plot = c.get(data["plot_url"])
     assert plot.status_code == 200, plot.text
     assert plot.headers["content-type"] == "image/png"
