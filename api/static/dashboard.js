@@ -18,25 +18,36 @@ function status(text, error = false) {
   $("status").className = error ? "error" : "";
 }
 
-async function api(path, { method = "GET", params = {}, body } = {}) {
+async function api(path, { method = "GET", params = {}, body, signal } = {}) {
   const url = new URL(API + path, location.origin);
   for (const [k, v] of Object.entries(params)) if (v !== "" && v != null) url.searchParams.set(k, v);
   const headers = { Accept: "application/json" };
   if (token()) headers.Authorization = "Bearer " + token();
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(url, { method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body) });
   if (res.status === 401) {
     $("auth").hidden = false;
     throw new Error("this API needs a token: enter it above");
   }
-  const data = res.status === 204 ? null : await res.json();
+  const text = res.status === 204 ? "" : await res.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch (err) {
+    // A proxy's or server's plain-text error page: show its status and start, not a JSON parse error.
+    throw new Error(`HTTP ${res.status}: ${text.slice(0, 200)}`);
+  }
   if (!res.ok) throw new Error(describeError(data));
   return data;
 }
 
 function describeError(data) {
   const detail = data && data.detail;
-  if (Array.isArray(detail)) return detail.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("\n");
+  if (Array.isArray(detail)) {
+    // FastAPI's loc starts with where the value came from ("body", "query"): the field name is what helps.
+    const where = (d) => (d.loc || []).filter((part, i) => i > 0 || !["body", "query"].includes(part)).join(".");
+    return detail.map((d) => (where(d) ? `${where(d)}: ${d.msg}` : d.msg)).join("\n");
+  }
   return String(detail || "request failed");
 }
 
