@@ -11,11 +11,12 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
+import duckdb
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from finpulse.lifecycle import AsyncResource
-from store import DuckDBStore, StoreError
+from store import DuckDBStore, StoreError, StoreLocked
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +71,10 @@ class RetentionScheduler(AsyncResource):
         """One pass: rows deleted per table, or None when the store could not be pruned this time."""
         try:
             deleted = await asyncio.to_thread(self.store.apply_retention)
-        except StoreError as exc:  # e.g. the worker held the file lock too long: the next run retries
-            logger.warning("retention skipped path=%s: %s", self.store.where, exc)
+        except (StoreLocked, StoreError, duckdb.Error) as exc:  # one run's failure; the next run retries
+            logger.warning(
+                "retention skipped path=%s error=%s: %s", self.store.where, type(exc).__name__, exc
+            )
             return None
         self.runs += 1
         self.last_deleted = deleted
