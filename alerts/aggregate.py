@@ -5,13 +5,15 @@ Pure functions over small frozen models, so the stream can keep a
 backtest can fold history through the very same code:
 
     acc = open_window("ticker", "ACME", spec, start)
-    for scored in items_in_window:            # any order, duplicates allowed
+    for scored in items_in_window:            # any order, each story_key once
         acc = add_item(acc, scored)
     agg = close_window(acc, baseline, params)  # -> WindowAggregate
 
 A story counts once per entity-window (its `story_key`), however often it is
 delivered; a syndicated copy (`item.duplicate_of` set) has the original's key,
-so a story and its copies count once.
+so a story and its copies count once. The caller keeps what it has counted
+(the backtest in a set, the stream in a changelogged table), so an
+accumulator stays small however many stories a window holds.
 """
 
 from __future__ import annotations
@@ -57,7 +59,6 @@ class WindowAccumulator(BaseModel):
     window_kind: WindowKind
     window_start: datetime
     window_end: datetime
-    story_keys: frozenset[str] = frozenset()
     count: int = Field(default=0, ge=0)
     negative_count: int = Field(default=0, ge=0)
     score_sum: float = 0.0
@@ -93,21 +94,17 @@ def _rank(h: HeadlineRef) -> tuple[float, str]:
 def add_item(
     acc: WindowAccumulator, scored: ScoredItem, top_n: int = DEFAULT_TOP_HEADLINES
 ) -> WindowAccumulator:
-    """The accumulator with `scored` counted; unchanged (the same object) if already counted.
+    """The accumulator with `scored` counted; count each `story_key` once per window.
 
     The result does not depend on the order items arrive in (up to float rounding of
     `score_sum`): the top headlines are ranked by (score, story key).
     """
-    key = story_key(scored)
-    if key in acc.story_keys:
-        return acc
     negative = scored.sentiment == "negative"
     top = acc.top_negative
     if negative:
         top = tuple(sorted((*top, _headline(scored)), key=_rank)[:top_n])
     return acc.model_copy(
         update={
-            "story_keys": acc.story_keys | {key},
             "count": acc.count + 1,
             "negative_count": acc.negative_count + int(negative),
             "score_sum": acc.score_sum + scored.sentiment_score,

@@ -59,6 +59,7 @@ from .aggregate import (
     close_window,
     entities_of,
     open_window,
+    story_key,
 )
 from .baseline import Baseline, BaselineParams, update_baseline
 from .detector import DetectorState, detect
@@ -232,6 +233,7 @@ def rebuild_windows(
     Unlike the stream there is no allowed lateness: every item counts.
     """
     accs: dict[tuple[EntityKind, str, WindowKind, datetime], WindowAccumulator] = {}
+    counted: set[tuple[tuple[EntityKind, str, WindowKind, datetime], str]] = set()
     by_kind = {spec.kind: spec for spec in specs}
     for scored in items:
         for kind, entity in entities_of(scored):
@@ -240,6 +242,9 @@ def rebuild_windows(
             for spec in specs:
                 for start in window_starts(spec, scored.item.published_at):
                     key = (kind, entity, spec.kind, start)
+                    if (key, story_key(scored)) in counted:
+                        continue  # a redelivery, or a syndicated copy of a counted story
+                    counted.add((key, story_key(scored)))
                     acc = accs.get(key) or open_window(kind, entity, spec, start)
                     accs[key] = add_item(acc, scored, top_n)
     series: dict[tuple[EntityKind, str, WindowKind], list[WindowAccumulator]] = defaultdict(list)

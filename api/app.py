@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from api import backtest_routes
 from api.auth import require_token
 from api.deps import Store
-from api.retention import RETENTION_INTERVAL_H, RetentionScheduler
+from api.retention import RetentionScheduler
 from api.routes import alerts, feedback_links, history, subscriptions
 from finpulse.settings import Settings
 from store import DuckDBStore, NotFound, StoreError, StoreLocked, StoreStats
@@ -43,7 +43,7 @@ def create_app(settings: Settings, *, retention_interval_h: float | None = None)
 
     Args:
         retention_interval_h: prune the store at start and then every this many hours
-            (`finpulse api` passes RETENTION_INTERVAL_H); None schedules nothing.
+            (`finpulse api` passes `store.retention_interval_h`); None schedules nothing.
     """
 
     @asynccontextmanager
@@ -117,4 +117,5 @@ def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory api.app:app_from_env`: settings from the environment."""
     from finpulse.settings import load_settings
 
-    return create_app(load_settings(), retention_interval_h=RETENTION_INTERVAL_H)
+    s = load_settings()
+    return create_app(s, retention_interval_h=s.store.retention_interval_h)

@@ -30,7 +30,6 @@ def serve(
     from rich.console import Console
 
     from api.app import create_app
-    from api.retention import RETENTION_INTERVAL_H
     from finpulse.cli import settings as load
     from finpulse.errors import ConfigError
 
@@ -42,7 +41,8 @@ def serve(
         )
     s = s.model_copy(update={"api": api})
     Console().print(f"finpulse api: dashboard at http://{api.host}:{api.port}/  (OpenAPI: /docs)")
-    app = create_app(s, retention_interval_h=RETENTION_INTERVAL_H)  # prunes at start, then periodically
+    # Prunes at start, then periodically.
+    app = create_app(s, retention_interval_h=s.store.retention_interval_h)
     uvicorn.run(app, host=api.host, port=api.port, log_level=s.log_level.lower())
 
 

@@ -20,16 +20,13 @@ from store import DuckDBStore, StoreError, StoreLocked
 
 logger = logging.getLogger(__name__)
 
-# Hours between runs. Retention counts in days, so daily keeps the store at most a day over;
-# a module constant until settings grow `store.retention_interval_h`.
-RETENTION_INTERVAL_H = 24.0
 JOB_ID = "store-retention"
 
 
 class RetentionScheduler(AsyncResource):
     """Runs `store.apply_retention()` at `start()` and then every `interval_h` hours until `stop()`."""
 
-    def __init__(self, store: DuckDBStore, interval_h: float = RETENTION_INTERVAL_H) -> None:
+    def __init__(self, store: DuckDBStore, interval_h: float) -> None:
         if interval_h <= 0:
             raise ValueError(f"retention interval must be positive hours, got {interval_h}")
         self.store = store

@@ -163,6 +163,8 @@ class StoreSettings(_Group):
 
     url: str = f"duckdb:///{DEFAULT_DATA_DIR / 'history.duckdb'}"
     retention_days: int = Field(default=365, ge=1)
+    # `finpulse api` applies the retention at start and then this often.
+    retention_interval_h: float = Field(default=24.0, gt=0)
     # False: open the file per operation so the worker's sink and the API take turns;
     # True: hold one connection (fastest, but other processes cannot open the file).
     keep_open: bool = False

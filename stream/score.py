@@ -1,13 +1,15 @@
 """Agent `score`: news.raw -> batches -> Classifier -> news.scored (and, per entity, the aggregate stage).
 
-Scored items go to news.scored keyed by story and, once per entity (topic,
-tickers, source), to the internal by-entity topic keyed by entity, both
-carrying this worker's event-time low watermark (stream/watermark.py).
+Scored items go to news.scored keyed by story and, grouped per entity (topic,
+tickers, source), to the internal by-entity topic keyed by entity: one record
+per entity per batch, so the aggregate stage writes each window once per
+batch. All carry this worker's event-time low watermark (stream/watermark.py).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 
 import faust
@@ -23,6 +25,9 @@ from stream.topics import PipelineTopics
 from stream.watermark import TICK_KEY, SourceProgress, entity_key, headers_for
 
 logger = logging.getLogger(__name__)
+
+# By-entity records stay well under Kafka's default 1 MB message limit.
+MAX_RECORD_BYTES = 256 * 1024
 
 
 def register_score(
@@ -50,11 +55,13 @@ def register_score(
                 progress.observe(event.message.partition, batch[-1][1].published_at)
             mark = progress.batch_mark(min((item.published_at for _, item in batch), default=None))
             headers = headers_for(mark)
+            scored: list[ScoredItem] = []
             for event, result in await _classify(classifier, batch):
                 if isinstance(result, ScoredItem):
-                    await _publish(topics, result, headers)
+                    scored.append(result)
                 else:
                     await dead_letter(dead, event, result, stage="score")
+            await _publish(topics, scored, headers)
             progress.end_batch(mark)
 
     @app.timer(settings.stream.tick_interval_s)
@@ -66,12 +73,32 @@ def register_score(
                 await topics.by_entity.send(key=TICK_KEY, value=b"", partition=partition, headers=headers)
 
 
-async def _publish(topics: PipelineTopics, scored: ScoredItem, headers: dict[str, bytes]) -> None:
-    """To news.scored by story, and once per entity to the aggregate stage."""
-    value = scored.to_bytes()
-    await topics.scored.send(key=scored.story_id.encode(), value=value, headers=headers)
-    for kind, entity in entities_of(scored):
-        await topics.by_entity.send(key=entity_key(kind, entity).encode(), value=value, headers=headers)
+async def _publish(topics: PipelineTopics, batch: list[ScoredItem], headers: dict[str, bytes]) -> None:
+    """Each story to news.scored by story id; and per entity, the batch's stories of
+    that entity in one record (a JSON array) to the aggregate stage."""
+    by_entity: dict[str, list[bytes]] = defaultdict(list)
+    for scored in batch:
+        value = scored.to_bytes()
+        await topics.scored.send(key=scored.story_id.encode(), value=value, headers=headers)
+        for kind, entity in entities_of(scored):
+            by_entity[entity_key(kind, entity)].append(value)
+    for key, values in by_entity.items():
+        for chunk in _chunks(values, MAX_RECORD_BYTES):
+            record = b"[" + b",".join(chunk) + b"]"
+            await topics.by_entity.send(key=key.encode(), value=record, headers=headers)
+
+
+def _chunks(values: list[bytes], max_bytes: int) -> list[list[bytes]]:
+    """Consecutive runs of `values` of at most `max_bytes` together (at least one value each)."""
+    chunks: list[list[bytes]] = [[]]
+    size = 0
+    for value in values:
+        if chunks[-1] and size + len(value) > max_bytes:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(value)
+        size += len(value) + 1
+    return chunks
 
 
 async def _classify(

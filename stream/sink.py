@@ -31,21 +31,37 @@ SINK_RETRIES = 5
 
 
 class StoreService(Service):
-    """The worker's handle on the history store."""
+    """The worker's handle on the history store.
+
+    Faust starts user services after table recovery, which may be after the
+    sinks' first batch arrives, so the first write also starts the store (once,
+    under a lock) if the service has not yet.
+    """
 
     def __init__(self, settings: StoreSettings, **kwargs: object) -> None:
         from store.duckdb import DuckDBStore
 
         self.store = DuckDBStore.from_settings(settings)
+        self._starting = asyncio.Lock()
+        self._store_started = False
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
-        await asyncio.to_thread(self.store.start)
+        await self._ready()
+
+    async def _ready(self) -> None:
+        if self._store_started:
+            return
+        async with self._starting:
+            await asyncio.to_thread(self.store.start)  # idempotent
+            self._store_started = True
 
     async def on_stop(self) -> None:
+        self._store_started = False
         await asyncio.to_thread(self.store.stop)
 
     async def write(self, upsert: Callable[[Sequence[Message]], int], records: Sequence[Message]) -> None:
+        await self._ready()
         for attempt in range(1, SINK_RETRIES + 1):
             try:
                 await asyncio.to_thread(upsert, records)

@@ -33,7 +33,8 @@ class PipelineTopics:
     scored: TopicT
     windows: TopicT
     alerts: TopicT
-    # Scored items re-keyed by entity, so one worker owns each entity's windows.
+    # Scored items grouped by entity (a JSON array per record), so one worker owns
+    # each entity's windows.
     by_entity: TopicT
     names: TopicSettings
 
@@ -44,9 +45,7 @@ class PipelineTopics:
             scored=_raw(app, names.scored),
             windows=_raw(app, names.windows),
             alerts=_raw(app, names.alerts),
-            by_entity=_raw(
-                app, f"{app.conf.id}-scored-by-entity", partitions=names.partitions, internal=True
-            ),
+            by_entity=_raw(app, f"{app.conf.id}-entity-batches", partitions=names.partitions, internal=True),
             names=names,
         )
 

@@ -1,15 +1,29 @@
 """Agent `aggregate`: event-time windows per entity in changelogged tables.
 
-The score agent sends every scored story once per entity (topic, tickers,
-source) to the internal by-entity topic, keyed by entity, so one worker owns
-all of an entity's windows. `aggregate` folds each story into every window
-containing its publish time (alerts.aggregate, the same code the backtest
-runs) and closes a window when the partition's low watermark (the least
-progress of all live upstream workers, stream/watermark.py) passes its end
-plus `close_grace_s`; heartbeats carry the watermark while no stories flow,
+The score agent sends each batch's scored stories to the internal by-entity
+topic as one record per entity (topic, tickers, source) holding that entity's
+stories, keyed by entity, so one worker owns all of an entity's windows and
+writes each window once per record. `aggregate` folds the stories into every
+window containing their publish times (alerts.aggregate, the same code the
+backtest runs) and closes a window when the partition's low watermark (the
+least progress of all live upstream workers, stream/watermark.py) passes its
+end plus `close_grace_s`; heartbeats carry the watermark while no stories flow,
 so the last windows of a replay close too. A closed window still takes late
 items until the watermark passes its end plus `allowed_lateness_s`, and is
-re-emitted with `revision + 1`; later items are dropped (logged and counted).
+re-emitted with `revision + 1`; later items are dropped (logged). An expired
+window's slot stays a while longer (EXPIRED_KEEP_S) so that records replayed
+after a crash are recognised by their offsets instead of opening it afresh.
+
+Three tables, all keyed within the entity's partition:
+  window-sums  <entity>|<window kind>|<start> -> WindowSlot: sums and evidence (constant
+               size), and the offset of the last by-entity record folded in;
+  counted      <entity>|<story key> -> CountedStory: the windows the story counted in;
+  entity-baselines  <entity>|<window kind> -> Baseline.
+A story counts in a window unless that window already holds it: the record
+was folded in (slot offset >= record offset), or the story was counted there
+by an earlier record the slot has folded in. Comparing offsets, rather than
+trusting either table alone, keeps the count exact after a crash whatever
+subset of the two tables' changelog writes survived.
 
 Tables are written only while an event of the same partition is processed
 (Faust writes each change to the changelog partition of the current event);
@@ -21,22 +35,38 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import faust
 from faust.types import EventT, StreamT
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from alerts.aggregate import WindowAccumulator, add_item, close_window, open_window
+from alerts.aggregate import WindowAccumulator, add_item, close_window, open_window, story_key
 from alerts.baseline import Baseline, BaselineParams, update_baseline
 from alerts.windows import WindowSpec, window_specs, window_starts
-from finpulse.schema import ScoredItem, WindowAggregate
+from finpulse.errors import InvalidRecord
+from finpulse.schema import ScoredItem, WindowAggregate, describe_validation_error
 from finpulse.settings import Settings
 from stream.deadletter import dead_letter
 from stream.topics import PipelineTopics
 from stream.watermark import TICK_KEY, LowWatermark, entity_key, mark_from
 
 logger = logging.getLogger(__name__)
+
+_STORIES = TypeAdapter(list[ScoredItem])
+# How long an expired window's slot outlives its allowed lateness (wall seconds): a
+# worker restarted within this time replays its uncommitted records without recounting.
+EXPIRED_KEEP_S = 900.0
+
+
+def entity_stories(value: bytes | None) -> list[ScoredItem]:
+    """The stories of one by-entity record (a JSON array of ScoredItems)."""
+    try:
+        return _STORIES.validate_json(value or b"")
+    except ValidationError as exc:
+        raise InvalidRecord("ScoredItem", describe_validation_error(exc)) from exc
 
 
 class WindowSlot(BaseModel):
@@ -46,8 +76,41 @@ class WindowSlot(BaseModel):
 
     partition: int
     acc: WindowAccumulator
+    # Offset of the last by-entity record folded in (-1: none yet).
+    offset: int = -1
     emitted_revision: int | None = None  # None: still open
     baseline: Baseline | None = None  # the baseline it was closed against
+    # Wall time it passed the allowed lateness; kept EXPIRED_KEEP_S longer so records
+    # replayed after a crash are recognised (by offset) rather than counted afresh.
+    expired_at: float | None = None
+
+
+@dataclass
+class CountedStory:
+    """The windows of one entity a story counted in, each with the record offset that
+    counted it. Table value: b"<partition> <latest end, epoch s> <window>=<offset> ..."."""
+
+    partition: int
+    until: int  # the latest window end: the entry expires with that window
+    windows: dict[str, int] = field(default_factory=dict)
+
+    def count_in(self, window: str, offset: int, end: datetime) -> None:
+        self.windows[window] = offset
+        self.until = max(self.until, int(end.timestamp()))
+
+    def to_bytes(self) -> bytes:
+        windows = " ".join(f"{w}={o}" for w, o in sorted(self.windows.items()))
+        return f"{self.partition} {self.until} {windows}".encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> CountedStory:
+        partition, until, *windows = raw.decode().split(" ")
+        pairs = (w.rpartition("=") for w in windows)
+        return cls(int(partition), int(until), {w: int(o) for w, _, o in pairs})
+
+
+def _window_id(spec: WindowSpec, start: datetime) -> str:
+    return f"{spec.kind}|{start.isoformat()}"
 
 
 class PartitionState:
@@ -57,12 +120,13 @@ class PartitionState:
         # Upstream workers: a silent one (stopped or crashed) stops counting after idle_s.
         self.watermark = LowWatermark(idle_s)
         self.next_due: datetime | None = datetime.min.replace(tzinfo=UTC)  # unknown: scan once
+        self.next_sweep: datetime | None = None  # when to forget expired counted stories
 
 
 def _table(app: faust.App, name: str, partitions: int) -> faust.Table:
     return app.Table(
         name,
-        key_type=str,
+        key_type=bytes,  # raw: no per-write key encoding
         value_type=bytes,
         partitions=partitions,
     )
@@ -71,8 +135,9 @@ def _table(app: faust.App, name: str, partitions: int) -> faust.Table:
 def register_windowing(app: faust.App, topics: PipelineTopics, settings: Settings) -> None:
     partitions = settings.kafka.topics.partitions
     windows = Windows(
-        slots=_table(app, "window-slots", partitions),
-        baselines=_table(app, "baselines", partitions),
+        slots=_table(app, "window-sums", partitions),
+        counted=_table(app, "counted", partitions),
+        baselines=_table(app, "entity-baselines", partitions),
         topics=topics,
         settings=settings,
     )
@@ -89,12 +154,18 @@ def register_windowing(app: faust.App, topics: PipelineTopics, settings: Setting
 
 
 class Windows:
-    """The aggregate agent's logic over its two tables."""
+    """The aggregate agent's logic over its tables."""
 
     def __init__(
-        self, *, slots: faust.Table, baselines: faust.Table, topics: PipelineTopics, settings: Settings
+        self,
+        *,
+        slots: faust.Table,
+        counted: faust.Table,
+        baselines: faust.Table,
+        topics: PipelineTopics,
+        settings: Settings,
     ) -> None:
-        self.slots, self.baselines = slots, baselines
+        self.slots, self.counted, self.baselines = slots, counted, baselines
         self.topics = topics
         self.specs = window_specs(settings.alerts)
         self.params = BaselineParams.from_settings(settings.alerts)
@@ -102,7 +173,11 @@ class Windows:
         self.lateness = timedelta(seconds=settings.stream.allowed_lateness_s)
         self.grace = timedelta(seconds=settings.stream.close_grace_s)
         self.idle_close_s = settings.stream.idle_close_s
+        # Counted stories are forgotten in sweeps this far apart in event time.
+        self.sweep_every = max(self.lateness, self.specs["tumbling"].size)
         self.partitions: dict[int, PartitionState] = {}
+        # Decoded slots, reused while the table holds the very same bytes.
+        self._decoded: dict[bytes, tuple[bytes, WindowSlot]] = {}
 
     async def on_event(self, event: EventT) -> None:
         partition = event.message.partition
@@ -111,44 +186,104 @@ class Windows:
         if upstream is not None:
             state.watermark.observe(upstream[0], upstream[1], time.time())
         if event.key != TICK_KEY:
-            scored = ScoredItem.from_bytes(event.value)
             kind, _, entity = event.key.decode().partition(":")
-            await self._add(partition, state, kind, entity, scored)
+            stories = entity_stories(event.value)
+            await self._add(partition, event.message.offset, state, kind, entity, stories)
         await self._close_due(partition, state)
+        self._sweep(partition, state)
 
     async def _add(
-        self, partition: int, state: PartitionState, kind: str, entity: str, scored: ScoredItem
+        self,
+        partition: int,
+        offset: int,
+        state: PartitionState,
+        kind: str,
+        entity: str,
+        stories: list[ScoredItem],
     ) -> None:
-        """Fold the story into every window containing its publish time."""
+        """Fold the record's stories into every window containing their publish times."""
         watermark = state.watermark.value(time.time())
-        for spec in self.specs.values():
-            for start in window_starts(spec, scored.item.published_at):
-                end = start + spec.size
-                if watermark is not None and end + self.lateness <= watermark:
-                    logger.info("late item dropped story=%s window=%s", scored.story_id, start)
-                    continue
-                slot = await self._add_to_window(partition, kind, entity, spec, start, scored)
-                due = self._due(end, closed=slot.emitted_revision is not None)
-                state.next_due = min(state.next_due, due) if state.next_due else due
+        prefix = entity_key(kind, entity)
+        fresh: dict[tuple[WindowSpec, datetime], list[ScoredItem]] = defaultdict(list)
+        counted: dict[bytes, CountedStory] = {}
+        added: set[tuple[bytes, str]] = set()  # (story, window) counted from this record
+        touched: set[bytes] = set()  # counted entries to write
+        late = 0
+        for scored in stories:
+            ckey = f"{prefix}|{story_key(scored)}".encode()
+            if ckey not in counted:
+                raw = self.counted.get(ckey)
+                counted[ckey] = CountedStory.from_bytes(raw) if raw else CountedStory(partition, 0)
+            story = counted[ckey]
+            for spec in self.specs.values():
+                for start in window_starts(spec, scored.item.published_at):
+                    window, end = _window_id(spec, start), start + spec.size
+                    held = self._slot(f"{prefix}|{window}".encode())
+                    applied = held.offset if held else -1
+                    had = story.windows.get(window)
+                    if applied >= offset:  # a replayed record, already in the window
+                        if had is None or had > offset:  # its counted entry was lost in a crash
+                            story.count_in(window, offset, end)
+                            touched.add(ckey)
+                        continue
+                    expired = held is not None and held.expired_at is not None
+                    if expired or (watermark is not None and end + self.lateness <= watermark):
+                        late += 1
+                        continue
+                    if (had is not None and had <= applied) or (ckey, window) in added:
+                        continue  # counted by an earlier record, or earlier in this one
+                    added.add((ckey, window))
+                    touched.add(ckey)
+                    story.count_in(window, offset, end)
+                    fresh[(spec, start)].append(scored)
+        for (spec, start), items in fresh.items():
+            slot = await self._add_to_window(partition, offset, kind, entity, spec, start, items)
+            due = self._due(slot.acc.window_end, closed=slot.emitted_revision is not None)
+            state.next_due = min(state.next_due, due) if state.next_due else due
+        for ckey in touched:
+            self.counted[ckey] = counted[ckey].to_bytes()
+        if late:
+            logger.info("late stories dropped entity=%s story-windows=%d", prefix, late)
+
+    def _slot(self, key: bytes) -> WindowSlot | None:
+        raw = self.slots.get(key)
+        if raw is None:
+            return None
+        cached = self._decoded.get(key)
+        if cached is not None and cached[0] is raw:
+            return cached[1]
+        slot = WindowSlot.model_validate_json(raw)
+        self._decoded[key] = (raw, slot)
+        return slot
+
+    def _put(self, key: bytes, slot: WindowSlot) -> None:
+        raw = slot.model_dump_json().encode()
+        self.slots[key] = raw
+        self._decoded[key] = (raw, slot)
 
     async def _add_to_window(
-        self, partition: int, kind: str, entity: str, spec: WindowSpec, start: datetime, scored: ScoredItem
+        self,
+        partition: int,
+        offset: int,
+        kind: str,
+        entity: str,
+        spec: WindowSpec,
+        start: datetime,
+        stories: list[ScoredItem],
     ) -> WindowSlot:
-        key = f"{entity_key(kind, entity)}|{spec.kind}|{start.isoformat()}"
-        raw = self.slots.get(key)
-        slot = (
-            WindowSlot.model_validate_json(raw)
-            if raw
-            else WindowSlot(partition=partition, acc=open_window(kind, entity, spec, start))  # type: ignore[arg-type]
+        key = f"{entity_key(kind, entity)}|{_window_id(spec, start)}".encode()
+        slot = self._slot(key) or WindowSlot(
+            partition=partition,
+            acc=open_window(kind, entity, spec, start),  # type: ignore[arg-type]
         )
-        acc = add_item(slot.acc, scored, self.top_n)
-        if acc is slot.acc:
-            return slot  # already counted: a redelivery
-        slot = slot.model_copy(update={"acc": acc})
-        if slot.emitted_revision is not None:  # a late item for a closed window
+        acc = slot.acc
+        for scored in stories:
+            acc = add_item(acc, scored, self.top_n)
+        slot = slot.model_copy(update={"acc": acc, "offset": offset})
+        if slot.emitted_revision is not None:  # late items for a closed window
             slot = slot.model_copy(update={"emitted_revision": slot.emitted_revision + 1})
             await self._emit(slot)
-        self.slots[key] = slot.model_dump_json().encode()
+        self._put(key, slot)
         return slot
 
     async def _close_due(self, partition: int, state: PartitionState) -> None:
@@ -157,18 +292,19 @@ class Windows:
         if watermark is None or state.next_due is None or state.next_due > watermark - self.grace:
             return
         close_before, expire_before = watermark - self.grace, watermark - self.lateness
-        due: list[tuple[str, WindowSlot]] = []
+        due: list[tuple[bytes, WindowSlot]] = []
         next_due: datetime | None = None
-        for key, raw in list(self.slots.items()):
-            slot = WindowSlot.model_validate_json(raw)
-            if slot.partition != partition:
+        for key in list(self.slots.keys()):
+            slot = self._slot(key)
+            if slot is None or slot.partition != partition:
                 continue
             end, closed = slot.acc.window_end, slot.emitted_revision is not None
             if not closed and end <= close_before:
                 due.append((key, slot))
                 closed = True
             elif closed and end <= expire_before:
-                del self.slots[key]
+                if slot.expired_at is None:
+                    self._put(key, slot.model_copy(update={"expired_at": time.time()}))
                 continue
             pending = self._due(end, closed=closed)
             next_due = min(next_due, pending) if next_due else pending
@@ -176,20 +312,45 @@ class Windows:
             await self._close(key, slot)
         state.next_due = next_due
 
+    def _sweep(self, partition: int, state: PartitionState) -> None:
+        """Once per `sweep_every` of event time: forget counted stories whose windows all
+        expired, and expired windows older than EXPIRED_KEEP_S."""
+        watermark = state.watermark.value(time.time())
+        if watermark is None:
+            return
+        if state.next_sweep is None:  # first sight of the partition: sweep after a period
+            state.next_sweep = watermark + self.sweep_every
+        if watermark < state.next_sweep:
+            return
+        expire_before = int((watermark - self.lateness).timestamp())
+        mine = str(partition).encode()
+        for key, raw in list(self.counted.items()):
+            owner, until, _ = raw.split(b" ", 2)
+            if owner == mine and int(until) <= expire_before:
+                del self.counted[key]
+        forget_before = time.time() - EXPIRED_KEEP_S
+        for key in list(self.slots.keys()):
+            slot = self._slot(key)
+            if slot and slot.partition == partition and slot.expired_at and slot.expired_at < forget_before:
+                del self.slots[key]
+        for key in [k for k in self._decoded if k not in self.slots]:
+            del self._decoded[key]  # forgotten, or of partitions this worker no longer owns
+        state.next_sweep = watermark + self.sweep_every
+
     def _due(self, end: datetime, *, closed: bool) -> datetime:
         """When a window next needs attention: its close, or once closed, its expiry."""
         return end + self.lateness if closed else end + self.grace
 
-    async def _close(self, key: str, slot: WindowSlot) -> None:
+    async def _close(self, key: bytes, slot: WindowSlot) -> None:
         acc = slot.acc
-        bkey = f"{entity_key(acc.entity_kind, acc.entity)}|{acc.window_kind}"
+        bkey = f"{entity_key(acc.entity_kind, acc.entity)}|{acc.window_kind}".encode()
         raw = self.baselines.get(bkey)
         baseline = Baseline.model_validate_json(raw) if raw else None
         slot = slot.model_copy(update={"emitted_revision": 0, "baseline": baseline})
         aggregate = await self._emit(slot)
         updated = update_baseline(baseline, aggregate, self.params, self.specs[acc.window_kind])
         self.baselines[bkey] = updated.model_dump_json().encode()
-        self.slots[key] = slot.model_dump_json().encode()
+        self._put(key, slot)
 
     async def _emit(self, slot: WindowSlot) -> WindowAggregate:
         aggregate = close_window(slot.acc, slot.baseline, self.params, revision=slot.emitted_revision or 0)
