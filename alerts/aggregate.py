@@ -65,6 +65,13 @@ class WindowAccumulator(BaseModel):
     top_negative: tuple[HeadlineRef, ...] = ()
 
 
+def window_view(scored: ScoredItem) -> ScoredItem:
+    """The story with only what `entities_of` and `add_item` read: no class probabilities,
+    no summary. The stream ships this to its aggregate stage, once per entity."""
+    item = scored.item.model_copy(update={"summary": "", "tags": ()})
+    return scored.model_copy(update={"item": item, "topic_probs": {}, "sentiment_probs": {}})
+
+
 def open_window(kind: EntityKind, entity: str, spec: WindowSpec, start: datetime) -> WindowAccumulator:
     """An empty accumulator for the window of `spec` that starts at `start`."""
     return WindowAccumulator(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import os
 import random
 import statistics
 import time
@@ -57,10 +58,21 @@ class LoadResult:
 
 
 @dataclass(frozen=True)
+class CpuUse:
+    """Cores busy on average over a phase (None where /proc is not available)."""
+
+    process: float | None  # the measured process: the classifier's, or the worker
+    machine: float | None  # the whole machine: also the broker and this bench
+    cores: int
+
+
+@dataclass(frozen=True)
 class BenchResult:
     classifier_docs_s: float
     pipeline_items_s: float
     loads: tuple[LoadResult, ...]
+    classifier_cpu: CpuUse
+    pipeline_cpu: CpuUse
 
     @property
     def ratio(self) -> float:
@@ -99,7 +111,43 @@ def load_texts(data_dir: Path, n: int) -> tuple[list[str], list[int]]:
     return [t for t, _ in sample], [label for _, label in sample]
 
 
-def classifier_docs_per_s(settings: Settings, texts: list[str]) -> float:
+def _process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_s() -> float | None:
+    """CPU seconds all cores spent busy so far (Linux /proc/stat)."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return None
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class _CpuMeter:
+    """Cores a process and the machine kept busy between start and `stop()`."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.wall, self.proc, self.machine = time.perf_counter(), _process_cpu_s(pid), _machine_busy_s()
+
+    def stop(self) -> CpuUse:
+        wall = time.perf_counter() - self.wall
+        proc, machine = _process_cpu_s(self.pid), _machine_busy_s()
+
+        def rate(now: float | None, then: float | None) -> float | None:
+            return (now - then) / wall if now is not None and then is not None else None
+
+        return CpuUse(rate(proc, self.proc), rate(machine, self.machine), os.cpu_count() or 1)
+
+
+def classifier_docs_per_s(settings: Settings, texts: list[str]) -> tuple[float, CpuUse]:
     from model.engine import Classifier
 
     clf = Classifier.load(
@@ -107,10 +155,11 @@ def classifier_docs_per_s(settings: Settings, texts: list[str]) -> float:
     )
     batch = settings.model.max_batch
     clf.predict(texts[:batch])  # warm-up
+    meter = _CpuMeter(os.getpid())
     began = time.perf_counter()
     for i in range(0, len(texts), batch):
         clf.predict(texts[i : i + batch])
-    return len(texts) / (time.perf_counter() - began)
+    return len(texts) / (time.perf_counter() - began), meter.stop()
 
 
 def _news(i: int, text: str, ticker: str | None, when: datetime) -> NewsItem:
@@ -214,8 +263,10 @@ def _load_items(texts: list[str], labels: list[int], rate: float, duration_s: fl
     return items
 
 
-async def _measure(settings: Settings, texts: list[str], labels: list[int], rates: list[float],
-                   duration_s: float) -> tuple[float, list[LoadResult]]:  # fmt: skip
+async def _measure(
+    settings: Settings, worker_pid: int, texts: list[str], labels: list[int], rates: list[float],
+    duration_s: float,
+) -> tuple[float, CpuUse, list[LoadResult]]:  # fmt: skip
     kafka = settings.kafka
     raw = kafka.topics.raw
     async with _Watcher(settings) as watch:
@@ -226,8 +277,10 @@ async def _measure(settings: Settings, texts: list[str], labels: list[int], rate
         # Throughput: everything at once.
         burst = [_news(i, t, None, datetime.now(UTC)) for i, t in enumerate(texts)]
         began = time.time()
+        meter = _CpuMeter(worker_pid)
         await _produce(kafka.bootstrap, raw, burst, None)
         done = await watch.wait_scored({b.story_id for b in burst}, timeout_s=900)
+        cpu = meter.stop()
         throughput = len(burst) / (done - began)
         loads = []
         for rate in rates:
@@ -241,7 +294,7 @@ async def _measure(settings: Settings, texts: list[str], labels: list[int], rate
             alert_lat = [at - a.window_end.timestamp() for at, a in fired]
             loads.append(LoadResult(rate, len(items), _pcts(score_lat), _pcts(alert_lat) if fired else None,
                                     len(fired)))  # fmt: skip
-    return throughput, loads
+    return throughput, cpu, loads
 
 
 def run_bench(
@@ -252,13 +305,16 @@ def run_bench(
 
     bench = bench_settings(settings, work)
     texts, labels = load_texts(settings.model.train_data_dir, items)
-    classifier = classifier_docs_per_s(bench, texts)
+    classifier, classifier_cpu = classifier_docs_per_s(bench, texts)
     asyncio.run(ensure_topics(bench.kafka, pipeline_topics(bench.kafka.topics)))
     worker = CliProcess(["worker"], settings_env(bench), work / "worker.log").start()
+    assert worker.proc is not None
     try:
-        throughput, loads = asyncio.run(_measure(bench, texts, labels, rates, duration_s))
+        throughput, cpu, loads = asyncio.run(
+            _measure(bench, worker.proc.pid, texts, labels, rates, duration_s)
+        )
     except TimeoutError as exc:
         raise TimeoutError(f"{exc}; worker log tail:\n{worker.tail()}") from exc
     finally:
         worker.stop()
-    return BenchResult(classifier, throughput, tuple(loads))
+    return BenchResult(classifier, throughput, tuple(loads), classifier_cpu, cpu)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from stream.bench import BenchResult
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +42,20 @@ def worker(
     app.main()
 
 
+def _print_cpu(console: Console, result: BenchResult) -> None:
+    """Where the CPU went: the classifier alone vs the whole pipeline (broker included)."""
+
+    def cores(v: float | None, per_s: float) -> str:
+        return "n/a" if v is None else f"{v:.2f} cores = {1000 * v / per_s:.1f} ms CPU per item"
+
+    c, p = result.classifier_cpu, result.pipeline_cpu
+    console.print(f"CPU busy ({c.cores} cores on this machine):")
+    console.print(f"  classifier alone            {cores(c.process, result.classifier_docs_s)}")
+    console.print(f"  pipeline: worker process    {cores(p.process, result.pipeline_items_s)}")
+    machine = cores(p.machine, result.pipeline_items_s)
+    console.print(f"  pipeline: whole machine     {machine} (worker, broker, bench)")
+
+
 def bench(
     items: int = typer.Option(1000, help="Texts for the classifier and the throughput burst."),
     rates: str = typer.Option("25,50", help="Offered loads (items/s) for the latency runs."),
@@ -59,6 +80,7 @@ def bench(
     console.print(f"classifier alone:        {result.classifier_docs_s:8.1f} docs/s")
     console.print(f"pipeline (Kafka->score): {result.pipeline_items_s:8.1f} items/s")
     console.print(f"ratio pipeline/classifier: {result.ratio:.2f}  (target >= 0.80)")
+    _print_cpu(console, result)
     table = Table(title="latency at fixed offered load (seconds)")
     for col in ("items/s", "items", "score p50", "p95", "p99", "alerts", "alert p50", "p95", "p99"):
         table.add_column(col, justify="right")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import faust
 from faust.types import EventT, StreamT
 
-from alerts.aggregate import entities_of
+from alerts.aggregate import entities_of, window_view
 from finpulse.errors import InvalidRecord
 from finpulse.schema import NewsItem, ScoredItem
 from finpulse.settings import Settings
@@ -78,10 +78,10 @@ async def _publish(topics: PipelineTopics, batch: list[ScoredItem], headers: dic
     that entity in one record (a JSON array) to the aggregate stage."""
     by_entity: dict[str, list[bytes]] = defaultdict(list)
     for scored in batch:
-        value = scored.to_bytes()
-        await topics.scored.send(key=scored.story_id.encode(), value=value, headers=headers)
+        await topics.scored.send(key=scored.story_id.encode(), value=scored.to_bytes(), headers=headers)
+        view = window_view(scored).to_bytes()
         for kind, entity in entities_of(scored):
-            by_entity[entity_key(kind, entity)].append(value)
+            by_entity[entity_key(kind, entity)].append(view)
     for key, values in by_entity.items():
         for chunk in _chunks(values, MAX_RECORD_BYTES):
             record = b"[" + b",".join(chunk) + b"]"

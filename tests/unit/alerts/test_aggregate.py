@@ -20,6 +20,7 @@ from alerts import (
     window_specs,
     window_starts,
 )
+from alerts.aggregate import window_view
 from alerts.backtest import rebuild_windows
 from finpulse.settings import AlertsSettings
 
@@ -72,6 +73,19 @@ def test_story_counts_once_and_syndicated_copies_once() -> None:
     # The copy counts for its own source: the original never counted there.
     assert by_entity["source", "other"].count == 1
     assert by_entity["source", "wire"].count == 2
+
+
+def test_window_view_aggregates_like_the_full_story() -> None:
+    items = [
+        scored("a", "negative", tickers=("ACME",)),
+        scored("b", "positive", source="other", duplicate_of="a"),
+        scored("c", "neutral", at=T0 + timedelta(minutes=7)),
+    ]
+    views = [window_view(s) for s in items]
+    assert all(v.topic_probs == {} and v.item.summary == "" for v in views)
+    assert len(views[0].to_bytes()) < len(items[0].to_bytes())
+    specs = [TUMBLING, HOPPING]
+    assert rebuild_windows(views, specs, BaselineParams()) == rebuild_windows(items, specs, BaselineParams())
 
 
 def test_close_window_carries_evidence_and_trusted_baseline() -> None:
