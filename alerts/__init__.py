@@ -11,7 +11,9 @@ The pure part (no I/O, time passed in), shared by the stream and the backtest:
 
 Delivery (`finpulse alerts`): dispatcher.AlertDispatcher, slack.SlackNotifier,
 sinks (console, webhook), render (Block Kit), ledger (alert_id -> Slack ts).
-Import delivery modules directly; this package imports only the pure part.
+Live subscriptions (the store's, seeded from the file): live.live_subscriptions(),
+live.LiveSubscriptions. Import delivery and live modules directly; this
+package imports only the pure part.
 """
 
 from __future__ import annotations

@@ -103,12 +103,15 @@ def build_sinks(names: tuple[str, ...], settings: AlertsSettings) -> list[AlertS
 
 async def _serve(s: Settings, sink_names: tuple[str, ...]) -> None:
     from finpulse.topics import ensure_topics
+    from store import DuckDBStore
 
     from .dispatcher import AlertDispatcher
     from .ledger import DeliveryLedger
-    from .subscriptions import load_subscriptions
+    from .live import LiveSubscriptions
 
-    subscriptions = load_subscriptions(s.alerts.subscriptions_file)
+    store = DuckDBStore.from_settings(s.store) if s.stream.history else None
+    live = LiveSubscriptions(s.alerts.subscriptions_file, store, refresh_s=s.alerts.subscriptions_refresh_s)
+    subscriptions = await asyncio.to_thread(live.load)
     ledger = DeliveryLedger(s.alerts.ledger_file or s.data_dir / "alerts" / "deliveries.sqlite")
     await ensure_topics(s.kafka)
     dispatcher = AlertDispatcher(
@@ -118,12 +121,15 @@ async def _serve(s: Settings, sink_names: tuple[str, ...]) -> None:
         subscriptions=subscriptions,
         ledger=ledger,
     )
+    live.on_change = dispatcher.set_subscriptions
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         await dispatcher.start()
+        await live.start()
         await dispatcher.run(stop)
     finally:
+        await live.stop()
         await dispatcher.stop()

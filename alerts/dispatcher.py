@@ -92,6 +92,10 @@ class AlertDispatcher:
         self._started: list[AlertSink] = []
         self.delivered = 0  # alerts accepted by the sinks since start (for logs and tests)
 
+    def set_subscriptions(self, subscriptions: Sequence[Subscription]) -> None:
+        """Use this set from now on (alerts.live reloads it); queued groups keep their timing."""
+        self._subs = {s.id: s for s in subscriptions}
+
     async def start(self) -> None:
         """Check the sinks (ConfigError on a refused token), open the ledger and Kafka."""
         for sink in self._sinks:

@@ -115,8 +115,8 @@ def blocks(n: Notification) -> list[Block]:
     context = f"Subscription `{sub}` · alert {ids}"
     if n.state == "fired":
         context += (
-            f" · To mute: add a `[[subscription.mute]]` entry (`from`/`until` or `weekdays`) "
-            f"to subscription `{sub}` in the subscriptions file."
+            f" · To mute: add a mute (`from`/`until` or `weekdays`) to subscription `{sub}` "
+            "in the dashboard's subscription editor."
         )
     out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context[:SECTION_CHARS]}]})
     return out

@@ -1,7 +1,8 @@
 """Subscriptions: who gets which alerts, and with which detector parameters.
 
-A subscription is a frozen pydantic model, loaded from a TOML file now (the
-API issue stores the same model in its database). Example::
+A subscription is a frozen pydantic model. The history store holds the live
+set (the API and dashboard edit it); this TOML file seeds it (alerts/live.py).
+Example::
 
     [[subscription]]
     id = "energy-desk"
@@ -220,8 +221,13 @@ def load_subscriptions(path: Path) -> tuple[Subscription, ...]:
             f"cannot read subscriptions file {path}: {exc.strerror}; "
             "set FINPULSE_ALERTS_SUBSCRIPTIONS_FILE or create it"
         ) from exc
+    return loads_subscriptions(text, str(path))
+
+
+def loads_subscriptions(text: str, origin: str) -> tuple[Subscription, ...]:
+    """Parse and validate the text of a subscriptions file; raises ConfigError with the cause."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_subscriptions(data, str(path))
+        raise ConfigError(f"{origin}: not valid TOML: {exc}") from exc
+    return parse_subscriptions(data, origin)

@@ -41,8 +41,10 @@ from alerts.backtest import (
 )
 from alerts.backtest_plot import plot_backtest
 from alerts.baseline import BaselineParams
-from alerts.subscriptions import DetectorParams, Subscription, SubscriptionFilter, load_subscriptions
+from alerts.live import live_subscriptions
+from alerts.subscriptions import DetectorParams, Subscription, SubscriptionFilter
 from alerts.windows import window_specs
+from finpulse.errors import ConfigError
 from finpulse.schema import (
     EntityKind,
     NewsItem,
@@ -197,25 +199,17 @@ def resolve_subscription(
         )
     sid = request.subscription_id
     path = settings.alerts.subscriptions_file
-    known: list[str] = []
-    if path.is_file():
-        subs = load_subscriptions(path)
-        known += [s.id for s in subs]
-        for sub in subs:
-            if sub.id == sid:
-                return sub
-    if store is not None:
-        record = store.get_subscription(sid)
-        if record is not None:
-            try:
-                return Subscription.model_validate(record.body)
-            except ValidationError as exc:
-                raise BacktestError(
-                    f"stored subscription {sid!r} is invalid: {describe_validation_error(exc)}"
-                ) from exc
-        known += [r.id for r in store.list_subscriptions()]
+    try:
+        subs = live_subscriptions(path, store)
+    except ConfigError as exc:
+        raise BacktestError(str(exc)) from exc
+    for sub in subs:
+        if sub.id == sid:
+            return sub
+    known = ", ".join(s.id for s in subs) or "none"
     raise BacktestError(
-        f"no subscription {sid!r} in {path} or the store; known: {', '.join(sorted(set(known))) or 'none'}"
+        f"no subscription {sid!r} in the store or {path} (invalid stored ones are skipped, see the log); "
+        f"known: {known}"
     )
 
 

@@ -105,7 +105,10 @@ class ModelSettings(_Group):
 
 
 class AlertsSettings(_Group):
+    # Seeds the history store's subscriptions (the live copy) whenever the file changes.
     subscriptions_file: Path = REPO_ROOT / "config" / "subscriptions.toml"
+    # The worker and the dispatcher reload the live subscriptions this often.
+    subscriptions_refresh_s: float = Field(default=30.0, gt=0)
     slack_token: SecretStr | None = None
     slack_token_file: Path | None = None
     slack_base_url: str = "https://slack.com/api/"

@@ -228,11 +228,51 @@ class DuckDBStore:
             )
         return record
 
+    def import_subscriptions(
+        self, bodies: Mapping[str, Mapping[str, Any]], *, meta_key: str, meta_value: str
+    ) -> int:
+        """Create or replace these subscriptions and set one meta fact, in one transaction.
+
+        The seeding of the store from the subscriptions file (alerts/live.py): the rows
+        and the file's hash land together, so a crash never records a half import.
+        """
+        now = naive_utc(datetime.now(UTC))
+        with self._connection(write=True) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for sub_id, body in bodies.items():
+                    con.execute(
+                        "INSERT INTO subscriptions VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                        "body = excluded.body, updated_at = excluded.updated_at",
+                        [sub_id, json.dumps(dict(body)), now],
+                    )
+                _put_meta(con, meta_key, meta_value, now)
+                con.execute("COMMIT")
+            except duckdb.Error:
+                con.execute("ROLLBACK")
+                raise
+        return len(bodies)
+
     def delete_subscription(self, sub_id: str) -> bool:
         """Delete one subscription; False when there was none."""
         with self._connection(write=True) as con:
             row = con.execute("DELETE FROM subscriptions WHERE id = ?", [sub_id]).fetchone()
         return bool(row and row[0])
+
+    # -- meta (small key/value facts about the store) ----------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        """A stored fact; None when unset (or the file predates the meta table, read-only)."""
+        with self._connection() as con:
+            try:
+                row = con.execute("SELECT value FROM store_meta WHERE key = ?", [key]).fetchone()
+            except duckdb.CatalogException:  # schema version 1, opened read-only
+                return None
+        return str(row[0]) if row else None
+
+    def put_meta(self, key: str, value: str) -> None:
+        with self._connection(write=True) as con:
+            _put_meta(con, key, value, naive_utc(datetime.now(UTC)))
 
     # -- queries ---------------------------------------------------------------------------------
 
@@ -338,3 +378,11 @@ def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
 
 def _subscription(row: dict[str, Any]) -> SubscriptionRecord:
     return SubscriptionRecord(id=row["id"], body=json.loads(row["body"]), updated_at=row["updated_at"])
+
+
+def _put_meta(con: duckdb.DuckDBPyConnection, key: str, value: str, at: datetime) -> None:
+    con.execute(
+        "INSERT INTO store_meta VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+        "value = excluded.value, updated_at = excluded.updated_at",
+        [key, value, at],
+    )

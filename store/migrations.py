@@ -93,6 +93,16 @@ MIGRATIONS: tuple[Migration, ...] = (
                 updated_at TIMESTAMP NOT NULL)""",
         ),
     ),
+    Migration(
+        2,
+        "store_meta: small key/value facts about the store (the subscriptions file last imported)",
+        (
+            """CREATE TABLE store_meta (
+                key VARCHAR PRIMARY KEY,
+                value VARCHAR NOT NULL,
+                updated_at TIMESTAMP NOT NULL)""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -10,11 +10,11 @@ import logging
 
 import faust
 
-from alerts.subscriptions import load_subscriptions
+from alerts.live import LiveSubscriptions
 from finpulse.settings import Settings
 from stream.detect import register_detect
 from stream.score import register_score
-from stream.services import ClassifierService
+from stream.services import ClassifierService, SubscriptionsService
 from stream.sink import StoreService, register_sink
 from stream.topics import PipelineTopics
 from stream.windowing import register_windowing
@@ -45,13 +45,26 @@ def create_app(settings: Settings) -> faust.App:
 
     classifier = ClassifierService(settings.model)
     app.service(classifier)
-    subscriptions = load_subscriptions(settings.alerts.subscriptions_file)
-    logger.info("worker app=%s subscriptions=%d", settings.stream.app_id, len(subscriptions))
+    subscriptions = _live_subscriptions(settings)
+    app.service(SubscriptionsService(subscriptions))
+    logger.info("worker app=%s subscriptions=%d", settings.stream.app_id, len(subscriptions.current))
     register_score(app, topics, classifier, settings)
     register_windowing(app, topics, settings)
-    register_detect(app, topics, settings, subscriptions)
+    register_detect(app, topics, settings, lambda: subscriptions.current)
     if settings.stream.history:
         store = StoreService(settings.store)
         app.service(store)
         register_sink(app, topics, store)
     return app
+
+
+def _live_subscriptions(settings: Settings) -> LiveSubscriptions:
+    """The store's subscriptions seeded from the file (the file alone without history), loaded now."""
+    from store.duckdb import DuckDBStore
+
+    store = DuckDBStore.from_settings(settings.store) if settings.stream.history else None
+    live = LiveSubscriptions(
+        settings.alerts.subscriptions_file, store, refresh_s=settings.alerts.subscriptions_refresh_s
+    )
+    live.load()
+    return live

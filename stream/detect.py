@@ -6,6 +6,7 @@ family is every entity this worker closed at that instant. Detector states
 live in a table keyed by the same entity key as the windows topic, written
 through the partitioner (`use_partitioner`), so the state of an entity lands
 in the changelog partition of its windows and may be written from a batch.
+The subscriptions are the live set (alerts.live), read afresh for each batch.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import faust
 from faust.types import StreamT
@@ -34,8 +35,12 @@ MAX_DETECT_BATCH = 5_000
 
 
 def register_detect(
-    app: faust.App, topics: PipelineTopics, settings: Settings, subscriptions: Sequence[Subscription]
+    app: faust.App,
+    topics: PipelineTopics,
+    settings: Settings,
+    subscriptions: Callable[[], Sequence[Subscription]],
 ) -> None:
+    """The detect agent; `subscriptions()` gives the current set, asked once per batch."""
     states = app.Table(
         "detector-states",
         key_type=bytes,
@@ -55,7 +60,7 @@ def register_detect(
                 except InvalidRecord as exc:
                     await dead_letter(dead, event, exc, stage="detect")
             if windows:
-                await _evaluate(states, topics, windows, subscriptions)
+                await _evaluate(states, topics, windows, subscriptions())
 
 
 async def _evaluate(

@@ -1,7 +1,8 @@
 """Long-lived resources of a worker, as Faust (mode) services.
 
 The classifier loads once per worker, when the worker starts, and runs its
-CPU/GPU work in a thread so the event loop keeps heartbeats flowing.
+CPU/GPU work in a thread so the event loop keeps heartbeats flowing. The
+live subscriptions reload periodically, also in a thread (DuckDB blocks).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from finpulse.schema import NewsItem, ScoredItem
 from finpulse.settings import ModelSettings
 
 if TYPE_CHECKING:
+    from alerts.live import LiveSubscriptions
     from model.engine import Classifier
 
 logger = logging.getLogger(__name__)
@@ -55,3 +57,21 @@ class ClassifierService(Service):
         """Classify off the event loop."""
         classifier = await self._loaded()
         return await asyncio.to_thread(classifier.score, list(items))
+
+
+class SubscriptionsService(Service):
+    """Reloads the worker's live subscriptions every `refresh_s` (alerts.live).
+
+    The first set is loaded when the app is built (before any batch), so the
+    detector never runs without one; this service only keeps it current.
+    """
+
+    def __init__(self, live: LiveSubscriptions, **kwargs: object) -> None:
+        self.live = live
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        await self.live.start()
+
+    async def on_stop(self) -> None:
+        await self.live.stop()

@@ -10,7 +10,9 @@ import pytest
 from store import DuckDBStore, StoreConfigError, StoreError
 from store.migrations import LATEST_VERSION, Migration, current_version, migrate
 
-TABLES = {"schema_version", "scored_items", "windows", "alerts", "feedback", "subscriptions"}
+TABLES = {
+    "schema_version", "scored_items", "windows", "alerts", "feedback", "subscriptions", "store_meta",
+}  # fmt: skip
 
 
 def _tables(path: Path) -> set[str]:
