@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from rich.logging import RichHandler
 
@@ -18,3 +20,32 @@ def configure_logging(level: str = "INFO") -> None:
     )
     for noisy in ("aiokafka", "kafka", "faust", "mode", "httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+class RepeatFilter(logging.Filter):
+    """Lets each message template through at most once per `every_s`, then says how many
+    it held back: a client retrying a lost broker logs thousands of lines a second."""
+
+    def __init__(self, every_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.every_s, self.clock = every_s, clock
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key, now = (record.name, str(record.msg)), self.clock()
+        last, held = self._seen.get(key, (None, 0))
+        if last is not None and now - last < self.every_s:
+            self._seen[key] = (last, held + 1)
+            return False
+        self._seen[key] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} [{held} more like this in the last {now - last:.0f}s]"  # type: ignore[operator]
+        return True
+
+
+def quiet_repeats(prefix: str, every_s: float = 10.0) -> None:
+    """Attach a RepeatFilter to every logger named `prefix` or `prefix.*` created so far."""
+    names = [n for n in logging.Logger.manager.loggerDict if n == prefix or n.startswith(prefix + ".")]
+    repeat = RepeatFilter(every_s)
+    for name in names:
+        logging.getLogger(name).addFilter(repeat)

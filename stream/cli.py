@@ -28,6 +28,7 @@ def worker(
     import sys
 
     from finpulse.cli import settings
+    from finpulse.logs import quiet_repeats
     from finpulse.topics import ensure_topics
     from stream.app import create_app
 
@@ -37,6 +38,8 @@ def worker(
     # Faust logs each backpressure wait of its producer (one story fans out to
     # several entities) as a warning: routine under load, not a problem.
     logging.getLogger("faust.transport.producer").addFilter(lambda r: "buffer full" not in r.getMessage())
+    # While the broker is away, aiokafka logs each retry: keep one line per kind per 10 s.
+    quiet_repeats("aiokafka")
     # Faust parses its own command line: hand it the worker command.
     sys.argv = ["finpulse-worker", "worker", "--loglevel", loglevel, "--without-web"]
     app.main()
