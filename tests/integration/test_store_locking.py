@@ -11,14 +11,7 @@ from pathlib import Path
 import pytest
 
 from store import DuckDBStore, StoreLocked
-from tests.fixtures.store import T0, scored
-
-HOLD = """
-import sys, duckdb
-con = duckdb.connect(sys.argv[1])
-print("holding", flush=True)
-sys.stdin.read()
-"""
+from tests.fixtures.store import T0, another_process_holding, scored
 
 WRITE_TURNS = """
 import sys
@@ -36,25 +29,13 @@ print("wrote", flush=True)
 def test_a_held_lock_gives_a_clear_error_then_clears(store_path: Path) -> None:
     with DuckDBStore(store_path):
         pass
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(store_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "holding"
+    with another_process_holding(store_path) as holder:
         began = time.monotonic()
         with pytest.raises(StoreLocked, match="DuckDB allows one writer process") as info:
             DuckDBStore(store_path, lock_timeout_s=0.3).start()
         assert 0.3 <= time.monotonic() - began < 5
         assert str(store_path) in str(info.value)
         assert f"PID {holder.pid}" in str(info.value)
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(timeout=10)
     with DuckDBStore(store_path, lock_timeout_s=0.3) as db:
         assert db.stats().scored_items == 0
 

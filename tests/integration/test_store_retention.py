@@ -22,7 +22,7 @@ from api.app import create_app
 from api.retention import RetentionScheduler
 from finpulse.settings import Settings, StoreSettings
 from store import AlertsQuery, DuckDBStore, HeadlinesQuery
-from tests.fixtures.store import T0, alert, scored, seed_known, window
+from tests.fixtures.store import T0, alert, another_process_holding, scored, seed_known, window
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -110,14 +110,6 @@ def test_api_prunes_at_start_and_then_on_schedule(store_path: Path, caplog: pyte
         assert feedback.verdict == "fp"
 
 
-HOLD = """
-import sys, duckdb
-con = duckdb.connect(sys.argv[1])
-print("holding", flush=True)
-sys.stdin.read()
-"""
-
-
 def test_a_run_while_another_process_holds_the_file_is_skipped_then_retried(
     store_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -126,23 +118,11 @@ def test_a_run_while_another_process_holds_the_file_is_skipped_then_retried(
     db = DuckDBStore(store_path, retention_days=30, lock_timeout_s=0.2)
     db.start()
     retention = RetentionScheduler(db, interval_h=24)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(store_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "holding"
+    with another_process_holding(store_path):
         assert asyncio.run(retention.run_once()) is None
         assert retention.runs == 0
         assert "retention skipped" in caplog.text
         assert "StoreLocked" in caplog.text
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(timeout=10)
     assert asyncio.run(retention.run_once()) == {"feedback": 1, "alerts": 1, "windows": 1, "scored_items": 1}
     assert retention.runs == 1
     db.stop()
