@@ -113,6 +113,11 @@ def _window_id(spec: WindowSpec, start: datetime) -> str:
     return f"{spec.kind}|{start.isoformat()}"
 
 
+def _slot_key(entity: str, window: str) -> bytes:
+    """The window-sums key: `<entity>|<window kind>|<start>`."""
+    return f"{entity}|{window}".encode()
+
+
 class PartitionState:
     """In memory, per by-entity partition: the upstream workers' watermarks, next due close."""
 
@@ -218,7 +223,7 @@ class Windows:
             for spec in self.specs.values():
                 for start in window_starts(spec, scored.item.published_at):
                     window, end = _window_id(spec, start), start + spec.size
-                    held = self._slot(f"{prefix}|{window}".encode())
+                    held = self._slot(_slot_key(prefix, window))
                     applied = held.offset if held else -1
                     had = story.windows.get(window)
                     if applied >= offset:  # a replayed record, already in the window
@@ -227,7 +232,7 @@ class Windows:
                             touched.add(ckey)
                         continue
                     expired = held is not None and held.expired_at is not None
-                    if expired or (watermark is not None and end + self.lateness <= watermark):
+                    if expired or (watermark is not None and self._due(end, closed=True) <= watermark):
                         late += 1
                         continue
                     if (had is not None and had <= applied) or (ckey, window) in added:
@@ -271,7 +276,7 @@ class Windows:
         start: datetime,
         stories: list[ScoredItem],
     ) -> WindowSlot:
-        key = f"{entity_key(kind, entity)}|{_window_id(spec, start)}".encode()
+        key = _slot_key(entity_key(kind, entity), _window_id(spec, start))
         slot = self._slot(key) or WindowSlot(
             partition=partition,
             acc=open_window(kind, entity, spec, start),  # type: ignore[arg-type]
@@ -289,23 +294,21 @@ class Windows:
     async def _close_due(self, partition: int, state: PartitionState) -> None:
         """Close open windows the watermark has passed; forget closed ones past the lateness."""
         watermark = state.watermark.value(time.time())
-        if watermark is None or state.next_due is None or state.next_due > watermark - self.grace:
+        if watermark is None or state.next_due is None or state.next_due > watermark:
             return
-        close_before, expire_before = watermark - self.grace, watermark - self.lateness
         due: list[tuple[bytes, WindowSlot]] = []
         next_due: datetime | None = None
         for key in list(self.slots.keys()):
             slot = self._slot(key)
-            if slot is None or slot.partition != partition:
+            if slot is None or slot.partition != partition or slot.expired_at is not None:
                 continue
             end, closed = slot.acc.window_end, slot.emitted_revision is not None
-            if not closed and end <= close_before:
+            if self._due(end, closed=closed) <= watermark:
+                if closed:  # past its allowed lateness
+                    self._put(key, slot.model_copy(update={"expired_at": time.time()}))
+                    continue
                 due.append((key, slot))
                 closed = True
-            elif closed and end <= expire_before:
-                if slot.expired_at is None:
-                    self._put(key, slot.model_copy(update={"expired_at": time.time()}))
-                continue
             pending = self._due(end, closed=closed)
             next_due = min(next_due, pending) if next_due else pending
         for key, slot in sorted(due, key=lambda ks: (ks[1].acc.window_end, ks[0])):
