@@ -21,6 +21,7 @@ class TopicSpec:
     name: str
     partitions: int
     replication_factor: int
+    compact: bool = False  # keep the latest record per key (a table's changelog)
 
 
 def dead_letter_topic(topic: str, topics: TopicSettings) -> str:
@@ -58,7 +59,9 @@ async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec] | None = No
         created = []
         for spec in missing:
             try:
-                await admin.create_topics([NewTopic(spec.name, spec.partitions, spec.replication_factor)])
+                configs = {"cleanup.policy": "compact"} if spec.compact else {}
+                topic = NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=configs)
+                await admin.create_topics([topic])
                 created.append(spec.name)
             except TopicAlreadyExistsError:
                 pass  # another process won the race: that is the idempotent outcome

@@ -31,9 +31,10 @@ def worker(
     from finpulse.logs import quiet_repeats
     from finpulse.topics import ensure_topics
     from stream.app import create_app
+    from stream.topics import worker_topics
 
     s = settings()
-    asyncio.run(ensure_topics(s.kafka))
+    asyncio.run(ensure_topics(s.kafka, worker_topics(s)))
     app = create_app(s)
     # Faust logs each backpressure wait of its producer (one story fans out to
     # several entities) as a warning: routine under load, not a problem.

@@ -25,7 +25,7 @@ from finpulse.errors import InvalidRecord
 from finpulse.schema import WindowAggregate, utcnow
 from finpulse.settings import Settings
 from stream.deadletter import dead_letter
-from stream.topics import PipelineTopics
+from stream.topics import DETECTOR_STATES, PipelineTopics
 from stream.watermark import entity_key
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def register_detect(
 ) -> None:
     """The detect agent; `subscriptions()` gives the current set, asked once per batch."""
     states = app.Table(
-        "detector-states",
+        DETECTOR_STATES,
         key_type=bytes,
         value_type=bytes,
         partitions=settings.kafka.topics.partitions,

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import faust
 from faust.types import TopicT
 
-from finpulse.settings import TopicSettings
-from finpulse.topics import dead_letter_topic
+from finpulse.settings import Settings, TopicSettings
+from finpulse.topics import TopicSpec, dead_letter_topic, pipeline_topics
 
 
 def _raw(app: faust.App, name: str, *, partitions: int | None = None, internal: bool = False) -> TopicT:
@@ -25,6 +25,31 @@ def _raw(app: faust.App, name: str, *, partitions: int | None = None, internal: 
         partitions=partitions,
         internal=internal,
     )
+
+
+# The worker's changelogged tables; Faust names their topics "<app id>-<table>-changelog".
+WINDOW_SUMS = "window-sums"
+COUNTED = "counted"
+BASELINES = "entity-baselines"
+DETECTOR_STATES = "detector-states"
+TABLES = (WINDOW_SUMS, COUNTED, BASELINES, DETECTOR_STATES)
+
+
+def by_entity_topic(app_id: str) -> str:
+    return f"{app_id}-entity-batches"
+
+
+def worker_topics(settings: Settings) -> list[TopicSpec]:
+    """Every topic a worker reads, to create before the app starts: on a fresh broker a
+    worker that subscribes before Faust has declared its own internal topics ignores
+    them ("Ignoring missing topic") and never aggregates or keeps detector state."""
+    t, app_id = settings.kafka.topics, settings.stream.app_id
+    internal = [TopicSpec(by_entity_topic(app_id), t.partitions, t.replication_factor)]
+    internal += [
+        TopicSpec(f"{app_id}-{table}-changelog", t.partitions, t.replication_factor, compact=True)
+        for table in TABLES
+    ]
+    return [*pipeline_topics(t), *internal]
 
 
 @dataclass(frozen=True)
@@ -45,7 +70,7 @@ class PipelineTopics:
             scored=_raw(app, names.scored),
             windows=_raw(app, names.windows),
             alerts=_raw(app, names.alerts),
-            by_entity=_raw(app, f"{app.conf.id}-entity-batches", partitions=names.partitions, internal=True),
+            by_entity=_raw(app, by_entity_topic(app.conf.id), partitions=names.partitions, internal=True),
             names=names,
         )
 

@@ -50,7 +50,7 @@ from finpulse.errors import InvalidRecord
 from finpulse.schema import ScoredItem, WindowAggregate, describe_validation_error
 from finpulse.settings import Settings
 from stream.deadletter import dead_letter
-from stream.topics import PipelineTopics
+from stream.topics import BASELINES, COUNTED, WINDOW_SUMS, PipelineTopics
 from stream.watermark import TICK_KEY, LowWatermark, entity_key, mark_from
 
 logger = logging.getLogger(__name__)
@@ -140,9 +140,9 @@ def _table(app: faust.App, name: str, partitions: int) -> faust.Table:
 def register_windowing(app: faust.App, topics: PipelineTopics, settings: Settings) -> None:
     partitions = settings.kafka.topics.partitions
     windows = Windows(
-        slots=_table(app, "window-sums", partitions),
-        counted=_table(app, "counted", partitions),
-        baselines=_table(app, "entity-baselines", partitions),
+        slots=_table(app, WINDOW_SUMS, partitions),
+        counted=_table(app, COUNTED, partitions),
+        baselines=_table(app, BASELINES, partitions),
         topics=topics,
         settings=settings,
     )

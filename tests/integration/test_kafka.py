@@ -11,12 +11,14 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from finpulse.errors import ConfigError, InvalidRecord
 from finpulse.kafka_local import LocalKafka
 from finpulse.schema import DeadLetter, NewsItem
 from finpulse.settings import KafkaSettings
-from finpulse.topics import dead_letter_topic, ensure_topics, pipeline_topics, send_dead_letter
+from finpulse.topics import TopicSpec, dead_letter_topic, ensure_topics, pipeline_topics, send_dead_letter
 from tests.conftest import free_port
 from tests.kafka_io import read_topic
 
@@ -32,6 +34,19 @@ async def test_ensure_topics_is_idempotent(kafka: KafkaSettings) -> None:
     assert await ensure_topics(kafka, pipeline_topics(kafka.topics)) == []
     results = await asyncio.gather(*(ensure_topics(kafka, pipeline_topics(kafka.topics)) for _ in range(2)))
     assert results == [[], []]
+
+
+async def test_a_table_changelog_is_created_compacted(kafka: KafkaSettings) -> None:
+    name = f"changelog-{uuid.uuid4().hex[:8]}"
+    assert await ensure_topics(kafka, [TopicSpec(name, 1, 1, compact=True)]) == [name]
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    finally:
+        await admin.close()
+    configs = {entry[0]: entry[1] for resource in response.resources for entry in resource[4]}
+    assert configs["cleanup.policy"] == "compact"
 
 
 async def test_json_round_trip_through_aiokafka(kafka: KafkaSettings, group_id: str) -> None:
