@@ -28,7 +28,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from finpulse.schema import AlertEvent, NewsItem, ScoredItem, WindowAggregate
-from finpulse.settings import AlertsSettings, Settings, StreamSettings, TopicSettings
+from finpulse.settings import AlertsSettings, Settings, TopicSettings
 from finpulse.topics import ensure_topics, pipeline_topics
 
 BENCH_SEED = 11
@@ -96,7 +96,9 @@ def bench_settings(settings: Settings, work: Path) -> Settings:
             "data_dir": work,
             "kafka": settings.kafka.model_copy(update={"topics": topics}),
             "alerts": alerts,
-            "stream": StreamSettings(app_id=f"bench-{tag}", idle_close_s=1.0, allowed_lateness_s=2.0),
+            "stream": settings.stream.model_copy(
+                update={"app_id": f"bench-{tag}", "idle_close_s": 1.0, "allowed_lateness_s": 2.0}
+            ),
             "store": settings.store.model_copy(update={"url": f"duckdb:///{work / 'history.duckdb'}"}),
         }
     )

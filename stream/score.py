@@ -8,9 +8,12 @@ batch. All carry this worker's event-time low watermark (stream/watermark.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import faust
 from faust.types import EventT, StreamT
@@ -43,7 +46,11 @@ def register_score(
 
     @app.agent(topics.raw, name="score")
     async def score(stream: StreamT[bytes]) -> None:
-        async for events in stream.take_events(model.max_batch, within=model.batch_window_s):
+        # Batch N+1 is classified while batch N is published, so the classifier
+        # does not wait for Faust to refill the take buffer (one event at a time).
+        # Events are acked only once their batch is published, in order.
+        previous: _Batch | None = None
+        async for events in stream.noack_take(model.max_batch, within=model.batch_window_s):
             progress.begin_batch(len(events), model.max_batch)
             batch: list[tuple[EventT, NewsItem]] = []
             for event in events:
@@ -54,15 +61,31 @@ def register_score(
                     continue
                 progress.observe(event.message.partition, batch[-1][1].published_at)
             mark = progress.batch_mark(min((item.published_at for _, item in batch), default=None))
-            headers = headers_for(mark)
-            scored: list[ScoredItem] = []
-            for event, result in await _classify(classifier, batch):
-                if isinstance(result, ScoredItem):
-                    scored.append(result)
-                else:
-                    await dead_letter(dead, event, result, stage="score")
-            await _publish(topics, scored, headers)
-            progress.end_batch(mark)
+            if previous is not None:
+                await previous.classified  # one batch in the classifier at a time
+            current = _Batch(asyncio.create_task(_classify(classifier, batch)))
+            current.published = asyncio.create_task(publish(stream, events, current, mark, previous))
+            if previous is not None:
+                await previous.published  # at most one batch waits to be published
+            previous = current
+
+    async def publish(
+        stream: StreamT[bytes], events: Sequence[EventT], batch: _Batch, mark: datetime | None,
+        previous: _Batch | None,
+    ) -> None:  # fmt: skip
+        results = await batch.classified
+        if previous is not None:
+            await previous.published
+        scored: list[ScoredItem] = []
+        for event, result in results:
+            if isinstance(result, ScoredItem):
+                scored.append(result)
+            else:
+                await dead_letter(dead, event, result, stage="score")
+        await _publish(topics, scored, headers_for(mark))
+        for event in events:
+            await stream.ack(event)
+        progress.end_batch(mark)
 
     @app.timer(settings.stream.tick_interval_s)
     async def heartbeat() -> None:
@@ -86,6 +109,14 @@ async def _publish(topics: PipelineTopics, batch: list[ScoredItem], headers: dic
         for chunk in _chunks(values, MAX_RECORD_BYTES):
             record = b"[" + b",".join(chunk) + b"]"
             await topics.by_entity.send(key=key.encode(), value=record, headers=headers)
+
+
+@dataclass
+class _Batch:
+    """One batch on its way: its classification, then its publication."""
+
+    classified: asyncio.Task[list[tuple[EventT, ScoredItem | Exception]]]
+    published: asyncio.Task[None] = field(init=False)
 
 
 def _chunks(values: list[bytes], max_bytes: int) -> list[list[bytes]]:

@@ -60,7 +60,8 @@ class LowWatermark:
 class SourceProgress:
     """The score stage's watermark over its news.raw partitions.
 
-    A batch is observed before it is published, so while one is in flight the
+    A batch is observed before it is published, so while any is in flight (the
+    score stage classifies one while it publishes the one before) the
     heartbeat repeats the watermark of the last published batch; and a
     batch's own watermark is at most its oldest story.
     """
@@ -68,12 +69,12 @@ class SourceProgress:
     def __init__(self, idle_s: float) -> None:
         self.partitions = LowWatermark(idle_s)
         self.drained_at: float | None = None
-        self.in_flight = False
+        self.in_flight = 0
         self.published: datetime | None = None
 
     def begin_batch(self, size: int, max_size: int) -> None:
         """A batch short of `max_size` means the input ran dry: every partition was read up."""
-        self.in_flight = True
+        self.in_flight += 1
         if size < max_size:
             self.drained_at = time.time()
 
@@ -86,7 +87,7 @@ class SourceProgress:
         return min(mark, oldest) if mark and oldest else mark
 
     def end_batch(self, mark: datetime | None) -> None:
-        self.in_flight = False
+        self.in_flight -= 1
         self.published = mark
 
     def heartbeat_mark(self) -> datetime | None:

@@ -1,0 +1,48 @@
+"""The score stage's watermark while batches are in flight (stream/watermark.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from stream.watermark import LowWatermark, SourceProgress
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def at(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def test_low_watermark_is_the_slowest_active_input() -> None:
+    marks = LowWatermark(idle_s=5)
+    marks.observe(0, at(10), wall=100.0)
+    marks.observe(1, at(3), wall=100.0)
+    assert marks.value(wall=101.0) == at(3)
+    # Partition 1 silent for longer than idle_s, and the input was drained since: ignored.
+    marks.observe(0, at(12), wall=106.0)
+    assert marks.value(wall=106.5, drained_at=106.5) == at(12)
+    # Not drained since it was last seen: a busy stage's backlog, still holds the mark back.
+    assert marks.value(wall=106.5, drained_at=99.0) == at(3)
+
+
+def test_heartbeat_holds_the_published_mark_while_any_batch_is_in_flight() -> None:
+    progress = SourceProgress(idle_s=60)
+    progress.begin_batch(64, 64)
+    progress.observe(0, at(1))
+    first = progress.batch_mark(at(1))
+    progress.end_batch(first)
+    assert progress.heartbeat_mark() == at(1)
+
+    # Batch 2 is classified while batch 3 is read: both in flight at once.
+    progress.begin_batch(64, 64)
+    progress.observe(0, at(5))
+    second = progress.batch_mark(at(5))
+    progress.begin_batch(64, 64)
+    progress.observe(0, at(9))
+    third = progress.batch_mark(at(9))
+    assert progress.heartbeat_mark() == at(1)
+    progress.end_batch(second)
+    # Batch 3 (stories at minute 9) is not published yet: the heartbeat must not pass it.
+    assert progress.heartbeat_mark() == at(5)
+    progress.end_batch(third)
+    assert progress.heartbeat_mark() == at(9)
