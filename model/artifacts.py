@@ -3,11 +3,12 @@
     <model_dir>/config.json          ModelConfig (labels, encoder shape, training config)
     <model_dir>/model.safetensors    all weights (encoder + heads), float32
     <model_dir>/tokenizer.json ...   the encoder's tokenizer
+    <model_dir>/lexical.joblib       the n-gram heads mixed with the encoder's (`model.lexical`)
     <model_dir>/model.onnx           ONNX export (`model.export`)
     <model_dir>/model.int8.onnx      the same, int8 dynamic quantisation
     <model_dir>/card.json, card.md   evaluation (`model.evaluate`)
 
-The version is a hash of the weights file and the config, so any retraining,
+The version is a hash of the weights files and the config, so any retraining,
 config change or edited weights gives a new version; it travels on every
 ScoredItem.
 """
@@ -25,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from model.errors import ModelNotFound
 from model.labels import SENTIMENT_LABELS, TOPICS
+from model.lexical import LEXICAL_FILE, LexicalModel
 from model.network import TwoHeadNet
 from model.text import NORMALISATION_VERSION
 
@@ -54,13 +56,17 @@ class ModelConfig(BaseModel):
     train: dict[str, Any] = {}
 
 
-def save_model(net: TwoHeadNet, tokenizer: Any, config: ModelConfig, out_dir: Path) -> str:
-    """Write weights, config and tokenizer; returns the model version."""
+def save_model(
+    net: TwoHeadNet, tokenizer: Any, config: ModelConfig, out_dir: Path, lexical: LexicalModel | None = None
+) -> str:
+    """Write weights, config, tokenizer and n-gram heads; returns the model version."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (ONNX_FILE, ONNX_INT8_FILE, CARD_JSON, CARD_MD):
+    for stale in (ONNX_FILE, ONNX_INT8_FILE, CARD_JSON, CARD_MD, LEXICAL_FILE):
         (out_dir / stale).unlink(missing_ok=True)
     state = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
     save_file(state, str(out_dir / WEIGHTS_FILE))
+    if lexical is not None:
+        lexical.save(out_dir)
     (out_dir / CONFIG_FILE).write_text(config.model_dump_json(indent=2), encoding="utf-8")
     tokenizer.save_pretrained(str(out_dir))
     version = model_version(out_dir)
@@ -97,11 +103,13 @@ def load_tokenizer(model_dir: Path) -> Any:
 
 
 def model_version(model_dir: Path) -> str:
-    """`ft-` + 12 hex digits of SHA-256 over the weights file and the config."""
+    """`ft-` + 12 hex digits of SHA-256 over the weights files and the config."""
     digest = hashlib.sha256()
-    with (model_dir / WEIGHTS_FILE).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    for name in (WEIGHTS_FILE, LEXICAL_FILE):
+        if (model_dir / name).is_file():
+            with (model_dir / name).open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
     config = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
     digest.update(json.dumps(config, sort_keys=True).encode("utf-8"))
     return f"ft-{digest.hexdigest()[:12]}"

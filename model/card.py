@@ -91,6 +91,18 @@ def _training(training: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _encoder_only(evaluation: Evaluation) -> list[str]:
+    if evaluation.encoder_only is None:
+        return ["The encoder's heads alone (no n-gram heads in this model).", ""]
+    return [
+        f"The engine mixes the encoder's heads with n-gram heads (weight {evaluation.lexical_weight:g}, "
+        "model/lexical.py). The encoder's heads alone:",
+        "",
+        *_metrics_table(evaluation.encoder_only),
+        "",
+    ]
+
+
 def render_markdown(evaluation: Evaluation) -> str:
     split = evaluation.split
     lines = [
@@ -106,6 +118,7 @@ def render_markdown(evaluation: Evaluation) -> str:
         "## Metrics (float32 reference)",
         *_metrics_table(evaluation.metrics),
         "",
+        *_encoder_only(evaluation),
         "![topic](confusion_topic.png) ![sentiment](confusion_sentiment.png)",
         "",
         "## CPU back ends",

@@ -39,6 +39,8 @@ class TrainConfig(BaseModel):
     threads: int | None = None
     # Stop (and keep the best model so far) once training has run this long.
     time_budget_s: float | None = Field(default=23 * 60, gt=0)
+    # Weight of the n-gram heads in the engine's mixture (model/lexical.py); 0: encoder alone.
+    lexical_weight: float = Field(default=0.4, ge=0, lt=1)
     train_subset: dict[Task, int] | None = None
     val_subset: dict[Task, int] | None = None
 

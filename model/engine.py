@@ -27,6 +27,7 @@ from model.artifacts import CARD_JSON, ONNX_INT8_FILE, ModelConfig, load_config,
 from model.batching import TextEncoder, pad, sorted_batches
 from model.errors import InvalidInput
 from model.labels import FALLBACK_TOPIC
+from model.lexical import LexicalModel, mix
 from model.prediction import Prediction
 from model.runtime import BACKENDS, Runtime, make_runtime
 from model.text import normalize_text
@@ -74,10 +75,19 @@ class Classifier:
     """Topic and sentiment of news texts; thread-compatible, not thread-safe."""
 
     def __init__(
-        self, runtime: Runtime, tokenizer: object, config: ModelConfig, version: str, max_batch: int = 64
+        self,
+        runtime: Runtime,
+        tokenizer: object,
+        config: ModelConfig,
+        version: str,
+        max_batch: int = 64,
+        lexical: LexicalModel | None = None,
     ) -> None:
         self.runtime, self.tokenizer, self.config = runtime, tokenizer, config
         self.version, self.max_batch = version, max_batch
+        # The n-gram heads mixed into the encoder's probabilities (model/lexical.py).
+        self.lexical = lexical
+        self.lexical_weight = float(config.train.get("lexical_weight", 0.0)) if lexical else 0.0
         self.max_length = config.max_length
         self.encoder = TextEncoder(tokenizer, config.max_length)  # type: ignore[arg-type]
         on_gpu = runtime.name.startswith("cuda")
@@ -99,15 +109,20 @@ class Classifier:
         backend: str | None = None,
         threads: int | None = None,
         max_batch: int = 64,
+        lexical: bool = True,
     ) -> Classifier:
-        """Load a trained model directory; raises ModelNotFound when there is none."""
+        """Load a trained model directory; raises ModelNotFound when there is none.
+
+        lexical=False: the encoder's heads alone, without the n-gram heads.
+        """
         model_dir = Path(path)
         config = load_config(model_dir)
         backend = backend or choose_backend(model_dir, device)
         runtime = make_runtime(backend, model_dir, threads)
         version = model_version(model_dir)
         logger.info("classifier loaded dir=%s version=%s backend=%s", model_dir, version, backend)
-        return cls(runtime, load_tokenizer(model_dir), config, version, max_batch)
+        mixed = LexicalModel.load(model_dir) if lexical else None
+        return cls(runtime, load_tokenizer(model_dir), config, version, max_batch, mixed)
 
     def probabilities(self, texts: Sequence[object]) -> tuple[np.ndarray, np.ndarray, list[bool], list[bool]]:
         """Topic and sentiment probabilities of each text, and which were truncated / empty."""
@@ -126,6 +141,10 @@ class Classifier:
                 topic[targets], sentiment[targets] = softmax(t_logits), softmax(s_logits)
             for b, row in enumerate(rows):
                 truncated[row] = truncated[row] or enc.truncated[b]
+            if self.lexical is not None:
+                ngrams, w = self.lexical.probabilities([clean[i] for i in rows]), self.lexical_weight
+                topic[rows] = mix(topic[rows], ngrams["topic"], w)
+                sentiment[rows] = mix(sentiment[rows], ngrams["sentiment"], w)
         return topic, sentiment, truncated, empty
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:

@@ -26,6 +26,7 @@ from model.data import Example
 from model.engine import Classifier
 from model.export import export_onnx
 from model.labels import TASKS, Task, labels_for
+from model.lexical import LEXICAL_FILE
 from model.metrics import TaskMetrics, task_metrics
 from model.runtime import cpu_backends
 
@@ -66,6 +67,9 @@ class Evaluation(BaseModel):
     backends: tuple[BackendReport, ...]
     engine: dict[str, Any]
     training: dict[str, Any] | None = None
+    # The reference's encoder heads without the n-gram heads (None: the model has none).
+    encoder_only: dict[Task, TaskMetrics] | None = None
+    lexical_weight: float = 0.0
 
 
 def validation_examples(model_dir: Path, data_dir: Path | None) -> tuple[list[Example], Path, TrainConfig]:
@@ -93,18 +97,13 @@ def score_backends(
 ) -> tuple[dict[Task, TaskMetrics], list[BackendReport]]:
     """Metrics of the reference and a report per back end."""
     texts = [ex.text for ex in val]
-    task = np.array([TASKS.index(ex.task) for ex in val])
-    truth = np.array([ex.label for ex in val])
     reference: tuple[np.ndarray, np.ndarray] | None = None
     reports, ref_metrics = [], {}
     for backend in (REFERENCE, *[b for b in backends if b != REFERENCE]):
         clf = Classifier.load(model_dir, backend=backend, threads=threads)
         topic, sentiment, rate = labels_of(clf, texts)
         reference = reference or (topic, sentiment)
-        metrics = {
-            name: task_metrics(truth[task == i], pred[task == i], labels_for(name))
-            for i, (name, pred) in enumerate(zip(TASKS, (topic, sentiment), strict=True))
-        }
+        metrics = _metrics(val, topic, sentiment)
         ref_metrics = ref_metrics or metrics
         agreement = float(((topic == reference[0]) & (sentiment == reference[1])).mean())
         eligible = agreement >= MIN_AGREEMENT and all(
@@ -124,6 +123,24 @@ def score_backends(
         )
         logger.info("backend=%s docs/s=%.0f agreement=%.4f eligible=%s", backend, rate, agreement, eligible)
     return ref_metrics, reports
+
+
+def _metrics(val: list[Example], topic: np.ndarray, sentiment: np.ndarray) -> dict[Task, TaskMetrics]:
+    task = np.array([TASKS.index(ex.task) for ex in val])
+    truth = np.array([ex.label for ex in val])
+    return {
+        name: task_metrics(truth[task == i], pred[task == i], labels_for(name))
+        for i, (name, pred) in enumerate(zip(TASKS, (topic, sentiment), strict=True))
+    }
+
+
+def encoder_only(model_dir: Path, val: list[Example], threads: int | None) -> dict[Task, TaskMetrics] | None:
+    """The reference without its n-gram heads: what they add (None when it has none)."""
+    if not (model_dir / LEXICAL_FILE).is_file():
+        return None
+    clf = Classifier.load(model_dir, backend=REFERENCE, threads=threads, lexical=False)
+    topic, sentiment, _ = labels_of(clf, [ex.text for ex in val])
+    return _metrics(val, topic, sentiment)
 
 
 def evaluate_dir(
@@ -161,6 +178,8 @@ def evaluate_dir(
             f"and label agreement >= {MIN_AGREEMENT:.0%} vs {REFERENCE}",
         },
         training=_load_json(training_file) if training_file.is_file() else None,
+        encoder_only=encoder_only(model_dir, val, threads),
+        lexical_weight=float(load_config(model_dir).train.get("lexical_weight", 0.0)),
     )
     write_card(evaluation, model_dir)
     return evaluation

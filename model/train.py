@@ -28,6 +28,7 @@ from model.batching import Encoded, TextEncoder, pad, shuffled_buckets, sorted_b
 from model.config import TrainConfig
 from model.data import Example, Split, class_counts, load_examples, split_examples, subsample
 from model.labels import TASKS, Task, labels_for
+from model.lexical import LexicalModel
 from model.metrics import TaskMetrics, task_metrics
 from model.network import TwoHeadNet, base_model_dir, base_model_name
 from model.precision import autocast, resolve_device, resolve_precision
@@ -310,7 +311,11 @@ def train(
         max_length=config.max_length,
         train=config.model_dump(mode="json") | {"data_dir": str(data_dir)},
     )
-    version = save_model(trainer.net.cpu(), trainer.tokenizer, model_config, out_dir)
+    lexical = None
+    if config.lexical_weight > 0:
+        n_classes: dict[Task, int] = {t: len(labels_for(t)) for t in TASKS}
+        lexical = LexicalModel.fit(split.train, n_classes, config.seed)
+    version = save_model(trainer.net.cpu(), trainer.tokenizer, model_config, out_dir, lexical)
     result = TrainResult(
         model_dir=str(out_dir),
         version=version,

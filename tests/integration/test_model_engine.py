@@ -16,6 +16,7 @@ from model.engine import Classifier
 from model.errors import InvalidInput, ModelNotFound
 from model.evaluate import validation_examples
 from model.labels import FALLBACK_TOPIC, TOPICS
+from model.lexical import LexicalModel, mix
 from model.runtime import cpu_backends
 
 HEADLINES = [
@@ -72,9 +73,9 @@ def test_predictions_have_the_contract(engine: Classifier) -> None:
         assert not p.empty
 
 
-def test_optimised_engine_agrees_with_plain_model(
-    engine: Classifier, quick_model_dir: Path, val_texts: list[str]
-) -> None:
+def test_optimised_engine_agrees_with_plain_model(quick_model_dir: Path, val_texts: list[str]) -> None:
+    # The encoder's heads: the n-gram heads are mixed in after (next test).
+    engine = Classifier.load(quick_model_dir, device="cpu", threads=2, lexical=False)
     plain_topic, plain_sentiment = plain_labels(quick_model_dir, val_texts)
     predictions = engine.predict(val_texts)
     topic_agree = np.mean([TOPICS.index(p.topic) == t for p, t in zip(predictions, plain_topic, strict=True)])
@@ -86,6 +87,39 @@ def test_optimised_engine_agrees_with_plain_model(
     )
     assert topic_agree >= 0.99, f"{engine.backend}: topic agreement {topic_agree:.4f}"
     assert sentiment_agree >= 0.99, f"{engine.backend}: sentiment agreement {sentiment_agree:.4f}"
+
+
+def test_engine_mixes_the_ngram_heads_into_the_encoders(
+    engine: Classifier, quick_model_dir: Path, val_texts: list[str]
+) -> None:
+    assert engine.lexical is not None
+    assert engine.lexical_weight == pytest.approx(0.4)
+    alone = Classifier.load(quick_model_dir, device="cpu", threads=2, lexical=False)
+    mixed, encoder = engine.probabilities(val_texts), alone.probabilities(val_texts)
+    by_task = engine.lexical.probabilities(val_texts)
+    for head, task in enumerate(("topic", "sentiment")):
+        ngrams = by_task[task]
+        assert np.allclose(mixed[head], mix(encoder[head], ngrams, 0.4), atol=1e-5)
+        # The n-gram heads learned something of their own, and the mixture moves some labels.
+        labels = {e.text: e.label for e in validation_examples(quick_model_dir, None)[0] if e.task == task}
+        rows = [i for i, t in enumerate(val_texts) if t in labels]
+        truth = np.array([labels[val_texts[i]] for i in rows])
+        majority = np.bincount(truth).max() / len(truth)
+        assert (ngrams[rows].argmax(-1) == truth).mean() > majority + 0.05
+        assert (mixed[head].argmax(-1) != encoder[head].argmax(-1)).any()
+
+
+def test_mix_is_a_renormalised_geometric_mean() -> None:
+    a = np.array([[0.7, 0.2, 0.1], [0.2, 0.3, 0.5]], dtype=np.float32)
+    b = np.array([[0.1, 0.8, 0.1], [0.0, 0.0, 1.0]], dtype=np.float32)
+    assert mix(a, b, 0.0) is a
+    out = mix(a, b, 0.5)
+    assert np.allclose(out.sum(axis=-1), 1.0)
+    expected = np.sqrt(a[0] * b[0]) / np.sqrt(a[0] * b[0]).sum()
+    assert np.allclose(out[0], expected, atol=1e-6)
+    # A class the n-gram heads rule out entirely is weakened, not vetoed.
+    assert out[1].argmax() == 2
+    assert out[1][0] > 0
 
 
 def test_batching_does_not_change_results(quick_model_dir: Path, val_texts: list[str]) -> None:
@@ -100,8 +134,9 @@ def test_batching_does_not_change_results(quick_model_dir: Path, val_texts: list
 
 def test_save_load_round_trip_gives_identical_predictions(quick_model_dir: Path, tmp_path: Path) -> None:
     net, config = load_net(quick_model_dir)
+    lexical = LexicalModel.load(quick_model_dir)
     version = save_model(
-        net, load_tokenizer(quick_model_dir), ModelConfig(**config.model_dump()), tmp_path / "again"
+        net, load_tokenizer(quick_model_dir), ModelConfig(**config.model_dump()), tmp_path / "again", lexical
     )
     assert version == Classifier.load(quick_model_dir, backend="torch").version
     original = Classifier.load(quick_model_dir, backend="torch").probabilities(HEADLINES)

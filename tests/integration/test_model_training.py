@@ -14,6 +14,7 @@ from model.artifacts import (
     WEIGHTS_FILE,
     model_version,
 )
+from model.lexical import LEXICAL_FILE
 
 
 def test_quick_training_learns(quick_model_dir: Path) -> None:
@@ -33,7 +34,8 @@ def test_quick_training_learns(quick_model_dir: Path) -> None:
 
 
 def test_model_dir_holds_weights_exports_and_card(quick_model_dir: Path) -> None:
-    for name in (CONFIG_FILE, WEIGHTS_FILE, ONNX_FILE, ONNX_INT8_FILE, CARD_JSON, CARD_MD, "tokenizer.json"):
+    files = (CONFIG_FILE, WEIGHTS_FILE, LEXICAL_FILE, ONNX_FILE, ONNX_INT8_FILE, CARD_JSON, CARD_MD)
+    for name in (*files, "tokenizer.json"):
         assert (quick_model_dir / name).is_file(), name
     for png in ("confusion_topic.png", "confusion_sentiment.png"):
         assert (quick_model_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -45,6 +47,10 @@ def test_model_dir_holds_weights_exports_and_card(quick_model_dir: Path) -> None
     assert chosen["eligible"]
     assert chosen["agreement"] >= 0.99
     assert "| topic |" in (quick_model_dir / CARD_MD).read_text()
+    # The card shows the encoder's heads alone beside the mixture with the n-gram heads.
+    assert card["lexical_weight"] > 0
+    assert card["encoder_only"]["topic"]["n"] == card["metrics"]["topic"]["n"]
+    assert "The encoder's heads alone" in (quick_model_dir / CARD_MD).read_text()
 
 
 def test_version_is_a_hash_of_weights_and_config(quick_model_dir: Path, tmp_path: Path) -> None:
@@ -61,4 +67,7 @@ def test_version_is_a_hash_of_weights_and_config(quick_model_dir: Path, tmp_path
     with (copy / WEIGHTS_FILE).open("r+b") as fh:
         fh.seek(-8, 2)
         fh.write(b"\x01\x02\x03\x04\x05\x06\x07\x08")
-    assert model_version(copy) != changed_config
+    changed_weights = model_version(copy)
+    assert changed_weights != changed_config
+    (copy / LEXICAL_FILE).write_bytes((copy / LEXICAL_FILE).read_bytes() + b"\0")
+    assert model_version(copy) != changed_weights

@@ -1,0 +1,105 @@
+"""The lexical companion of the encoder: word and character n-grams, one linear model per head.
+
+MiniLM-L6 reads meaning but misses rare surface cues that decide these
+labels: tickers, "$", "Q3", "bps", company names. A TF-IDF logistic
+regression on word 1-2-grams and character 2-5-grams catches them. The
+engine mixes the two heads' probabilities geometrically:
+
+    p ∝ p_encoder^(1 - w) · p_lexical^w      (w = TrainConfig.lexical_weight)
+
+On the validation split of the default model this adds about 1.5 points of
+topic accuracy and 1.3 of sentiment (measured in the model card, which shows
+the encoder alone beside the mixture). It is fitted after the encoder, on the
+same training split, in about a minute on a CPU, and costs well under a
+millisecond per text at inference.
+
+Stored as `lexical.joblib` beside the weights (a pickle: load model
+directories you trust, as with any sklearn model) and part of the version hash.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import joblib
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, make_union
+
+from model.labels import TASKS, Task
+
+if TYPE_CHECKING:
+    from model.data import Example
+
+logger = logging.getLogger(__name__)
+
+LEXICAL_FILE = "lexical.joblib"
+# Probabilities are floored before the logarithm: a class one model rules out
+# entirely must not veto the other model.
+FLOOR = 1e-6
+
+
+def _features() -> FeatureUnion:
+    return make_union(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2),
+    )
+
+
+class LexicalModel:
+    """N-gram features shared by both tasks (computed once per text), a linear head per task."""
+
+    def __init__(
+        self, features: FeatureUnion, heads: dict[Task, LogisticRegression], n_classes: dict[Task, int]
+    ) -> None:
+        self.features, self.heads, self.n_classes = features, heads, n_classes
+
+    @classmethod
+    def fit(cls, examples: list[Example], n_classes: dict[Task, int], seed: int) -> LexicalModel:
+        features = _features().fit([ex.text for ex in examples])
+        for _, vectorizer in features.transformer_list:
+            # The terms min_df dropped: a set, pickled in hash order, so the file (and the
+            # model's version) would differ from one run to the next. Not used to predict.
+            vectorizer.stop_words_ = None
+        heads = {}
+        for task in TASKS:
+            mine = [ex for ex in examples if ex.task == task]
+            linear = LogisticRegression(C=5.0, max_iter=2000, class_weight="balanced", random_state=seed)
+            heads[task] = linear.fit(features.transform([ex.text for ex in mine]), [ex.label for ex in mine])
+            logger.info("lexical head fitted task=%s examples=%d", task, len(mine))
+        return cls(features, heads, n_classes)
+
+    def probabilities(self, texts: list[str]) -> dict[Task, np.ndarray]:
+        """Per task, class probabilities in class-index order (classes absent from training: 0)."""
+        x = self.features.transform(texts)
+        out = {}
+        for task, head in self.heads.items():
+            out[task] = np.zeros((len(texts), self.n_classes[task]), dtype=np.float32)
+            out[task][:, head.classes_] = head.predict_proba(x)
+        return out
+
+    def save(self, model_dir: Path) -> None:
+        saved = {"features": self.features, "heads": self.heads, "n_classes": self.n_classes}
+        joblib.dump(saved, model_dir / LEXICAL_FILE)
+
+    @classmethod
+    def load(cls, model_dir: Path) -> LexicalModel | None:
+        """The directory's lexical model, or None when it has none (trained without)."""
+        path = model_dir / LEXICAL_FILE
+        if not path.is_file():
+            return None
+        saved = joblib.load(path)
+        return cls(saved["features"], saved["heads"], saved["n_classes"])
+
+
+def mix(encoder: np.ndarray, lexical: np.ndarray, weight: float) -> np.ndarray:
+    """Geometric mixture of two rows-of-probabilities matrices, renormalised per row."""
+    if weight <= 0:
+        return encoder
+    logp = (1 - weight) * np.log(np.maximum(encoder, FLOOR)) + weight * np.log(np.maximum(lexical, FLOOR))
+    logp -= logp.max(axis=-1, keepdims=True)
+    p = np.exp(logp)
+    return (p / p.sum(axis=-1, keepdims=True)).astype(np.float32)
