@@ -103,13 +103,14 @@ def load_tokenizer(model_dir: Path) -> Any:
 
 
 def model_version(model_dir: Path) -> str:
-    """`ft-` + 12 hex digits of SHA-256 over the weights files and the config."""
+    """`ft-` + 12 hex digits of SHA-256 over the weights, the n-gram heads and the config."""
     digest = hashlib.sha256()
-    for name in (WEIGHTS_FILE, LEXICAL_FILE):
-        if (model_dir / name).is_file():
-            with (model_dir / name).open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
+    with (model_dir / WEIGHTS_FILE).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    lexical = LexicalModel.load(model_dir)
+    if lexical is not None:
+        digest.update(lexical.fingerprint())
     config = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
     digest.update(json.dumps(config, sort_keys=True).encode("utf-8"))
     return f"ft-{digest.hexdigest()[:12]}"

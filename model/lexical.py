@@ -14,11 +14,14 @@ same training split, in about a minute on a CPU, and costs well under a
 millisecond per text at inference.
 
 Stored as `lexical.joblib` beside the weights (a pickle: load model
-directories you trust, as with any sklearn model) and part of the version hash.
+directories you trust, as with any sklearn model); its `fingerprint` is part
+of the version hash.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,6 +83,20 @@ class LexicalModel:
             out[task] = np.zeros((len(texts), self.n_classes[task]), dtype=np.float32)
             out[task][:, head.classes_] = head.predict_proba(x)
         return out
+
+    def fingerprint(self) -> bytes:
+        """A digest of what decides predictions. Not the file's bytes: pickle output
+        depends on object identity, so an equal model re-saved can differ byte for byte."""
+        digest = hashlib.sha256(json.dumps(self.n_classes, sort_keys=True).encode())
+        for _, vectorizer in self.features.transformer_list:
+            digest.update(json.dumps(vectorizer.get_params(), sort_keys=True, default=str).encode())
+            digest.update(json.dumps(sorted((k, int(v)) for k, v in vectorizer.vocabulary_.items())).encode())
+            digest.update(np.ascontiguousarray(vectorizer.idf_).tobytes())
+        for task in sorted(self.heads):
+            head = self.heads[task]
+            for array in (head.classes_, head.coef_, head.intercept_):
+                digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.digest()
 
     def save(self, model_dir: Path) -> None:
         saved = {"features": self.features, "heads": self.heads, "n_classes": self.n_classes}
