@@ -55,6 +55,9 @@ def _print_cpu(console: Console, result: BenchResult) -> None:
     c, p = result.classifier_cpu, result.pipeline_cpu
     console.print(f"CPU busy ({c.cores} cores on this machine):")
     console.print(f"  classifier alone            {cores(c.process, result.classifier_docs_s)}")
+    if result.processes_cpu is not None and result.processes_docs_s:
+        machine = cores(result.processes_cpu.machine, result.processes_docs_s)
+        console.print(f"  classifier processes        {machine} (whole machine)")
     console.print(f"  pipeline: worker process    {cores(p.process, result.pipeline_items_s)}")
     machine = cores(p.machine, result.pipeline_items_s)
     console.print(f"  pipeline: whole machine     {machine} (worker, broker, bench)")
@@ -74,6 +77,7 @@ def bench(
 
     from finpulse.cli import settings
     from stream.bench import run_bench
+    from stream.inference import child_threads
 
     console = Console()
     s = settings()
@@ -81,9 +85,16 @@ def bench(
         result = run_bench(
             s, Path(work), items=items, rates=[float(r) for r in rates.split(",")], duration_s=duration_s
         )
-    console.print(f"classifier alone:        {result.classifier_docs_s:8.1f} docs/s")
-    console.print(f"pipeline (Kafka->score): {result.pipeline_items_s:8.1f} items/s")
-    console.print(f"ratio pipeline/classifier: {result.ratio:.2f}  (target >= 0.80)")
+    m, n = s.model, s.stream.classifier_processes
+    threads = m.threads or "auto"
+    label = f"classifier alone, in process ({threads} threads):"
+    console.print(f"{label:<46}{result.classifier_docs_s:8.1f} docs/s")
+    if result.processes_docs_s is not None:
+        each = child_threads(m, n)
+        label = f"classifier alone, {n} process(es) x {each} thread(s):"
+        console.print(f"{label:<46}{result.processes_docs_s:8.1f} docs/s")
+    console.print(f"{'pipeline (Kafka -> score -> windows):':<46}{result.pipeline_items_s:8.1f} items/s")
+    console.print(f"ratio pipeline / faster classifier: {result.ratio:.2f}  (target >= 0.80)")
     _print_cpu(console, result)
     table = Table(title="latency at fixed offered load (seconds)")
     for col in ("items/s", "items", "score p50", "p95", "p99", "alerts", "alert p50", "p95", "p99"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,10 +46,11 @@ def register_score(
 
     @app.agent(topics.raw, name="score")
     async def score(stream: StreamT[bytes]) -> None:
-        # Batch N+1 is classified while batch N is published, so the classifier
-        # does not wait for Faust to refill the take buffer (one event at a time).
-        # Events are acked only once their batch is published, in order.
-        previous: _Batch | None = None
+        # One batch more than the classifier runs at once is handed to it before the
+        # oldest is published, so it never waits for Faust to refill the take buffer
+        # (one event at a time) or for a publish. Events are acked once their batch
+        # is published, in order.
+        in_flight: deque[_Batch] = deque()
         async for events in stream.noack_take(model.max_batch, within=model.batch_window_s):
             progress.begin_batch(len(events), model.max_batch)
             batch: list[tuple[EventT, NewsItem]] = []
@@ -61,13 +62,12 @@ def register_score(
                     continue
                 progress.observe(event.message.partition, batch[-1][1].published_at)
             mark = progress.batch_mark(min((item.published_at for _, item in batch), default=None))
-            if previous is not None:
-                await previous.classified  # one batch in the classifier at a time
+            if len(in_flight) > classifier.parallel:
+                await in_flight.popleft().published
+            previous = in_flight[-1] if in_flight else None
             current = _Batch(asyncio.create_task(_classify(classifier, batch)))
             current.published = asyncio.create_task(publish(stream, events, current, mark, previous))
-            if previous is not None:
-                await previous.published  # at most one batch waits to be published
-            previous = current
+            in_flight.append(current)
 
     async def publish(
         stream: StreamT[bytes], events: Sequence[EventT], batch: _Batch, mark: datetime | None,

@@ -1,7 +1,8 @@
 """Long-lived resources of a worker, as Faust (mode) services.
 
 The classifier loads once per worker, when the worker starts, and runs its
-CPU/GPU work in a thread so the event loop keeps heartbeats flowing. The
+CPU/GPU work off the event loop (in a child process by default) so heartbeats
+keep flowing. The
 live subscriptions reload periodically, also in a thread (DuckDB blocks).
 """
 
@@ -16,6 +17,7 @@ from mode import Service
 
 from finpulse.schema import NewsItem, ScoredItem
 from finpulse.settings import ModelSettings
+from stream.inference import ClassifierProcess
 
 if TYPE_CHECKING:
     from alerts.live import LiveSubscriptions
@@ -25,38 +27,54 @@ logger = logging.getLogger(__name__)
 
 
 class ClassifierService(Service):
-    """Holds the worker's one `model.Classifier`.
+    """Holds the worker's one `model.Classifier`: in a child process of its own
+    (stream/inference.py, the default) or in this process, run in a thread.
 
     Faust starts user services after table recovery, which may be after the
-    first batch arrives, so the first `predict` also loads the model (once,
+    first batch arrives, so the first `score` also loads the model (once,
     under a lock) if the service has not yet.
     """
 
-    def __init__(self, settings: ModelSettings, **kwargs: object) -> None:
+    def __init__(self, settings: ModelSettings, processes: int = 1, **kwargs: object) -> None:
         self.settings = settings
+        self.processes = processes
         self._classifier: Classifier | None = None
+        self._child: ClassifierProcess | None = None
         self._loading = asyncio.Lock()
+        # Batches classified side by side; in process, one at a time.
+        self.parallel = max(1, processes)
+        self._running = asyncio.Lock()
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
-        await self._loaded()
+        await self._load()
 
-    async def _loaded(self) -> Classifier:
+    async def on_stop(self) -> None:
+        if self._child is not None:
+            await self._child.stop()
+
+    async def _load(self) -> None:
         async with self._loading:
-            if self._classifier is None:
+            s = self.settings
+            if self.processes:
+                self._child = self._child or ClassifierProcess(s, self.processes)
+                await self._child.start()
+            elif self._classifier is None:
                 from model.engine import Classifier
 
-                s = self.settings
                 self._classifier = await asyncio.to_thread(
                     Classifier.load, s.model_dir, device=s.device, threads=s.threads
                 )
                 logger.info("classifier loaded version=%s dir=%s", self._classifier.version, s.model_dir)
-        return self._classifier
 
     async def score(self, items: Sequence[NewsItem]) -> list[ScoredItem]:
         """Classify off the event loop."""
-        classifier = await self._loaded()
-        return await asyncio.to_thread(classifier.score, list(items))
+        await self._load()
+        if self._child is not None:
+            return await self._child.score(items)
+        assert self._classifier is not None
+        async with self._running:
+            return await asyncio.to_thread(self._classifier.score, list(items))
 
 
 class SubscriptionsService(Service):
