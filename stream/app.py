@@ -50,6 +50,9 @@ def create_app(settings: Settings) -> faust.App:
     topics = PipelineTopics.declare(app, kafka.topics)
 
     classifier = ClassifierService(settings.model, settings.stream.classifier_processes)
+    # The children load the model while Faust starts and joins the group: a worker
+    # holding taken events while it loads stalls the group's rebalance.
+    classifier.launch()
     app.service(classifier)
     subscriptions = _live_subscriptions(settings)
     app.service(SubscriptionsService(subscriptions))

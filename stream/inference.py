@@ -25,7 +25,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, TypeVar
 
@@ -43,7 +43,9 @@ R = TypeVar("R")
 # prctl(2) option: signal this process when its parent dies.
 _PR_SET_PDEATHSIG = 1
 
-_classifier: Classifier | None = None  # the child's one model
+# In a child: its settings and threads, and its one model.
+_config: tuple[ModelSettings, int] | None = None
+_classifier: Classifier | None = None
 
 
 class ClassifierCrashed(TransientError):
@@ -55,25 +57,33 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _load(settings: ModelSettings, threads: int) -> None:
-    """The child's initializer: load the model once."""
-    global _classifier
+def _configure(settings: ModelSettings, threads: int) -> None:
+    """The child's initializer: only remembers (a failure here would hide its reason)."""
+    global _config
+    _config = (settings, threads)
     _die_with_parent()
-    # Read by libgomp when torch loads, which is next (nothing imported it yet).
+    # Read by libgomp when torch loads, which is later (nothing imported it yet).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from model.engine import Classifier
 
-    _classifier = Classifier.load(settings.model_dir, device=settings.device, threads=threads)
+
+def _loaded() -> Classifier:
+    """The child's model, loaded on its first call (errors such as ModelNotFound reach the caller)."""
+    global _classifier
+    if _classifier is None:
+        from model.engine import Classifier
+
+        assert _config is not None, "the classifier process was not configured"
+        settings, threads = _config
+        _classifier = Classifier.load(settings.model_dir, device=settings.device, threads=threads)
+    return _classifier
 
 
 def _version(_: object) -> str:
-    assert _classifier is not None, "the classifier process was not initialised"
-    return _classifier.version
+    return _loaded().version
 
 
 def _score(items: list[NewsItem]) -> list[ScoredItem]:
-    assert _classifier is not None, "the classifier process was not initialised"
-    return _classifier.score(items)
+    return _loaded().score(items)
 
 
 def child_threads(settings: ModelSettings, processes: int) -> int:
@@ -92,18 +102,30 @@ class ClassifierProcess:
         self.threads = child_threads(settings, processes)
         self.version: str | None = None
         self._pool: ProcessPoolExecutor | None = None
+        self._ready: list[Future[str]] = []
 
-    async def start(self) -> None:
-        """Spawn the children and load the model there (raises what loading raises)."""
+    def launch(self) -> None:
+        """Spawn the children and have them load the model, without waiting (idempotent)."""
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self.processes,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_load,
+                initializer=_configure,
                 initargs=(self.settings, self.threads),
             )
-            # As many calls as children at once: the pool starts a child per call while none is idle.
-            versions = await asyncio.gather(*(self._run(_version, None) for _ in range(self.processes)))
+            # As many calls as children at once: the pool starts a child per call while none
+            # is idle, and each loads the model on its first call.
+            self._ready = [self._pool.submit(_version, None) for _ in range(self.processes)]
+
+    async def start(self) -> None:
+        """Launch if not yet, and wait until every child loaded the model (raises what loading raises)."""
+        self.launch()
+        if self.version is None:
+            try:
+                versions = await asyncio.gather(*(asyncio.wrap_future(f) for f in self._ready))
+            except BrokenProcessPool as exc:
+                await self.stop()
+                raise ClassifierCrashed(f"a classifier process died while loading the model: {exc}") from exc
             self.version = versions[0]
             logger.info(
                 "classifier processes started n=%d threads=%d version=%s dir=%s",
@@ -111,7 +133,7 @@ class ClassifierProcess:
             )  # fmt: skip
 
     async def stop(self) -> None:
-        pool, self._pool = self._pool, None
+        pool, self._pool, self.version = self._pool, None, None
         if pool is not None:
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 

@@ -46,6 +46,12 @@ class ClassifierService(Service):
         self._running = asyncio.Lock()
         super().__init__(**kwargs)
 
+    def launch(self) -> None:
+        """Start loading the model in the child processes now, while the worker starts up."""
+        if self.processes:
+            self._child = self._child or ClassifierProcess(self.settings, self.processes)
+            self._child.launch()
+
     async def on_start(self) -> None:
         await self._load()
 

@@ -16,6 +16,7 @@ import pytest
 from finpulse.schema import NewsItem
 from finpulse.settings import ModelSettings
 from model.engine import Classifier
+from model.errors import ModelNotFound
 from stream.inference import ClassifierCrashed, ClassifierProcess
 
 HEADLINES = [
@@ -66,13 +67,13 @@ async def test_children_score_like_the_classifier_in_process(model_settings: Mod
     children = ClassifierProcess(model_settings, processes=2)
     try:
         await children.start()
+        assert children.version == local[0].model_version
         assert len(_model_children(os.getpid())) == 2
         # Two batches side by side, one per child: each comes back to its own caller.
         first, second = await asyncio.gather(children.score(items[:2]), children.score(items[2:]))
     finally:
         await children.stop()
     remote = first + second
-    assert children.version == local[0].model_version
     assert [(r.item.story_id, r.topic, r.sentiment, r.model_version) for r in remote] == [
         (r.item.story_id, r.topic, r.sentiment, r.model_version) for r in local
     ]
@@ -125,3 +126,12 @@ def test_child_dies_with_a_sigkilled_parent(model_settings: ModelSettings, tmp_p
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+async def test_a_missing_model_fails_start_with_what_to_do(tmp_path: Path) -> None:
+    child = ClassifierProcess(ModelSettings(model_dir=tmp_path / "none", threads=1))
+    try:
+        with pytest.raises(ModelNotFound, match="finpulse model train"):
+            await child.start()
+    finally:
+        await child.stop()
