@@ -99,7 +99,10 @@ class ModelSettings(_Group):
     train_data_dir: Path = _shared("data")
     device: str = "auto"
     threads: int | None = None
-    max_batch: int = Field(default=64, ge=1)
+    # Texts per classifier call in the worker: more texts sort into tighter length buckets
+    # (finpulse stream bench, 2-core CPU: classifier 360 -> 440 docs/s, pipeline 299 -> 349 items/s
+    # going from 64 to 128); a partial batch still goes after batch_window_s.
+    max_batch: int = Field(default=128, ge=1)
     batch_window_s: float = Field(default=0.5, gt=0)
     max_length: int = Field(default=128, ge=8)
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from finpulse.schema import AlertEvent, NewsItem, ScoredItem, WindowAggregate
+from finpulse.schema import AlertEvent, NewsItem, WindowAggregate
 from finpulse.settings import AlertsSettings, Settings, TopicSettings
 from finpulse.topics import ensure_topics, pipeline_topics
 
@@ -261,7 +261,9 @@ class _Watcher:
         async for record in self.consumer:
             now = time.time()
             if record.topic == scored:
-                self.scored.setdefault(ScoredItem.from_bytes(record.value).story_id, now)
+                # news.scored is keyed by story id: the key is enough, and decoding every
+                # item here would take CPU from the pipeline being measured.
+                self.scored.setdefault(record.key.decode(), now)
             elif record.topic == windows:
                 self.windows.append((now, WindowAggregate.from_bytes(record.value)))
             else:

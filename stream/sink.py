@@ -24,8 +24,10 @@ from stream.topics import PipelineTopics
 
 logger = logging.getLogger(__name__)
 
-SINK_BATCH = 500
-SINK_WITHIN_S = 1.0
+# Each write opens and closes the DuckDB file (so the API can take turns with it):
+# ~40 ms a time, so a batch is up to 2 s of stories rather than a handful.
+SINK_BATCH = 2000
+SINK_WITHIN_S = 2.0
 # Transient store errors (a lock held by another process) are retried this often.
 SINK_RETRIES = 5
 

@@ -8,7 +8,6 @@ import duckdb
 import pytest
 
 from store import DuckDBStore, NotFound, WindowsQuery
-from store.writes import CHUNK_ROWS
 from tests.fixtures.store import T0, alert, known_alerts, known_items, known_windows, scored, window
 
 
@@ -56,8 +55,8 @@ def test_higher_window_revision_wins_in_any_order(store: DuckDBStore) -> None:
     assert stored == newest
 
 
-def test_big_batches_go_in_chunks(store: DuckDBStore) -> None:
-    n = CHUNK_ROWS * 2 + 17
+def test_a_big_batch_is_written_whole(store: DuckDBStore) -> None:
+    n = 2017
     items = [scored(f"i{k}", T0 + timedelta(seconds=k), "macro", "neutral", 0.0) for k in range(n)]
     assert store.upsert_scored(items) == n
     assert store.stats().scored_items == n
@@ -124,3 +123,11 @@ def test_alert_with_same_id_is_replaced_not_duplicated(store: DuckDBStore) -> No
 def test_get_alert_returns_the_whole_event(known_store: DuckDBStore) -> None:
     assert known_store.get_alert("a1") == known_alerts()[0]
     assert known_store.get_alert("missing") is None
+
+
+def test_batches_without_tickers_or_with_them_keep_their_lists(store: DuckDBStore) -> None:
+    # The batch travels as a DataFrame: a list column of only empty lists has no element type.
+    store.upsert_scored([scored(f"e{k}", T0, "macro", "neutral", 0.0) for k in range(3)])
+    store.upsert_scored([scored("t1", T0, "macro", "neutral", 0.0, tickers=("ACME", "XYZ"))])
+    rows = dict((r[0], r[5]) for r in _dump(store, "scored_items"))
+    assert rows == {"e0": [], "e1": [], "e2": [], "t1": ["ACME", "XYZ"]}
