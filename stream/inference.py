@@ -1,4 +1,4 @@
-"""The worker's classifier in a child process of its own.
+"""The worker's classifier in child processes of its own.
 
 In the worker's process, torch's threads and the event loop take turns on
 one GIL: torch dispatches each of the encoder's small ops from Python, so a
@@ -6,11 +6,11 @@ busy event loop (decoding, publishing, windows) stalls the classifier and
 cores sit idle. A child process has its own interpreter; the event loop only
 pickles NewsItems over and ScoredItems back (a few hundred bytes each).
 
-The child is spawned (not forked: the worker has threads and a running loop),
-loads the model once, and dies with the worker (PR_SET_PDEATHSIG on Linux), so
-a SIGKILLed worker leaves no orphan holding the model. If the child dies, the
-call that saw it raises ClassifierCrashed and the next call starts a new one.
-Its OpenMP threads wait passively: they share the cores with the event loop,
+Children are spawned (not forked: the worker has threads and a running loop),
+load the model once, and die with the worker (PR_SET_PDEATHSIG on Linux), so
+a SIGKILLed worker leaves no orphan holding the model. If a child dies, the
+call that saw it raises ClassifierCrashed and the next call starts new ones.
+Their OpenMP threads wait passively: they share the cores with the event loop,
 and spinning while one of them is descheduled burned ~20% more CPU per item
 in `finpulse stream bench` (pipeline/classifier ratio 0.42 spinning, 0.62 passive).
 """

@@ -1,9 +1,9 @@
 """Long-lived resources of a worker, as Faust (mode) services.
 
 The classifier loads once per worker, when the worker starts, and runs its
-CPU/GPU work off the event loop (in a child process by default) so heartbeats
-keep flowing. The
-live subscriptions reload periodically, also in a thread (DuckDB blocks).
+CPU/GPU work off the event loop (in a thread, or in child processes) so
+heartbeats keep flowing. The live subscriptions reload periodically, also in a thread
+(DuckDB blocks).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ logger = logging.getLogger(__name__)
 
 
 class ClassifierService(Service):
-    """Holds the worker's one `model.Classifier`: in a child process of its own
-    (stream/inference.py, the default) or in this process, run in a thread.
+    """Holds the worker's classifier: in child processes (stream/inference.py) or,
+    with processes=0 (the default), one `model.Classifier` in this process, run in a thread.
 
     Faust starts user services after table recovery, which may be after the
     first batch arrives, so the first `score` also loads the model (once,
@@ -63,7 +63,8 @@ class ClassifierService(Service):
         async with self._loading:
             s = self.settings
             if self.processes:
-                self._child = self._child or ClassifierProcess(s, self.processes)
+                self.launch()
+                assert self._child is not None
                 await self._child.start()
             elif self._classifier is None:
                 from model.engine import Classifier
