@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from sklearn.linear_model import LogisticRegression
 
 from finpulse.schema import NewsItem
 from model.artifacts import ModelConfig, load_net, load_tokenizer, save_model
@@ -107,6 +108,21 @@ def test_engine_mixes_the_ngram_heads_into_the_encoders(
         majority = np.bincount(truth).max() / len(truth)
         assert (ngrams[rows].argmax(-1) == truth).mean() > majority + 0.05
         assert (mixed[head].argmax(-1) != encoder[head].argmax(-1)).any()
+
+
+def test_ngram_fast_path_equals_sklearns_predict_proba(quick_model_dir: Path, val_texts: list[str]) -> None:
+    lexical = LexicalModel.load(quick_model_dir)
+    assert lexical is not None
+    features = lexical.features.transform(val_texts)
+    fast = lexical.probabilities(val_texts)
+    for task, head in lexical.heads.items():
+        assert np.allclose(fast[task][:, head.classes_], head.predict_proba(features), atol=1e-6)
+    # A head that saw two classes only (sklearn keeps one logit for those).
+    labels = np.arange(len(val_texts)) % 2
+    binary = LogisticRegression(max_iter=500).fit(features, labels)
+    two = LexicalModel(lexical.features, {"topic": binary}, {"topic": 20}).probabilities(val_texts)["topic"]
+    assert np.allclose(two[:, :2], binary.predict_proba(features), atol=1e-6)
+    assert not two[:, 2:].any()
 
 
 def test_mix_is_a_renormalised_geometric_mean() -> None:
