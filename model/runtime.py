@@ -98,7 +98,7 @@ def traced(net: torch.nn.Module) -> torch.nn.Module:
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer notes on shape checks that hold for every input
             return torch.jit.freeze(torch.jit.trace(net.eval(), (ids, mask), check_trace=False))
-    except Exception:  # noqa: BLE001 - eager is slower, not wrong
+    except Exception:  # eager is slower, not wrong
         logger.warning("tracing the network failed; running it eagerly", exc_info=True)
         return net
 
