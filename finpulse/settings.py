@@ -158,13 +158,15 @@ class StreamSettings(_Group):
     # A partition without items this long closes its windows by wall-clock time.
     idle_close_s: float = Field(default=5.0, gt=0)
     tick_interval_s: float = Field(default=1.0, gt=0)
-    # Child processes that run the classifier, a batch each at a time, each with model.threads
-    # (default: the cores shared out); see stream/inference.py. 2 on a 2-core CPU: 2 x 1 thread
-    # beat 1 x 2 threads alone and in the pipeline. GPU hosts: 1. 0 (the default for now): in
-    # the worker's own process (a thread), where torch shares the GIL with the event loop.
-    # Not the default yet: with 2, the SIGKILL-and-restart e2e test stalled in 2 of 5 runs
-    # (the restarted worker, after waiting out the dead one's session, scored nothing more).
+    # Child processes that run the classifier, a batch each at a time (stream/inference.py).
+    # 0 (the default): lanes in the worker's own process (below), as fast here (stream bench:
+    # 568 vs 595 items/s) without the children. Not the default: with 2, the
+    # SIGKILL-and-restart e2e test stalled in 2 of 5 runs one session and in none of 5 the next.
     classifier_processes: int = Field(default=0, ge=0)
+    # With classifier_processes=0: batches classified side by side in threads of the worker,
+    # each with its own Classifier and model.threads (default: the cores shared out). 2 on a
+    # 2-core CPU: 2 x 1 thread beat 1 x 2 threads, alone and in the pipeline. GPU hosts: 1.
+    classifier_lanes: int = Field(default=2, ge=1)
     # Windows of one detector call (multiple-testing family): collected for this long.
     detect_batch_s: float = Field(default=0.2, gt=0)
     # Write scored items, windows and alerts to the history store (store.url).

@@ -49,7 +49,9 @@ def create_app(settings: Settings) -> faust.App:
     )
     topics = PipelineTopics.declare(app, kafka.topics)
 
-    classifier = ClassifierService(settings.model, settings.stream.classifier_processes)
+    classifier = ClassifierService(
+        settings.model, settings.stream.classifier_processes, settings.stream.classifier_lanes
+    )
     # The children load the model while Faust starts and joins the group: a worker
     # holding taken events while it loads stalls the group's rebalance.
     classifier.launch()

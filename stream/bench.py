@@ -3,8 +3,8 @@
 In one run, on the same texts and the same machine:
 1. the classifier alone, twice: `Classifier.predict` in this process in batches of
    `model.max_batch`, and the same batches through the worker's classifier
-   processes (stream/inference.py, as many at once as it runs): docs/s of
-   each; the pipeline is compared with the faster;
+   (stream/services.py: its lanes or child processes, as many batches at once
+   as it runs): docs/s of each; the pipeline is compared with the faster;
 2. a real worker process on fresh topics, fed as fast as the broker takes:
    items/s from the first record produced to the last one scored and
    aggregated (its windows emitted);
@@ -72,16 +72,16 @@ class CpuUse:
 @dataclass(frozen=True)
 class BenchResult:
     classifier_docs_s: float  # in this process, model.threads
-    processes_docs_s: float | None  # through the worker's classifier processes (None: it has none)
+    worker_docs_s: float  # through the worker's ClassifierService (lanes or processes)
     pipeline_items_s: float
     loads: tuple[LoadResult, ...]
     classifier_cpu: CpuUse
-    processes_cpu: CpuUse | None
+    worker_cpu: CpuUse
     pipeline_cpu: CpuUse
 
     @property
     def best_classifier_docs_s(self) -> float:
-        return max(self.classifier_docs_s, self.processes_docs_s or 0.0)
+        return max(self.classifier_docs_s, self.worker_docs_s)
 
     @property
     def ratio(self) -> float:
@@ -173,33 +173,34 @@ def classifier_docs_per_s(settings: Settings, texts: list[str]) -> tuple[float, 
     return len(texts) / (time.perf_counter() - began), meter.stop()
 
 
-async def _processes_docs_per_s(settings: Settings, texts: list[str]) -> tuple[float, CpuUse]:
-    """The worker's classifier processes fed batches of model.max_batch, one per process at once."""
-    from stream.inference import ClassifierProcess
+async def _worker_docs_per_s(settings: Settings, texts: list[str]) -> tuple[float, CpuUse]:
+    """The worker's classifier (lanes or processes) fed batches of model.max_batch, as many at once
+    as it runs side by side."""
+    from stream.services import ClassifierService
 
-    pool = ClassifierProcess(settings.model, settings.stream.classifier_processes)
+    stream = settings.stream
+    service = ClassifierService(settings.model, stream.classifier_processes, stream.classifier_lanes)
     batch = settings.model.max_batch
     now = datetime.now(UTC)
     items = [_news(i, t, None, now) for i, t in enumerate(texts)]
     chunks = [items[i : i + batch] for i in range(0, len(items), batch)]
     try:
-        await pool.start()
-        await asyncio.gather(*(pool.score(items[:batch]) for _ in range(pool.processes)))  # warm-up
+        await asyncio.gather(*(service.score(items[:batch]) for _ in range(service.parallel)))  # warm-up
         meter = _CpuMeter(os.getpid())
         began = time.perf_counter()
-        lanes = [chunks[i :: pool.processes] for i in range(pool.processes)]
+        lanes = [chunks[i :: service.parallel] for i in range(service.parallel)]
 
         async def lane(mine: list[list[NewsItem]]) -> None:
             for chunk in mine:
-                await pool.score(chunk)
+                await service.score(chunk)
 
         await asyncio.gather(*(lane(mine) for mine in lanes))
         docs_s = len(items) / (time.perf_counter() - began)
         use = meter.stop()
     finally:
-        await pool.stop()
-    # The work is in the children: only the machine figure says where it went.
-    return docs_s, CpuUse(None, use.machine, use.cores)
+        await service.on_stop()
+    # With processes the work is in the children: only the machine figure says where it went.
+    return docs_s, use
 
 
 def _news(i: int, text: str, ticker: str | None, when: datetime) -> NewsItem:
@@ -348,9 +349,7 @@ def run_bench(
     bench = bench_settings(settings, work)
     texts, labels = load_texts(settings.model.train_data_dir, items)
     classifier, classifier_cpu = classifier_docs_per_s(bench, texts)
-    processes, processes_cpu = None, None
-    if bench.stream.classifier_processes:
-        processes, processes_cpu = asyncio.run(_processes_docs_per_s(bench, texts))
+    in_worker, worker_cpu = asyncio.run(_worker_docs_per_s(bench, texts))
     asyncio.run(ensure_topics(bench.kafka, pipeline_topics(bench.kafka.topics)))
     worker = CliProcess(["worker"], settings_env(bench), work / "worker.log").start()
     assert worker.proc is not None
@@ -362,4 +361,4 @@ def run_bench(
         raise TimeoutError(f"{exc}; worker log tail:\n{worker.tail()}") from exc
     finally:
         worker.stop()
-    return BenchResult(classifier, processes, throughput, tuple(loads), classifier_cpu, processes_cpu, cpu)
+    return BenchResult(classifier, in_worker, throughput, tuple(loads), classifier_cpu, worker_cpu, cpu)

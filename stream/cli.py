@@ -55,9 +55,8 @@ def _print_cpu(console: Console, result: BenchResult) -> None:
     c, p = result.classifier_cpu, result.pipeline_cpu
     console.print(f"CPU busy ({c.cores} cores on this machine):")
     console.print(f"  classifier alone            {cores(c.process, result.classifier_docs_s)}")
-    if result.processes_cpu is not None and result.processes_docs_s:
-        machine = cores(result.processes_cpu.machine, result.processes_docs_s)
-        console.print(f"  classifier processes        {machine} (whole machine)")
+    machine = cores(result.worker_cpu.machine, result.worker_docs_s)
+    console.print(f"  classifier as the worker    {machine} (whole machine)")
     console.print(f"  pipeline: worker process    {cores(p.process, result.pipeline_items_s)}")
     machine = cores(p.machine, result.pipeline_items_s)
     console.print(f"  pipeline: whole machine     {machine} (worker, broker, bench)")
@@ -77,7 +76,7 @@ def bench(
 
     from finpulse.cli import settings
     from stream.bench import run_bench
-    from stream.inference import child_threads
+    from stream.inference import threads_each
 
     console = Console()
     s = settings()
@@ -89,10 +88,9 @@ def bench(
     threads = m.threads or "auto"
     label = f"classifier alone, in process ({threads} threads):"
     console.print(f"{label:<46}{result.classifier_docs_s:8.1f} docs/s")
-    if result.processes_docs_s is not None:
-        each = child_threads(m, n)
-        label = f"classifier alone, {n} process(es) x {each} thread(s):"
-        console.print(f"{label:<46}{result.processes_docs_s:8.1f} docs/s")
+    parallel, kind = (n, "process(es)") if n else (s.stream.classifier_lanes, "lane(s)")
+    label = f"classifier alone, {parallel} {kind} x {threads_each(m, parallel)} thread(s):"
+    console.print(f"{label:<46}{result.worker_docs_s:8.1f} docs/s")
     console.print(f"{'pipeline (Kafka -> score -> windows):':<46}{result.pipeline_items_s:8.1f} items/s")
     console.print(f"ratio pipeline / faster classifier: {result.ratio:.2f}  (target >= 0.80)")
     _print_cpu(console, result)

@@ -86,8 +86,8 @@ def _score(items: list[NewsItem]) -> list[ScoredItem]:
     return _loaded().score(items)
 
 
-def child_threads(settings: ModelSettings, processes: int) -> int:
-    """Each child's torch threads: `model.threads`, else the cores shared out among the children."""
+def threads_each(settings: ModelSettings, processes: int) -> int:
+    """Torch threads of each child process (or lane): `model.threads`, else the cores shared out."""
     return settings.threads or max(1, (os.cpu_count() or 1) // processes)
 
 
@@ -99,7 +99,7 @@ class ClassifierProcess:
 
     def __init__(self, settings: ModelSettings, processes: int = 1) -> None:
         self.settings, self.processes = settings, processes
-        self.threads = child_threads(settings, processes)
+        self.threads = threads_each(settings, processes)
         self.version: str | None = None
         self._pool: ProcessPoolExecutor | None = None
         self._ready: list[Future[str]] = []

@@ -17,7 +17,7 @@ from mode import Service
 
 from finpulse.schema import NewsItem, ScoredItem
 from finpulse.settings import ModelSettings
-from stream.inference import ClassifierProcess
+from stream.inference import ClassifierProcess, threads_each
 
 if TYPE_CHECKING:
     from alerts.live import LiveSubscriptions
@@ -28,22 +28,24 @@ logger = logging.getLogger(__name__)
 
 class ClassifierService(Service):
     """Holds the worker's classifier: in child processes (stream/inference.py) or,
-    with processes=0 (the default), one `model.Classifier` in this process, run in a thread.
+    with processes=0 (the default), in `lanes` threads of this process, each with a
+    `model.Classifier` of its own and the cores shared out among them. The network
+    runs without the GIL (a traced graph), so lanes classify side by side and beside
+    the event loop; the Python parts (tokens, n-grams) take turns.
 
     Faust starts user services after table recovery, which may be after the
     first batch arrives, so the first `score` also loads the model (once,
     under a lock) if the service has not yet.
     """
 
-    def __init__(self, settings: ModelSettings, processes: int = 1, **kwargs: object) -> None:
+    def __init__(self, settings: ModelSettings, processes: int = 0, lanes: int = 1, **kwargs: object) -> None:
         self.settings = settings
         self.processes = processes
-        self._classifier: Classifier | None = None
         self._child: ClassifierProcess | None = None
         self._loading = asyncio.Lock()
-        # Batches classified side by side; in process, one at a time.
-        self.parallel = max(1, processes)
-        self._running = asyncio.Lock()
+        # Batches classified side by side: one per child process, or per lane.
+        self.parallel = processes or max(1, lanes)
+        self._idle: asyncio.Queue[Classifier] | None = None
         super().__init__(**kwargs)
 
     def launch(self) -> None:
@@ -66,22 +68,33 @@ class ClassifierService(Service):
                 self.launch()
                 assert self._child is not None
                 await self._child.start()
-            elif self._classifier is None:
+            elif self._idle is None:
                 from model.engine import Classifier
 
-                self._classifier = await asyncio.to_thread(
-                    Classifier.load, s.model_dir, device=s.device, threads=s.threads
+                threads = threads_each(s, self.parallel)
+                idle: asyncio.Queue[Classifier] = asyncio.Queue()
+                for _ in range(self.parallel):
+                    idle.put_nowait(
+                        await asyncio.to_thread(
+                            Classifier.load, s.model_dir, device=s.device, threads=threads
+                        )
+                    )
+                self._idle = idle
+                logger.info(
+                    "classifier loaded lanes=%d threads=%d dir=%s", self.parallel, threads, s.model_dir
                 )
-                logger.info("classifier loaded version=%s dir=%s", self._classifier.version, s.model_dir)
 
     async def score(self, items: Sequence[NewsItem]) -> list[ScoredItem]:
         """Classify off the event loop."""
         await self._load()
         if self._child is not None:
             return await self._child.score(items)
-        assert self._classifier is not None
-        async with self._running:
-            return await asyncio.to_thread(self._classifier.score, list(items))
+        assert self._idle is not None
+        classifier = await self._idle.get()
+        try:
+            return await asyncio.to_thread(classifier.score, list(items))
+        finally:
+            self._idle.put_nowait(classifier)
 
 
 class SubscriptionsService(Service):
