@@ -5,7 +5,7 @@ The pure part (no I/O, time passed in), shared by the stream and the backtest:
     subscriptions  Subscription, DetectorParams, MuteWindow, load_subscriptions()
     windows        WindowSpec, window_specs(), window_starts(), window_bounds()
     aggregate      entities_of(), story_key(), WindowAccumulator, open_window(),
-                   add_item(), close_window() -> WindowAggregate
+                   add_item() / add_items(), close_window() -> WindowAggregate
     baseline       Baseline, BaselineParams, update_baseline()
     detector       DetectorState, state_key(), parse_state_key(), detect() -> Detection(events, states)
 
@@ -18,7 +18,15 @@ package imports only the pure part.
 
 from __future__ import annotations
 
-from .aggregate import WindowAccumulator, add_item, close_window, entities_of, open_window, story_key
+from .aggregate import (
+    WindowAccumulator,
+    add_item,
+    add_items,
+    close_window,
+    entities_of,
+    open_window,
+    story_key,
+)
 from .baseline import Baseline, BaselineParams, update_baseline
 from .detector import Detection, DetectorState, alert_id, detect, parse_state_key, state_key
 from .subscriptions import DetectorParams, MuteWindow, Subscription, SubscriptionFilter, load_subscriptions
@@ -36,6 +44,7 @@ __all__ = [
     "WindowAccumulator",
     "WindowSpec",
     "add_item",
+    "add_items",
     "alert_id",
     "close_window",
     "detect",

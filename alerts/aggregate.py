@@ -18,6 +18,7 @@ accumulator stays small however many stories a window holds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -106,15 +107,25 @@ def add_item(
     The result does not depend on the order items arrive in (up to float rounding of
     `score_sum`): the top headlines are ranked by (score, story key).
     """
-    negative = scored.sentiment == "negative"
+    return add_items(acc, [scored], top_n)
+
+
+def add_items(
+    acc: WindowAccumulator, stories: Sequence[ScoredItem], top_n: int = DEFAULT_TOP_HEADLINES
+) -> WindowAccumulator:
+    """`add_item` for each story in turn, in one copy of the accumulator."""
+    negatives = [scored for scored in stories if scored.sentiment == "negative"]
     top = acc.top_negative
-    if negative:
-        top = tuple(sorted((*top, _headline(scored)), key=_rank)[:top_n])
+    if negatives:
+        top = tuple(sorted((*top, *map(_headline, negatives)), key=_rank)[:top_n])
+    score_sum = acc.score_sum
+    for scored in stories:
+        score_sum += scored.sentiment_score
     return acc.model_copy(
         update={
-            "count": acc.count + 1,
-            "negative_count": acc.negative_count + int(negative),
-            "score_sum": acc.score_sum + scored.sentiment_score,
+            "count": acc.count + len(stories),
+            "negative_count": acc.negative_count + len(negatives),
+            "score_sum": score_sum,
             "top_negative": top,
         }
     )

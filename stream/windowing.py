@@ -33,6 +33,7 @@ restart they rebuild from the next records (windows close later, never early).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -43,7 +44,7 @@ import faust
 from faust.types import EventT, StreamT
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from alerts.aggregate import WindowAccumulator, add_item, close_window, open_window, story_key
+from alerts.aggregate import WindowAccumulator, add_items, close_window, open_window, story_key
 from alerts.baseline import Baseline, BaselineParams, update_baseline
 from alerts.windows import WindowSpec, window_specs, window_starts
 from finpulse.errors import InvalidRecord
@@ -109,8 +110,10 @@ class CountedStory:
         return cls(int(partition), int(until), {w: int(o) for w, _, o in pairs})
 
 
-def _window_id(spec: WindowSpec, start: datetime) -> str:
-    return f"{spec.kind}|{start.isoformat()}"
+@functools.lru_cache(maxsize=4096)
+def _window_id(kind: str, start: datetime) -> str:
+    # Cached: every story asks for the ids of the same few windows.
+    return f"{kind}|{start.isoformat()}"
 
 
 def _slot_key(entity: str, window: str) -> bytes:
@@ -222,7 +225,7 @@ class Windows:
             story = counted[ckey]
             for spec in self.specs.values():
                 for start in window_starts(spec, scored.item.published_at):
-                    window, end = _window_id(spec, start), start + spec.size
+                    window, end = _window_id(spec.kind, start), start + spec.size
                     held = self._slot(_slot_key(prefix, window))
                     applied = held.offset if held else -1
                     had = story.windows.get(window)
@@ -276,14 +279,12 @@ class Windows:
         start: datetime,
         stories: list[ScoredItem],
     ) -> WindowSlot:
-        key = _slot_key(entity_key(kind, entity), _window_id(spec, start))
+        key = _slot_key(entity_key(kind, entity), _window_id(spec.kind, start))
         slot = self._slot(key) or WindowSlot(
             partition=partition,
             acc=open_window(kind, entity, spec, start),  # type: ignore[arg-type]
         )
-        acc = slot.acc
-        for scored in stories:
-            acc = add_item(acc, scored, self.top_n)
+        acc = add_items(slot.acc, stories, self.top_n)
         slot = slot.model_copy(update={"acc": acc, "offset": offset})
         if slot.emitted_revision is not None:  # late items for a closed window
             slot = slot.model_copy(update={"emitted_revision": slot.emitted_revision + 1})

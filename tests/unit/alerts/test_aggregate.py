@@ -12,6 +12,7 @@ from alerts import (
     Baseline,
     BaselineParams,
     add_item,
+    add_items,
     close_window,
     entities_of,
     open_window,
@@ -86,6 +87,18 @@ def test_window_view_aggregates_like_the_full_story() -> None:
     assert len(views[0].to_bytes()) < len(items[0].to_bytes())
     specs = [TUMBLING, HOPPING]
     assert rebuild_windows(views, specs, BaselineParams()) == rebuild_windows(items, specs, BaselineParams())
+
+
+def test_add_items_equals_adding_one_at_a_time() -> None:
+    stories = [scored(f"s{i:02}", ("negative", "neutral", "positive")[i % 3]) for i in range(10)]  # type: ignore[arg-type]
+    one_by_one = open_window("topic", "Macro", TUMBLING, T0)
+    for story in stories:
+        one_by_one = add_item(one_by_one, story, top_n=3)
+    first = add_items(open_window("topic", "Macro", TUMBLING, T0), stories[:4], top_n=3)
+    together = add_items(first, stories[4:], top_n=3)
+    assert together == one_by_one
+    assert (together.count, together.negative_count, len(together.top_negative)) == (10, 4, 3)
+    assert add_items(first, [], top_n=3) == first
 
 
 def test_close_window_carries_evidence_and_trusted_baseline() -> None:
