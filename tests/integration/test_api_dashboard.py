@@ -148,6 +148,9 @@ SUBSCRIPTION = {
 
 def _fill_backtest(page: Page, burst: tuple[datetime, datetime], grid: str = GRID) -> None:
     page.select_option("#bt-kind", "ticker")
+    # A new kind reloads its entity list and prefills the first entity: typing while that
+    # lands gave "ACMEACME" once, so wait for the prefill and then replace it.
+    page.wait_for_function("document.getElementById('bt-entity').value !== ''")
     page.fill("#bt-entity", "ACME")
     page.fill("#bt-grid", grid)
     page.fill("#bt-max", "2")
