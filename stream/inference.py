@@ -86,9 +86,10 @@ def _score(items: list[NewsItem]) -> list[ScoredItem]:
     return _loaded().score(items)
 
 
-def threads_each(settings: ModelSettings, processes: int) -> int:
-    """Torch threads of each child process (or lane): `model.threads`, else the cores shared out."""
-    return settings.threads or max(1, (os.cpu_count() or 1) // processes)
+def threads_each(settings: ModelSettings, parallel: int) -> int:
+    """Torch threads of each of `parallel` child processes (or lanes): `model.threads`, else the
+    cores shared out."""
+    return settings.threads or max(1, (os.cpu_count() or 1) // parallel)
 
 
 class ClassifierProcess:

@@ -132,7 +132,7 @@ def test_mix_is_a_renormalised_geometric_mean() -> None:
     out = mix(a, b, 0.5)
     assert np.allclose(out.sum(axis=-1), 1.0)
     expected = np.sqrt(a[0] * b[0]) / np.sqrt(a[0] * b[0]).sum()
-    assert np.allclose(out[0], expected, atol=1e-5)
+    assert np.allclose(out[0], expected, atol=1e-6)
     # A class the n-gram heads rule out entirely is weakened, not vetoed.
     assert out[1].argmax() == 2
     assert out[1][0] > 0
