@@ -29,7 +29,7 @@ def _raw(app: faust.App, name: str, *, partitions: int | None = None, internal: 
 
 # The worker's changelogged tables; Faust names their topics "<app id>-<table>-changelog".
 WINDOW_SUMS = "window-sums"
-COUNTED = "counted"
+COUNTED = "counted-records"
 BASELINES = "entity-baselines"
 DETECTOR_STATES = "detector-states"
 TABLES = (WINDOW_SUMS, COUNTED, BASELINES, DETECTOR_STATES)

@@ -17,13 +17,19 @@ after a crash are recognised by their offsets instead of opening it afresh.
 Three tables, all keyed within the entity's partition:
   window-sums  <entity>|<window kind>|<start> -> WindowSlot: sums and evidence (constant
                size), and the offset of the last by-entity record folded in;
-  counted      <entity>|<story key> -> CountedStory: the windows the story counted in;
+  counted-records  <entity>|@<record offset> -> CountedRecord: the stories that record
+               counted, and in which windows (one write per record, not per story: a
+               changelog record each was the aggregate stage's largest cost);
   entity-baselines  <entity>|<window kind> -> Baseline.
 A story counts in a window unless that window already holds it: the record
 was folded in (slot offset >= record offset), or the story was counted there
 by an earlier record the slot has folded in. Comparing offsets, rather than
 trusting either table alone, keeps the count exact after a crash whatever
-subset of the two tables' changelog writes survived.
+subset of the two tables' changelog writes survived. Which record first
+counted a story in a window is looked up in an in-memory index of the
+partition's counted records (CountedIndex), built from the table on the
+partition's first event and dropped on every rebalance (recovery may have
+changed the table).
 
 Tables are written only while an event of the same partition is processed
 (Faust writes each change to the changelog partition of the current event);
@@ -34,9 +40,11 @@ restart they rebuild from the next records (windows close later, never early).
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -87,27 +95,54 @@ class WindowSlot(BaseModel):
 
 
 @dataclass
-class CountedStory:
-    """The windows of one entity a story counted in, each with the record offset that
-    counted it. Table value: b"<partition> <latest end, epoch s> <window>=<offset> ..."."""
+class CountedRecord:
+    """The stories one by-entity record counted, each with the windows it counted in.
+    Table value (JSON): {"partition", "until": latest window end (epoch s), "stories"}."""
 
     partition: int
-    until: int  # the latest window end: the entry expires with that window
-    windows: dict[str, int] = field(default_factory=dict)
+    until: int = 0  # the entry expires with its latest window
+    stories: dict[str, list[str]] = field(default_factory=dict)
 
-    def count_in(self, window: str, offset: int, end: datetime) -> None:
-        self.windows[window] = offset
+    def count_in(self, story: str, window: str, end: datetime) -> None:
+        self.stories.setdefault(story, []).append(window)
         self.until = max(self.until, int(end.timestamp()))
 
     def to_bytes(self) -> bytes:
-        windows = " ".join(f"{w}={o}" for w, o in sorted(self.windows.items()))
-        return f"{self.partition} {self.until} {windows}".encode()
+        value = {"partition": self.partition, "until": self.until, "stories": self.stories}
+        return json.dumps(value).encode()
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> CountedStory:
-        partition, until, *windows = raw.decode().split(" ")
-        pairs = (w.rpartition("=") for w in windows)
-        return cls(int(partition), int(until), {w: int(o) for w, _, o in pairs})
+    def from_bytes(cls, raw: bytes) -> CountedRecord:
+        data = json.loads(raw)
+        return cls(data["partition"], data["until"], data["stories"])
+
+
+def _record_key(entity: str, offset: int) -> bytes:
+    """The counted-records key: `<entity>|@<record offset>`."""
+    return f"{entity}|@{offset}".encode()
+
+
+class CountedIndex:
+    """One partition's counted records, inverted: (entity, story) -> window -> the
+    least offset of a record that counted the story there."""
+
+    def __init__(self, partition: int, table: Mapping[bytes, bytes]) -> None:
+        self.first: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+        for key, raw in table.items():
+            record = CountedRecord.from_bytes(raw)
+            if record.partition == partition:
+                entity, _, offset = key.decode().rpartition("|@")
+                self.add(entity, int(offset), record)
+
+    def add(self, entity: str, offset: int, record: CountedRecord) -> None:
+        for story, windows in record.stories.items():
+            first = self.first[(entity, story)]
+            for window in windows:
+                first[window] = min(first.get(window, offset), offset)
+
+    def get(self, entity: str, story: str, window: str) -> int | None:
+        first = self.first.get((entity, story))
+        return first.get(window) if first else None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -151,6 +186,10 @@ def register_windowing(app: faust.App, topics: PipelineTopics, settings: Setting
     )
     dead = topics.dead(app, topics.names.scored)
 
+    @app.on_partitions_assigned.connect
+    async def forget(app: faust.App, assigned: object, **kwargs: object) -> None:
+        windows.forget_indexes()
+
     @app.agent(topics.by_entity, name="aggregate")
     async def aggregate(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -186,6 +225,7 @@ class Windows:
         self.partitions: dict[int, PartitionState] = {}
         # Decoded slots, reused while the table holds the very same bytes.
         self._decoded: dict[bytes, tuple[bytes, WindowSlot]] = {}
+        self._indexes: dict[int, CountedIndex] = {}  # per partition, built on first use
 
     async def on_event(self, event: EventT) -> None:
         partition = event.message.partition
@@ -212,46 +252,54 @@ class Windows:
         """Fold the record's stories into every window containing their publish times."""
         watermark = state.watermark.value(time.time())
         prefix = entity_key(kind, entity)
+        index = self._index(partition)
+        rkey = _record_key(prefix, offset)
+        raw = self.counted.get(rkey)  # present when this record is replayed after a crash
+        record = CountedRecord.from_bytes(raw) if raw else CountedRecord(partition)
+        known = {(story, w) for story, windows in record.stories.items() for w in windows}
         fresh: dict[tuple[WindowSpec, datetime], list[ScoredItem]] = defaultdict(list)
-        counted: dict[bytes, CountedStory] = {}
-        added: set[tuple[bytes, str]] = set()  # (story, window) counted from this record
-        touched: set[bytes] = set()  # counted entries to write
         late = 0
         for scored in stories:
-            ckey = f"{prefix}|{story_key(scored)}".encode()
-            if ckey not in counted:
-                raw = self.counted.get(ckey)
-                counted[ckey] = CountedStory.from_bytes(raw) if raw else CountedStory(partition, 0)
-            story = counted[ckey]
+            key = story_key(scored)
             for spec in self.specs.values():
                 for start in window_starts(spec, scored.item.published_at):
                     window, end = _window_id(spec.kind, start), start + spec.size
                     held = self._slot(_slot_key(prefix, window))
                     applied = held.offset if held else -1
-                    had = story.windows.get(window)
+                    first = index.get(prefix, key, window)
                     if applied >= offset:  # a replayed record, already in the window
-                        if had is None or had > offset:  # its counted entry was lost in a crash
-                            story.count_in(window, offset, end)
-                            touched.add(ckey)
+                        if (first is None or first > offset) and (key, window) not in known:
+                            known.add((key, window))  # its counted entry was lost in a crash
+                            record.count_in(key, window, end)
                         continue
                     expired = held is not None and held.expired_at is not None
                     if expired or (watermark is not None and self._due(end, closed=True) <= watermark):
                         late += 1
                         continue
-                    if (had is not None and had <= applied) or (ckey, window) in added:
+                    if (first is not None and first <= applied) or (key, window) in known:
                         continue  # counted by an earlier record, or earlier in this one
-                    added.add((ckey, window))
-                    touched.add(ckey)
-                    story.count_in(window, offset, end)
+                    known.add((key, window))
+                    record.count_in(key, window, end)
                     fresh[(spec, start)].append(scored)
         for (spec, start), items in fresh.items():
             slot = await self._add_to_window(partition, offset, kind, entity, spec, start, items)
             due = self._due(slot.acc.window_end, closed=slot.emitted_revision is not None)
             state.next_due = min(state.next_due, due) if state.next_due else due
-        for ckey in touched:
-            self.counted[ckey] = counted[ckey].to_bytes()
+        if record.stories:
+            self.counted[rkey] = record.to_bytes()
+            index.add(prefix, offset, record)
         if late:
             logger.info("late stories dropped entity=%s story-windows=%d", prefix, late)
+
+    def _index(self, partition: int) -> CountedIndex:
+        index = self._indexes.get(partition)
+        if index is None:
+            index = self._indexes[partition] = CountedIndex(partition, self.counted)
+        return index
+
+    def forget_indexes(self) -> None:
+        """Drop the counted indexes: a rebalance may have recovered the table afresh."""
+        self._indexes.clear()
 
     def _slot(self, key: bytes) -> WindowSlot | None:
         raw = self.slots.get(key)
@@ -317,7 +365,7 @@ class Windows:
         state.next_due = next_due
 
     def _sweep(self, partition: int, state: PartitionState) -> None:
-        """Once per `sweep_every` of event time: forget counted stories whose windows all
+        """Once per `sweep_every` of event time: forget counted records whose windows all
         expired, and expired windows older than EXPIRED_KEEP_S."""
         watermark = state.watermark.value(time.time())
         if watermark is None:
@@ -327,11 +375,11 @@ class Windows:
         if watermark < state.next_sweep:
             return
         expire_before = int((watermark - self.lateness).timestamp())
-        mine = str(partition).encode()
         for key, raw in list(self.counted.items()):
-            owner, until, _ = raw.split(b" ", 2)
-            if owner == mine and int(until) <= expire_before:
+            record = CountedRecord.from_bytes(raw)
+            if record.partition == partition and record.until <= expire_before:
                 del self.counted[key]
+        self._indexes.pop(partition, None)  # rebuilt from what is left
         forget_before = time.time() - EXPIRED_KEEP_S
         for key in list(self.slots.keys()):
             slot = self._slot(key)

@@ -70,3 +70,29 @@ async def test_a_replayed_record_counts_once_and_a_late_story_revises_the_closed
     await windows.on_event(_event(b"ticker:ACME", late, 2, T0 + timedelta(minutes=5)))
     tumbling = [(w.count, w.revision) for w in topic.sent if w.window_kind == "tumbling"]
     assert tumbling == [(1, 0), (2, 1)]
+
+
+def _record(*stories: bytes) -> bytes:
+    return b"[" + b",".join(stories) + b"]"
+
+
+async def test_a_story_counts_once_per_window_across_records_restarts_and_lost_entries() -> None:
+    windows, topic = _windows(grace_s=0)
+    a = scored("a", "negative", at=T0).to_bytes()
+    syndicated = scored("a2", "negative", at=T0, duplicate_of="a").to_bytes()
+    b = scored("b", "positive", at=T0 + timedelta(minutes=1)).to_bytes()
+    await windows.on_event(_event(b"ticker:ACME", _record(a), 0, T0))
+    await windows.on_event(_event(b"ticker:ACME", _record(syndicated, b), 1, T0))  # a again: once
+    windows.forget_indexes()  # a restart: the index is rebuilt from the recovered table
+    await windows.on_event(_event(b"ticker:ACME", _record(a, b), 2, T0))  # both re-scored: no count
+    # A crash lost record 1's counted entry but not its window write; replaying it repairs
+    # the entry without counting anything twice, and a re-scored b still counts once.
+    [lost] = [k for k in windows.counted if k.endswith(b"|@1")]
+    del windows.counted[lost]
+    windows.forget_indexes()
+    await windows.on_event(_event(b"ticker:ACME", _record(syndicated, b), 1, T0))
+    await windows.on_event(_event(b"ticker:ACME", _record(b), 3, T0))
+    await windows.on_event(_event(TICK_KEY, b"", 4, T0 + timedelta(minutes=5)))
+    [tumbling] = [w for w in topic.sent if w.window_kind == "tumbling"]
+    assert (tumbling.count, tumbling.negative_count) == (2, 1)
+    assert sorted(k.rpartition(b"|@")[2] for k in windows.counted) == [b"0", b"1"]
