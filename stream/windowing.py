@@ -259,22 +259,25 @@ class Windows:
         known = {(story, w) for story, windows in record.stories.items() for w in windows}
         fresh: dict[tuple[WindowSpec, datetime], list[ScoredItem]] = defaultdict(list)
         late = 0
+        # Per window of this record: its id, end and the offset its slot has folded in,
+        # or None when the story-windows are too late. Looked up once, not per story.
+        seen: dict[tuple[WindowSpec, datetime], tuple[str, datetime, int] | None] = {}
         for scored in stories:
             key = story_key(scored)
             for spec in self.specs.values():
                 for start in window_starts(spec, scored.item.published_at):
-                    window, end = _window_id(spec.kind, start), start + spec.size
-                    held = self._slot(_slot_key(prefix, window))
-                    applied = held.offset if held else -1
+                    if (spec, start) not in seen:
+                        seen[(spec, start)] = self._window_state(prefix, spec, start, offset, watermark)
+                    state_of = seen[(spec, start)]
+                    if state_of is None:
+                        late += 1
+                        continue
+                    window, end, applied = state_of
                     first = index.get(prefix, key, window)
                     if applied >= offset:  # a replayed record, already in the window
                         if (first is None or first > offset) and (key, window) not in known:
                             known.add((key, window))  # its counted entry was lost in a crash
                             record.count_in(key, window, end)
-                        continue
-                    expired = held is not None and held.expired_at is not None
-                    if expired or (watermark is not None and self._due(end, closed=True) <= watermark):
-                        late += 1
                         continue
                     if (first is not None and first <= applied) or (key, window) in known:
                         continue  # counted by an earlier record, or earlier in this one
@@ -290,6 +293,21 @@ class Windows:
             index.add(prefix, offset, record)
         if late:
             logger.info("late stories dropped entity=%s story-windows=%d", prefix, late)
+
+    def _window_state(
+        self, prefix: str, spec: WindowSpec, start: datetime, offset: int, watermark: datetime | None
+    ) -> tuple[str, datetime, int] | None:
+        """A window's id, end and folded-in offset (-1: new); None if too late for new stories
+        (a record replayed into it is still recognised: its offset is folded in)."""
+        window, end = _window_id(spec.kind, start), start + spec.size
+        held = self._slot(_slot_key(prefix, window))
+        applied = held.offset if held else -1
+        if applied >= offset:
+            return window, end, applied
+        expired = held is not None and held.expired_at is not None
+        if expired or (watermark is not None and self._due(end, closed=True) <= watermark):
+            return None
+        return window, end, applied
 
     def _index(self, partition: int) -> CountedIndex:
         index = self._indexes.get(partition)
