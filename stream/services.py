@@ -9,6 +9,7 @@ heartbeats keep flowing. The live subscriptions reload periodically, also in a t
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -80,6 +81,10 @@ class ClassifierService(Service):
                         )
                     )
                 self._idle = idle
+                # What is alive now (torch, tokenizers, the model) lives as long as the worker:
+                # out of the collector's sight, a full collection no longer stalls the loop
+                # for 0.4 s walking it (2-core CPU, stream bench).
+                gc.freeze()
                 logger.info(
                     "classifier loaded lanes=%d threads=%d dir=%s", self.parallel, threads, s.model_dir
                 )
