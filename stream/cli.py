@@ -62,6 +62,10 @@ def _print_cpu(console: Console, result: BenchResult) -> None:
     console.print(f"  pipeline: whole machine     {machine} (worker, broker, bench)")
 
 
+def _runs(runs: tuple[float, float]) -> str:
+    return f"  (before {runs[0]:.1f}, after {runs[1]:.1f})"
+
+
 def bench(
     items: int = typer.Option(1000, help="Texts for the classifier and the throughput burst."),
     rates: str = typer.Option("25,50", help="Offered loads (items/s) for the latency runs."),
@@ -87,10 +91,10 @@ def bench(
     m, n = s.model, s.stream.classifier_processes
     threads = m.threads or "auto"
     label = f"classifier alone, in process ({threads} threads):"
-    console.print(f"{label:<46}{result.classifier_docs_s:8.1f} docs/s")
+    console.print(f"{label:<46}{result.classifier_docs_s:8.1f} docs/s{_runs(result.classifier_runs)}")
     parallel, kind = (n, "process(es)") if n else (s.stream.classifier_lanes, "lane(s)")
     label = f"classifier alone, {parallel} {kind} x {threads_each(m, parallel)} thread(s):"
-    console.print(f"{label:<46}{result.worker_docs_s:8.1f} docs/s")
+    console.print(f"{label:<46}{result.worker_docs_s:8.1f} docs/s{_runs(result.worker_runs)}")
     console.print(f"{'pipeline (Kafka -> score -> windows):':<46}{result.pipeline_items_s:8.1f} items/s")
     console.print(f"ratio pipeline / faster classifier: {result.ratio:.2f}  (target >= 0.80)")
     _print_cpu(console, result)

@@ -1,0 +1,25 @@
+"""`finpulse stream bench` end to end, small: a real worker on the test broker, the quick model."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from finpulse.settings import Settings
+from stream.bench import run_bench
+
+
+def test_bench_measures_classifier_pipeline_and_latency_in_one_run(
+    stream_settings: Settings, tmp_path: Path
+) -> None:
+    work = tmp_path / "bench"
+    work.mkdir()
+    result = run_bench(stream_settings, work, items=96, rates=[20.0], duration_s=3)
+    assert all(run > 0 for run in (*result.classifier_runs, *result.worker_runs))
+    assert result.pipeline_items_s > 0 and result.ratio == result.pipeline_items_s / max(
+        result.classifier_docs_s, result.worker_docs_s
+    )
+    [load] = result.loads
+    assert load.items == 60
+    p50, p95, p99 = load.score_latency_s
+    assert 0 < p50 <= p95 <= p99 < 30 and not math.isnan(p99)
