@@ -170,7 +170,7 @@ def _score_replay(path: Path, s: Settings, bars: Progress) -> list[ScoredItem]:
     from model.engine import Classifier
 
     items = read_replay_items(path)
-    classifier = Classifier.load(s.model.model_dir, device=s.model.device, threads=s.model.threads)
+    classifier = Classifier.from_settings(s.model)
     task = bars.add_task(f"classifying {path.name}", total=len(items))
     return score_items(
         items,

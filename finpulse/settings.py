@@ -98,6 +98,10 @@ class ModelSettings(_Group):
     base_model: Path | None = None
     train_data_dir: Path = _shared("data")
     device: str = "auto"
+    # None: the CPU back end `finpulse model eval` measured fastest (within the accuracy rule)
+    # and wrote in the model card; that was on the machine that ran eval, so on another CPU
+    # re-run eval or name one here (torch, torch-bf16, torch-int8, onnx, onnx-int8, cuda-*).
+    backend: str | None = None
     threads: int | None = None
     # Texts per classifier call in the worker: more texts sort into tighter length buckets
     # (finpulse stream bench, 2-core CPU: classifier 360 -> 440 docs/s, pipeline 299 -> 349 items/s

@@ -126,7 +126,9 @@ def bench_cmd(
     s = settings().model
     sample = bench_texts(data or s.train_data_dir, texts)
     sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
-    result = run_bench(model or s.model_dir, sample, device, backend, threads or s.threads, sizes)
+    result = run_bench(
+        model or s.model_dir, sample, device, backend or s.backend, threads or s.threads, sizes
+    )
     table = Table(
         title=f"engine ({result.backend}) vs pipeline, {result.n_texts} posts, {result.threads} threads"
     )
@@ -162,7 +164,8 @@ def predict_cmd(
     from model.engine import Classifier
 
     s = settings().model
-    clf = Classifier.load(model or s.model_dir, device=device or s.device, threads=s.threads)
+    overrides = {k: v for k, v in (("model_dir", model), ("device", device)) if v}
+    clf = Classifier.from_settings(s.model_copy(update=overrides))
     for text, p in zip(texts, clf.predict(texts), strict=True):
         console.print(
             f"{p.sentiment:>8} {p.sentiment_score:+.2f}  {p.topic:<28} {text[:80]}",

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from finpulse.schema import NewsItem, ScoredItem, utcnow
+from finpulse.settings import ModelSettings
 from model.artifacts import CARD_JSON, ONNX_INT8_FILE, ModelConfig, load_config, load_tokenizer, model_version
 from model.batching import TextEncoder, pad, sorted_batches
 from model.errors import InvalidInput
@@ -123,6 +124,14 @@ class Classifier:
         logger.info("classifier loaded dir=%s version=%s backend=%s", model_dir, version, backend)
         mixed = LexicalModel.load(model_dir) if lexical else None
         return cls(runtime, load_tokenizer(model_dir), config, version, max_batch, mixed)
+
+    @classmethod
+    def from_settings(cls, settings: ModelSettings, *, threads: int | None = None) -> Classifier:
+        """The model of `settings` on its device and back end; `threads` overrides settings.threads."""
+        return cls.load(
+            settings.model_dir, device=settings.device, backend=settings.backend,
+            threads=threads or settings.threads,
+        )  # fmt: skip
 
     def probabilities(self, texts: Sequence[object]) -> tuple[np.ndarray, np.ndarray, list[bool], list[bool]]:
         """Topic and sentiment probabilities of each text, and which were truncated / empty."""

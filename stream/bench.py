@@ -172,9 +172,7 @@ class _CpuMeter:
 def classifier_docs_per_s(settings: Settings, texts: list[str]) -> tuple[float, CpuUse]:
     from model.engine import Classifier
 
-    clf = Classifier.load(
-        settings.model.model_dir, device=settings.model.device, threads=settings.model.threads
-    )
+    clf = Classifier.from_settings(settings.model)
     batch = settings.model.max_batch
     clf.predict(texts[:batch])  # warm-up
     meter = _CpuMeter(os.getpid())

@@ -74,7 +74,7 @@ def _loaded() -> Classifier:
 
         assert _config is not None, "the classifier process was not configured"
         settings, threads = _config
-        _classifier = Classifier.load(settings.model_dir, device=settings.device, threads=threads)
+        _classifier = Classifier.from_settings(settings, threads=threads)
     return _classifier
 
 

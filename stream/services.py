@@ -75,11 +75,7 @@ class ClassifierService(Service):
                 threads = threads_each(s, self.parallel)
                 idle: asyncio.Queue[Classifier] = asyncio.Queue()
                 for _ in range(self.parallel):
-                    idle.put_nowait(
-                        await asyncio.to_thread(
-                            Classifier.load, s.model_dir, device=s.device, threads=threads
-                        )
-                    )
+                    idle.put_nowait(await asyncio.to_thread(Classifier.from_settings, s, threads=threads))
                 self._idle = idle
                 # What is alive now (torch, tokenizers, the model) lives as long as the worker:
                 # out of the collector's sight, a full collection no longer stalls the loop

@@ -12,6 +12,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from finpulse.schema import NewsItem
+from finpulse.settings import ModelSettings
 from model.artifacts import ModelConfig, load_net, load_tokenizer, save_model
 from model.engine import Classifier
 from model.errors import InvalidInput, ModelNotFound
@@ -222,3 +223,12 @@ def test_every_backend_loads_and_predicts(quick_model_dir: Path) -> None:
 def test_missing_model_says_how_to_get_one(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFound, match="finpulse model train"):
         Classifier.load(tmp_path)
+
+
+def test_the_backend_setting_overrides_the_cards_choice(quick_model_dir: Path) -> None:
+    chosen = Classifier.from_settings(ModelSettings(model_dir=quick_model_dir, threads=1)).backend
+    other = next(b for b in ("torch", "onnx") if b != chosen)
+    settings = ModelSettings(model_dir=quick_model_dir, threads=1, backend=other)
+    assert Classifier.from_settings(settings).backend == other
+    with pytest.raises(ValueError, match="unknown backend 'tpu'"):
+        Classifier.from_settings(settings.model_copy(update={"backend": "tpu"}))
