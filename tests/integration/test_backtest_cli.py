@@ -292,7 +292,7 @@ class FakeClassifier:
             self.labels[row["title"].strip()] = {0: "negative", 1: "positive", 2: "neutral"}[row["label"]]
 
     @classmethod
-    def load(cls, *_: object, **__: object) -> FakeClassifier:
+    def from_settings(cls, *_: object, **__: object) -> FakeClassifier:
         return cls(FakeClassifier.replay)  # type: ignore[attr-defined]
 
     def predict(self, texts: list[str]) -> list[types.SimpleNamespace]:
