@@ -44,7 +44,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -122,17 +122,21 @@ def _record_key(entity: str, offset: int) -> bytes:
     return f"{entity}|@{offset}".encode()
 
 
+def _records_of(table: Mapping[bytes, bytes], partition: int) -> list[tuple[bytes, CountedRecord]]:
+    """The partition's counted records, decoded, with their keys."""
+    records = ((key, CountedRecord.from_bytes(raw)) for key, raw in table.items())
+    return [(key, record) for key, record in records if record.partition == partition]
+
+
 class CountedIndex:
     """One partition's counted records, inverted: (entity, story) -> window -> the
     least offset of a record that counted the story there."""
 
-    def __init__(self, partition: int, table: Mapping[bytes, bytes]) -> None:
+    def __init__(self, records: Iterable[tuple[bytes, CountedRecord]]) -> None:
         self.first: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-        for key, raw in table.items():
-            record = CountedRecord.from_bytes(raw)
-            if record.partition == partition:
-                entity, _, offset = key.decode().rpartition("|@")
-                self.add(entity, int(offset), record)
+        for key, record in records:
+            entity, _, offset = key.decode().rpartition("|@")
+            self.add(entity, int(offset), record)
 
     def add(self, entity: str, offset: int, record: CountedRecord) -> None:
         for story, windows in record.stories.items():
@@ -312,7 +316,7 @@ class Windows:
     def _index(self, partition: int) -> CountedIndex:
         index = self._indexes.get(partition)
         if index is None:
-            index = self._indexes[partition] = CountedIndex(partition, self.counted)
+            index = self._indexes[partition] = CountedIndex(_records_of(self.counted, partition))
         return index
 
     def forget_indexes(self) -> None:
@@ -393,11 +397,13 @@ class Windows:
         if watermark < state.next_sweep:
             return
         expire_before = int((watermark - self.lateness).timestamp())
-        for key, raw in list(self.counted.items()):
-            record = CountedRecord.from_bytes(raw)
-            if record.partition == partition and record.until <= expire_before:
+        kept = []
+        for key, record in _records_of(self.counted, partition):
+            if record.until <= expire_before:
                 del self.counted[key]
-        self._indexes.pop(partition, None)  # rebuilt from what is left
+            else:
+                kept.append((key, record))
+        self._indexes[partition] = CountedIndex(kept)  # from what is left, decoded once
         forget_before = time.time() - EXPIRED_KEEP_S
         for key in list(self.slots.keys()):
             slot = self._slot(key)

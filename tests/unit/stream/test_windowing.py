@@ -96,3 +96,17 @@ async def test_a_story_counts_once_per_window_across_records_restarts_and_lost_e
     [tumbling] = [w for w in topic.sent if w.window_kind == "tumbling"]
     assert (tumbling.count, tumbling.negative_count) == (2, 1)
     assert sorted(k.rpartition(b"|@")[2] for k in windows.counted) == [b"0", b"1"]
+
+
+async def test_the_sweep_forgets_expired_counted_records_and_keeps_live_ones() -> None:
+    windows, topic = _windows(grace_s=0)
+    old = scored("old", "negative", at=T0).to_bytes()
+    await windows.on_event(_event(b"ticker:ACME", _record(old), 0, T0))  # first sight: sweep due later
+    later = T0 + timedelta(hours=3)
+    fresh = scored("new", "negative", at=later).to_bytes()
+    await windows.on_event(_event(b"ticker:ACME", _record(fresh), 1, later))  # sweeps record 0
+    assert [k.rpartition(b"|@")[2] for k in windows.counted] == [b"1"]
+    await windows.on_event(_event(b"ticker:ACME", _record(fresh), 2, later))  # re-scored: once
+    await windows.on_event(_event(TICK_KEY, b"", 3, later + timedelta(minutes=5)))
+    counts = [w.count for w in topic.sent if w.window_kind == "tumbling" and w.window_start >= later]
+    assert counts == [1]
