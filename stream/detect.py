@@ -11,6 +11,7 @@ The subscriptions are the live set (alerts.live), read afresh for each batch.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import defaultdict
@@ -80,10 +81,15 @@ async def _evaluate(
     for state_key, state in result.states.items():
         # state_key is "<subscription>|<kind>:<entity>|<window kind>".
         changed[state_key.split("|")[1].encode()][state_key] = state.model_dump_json()
+    # Alerts first, and delivered, then the states that record them: the two are separate
+    # sends, and a crash that kept a firing state but lost its alert would never fire it
+    # again (the replayed window is no newer than the state's). The other way round, a
+    # crash repeats the alert under the same alert_id. Alerts are rare: the wait is too.
+    sent = [await topics.alerts.send(key=a.alert_id.encode(), value=a.to_bytes()) for a in result.events]
+    await asyncio.gather(*sent)
     for key, updates in changed.items():
         states[key] = json.dumps(stored.get(key, {}) | updates).encode()
     for alert in result.events:
-        await topics.alerts.send(key=alert.alert_id.encode(), value=alert.to_bytes())
         logger.info(
             "alert %s subscription=%s entity=%s:%s share=%.2f baseline=%.2f p=%.2g",
             alert.state, alert.subscription_id, alert.entity_kind, alert.entity,

@@ -29,7 +29,10 @@ subset of the two tables' changelog writes survived. Which record first
 counted a story in a window is looked up in an in-memory index of the
 partition's counted records (CountedIndex), built from the table on the
 partition's first event and dropped on every rebalance (recovery may have
-changed the table).
+changed the table). A window's emission and its slot's write are separate
+sends; after a rebalance each partition's first event re-emits the windows
+that events from its offset on had emitted, in case a crash kept the slot and
+lost the message (Windows._resend).
 
 Tables are written only while an event of the same partition is processed
 (Faust writes each change to the changelog partition of the current event);
@@ -88,6 +91,9 @@ class WindowSlot(BaseModel):
     # Offset of the last by-entity record folded in (-1: none yet).
     offset: int = -1
     emitted_revision: int | None = None  # None: still open
+    # Offset of the by-entity event whose processing emitted the latest revision: if
+    # a crash replays that event, the emission may have been lost (see Windows._resend).
+    emitted_offset: int | None = None
     baseline: Baseline | None = None  # the baseline it was closed against
     # Wall time it passed the allowed lateness; kept EXPIRED_KEEP_S longer so records
     # replayed after a crash are recognised (by offset) rather than counted afresh.
@@ -191,8 +197,8 @@ def register_windowing(app: faust.App, topics: PipelineTopics, settings: Setting
     dead = topics.dead(app, topics.names.scored)
 
     @app.on_partitions_assigned.connect
-    async def forget(app: faust.App, assigned: object, **kwargs: object) -> None:
-        windows.forget_indexes()
+    async def resume(app: faust.App, assigned: object, **kwargs: object) -> None:
+        windows.on_assigned()
 
     @app.agent(topics.by_entity, name="aggregate")
     async def aggregate(stream: StreamT[bytes]) -> None:
@@ -230,10 +236,14 @@ class Windows:
         # Decoded slots, reused while the table holds the very same bytes.
         self._decoded: dict[bytes, tuple[bytes, WindowSlot]] = {}
         self._indexes: dict[int, CountedIndex] = {}  # per partition, built on first use
+        self._resumed: set[int] = set()  # partitions with an event since the last assignment
 
     async def on_event(self, event: EventT) -> None:
         partition = event.message.partition
         state = self.partitions.setdefault(partition, PartitionState(self.idle_close_s))
+        if partition not in self._resumed:
+            self._resumed.add(partition)
+            await self._resend(partition, event.message.offset)
         upstream = mark_from(event.headers)
         if upstream is not None:
             state.watermark.observe(upstream[0], upstream[1], time.time())
@@ -241,7 +251,7 @@ class Windows:
             kind, _, entity = event.key.decode().partition(":")
             stories = entity_stories(event.value)
             await self._add(partition, event.message.offset, state, kind, entity, stories)
-        await self._close_due(partition, state)
+        await self._close_due(partition, state, event.message.offset)
         self._sweep(partition, state)
 
     async def _add(
@@ -319,9 +329,32 @@ class Windows:
             index = self._indexes[partition] = CountedIndex(_records_of(self.counted, partition))
         return index
 
-    def forget_indexes(self) -> None:
-        """Drop the counted indexes: a rebalance may have recovered the table afresh."""
+    def on_assigned(self) -> None:
+        """After a rebalance: drop the counted indexes (recovery may have changed the table),
+        and check each partition for lost emissions on its next event."""
         self._indexes.clear()
+        self._resumed.clear()
+
+    async def _resend(self, partition: int, start: int) -> None:
+        """Emit again the revisions that events from offset `start` on emitted.
+
+        A window's emission goes to the windows topic and its slot to the changelog as two
+        separate sends; a crash between their deliveries can keep the slot (closed) and lose
+        the message, and the replayed event then finds nothing left to emit. The consumer
+        resumes at its committed offset `start`, and Faust flushes the producer before it
+        commits, so only emissions of events from `start` on can be missing. Windows
+        consumers take a repeated revision as a redelivery.
+        """
+        resent = 0
+        for key in list(self.slots.keys()):
+            slot = self._slot(key)
+            emitted = slot.emitted_offset if slot else None
+            if slot and slot.partition == partition and emitted is not None and emitted >= start:
+                await self._emit(slot)
+                resent += 1
+        if resent:
+            logger.info("windows re-emitted after a restart partition=%d from_offset=%d count=%d",
+                        partition, start, resent)  # fmt: skip
 
     def _slot(self, key: bytes) -> WindowSlot | None:
         raw = self.slots.get(key)
@@ -357,12 +390,13 @@ class Windows:
         acc = add_items(slot.acc, stories, self.top_n)
         slot = slot.model_copy(update={"acc": acc, "offset": offset})
         if slot.emitted_revision is not None:  # late items for a closed window
-            slot = slot.model_copy(update={"emitted_revision": slot.emitted_revision + 1})
+            revision = slot.emitted_revision + 1
+            slot = slot.model_copy(update={"emitted_revision": revision, "emitted_offset": offset})
             await self._emit(slot)
         self._put(key, slot)
         return slot
 
-    async def _close_due(self, partition: int, state: PartitionState) -> None:
+    async def _close_due(self, partition: int, state: PartitionState, offset: int) -> None:
         """Close open windows the watermark has passed; forget closed ones past the lateness."""
         watermark = state.watermark.value(time.time())
         if watermark is None or state.next_due is None or state.next_due > watermark:
@@ -383,7 +417,7 @@ class Windows:
             pending = self._due(end, closed=closed)
             next_due = min(next_due, pending) if next_due else pending
         for key, slot in sorted(due, key=lambda ks: (ks[1].acc.window_end, ks[0])):
-            await self._close(key, slot)
+            await self._close(key, slot, offset)
         state.next_due = next_due
 
     def _sweep(self, partition: int, state: PartitionState) -> None:
@@ -417,12 +451,12 @@ class Windows:
         """When a window next needs attention: its close, or once closed, its expiry."""
         return end + self.lateness if closed else end + self.grace
 
-    async def _close(self, key: bytes, slot: WindowSlot) -> None:
+    async def _close(self, key: bytes, slot: WindowSlot, offset: int) -> None:
         acc = slot.acc
         bkey = f"{entity_key(acc.entity_kind, acc.entity)}|{acc.window_kind}".encode()
         raw = self.baselines.get(bkey)
         baseline = Baseline.model_validate_json(raw) if raw else None
-        slot = slot.model_copy(update={"emitted_revision": 0, "baseline": baseline})
+        slot = slot.model_copy(update={"emitted_revision": 0, "baseline": baseline, "emitted_offset": offset})
         aggregate = await self._emit(slot)
         updated = update_baseline(baseline, aggregate, self.params, self.specs[acc.window_kind])
         self.baselines[bkey] = updated.model_dump_json().encode()

@@ -193,7 +193,8 @@ async def assert_every_window_counts_its_input(
         missing = {k: (v, got.get(k)) for k, v in expected.items() if got.get(k) != v}
         if not missing:
             break
-    assert not missing, f"windows differing from the input (expected, got): {dict(list(missing.items())[:5])}"
+    some = dict(list(missing.items())[:5])
+    assert not missing, f"windows differing from the input (expected, got): {some}\n{worker.tail()}"
     stories = {ScoredItem.from_bytes(v).story_id for v in await read_until(
         settings, settings.kafka.topics.scored, truth.items, 30)}  # fmt: skip
     assert len(stories) == truth.items

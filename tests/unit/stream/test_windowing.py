@@ -72,6 +72,10 @@ async def test_a_replayed_record_counts_once_and_a_late_story_revises_the_closed
     assert tumbling == [(1, 0), (2, 1)]
 
 
+def _window(w: WindowAggregate) -> tuple[str, datetime]:
+    return w.window_kind, w.window_start
+
+
 def _record(*stories: bytes) -> bytes:
     return b"[" + b",".join(stories) + b"]"
 
@@ -83,13 +87,13 @@ async def test_a_story_counts_once_per_window_across_records_restarts_and_lost_e
     b = scored("b", "positive", at=T0 + timedelta(minutes=1)).to_bytes()
     await windows.on_event(_event(b"ticker:ACME", _record(a), 0, T0))
     await windows.on_event(_event(b"ticker:ACME", _record(syndicated, b), 1, T0))  # a again: once
-    windows.forget_indexes()  # a restart: the index is rebuilt from the recovered table
+    windows.on_assigned()  # a restart: the index is rebuilt from the recovered table
     await windows.on_event(_event(b"ticker:ACME", _record(a, b), 2, T0))  # both re-scored: no count
     # A crash lost record 1's counted entry but not its window write; replaying it repairs
     # the entry without counting anything twice, and a re-scored b still counts once.
     [lost] = [k for k in windows.counted if k.endswith(b"|@1")]
     del windows.counted[lost]
-    windows.forget_indexes()
+    windows.on_assigned()
     await windows.on_event(_event(b"ticker:ACME", _record(syndicated, b), 1, T0))
     await windows.on_event(_event(b"ticker:ACME", _record(b), 3, T0))
     await windows.on_event(_event(TICK_KEY, b"", 4, T0 + timedelta(minutes=5)))
@@ -110,3 +114,23 @@ async def test_the_sweep_forgets_expired_counted_records_and_keeps_live_ones() -
     await windows.on_event(_event(TICK_KEY, b"", 3, later + timedelta(minutes=5)))
     counts = [w.count for w in topic.sent if w.window_kind == "tumbling" and w.window_start >= later]
     assert counts == [1]
+
+
+async def test_a_restart_re_emits_the_windows_that_uncommitted_events_emitted() -> None:
+    windows, topic = _windows(grace_s=0)
+    story = b"[" + scored("a", "negative", at=T0).to_bytes() + b"]"
+    await windows.on_event(_event(b"ticker:ACME", story, 0, T0))
+    await windows.on_event(_event(TICK_KEY, b"", 1, T0 + timedelta(minutes=5)))  # closes windows
+    closed = list(topic.sent)
+    assert ("tumbling", T0, 1, 0) in [(w.window_kind, w.window_start, w.count, w.revision) for w in closed]
+    # SIGKILL: the slot's close reached the changelog, the windows message did not, and
+    # offset 1 was not committed. The restarted worker resumes there and emits it again.
+    topic.sent.clear()
+    windows.on_assigned()
+    await windows.on_event(_event(TICK_KEY, b"", 1, T0 + timedelta(minutes=5)))
+    assert sorted(topic.sent, key=_window) == sorted(closed, key=_window)
+    # Resuming after a committed close: its message landed, nothing is re-emitted.
+    topic.sent.clear()
+    windows.on_assigned()
+    await windows.on_event(_event(TICK_KEY, b"", 2, T0 + timedelta(minutes=5)))
+    assert topic.sent == []
