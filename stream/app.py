@@ -15,7 +15,7 @@ from finpulse.settings import Settings
 from stream.detect import register_detect
 from stream.score import register_score
 from stream.services import ClassifierService, SubscriptionsService
-from stream.sink import StoreService, register_sink
+from stream.sink import HistorySink, StoreService
 from stream.topics import PipelineTopics
 from stream.windowing import register_windowing
 
@@ -70,7 +70,7 @@ def create_app(settings: Settings) -> faust.App:
     if settings.stream.history:
         store = StoreService(settings.store)
         app.service(store)
-        register_sink(app, topics, store)
+        app.service(HistorySink(app, settings, topics, store))
     return app
 
 

@@ -1,4 +1,4 @@
-"""Dead-lettering from inside a Faust agent: original bytes plus the reason."""
+"""Dead-lettering a record a stage could not process: original bytes plus the reason."""
 
 from __future__ import annotations
 
@@ -9,16 +9,24 @@ from finpulse.topics import log_dead_letter
 
 
 async def dead_letter(dead: TopicT, event: EventT, error: BaseException, *, stage: str) -> None:
-    """Publish `event`'s original record to `dead` with why it failed."""
-    message = event.message
+    """Publish a Faust `event`'s original record to `dead` with why it failed."""
+    m = event.message
+    await dead_letter_record(dead, m.topic, m.partition, m.offset, m.key, m.value, error, stage=stage)
+
+
+async def dead_letter_record(
+    dead: TopicT, topic: str, partition: int, offset: int, key: object, value: object,
+    error: BaseException, *, stage: str,
+) -> None:  # fmt: skip
+    """Publish one consumed record to `dead` with why it failed."""
     letter = DeadLetter.wrap(
-        source_topic=message.topic,
+        source_topic=topic,
         stage=stage,
         error=error,
-        value=message.value if isinstance(message.value, bytes) else None,
-        key=message.key if isinstance(message.key, bytes) else None,
-        partition=message.partition,
-        offset=message.offset,
+        value=value if isinstance(value, bytes) else None,
+        key=key if isinstance(key, bytes) else None,
+        partition=partition,
+        offset=offset,
     )
     await dead.send(value=letter.to_bytes())
     log_dead_letter(letter)

@@ -12,13 +12,15 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 
+from aiokafka import AIOKafkaProducer
+
 from alerts.windows import window_specs, window_starts
 from api.backtest import BacktestRequest, run_from_store
 from finpulse.kafka_local import LocalKafka
 from finpulse.processes import CliProcess, settings_env
-from finpulse.schema import AlertEvent, ScoredItem, WindowAggregate
+from finpulse.schema import AlertEvent, DeadLetter, ScoredItem, WindowAggregate
 from finpulse.settings import KafkaSettings, Settings
-from finpulse.topics import ensure_topics, pipeline_topics
+from finpulse.topics import dead_letter_topic, ensure_topics, pipeline_topics
 from ingest.replay import publish_replay_async
 from ingest.sample import PlantedSpike, write_planted_spike
 from store.duckdb import DuckDBStore
@@ -134,6 +136,19 @@ async def test_calm_replay_fires_nothing(
         stream_settings.kafka, stream_settings.kafka.topics.alerts, expect=1, timeout_s=5
     )
     assert alerts == []
+    # The history sink dead-letters a scored record it cannot read, and goes on.
+    kafka = stream_settings.kafka
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(kafka.topics.scored, b'{"not": "a scored item"}', key=b"bad")
+    finally:
+        await producer.stop()
+    dead_topic = dead_letter_topic(kafka.topics.scored, kafka.topics)
+    [dead] = await read_topic(kafka, dead_topic, expect=1, timeout_s=30)
+    letter = DeadLetter.from_bytes(dead.value)
+    assert (letter.stage, letter.error_type, letter.key_b64) == ("history", "InvalidRecord", "YmFk")
+    assert worker.running, worker.tail()
 
 
 async def test_sigkill_and_restart_lose_and_double_count_nothing(
