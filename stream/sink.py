@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 import faust
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import ConsumerStoppedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from mode import Service
 
@@ -125,7 +125,10 @@ class HistorySink(Service):
             if consumer is None:
                 await self.sleep(0.1)
                 continue
-            records = await self._gather(consumer)
+            try:
+                records = await self._gather(consumer)
+            except ConsumerStoppedError:  # on_stop closed it while it waited: the worker stops
+                return
             if not records:
                 continue
             try:

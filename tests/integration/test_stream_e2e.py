@@ -149,6 +149,8 @@ async def test_calm_replay_fires_nothing(
     letter = DeadLetter.from_bytes(dead.value)
     assert (letter.stage, letter.error_type, letter.key_b64) == ("history", "InvalidRecord", "YmFk")
     assert worker.running, worker.tail()
+    worker.stop()  # and it stops cleanly: no service crashes on the way out
+    assert "Crashed" not in worker.log.read_text(errors="replace"), worker.tail()
 
 
 async def test_sigkill_and_restart_lose_and_double_count_nothing(
