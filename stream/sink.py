@@ -120,11 +120,9 @@ class HistorySink(Service):
 
     @Service.task
     async def _consume(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None, "mode starts a service's tasks after on_start"
         while not self.should_stop:
-            consumer = self._consumer
-            if consumer is None:
-                await self.sleep(0.1)
-                continue
             try:
                 records = await self._gather(consumer)
             except ConsumerStoppedError:  # on_stop closed it while it waited: the worker stops

@@ -47,7 +47,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -346,15 +346,21 @@ class Windows:
         consumers take a repeated revision as a redelivery.
         """
         resent = 0
-        for key in list(self.slots.keys()):
-            slot = self._slot(key)
-            emitted = slot.emitted_offset if slot else None
-            if slot and slot.partition == partition and emitted is not None and emitted >= start:
+        for _, slot in self._slots_of(partition):
+            if slot.emitted_offset is not None and slot.emitted_offset >= start:
                 await self._emit(slot)
                 resent += 1
         if resent:
             logger.info("windows re-emitted after a restart partition=%d from_offset=%d count=%d",
                         partition, start, resent)  # fmt: skip
+
+    def _slots_of(self, partition: int) -> Iterator[tuple[bytes, WindowSlot]]:
+        """The partition's window slots; the keys are listed first, so the caller may
+        write or delete slots as it goes."""
+        for key in list(self.slots.keys()):
+            slot = self._slot(key)
+            if slot is not None and slot.partition == partition:
+                yield key, slot
 
     def _slot(self, key: bytes) -> WindowSlot | None:
         raw = self.slots.get(key)
@@ -403,9 +409,8 @@ class Windows:
             return
         due: list[tuple[bytes, WindowSlot]] = []
         next_due: datetime | None = None
-        for key in list(self.slots.keys()):
-            slot = self._slot(key)
-            if slot is None or slot.partition != partition or slot.expired_at is not None:
+        for key, slot in self._slots_of(partition):
+            if slot.expired_at is not None:
                 continue
             end, closed = slot.acc.window_end, slot.emitted_revision is not None
             if self._due(end, closed=closed) <= watermark:
@@ -439,9 +444,8 @@ class Windows:
                 kept.append((key, record))
         self._indexes[partition] = CountedIndex(kept)  # from what is left, decoded once
         forget_before = time.time() - EXPIRED_KEEP_S
-        for key in list(self.slots.keys()):
-            slot = self._slot(key)
-            if slot and slot.partition == partition and slot.expired_at and slot.expired_at < forget_before:
+        for key, slot in self._slots_of(partition):
+            if slot.expired_at and slot.expired_at < forget_before:
                 del self.slots[key]
         for key in [k for k in self._decoded if k not in self.slots]:
             del self._decoded[key]  # forgotten, or of partitions this worker no longer owns
