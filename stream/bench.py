@@ -29,11 +29,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from finpulse.schema import AlertEvent, NewsItem, WindowAggregate
-from finpulse.settings import AlertsSettings, Settings, TopicSettings
+from finpulse.settings import AlertsSettings, KafkaSettings, Settings, TopicSettings
 from finpulse.topics import ensure_topics, pipeline_topics
+from ingest.producer import NewsProducer
 
 BENCH_SEED = 11
 # Bench windows: 2 s tumbling, 10 s hopping every 2 s, so alerts come every few seconds.
@@ -219,26 +220,24 @@ def _news(i: int, text: str, ticker: str | None, when: datetime) -> NewsItem:
     )  # fmt: skip
 
 
-async def _produce(
-    kafka_bootstrap: str, topic: str, items: list[NewsItem], rate: float | None
-) -> dict[str, float]:
-    """Send items (paced at `rate`/s, or as fast as possible); returns send time per story."""
+async def _produce(kafka: KafkaSettings, items: list[NewsItem], rate: float | None) -> dict[str, float]:
+    """Publish items to news.raw through ingest's producer (its batching and acks, as real
+    news arrives), paced at `rate`/s or all at once; returns the send time per story."""
     sent: dict[str, float] = {}
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
+    async with NewsProducer(kafka) as producer:
+        if not rate:
+            sent = dict.fromkeys((item.story_id for item in items), time.time())
+            await producer.publish(items)
+            return sent
         began = time.perf_counter()
+        pending = []
         for i, item in enumerate(items):
-            if rate:
-                await asyncio.sleep(max(0.0, began + i / rate - time.perf_counter()))
-                item = item.model_copy(
-                    update={"published_at": datetime.now(UTC), "fetched_at": datetime.now(UTC)}
-                )
+            await asyncio.sleep(max(0.0, began + i / rate - time.perf_counter()))
+            now = datetime.now(UTC)
+            item = item.model_copy(update={"published_at": now, "fetched_at": now})
             sent[item.story_id] = time.time()
-            await producer.send(topic, item.to_bytes(), key=item.story_id.encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
+            pending.append(asyncio.create_task(producer.publish([item])))
+        await asyncio.gather(*pending)
     return sent
 
 
@@ -320,17 +319,16 @@ async def _measure(
     duration_s: float,
 ) -> tuple[float, CpuUse, list[LoadResult]]:  # fmt: skip
     kafka = settings.kafka
-    raw = kafka.topics.raw
     async with _Watcher(settings) as watch:
         # Warm-up: the worker has loaded its model and joined the group once these are scored.
         warm = [_news(i, t, None, datetime.now(UTC)) for i, t in enumerate(texts[:16])]
-        await _produce(kafka.bootstrap, raw, warm, None)
+        await _produce(kafka, warm, None)
         await watch.wait_scored({w.story_id for w in warm}, timeout_s=300)
         # Throughput: everything at once.
         burst = [_news(i, t, None, datetime.now(UTC)) for i, t in enumerate(texts)]
         began = time.time()
         meter = _CpuMeter(worker_pid)
-        await _produce(kafka.bootstrap, raw, burst, None)
+        await _produce(kafka, burst, None)
         done = await watch.wait_scored({b.story_id for b in burst}, timeout_s=900)
         cpu = meter.stop()
         throughput = len(burst) / (done - began)
@@ -338,7 +336,7 @@ async def _measure(
         for rate in rates:
             items = _load_items(texts, labels, rate, duration_s)
             seen_alerts = len(watch.alerts)
-            sent = await _produce(kafka.bootstrap, raw, items, rate)
+            sent = await _produce(kafka, items, rate)
             await watch.wait_scored(set(sent), timeout_s=300)
             await asyncio.sleep(3 * BENCH_WINDOW_S)  # let the last windows close
             score_lat = [watch.scored[i] - t for i, t in sent.items()]

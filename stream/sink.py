@@ -39,6 +39,11 @@ SINK_WITHIN_S = 2.0
 SINK_RETRIES = 5
 # After a failed write, the batch is read again from the last commit this much later.
 SINK_BACKOFF_S = 2.0
+# The consumer fetches in the background; by default the broker answers each fetch as
+# soon as a record arrives, so a busy pipeline meant a fetch every few records. The sink
+# writes every SINK_WITHIN_S anyway: let the broker gather up to this much, this long.
+SINK_FETCH_MIN_BYTES = 256 * 1024
+SINK_FETCH_MAX_WAIT_MS = 500
 
 
 class StoreService(Service):
@@ -109,6 +114,8 @@ class HistorySink(Service):
             group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            fetch_min_bytes=SINK_FETCH_MIN_BYTES,
+            fetch_max_wait_ms=SINK_FETCH_MAX_WAIT_MS,
         )
         self._consumer.subscribe(list(self._routes))
         await self._consumer.start()

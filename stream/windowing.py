@@ -135,24 +135,37 @@ def _records_of(table: Mapping[bytes, bytes], partition: int) -> list[tuple[byte
 
 
 class CountedIndex:
-    """One partition's counted records, inverted: (entity, story) -> window -> the
-    least offset of a record that counted the story there."""
+    """One partition's counted records, decoded once, and inverted: (entity, story) ->
+    window -> the least offset of a record that counted the story there."""
 
     def __init__(self, records: Iterable[tuple[bytes, CountedRecord]]) -> None:
+        self.records: dict[bytes, CountedRecord] = {}
         self.first: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
         for key, record in records:
-            entity, _, offset = key.decode().rpartition("|@")
-            self.add(entity, int(offset), record)
+            self.add(key, record)
 
-    def add(self, entity: str, offset: int, record: CountedRecord) -> None:
+    def add(self, key: bytes, record: CountedRecord) -> None:
+        self.records[key] = record
+        entity, _, offset = key.decode().rpartition("|@")
         for story, windows in record.stories.items():
             first = self.first[(entity, story)]
             for window in windows:
-                first[window] = min(first.get(window, offset), offset)
+                first[window] = min(first.get(window, int(offset)), int(offset))
 
     def get(self, entity: str, story: str, window: str) -> int | None:
         first = self.first.get((entity, story))
         return first.get(window) if first else None
+
+    def expire(self, before: int) -> list[bytes]:
+        """Drop the records whose windows all ended by `before` (epoch s); returns their keys."""
+        expired = [key for key, record in self.records.items() if record.until <= before]
+        if expired:  # the inverted index is rebuilt from the rest (no decoding: kept decoded)
+            kept = [(key, record) for key, record in self.records.items() if record.until > before]
+            self.records.clear()
+            self.first.clear()
+            for key, record in kept:
+                self.add(key, record)
+        return expired
 
 
 @functools.lru_cache(maxsize=4096)
@@ -304,7 +317,7 @@ class Windows:
             state.next_due = min(state.next_due, due) if state.next_due else due
         if record.stories:
             self.counted[rkey] = record.to_bytes()
-            index.add(prefix, offset, record)
+            index.add(rkey, record)
         if late:
             logger.info("late stories dropped entity=%s story-windows=%d", prefix, late)
 
@@ -435,14 +448,8 @@ class Windows:
             state.next_sweep = watermark + self.sweep_every
         if watermark < state.next_sweep:
             return
-        expire_before = int((watermark - self.lateness).timestamp())
-        kept = []
-        for key, record in _records_of(self.counted, partition):
-            if record.until <= expire_before:
-                del self.counted[key]
-            else:
-                kept.append((key, record))
-        self._indexes[partition] = CountedIndex(kept)  # from what is left, decoded once
+        for key in self._index(partition).expire(int((watermark - self.lateness).timestamp())):
+            del self.counted[key]
         forget_before = time.time() - EXPIRED_KEEP_S
         for key, slot in self._slots_of(partition):
             if slot.expired_at and slot.expired_at < forget_before:
