@@ -12,8 +12,9 @@ In one run, on the same texts and the same machine:
 3. at fixed offered loads (items/s, live timestamps): latency from producing a
    news item to its ScoredItem (p50/p95/p99), and ingest-to-alert: from the
    moment a window's data is complete (its end; the item that closes it was
-   just ingested) to the AlertEvent on Kafka. Short windows (2 s) and a
-   subscription that fires on every planted spike make alerts frequent.
+   just ingested) to the AlertEvent on Kafka. Short windows (2 s), a planted
+   spike in every window (on one of four tickers in turn) and a subscription
+   that fires on each make an alert every window or so.
 """
 
 from __future__ import annotations
@@ -39,11 +40,15 @@ from ingest.producer import NewsProducer
 BENCH_SEED = 11
 # Bench windows: 2 s tumbling, 10 s hopping every 2 s, so alerts come every few seconds.
 BENCH_WINDOW_S = 2
-BENCH_SUBSCRIPTION = """
+# At fixed loads each window after the first CALM_WINDOWS plants a negative spike on one
+# of these tickers in turn: an alert every window, so its latency has a percentile spread.
+BENCH_TICKERS = ("BENCHA", "BENCHB", "BENCHC", "BENCHD")
+CALM_WINDOWS = 4
+BENCH_SUBSCRIPTION = f"""
 [[subscription]]
 id = "bench"
 channel = "#bench"
-filter = { tickers = ["BENCH"] }
+filter = {{ tickers = {list(BENCH_TICKERS)} }}
 [subscription.detector]
 min_volume = 5
 min_rise = 0.2
@@ -298,8 +303,9 @@ def _pcts(values: list[float]) -> tuple[float, float, float]:
 
 
 def _load_items(texts: list[str], labels: list[int], rate: float, duration_s: float) -> list[NewsItem]:
-    """Live items for a fixed load: BENCH ticker calm (neutral/bullish) with a bearish spike
-    every fourth window, plus untagged background."""
+    """Live items for a fixed load, each naming one of BENCH_TICKERS in turn: calm
+    (neutral/bullish) headlines, except that after CALM_WINDOWS windows every other item
+    is a bearish headline on the window's spiking ticker (the next one each window)."""
     n = int(rate * duration_s)
     calm = [t for t, lab in zip(texts, labels, strict=True) if lab != 0]
     bearish = [t for t, lab in zip(texts, labels, strict=True) if lab == 0]
@@ -307,9 +313,10 @@ def _load_items(texts: list[str], labels: list[int], rate: float, duration_s: fl
     items = []
     for i in range(n):
         window = i // per_window
-        spike = window % 4 == 3 and window >= 4
-        text = bearish[i % len(bearish)] if spike else calm[i % len(calm)]
-        ticker = "BENCH" if spike or i % 2 == 0 else None
+        if window >= CALM_WINDOWS and i % 2 == 0:
+            text, ticker = bearish[i % len(bearish)], BENCH_TICKERS[window % len(BENCH_TICKERS)]
+        else:
+            text, ticker = calm[i % len(calm)], BENCH_TICKERS[(i // 2) % len(BENCH_TICKERS)]
         items.append(_news(i, text, ticker, datetime.now(UTC)))
     return items
 
