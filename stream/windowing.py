@@ -146,11 +146,12 @@ class CountedIndex:
 
     def add(self, key: bytes, record: CountedRecord) -> None:
         self.records[key] = record
-        entity, _, offset = key.decode().rpartition("|@")
+        entity, _, at = key.decode().rpartition("|@")
+        offset = int(at)
         for story, windows in record.stories.items():
             first = self.first[(entity, story)]
             for window in windows:
-                first[window] = min(first.get(window, int(offset)), int(offset))
+                first[window] = min(first.get(window, offset), offset)
 
     def get(self, entity: str, story: str, window: str) -> int | None:
         first = self.first.get((entity, story))
