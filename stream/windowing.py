@@ -169,6 +169,22 @@ class CountedIndex:
         return expired
 
 
+@dataclass
+class SlotKeys:
+    """One partition's window-sums keys, open (not yet expired) and expired, so closing and
+    sweeping look at the slots they need rather than scanning every partition's table."""
+
+    open: set[bytes] = field(default_factory=set)
+    expired: set[bytes] = field(default_factory=set)
+
+    def note(self, key: bytes, slot: WindowSlot) -> None:
+        if slot.expired_at is None:
+            self.open.add(key)
+        else:
+            self.open.discard(key)
+            self.expired.add(key)
+
+
 @functools.lru_cache(maxsize=4096)
 def _window_id(kind: str, start: datetime) -> str:
     # Cached: every story asks for the ids of the same few windows.
@@ -250,6 +266,7 @@ class Windows:
         # Decoded slots, reused while the table holds the very same bytes.
         self._decoded: dict[bytes, tuple[bytes, WindowSlot]] = {}
         self._indexes: dict[int, CountedIndex] = {}  # per partition, built on first use
+        self._keys: dict[int, SlotKeys] | None = None  # per partition, built on first use
         self._resumed: set[int] = set()  # partitions with an event since the last assignment
 
     async def on_event(self, event: EventT) -> None:
@@ -344,9 +361,10 @@ class Windows:
         return index
 
     def on_assigned(self) -> None:
-        """After a rebalance: drop the counted indexes (recovery may have changed the table),
-        and check each partition for lost emissions on its next event."""
+        """After a rebalance: drop the counted indexes and slot key sets (recovery may have
+        changed the tables), and check each partition for lost emissions on its next event."""
         self._indexes.clear()
+        self._keys = None
         self._resumed.clear()
 
     async def _resend(self, partition: int, start: int) -> None:
@@ -360,7 +378,8 @@ class Windows:
         consumers take a repeated revision as a redelivery.
         """
         resent = 0
-        for _, slot in self._slots_of(partition):
+        keys = self._keys_of(partition)
+        for _, slot in self._slots_of(keys.open | keys.expired):
             if slot.emitted_offset is not None and slot.emitted_offset >= start:
                 await self._emit(slot)
                 resent += 1
@@ -368,12 +387,21 @@ class Windows:
             logger.info("windows re-emitted after a restart partition=%d from_offset=%d count=%d",
                         partition, start, resent)  # fmt: skip
 
-    def _slots_of(self, partition: int) -> Iterator[tuple[bytes, WindowSlot]]:
-        """The partition's window slots; the keys are listed first, so the caller may
-        write or delete slots as it goes."""
-        for key in list(self.slots.keys()):
+    def _keys_of(self, partition: int) -> SlotKeys:
+        if self._keys is None:  # one scan of the table for all partitions
+            self._keys = defaultdict(SlotKeys)
+            for key in list(self.slots.keys()):
+                slot = self._slot(key)
+                if slot is not None:
+                    self._keys[slot.partition].note(key, slot)
+        return self._keys[partition]
+
+    def _slots_of(self, keys: Iterable[bytes]) -> Iterator[tuple[bytes, WindowSlot]]:
+        """The slots of these keys; the keys are listed first, so the caller may write or
+        delete slots as it goes."""
+        for key in list(keys):
             slot = self._slot(key)
-            if slot is not None and slot.partition == partition:
+            if slot is not None:
                 yield key, slot
 
     def _slot(self, key: bytes) -> WindowSlot | None:
@@ -391,6 +419,7 @@ class Windows:
         raw = slot.model_dump_json().encode()
         self.slots[key] = raw
         self._decoded[key] = (raw, slot)
+        self._keys_of(slot.partition).note(key, slot)
 
     async def _add_to_window(
         self,
@@ -423,9 +452,7 @@ class Windows:
             return
         due: list[tuple[bytes, WindowSlot]] = []
         next_due: datetime | None = None
-        for key, slot in self._slots_of(partition):
-            if slot.expired_at is not None:
-                continue
+        for key, slot in self._slots_of(self._keys_of(partition).open):
             end, closed = slot.acc.window_end, slot.emitted_revision is not None
             if self._due(end, closed=closed) <= watermark:
                 if closed:  # past its allowed lateness
@@ -452,9 +479,11 @@ class Windows:
         for key in self._index(partition).expire(int((watermark - self.lateness).timestamp())):
             del self.counted[key]
         forget_before = time.time() - EXPIRED_KEEP_S
-        for key, slot in self._slots_of(partition):
+        keys = self._keys_of(partition)
+        for key, slot in self._slots_of(keys.expired):
             if slot.expired_at and slot.expired_at < forget_before:
                 del self.slots[key]
+                keys.expired.discard(key)
         for key in [k for k in self._decoded if k not in self.slots]:
             del self._decoded[key]  # forgotten, or of partitions this worker no longer owns
         state.next_sweep = watermark + self.sweep_every

@@ -134,3 +134,23 @@ async def test_a_restart_re_emits_the_windows_that_uncommitted_events_emitted() 
     windows.on_assigned()
     await windows.on_event(_event(TICK_KEY, b"", 2, T0 + timedelta(minutes=5)))
     assert topic.sent == []
+
+
+async def test_slots_move_from_open_to_expired_keys_and_a_restart_rebuilds_the_same_sets() -> None:
+    windows, topic = _windows(grace_s=0)
+    await windows.on_event(_event(b"ticker:ACME", _record(scored("a", "negative", at=T0).to_bytes()), 0, T0))
+    keys = windows._keys_of(0)
+    assert keys.open == set(windows.slots)
+    assert not keys.expired
+    past = T0 + timedelta(hours=2)  # beyond every window's end plus the allowed lateness (600 s)
+    await windows.on_event(_event(TICK_KEY, b"", 1, past))  # closes them
+    await windows.on_event(_event(TICK_KEY, b"", 2, past))  # expires them
+    assert topic.sent
+    assert not keys.open
+    assert keys.expired == set(windows.slots)
+    later = scored("b", "negative", at=past).to_bytes()
+    await windows.on_event(_event(b"ticker:ACME", _record(later), 3, past))
+    assert keys.open == set(windows.slots) - keys.expired != set()
+    windows.on_assigned()  # recovery may have changed the table: the sets are rebuilt from it
+    rebuilt = windows._keys_of(0)
+    assert (rebuilt.open, rebuilt.expired) == (keys.open, keys.expired)
