@@ -108,11 +108,10 @@ async def _publish(
     Stories go through the producer itself: Faust's Topic.send wraps every record in
     message objects and callbacks that took ~5% of the worker's event loop."""
     deliveries = []
+    by_entity: dict[str, list[bytes]] = defaultdict(list)
     for scored in batch:
         key, value = scored.story_id.encode(), scored.to_bytes()
         deliveries.append(await app.producer.send(topics.names.scored, key, value, None, None, headers))
-    by_entity: dict[str, list[bytes]] = defaultdict(list)
-    for scored in batch:
         view = window_view(scored).to_bytes()
         for kind, entity in entities_of(scored):
             by_entity[entity_key(kind, entity)].append(view)
