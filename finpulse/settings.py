@@ -107,7 +107,7 @@ class ModelSettings(_Group):
     # (finpulse stream bench, 2-core CPU: classifier 360 -> 440 docs/s, pipeline 299 -> 349 items/s
     # going from 64 to 128), and the pipeline's per-batch work (a by-entity record per entity,
     # its window writes) spreads over more items (128 -> 256, AVX-512 EPYC: worker event loop
-    # 0.61 -> 0.36 ms per item, pipeline/classifier 0.72-0.85 -> 0.76-0.89 in 4+ runs each, the
+    # 0.61 -> 0.36 ms per item, pipeline/classifier 0.72-0.85 -> 0.74-0.89 in 7 runs each, the
     # classifier alone unchanged); a partial batch still goes after batch_window_s, which every
     # item of a quiet stream waits (stream bench at 50 items/s: ingest-to-alert p95 1.50 s
     # at 0.5, 1.01 s at 0.25; a burst fills its batches either way).
