@@ -1,15 +1,18 @@
 """`finpulse stream bench`: the pipeline's throughput and latency beside the classifier's.
 
 In one run, on the same texts and the same machine:
-1. the classifier alone, two ways: `Classifier.predict` in this process in
-   batches of `model.max_batch`, and the same batches through the worker's
-   classifier (stream/services.py: its lanes or child processes, as many
-   batches at once as it runs): docs/s of each, measured before and after the
-   pipeline and averaged; the pipeline is compared with the faster;
-2. a real worker process on fresh topics, fed as fast as the broker takes:
-   items/s from the first record produced to the last one scored, with the
-   aggregate, detect and history stages running beside it on the same cores;
-3. at fixed offered loads (items/s, live timestamps): latency from producing a
+1. rounds of: the classifier alone, two ways (`Classifier.predict` in this
+   process in batches of `model.max_batch`, and the same batches through the
+   worker's classifier, stream/services.py: its lanes or child processes, as
+   many batches at once as it runs), then a burst through a real worker
+   process on fresh topics, fed as fast as the broker takes: items/s from the
+   first record produced to the last one scored, with the aggregate, detect
+   and history stages running beside it on the same cores. Each burst is
+   compared with the faster classifier measured just before and just after
+   it (the mean of the two), and the result is the median round: a shared VM
+   drifts by up to 20% within minutes, so only figures taken side by side
+   make a fair ratio;
+2. at fixed offered loads (items/s, live timestamps): latency from producing a
    news item to its ScoredItem (p50/p95/p99), and ingest-to-alert: from the
    moment a window's data is complete (its end; the item that closes it was
    just ingested) to the AlertEvent on Kafka. Short windows (2 s), a planted
@@ -77,32 +80,36 @@ class CpuUse:
 
 
 @dataclass(frozen=True)
-class BenchResult:
-    # Each classifier figure is measured before and after the pipeline, and the two
-    # averaged: a shared 2-core VM drifts by up to 20% within minutes.
-    classifier_runs: tuple[float, float]  # in this process, model.threads
-    worker_runs: tuple[float, float]  # through the worker's ClassifierService (lanes or processes)
+class Round:
+    """One burst through the pipeline beside the classifier alone measured just before and just
+    after it (each the mean of the two)."""
+
+    classifier_docs_s: float  # in this process, model.threads
+    worker_docs_s: float  # through the worker's ClassifierService (lanes or processes)
     pipeline_items_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.pipeline_items_s / max(self.classifier_docs_s, self.worker_docs_s)
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    rounds: tuple[Round, ...]
     loads: tuple[LoadResult, ...]
     classifier_cpu: CpuUse
     worker_cpu: CpuUse
     pipeline_cpu: CpuUse
 
     @property
-    def classifier_docs_s(self) -> float:
-        return statistics.fmean(self.classifier_runs)
-
-    @property
-    def worker_docs_s(self) -> float:
-        return statistics.fmean(self.worker_runs)
-
-    @property
-    def best_classifier_docs_s(self) -> float:
-        return max(self.classifier_docs_s, self.worker_docs_s)
+    def median_round(self) -> Round:
+        """The round of median ratio (the lower one of an even number): one drifting
+        measurement does not decide the result."""
+        return sorted(self.rounds, key=lambda r: r.ratio)[(len(self.rounds) - 1) // 2]
 
     @property
     def ratio(self) -> float:
-        return self.pipeline_items_s / self.best_classifier_docs_s
+        return self.median_round.ratio
 
 
 def bench_settings(settings: Settings, work: Path) -> Settings:
@@ -175,47 +182,56 @@ class _CpuMeter:
         return CpuUse(rate(proc, self.proc), rate(machine, self.machine), os.cpu_count() or 1)
 
 
-def classifier_docs_per_s(settings: Settings, texts: list[str]) -> tuple[float, CpuUse]:
-    from model.engine import Classifier
+class _ClassifierAlone:
+    """The classifier without the pipeline, two ways, loaded once for every round: `Classifier.predict`
+    in this process in batches of `model.max_batch`, and the same batches through the worker's
+    ClassifierService (its lanes or child processes), as many at once as it runs side by side."""
 
-    clf = Classifier.from_settings(settings.model)
-    batch = settings.model.max_batch
-    clf.predict(texts[:batch])  # warm-up
-    meter = _CpuMeter(os.getpid())
-    began = time.perf_counter()
-    for i in range(0, len(texts), batch):
-        clf.predict(texts[i : i + batch])
-    return len(texts) / (time.perf_counter() - began), meter.stop()
+    def __init__(self, settings: Settings, texts: list[str]) -> None:
+        from model.engine import Classifier
+        from stream.services import ClassifierService
 
+        self.texts, self.batch = texts, settings.model.max_batch
+        self.threads = settings.model.threads or os.cpu_count() or 1
+        self.classifier = Classifier.from_settings(settings.model, threads=self.threads)
+        stream = settings.stream
+        self.service = ClassifierService(settings.model, stream.classifier_processes, stream.classifier_lanes)
+        now = datetime.now(UTC)
+        items = [_news(i, t, None, now) for i, t in enumerate(texts)]
+        self.chunks = [items[i : i + self.batch] for i in range(0, len(items), self.batch)]
 
-async def _worker_docs_per_s(settings: Settings, texts: list[str]) -> tuple[float, CpuUse]:
-    """The worker's classifier (lanes or processes) fed batches of model.max_batch, as many at once
-    as it runs side by side."""
-    from stream.services import ClassifierService
+    def in_process(self) -> tuple[float, CpuUse]:
+        import torch
 
-    stream = settings.stream
-    service = ClassifierService(settings.model, stream.classifier_processes, stream.classifier_lanes)
-    batch = settings.model.max_batch
-    now = datetime.now(UTC)
-    items = [_news(i, t, None, now) for i, t in enumerate(texts)]
-    chunks = [items[i : i + batch] for i in range(0, len(items), batch)]
-    try:
-        await asyncio.gather(*(service.score(items[:batch]) for _ in range(service.parallel)))  # warm-up
+        # Torch has one thread count per process, and each lane sets its own when it loads.
+        lanes = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            self.classifier.predict(self.texts[: self.batch])  # warm-up
+            meter = _CpuMeter(os.getpid())
+            began = time.perf_counter()
+            for i in range(0, len(self.texts), self.batch):
+                self.classifier.predict(self.texts[i : i + self.batch])
+            return len(self.texts) / (time.perf_counter() - began), meter.stop()
+        finally:
+            torch.set_num_threads(lanes)
+
+    async def in_worker(self) -> tuple[float, CpuUse]:
+        """With processes the work is in the children: only the machine figure says where it went."""
+        parallel = self.service.parallel
+        await asyncio.gather(*(self.service.score(self.chunks[0]) for _ in range(parallel)))  # warm-up
         meter = _CpuMeter(os.getpid())
         began = time.perf_counter()
-        lanes = [chunks[i :: service.parallel] for i in range(service.parallel)]
 
         async def lane(mine: list[list[NewsItem]]) -> None:
             for chunk in mine:
-                await service.score(chunk)
+                await self.service.score(chunk)
 
-        await asyncio.gather(*(lane(mine) for mine in lanes))
-        docs_s = len(items) / (time.perf_counter() - began)
-        use = meter.stop()
-    finally:
-        await service.on_stop()
-    # With processes the work is in the children: only the machine figure says where it went.
-    return docs_s, use
+        await asyncio.gather(*(lane(self.chunks[i::parallel]) for i in range(parallel)))
+        return len(self.texts) / (time.perf_counter() - began), meter.stop()
+
+    async def close(self) -> None:
+        await self.service.on_stop()
 
 
 def _news(i: int, text: str, ticker: str | None, when: datetime) -> NewsItem:
@@ -321,25 +337,72 @@ def _load_items(texts: list[str], labels: list[int], rate: float, duration_s: fl
     return items
 
 
+def _mean_cpu(uses: list[CpuUse]) -> CpuUse:
+    def mean(values: list[float | None]) -> float | None:
+        return None if None in values else statistics.fmean(v for v in values if v is not None)
+
+    return CpuUse(mean([u.process for u in uses]), mean([u.machine for u in uses]), uses[0].cores)
+
+
+async def _wait_quiet(pid: int, timeout_s: float = 30.0) -> None:
+    """Until the worker idles (under a tenth of a core for half a second): it may still be
+    aggregating a burst after its last item was scored, and the classifier measured beside
+    that work would look slower than it is."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        meter = _CpuMeter(pid)
+        await asyncio.sleep(0.5)
+        busy = meter.stop().process
+        if busy is None or busy < 0.1:
+            return
+
+
+@dataclass
+class _Phases:
+    """What `_measure` collects, round by round."""
+
+    rounds: list[Round]
+    classifier_cpu: list[CpuUse]
+    worker_cpu: list[CpuUse]
+    pipeline_cpu: list[CpuUse]
+    loads: list[LoadResult]
+
+
 async def _measure(
-    settings: Settings, worker_pid: int, texts: list[str], labels: list[int], rates: list[float],
-    duration_s: float,
-) -> tuple[float, CpuUse, list[LoadResult]]:  # fmt: skip
-    kafka = settings.kafka
+    settings: Settings, worker_pid: int, alone: _ClassifierAlone, labels: list[int], rates: list[float],
+    duration_s: float, rounds: int,
+) -> _Phases:  # fmt: skip
+    kafka, texts = settings.kafka, alone.texts
+    out = _Phases([], [], [], [], [])
+
+    async def classifier_alone() -> tuple[float, float]:
+        # In a thread: this loop keeps serving the watcher's consumer meanwhile.
+        docs_s, cpu = await asyncio.to_thread(alone.in_process)
+        worker_docs_s, worker_cpu = await alone.in_worker()
+        out.classifier_cpu.append(cpu)
+        out.worker_cpu.append(worker_cpu)
+        return docs_s, worker_docs_s
+
     async with _Watcher(settings) as watch:
         # Warm-up: the worker has loaded its model and joined the group once these are scored.
         warm = [_news(i, t, None, datetime.now(UTC)) for i, t in enumerate(texts[:16])]
         await _produce(kafka, warm, None)
         await watch.wait_scored({w.story_id for w in warm}, timeout_s=300)
-        # Throughput: everything at once.
-        burst = [_news(i, t, None, datetime.now(UTC)) for i, t in enumerate(texts)]
-        began = time.time()
-        meter = _CpuMeter(worker_pid)
-        await _produce(kafka, burst, None)
-        done = await watch.wait_scored({b.story_id for b in burst}, timeout_s=900)
-        cpu = meter.stop()
-        throughput = len(burst) / (done - began)
-        loads = []
+        await _wait_quiet(worker_pid)
+        before = await classifier_alone()
+        for _ in range(rounds):
+            # Throughput: everything at once.
+            burst = [_news(i, t, None, datetime.now(UTC)) for i, t in enumerate(texts)]
+            began = time.time()
+            meter = _CpuMeter(worker_pid)
+            await _produce(kafka, burst, None)
+            done = await watch.wait_scored({b.story_id for b in burst}, timeout_s=900)
+            out.pipeline_cpu.append(meter.stop())
+            await _wait_quiet(worker_pid)
+            after = await classifier_alone()
+            in_process, in_worker = (statistics.fmean(pair) for pair in zip(before, after, strict=True))
+            out.rounds.append(Round(in_process, in_worker, len(burst) / (done - began)))
+            before = after
         for rate in rates:
             items = _load_items(texts, labels, rate, duration_s)
             seen_alerts = len(watch.alerts)
@@ -349,35 +412,37 @@ async def _measure(
             score_lat = [watch.scored[i] - t for i, t in sent.items()]
             fired = [(at, a) for at, a in watch.alerts[seen_alerts:] if a.state == "fired"]
             alert_lat = [at - a.window_end.timestamp() for at, a in fired]
-            loads.append(LoadResult(rate, len(items), _pcts(score_lat), _pcts(alert_lat) if fired else None,
-                                    len(fired)))  # fmt: skip
-    return throughput, cpu, loads
+            out.loads.append(LoadResult(rate, len(items), _pcts(score_lat),
+                                        _pcts(alert_lat) if fired else None, len(fired)))  # fmt: skip
+    return out
 
 
 def run_bench(
-    settings: Settings, work: Path, *, items: int, rates: list[float], duration_s: float
+    settings: Settings, work: Path, *, items: int, rates: list[float], duration_s: float, rounds: int = 3
 ) -> BenchResult:
-    """Measure classifier and pipeline side by side; starts and stops its own worker."""
+    """Measure classifier and pipeline side by side, `rounds` times; starts and stops its own worker."""
     from finpulse.processes import CliProcess, settings_env
 
     bench = bench_settings(settings, work)
     texts, labels = load_texts(settings.model.train_data_dir, items)
-    classifier, classifier_cpu = classifier_docs_per_s(bench, texts)
-    in_worker, worker_cpu = asyncio.run(_worker_docs_per_s(bench, texts))
+    alone = _ClassifierAlone(bench, texts)
     asyncio.run(ensure_topics(bench.kafka, pipeline_topics(bench.kafka.topics)))
     worker = CliProcess(["worker"], settings_env(bench), work / "worker.log").start()
     assert worker.proc is not None
+
+    async def measure(pid: int) -> _Phases:
+        try:
+            return await _measure(bench, pid, alone, labels, rates, duration_s, rounds)
+        finally:
+            await alone.close()
+
     try:
-        throughput, cpu, loads = asyncio.run(
-            _measure(bench, worker.proc.pid, texts, labels, rates, duration_s)
-        )
+        out = asyncio.run(measure(worker.proc.pid))
     except TimeoutError as exc:
         raise TimeoutError(f"{exc}; worker log tail:\n{worker.tail()}") from exc
     finally:
         worker.stop()
-    classifier_after, _ = classifier_docs_per_s(bench, texts)
-    in_worker_after, _ = asyncio.run(_worker_docs_per_s(bench, texts))
     return BenchResult(
-        (classifier, classifier_after), (in_worker, in_worker_after), throughput, tuple(loads),
-        classifier_cpu, worker_cpu, cpu,
+        tuple(out.rounds), tuple(out.loads), _mean_cpu(out.classifier_cpu), _mean_cpu(out.worker_cpu),
+        _mean_cpu(out.pipeline_cpu),
     )  # fmt: skip

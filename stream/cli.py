@@ -53,25 +53,26 @@ def _print_cpu(console: Console, result: BenchResult) -> None:
         return "n/a" if v is None else f"{v:.2f} cores = {1000 * v / per_s:.1f} ms CPU per item"
 
     c, p = result.classifier_cpu, result.pipeline_cpu
-    console.print(f"CPU busy ({c.cores} cores on this machine):")
-    console.print(f"  classifier alone            {cores(c.process, result.classifier_docs_s)}")
-    machine = cores(result.worker_cpu.machine, result.worker_docs_s)
+    mid = result.median_round
+    console.print(
+        f"CPU busy ({c.cores} cores on this machine; mean of the rounds, per item of the median round):"
+    )
+    console.print(f"  classifier alone            {cores(c.process, mid.classifier_docs_s)}")
+    machine = cores(result.worker_cpu.machine, mid.worker_docs_s)
     console.print(f"  classifier as the worker    {machine} (whole machine)")
-    console.print(f"  pipeline: worker process    {cores(p.process, result.pipeline_items_s)}")
-    machine = cores(p.machine, result.pipeline_items_s)
+    console.print(f"  pipeline: worker process    {cores(p.process, mid.pipeline_items_s)}")
+    machine = cores(p.machine, mid.pipeline_items_s)
     console.print(f"  pipeline: whole machine     {machine} (worker, broker, bench)")
-
-
-def _runs(runs: tuple[float, float]) -> str:
-    return f"  (before {runs[0]:.1f}, after {runs[1]:.1f})"
 
 
 def bench(
     items: int = typer.Option(1000, help="Texts for the classifier and the throughput burst."),
     rates: str = typer.Option("25,50", help="Offered loads (items/s) for the latency runs."),
     duration_s: float = typer.Option(60.0, help="Seconds per offered load."),
+    rounds: int = typer.Option(3, min=1, help="Bursts, each beside the classifier alone measured around it."),
 ) -> None:
     """Pipeline items/s and latency beside the classifier's own throughput, in one run."""
+    import os
     import tempfile
     from pathlib import Path
 
@@ -86,17 +87,26 @@ def bench(
     s = settings()
     with tempfile.TemporaryDirectory(prefix="finpulse-bench-") as work:
         result = run_bench(
-            s, Path(work), items=items, rates=[float(r) for r in rates.split(",")], duration_s=duration_s
-        )
+            s, Path(work), items=items, rates=[float(r) for r in rates.split(",")], duration_s=duration_s,
+            rounds=rounds,
+        )  # fmt: skip
     m, n = s.model, s.stream.classifier_processes
-    threads = m.threads or "auto"
-    label = f"classifier alone, in process ({threads} threads):"
-    console.print(f"{label:<46}{result.classifier_docs_s:8.1f} docs/s{_runs(result.classifier_runs)}")
-    parallel, kind = (n, "process(es)") if n else (s.stream.classifier_lanes, "lane(s)")
-    label = f"classifier alone, {parallel} {kind} x {threads_each(m, parallel)} thread(s):"
-    console.print(f"{label:<46}{result.worker_docs_s:8.1f} docs/s{_runs(result.worker_runs)}")
-    console.print(f"{'pipeline (Kafka -> score -> windows):':<46}{result.pipeline_items_s:8.1f} items/s")
-    console.print(f"ratio pipeline / faster classifier: {result.ratio:.2f}  (target >= 0.80)")
+    parallel, kind = (n, "processes") if n else (s.stream.classifier_lanes, "lanes")
+    threads, each = m.threads or os.cpu_count(), threads_each(m, parallel)
+    table = Table(
+        title=f"throughput: bursts of {items} items",
+        caption=f"classifier alone: in process ({threads} threads) and as the worker runs it ({parallel} "
+        f"{kind} x {each} thread(s)), each the mean of before and after the burst",
+    )
+    for col in ("round", "in process docs/s", f"{parallel} {kind} docs/s", "pipeline items/s", "ratio"):
+        table.add_column(col, justify="right")
+    for i, r in enumerate(result.rounds, 1):
+        table.add_row(
+            str(i), f"{r.classifier_docs_s:.1f}", f"{r.worker_docs_s:.1f}", f"{r.pipeline_items_s:.1f}",
+            f"{r.ratio:.2f}",
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"ratio pipeline / faster classifier, median round: {result.ratio:.2f}  (target >= 0.80)")
     _print_cpu(console, result)
     table = Table(title="latency at fixed offered load (seconds)")
     for col in ("items/s", "items", "score p50", "p95", "p99", "alerts", "alert p50", "p95", "p99"):

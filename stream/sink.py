@@ -30,9 +30,10 @@ from stream.deadletter import dead_letter_record
 from stream.topics import PipelineTopics
 
 logger = logging.getLogger(__name__)
+Upsert = Callable[[Sequence[Message]], int]
 
-# Each write opens and closes the DuckDB file (so the API can take turns with it):
-# ~40 ms a time, so a batch is up to 2 s of stories rather than a handful.
+# Each write opens and closes the DuckDB file once for all three topics (so the API can
+# take turns with it): ~40 ms a time, so a batch is up to 2 s of stories rather than a handful.
 SINK_BATCH = 2000
 SINK_WITHIN_S = 2.0
 # Transient store errors (a lock held by another process) are retried this often.
@@ -76,17 +77,27 @@ class StoreService(Service):
         self._store_started = False
         await asyncio.to_thread(self.store.stop)
 
-    async def write(self, upsert: Callable[[Sequence[Message]], int], records: Sequence[Message]) -> None:
+    async def write(self, batches: Sequence[tuple[Upsert, Sequence[Message]]]) -> None:
+        """Each batch through its upsert, all in one opening of the store (retried whole: upserts
+        are idempotent)."""
+        if not batches:
+            return
         await self._ready()
         for attempt in range(1, SINK_RETRIES + 1):
             try:
-                await asyncio.to_thread(upsert, records)
+                await asyncio.to_thread(self._write_all, batches)
                 return
             except TransientError:
                 if attempt == SINK_RETRIES:
                     raise
-                logger.warning("store busy; retrying attempt=%d records=%d", attempt, len(records))
+                records = sum(len(records) for _, records in batches)
+                logger.warning("store busy; retrying attempt=%d records=%d", attempt, records)
                 await asyncio.sleep(0.5 * attempt)
+
+    def _write_all(self, batches: Sequence[tuple[Upsert, Sequence[Message]]]) -> None:
+        with self.store.session():
+            for upsert, records in batches:
+                upsert(records)
 
 
 class HistorySink(Service):
@@ -99,7 +110,7 @@ class HistorySink(Service):
         self.group = f"{settings.stream.app_id}-history"
         s = store.store
         names = topics.names
-        self._routes: dict[str, tuple[type[Message], Callable[[Sequence[Message]], int]]] = {
+        self._routes: dict[str, tuple[type[Message], Upsert]] = {
             names.scored: (ScoredItem, s.upsert_scored),  # type: ignore[dict-item]
             names.windows: (WindowAggregate, s.upsert_windows),  # type: ignore[dict-item]
             names.alerts: (AlertEvent, s.upsert_alerts),  # type: ignore[dict-item]
@@ -170,6 +181,4 @@ class HistorySink(Service):
                 await dead_letter_record(
                     dead, r.topic, r.partition, r.offset, r.key, r.value, exc, stage="history"
                 )
-        for topic, items in parsed.items():
-            if items:
-                await self.store.write(self._routes[topic][1], items)
+        await self.store.write([(self._routes[topic][1], items) for topic, items in parsed.items() if items])

@@ -77,3 +77,31 @@ def test_threads_of_one_process_share_the_file(known_store: DuckDBStore, keep_op
         results = list(pool.map(work, range(40)))
     assert all(r >= 8 for r in results)
     assert known_store.stats().scored_items == 7 + 40
+
+
+PROBE = """
+import sys
+from store import DuckDBStore, StoreLocked
+try:
+    DuckDBStore(sys.argv[1], lock_timeout_s=0.2).start()
+except StoreLocked:
+    print("locked")
+else:
+    print("free")
+"""
+
+
+def test_a_session_keeps_the_file_between_its_writes_then_lets_go(store_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+
+    def other_process() -> str:
+        probe = [sys.executable, "-c", PROBE, str(store_path)]
+        return subprocess.run(probe, cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+    with DuckDBStore(store_path) as db:
+        with db.session():
+            db.upsert_scored([scored("s1", T0, "macro", "neutral", 0.0)])
+            assert other_process() == "locked"
+            db.upsert_scored([scored("s2", T0, "macro", "neutral", 0.0)])
+        assert other_process() == "free"
+        assert db.stats().scored_items == 2
