@@ -106,6 +106,7 @@ def bench(
             f"{r.ratio:.2f}",
         )  # fmt: skip
     console.print(table)
+    console.print(f"warm-up burst before the rounds (not counted): {result.warmup_items_s:.1f} items/s")
     console.print(f"ratio pipeline / faster classifier, median round: {result.ratio:.2f}  (target >= 0.80)")
     _print_cpu(console, result)
     table = Table(title="latency at fixed offered load (seconds)")

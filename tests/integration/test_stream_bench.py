@@ -14,6 +14,7 @@ def test_bench_measures_classifier_pipeline_and_latency_in_one_run(
     work = tmp_path / "bench"
     work.mkdir()
     result = run_bench(stream_settings, work, items=96, rates=[20.0], duration_s=3, rounds=2)
+    assert result.warmup_items_s > 0
     assert len(result.rounds) == 2
     for r in result.rounds:
         assert min(r.classifier_docs_s, r.worker_docs_s, r.pipeline_items_s) > 0
