@@ -8,6 +8,7 @@ example, the loss of the head it has a label for.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -32,18 +33,19 @@ def base_model_name() -> str:
 
 
 @contextmanager
-def quiet_transformers() -> Iterator[None]:
+def quiet_transformers(level: int = logging.ERROR) -> Iterator[None]:
     """Transformers' notes and progress bars silenced: load reports of weights the heads
-    replace, and a loss-type warning when tracing reads every attribute of the encoder."""
+    replace, and a loss-type warning when tracing reads every attribute of the encoder.
+    Transformers' messages below `level` are dropped meanwhile."""
     from transformers.utils import logging as hf_logging
 
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
+    before = hf_logging.get_verbosity()
+    hf_logging.set_verbosity(level)
     hf_logging.disable_progress_bar()
     try:
         yield
     finally:
-        hf_logging.set_verbosity(level)
+        hf_logging.set_verbosity(before)
         hf_logging.enable_progress_bar()
 
 
