@@ -128,22 +128,27 @@ class DuckDBStore:
     def session(self) -> Iterator[None]:
         """Keep the file open across the operations inside (one open and close for all of them:
         each costs a few ms, and closing writes a checkpoint)."""
-        if not self._started:
-            raise StoreError("the store is not started; call start() (or use it as a context manager)")
-        DATABASES.acquire(self._key, self.path, read_only=self.read_only, lock_timeout_s=self.lock_timeout_s)
+        self._require_started()
+        self._acquire()
         try:
             yield
         finally:
             DATABASES.release(self._key)
 
-    def _hold(self) -> None:
+    def _require_started(self) -> None:
+        if not self._started:
+            raise StoreError("the store is not started; call start() (or use it as a context manager)")
+
+    def _acquire(self) -> None:
         DATABASES.acquire(self._key, self.path, read_only=self.read_only, lock_timeout_s=self.lock_timeout_s)
+
+    def _hold(self) -> None:
+        self._acquire()
         self._held = True
 
     @contextmanager
     def _connection(self, *, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        if not self._started:
-            raise StoreError("the store is not started; call start() (or use it as a context manager)")
+        self._require_started()
         if write and self.read_only:
             raise StoreError(f"history store {self.where} was opened read-only; writes need read_only=False")
         with DATABASES.cursor(

@@ -190,10 +190,11 @@ class _ClassifierAlone:
 
     def __init__(self, settings: Settings, texts: list[str]) -> None:
         from model.engine import Classifier
+        from stream.inference import threads_each
         from stream.services import ClassifierService
 
         self.texts, self.batch = texts, settings.model.max_batch
-        self.threads = settings.model.threads or os.cpu_count() or 1
+        self.threads = threads_each(settings.model, 1)
         self.classifier = Classifier.from_settings(settings.model, threads=self.threads)
         stream = settings.stream
         self.service = ClassifierService(settings.model, stream.classifier_processes, stream.classifier_lanes)

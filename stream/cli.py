@@ -72,7 +72,6 @@ def bench(
     rounds: int = typer.Option(3, min=1, help="Bursts, each beside the classifier alone measured around it."),
 ) -> None:
     """Pipeline items/s and latency beside the classifier's own throughput, in one run."""
-    import os
     import tempfile
     from pathlib import Path
 
@@ -92,7 +91,7 @@ def bench(
         )  # fmt: skip
     m, n = s.model, s.stream.classifier_processes
     parallel, kind = (n, "processes") if n else (s.stream.classifier_lanes, "lanes")
-    threads, each = m.threads or os.cpu_count(), threads_each(m, parallel)
+    threads, each = threads_each(m, 1), threads_each(m, parallel)
     table = Table(
         title=f"throughput: bursts of {items} items",
         caption=f"classifier alone: in process ({threads} threads) and as the worker runs it ({parallel} "

@@ -90,8 +90,8 @@ class StoreService(Service):
             except TransientError:
                 if attempt == SINK_RETRIES:
                     raise
-                records = sum(len(records) for _, records in batches)
-                logger.warning("store busy; retrying attempt=%d records=%d", attempt, records)
+                count = sum(len(records) for _, records in batches)
+                logger.warning("store busy; retrying attempt=%d records=%d", attempt, count)
                 await asyncio.sleep(0.5 * attempt)
 
     def _write_all(self, batches: Sequence[tuple[Upsert, Sequence[Message]]]) -> None:
