@@ -53,6 +53,27 @@ def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def costed_batches(lengths: Sequence[int], max_rows: int, call_tokens: int) -> list[list[int]]:
+    """Indices cut into length-sorted batches of at most max_rows that cost the least
+    in all: each batch costs `call_tokens` (a call's fixed cost, in tokens' worth of
+    compute) plus its rows times its longest row. A few long texts get a batch of
+    their own rather than stretching the padding of every short one beside them.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    n = len(order)
+    # best[j]: least cost of the j longest texts; cut[j]: where the last of their batches starts.
+    best, cut = [0] * (n + 1), [0] * (n + 1)
+    for j in range(1, n + 1):
+        best[j], cut[j] = min(
+            (best[i] + call_tokens + (j - i) * lengths[order[i]], i) for i in range(max(0, j - max_rows), j)
+        )
+    batches = []
+    while n > 0:
+        batches.append(order[cut[n] : n])
+        n = cut[n]
+    return batches[::-1]
+
+
 def shuffled_buckets(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
     """Training batches: random pools of 50 batches, sorted within, batch order shuffled."""
     order = list(range(len(lengths)))
