@@ -5,6 +5,8 @@
     torch-int8   PyTorch dynamic int8 quantisation of every Linear layer
     onnx         ONNX Runtime, fused transformer graph, float32
     onnx-int8    ONNX Runtime, fused graph with int8 MatMul weights
+    onnx-int8-checked  onnx-int8, and the texts it leaves near a tie run again in onnx
+                 (the engine decides which: model/engine.py)
     cuda-bf16    PyTorch on the GPU in bfloat16 (cuda-fp16 where bf16 is missing)
 
 Each takes padded int64 ids and mask and returns float32 logits of both heads.
@@ -27,7 +29,7 @@ from model.errors import ModelNotFound
 from model.network import quiet_transformers
 from model.precision import cpu_has_bf16
 
-CPU_BACKENDS = ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8")
+CPU_BACKENDS = ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8", "onnx-int8-checked")
 CUDA_BACKENDS = ("cuda-bf16", "cuda-fp16", "cuda")
 BACKENDS = CPU_BACKENDS + CUDA_BACKENDS
 
@@ -74,12 +76,26 @@ class OnnxRuntime:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle threads sleep rather than spin: they share the cores with the event loop (and,
+        # in `finpulse model bench`, the pipeline), whose turn spinning threads took: the
+        # pipeline's batch of 1 went from 17 to 48 ms beside a spinning engine.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.name = name
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         topic, sentiment = self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})
         return np.asarray(topic, dtype=np.float32), np.asarray(sentiment, dtype=np.float32)
+
+
+class CheckedRuntime:
+    """A fast back end with a float32 one beside it, for the texts the fast one leaves unsure."""
+
+    def __init__(self, fast: Runtime, reference: Runtime, name: str) -> None:
+        self.fast, self.reference, self.name = fast, reference, name
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.fast(input_ids, attention_mask)
 
 
 def traced(net: torch.nn.Module) -> torch.nn.Module:
@@ -106,6 +122,12 @@ def traced(net: torch.nn.Module) -> torch.nn.Module:
 
 def make_runtime(backend: str, model_dir: Path, threads: int | None = None) -> Runtime:
     """Build one back end for the model in model_dir."""
+    if backend == "onnx-int8-checked":
+        fast, reference = (
+            make_runtime("onnx-int8", model_dir, threads),
+            make_runtime("onnx", model_dir, threads),
+        )
+        return CheckedRuntime(fast, reference, backend)
     if backend in ("onnx", "onnx-int8"):
         path = model_dir / (ONNX_FILE if backend == "onnx" else ONNX_INT8_FILE)
         if not path.is_file():

@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from finpulse.schema import NewsItem
 from finpulse.settings import ModelSettings
 from model.artifacts import ModelConfig, load_net, load_tokenizer, save_model
-from model.engine import Classifier
+from model.engine import CHECK_MARGIN, Classifier, margin
 from model.errors import InvalidInput, ModelNotFound
 from model.evaluate import validation_examples
 from model.labels import FALLBACK_TOPIC, TOPICS
@@ -91,12 +91,12 @@ def test_optimised_engine_agrees_with_plain_model(quick_model_dir: Path, val_tex
     assert sentiment_agree >= 0.99, f"{engine.backend}: sentiment agreement {sentiment_agree:.4f}"
 
 
-def test_engine_mixes_the_ngram_heads_into_the_encoders(
-    engine: Classifier, quick_model_dir: Path, val_texts: list[str]
-) -> None:
+def test_engine_mixes_the_ngram_heads_into_the_encoders(quick_model_dir: Path, val_texts: list[str]) -> None:
+    # One unchecked back end for both: a checked one decides its reruns on what it mixed.
+    engine = Classifier.load(quick_model_dir, backend="onnx", threads=2)
     assert engine.lexical is not None
     assert engine.lexical_weight == pytest.approx(0.4)
-    alone = Classifier.load(quick_model_dir, device="cpu", threads=2, lexical=False)
+    alone = Classifier.load(quick_model_dir, backend="onnx", threads=2, lexical=False)
     mixed, encoder = engine.probabilities(val_texts), alone.probabilities(val_texts)
     by_task = engine.lexical.probabilities(val_texts)
     for head, task in enumerate(("topic", "sentiment")):
@@ -211,6 +211,24 @@ def test_score_stamps_model_version(engine: Classifier) -> None:
     assert [s.story_id for s in scored] == ["s0", "s1"]
     assert engine.version.startswith("ft-")
     assert all(s.model_version == engine.version and s.scored_at == now for s in scored)
+
+
+def test_checked_backend_runs_the_near_ties_again_in_float32(
+    quick_model_dir: Path, val_texts: list[str]
+) -> None:
+    checked = Classifier.load(quick_model_dir, backend="onnx-int8-checked", threads=2)
+    int8 = Classifier.load(quick_model_dir, backend="onnx-int8", threads=2).probabilities(val_texts)
+    float32 = Classifier.load(quick_model_dir, backend="onnx", threads=2).probabilities(val_texts)
+    topic, sentiment, _, _ = checked.probabilities(val_texts)
+    unsure = (margin(int8[0]) < CHECK_MARGIN) | (margin(int8[1]) < CHECK_MARGIN)
+    assert 0 < unsure.mean() < 0.5
+    for got, fast, ref in ((topic, int8[0], float32[0]), (sentiment, int8[1], float32[1])):
+        np.testing.assert_allclose(got[~unsure], fast[~unsure], atol=1e-6)
+        np.testing.assert_allclose(got[unsure], ref[unsure], atol=1e-4)
+    agree = (topic.argmax(-1) == float32[0].argmax(-1)) & (sentiment.argmax(-1) == float32[1].argmax(-1))
+    agree_int8 = (int8[0].argmax(-1) == float32[0].argmax(-1)) & (int8[1].argmax(-1) == float32[1].argmax(-1))
+    assert agree.mean() >= 0.99
+    assert agree.mean() > agree_int8.mean()
 
 
 def test_every_backend_loads_and_predicts(quick_model_dir: Path) -> None:
