@@ -53,7 +53,7 @@ CHARS_PER_TOKEN = 16
 CPU_BUCKET = 32
 # A CPU call's fixed cost in tokens' worth of compute (float32 torch on 2 cores: ~5 ms a
 # call, ~0.1 ms a token). Cutting buckets where padding would cost more took a batch of
-# 32 random posts (padded to 1.7x their tokens) from 127 to 212 docs/s.
+# 32 random posts (padded to 1.7x their tokens) from 127 to 226 docs/s (`finpulse model bench`).
 CPU_CALL_TOKENS = 48
 # Top-two probability gap under which a checked back end asks float32 (see the module).
 CHECK_MARGIN = 0.1
@@ -113,10 +113,10 @@ class Classifier:
         self.lexical_weight = float(config.train.get("lexical_weight", 0.0)) if lexical else 0.0
         self.max_length = config.max_length
         self.encoder = TextEncoder(tokenizer, config.max_length)  # type: ignore[arg-type]
-        self.on_gpu = on_gpu = runtime.name.startswith("cuda")
+        self.on_gpu = runtime.name.startswith("cuda")
         # Tensor cores like multiples of 8, and fewer shapes mean fewer kernel choices.
-        self.pad_multiple = 8 if on_gpu else 1
-        self.bucket = max_batch if on_gpu else min(max_batch, CPU_BUCKET)
+        self.pad_multiple = 8 if self.on_gpu else 1
+        self.bucket = max_batch if self.on_gpu else min(max_batch, CPU_BUCKET)
         self.topics, self.sentiments = config.topics, config.sentiments
 
     @property
