@@ -165,19 +165,19 @@ class Classifier:
         rows = [i for i, t in enumerate(clean) if t]
         if rows:
             enc = self.encoder([clean[i] for i in rows])
-            probs = self._encoder_probabilities(self.runtime, enc.ids)
             ngrams = (
                 self.lexical.probabilities([clean[i] for i in rows]) if self.lexical is not None else None
             )
-            topic[rows], sentiment[rows] = self._mixed(*probs, ngrams)
+            mixed_t, mixed_s = self._mixed(*self._encoder_probabilities(self.runtime, enc.ids), ngrams)
             if self.reference is not None:
                 # The n-gram heads' share damps int8's noise in the mixture by (1 - weight).
                 near = CHECK_MARGIN * (1.0 - self.lexical_weight)
-                unsure = np.flatnonzero((margin(topic[rows]) < near) | (margin(sentiment[rows]) < near))
-                if unsure.size:
+                unsure = np.flatnonzero((margin(mixed_t) < near) | (margin(mixed_s) < near))
+                if unsure.size:  # only those rows run, and are mixed, again
                     again = self._encoder_probabilities(self.reference, [enc.ids[u] for u in unsure])
-                    probs[0][unsure], probs[1][unsure] = again
-                    topic[rows], sentiment[rows] = self._mixed(*probs, ngrams)
+                    some = {task: p[unsure] for task, p in ngrams.items()} if ngrams is not None else None
+                    mixed_t[unsure], mixed_s[unsure] = self._mixed(*again, some)
+            topic[rows], sentiment[rows] = mixed_t, mixed_s
             for b, row in enumerate(rows):
                 truncated[row] = truncated[row] or enc.truncated[b]
         return topic, sentiment, truncated, empty
