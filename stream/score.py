@@ -17,7 +17,7 @@ from datetime import datetime
 
 import faust
 from aiokafka.structs import RecordMetadata
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 
 from alerts.aggregate import entities_of, window_view
 from finpulse.errors import InvalidRecord
@@ -44,6 +44,10 @@ def register_score(
     model = settings.model
     dead = topics.dead(app, topics.names.raw)
     progress = SourceProgress(settings.stream.idle_close_s)
+
+    @app.on_partitions_assigned.connect
+    async def track(app: faust.App, assigned: set[TP], **kwargs: object) -> None:
+        progress.assign({tp.partition for tp in assigned if tp.topic == topics.names.raw})
 
     @app.agent(topics.raw, name="score")
     async def score(stream: StreamT[bytes]) -> None:

@@ -9,7 +9,10 @@ older (news.raw partitions are in event-time order, as published). A
 partition that sent nothing for `idle_s` although the stage has read its
 input dry since (a batch came back short) is silent and stops holding the
 watermark back, so quiet feeds and the end of a replay still close windows,
-while a busy stage never mistakes its own backlog for silence.
+while a busy stage never mistakes its own backlog for silence. A partition
+assigned but not yet read holds the watermark back too (unknown until it is
+read or the stage drains): after a restart the first batches may come from one
+partition only, far ahead of the others' backlog.
 
 The watermark travels to the aggregate stage in record headers and in
 heartbeats; the aggregate takes the minimum over live upstream workers.
@@ -42,6 +45,15 @@ class LowWatermark:
         seen = self._inputs.get(key)
         self._inputs[key] = (max(mark, seen[0]) if seen else mark, wall)
 
+    def forget(self, key: Hashable) -> None:
+        self._inputs.pop(key, None)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._inputs
+
+    def inputs(self) -> list[Hashable]:
+        return list(self._inputs)
+
     def value(self, wall: float, drained_at: float | None = None) -> datetime | None:
         """The low watermark at `wall`, None before any input was seen.
 
@@ -71,6 +83,20 @@ class SourceProgress:
         self.drained_at: float | None = None
         self.in_flight = 0
         self.published: datetime | None = None
+        # Assigned partitions not read yet, and when each was assigned.
+        self._unread: dict[int, float] = {}
+
+    def assign(self, partitions: set[int]) -> None:
+        """The stage's news.raw partitions after a rebalance: a new one holds the watermark
+        back until it is read or the stage drains; a revoked one no longer counts."""
+        now = time.time()
+        self._unread = {p: at for p, at in self._unread.items() if p in partitions}
+        for partition in partitions:
+            if partition not in self.partitions and partition not in self._unread:
+                self._unread[partition] = now
+        for partition in self.partitions.inputs():
+            if partition not in partitions:
+                self.partitions.forget(partition)
 
     def begin_batch(self, size: int, max_size: int) -> None:
         """A batch short of `max_size` means the input ran dry: every partition was read up."""
@@ -79,6 +105,7 @@ class SourceProgress:
             self.drained_at = time.time()
 
     def observe(self, partition: int, published: datetime) -> None:
+        self._unread.pop(partition, None)
         self.partitions.observe(partition, published, time.time())
 
     def batch_mark(self, oldest: datetime | None) -> datetime | None:
@@ -95,7 +122,10 @@ class SourceProgress:
 
     def _value(self) -> datetime | None:
         # Never drained yet: no partition may be skipped (0.0 is before every input).
-        return self.partitions.value(time.time(), self.drained_at or 0.0)
+        drained = self.drained_at or 0.0
+        if any(drained <= assigned for assigned in self._unread.values()):
+            return None
+        return self.partitions.value(time.time(), drained)
 
 
 def headers_for(mark: datetime | None) -> dict[str, bytes]:

@@ -46,3 +46,40 @@ def test_heartbeat_holds_the_published_mark_while_any_batch_is_in_flight() -> No
     assert progress.heartbeat_mark() == at(5)
     progress.end_batch(third)
     assert progress.heartbeat_mark() == at(9)
+
+
+def test_an_assigned_partition_not_yet_read_holds_the_watermark_until_read() -> None:
+    # After a restart the first batch came from partition 0 only, far ahead of partition 1's backlog.
+    progress = SourceProgress(idle_s=60)
+    progress.assign({0, 1})
+    progress.begin_batch(32, 32)
+    progress.observe(0, at(90))
+    assert progress.batch_mark(at(80)) is None
+    progress.end_batch(None)
+    assert progress.heartbeat_mark() is None
+    progress.begin_batch(32, 32)
+    progress.observe(1, at(30))
+    assert progress.batch_mark(at(30)) == at(30)
+
+
+def test_an_unread_partition_stops_counting_once_the_stage_drains_after_its_assignment() -> None:
+    progress = SourceProgress(idle_s=60)
+    progress.assign({0, 1})
+    progress.begin_batch(5, 32)  # short: every partition was read up, partition 1 is empty
+    progress.observe(0, at(10))
+    assert progress.batch_mark(at(10)) == at(10)
+
+
+def test_a_revoked_partition_no_longer_holds_the_watermark() -> None:
+    progress = SourceProgress(idle_s=60)
+    progress.assign({0, 1})
+    progress.begin_batch(32, 32)
+    progress.observe(0, at(50))
+    progress.observe(1, at(5))
+    assert progress.batch_mark(at(5)) == at(5)
+    progress.end_batch(at(5))
+    progress.assign({0})
+    assert progress.heartbeat_mark() == at(50)
+    # Assigned again later: unknown until read.
+    progress.assign({0, 1})
+    assert progress.heartbeat_mark() is None
