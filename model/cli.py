@@ -100,12 +100,14 @@ def _evaluate(model_dir: Path, data: Path | None, threads: int | None) -> None:
 
 
 @model_app.command("export")
-def export_cmd(model: ModelDir = None) -> None:
+def export_cmd(model: ModelDir = None, data: DataDir = None) -> None:
     """Write the ONNX exports (float32 and int8) beside the weights."""
     from finpulse.cli import settings
+    from model.evaluate import calibration_texts
     from model.export import export_onnx
 
-    fp32, int8 = export_onnx(model or settings().model.model_dir)
+    model_dir = model or settings().model.model_dir
+    fp32, int8 = export_onnx(model_dir, calibration_texts(model_dir, data))
     console.print(f"exported {fp32} and {int8}")
 
 

@@ -11,6 +11,7 @@ reference on at least 99% of labels. Results go to the model card.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from model.artifacts import ONNX_INT8_FILE, load_config, model_version
 from model.config import TrainConfig
 from model.data import Example
 from model.engine import Classifier
+from model.errors import TrainingDataError
 from model.export import export_onnx
 from model.labels import TASKS, Task, labels_for
 from model.lexical import LEXICAL_FILE
@@ -35,6 +37,8 @@ logger = logging.getLogger(__name__)
 REFERENCE = "torch"
 MAX_ACCURACY_LOSS = 0.01
 MIN_AGREEMENT = 0.99
+# Training texts that size the int8 export's smoothing.
+CALIBRATION_TEXTS = 512
 
 
 class BackendReport(BaseModel):
@@ -81,6 +85,20 @@ def validation_examples(model_dir: Path, data_dir: Path | None) -> tuple[list[Ex
     data = data_dir or Path(trained_on or ".")
     config = TrainConfig(**saved)
     return make_split(config, data).val, data, config
+
+
+def calibration_texts(model_dir: Path, data_dir: Path | None, n: int = CALIBRATION_TEXTS) -> list[str]:
+    """Training texts (never validation ones) for the int8 export's smoothing (model/export.py);
+    none where the training data is missing."""
+    from model.train import make_split
+
+    try:
+        _, data, config = validation_examples(model_dir, data_dir)
+        train = make_split(config, data).train
+    except TrainingDataError as exc:
+        logger.warning("int8 export not smoothed: %s", exc)
+        return []
+    return [ex.text for ex in random.Random(config.seed).sample(train, min(n, len(train)))]
 
 
 def labels_of(classifier: Classifier, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, float]:
@@ -153,7 +171,7 @@ def evaluate_dir(
     from model.card import write_card
 
     if not (model_dir / ONNX_INT8_FILE).is_file():
-        export_onnx(model_dir)
+        export_onnx(model_dir, calibration_texts(model_dir, data_dir))
     val, data, config = validation_examples(model_dir, data_dir)
     metrics, reports = score_backends(model_dir, val, backends or cpu_backends(), threads)
     chosen = max((r for r in reports if r.eligible), key=lambda r: r.docs_per_s)

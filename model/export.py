@@ -3,7 +3,15 @@
 The float graph goes through ONNX Runtime's transformer optimiser (fused
 attention, LayerNorm and GELU for BERT-style encoders); the int8 file is that
 graph with its MatMul weights quantised to int8 (activations quantised on the
-fly), which runs on VNNI / AVX-512 integer units.
+fly, one scale per tensor), which runs on VNNI / AVX-512 integer units.
+
+Before quantising, the feed-forward layers are smoothed (SmoothQuant, Xiao et
+al. 2023): their inputs have a few channels ~15x larger than the rest, which set
+the one activation scale and leave the others a handful of int8 steps. Each
+such MatMul gets its input divided per channel by s and its weight rows
+multiplied by s (the same product in float), s = max|x|^a / max|w|^(1-a) from
+calibration texts. On the quick model's validation texts int8 then agreed with
+float32 on 98.3% (both labels) instead of 96.4%.
 """
 
 from __future__ import annotations
@@ -11,20 +19,31 @@ from __future__ import annotations
 import logging
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
-from model.artifacts import ONNX_FILE, ONNX_INT8_FILE, load_net
+from model.artifacts import ONNX_FILE, ONNX_INT8_FILE, load_net, load_tokenizer
 
 logger = logging.getLogger(__name__)
 
 # Opset 17 has LayerNormalization as one op; ONNX Runtime >= 1.14 runs it.
 OPSET = 17
+# Smoothing strength a (0: none, 1: all of the input's range moved into the weights):
+# 0.7-0.9 agreed alike (98.3-98.6%) on the quick model.
+SMOOTH_ALPHA = 0.8
+# The feed-forward MatMuls (not attention's output, which gained nothing), by exported name.
+SMOOTHED = ("/intermediate/dense/MatMul", "/output/dense/MatMul")
 
 
-def export_onnx(model_dir: Path) -> tuple[Path, Path]:
-    """Write model.onnx and model.int8.onnx beside the weights; returns both paths."""
+def export_onnx(model_dir: Path, calibration: Sequence[str] = ()) -> tuple[Path, Path]:
+    """Write model.onnx and model.int8.onnx beside the weights; returns both paths.
+
+    `calibration`: normalised training texts whose activations size the smoothing of
+    the int8 graph (a few hundred are plenty); without them it is not smoothed."""
     net, config = load_net(model_dir)
     # Eager attention exports as plain MatMul/Softmax, which ONNX Runtime fuses into
     # its Attention op (the SDPA export is left unfused).
@@ -39,8 +58,8 @@ def export_onnx(model_dir: Path) -> tuple[Path, Path]:
             hidden=int(config.encoder["hidden_size"]),
             heads=int(config.encoder["num_attention_heads"]),
         )
-    _quantise(fp32, int8)
-    logger.info("exported onnx=%s int8=%s", fp32, int8)
+    quantise(fp32, int8, calibration, load_tokenizer(model_dir), int(config.train.get("max_length", 128)))
+    logger.info("exported onnx=%s int8=%s smoothed=%s", fp32, int8, bool(calibration))
     return fp32, int8
 
 
@@ -76,7 +95,60 @@ def _optimise(src: Path, dst: Path, hidden: int, heads: int) -> None:
     model.save_model_to_file(str(dst))
 
 
-def _quantise(src: Path, dst: Path) -> None:
+def _input_ranges(
+    model: Any, names: Sequence[str], texts: Sequence[str], tokenizer: Any, max_length: int
+) -> list[np.ndarray]:
+    """Per channel, the largest |input| of each named node over the texts (float graph)."""
+    import onnx
+    import onnxruntime as ort
+
+    nodes = {n.name: n for n in model.graph.node}
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    inputs = [nodes[name].input[0] for name in names]
+    for tensor in inputs:
+        probe.graph.output.append(onnx.helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None))
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    ranges = [np.zeros(0, dtype=np.float32) for _ in names]
+    for start in range(0, len(texts), 32):
+        enc = tokenizer(list(texts[start : start + 32]), truncation=True, max_length=max_length, padding=True,
+                        return_tensors="np")  # fmt: skip
+        feed = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask")}
+        for i, x in enumerate(session.run(inputs, feed)):
+            top = np.abs(x).reshape(-1, x.shape[-1]).max(axis=0)
+            ranges[i] = np.maximum(ranges[i], top) if ranges[i].size else top
+    return ranges
+
+
+def smooth_feed_forward(model: Any, texts: Sequence[str], tokenizer: Any, max_length: int) -> None:
+    """Move the feed-forward inputs' outlier channels into the weights (module docstring)."""
+    import onnx
+    from onnx import numpy_helper
+
+    targets = [
+        n for n in model.graph.node
+        if n.op_type == "MatMul" and n.name.endswith(SMOOTHED) and "/attention/" not in n.name
+    ]  # fmt: skip
+    weights = {w.name: w for w in model.graph.initializer}
+    ranges = _input_ranges(model, [n.name for n in targets], texts, tokenizer, max_length)
+    for node, top in zip(targets, ranges, strict=True):
+        w = numpy_helper.to_array(weights[node.input[1]])  # [in, out]
+        s = np.maximum(top, 1e-5) ** SMOOTH_ALPHA / np.maximum(np.abs(w).max(axis=1), 1e-5) ** (
+            1 - SMOOTH_ALPHA
+        )
+        weights[node.input[1]].CopyFrom(
+            numpy_helper.from_array((w * s[:, None]).astype(np.float32), node.input[1])
+        )
+        inverse = numpy_helper.from_array((1.0 / s).astype(np.float32), f"{node.name}/smooth")
+        model.graph.initializer.append(inverse)
+        mul = onnx.helper.make_node(
+            "Mul", [node.input[0], inverse.name], [f"{node.name}/smoothed"], name=f"{node.name}/Smooth"
+        )
+        node.input[0] = mul.output[0]
+        model.graph.node.insert(list(model.graph.node).index(node), mul)
+
+
+def quantise(src: Path, dst: Path, calibration: Sequence[str], tokenizer: Any, max_length: int) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -86,8 +158,14 @@ def _quantise(src: Path, dst: Path) -> None:
     level = root.level
     root.setLevel(max(level, logging.WARNING))  # the quantiser logs each fused op on the root logger
     try:
-        quantize_dynamic(
-            str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, extra_options=extra
-        )
+        with tempfile.TemporaryDirectory() as tmp:
+            if calibration:
+                model = onnx.load(str(src))
+                smooth_feed_forward(model, calibration, tokenizer, max_length)
+                src = Path(tmp) / "smoothed.onnx"
+                onnx.save(model, str(src))
+            quantize_dynamic(
+                str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, extra_options=extra
+            )
     finally:
         root.setLevel(level)
