@@ -11,7 +11,7 @@ the one activation scale and leave the others a handful of int8 steps. Each
 such MatMul gets its input divided per channel by s and its weight rows
 multiplied by s (the same product in float), s = max|x|^a / max|w|^(1-a) from
 calibration texts. On the quick model's validation texts int8 then agreed with
-float32 on 98.3% (both labels) instead of 96.4%.
+float32 on 98.6% (both labels) instead of 96.4%.
 """
 
 from __future__ import annotations
