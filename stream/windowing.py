@@ -301,7 +301,10 @@ class Windows:
         rkey = _record_key(prefix, offset)
         raw = self.counted.get(rkey)  # present when this record is replayed after a crash
         record = CountedRecord.from_bytes(raw) if raw else CountedRecord(partition)
-        known = {(story, w) for story, windows in record.stories.items() for w in windows}
+        # What this record counted when it was processed before the crash: trusted only where
+        # the window's slot folded the record in (the slot's write may be lost, the entry not).
+        recorded = {(story, w) for story, windows in record.stories.items() for w in windows}
+        known: set[tuple[str, str]] = set()  # counted earlier in this pass
         fresh: dict[tuple[WindowSpec, datetime], list[ScoredItem]] = defaultdict(list)
         late = 0
         # Per window of this record: its id, end and the offset its slot has folded in,
@@ -320,14 +323,17 @@ class Windows:
                     window, end, applied = state_of
                     first = index.get(prefix, key, window)
                     if applied >= offset:  # a replayed record, already in the window
-                        if (first is None or first > offset) and (key, window) not in known:
+                        if (first is None or first > offset) and not (
+                            (key, window) in recorded or (key, window) in known
+                        ):
                             known.add((key, window))  # its counted entry was lost in a crash
                             record.count_in(key, window, end)
                         continue
                     if (first is not None and first <= applied) or (key, window) in known:
                         continue  # counted by an earlier record, or earlier in this one
                     known.add((key, window))
-                    record.count_in(key, window, end)
+                    if (key, window) not in recorded:
+                        record.count_in(key, window, end)
                     fresh[(spec, start)].append(scored)
         for (spec, start), items in fresh.items():
             slot = await self._add_to_window(partition, offset, kind, entity, spec, start, items)

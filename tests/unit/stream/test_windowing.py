@@ -102,6 +102,24 @@ async def test_a_story_counts_once_per_window_across_records_restarts_and_lost_e
     assert sorted(k.rpartition(b"|@")[2] for k in windows.counted) == [b"0", b"1"]
 
 
+async def test_a_record_whose_window_write_was_lost_counts_again_when_replayed() -> None:
+    # A crash kept record 1's counted entry but lost its windows' writes (separate changelog
+    # records): replayed, its stories must still reach the windows (seen on the real broker).
+    windows, topic = _windows(grace_s=0)
+    a = scored("a", "negative", at=T0).to_bytes()
+    b = scored("b", "positive", at=T0 + timedelta(minutes=1)).to_bytes()
+    await windows.on_event(_event(b"ticker:ACME", _record(a), 0, T0))
+    before = dict(windows.slots)
+    await windows.on_event(_event(b"ticker:ACME", _record(b), 1, T0))
+    windows.slots.clear()
+    windows.slots.update(before)  # record 1's window writes lost, its counted entry kept
+    windows.on_assigned()
+    await windows.on_event(_event(b"ticker:ACME", _record(b), 1, T0))
+    await windows.on_event(_event(TICK_KEY, b"", 2, T0 + timedelta(minutes=5)))
+    [tumbling] = [w for w in topic.sent if w.window_kind == "tumbling"]
+    assert (tumbling.count, tumbling.negative_count) == (2, 1)
+
+
 async def test_the_sweep_forgets_expired_counted_records_and_keeps_live_ones() -> None:
     windows, topic = _windows(grace_s=0)
     old = scored("old", "negative", at=T0).to_bytes()
