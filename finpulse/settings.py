@@ -171,8 +171,9 @@ class StreamSettings(_Group):
     # 0 (the default): lanes in the worker's own process (below), as fast here (stream bench:
     # 568 vs 595 items/s) without the children. Not the default: with 2, the
     # SIGKILL-and-restart e2e test stalled in 2 of 5 runs one session and in none of 5 the next;
-    # a later session saw it fail 4 times in 15 (windows short by 4-16 stories that the restarted
-    # aggregate stage dropped as late; the score stage's watermarks were valid). Not understood.
+    # a later session saw it fail 4 times in 15 on a busy machine (windows 4-16 stories short):
+    # a replayed by-entity record skipped windows whose write the SIGKILL had lost (fixed in
+    # stream/windowing.py, not specific to children); to re-run before making 2 the default.
     # With the checked int8 back end (ONNX Runtime) 2 children beat 2 lanes on a 2-core Xeon:
     # classifier 404-446 vs 338-363 docs/s, pipeline 300-381 vs 271-302 items/s (README).
     classifier_processes: int = Field(default=0, ge=0)
