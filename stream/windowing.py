@@ -47,9 +47,10 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 
 import faust
 from faust.types import EventT, StreamT
@@ -59,15 +60,18 @@ from alerts.aggregate import WindowAccumulator, add_items, close_window, open_wi
 from alerts.baseline import Baseline, BaselineParams, update_baseline
 from alerts.windows import WindowSpec, window_specs, window_starts
 from finpulse.errors import InvalidRecord
-from finpulse.schema import ScoredItem, WindowAggregate, describe_validation_error
+from finpulse.schema import ScoredItem, WindowAggregate, WindowKind, describe_validation_error
 from finpulse.settings import Settings
 from stream.deadletter import dead_letter
-from stream.topics import BASELINES, COUNTED, WINDOW_SUMS, PipelineTopics
+from stream.skipped import Record, SkippedReader
+from stream.topics import BASELINES, COUNTED, WINDOW_SUMS, PipelineTopics, by_entity_topic
 from stream.watermark import TICK_KEY, LowWatermark, entity_key, mark_from
 
 logger = logging.getLogger(__name__)
 
 _STORIES = TypeAdapter(list[ScoredItem])
+# (partition, first offset, end offset) -> the records in between, read from the broker.
+ReadBack = Callable[[int, int, int], Awaitable[list[Record]]]
 # How long an expired window's slot outlives its allowed lateness (wall seconds): a
 # worker restarted within this time replays its uncommitted records without recounting.
 EXPIRED_KEEP_S = 900.0
@@ -134,6 +138,9 @@ def _records_of(table: Mapping[bytes, bytes], partition: int) -> list[tuple[byte
     return [(key, record) for key, record in records if record.partition == partition]
 
 
+_NONE_COUNTED: Mapping[str, int] = MappingProxyType({})
+
+
 class CountedIndex:
     """One partition's counted records, decoded once, and inverted: (entity, story) ->
     window -> the least offset of a record that counted the story there."""
@@ -153,9 +160,9 @@ class CountedIndex:
             for window in windows:
                 first[window] = min(first.get(window, offset), offset)
 
-    def get(self, entity: str, story: str, window: str) -> int | None:
-        first = self.first.get((entity, story))
-        return first.get(window) if first else None
+    def windows_of(self, entity: str, story: str) -> Mapping[str, int]:
+        """Window id -> least offset of a record that counted the story there (empty: none)."""
+        return self.first.get((entity, story), _NONE_COUNTED)
 
     def expire(self, before: int) -> list[bytes]:
         """Drop the records whose windows all ended by `before` (epoch s); returns their keys."""
@@ -223,6 +230,7 @@ def register_windowing(app: faust.App, topics: PipelineTopics, settings: Setting
         baselines=_table(app, BASELINES, partitions),
         topics=topics,
         settings=settings,
+        read_back=SkippedReader(settings.kafka.bootstrap, by_entity_topic(app.conf.id)).read,
     )
     dead = topics.dead(app, topics.names.scored)
 
@@ -251,6 +259,7 @@ class Windows:
         baselines: faust.Table,
         topics: PipelineTopics,
         settings: Settings,
+        read_back: ReadBack | None = None,
     ) -> None:
         self.slots, self.counted, self.baselines = slots, counted, baselines
         self.topics = topics
@@ -268,21 +277,43 @@ class Windows:
         self._indexes: dict[int, CountedIndex] = {}  # per partition, built on first use
         self._keys: dict[int, SlotKeys] | None = None  # per partition, built on first use
         self._resumed: set[int] = set()  # partitions with an event since the last assignment
+        # Per partition, the offset of the event expected next (since the last assignment).
+        self._next: dict[int, int] = {}
+        self.read_back = read_back
 
     async def on_event(self, event: EventT) -> None:
-        partition = event.message.partition
+        partition, offset = event.message.partition, event.message.offset
         state = self.partitions.setdefault(partition, PartitionState(self.idle_close_s))
         if partition not in self._resumed:
             self._resumed.add(partition)
-            await self._resend(partition, event.message.offset)
-        upstream = mark_from(event.headers)
+            await self._resend(partition, offset)
+        expected = self._next.get(partition)
+        if expected is not None and offset > expected and self.read_back is not None:
+            # Records the consumer skipped (stream/skipped.py), in order, before this one.
+            skipped = await self.read_back(partition, expected, offset)
+            logger.warning(
+                "by-entity records skipped by the consumer, read back partition=%d offsets=%d-%d records=%d",
+                partition, expected, offset - 1, len(skipped),
+            )  # fmt: skip
+            for record in skipped:
+                await self._process(partition, record.offset, state, record.key, record.value, record.headers)
+        self._next[partition] = offset + 1
+        await self._process(partition, offset, state, event.key, event.value, event.headers)
+
+    async def _process(
+        self, partition: int, offset: int, state: PartitionState, key: object, value: object,
+        headers: Mapping[str, bytes] | None,
+    ) -> None:  # fmt: skip
+        upstream = mark_from(headers)
         if upstream is not None:
             state.watermark.observe(upstream[0], upstream[1], time.time())
-        if event.key != TICK_KEY:
-            kind, _, entity = event.key.decode().partition(":")
-            stories = entity_stories(event.value)
-            await self._add(partition, event.message.offset, state, kind, entity, stories)
-        await self._close_due(partition, state, event.message.offset)
+        if key != TICK_KEY:
+            if not isinstance(key, bytes):
+                raise InvalidRecord("by-entity record", "no entity key")
+            kind, _, entity = key.decode().partition(":")
+            stories = entity_stories(value if isinstance(value, bytes) else None)
+            await self._add(partition, offset, state, kind, entity, stories)
+        await self._close_due(partition, state, offset)
         self._sweep(partition, state)
 
     async def _add(
@@ -305,37 +336,49 @@ class Windows:
         # the window's slot folded the record in (the slot's write may be lost, the entry not).
         recorded = {(story, w) for story, windows in record.stories.items() for w in windows}
         known: set[tuple[str, str]] = set()  # counted earlier in this pass
-        fresh: dict[tuple[WindowSpec, datetime], list[ScoredItem]] = defaultdict(list)
+        fresh: dict[tuple[WindowKind, datetime], list[ScoredItem]] = defaultdict(list)
         late = 0
         # Per window of this record: its id, end and the offset its slot has folded in,
         # or None when the story-windows are too late. Looked up once, not per story.
-        seen: dict[tuple[WindowSpec, datetime], tuple[str, datetime, int] | None] = {}
+        seen: dict[tuple[WindowKind, datetime], tuple[str, datetime, int] | None] = {}
+        # The windows of a publish second, computed once per record (a batch's stories
+        # share a few seconds).
+        bounds: dict[int, list[tuple[WindowKind, datetime]]] = {}
         for scored in stories:
             key = story_key(scored)
-            for spec in self.specs.values():
-                for start in window_starts(spec, scored.item.published_at):
-                    if (spec, start) not in seen:
-                        seen[(spec, start)] = self._window_state(prefix, spec, start, offset, watermark)
-                    state_of = seen[(spec, start)]
-                    if state_of is None:
-                        late += 1
-                        continue
-                    window, end, applied = state_of
-                    first = index.get(prefix, key, window)
-                    if applied >= offset:  # a replayed record, already in the window
-                        if (first is None or first > offset) and not (
-                            (key, window) in recorded or (key, window) in known
-                        ):
-                            known.add((key, window))  # its counted entry was lost in a crash
-                            record.count_in(key, window, end)
-                        continue
-                    if (first is not None and first <= applied) or (key, window) in known:
-                        continue  # counted by an earlier record, or earlier in this one
-                    known.add((key, window))
-                    if (key, window) not in recorded:
+            at = scored.item.published_at
+            windows = bounds.get(second := int(at.timestamp()))
+            if windows is None:
+                windows = bounds[second] = [
+                    (spec.kind, start) for spec in self.specs.values() for start in window_starts(spec, at)
+                ]
+            firsts = index.windows_of(prefix, key)  # empty unless an earlier record counted it
+            for bound in windows:
+                if bound not in seen:
+                    seen[bound] = self._window_state(
+                        prefix, self.specs[bound[0]], bound[1], offset, watermark
+                    )
+                state_of = seen[bound]
+                if state_of is None:
+                    late += 1
+                    continue
+                window, end, applied = state_of
+                first = firsts.get(window)
+                if applied >= offset:  # a replayed record, already in the window
+                    if (first is None or first > offset) and not (
+                        (key, window) in recorded or (key, window) in known
+                    ):
+                        known.add((key, window))  # its counted entry was lost in a crash
                         record.count_in(key, window, end)
-                    fresh[(spec, start)].append(scored)
-        for (spec, start), items in fresh.items():
+                    continue
+                if (first is not None and first <= applied) or (key, window) in known:
+                    continue  # counted by an earlier record, or earlier in this one
+                known.add((key, window))
+                if (key, window) not in recorded:
+                    record.count_in(key, window, end)
+                fresh[bound].append(scored)
+        for (window_kind, start), items in fresh.items():
+            spec = self.specs[window_kind]
             slot = await self._add_to_window(partition, offset, kind, entity, spec, start, items)
             due = self._due(slot.acc.window_end, closed=slot.emitted_revision is not None)
             state.next_due = min(state.next_due, due) if state.next_due else due
@@ -372,6 +415,7 @@ class Windows:
         self._indexes.clear()
         self._keys = None
         self._resumed.clear()
+        self._next.clear()
 
     async def _resend(self, partition: int, start: int) -> None:
         """Emit again the revisions that events from offset `start` on emitted.

@@ -14,6 +14,7 @@ from typing import Any
 
 from finpulse.schema import WindowAggregate
 from finpulse.settings import Settings, StreamSettings
+from stream.skipped import Record
 from stream.watermark import TICK_KEY, headers_for
 from stream.windowing import Windows
 from tests.unit.alerts.synth import T0, scored
@@ -118,6 +119,30 @@ async def test_a_record_whose_window_write_was_lost_counts_again_when_replayed()
     await windows.on_event(_event(TICK_KEY, b"", 2, T0 + timedelta(minutes=5)))
     [tumbling] = [w for w in topic.sent if w.window_kind == "tumbling"]
     assert (tumbling.count, tumbling.negative_count) == (2, 1)
+
+
+async def test_records_the_consumer_skipped_are_read_back_and_counted_in_order() -> None:
+    # Faust handed the agent offsets 0, then 3 (seen after a restart under load): 1 and 2
+    # are read from the broker (here a list) before 3 is processed.
+    windows, topic = _windows(grace_s=0)
+    stories = [
+        scored(name, "negative", at=T0 + timedelta(minutes=i)).to_bytes() for i, name in enumerate("abcd")
+    ]
+    log = [Record(i, b"ticker:ACME", _record(story), headers_for(T0)) for i, story in enumerate(stories)]
+    asked: list[tuple[int, int, int]] = []
+
+    async def read_back(partition: int, start: int, end: int) -> list[Record]:
+        asked.append((partition, start, end))
+        return log[start:end]
+
+    windows.read_back = read_back
+    await windows.on_event(_event(b"ticker:ACME", _record(stories[0]), 0, T0))
+    await windows.on_event(_event(b"ticker:ACME", _record(stories[3]), 3, T0))
+    await windows.on_event(_event(b"ticker:ACME", _record(stories[3]), 3, T0))  # a redelivery: no read
+    await windows.on_event(_event(TICK_KEY, b"", 4, T0 + timedelta(minutes=5)))
+    assert asked == [(0, 1, 3)]
+    [tumbling] = [w for w in topic.sent if w.window_kind == "tumbling"]
+    assert (tumbling.count, tumbling.negative_count) == (4, 4)
 
 
 async def test_the_sweep_forgets_expired_counted_records_and_keeps_live_ones() -> None:
