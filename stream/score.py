@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import faust
+from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 from faust.types import TP, EventT, StreamT
 
 from alerts.aggregate import entities_of, window_view
-from finpulse.errors import InvalidRecord
+from finpulse.errors import InvalidRecord, TransientError
 from finpulse.schema import NewsItem, ScoredItem
 from finpulse.settings import Settings
 from stream.deadletter import dead_letter
 from stream.services import ClassifierService
+from stream.skipped import SkippedReader
 from stream.topics import PipelineTopics
 from stream.watermark import TICK_KEY, SourceProgress, entity_key, headers_for
 
@@ -93,9 +96,22 @@ def register_score(
             await stream.ack(event)
         progress.end_batch(mark)
 
+    reader = SkippedReader(settings.kafka.bootstrap, topics.names.raw)
+    checked = 0.0
+
     @app.timer(settings.stream.tick_interval_s)
     async def heartbeat() -> None:
         # Lets the aggregate stage close windows while no stories flow.
+        nonlocal checked
+        unread = progress.unread()
+        if unread and time.monotonic() - checked >= settings.stream.idle_close_s:
+            checked = time.monotonic()
+            try:  # partitions the group processed before this worker got them (stream/skipped.py)
+                done = await reader.processed(app.conf.id, unread)
+            except (KafkaError, TransientError) as exc:
+                logger.warning("could not ask the broker how far news.raw was processed: %s", exc)
+            else:
+                progress.caught_up({partition: _published(value) for partition, value in done.items()})
         headers = headers_for(progress.heartbeat_mark())
         if headers:
             for partition in range(settings.kafka.topics.partitions):
@@ -124,6 +140,14 @@ async def _publish(
             record = b"[" + b",".join(chunk) + b"]"
             await topics.by_entity.send(key=key.encode(), value=record, headers=headers)
     return deliveries
+
+
+def _published(value: bytes | None) -> datetime | None:
+    """A news.raw record's publish time (None: empty or unreadable, it was dead-lettered)."""
+    try:
+        return NewsItem.from_bytes(value).published_at if value else None
+    except InvalidRecord:
+        return None
 
 
 @dataclass

@@ -1,4 +1,6 @@
-"""Reading back records the Faust consumer skipped.
+"""Reading a topic from the broker directly, beside Faust's consumer.
+
+1. Records the Faust consumer skipped.
 
 Seen on workers restarted after a SIGKILL while the machine was loaded (the
 stream e2e kill test, 3 runs in 8 with a CPU burner beside it): the aggregate
@@ -10,6 +12,12 @@ books the jump as a gap it may commit over. Those records' stories were never
 counted. The aggregate stage notices such a jump (the next offset it gets is
 past the one it expects) and reads the missing records itself, from the
 broker, before it goes on.
+
+2. Partitions with nothing left to read. A worker restarted after its group
+had processed all of a partition reads nothing from it, so its watermark
+(stream/watermark.py) cannot know how far that partition got: it asks the
+broker for the group's committed offsets and each such partition's last
+record.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import logging
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from finpulse.errors import TransientError
 
@@ -68,3 +77,28 @@ class SkippedReader:
                 if record.offset < end:
                     records.append(Record(record.offset, record.key, record.value, dict(record.headers)))
         return records
+
+    async def processed(self, group: str, partitions: list[int]) -> dict[int, bytes | None]:
+        """Of `partitions`, those whose every record `group` has committed, each with the value of
+        its last record (None: the partition is empty)."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(group)
+        finally:
+            await admin.close()
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            ends = await consumer.end_offsets([TopicPartition(self.topic, p) for p in partitions])
+        finally:
+            await consumer.stop()
+        done: dict[int, bytes | None] = {}
+        for tp, end in ends.items():
+            offset = committed.get(tp)
+            if end == 0:
+                done[tp.partition] = None
+            elif offset is not None and offset.offset >= end:
+                last = await self.read(tp.partition, end - 1, end)
+                done[tp.partition] = last[0].value if last else None
+        return done

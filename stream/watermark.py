@@ -20,6 +20,7 @@ heartbeats; the aggregate takes the minimum over live upstream workers.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -85,6 +86,7 @@ class SourceProgress:
         self.published: datetime | None = None
         # Assigned partitions not read yet, and when each was assigned.
         self._unread: dict[int, float] = {}
+        self._read_any = False  # any record read since the process started
 
     def assign(self, partitions: set[int]) -> None:
         """The stage's news.raw partitions after a rebalance: a new one holds the watermark
@@ -98,6 +100,23 @@ class SourceProgress:
             if partition not in partitions:
                 self.partitions.forget(partition)
 
+    def unread(self) -> list[int]:
+        """Assigned partitions this stage has not read from since their assignment."""
+        return list(self._unread)
+
+    def caught_up(self, last_published: Mapping[int, datetime | None]) -> None:
+        """Unread partitions whose every record the consumer group has already processed (before
+        a restart, say), each with its last record's publish time (None: empty). They mark
+        that time; if that leaves nothing unread and nothing was read, the stage has no input
+        left: drained now, so its partitions fall silent after `idle_s` and the greatest mark
+        closes the last windows, as after a replay's end."""
+        now = time.time()
+        for partition, published in last_published.items():
+            if self._unread.pop(partition, None) is not None and published is not None:
+                self.partitions.observe(partition, published, now)
+        if not self._unread and not self.in_flight and not self._read_any:
+            self.drained_at = math.nextafter(now, math.inf)  # after those observations
+
     def begin_batch(self, size: int, max_size: int) -> None:
         """A batch short of `max_size` means the input ran dry: every partition was read up."""
         self.in_flight += 1
@@ -105,6 +124,7 @@ class SourceProgress:
             self.drained_at = time.time()
 
     def observe(self, partition: int, published: datetime) -> None:
+        self._read_any = True
         self._unread.pop(partition, None)
         self.partitions.observe(partition, published, time.time())
 

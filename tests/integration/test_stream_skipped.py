@@ -1,9 +1,11 @@
-"""Reading back by-entity records the consumer skipped, from the real broker."""
+"""Reading a topic beside Faust (stream/skipped.py) on the real broker."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from finpulse.errors import TransientError
 from finpulse.settings import KafkaSettings
@@ -48,3 +50,26 @@ async def test_a_range_the_partition_does_not_hold_yet_is_a_transient_error(
 
     with pytest.raises(TransientError, match="offsets 1-4"):
         await SkippedReader(kafka.bootstrap, topic).read(1, 1, 5)
+
+
+async def test_partitions_the_group_processed_are_found_with_their_last_record(kafka: KafkaSettings) -> None:
+    topic, group = kafka.topics.raw, f"g-{uuid.uuid4().hex[:6]}"
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)
+    await producer.start()
+    try:
+        for partition, n in ((0, 3), (1, 2)):  # partition 2 stays empty
+            for i in range(n):
+                await producer.send_and_wait(topic, value=f"p{partition}-{i}".encode(), partition=partition)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:  # the group processed all of partition 0 and one record of partition 1
+        consumer.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
+        await consumer.commit({TopicPartition(topic, 0): 3, TopicPartition(topic, 1): 1})
+    finally:
+        await consumer.stop()
+
+    done = await SkippedReader(kafka.bootstrap, topic).processed(group, [0, 1, 2])
+
+    assert done == {0: b"p0-2", 2: None}

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from stream import watermark
 from stream.watermark import LowWatermark, SourceProgress
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -83,3 +86,32 @@ def test_a_revoked_partition_no_longer_holds_the_watermark() -> None:
     # Assigned again later: unknown until read.
     progress.assign({0, 1})
     assert progress.heartbeat_mark() is None
+
+
+def test_partitions_processed_before_a_restart_mark_their_last_story_and_close_the_last_windows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The worker before the restart scored everything: this one reads nothing, and learns
+    # from the broker how far each partition got (its last story; partition 2 is empty).
+    wall = [1000.0]
+    monkeypatch.setattr(watermark.time, "time", lambda: wall[0])
+    progress = SourceProgress(idle_s=5)
+    progress.assign({0, 1, 2})
+    assert progress.heartbeat_mark() is None
+    progress.caught_up({0: at(40)})
+    assert progress.heartbeat_mark() is None  # partitions 1 and 2 still unknown
+    progress.caught_up({1: at(55), 2: None})
+    assert progress.heartbeat_mark() == at(40)  # both active: the slower one
+    wall[0] += 5
+    assert progress.heartbeat_mark() == at(55)  # silent since the stage ran dry: the greatest mark
+
+
+def test_a_caught_up_partition_does_not_drain_a_stage_that_reads_others() -> None:
+    progress = SourceProgress(idle_s=0.0001)
+    progress.assign({0, 1})
+    progress.begin_batch(32, 32)
+    progress.observe(0, at(10))
+    progress.end_batch(progress.batch_mark(at(10)))
+    progress.caught_up({1: at(50)})
+    assert progress.drained_at is None
+    assert progress.heartbeat_mark() == at(10)
