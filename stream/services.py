@@ -28,8 +28,8 @@ logger = logging.getLogger(__name__)
 
 
 class ClassifierService(Service):
-    """Holds the worker's classifier: in child processes (stream/inference.py) or,
-    with processes=0 (the default), in `lanes` threads of this process, each with a
+    """Holds the worker's classifier: in child processes (stream/inference.py; the
+    default) or, with processes=0, in `lanes` threads of this process, each with a
     `model.Classifier` of its own and the cores shared out among them. The network
     runs without the GIL (a traced graph), so lanes classify side by side and beside
     the event loop; the Python parts (tokens, n-grams) take turns.
