@@ -25,8 +25,7 @@ from alerts.subscriptions import Subscription
 from finpulse.errors import InvalidRecord
 from finpulse.schema import WindowAggregate, utcnow
 from finpulse.settings import Settings
-from stream.deadletter import dead_letter, dead_letter_record
-from stream.skipped import OffsetGaps, SkippedReader, log_read_back
+from stream.deadletter import dead_letter
 from stream.topics import DETECTOR_STATES, PipelineTopics
 from stream.watermark import entity_key
 
@@ -51,29 +50,12 @@ def register_detect(
         use_partitioner=True,
     )
     dead = topics.dead(app, topics.names.windows)
-    gaps = OffsetGaps()
-    reader = SkippedReader(settings.kafka.bootstrap, topics.names.windows)
-
-    @app.on_partitions_assigned.connect
-    async def resume(app: faust.App, assigned: object, **kwargs: object) -> None:
-        gaps.reset()
 
     @app.agent(topics.windows, name="detect")
     async def detect_agent(stream: StreamT[bytes]) -> None:
         async for events in stream.take_events(MAX_DETECT_BATCH, within=settings.stream.detect_batch_s):
             windows: list[WindowAggregate] = []
             for event in events:
-                m = event.message
-                if (missed := gaps.missed(m.partition, m.offset)) is not None:
-                    # Windows the consumer skipped (stream/skipped.py), read from the broker.
-                    skipped = await reader.read(m.partition, *missed)
-                    log_read_back("window", m.partition, missed, len(skipped))
-                    for record in skipped:
-                        try:
-                            windows.append(WindowAggregate.from_bytes(record.value))
-                        except InvalidRecord as exc:
-                            await dead_letter_record(dead, m.topic, m.partition, record.offset, record.key,
-                                                     record.value, exc, stage="detect")  # fmt: skip
                 try:
                     windows.append(WindowAggregate.from_bytes(event.value))
                 except InvalidRecord as exc:

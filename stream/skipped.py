@@ -9,9 +9,9 @@ had fetched 21-37 and dropped them: its `getmany` stops yielding a batch once
 the flow stops or the partition is paused (recovery and rebalances do both),
 after aiokafka had moved the fetch position past the whole batch; Faust then
 books the jump as a gap it may commit over. Those records' stories were never
-counted. The aggregate and detect stages notice such a jump (the next offset
-they get is past the one they expect) and read the missing records themselves,
-from the broker, before they go on.
+counted. The aggregate stage notices such a jump (the next offset it gets is
+past the one it expects) and reads the missing records itself, from the
+broker, before it goes on.
 
 2. Partitions with nothing left to read. A worker restarted after its group
 had processed all of a partition reads nothing from it, so its watermark
@@ -34,23 +34,6 @@ from finpulse.errors import TransientError
 logger = logging.getLogger(__name__)
 
 READ_BACK_TIMEOUT_S = 30.0
-
-
-class OffsetGaps:
-    """Per partition, the offset an agent expects next since the last assignment (after one,
-    Faust resumes from the committed offsets: anything goes until the first event)."""
-
-    def __init__(self) -> None:
-        self._next: dict[int, int] = {}
-
-    def reset(self) -> None:
-        self._next.clear()
-
-    def missed(self, partition: int, offset: int) -> tuple[int, int] | None:
-        """The offsets [start, end) skipped before this event, if any; redeliveries skip none."""
-        expected = self._next.get(partition)
-        self._next[partition] = offset + 1
-        return (expected, offset) if expected is not None and offset > expected else None
 
 
 @dataclass(frozen=True)
@@ -119,10 +102,3 @@ class SkippedReader:
                 last = await self.read(tp.partition, end - 1, end)
                 done[tp.partition] = last[0].value if last else None
         return done
-
-
-def log_read_back(what: str, partition: int, missed: tuple[int, int], records: int) -> None:
-    logger.warning(
-        "%s records skipped by the consumer, read back partition=%d offsets=%d-%d records=%d",
-        what, partition, missed[0], missed[1] - 1, records,
-    )  # fmt: skip

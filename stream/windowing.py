@@ -63,7 +63,7 @@ from finpulse.errors import InvalidRecord
 from finpulse.schema import ScoredItem, WindowAggregate, WindowKind, describe_validation_error
 from finpulse.settings import Settings
 from stream.deadletter import dead_letter
-from stream.skipped import OffsetGaps, Record, SkippedReader, log_read_back
+from stream.skipped import Record, SkippedReader
 from stream.topics import BASELINES, COUNTED, WINDOW_SUMS, PipelineTopics, by_entity_topic
 from stream.watermark import TICK_KEY, LowWatermark, entity_key, mark_from
 
@@ -277,7 +277,8 @@ class Windows:
         self._indexes: dict[int, CountedIndex] = {}  # per partition, built on first use
         self._keys: dict[int, SlotKeys] | None = None  # per partition, built on first use
         self._resumed: set[int] = set()  # partitions with an event since the last assignment
-        self._gaps = OffsetGaps()
+        # Per partition, the offset of the event expected next (since the last assignment).
+        self._next: dict[int, int] = {}
         self.read_back = read_back
 
     async def on_event(self, event: EventT) -> None:
@@ -286,13 +287,17 @@ class Windows:
         if partition not in self._resumed:
             self._resumed.add(partition)
             await self._resend(partition, offset)
-        missed = self._gaps.missed(partition, offset)
-        if missed is not None and self.read_back is not None:
+        expected = self._next.get(partition)
+        if expected is not None and offset > expected and self.read_back is not None:
             # Records the consumer skipped (stream/skipped.py), in order, before this one.
-            skipped = await self.read_back(partition, *missed)
-            log_read_back("by-entity", partition, missed, len(skipped))
+            skipped = await self.read_back(partition, expected, offset)
+            logger.warning(
+                "by-entity records skipped by the consumer, read back partition=%d offsets=%d-%d records=%d",
+                partition, expected, offset - 1, len(skipped),
+            )  # fmt: skip
             for record in skipped:
                 await self._process(partition, record.offset, state, record.key, record.value, record.headers)
+        self._next[partition] = offset + 1
         await self._process(partition, offset, state, event.key, event.value, event.headers)
 
     async def _process(
@@ -410,7 +415,7 @@ class Windows:
         self._indexes.clear()
         self._keys = None
         self._resumed.clear()
-        self._gaps.reset()
+        self._next.clear()
 
     async def _resend(self, partition: int, start: int) -> None:
         """Emit again the revisions that events from offset `start` on emitted.
