@@ -47,10 +47,11 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
+from typing import Protocol
 
 import faust
 from faust.types import EventT, StreamT
@@ -63,15 +64,25 @@ from finpulse.errors import InvalidRecord
 from finpulse.schema import ScoredItem, WindowAggregate, WindowKind, describe_validation_error
 from finpulse.settings import Settings
 from stream.deadletter import dead_letter
-from stream.skipped import Record, SkippedReader
+from stream.skipped import FaustReadBack, Record
 from stream.topics import BASELINES, COUNTED, WINDOW_SUMS, PipelineTopics, by_entity_topic
 from stream.watermark import TICK_KEY, LowWatermark, entity_key, mark_from
 
 logger = logging.getLogger(__name__)
 
 _STORIES = TypeAdapter(list[ScoredItem])
-# (partition, first offset, end offset) -> the records in between, read from the broker.
-ReadBack = Callable[[int, int, int], Awaitable[list[Record]]]
+
+
+class ReadBack(Protocol):
+    """Where the aggregate stage gets by-entity records the consumer skipped (stream/skipped.py)."""
+
+    async def read(self, partition: int, start: int, end: int) -> list[Record]:
+        """The records at offsets `start` <= offset < `end`."""
+
+    def ack(self, partition: int, record: Record) -> None:
+        """Tell the consumer the record is processed (it commits past acked offsets only)."""
+
+
 # How long an expired window's slot outlives its allowed lateness (wall seconds): a
 # worker restarted within this time replays its uncommitted records without recounting.
 EXPIRED_KEEP_S = 900.0
@@ -230,7 +241,7 @@ def register_windowing(app: faust.App, topics: PipelineTopics, settings: Setting
         baselines=_table(app, BASELINES, partitions),
         topics=topics,
         settings=settings,
-        read_back=SkippedReader(settings.kafka.bootstrap, by_entity_topic(app.conf.id)).read,
+        read_back=FaustReadBack(app, settings.kafka.bootstrap, by_entity_topic(app.conf.id)),
     )
     dead = topics.dead(app, topics.names.scored)
 
@@ -259,7 +270,7 @@ class Windows:
         baselines: faust.Table,
         topics: PipelineTopics,
         settings: Settings,
-        read_back: ReadBack | None = None,
+        read_back: ReadBack,
     ) -> None:
         self.slots, self.counted, self.baselines = slots, counted, baselines
         self.topics = topics
@@ -288,15 +299,16 @@ class Windows:
             self._resumed.add(partition)
             await self._resend(partition, offset)
         expected = self._next.get(partition)
-        if expected is not None and offset > expected and self.read_back is not None:
+        if expected is not None and offset > expected:
             # Records the consumer skipped (stream/skipped.py), in order, before this one.
-            skipped = await self.read_back(partition, expected, offset)
+            skipped = await self.read_back.read(partition, expected, offset)
             logger.warning(
                 "by-entity records skipped by the consumer, read back partition=%d offsets=%d-%d records=%d",
                 partition, expected, offset - 1, len(skipped),
             )  # fmt: skip
             for record in skipped:
                 await self._process(partition, record.offset, state, record.key, record.value, record.headers)
+                self.read_back.ack(partition, record)
         self._next[partition] = offset + 1
         await self._process(partition, offset, state, event.key, event.value, event.headers)
 

@@ -1,11 +1,12 @@
-"""Small Kafka helpers for tests: read everything on a topic."""
+"""Small Kafka helpers for tests: read everything on a topic, wait for a group's commits."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from finpulse.settings import KafkaSettings
 
@@ -42,3 +43,35 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
+
+
+async def commits_reach(
+    kafka: KafkaSettings, group: str, topic: str, *, timeout_s: float
+) -> dict[int, tuple[int, int]]:
+    """Wait until `group` has committed every record `topic` held when called; returns, per
+    partition, (committed offset, end offset then): those still short at the timeout."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    await consumer.start()
+    await admin.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer.topics()  # fetches metadata
+            partitions = consumer.partitions_for_topic(topic) or set()
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            committed = await admin.list_consumer_group_offsets(group)
+            short = {
+                tp.partition: (committed[tp].offset if tp in committed else -1, end)
+                for tp, end in ends.items()
+                if tp not in committed or committed[tp].offset < end
+            }
+            if not short or loop.time() > deadline:
+                return short
+            await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+        await consumer.stop()

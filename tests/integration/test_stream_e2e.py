@@ -24,9 +24,10 @@ from finpulse.topics import dead_letter_topic, ensure_topics, pipeline_topics
 from ingest.replay import publish_replay_async
 from ingest.sample import PlantedSpike, write_planted_spike
 from store.duckdb import DuckDBStore
+from stream.topics import by_entity_topic
 from tests.conftest import free_port
 from tests.fixtures.stream import REPLAY_START
-from tests.kafka_io import read_topic
+from tests.kafka_io import commits_reach, read_topic
 
 ALERT_WAIT_S = 150
 
@@ -100,6 +101,15 @@ async def test_planted_spike_fires_exactly_one_alert_with_evidence(
     assert all(e.entity == "ACME" for e in events)
     assert all(e.fired_alert_id == alert.alert_id for e in events if e.state == "resolved")
     await assert_backtest_reproduces(stream_settings, events, truth)
+    await assert_aggregate_commits(stream_settings, worker)
+
+
+async def assert_aggregate_commits(settings: Settings, worker: CliProcess) -> None:
+    """The aggregate stage commits as it goes (a restart replays only what it had not committed),
+    also past records its consumer skipped and it read back (stream/skipped.py)."""
+    app_id = settings.stream.app_id
+    short = await commits_reach(settings.kafka, app_id, by_entity_topic(app_id), timeout_s=30)
+    assert not short, f"by-entity partition: (committed, end): {short}\n{worker.tail()}"
 
 
 async def assert_backtest_reproduces(settings: Settings, live: list[AlertEvent], truth: PlantedSpike) -> None:
@@ -171,6 +181,7 @@ async def test_sigkill_and_restart_lose_and_double_count_nothing(
     await publishing
     worker.start()
     await assert_every_window_counts_its_input(stream_settings, truth, worker)
+    await assert_aggregate_commits(stream_settings, worker)
 
 
 async def test_broker_restart_loses_and_double_counts_nothing(
