@@ -60,9 +60,11 @@ def create_app(settings: Settings) -> faust.App:
     # The children load the model while Faust starts and joins the group: a worker
     # holding taken events while it loads stalls the group's rebalance.
     classifier.launch()
-    app.service(classifier)
     subscriptions = _live_subscriptions(settings)
+    # Faust starts services one after the other: subscription changes are picked up while the
+    # classifier still loads (under load that took over 30 s in CI).
     app.service(SubscriptionsService(subscriptions))
+    app.service(classifier)
     logger.info("worker app=%s subscriptions=%d", settings.stream.app_id, len(subscriptions.current))
     register_score(app, topics, classifier, settings)
     register_windowing(app, topics, settings)

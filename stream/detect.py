@@ -25,7 +25,8 @@ from alerts.subscriptions import Subscription
 from finpulse.errors import InvalidRecord
 from finpulse.schema import WindowAggregate, utcnow
 from finpulse.settings import Settings
-from stream.deadletter import dead_letter
+from stream.deadletter import dead_letter, dead_letter_record
+from stream.skipped import Record, SkippedRecords
 from stream.topics import DETECTOR_STATES, PipelineTopics
 from stream.watermark import entity_key
 
@@ -50,18 +51,35 @@ def register_detect(
         use_partitioner=True,
     )
     dead = topics.dead(app, topics.names.windows)
+    # A window the consumer skipped would be a missed alert (stream/skipped.py).
+    skipped = SkippedRecords(app, settings.kafka.bootstrap, topics.names.windows, "window")
+
+    @app.on_partitions_assigned.connect
+    async def resume(app: faust.App, assigned: object, **kwargs: object) -> None:
+        skipped.reset()
 
     @app.agent(topics.windows, name="detect")
     async def detect_agent(stream: StreamT[bytes]) -> None:
         async for events in stream.take_events(MAX_DETECT_BATCH, within=settings.stream.detect_batch_s):
             windows: list[WindowAggregate] = []
+            read_back: list[tuple[int, Record]] = []
             for event in events:
+                m = event.message
+                for record in await skipped.before(m.partition, m.offset):
+                    read_back.append((m.partition, record))
+                    try:
+                        windows.append(WindowAggregate.from_bytes(record.value))
+                    except InvalidRecord as exc:
+                        await dead_letter_record(dead, m.topic, m.partition, record.offset, record.key,
+                                                 record.value, exc, stage="detect")  # fmt: skip
                 try:
                     windows.append(WindowAggregate.from_bytes(event.value))
                 except InvalidRecord as exc:
                     await dead_letter(dead, event, exc, stage="detect")
             if windows:
                 await _evaluate(states, topics, windows, subscriptions())
+            for partition, record in read_back:
+                skipped.ack(partition, record)
 
 
 async def _evaluate(

@@ -9,9 +9,9 @@ had fetched 21-37 and dropped them: its `getmany` stops yielding a batch once
 the flow stops or the partition is paused (recovery and rebalances do both),
 after aiokafka had moved the fetch position past the whole batch; Faust then
 books the jump as a gap it may commit over. Those records' stories were never
-counted. The aggregate stage notices such a jump (the next offset it gets is
-past the one it expects) and reads the missing records itself, from the
-broker, before it goes on, and acks them to Faust: Faust commits a partition
+counted. The aggregate and detect stages notice such a jump (the next offset
+they get is past the one they expect) and read the missing records
+themselves, from the broker, before they go on, and ack them to Faust: Faust commits a partition
 only up to its first offset never acked, so without that the group's
 commits stopped at the jump for good (committed offsets 1-3 of 100-200 in
 most stream e2e runs) and every restart replayed the whole topic.
@@ -110,18 +110,40 @@ class SkippedReader:
         return done
 
 
-class FaustReadBack:
-    """Records a Faust app's consumer skipped on `topic`: read from the broker, and acked to that
-    consumer once processed, so that its commits move past them."""
+class SkippedRecords:
+    """Records a Faust agent's consumer skipped on one topic (1. above): per partition, the offset
+    the agent expects next since the last assignment; a jump past it is read from the broker, and
+    the records read are acked to the consumer once processed, so that its commits move past them."""
 
-    def __init__(self, app: faust.App, bootstrap: str, topic: str) -> None:
-        self.app, self.topic = app, topic
+    def __init__(self, app: faust.App, bootstrap: str, topic: str, what: str) -> None:
+        self.app, self.topic, self.what = app, topic, what
         self.reader = SkippedReader(bootstrap, topic)
+        self._next: dict[int, int] = {}
+
+    def reset(self) -> None:
+        """After a rebalance Faust resumes from the committed offsets: nothing to compare with."""
+        self._next.clear()
+
+    async def before(self, partition: int, offset: int) -> list[Record]:
+        """The records skipped between the last event of the partition and this one (none for a
+        redelivery or the first event since an assignment); a failed read raises TransientError
+        and leaves the gap for the next event to find."""
+        expected = self._next.get(partition)
+        records: list[Record] = []
+        if expected is not None and offset > expected:
+            records = await self.read(partition, expected, offset)
+            logger.warning(
+                "%s records skipped by the consumer, read back partition=%d offsets=%d-%d records=%d",
+                self.what, partition, expected, offset - 1, len(records),
+            )  # fmt: skip
+        self._next[partition] = offset + 1
+        return records
 
     async def read(self, partition: int, start: int, end: int) -> list[Record]:
         return await self.reader.read(partition, start, end)
 
     def ack(self, partition: int, record: Record) -> None:
+        """The record is processed: Faust commits only up to its first offset never acked."""
         message = Message(
             self.topic, partition, record.offset, timestamp=0.0, timestamp_type=0, headers=record.headers,
             key=record.key, value=record.value, checksum=None, tp=TP(self.topic, partition),

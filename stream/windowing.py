@@ -51,7 +51,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Protocol
 
 import faust
 from faust.types import EventT, StreamT
@@ -64,25 +63,13 @@ from finpulse.errors import InvalidRecord
 from finpulse.schema import ScoredItem, WindowAggregate, WindowKind, describe_validation_error
 from finpulse.settings import Settings
 from stream.deadletter import dead_letter
-from stream.skipped import FaustReadBack, Record
+from stream.skipped import SkippedRecords
 from stream.topics import BASELINES, COUNTED, WINDOW_SUMS, PipelineTopics, by_entity_topic
 from stream.watermark import TICK_KEY, LowWatermark, entity_key, mark_from
 
 logger = logging.getLogger(__name__)
 
 _STORIES = TypeAdapter(list[ScoredItem])
-
-
-class ReadBack(Protocol):
-    """Where the aggregate stage gets by-entity records the consumer skipped (stream/skipped.py)."""
-
-    async def read(self, partition: int, start: int, end: int) -> list[Record]:
-        """The records at offsets `start` <= offset < `end`."""
-
-    def ack(self, partition: int, record: Record) -> None:
-        """Tell the consumer the record is processed (it commits past acked offsets only)."""
-
-
 # How long an expired window's slot outlives its allowed lateness (wall seconds): a
 # worker restarted within this time replays its uncommitted records without recounting.
 EXPIRED_KEEP_S = 900.0
@@ -241,7 +228,7 @@ def register_windowing(app: faust.App, topics: PipelineTopics, settings: Setting
         baselines=_table(app, BASELINES, partitions),
         topics=topics,
         settings=settings,
-        read_back=FaustReadBack(app, settings.kafka.bootstrap, by_entity_topic(app.conf.id)),
+        skipped=SkippedRecords(app, settings.kafka.bootstrap, by_entity_topic(app.conf.id), "by-entity"),
     )
     dead = topics.dead(app, topics.names.scored)
 
@@ -270,7 +257,7 @@ class Windows:
         baselines: faust.Table,
         topics: PipelineTopics,
         settings: Settings,
-        read_back: ReadBack,
+        skipped: SkippedRecords,
     ) -> None:
         self.slots, self.counted, self.baselines = slots, counted, baselines
         self.topics = topics
@@ -288,9 +275,7 @@ class Windows:
         self._indexes: dict[int, CountedIndex] = {}  # per partition, built on first use
         self._keys: dict[int, SlotKeys] | None = None  # per partition, built on first use
         self._resumed: set[int] = set()  # partitions with an event since the last assignment
-        # Per partition, the offset of the event expected next (since the last assignment).
-        self._next: dict[int, int] = {}
-        self.read_back = read_back
+        self.skipped = skipped
 
     async def on_event(self, event: EventT) -> None:
         partition, offset = event.message.partition, event.message.offset
@@ -298,18 +283,10 @@ class Windows:
         if partition not in self._resumed:
             self._resumed.add(partition)
             await self._resend(partition, offset)
-        expected = self._next.get(partition)
-        if expected is not None and offset > expected:
-            # Records the consumer skipped (stream/skipped.py), in order, before this one.
-            skipped = await self.read_back.read(partition, expected, offset)
-            logger.warning(
-                "by-entity records skipped by the consumer, read back partition=%d offsets=%d-%d records=%d",
-                partition, expected, offset - 1, len(skipped),
-            )  # fmt: skip
-            for record in skipped:
-                await self._process(partition, record.offset, state, record.key, record.value, record.headers)
-                self.read_back.ack(partition, record)
-        self._next[partition] = offset + 1
+        # Records the consumer skipped (stream/skipped.py), in order, before this one.
+        for record in await self.skipped.before(partition, offset):
+            await self._process(partition, record.offset, state, record.key, record.value, record.headers)
+            self.skipped.ack(partition, record)
         await self._process(partition, offset, state, event.key, event.value, event.headers)
 
     async def _process(
@@ -427,7 +404,7 @@ class Windows:
         self._indexes.clear()
         self._keys = None
         self._resumed.clear()
-        self._next.clear()
+        self.skipped.reset()
 
     async def _resend(self, partition: int, start: int) -> None:
         """Emit again the revisions that events from offset `start` on emitted.

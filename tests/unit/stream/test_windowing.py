@@ -14,7 +14,7 @@ from typing import Any
 
 from finpulse.schema import WindowAggregate
 from finpulse.settings import Settings, StreamSettings
-from stream.skipped import Record
+from stream.skipped import Record, SkippedRecords
 from stream.watermark import TICK_KEY, headers_for
 from stream.windowing import Windows
 from tests.unit.alerts.synth import T0, scored
@@ -34,10 +34,11 @@ def _event(key: bytes, value: bytes, offset: int, mark: datetime) -> Any:
     )
 
 
-class _Log:
+class _Log(SkippedRecords):
     """The by-entity partition as the broker holds it, for records the consumer skipped."""
 
     def __init__(self, records: list[Record] | None = None) -> None:
+        super().__init__(None, "", "entity-batches", "by-entity")  # type: ignore[arg-type]
         self.records = records or []
         self.asked: list[tuple[int, int, int]] = []
         self.acked: list[int] = []
@@ -59,7 +60,7 @@ def _windows(grace_s: float, log: _Log | None = None) -> tuple[Windows, _Topic]:
         baselines={},  # type: ignore[arg-type]
         topics=SimpleNamespace(windows=topic),  # type: ignore[arg-type]
         settings=settings,
-        read_back=log or _Log(),
+        skipped=log or _Log(),
     )
     return windows, topic
 

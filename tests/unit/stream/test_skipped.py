@@ -1,0 +1,63 @@
+"""Records a Faust agent's consumer skipped (stream/skipped.py SkippedRecords): which offsets are
+missed, and the ack of those read back."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from faust.types import TP
+from faust.types.tuples import Message
+
+from stream.skipped import Record, SkippedRecords
+
+TOPIC = "app-entity-batches"
+
+
+class _Consumer:
+    def __init__(self) -> None:
+        self.acked: list[Message] = []
+
+    def ack(self, message: Message) -> bool:
+        self.acked.append(message)
+        return True
+
+
+class _Skipped(SkippedRecords):
+    """The broker's partitions hold offsets 0-99; reads are recorded."""
+
+    def __init__(self) -> None:
+        self.consumer = _Consumer()
+        app: Any = SimpleNamespace(consumer=self.consumer)
+        super().__init__(app, "127.0.0.1:9", TOPIC, "test")
+        self.asked: list[tuple[int, int, int]] = []
+
+    async def read(self, partition: int, start: int, end: int) -> list[Record]:
+        self.asked.append((partition, start, end))
+        return [Record(o, b"k", b"v", {}) for o in range(start, end)]
+
+
+async def test_a_forward_jump_is_read_back_and_redeliveries_and_new_assignments_are_not() -> None:
+    skipped = _Skipped()
+    assert await skipped.before(0, 19) == []  # the first event after an assignment: nothing to compare
+    assert await skipped.before(0, 20) == []
+    assert await skipped.before(1, 5) == []  # partitions are tracked apart
+    assert [r.offset for r in await skipped.before(0, 23)] == [21, 22]  # Faust skipped 21-22
+    assert await skipped.before(0, 20) == []  # a redelivery after a seek back
+    assert await skipped.before(0, 21) == []
+    skipped.reset()  # a rebalance: Faust resumes from the committed offsets
+    assert await skipped.before(0, 10) == []
+    assert [r.offset for r in await skipped.before(0, 12)] == [11]
+    assert skipped.asked == [(0, 21, 23), (0, 11, 12)]
+
+
+async def test_a_record_read_back_is_acked_to_the_consumer_as_its_own_partition_and_offset() -> None:
+    skipped = _Skipped()
+    skipped.ack(2, Record(41, b"ticker:ACME", b"[]", {"x": b"1"}))
+    [message] = skipped.consumer.acked
+    assert (message.tp, message.offset, message.key, message.acked) == (
+        TP(TOPIC, 2),
+        41,
+        b"ticker:ACME",
+        False,
+    )
