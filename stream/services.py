@@ -47,6 +47,7 @@ class ClassifierService(Service):
         # Batches classified side by side: one per child process, or per lane.
         self.parallel = processes or max(1, lanes)
         self._idle: asyncio.Queue[Classifier] | None = None
+        self._loaded = False
         super().__init__(**kwargs)
 
     def launch(self) -> None:
@@ -64,12 +65,14 @@ class ClassifierService(Service):
 
     async def _load(self) -> None:
         async with self._loading:
+            if self._loaded:
+                return
             s = self.settings
             if self.processes:
                 self.launch()
                 assert self._child is not None
-                await self._child.start()
-            elif self._idle is None:
+                await self._child.start()  # its `score` restarts crashed children itself
+            else:
                 from model.engine import Classifier
 
                 threads = threads_each(s, self.parallel)
@@ -77,13 +80,15 @@ class ClassifierService(Service):
                 for _ in range(self.parallel):
                     idle.put_nowait(await asyncio.to_thread(Classifier.from_settings, s, threads=threads))
                 self._idle = idle
-                # What is alive now (torch, tokenizers, the model) lives as long as the worker:
-                # out of the collector's sight, a full collection no longer stalls the loop
-                # for 0.4 s walking it (2-core CPU, stream bench).
-                gc.freeze()
                 logger.info(
                     "classifier loaded lanes=%d threads=%d dir=%s", self.parallel, threads, s.model_dir
                 )
+            self._loaded = True
+            # What is alive now (Faust, Kafka clients, pandas, DuckDB; with lanes torch and the
+            # model) lives as long as the worker: out of the collector's sight, collections no
+            # longer walk it (with lanes a full one stalled the loop for 0.4 s; with child
+            # processes the collector took 12% of the worker's CPU in a stream bench, `perf`).
+            gc.freeze()
 
     async def score(self, items: Sequence[NewsItem]) -> list[ScoredItem]:
         """Classify off the event loop."""
