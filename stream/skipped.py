@@ -60,20 +60,24 @@ class SkippedReader:
 
     async def read(self, partition: int, start: int, end: int) -> list[Record]:
         """The records at offsets `start` <= offset < `end` (fewer where offsets hold none)."""
-        tp = TopicPartition(self.topic, partition)
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
         await consumer.start()
         try:
-            consumer.assign([tp])
-            consumer.seek(tp, start)
+            return await self._read(consumer, partition, start, end)
+        finally:
+            await consumer.stop()
+
+    async def _read(self, consumer: AIOKafkaConsumer, partition: int, start: int, end: int) -> list[Record]:
+        tp = TopicPartition(self.topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        try:
             return await asyncio.wait_for(self._until(consumer, tp, end), READ_BACK_TIMEOUT_S)
         except TimeoutError as exc:
             raise TransientError(
                 f"could not read back {self.topic}[{partition}] offsets {start}-{end - 1} "
                 f"within {READ_BACK_TIMEOUT_S:.0f}s"
             ) from exc
-        finally:
-            await consumer.stop()
 
     @staticmethod
     async def _until(consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> list[Record]:
@@ -97,17 +101,17 @@ class SkippedReader:
         await consumer.start()
         try:
             ends = await consumer.end_offsets([TopicPartition(self.topic, p) for p in partitions])
+            done: dict[int, bytes | None] = {}
+            for tp, end in ends.items():
+                offset = committed.get(tp)
+                if end == 0:
+                    done[tp.partition] = None
+                elif offset is not None and offset.offset >= end:
+                    last = await self._read(consumer, tp.partition, end - 1, end)
+                    done[tp.partition] = last[0].value if last else None
+            return done
         finally:
             await consumer.stop()
-        done: dict[int, bytes | None] = {}
-        for tp, end in ends.items():
-            offset = committed.get(tp)
-            if end == 0:
-                done[tp.partition] = None
-            elif offset is not None and offset.offset >= end:
-                last = await self.read(tp.partition, end - 1, end)
-                done[tp.partition] = last[0].value if last else None
-        return done
 
 
 class SkippedRecords:
