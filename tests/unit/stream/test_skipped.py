@@ -6,9 +6,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from faust.types import TP
 from faust.types.tuples import Message
 
+from finpulse.errors import TransientError
 from stream.skipped import Record, SkippedRecords
 
 TOPIC = "app-entity-batches"
@@ -61,3 +63,18 @@ async def test_a_record_read_back_is_acked_to_the_consumer_as_its_own_partition_
         b"ticker:ACME",
         False,
     )
+
+
+async def test_a_failed_read_leaves_the_gap_for_the_next_event() -> None:
+    skipped = _Skipped()
+    await skipped.before(0, 1)
+    read = skipped.read
+
+    async def unreachable(partition: int, start: int, end: int) -> list[Record]:
+        raise TransientError("broker unreachable")
+
+    skipped.read = unreachable  # type: ignore[method-assign]
+    with pytest.raises(TransientError):
+        await skipped.before(0, 4)
+    skipped.read = read  # type: ignore[method-assign]
+    assert [r.offset for r in await skipped.before(0, 5)] == [2, 3, 4]
