@@ -11,10 +11,11 @@ after aiokafka had moved the fetch position past the whole batch; Faust then
 books the jump as a gap it may commit over. Those records' stories were never
 counted. The aggregate and detect stages notice such a jump (the next offset
 they get is past the one they expect) and read the missing records
-themselves, from the broker, before they go on, and ack them to Faust: Faust commits a partition
-only up to its first offset never acked, so without that the group's
-commits stopped at the jump for good (committed offsets 1-3 of 100-200 in
-most stream e2e runs) and every restart replayed the whole topic.
+themselves, from the broker, before they go on; then they ack them to Faust,
+which commits a partition only up to its first offset never acked (and books
+no gap after offset 0): unacked, they would hold the group's commits back for
+good, and every restart would replay the whole topic (groups stuck at
+committed offsets 1-3 of 100-200 were seen on the dev broker).
 
 2. Partitions with nothing left to read. A worker restarted after its group
 had processed all of a partition reads nothing from it, so its watermark
