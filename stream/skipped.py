@@ -45,7 +45,7 @@ READ_BACK_TIMEOUT_S = 30.0
 
 @dataclass(frozen=True)
 class Record:
-    """One record read back: what the aggregate stage needs of a Faust event."""
+    """One record read back: what the aggregate and detect stages need of a Faust event."""
 
     offset: int
     key: bytes | None

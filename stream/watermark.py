@@ -11,8 +11,9 @@ input dry since (a batch came back short) is silent and stops holding the
 watermark back, so quiet feeds and the end of a replay still close windows,
 while a busy stage never mistakes its own backlog for silence. A partition
 assigned but not yet read holds the watermark back too (unknown until it is
-read or the stage drains): after a restart the first batches may come from one
-partition only, far ahead of the others' backlog.
+read, the stage drains, or the broker shows the group processed it to its end):
+after a restart the first batches may come from one partition only, far ahead
+of the others' backlog.
 
 The watermark travels to the aggregate stage in record headers and in
 heartbeats; the aggregate takes the minimum over live upstream workers.

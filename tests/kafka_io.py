@@ -55,10 +55,8 @@ async def commits_reach(
     await consumer.start()
     await admin.start()
     try:
+        await consumer.topics()  # fetches the metadata partitions_for_topic reads
         partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer.topics()  # fetches metadata
-            partitions = consumer.partitions_for_topic(topic) or set()
         ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s

@@ -26,7 +26,7 @@ class _Consumer:
 
 
 class _Skipped(SkippedRecords):
-    """The broker's partitions hold offsets 0-99; reads are recorded."""
+    """Every offset asked for holds a record; reads are recorded."""
 
     def __init__(self) -> None:
         self.consumer = _Consumer()
