@@ -22,13 +22,23 @@ def cpu_has_bf16() -> bool:
         return False
 
 
+def cpu_has_amx() -> bool:
+    """True on CPUs with AMX tiles, where bf16 matrix products beat float32. With AVX-512 BF16
+    alone they do not: a training step of the default config took 0.64 s in bf16 and 0.31 s in
+    float32 on such a 2-core Xeon."""
+    try:
+        return bool(torch.cpu._is_amx_tile_supported())
+    except AttributeError:
+        return False
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """`auto`: bf16 on CUDA that has it (else fp16), bf16 on CPUs with native bf16, else fp32."""
+    """`auto`: bf16 on CUDA that has it (else fp16), bf16 on CPUs with AMX, else fp32."""
     if precision != "auto":
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_bf16() else "fp32"
+    return "bf16" if cpu_has_amx() else "fp32"
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:

@@ -3,7 +3,7 @@
 Each batch mixes examples of both sets; each example contributes the loss of
 the head it has a label for (class-weighted against imbalance). AdamW with
 linear warm-up and decay, length-bucketed batches, mixed precision (bf16 on
-CUDA and on CPUs with AVX-512 BF16, fp16 + loss scaling on older GPUs), and
+CUDA and on CPUs with AMX, fp16 + loss scaling on older GPUs), and
 early stopping on the mean validation macro-F1 of the two heads; the best
 weights are the ones saved.
 """
