@@ -3,7 +3,7 @@
 Each batch mixes examples of both sets; each example contributes the loss of
 the head it has a label for (class-weighted against imbalance). AdamW with
 linear warm-up and decay, length-bucketed batches, mixed precision (bf16 on
-CUDA and on CPUs with AMX, fp16 + loss scaling on older GPUs), and
+CUDA and on CPUs where it is faster, fp16 + loss scaling on older GPUs), and
 early stopping on the mean validation macro-F1 of the two heads; the best
 weights are the ones saved.
 """
@@ -188,7 +188,6 @@ class _Trainer:
     def __init__(self, config: TrainConfig, split: Split, progress: bool, base: str) -> None:
         self.config, self.progress = config, progress
         self.device = resolve_device(config.device)
-        self.precision = resolve_precision(config.precision, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(base)
         self.net = TwoHeadNet.from_pretrained_encoder(base, config.dropout).to(self.device)
         texts = {part: [e.text for e in getattr(split, part)] for part in ("train", "val")}
@@ -198,6 +197,7 @@ class _Trainer:
         self.weights = {
             t: class_weights(split.train, t, config.class_weighting).to(self.device) for t in TASKS
         }
+        self.precision = resolve_precision(config.precision, self.device, self.trial_step)
         self.steps_per_epoch = -(-len(split.train) // config.batch_size)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.rng = random.Random(config.seed)
@@ -207,6 +207,17 @@ class _Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.best_metrics: dict[Task, TaskMetrics] = {}
         self.started = time.monotonic()
+
+    def trial_step(self, precision: str) -> None:
+        """Forward and backward on the first batch's worth of training examples, to time
+        `precision`; the weights, the optimiser and the random streams are left as they were."""
+        first = list(range(min(self.config.batch_size, len(self.train_data.ids))))
+        batch = self.train_data.tensors(first, self.device)
+        with torch.random.fork_rng(devices=[]):
+            with autocast(self.device, precision):
+                loss = batch_loss(self.net, batch, self.weights, self.config.label_smoothing)
+            loss.backward()
+        self.net.zero_grad(set_to_none=True)
 
     def step(self, idx: list[int]) -> float:
         batch = self.train_data.tensors(idx, self.device)

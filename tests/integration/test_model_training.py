@@ -74,3 +74,27 @@ def test_version_is_a_hash_of_weights_and_config(quick_model_dir: Path, tmp_path
     lexical.heads["sentiment"].coef_[0, 0] += 0.5
     lexical.save(copy)
     assert model_version(copy) != changed_weights
+
+
+def test_precision_trial_steps_leave_the_run_as_it_was() -> None:
+    # `auto` on CPUs with AVX-512 BF16 alone times a step in each precision before training.
+    import torch
+
+    from finpulse.settings import Settings
+    from model.config import TrainConfig
+    from model.network import base_model_dir
+    from model.train import _Trainer, make_split
+
+    config = TrainConfig.quick(
+        precision="fp32",
+        train_subset={"topic": 60, "sentiment": 30},
+        val_subset={"topic": 40, "sentiment": 30},
+    )
+    trainer = _Trainer(config, make_split(config, Settings().model.train_data_dir), False, base_model_dir())
+    before = {k: v.clone() for k, v in trainer.net.state_dict().items()}
+    rng = torch.random.get_rng_state()
+    for precision in ("fp32", "bf16"):
+        trainer.trial_step(precision)
+    assert all(torch.equal(before[k], v) for k, v in trainer.net.state_dict().items())
+    assert all(p.grad is None for p in trainer.net.parameters())
+    assert torch.equal(torch.random.get_rng_state(), rng)
