@@ -208,21 +208,22 @@ class _Trainer:
         self.best_metrics: dict[Task, TaskMetrics] = {}
         self.started = time.monotonic()
 
+    def forward_loss(self, idx: list[int], precision: str) -> torch.Tensor:
+        """The batch loss of training examples `idx`, forward in `precision`."""
+        batch = self.train_data.tensors(idx, self.device)
+        with autocast(self.device, precision):
+            return batch_loss(self.net, batch, self.weights, self.config.label_smoothing)
+
     def trial_step(self, precision: str) -> None:
         """Forward and backward on the first batch's worth of training examples, to time
         `precision`; the weights, the optimiser and the random streams are left as they were."""
         first = list(range(min(self.config.batch_size, len(self.train_data.ids))))
-        batch = self.train_data.tensors(first, self.device)
         with torch.random.fork_rng(devices=[]):
-            with autocast(self.device, precision):
-                loss = batch_loss(self.net, batch, self.weights, self.config.label_smoothing)
-            loss.backward()
+            self.forward_loss(first, precision).backward()
         self.net.zero_grad(set_to_none=True)
 
     def step(self, idx: list[int]) -> float:
-        batch = self.train_data.tensors(idx, self.device)
-        with autocast(self.device, self.precision):
-            loss = batch_loss(self.net, batch, self.weights, self.config.label_smoothing)
+        loss = self.forward_loss(idx, self.precision)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
