@@ -76,10 +76,13 @@ class OnnxRuntime:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle threads sleep rather than spin: they share the cores with the event loop (and,
-        # in `finpulse model bench`, the pipeline), whose turn spinning threads took: the
-        # pipeline's batch of 1 went from 17 to 48 ms beside a spinning engine.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Threads spin between the ops of one run (waking a sleeping thread for each of a
+        # batch of 1's ~100 small ops cost 5.0 ms a text instead of 3.3, onnx-int8 on a 2-core
+        # EPYC) but stop when the run ends: they share the cores with the event loop (and, in
+        # `finpulse model bench`, the pipeline), whose turn threads left spinning took: the
+        # pipeline's batch of 1 went from 17 to 48 ms beside an engine that spun on.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+        options.add_session_config_entry("session.force_spinning_stop", "1")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.name = name
 
