@@ -1,7 +1,11 @@
 """Joint fine-tuning of the two-headed classifier on the topic and sentiment sets.
 
 Each batch mixes examples of both sets; each example contributes the loss of
-the head it has a label for (class-weighted against imbalance). AdamW with
+the head it has a label for (class-weighted against imbalance) and, from the
+second epoch, a soft loss on the other head: the two sets are posts of one kind,
+so the 15k topic posts teach sentiment and the 9k sentiment posts teach topic,
+towards targets made of the encoder's own last pass over them mixed with the
+n-gram heads' probabilities (which never saw those texts). AdamW with
 linear warm-up and decay, length-bucketed batches, mixed precision (bf16 on
 CUDA and on CPUs where it is faster, fp16 + loss scaling on older GPUs), and
 early stopping on the mean validation macro-F1 of the two heads; the best
@@ -28,7 +32,7 @@ from model.batching import Encoded, TextEncoder, pad, shuffled_buckets, sorted_b
 from model.config import TrainConfig
 from model.data import Example, Split, class_counts, load_examples, split_examples, subsample
 from model.labels import TASKS, Task, labels_for
-from model.lexical import LexicalModel
+from model.lexical import LexicalModel, mix
 from model.metrics import TaskMetrics, task_metrics
 from model.network import TwoHeadNet, base_model_dir, base_model_name
 from model.precision import autocast, resolve_device, resolve_precision
@@ -66,7 +70,7 @@ class TrainResult(BaseModel):
     stopped: str
     best: EvalRecord
     history: tuple[EvalRecord, ...]
-    # Mean training loss over each tenth of the steps run.
+    # Mean training loss on the labels (the cross-task soft loss left out) over each tenth of the steps run.
     loss_curve: tuple[float, ...]
     split: dict[str, int]
     val: dict[Task, TaskMetrics]
@@ -110,15 +114,14 @@ def class_weights(examples: list[Example], task: Task, mode: str) -> torch.Tenso
 
 
 def batch_loss(
-    net: TwoHeadNet,
-    batch: tuple[torch.Tensor, ...],
+    logits: dict[Task, torch.Tensor],
+    task: torch.Tensor,
+    label: torch.Tensor,
     weights: dict[Task, torch.Tensor],
     smoothing: float,
 ) -> torch.Tensor:
     """Mean over the batch of each example's loss on the head it is labelled for."""
-    ids, mask, task, label = batch
-    logits = dict(zip(TASKS, net(ids, mask), strict=True))
-    total = torch.zeros((), device=ids.device)
+    total = torch.zeros((), device=task.device)
     for t_index, name in enumerate(TASKS):
         rows = task == t_index
         if rows.any():
@@ -129,7 +132,21 @@ def batch_loss(
                 label_smoothing=smoothing,
                 reduction="sum",
             )
-    return total / len(ids)
+    return total / len(task)
+
+
+def soft_loss(
+    logits: dict[Task, torch.Tensor], task: torch.Tensor, targets: dict[Task, torch.Tensor]
+) -> torch.Tensor:
+    """Mean over the batch of each example's cross-entropy, on the head it has no label for,
+    against that head's soft target (rows whose target is unknown, NaN, count nothing)."""
+    total = torch.zeros((), device=task.device)
+    for t_index, name in enumerate(TASKS):
+        rows = (task != t_index) & ~targets[name].isnan().any(-1)
+        if rows.any():
+            logp = logits[name][rows].float().log_softmax(-1)
+            total = total - (targets[name][rows] * logp).sum()
+    return total / len(task)
 
 
 def build_optimizer(
@@ -197,6 +214,20 @@ class _Trainer:
         self.weights = {
             t: class_weights(split.train, t, config.class_weighting).to(self.device) for t in TASKS
         }
+        # The n-gram heads, fitted first: their probabilities on the other set's texts (which
+        # they never saw) are half of the soft targets for the head those texts lack.
+        self.lexical: LexicalModel | None = None
+        self.lexical_probs: dict[Task, np.ndarray] = {}
+        if config.lexical_weight > 0:
+            n_classes: dict[Task, int] = {t: len(labels_for(t)) for t in TASKS}
+            self.lexical = LexicalModel.fit(split.train, n_classes, config.seed)
+            if config.cross_distill > 0:
+                self.lexical_probs = self.lexical.probabilities(texts["train"])
+        # Each head's last training-pass probabilities of every training text, and the soft
+        # targets made of them for the next epoch (None until one epoch has run).
+        n = len(split.train)
+        self.seen = {t: np.full((n, len(labels_for(t))), np.nan, dtype=np.float32) for t in TASKS}
+        self.targets: dict[Task, np.ndarray] | None = None
         self.precision = resolve_precision(config.precision, self.device, self.trial_step)
         self.steps_per_epoch = -(-len(split.train) // config.batch_size)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
@@ -208,22 +239,41 @@ class _Trainer:
         self.best_metrics: dict[Task, TaskMetrics] = {}
         self.started = time.monotonic()
 
-    def forward_loss(self, idx: list[int], precision: str) -> torch.Tensor:
-        """The batch loss of training examples `idx`, forward in `precision`."""
-        batch = self.train_data.tensors(idx, self.device)
+    def forward_loss(
+        self, idx: list[int], precision: str
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[Task, torch.Tensor]]:
+        """Training examples `idx` forward in `precision`: the loss to minimise, its labelled part
+        (what the loss curve and the evaluations report) and both heads' logits."""
+        ids, mask, task, label = self.train_data.tensors(idx, self.device)
         with autocast(self.device, precision):
-            return batch_loss(self.net, batch, self.weights, self.config.label_smoothing)
+            logits = dict(zip(TASKS, self.net(ids, mask), strict=True))
+            labelled = batch_loss(logits, task, label, self.weights, self.config.label_smoothing)
+            loss = labelled
+            if self.targets is not None:
+                soft = {t: torch.from_numpy(self.targets[t][idx]).to(self.device) for t in TASKS}
+                loss = loss + self.config.cross_distill * soft_loss(logits, task, soft)
+        return loss, labelled, logits
+
+    def new_targets(self) -> None:
+        """Soft targets for the coming epoch: the encoder's last pass mixed with the n-gram heads."""
+        if self.config.cross_distill <= 0 or not self.lexical_probs:
+            return
+        w = self.config.lexical_weight
+        self.targets = {t: mix(self.seen[t], self.lexical_probs[t], w) for t in TASKS}
 
     def trial_step(self, precision: str) -> None:
         """Forward and backward on the first batch's worth of training examples, to time
         `precision`; the weights, the optimiser and the random streams are left as they were."""
         first = list(range(min(self.config.batch_size, len(self.train_data.ids))))
         with torch.random.fork_rng(devices=[]):
-            self.forward_loss(first, precision).backward()
+            self.forward_loss(first, precision)[0].backward()
         self.net.zero_grad(set_to_none=True)
 
     def step(self, idx: list[int]) -> float:
-        loss = self.forward_loss(idx, self.precision)
+        loss, labelled, logits = self.forward_loss(idx, self.precision)
+        if self.config.cross_distill > 0:
+            for t in TASKS:
+                self.seen[t][idx] = logits[t].detach().float().softmax(-1).cpu().numpy()
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
@@ -231,7 +281,7 @@ class _Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        return float(loss.detach())
+        return float(labelled.detach())
 
     def evaluate(self, epoch: float, recent_loss: float) -> bool:
         """Validate, keep the best weights; True when this evaluation is the best so far."""
@@ -273,6 +323,8 @@ class _Trainer:
         segment = -(-self.steps_per_epoch // config.evals_per_epoch)
         self.net.train()
         for epoch in range(config.epochs):
+            if epoch:
+                self.new_targets()
             batches = shuffled_buckets([len(x) for x in self.train_data.ids], config.batch_size, self.rng)
             desc = f"epoch {epoch + 1}/{config.epochs}"
             bar = tqdm(batches, desc=desc, disable=not self.progress, leave=False)
@@ -323,11 +375,7 @@ def train(
         max_length=config.max_length,
         train=config.model_dump(mode="json") | {"data_dir": str(data_dir)},
     )
-    lexical = None
-    if config.lexical_weight > 0:
-        n_classes: dict[Task, int] = {t: len(labels_for(t)) for t in TASKS}
-        lexical = LexicalModel.fit(split.train, n_classes, config.seed)
-    version = save_model(trainer.net.cpu(), trainer.tokenizer, model_config, out_dir, lexical)
+    version = save_model(trainer.net.cpu(), trainer.tokenizer, model_config, out_dir, trainer.lexical)
     result = TrainResult(
         model_dir=str(out_dir),
         version=version,

@@ -98,3 +98,45 @@ def test_precision_trial_steps_leave_the_run_as_it_was() -> None:
     assert all(torch.equal(before[k], v) for k, v in trainer.net.state_dict().items())
     assert all(p.grad is None for p in trainer.net.parameters())
     assert torch.equal(torch.random.get_rng_state(), rng)
+
+
+def test_after_an_epoch_each_text_also_trains_the_head_it_has_no_label_for() -> None:
+    import numpy as np
+
+    from finpulse.settings import Settings
+    from model.config import TrainConfig
+    from model.labels import TASKS
+    from model.lexical import mix
+    from model.network import base_model_dir
+    from model.train import _Trainer, make_split
+
+    config = TrainConfig.quick(
+        precision="fp32",
+        epochs=1,
+        cross_distill=1.0,
+        train_subset={"topic": 60, "sentiment": 40},
+        val_subset={"topic": 40, "sentiment": 30},
+    )
+    trainer = _Trainer(config, make_split(config, Settings().model.train_data_dir), False, base_model_dir())
+    topic_texts = [int(i) for i in np.flatnonzero(trainer.train_data.task == TASKS.index("topic"))[:8]]
+    head = trainer.net.sentiment_head.weight
+
+    # Before any epoch there are no soft targets: topic texts leave the sentiment head alone.
+    trainer.forward_loss(topic_texts, "fp32")[0].backward()
+    assert head.grad is None or not head.grad.any()
+    trainer.net.zero_grad(set_to_none=True)
+
+    trainer.run()  # one epoch: every text's pass through both heads is recorded
+    seen = trainer.seen["sentiment"]
+    assert not np.isnan(seen).any()
+    trainer.new_targets()
+    assert trainer.targets is not None
+    targets = trainer.targets["sentiment"]
+    # The encoder's last pass mixed with the n-gram heads, a distribution per text.
+    expected = mix(seen, trainer.lexical_probs["sentiment"], config.lexical_weight)
+    np.testing.assert_allclose(targets, expected, rtol=1e-6)
+    np.testing.assert_allclose(targets.sum(-1), 1.0, rtol=1e-5)
+
+    trainer.forward_loss(topic_texts, "fp32")[0].backward()
+    assert head.grad is not None
+    assert head.grad.abs().sum() > 0
