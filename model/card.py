@@ -60,14 +60,15 @@ def _per_class(metrics: TaskMetrics) -> list[str]:
 
 def _backends(evaluation: Evaluation) -> list[str]:
     lines = [
-        "| back end | docs/s | topic acc | sentiment acc | agreement | eligible |",
-        "|---|---|---|---|---|---|",
+        "| back end | docs/s | one by one | topic acc | sentiment acc | agreement | eligible |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in evaluation.backends:
         chosen = " **(chosen)**" if r.backend == evaluation.engine["cpu_backend"] else ""
         lines.append(
-            f"| {r.backend}{chosen} | {r.docs_per_s:.0f} | {r.topic_accuracy:.4f} | "
-            f"{r.sentiment_accuracy:.4f} | {r.agreement:.4f} | {'yes' if r.eligible else 'no'} |"
+            f"| {r.backend}{chosen} | {r.docs_per_s:.0f} | {r.single_docs_per_s:.0f} | "
+            f"{r.topic_accuracy:.4f} | {r.sentiment_accuracy:.4f} | {r.agreement:.4f} | "
+            f"{'yes' if r.eligible else 'no'} |"
         )
     return lines
 

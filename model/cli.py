@@ -86,12 +86,12 @@ def _evaluate(model_dir: Path, data: Path | None, threads: int | None) -> None:
         table.add_row(task, str(m.n), f"{m.accuracy:.4f}", f"{m.macro_f1:.4f}", f"{m.majority_accuracy:.4f}")
     console.print(table)
     backends = Table(title="CPU back ends")
-    for column in ("back end", "docs/s", "topic acc", "sentiment acc", "agreement", "eligible"):
+    for column in ("back end", "docs/s", "one by one", "topic acc", "sentiment acc", "agreement", "eligible"):
         backends.add_column(column)
     for r in evaluation.backends:
         backends.add_row(
-            r.backend, f"{r.docs_per_s:.0f}", f"{r.topic_accuracy:.4f}", f"{r.sentiment_accuracy:.4f}",
-            f"{r.agreement:.4f}", "yes" if r.eligible else "no",
+            r.backend, f"{r.docs_per_s:.0f}", f"{r.single_docs_per_s:.0f}", f"{r.topic_accuracy:.4f}",
+            f"{r.sentiment_accuracy:.4f}", f"{r.agreement:.4f}", "yes" if r.eligible else "no",
         )  # fmt: skip
     console.print(backends)
     console.print(

@@ -45,6 +45,10 @@ def test_model_dir_holds_weights_exports_and_card(quick_model_dir: Path) -> None
     assert {r["backend"] for r in card["backends"]} >= {"torch", "torch-int8", "onnx", "onnx-int8"}
     chosen = next(r for r in card["backends"] if r["backend"] == card["engine"]["cpu_backend"])
     assert chosen["eligible"]
+    # Chosen for speed in batches and one text at a time alike (geometric mean).
+    speed = {r["backend"]: (r["docs_per_s"] * r["single_docs_per_s"]) ** 0.5 for r in card["backends"]}
+    assert all(r["single_docs_per_s"] > 0 for r in card["backends"])
+    assert speed[chosen["backend"]] == max(speed[r["backend"]] for r in card["backends"] if r["eligible"])
     assert chosen["agreement"] >= 0.99
     assert "| topic |" in (quick_model_dir / CARD_MD).read_text()
     # The card shows the encoder's heads alone beside the mixture with the n-gram heads.
