@@ -43,7 +43,8 @@ class TrainConfig(BaseModel):
     # Weight of the n-gram heads in the engine's mixture (model/lexical.py); 0: encoder alone.
     lexical_weight: float = Field(default=0.4, ge=0, lt=1)
     # Weight of the cross-task soft loss: from the second epoch each text also trains the head
-    # it has no label for, towards the encoder's last pass mixed with the n-gram heads (0: off).
+    # it has no label for, towards the encoder's last pass mixed with the n-gram heads (0: off;
+    # needs the n-gram heads, lexical_weight > 0).
     # Same seed, 2-core EPYC: topic 0.900 -> 0.909 with the n-gram heads (encoder alone 0.887 ->
     # 0.901), sentiment 0.877 -> 0.876; at 0.5: 0.908 / 0.871. Free: the passes are training's own.
     cross_distill: float = Field(default=1.0, ge=0)

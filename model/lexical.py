@@ -10,9 +10,9 @@ engine mixes the two heads' probabilities geometrically:
 On the validation split of the default model this adds about 0.8 points of
 topic accuracy and 0.8 of sentiment (measured in the model card, which shows
 the encoder alone beside the mixture); 1.5 and 1.3 before the encoder learnt
-from them too (the cross-task soft loss of model/train.py). It is fitted before the encoder, on the
-same training split, in about a minute on a CPU, and costs well under a
-millisecond per text at inference.
+from them too (the cross-task soft loss of model/train.py). It is fitted before
+the encoder, on the same training split, in about a minute on a CPU, and costs
+well under a millisecond per text at inference.
 
 Stored as `lexical.joblib` beside the weights (a pickle: load model
 directories you trust, as with any sklearn model); its `fingerprint` is part
