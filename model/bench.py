@@ -106,16 +106,16 @@ def bench_texts(data_dir: Path, n: int, seed: int = 0) -> list[str]:
 def _interleaved(
     runs: Sequence[Callable[[list[str]], object]], texts: Sequence[str], batch_size: int
 ) -> list[list[float]]:
-    """Per-batch latencies of each run, taking turns every ROUND_TEXTS texts (or one batch,
-    when larger), so both see the same moments of a shared machine's load."""
+    """Per-batch latencies of each run, taking turns every ROUND_TEXTS texts (rounded up to
+    whole batches), so both see the same moments of a shared machine's load."""
     for run in runs:
         run(list(texts[:batch_size]))  # warm-up: allocators, kernels, lazy init
     latencies: list[list[float]] = [[] for _ in runs]
-    step = max(batch_size, ROUND_TEXTS)
+    step = -(-ROUND_TEXTS // batch_size) * batch_size  # whole batches a turn
     for start in range(0, len(texts), step):
         for run, out in zip(runs, latencies, strict=True):
             for at in range(start, min(start + step, len(texts)), batch_size):
-                chunk = list(texts[at : min(at + batch_size, start + step)])
+                chunk = list(texts[at : at + batch_size])
                 began = time.perf_counter()
                 run(chunk)
                 out.append(time.perf_counter() - began)

@@ -256,7 +256,7 @@ class _Trainer:
 
     def new_targets(self) -> None:
         """Soft targets for the coming epoch: the encoder's last pass mixed with the n-gram heads."""
-        if self.config.cross_distill <= 0 or not self.lexical_probs:
+        if not self.lexical_probs:  # no cross-task loss: cross_distill 0, or no n-gram heads
             return
         w = self.config.lexical_weight
         self.targets = {t: mix(self.seen[t], self.lexical_probs[t], w) for t in TASKS}
@@ -271,7 +271,7 @@ class _Trainer:
 
     def step(self, idx: list[int]) -> float:
         loss, labelled, logits = self.forward_loss(idx, self.precision)
-        if self.config.cross_distill > 0:
+        if self.lexical_probs:  # only the cross-task loss reads these passes
             for t in TASKS:
                 self.seen[t][idx] = logits[t].detach().float().softmax(-1).cpu().numpy()
         self.optimizer.zero_grad(set_to_none=True)
