@@ -1,7 +1,7 @@
 """ONNX export of a trained model: float32, and int8 with dynamic quantisation.
 
 The float graph goes through ONNX Runtime's transformer optimiser (fused
-attention, LayerNorm and GELU for BERT-style encoders); the int8 file is that
+attention, embedding LayerNorm and GELU for BERT-style encoders); the int8 file is that
 graph with its MatMul weights quantised to int8 (activations quantised on the
 fly, one scale per tensor), which runs on VNNI / AVX-512 integer units.
 
@@ -88,10 +88,17 @@ def _torch_export(net: torch.nn.Module, path: Path) -> None:
 
 def _optimise(src: Path, dst: Path, hidden: int, heads: int) -> None:
     from onnxruntime.transformers import optimizer
+    from onnxruntime.transformers.fusion_options import FusionOptions
 
+    # The residual Add stays apart from its LayerNorm: ONNX Runtime's CPU SkipLayerNormalization
+    # took 17% of the int8 network's time at one text a call, Add + LayerNormalization 11%
+    # (2-core EPYC; the sessions keep them apart too: model/runtime.py).
+    fusions = FusionOptions("bert")
+    fusions.enable_skip_layer_norm = fusions.enable_bias_skip_layer_norm = False
     model = optimizer.optimize_model(
-        str(src), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=1
-    )
+        str(src), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=1,
+        optimization_options=fusions,
+    )  # fmt: skip
     model.save_model_to_file(str(dst))
 
 

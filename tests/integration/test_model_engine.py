@@ -120,10 +120,20 @@ def test_engine_mixes_the_ngram_heads_into_the_encoders(quick_model_dir: Path, v
 def test_ngram_fast_path_equals_sklearns_predict_proba(quick_model_dir: Path, val_texts: list[str]) -> None:
     lexical = LexicalModel.load(quick_model_dir)
     assert lexical is not None
-    features = lexical.features.transform(val_texts)
-    fast = lexical.probabilities(val_texts)
+    # Character n-grams are looked up word by word: whitespace runs, tabs, capitals, accents,
+    # words seen before (cached) must give what sklearn gives for the whole text.
+    odd = [
+        "  Tesla\tQ3  EARNINGS\n\nbeat  $TSLA ",
+        "tesla q3 earnings beat $tsla",
+        "Ünïcödé ÀB\u00a0cd\u2003EF",
+        "  ",
+    ]
+    texts = val_texts + odd + val_texts[:5]
+    features = lexical.features.transform(texts)
+    fast = lexical.probabilities(texts)
     for task, head in lexical.heads.items():
         assert np.allclose(fast[task][:, head.classes_], head.predict_proba(features), atol=1e-5)
+    features = lexical.features.transform(val_texts)
     # A head that saw two classes only (sklearn keeps one logit for those).
     labels = np.arange(len(val_texts)) % 2
     binary = LogisticRegression(max_iter=500).fit(features, labels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from model.artifacts import ONNX_FILE, ONNX_INT8_FILE, load_config, load_tokeniz
 from model.engine import Classifier
 from model.evaluate import calibration_texts, validation_examples
 from model.export import quantise, smooth_feed_forward
+from model.runtime import UNFUSED
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +70,19 @@ def test_smoothed_int8_agrees_with_float32_more_than_unsmoothed(
     smoothed, unsmoothed = agreement(quick_model_dir), agreement(plain)
     assert smoothed > unsmoothed, (smoothed, unsmoothed)
     assert smoothed >= 0.97, smoothed
+
+
+def test_residual_adds_stay_apart_from_their_layer_norms(quick_model_dir: Path, tmp_path: Path) -> None:
+    # ONNX Runtime's CPU SkipLayerNormalization is slower than the Add + LayerNormalization it
+    # fuses (model/export.py): neither the export nor the engine's sessions fuse them.
+    for name in (ONNX_FILE, ONNX_INT8_FILE):
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / name)
+        ort.InferenceSession(
+            str(quick_model_dir / name),
+            options,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=UNFUSED,
+        )
+        ops = Counter(n.op_type for n in onnx.load(str(tmp_path / name)).graph.node)
+        assert (ops["SkipLayerNormalization"], ops["LayerNormalization"]) == (0, 12), (name, ops)
