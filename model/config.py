@@ -32,8 +32,10 @@ class TrainConfig(BaseModel):
     class_weighting: Literal["none", "sqrt", "inverse"] = "sqrt"
     dropout: float = Field(default=0.1, ge=0, lt=1)
     max_length: int = Field(default=128, ge=8, le=512)
-    # The word-embedding matrix is 12M of the 22M weights and barely moves in fine-tuning.
-    freeze_embeddings: bool = True
+    # Train the word embeddings (12M of the 22M weights) too. Same seed, 2-core EPYC, with the
+    # n-gram heads: topic 0.909 -> 0.911 (macro-F1 0.892 -> 0.902), sentiment 0.876 -> 0.881
+    # (0.833 -> 0.842); with AdamW fused the 4 epochs took 17.4 minutes instead of 18.7 frozen.
+    freeze_embeddings: bool = False
     precision: Precision = "auto"
     device: str = "auto"
     threads: int | None = None
