@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from model.artifacts import CARD_JSON, CARD_MD
-from model.evaluate import Evaluation
+from model.evaluate import BACKEND_COLUMNS, Evaluation
 from model.labels import TASKS, Task
 from model.metrics import TaskMetrics
 
@@ -59,17 +59,12 @@ def _per_class(metrics: TaskMetrics) -> list[str]:
 
 
 def _backends(evaluation: Evaluation) -> list[str]:
-    lines = [
-        "| back end | docs/s | one by one | topic acc | sentiment acc | agreement | eligible |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    lines = [f"| {' | '.join(BACKEND_COLUMNS)} |", "|---" * len(BACKEND_COLUMNS) + "|"]
     for r in evaluation.backends:
-        chosen = " **(chosen)**" if r.backend == evaluation.engine["cpu_backend"] else ""
-        lines.append(
-            f"| {r.backend}{chosen} | {r.docs_per_s:.0f} | {r.single_docs_per_s:.0f} | "
-            f"{r.topic_accuracy:.4f} | {r.sentiment_accuracy:.4f} | {r.agreement:.4f} | "
-            f"{'yes' if r.eligible else 'no'} |"
-        )
+        cells = r.cells()
+        if r.backend == evaluation.engine["cpu_backend"]:
+            cells[0] += " **(chosen)**"
+        lines.append(f"| {' | '.join(cells)} |")
     return lines
 
 

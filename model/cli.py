@@ -76,7 +76,7 @@ def eval_cmd(model: ModelDir = None, data: DataDir = None, threads: Threads = No
 
 
 def _evaluate(model_dir: Path, data: Path | None, threads: int | None) -> None:
-    from model.evaluate import evaluate_dir
+    from model.evaluate import BACKEND_COLUMNS, evaluate_dir
 
     evaluation = evaluate_dir(model_dir, data, threads=threads)
     table = Table(title=f"{evaluation.version} on {evaluation.data_dir} (validation split)")
@@ -86,13 +86,10 @@ def _evaluate(model_dir: Path, data: Path | None, threads: int | None) -> None:
         table.add_row(task, str(m.n), f"{m.accuracy:.4f}", f"{m.macro_f1:.4f}", f"{m.majority_accuracy:.4f}")
     console.print(table)
     backends = Table(title="CPU back ends")
-    for column in ("back end", "docs/s", "one by one", "topic acc", "sentiment acc", "agreement", "eligible"):
+    for column in BACKEND_COLUMNS:
         backends.add_column(column)
     for r in evaluation.backends:
-        backends.add_row(
-            r.backend, f"{r.docs_per_s:.0f}", f"{r.single_docs_per_s:.0f}", f"{r.topic_accuracy:.4f}",
-            f"{r.sentiment_accuracy:.4f}", f"{r.agreement:.4f}", "yes" if r.eligible else "no",
-        )  # fmt: skip
+        backends.add_row(*r.cells())
     console.print(backends)
     console.print(
         f"engine CPU back end: [bold]{evaluation.engine['cpu_backend']}[/bold]; card: {model_dir}/card.md"

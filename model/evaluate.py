@@ -67,6 +67,17 @@ class BackendReport(BaseModel):
         """What the engine's default is chosen by: both throughputs alike."""
         return float(np.sqrt(self.docs_per_s * max(self.single_docs_per_s, 1e-9)))
 
+    def cells(self) -> list[str]:
+        """The report as one row of BACKEND_COLUMNS (the CLI's table and the model card's)."""
+        return [
+            self.backend, f"{self.docs_per_s:.0f}", f"{self.single_docs_per_s:.0f}",
+            f"{self.topic_accuracy:.4f}", f"{self.sentiment_accuracy:.4f}", f"{self.agreement:.4f}",
+            "yes" if self.eligible else "no",
+        ]  # fmt: skip
+
+
+BACKEND_COLUMNS = ("back end", "docs/s", "one by one", "topic acc", "sentiment acc", "agreement", "eligible")
+
 
 class Evaluation(BaseModel):
     """What `finpulse model eval` found; the body of card.json."""
