@@ -10,7 +10,7 @@ import numpy as np
 from model.artifacts import CARD_JSON, CARD_MD
 from model.evaluate import BACKEND_COLUMNS, Evaluation
 from model.labels import TASKS, Task
-from model.metrics import TaskMetrics
+from model.metrics import CONFIDENCE, METRIC_COLUMNS, TaskMetrics
 
 
 def confusion_png(metrics: TaskMetrics, title: str, path: Path) -> None:
@@ -42,10 +42,9 @@ def confusion_png(metrics: TaskMetrics, title: str, path: Path) -> None:
 
 
 def _metrics_table(metrics: dict[Task, TaskMetrics]) -> list[str]:
-    lines = ["| head | n | accuracy | macro-F1 | majority-class accuracy |", "|---|---|---|---|---|"]
-    for task in TASKS:
-        m = metrics[task]
-        lines.append(f"| {task} | {m.n} | {m.accuracy:.4f} | {m.macro_f1:.4f} | {m.majority_accuracy:.4f} |")
+    columns = ("head", *METRIC_COLUMNS)
+    lines = [f"| {' | '.join(columns)} |", "|---" * len(columns) + "|"]
+    lines += [f"| {task} | {' | '.join(metrics[task].cells())} |" for task in TASKS]
     return lines
 
 
@@ -109,7 +108,9 @@ def render_markdown(evaluation: Evaluation) -> str:
         "",
         f"Validation split: {split['val_fraction']:.0%} of {evaluation.data_dir}, seed {split['seed']}, "
         "stratified by (task, label), near-duplicate posts kept on one side. The same split chose "
-        "the best epoch (early stopping), so these figures lean slightly optimistic.",
+        "the best epoch (early stopping), so these figures lean slightly optimistic. The interval is "
+        f"the accuracy's {CONFIDENCE:.0%} Wilson interval on n posts: how far another sample of "
+        "as many posts could move it.",
         "",
         "## Metrics (float32 reference)",
         *_metrics_table(evaluation.metrics),

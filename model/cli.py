@@ -77,13 +77,14 @@ def eval_cmd(model: ModelDir = None, data: DataDir = None, threads: Threads = No
 
 def _evaluate(model_dir: Path, data: Path | None, threads: int | None) -> None:
     from model.evaluate import BACKEND_COLUMNS, evaluate_dir
+    from model.metrics import METRIC_COLUMNS
 
     evaluation = evaluate_dir(model_dir, data, threads=threads)
     table = Table(title=f"{evaluation.version} on {evaluation.data_dir} (validation split)")
-    for column in ("head", "n", "accuracy", "macro-F1", "majority class"):
+    for column in ("head", *METRIC_COLUMNS):
         table.add_column(column)
     for task, m in evaluation.metrics.items():
-        table.add_row(task, str(m.n), f"{m.accuracy:.4f}", f"{m.macro_f1:.4f}", f"{m.majority_accuracy:.4f}")
+        table.add_row(task, *m.cells())
     console.print(table)
     backends = Table(title="CPU back ends")
     for column in BACKEND_COLUMNS:

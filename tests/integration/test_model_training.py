@@ -51,6 +51,12 @@ def test_model_dir_holds_weights_exports_and_card(quick_model_dir: Path) -> None
     assert speed[chosen["backend"]] == max(speed[r["backend"]] for r in card["backends"] if r["eligible"])
     assert chosen["agreement"] >= 0.99
     assert "| topic |" in (quick_model_dir / CARD_MD).read_text()
+    # Each accuracy comes with its 95% interval, on the card and in its markdown.
+    for task in ("topic", "sentiment"):
+        m = card["metrics"][task]
+        low, high = m["accuracy_interval"]
+        assert 0 < low < m["accuracy"] < high < 1
+        assert f"| {m['accuracy']:.4f} | {low:.3f}-{high:.3f} |" in (quick_model_dir / CARD_MD).read_text()
     # The card shows the encoder's heads alone beside the mixture with the n-gram heads.
     assert card["lexical_weight"] > 0
     assert card["encoder_only"]["topic"]["n"] == card["metrics"]["topic"]["n"]

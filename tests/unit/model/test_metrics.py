@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from model.metrics import task_metrics
+from model.metrics import METRIC_COLUMNS, task_metrics
 
 
 def test_metrics_of_a_known_confusion() -> None:
@@ -23,3 +25,20 @@ def test_macro_f1_ignores_absent_classes() -> None:
     m = task_metrics([0, 0, 1], [0, 0, 1], ["a", "b", "c"])
     assert m.macro_f1 == 1.0
     assert m.per_class[2].support == 0
+
+
+def test_accuracy_interval_is_wilsons_and_narrows_with_more_examples() -> None:
+    def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+        p = k / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        return centre - half, centre + half
+
+    few = task_metrics([0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 1, 0], ["a", "b", "c"])
+    assert few.accuracy_interval == pytest.approx(wilson(4, 6), abs=1e-4)
+    many = task_metrics([0] * 600, [0] * 400 + [1] * 200, ["a", "b"])
+    low, high = many.accuracy_interval
+    assert low < many.accuracy < high
+    assert high - low < (few.accuracy_interval[1] - few.accuracy_interval[0]) / 5
+    assert many.cells()[2] == f"{low:.3f}-{high:.3f}"
+    assert len(many.cells()) == len(METRIC_COLUMNS)
