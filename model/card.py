@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,30 +42,32 @@ def confusion_png(metrics: TaskMetrics, title: str, path: Path) -> None:
     plt.close(fig)
 
 
+def _table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """A markdown table: header, rule, one line per row of cells."""
+    lines = [f"| {' | '.join(cells)} |" for cells in (columns, *rows)]
+    return [lines[0], "|---" * len(columns) + "|", *lines[1:]]
+
+
 def _metrics_table(metrics: dict[Task, TaskMetrics]) -> list[str]:
-    columns = ("head", *METRIC_COLUMNS)
-    lines = [f"| {' | '.join(columns)} |", "|---" * len(columns) + "|"]
-    lines += [f"| {task} | {' | '.join(metrics[task].cells())} |" for task in TASKS]
-    return lines
+    return _table(("head", *METRIC_COLUMNS), ([task, *metrics[task].cells()] for task in TASKS))
 
 
 def _per_class(metrics: TaskMetrics) -> list[str]:
-    lines = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-    lines += [
-        f"| {c.label} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} | {c.support} |"
+    rows = (
+        [c.label, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", str(c.support)]
         for c in metrics.per_class
-    ]
-    return lines
+    )
+    return _table(("class", "precision", "recall", "F1", "support"), rows)
 
 
 def _backends(evaluation: Evaluation) -> list[str]:
-    lines = [f"| {' | '.join(BACKEND_COLUMNS)} |", "|---" * len(BACKEND_COLUMNS) + "|"]
+    rows = []
     for r in evaluation.backends:
         cells = r.cells()
         if r.backend == evaluation.engine["cpu_backend"]:
             cells[0] += " **(chosen)**"
-        lines.append(f"| {' | '.join(cells)} |")
-    return lines
+        rows.append(cells)
+    return _table(BACKEND_COLUMNS, rows)
 
 
 def _training(training: dict[str, Any] | None) -> list[str]:

@@ -50,17 +50,18 @@ def test_model_dir_holds_weights_exports_and_card(quick_model_dir: Path) -> None
     assert all(r["single_docs_per_s"] > 0 for r in card["backends"])
     assert speed[chosen["backend"]] == max(speed[r["backend"]] for r in card["backends"] if r["eligible"])
     assert chosen["agreement"] >= 0.99
-    assert "| topic |" in (quick_model_dir / CARD_MD).read_text()
+    markdown = (quick_model_dir / CARD_MD).read_text()
+    assert "| topic |" in markdown
     # Each accuracy comes with its 95% interval, on the card and in its markdown.
     for task in ("topic", "sentiment"):
         m = card["metrics"][task]
         low, high = m["accuracy_interval"]
         assert 0 < low < m["accuracy"] < high < 1
-        assert f"| {m['accuracy']:.4f} | {low:.3f}-{high:.3f} |" in (quick_model_dir / CARD_MD).read_text()
+        assert f"| {m['accuracy']:.4f} | {low:.3f}-{high:.3f} |" in markdown
     # The card shows the encoder's heads alone beside the mixture with the n-gram heads.
     assert card["lexical_weight"] > 0
     assert card["encoder_only"]["topic"]["n"] == card["metrics"]["topic"]["n"]
-    assert "The encoder's heads alone" in (quick_model_dir / CARD_MD).read_text()
+    assert "The encoder's heads alone" in markdown
 
 
 def test_version_is_a_hash_of_weights_and_config(quick_model_dir: Path, tmp_path: Path) -> None:
