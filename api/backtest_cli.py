@@ -226,14 +226,14 @@ def _header(report: BacktestReport) -> list[str]:
 
 def render_markdown(report: BacktestReport) -> str:
     """The report as Markdown: range, labels, a table of settings, the recommendation."""
+    from finpulse.markdown import table
+
     rows = summary_rows(report)
     header = list(rows[0]) if rows else []
     lines = [
         *_header(report),
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-        *("| " + " | ".join(row.values()) + " |" for row in rows),
+        *table(header, (list(row.values()) for row in rows)),
         "",
         "`*` marks the recommended setting; delay = first fired window end - labelled event start.",
         "![trend](trend.png)",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from finpulse.markdown import table
 from model.artifacts import CARD_JSON, CARD_MD
 from model.evaluate import BACKEND_COLUMNS, Evaluation
 from model.labels import TASKS, Task
@@ -42,14 +42,8 @@ def confusion_png(metrics: TaskMetrics, title: str, path: Path) -> None:
     plt.close(fig)
 
 
-def _table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    """A markdown table: header, rule, one line per row of cells."""
-    lines = [f"| {' | '.join(cells)} |" for cells in (columns, *rows)]
-    return [lines[0], "|---" * len(columns) + "|", *lines[1:]]
-
-
 def _metrics_table(metrics: dict[Task, TaskMetrics]) -> list[str]:
-    return _table(("head", *METRIC_COLUMNS), ([task, *metrics[task].cells()] for task in TASKS))
+    return table(("head", *METRIC_COLUMNS), ([task, *metrics[task].cells()] for task in TASKS))
 
 
 def _per_class(metrics: TaskMetrics) -> list[str]:
@@ -57,7 +51,7 @@ def _per_class(metrics: TaskMetrics) -> list[str]:
         [c.label, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", str(c.support)]
         for c in metrics.per_class
     )
-    return _table(("class", "precision", "recall", "F1", "support"), rows)
+    return table(("class", "precision", "recall", "F1", "support"), rows)
 
 
 def _backends(evaluation: Evaluation) -> list[str]:
@@ -67,7 +61,11 @@ def _backends(evaluation: Evaluation) -> list[str]:
         if r.backend == evaluation.engine["cpu_backend"]:
             cells[0] += " **(chosen)**"
         rows.append(cells)
-    return _table(BACKEND_COLUMNS, rows)
+    return table(BACKEND_COLUMNS, rows)
+
+
+# The columns of the training record's history, after the epoch.
+HISTORY_KEYS = ("train_loss", "topic_accuracy", "topic_macro_f1", "sentiment_accuracy", "sentiment_macro_f1")
 
 
 def _training(training: dict[str, Any] | None) -> list[str]:
@@ -78,13 +76,9 @@ def _training(training: dict[str, Any] | None) -> list[str]:
         f"Trained on {training['device']} ({training['precision']}) in {training['seconds']:.0f} s, "
         f"{training['steps']} steps, stopped by {training['stopped']}; best at epoch {best['epoch']}.",
         "",
-        "| epoch | train loss | topic acc | topic F1 | sentiment acc | sentiment F1 |",
-        "|---|---|---|---|---|---|",
-        *(
-            f"| {h['epoch']} | {h['train_loss']:.4f} | {h['topic_accuracy']:.4f} | "
-            f"{h['topic_macro_f1']:.4f} | "
-            f"{h['sentiment_accuracy']:.4f} | {h['sentiment_macro_f1']:.4f} |"
-            for h in training["history"]
+        *table(
+            ("epoch", "train loss", "topic acc", "topic F1", "sentiment acc", "sentiment F1"),
+            ([str(h["epoch"]), *(f"{h[key]:.4f}" for key in HISTORY_KEYS)] for h in training["history"]),
         ),
     ]
 

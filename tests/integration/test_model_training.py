@@ -14,7 +14,9 @@ from model.artifacts import (
     WEIGHTS_FILE,
     model_version,
 )
+from model.labels import TOPICS
 from model.lexical import LEXICAL_FILE, LexicalModel
+from tests.markdown import tables
 
 
 def test_quick_training_learns(quick_model_dir: Path) -> None:
@@ -62,6 +64,10 @@ def test_model_dir_holds_weights_exports_and_card(quick_model_dir: Path) -> None
     assert card["lexical_weight"] > 0
     assert card["encoder_only"]["topic"]["n"] == card["metrics"]["topic"]["n"]
     assert "The encoder's heads alone" in markdown
+    # A markdown reader sees each topic name (some hold a `|`) whole, in its one cell.
+    per_class = next(t for t in tables(markdown) if t[0][0] == "class" and len(t) == 1 + len(TOPICS))
+    assert [row[0] for row in per_class[1:]] == list(TOPICS)
+    assert all(row[-1].isdigit() for row in per_class[1:])  # the support column is where it belongs
 
 
 def test_version_is_a_hash_of_weights_and_config(quick_model_dir: Path, tmp_path: Path) -> None:
