@@ -7,11 +7,14 @@ inside each command.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from model.evaluate import Evaluation
 
 console = Console()
 model_app = typer.Typer(help="Train, evaluate, benchmark and run the topic + sentiment classifier.")
@@ -75,26 +78,41 @@ def eval_cmd(model: ModelDir = None, data: DataDir = None, threads: Threads = No
     _evaluate(model or s.model_dir, data, threads or s.threads)
 
 
+# Shorter console headers for the back-end columns, so the table fits 80 columns (the card
+# keeps the full ones).
+SHORT = {"one by one": "1 by 1", "topic acc": "topic", "sentiment acc": "sentiment", "agreement": "agree"}
+
+
 def _evaluate(model_dir: Path, data: Path | None, threads: int | None) -> None:
-    from model.evaluate import BACKEND_COLUMNS, evaluate_dir
-    from model.metrics import METRIC_COLUMNS
+    from model.evaluate import evaluate_dir
 
     evaluation = evaluate_dir(model_dir, data, threads=threads)
-    table = Table(title=f"{evaluation.version} on {evaluation.data_dir} (validation split)")
-    for column in ("head", *METRIC_COLUMNS):
-        table.add_column(column)
-    for task, m in evaluation.metrics.items():
-        table.add_row(task, *m.cells())
-    console.print(table)
-    backends = Table(title="CPU back ends")
-    for column in BACKEND_COLUMNS:
-        backends.add_column(column)
-    for r in evaluation.backends:
-        backends.add_row(*r.cells())
-    console.print(backends)
+    for table in evaluation_tables(evaluation):
+        console.print(table)
     console.print(
         f"engine CPU back end: [bold]{evaluation.engine['cpu_backend']}[/bold]; card: {model_dir}/card.md"
     )
+
+
+def evaluation_tables(evaluation: Evaluation) -> tuple[Table, Table]:
+    """The console's view of an evaluation: the metrics, and the CPU back ends measured."""
+    from model.evaluate import BACKEND_COLUMNS
+    from model.metrics import METRIC_COLUMNS
+
+    metrics = Table(title=f"{evaluation.version} on {evaluation.data_dir} (validation split)")
+    for column in ("head", *METRIC_COLUMNS):
+        metrics.add_column(column)
+    for task, m in evaluation.metrics.items():
+        metrics.add_row(task, *m.cells())
+    backends = Table(title="CPU back ends (topic, sentiment: accuracy; agree: labels as torch's)")
+    name, *figures = BACKEND_COLUMNS
+    backends.add_column(name, no_wrap=True)
+    for column in figures:
+        backends.add_column(SHORT.get(column, column), justify="right")
+    chosen = evaluation.engine["cpu_backend"]
+    for r in evaluation.backends:
+        backends.add_row(*r.cells(), style="bold" if r.backend == chosen else None)
+    return metrics, backends
 
 
 @model_app.command("export")

@@ -40,3 +40,21 @@ def test_eval_of_missing_model_fails_clearly(app: typer.Typer, tmp_path: Path) -
     result = CliRunner().invoke(app, ["model", "eval", "--model", str(tmp_path)])
     assert result.exit_code != 0
     assert "finpulse model train" in str(result.exception)
+
+
+def test_eval_tables_fit_an_80_column_terminal_with_names_whole(quick_model_dir: Path) -> None:
+    from rich.console import Console
+
+    from model.artifacts import CARD_JSON
+    from model.cli import evaluation_tables
+    from model.evaluate import Evaluation
+
+    evaluation = Evaluation.model_validate_json((quick_model_dir / CARD_JSON).read_text())
+    console = Console(width=80, record=True)
+    for table in evaluation_tables(evaluation):
+        console.print(table)
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in "\n".join(lines)  # nothing cut short
+    for report in evaluation.backends:
+        assert any(f" {report.backend} " in line and f" {report.docs_per_s:.0f} " in line for line in lines)
