@@ -184,10 +184,15 @@ def predict_cmd(
     s = settings().model
     overrides = {k: v for k, v in (("model_dir", model), ("device", device)) if v}
     clf = Classifier.from_settings(s.model_copy(update=overrides))
+    table = Table(title=f"model {clf.version} ({clf.backend})", title_justify="left")
+    table.add_column("sentiment", no_wrap=True)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("topic", no_wrap=True)
+    table.add_column("p(topic)", justify="right", no_wrap=True)
+    table.add_column("text", ratio=1, overflow="fold")  # wraps within its column
     for text, p in zip(texts, clf.predict(texts), strict=True):
-        console.print(
-            f"{p.sentiment:>8} {p.sentiment_score:+.2f}  {p.topic:<28} {text[:80]}",
-            markup=False,
-            highlight=False,
+        shown = "(empty)" if p.empty else text[:200] + ("…" if len(text) > 200 else "")
+        table.add_row(
+            p.sentiment, f"{p.sentiment_score:+.2f}", p.topic, f"{p.topic_probs[p.topic]:.2f}", shown
         )
-    console.print(f"model {clf.version} ({clf.backend})")
+    console.print(table, markup=False, highlight=False)
