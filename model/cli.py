@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from model.evaluate import Evaluation
@@ -192,7 +193,8 @@ def predict_cmd(
     table.add_column("text", ratio=1, overflow="fold")  # wraps within its column
     for text, p in zip(texts, clf.predict(texts), strict=True):
         shown = "(empty)" if p.empty else text[:200] + ("…" if len(text) > 200 else "")
+        # Text objects: brackets in a headline ("[UPDATE]") are not rich markup.
         table.add_row(
-            p.sentiment, f"{p.sentiment_score:+.2f}", p.topic, f"{p.topic_probs[p.topic]:.2f}", shown
+            p.sentiment, f"{p.sentiment_score:+.2f}", p.topic, f"{p.topic_probs[p.topic]:.2f}", Text(shown)
         )
-    console.print(table, markup=False, highlight=False)
+    console.print(table)

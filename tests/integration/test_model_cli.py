@@ -23,13 +23,14 @@ def app(quick_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
 
 
 def test_predict_prints_labels_and_version(app: typer.Typer, quick_model_dir: Path) -> None:
-    result = CliRunner().invoke(app, ["model", "predict", "Shares plunge after profit warning", ""])
+    headline = "[UPDATE] Shares plunge after profit warning [/]"  # brackets are text, not rich markup
+    result = CliRunner().invoke(app, ["model", "predict", headline, ""])
     assert result.exit_code == 0, result.output
     # The empty text's defined result, on its own row.
     empty_row = next(line for line in result.output.splitlines() if "(empty)" in line)
     for expected in ("neutral", "+0.00", "General News | Opinion"):
         assert expected in empty_row, empty_row
-    assert "Shares plunge after profit warning" in result.output
+    assert headline in result.output
     assert "model ft-" in result.output
 
 
