@@ -28,10 +28,12 @@ from rich.panel import Panel
 from finpulse.kafka_local import LocalKafka
 from finpulse.processes import CliProcess
 from finpulse.schema import AlertEvent
-from finpulse.settings import REPO_ROOT, Settings
+from finpulse.settings import REPO_ROOT, KafkaSettings, Settings
 from finpulse.topics import ensure_topics
 
 DEMO_SUBSCRIPTIONS = REPO_ROOT / "config" / "demo-subscriptions.toml"
+# Each run's topics and stream app id start with this (and the run's tag).
+DEMO_PREFIX = "demo-"
 # Long enough for a cold worker (model load, Faust start) plus the replay.
 ALERT_TIMEOUT_S = 300.0
 
@@ -41,7 +43,10 @@ def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> Non
     kafka = settings.kafka
     if kafka.bootstrap == f"127.0.0.1:{kafka.local_port}":
         console.print(f"[bold]1. kafka[/bold] {LocalKafka(kafka).start().describe()}")
-    asyncio.run(ensure_topics(kafka))
+    run = int(time.time())
+    settings = demo_settings(settings, run)
+    asyncio.run(_drop_earlier_runs(settings.kafka))
+    asyncio.run(ensure_topics(settings.kafka))
     _ensure_model(settings, console)
     env = _demo_env(settings)
     logs = settings.data_dir / "demo"
@@ -52,7 +57,7 @@ def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> Non
     ]
     try:
         console.print(f"[bold]3. services[/bold] worker, alerts (console), api; logs in {logs}")
-        replay = _write_replay(settings, logs / "replay.jsonl")
+        replay = _write_replay(settings, logs / "replay.jsonl", seed=run)
         console.print(f"[bold]4. replay[/bold] {replay} (planted negative spike for $ACME)")
         offsets = asyncio.run(_end_offsets(settings))
         _run(["ingest", "replay", str(replay), "--no-wait"], env)
@@ -79,8 +84,35 @@ def _ensure_model(settings: Settings, console: Console) -> None:
     _run(["model", "train", "--quick"], _demo_env(settings))
 
 
+def demo_settings(settings: Settings, run: int) -> Settings:
+    """This run's own topics and stream app. A run replays the last 95 minutes, which overlap
+    an earlier run's: that run's worker state would count the new stories as late (its event
+    time has passed them) and hold its detector's cooldown, so a second demo fired nothing."""
+    prefix = f"{DEMO_PREFIX}{run}"
+    t = settings.kafka.topics
+    names = {field: f"{prefix}.{getattr(t, field)}" for field in ("raw", "scored", "windows", "alerts")}
+    kafka = settings.kafka.model_copy(update={"topics": t.model_copy(update=names)})
+    stream = settings.stream.model_copy(update={"app_id": prefix})
+    return settings.model_copy(update={"kafka": kafka, "stream": stream})
+
+
+async def _drop_earlier_runs(kafka: KafkaSettings) -> None:
+    """Delete the topics of earlier demo runs (their stories are in the history store)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    await admin.start()
+    try:
+        earlier = [t for t in await admin.list_topics() if t.startswith(DEMO_PREFIX)]
+        if earlier:
+            await admin.delete_topics(earlier)
+    finally:
+        await admin.close()
+
+
 def _demo_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
+    # The run's own topics and app (demo_settings), for every process it starts.
+    env["FINPULSE_KAFKA_TOPICS"] = settings.kafka.topics.model_dump_json()
+    env["FINPULSE_STREAM_APP_ID"] = settings.stream.app_id
     env.setdefault("FINPULSE_ALERTS_SUBSCRIPTIONS_FILE", str(DEMO_SUBSCRIPTIONS))
     # Replayed history: close a quiet stream's last windows after 3 s.
     env.setdefault("FINPULSE_STREAM_IDLE_CLOSE_S", "3")
@@ -94,14 +126,14 @@ def _run(args: list[str], env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-m", "finpulse.cli", *args], env=env, check=True)  # noqa: S603
 
 
-def _write_replay(settings: Settings, out: Path) -> Path:
+def _write_replay(settings: Settings, out: Path, seed: int) -> Path:
     from ingest.sample import write_planted_spike
 
     # Recent history, so the dashboard's default range shows it; a new seed per
-    # run gives new story ids, so every run fires a fresh alert.
+    # run gives new story ids.
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     start = now - timedelta(minutes=95 + now.minute % 5)
-    return write_planted_spike(settings.model.train_data_dir, out, start=start, seed=int(time.time())).path
+    return write_planted_spike(settings.model.train_data_dir, out, start=start, seed=seed).path
 
 
 async def _end_offsets(settings: Settings) -> dict[TopicPartition, int]:

@@ -1,0 +1,52 @@
+"""`finpulse demo` end to end on the session's broker: a second run fires its alert too."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from finpulse.demo import DEMO_PREFIX
+from finpulse.settings import KafkaSettings
+from tests.conftest import free_port
+
+FINPULSE = Path(sys.executable).parent / "finpulse"
+
+
+async def demo_topics(kafka: KafkaSettings) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    await admin.start()
+    try:
+        return sorted(t for t in await admin.list_topics() if t.startswith(DEMO_PREFIX))
+    finally:
+        await admin.close()
+
+
+def test_demo_fires_its_alert_on_every_run(
+    kafka_settings: KafkaSettings, quick_model_dir: Path, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "FINPULSE_DATA_DIR": str(tmp_path / "data"),
+        "FINPULSE_KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
+        "FINPULSE_MODEL_MODEL_DIR": str(quick_model_dir),
+        "FINPULSE_STORE_URL": f"duckdb:///{tmp_path / 'history.duckdb'}",
+        "FINPULSE_INGEST_STATE_DIR": str(tmp_path / "ingest"),
+        "FINPULSE_API_PORT": str(free_port()),
+        "COLUMNS": "200",
+    }
+    for _ in range(2):  # the second run replays over the first one's event times
+        done = subprocess.run(
+            [FINPULSE, "demo", "--no-keep-running"], env=env, capture_output=True, text=True, timeout=420
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert "5. alert fired" in done.stdout
+        assert "ticker ACME: negative share" in done.stdout
+    # Only the latest run's topics are left on the broker.
+    topics = asyncio.run(demo_topics(kafka_settings))
+    assert len({re.match(rf"{DEMO_PREFIX}(\d+)", t).group(1) for t in topics}) == 1, topics  # type: ignore[union-attr]
