@@ -164,6 +164,8 @@ def _cli_env(
     return {
         **os.environ,
         "FINPULSE_DATA_DIR": str(tmp_path / "data"),
+        # The dispatcher seeds its subscriptions into the store: the test's own, not the repo's.
+        "FINPULSE_STORE_URL": f"duckdb:///{tmp_path / 'history.duckdb'}",
         "FINPULSE_LOG_LEVEL": "DEBUG",
         "FINPULSE_KAFKA_BOOTSTRAP": kafka.bootstrap,
         "FINPULSE_KAFKA_TOPICS": kafka.topics.model_dump_json(),
