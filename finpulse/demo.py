@@ -21,15 +21,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.panel import Panel
 
 from finpulse.kafka_local import LocalKafka
 from finpulse.processes import CliProcess
 from finpulse.schema import AlertEvent
-from finpulse.settings import REPO_ROOT, KafkaSettings, Settings
-from finpulse.topics import ensure_topics
+from finpulse.settings import REPO_ROOT, Settings
+from finpulse.topics import delete_topics_starting, ensure_topics, kafka_admin, run_settings
 
 DEMO_SUBSCRIPTIONS = REPO_ROOT / "config" / "demo-subscriptions.toml"
 # Each run's topics and stream app id start with this (and the run's tag).
@@ -44,8 +43,9 @@ def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> Non
     if kafka.bootstrap == f"127.0.0.1:{kafka.local_port}":
         console.print(f"[bold]1. kafka[/bold] {LocalKafka(kafka).start().describe()}")
     run = int(time.time())
+    # Earlier runs' topics go (their stories are in the history store); this run gets its own.
+    asyncio.run(delete_topics_starting(kafka, DEMO_PREFIX))
     settings = demo_settings(settings, run)
-    asyncio.run(_drop_earlier_runs(settings.kafka))
     asyncio.run(ensure_topics(settings.kafka))
     _ensure_model(settings, console)
     env = _demo_env(settings)
@@ -88,24 +88,7 @@ def demo_settings(settings: Settings, run: int) -> Settings:
     """This run's own topics and stream app. A run replays the last 95 minutes, which overlap
     an earlier run's: that run's worker state would count the new stories as late (its event
     time has passed them) and hold its detector's cooldown, so a second demo fired nothing."""
-    prefix = f"{DEMO_PREFIX}{run}"
-    t = settings.kafka.topics
-    names = {field: f"{prefix}.{getattr(t, field)}" for field in ("raw", "scored", "windows", "alerts")}
-    kafka = settings.kafka.model_copy(update={"topics": t.model_copy(update=names)})
-    stream = settings.stream.model_copy(update={"app_id": prefix})
-    return settings.model_copy(update={"kafka": kafka, "stream": stream})
-
-
-async def _drop_earlier_runs(kafka: KafkaSettings) -> None:
-    """Delete the topics of earlier demo runs (their stories are in the history store)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
-    await admin.start()
-    try:
-        earlier = [t for t in await admin.list_topics() if t.startswith(DEMO_PREFIX)]
-        if earlier:
-            await admin.delete_topics(earlier)
-    finally:
-        await admin.close()
+    return run_settings(settings, f"{DEMO_PREFIX}{run}")
 
 
 def _demo_env(settings: Settings) -> dict[str, str]:
@@ -139,12 +122,8 @@ def _write_replay(settings: Settings, out: Path, seed: int) -> Path:
 async def _end_offsets(settings: Settings) -> dict[TopicPartition, int]:
     """Where alerts.events ends now: the demo's alert comes after."""
     topic, bootstrap = settings.kafka.topics.alerts, settings.kafka.bootstrap
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with kafka_admin(settings.kafka) as admin:
         [described] = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
     partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()

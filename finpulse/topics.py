@@ -1,8 +1,11 @@
-"""Kafka topics: names from settings, one idempotent `ensure_topics()`, dead letters."""
+"""Kafka topics: names from settings, one idempotent `ensure_topics()`, dead letters, and
+runs (the demo's, the bench's) with topics of their own under a prefix."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
@@ -11,7 +14,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExists
 
 from finpulse.errors import BrokerUnavailable
 from finpulse.schema import DeadLetter
-from finpulse.settings import KafkaSettings, TopicSettings
+from finpulse.settings import KafkaSettings, Settings, TopicSettings
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +39,9 @@ def pipeline_topics(topics: TopicSettings) -> list[TopicSpec]:
     return [TopicSpec(n, topics.partitions, topics.replication_factor) for n in names]
 
 
-async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec] | None = None) -> list[str]:
-    """Create the topics that do not exist yet; returns the names it created.
-
-    Safe to call any number of times and from several processes at once.
-    """
-    specs = specs if specs is not None else pipeline_topics(kafka.topics)
+@asynccontextmanager
+async def kafka_admin(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client, closed on exit; a clear error when the broker cannot be reached."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=kafka.bootstrap,
         request_timeout_ms=int(kafka.request_timeout_s * 1000),
@@ -49,11 +49,24 @@ async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec] | None = No
     try:
         await admin.start()
     except KafkaConnectionError as exc:
+        await admin.close()
         raise BrokerUnavailable(
             f"cannot reach Kafka at {kafka.bootstrap}: start it with `finpulse kafka start` "
             "or set FINPULSE_KAFKA_BOOTSTRAP"
         ) from exc
     try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec] | None = None) -> list[str]:
+    """Create the topics that do not exist yet; returns the names it created.
+
+    Safe to call any number of times and from several processes at once.
+    """
+    specs = specs if specs is not None else pipeline_topics(kafka.topics)
+    async with kafka_admin(kafka) as admin:
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
         created = []
@@ -68,8 +81,37 @@ async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec] | None = No
         if created:
             logger.info("created topics=%s", ",".join(created))
         return created
-    finally:
-        await admin.close()
+
+
+def run_settings(settings: Settings, prefix: str) -> Settings:
+    """`settings` for a run with topics and a stream app of its own: the pipeline's topics become
+    `<prefix>.<name>` and the app id `prefix`, so the worker's own topics (changelogs,
+    repartitions: `<app id>-...`) start with `prefix` too."""
+    t = settings.kafka.topics
+    names = {field: f"{prefix}.{getattr(t, field)}" for field in ("raw", "scored", "windows", "alerts")}
+    kafka = settings.kafka.model_copy(update={"topics": t.model_copy(update=names)})
+    stream = settings.stream.model_copy(update={"app_id": prefix})
+    return settings.model_copy(update={"kafka": kafka, "stream": stream})
+
+
+async def topics_starting(kafka: KafkaSettings, prefix: str) -> list[str]:
+    """The broker's topics whose names start with `prefix`, sorted."""
+    async with kafka_admin(kafka) as admin:
+        return await _names_starting(admin, prefix)
+
+
+async def delete_topics_starting(kafka: KafkaSettings, prefix: str) -> list[str]:
+    """Delete the topics whose names start with `prefix` (a finished run's); returns their names."""
+    async with kafka_admin(kafka) as admin:
+        names = await _names_starting(admin, prefix)
+        if names:
+            await admin.delete_topics(names)
+            logger.info("deleted topics=%s", ",".join(names))
+        return names
+
+
+async def _names_starting(admin: AIOKafkaAdminClient, prefix: str) -> list[str]:
+    return sorted(t for t in await admin.list_topics() if t.startswith(prefix))
 
 
 async def send_dead_letter(producer: AIOKafkaProducer, topics: TopicSettings, letter: DeadLetter) -> None:

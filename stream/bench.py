@@ -36,11 +36,13 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 
 from finpulse.schema import AlertEvent, NewsItem, WindowAggregate
-from finpulse.settings import AlertsSettings, KafkaSettings, Settings, TopicSettings
-from finpulse.topics import ensure_topics, pipeline_topics
+from finpulse.settings import AlertsSettings, KafkaSettings, Settings
+from finpulse.topics import delete_topics_starting, ensure_topics, pipeline_topics, run_settings
 from ingest.producer import NewsProducer
 
 BENCH_SEED = 11
+# Each run's topics and stream app id start with this (and the run's tag); deleted after it.
+BENCH_PREFIX = "bench-"
 # Bench windows: 2 s tumbling, 10 s hopping every 2 s, so alerts come every few seconds.
 BENCH_WINDOW_S = 2
 # At fixed loads each window after the first CALM_WINDOWS plants a negative spike on one
@@ -114,25 +116,18 @@ class BenchResult:
 
 
 def bench_settings(settings: Settings, work: Path) -> Settings:
-    tag = uuid.uuid4().hex[:8]
-    topics = TopicSettings(
-        raw=f"bench.raw.{tag}", scored=f"bench.scored.{tag}", windows=f"bench.windows.{tag}",
-        alerts=f"bench.alerts.{tag}", partitions=settings.kafka.topics.partitions,
-    )  # fmt: skip
+    run = run_settings(settings, f"{BENCH_PREFIX}{uuid.uuid4().hex[:8]}")
     subs = work / "subscriptions.toml"
     subs.write_text(BENCH_SUBSCRIPTION)
     alerts = AlertsSettings(
         subscriptions_file=subs, tumbling_window_s=BENCH_WINDOW_S, hopping_window_s=5 * BENCH_WINDOW_S,
         hopping_step_s=BENCH_WINDOW_S, baseline_min_windows=2,
     )  # fmt: skip
-    return settings.model_copy(
+    return run.model_copy(
         update={
             "data_dir": work,
-            "kafka": settings.kafka.model_copy(update={"topics": topics}),
             "alerts": alerts,
-            "stream": settings.stream.model_copy(
-                update={"app_id": f"bench-{tag}", "idle_close_s": 1.0, "allowed_lateness_s": 2.0}
-            ),
+            "stream": run.stream.model_copy(update={"idle_close_s": 1.0, "allowed_lateness_s": 2.0}),
             "store": settings.store.model_copy(update={"url": f"duckdb:///{work / 'history.duckdb'}"}),
         }
     )
@@ -453,6 +448,8 @@ def run_bench(
         raise TimeoutError(f"{exc}; worker log tail:\n{worker.tail()}") from exc
     finally:
         worker.stop()
+        # The run's topics (its results are in `out`) would pile up on a long-lived broker.
+        asyncio.run(delete_topics_starting(bench.kafka, bench.stream.app_id))
     return BenchResult(
         out.warmup_items_s, tuple(out.rounds), tuple(out.loads), _mean_cpu(out.classifier_cpu),
         _mean_cpu(out.worker_cpu), _mean_cpu(out.pipeline_cpu),

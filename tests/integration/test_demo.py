@@ -9,22 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
-
 from finpulse.demo import DEMO_PREFIX
 from finpulse.settings import KafkaSettings
+from finpulse.topics import topics_starting
 from tests.conftest import free_port
 
 FINPULSE = Path(sys.executable).parent / "finpulse"
-
-
-async def demo_topics(kafka: KafkaSettings) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
-    await admin.start()
-    try:
-        return sorted(t for t in await admin.list_topics() if t.startswith(DEMO_PREFIX))
-    finally:
-        await admin.close()
 
 
 def test_demo_fires_its_alert_on_every_run(
@@ -48,5 +38,5 @@ def test_demo_fires_its_alert_on_every_run(
         assert "5. alert fired" in done.stdout
         assert "ticker ACME: negative share" in done.stdout
     # Only the latest run's topics are left on the broker.
-    topics = asyncio.run(demo_topics(kafka_settings))
+    topics = asyncio.run(topics_starting(kafka_settings, DEMO_PREFIX))
     assert len({re.match(rf"{DEMO_PREFIX}(\d+)", t).group(1) for t in topics}) == 1, topics  # type: ignore[union-attr]

@@ -14,11 +14,19 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from finpulse.errors import ConfigError, InvalidRecord
+from finpulse.errors import BrokerUnavailable, ConfigError, InvalidRecord
 from finpulse.kafka_local import LocalKafka
 from finpulse.schema import DeadLetter, NewsItem
 from finpulse.settings import KafkaSettings
-from finpulse.topics import TopicSpec, dead_letter_topic, ensure_topics, pipeline_topics, send_dead_letter
+from finpulse.topics import (
+    TopicSpec,
+    dead_letter_topic,
+    delete_topics_starting,
+    ensure_topics,
+    pipeline_topics,
+    send_dead_letter,
+    topics_starting,
+)
 from tests.conftest import free_port
 from tests.kafka_io import read_topic
 
@@ -34,6 +42,30 @@ async def test_ensure_topics_is_idempotent(kafka: KafkaSettings) -> None:
     assert await ensure_topics(kafka, pipeline_topics(kafka.topics)) == []
     results = await asyncio.gather(*(ensure_topics(kafka, pipeline_topics(kafka.topics)) for _ in range(2)))
     assert results == [[], []]
+
+
+async def test_a_run_s_topics_are_listed_and_deleted_by_prefix(kafka: KafkaSettings) -> None:
+    run = f"run-{uuid.uuid4().hex[:8]}"
+    mine, other = [f"{run}.news.raw", f"{run}-window-sums-changelog"], f"other-{run}"
+    await ensure_topics(kafka, [TopicSpec(n, 1, 1) for n in [*mine, other]])
+    assert await topics_starting(kafka, run) == sorted(mine)
+    assert await delete_topics_starting(kafka, run) == sorted(mine)
+    for _ in range(75):  # the broker's metadata follows the controller within moments
+        if not await topics_starting(kafka, run):
+            break
+        await asyncio.sleep(0.2)
+    assert await topics_starting(kafka, run) == []
+    assert await topics_starting(kafka, other) == [other]
+    assert await delete_topics_starting(kafka, run) == []
+
+
+async def test_an_unreachable_broker_is_a_clear_error() -> None:
+    nowhere = KafkaSettings(bootstrap=f"127.0.0.1:{free_port()}", request_timeout_s=2)
+    with pytest.raises(
+        BrokerUnavailable,
+        match=r"cannot reach Kafka at 127\.0\.0\.1:\d+: start it with `finpulse kafka start`",
+    ):
+        await ensure_topics(nowhere)
 
 
 async def test_a_table_changelog_is_created_compacted(kafka: KafkaSettings) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from finpulse.settings import Settings
-from stream.bench import run_bench
+from finpulse.topics import topics_starting
+from stream.bench import BENCH_PREFIX, run_bench
 
 
 def test_bench_measures_classifier_pipeline_and_latency_in_one_run(
@@ -24,3 +26,5 @@ def test_bench_measures_classifier_pipeline_and_latency_in_one_run(
     assert load.items == 60
     p50, p95, p99 = load.score_latency_s
     assert 0 < p50 <= p95 <= p99 < 30  # a NaN fails the comparisons too
+    # The run's topics (pipeline, dead letters, the worker's changelogs) are gone.
+    assert asyncio.run(topics_starting(stream_settings.kafka, BENCH_PREFIX)) == []
