@@ -170,6 +170,14 @@ def _score_replay(path: Path, s: Settings, bars: Progress) -> list[ScoredItem]:
     from model.engine import Classifier
 
     items = read_replay_items(path)
+    # As the worker: stories in languages the model does not read are not scored.
+    readable = [item for item in items if s.model.reads(item.language)]
+    if len(readable) < len(items):
+        bars.console.print(
+            f"{len(items) - len(readable)} of {len(items)} stories skipped: their language is not one "
+            f"the model reads ({', '.join(s.model.languages)}); the worker dead-letters such stories"
+        )
+    items = readable
     classifier = Classifier.from_settings(s.model)
     task = bars.add_task(f"classifying {path.name}", total=len(items))
     return score_items(

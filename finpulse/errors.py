@@ -5,7 +5,8 @@
     ├── TransientError            may succeed later: retry with backoff
     │   └── BrokerUnavailable     Kafka did not answer in time
     └── PermanentError            this input will never succeed: dead-letter it
-        └── InvalidRecord         a record failed schema validation (has .reason)
+        ├── InvalidRecord         a record failed schema validation (has .reason)
+        └── UnsupportedLanguage   a story in a language the model does not read
 
 Messages say what to do next.
 """
@@ -40,3 +41,14 @@ class InvalidRecord(PermanentError):
         self.kind = kind
         self.reason = reason
         super().__init__(f"invalid {kind}: {reason}")
+
+
+class UnsupportedLanguage(PermanentError):
+    """A story in a language the model was not trained on: its scores would be noise."""
+
+    def __init__(self, language: str, languages: tuple[str, ...]) -> None:
+        self.language = language
+        super().__init__(
+            f"language {language!r} is not one the model reads ({', '.join(languages)}); "
+            "add it to FINPULSE_MODEL_LANGUAGES to score such stories anyway"
+        )

@@ -114,6 +114,14 @@ class ModelSettings(_Group):
     max_batch: int = Field(default=256, ge=1)
     batch_window_s: float = Field(default=0.25, gt=0)
     max_length: int = Field(default=128, ge=8)
+    # Languages the model reads (its training data is English). The score stage dead-letters a
+    # story its source declares, or ingest confidently detects, in another one instead of
+    # scoring it as noise; a story of unknown language is scored. Empty: score every story.
+    languages: tuple[str, ...] = ("en",)
+
+    def reads(self, language: str | None) -> bool:
+        """Whether the model scores a story in `language` (None: unknown, it does)."""
+        return language is None or not self.languages or language in self.languages
 
 
 class AlertsSettings(_Group):

@@ -5,7 +5,10 @@ similar elements dropped with their content), entities decoded, repeated until
 stable so double-escaped markup is removed too, whitespace collapsed.
 Links: canonical form with tracking parameters removed. Times: UTC, falling
 back to the fetch time with `published_estimated=True`. Tickers: cashtags,
-exchange-prefixed symbols and the source's configured tickers.
+exchange-prefixed symbols and the source's configured tickers. Language: a
+confident guess from the text (ingest/language.py), else what the source
+declares (channel-wide and sometimes wrong: a sample feed says Kannada for
+English posts).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from finpulse.schema import (
     describe_validation_error,
     story_id_for,
 )
+from ingest.language import detect_language
 
 # Elements whose content is never text a reader sees.
 _DROP_CONTENT = frozenset({"script", "style", "noscript", "template", "iframe", "object", "svg", "head"})
@@ -244,7 +248,7 @@ def normalize_entry(raw: RawEntry, fetched_at: datetime) -> NewsItem:
             published_at=published,
             fetched_at=fetched_at,
             published_estimated=estimated,
-            language=normalize_language(raw.language),
+            language=detect_language(f"{title}\n{summary}") or normalize_language(raw.language),
             tickers=raw.tickers + tag_tickers + text_tickers,
             tags=tags,
         )

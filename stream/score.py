@@ -22,7 +22,7 @@ from aiokafka.structs import RecordMetadata
 from faust.types import TP, EventT, StreamT
 
 from alerts.aggregate import entities_of, window_view
-from finpulse.errors import InvalidRecord, TransientError
+from finpulse.errors import InvalidRecord, PermanentError, TransientError, UnsupportedLanguage
 from finpulse.schema import NewsItem, ScoredItem
 from finpulse.settings import Settings
 from stream.deadletter import dead_letter
@@ -64,11 +64,14 @@ def register_score(
             batch: list[tuple[EventT, NewsItem]] = []
             for event in events:
                 try:
-                    batch.append((event, NewsItem.from_bytes(event.value)))
-                except InvalidRecord as exc:
+                    item = NewsItem.from_bytes(event.value)
+                    if not model.reads(item.language):
+                        raise UnsupportedLanguage(str(item.language), model.languages)
+                except PermanentError as exc:
                     await dead_letter(dead, event, exc, stage="score")
                     continue
-                progress.observe(event.message.partition, batch[-1][1].published_at)
+                batch.append((event, item))
+                progress.observe(event.message.partition, item.published_at)
             mark = progress.batch_mark(min((item.published_at for _, item in batch), default=None))
             if len(in_flight) > classifier.parallel:
                 await in_flight.popleft().published

@@ -320,6 +320,12 @@ def test_replay_file_is_classified_and_backtested(
 
     data_dir = Settings().model.train_data_dir
     planted = write_planted_spike(data_dir, tmp_path / "replay.jsonl", start=T0)
+    # A German story: skipped, as the worker dead-letters it (the model reads English).
+    german = {"source": "wire", "title": "Wipro erhält mehrjährigen strategischen IT-Auftrag von Marelli",
+              "published_at": T0.isoformat(), "tickers": ["ACME"], "label": 0}  # fmt: skip
+    with planted.path.open("a") as fh:
+        fh.write(json.dumps(german) + "\n")
+    rows = len(planted.path.read_text().splitlines())
     FakeClassifier.replay = planted.path  # type: ignore[attr-defined]
     engine = types.ModuleType("model.engine")
     engine.Classifier = FakeClassifier  # type: ignore[attr-defined]
@@ -334,6 +340,9 @@ def test_replay_file_is_classified_and_backtested(
         "--labels", str(labels), "--grid", "min_volume=5 min_rise=0.2,0.95", "--out", str(out),
     )  # fmt: skip
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert f"1 of {rows} stories skipped: their language is not one the model reads (en)" in " ".join(
+        result.output.split()  # type: ignore[attr-defined]
+    )
     report = json.loads((out / "report.json").read_text())
     caught, missed = report["results"]
     assert (caught["recall"], caught["precision"]) == (1.0, 1.0)

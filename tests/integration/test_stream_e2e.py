@@ -30,6 +30,7 @@ from tests.fixtures.stream import REPLAY_START
 from tests.kafka_io import commits_reach, read_topic
 
 ALERT_WAIT_S = 150
+GERMAN = "Western Union und italienisches Unternehmen Postepay ermöglichen grenzübergreifende Zahlungen"
 
 
 def expected_counts(path: Path, settings: Settings) -> Counter[tuple[str, str, datetime]]:
@@ -163,6 +164,19 @@ async def test_calm_replay_fires_nothing(
     [dead] = await read_topic(kafka, dead_topic, expect=1, timeout_s=30)
     letter = DeadLetter.from_bytes(dead.value)
     assert (letter.stage, letter.error_type, letter.key_b64) == ("history", "InvalidRecord", "YmFk")
+    # The score stage dead-letters a story in a language the model does not read (the row
+    # declares none: ingest detected German), and goes on.
+    german = tmp_path / "german.jsonl"
+    row = {"source": "wire", "title": GERMAN, "published_at": truth.end.isoformat()}
+    german.write_text(json.dumps(row) + "\n")
+    await publish_replay_async(kafka, german, speed=0)
+    [dead] = await read_topic(
+        kafka, dead_letter_topic(kafka.topics.raw, kafka.topics), expect=1, timeout_s=30
+    )
+    letter = DeadLetter.from_bytes(dead.value)
+    assert (letter.stage, letter.error_type) == ("score", "UnsupportedLanguage")
+    assert "language 'de' is not one the model reads (en)" in letter.reason
+    assert GERMAN in (letter.original_value() or b"").decode()
     assert worker.running, worker.tail()
     worker.stop()  # and it stops cleanly: no service crashes on the way out
     assert "Crashed" not in worker.log.read_text(errors="replace"), worker.tail()

@@ -83,3 +83,15 @@ def test_settings_are_frozen() -> None:
     s = load_settings()
     with pytest.raises(ValueError, match="frozen"):
         s.kafka.bootstrap = "x"  # type: ignore[misc]
+
+
+def test_the_model_reads_its_languages_and_stories_of_unknown_language(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = load_settings().model
+    assert model.languages == ("en",)
+    assert (model.reads("en"), model.reads(None), model.reads("de")) == (True, True, False)
+    monkeypatch.setenv("FINPULSE_MODEL_LANGUAGES", '["en", "de"]')
+    assert load_settings().model.reads("de")
+    monkeypatch.setenv("FINPULSE_MODEL_LANGUAGES", "[]")  # empty: every story is scored
+    assert load_settings().model.reads("ja")
