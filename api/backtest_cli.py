@@ -9,7 +9,6 @@ backtest, the store and the model load when the command runs.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -34,19 +33,6 @@ def register(app: typer.Typer) -> None:
 
     app.command("backtest")(backtest)
     feedback_cli.register(app)
-
-
-def parse_time(value: str | None, option: str) -> datetime | None:
-    """ISO 8601 (a date, or date and time; no offset means UTC); BadParameter otherwise."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise typer.BadParameter(
-            f"{value!r} is not ISO 8601 (e.g. 2026-03-02 or 2026-03-02T09:00Z)", param_hint=option
-        ) from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _progress() -> Progress:
@@ -92,6 +78,7 @@ def backtest(
 
     from alerts.backtest import BacktestError
     from api.backtest import BacktestRequest, grid_from_option, read_labels_file
+    from finpulse.cli import parse_time
     from finpulse.cli import settings as load_settings
     from finpulse.errors import FinpulseError
     from finpulse.schema import describe_validation_error

@@ -94,7 +94,7 @@ def export(
     ] = None,
 ) -> None:
     """Export headlines of true-positive alerts as bearish (label 0) training rows."""
-    from api.backtest_cli import parse_time
+    from finpulse.cli import parse_time
     from finpulse.cli import settings as load_settings
     from finpulse.errors import FinpulseError
     from store import DuckDBStore

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import sys
+from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -29,6 +31,19 @@ def settings() -> Settings:
     s = load_settings()
     configure_logging(s.log_level)
     return s
+
+
+def parse_time(value: str | None, option: str) -> datetime | None:
+    """ISO 8601 (a date, or date and time; no offset means UTC); BadParameter otherwise."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{value!r} is not ISO 8601 (e.g. 2026-03-02 or 2026-03-02T09:00Z)", param_hint=option
+        ) from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 @kafka_app.command("start")
@@ -66,6 +81,45 @@ def topics() -> None:
 
     created = asyncio.run(ensure_topics(settings().kafka))
     console.print(f"topics: created {', '.join(created)}" if created else "topics: all present")
+
+
+@app.command("dead-letters")
+def dead_letters(
+    topic: Annotated[
+        str | None, typer.Option(help="Only records that failed on this topic (news.raw, news.scored, ...).")
+    ] = None,
+    stage: Annotated[
+        str | None, typer.Option(help="Only this stage's (ingest, score, history, ...).")
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="Only letters whose reason holds this text (any case).")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="From this time, ISO 8601 (default: all kept).")] = None,
+    last: Annotated[int, typer.Option(min=0, help="How many of the newest letters to list.")] = 20,
+    replay: Annotated[
+        bool,
+        typer.Option(
+            "--replay", help="Send the matching letters' records back to the topics they failed on."
+        ),
+    ] = False,
+) -> None:
+    """What the stages could not process and why, per topic, stage and error; --replay after a fix."""
+    from finpulse.deadletters import Filter, print_dead_letters, read_dead_letters
+    from finpulse.deadletters import replay as send_again
+
+    s = settings()
+    match = Filter(source_topic=topic, stage=stage, reason=reason)
+    found = [
+        f for f in asyncio.run(read_dead_letters(s.kafka, since=parse_time(since, "--since"))) if match(f)
+    ]
+    print_dead_letters(console, found, last=last)
+    if replay:
+        letters = [f.letter for f in found if f.letter is not None]
+        done = asyncio.run(send_again(s.kafka, letters))
+        targets = ", ".join(sorted({letter.source_topic for letter in letters})) or "-"
+        console.print(f"replayed {done.sent} record(s) to {targets}" + (
+            f"; {done.without_record} letter(s) kept no record to send" if done.without_record else ""
+        ))  # fmt: skip
 
 
 @app.command("demo")

@@ -271,6 +271,9 @@ class DeadLetter(Message):
     def original_value(self) -> bytes | None:
         return base64.b64decode(self.value_b64) if self.value_b64 is not None else None
 
+    def original_key(self) -> bytes | None:
+        return base64.b64decode(self.key_b64) if self.key_b64 is not None else None
+
 
 def _b64(data: bytes | None) -> str | None:
     return base64.b64encode(data).decode("ascii") if data is not None else None

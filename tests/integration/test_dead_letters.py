@@ -1,0 +1,87 @@
+"""`finpulse dead-letters` on the real broker: read back, filtered, replayed to the failed topic."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+
+from finpulse.deadletters import Filter, read_dead_letters
+from finpulse.errors import InvalidRecord, UnsupportedLanguage
+from finpulse.schema import DeadLetter, utcnow
+from finpulse.settings import KafkaSettings
+from finpulse.topics import dead_letter_topic, send_dead_letter
+from tests.kafka_io import read_topic
+
+FINPULSE = Path(sys.executable).parent / "finpulse"
+
+
+async def _put_letters(kafka: KafkaSettings) -> None:
+    """Two stories the score stage did not read (German), one record ingest could not parse, and
+    a record on the dead-letter topic that is no dead letter at all."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for i in range(2):
+            letter = DeadLetter.wrap(
+                source_topic=kafka.topics.raw, stage="score", error=UnsupportedLanguage("de", ("en",)),
+                value=f'{{"story": {i}}}'.encode(), key=f"de-{i}".encode(), partition=0, offset=i,
+            )  # fmt: skip
+            await send_dead_letter(producer, kafka.topics, letter)
+        bad = DeadLetter.wrap(
+            source_topic=kafka.topics.raw, stage="ingest", error=InvalidRecord("NewsItem", "source missing"),
+            value=b"{}",
+        )  # fmt: skip
+        await send_dead_letter(producer, kafka.topics, bad)
+        await producer.send_and_wait(dead_letter_topic(kafka.topics.raw, kafka.topics), b"garbage")
+    finally:
+        await producer.stop()
+
+
+def _cli(kafka: KafkaSettings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "FINPULSE_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "FINPULSE_KAFKA_TOPICS": kafka.topics.model_dump_json(),
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [str(FINPULSE), "dead-letters", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_dead_letters_are_listed_filtered_and_replayed(kafka: KafkaSettings) -> None:
+    asyncio.run(_put_letters(kafka))
+    found = asyncio.run(read_dead_letters(kafka))
+    assert len(found) == 4
+    [unreadable] = [f for f in found if f.letter is None]
+    assert unreadable.error is not None
+    assert "JSON" in unreadable.error, unreadable.error
+    german = [f for f in found if Filter(reason="NOT ONE THE MODEL READS")(f)]
+    assert [f.letter.original_key() for f in german if f.letter] == [b"de-0", b"de-1"]
+    [ingest] = [f.letter for f in found if Filter(stage="ingest")(f) and f.letter]
+    assert ingest.reason == "source missing"
+
+    listed = _cli(kafka)
+    assert listed.returncode == 0, listed.stderr
+    assert "4 dead letter(s)" in listed.stdout
+    assert "UnsupportedLanguage" in listed.stdout
+    assert "language 'de' is not one the model reads (en)" in listed.stdout
+    assert "not a dead letter" in listed.stdout
+    later = (utcnow() + timedelta(minutes=5)).isoformat()
+    assert "no dead letters" in _cli(kafka, "--since", later).stdout
+    bad_time = _cli(kafka, "--since", "yesterday")
+    assert bad_time.returncode == 2
+    assert "is not ISO 8601" in bad_time.stderr
+
+    replayed = _cli(kafka, "--reason", "language", "--replay")
+    assert replayed.returncode == 0, replayed.stderr
+    assert "2 dead letter(s)" in replayed.stdout
+    assert f"replayed 2 record(s) to {kafka.topics.raw}" in replayed.stdout
+    back = asyncio.run(read_topic(kafka, kafka.topics.raw, expect=2))
+    assert sorted((r.key, r.value) for r in back) == [(b"de-0", b'{"story": 0}'), (b"de-1", b'{"story": 1}')]
