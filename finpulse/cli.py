@@ -116,10 +116,13 @@ def dead_letters(
     if replay:
         letters = [f.letter for f in found if f.letter is not None]
         done = asyncio.run(send_again(s.kafka, letters))
-        targets = ", ".join(sorted({letter.source_topic for letter in letters})) or "-"
-        console.print(f"replayed {done.sent} record(s) to {targets}" + (
-            f"; {done.without_record} letter(s) kept no record to send" if done.without_record else ""
-        ))  # fmt: skip
+        targets = ", ".join(sorted({letter.source_topic for letter in letters if letter.offset is not None}))
+        console.print(f"replayed {done.sent} record(s)" + (f" to {targets}" if done.sent else ""))
+        if done.kept:
+            console.print(
+                f"{done.kept} letter(s) not sent: they hold no record read from their topic "
+                "(ingest's hold the source's entry: fix the source and ingest again)"
+            )
 
 
 @app.command("demo")

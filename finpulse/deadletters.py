@@ -125,25 +125,29 @@ def _decode(tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> Found:
 @dataclass(frozen=True)
 class Replayed:
     sent: int
-    without_record: int  # letters that kept no original bytes (nothing to send)
+    kept: int  # letters holding no record read from their topic (nothing to send back)
 
 
 async def replay(kafka: KafkaSettings, letters: Sequence[DeadLetter]) -> Replayed:
-    """Send each letter's original record (key and value) back to the topic it failed on."""
+    """Send each letter's original record (key and value) back to the topic it failed on.
+
+    Only letters of records read from that topic (they carry its offset) go back: ingest's
+    letters hold the source's entry, which never was a record there (fix the source, ingest
+    again)."""
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, enable_idempotence=True, acks="all")
     await producer.start()
-    sent = without = 0
+    sent = kept = 0
     try:
         for letter in letters:
             value = letter.original_value()
-            if value is None:
-                without += 1
+            if value is None or letter.offset is None:
+                kept += 1
                 continue
             await producer.send_and_wait(letter.source_topic, value, key=letter.original_key())
             sent += 1
     finally:
         await producer.stop()
-    return Replayed(sent, without)
+    return Replayed(sent, kept)
 
 
 def print_dead_letters(console: Console, found: Sequence[Found], *, last: int) -> None:

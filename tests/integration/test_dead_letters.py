@@ -79,9 +79,10 @@ def test_dead_letters_are_listed_filtered_and_replayed(kafka: KafkaSettings) -> 
     assert bad_time.returncode == 2
     assert "is not ISO 8601" in bad_time.stderr
 
-    replayed = _cli(kafka, "--reason", "language", "--replay")
+    replayed = _cli(kafka, "--topic", kafka.topics.raw, "--replay")
     assert replayed.returncode == 0, replayed.stderr
-    assert "2 dead letter(s)" in replayed.stdout
+    assert "3 dead letter(s)" in replayed.stdout
     assert f"replayed 2 record(s) to {kafka.topics.raw}" in replayed.stdout
+    assert "1 letter(s) not sent: they hold no record read from their topic" in replayed.stdout
     back = asyncio.run(read_topic(kafka, kafka.topics.raw, expect=2))
     assert sorted((r.key, r.value) for r in back) == [(b"de-0", b'{"story": 0}'), (b"de-1", b'{"story": 1}')]
