@@ -10,6 +10,7 @@ import typer
 def register(app: typer.Typer) -> None:
     app.command("api")(serve)
     app.command("prune")(prune)
+    app.command("status")(status)
 
 
 def _loopback(host: str) -> bool:
@@ -58,3 +59,31 @@ def prune() -> None:
         deleted = db.apply_retention()
     summary = ", ".join(f"{table} {n}" for table, n in deleted.items())
     Console().print(f"prune: kept {s.store.retention_days} days; deleted {summary}")
+
+
+def status() -> None:
+    """Is the pipeline flowing? Topics, dead letters, consumer lag, the history store, the model."""
+    import asyncio
+    import logging
+
+    from rich.console import Console
+
+    from api.status import kafka_status, model_summary, print_kafka, print_store
+    from finpulse.cli import settings as load
+    from finpulse.errors import BrokerUnavailable
+
+    s = load()
+    logging.getLogger("store").setLevel(logging.WARNING)  # its "store started" line is noise here
+    console = Console()
+    code = 0
+    try:
+        kafka = asyncio.run(kafka_status(s))
+    except BrokerUnavailable as exc:
+        console.print(f"[red]kafka:[/red] {exc}")
+        code = 1
+    else:
+        console.print(f"kafka {s.kafka.bootstrap}: answering")
+        print_kafka(console, kafka)
+    print_store(console, s)
+    console.print(f"model: {model_summary(s.model.model_dir)}")
+    raise typer.Exit(code)

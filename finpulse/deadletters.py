@@ -24,7 +24,7 @@ from rich.text import Text
 from finpulse.errors import InvalidRecord
 from finpulse.schema import DeadLetter
 from finpulse.settings import KafkaSettings
-from finpulse.topics import dead_letter_topic, kafka_admin
+from finpulse.topics import dead_letter_topics, kafka_admin
 
 
 @dataclass(frozen=True)
@@ -62,18 +62,13 @@ class Filter:
         )
 
 
-def dead_letter_topics(kafka: KafkaSettings) -> list[str]:
-    t = kafka.topics
-    return [dead_letter_topic(name, t) for name in (t.raw, t.scored, t.windows, t.alerts)]
-
-
 async def read_dead_letters(
     kafka: KafkaSettings, topics: Sequence[str] | None = None, *, since: datetime | None = None
 ) -> list[Found]:
     """The records on `topics` (default: every pipeline topic's dead-letter twin) from `since`
     (default: the start) up to their ends now, oldest failure first."""
     async with kafka_admin(kafka) as admin:
-        present = set(topics or dead_letter_topics(kafka)) & set(await admin.list_topics())
+        present = set(topics or dead_letter_topics(kafka.topics)) & set(await admin.list_topics())
         described = await admin.describe_topics(sorted(present)) if present else []
     partitions = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
     if not partitions:

@@ -32,10 +32,14 @@ def dead_letter_topic(topic: str, topics: TopicSettings) -> str:
     return f"{topic}{topics.dead_letter_suffix}"
 
 
+def dead_letter_topics(topics: TopicSettings) -> list[str]:
+    """The dead-letter twins of the pipeline's four topics."""
+    return [dead_letter_topic(n, topics) for n in (topics.raw, topics.scored, topics.windows, topics.alerts)]
+
+
 def pipeline_topics(topics: TopicSettings) -> list[TopicSpec]:
     """Every topic finpulse uses, each with its dead-letter twin."""
-    names = [topics.raw, topics.scored, topics.windows, topics.alerts]
-    names += [dead_letter_topic(n, topics) for n in names]
+    names = [topics.raw, topics.scored, topics.windows, topics.alerts, *dead_letter_topics(topics)]
     return [TopicSpec(n, topics.partitions, topics.replication_factor) for n in names]
 
 

@@ -363,12 +363,13 @@ class DuckDBStore:
             return retention.delete_before(con, cutoff)
 
     def stats(self) -> StoreStats:
-        """Schema version and row counts."""
+        """Schema version, row counts and when the newest story was scored."""
         tables = ("scored_items", "windows", "alerts", "feedback", "subscriptions")
         with self._connection() as con:
             counts = {t: _scalar(con, f"SELECT count(*) FROM {t}") for t in tables}  # noqa: S608
             version = migrations.current_version(con)
-        return StoreStats(schema_version=version, **counts)
+            latest = con.execute("SELECT max(scored_at) FROM scored_items").fetchone()
+        return StoreStats(schema_version=version, latest_scored_at=latest[0] if latest else None, **counts)
 
     def _rows(self, query: Query, *, paged: bool) -> list[dict[str, Any]]:
         sql, params = _paged(query, paged)

@@ -167,3 +167,4 @@ class StoreStats(Row):
     alerts: int
     feedback: int
     subscriptions: int
+    latest_scored_at: UtcTime | None = Field(default=None, description="when the newest story was scored")

@@ -1,0 +1,146 @@
+"""`finpulse status`: is the pipeline flowing? One look at every part.
+
+Kafka: each pipeline topic's records and its dead letters; each consumer group's
+lag per topic (records it has not committed yet: a lag that grows between two
+looks is a stage that stopped or cannot keep up). The groups are the worker's
+(its app id: news.raw and its internal by-entity topic), the history sink's
+(`<app id>-history`) and the dispatcher's. Group members are not shown: aiokafka
+(0.14) decodes the broker's DescribeGroups v3 answer with the v2 layout and fails.
+Then the history store (rows, the latest scored story) and the model (version,
+back end, validation accuracy from its card).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from rich.console import Console
+from rich.table import Table
+
+from finpulse.settings import Settings
+from finpulse.topics import dead_letter_topic, kafka_admin
+
+
+@dataclass(frozen=True)
+class TopicCount:
+    topic: str
+    records: int  # held now: end offsets minus the first kept
+    dead_letters: int
+
+
+@dataclass(frozen=True)
+class GroupLag:
+    group: str
+    role: str
+    lag: dict[str, int]  # topic -> records not committed yet
+
+
+@dataclass(frozen=True)
+class KafkaStatus:
+    topics: list[TopicCount]
+    groups: list[GroupLag]
+
+
+def consumer_groups(settings: Settings) -> dict[str, str]:
+    """The pipeline's consumer groups and what each is."""
+    app = settings.stream.app_id
+    return {
+        app: "worker",
+        f"{app}-history": "history sink",
+        settings.alerts.consumer_group: "alert dispatcher",
+    }
+
+
+async def kafka_status(settings: Settings) -> KafkaStatus:
+    kafka = settings.kafka
+    t = kafka.topics
+    pipeline = [t.raw, t.scored, t.windows, t.alerts]
+    groups = consumer_groups(settings)
+    async with kafka_admin(kafka) as admin:
+        existing = set(await admin.list_topics())
+        present = [n for n in [*pipeline, *(dead_letter_topic(n, t) for n in pipeline)] if n in existing]
+        partitions = await _partitions(admin, present)
+        committed = {g: await admin.list_consumer_group_offsets(g) for g in groups}
+    # Committed partitions of topics outside the pipeline's (the worker's internal ones) count too.
+    partitions |= {tp for offsets in committed.values() for tp in offsets}
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(list(partitions)) if partitions else {}
+        starts = await consumer.beginning_offsets(list(partitions)) if partitions else {}
+    finally:
+        await consumer.stop()
+
+    def held(topic: str) -> int:
+        return sum(ends[tp] - starts[tp] for tp in ends if tp.topic == topic)
+
+    topics = [TopicCount(n, held(n), held(dead_letter_topic(n, t))) for n in pipeline if n in existing]
+    lags = []
+    for group, role in groups.items():
+        lag: dict[str, int] = {}
+        for tp, meta in committed[group].items():
+            lag[tp.topic] = lag.get(tp.topic, 0) + max(0, ends.get(tp, meta.offset) - meta.offset)
+        lags.append(GroupLag(group, role, dict(sorted(lag.items()))))
+    return KafkaStatus(topics, lags)
+
+
+async def _partitions(admin: AIOKafkaAdminClient, topics: list[str]) -> set[TopicPartition]:
+    if not topics:
+        return set()
+    described = await admin.describe_topics(topics)
+    return {TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]}
+
+
+def model_summary(model_dir: Path) -> str:
+    """Version, CPU back end and validation accuracy from the model card, or what is missing."""
+    if not (model_dir / "config.json").exists():
+        return f"none in {model_dir}: run `finpulse model train` (or `--quick`)"
+    card = model_dir / "card.json"
+    if not card.exists():
+        return f"{model_dir}: not evaluated yet (`finpulse model eval` writes its card)"
+    body: dict[str, Any] = json.loads(card.read_text(encoding="utf-8"))
+    accuracy = " ".join(f"{task} {m['accuracy']:.3f}" for task, m in body.get("metrics", {}).items())
+    backend = body.get("engine", {}).get("cpu_backend", "?")
+    return (
+        f"{body.get('version', '?')} in {model_dir}; CPU back end {backend}; validation accuracy {accuracy}"
+    )
+
+
+def print_kafka(console: Console, status: KafkaStatus) -> None:
+    topics = Table(title="topics", title_justify="left")
+    for name in ("topic", "records", "dead letters"):
+        topics.add_column(name, justify="left" if name == "topic" else "right", no_wrap=True)
+    for t in status.topics:
+        topics.add_row(t.topic, f"{t.records:,}", f"[red]{t.dead_letters:,}[/red]" if t.dead_letters else "0")
+    console.print(topics)
+    groups = Table(title="consumer groups (lag: records not processed yet)", title_justify="left")
+    for name in ("group", "role", "topic", "lag"):
+        groups.add_column(name, justify="right" if name == "lag" else "left", no_wrap=True)
+    for g in status.groups:
+        rows = list(g.lag.items()) or [("(nothing committed yet)", 0)]
+        for i, (topic, lag) in enumerate(rows):
+            head = (g.group, g.role) if i == 0 else ("", "")
+            groups.add_row(*head, topic, f"{lag:,}" if g.lag else "-")
+    console.print(groups)
+
+
+def print_store(console: Console, settings: Settings) -> None:
+    from store import DuckDBStore, StoreError
+
+    try:
+        with DuckDBStore.from_settings(settings.store, read_only=True) as db:
+            stats = db.stats()
+    except StoreError as exc:
+        console.print(f"history store: {exc}")
+        return
+    latest = stats.latest_scored_at
+    when = latest.strftime("%Y-%m-%d %H:%M:%S UTC") if latest else "never"
+    console.print(
+        f"history store {settings.store.url}: {stats.scored_items:,} scored stories (latest scored {when}), "
+        f"{stats.windows:,} windows, {stats.alerts:,} alert events, {stats.subscriptions} subscriptions"
+    )

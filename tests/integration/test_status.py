@@ -1,0 +1,103 @@
+"""`finpulse status` on the real broker, a real store and the quick model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from finpulse.schema import DeadLetter
+from finpulse.settings import KafkaSettings
+from finpulse.topics import send_dead_letter
+from store import DuckDBStore
+from tests.conftest import free_port
+from tests.fixtures.store import known_items, seed_known
+
+FINPULSE = Path(sys.executable).parent / "finpulse"
+
+
+async def _traffic(kafka: KafkaSettings, worker_group: str) -> None:
+    """Five stories on news.raw, the worker's group three of them through, one dead letter."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for i in range(5):
+            await producer.send_and_wait(kafka.topics.raw, b"{}", key=f"s{i}".encode(), partition=0)
+        letter = DeadLetter.wrap(
+            source_topic=kafka.topics.raw, stage="score", error=ValueError("x"), value=b"{}"
+        )
+        await send_dead_letter(producer, kafka.topics, letter)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap, group_id=worker_group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tp = TopicPartition(kafka.topics.raw, 0)
+        consumer.assign([tp])
+        await consumer.commit({tp: 3})
+    finally:
+        await consumer.stop()
+
+
+def _status(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200", **env}
+    return subprocess.run([str(FINPULSE), "status"], env=env, capture_output=True, text=True, timeout=120)
+
+
+def _row(out: str, first: str) -> list[str]:
+    """The cells of the table row starting with `first`."""
+    for line in out.splitlines():
+        cells = [c.strip() for c in re.split(r"[│┃]", line) if c.strip()]
+        if cells and cells[0] == first:
+            return cells
+    raise AssertionError(f"no row {first!r} in:\n{out}")
+
+
+def test_status_shows_records_dead_letters_lag_store_and_model(
+    kafka: KafkaSettings, tmp_path: Path, quick_model_dir: Path
+) -> None:
+    app = f"status-{uuid.uuid4().hex[:8]}"
+    asyncio.run(_traffic(kafka, app))
+    store = tmp_path / "history.duckdb"
+    with DuckDBStore(store) as db:
+        seed_known(db)
+    env = {
+        "FINPULSE_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "FINPULSE_KAFKA_TOPICS": kafka.topics.model_dump_json(),
+        "FINPULSE_STREAM_APP_ID": app,
+        "FINPULSE_ALERTS_CONSUMER_GROUP": f"{app}-alerts",
+        "FINPULSE_STORE_URL": f"duckdb:///{store}",
+        "FINPULSE_MODEL_MODEL_DIR": str(quick_model_dir),
+    }
+    done = _status(env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert _row(out, kafka.topics.raw) == [kafka.topics.raw, "5", "1"]
+    assert _row(out, kafka.topics.scored) == [kafka.topics.scored, "0", "0"]
+    # The worker's group is two stories behind on news.raw; the history sink never ran.
+    assert _row(out, app) == [app, "worker", kafka.topics.raw, "2"]
+    assert _row(out, f"{app}-history") == [f"{app}-history", "history sink", "(nothing committed yet)", "-"]
+    latest = max(s.scored_at for s in known_items()).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert f"{len(known_items())} scored stories (latest scored {latest})" in out
+    card = json.loads((quick_model_dir / "card.json").read_text())
+    assert f"model: {card['version']} in {quick_model_dir}" in out
+    assert f"topic {card['metrics']['topic']['accuracy']:.3f}" in out
+
+    # No broker: says so, exit 1, and still reports the rest.
+    down = _status(
+        env
+        | {"FINPULSE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}", "FINPULSE_KAFKA_REQUEST_TIMEOUT_S": "2"}
+    )
+    assert down.returncode == 1
+    assert "cannot reach Kafka" in down.stdout
+    assert "scored stories" in down.stdout
+    assert f"model: {card['version']}" in down.stdout
