@@ -104,7 +104,7 @@ def dead_letters(
     ] = False,
 ) -> None:
     """What the stages could not process and why, per topic, stage and error; --replay after a fix."""
-    from finpulse.deadletters import Filter, print_dead_letters, read_dead_letters
+    from finpulse.deadletters import Filter, print_dead_letters, read_dead_letters, replayable
     from finpulse.deadletters import replay as send_again
 
     s = settings()
@@ -116,7 +116,7 @@ def dead_letters(
     if replay:
         letters = [f.letter for f in found if f.letter is not None]
         done = asyncio.run(send_again(s.kafka, letters))
-        targets = ", ".join(sorted({letter.source_topic for letter in letters if letter.offset is not None}))
+        targets = ", ".join(sorted({letter.source_topic for letter in letters if replayable(letter)}))
         console.print(f"replayed {done.sent} record(s)" + (f" to {targets}" if done.sent else ""))
         if done.kept:
             console.print(

@@ -123,22 +123,26 @@ class Replayed:
     kept: int  # letters holding no record read from their topic (nothing to send back)
 
 
-async def replay(kafka: KafkaSettings, letters: Sequence[DeadLetter]) -> Replayed:
-    """Send each letter's original record (key and value) back to the topic it failed on.
+def replayable(letter: DeadLetter) -> bool:
+    """Whether the letter holds a record read from its topic (it carries the offset), which can
+    go back there: ingest's letters hold the source's entry, never a record of the topic (fix
+    the source, ingest again)."""
+    return letter.offset is not None and letter.value_b64 is not None
 
-    Only letters of records read from that topic (they carry its offset) go back: ingest's
-    letters hold the source's entry, which never was a record there (fix the source, ingest
-    again)."""
+
+async def replay(kafka: KafkaSettings, letters: Sequence[DeadLetter]) -> Replayed:
+    """Send each replayable letter's original record (key and value) back to the topic it failed on."""
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, enable_idempotence=True, acks="all")
     await producer.start()
     sent = kept = 0
     try:
         for letter in letters:
-            value = letter.original_value()
-            if value is None or letter.offset is None:
+            if not replayable(letter):
                 kept += 1
                 continue
-            await producer.send_and_wait(letter.source_topic, value, key=letter.original_key())
+            await producer.send_and_wait(
+                letter.source_topic, letter.original_value(), key=letter.original_key()
+            )
             sent += 1
     finally:
         await producer.stop()
