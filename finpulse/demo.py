@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -63,6 +64,10 @@ def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> Non
         _run(["ingest", "replay", str(replay), "--no-wait"], env)
         alert = asyncio.run(_first_alert(settings, offsets))
         _show(console, alert, settings, logs)
+        console.print(
+            f"[bold]7. this run's pipeline[/bold] `source {_write_env(settings, logs / 'env.sh')}`, "
+            "then `finpulse status` or `finpulse dead-letters` look at its topics"
+        )
         time.sleep(3)  # let the dispatcher render it (group wait 1 s)
         if keep_running:
             console.print("Services keep running; press Ctrl+C to stop them.")
@@ -103,6 +108,14 @@ def _demo_env(settings: Settings) -> dict[str, str]:
     env.setdefault("FINPULSE_ALERTS_GROUP_WAIT_S", "1")
     env.setdefault("HF_HUB_OFFLINE", "1")
     return env
+
+
+def _write_env(settings: Settings, path: Path) -> Path:
+    """A shell file pointing other `finpulse` commands at this run's topics and stream app."""
+    names = {"FINPULSE_KAFKA_TOPICS": settings.kafka.topics.model_dump_json(),
+             "FINPULSE_STREAM_APP_ID": settings.stream.app_id}  # fmt: skip
+    path.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in names.items()))
+    return path
 
 
 def _run(args: list[str], env: dict[str, str]) -> None:

@@ -39,4 +39,17 @@ def test_demo_fires_its_alert_on_every_run(
         assert "ticker ACME: negative share" in done.stdout
     # Only the latest run's topics are left on the broker.
     topics = asyncio.run(topics_starting(kafka_settings, DEMO_PREFIX))
-    assert len({re.match(rf"{DEMO_PREFIX}(\d+)", t).group(1) for t in topics}) == 1, topics  # type: ignore[union-attr]
+    [run] = {re.match(rf"{DEMO_PREFIX}(\d+)", t).group(1) for t in topics}  # type: ignore[union-attr]
+    # Its env file points `finpulse status` at them: the stories went through every stage.
+    env_file = tmp_path / "data" / "demo" / "env.sh"
+    assert f"source {env_file}" in done.stdout
+    status = subprocess.run(
+        ["bash", "-c", f"source {env_file} && {FINPULSE} status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    raw = next(line for line in status.stdout.splitlines() if f"{DEMO_PREFIX}{run}.news.raw " in line)
+    assert int(raw.split("│")[2].replace(",", "")) > 100, status.stdout
