@@ -4,7 +4,8 @@ Only a confident guess is kept: on the 26,533 English training headlines a guess
 of another language at >= 0.95 was made 18 times, each a real French, German,
 Italian, Spanish, Dutch, Czech, Hungarian, Portuguese or Japanese post; below
 that, English headlines full of names and figures start to pass for Nigerian
-Pidgin (0.92). No confident guess: None (normalisation then takes the source's declared language).
+Pidgin (0.92). No confident guess: None, and normalisation takes the language the
+source declares.
 """
 
 from __future__ import annotations
