@@ -69,7 +69,9 @@ async def _run_until_signal(ingestor: Any, run_scheduled: Any) -> None:
 
 def _print_summary(ingestor: Any, reports: list[Any]) -> None:
     table = Table(title="ingest")
-    for column in ("source", "status", "published", "duplicates", "invalid", "error"):
+    from ingest.ingestor import LANGUAGE
+
+    for column in ("source", "status", "published", "duplicates", "invalid", "languages", "error"):
         table.add_column(column)
     by_name = {r.source: r for r in reports}
     for name in ingestor.sources:
@@ -81,6 +83,7 @@ def _print_summary(ingestor: Any, reports: list[Any]) -> None:
             str(counts.get("published", 0)),
             str(counts.get("duplicates", 0)),
             str(counts.get("invalid", 0)),
+            ", ".join(f"{k.removeprefix(LANGUAGE)} {n}" for k, n in counts.items() if k.startswith(LANGUAGE)),
             (r.error if r else None) or ", ".join(k[6:] for k in counts if k.startswith("error.")),
         )
     console.print(table)

@@ -40,6 +40,10 @@ from ingest.state import SourceState, StateStore
 logger = logging.getLogger(__name__)
 
 
+# Counter prefix: published stories per language (ingest/language.py).
+LANGUAGE = "language."
+
+
 @dataclass(frozen=True)
 class PollReport:
     """The result of one poll of one source."""
@@ -192,6 +196,8 @@ class Ingestor(AsyncResource):
         self.metrics.inc(name, "published", len(marked))
         self.metrics.inc(name, "duplicates", duplicates)
         self.metrics.inc(name, "invalid", len(new_invalid))
+        for item in marked:  # a source in a language the model does not read shows at once
+            self.metrics.inc(name, f"{LANGUAGE}{item.language or 'unknown'}")
         ids = [i.story_id for i, _ in items] + [i for i, _, _ in invalid]
         self._succeeded(state, now, ids=ids, outcome=outcome, published=len(marked))
         self.dedup.prune(now)

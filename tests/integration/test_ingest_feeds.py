@@ -48,6 +48,9 @@ async def test_items_land_exactly_once_across_restarts(
 
     first = await _poll_all(ingest_settings, kafka, sources)
     assert first.metrics.total("published") == 55 + 15 + 10
+    # Per language, so a German source shows before the worker dead-letters its stories.
+    assert first.metrics.get("guardian", "language.en") == 55
+    assert first.metrics.get("heise", "language.de") == 15
 
     feed_server.put("growing", rss_document(guardian_items[:12]))  # two new stories
     second = await _poll_all(ingest_settings, kafka, sources)  # a new process: state from disk

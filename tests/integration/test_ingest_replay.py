@@ -201,6 +201,7 @@ def test_cli_replay_and_once(
     result = runner.invoke(_app(), ["ingest", "--once"])
     assert result.exit_code == 0, result.output
     assert "heise" in result.output
+    assert "de 15" in result.output  # the summary's languages column
     assert "not_a_feed" in result.output
     records = asyncio.run(read_topic(kafka, kafka.topics.raw, expect=8 + 15))
     assert len(records) == 23
