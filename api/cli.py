@@ -73,7 +73,9 @@ def status() -> None:
     from finpulse.errors import BrokerUnavailable
 
     s = load()
-    logging.getLogger("store").setLevel(logging.WARNING)  # its "store started" line is noise here
+    # Their lines ("store started", a refused connection) repeat what the report says.
+    logging.getLogger("store").setLevel(logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     console = Console()
     code = 0
     try:

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from finpulse.settings import Settings
 from finpulse.topics import dead_letter_topic, kafka_admin
@@ -136,7 +137,7 @@ def print_store(console: Console, settings: Settings) -> None:
         with DuckDBStore.from_settings(settings.store, read_only=True) as db:
             stats = db.stats()
     except StoreError as exc:
-        console.print(f"history store: {exc}")
+        console.print(Text(str(exc), style="red"))
         return
     latest = stats.latest_scored_at
     when = latest.strftime("%Y-%m-%d %H:%M:%S UTC") if latest else "never"
