@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from finpulse.settings import Settings
-from finpulse.topics import dead_letter_topic, kafka_admin
+from finpulse.topics import dead_letter_topic, kafka_admin, pipeline_topics, stage_topics, topic_partitions
 
 
 @dataclass(frozen=True)
@@ -60,12 +59,12 @@ def consumer_groups(settings: Settings) -> dict[str, str]:
 async def kafka_status(settings: Settings) -> KafkaStatus:
     kafka = settings.kafka
     t = kafka.topics
-    pipeline = [t.raw, t.scored, t.windows, t.alerts]
+    pipeline = stage_topics(t)
     groups = consumer_groups(settings)
     async with kafka_admin(kafka) as admin:
         existing = set(await admin.list_topics())
-        present = [n for n in [*pipeline, *(dead_letter_topic(n, t) for n in pipeline)] if n in existing]
-        partitions = await _partitions(admin, present)
+        present = [spec.name for spec in pipeline_topics(t) if spec.name in existing]
+        partitions = set(await topic_partitions(admin, present))
         committed = {g: await admin.list_consumer_group_offsets(g) for g in groups}
     # Committed partitions of topics outside the pipeline's (the worker's internal ones) count too.
     partitions |= {tp for offsets in committed.values() for tp in offsets}
@@ -88,13 +87,6 @@ async def kafka_status(settings: Settings) -> KafkaStatus:
             lag[tp.topic] = lag.get(tp.topic, 0) + max(0, ends.get(tp, meta.offset) - meta.offset)
         lags.append(GroupLag(group, role, dict(sorted(lag.items()))))
     return KafkaStatus(topics, lags)
-
-
-async def _partitions(admin: AIOKafkaAdminClient, topics: list[str]) -> set[TopicPartition]:
-    if not topics:
-        return set()
-    described = await admin.describe_topics(topics)
-    return {TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]}
 
 
 def model_summary(model_dir: Path) -> str:

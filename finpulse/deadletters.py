@@ -24,7 +24,7 @@ from rich.text import Text
 from finpulse.errors import InvalidRecord
 from finpulse.schema import DeadLetter
 from finpulse.settings import KafkaSettings
-from finpulse.topics import dead_letter_topics, kafka_admin
+from finpulse.topics import dead_letter_topics, kafka_admin, topic_partitions
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,7 @@ async def read_dead_letters(
     (default: the start) up to their ends now, oldest failure first."""
     async with kafka_admin(kafka) as admin:
         present = set(topics or dead_letter_topics(kafka.topics)) & set(await admin.list_topics())
-        described = await admin.describe_topics(sorted(present)) if present else []
-    partitions = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
+        partitions = await topic_partitions(admin, sorted(present))
     if not partitions:
         return []
     consumer = AIOKafkaConsumer(
@@ -82,7 +81,7 @@ async def read_dead_letters(
     try:
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
-        starts = await _starts(consumer, partitions, since)
+        starts = await _starts(consumer, partitions, since, ends)
         found: list[Found] = []
         for tp in partitions:
             if starts[tp] >= ends[tp]:
@@ -98,14 +97,15 @@ async def read_dead_letters(
 
 
 async def _starts(
-    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], since: datetime | None
+    consumer: AIOKafkaConsumer,
+    partitions: list[TopicPartition],
+    since: datetime | None,
+    ends: dict[TopicPartition, int],
 ) -> dict[TopicPartition, int]:
-    beginnings = await consumer.beginning_offsets(partitions)
     if since is None:
-        return dict(beginnings)
+        return dict(await consumer.beginning_offsets(partitions))
     # Kafka's record timestamps are the letters' append times: the first at or after `since`.
     at = await consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in partitions})
-    ends = await consumer.end_offsets(partitions)
     return {tp: at[tp].offset if at.get(tp) is not None else ends[tp] for tp in partitions}
 
 

@@ -29,7 +29,7 @@ from finpulse.kafka_local import LocalKafka
 from finpulse.processes import CliProcess
 from finpulse.schema import AlertEvent
 from finpulse.settings import REPO_ROOT, Settings
-from finpulse.topics import delete_topics_starting, ensure_topics, kafka_admin, run_settings
+from finpulse.topics import delete_topics_starting, ensure_topics, kafka_admin, run_settings, topic_partitions
 
 DEMO_SUBSCRIPTIONS = REPO_ROOT / "config" / "demo-subscriptions.toml"
 # Each run's topics and stream app id start with this (and the run's tag).
@@ -136,8 +136,7 @@ async def _end_offsets(settings: Settings) -> dict[TopicPartition, int]:
     """Where alerts.events ends now: the demo's alert comes after."""
     topic, bootstrap = settings.kafka.topics.alerts, settings.kafka.bootstrap
     async with kafka_admin(settings.kafka) as admin:
-        [described] = await admin.describe_topics([topic])
-    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+        partitions = await topic_partitions(admin, [topic])
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:

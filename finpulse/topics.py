@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
@@ -32,14 +32,23 @@ def dead_letter_topic(topic: str, topics: TopicSettings) -> str:
     return f"{topic}{topics.dead_letter_suffix}"
 
 
+# The TopicSettings fields naming the pipeline's four topics, in pipeline order.
+STAGE_TOPIC_FIELDS = ("raw", "scored", "windows", "alerts")
+
+
+def stage_topics(topics: TopicSettings) -> list[str]:
+    """The pipeline's four topics: news.raw, news.scored, sentiment.windows, alerts.events."""
+    return [getattr(topics, field) for field in STAGE_TOPIC_FIELDS]
+
+
 def dead_letter_topics(topics: TopicSettings) -> list[str]:
     """The dead-letter twins of the pipeline's four topics."""
-    return [dead_letter_topic(n, topics) for n in (topics.raw, topics.scored, topics.windows, topics.alerts)]
+    return [dead_letter_topic(n, topics) for n in stage_topics(topics)]
 
 
 def pipeline_topics(topics: TopicSettings) -> list[TopicSpec]:
     """Every topic finpulse uses, each with its dead-letter twin."""
-    names = [topics.raw, topics.scored, topics.windows, topics.alerts, *dead_letter_topics(topics)]
+    names = [*stage_topics(topics), *dead_letter_topics(topics)]
     return [TopicSpec(n, topics.partitions, topics.replication_factor) for n in names]
 
 
@@ -92,7 +101,7 @@ def run_settings(settings: Settings, prefix: str) -> Settings:
     `<prefix>.<name>` and the app id `prefix`, so the worker's own topics (changelogs,
     repartitions: `<app id>-...`) start with `prefix` too."""
     t = settings.kafka.topics
-    names = {field: f"{prefix}.{getattr(t, field)}" for field in ("raw", "scored", "windows", "alerts")}
+    names = {field: f"{prefix}.{getattr(t, field)}" for field in STAGE_TOPIC_FIELDS}
     kafka = settings.kafka.model_copy(update={"topics": t.model_copy(update=names)})
     stream = settings.stream.model_copy(update={"app_id": prefix})
     return settings.model_copy(update={"kafka": kafka, "stream": stream})
@@ -112,6 +121,12 @@ async def delete_topics_starting(kafka: KafkaSettings, prefix: str) -> list[str]
             await admin.delete_topics(names)
             logger.info("deleted topics=%s", ",".join(names))
         return names
+
+
+async def topic_partitions(admin: AIOKafkaAdminClient, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of `topics` (which must exist)."""
+    described = await admin.describe_topics(topics) if topics else []
+    return [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
 
 
 async def _names_starting(admin: AIOKafkaAdminClient, prefix: str) -> list[str]:
