@@ -8,9 +8,12 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
+    from api import history_cli
+
     app.command("api")(serve)
     app.command("prune")(prune)
     app.command("status")(status)
+    history_cli.register(app)
 
 
 def _loopback(host: str) -> bool:

@@ -177,3 +177,6 @@ def _show(console: Console, alert: AlertEvent, settings: Settings, logs: Path) -
     api = settings.api
     console.print(f"[bold]6. dashboard[/bold] http://{api.host}:{api.port}/  (API docs: /docs)")
     console.print(f"   the console sink's rendering of the alert is in {logs / 'alerts.log'}")
+    console.print(
+        f"   in the terminal: `finpulse history trend {alert.entity_kind}:{alert.entity} --granularity 5min`"
+    )

@@ -69,6 +69,24 @@ def volume(
     return _frame(source, VolumeQuery, locals())
 
 
+def entities(
+    source: str | Path | Settings | DuckDBStore | None = None,
+    *,
+    entity_kind: str = "topic",
+    start: Time = None,
+    end: Time = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> pd.DataFrame:
+    """The entities of one kind with stories in the range, busiest first.
+
+    Columns: entity_kind, entity, count, negative_count, positive_count, negative_share, mean_score.
+    """
+    from store import EntitiesQuery
+
+    return _frame(source, EntitiesQuery, locals())
+
+
 def top_negative(
     source: str | Path | Settings | DuckDBStore | None = None,
     *,

@@ -9,6 +9,7 @@ with DuckDBStore("history.duckdb") as db:
 from store.duckdb import DuckDBStore, ExportFormat
 from store.errors import NotFound, StoreConfigError, StoreError, StoreLocked
 from store.queries import (
+    STEPS,
     AlertsQuery,
     EntitiesQuery,
     FeedbackQuery,
@@ -18,6 +19,7 @@ from store.queries import (
     TrendQuery,
     VolumeQuery,
     WindowsQuery,
+    bucket_start,
 )
 from store.records import (
     AlertRecord,
@@ -34,6 +36,7 @@ from store.records import (
 )
 
 __all__ = [
+    "STEPS",
     "AlertRecord",
     "AlertsQuery",
     "DuckDBStore",
@@ -60,4 +63,5 @@ __all__ = [
     "VolumeQuery",
     "WindowRow",
     "WindowsQuery",
+    "bucket_start",
 ]

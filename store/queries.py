@@ -31,6 +31,13 @@ from store.records import (
 Granularity = Literal["5min", "hour", "day"]
 # DuckDB interval literals for each granularity (the only values formatted into SQL).
 INTERVALS: dict[str, str] = {"5min": "5 minutes", "hour": "1 hour", "day": "1 day"}
+STEPS: dict[str, timedelta] = {
+    "5min": timedelta(minutes=5),
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+}
+# DuckDB's time_bucket counts buckets (shorter than a month) from this Monday.
+BUCKET_ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
 # The range a query covers when it names no start: the last week.
 DEFAULT_RANGE = timedelta(days=7)
 MAX_LIMIT = 10_000
@@ -38,6 +45,11 @@ MAX_LIMIT = 10_000
 _ENTITY_COLUMN: dict[str, str] = {"topic": "topic", "source": "source", "ticker": "unnest(tickers)"}
 
 Params = list[Any]
+
+
+def bucket_start(at: datetime, granularity: str) -> datetime:
+    """The start of the bucket holding `at` (aware, UTC), as time_bucket computes it."""
+    return at - (at - BUCKET_ORIGIN) % STEPS[granularity]
 
 
 def naive_utc(value: datetime) -> datetime:
@@ -107,6 +119,15 @@ class _EntityQuery(Query):
         )
 
 
+# A group of items' volume and sentiment (trend buckets, entities).
+_SENTIMENT_COUNTS = (
+    "count(*) AS count, count(*) FILTER (WHERE sentiment = 'negative') AS negative_count, "
+    "count(*) FILTER (WHERE sentiment = 'positive') AS positive_count, "
+    "count(*) FILTER (WHERE sentiment = 'negative') / count(*) AS negative_share, "
+    "avg(sentiment_score) AS mean_score"
+)
+
+
 class TrendQuery(_EntityQuery):
     """Sentiment per entity and time bucket, from the scored items."""
 
@@ -118,11 +139,7 @@ class TrendQuery(_EntityQuery):
         sql = (
             f"WITH e AS ({self._items()}) "  # noqa: S608
             f"SELECT time_bucket(INTERVAL '{INTERVALS[self.granularity]}', published_at) AS bucket_start, "
-            f"'{self.entity_kind}' AS entity_kind, entity, count(*) AS count, "
-            "count(*) FILTER (WHERE sentiment = 'negative') AS negative_count, "
-            "count(*) FILTER (WHERE sentiment = 'positive') AS positive_count, "
-            "count(*) FILTER (WHERE sentiment = 'negative') / count(*) AS negative_share, "
-            "avg(sentiment_score) AS mean_score "
+            f"'{self.entity_kind}' AS entity_kind, entity, {_SENTIMENT_COUNTS} "
             f"FROM e WHERE entity IS NOT NULL{where} GROUP BY ALL ORDER BY bucket_start, entity"
         )
         return sql, [*self.bounds(), *params]
@@ -145,7 +162,7 @@ class VolumeQuery(TrendQuery):
 
 
 class EntitiesQuery(_EntityQuery):
-    """The entities of one kind with items in the range, busiest first."""
+    """The entities of one kind with items in the range, busiest first, with their sentiment."""
 
     row: ClassVar[type[Row]] = EntityCount
 
@@ -153,7 +170,7 @@ class EntitiesQuery(_EntityQuery):
         where, params = _entity_filter(self.entity_kind, self.entity)
         sql = (
             f"WITH e AS ({self._items()}) "  # noqa: S608
-            f"SELECT '{self.entity_kind}' AS entity_kind, entity, count(*) AS count FROM e "
+            f"SELECT '{self.entity_kind}' AS entity_kind, entity, {_SENTIMENT_COUNTS} FROM e "
             f"WHERE entity IS NOT NULL{where} GROUP BY ALL ORDER BY count DESC, entity"
         )
         return sql, [*self.bounds(), *params]

@@ -59,11 +59,15 @@ class VolumePoint(Row):
 
 
 class EntityCount(Row):
-    """One entity and how many items it has in a range (what there is to chart)."""
+    """One entity, how many items it has in a range (what there is to chart) and their sentiment."""
 
     entity_kind: EntityKind
     entity: str
     count: int
+    negative_count: int
+    positive_count: int
+    negative_share: float
+    mean_score: float
 
 
 class Headline(Row):

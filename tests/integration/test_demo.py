@@ -53,3 +53,15 @@ def test_demo_fires_its_alert_on_every_run(
     assert status.returncode == 0, status.stdout + status.stderr
     raw = next(line for line in status.stdout.splitlines() if f"{DEMO_PREFIX}{run}.news.raw " in line)
     assert int(raw.split("│")[2].replace(",", "")) > 100, status.stdout
+    # The history store holds the stories and the alert: the trend marks where it fired.
+    assert "finpulse history trend ticker:ACME --granularity 5min" in done.stdout
+    trend = subprocess.run(
+        [FINPULSE, "history", "trend", "ticker:ACME", "--granularity", "5min", "--rows", "1000"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert trend.returncode == 0, trend.stdout + trend.stderr
+    fired = [line for line in trend.stdout.splitlines() if "▲ acme-desk" in line]
+    assert fired, trend.stdout

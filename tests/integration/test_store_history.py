@@ -34,6 +34,11 @@ def test_every_function_from_url_and_settings(seeded: Path) -> None:
     settings = Settings(store=StoreSettings(url=f"duckdb:///{seeded}"))
     assert history.volume(settings, granularity="day", **SPAN)["count"].tolist() == [4, 2, 1]
     assert history.top_negative(f"duckdb:///{seeded}", limit=2, **SPAN)["story_id"].tolist() == ["s4", "s1"]
+    busiest = history.entities(seeded, entity_kind="source", **SPAN)
+    assert busiest[["entity", "count", "negative_count"]].values.tolist() == [
+        ["reuters", 5, 4],
+        ["bloomberg", 2, 0],
+    ]
     assert history.alerts(seeded, state="fired", **SPAN)["alert_id"].tolist() == ["a3", "a1"]
     wins = history.windows(seeded, entity_kind="topic", entity="earnings", **SPAN)
     assert wins["count"].tolist() == [2, 1, 1]

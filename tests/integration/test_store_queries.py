@@ -80,7 +80,10 @@ def test_volume_and_entities(known_store: DuckDBStore) -> None:
         (DAY2, "earnings", 1),
     ]
     ents = known_store.fetch(EntitiesQuery(entity_kind="ticker", **RANGE))
-    assert [(e.entity, e.count) for e in ents] == [("AAPL", 4), ("MSFT", 2)]  # type: ignore[attr-defined]
+    assert [
+        (e.entity, e.count, e.negative_count, e.positive_count, e.negative_share, round(e.mean_score, 3))  # type: ignore[attr-defined]
+        for e in ents
+    ] == [("AAPL", 4, 2, 2, 0.5, 0.0), ("MSFT", 2, 1, 1, 0.5, -0.15)]
 
 
 def test_top_negative_headlines(known_store: DuckDBStore) -> None:

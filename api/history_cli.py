@@ -1,0 +1,413 @@
+"""`finpulse history`: the history store's trends, entities, headlines and alerts in the terminal.
+
+    finpulse history trend ticker:ACME --since 2026-03-01 --granularity hour --png acme.png
+    finpulse history entities --kind ticker
+    finpulse history headlines --entity ticker:ACME
+    finpulse history alerts --state fired
+
+Each command runs one of the store's queries (store/queries.py, the ones the
+API and `finpulse.history` run) on the file opened read-only, so the worker
+goes on writing, and prints a table; `--out FILE` writes every row of the
+range as CSV, Parquet or JSON (by the file's suffix). Times are UTC; the range
+is [--since, --until) and defaults to the last 7 days, as in the API.
+
+Imports only typer, rich and the standard library at module level.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from store import DuckDBStore, Query
+
+console = Console()
+history_app = typer.Typer(
+    help="Query the history store: trends, busiest entities, headlines, alerts.", no_args_is_help=True
+)
+
+# Sparkline cells from no negative stories to all negative; EMPTY: no stories at all.
+BLOCKS = "▁▂▃▄▅▆▇█"
+EMPTY = "·"
+EIGHTHS = "▏▎▍▌▋▊▉"
+SPARK_WIDTH = 48
+BAR_WIDTH = 10
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".json": "json"}
+
+Since = Annotated[str | None, typer.Option(help="Start, ISO 8601 UTC (default: until - 7 days).")]
+Until = Annotated[str | None, typer.Option(help="End, exclusive, ISO 8601 UTC (default: now).")]
+Out = Annotated[
+    Path | None, typer.Option(help="Also write every row of the range to FILE (.csv, .parquet or .json).")
+]
+Limit = Annotated[int, typer.Option(min=1, max=10_000, help="Rows to show.")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `history` command group to the root CLI."""
+    app.add_typer(history_app, name="history")
+
+
+# ---- pure helpers (unit-tested) -------------------------------------------------------------
+
+
+def share_bar(share: float, width: int = BAR_WIDTH) -> str:
+    """A horizontal bar `width` cells long at share 1.0, in eighths of a cell."""
+    full, part = divmod(round(min(max(share, 0.0), 1.0) * width * 8), 8)
+    return "█" * full + (EIGHTHS[part - 1] if part else "")
+
+
+def sparkline(counts: Sequence[int], negatives: Sequence[int], width: int = SPARK_WIDTH) -> str:
+    """Negative share over time, one character per cell; consecutive buckets are merged into
+    at most `width` cells (their stories summed), `EMPTY` where a cell has no stories."""
+    n, cells = len(counts), min(len(counts), width)
+    out = []
+    for c in range(cells):
+        lo, hi = c * n // cells, (c + 1) * n // cells
+        total, negative = sum(counts[lo:hi]), sum(negatives[lo:hi])
+        out.append(BLOCKS[round(negative / total * (len(BLOCKS) - 1))] if total else EMPTY)
+    return "".join(out)
+
+
+def bucket_series(
+    points: pd.DataFrame, start: datetime, end: datetime, granularity: str
+) -> tuple[list[int], list[int]]:
+    """Stories and negative stories per bucket over [start, end), zero where a bucket has none."""
+    from store import STEPS, bucket_start
+
+    step, first = STEPS[granularity], bucket_start(start, granularity)
+    n = max(1, -(-(end - first) // step))
+    counts, negatives = [0] * n, [0] * n
+    rows = zip(points["bucket_start"], points["count"], points["negative_count"], strict=True)
+    for at, count, negative in rows:
+        i = (at.to_pydatetime() - first) // step
+        if 0 <= i < n:
+            counts[i] += int(count)
+            negatives[i] += int(negative)
+    return counts, negatives
+
+
+def output_format(path: Path) -> str:
+    """csv / parquet / json from the file's suffix; BadParameter otherwise."""
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise typer.BadParameter(
+            f"{path.name}: write .csv, .parquet or .json (by the file's suffix)", param_hint="--out"
+        )
+    return fmt
+
+
+# ---- running a query ------------------------------------------------------------------------
+
+
+def _fail(message: str) -> NoReturn:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+@contextmanager
+def _opened() -> Iterator[DuckDBStore]:
+    """The configured store, read-only; a missing or locked file is a clear error (exit 2)."""
+    import logging
+
+    from finpulse.cli import settings as load_settings
+    from finpulse.errors import FinpulseError
+    from store import DuckDBStore
+
+    settings = load_settings()
+    logging.getLogger("store").setLevel(logging.WARNING)  # "store started": noise above a table
+    try:
+        with DuckDBStore.from_settings(settings.store, read_only=True) as db:
+            yield db
+    except FinpulseError as exc:
+        _fail(str(exc))
+
+
+def _query(query_type: type[Query], since: str | None, until: str | None, **filters: Any) -> Query:
+    """A validated query; a bad range or value is a clear error naming it (exit 2)."""
+    from pydantic import ValidationError
+
+    from finpulse.cli import parse_time
+
+    values = {"start": parse_time(since, "--since"), "end": parse_time(until, "--until"), **filters}
+    try:
+        return query_type.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        _fail("; ".join(f"{'.'.join(map(str, e['loc'])) or 'range'}: {e['msg']}" for e in exc.errors()))
+
+
+def _entity(text: str | None) -> tuple[str | None, str | None]:
+    from api.backtest import parse_entity
+    from finpulse.errors import FinpulseError
+
+    if text is None:
+        return None, None
+    try:
+        return parse_entity(text)
+    except FinpulseError as exc:
+        _fail(str(exc))
+
+
+def _fetch(query: Query, out: Path | None) -> pd.DataFrame:
+    """A page of the query's rows (its limit); every row also goes to `out`."""
+    with _opened() as db:
+        rows = db.frame(query, paged=True)
+        _write(db, query, out)
+    return rows
+
+
+def _write(db: DuckDBStore, query: Query, out: Path | None) -> None:
+    """Every row of the query (not only the rows shown) to `out`."""
+    if out is None:
+        return
+    fmt = output_format(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "json":
+        db.frame(query).to_json(out, orient="records", date_format="iso", indent=1)
+    else:
+        db.export(query, out, "parquet" if fmt == "parquet" else "csv")
+    console.print(f"wrote {out}")
+
+
+def _range(query: Query) -> str:
+    assert query.start is not None  # both set by the query's validator
+    assert query.end is not None
+    return f"{query.start:%Y-%m-%d %H:%M} – {query.end:%Y-%m-%d %H:%M} UTC"
+
+
+def _score(value: float) -> str:
+    """Signed, two decimals; a mean of -1e-17 is +0.00, not -0.00."""
+    return f"{round(value, 2) + 0.0:+.2f}"
+
+
+def _when(value: Any) -> str:
+    return f"{value:%Y-%m-%d %H:%M}"
+
+
+def _table(title: str, columns: Sequence[str], right: Sequence[str] = ()) -> Table:
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for name in columns:
+        table.add_column(name, justify="right" if name in right else "left", no_wrap=name != "title")
+    return table
+
+
+def _suggest(db: DuckDBStore, kind: str, name: str, since: str | None, until: str | None) -> None:
+    """Nothing for `name`: say which names of that kind have stories (case is significant)."""
+    from store import EntitiesQuery
+
+    known = db.frame(_query(EntitiesQuery, since, until, entity_kind=kind, limit=10_000), paged=True)
+    names = [str(n) for n in known["entity"]]
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    close += [n for n in names if n.casefold() == name.casefold() and n not in close]
+    if close:
+        console.print(f"did you mean: {', '.join(f'{kind}:{n}' for n in close)}?")
+    elif names:
+        console.print(f"busiest {kind}s in the range: {', '.join(names[:5])} (finpulse history entities)")
+
+
+# ---- commands -------------------------------------------------------------------------------
+
+
+@history_app.command("trend")
+def trend(
+    entity: Annotated[
+        str, typer.Argument(help="KIND:NAME, e.g. ticker:ACME, topic:Earnings, source:reuters.")
+    ],
+    since: Since = None,
+    until: Until = None,
+    granularity: Annotated[str, typer.Option(help="Bucket size: 5min, hour or day.")] = "hour",
+    rows: Annotated[int, typer.Option(min=1, help="Newest buckets with stories to show.")] = 24,
+    out: Out = None,
+    png: Annotated[Path | None, typer.Option(help="Draw the trend and its alerts to this PNG.")] = None,
+) -> None:
+    """One entity's negative share, volume and mean score per time bucket, with the alerts fired."""
+    from store import AlertsQuery, TrendQuery
+
+    kind, name = _entity(entity)
+    query = _query(TrendQuery, since, until, entity_kind=kind, entity=name, granularity=granularity)
+    assert isinstance(query, TrendQuery)
+    with _opened() as db:
+        points = db.frame(query)
+        fired = db.frame(
+            _query(AlertsQuery, since, until, entity_kind=kind, entity=query.entity, state="fired")
+        )
+        _write(db, query, out)
+        if points.empty:
+            console.print(f"no stories for {kind} {query.entity!r} in {_range(query)}")
+            _suggest(db, kind, str(query.entity), since, until)
+            raise typer.Exit(1)
+    assert query.start is not None
+    assert query.end is not None
+    counts, negatives = bucket_series(points, query.start, query.end, granularity)
+    total, negative = sum(counts), sum(negatives)
+    console.print(
+        f"[bold]{kind} {query.entity}[/bold], {granularity} buckets, {_range(query)}: {total:,} stories, "
+        f"{negative / total:.0%} negative, {len(fired)} alert(s) fired"
+    )
+    console.print(f"negative share over the range ({EMPTY}: no stories):")
+    console.print(f"  {query.start:%m-%d %H:%M} {sparkline(counts, negatives)} {query.end:%m-%d %H:%M}")
+    console.print(_trend_table(points.tail(rows), fired, granularity, len(points)))
+    if png is not None:
+        from api.trend_plot import plot_trend
+
+        png.parent.mkdir(parents=True, exist_ok=True)
+        png.write_bytes(plot_trend(points, fired, f"{kind} {query.entity}", granularity))
+        console.print(f"wrote {png}")
+
+
+def _trend_table(points: pd.DataFrame, fired: pd.DataFrame, granularity: str, of: int) -> Table:
+    from store import bucket_start
+
+    marks: dict[Any, list[str]] = {}
+    for end, subscription in zip(fired["window_end"], fired["subscription_id"], strict=True):
+        # An alert fires when its window ends: mark the bucket holding that moment.
+        at = bucket_start(end.to_pydatetime(), granularity)
+        marks.setdefault(at, []).append(str(subscription))
+    shown = (
+        f"newest {len(points)} of {of} buckets with stories" if len(points) < of else "buckets with stories"
+    )
+    table = _table(
+        f"per {granularity} ({shown}; --rows, --out for all)",
+        ("bucket (UTC)", "stories", "negative", "", "mean score", "alerts"),
+        right=("stories", "negative", "mean score"),
+    )
+    for p in points.itertuples():
+        at = p.bucket_start.to_pydatetime()
+        alerts = marks.get(at, [])
+        table.add_row(
+            _when(at), f"{p.count:,}", f"{p.negative_count:,} {p.negative_share:4.0%}",
+            Text(share_bar(p.negative_share), style="red"), _score(p.mean_score),
+            Text("▲ " + ", ".join(alerts), style="bold red") if alerts else "",
+        )  # fmt: skip
+    return table
+
+
+@history_app.command("entities")
+def entities(
+    kind: Annotated[str, typer.Option(help="topic, ticker or source.")] = "topic",
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 20,
+    out: Out = None,
+) -> None:
+    """The busiest topics, tickers or sources in the range, with their negative share over time."""
+    from store import EntitiesQuery, TrendQuery
+
+    query = _query(EntitiesQuery, since, until, entity_kind=kind, limit=limit)
+    # One hour per cell over a week (168 cells merged to the sparkline's width); days beyond.
+    assert query.start is not None
+    assert query.end is not None
+    granularity = "hour" if query.end - query.start <= timedelta(days=31) else "day"
+    with _opened() as db:
+        busiest = db.frame(query, paged=True)
+        _write(db, query, out)
+        trends = db.frame(_query(TrendQuery, since, until, entity_kind=kind, granularity=granularity))
+    if busiest.empty:
+        console.print(f"no stories in {_range(query)}")
+        return
+    table = _table(
+        f"busiest {kind}s, {_range(query)}",
+        (kind, "stories", "negative", "mean score", "negative share over the range"),
+        right=("stories", "negative", "mean score"),
+    )
+    for e in busiest.itertuples():
+        counts, negatives = bucket_series(
+            trends[trends["entity"] == e.entity], query.start, query.end, granularity
+        )
+        table.add_row(
+            str(e.entity), f"{e.count:,}", f"{e.negative_share:.0%}", _score(e.mean_score),
+            sparkline(counts, negatives, width=24),
+        )  # fmt: skip
+    console.print(table)
+
+
+@history_app.command("headlines")
+def headlines(
+    entity: Annotated[str | None, typer.Option(help="KIND:NAME, e.g. ticker:ACME.")] = None,
+    positive: Annotated[bool, typer.Option("--positive", help="The most positive instead.")] = False,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 20,
+    out: Out = None,
+) -> None:
+    """The most negative (or --positive) headlines in the range, optionally for one entity."""
+    from store import HeadlinesQuery
+
+    kind, name = _entity(entity)
+    sentiment = "positive" if positive else "negative"
+    query = _query(
+        HeadlinesQuery, since, until, entity_kind=kind, entity=name, sentiment=sentiment, limit=limit
+    )
+    rows = _fetch(query, out)
+    if rows.empty:
+        console.print(f"no {sentiment} headlines{f' for {entity}' if entity else ''} in {_range(query)}")
+        return
+    table = _table(
+        f"most {sentiment} headlines{f' for {entity}' if entity else ''}, {_range(query)}",
+        ("published (UTC)", "score", "source", "topic", "tickers", "title"),
+        right=("score",),
+    )
+    for h in rows.itertuples():
+        title = Text(str(h.title), style=f"link {h.url}" if isinstance(h.url, str) and h.url else "")
+        table.add_row(
+            _when(h.published_at), _score(h.sentiment_score), str(h.source), str(h.topic),
+            " ".join(h.tickers) if h.tickers is not None else "", title,
+        )  # fmt: skip
+    console.print(table)
+
+
+@history_app.command("alerts")
+def alerts(
+    entity: Annotated[str | None, typer.Option(help="KIND:NAME, e.g. ticker:ACME.")] = None,
+    subscription: Annotated[str | None, typer.Option(help="Only this subscription's alerts.")] = None,
+    state: Annotated[str | None, typer.Option(help="fired or resolved.")] = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 20,
+    out: Out = None,
+) -> None:
+    """Alerts sent in the range, newest first: negative share vs baseline, p-value, analysts' verdict
+    (--out adds the alert ids, counts and feedback notes)."""
+    from store import AlertsQuery
+
+    kind, name = _entity(entity)
+    query = _query(
+        AlertsQuery, since, until, entity_kind=kind, entity=name, subscription_id=subscription,
+        state=state, limit=limit,
+    )  # fmt: skip
+    rows = _fetch(query, out)
+    if rows.empty:
+        console.print(f"no alerts in {_range(query)}")
+        return
+    table = _table(
+        f"alerts, newest first, {_range(query)}",
+        ("window end (UTC)", "state", "subscription", "entity", "negative", "p", "verdict"),
+        right=("negative", "p"),
+    )
+    for a in rows.itertuples():
+        verdict = a.verdict if isinstance(a.verdict, str) else ""
+        table.add_row(
+            _when(a.window_end), Text(a.state, style="red" if a.state == "fired" else "green"),
+            str(a.subscription_id), f"{a.entity_kind}:{a.entity}",
+            f"{a.negative_share:.0%} vs {a.baseline_negative_share:.0%}", f"{a.p_value:.0e}", verdict,
+        )  # fmt: skip
+    console.print(table)

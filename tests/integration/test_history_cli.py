@@ -1,0 +1,149 @@
+"""`finpulse history` over a real DuckDB file: what it prints, what it writes, how it fails."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+import typer
+from matplotlib.image import imread
+from typer.testing import CliRunner
+
+from api.cli import register
+from finpulse import history
+from store import DuckDBStore
+from tests.fixtures.store import seed_known
+
+SPAN = ["--since", "2024-03-04", "--until", "2024-03-06"]
+runner = CliRunner()
+app = typer.Typer()
+register(app)  # as the root CLI registers api's commands, `history` among them
+
+
+@pytest.fixture
+def seeded(store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    with DuckDBStore(store_path) as db:
+        seed_known(db)
+        db.put_feedback("a1", "fp", note="season", author="ann")
+    (tmp_path / "empty.toml").write_text("")
+    monkeypatch.setenv("FINPULSE_CONFIG", str(tmp_path / "empty.toml"))
+    monkeypatch.setenv("FINPULSE_STORE_URL", f"duckdb:///{store_path}")
+    monkeypatch.setenv("FINPULSE_LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("COLUMNS", "160")
+    return store_path
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["history", *args])
+    return result.exit_code, result.output
+
+
+def _line(output: str, needle: str) -> str:
+    return next(line for line in output.splitlines() if needle in line)
+
+
+def test_trend_prints_buckets_and_marks_the_fired_alert(seeded: Path) -> None:
+    code, out = _run("trend", "topic:earnings", "--granularity", "hour", *SPAN)
+    assert code == 0, out
+    # earnings: s1 (neg), s2 (pos) at 09:xx; s4 (neg), s5 at 10:xx; s7 (pos) next day
+    assert "topic earnings, hour buckets" in out
+    assert "5 stories, 40% negative, 1 alert(s) fired" in out
+    assert "1  50%" in _line(out, "2024-03-04 09:00")
+    assert "▲ desk" in _line(out, "2024-03-04 10:00")  # a1 fired for 10:00-10:05; a2 only resolved
+    assert "▲" not in _line(out, "2024-03-04 09:00")
+    assert "+0.40" in _line(out, "2024-03-05 09:00")
+    # 48 hourly buckets, three with stories: two sparkline cells, the rest empty
+    spark = next(line for line in out.splitlines() if line.strip().startswith("03-04 00:00")).split()[2]
+    assert len(spark) == 48
+    assert spark.count("·") == 45
+
+
+def test_trend_writes_every_row_as_csv_parquet_json_and_a_png(seeded: Path, tmp_path: Path) -> None:
+    expected = history.trend(seeded, entity_kind="ticker", entity="AAPL", granularity="day",
+                             start="2024-03-04", end="2024-03-06")  # fmt: skip
+    for suffix in ("csv", "parquet", "json"):
+        out = tmp_path / "out" / f"aapl.{suffix}"
+        code, text = _run(
+            "trend", "ticker:$aapl", "--granularity", "day", "--rows", "1", *SPAN, "--out", str(out)
+        )
+        assert code == 0, text
+        assert f"wrote {out}" in text.replace("\n", "")
+        if suffix == "csv":
+            got = pd.read_csv(out)
+        elif suffix == "parquet":
+            got = duckdb.sql(f"SELECT * FROM '{out}'").df()
+        else:
+            got = pd.DataFrame(json.loads(out.read_text()))
+        assert got[["entity", "count", "negative_count"]].values.tolist() == [["AAPL", 3, 2], ["AAPL", 1, 0]]
+        assert len(got) == len(expected)
+    png = tmp_path / "aapl.png"
+    code, text = _run("trend", "ticker:AAPL", *SPAN, "--png", str(png))
+    assert code == 0, text
+    assert imread(png).shape[:2] == (500, 1100)
+
+
+def test_trend_of_an_unknown_name_suggests_the_known_ones(seeded: Path) -> None:
+    code, out = _run("trend", "topic:Earnings", *SPAN)
+    assert code == 1
+    assert "no stories for topic 'Earnings'" in out
+    assert "did you mean: topic:earnings" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("trend", "acme"), "is not KIND:NAME"),
+        (("trend", "ticker:ACME", "--since", "2024-03-06", "--until", "2024-03-04"), "must be before end"),
+        (("trend", "ticker:ACME", "--granularity", "week"), "'5min', 'hour' or 'day'"),
+        (("trend", "ticker:ACME", "--since", "yesterday"), "is not ISO 8601"),
+        (("trend", "ticker:AAPL", "--out", "aapl.xlsx"), ".csv, .parquet or .json"),
+        (("entities", "--kind", "sector"), "'topic', 'ticker' or 'source'"),
+        (("alerts", "--state", "open"), "'fired' or 'resolved'"),
+    ],
+)
+def test_bad_input_is_a_clear_error(seeded: Path, args: tuple[str, ...], needle: str) -> None:
+    code, out = _run(*args)
+    assert code == 2
+    assert needle in " ".join(out.replace("│", " ").split())  # typer boxes and wraps its errors
+
+
+def test_entities_busiest_first_with_their_sentiment(seeded: Path) -> None:
+    code, out = _run("entities", "--kind", "ticker", *SPAN)
+    assert code == 0, out
+    aapl, msft = _line(out, "AAPL"), _line(out, "MSFT")
+    assert out.index("AAPL") < out.index("MSFT")
+    assert aapl.split()[1:4] == ["4", "50%", "+0.00"]
+    assert msft.split()[1:4] == ["2", "50%", "-0.15"]
+
+
+def test_headlines_most_negative_first(seeded: Path) -> None:
+    code, out = _run("headlines", *SPAN, "--limit", "2")
+    assert code == 0, out
+    assert out.index("Microsoft warns") < out.index("Apple misses estimates")
+    assert "headline s3" not in out  # third most negative, beyond --limit
+    code, out = _run("headlines", "--entity", "ticker:msft", "--positive", *SPAN)
+    assert code == 0, out
+    assert "headline s2" in out
+    assert "Microsoft warns" not in out
+
+
+def test_alerts_with_verdicts(seeded: Path) -> None:
+    code, out = _run("alerts", "--state", "fired", *SPAN)
+    assert code == 0, out
+    assert "fp" in _line(out, "topic:earnings")  # a1, marked a false positive
+    assert "60% vs 20%" in _line(out, "ticker:AAPL")
+    assert "resolved" not in out
+    code, out = _run("alerts", "--subscription", "nobody", *SPAN)
+    assert (code, "no alerts in" in out) == (0, True)
+
+
+def test_a_missing_store_is_a_clear_error(
+    seeded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FINPULSE_STORE_URL", f"duckdb:///{tmp_path / 'nowhere.duckdb'}")
+    code, out = _run("alerts")
+    assert code == 2
+    assert "does not exist yet" in out

@@ -1,0 +1,57 @@
+"""The history CLI's pure pieces: bars, sparklines, the bucket grid, output formats."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import typer
+
+from api.history_cli import EMPTY, bucket_series, output_format, share_bar, sparkline
+
+
+def test_share_bar_counts_eighths_of_a_cell() -> None:
+    assert share_bar(0.0) == ""
+    assert share_bar(1.0) == "█" * 10
+    assert share_bar(0.5) == "█" * 5
+    assert share_bar(0.33) == "███▎"  # 26.4 eighths -> 26 = 3 cells and 2 eighths
+    assert share_bar(1.7) == share_bar(1.0)
+    assert share_bar(-0.2) == ""
+
+
+def test_sparkline_one_cell_per_bucket_up_to_the_width() -> None:
+    assert sparkline([4, 0, 4, 2], [0, 0, 4, 1]) == f"▁{EMPTY}█▅"  # 1/2 -> 3.5 -> 4 of 0..7
+    assert sparkline([], []) == ""
+
+
+def test_sparkline_merges_buckets_by_summing_their_stories() -> None:
+    # 6 buckets into 3 cells: (1 of 2), (0 of 0), (3 of 3)
+    assert sparkline([1, 1, 0, 0, 2, 1], [1, 0, 0, 0, 2, 1], width=3) == f"▅{EMPTY}█"
+    assert len(sparkline([1] * 500, [0] * 500, width=48)) == 48
+
+
+def test_bucket_series_fills_empty_buckets_with_zero() -> None:
+    start = datetime(2026, 3, 2, 9, 20, tzinfo=UTC)  # mid-bucket: the grid starts at 09:00
+    points = pd.DataFrame(
+        {
+            "bucket_start": pd.to_datetime(["2026-03-02 09:00", "2026-03-02 11:00"], utc=True),
+            "count": [3, 5],
+            "negative_count": [1, 4],
+        }
+    )
+    counts, negatives = bucket_series(points, start, start + timedelta(hours=3), "hour")
+    assert (counts, negatives) == ([3, 0, 5, 0], [1, 0, 4, 0])
+    five = bucket_series(points.iloc[:0], start, start + timedelta(minutes=30), "5min")
+    assert five == ([0] * 6, [0] * 6)
+
+
+def test_output_format_by_suffix() -> None:
+    assert [output_format(p) for p in (Path("a.CSV"), Path("b.parquet"), Path("c.json"))] == [
+        "csv",
+        "parquet",
+        "json",
+    ]
+    with pytest.raises(typer.BadParameter, match=r"\.csv, \.parquet or \.json"):
+        output_format(Path("trend.xlsx"))
