@@ -4,10 +4,9 @@ Kafka: each pipeline topic's records and its dead letters; each consumer group's
 lag per topic (records it has not committed yet: a lag that grows between two
 looks is a stage that stopped or cannot keep up). The groups are the worker's
 (its app id: news.raw and its internal by-entity topic), the history sink's
-(`<app id>-history`) and the dispatcher's. Group members are not shown: aiokafka
-(0.14) decodes the broker's DescribeGroups v3 answer with the v2 layout and fails.
-Then the history store (rows, the latest scored story) and the model (version,
-back end, validation accuracy from its card).
+(`<app id>-history`) and the dispatcher's, each with its state and members (no
+member: that process is not running). Then the history store (rows, the latest
+scored story) and the model (version, back end, validation accuracy from its card).
 """
 
 from __future__ import annotations
@@ -18,6 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.protocol.admin import (
+    DescribeGroupsRequest_v0,
+    DescribeGroupsRequest_v1,
+    DescribeGroupsRequest_v2,
+)
+from aiokafka.protocol.api import Request
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -38,6 +44,36 @@ class GroupLag:
     group: str
     role: str
     lag: dict[str, int]  # topic -> records not committed yet
+    state: str = "Dead"  # the coordinator's: Stable, Empty (no member), Dead (unknown), rebalancing
+    members: tuple[str, ...] = ()  # "client id@host"
+
+
+class _DescribeGroups(
+    Request[DescribeGroupsRequest_v0 | DescribeGroupsRequest_v1 | DescribeGroupsRequest_v2]
+):
+    """DescribeGroups up to v2: aiokafka 0.14 decodes the v3 answer with the v2 layout
+    (`DescribeGroupsRequest_v3.RESPONSE_TYPE`) and fails with "Buffer underrun"."""
+
+    API_KEY = 15
+
+    def __init__(self, groups: list[str]) -> None:
+        self._groups = groups
+
+    def build(self, request_struct_class: type[Any]) -> Any:
+        return request_struct_class(self._groups)
+
+
+async def describe_groups(
+    admin: AIOKafkaAdminClient, groups: list[str]
+) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """group -> (state, members as "client id@host") from each group's coordinator."""
+    found: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for group in groups:
+        node = await admin.find_coordinator(group)
+        response = await admin._send_request(_DescribeGroups([group]), node)  # no public call fits
+        for _error, name, state, _kind, _protocol, members in response.groups:
+            found[name] = (state, tuple(f"{m[1]}@{m[2].lstrip('/')}" for m in members))
+    return found
 
 
 @dataclass(frozen=True)
@@ -66,6 +102,7 @@ async def kafka_status(settings: Settings) -> KafkaStatus:
         present = [spec.name for spec in pipeline_topics(t) if spec.name in existing]
         partitions = set(await topic_partitions(admin, present))
         committed = {g: await admin.list_consumer_group_offsets(g) for g in groups}
+        described = await describe_groups(admin, list(groups))
     # Committed partitions of topics outside the pipeline's (the worker's internal ones) count too.
     partitions |= {tp for offsets in committed.values() for tp in offsets}
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, enable_auto_commit=False)
@@ -85,7 +122,8 @@ async def kafka_status(settings: Settings) -> KafkaStatus:
         lag: dict[str, int] = {}
         for tp, meta in committed[group].items():
             lag[tp.topic] = lag.get(tp.topic, 0) + max(0, ends.get(tp, meta.offset) - meta.offset)
-        lags.append(GroupLag(group, role, dict(sorted(lag.items()))))
+        state, members = described.get(group, ("Dead", ()))
+        lags.append(GroupLag(group, role, dict(sorted(lag.items())), state, members))
     return KafkaStatus(topics, lags)
 
 
@@ -112,14 +150,27 @@ def print_kafka(console: Console, status: KafkaStatus) -> None:
         topics.add_row(t.topic, f"{t.records:,}", f"[red]{t.dead_letters:,}[/red]" if t.dead_letters else "0")
     console.print(topics)
     groups = Table(title="consumer groups (lag: records not processed yet)", title_justify="left")
-    for name in ("group", "role", "topic", "lag"):
-        groups.add_column(name, justify="right" if name == "lag" else "left", no_wrap=True)
+    for name in ("group", "role, members", "topic", "lag"):
+        groups.add_column(name, justify="right" if name == "lag" else "left", no_wrap=name != "role, members")
     for g in status.groups:
         rows = list(g.lag.items()) or [("(nothing committed yet)", 0)]
         for i, (topic, lag) in enumerate(rows):
-            head = (g.group, g.role) if i == 0 else ("", "")
+            head = (g.group, Text(f"{g.role}\n").append_text(_members(g))) if i == 0 else ("", "")
             groups.add_row(*head, topic, f"{lag:,}" if g.lag else "-")
     console.print(groups)
+    idle = [g.role for g in status.groups if not g.members]
+    if idle:
+        console.print(
+            f"no member: not running now ({', '.join(idle)}); `finpulse worker` runs the worker and "
+            "its history sink, `finpulse alerts` the dispatcher"
+        )
+
+
+def _members(group: GroupLag) -> Text:
+    if group.members:
+        return Text(f"{len(group.members)}: {', '.join(group.members)}")
+    # Empty: it ran and committed, nothing consumes now; Dead: the broker knows no such group.
+    return Text(f"no member ({group.state})", style="yellow")
 
 
 def print_store(console: Console, settings: Settings) -> None:

@@ -53,6 +53,24 @@ def _status(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(FINPULSE), "status"], env=env, capture_output=True, text=True, timeout=120)
 
 
+async def _status_while_consuming(env: dict[str, str], kafka: KafkaSettings, group: str) -> tuple[int, str]:
+    """`finpulse status` while a consumer of `group` (client id "dispatcher-x") is a live member."""
+    consumer = AIOKafkaConsumer(
+        kafka.topics.alerts, bootstrap_servers=kafka.bootstrap, group_id=group, client_id="dispatcher-x"
+    )
+    await consumer.start()
+    try:
+        await consumer.getmany(timeout_ms=1000)  # joined: the group has its member
+        proc = await asyncio.create_subprocess_exec(
+            str(FINPULSE), "status", env={**os.environ, "COLUMNS": "200", **env},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    finally:
+        await consumer.stop()
+    return proc.returncode or 0, out.decode()
+
+
 def _row(out: str, first: str) -> list[str]:
     """The cells of the table row starting with `first`."""
     for line in out.splitlines():
@@ -78,14 +96,20 @@ def test_status_shows_records_dead_letters_lag_store_and_model(
         "FINPULSE_STORE_URL": f"duckdb:///{store}",
         "FINPULSE_MODEL_MODEL_DIR": str(quick_model_dir),
     }
-    done = _status(env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
+    code, out = asyncio.run(_status_while_consuming(env, kafka, f"{app}-alerts"))
+    assert code == 0, out
     assert _row(out, kafka.topics.raw) == [kafka.topics.raw, "5", "1"]
     assert _row(out, kafka.topics.scored) == [kafka.topics.scored, "0", "0"]
-    # The worker's group is two stories behind on news.raw; the history sink never ran.
+    # The worker's group is two stories behind on news.raw with no member now (it committed and
+    # left); the history sink never ran; the dispatcher's consumer is a live member.
     assert _row(out, app) == [app, "worker", kafka.topics.raw, "2"]
+    lines = out.splitlines()
+    worker = next(i for i, line in enumerate(lines) if f"│ {app} " in line)
+    assert "no member (Empty)" in lines[worker + 1]  # the role cell's second line
     assert _row(out, f"{app}-history") == [f"{app}-history", "history sink", "(nothing committed yet)", "-"]
+    assert "no member (Dead)" in out
+    assert re.search(r"1: dispatcher-x@[\d.]+", out), out
+    assert "not running now (worker, history sink)" in out
     latest = max(s.scored_at for s in known_items()).strftime("%Y-%m-%d %H:%M:%S UTC")
     assert f"{len(known_items())} scored stories (latest scored {latest})" in out
     card = json.loads((quick_model_dir / "card.json").read_text())
