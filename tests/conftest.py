@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,9 @@ from finpulse.topics import ensure_topics, pipeline_topics
 pytest_plugins = [
     f"tests.fixtures.{p.stem}" for p in sorted((Path(__file__).parent / "fixtures").glob("[!_]*.py"))
 ]
+
+# The installed `finpulse` command of this environment, for tests that run it as a process.
+FINPULSE = Path(sys.executable).parent / "finpulse"
 
 
 def free_port() -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -21,12 +20,11 @@ from alerts.ledger import DeliveryLedger
 from alerts.slack import SlackNotifier
 from finpulse.schema import AlertEvent, DeadLetter
 from finpulse.settings import AlertsSettings, KafkaSettings
+from tests.conftest import FINPULSE
 from tests.fixtures.slack import VALID_TOKEN, FakeSlack
 from tests.kafka_io import read_topic
 from tests.unit.alerts.events import alert
 from tests.unit.alerts.synth import subscription
-
-FINPULSE = Path(sys.executable).parent / "finpulse"
 
 
 async def produce(kafka: KafkaSettings, records: Sequence[AlertEvent | bytes]) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
@@ -16,9 +14,8 @@ from finpulse.errors import InvalidRecord, UnsupportedLanguage
 from finpulse.schema import DeadLetter, utcnow
 from finpulse.settings import KafkaSettings
 from finpulse.topics import dead_letter_topic, send_dead_letter
+from tests.conftest import FINPULSE
 from tests.kafka_io import read_topic
-
-FINPULSE = Path(sys.executable).parent / "finpulse"
 
 
 async def _put_letters(kafka: KafkaSettings) -> None:

@@ -6,15 +6,12 @@ import asyncio
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 from finpulse.demo import DEMO_PREFIX
 from finpulse.settings import KafkaSettings
 from finpulse.topics import topics_starting
-from tests.conftest import free_port
-
-FINPULSE = Path(sys.executable).parent / "finpulse"
+from tests.conftest import FINPULSE, free_port
 
 
 def test_demo_fires_its_alert_on_every_run(

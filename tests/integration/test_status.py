@@ -7,7 +7,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -17,10 +16,8 @@ from finpulse.schema import DeadLetter
 from finpulse.settings import KafkaSettings
 from finpulse.topics import send_dead_letter
 from store import DuckDBStore
-from tests.conftest import free_port
+from tests.conftest import FINPULSE, free_port
 from tests.fixtures.store import known_items, seed_known
-
-FINPULSE = Path(sys.executable).parent / "finpulse"
 
 
 async def _traffic(kafka: KafkaSettings, worker_group: str) -> None:
