@@ -64,7 +64,10 @@ async function loadEntities() {
   const select = $("entity");
   const keep = select.value;
   select.replaceChildren(new Option("busiest four", ""));
-  for (const e of page.items) select.add(new Option(`${e.entity} (${e.count})`, e.entity));
+  for (const e of page.items) {
+    const label = `${e.entity} (${e.count} · ${Math.round(e.negative_share * 100)}% negative)`;
+    select.add(new Option(label, e.entity));
+  }
   select.value = page.items.some((e) => e.entity === keep) ? keep : "";
   return page.items;
 }

@@ -3,6 +3,7 @@ Backtest panel runs a grid over a planted spike and shows its table, chart and e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from finpulse.settings import ApiSettings, Settings, StoreSettings
-from store import DuckDBStore
+from store import DuckDBStore, EntitiesQuery
 from tests.fixtures.store import seed_busy, seed_spike, serve_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -84,6 +85,13 @@ def test_ticker_view_and_alert_feedback(dashboard: tuple[Page, DuckDBStore]) -> 
     page.select_option("#kind", "ticker")
     page.wait_for_function("document.querySelectorAll('.chart[data-entity=TSLA]').length === 1")
     assert page.locator(".chart[data-entity=TSLA]").get_attribute("data-alerts") == "1"
+    # The entity picker says how negative each one was over the range.
+    options = page.locator("#entity option").all_inner_texts()
+    busiest = db.fetch(EntitiesQuery(entity_kind="ticker"))  # the page's range: the last 7 days
+    assert options[1:] == [
+        f"{e.entity} ({e.count} · {math.floor(e.negative_share * 100 + 0.5)}% negative)"  # type: ignore[attr-defined]
+        for e in busiest
+    ]
     row = page.locator("tr[data-alert-id=busy-1]")
     row.get_by_role("button", name="true +").click()
     page.wait_for_selector("tr[data-alert-id=busy-1] >> text=tp by dashboard")
