@@ -76,7 +76,7 @@ def load_live(path: Path, store: DuckDBStore) -> Subscriptions:
             overlay = {s.id: s for s in subs}
         else:
             store.import_subscriptions(
-                {s.id: s.model_dump(mode="json", by_alias=True) for s in subs},
+                {s.id: s.stored_body() for s in subs},
                 meta_key=FILE_HASH_KEY,
                 meta_value=digest,
             )

@@ -28,7 +28,7 @@ import tomllib
 from collections.abc import Sequence
 from datetime import datetime, time
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -179,6 +179,10 @@ class Subscription(_Model):
 
     def muted(self, at: datetime) -> bool:
         return any(m.active(at) for m in self.mute)
+
+    def stored_body(self) -> dict[str, Any]:
+        """The JSON body the history store keeps as the live copy (validated back by this model)."""
+        return self.model_dump(mode="json", by_alias=True)
 
 
 def parse_subscriptions(data: object, origin: str = "subscriptions") -> tuple[Subscription, ...]:

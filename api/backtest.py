@@ -213,6 +213,25 @@ def resolve_subscription(
     )
 
 
+def apply_recommended(
+    report: BacktestReport, request: BacktestRequest, settings: Settings, store: DuckDBStore
+) -> dict[str, tuple[object, object]]:
+    """Write the recommended setting's detector parameters into the live subscription (the
+    store's copy, which the worker and the dispatcher reload); returns each changed parameter
+    as (old, new), nothing when the subscription already uses them."""
+    if request.subscription_id is None:
+        raise BacktestError("only a live subscription's backtest can be applied: use --subscription ID")
+    if report.recommended is None:
+        raise BacktestError(f"nothing applied: {report.recommendation}")
+    sub = resolve_subscription(request, settings, store)
+    params = report.result(report.recommended).setting.params
+    old, new = sub.detector.model_dump(mode="json"), params.model_dump(mode="json")
+    changed = {name: (old.get(name), value) for name, value in new.items() if old.get(name) != value}
+    if changed:
+        store.put_subscription(sub.id, sub.model_copy(update={"detector": params}).stored_body())
+    return changed
+
+
 # -- history ------------------------------------------------------------------------------------------
 
 

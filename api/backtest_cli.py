@@ -72,6 +72,12 @@ def backtest(
     out: Annotated[Path, typer.Option(help="Directory for report.json, report.md and trend.png.")] = Path(
         "backtest-report"
     ),
+    apply: Annotated[
+        bool,
+        typer.Option(
+            "--apply", help="Put the recommended setting live: write it into --subscription's live copy."
+        ),
+    ] = False,
 ) -> None:
     """Replay history through the live detector with a grid of parameters; report and recommend."""
     from pydantic import ValidationError
@@ -87,6 +93,10 @@ def backtest(
         raise typer.BadParameter("give --from-store or --replay FILE, not both", param_hint="--replay")
     if rebuild and replay is not None:
         raise typer.BadParameter("--rebuild applies to --from-store only", param_hint="--rebuild")
+    if apply and subscription is None:
+        raise typer.BadParameter(
+            "--apply changes a live subscription: give --subscription ID", param_hint="--apply"
+        )
     try:
         request = BacktestRequest(
             entity=entity,
@@ -107,6 +117,43 @@ def backtest(
         _fail(str(exc))
     print_report(outcome.report)
     console.print(f"report: {paths['markdown']}  {paths['json']}  {paths['png']}")
+    if apply:
+        _apply(outcome.report, request, s)
+
+
+def _apply(report: BacktestReport, request: BacktestRequest, s: Settings) -> None:
+    """--apply: the recommended setting into the live subscription, and what changed."""
+    import json
+
+    from api.backtest import apply_recommended
+    from finpulse.errors import FinpulseError
+    from store import DuckDBStore
+
+    sid = request.subscription_id
+    try:
+        with DuckDBStore.from_settings(s.store) as db:
+            changed = apply_recommended(report, request, s, db)
+    except FinpulseError as exc:
+        _fail(str(exc))
+    if not changed:
+        console.print(f"subscription {sid!r} already uses the recommended setting; nothing changed")
+        return
+    steps = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in changed.items())
+    console.print(
+        f"[green]applied[/green] to subscription {sid!r}: {steps}; the worker and the dispatcher "
+        f"use it within {s.alerts.subscriptions_refresh_s:g} s"
+    )
+    # The file seeds the store again whenever it changes: the same lines there keep the setting.
+    lines = "\n".join(
+        f"{name} = {json.dumps(new)}" if new is not None else f"# {name}: remove the line (the default)"
+        for name, (_old, new) in changed.items()
+    )
+    console.print(
+        f"to keep it when {s.alerts.subscriptions_file} next changes, set there under id = {sid!r}:\n"
+        f"[subscription.detector]\n{lines}",
+        markup=False,
+        highlight=False,
+    )
 
 
 def _fail(message: str) -> NoReturn:

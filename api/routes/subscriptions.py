@@ -30,10 +30,6 @@ def _model(record: SubscriptionRecord) -> Subscription:
         ) from exc
 
 
-def _body(sub: Subscription) -> dict[str, object]:
-    return sub.model_dump(mode="json", by_alias=True)
-
-
 @router.get("")
 def list_subscriptions(db: Store) -> list[Subscription]:
     """Every stored subscription, by id (invalid stored ones are skipped, with a warning)."""
@@ -53,7 +49,7 @@ def create_subscription(db: Store, sub: Subscription) -> Subscription:
         raise HTTPException(
             status.HTTP_409_CONFLICT, detail=f"subscription {sub.id!r} exists; PUT to replace it"
         )
-    db.put_subscription(sub.id, _body(sub))
+    db.put_subscription(sub.id, sub.stored_body())
     return sub
 
 
@@ -73,7 +69,7 @@ def put_subscription(db: Store, sub_id: SubId, sub: Subscription) -> Subscriptio
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=f"body id {sub.id!r} differs from the path's {sub_id!r}",
         )
-    db.put_subscription(sub.id, _body(sub))
+    db.put_subscription(sub.id, sub.stored_body())
     return sub
 
 

@@ -3,7 +3,7 @@
 // setting's alerts. Uses api(), describeError-style messages, cell(), $ and MARKER from dashboard.js.
 "use strict";
 
-const BT = { charts: [], run: null, report: null, trend: null, selected: null };
+const BT = { charts: [], run: null, report: null, trend: null, selected: null, subscription: null };
 const SHARE = "rgb(214, 39, 40)"; // negative share, as in the trend charts
 const BASELINE = "rgb(90, 90, 90)";
 const LANE = "rgb(60, 60, 60)"; // alerts of settings other than the selected one
@@ -115,6 +115,7 @@ async function runBacktest(event) {
   tick();
   try {
     const data = await api("/backtest", { method: "POST", body, signal: controller.signal });
+    BT.subscription = body.subscription_id || null; // a live subscription's replay can be applied
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     backtestState("done", `${data.report.results.length} settings over ${data.report.windows} windows in ${seconds} s`);
     showBacktest(data);
@@ -165,13 +166,40 @@ function showBacktest({ report, trend }) {
     row.onclick = () => selectSetting(name);
   });
   $("bt-results").hidden = false;
+  $("bt-apply-row").hidden = !BT.subscription;
+  $("bt-apply-status").textContent = "";
   selectSetting(BT.selected);
 }
 
 function selectSetting(name) {
   BT.selected = name;
   for (const row of $("bt-rows").rows) row.setAttribute("aria-selected", String(row.dataset.setting === name));
+  $("bt-apply").textContent = `Apply ${name} to subscription ${BT.subscription}`;
   drawBacktest();
+}
+
+// --- apply: the selected setting's detector parameters into the live subscription -----------------
+async function applySetting() {
+  const sub = BT.subscription;
+  const params = BT.report.results.find((r) => r.setting.name === BT.selected).setting.params;
+  const status = $("bt-apply-status");
+  status.className = "";
+  try {
+    const path = `/subscriptions/${encodeURIComponent(sub)}`;
+    const live = await api(path);
+    const changed = Object.keys(params).filter((k) => JSON.stringify(live.detector[k]) !== JSON.stringify(params[k]));
+    if (!changed.length) {
+      status.textContent = `${sub} already uses this setting`;
+      return;
+    }
+    await api(path, { method: "PUT", body: { ...live, detector: params } });
+    const steps = changed.map((k) => `${k} ${live.detector[k]} → ${params[k]}`).join(", ");
+    status.textContent = `applied to ${sub}: ${steps}; the worker and the dispatcher reload it within their refresh interval`;
+    await loadSubscriptions(sub); // the editor shows the subscription as it is now
+  } catch (err) {
+    status.className = "error";
+    status.textContent = err.message;
+  }
 }
 
 // --- chart: the trend (share, baseline, labels, the selected setting's alerts) over one lane per setting
@@ -280,4 +308,5 @@ backtestEntities();
 $("bt-form").onsubmit = runBacktest;
 $("bt-cancel").onclick = () => BT.run && BT.run.controller.abort();
 $("bt-mode").onchange = backtestMode;
+$("bt-apply").onclick = applySetting;
 $("bt-kind").onchange = () => { $("bt-entity").value = ""; backtestEntities(); };

@@ -197,6 +197,7 @@ def test_backtest_panel_runs_the_grid_and_highlights_the_recommendation(
     assert page.is_enabled("#bt-run")
     assert page.is_hidden("#bt-progress")
     assert page.is_hidden("#bt-error")
+    assert page.is_hidden("#bt-apply-row")  # an entity's replay has no subscription to change
 
     rows = page.locator("#bt-rows tr")
     assert [rows.nth(i).get_attribute("data-setting") for i in range(rows.count())] == SETTINGS
@@ -292,3 +293,26 @@ def test_backtest_panel_replays_a_subscription(
     assert rows.first.get_attribute("class") == "recommended"
     assert int(rows.first.locator("td").nth(2).text_content() or "0") >= 1  # ACME's burst fires it
     assert "ticker ACME" in (page.text_content("#bt-chart h3") or "")  # the entity alerting most
+
+
+def test_backtest_panel_applies_the_selected_setting_to_the_subscription(
+    backtest_page: tuple[Page, str, tuple[datetime, datetime]],
+) -> None:
+    page, base, _ = backtest_page
+    page.select_option("#bt-mode", "subscription")
+    page.fill("#bt-subscription", "acme-desk")
+    page.fill("#bt-grid", "min_rise=0.3,0.5")
+    page.click("#bt-run")
+    page.wait_for_selector("#backtest[data-state=done]", timeout=30_000)
+    assert page.is_visible("#bt-apply")
+    page.locator("#bt-rows tr[data-setting='min_rise=0.3']").click()
+    assert page.text_content("#bt-apply") == "Apply min_rise=0.3 to subscription acme-desk"
+    page.click("#bt-apply")
+    page.wait_for_function("document.getElementById('bt-apply-status').textContent.startsWith('applied')")
+    assert "min_rise 0.4 → 0.3" in (page.text_content("#bt-apply-status") or "")
+    live = httpx.get(f"{base}/api/v1/subscriptions/acme-desk", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert live.json()["detector"]["min_rise"] == 0.3
+    assert live.json()["detector"]["significance"] == 0.3  # the rest as it was
+    assert '"min_rise": 0.3' in page.input_value("#sub-json")  # the editor shows it
+    page.click("#bt-apply")
+    page.wait_for_function("document.getElementById('bt-apply-status').textContent.includes('already uses')")

@@ -350,3 +350,36 @@ def test_replay_file_is_classified_and_backtested(
     assert missed["alerts_fired"] == 0
     assert report["start"].startswith(T0.date().isoformat())
     assert (out / "trend.png").stat().st_size > 10_000
+
+
+def test_apply_puts_the_recommended_setting_live(history: History, tmp_path: Path) -> None:
+    path = tmp_path / "history.duckdb"
+    path.write_bytes(history.path.read_bytes())
+    env = {**history.env, "FINPULSE_STORE_URL": f"duckdb:///{path}"}
+    labels = tmp_path / "labels.csv"
+    start, end = (T0 + timedelta(minutes=5 * i) for i in SPIKE)
+    labels.write_text(f"entity_kind,entity,start,end\nticker,ACME,{start.isoformat()},{end.isoformat()}\n")
+    args = [
+        "backtest", "--subscription", "desk", *RANGE, "--grid", "min_rise=0.3,0.75", "--labels", str(labels),
+        "--out", str(tmp_path / "report"), "--apply",
+    ]  # fmt: skip
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["recommended"] == "min_rise=0.3"
+    output = " ".join(result.output.split())
+    assert "applied to subscription 'desk': min_rise 0.2 -> 0.3" in output
+    assert "[subscription.detector] min_rise = 0.3" in output
+    with DuckDBStore(path, read_only=True) as db:
+        record = db.get_subscription("desk")
+    assert record is not None
+    assert record.body["detector"]["min_rise"] == 0.3
+    assert record.body["detector"]["significance"] == 0.01  # the rest as it was
+    assert record.body["filter"]["tickers"] == ["ACME", "BOLT", "CRUX"]
+    # Applied again: the live subscription already has it.
+    again = runner.invoke(app, args, env=env)
+    assert again.exit_code == 0, again.output
+    assert "already uses the recommended setting" in again.output
+    # An entity's backtest has no live subscription to change.
+    entity = runner.invoke(app, ["backtest", "--entity", "ticker:ACME", *RANGE, "--apply"], env=env)
+    assert entity.exit_code == 2
+    assert "give --subscription ID" in " ".join(entity.output.replace("│", " ").split())
