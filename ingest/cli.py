@@ -5,11 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 console = Console()
@@ -112,9 +121,20 @@ def replay(
 
     s = settings()
     asyncio.run(ensure_topics(s.kafka))
-    report = asyncio.run(
-        publish_replay_async(s.kafka, path, 0.0 if no_wait else speed, rebase_to_now=rebase, dedup=dedup)
-    )
+    with Progress(
+        TextColumn("replay {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("left"), TimeRemainingColumn(), console=console, transient=True,
+    ) as bars:  # fmt: skip
+        task = bars.add_task("reading", total=None)
+
+        def shown(done: int, total: int, at: datetime) -> None:
+            bars.update(task, completed=done, total=total, description=f"at {at:%Y-%m-%d %H:%M} (file time)")
+
+        report = asyncio.run(
+            publish_replay_async(
+                s.kafka, path, 0.0 if no_wait else speed, rebase_to_now=rebase, dedup=dedup, progress=shown
+            )
+        )
     console.print(
         f"replay: published {report.published} of {report.rows} rows to {s.kafka.topics.raw} "
         f"in {report.elapsed_s:.1f}s (invalid {report.invalid}, duplicates {report.duplicates})"

@@ -161,6 +161,7 @@ async def publish_replay_async(
     start_at: int = 0,
     producer: NewsProducer | None = None,
     checkpoint: Callable[[int], Awaitable[None]] | None = None,
+    progress: Progress | None = None,
 ) -> ReplayReport:
     """Publish `path` to kafka.topics.raw in timestamp order at `speed`; returns when all are acked.
 
@@ -169,6 +170,7 @@ async def publish_replay_async(
         dedup: mark near-duplicate rows (other sources) with duplicate_of, as live ingestion does.
         start_at: skip the first N valid rows (resume after a restart).
         checkpoint: awaited with the number of valid rows done after each acknowledged chunk.
+        progress: called as checkpoint is, with (rows done, valid rows, the last one's published_at).
     """
     began = time.monotonic()
     rows = await asyncio.to_thread(read_replay, path)
@@ -182,7 +184,13 @@ async def publish_replay_async(
             assert row.error is not None
             await producer.dead_letter(row.error, row.raw)
         published, duplicates = await _send_rows(
-            producer, valid, speed, rebase_to_now, dedup, start_at, checkpoint
+            producer,
+            valid,
+            speed,
+            rebase_to_now,
+            dedup,
+            start_at,
+            _done_callback(valid, checkpoint, progress),
         )
     finally:
         if owned:
@@ -202,6 +210,26 @@ async def publish_replay_async(
         "replay done path=%s published=%d invalid=%d duplicates=%d", path, published, len(invalid), duplicates
     )
     return report
+
+
+# (rows done, rows in all, published_at of the last one done)
+Progress = Callable[[int, int, datetime], None]
+
+
+def _done_callback(
+    items: list[NewsItem], checkpoint: Callable[[int], Awaitable[None]] | None, progress: Progress | None
+) -> Callable[[int], Awaitable[None]] | None:
+    """One callback for the rows done: the resume checkpoint, then the progress report."""
+    if progress is None:
+        return checkpoint
+
+    async def done(n: int) -> None:
+        if checkpoint is not None:
+            await checkpoint(n)
+        if n:
+            progress(n, len(items), items[n - 1].published_at)
+
+    return done
 
 
 async def _send_rows(

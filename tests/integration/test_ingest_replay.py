@@ -111,8 +111,13 @@ async def test_replay_publishes_in_timestamp_order_and_dead_letters_bad_rows(
 
 async def test_replay_speed_factor_paces_items(kafka: KafkaSettings, tmp_path: Path) -> None:
     path = _write_jsonl(tmp_path / "paced.jsonl", _rows(5, gap_s=1.0))  # 4 s of news
-    report = await publish_replay_async(kafka, path, speed=4.0, rebase_to_now=True)
+    seen: list[tuple[int, int, datetime]] = []
+    report = await publish_replay_async(
+        kafka, path, speed=4.0, rebase_to_now=True, progress=lambda *done: seen.append(done)
+    )
     assert 0.95 <= report.elapsed_s < 2.5  # 4 s at 4x
+    # Paced: progress after every row, with the row's own (file) time.
+    assert seen[:5] == [(i + 1, 5, T0 + timedelta(seconds=i)) for i in range(5)]
     items = [NewsItem.from_bytes(r.value) for r in await read_topic(kafka, kafka.topics.raw, expect=5)]
     newest = max(i.published_at for i in items)
     assert datetime.now(UTC) - newest < timedelta(seconds=30)  # rebased to now
