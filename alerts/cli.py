@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from finpulse.settings import AlertsSettings, Settings
+    from finpulse.settings import Settings
 
     from .sinks.base import AlertSink
 
@@ -70,14 +70,17 @@ def check(
     console.print(f"{len(subs)} subscription(s) OK")
 
 
-def build_sinks(names: tuple[str, ...], settings: AlertsSettings) -> list[AlertSink]:
-    """Sinks by name; ConfigError names the setting that is missing."""
+def build_sinks(names: tuple[str, ...], s: Settings) -> list[AlertSink]:
+    """Sinks by name; ConfigError names the setting that is missing. Slack and console messages
+    carry verdict links to the API (`api.public_url`, signed with the API token)."""
     from finpulse.errors import ConfigError
 
+    from .links import FeedbackLinks
     from .sinks.console import ConsoleSink
     from .sinks.webhook import WebhookSink
     from .slack import SlackNotifier
 
+    settings, links = s.alerts, FeedbackLinks.from_settings(s.api)
     sinks: list[AlertSink] = []
     for name in dict.fromkeys(names):
         if name == "slack":
@@ -88,10 +91,12 @@ def build_sinks(names: tuple[str, ...], settings: AlertsSettings) -> list[AlertS
                     "FINPULSE_ALERTS_SLACK_TOKEN_FILE (or use --sink console)"
                 )
             sinks.append(
-                SlackNotifier(token, base_url=settings.slack_base_url, timeout_s=settings.request_timeout_s)
+                SlackNotifier(
+                    token, base_url=settings.slack_base_url, timeout_s=settings.request_timeout_s, links=links
+                )
             )
         elif name == "console":
-            sinks.append(ConsoleSink())
+            sinks.append(ConsoleSink(links=links))
         elif name == "webhook":
             if not settings.webhook_url:
                 raise ConfigError("the webhook sink needs FINPULSE_ALERTS_WEBHOOK_URL")
@@ -117,7 +122,7 @@ async def _serve(s: Settings, sink_names: tuple[str, ...]) -> None:
     dispatcher = AlertDispatcher(
         kafka=s.kafka,
         settings=s.alerts,
-        sinks=build_sinks(sink_names, s.alerts),
+        sinks=build_sinks(sink_names, s),
         subscriptions=subscriptions,
         ledger=ledger,
     )

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit
 
 from finpulse.schema import AlertEvent, HeadlineRef
 
+from .links import FeedbackLinks
 from .sinks.base import Notification
 
 # Slack limits: header text 150 chars, section text 3000, 50 blocks per message.
@@ -87,16 +88,27 @@ def summary(e: AlertEvent) -> str:
     )
 
 
-def _alert_blocks(e: AlertEvent) -> list[Block]:
+def feedback_line(e: AlertEvent, links: FeedbackLinks) -> str:
+    """Links that record an analyst's verdict on a fired alert (backtest labels, training data)."""
+    tp, fp = (safe_url(links.url(e.alert_id, v)) for v in ("tp", "fp"))
+    return f"Real event? <{tp}|Yes, a true positive> · <{fp}|No, a false alarm>"
+
+
+def _alert_blocks(e: AlertEvent, links: FeedbackLinks | None) -> list[Block]:
     text = summary(e)
     if e.state == "fired" and e.top_headlines:
         lines = "\n".join(headline_line(h) for h in e.top_headlines)
         text = f"{text}\n*Top negative headlines*\n{lines}"
+    if e.state == "fired" and links is not None:
+        # Last, so a cut at Slack's section limit loses headlines, not the verdict links.
+        verdict = feedback_line(e, links)
+        text = f"{text[: SECTION_CHARS - len(verdict) - 1]}\n{verdict}"
     return [{"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_CHARS]}}]
 
 
-def blocks(n: Notification) -> list[Block]:
-    """Block Kit blocks for one notification (at most MAX_ALERTS_PER_MESSAGE alerts)."""
+def blocks(n: Notification, links: FeedbackLinks | None = None) -> list[Block]:
+    """Block Kit blocks for one notification (at most MAX_ALERTS_PER_MESSAGE alerts); fired
+    alerts carry verdict links when `links` is given."""
     first = n.events[0]
     out: list[Block] = []
     if n.state == "fired":
@@ -109,7 +121,7 @@ def blocks(n: Notification) -> list[Block]:
         header = escape_mrkdwn(plain(title, HEADER_CHARS - 20))
         out.append({"type": "header", "text": {"type": "plain_text", "text": header[:HEADER_CHARS]}})
     for e in n.events:
-        out += _alert_blocks(e)
+        out += _alert_blocks(e, links)
     sub = escape_mrkdwn(first.subscription_id)
     ids = ", ".join(f"`{e.alert_id[:12]}`" for e in n.events)
     context = f"Subscription `{sub}` · alert {ids}"

@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from finpulse.errors import ConfigError
 
+from .links import FeedbackLinks
 from .render import blocks, fallback_text
 from .sinks.base import AlertSink, DeliveryRejected, Notification, RateLimited, SinkUnavailable
 
@@ -45,10 +46,13 @@ class SlackNotifier(AlertSink):
 
     name = "slack"
 
-    def __init__(self, token: SecretStr, *, base_url: str, timeout_s: float) -> None:
+    def __init__(
+        self, token: SecretStr, *, base_url: str, timeout_s: float, links: FeedbackLinks | None = None
+    ) -> None:
         self._token = token
         self._base_url = base_url
         self._timeout_s = timeout_s
+        self._links = links
         self._client: AsyncWebClient | None = None
 
     def __repr__(self) -> str:
@@ -74,7 +78,7 @@ class SlackNotifier(AlertSink):
         payload = {
             "channel": notification.channel,
             "text": fallback_text(notification),
-            "blocks": blocks(notification),
+            "blocks": blocks(notification, self._links),
             "thread_ts": notification.thread_ref,
             "unfurl_links": False,
             "unfurl_media": False,

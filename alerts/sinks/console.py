@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.markup import escape
 
+from alerts.links import FeedbackLinks
 from alerts.render import summary
 from alerts.sinks.base import AlertSink, Notification
 
@@ -14,8 +15,9 @@ class ConsoleSink(AlertSink):
 
     name = "console"
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, links: FeedbackLinks | None = None) -> None:
         self._console = console or Console(highlight=False)
+        self._links = links
 
     async def send(self, notification: Notification) -> str | None:
         colour = "red" if notification.state == "fired" else "green"
@@ -25,4 +27,9 @@ class ConsoleSink(AlertSink):
             if notification.state == "fired":
                 for h in event.top_headlines:
                     self._console.print(f"    - {escape(h.title)} {escape(h.url or '')}")
+                if self._links is not None:
+                    tp, fp = (self._links.url(event.alert_id, v) for v in ("tp", "fp"))
+                    self._console.print(
+                        f"    real event? yes: {escape(tp)}  no: {escape(fp)}", soft_wrap=True
+                    )
         return None

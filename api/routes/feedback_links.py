@@ -15,8 +15,8 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from alerts.links import check_link_token
 from api.deps import Store
-from api.links import check_link_token
 from finpulse.schema import AlertEvent
 from store import NotFound, Verdict
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -17,6 +18,7 @@ from pydantic import SecretStr
 from alerts import Subscription
 from alerts.dispatcher import AlertDispatcher
 from alerts.ledger import DeliveryLedger
+from alerts.links import feedback_url
 from alerts.slack import SlackNotifier
 from finpulse.schema import AlertEvent, DeadLetter
 from finpulse.settings import AlertsSettings, KafkaSettings
@@ -25,6 +27,8 @@ from tests.fixtures.slack import VALID_TOKEN, FakeSlack
 from tests.kafka_io import read_topic
 from tests.unit.alerts.events import alert
 from tests.unit.alerts.synth import subscription
+
+API_TOKEN = "api-token-DONOTLOG-77"
 
 
 async def produce(kafka: KafkaSettings, records: Sequence[AlertEvent | bytes]) -> None:
@@ -172,6 +176,9 @@ def _cli_env(
         "FINPULSE_ALERTS_SLACK_BASE_URL": slack.base_url,
         "FINPULSE_ALERTS_CONSUMER_GROUP": group_id,
         "FINPULSE_ALERTS_REQUEST_TIMEOUT_S": "5",
+        # Fired messages link to the API's feedback page, signed with its token.
+        "FINPULSE_API_TOKEN": API_TOKEN,
+        "FINPULSE_API_PUBLIC_URL": "https://finpulse.example",
         "COLUMNS": "200",
     }
 
@@ -209,10 +216,17 @@ async def test_crash_and_restart_lose_nothing_and_post_nothing_twice(
         if p.thread_ts is not None:
             assert p.thread_ts == fired_ts[f"f{p.alert_ids[0][1:]}"], "resolved in the fired thread"
     assert sum(p.thread_ts is not None for p in slack_api.posts) == 12
+    fired = next(p for p in slack_api.posts if p.thread_ts is None)
+    blocks = json.dumps(fired.blocks)
+    for alert_id in fired.alert_ids:
+        for verdict in ("tp", "fp"):
+            assert feedback_url("https://finpulse.example", SecretStr(API_TOKEN), alert_id, verdict) in blocks
+    assert API_TOKEN not in blocks
     text = logs.read_text(encoding="utf-8", errors="replace")
     assert "not posting again" in text, "a post in flight at the kill was found, not repeated"
     assert "delivered sink=slack" in text
     assert VALID_TOKEN not in text
+    assert API_TOKEN not in text
     assert await committed(kafka, group_id) == 24
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from api.links import feedback_url, link_token
+from alerts.links import feedback_url, link_token
 from tests.fixtures.store import API_TOKEN
 
 SPAN = {"start": "2024-03-04T00:00:00Z", "end": "2024-03-06T00:00:00Z"}

@@ -8,8 +8,17 @@ import re
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
-from alerts.render import MAX_ALERTS_PER_MESSAGE, blocks, escape_mrkdwn, fallback_text, safe_url
+from alerts.links import FeedbackLinks, feedback_url
+from alerts.render import (
+    MAX_ALERTS_PER_MESSAGE,
+    SECTION_CHARS,
+    blocks,
+    escape_mrkdwn,
+    fallback_text,
+    safe_url,
+)
 from alerts.sinks.base import Notification
 
 from .events import alert
@@ -40,6 +49,25 @@ def test_fired_message_explains_itself() -> None:
     assert "To mute" in text
     assert "subscription `desk`" in text
     assert "ACME" in fallback_text(n)
+
+
+def test_fired_alerts_carry_signed_verdict_links() -> None:
+    secret = SecretStr("api-token-DONOTSHOW")
+    links = FeedbackLinks("https://fp.example", secret)
+    n = Notification("k", "#alerts", "fired", (alert(1), alert(2)))
+    texts = _texts(blocks(n, links))
+    for i, text in zip((1, 2), texts[1:3], strict=True):
+        tp, fp = (feedback_url("https://fp.example", secret, f"f{i:04d}-desk", v) for v in ("tp", "fp"))
+        assert text.endswith(f"Real event? <{tp}|Yes, a true positive> · <{fp}|No, a false alarm>")
+    assert "DONOTSHOW" not in json.dumps(blocks(n, links))
+    assert "Real event?" not in json.dumps(blocks(n))  # no links configured, none rendered
+    resolved = Notification("k", "#alerts", "resolved", (alert(1, "resolved", fired="f0001"),), "123.4")
+    assert "Real event?" not in json.dumps(blocks(resolved, links))
+    # Headlines long enough to pass Slack's section limit are cut before the links, not the links.
+    long = alert(3).model_copy(update={"top_headlines": alert(3).top_headlines * 40})
+    [section] = _texts(blocks(Notification("k", "#alerts", "fired", (long,)), links))[1:2]
+    assert len(section) <= SECTION_CHARS
+    assert section.endswith("No, a false alarm>")
 
 
 def test_resolved_and_grouped_messages() -> None:

@@ -1,18 +1,21 @@
-"""Signed feedback links for Slack messages: `/feedback/{alert_id}?verdict=tp&token=...`.
+"""Signed feedback links in alert messages: `/feedback/{alert_id}?verdict=tp&token=...`.
 
 The token is an HMAC of the alert id and verdict keyed by the API token, so a
 link marks only its own alert with its own verdict and never reveals the API
-token. Without an API token (local use) links carry no token. Stdlib only, so
-the Slack renderer can build the same links.
+token. Without an API token (local use) links carry no token. The sinks build
+the links (`FeedbackLinks`), the API's feedback page checks them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 from pydantic import SecretStr
+
+from finpulse.settings import ApiSettings
 
 # Hex digits kept from the SHA-256 HMAC: 128 bits, plenty for a link token.
 TOKEN_HEX = 32
@@ -43,3 +46,18 @@ def feedback_url(base_url: str, secret: SecretStr | None, alert_id: str, verdict
     if secret is not None:
         params["token"] = link_token(secret, alert_id, verdict)
     return f"{base_url.rstrip('/')}/feedback/{quote(alert_id, safe='')}?{urlencode(params)}"
+
+
+@dataclass(frozen=True)
+class FeedbackLinks:
+    """Where the API answers feedback links, and the API token that signs them."""
+
+    base_url: str
+    secret: SecretStr | None = None
+
+    @classmethod
+    def from_settings(cls, api: ApiSettings) -> FeedbackLinks:
+        return cls(api.public_url or f"http://{api.host}:{api.port}", api.token)
+
+    def url(self, alert_id: str, verdict: str) -> str:
+        return feedback_url(self.base_url, self.secret, alert_id, verdict)

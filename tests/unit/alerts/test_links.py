@@ -1,11 +1,11 @@
-"""Signed Slack feedback links."""
+"""Signed feedback links in alert messages."""
 
 from __future__ import annotations
 
 from pydantic import SecretStr
 
-from api.cli import _loopback
-from api.links import check_link_token, feedback_url, link_token
+from alerts.links import FeedbackLinks, check_link_token, feedback_url, link_token
+from finpulse.settings import ApiSettings
 
 SECRET = SecretStr("s3cret")
 
@@ -32,12 +32,12 @@ def test_feedback_url_quotes_the_id_and_never_contains_the_secret() -> None:
     )
 
 
-def test_loopback_hosts() -> None:
-    assert _loopback("127.0.0.1")
-    assert _loopback("::1")
-    assert _loopback("localhost")
-    assert not _loopback("0.0.0.0")
-    assert not _loopback("example.com")
+def test_feedback_links_from_the_api_settings() -> None:
+    local = FeedbackLinks.from_settings(ApiSettings(port=8123))
+    assert local.url("a1", "tp") == "http://127.0.0.1:8123/feedback/a1?verdict=tp"
+    public = FeedbackLinks.from_settings(ApiSettings(public_url="https://fp.example/", token=SECRET))
+    assert public.url("a1", "fp") == feedback_url("https://fp.example/", SECRET, "a1", "fp")
+    assert "s3cret" not in repr(public)
 
 
 def test_non_ascii_tokens_are_simply_wrong() -> None:
