@@ -71,7 +71,7 @@ def check(
 
 
 def build_sinks(names: tuple[str, ...], s: Settings) -> list[AlertSink]:
-    """Sinks by name; ConfigError names the setting that is missing. Slack and console messages
+    """Sinks by name; ConfigError names the setting that is missing. Every sink's fired alerts
     carry verdict links to the API (`api.public_url`, signed with the API token)."""
     from finpulse.errors import ConfigError
 
@@ -100,7 +100,7 @@ def build_sinks(names: tuple[str, ...], s: Settings) -> list[AlertSink]:
         elif name == "webhook":
             if not settings.webhook_url:
                 raise ConfigError("the webhook sink needs FINPULSE_ALERTS_WEBHOOK_URL")
-            sinks.append(WebhookSink(settings.webhook_url, timeout_s=settings.request_timeout_s))
+            sinks.append(WebhookSink(settings.webhook_url, timeout_s=settings.request_timeout_s, links=links))
         else:
             raise ConfigError(f"unknown sink {name!r}: use slack, console or webhook")
     return sinks

@@ -61,3 +61,7 @@ class FeedbackLinks:
 
     def url(self, alert_id: str, verdict: str) -> str:
         return feedback_url(self.base_url, self.secret, alert_id, verdict)
+
+    def urls(self, alert_id: str) -> dict[str, str]:
+        """{"tp": url, "fp": url}: the alert's two verdict links."""
+        return {verdict: self.url(alert_id, verdict) for verdict in ("tp", "fp")}

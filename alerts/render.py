@@ -90,7 +90,8 @@ def summary(e: AlertEvent) -> str:
 
 def feedback_line(e: AlertEvent, links: FeedbackLinks) -> str:
     """Links that record an analyst's verdict on a fired alert (backtest labels, training data)."""
-    tp, fp = (safe_url(links.url(e.alert_id, v)) for v in ("tp", "fp"))
+    urls = links.urls(e.alert_id)
+    tp, fp = safe_url(urls["tp"]), safe_url(urls["fp"])
     return f"Real event? <{tp}|Yes, a true positive> · <{fp}|No, a false alarm>"
 
 

@@ -28,8 +28,7 @@ class ConsoleSink(AlertSink):
                 for h in event.top_headlines:
                     self._console.print(f"    - {escape(h.title)} {escape(h.url or '')}")
                 if self._links is not None:
-                    tp, fp = (self._links.url(event.alert_id, v) for v in ("tp", "fp"))
-                    self._console.print(
-                        f"    real event? yes: {escape(tp)}  no: {escape(fp)}", soft_wrap=True
-                    )
+                    urls = self._links.urls(event.alert_id)
+                    line = f"    real event? yes: {escape(urls['tp'])}  no: {escape(urls['fp'])}"
+                    self._console.print(line, soft_wrap=True)
         return None

@@ -1,6 +1,7 @@
 """WebhookSink: notifications POSTed as JSON to any HTTP endpoint.
 
-Body: `{"delivery_id", "group_key", "channel", "state", "thread_ref", "events": [AlertEvent...]}`;
+Body: `{"delivery_id", "group_key", "channel", "state", "thread_ref", "events": [AlertEvent...]}`,
+and `"feedback": {alert_id: {"tp": url, "fp": url}}` for fired alerts when links are configured;
 header `Idempotency-Key: <delivery_id>`, so receivers can drop repeats. 2xx accepts;
 429 (Retry-After), 5xx, timeouts are retried; other 4xx are rejected (dead-lettered).
 """
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import httpx
 
+from alerts.links import FeedbackLinks
 from alerts.sinks.base import AlertSink, DeliveryRejected, Notification, RateLimited, SinkUnavailable
 
 logger = logging.getLogger(__name__)
@@ -22,9 +25,10 @@ class WebhookSink(AlertSink):
 
     name = "webhook"
 
-    def __init__(self, url: str, *, timeout_s: float) -> None:
+    def __init__(self, url: str, *, timeout_s: float, links: FeedbackLinks | None = None) -> None:
         self._url = url
         self._timeout_s = timeout_s
+        self._links = links
         self._client: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
@@ -39,7 +43,7 @@ class WebhookSink(AlertSink):
     async def send(self, notification: Notification) -> str | None:
         if self._client is None:
             raise RuntimeError("WebhookSink.start() was not called")
-        body = {
+        body: dict[str, Any] = {
             "delivery_id": notification.delivery_id,
             "group_key": notification.group_key,
             "channel": notification.channel,
@@ -47,6 +51,8 @@ class WebhookSink(AlertSink):
             "thread_ref": notification.thread_ref,
             "events": [json.loads(e.to_bytes()) for e in notification.events],
         }
+        if self._links is not None and notification.state == "fired":
+            body["feedback"] = {e.alert_id: self._links.urls(e.alert_id) for e in notification.events}
         try:
             response = await self._client.post(
                 self._url, json=body, headers={"Idempotency-Key": notification.delivery_id}

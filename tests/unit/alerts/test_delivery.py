@@ -10,6 +10,7 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from alerts.grouping import Grouper, group_key
+from alerts.links import FeedbackLinks
 from alerts.retry import with_retries
 from alerts.sinks.base import DeliveryRejected, Notification, RateLimited, SinkUnavailable
 from alerts.sinks.console import ConsoleSink
@@ -182,6 +183,20 @@ async def test_webhook_sink(slack_api: FakeSlack) -> None:
     [(headers, body)] = slack_api.webhooks
     assert headers["Idempotency-Key"] == n.delivery_id
     assert body["events"][0]["alert_id"] == "f0001-desk"
+    assert "feedback" not in body  # no links configured
+
+
+async def test_webhook_sink_sends_verdict_links_of_fired_alerts(slack_api: FakeSlack) -> None:
+    links = FeedbackLinks("https://fp.example", SecretStr("k3y"))
+    async with WebhookSink(slack_api.hook_url(), timeout_s=5, links=links) as hook:
+        await hook.send(Notification("k", "#alerts", "fired", (alert(1), alert(2))))
+        await hook.send(Notification("k", "#alerts", "resolved", (alert(1, "resolved", fired="f0001-desk"),)))
+    (_, fired), (_, resolved) = slack_api.webhooks
+    assert fired["feedback"] == {
+        f"f000{i}-desk": {"tp": links.url(f"f000{i}-desk", "tp"), "fp": links.url(f"f000{i}-desk", "fp")}
+        for i in (1, 2)
+    }
+    assert "feedback" not in resolved
 
 
 async def test_console_sink_escapes_markup() -> None:
@@ -190,3 +205,14 @@ async def test_console_sink_escapes_markup() -> None:
     await sink.send(Notification("k", "#a", "fired", (alert(1, title="[bold]boom[/bold]"),)))
     assert "fired ticker T001: 62% negative" in out.getvalue()
     assert "[bold]boom[/bold]" in out.getvalue()
+
+
+async def test_console_sink_prints_verdict_links() -> None:
+    out = io.StringIO()
+    links = FeedbackLinks("http://127.0.0.1:8000")
+    sink = ConsoleSink(Console(file=out, width=80, color_system=None), links=links)
+    await sink.send(Notification("k", "#a", "fired", (alert(1),)))
+    await sink.send(Notification("k", "#a", "resolved", (alert(1, "resolved", fired="f0001-desk"),)))
+    text = out.getvalue()
+    assert f"real event? yes: {links.url('f0001-desk', 'tp')}  no: {links.url('f0001-desk', 'fp')}" in text
+    assert text.count("real event?") == 1  # not on the resolved notice
