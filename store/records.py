@@ -36,28 +36,6 @@ class Row(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class TrendPoint(Row):
-    """Sentiment of one entity in one time bucket, computed from scored items."""
-
-    bucket_start: UtcTime
-    entity_kind: EntityKind
-    entity: str
-    count: int
-    negative_count: int
-    positive_count: int
-    negative_share: float
-    mean_score: float
-
-
-class VolumePoint(Row):
-    """How many items mentioned one entity in one time bucket."""
-
-    bucket_start: UtcTime
-    entity_kind: EntityKind
-    entity: str
-    count: int
-
-
 class EntityCount(Row):
     """One entity, how many items it has in a range (what there is to chart) and their sentiment."""
 
@@ -68,6 +46,21 @@ class EntityCount(Row):
     positive_count: int
     negative_share: float
     mean_score: float
+
+
+class TrendPoint(EntityCount):
+    """Sentiment of one entity in one time bucket, computed from scored items."""
+
+    bucket_start: UtcTime
+
+
+class VolumePoint(Row):
+    """How many items mentioned one entity in one time bucket."""
+
+    bucket_start: UtcTime
+    entity_kind: EntityKind
+    entity: str
+    count: int
 
 
 class Headline(Row):
