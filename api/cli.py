@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from finpulse.settings import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -64,7 +70,12 @@ def prune() -> None:
     Console().print(f"prune: kept {s.store.retention_days} days; deleted {summary}")
 
 
-def status() -> None:
+def status(
+    watch: float | None = typer.Option(
+        None, "--watch", min=0.5, help="Look again every SECONDS: one line per look (rates, lag changes)."
+    ),
+    looks: int | None = typer.Option(None, "--looks", min=1, help="With --watch: stop after N looks."),
+) -> None:
     """Is the pipeline flowing? Topics, dead letters, consumer lag, the history store, the model."""
     import asyncio
     import logging
@@ -80,6 +91,9 @@ def status() -> None:
     logging.getLogger("store").setLevel(logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     console = Console()
+    if watch is not None:
+        _watch(s, console, watch, looks)
+        return
     code = 0
     try:
         kafka = asyncio.run(kafka_status(s))
@@ -92,3 +106,37 @@ def status() -> None:
     print_store(console, s)
     console.print(f"model: {model_summary(s.model.model_dir)}")
     raise typer.Exit(code)
+
+
+def _watch(s: Settings, console: Console, every_s: float, looks: int | None) -> None:
+    """`status --watch`: a line per look until Ctrl+C (or `looks` lines); a refused look is said."""
+    import asyncio
+    import time
+    from datetime import UTC, datetime
+
+    from api.status import KafkaStatus, kafka_status, watch_header, watch_line
+    from finpulse.errors import BrokerUnavailable
+
+    console.print(f"kafka {s.kafka.bootstrap}, every {every_s:g} s (Ctrl+C stops)")
+    console.print(watch_header(), highlight=False, soft_wrap=True)
+    before: KafkaStatus | None = None
+    last = time.monotonic()
+    done = 0
+    try:
+        while looks is None or done < looks:
+            if done:
+                time.sleep(max(0.0, last + every_s - time.monotonic()))
+            at = datetime.now(UTC).strftime("%H:%M:%S")
+            try:
+                now = asyncio.run(kafka_status(s))
+            except BrokerUnavailable as exc:
+                console.print(f"{at}  [red]{exc}[/red]", soft_wrap=True)
+                before = None
+            else:
+                line = watch_line(at, now, before, time.monotonic() - last)
+                console.print(line, highlight=False, soft_wrap=True)
+                before = now
+            last = time.monotonic()
+            done += 1
+    except KeyboardInterrupt:
+        pass

@@ -37,6 +37,8 @@ class TopicCount:
     topic: str
     records: int  # held now: end offsets minus the first kept
     dead_letters: int
+    written: int = 0  # ever: the end offsets (retention does not lower it)
+    dead_written: int = 0
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,15 @@ async def kafka_status(settings: Settings) -> KafkaStatus:
     def held(topic: str) -> int:
         return sum(ends[tp] - starts[tp] for tp in ends if tp.topic == topic)
 
-    topics = [TopicCount(n, held(n), held(dead_letter_topic(n, t))) for n in pipeline if n in existing]
+    def written(topic: str) -> int:
+        return sum(ends[tp] for tp in ends if tp.topic == topic)
+
+    topics = [
+        TopicCount(n, held(n), held(dead), written(n), written(dead))
+        for n in pipeline
+        if n in existing
+        for dead in [dead_letter_topic(n, t)]
+    ]
     lags = []
     for group, role in groups.items():
         lag: dict[str, int] = {}
@@ -164,6 +174,39 @@ def print_kafka(console: Console, status: KafkaStatus) -> None:
             f"no member: not running now ({', '.join(idle)}); `finpulse worker` runs the worker and "
             "its history sink, `finpulse alerts` the dispatcher"
         )
+
+
+# `finpulse status --watch`: one line per look, what changed since the last one.
+WATCH_TOPICS = ("raw", "scored", "windows", "alerts")  # stage_topics' order
+WATCH_ROLES = {"worker": "worker", "history sink": "history", "alert dispatcher": "alerts"}
+TIME_W, RATE_W, LAG_W, DEAD_W = 9, 10, 15, 14
+
+
+def watch_header() -> str:
+    rates = "".join(f"{name + '/s':>{RATE_W}}" for name in WATCH_TOPICS)
+    lags = "".join(f"{role + ' lag':>{LAG_W}}" for role in WATCH_ROLES.values())
+    return f"{'UTC':<{TIME_W}}{rates}{lags}{'dead letters':>{DEAD_W}}"
+
+
+def watch_line(at: str, now: KafkaStatus, before: KafkaStatus | None, elapsed_s: float) -> str:
+    """Records per second into each stage's topic since the last look, each group's lag with its
+    change (a lag that keeps growing: that stage stopped or cannot keep up), new dead letters."""
+    old = {t.topic: t for t in before.topics} if before else {}
+    rates = ""
+    for t in now.topics[: len(WATCH_TOPICS)]:
+        prev = old.get(t.topic)
+        rate = (t.written - prev.written) / elapsed_s if prev and elapsed_s > 0 else None
+        rates += f"{'-' if rate is None else f'{rate:.1f}':>{RATE_W}}"
+    lags_before = {g.group: sum(g.lag.values()) for g in before.groups} if before else {}
+    lags = ""
+    for g in now.groups:
+        lag, prev_lag = sum(g.lag.values()), lags_before.get(g.group)
+        change = "" if prev_lag is None else f" ({lag - prev_lag:+,})"
+        lags += f"{f'{lag:,}{change}':>{LAG_W}}"
+    dead = sum(t.dead_written for t in now.topics)
+    new_dead = dead - sum(t.dead_written for t in before.topics) if before else None
+    dead_cell = f"{dead:,}" + ("" if new_dead is None else f" ({new_dead:+,})")
+    return f"{at:<{TIME_W}}{rates}{lags}{dead_cell:>{DEAD_W}}"
 
 
 def _members(group: GroupLag) -> Text:

@@ -122,3 +122,44 @@ def test_status_shows_records_dead_letters_lag_store_and_model(
     assert "cannot reach Kafka" in down.stdout
     assert "scored stories" in down.stdout
     assert f"model: {card['version']}" in down.stdout
+
+
+async def _watch_while_producing(env: dict[str, str], kafka: KafkaSettings) -> str:
+    """`finpulse status --watch 1 --looks 2` with 10 stories sent to news.raw after its first look."""
+    proc = await asyncio.create_subprocess_exec(
+        str(FINPULSE), "status", "--watch", "1", "--looks", "2", env={**os.environ, "COLUMNS": "200", **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines = []
+    while not re.match(r"\d\d:\d\d:\d\d ", lines[-1] if lines else ""):
+        lines.append((await asyncio.wait_for(proc.stdout.readline(), 60)).decode())
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for i in range(10):
+            await producer.send_and_wait(kafka.topics.raw, b"{}", key=f"w{i}".encode(), partition=0)
+    finally:
+        await producer.stop()
+    rest, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0
+    return "".join(lines) + rest.decode()
+
+
+def test_watch_shows_rates_and_lag_changes(kafka: KafkaSettings) -> None:
+    app = f"watch-{uuid.uuid4().hex[:8]}"
+    asyncio.run(_traffic(kafka, app))  # 5 stories, the worker's group 2 behind, 1 dead letter
+    env = {
+        "FINPULSE_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "FINPULSE_KAFKA_TOPICS": kafka.topics.model_dump_json(),
+        "FINPULSE_STREAM_APP_ID": app,
+        "FINPULSE_ALERTS_CONSUMER_GROUP": f"{app}-alerts",
+    }
+    out = asyncio.run(_watch_while_producing(env, kafka))
+    header, first, second = (line.split() for line in out.splitlines()[1:4])
+    assert header[:2] == ["UTC", "raw/s"]
+    assert first[1:5] == ["-", "-", "-", "-"]
+    assert first[5] == "2"  # the worker's lag at the first look
+    assert float(second[1]) > 0  # stories flowed into news.raw between the looks
+    assert second[5:7] == ["12", "(+10)"]  # nothing consumed them: the worker's lag grew by ten
+    assert second[-2:] == ["1", "(+0)"]  # the one dead letter, none new

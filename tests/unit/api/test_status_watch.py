@@ -1,0 +1,30 @@
+"""`finpulse status --watch`: what one line says about two looks."""
+
+from __future__ import annotations
+
+from api.status import GroupLag, KafkaStatus, TopicCount, watch_header, watch_line
+
+
+def _look(raw: int, scored: int, worker_lag: int, dead: int) -> KafkaStatus:
+    topics = [
+        TopicCount("news.raw", raw, 0, written=raw, dead_written=dead),
+        TopicCount("news.scored", scored, 0, written=scored),
+        TopicCount("sentiment.windows", 0, 0),
+        TopicCount("alerts.events", 0, 0),
+    ]
+    groups = [
+        GroupLag("app", "worker", {"news.raw": worker_lag}),
+        GroupLag("app-history", "history sink", {}),
+        GroupLag("app-alerts", "alert dispatcher", {"alerts.events": 0}),
+    ]
+    return KafkaStatus(topics, groups)
+
+
+def test_the_first_look_has_no_rates_the_next_one_has_rates_and_changes() -> None:
+    first = watch_line("10:00:00", _look(100, 90, 10, 1), None, 0.0)
+    assert first.split() == ["10:00:00", "-", "-", "-", "-", "10", "0", "0", "1"]
+    second = watch_line("10:00:05", _look(150, 130, 20, 3), _look(100, 90, 10, 1), 5.0)
+    assert second.split() == [
+        "10:00:05", "10.0", "8.0", "0.0", "0.0", "20", "(+10)", "0", "(+0)", "0", "(+0)", "3", "(+2)",
+    ]  # fmt: skip
+    assert len(first) == len(watch_header())  # columns line up under the header
