@@ -37,6 +37,16 @@ def train_cmd(
     quick: Annotated[bool, typer.Option("--quick", help="Small subset, 2 epochs: about a minute.")] = False,
     out: Annotated[Path | None, typer.Option("--out", help="Save here (default: model.model_dir).")] = None,
     data: DataDir = None,
+    extra_data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--extra-data",
+            exists=True,
+            file_okay=False,
+            help="Also train on this dir's topic/ and/or sentiment/train.csv (e.g. `finpulse feedback "
+            "export`'s); validation stays --data's split. Repeatable.",
+        ),
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the split, initialisation and order.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default: model.device).")] = None,
@@ -54,6 +64,8 @@ def train_cmd(
     overrides |= {k: v for k, v in {"epochs": epochs, "seed": seed}.items() if v is not None}
     if budget_min is not None:
         overrides["time_budget_s"] = budget_min * 60
+    if extra_data:
+        overrides["extra_data_dirs"] = tuple(extra_data)
     config = TrainConfig.quick(**overrides) if quick else TrainConfig(max_length=s.max_length, **overrides)  # type: ignore[arg-type]
     out_dir = out or s.model_dir
     result = train(config, data or s.train_data_dir, out_dir, base_model=s.base_model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,6 +51,9 @@ class TrainConfig(BaseModel):
     # Same seed, 2-core EPYC: topic 0.900 -> 0.909 with the n-gram heads (encoder alone 0.887 ->
     # 0.901), sentiment 0.877 -> 0.876; at 0.5: 0.908 / 0.871. Free: the passes are training's own.
     cross_distill: float = Field(default=1.0, ge=0)
+    # More training rows in the same format (e.g. `finpulse feedback export`'s): they join the
+    # training split only, so the validation split and its figures stay the data dir's.
+    extra_data_dirs: tuple[Path, ...] = ()
     train_subset: dict[Task, int] | None = None
     val_subset: dict[Task, int] | None = None
 

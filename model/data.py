@@ -85,6 +85,16 @@ def load_examples(data_dir: Path) -> list[Example]:
     return read_task(data_dir, "topic") + read_task(data_dir, "sentiment")
 
 
+def read_extra(data_dir: Path) -> list[Example]:
+    """Extra training rows: whichever task files the directory has (at least one)."""
+    tasks = [task for task in FILES if (data_dir / FILES[task]).is_file()]
+    if not tasks:
+        raise TrainingDataError(
+            f"{data_dir}: no {FILES['topic']} or {FILES['sentiment']} (columns text,label) to add"
+        )
+    return [ex for task in tasks for ex in read_task(data_dir, task)]
+
+
 def split_examples(examples: list[Example], val_fraction: float, seed: int) -> Split:
     """Stratified (task, label) split of near-duplicate groups, reproducible by seed."""
     members: dict[str, list[Example]] = defaultdict(list)

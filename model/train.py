@@ -30,7 +30,7 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 from model.artifacts import ModelConfig, save_model
 from model.batching import Encoded, TextEncoder, pad, shuffled_buckets, sorted_batches
 from model.config import TrainConfig
-from model.data import Example, Split, class_counts, load_examples, split_examples, subsample
+from model.data import Example, Split, class_counts, load_examples, read_extra, split_examples, subsample
 from model.labels import TASKS, Task, labels_for
 from model.lexical import LexicalModel, mix
 from model.metrics import TaskMetrics, task_metrics
@@ -97,11 +97,14 @@ def seed_everything(seed: int) -> None:
 
 
 def make_split(config: TrainConfig, data_dir: Path) -> Split:
-    """The seeded validation split, cut down to the configured subsets."""
+    """The seeded validation split, cut down to the configured subsets, plus the extra rows
+    (never a near-duplicate of a validation text) in the training part."""
     split = split_examples(load_examples(data_dir), config.val_fraction, config.seed)
     train = subsample(split.train, config.train_subset, config.seed) if config.train_subset else split.train
     val = subsample(split.val, config.val_subset, config.seed) if config.val_subset else split.val
-    return Split(train=train, val=val)
+    held_out = {ex.group for ex in split.val}
+    extra = [ex for d in config.extra_data_dirs for ex in read_extra(d) if ex.group not in held_out]
+    return Split(train=train + extra, val=val)
 
 
 def class_weights(examples: list[Example], task: Task, mode: str) -> torch.Tensor:

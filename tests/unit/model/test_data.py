@@ -85,3 +85,24 @@ def test_bad_data_dirs_say_what_is_wrong(
         write_csv(tmp_path / task / "train.csv", rows)
     with pytest.raises(TrainingDataError, match=message):
         load_examples(tmp_path)
+
+
+def test_extra_rows_join_the_training_split_only(data_dir: Path, tmp_path: Path) -> None:
+    from model.config import TrainConfig
+    from model.train import make_split
+
+    config = TrainConfig(val_fraction=0.2)
+    base = make_split(config, data_dir)
+    held_out = next(e for e in base.val if e.task == "sentiment")
+    extra = tmp_path / "feedback"
+    # Bearish verdict rows (as `finpulse feedback export` writes them), one repeating a validation text.
+    write_csv(extra / "sentiment" / "train.csv", [("ACME recalls every widget", 0), (held_out.text, 0)])
+    split = make_split(config.model_copy(update={"extra_data_dirs": (extra,)}), data_dir)
+    assert split.val == base.val  # the figures stay comparable
+    added = split.train[len(base.train) :]
+    assert split.train[: len(base.train)] == base.train
+    assert [(e.text, e.task, SENTIMENT_LABELS[e.label]) for e in added] == [
+        ("ACME recalls every widget", "sentiment", "negative")
+    ]  # the validation text's twin is left out
+    with pytest.raises(TrainingDataError, match=r"no topic/train.csv or sentiment/train.csv"):
+        make_split(config.model_copy(update={"extra_data_dirs": (tmp_path / "empty",)}), data_dir)
