@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from alerts.backtest import BacktestError, BacktestReport, normalise_entity
 from api.backtest import BacktestOutcome, BacktestRequest, NoHistory, run_from_store
-from api.deps import Store
+from api.deps import Store, unprocessable
 from finpulse.schema import EntityKind, WindowKind, describe_validation_error, utcnow
 from store import DuckDBStore
 
@@ -71,11 +71,6 @@ class BacktestResponse(BaseModel):
     report: BacktestReport
     trend: BacktestTrend
     plot_url: str
-
-
-def unprocessable(message: str, loc: tuple[str, ...] = ("body",)) -> HTTPException:
-    """A 422 shaped like FastAPI's own validation errors (the documented schema)."""
-    return HTTPException(422, detail=[{"loc": list(loc), "msg": message, "type": "value_error"}])
 
 
 def _run(request: Request, body: BacktestRequest, db: DuckDBStore) -> BacktestOutcome:

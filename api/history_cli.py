@@ -240,16 +240,15 @@ def trend(
     png: Annotated[Path | None, typer.Option(help="Draw the trend and its alerts to this PNG.")] = None,
 ) -> None:
     """One entity's negative share, volume and mean score per time bucket, with the alerts fired."""
-    from store import AlertsQuery, TrendQuery
+    from api.trend_plot import fired_alerts
+    from store import TrendQuery
 
     kind, name = _entity(entity)
     query = _query(TrendQuery, since, until, entity_kind=kind, entity=name, granularity=granularity)
     assert isinstance(query, TrendQuery)
     with _opened() as db:
         points = db.frame(query)
-        fired = db.frame(
-            _query(AlertsQuery, since, until, entity_kind=kind, entity=query.entity, state="fired")
-        )
+        fired = fired_alerts(db, query)
         _write(db, query, out)
         if points.empty:
             console.print(f"no stories for {kind} {query.entity!r} in {_range(query)}")

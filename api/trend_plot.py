@@ -1,4 +1,4 @@
-"""`finpulse history trend --png`: one entity's trend as a picture.
+"""`finpulse history trend --png` and `GET /trends/plot.png`: one entity's trend as a picture.
 
 Top panel: the negative share per time bucket, a red triangle where an alert
 fired (at its window's end and negative share). Bottom panel: stories per
@@ -17,9 +17,17 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from store import STEPS
+from store import STEPS, AlertsQuery, DuckDBStore, TrendQuery
 
 WIDTH_IN, HEIGHT_IN, DPI = 11.0, 5.0, 100
+
+
+def fired_alerts(db: DuckDBStore, query: TrendQuery) -> pd.DataFrame:
+    """The alerts fired for the trend's entity in its range (all subscriptions)."""
+    fired = AlertsQuery(
+        entity_kind=query.entity_kind, entity=query.entity, state="fired", start=query.start, end=query.end
+    )
+    return db.frame(fired)
 
 
 def plot_trend(points: pd.DataFrame, fired: pd.DataFrame, title: str, granularity: str) -> bytes:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from api.deps import Store
+from api.deps import Store, unprocessable
 from api.paging import FILE_RESPONSES, FORMAT_PARAM, Format, Page, export, page
+from api.trend_plot import fired_alerts, plot_trend
 from store import (
     EntitiesQuery,
     EntityCount,
@@ -28,6 +29,23 @@ router = APIRouter(tags=["history"])
 def trends(db: Store, q: Annotated[TrendQuery, Query()], fmt: Format = FORMAT_PARAM) -> Any:
     """Sentiment per entity (topic, ticker or source) and time bucket, from the scored items."""
     return page(db, q) if fmt == "json" else export(db, q, fmt, "trends")
+
+
+@router.get(
+    "/trends/plot.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "PNG"}, 404: {"description": "no stories"}},
+)
+def trend_plot(db: Store, q: Annotated[TrendQuery, Query()]) -> Response:
+    """One entity's negative share per bucket with the alerts fired, and its stories per bucket, as
+    PNG (the chart of `finpulse history trend --png`). `entity` is required; paging is ignored."""
+    if q.entity is None:
+        raise unprocessable("entity: required for a plot", ("query", "entity"))
+    points = db.frame(q)
+    if points.empty:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no stories for {q.entity_kind} {q.entity!r}")
+    png = plot_trend(points, fired_alerts(db, q), f"{q.entity_kind} {q.entity}", q.granularity)
+    return Response(png, media_type="image/png")
 
 
 @router.get("/volume", response_model=Page[VolumePoint], responses=FILE_RESPONSES)

@@ -7,6 +7,7 @@ from typing import Any
 
 import duckdb
 import pytest
+from matplotlib.image import imread
 
 SPAN = {"start": "2024-03-04T00:00:00Z", "end": "2024-03-06T00:00:00Z"}
 
@@ -39,6 +40,21 @@ def test_trends_values_and_paging(api_client: Any) -> None:
     assert (len(first["items"]), first["next_offset"]) == (2, 2)
     rest = api_client.get("/api/v1/trends", params={**SPAN, "limit": 2, "offset": 4}).json()
     assert (len(rest["items"]), rest["next_offset"]) == (1, None)
+
+
+def test_trend_plot_png(api_client: Any) -> None:
+    params = {**SPAN, "entity_kind": "topic", "entity": "earnings", "granularity": "hour"}
+    r = api_client.get("/api/v1/trends/plot.png", params=params)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "image/png"
+    pixels = imread(io.BytesIO(r.content))[..., :3]
+    assert pixels.shape[:2] == (500, 1100)
+    red = (pixels[..., 0] > 0.7) & (pixels[..., 1] < 0.35) & (pixels[..., 2] < 0.35)
+    assert red.sum() > 100  # the negative stories' bars and the fired alert's marker
+    missing = api_client.get("/api/v1/trends/plot.png", params={**params, "entity": "nothing"})
+    assert (missing.status_code, "no stories for topic 'nothing'" in missing.text) == (404, True)
+    unnamed = api_client.get("/api/v1/trends/plot.png", params={**SPAN, "entity_kind": "topic"})
+    assert (unnamed.status_code, "entity: required" in unnamed.text) == (422, True)
 
 
 def test_volume_entities_headlines_windows(api_client: Any) -> None:
