@@ -1,4 +1,5 @@
-"""`finpulse alerts`: run the alert dispatcher; `finpulse alerts check`: validate subscriptions.
+"""`finpulse alerts`: run the alert dispatcher; `check` validates subscriptions, `test` sends
+each subscription's channel a test message.
 
 Imports only typer and the standard library at module level; the dispatcher
 and its libraries load when the command runs.
@@ -68,6 +69,64 @@ def check(
             markup=False,
         )
     console.print(f"{len(subs)} subscription(s) OK")
+
+
+@alerts_app.command("test")
+def send_test(
+    subscription: Annotated[
+        list[str] | None,
+        typer.Option("--subscription", "-s", help="Only this subscription (repeat for more; default: all)."),
+    ] = None,
+    sink: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Sink(s) to send through: slack, console, webhook (default: settings.alerts.sinks)."
+        ),
+    ] = None,
+) -> None:
+    """Send each subscription's channel a test message (marked as one, with an example alert);
+    exit 1 when any could not be sent."""
+    from rich.table import Table
+
+    from finpulse.cli import console, settings
+    from finpulse.errors import ConfigError
+    from finpulse.schema import utcnow
+    from store import DuckDBStore
+
+    from .live import live_subscriptions
+    from .sample import send_samples
+
+    s = settings()
+    store = DuckDBStore.from_settings(s.store, read_only=True) if s.stream.history else None
+    try:  # live_subscriptions opens the store, or falls back to the file when it cannot
+        subs = live_subscriptions(s.alerts.subscriptions_file, store)
+    finally:
+        if store is not None:
+            store.stop()
+    if subscription:
+        unknown = sorted(set(subscription) - {sub.id for sub in subs})
+        if unknown:
+            known = ", ".join(sub.id for sub in subs) or "none"
+            raise ConfigError(f"no subscription {', '.join(map(repr, unknown))}; known: {known}")
+        subs = tuple(sub for sub in subs if sub.id in subscription)
+    if not subs:
+        raise ConfigError(
+            f"no subscriptions to test: add one to {s.alerts.subscriptions_file} or the dashboard"
+        )
+    results = asyncio.run(
+        send_samples(subs, build_sinks(tuple(sink) if sink else s.alerts.sinks, s), utcnow())
+    )
+    table = Table("subscription", "channel", "sink", "result", title="Test messages")
+    for r in results:
+        table.add_row(r.subscription_id, r.channel, r.sink, r.detail if r.sent else f"[red]{r.detail}[/red]")
+    console.print(table)
+    failed = sum(not r.sent for r in results)
+    if failed:
+        console.print(
+            f"{failed} of {len(results)} not sent: for Slack, check the channel (id or name) "
+            "and that the bot is a member of it (/invite @your-bot)"
+        )
+        raise typer.Exit(1)
 
 
 def build_sinks(names: tuple[str, ...], s: Settings) -> list[AlertSink]:

@@ -25,6 +25,7 @@ SECTION_CHARS = 3000
 TITLE_CHARS = 200
 # Alerts per message: 3 blocks each keeps a message far under the 50-block limit.
 MAX_ALERTS_PER_MESSAGE = 10
+TEST_HEADER = "Test message from finpulse: not a real alert"
 _BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 _WORD_JOINER = "\u2060"
 Block = dict[str, Any]
@@ -111,6 +112,8 @@ def blocks(n: Notification, links: FeedbackLinks | None = None) -> list[Block]:
     """Block Kit blocks for one notification (at most MAX_ALERTS_PER_MESSAGE alerts); fired
     alerts carry verdict links when `links` is given."""
     first = n.events[0]
+    if n.test_note is not None:
+        return _test_blocks(n)
     out: list[Block] = []
     if n.state == "fired":
         title = (
@@ -135,6 +138,21 @@ def blocks(n: Notification, links: FeedbackLinks | None = None) -> list[Block]:
     return out
 
 
+def _test_blocks(n: Notification) -> list[Block]:
+    """A test message: the note, the example alert as it would look (no verdict links), who sent it."""
+    sub = escape_mrkdwn(n.events[0].subscription_id)
+    note = escape_mrkdwn(n.test_note or "")[:SECTION_CHARS]
+    out: list[Block] = [
+        {"type": "header", "text": {"type": "plain_text", "text": TEST_HEADER}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": note}},
+    ]
+    for e in n.events:
+        out += _alert_blocks(e, None)
+    context = f"Subscription `{sub}` · sent by `finpulse alerts test`; the figures above are an example"
+    out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
+    return out
+
+
 def fallback_text(n: Notification) -> str:
     """The notification text (push notifications, screen readers): escaped, one line per alert."""
     lines = []
@@ -147,4 +165,5 @@ def fallback_text(n: Notification) -> str:
             )
         else:
             lines.append(f"Resolved: {entity} back to {_pct(e.negative_share)} negative")
-    return "\n".join(lines)[:SECTION_CHARS]
+    text = "\n".join(lines)
+    return (f"[{TEST_HEADER}] {text}" if n.test_note is not None else text)[:SECTION_CHARS]

@@ -31,6 +31,8 @@ from .sinks.base import AlertSink, DeliveryRejected, Notification, RateLimited, 
 logger = logging.getLogger(__name__)
 
 METADATA_EVENT = "finpulse_alert"
+# Test messages carry their own event type, so crash recovery never mistakes one for an alert.
+METADATA_TEST_EVENT = "finpulse_test"
 # Slack error codes that mean the token itself is unusable: stop rather than dead-letter.
 AUTH_ERRORS = frozenset(
     {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission"}
@@ -83,7 +85,7 @@ class SlackNotifier(AlertSink):
             "unfurl_links": False,
             "unfurl_media": False,
             "metadata": {
-                "event_type": METADATA_EVENT,
+                "event_type": METADATA_EVENT if notification.test_note is None else METADATA_TEST_EVENT,
                 "event_payload": {
                     "delivery_id": notification.delivery_id,
                     "alert_ids": ",".join(notification.alert_ids),

@@ -47,7 +47,8 @@ class Notification:
     """One message to send: events of one group, all fired or all resolved.
 
     `thread_ref` is the destination's reference of the fired message (Slack `ts`)
-    that resolved notices reply to; None posts at top level.
+    that resolved notices reply to; None posts at top level. `test_note` marks a
+    test message (`finpulse alerts test`): the note leads it and its events are examples.
     """
 
     group_key: str
@@ -55,6 +56,7 @@ class Notification:
     state: Literal["fired", "resolved"]
     events: tuple[AlertEvent, ...]
     thread_ref: str | None = None
+    test_note: str | None = None
 
     @property
     def alert_ids(self) -> tuple[str, ...]:

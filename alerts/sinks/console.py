@@ -21,14 +21,18 @@ class ConsoleSink(AlertSink):
 
     async def send(self, notification: Notification) -> str | None:
         colour = "red" if notification.state == "fired" else "green"
+        links = self._links
+        if notification.test_note is not None:
+            self._console.print(f"[bold]test[/bold] {escape(notification.test_note)}")
+            colour, links = "yellow", None
         for event in notification.events:
             line = summary(event).replace("*", "")
             self._console.print(f"[{colour}]{notification.state}[/{colour}] {escape(line)}")
             if notification.state == "fired":
                 for h in event.top_headlines:
                     self._console.print(f"    - {escape(h.title)} {escape(h.url or '')}")
-                if self._links is not None:
-                    urls = self._links.urls(event.alert_id)
+                if links is not None:
+                    urls = links.urls(event.alert_id)
                     line = f"    real event? yes: {escape(urls['tp'])}  no: {escape(urls['fp'])}"
                     self._console.print(line, soft_wrap=True)
         return None

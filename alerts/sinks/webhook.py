@@ -1,7 +1,8 @@
 """WebhookSink: notifications POSTed as JSON to any HTTP endpoint.
 
 Body: `{"delivery_id", "group_key", "channel", "state", "thread_ref", "events": [AlertEvent...]}`,
-and `"feedback": {alert_id: {"tp": url, "fp": url}}` for fired alerts when links are configured;
+and `"feedback": {alert_id: {"tp": url, "fp": url}}` for fired alerts when links are configured
+(a test message from `finpulse alerts test` has `"test_note"` instead);
 header `Idempotency-Key: <delivery_id>`, so receivers can drop repeats. 2xx accepts;
 429 (Retry-After), 5xx, timeouts are retried; other 4xx are rejected (dead-lettered).
 """
@@ -51,7 +52,9 @@ class WebhookSink(AlertSink):
             "thread_ref": notification.thread_ref,
             "events": [json.loads(e.to_bytes()) for e in notification.events],
         }
-        if self._links is not None and notification.state == "fired":
+        if notification.test_note is not None:
+            body["test_note"] = notification.test_note
+        elif self._links is not None and notification.state == "fired":
             body["feedback"] = {e.alert_id: self._links.urls(e.alert_id) for e in notification.events}
         try:
             response = await self._client.post(

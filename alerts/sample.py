@@ -1,0 +1,133 @@
+"""Test messages: what `finpulse alerts test` sends to each subscription's channel.
+
+A test message says which subscription it is for and what makes that
+subscription fire, then shows an example alert rendered as a real one is (its
+figures made up, its headline saying so), so subscribers see that the channel
+works and what an alert will look like before a real spike. Each message has
+its own alert id, so it is never taken for a delivered alert.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from finpulse.errors import PermanentError, TransientError
+from finpulse.schema import AlertEvent, EntityKind, HeadlineRef
+
+from .sinks.base import AlertSink, Notification
+from .stats import binomial_p
+from .subscriptions import WILDCARD, Subscription
+
+# The example's figures: a quiet baseline and a window well past the subscription's rise.
+EXAMPLE_BASELINE = 0.12
+EXAMPLE_EXTRA_RISE = 0.2
+EXAMPLE_STORIES = 20
+EXAMPLE_WINDOW = timedelta(minutes=5)
+_KINDS: tuple[tuple[EntityKind, str], ...] = (
+    ("ticker", "tickers"),
+    ("topic", "topics"),
+    ("source", "sources"),
+)
+
+
+def describe(sub: Subscription) -> str:
+    """What a subscription watches and when it fires, in one sentence's worth of words."""
+    watched = "; ".join(
+        f"every {kind}" if WILDCARD in names else f"{field} {', '.join(names)}"
+        for kind, field in _KINDS
+        if (names := getattr(sub.filter, field))
+    )
+    d = sub.detector
+    return (
+        f"watches {watched}; fires when an entity's negative share in a {d.window} window is "
+        f"at least {d.min_rise * 100:.0f} points above its baseline, on {d.min_volume} or more "
+        f"stories, with p < {d.significance:g} ({d.correction}-adjusted)"
+    )
+
+
+def _example_entity(sub: Subscription) -> tuple[EntityKind, str]:
+    """The first entity the subscription names (a wildcard gets a placeholder name)."""
+    for kind, field in _KINDS:
+        names = getattr(sub.filter, field)
+        if names:
+            return kind, names[0] if names[0] != WILDCARD else f"any {kind}"
+    raise AssertionError("a subscription's filter names at least one entity")  # its validator
+
+
+def sample_notification(sub: Subscription, now: datetime) -> Notification:
+    """The test message for one subscription, sent to its channel."""
+    kind, entity = _example_entity(sub)
+    d = sub.detector
+    count = max(d.min_volume, EXAMPLE_STORIES)
+    share = min(1.0, EXAMPLE_BASELINE + d.min_rise + EXAMPLE_EXTRA_RISE)
+    negative = round(share * count)
+    end = now.replace(second=0, microsecond=0)
+    event = AlertEvent(
+        alert_id=f"test-{uuid.uuid4().hex}",
+        subscription_id=sub.id,
+        state="fired",
+        entity_kind=kind,
+        entity=entity,
+        window_start=end - EXAMPLE_WINDOW,
+        window_end=end,
+        count=count,
+        negative_count=negative,
+        negative_share=negative / count,
+        baseline_negative_share=EXAMPLE_BASELINE,
+        p_value=binomial_p(negative, count, EXAMPLE_BASELINE),
+        significance=d.significance,
+        top_headlines=(
+            HeadlineRef(
+                story_id="test",
+                title="Example headline: a real alert lists the most negative stories here",
+                source="finpulse",
+                sentiment_score=-0.9,
+            ),
+        ),
+        channel=sub.channel,
+        created_at=now,
+        window_kind=d.window,
+    )
+    states = [s for s, on in (("disabled", not sub.enabled), ("muted right now", sub.muted(now))) if on]
+    label = f"{sub.id} ({sub.name})" if sub.name else sub.id
+    note = (
+        f"Alerts of subscription {label} come to this channel"
+        + (f" (it is {' and '.join(states)}, so none will until that changes)" if states else "")
+        + f". It {describe(sub)}. This is what an alert looks like:"
+    )
+    return Notification(f"test|{sub.id}", sub.channel, "fired", (event,), test_note=note)
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """One test message's fate: the destination's reference when sent, else why not."""
+
+    subscription_id: str
+    channel: str
+    sink: str
+    sent: bool
+    detail: str
+
+
+async def send_samples(
+    subscriptions: tuple[Subscription, ...], sinks: list[AlertSink], now: datetime
+) -> list[SampleResult]:
+    """Send each subscription's test message through each sink, once (no retries: the
+    answer is the point). A sink that cannot start (refused token) raises ConfigError."""
+    results: list[SampleResult] = []
+    for sink in sinks:
+        await sink.start()
+        try:
+            for sub in subscriptions:
+                try:
+                    ref = await sink.send(sample_notification(sub, now))
+                except (TransientError, PermanentError) as exc:
+                    results.append(SampleResult(sub.id, sub.channel, sink.name, False, str(exc)))
+                else:
+                    detail = f"sent (message {ref})" if ref else "sent"
+                    results.append(SampleResult(sub.id, sub.channel, sink.name, True, detail))
+        finally:
+            await sink.stop()
+    return results

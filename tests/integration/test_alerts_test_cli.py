@@ -1,0 +1,95 @@
+"""`finpulse alerts test`: a test message to every live subscription's channel, through the
+real CLI, the history store's live subscriptions and the local Slack-API server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from alerts.render import TEST_HEADER
+from alerts.slack import METADATA_TEST_EVENT
+from alerts.subscriptions import Subscription
+from store import DuckDBStore
+from tests.conftest import FINPULSE
+from tests.fixtures.slack import VALID_TOKEN, FakeSlack
+
+API_TOKEN = "api-token-DONOTLOG-19"
+
+
+def _env(tmp_path: Path, slack: FakeSlack) -> dict[str, str]:
+    token_file = tmp_path / "slack-token"
+    token_file.write_text(VALID_TOKEN, encoding="utf-8")
+    subs = tmp_path / "subs.toml"
+    subs.write_text(
+        '[[subscription]]\nid = "desk"\nchannel = "#alerts"\n[subscription.filter]\ntickers = ["ACME"]\n\n'
+        '[[subscription]]\nid = "gone"\nchannel = "#deleted"\n[subscription.filter]\ntopics = ["*"]\n',
+        encoding="utf-8",
+    )
+    return {
+        **os.environ,
+        "FINPULSE_DATA_DIR": str(tmp_path / "data"),
+        "FINPULSE_STORE_URL": f"duckdb:///{tmp_path / 'history.duckdb'}",
+        "FINPULSE_ALERTS_SUBSCRIPTIONS_FILE": str(subs),
+        "FINPULSE_ALERTS_SLACK_TOKEN_FILE": str(token_file),
+        "FINPULSE_ALERTS_SLACK_BASE_URL": slack.base_url,
+        "FINPULSE_ALERTS_WEBHOOK_URL": slack.hook_url(),
+        "FINPULSE_ALERTS_REQUEST_TIMEOUT_S": "5",
+        "FINPULSE_API_TOKEN": API_TOKEN,
+        "FINPULSE_API_PUBLIC_URL": "https://finpulse.example",
+        "COLUMNS": "250",
+    }
+
+
+def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(FINPULSE), "alerts", "test", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_every_live_subscription_gets_a_marked_test_message(tmp_path: Path, slack_api: FakeSlack) -> None:
+    env = _env(tmp_path, slack_api)
+    # A subscription made in the dashboard lives only in the store: it is tested too.
+    with DuckDBStore(f"duckdb:///{tmp_path / 'history.duckdb'}") as db:
+        made = Subscription.model_validate(
+            {"id": "markets", "channel": "#markets", "filter": {"topics": ["Markets"]}}
+        )
+        db.put_subscription(made.id, made.stored_body())
+
+    done = _run(env, "--sink", "slack", "--sink", "webhook")
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output  # one channel does not exist
+    assert "channel_not_found" in output
+    assert "1 of 6 not sent" in output
+    assert "/invite" in output
+    assert output.count("sent (message ") == 2  # Slack answered with the messages' ts
+    assert VALID_TOKEN not in output
+    assert API_TOKEN not in output
+
+    posted = {p.channel: p for p in slack_api.posts}
+    assert sorted(posted) == ["C0ALERTS", "C0MARKETS"]
+    desk = posted["C0ALERTS"]
+    assert desk.blocks[0]["text"]["text"] == TEST_HEADER
+    assert "Alerts of subscription desk come to this channel" in desk.blocks[1]["text"]["text"]
+    assert "ticker *ACME*" in json.dumps(desk.blocks)
+    assert (desk.metadata or {})["event_type"] == METADATA_TEST_EVENT
+    assert "finpulse.example" not in json.dumps(desk.blocks), "no verdict links on an example"
+    assert "topic *Markets*" in json.dumps(posted["C0MARKETS"].blocks)
+
+    # The webhook takes every channel's message, marked by its test note.
+    bodies = [body for _, body in slack_api.webhooks]
+    assert sorted(b["channel"] for b in bodies) == ["#alerts", "#deleted", "#markets"]
+    assert all(b["test_note"].startswith("Alerts of subscription") and "feedback" not in b for b in bodies)
+
+
+def test_one_subscription_and_an_unknown_one(tmp_path: Path, slack_api: FakeSlack) -> None:
+    env = _env(tmp_path, slack_api)
+    done = _run(env, "-s", "desk", "--sink", "slack")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [p.channel for p in slack_api.posts] == ["C0ALERTS"]
+
+    done = _run(env, "-s", "nope", "--sink", "slack")
+    assert done.returncode == 2
+    assert "no subscription 'nope'; known: desk, gone" in done.stdout + done.stderr
+    assert len(slack_api.posts) == 1
