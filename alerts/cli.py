@@ -17,7 +17,6 @@ import typer
 if TYPE_CHECKING:
     from finpulse.settings import Settings
 
-    from .sinks.base import AlertSink
 
 alerts_app = typer.Typer(help="Deliver alert events (Slack, console, webhook).")
 
@@ -95,6 +94,7 @@ def send_test(
 
     from .live import live_subscriptions
     from .sample import send_samples
+    from .sinks.build import build_sinks
 
     s = settings()
     store = DuckDBStore.from_settings(s.store, read_only=True) if s.stream.history else None
@@ -129,42 +129,6 @@ def send_test(
         raise typer.Exit(1)
 
 
-def build_sinks(names: tuple[str, ...], s: Settings) -> list[AlertSink]:
-    """Sinks by name; ConfigError names the setting that is missing. Every sink's fired alerts
-    carry verdict links to the API (`api.public_url`, signed with the API token)."""
-    from finpulse.errors import ConfigError
-
-    from .links import FeedbackLinks
-    from .sinks.console import ConsoleSink
-    from .sinks.webhook import WebhookSink
-    from .slack import SlackNotifier
-
-    settings, links = s.alerts, FeedbackLinks.from_settings(s.api)
-    sinks: list[AlertSink] = []
-    for name in dict.fromkeys(names):
-        if name == "slack":
-            token = settings.resolved_slack_token()
-            if token is None or not token.get_secret_value():
-                raise ConfigError(
-                    "the slack sink needs a token: set FINPULSE_ALERTS_SLACK_TOKEN or "
-                    "FINPULSE_ALERTS_SLACK_TOKEN_FILE (or use --sink console)"
-                )
-            sinks.append(
-                SlackNotifier(
-                    token, base_url=settings.slack_base_url, timeout_s=settings.request_timeout_s, links=links
-                )
-            )
-        elif name == "console":
-            sinks.append(ConsoleSink(links=links))
-        elif name == "webhook":
-            if not settings.webhook_url:
-                raise ConfigError("the webhook sink needs FINPULSE_ALERTS_WEBHOOK_URL")
-            sinks.append(WebhookSink(settings.webhook_url, timeout_s=settings.request_timeout_s, links=links))
-        else:
-            raise ConfigError(f"unknown sink {name!r}: use slack, console or webhook")
-    return sinks
-
-
 async def _serve(s: Settings, sink_names: tuple[str, ...]) -> None:
     from finpulse.topics import ensure_topics
     from store import DuckDBStore
@@ -172,6 +136,7 @@ async def _serve(s: Settings, sink_names: tuple[str, ...]) -> None:
     from .dispatcher import AlertDispatcher
     from .ledger import DeliveryLedger
     from .live import LiveSubscriptions
+    from .sinks.build import build_sinks
 
     store = DuckDBStore.from_settings(s.store) if s.stream.history else None
     live = LiveSubscriptions(s.alerts.subscriptions_file, store, refresh_s=s.alerts.subscriptions_refresh_s)

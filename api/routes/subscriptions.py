@@ -1,16 +1,21 @@
-"""Subscriptions CRUD: the alerts' Subscription model (as in the TOML file), stored in the database."""
+"""Subscriptions CRUD: the alerts' Subscription model (as in the TOML file), stored in the database;
+a test message to a stored subscription's channel through the alert sinks."""
 
 from __future__ import annotations
 
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
+from alerts.sample import SampleResult, send_samples
+from alerts.sinks.build import build_sinks
 from alerts.subscriptions import Subscription
 from api.deps import Store
-from finpulse.schema import describe_validation_error
+from finpulse.errors import ConfigError
+from finpulse.schema import describe_validation_error, utcnow
 from store import SubscriptionRecord
 
 logger = logging.getLogger(__name__)
@@ -78,3 +83,23 @@ def delete_subscription(db: Store, sub_id: SubId) -> Response:
     if not db.delete_subscription(sub_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no subscription {sub_id!r}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{sub_id}/test", responses={**NOT_FOUND, 503: {"description": "the sinks cannot send"}})
+async def send_test_message(
+    request: Request,
+    db: Store,
+    sub_id: SubId,
+    sink: Annotated[
+        list[str] | None, Query(description="slack, console, webhook (default: alerts.sinks)")
+    ] = None,
+) -> list[SampleResult]:
+    """Send the subscription's channel a test message through each sink (`finpulse alerts test`);
+    each result says whether it went and, if not, why (e.g. channel_not_found)."""
+    sub = await run_in_threadpool(get_subscription, db, sub_id)
+    settings = request.app.state.settings
+    try:
+        sinks = build_sinks(tuple(sink) if sink else settings.alerts.sinks, settings)
+        return await send_samples((sub,), sinks, utcnow())
+    except ConfigError as exc:  # no token, a refused one, an unknown sink: the server's settings
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"cannot send: {exc}") from exc

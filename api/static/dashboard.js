@@ -256,6 +256,19 @@ async function deleteSubscription() {
   }
 }
 
+async function testSubscription() {
+  const id = $("sub-list").value;
+  if (!id) return subMessage("select a saved subscription first", true);
+  subMessage(`sending a test message for ${id}…`);
+  try {
+    const results = await api(`/subscriptions/${encodeURIComponent(id)}/test`, { method: "POST" });
+    const lines = results.map((r) => `${r.sink} → ${r.channel}: ${r.sent ? r.detail : "NOT SENT: " + r.detail}`);
+    subMessage(lines.join("\n"), results.some((r) => !r.sent));
+  } catch (err) {
+    subMessage(err.message, true);
+  }
+}
+
 // --- wiring ---------------------------------------------------------------------------------
 async function refresh() {
   status("loading…");
@@ -277,5 +290,6 @@ $("sub-list").onchange = showSubscription;
 $("sub-new").onclick = () => { $("sub-list").value = ""; $("sub-json").value = JSON.stringify(TEMPLATE, null, 2); subMessage(""); };
 $("sub-save").onclick = saveSubscription;
 $("sub-delete").onclick = deleteSubscription;
+$("sub-test").onclick = testSubscription;
 $("save-token").onclick = () => { localStorage.setItem("finpulse-token", $("token").value); $("auth").hidden = true; refresh(); };
 refresh();

@@ -13,9 +13,11 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 from pydantic import SecretStr
 
+from alerts.subscriptions import Subscription
 from api.app import create_app
-from finpulse.settings import ApiSettings, Settings, StoreSettings
+from finpulse.settings import AlertsSettings, ApiSettings, Settings, StoreSettings
 from store import DuckDBStore, EntitiesQuery
+from tests.fixtures.slack import VALID_TOKEN, FakeSlack
 from tests.fixtures.store import seed_busy, seed_spike, serve_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -115,6 +117,37 @@ def test_subscription_editor_shows_errors_and_saves(dashboard: tuple[Page, DuckD
     (stored,) = db.list_subscriptions()
     assert stored.body["detector"]["min_rise"] == 0.2
     assert page.locator("#sub-list option").count() == 1
+
+
+def test_subscription_editor_sends_a_test_message(
+    tmp_path: Path, browser: Browser, slack_api: FakeSlack
+) -> None:
+    path = tmp_path / "history.duckdb"
+    with DuckDBStore(path) as db:
+        for sid, channel in (("desk", "#alerts"), ("gone", "#deleted")):
+            sub = Subscription.model_validate(
+                {"id": sid, "channel": channel, "filter": {"tickers": ["ACME"]}}
+            )
+            db.put_subscription(sid, sub.stored_body())
+    settings = Settings(
+        store=StoreSettings(url=f"duckdb:///{path}"),
+        alerts=AlertsSettings(slack_token=SecretStr(VALID_TOKEN), slack_base_url=slack_api.base_url),
+    )
+    with serve_app(create_app(settings)) as base:
+        page = browser.new_page()
+        page.goto(base)
+        page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+        page.select_option("#sub-list", "desk")
+        page.click("#sub-test")
+        page.wait_for_selector("#sub-message:not(.error) >> text=slack → #alerts: sent (message")
+        assert [p.channel for p in slack_api.posts] == ["C0ALERTS"]
+        page.select_option("#sub-list", "gone")
+        page.click("#sub-test")
+        page.wait_for_selector(
+            "#sub-message.error >> text=NOT SENT: slack chat.postMessage: channel_not_found"
+        )
+        page.close()
+    assert len(slack_api.posts) == 1
 
 
 # -- the Backtest panel ---------------------------------------------------------------------------

@@ -49,3 +49,23 @@ def test_invalid_subscriptions_get_a_422_naming_the_field(api_client: Any) -> No
     assert mismatch.status_code == 422
     assert "differs from the path" in mismatch.json()["detail"]
     assert api_client.get("/api/v1/subscriptions").json() == []
+
+
+def test_a_test_message_needs_a_sink_that_can_send(api_client: Any) -> None:
+    assert api_client.post("/api/v1/subscriptions/energy-desk/test").status_code == 404
+    api_client.post("/api/v1/subscriptions", json=SUB)
+    # The default sink is Slack and this server has no token: a 503 that names the setting.
+    refused = api_client.post("/api/v1/subscriptions/energy-desk/test")
+    assert refused.status_code == 503
+    assert "FINPULSE_ALERTS_SLACK_TOKEN" in refused.json()["detail"]
+    unknown = api_client.post("/api/v1/subscriptions/energy-desk/test", params={"sink": "pager"})
+    assert unknown.status_code == 503
+    assert "unknown sink 'pager'" in unknown.json()["detail"]
+    [console] = api_client.post("/api/v1/subscriptions/energy-desk/test", params={"sink": "console"}).json()
+    assert console == {
+        "subscription_id": "energy-desk",
+        "channel": "C0123",
+        "sink": "console",
+        "sent": True,
+        "detail": "sent",
+    }

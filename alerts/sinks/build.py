@@ -1,0 +1,40 @@
+"""The sinks named in settings (`alerts.sinks`), built for the dispatcher, `alerts test` and the API."""
+
+from __future__ import annotations
+
+from alerts.links import FeedbackLinks
+from alerts.sinks.base import AlertSink
+from alerts.sinks.console import ConsoleSink
+from alerts.sinks.webhook import WebhookSink
+from alerts.slack import SlackNotifier
+from finpulse.errors import ConfigError
+from finpulse.settings import Settings
+
+
+def build_sinks(names: tuple[str, ...], s: Settings) -> list[AlertSink]:
+    """Sinks by name; ConfigError names the setting that is missing. Every sink's fired alerts
+    carry verdict links to the API (`api.public_url`, signed with the API token)."""
+    settings, links = s.alerts, FeedbackLinks.from_settings(s.api)
+    sinks: list[AlertSink] = []
+    for name in dict.fromkeys(names):
+        if name == "slack":
+            token = settings.resolved_slack_token()
+            if token is None or not token.get_secret_value():
+                raise ConfigError(
+                    "the slack sink needs a token: set FINPULSE_ALERTS_SLACK_TOKEN or "
+                    "FINPULSE_ALERTS_SLACK_TOKEN_FILE (or use --sink console)"
+                )
+            sinks.append(
+                SlackNotifier(
+                    token, base_url=settings.slack_base_url, timeout_s=settings.request_timeout_s, links=links
+                )
+            )
+        elif name == "console":
+            sinks.append(ConsoleSink(links=links))
+        elif name == "webhook":
+            if not settings.webhook_url:
+                raise ConfigError("the webhook sink needs FINPULSE_ALERTS_WEBHOOK_URL")
+            sinks.append(WebhookSink(settings.webhook_url, timeout_s=settings.request_timeout_s, links=links))
+        else:
+            raise ConfigError(f"unknown sink {name!r}: use slack, console or webhook")
+    return sinks
