@@ -49,8 +49,20 @@ FORMATS = {".csv": "csv", ".parquet": "parquet", ".json": "json"}
 
 Since = Annotated[str | None, typer.Option(help="Start, ISO 8601 UTC (default: until - 7 days).")]
 Until = Annotated[str | None, typer.Option(help="End, exclusive, ISO 8601 UTC (default: now).")]
+
+
+def _out_checked(path: Path | None) -> Path | None:
+    """--out's suffix checked when the command line is read, before any query runs."""
+    if path is not None:
+        output_format(path)
+    return path
+
+
 Out = Annotated[
-    Path | None, typer.Option(help="Also write every row of the range to FILE (.csv, .parquet or .json).")
+    Path | None,
+    typer.Option(
+        help="Also write every row of the range to FILE (.csv, .parquet or .json).", callback=_out_checked
+    ),
 ]
 Limit = Annotated[int, typer.Option(min=1, max=10_000, help="Rows to show.")]
 

@@ -110,6 +110,18 @@ def test_bad_input_is_a_clear_error(seeded: Path, args: tuple[str, ...], needle:
     assert needle in " ".join(out.replace("│", " ").split())  # typer boxes and wraps its errors
 
 
+def test_a_bad_out_suffix_is_refused_before_any_query(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FINPULSE_STORE_URL", f"duckdb:///{tmp_path / 'absent.duckdb'}")
+    for command in (("trend", "ticker:AAPL"), ("entities",), ("alerts",)):
+        code, out = _run(*command, "--out", str(tmp_path / "rows.xlsx"))
+        assert code == 2
+        assert ".csv, .parquet or .json" in " ".join(out.replace("│", " ").split())
+        assert "does not exist" not in out  # the store was never opened
+    assert not (tmp_path / "absent.duckdb").exists()
+
+
 def test_entities_busiest_first_with_their_sentiment(seeded: Path) -> None:
     code, out = _run("entities", "--kind", "ticker", *SPAN)
     assert code == 0, out
