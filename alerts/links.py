@@ -1,8 +1,9 @@
-"""Signed feedback links in alert messages: `/feedback/{alert_id}?verdict=tp&token=...`.
+"""Signed links in alert messages: `/feedback/{alert_id}?verdict=tp&token=...` records a
+verdict, `/feedback/{alert_id}/chart.png?token=...` draws the alert's trend.
 
-The token is an HMAC of the alert id and verdict keyed by the API token, so a
-link marks only its own alert with its own verdict and never reveals the API
-token. Without an API token (local use) links carry no token. The sinks build
+The token is an HMAC of the alert id and the link's purpose (tp, fp, chart)
+keyed by the API token, so a link serves only its own alert and purpose and
+never reveals the API token. Without an API token (local use) links carry no token. The sinks build
 the links (`FeedbackLinks`), the API's feedback page checks them.
 """
 
@@ -21,20 +22,24 @@ from finpulse.settings import ApiSettings
 TOKEN_HEX = 32
 
 
-def link_token(secret: SecretStr, alert_id: str, verdict: str) -> str:
-    """The token that authorises marking `alert_id` with `verdict`."""
-    message = f"feedback:{alert_id}:{verdict}".encode()
+# What a link may do besides recording a verdict (tp / fp).
+CHART = "chart"
+
+
+def link_token(secret: SecretStr, alert_id: str, purpose: str) -> str:
+    """The token that authorises `purpose` (a verdict, or CHART) for `alert_id`."""
+    message = f"feedback:{alert_id}:{purpose}".encode()
     return hmac.new(secret.get_secret_value().encode(), message, hashlib.sha256).hexdigest()[:TOKEN_HEX]
 
 
-def check_link_token(secret: SecretStr | None, alert_id: str, verdict: str, token: str | None) -> bool:
+def check_link_token(secret: SecretStr | None, alert_id: str, purpose: str, token: str | None) -> bool:
     """True when no secret is set, or the token is the link token or the API token itself."""
     if secret is None:
         return True
     if not token:
         return False
     given = token.encode()  # bytes: compare_digest refuses non-ASCII str
-    expected = link_token(secret, alert_id, verdict).encode()
+    expected = link_token(secret, alert_id, purpose).encode()
     return hmac.compare_digest(given, expected) or hmac.compare_digest(
         given, secret.get_secret_value().encode()
     )
@@ -62,6 +67,14 @@ class FeedbackLinks:
     def url(self, alert_id: str, verdict: str) -> str:
         return feedback_url(self.base_url, self.secret, alert_id, verdict)
 
+    def chart_url(self, alert_id: str) -> str:
+        """The alert's trend chart (PNG), served by the API without its token."""
+        url = f"{self.base_url.rstrip('/')}/feedback/{quote(alert_id, safe='')}/chart.png"
+        return url if self.secret is None else f"{url}?token={link_token(self.secret, alert_id, CHART)}"
+
     def urls(self, alert_id: str) -> dict[str, str]:
-        """{"tp": url, "fp": url}: the alert's two verdict links."""
-        return {verdict: self.url(alert_id, verdict) for verdict in ("tp", "fp")}
+        """{"tp": url, "fp": url, "chart": url}: the alert's two verdict links and its chart."""
+        return {
+            **{verdict: self.url(alert_id, verdict) for verdict in ("tp", "fp")},
+            CHART: self.chart_url(alert_id),
+        }

@@ -90,10 +90,13 @@ def summary(e: AlertEvent) -> str:
 
 
 def feedback_line(e: AlertEvent, links: FeedbackLinks) -> str:
-    """Links that record an analyst's verdict on a fired alert (backtest labels, training data)."""
-    urls = links.urls(e.alert_id)
-    tp, fp = safe_url(urls["tp"]), safe_url(urls["fp"])
-    return f"Real event? <{tp}|Yes, a true positive> · <{fp}|No, a false alarm>"
+    """The alert's trend chart, and links that record an analyst's verdict on it (backtest
+    labels, training data)."""
+    urls = {k: safe_url(v) for k, v in links.urls(e.alert_id).items()}
+    return (
+        f"<{urls['chart']}|Trend chart> · "
+        f"Real event? <{urls['tp']}|Yes, a true positive> · <{urls['fp']}|No, a false alarm>"
+    )
 
 
 def _alert_blocks(e: AlertEvent, links: FeedbackLinks | None) -> list[Block]:

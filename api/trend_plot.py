@@ -1,7 +1,9 @@
-"""`finpulse history trend --png` and `GET /trends/plot.png`: one entity's trend as a picture.
+"""`finpulse history trend --png`, `GET /trends/plot.png` and an alert message's chart link
+(`GET /feedback/{alert_id}/chart.png`): one entity's trend as a picture.
 
 Top panel: the negative share per time bucket, a red triangle where an alert
-fired (at its window's end and negative share). Bottom panel: stories per
+fired (at its window's end and negative share); an alert's own chart also
+shades its window and draws the baseline it was tested against. Bottom panel: stories per
 bucket, the negative ones in red. Drawn with matplotlib's object API on the Agg
 canvas (no pyplot state); returns PNG bytes.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
+from datetime import timedelta
 
 import pandas as pd
 from matplotlib import dates
@@ -17,9 +20,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
+from finpulse.schema import AlertEvent
 from store import STEPS, AlertsQuery, DuckDBStore, TrendQuery
 
 WIDTH_IN, HEIGHT_IN, DPI = 11.0, 5.0, 100
+# An alert's chart: this many buckets before its window's end (the baseline's time) and after.
+BUCKETS_BEFORE, BUCKETS_AFTER = 60, 12
 
 
 def fired_alerts(db: DuckDBStore, query: TrendQuery) -> pd.DataFrame:
@@ -30,8 +36,31 @@ def fired_alerts(db: DuckDBStore, query: TrendQuery) -> pd.DataFrame:
     return db.frame(fired)
 
 
-def plot_trend(points: pd.DataFrame, fired: pd.DataFrame, title: str, granularity: str) -> bytes:
-    """PNG of a TrendQuery's rows (one entity, at least one row) and its fired alerts (AlertsQuery)."""
+def alert_chart(db: DuckDBStore, alert: AlertEvent) -> bytes | None:
+    """PNG of the alert's entity around its window, in buckets about the window's size; None
+    when the store has no stories for it there (pruned)."""
+    span = alert.window_end - alert.window_start
+    granularity = "5min" if span <= timedelta(minutes=15) else "hour" if span <= timedelta(hours=6) else "day"
+    step = STEPS[granularity]
+    query = TrendQuery(
+        entity_kind=alert.entity_kind,
+        entity=alert.entity,
+        granularity=granularity,
+        start=alert.window_end - BUCKETS_BEFORE * step,
+        end=alert.window_end + BUCKETS_AFTER * step,
+    )
+    points = db.frame(query)
+    if points.empty:
+        return None
+    title = f"{alert.entity_kind} {alert.entity}"
+    return plot_trend(points, fired_alerts(db, query), title, granularity, alert=alert)
+
+
+def plot_trend(
+    points: pd.DataFrame, fired: pd.DataFrame, title: str, granularity: str, alert: AlertEvent | None = None
+) -> bytes:
+    """PNG of a TrendQuery's rows (one entity, at least one row) and its fired alerts (AlertsQuery);
+    `alert`: shade its window and draw its baseline."""
     fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     share, volume = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.6])
@@ -50,6 +79,13 @@ def plot_trend(points: pd.DataFrame, fired: pd.DataFrame, title: str, granularit
             _days(fired["window_end"]), fired["negative_share"], ls="none", marker="^", ms=9,
             color="tab:red", label="alert fired", zorder=3,
         )  # fmt: skip
+    if alert is not None:
+        window = _days([pd.Timestamp(alert.window_start), pd.Timestamp(alert.window_end)])
+        for panel, label in ((share, "alert window"), (volume, None)):
+            panel.axvspan(*window, color="tab:red", alpha=0.12, lw=0, label=label)
+        share.axhline(
+            alert.baseline_negative_share, color="0.35", ls="--", lw=1, label="baseline (this alert)"
+        )
     share.set_ylim(-0.02, 1.02)
     share.yaxis.set_major_formatter(PercentFormatter(1.0))
     share.set_ylabel("negative share")

@@ -163,6 +163,8 @@ async def _first_alert(settings: Settings, offsets: dict[TopicPartition, int]) -
 
 
 def _show(console: Console, alert: AlertEvent, settings: Settings, logs: Path) -> None:
+    from alerts.links import FeedbackLinks
+
     headlines = "\n".join(f"  - {h.title} ({h.sentiment_score:+.2f})" for h in alert.top_headlines)
     console.print(
         Panel(
@@ -177,6 +179,9 @@ def _show(console: Console, alert: AlertEvent, settings: Settings, logs: Path) -
     api = settings.api
     console.print(f"[bold]6. dashboard[/bold] http://{api.host}:{api.port}/  (API docs: /docs)")
     console.print(f"   the console sink's rendering of the alert is in {logs / 'alerts.log'}")
+    console.print(
+        f"   its chart: {FeedbackLinks.from_settings(api).chart_url(alert.alert_id)}", soft_wrap=True
+    )
     console.print(
         f"   in the terminal: `finpulse history trend {alert.entity_kind}:{alert.entity} --granularity 5min`"
     )

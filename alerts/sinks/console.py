@@ -33,6 +33,9 @@ class ConsoleSink(AlertSink):
                     self._console.print(f"    - {escape(h.title)} {escape(h.url or '')}")
                 if links is not None:
                     urls = links.urls(event.alert_id)
-                    line = f"    real event? yes: {escape(urls['tp'])}  no: {escape(urls['fp'])}"
+                    line = (
+                        f"    chart: {escape(urls['chart'])}\n"
+                        f"    real event? yes: {escape(urls['tp'])}  no: {escape(urls['fp'])}"
+                    )
                     self._console.print(line, soft_wrap=True)
         return None

@@ -1,8 +1,9 @@
-"""Feedback from a Slack message: `GET /feedback/{alert_id}?verdict=tp&token=...`.
+"""Feedback from a Slack message: `GET /feedback/{alert_id}?verdict=tp&token=...`, and the
+alert's chart: `GET /feedback/{alert_id}/chart.png?token=...`.
 
-The GET only shows the alert and a confirm button (Slack and mail scanners
-prefetch links, so a GET must not change anything); the button POSTs the form
-back to the same URL, which records the verdict.
+The GET only shows the alert, its chart and a confirm button (Slack and mail
+scanners prefetch links, so a GET must not change anything); the button POSTs
+the form back to the same URL, which records the verdict.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import html
 from typing import Annotated
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from alerts.links import check_link_token
+from alerts.links import CHART, FeedbackLinks, check_link_token
 from api.deps import Store
+from api.trend_plot import alert_chart
 from finpulse.schema import AlertEvent
 from store import NotFound, Verdict
 
@@ -26,7 +28,7 @@ LABELS = {"tp": "true positive (a real event)", "fp": "false positive (a false a
 MAX_FORM_BYTES = 16_384
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>finpulse feedback</title>
-<style>body{{font:15px system-ui,sans-serif;max-width:40em;margin:3em auto;padding:0 1em}}
+<style>body{{font:15px system-ui,sans-serif;max-width:56em;margin:3em auto;padding:0 1em}}
 .err{{color:#b00}} button{{font-size:1em;padding:.4em 1em}} input,textarea{{width:100%}}</style></head>
 <body><h1>finpulse alert feedback</h1>{body}</body></html>"""
 
@@ -35,13 +37,15 @@ def _page(body: str, status_code: int = 200) -> HTMLResponse:
     return HTMLResponse(_PAGE.format(body=body), status_code=status_code)
 
 
-def _describe(alert: AlertEvent) -> str:
+def _describe(alert: AlertEvent, links: FeedbackLinks) -> str:
     e = html.escape
     return (
         f"<p><b>{e(alert.entity_kind)} {e(alert.entity)}</b> ({e(alert.state)}, subscription "
         f"{e(alert.subscription_id)}): negative share {alert.negative_share:.0%} against a baseline of "
         f"{alert.baseline_negative_share:.0%} over {alert.count} stories, window "
         f"{alert.window_start:%Y-%m-%d %H:%M}–{alert.window_end:%H:%M} UTC.</p>"
+        f'<p><img src="{e(links.chart_url(alert.alert_id))}" alt="negative share of {e(alert.entity)} '
+        'around the alert" style="width:100%" onerror="this.remove()"></p>'
     )
 
 
@@ -67,7 +71,34 @@ def feedback_form(
         '<p><label>Note <textarea name="note" maxlength="2000" rows="3"></textarea></label></p>'
         f"<p><button type=submit>Mark as {e(LABELS[verdict])}</button></p></form>"
     )
-    return _page(_describe(alert) + form)
+    links = FeedbackLinks("", request.app.state.settings.api.token)  # the page's own server
+    return _page(_describe(alert, links) + form)
+
+
+@router.get(
+    "/feedback/{alert_id}/chart.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "PNG"}, 403: {}, 404: {}},
+)
+def alert_chart_png(
+    request: Request,
+    db: Store,
+    alert_id: Annotated[str, Path(min_length=1, max_length=200)],
+    token: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """The alert's entity around its window: negative share against the alert's baseline, the
+    window shaded, the alerts fired; stories per bucket (the link in alert messages)."""
+    if not check_link_token(request.app.state.settings.api.token, alert_id, CHART, token):
+        return PlainTextResponse("this chart link is not valid (wrong or missing token)", 403)
+    alert = db.get_alert(alert_id)
+    if alert is None:
+        return PlainTextResponse(f"no alert {alert_id} in the history", 404)
+    png = alert_chart(db, alert)
+    if png is None:
+        return PlainTextResponse(
+            f"no stories for {alert.entity_kind} {alert.entity} around alert {alert_id}", 404
+        )
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
 
 
 @router.post("/feedback/{alert_id}", response_class=HTMLResponse, include_in_schema=False)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 
-from alerts.links import feedback_url, link_token
-from tests.fixtures.store import API_TOKEN
+from alerts.links import CHART, feedback_url, link_token
+from api.trend_plot import alert_chart
+from store import DuckDBStore
+from tests.fixtures.store import API_TOKEN, T0
+from tests.fixtures.store import alert as alert_event
 
 SPAN = {"start": "2024-03-04T00:00:00Z", "end": "2024-03-06T00:00:00Z"}
 
@@ -88,3 +93,39 @@ def test_slack_link_refuses_wrong_tokens_and_unknown_alerts(api_client: Any) -> 
     assert api_client.get("/feedback/zz", params={"verdict": "tp", "token": token}).status_code == 404
     assert api_client.get("/feedback/a1", params={"verdict": "meh"}).status_code == 422
     assert api_client.post("/feedback/a1", data={"verdict": "meh"}).status_code == 422
+
+
+def test_an_alert_links_to_its_chart(api_client: Any, api_store: Path) -> None:
+    chart_token = link_token(SecretStr(API_TOKEN), "a1", CHART)
+    page = api_client.get(
+        feedback_url("http://testserver", SecretStr(API_TOKEN), "a1", "fp"), headers={"Authorization": ""}
+    )
+    assert f'src="/feedback/a1/chart.png?token={chart_token}"' in page.text  # the page shows the chart
+    png = api_client.get(
+        "/feedback/a1/chart.png", params={"token": chart_token}, headers={"Authorization": ""}
+    )
+    assert png.status_code == 200
+    assert png.headers["content-type"] == "image/png"
+    assert png.content.startswith(b"\x89PNG")
+    with DuckDBStore(api_store, read_only=True) as db:
+        alert = db.get_alert("a1")
+        assert alert is not None
+        # The chart draws the alert's own baseline: another baseline, another picture.
+        other = alert.model_copy(update={"baseline_negative_share": 0.9})
+        assert alert_chart(db, alert) != alert_chart(db, other)
+    for token in (None, link_token(SecretStr(API_TOKEN), "a1", "tp")):  # a verdict token draws nothing
+        refused = api_client.get(
+            "/feedback/a1/chart.png", params={"token": token} if token else {}, headers={"Authorization": ""}
+        )
+        assert refused.status_code == 403
+    unknown = api_client.get(
+        "/feedback/zz/chart.png", params={"token": link_token(SecretStr(API_TOKEN), "zz", CHART)}
+    )
+    assert unknown.status_code == 404
+    with DuckDBStore(api_store) as db:  # an alert whose stories were pruned: no chart, a clear 404
+        db.upsert_alerts([alert_event("old", "gone-topic", T0 - timedelta(days=400))])
+    pruned = api_client.get(
+        "/feedback/old/chart.png", params={"token": link_token(SecretStr(API_TOKEN), "old", CHART)}
+    )
+    assert pruned.status_code == 404
+    assert "no stories for topic gone-topic" in pruned.text

@@ -7,10 +7,13 @@ import os
 import re
 import subprocess
 from pathlib import Path
+from urllib.parse import unquote
 
+from api.trend_plot import alert_chart
 from finpulse.demo import DEMO_PREFIX
 from finpulse.settings import KafkaSettings
 from finpulse.topics import topics_starting
+from store import DuckDBStore
 from tests.conftest import FINPULSE, free_port
 
 
@@ -62,3 +65,11 @@ def test_demo_fires_its_alert_on_every_run(
     assert trend.returncode == 0, trend.stdout + trend.stderr
     fired = [line for line in trend.stdout.splitlines() if "▲ acme-desk" in line]
     assert fired, trend.stdout
+    # The alert's chart link (printed, and in the console sink's log) draws from that store.
+    [alert_id] = re.findall(r"its chart: http://\S+/feedback/([^/\s]+)/chart\.png", done.stdout)
+    log = (tmp_path / "data" / "demo" / "alerts.log").read_text(encoding="utf-8")
+    assert f"/feedback/{alert_id}/chart.png" in log
+    with DuckDBStore(tmp_path / "history.duckdb", read_only=True) as db:
+        alert = db.get_alert(unquote(alert_id))
+        assert alert is not None
+        assert (alert_chart(db, alert) or b"").startswith(b"\x89PNG")

@@ -193,7 +193,11 @@ async def test_webhook_sink_sends_verdict_links_of_fired_alerts(slack_api: FakeS
         await hook.send(Notification("k", "#alerts", "resolved", (alert(1, "resolved", fired="f0001-desk"),)))
     (_, fired), (_, resolved) = slack_api.webhooks
     assert fired["feedback"] == {
-        f"f000{i}-desk": {"tp": links.url(f"f000{i}-desk", "tp"), "fp": links.url(f"f000{i}-desk", "fp")}
+        f"f000{i}-desk": {
+            "tp": links.url(f"f000{i}-desk", "tp"),
+            "fp": links.url(f"f000{i}-desk", "fp"),
+            "chart": links.chart_url(f"f000{i}-desk"),
+        }
         for i in (1, 2)
     }
     assert "feedback" not in resolved
@@ -215,4 +219,5 @@ async def test_console_sink_prints_verdict_links() -> None:
     await sink.send(Notification("k", "#a", "resolved", (alert(1, "resolved", fired="f0001-desk"),)))
     text = out.getvalue()
     assert f"real event? yes: {links.url('f0001-desk', 'tp')}  no: {links.url('f0001-desk', 'fp')}" in text
+    assert "chart: http://127.0.0.1:8000/feedback/f0001-desk/chart.png\n" in text
     assert text.count("real event?") == 1  # not on the resolved notice

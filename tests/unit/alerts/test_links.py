@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from alerts.links import FeedbackLinks, check_link_token, feedback_url, link_token
+from alerts.links import CHART, FeedbackLinks, check_link_token, feedback_url, link_token
 from finpulse.settings import ApiSettings
 
 SECRET = SecretStr("s3cret")
@@ -42,3 +42,21 @@ def test_feedback_links_from_the_api_settings() -> None:
 
 def test_non_ascii_tokens_are_simply_wrong() -> None:
     assert not check_link_token(SECRET, "a1", "tp", "jeton-é")
+
+
+def test_a_chart_link_is_signed_for_the_chart_only() -> None:
+    links = FeedbackLinks("https://fp.example/", SECRET)
+    url = links.chart_url("sub/1")
+    assert url == f"https://fp.example/feedback/sub%2F1/chart.png?token={link_token(SECRET, 'sub/1', CHART)}"
+    token = url.rsplit("=", 1)[1]
+    assert check_link_token(SECRET, "sub/1", CHART, token)
+    assert not check_link_token(SECRET, "sub/1", "tp", token)  # a chart link records no verdict
+    assert (
+        FeedbackLinks("http://127.0.0.1:8000").chart_url("a1")
+        == "http://127.0.0.1:8000/feedback/a1/chart.png"
+    )
+    assert links.urls("a1") == {
+        "tp": links.url("a1", "tp"),
+        "fp": links.url("a1", "fp"),
+        "chart": links.chart_url("a1"),
+    }

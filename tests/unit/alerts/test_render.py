@@ -58,7 +58,10 @@ def test_fired_alerts_carry_signed_verdict_links() -> None:
     texts = _texts(blocks(n, links))
     for i, text in zip((1, 2), texts[1:3], strict=True):
         tp, fp = (feedback_url("https://fp.example", secret, f"f{i:04d}-desk", v) for v in ("tp", "fp"))
-        assert text.endswith(f"Real event? <{tp}|Yes, a true positive> · <{fp}|No, a false alarm>")
+        chart = links.chart_url(f"f{i:04d}-desk")
+        assert text.endswith(
+            f"<{chart}|Trend chart> · Real event? <{tp}|Yes, a true positive> · <{fp}|No, a false alarm>"
+        )
     assert "DONOTSHOW" not in json.dumps(blocks(n, links))
     assert "Real event?" not in json.dumps(blocks(n))  # no links configured, none rendered
     resolved = Notification("k", "#alerts", "resolved", (alert(1, "resolved", fired="f0001"),), "123.4")
