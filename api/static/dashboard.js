@@ -52,9 +52,41 @@ function describeError(data) {
 }
 
 function range() {
+  if ($("range").value === "custom") {
+    // datetime-local values carry no zone: the dashboard, like the API, reads them as UTC.
+    if (!$("from").value) throw new Error("pick the start of the range (UTC)");
+    const start = new Date($("from").value + "Z");
+    const end = $("to").value ? new Date($("to").value + "Z") : new Date();
+    if (!(start < end)) throw new Error("the range's start must be before its end");
+    return { start: start.toISOString(), end: end.toISOString() };
+  }
   const end = new Date();
   const start = new Date(end.getTime() - Number($("range").value) * 3600e3);
   return { start: start.toISOString(), end: end.toISOString() };
+}
+
+// The view lives in the address (?kind=ticker&entity=ACME&range=custom&from=...), so a link shows
+// the same trend to whoever opens it; the API token never goes there.
+const VIEW = { kind: "kind", entity: "entity", range: "range", from: "from", to: "to", step: "granularity" };
+
+function readView() {
+  const params = new URLSearchParams(location.search);
+  for (const [key, id] of Object.entries(VIEW)) {
+    const value = params.get(key);
+    if (value === null) continue;
+    if (id === "entity") $(id).add(new Option(value, value));
+    $(id).value = value;
+  }
+  $("custom-range").hidden = $("range").value !== "custom";
+}
+
+function writeView() {
+  const params = new URLSearchParams();
+  for (const [key, id] of Object.entries(VIEW)) {
+    const custom = id === "from" || id === "to";
+    if ($(id).value && (!custom || $("range").value === "custom")) params.set(key, $(id).value);
+  }
+  history.replaceState(null, "", `${location.pathname}?${params}`);
 }
 
 // --- trends -------------------------------------------------------------------------------
@@ -68,7 +100,8 @@ async function loadEntities() {
     const label = `${e.entity} (${e.count} · ${Math.round(e.negative_share * 100)}% negative)`;
     select.add(new Option(label, e.entity));
   }
-  select.value = page.items.some((e) => e.entity === keep) ? keep : "";
+  if (keep && !page.items.some((e) => e.entity === keep)) select.add(new Option(`${keep} (not among the busiest)`, keep));
+  select.value = keep;
   return page.items;
 }
 
@@ -273,6 +306,8 @@ async function testSubscription() {
 async function refresh() {
   status("loading…");
   try {
+    token(); // keep a ?token= from the address before the view replaces it
+    writeView();
     await Promise.all([loadTrends(), loadAlerts(), loadSubscriptions($("sub-list").value)]);
     await loadHeadlines();
     status(`updated ${new Date().toISOString().slice(11, 19)} UTC`);
@@ -284,7 +319,14 @@ async function refresh() {
 }
 
 $("refresh").onclick = refresh;
-for (const id of ["kind", "range", "granularity"]) $(id).onchange = () => { if (id === "kind") $("entity").value = ""; refresh(); };
+for (const id of ["kind", "range", "granularity", "from", "to"]) {
+  $(id).onchange = () => {
+    if (id === "kind") $("entity").value = "";
+    $("custom-range").hidden = $("range").value !== "custom";
+    if ($("range").value === "custom" && !$("from").value) return status("pick the start of the range (UTC)");
+    refresh();
+  };
+}
 $("entity").onchange = refresh;
 $("sub-list").onchange = showSubscription;
 $("sub-new").onclick = () => { $("sub-list").value = ""; $("sub-json").value = JSON.stringify(TEMPLATE, null, 2); subMessage(""); };
@@ -292,4 +334,5 @@ $("sub-save").onclick = saveSubscription;
 $("sub-delete").onclick = deleteSubscription;
 $("sub-test").onclick = testSubscription;
 $("save-token").onclick = () => { localStorage.setItem("finpulse-token", $("token").value); $("auth").hidden = true; refresh(); };
+readView();
 refresh();

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from alerts.subscriptions import Subscription
 from api.app import create_app
 from finpulse.settings import AlertsSettings, ApiSettings, Settings, StoreSettings
-from store import DuckDBStore, EntitiesQuery
+from store import DuckDBStore, EntitiesQuery, TrendQuery
 from tests.fixtures.slack import VALID_TOKEN, FakeSlack
 from tests.fixtures.store import seed_busy, seed_spike, serve_app
 
@@ -100,6 +100,32 @@ def test_ticker_view_and_alert_feedback(dashboard: tuple[Page, DuckDBStore]) -> 
     feedback = db.get_feedback("busy-1")
     assert feedback is not None
     assert (feedback.verdict, feedback.author) == ("tp", "dashboard")
+
+
+def test_a_custom_range_and_the_view_in_the_address(dashboard: tuple[Page, DuckDBStore]) -> None:
+    page, db = dashboard
+    assert "token=" not in page.url  # the token went to local storage, not into shared links
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start, end = now - timedelta(hours=30), now - timedelta(hours=2)
+    view = (
+        f"kind=ticker&entity=TSLA&range=custom&from={start:%Y-%m-%dT%H:%M}&to={end:%Y-%m-%dT%H:%M}&step=5min"
+    )
+    origin = page.url.split("/?")[0]
+    page.goto(f"{origin}/?{view}")  # a shared link opens the same view
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+    assert page.locator(".chart").count() == 1
+    points = db.fetch(
+        TrendQuery(entity_kind="ticker", entity="TSLA", granularity="5min", start=start, end=end)
+    )
+    total = sum(p.count for p in points)  # type: ignore[attr-defined]
+    assert 0 < total < sum(p.count for p in db.fetch(TrendQuery(entity_kind="ticker", entity="TSLA")))  # type: ignore[attr-defined]
+    assert page.text_content(".chart h3") == f"ticker TSLA: {total} items, 1 alerts"
+    assert page.is_visible("#custom-range")
+    assert page.url.endswith(f"?{view.replace(':', '%3A')}")
+    # An impossible range is an error, not an empty chart.
+    page.fill("#to", f"{start - timedelta(hours=1):%Y-%m-%dT%H:%M}")
+    page.dispatch_event("#to", "change")
+    page.wait_for_selector("#status.error >> text=start must be before its end")
 
 
 def test_subscription_editor_shows_errors_and_saves(dashboard: tuple[Page, DuckDBStore]) -> None:
