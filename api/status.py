@@ -39,6 +39,7 @@ class TopicCount:
     dead_letters: int
     written: int = 0  # ever: the end offsets (retention does not lower it)
     dead_written: int = 0
+    exists: bool = True  # False: the broker has no such topic (`finpulse topics` creates it)
 
 
 @dataclass(frozen=True)
@@ -121,10 +122,10 @@ async def kafka_status(settings: Settings) -> KafkaStatus:
     def written(topic: str) -> int:
         return sum(ends[tp] for tp in ends if tp.topic == topic)
 
+    # Every stage topic, in stage order, a missing one marked: --watch's columns rely on it.
     topics = [
-        TopicCount(n, held(n), held(dead), written(n), written(dead))
+        TopicCount(n, held(n), held(dead), written(n), written(dead), exists=n in existing)
         for n in pipeline
-        if n in existing
         for dead in [dead_letter_topic(n, t)]
     ]
     lags = []
@@ -157,8 +158,13 @@ def print_kafka(console: Console, status: KafkaStatus) -> None:
     for name in ("topic", "records", "dead letters"):
         topics.add_column(name, justify="left" if name == "topic" else "right", no_wrap=True)
     for t in status.topics:
+        if not t.exists:
+            topics.add_row(t.topic, "[yellow]missing[/yellow]", "-")
+            continue
         topics.add_row(t.topic, f"{t.records:,}", f"[red]{t.dead_letters:,}[/red]" if t.dead_letters else "0")
     console.print(topics)
+    if not all(t.exists for t in status.topics):
+        console.print("missing topics: `finpulse topics` creates them (the stages also do when they start)")
     groups = Table(title="consumer groups (lag: records not processed yet)", title_justify="left")
     for name in ("group", "role, members", "topic", "lag"):
         groups.add_column(name, justify="right" if name == "lag" else "left", no_wrap=name != "role, members")
@@ -193,10 +199,11 @@ def watch_line(at: str, now: KafkaStatus, before: KafkaStatus | None, elapsed_s:
     change (a lag that keeps growing: that stage stopped or cannot keep up), new dead letters."""
     old = {t.topic: t for t in before.topics} if before else {}
     rates = ""
-    for t in now.topics[: len(WATCH_TOPICS)]:
+    for t in now.topics:  # the stage topics, in WATCH_TOPICS' order (kafka_status)
         prev = old.get(t.topic)
         rate = (t.written - prev.written) / elapsed_s if prev and elapsed_s > 0 else None
-        rates += f"{'-' if rate is None else f'{rate:.1f}':>{RATE_W}}"
+        cell = "missing" if not t.exists else "-" if rate is None else f"{rate:.1f}"
+        rates += f"{cell:>{RATE_W}}"
     lags_before = {g.group: sum(g.lag.values()) for g in before.groups} if before else {}
     lags = ""
     for g in now.groups:

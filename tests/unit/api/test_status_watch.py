@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from api.status import GroupLag, KafkaStatus, TopicCount, watch_header, watch_line
+from rich.console import Console
+
+from api.status import GroupLag, KafkaStatus, TopicCount, print_kafka, watch_header, watch_line
 
 
 def _look(raw: int, scored: int, worker_lag: int, dead: int) -> KafkaStatus:
@@ -28,3 +30,21 @@ def test_the_first_look_has_no_rates_the_next_one_has_rates_and_changes() -> Non
         "10:00:05", "10.0", "8.0", "0.0", "0.0", "20", "(+10)", "0", "(+0)", "0", "(+0)", "3", "(+2)",
     ]  # fmt: skip
     assert len(first) == len(watch_header())  # columns line up under the header
+
+
+def test_a_missing_topic_keeps_its_column_and_is_named() -> None:
+    look = _look(100, 90, 10, 1)
+    gone = TopicCount("sentiment.windows", 0, 0, exists=False)
+    look = KafkaStatus([*look.topics[:2], gone, look.topics[3]], look.groups)
+    line = watch_line("10:00:05", look, _look(50, 40, 10, 1), 5.0)
+    assert line.split()[1:5] == ["10.0", "10.0", "missing", "0.0"]
+    assert len(line) >= len(watch_header())
+    out = Console(record=True, width=200, color_system=None)
+    print_kafka(out, look)
+    text = out.export_text()
+    assert _row(text, "sentiment.windows").split("│")[2].strip() == "missing"
+    assert "`finpulse topics` creates them" in text
+
+
+def _row(text: str, needle: str) -> str:
+    return next(line for line in text.splitlines() if needle in line)
