@@ -104,23 +104,35 @@ def dead_letters(
     ] = False,
 ) -> None:
     """What the stages could not process and why, per topic, stage and error; --replay after a fix."""
-    from finpulse.deadletters import Filter, print_dead_letters, read_dead_letters, replayable
-    from finpulse.deadletters import replay as send_again
+    from finpulse.deadletters import Filter, Replayer, Tally, iter_dead_letters, print_dead_letters
 
     s = settings()
     match = Filter(source_topic=topic, stage=stage, reason=reason)
-    found = [
-        f for f in asyncio.run(read_dead_letters(s.kafka, since=parse_time(since, "--since"))) if match(f)
-    ]
-    print_dead_letters(console, found, last=last)
-    if replay:
-        letters = [f.letter for f in found if f.letter is not None]
-        done = asyncio.run(send_again(s.kafka, letters))
-        targets = ", ".join(sorted({letter.source_topic for letter in letters if replayable(letter)}))
-        console.print(f"replayed {done.sent} record(s)" + (f" to {targets}" if done.sent else ""))
-        if done.kept:
+    start = parse_time(since, "--since")
+
+    async def read(sender: Replayer | None) -> Tally:
+        tally = Tally(last=last)
+        async for found in iter_dead_letters(s.kafka, since=start):
+            if match(found):
+                tally.add(found)
+                if sender is not None and found.letter is not None:
+                    await sender.send(found.letter)
+        return tally
+
+    async def read_and_replay() -> tuple[Tally, Replayer | None]:
+        if not replay:
+            return await read(None), None
+        async with Replayer(s.kafka) as sender:
+            return await read(sender), sender
+
+    tally, sent = asyncio.run(read_and_replay())
+    print_dead_letters(console, tally)
+    if sent is not None:
+        targets = ", ".join(sorted(sent.targets))
+        console.print(f"replayed {sent.sent} record(s)" + (f" to {targets}" if sent.sent else ""))
+        if sent.kept:
             console.print(
-                f"{done.kept} letter(s) not sent: they hold no record read from their topic "
+                f"{sent.kept} letter(s) not sent: they hold no record read from their topic "
                 "(ingest's hold the source's entry: fix the source and ingest again)"
             )
 

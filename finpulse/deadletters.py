@@ -1,20 +1,24 @@
 """Dead letters read back: what the stages could not process, and sending it again.
 
 Every stage puts a record it cannot process on its topic's dead-letter twin
-(`news.raw.dead`, ...) with the reason and the original bytes. `read_dead_letters`
-reads the twins from the start (or from a time) up to their ends when called;
-`replay` sends the original records back to the topics they failed on, once the
-cause is fixed (a language added to FINPULSE_MODEL_LANGUAGES, a bug fixed in a
-stage). The windows count a story once, so replaying a letter twice does not
-count its story twice.
+(`news.raw.dead`, ...) with the reason and the original bytes. `iter_dead_letters`
+streams the twins from the start (or from a time) up to their ends when called;
+a `Tally` keeps the counts and only the newest letters, so a backlog of any size
+is listed in bounded memory. `Replayer` sends the original records back to the
+topics they failed on, once the cause is fixed (a language added to
+FINPULSE_MODEL_LANGUAGES, a bug fixed in a stage). The windows count a story once,
+so replaying a letter twice does not count its story twice.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+import heapq
+import itertools
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from rich.console import Console
@@ -62,16 +66,16 @@ class Filter:
         )
 
 
-async def read_dead_letters(
+async def iter_dead_letters(
     kafka: KafkaSettings, topics: Sequence[str] | None = None, *, since: datetime | None = None
-) -> list[Found]:
+) -> AsyncIterator[Found]:
     """The records on `topics` (default: every pipeline topic's dead-letter twin) from `since`
-    (default: the start) up to their ends now, oldest failure first."""
+    (default: the start) up to their ends now, partition by partition, one at a time."""
     async with kafka_admin(kafka) as admin:
         present = set(topics or dead_letter_topics(kafka.topics)) & set(await admin.list_topics())
         partitions = await topic_partitions(admin, sorted(present))
     if not partitions:
-        return []
+        return
     consumer = AIOKafkaConsumer(
         bootstrap_servers=kafka.bootstrap,
         enable_auto_commit=False,
@@ -82,7 +86,6 @@ async def read_dead_letters(
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         starts = await _starts(consumer, partitions, since, ends)
-        found: list[Found] = []
         for tp in partitions:
             if starts[tp] >= ends[tp]:
                 continue
@@ -90,10 +93,17 @@ async def read_dead_letters(
             while await consumer.position(tp) < ends[tp]:
                 for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
                     if record.offset < ends[tp]:
-                        found.append(_decode(tp, record))
-        return sorted(found, key=lambda f: f.failed_at)
+                        yield _decode(tp, record)
     finally:
         await consumer.stop()
+
+
+async def read_dead_letters(
+    kafka: KafkaSettings, topics: Sequence[str] | None = None, *, since: datetime | None = None
+) -> list[Found]:
+    """All of `iter_dead_letters`, oldest failure first (small topics: tests, scripts)."""
+    found = [f async for f in iter_dead_letters(kafka, topics, since=since)]
+    return sorted(found, key=lambda f: f.failed_at)
 
 
 async def _starts(
@@ -117,10 +127,48 @@ def _decode(tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> Found:
         return Found(tp.topic, tp.partition, record.offset, appended, None, exc.reason)
 
 
-@dataclass(frozen=True)
-class Replayed:
-    sent: int
-    kept: int  # letters holding no record read from their topic (nothing to send back)
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass
+class Group:
+    """The letters of one failed topic, stage and error: how many, the latest failure."""
+
+    count: int = 0
+    latest: datetime = EARLIEST
+
+
+@dataclass
+class Tally:
+    """Counts per failed topic, stage and error, and the `last` newest letters: what the listing
+    shows, in memory that does not grow with the backlog."""
+
+    last: int
+    total: int = 0
+    unreadable: int = 0
+    groups: dict[tuple[str, str, str], Group] = field(default_factory=dict)
+    _newest: list[tuple[datetime, int, DeadLetter]] = field(default_factory=list)
+    _seq: itertools.count[int] = field(default_factory=itertools.count)
+
+    def add(self, found: Found) -> None:
+        self.total += 1
+        letter = found.letter
+        if letter is None:
+            self.unreadable += 1
+            return
+        group = self.groups.setdefault((letter.source_topic, letter.stage, letter.error_type), Group())
+        group.count += 1
+        group.latest = max(group.latest, letter.failed_at)
+        if self.last:
+            item = (letter.failed_at, next(self._seq), letter)
+            if len(self._newest) < self.last:
+                heapq.heappush(self._newest, item)
+            else:
+                heapq.heappushpop(self._newest, item)
+
+    def newest(self) -> list[DeadLetter]:
+        """The newest letters, oldest of them first."""
+        return [letter for _, _, letter in sorted(self._newest)]
 
 
 def replayable(letter: DeadLetter) -> bool:
@@ -130,48 +178,51 @@ def replayable(letter: DeadLetter) -> bool:
     return letter.offset is not None and letter.value_b64 is not None
 
 
-async def replay(kafka: KafkaSettings, letters: Sequence[DeadLetter]) -> Replayed:
-    """Send each replayable letter's original record (key and value) back to the topic it failed on."""
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, enable_idempotence=True, acks="all")
-    await producer.start()
-    sent = kept = 0
-    try:
-        for letter in letters:
-            if not replayable(letter):
-                kept += 1
-                continue
-            await producer.send_and_wait(
-                letter.source_topic, letter.original_value(), key=letter.original_key()
-            )
-            sent += 1
-    finally:
-        await producer.stop()
-    return Replayed(sent, kept)
+class Replayer:
+    """Sends letters' original records (key and value) back to the topics they failed on;
+    counts what it `sent`, what it `kept` (not replayable) and the topics it sent to."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=kafka.bootstrap, enable_idempotence=True, acks="all"
+        )
+        self.sent = self.kept = 0
+        self.targets: set[str] = set()
+
+    async def __aenter__(self) -> Self:
+        await self._producer.start()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._producer.stop()
+
+    async def send(self, letter: DeadLetter) -> None:
+        if not replayable(letter):
+            self.kept += 1
+            return
+        await self._producer.send_and_wait(
+            letter.source_topic, letter.original_value(), key=letter.original_key()
+        )
+        self.sent += 1
+        self.targets.add(letter.source_topic)
 
 
-def print_dead_letters(console: Console, found: Sequence[Found], *, last: int) -> None:
+def print_dead_letters(console: Console, tally: Tally) -> None:
     """A count per failed topic, stage and error, then the newest letters with their reasons."""
-    if not found:
+    if not tally.total:
         console.print("no dead letters")
         return
-    groups: dict[tuple[str, str, str], list[DeadLetter]] = defaultdict(list)
-    unreadable = 0
-    for f in found:
-        if f.letter is None:
-            unreadable += 1
-        else:
-            groups[(f.letter.source_topic, f.letter.stage, f.letter.error_type)].append(f.letter)
-    summary = Table(title=f"{len(found)} dead letter(s)", title_justify="left")
+    summary = Table(title=f"{tally.total} dead letter(s)", title_justify="left")
     for name in ("failed on", "stage", "error", "count", "latest (UTC)"):
         summary.add_column(name, justify="right" if name == "count" else "left", no_wrap=True)
-    for (topic, stage, error), letters in sorted(groups.items(), key=lambda kv: -len(kv[1])):
-        latest = max(letter.failed_at for letter in letters)
-        summary.add_row(topic, stage, error, str(len(letters)), _when(latest))
-    if unreadable:
-        summary.add_row("?", "?", "not a dead letter", str(unreadable), "")
+    for (topic, stage, error), group in sorted(tally.groups.items(), key=lambda kv: -kv[1].count):
+        summary.add_row(topic, stage, error, str(group.count), _when(group.latest))
+    if tally.unreadable:
+        summary.add_row("?", "?", "not a dead letter", str(tally.unreadable), "")
     console.print(summary)
-    letters = [f.letter for f in found if f.letter is not None]  # oldest first
-    newest = letters[-last:] if last else []
+    newest = tally.newest()
     if not newest:
         return
     detail = Table(title=f"newest {len(newest)}", title_justify="left")

@@ -1,0 +1,42 @@
+"""The dead-letter listing's tally: counts per group and only the newest letters kept."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from finpulse.deadletters import Found, Tally
+from finpulse.errors import InvalidRecord, UnsupportedLanguage
+from finpulse.schema import DeadLetter
+
+T0 = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def _found(i: int, at: datetime, stage: str) -> Found:
+    error = UnsupportedLanguage("de", ("en",)) if stage == "score" else InvalidRecord("NewsItem", "bad")
+    letter = DeadLetter.wrap(source_topic="news.raw", stage=stage, error=error, value=b"x" * 1000, offset=i)
+    letter = letter.model_copy(update={"failed_at": at})
+    return Found("news.raw.dead", i % 3, i, at, letter)
+
+
+def test_counts_every_letter_and_keeps_only_the_newest() -> None:
+    rng = random.Random(5)
+    times = [T0 + timedelta(seconds=rng.randrange(86_400)) for _ in range(2_000)]
+    tally = Tally(last=5)
+    for i, at in enumerate(times):
+        tally.add(_found(i, at, "score" if i % 4 else "ingest"))
+    tally.add(Found("news.raw.dead", 0, 9_999, T0, None, "not JSON"))
+    assert (tally.total, tally.unreadable) == (2_001, 1)
+    score = tally.groups[("news.raw", "score", "UnsupportedLanguage")]
+    ingest = tally.groups[("news.raw", "ingest", "InvalidRecord")]
+    assert (score.count, ingest.count) == (1_500, 500)
+    assert score.latest == max(t for i, t in enumerate(times) if i % 4)
+    assert [letter.failed_at for letter in tally.newest()] == sorted(times)[-5:]
+    assert len(tally._newest) == 5  # memory does not grow with the backlog
+
+
+def test_last_zero_keeps_no_letters() -> None:
+    tally = Tally(last=0)
+    tally.add(_found(1, T0, "score"))
+    assert tally.total == 1
+    assert tally.newest() == []
