@@ -50,6 +50,7 @@ from finpulse.schema import (
     WindowAggregate,
     WindowKind,
     describe_validation_error,
+    normalise_entity,
 )
 
 from .aggregate import (
@@ -80,12 +81,6 @@ class BacktestError(FinpulseError, ValueError):
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-def normalise_entity(kind: EntityKind, name: str) -> str:
-    """Entity names as windows carry them: tickers upper-case without '$'."""
-    name = name.strip()
-    return name.upper().lstrip("$") if kind == "ticker" else name
 
 
 class LabelledEvent(_Frozen):

@@ -19,9 +19,9 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from finpulse.schema import EntityKind, WindowAggregate
+from finpulse.schema import EntityKind, WindowAggregate, normalise_entity
 
-from .backtest import Labels, SettingResult, normalise_entity
+from .backtest import Labels, SettingResult
 
 # Figure geometry (inches): the trend panel, plus this much per setting row, capped.
 WIDTH_IN, TREND_IN, ROW_IN, MAX_ROWS_IN = 11.0, 3.2, 0.32, 9.0

@@ -194,7 +194,7 @@ def _fires(state: DetectorState, window: WindowAggregate, p_value: float | None,
     cooling = state.resolved_at is not None and window.window_end < state.resolved_at + timedelta(
         seconds=params.cooldown_s
     )
-    return not cooling and not sub.muted(window.window_end)
+    return not cooling and not sub.muted(window.window_end, window.entity_kind, window.entity)
 
 
 def _maybe_resolve(

@@ -1,7 +1,8 @@
 """Signed links in alert messages: `/feedback/{alert_id}?verdict=tp&token=...` records a
-verdict, `/feedback/{alert_id}/chart.png?token=...` draws the alert's trend.
+verdict, `/feedback/{alert_id}/chart.png?token=...` draws the alert's trend,
+`/feedback/{alert_id}/mute?token=...` mutes the alert's entity in its subscription.
 
-The token is an HMAC of the alert id and the link's purpose (tp, fp, chart)
+The token is an HMAC of the alert id and the link's purpose (tp, fp, chart, mute)
 keyed by the API token, so a link serves only its own alert and purpose and
 never reveals the API token. Without an API token (local use) links carry no token. The sinks build
 the links (`FeedbackLinks`), the API's feedback page checks them.
@@ -24,6 +25,7 @@ TOKEN_HEX = 32
 
 # What a link may do besides recording a verdict (tp / fp).
 CHART = "chart"
+MUTE = "mute"
 
 
 def link_token(secret: SecretStr, alert_id: str, purpose: str) -> str:
@@ -69,12 +71,17 @@ class FeedbackLinks:
 
     def chart_url(self, alert_id: str) -> str:
         """The alert's trend chart (PNG), served by the API without its token."""
-        url = f"{self.base_url.rstrip('/')}/feedback/{quote(alert_id, safe='')}/chart.png"
-        return url if self.secret is None else f"{url}?token={link_token(self.secret, alert_id, CHART)}"
+        return self._action(alert_id, CHART, "/chart.png")
+
+    def mute_url(self, alert_id: str) -> str:
+        """A page that mutes the alert's entity in its subscription for a while."""
+        return self._action(alert_id, MUTE, "/mute")
 
     def urls(self, alert_id: str) -> dict[str, str]:
-        """{"tp": url, "fp": url, "chart": url}: the alert's two verdict links and its chart."""
-        return {
-            **{verdict: self.url(alert_id, verdict) for verdict in ("tp", "fp")},
-            CHART: self.chart_url(alert_id),
-        }
+        """The alert's links: its two verdicts ("tp", "fp"), its "chart" and "mute"."""
+        verdicts = {verdict: self.url(alert_id, verdict) for verdict in ("tp", "fp")}
+        return {**verdicts, CHART: self.chart_url(alert_id), MUTE: self.mute_url(alert_id)}
+
+    def _action(self, alert_id: str, purpose: str, suffix: str) -> str:
+        url = f"{self.base_url.rstrip('/')}/feedback/{quote(alert_id, safe='')}{suffix}"
+        return url if self.secret is None else f"{url}?token={link_token(self.secret, alert_id, purpose)}"

@@ -90,11 +90,12 @@ def summary(e: AlertEvent) -> str:
 
 
 def feedback_line(e: AlertEvent, links: FeedbackLinks) -> str:
-    """The alert's trend chart, and links that record an analyst's verdict on it (backtest
-    labels, training data)."""
+    """The alert's trend chart, a link that mutes its entity, and links that record an analyst's
+    verdict on it (backtest labels, training data)."""
     urls = {k: safe_url(v) for k, v in links.urls(e.alert_id).items()}
+    entity = escape_mrkdwn(plain(e.entity, TITLE_CHARS))
     return (
-        f"<{urls['chart']}|Trend chart> · "
+        f"<{urls['chart']}|Trend chart> · <{urls['mute']}|Mute {e.entity_kind} {entity}…> · "
         f"Real event? <{urls['tp']}|Yes, a true positive> · <{urls['fp']}|No, a false alarm>"
     )
 
@@ -134,7 +135,7 @@ def blocks(n: Notification, links: FeedbackLinks | None = None) -> list[Block]:
     context = f"Subscription `{sub}` · alert {ids}"
     if n.state == "fired":
         context += (
-            f" · To mute: add a mute (`from`/`until` or `weekdays`) to subscription `{sub}` "
+            f" · To mute the whole subscription: add a mute (`from`/`until` or `weekdays`) to `{sub}` "
             "in the dashboard's subscription editor."
         )
     out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context[:SECTION_CHARS]}]})

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from finpulse.errors import ConfigError
-from finpulse.schema import EntityKind, WindowKind, describe_validation_error
+from finpulse.schema import EntityKind, WindowKind, describe_validation_error, normalise_entity, parse_entity
 
 WILDCARD = "*"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -53,6 +53,17 @@ def _zone(value: str) -> str:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"unknown timezone {value!r} (use an IANA name such as Europe/London)") from exc
     return value
+
+
+def same_entity(kind: EntityKind, a: str, b: str) -> bool:
+    """Whether two names are one entity: tickers without '$', every kind without case."""
+    return normalise_entity(kind, a).casefold() == normalise_entity(kind, b).casefold()
+
+
+def _entity_refs(values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        parse_entity(value)  # ValueError naming the form
+    return values
 
 
 class _Model(BaseModel):
@@ -75,11 +86,7 @@ class SubscriptionFilter(_Model):
     def matches(self, kind: EntityKind, entity: str) -> bool:
         """True when the entity is listed under its kind, or that kind lists '*'."""
         names = {"topic": self.topics, "ticker": self.tickers, "source": self.sources}[kind]
-        if WILDCARD in names:
-            return True
-        if kind == "ticker":
-            return entity.upper().lstrip("$") in {n.upper().lstrip("$") for n in names}
-        return entity.casefold() in {n.casefold() for n in names}
+        return WILDCARD in names or any(same_entity(kind, entity, n) for n in names)
 
 
 class DetectorParams(_Model):
@@ -120,6 +127,7 @@ class MuteWindow(_Model):
 
     Either absolute (`from` / `until`, either may be open) or recurring (`weekdays`
     and/or daily `start`-`end` in `timezone`; `end` before `start` spans midnight).
+    `entities` ("ticker:ACME", ...) mutes only those; empty, the whole subscription.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
@@ -130,6 +138,7 @@ class MuteWindow(_Model):
     start: time | None = None
     end: time | None = None
     timezone: Annotated[str, AfterValidator(_zone)] = "UTC"
+    entities: Annotated[tuple[str, ...], AfterValidator(_entity_refs)] = ()
     reason: str = ""
 
     @model_validator(mode="after")
@@ -141,6 +150,12 @@ class MuteWindow(_Model):
         if (self.start is None) != (self.end is None):
             raise ValueError("give both start and end for a daily mute")
         return self
+
+    def covers(self, kind: EntityKind, entity: str) -> bool:
+        """True when this mute applies to that entity (it names it, or names none)."""
+        if not self.entities:
+            return True
+        return any(k == kind and same_entity(kind, entity, n) for k, n in map(parse_entity, self.entities))
 
     def active(self, at: datetime) -> bool:
         """True when `at` (timezone-aware) falls inside this mute."""
@@ -177,8 +192,22 @@ class Subscription(_Model):
         """True when this (enabled) subscription evaluates that entity's windows of that kind."""
         return self.enabled and window == self.detector.window and self.filter.matches(kind, entity)
 
-    def muted(self, at: datetime) -> bool:
-        return any(m.active(at) for m in self.mute)
+    def muted(self, at: datetime, kind: EntityKind | None = None, entity: str | None = None) -> bool:
+        """Whether a mute is active at `at`: for that entity (kind and entity given), or for the
+        whole subscription (only mutes that name no entity)."""
+        return any(
+            m.active(at) and (m.covers(kind, entity) if kind and entity is not None else not m.entities)
+            for m in self.mute
+        )
+
+    def muting(
+        self, kind: EntityKind, entity: str, start: datetime, until: datetime, reason: str
+    ) -> Subscription:
+        """This subscription with one more mute: that entity alone, from `start` to `until`."""
+        mute = MuteWindow.model_validate(
+            {"from": start, "until": until, "entities": [f"{kind}:{entity}"], "reason": reason}
+        )
+        return self.model_copy(update={"mute": (*self.mute, mute)})
 
     def stored_body(self) -> dict[str, Any]:
         """The JSON body the history store keeps as the live copy (validated back by this model)."""

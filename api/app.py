@@ -23,7 +23,7 @@ from api import backtest_routes
 from api.auth import require_token
 from api.deps import Store
 from api.retention import RetentionScheduler
-from api.routes import alerts, feedback_links, history, subscriptions
+from api.routes import alerts, feedback_links, history, mute_links, subscriptions
 from finpulse.settings import Settings
 from store import DuckDBStore, NotFound, StoreError, StoreLocked, StoreStats
 
@@ -81,6 +81,7 @@ def create_app(settings: Settings, *, retention_interval_h: float | None = None)
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(feedback_links.router)
+    app.include_router(mute_links.router)
     app.add_api_route(f"{API_PREFIX}/health", _health, methods=["GET"], tags=["health"])
     app.add_api_route("/", _dashboard, methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, Self, cast, get_args
+from typing import Any, ClassVar, Protocol, Self, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -34,7 +34,6 @@ from alerts.backtest import (
     Labels,
     Setting,
     expand_grid,
-    normalise_entity,
     parse_grid,
     rebuild_windows,
     run_backtest,
@@ -54,6 +53,7 @@ from finpulse.schema import (
     describe_validation_error,
     utcnow,
 )
+from finpulse.schema import parse_entity as parse_entity_text
 from finpulse.settings import Settings
 from store import AlertsQuery, DuckDBStore, Query
 from store.records import Row, UtcTime
@@ -152,13 +152,10 @@ class BacktestOutcome:
 
 def parse_entity(text: str) -> tuple[EntityKind, str]:
     """`"ticker:ACME"` -> ("ticker", "ACME"); raises BacktestError naming the kinds."""
-    kind, sep, name = text.partition(":")
-    kinds = get_args(EntityKind)
-    if not sep or kind not in kinds or not name.strip():
-        raise BacktestError(
-            f"entity {text!r} is not KIND:NAME with KIND one of {', '.join(kinds)} (e.g. ticker:ACME)"
-        )
-    return cast(EntityKind, kind), normalise_entity(cast(EntityKind, kind), name)
+    try:
+        return parse_entity_text(text)
+    except ValueError as exc:
+        raise BacktestError(str(exc)) from None
 
 
 def load_grid_file(path: Path) -> dict[str, list[GridValue]]:

@@ -17,10 +17,10 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from alerts.backtest import BacktestError, BacktestReport, normalise_entity
+from alerts.backtest import BacktestError, BacktestReport
 from api.backtest import BacktestOutcome, BacktestRequest, NoHistory, run_from_store
 from api.deps import Store, unprocessable
-from finpulse.schema import EntityKind, WindowKind, describe_validation_error, utcnow
+from finpulse.schema import EntityKind, WindowKind, describe_validation_error, normalise_entity, utcnow
 from store import DuckDBStore
 
 router = APIRouter(tags=["backtest"])

@@ -37,6 +37,23 @@ SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
 Sentiment = Literal["negative", "neutral", "positive"]
 EntityKind = Literal["topic", "ticker", "source"]
 WindowKind = Literal["tumbling", "hopping"]
+ENTITY_KINDS: tuple[EntityKind, ...] = ("topic", "ticker", "source")
+
+
+def normalise_entity(kind: EntityKind, name: str) -> str:
+    """Entity names as windows carry them: tickers upper-case without '$'."""
+    name = name.strip()
+    return name.upper().lstrip("$") if kind == "ticker" else name
+
+
+def parse_entity(text: str) -> tuple[EntityKind, str]:
+    """`"ticker:ACME"` -> ("ticker", "ACME"); ValueError naming the kinds."""
+    kind, sep, name = text.partition(":")
+    if not sep or kind not in ENTITY_KINDS or not name.strip():
+        raise ValueError(
+            f"entity {text!r} is not KIND:NAME with KIND one of {', '.join(ENTITY_KINDS)} (e.g. ticker:ACME)"
+        )
+    return kind, normalise_entity(kind, name)  # `in ENTITY_KINDS` narrowed kind to EntityKind
 
 
 def _utc(value: datetime) -> datetime:

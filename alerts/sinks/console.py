@@ -35,6 +35,7 @@ class ConsoleSink(AlertSink):
                     urls = links.urls(event.alert_id)
                     line = (
                         f"    chart: {escape(urls['chart'])}\n"
+                        f"    mute {escape(f'{event.entity_kind} {event.entity}')}: {escape(urls['mute'])}\n"
                         f"    real event? yes: {escape(urls['tp'])}  no: {escape(urls['fp'])}"
                     )
                     self._console.print(line, soft_wrap=True)

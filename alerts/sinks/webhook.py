@@ -1,8 +1,8 @@
 """WebhookSink: notifications POSTed as JSON to any HTTP endpoint.
 
 Body: `{"delivery_id", "group_key", "channel", "state", "thread_ref", "events": [AlertEvent...]}`,
-and `"feedback": {alert_id: {"tp": url, "fp": url, "chart": url}}` for fired alerts when links are configured
-(a test message from `finpulse alerts test` has `"test_note"` instead);
+and `"feedback": {alert_id: {"tp": url, "fp": url, "chart": url, "mute": url}}` for fired alerts
+when links are configured (a test message from `finpulse alerts test` has `"test_note"` instead);
 header `Idempotency-Key: <delivery_id>`, so receivers can drop repeats. 2xx accepts;
 429 (Retry-After), 5xx, timeouts are retried; other 4xx are rejected (dead-lettered).
 """

@@ -20,7 +20,7 @@ from alerts.links import CHART, FeedbackLinks, check_link_token
 from api.deps import Store
 from api.trend_plot import alert_chart
 from finpulse.schema import AlertEvent
-from store import NotFound, Verdict
+from store import DuckDBStore, NotFound, Verdict
 
 router = APIRouter(tags=["feedback link"])
 LABELS = {"tp": "true positive (a real event)", "fp": "false positive (a false alarm)"}
@@ -33,8 +33,45 @@ _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fin
 <body><h1>finpulse alert feedback</h1>{body}</body></html>"""
 
 
-def _page(body: str, status_code: int = 200) -> HTMLResponse:
+INVALID_LINK = "<p class=err>This link is not valid (wrong or missing token).</p>"
+AlertId = Annotated[str, Path(min_length=1, max_length=200)]
+LinkToken = Annotated[str | None, Query(max_length=200)]
+
+
+def page(body: str, status_code: int = 200) -> HTMLResponse:
+    """The feedback pages' HTML around `body` (which the caller escaped)."""
     return HTMLResponse(_PAGE.format(body=body), status_code=status_code)
+
+
+def no_alert(alert_id: str) -> HTMLResponse:
+    return page(f"<p class=err>No alert {html.escape(alert_id)} in the history.</p>", 404)
+
+
+async def read_form(request: Request) -> dict[str, str] | None:
+    """The posted form's fields (first value of each); None when it is over MAX_FORM_BYTES."""
+    raw = await request.body()
+    if len(raw) > MAX_FORM_BYTES:
+        return None
+    return {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+
+
+def linked_alert(
+    request: Request, db: DuckDBStore, alert_id: str, purpose: str, token: str | None
+) -> AlertEvent | HTMLResponse:
+    """The alert a signed link names, or the page that says why not (403 or 404)."""
+    if not check_link_token(request.app.state.settings.api.token, alert_id, purpose, token):
+        return page(INVALID_LINK, 403)
+    alert = db.get_alert(alert_id)
+    return no_alert(alert_id) if alert is None else alert
+
+
+def author_of(form: dict[str, str]) -> str:
+    return form.get("author", "").strip()[:200] or "slack link"
+
+
+def describe(request: Request, alert: AlertEvent) -> str:
+    """The alert in a sentence, and its chart (signed by this server)."""
+    return _describe(alert, FeedbackLinks("", request.app.state.settings.api.token))
 
 
 def _describe(alert: AlertEvent, links: FeedbackLinks) -> str:
@@ -53,16 +90,14 @@ def _describe(alert: AlertEvent, links: FeedbackLinks) -> str:
 def feedback_form(
     request: Request,
     db: Store,
-    alert_id: Annotated[str, Path(min_length=1, max_length=200)],
+    alert_id: AlertId,
     verdict: Verdict,
-    token: Annotated[str | None, Query(max_length=200)] = None,
+    token: LinkToken = None,
 ) -> HTMLResponse:
     """A confirmation page for the link in a Slack message; its button records the verdict."""
-    if not check_link_token(request.app.state.settings.api.token, alert_id, verdict, token):
-        return _page("<p class=err>This feedback link is not valid (wrong or missing token).</p>", 403)
-    alert = db.get_alert(alert_id)
-    if alert is None:
-        return _page(f"<p class=err>No alert {html.escape(alert_id)} in the history.</p>", 404)
+    alert = linked_alert(request, db, alert_id, verdict, token)
+    if isinstance(alert, HTMLResponse):
+        return alert
     e = html.escape
     form = (
         f'<form method="post"><input type="hidden" name="verdict" value="{e(verdict)}">'
@@ -71,8 +106,7 @@ def feedback_form(
         '<p><label>Note <textarea name="note" maxlength="2000" rows="3"></textarea></label></p>'
         f"<p><button type=submit>Mark as {e(LABELS[verdict])}</button></p></form>"
     )
-    links = FeedbackLinks("", request.app.state.settings.api.token)  # the page's own server
-    return _page(_describe(alert, links) + form)
+    return page(describe(request, alert) + form)
 
 
 @router.get(
@@ -80,12 +114,7 @@ def feedback_form(
     response_class=Response,
     responses={200: {"content": {"image/png": {}}, "description": "PNG"}, 403: {}, 404: {}},
 )
-def alert_chart_png(
-    request: Request,
-    db: Store,
-    alert_id: Annotated[str, Path(min_length=1, max_length=200)],
-    token: Annotated[str | None, Query(max_length=200)] = None,
-) -> Response:
+def alert_chart_png(request: Request, db: Store, alert_id: AlertId, token: LinkToken = None) -> Response:
     """The alert's entity around its window: negative share against the alert's baseline, the
     window shaded, the alerts fired; stories per bucket (the link in alert messages)."""
     if not check_link_token(request.app.state.settings.api.token, alert_id, CHART, token):
@@ -104,19 +133,17 @@ def alert_chart_png(
 @router.post("/feedback/{alert_id}", response_class=HTMLResponse, include_in_schema=False)
 async def feedback_submit(request: Request, db: Store, alert_id: str) -> HTMLResponse:
     """Record the verdict posted by the confirmation page's form."""
-    raw = await request.body()
-    if len(raw) > MAX_FORM_BYTES:
-        return _page("<p class=err>Form too large.</p>", 413)
-    form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+    form = await read_form(request)
+    if form is None:
+        return page("<p class=err>Form too large.</p>", 413)
     verdict = form.get("verdict", "")
     if verdict not in LABELS:
-        return _page("<p class=err>verdict must be tp or fp.</p>", 422)
+        return page("<p class=err>verdict must be tp or fp.</p>", 422)
     if not check_link_token(request.app.state.settings.api.token, alert_id, verdict, form.get("token")):
-        return _page("<p class=err>This feedback link is not valid (wrong or missing token).</p>", 403)
-    author = form.get("author", "").strip()[:200] or "slack link"
+        return page(INVALID_LINK, 403)
     note = form.get("note", "").strip()[:2000]
     try:
-        await run_in_threadpool(db.put_feedback, alert_id, verdict, note=note, author=author)  # type: ignore[arg-type]
+        await run_in_threadpool(db.put_feedback, alert_id, verdict, note=note, author=author_of(form))  # type: ignore[arg-type]
     except NotFound:
-        return _page(f"<p class=err>No alert {html.escape(alert_id)} in the history.</p>", 404)
-    return _page(f"<p>Recorded: {html.escape(alert_id)} is a {LABELS[verdict]}. Thank you.</p>")
+        return no_alert(alert_id)
+    return page(f"<p>Recorded: {html.escape(alert_id)} is a {LABELS[verdict]}. Thank you.</p>")

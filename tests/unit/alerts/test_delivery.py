@@ -197,6 +197,7 @@ async def test_webhook_sink_sends_verdict_links_of_fired_alerts(slack_api: FakeS
             "tp": links.url(f"f000{i}-desk", "tp"),
             "fp": links.url(f"f000{i}-desk", "fp"),
             "chart": links.chart_url(f"f000{i}-desk"),
+            "mute": links.mute_url(f"f000{i}-desk"),
         }
         for i in (1, 2)
     }
@@ -220,4 +221,5 @@ async def test_console_sink_prints_verdict_links() -> None:
     text = out.getvalue()
     assert f"real event? yes: {links.url('f0001-desk', 'tp')}  no: {links.url('f0001-desk', 'fp')}" in text
     assert "chart: http://127.0.0.1:8000/feedback/f0001-desk/chart.png\n" in text
+    assert "mute ticker T001: http://127.0.0.1:8000/feedback/f0001-desk/mute\n" in text
     assert text.count("real event?") == 1  # not on the resolved notice

@@ -133,6 +133,14 @@ def test_mute_suppresses_firing() -> None:
     assert len(replay(series, [subscription()])) == 1
 
 
+def test_a_mute_that_names_an_entity_holds_back_only_that_one() -> None:
+    spike = [*flat(20, 0.15), (20, 15), (20, 15)]
+    mute = MuteWindow.model_validate({"from": T0, "entities": ["topic:energy"]})
+    muted = subscription().model_copy(update={"mute": (mute,)})
+    events = replay({"Energy": spike, "Metals": spike}, [muted])
+    assert [e.entity for _, e in events] == ["Metals"]
+
+
 def test_filters_and_window_kind_select_windows() -> None:
     series = {"Energy": [*flat(20, 0.15), (20, 15)]}
     assert replay(series, [subscription(topics=["Metals"])]) == []

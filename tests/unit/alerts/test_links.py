@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from alerts.links import CHART, FeedbackLinks, check_link_token, feedback_url, link_token
+from alerts.links import CHART, MUTE, FeedbackLinks, check_link_token, feedback_url, link_token
 from finpulse.settings import ApiSettings
 
 SECRET = SecretStr("s3cret")
@@ -55,8 +55,12 @@ def test_a_chart_link_is_signed_for_the_chart_only() -> None:
         FeedbackLinks("http://127.0.0.1:8000").chart_url("a1")
         == "http://127.0.0.1:8000/feedback/a1/chart.png"
     )
+    assert (
+        links.mute_url("a1") == f"https://fp.example/feedback/a1/mute?token={link_token(SECRET, 'a1', MUTE)}"
+    )
     assert links.urls("a1") == {
         "tp": links.url("a1", "tp"),
         "fp": links.url("a1", "fp"),
         "chart": links.chart_url("a1"),
+        "mute": links.mute_url("a1"),
     }

@@ -47,7 +47,7 @@ def test_fired_message_explains_itself() -> None:
         assert expected in text
     assert "<https://news.example/1|ACME shares tumble after profit warning> — wire (-0.91)" in text
     assert "To mute" in text
-    assert "subscription `desk`" in text
+    assert "Subscription `desk`" in text
     assert "ACME" in fallback_text(n)
 
 
@@ -58,9 +58,10 @@ def test_fired_alerts_carry_signed_verdict_links() -> None:
     texts = _texts(blocks(n, links))
     for i, text in zip((1, 2), texts[1:3], strict=True):
         tp, fp = (feedback_url("https://fp.example", secret, f"f{i:04d}-desk", v) for v in ("tp", "fp"))
-        chart = links.chart_url(f"f{i:04d}-desk")
+        chart, mute = links.chart_url(f"f{i:04d}-desk"), links.mute_url(f"f{i:04d}-desk")
         assert text.endswith(
-            f"<{chart}|Trend chart> · Real event? <{tp}|Yes, a true positive> · <{fp}|No, a false alarm>"
+            f"<{chart}|Trend chart> · <{mute}|Mute ticker T00{i}…> · "
+            f"Real event? <{tp}|Yes, a true positive> · <{fp}|No, a false alarm>"
         )
     assert "DONOTSHOW" not in json.dumps(blocks(n, links))
     assert "Real event?" not in json.dumps(blocks(n))  # no links configured, none rendered

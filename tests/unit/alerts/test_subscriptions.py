@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from alerts import MuteWindow, load_subscriptions
+from alerts import MuteWindow, Subscription, load_subscriptions
 from alerts.subscriptions import parse_subscriptions
 from finpulse.errors import ConfigError
 from finpulse.settings import REPO_ROOT
@@ -35,6 +35,8 @@ def test_example_file_loads() -> None:
         ({**GOOD, "mute": [{"until": datetime(2025, 1, 1)}]}, "give a timezone"),
         ({**GOOD, "mute": [{"start": "09:00:00"}]}, "both start and end"),
         ({**GOOD, "mute": [{}]}, "either absolute"),
+        ({**GOOD, "mute": [{"from": "2025-01-01T00:00:00Z", "entities": ["ACME"]}]}, "is not KIND:NAME"),
+        ({**GOOD, "mute": [{"from": "2025-01-01T00:00:00Z", "entities": ["sector:x"]}]}, "is not KIND:NAME"),
     ],
 )
 def test_invalid_subscriptions_are_named(entry: dict, message: str) -> None:
@@ -72,3 +74,21 @@ def test_duplicate_ids_and_bad_files(tmp_path: Path) -> None:
 def test_mute_windows(mute: dict, at: str, active: bool) -> None:
     when = datetime.fromisoformat(at).astimezone(UTC)
     assert MuteWindow.model_validate(mute).active(when) is active
+
+
+def test_a_mute_can_name_entities() -> None:
+    at = datetime(2025, 3, 10, 12, tzinfo=UTC)
+    acme = MuteWindow.model_validate(
+        {"from": "2025-03-10T00:00:00Z", "entities": ["ticker:$acme", "topic:Earnings"]}
+    )
+    assert acme.covers("ticker", "ACME")
+    assert acme.covers("topic", "earnings")  # names compare without case
+    assert not acme.covers("ticker", "BOLT")
+    assert not acme.covers("source", "ACME")  # and with their kind
+    everything = MuteWindow.model_validate({"from": "2025-03-10T00:00:00Z"})
+    sub = Subscription.model_validate({**GOOD, "mute": [acme.model_dump(by_alias=True)]})
+    assert sub.muted(at, "ticker", "ACME")
+    assert not sub.muted(at, "ticker", "BOLT")
+    assert not sub.muted(at), "an entity's mute does not mute the whole subscription"
+    assert sub.model_copy(update={"mute": (everything,)}).muted(at, "ticker", "BOLT")
+    assert not sub.muted(datetime(2025, 3, 9, tzinfo=UTC), "ticker", "ACME")  # before it starts
