@@ -19,6 +19,12 @@ if TYPE_CHECKING:
 
 
 alerts_app = typer.Typer(help="Deliver alert events (Slack, console, webhook).")
+Sinks = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--sink", help="Sink(s) to send through: slack, console, webhook (default: settings.alerts.sinks)."
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -29,10 +35,7 @@ def register(app: typer.Typer) -> None:
 @alerts_app.callback(invoke_without_command=True)
 def alerts(
     ctx: typer.Context,
-    sink: Annotated[
-        list[str] | None,
-        typer.Option(help="Sink(s) to deliver to: slack, console, webhook (default: settings.alerts.sinks)."),
-    ] = None,
+    sink: Sinks = None,
 ) -> None:
     """Run the dispatcher: consume alerts.events, group, deliver, commit after delivery."""
     if ctx.invoked_subcommand is not None:
@@ -40,8 +43,7 @@ def alerts(
     from finpulse.cli import settings
 
     s = settings()
-    names = tuple(sink) if sink else s.alerts.sinks
-    asyncio.run(_serve(s, names))
+    asyncio.run(_serve(s, sink))
 
 
 @alerts_app.command("check")
@@ -64,7 +66,9 @@ def check(
         console.print(
             f"{sub.id}: channel={sub.channel} {watched} window={d.window} min_volume={d.min_volume} "
             f"min_rise={d.min_rise} significance={d.significance} ({d.correction}) "
-            f"mutes={len(sub.mute)}{'' if sub.enabled else ' (disabled)'}",
+            f"mutes={len(sub.mute)}"
+            + (f" digest={sub.digest.at:%H:%M} {sub.digest.timezone}" if sub.digest else "")
+            + ("" if sub.enabled else " (disabled)"),
             markup=False,
         )
     console.print(f"{len(subs)} subscription(s) OK")
@@ -76,12 +80,7 @@ def send_test(
         list[str] | None,
         typer.Option("--subscription", "-s", help="Only this subscription (repeat for more; default: all)."),
     ] = None,
-    sink: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Sink(s) to send through: slack, console, webhook (default: settings.alerts.sinks)."
-        ),
-    ] = None,
+    sink: Sinks = None,
 ) -> None:
     """Send each subscription's channel a test message (marked as one, with an example alert);
     exit 1 when any could not be sent."""
@@ -113,9 +112,7 @@ def send_test(
         raise ConfigError(
             f"no subscriptions to test: add one to {s.alerts.subscriptions_file} or the dashboard"
         )
-    results = asyncio.run(
-        send_samples(subs, build_sinks(tuple(sink) if sink else s.alerts.sinks, s), utcnow())
-    )
+    results = asyncio.run(send_samples(subs, build_sinks(sink, s), utcnow()))
     table = Table("subscription", "channel", "sink", "result", title="Test messages")
     for r in results:
         table.add_row(r.subscription_id, r.channel, r.sink, r.detail if r.sent else f"[red]{r.detail}[/red]")
@@ -129,10 +126,56 @@ def send_test(
         raise typer.Exit(1)
 
 
-async def _serve(s: Settings, sink_names: tuple[str, ...]) -> None:
+@alerts_app.command("digest")
+def send_digest(
+    subscription: Annotated[
+        list[str], typer.Option("--subscription", "-s", help="Subscription id (repeatable).")
+    ],
+    sink: Sinks = None,
+) -> None:
+    """Send a subscription's daily digest now, for the last 24 hours (scheduled digests go out
+    from `finpulse alerts` at `[subscription.digest]`'s time)."""
+    from finpulse.cli import console, settings
+    from finpulse.errors import ConfigError
+    from finpulse.schema import utcnow
+    from store import DuckDBStore
+
+    from .digest import build_digest, digest_id
+    from .live import live_subscriptions
+    from .sinks.build import build_sinks
+
+    s = settings()
+    store = DuckDBStore.from_settings(s.store, read_only=True)
+    try:
+        subs = {sub.id: sub for sub in live_subscriptions(s.alerts.subscriptions_file, store)}
+        unknown = sorted(set(subscription) - set(subs))
+        if unknown:
+            raise ConfigError(
+                f"no subscription {', '.join(map(repr, unknown))}; known: {', '.join(subs) or 'none'}"
+            )
+        now = utcnow()
+        digests = [build_digest(store, subs[sid], digest_id(sid, now.date()), now) for sid in subscription]
+    finally:
+        store.stop()
+
+    async def deliver() -> None:
+        for out in build_sinks(sink, s):
+            async with out:
+                for digest in digests:
+                    ref = await out.send_digest(digest)
+                    console.print(
+                        f"digest {digest.subscription_id} -> {out.name} {digest.channel}: sent"
+                        + (f" ({ref})" if ref else "")
+                    )
+
+    asyncio.run(deliver())
+
+
+async def _serve(s: Settings, sink_names: list[str] | None) -> None:
     from finpulse.topics import ensure_topics
     from store import DuckDBStore
 
+    from .digest_job import DigestJob
     from .dispatcher import AlertDispatcher
     from .ledger import DeliveryLedger
     from .live import LiveSubscriptions
@@ -143,22 +186,25 @@ async def _serve(s: Settings, sink_names: tuple[str, ...]) -> None:
     subscriptions = await asyncio.to_thread(live.load)
     ledger = DeliveryLedger(s.alerts.ledger_file or s.data_dir / "alerts" / "deliveries.sqlite")
     await ensure_topics(s.kafka)
+    sinks = build_sinks(sink_names, s)
     dispatcher = AlertDispatcher(
-        kafka=s.kafka,
-        settings=s.alerts,
-        sinks=build_sinks(sink_names, s),
-        subscriptions=subscriptions,
-        ledger=ledger,
+        kafka=s.kafka, settings=s.alerts, sinks=sinks, subscriptions=subscriptions, ledger=ledger
     )
     live.on_change = dispatcher.set_subscriptions
+    # Daily digests read the history store: none without it.
+    digests = DigestJob(store, sinks, ledger, lambda: live.current) if store is not None else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await dispatcher.start()
+        await dispatcher.start()  # starts the sinks and opens the ledger the digests share
         await live.start()
+        if digests is not None:
+            await digests.start()
         await dispatcher.run(stop)
     finally:
+        if digests is not None:
+            await digests.stop()
         await live.stop()
         await dispatcher.stop()

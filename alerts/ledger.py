@@ -8,7 +8,8 @@ survives restarts. Per (sink, alert_id) one row:
 
 The dispatcher skips alerts already `sent`, asks the sink about alerts left
 `sending` (`AlertSink.find_delivered`), and threads a resolved notice under the
-`ref` of its fired alert. Writes are tiny and committed at once (WAL journal).
+`ref` of its fired alert. Daily digests are kept here too, under their digest
+ids. Writes are tiny and committed at once (WAL journal).
 """
 
 from __future__ import annotations
@@ -95,6 +96,12 @@ class DeliveryLedger:
             "VALUES (?, ?, 'sent', ?, ?, ?, ?) ON CONFLICT (sink, alert_id) DO UPDATE SET "
             "state = 'sent', channel = excluded.channel, ref = excluded.ref, sent_at = excluded.sent_at",
             rows,
+        )
+
+    def forget(self, sink: str, alert_id: str) -> None:
+        """Drop an attempt known not to have been delivered, so a later run tries again."""
+        self._conn.execute(
+            "DELETE FROM deliveries WHERE sink = ? AND alert_id = ? AND state = 'sending'", (sink, alert_id)
         )
 
     def count(self, state: str = "sent") -> int:

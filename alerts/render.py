@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit
 
 from finpulse.schema import AlertEvent, HeadlineRef
 
+from .digest import Digest, EntityLine
 from .links import FeedbackLinks
 from .sinks.base import Notification
 
@@ -171,3 +172,50 @@ def fallback_text(n: Notification) -> str:
             lines.append(f"Resolved: {entity} back to {_pct(e.negative_share)} negative")
     text = "\n".join(lines)
     return (f"[{TEST_HEADER}] {text}" if n.test_note is not None else text)[:SECTION_CHARS]
+
+
+def digest_entity_line(e: EntityLine) -> str:
+    """`ticker ACME: 62% negative of 16 stories (day before 11%)`, as mrkdwn."""
+    before = "none" if e.previous_share is None else _pct(e.previous_share)
+    entity = f"{e.kind} *{escape_mrkdwn(e.entity)}*"
+    return f"{entity}: {_pct(e.negative_share)} negative of {e.count} stories (day before: {before})"
+
+
+def digest_blocks(d: Digest) -> list[Block]:
+    """Block Kit blocks of a daily digest."""
+    header = escape_mrkdwn(plain(f"Daily digest: {d.title}", HEADER_CHARS - 20))
+    end = d.local_end
+    summary = (
+        f"24 hours to {end:%Y-%m-%d %H:%M} ({escape_mrkdwn(d.timezone)}): {d.active_entities} of the "
+        f"subscription's entities in the news, {len(d.alerts)} alert(s) fired."
+    )
+    out: list[Block] = [
+        {"type": "header", "text": {"type": "plain_text", "text": header[:HEADER_CHARS]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": summary}},
+    ]
+    sections = (
+        ("Most negative", [f"• {digest_entity_line(e)}" for e in d.entities]),
+        (
+            "Alerts fired",
+            [
+                f"• {a.window_end:%H:%M} UTC {a.entity_kind} *{escape_mrkdwn(a.entity)}*: "
+                f"{_pct(a.negative_share)} negative vs baseline {_pct(a.baseline_negative_share)}"
+                for a in d.alerts
+            ],
+        ),
+        ("Most negative headlines", [headline_line(h) for h in d.headlines]),
+    )
+    for title, lines in sections:
+        if lines:
+            text = f"*{title}*\n" + "\n".join(lines)
+            out.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_CHARS]}})
+    context = f"Subscription `{escape_mrkdwn(d.subscription_id)}` · its `[subscription.digest]` sets the time"
+    out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
+    return out
+
+
+def digest_text(d: Digest) -> str:
+    """The digest's notification text (push notifications, screen readers)."""
+    worst = d.entities[0] if d.entities else None
+    lead = f"; most negative: {worst.kind} {worst.entity} {_pct(worst.negative_share)}" if worst else ""
+    return escape_mrkdwn(f"Daily digest {d.title}: {len(d.alerts)} alert(s){lead}")[:SECTION_CHARS]

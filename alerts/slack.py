@@ -24,8 +24,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from finpulse.errors import ConfigError
 
+from .digest import Digest
 from .links import FeedbackLinks
-from .render import blocks, fallback_text
+from .render import blocks, digest_blocks, digest_text, fallback_text
 from .sinks.base import AlertSink, DeliveryRejected, Notification, RateLimited, SinkUnavailable
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 METADATA_EVENT = "finpulse_alert"
 # Test messages carry their own event type, so crash recovery never mistakes one for an alert.
 METADATA_TEST_EVENT = "finpulse_test"
+METADATA_DIGEST_EVENT = "finpulse_digest"
 # Slack error codes that mean the token itself is unusable: stop rather than dead-letter.
 AUTH_ERRORS = frozenset(
     {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission"}
@@ -90,6 +92,22 @@ class SlackNotifier(AlertSink):
                     "delivery_id": notification.delivery_id,
                     "alert_ids": ",".join(notification.alert_ids),
                 },
+            },
+        }
+        data = await self._call("chat.postMessage", **payload)
+        ts = data.get("ts")
+        return str(ts) if ts is not None else None
+
+    async def send_digest(self, digest: Digest) -> str | None:
+        payload = {
+            "channel": digest.channel,
+            "text": digest_text(digest),
+            "blocks": digest_blocks(digest),
+            "unfurl_links": False,
+            "unfurl_media": False,
+            "metadata": {
+                "event_type": METADATA_DIGEST_EVENT,
+                "event_payload": {"digest_id": digest.digest_id},
             },
         }
         data = await self._call("chat.postMessage", **payload)

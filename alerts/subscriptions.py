@@ -18,6 +18,10 @@ Example::
     [[subscription.mute]]
     until = 2025-01-01T00:00:00Z      # or weekdays / start / end / timezone
 
+    [subscription.digest]             # optional: a daily summary in the channel
+    at = "08:00:00"
+    timezone = "Europe/London"
+
 `load_subscriptions(path)` validates the whole file and raises ConfigError
 naming the file, the subscription and the field.
 """
@@ -37,7 +41,8 @@ from finpulse.errors import ConfigError
 from finpulse.schema import EntityKind, WindowKind, describe_validation_error, normalise_entity, parse_entity
 
 WILDCARD = "*"
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 GroupField = Literal["subscription", "entity_kind", "entity"]
 
 
@@ -134,7 +139,7 @@ class MuteWindow(_Model):
 
     from_: Annotated[datetime, AfterValidator(_aware)] | None = Field(default=None, alias="from")
     until: Annotated[datetime, AfterValidator(_aware)] | None = None
-    weekdays: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = ()
+    weekdays: tuple[Weekday, ...] = ()
     start: time | None = None
     end: time | None = None
     timezone: Annotated[str, AfterValidator(_zone)] = "UTC"
@@ -172,6 +177,21 @@ class MuteWindow(_Model):
         return now >= self.start or now < self.end
 
 
+class DigestParams(_Model):
+    """A daily summary in the subscription's channel at `at` (`timezone`) on `weekdays`: its
+    entities' last 24 hours, the alerts fired, the most negative headlines (alerts/digest.py)."""
+
+    at: time = time(8, 0)
+    timezone: Annotated[str, AfterValidator(_zone)] = "UTC"
+    weekdays: tuple[Weekday, ...] = WEEKDAYS
+
+    @model_validator(mode="after")
+    def _some_day(self) -> Self:
+        if not self.weekdays:
+            raise ValueError("a digest needs at least one weekday (or remove [subscription.digest])")
+        return self
+
+
 class Subscription(_Model):
     """Who gets what: a channel, a filter, detector parameters, mutes, grouping."""
 
@@ -182,6 +202,7 @@ class Subscription(_Model):
     filter: SubscriptionFilter
     detector: DetectorParams = DetectorParams()
     mute: tuple[MuteWindow, ...] = ()
+    digest: DigestParams | None = None
     # Dispatcher grouping (Alertmanager): events with equal values of these fields that
     # arrive together go out as one message; None: the settings' defaults.
     group_by: tuple[GroupField, ...] = ("subscription",)

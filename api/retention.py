@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import duckdb
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 
 from finpulse.lifecycle import AsyncResource
+from finpulse.schedule import every
 from store import DuckDBStore, StoreError, StoreLocked
 
 logger = logging.getLogger(__name__)
@@ -42,17 +42,7 @@ class RetentionScheduler(AsyncResource):
     async def start(self) -> None:
         if self._scheduler is not None:
             return
-        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
-        scheduler.add_job(
-            self.run_once,
-            IntervalTrigger(seconds=self.interval.total_seconds(), timezone=UTC),
-            id=JOB_ID,
-            next_run_time=datetime.now(UTC),  # the first run at start, not one interval later
-            coalesce=True,  # after a suspended host, one catch-up run, not a burst
-            max_instances=1,
-            misfire_grace_time=None,
-        )
-        scheduler.start()
+        scheduler = every(self.interval, self.run_once, JOB_ID)
         self._scheduler = scheduler
         logger.info(
             "retention scheduled every_h=%g retention_days=%d path=%s",

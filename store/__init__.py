@@ -9,6 +9,7 @@ with DuckDBStore("history.duckdb") as db:
 from store.duckdb import DuckDBStore, ExportFormat
 from store.errors import NotFound, StoreConfigError, StoreError, StoreLocked
 from store.queries import (
+    MAX_LIMIT,
     STEPS,
     AlertsQuery,
     EntitiesQuery,
@@ -36,6 +37,7 @@ from store.records import (
 )
 
 __all__ = [
+    "MAX_LIMIT",
     "STEPS",
     "AlertRecord",
     "AlertsQuery",

@@ -19,11 +19,14 @@ import hashlib
 from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from finpulse.errors import PermanentError, TransientError
 from finpulse.lifecycle import AsyncResource
 from finpulse.schema import AlertEvent
+
+if TYPE_CHECKING:
+    from alerts.digest import Digest
 
 
 class SinkUnavailable(TransientError):
@@ -89,6 +92,11 @@ class AlertSink(AsyncResource):
         Raises SinkUnavailable / RateLimited (retry), DeliveryRejected (dead-letter),
         ConfigError (stop the dispatcher).
         """
+
+    async def send_digest(self, digest: Digest) -> str | None:
+        """Deliver a daily digest to its channel; return the message reference or None.
+        Raises as `send`."""
+        raise NotImplementedError(f"the {self.name} sink sends no digests")
 
     async def find_delivered(
         self, notification: Notification, since: datetime

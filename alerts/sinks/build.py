@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from alerts.links import FeedbackLinks
 from alerts.sinks.base import AlertSink
 from alerts.sinks.console import ConsoleSink
@@ -11,12 +13,12 @@ from finpulse.errors import ConfigError
 from finpulse.settings import Settings
 
 
-def build_sinks(names: tuple[str, ...], s: Settings) -> list[AlertSink]:
-    """Sinks by name; ConfigError names the setting that is missing. Every sink's fired alerts
-    carry verdict links to the API (`api.public_url`, signed with the API token)."""
+def build_sinks(names: Sequence[str] | None, s: Settings) -> list[AlertSink]:
+    """Sinks by name (none given: `alerts.sinks`); ConfigError names the setting that is missing.
+    Every sink's fired alerts carry links to the API (`api.public_url`, signed with the API token)."""
     settings, links = s.alerts, FeedbackLinks.from_settings(s.api)
     sinks: list[AlertSink] = []
-    for name in dict.fromkeys(names):
+    for name in dict.fromkeys(names or settings.sinks):
         if name == "slack":
             token = settings.resolved_slack_token()
             if token is None or not token.get_secret_value():

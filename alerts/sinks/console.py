@@ -5,8 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.markup import escape
 
+from alerts.digest import Digest
 from alerts.links import FeedbackLinks
-from alerts.render import summary
+from alerts.render import digest_entity_line, summary
 from alerts.sinks.base import AlertSink, Notification
 
 
@@ -39,4 +40,20 @@ class ConsoleSink(AlertSink):
                         f"    real event? yes: {escape(urls['tp'])}  no: {escape(urls['fp'])}"
                     )
                     self._console.print(line, soft_wrap=True)
+        return None
+
+    async def send_digest(self, digest: Digest) -> str | None:
+        end = f"{digest.local_end:%Y-%m-%d %H:%M} {digest.timezone}"
+        self._console.print(
+            f"[bold]digest[/bold] {escape(digest.title)}: 24 h to {escape(end)}, "
+            f"{digest.active_entities} entities in the news, {len(digest.alerts)} alert(s) fired"
+        )
+        for e in digest.entities:
+            self._console.print(f"    {escape(digest_entity_line(e).replace('*', ''))}")
+        for a in digest.alerts:
+            self._console.print(
+                f"    alert {a.window_end:%H:%M} UTC {escape(a.entity_kind)} {escape(a.entity)}"
+            )
+        for h in digest.headlines:
+            self._console.print(f"    - {escape(h.title)} ({h.sentiment_score:+.2f})")
         return None

@@ -3,7 +3,8 @@
 Body: `{"delivery_id", "group_key", "channel", "state", "thread_ref", "events": [AlertEvent...]}`,
 and `"feedback": {alert_id: {"tp": url, "fp": url, "chart": url, "mute": url}}` for fired alerts
 when links are configured (a test message from `finpulse alerts test` has `"test_note"` instead);
-header `Idempotency-Key: <delivery_id>`, so receivers can drop repeats. 2xx accepts;
+header `Idempotency-Key: <delivery_id>`, so receivers can drop repeats. A daily digest is
+`{"digest": {...}, "channel"}` with its `digest_id` as the key. 2xx accepts;
 429 (Retry-After), 5xx, timeouts are retried; other 4xx are rejected (dead-lettered).
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from alerts.digest import Digest
 from alerts.links import FeedbackLinks
 from alerts.sinks.base import AlertSink, DeliveryRejected, Notification, RateLimited, SinkUnavailable
 
@@ -56,9 +58,17 @@ class WebhookSink(AlertSink):
             body["test_note"] = notification.test_note
         elif self._links is not None and notification.state == "fired":
             body["feedback"] = {e.alert_id: self._links.urls(e.alert_id) for e in notification.events}
+        return await self._post(body, notification.delivery_id)
+
+    async def send_digest(self, digest: Digest) -> str | None:
+        return await self._post({"digest": digest.to_json(), "channel": digest.channel}, digest.digest_id)
+
+    async def _post(self, body: dict[str, Any], idempotency_key: str) -> str | None:
+        if self._client is None:
+            raise RuntimeError("WebhookSink.start() was not called")
         try:
             response = await self._client.post(
-                self._url, json=body, headers={"Idempotency-Key": notification.delivery_id}
+                self._url, json=body, headers={"Idempotency-Key": idempotency_key}
             )
         except httpx.TimeoutException as exc:
             raise SinkUnavailable(f"webhook: timeout ({type(exc).__name__})") from None

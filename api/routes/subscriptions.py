@@ -99,7 +99,7 @@ async def send_test_message(
     sub = await run_in_threadpool(get_subscription, db, sub_id)
     settings = request.app.state.settings
     try:
-        sinks = build_sinks(tuple(sink) if sink else settings.alerts.sinks, settings)
+        sinks = build_sinks(sink, settings)
         return await send_samples((sub,), sinks, utcnow())
     except ConfigError as exc:  # no token, a refused one, an unknown sink: the server's settings
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"cannot send: {exc}") from exc

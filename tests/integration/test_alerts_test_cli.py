@@ -93,3 +93,15 @@ def test_one_subscription_and_an_unknown_one(tmp_path: Path, slack_api: FakeSlac
     assert done.returncode == 2
     assert "no subscription 'nope'; known: desk, gone" in done.stdout + done.stderr
     assert len(slack_api.posts) == 1
+
+
+def test_check_lists_the_example_subscriptions(tmp_path: Path, slack_api: FakeSlack) -> None:
+    env = _env(tmp_path, slack_api)
+    done = subprocess.run(
+        [str(FINPULSE), "alerts", "check", "config/subscriptions.toml"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    megacaps = next(line for line in done.stdout.splitlines() if line.startswith("megacaps:"))
+    assert "mutes=3 digest=07:30 America/New_York" in megacaps
+    assert "2 subscription(s) OK" in done.stdout

@@ -1,0 +1,183 @@
+"""Daily digests: a subscription's last 24 hours in its channel, at the time it asks for.
+
+A subscription with `[subscription.digest]` gets, once per local day at `at`
+(`timezone`, `weekdays`), a message with its entities' most negative shares
+against the day before, the alerts it fired and the most negative headlines,
+all from the history store. The day's digest has an id (`digest:<sub>:<date>`);
+the dispatcher records it in its delivery ledger, so a restart sends none twice.
+A digest the dispatcher missed (it was down at `at`) still goes out within
+`CATCH_UP` of its time, covering the same 24 hours; after that the day is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from finpulse.schema import EntityKind, HeadlineRef
+from store import (
+    MAX_LIMIT,
+    AlertRecord,
+    AlertsQuery,
+    DuckDBStore,
+    EntitiesQuery,
+    EntityCount,
+    Headline,
+    HeadlinesQuery,
+)
+
+from .subscriptions import WEEKDAYS, WILDCARD, Subscription
+
+PERIOD = timedelta(hours=24)
+CATCH_UP = timedelta(hours=6)
+TOP_ENTITIES = 5
+TOP_HEADLINES = 3
+MAX_ALERTS = 10
+# An entity needs this many stories in the day to be ranked by its negative share.
+MIN_STORIES = 3
+_KINDS: tuple[tuple[EntityKind, str], ...] = (
+    ("topic", "topics"),
+    ("ticker", "tickers"),
+    ("source", "sources"),
+)
+
+
+@dataclass(frozen=True)
+class EntityLine:
+    """One entity's day: stories, negative share, and the share the day before (None: no stories)."""
+
+    kind: EntityKind
+    entity: str
+    count: int
+    negative_share: float
+    previous_share: float | None
+
+
+@dataclass(frozen=True)
+class Digest:
+    """What one subscription's digest says; rendered by each sink."""
+
+    digest_id: str
+    subscription_id: str
+    title: str
+    channel: str
+    start: datetime
+    end: datetime
+    timezone: str
+    active_entities: int  # entities the subscription watches that had stories in the day
+    entities: tuple[EntityLine, ...]  # the most negative of them
+    alerts: tuple[AlertRecord, ...]
+    headlines: tuple[HeadlineRef, ...]
+
+    @property
+    def local_end(self) -> datetime:
+        return self.end.astimezone(ZoneInfo(self.timezone))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "digest_id": self.digest_id,
+            "subscription_id": self.subscription_id,
+            "channel": self.channel,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "active_entities": self.active_entities,
+            "entities": [vars(e) for e in self.entities],
+            "alerts": [a.model_dump(mode="json") for a in self.alerts],
+            "headlines": [h.model_dump(mode="json") for h in self.headlines],
+        }
+
+
+def scheduled(sub: Subscription, now: datetime) -> tuple[str, datetime] | None:
+    """The digest due at `now` (its id and the end of the day it covers), or None: no digest
+    configured, not a digest weekday, before `at`, or more than CATCH_UP after it."""
+    if sub.digest is None:
+        return None
+    zone = ZoneInfo(sub.digest.timezone)
+    local = now.astimezone(zone)
+    if WEEKDAYS[local.weekday()] not in sub.digest.weekdays:
+        return None
+    end = datetime.combine(local.date(), sub.digest.at, tzinfo=zone)
+    if not end <= local < end + CATCH_UP:
+        return None
+    return digest_id(sub.id, local.date()), end
+
+
+def digest_id(subscription_id: str, day: date) -> str:
+    return f"digest:{subscription_id}:{day.isoformat()}"
+
+
+def build_digest(db: DuckDBStore, sub: Subscription, day_id: str, end: datetime) -> Digest:
+    """The subscription's 24 hours up to `end`, from the history store."""
+    start = end - PERIOD
+    lines: list[EntityLine] = []
+    for kind, field in _KINDS:
+        if not getattr(sub.filter, field):
+            continue
+        today = _entities(db, sub, kind, start, end)
+        before = _entities(db, sub, kind, start - PERIOD, start)
+        for name, e in today.items():
+            previous = before.get(name)
+            share = previous.negative_share if previous is not None else None
+            lines.append(EntityLine(kind, name, e.count, e.negative_share, share))
+    ranked = sorted((e for e in lines if e.count >= MIN_STORIES), key=lambda e: (-e.negative_share, -e.count))
+    alerts = db.fetch(
+        AlertsQuery(subscription_id=sub.id, state="fired", start=start, end=end, limit=MAX_ALERTS)
+    )
+    return Digest(
+        digest_id=day_id,
+        subscription_id=sub.id,
+        title=sub.name or sub.id,
+        channel=sub.channel,
+        start=start,
+        end=end,
+        timezone=sub.digest.timezone if sub.digest is not None else "UTC",
+        active_entities=len(lines),
+        entities=tuple(ranked[:TOP_ENTITIES]),
+        alerts=tuple(a for a in alerts if isinstance(a, AlertRecord)),
+        headlines=_headlines(db, sub, start, end),
+    )
+
+
+def _entities(
+    db: DuckDBStore, sub: Subscription, kind: EntityKind, start: datetime, end: datetime
+) -> dict[str, EntityCount]:
+    query = EntitiesQuery(entity_kind=kind, start=start, end=end, limit=MAX_LIMIT)
+    rows = [r for r in db.fetch(query) if isinstance(r, EntityCount)]
+    return {r.entity: r for r in rows if sub.filter.matches(kind, r.entity)}
+
+
+def _headlines(db: DuckDBStore, sub: Subscription, start: datetime, end: datetime) -> tuple[HeadlineRef, ...]:
+    """The most negative headlines about the subscription's entities (any, for a wildcard)."""
+    queries: list[HeadlinesQuery] = []
+    for kind, field in _KINDS:
+        names = getattr(sub.filter, field)
+        if WILDCARD in names:
+            queries.append(HeadlinesQuery(entity_kind=kind, start=start, end=end, limit=TOP_HEADLINES))
+        else:
+            queries += [
+                HeadlinesQuery(entity_kind=kind, entity=n, start=start, end=end, limit=TOP_HEADLINES)
+                for n in names
+            ]
+    found = {h.story_id: h for q in queries for h in db.fetch(q) if isinstance(h, Headline)}
+    best = sorted(found.values(), key=lambda h: (h.sentiment_score, h.story_id))[:TOP_HEADLINES]
+    return tuple(
+        HeadlineRef(
+            story_id=h.story_id, title=h.title, url=h.url, source=h.source, sentiment_score=h.sentiment_score
+        )
+        for h in best
+    )
+
+
+def due_digests(
+    subscriptions: tuple[Subscription, ...], now: datetime, sent: Callable[[str], bool]
+) -> list[tuple[Subscription, str, datetime]]:
+    """The enabled subscriptions whose digest is due now and not yet `sent`."""
+    out = []
+    for sub in subscriptions:
+        slot = scheduled(sub, now) if sub.enabled else None
+        if slot is not None and not sent(slot[0]):
+            out.append((sub, *slot))
+    return out

@@ -1,0 +1,125 @@
+"""Daily digests from the real history store, through the digest job, the ledger and the local
+Slack-API server, and through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from alerts.digest import build_digest, digest_id
+from alerts.digest_job import DigestJob
+from alerts.ledger import DeliveryLedger
+from alerts.render import digest_blocks
+from alerts.slack import METADATA_DIGEST_EVENT, SlackNotifier
+from alerts.subscriptions import Subscription
+from store import DuckDBStore
+from tests.conftest import FINPULSE
+from tests.fixtures.slack import VALID_TOKEN, FakeSlack
+from tests.fixtures.store import alert, seed_spike
+
+END = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # a Monday, 08:00 UTC
+DESK = Subscription.model_validate(
+    {
+        "id": "desk",
+        "name": "Equities desk",
+        "channel": "#alerts",
+        "filter": {"tickers": ["ACME", "BOLT"]},
+        "digest": {"at": "08:00:00", "timezone": "UTC"},
+    }
+)
+
+
+def _seeded(path: Path) -> tuple[datetime, datetime]:
+    with DuckDBStore(path) as db:
+        burst = seed_spike(db, end=END - timedelta(hours=1))
+        db.upsert_alerts([alert("acme-1", "ACME", burst[0], entity_kind="ticker")])
+    return burst
+
+
+def test_the_digest_ranks_the_day_from_the_store(tmp_path: Path) -> None:
+    _seeded(tmp_path / "h.duckdb")
+    with DuckDBStore(tmp_path / "h.duckdb", read_only=True) as db:
+        digest = build_digest(db, DESK, digest_id("desk", END.date()), END)
+    assert (digest.start, digest.end) == (END - timedelta(hours=24), END)
+    assert digest.active_entities == 2
+    acme, bolt = digest.entities
+    assert (acme.entity, bolt.entity) == ("ACME", "BOLT")  # the burst made ACME the most negative
+    assert acme.negative_share > bolt.negative_share
+    assert acme.previous_share is None  # no stories the day before
+    assert [a.alert_id for a in digest.alerts] == ["acme-1"]
+    assert len(digest.headlines) == 3
+    assert all(h.sentiment_score == -0.8 for h in digest.headlines)
+    text = json.dumps(digest_blocks(digest))
+    assert "Daily digest: Equities desk" in text
+    assert "ticker *ACME*:" in text
+    assert "(day before: none)" in text
+    assert "1 alert(s) fired" in text
+
+
+def test_the_job_sends_each_days_digest_once(tmp_path: Path, slack_api: FakeSlack) -> None:
+    import asyncio
+
+    _seeded(tmp_path / "h.duckdb")
+    ledger = DeliveryLedger(tmp_path / "deliveries.sqlite")
+    ledger.open()
+    store = DuckDBStore(tmp_path / "h.duckdb")
+    clock = [END + timedelta(minutes=1)]
+
+    async def run(job_runs: int) -> list[list[str]]:
+        sink = SlackNotifier(SecretStr(VALID_TOKEN), base_url=slack_api.base_url, timeout_s=5)
+        async with sink:
+            job = DigestJob(store, [sink], ledger, lambda: (DESK,), clock=lambda: clock[0])
+            return [await job.run_once() for _ in range(job_runs)]
+
+    slack_api.fail_next(1, status=503)  # Slack is down at first: retried the next minute
+    assert asyncio.run(run(2)) == [[], ["digest:desk:2026-03-02"]]
+    assert asyncio.run(run(1)) == [[]], "a restarted dispatcher does not send it again"
+    [post] = slack_api.posts
+    assert post.channel == "C0ALERTS"
+    assert (post.metadata or {})["event_type"] == METADATA_DIGEST_EVENT
+    assert post.blocks[0]["text"]["text"] == "Daily digest: Equities desk"
+    clock[0] = END + timedelta(days=1, minutes=5)  # Tuesday: its own digest
+    assert asyncio.run(run(1)) == [["digest:desk:2026-03-03"]]
+    assert len(slack_api.posts) == 2
+    ledger.close()
+
+
+def test_the_cli_sends_a_digest_now(tmp_path: Path, slack_api: FakeSlack) -> None:
+    now = datetime.now(UTC)
+    with DuckDBStore(tmp_path / "h.duckdb") as db:
+        seed_spike(db, end=now)
+    subs = tmp_path / "subs.toml"
+    subs.write_text(
+        '[[subscription]]\nid = "desk"\nchannel = "#alerts"\n'
+        '[subscription.filter]\ntickers = ["ACME", "BOLT"]\n',
+        encoding="utf-8",
+    )
+    env = {
+        **os.environ,
+        "FINPULSE_STORE_URL": f"duckdb:///{tmp_path / 'h.duckdb'}",
+        "FINPULSE_ALERTS_SUBSCRIPTIONS_FILE": str(subs),
+        "FINPULSE_ALERTS_WEBHOOK_URL": slack_api.hook_url("digests"),
+        "COLUMNS": "200",
+    }
+    done = subprocess.run(
+        [str(FINPULSE), "alerts", "digest", "-s", "desk", "--sink", "console", "--sink", "webhook"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "digest desk: 24 h to" in done.stdout
+    assert "ticker ACME:" in done.stdout
+    assert "digest desk -> webhook #alerts: sent" in done.stdout
+    [(headers, body)] = slack_api.webhooks
+    assert body["digest"]["subscription_id"] == "desk"
+    assert headers["Idempotency-Key"] == body["digest"]["digest_id"]
+    unknown = subprocess.run(
+        [str(FINPULSE), "alerts", "digest", "-s", "nope", "--sink", "console"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert unknown.returncode == 2
+    assert "no subscription 'nope'; known: desk" in unknown.stdout + unknown.stderr
