@@ -198,7 +198,7 @@ def digest_blocks(d: Digest) -> list[Block]:
         (
             "Alerts fired",
             [
-                f"• {a.window_end:%H:%M} UTC {a.entity_kind} *{escape_mrkdwn(a.entity)}*: "
+                f"• {a.window_end:%m-%d %H:%M} UTC {a.entity_kind} *{escape_mrkdwn(a.entity)}*: "
                 f"{_pct(a.negative_share)} negative vs baseline {_pct(a.baseline_negative_share)}"
                 for a in d.alerts
             ],
