@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import duckdb
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from finpulse.errors import ConfigError, PermanentError, TransientError
@@ -78,7 +79,7 @@ class DigestJob(AsyncResource):
         for sub, day_id, end in due_digests(self._subscriptions(), now, self._recorded):
             try:
                 digest = await asyncio.to_thread(self._build, sub, day_id, end)
-            except (StoreError, StoreLocked) as exc:  # the next minute retries
+            except (StoreError, StoreLocked, duckdb.Error) as exc:  # the next minute retries
                 logger.warning("digest not built subscription=%s error=%s", sub.id, exc)
                 continue
             for sink in self._sinks:
@@ -103,5 +104,6 @@ class DigestJob(AsyncResource):
                 logger.info(
                     "digest sent sink=%s id=%s channel=%s ref=%s", sink.name, day_id, sub.channel, ref
                 )
-                sent.append(day_id)
+                if day_id not in sent:
+                    sent.append(day_id)
         return sent
