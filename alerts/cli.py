@@ -74,6 +74,48 @@ def check(
     console.print(f"{len(subs)} subscription(s) OK")
 
 
+@alerts_app.command("list")
+def list_subscriptions(
+    days: Annotated[float, typer.Option(min=0.01, help="Alerts fired over this many days.")] = 7.0,
+) -> None:
+    """The live subscriptions (file and dashboard edits): on, disabled or muted, entities muted
+    now, digest, alerts fired lately and the verdicts on them."""
+    from rich.table import Table
+
+    from finpulse.cli import console, settings
+    from finpulse.schema import utcnow
+    from store import DuckDBStore, StoreError
+
+    from .live import live_subscriptions
+    from .overview import overviews
+
+    s = settings()
+    store = DuckDBStore.from_settings(s.store, read_only=True) if s.stream.history else None
+    try:
+        if store is not None:
+            store.start()
+    except StoreError as exc:  # no history yet: the file's subscriptions still list
+        console.print(f"no alert history: {exc}")
+        store = None
+    try:
+        rows = overviews(live_subscriptions(s.alerts.subscriptions_file, store), store, utcnow(), days)
+    finally:
+        if store is not None:
+            store.stop()
+    columns = ("subscription", "channel", "watches", "state", "digest", f"alerts {days:g} d", "last fired")
+    table = Table(*columns, "tp / fp", title=f"{len(rows)} live subscription(s)", title_justify="left")
+    for o in rows:
+        last = o.fired[0] if o.fired else None
+        state = o.state + "".join(f"\nmuted {m}" for m in o.entity_mutes)
+        digest = f"{o.sub.digest.at:%H:%M} {o.sub.digest.timezone}" if o.sub.digest else "-"
+        table.add_row(
+            o.sub.id, o.sub.channel, o.sub.filter.summary(), state, digest, str(len(o.fired)),
+            f"{last.window_end:%m-%d %H:%M} {last.entity_kind} {last.entity}" if last else "-",
+            "{} / {}".format(*o.verdicts),
+        )  # fmt: skip
+    console.print(table)
+
+
 @alerts_app.command("test")
 def send_test(
     subscription: Annotated[

@@ -29,7 +29,7 @@ from store import (
     HeadlinesQuery,
 )
 
-from .subscriptions import WEEKDAYS, WILDCARD, Subscription
+from .subscriptions import FILTER_FIELDS, WEEKDAYS, WILDCARD, Subscription
 
 PERIOD = timedelta(hours=24)
 CATCH_UP = timedelta(hours=6)
@@ -38,11 +38,6 @@ TOP_HEADLINES = 3
 MAX_ALERTS = 10
 # An entity needs this many stories in the day to be ranked by its negative share.
 MIN_STORIES = 3
-_KINDS: tuple[tuple[EntityKind, str], ...] = (
-    ("topic", "topics"),
-    ("ticker", "tickers"),
-    ("source", "sources"),
-)
 
 
 @dataclass(frozen=True)
@@ -113,7 +108,7 @@ def build_digest(db: DuckDBStore, sub: Subscription, day_id: str, end: datetime)
     """The subscription's 24 hours up to `end`, from the history store."""
     start = end - PERIOD
     lines: list[EntityLine] = []
-    for kind, field in _KINDS:
+    for kind, field in FILTER_FIELDS:
         if not getattr(sub.filter, field):
             continue
         today = _entities(db, sub, kind, start, end)
@@ -152,7 +147,7 @@ def _entities(
 def _headlines(db: DuckDBStore, sub: Subscription, start: datetime, end: datetime) -> tuple[HeadlineRef, ...]:
     """The most negative headlines about the subscription's entities (any, for a wildcard)."""
     queries: list[HeadlinesQuery] = []
-    for kind, field in _KINDS:
+    for kind, field in FILTER_FIELDS:
         names = getattr(sub.filter, field)
         if WILDCARD in names:
             queries.append(HeadlinesQuery(entity_kind=kind, start=start, end=end, limit=TOP_HEADLINES))

@@ -18,30 +18,20 @@ from finpulse.schema import AlertEvent, EntityKind, HeadlineRef
 
 from .sinks.base import AlertSink, Notification
 from .stats import binomial_p
-from .subscriptions import WILDCARD, Subscription
+from .subscriptions import FILTER_FIELDS, WILDCARD, Subscription
 
 # The example's figures: a quiet baseline and a window well past the subscription's rise.
 EXAMPLE_BASELINE = 0.12
 EXAMPLE_EXTRA_RISE = 0.2
 EXAMPLE_STORIES = 20
 EXAMPLE_WINDOW = timedelta(minutes=5)
-_KINDS: tuple[tuple[EntityKind, str], ...] = (
-    ("ticker", "tickers"),
-    ("topic", "topics"),
-    ("source", "sources"),
-)
 
 
 def describe(sub: Subscription) -> str:
     """What a subscription watches and when it fires, in one sentence's worth of words."""
-    watched = "; ".join(
-        f"every {kind}" if WILDCARD in names else f"{field} {', '.join(names)}"
-        for kind, field in _KINDS
-        if (names := getattr(sub.filter, field))
-    )
     d = sub.detector
     return (
-        f"watches {watched}; fires when an entity's negative share in a {d.window} window is "
+        f"watches {sub.filter.summary()}; fires when an entity's negative share in a {d.window} window is "
         f"at least {d.min_rise * 100:.0f} points above its baseline, on {d.min_volume} or more "
         f"stories, with p < {d.significance:g} ({d.correction}-adjusted)"
     )
@@ -49,7 +39,7 @@ def describe(sub: Subscription) -> str:
 
 def _example_entity(sub: Subscription) -> tuple[EntityKind, str]:
     """The first entity the subscription names (a wildcard gets a placeholder name)."""
-    for kind, field in _KINDS:
+    for kind, field in FILTER_FIELDS:
         names = getattr(sub.filter, field)
         if names:
             return kind, names[0] if names[0] != WILDCARD else f"any {kind}"

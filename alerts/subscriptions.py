@@ -41,6 +41,12 @@ from finpulse.errors import ConfigError
 from finpulse.schema import EntityKind, WindowKind, describe_validation_error, normalise_entity, parse_entity
 
 WILDCARD = "*"
+# The filter's lists by entity kind, in the order everything shows them.
+FILTER_FIELDS: tuple[tuple[EntityKind, str], ...] = (
+    ("topic", "topics"),
+    ("ticker", "tickers"),
+    ("source", "sources"),
+)
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 GroupField = Literal["subscription", "entity_kind", "entity"]
@@ -88,9 +94,17 @@ class SubscriptionFilter(_Model):
             raise ValueError("filter watches nothing: list topics, tickers or sources (or '*')")
         return self
 
+    def summary(self) -> str:
+        """`topics Energy | Oil; tickers XOM, CVX` or `every topic`: the filter in a few words."""
+        return "; ".join(
+            f"every {kind}" if WILDCARD in names else f"{field} {', '.join(names)}"
+            for kind, field in FILTER_FIELDS
+            if (names := getattr(self, field))
+        )
+
     def matches(self, kind: EntityKind, entity: str) -> bool:
         """True when the entity is listed under its kind, or that kind lists '*'."""
-        names = {"topic": self.topics, "ticker": self.tickers, "source": self.sources}[kind]
+        names = getattr(self, dict(FILTER_FIELDS)[kind])
         return WILDCARD in names or any(same_entity(kind, entity, n) for n in names)
 
 

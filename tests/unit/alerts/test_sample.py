@@ -37,7 +37,7 @@ def test_the_example_is_a_fired_alert_of_the_subscriptions_own_entity_and_rules(
     n = sample_notification(_desk(), NOW)
     [event] = n.events
     assert (n.channel, n.state, event.subscription_id) == ("#energy", "fired", "energy-desk")
-    assert (event.entity_kind, event.entity) == ("ticker", "XOM")
+    assert (event.entity_kind, event.entity) == ("topic", "Energy | Oil")
     assert event.count >= 30  # enough stories to be tested
     assert event.negative_share - event.baseline_negative_share >= 0.25  # past the rise
     assert event.p_value < event.significance == 0.01
@@ -45,7 +45,7 @@ def test_the_example_is_a_fired_alert_of_the_subscriptions_own_entity_and_rules(
     assert event.alert_id.startswith("test-")
     assert sample_notification(_desk(), NOW).alert_ids != n.alert_ids, "never taken for a delivered alert"
     assert n.test_note is not None
-    for expected in ("energy-desk (Energy desk)", "tickers XOM, CVX; topics Energy | Oil", "25 points"):
+    for expected in ("energy-desk (Energy desk)", "topics Energy | Oil; tickers XOM, CVX", "25 points"):
         assert expected in n.test_note
     assert "none will" not in n.test_note
 
@@ -67,11 +67,11 @@ def test_slack_blocks_are_marked_and_carry_no_verdict_links() -> None:
     assert "energy-desk (Energy desk)" in rendered[1]["text"]["text"]
     body = json.dumps(rendered)
     assert "Example headline" in body
-    assert "ticker *XOM*" in body
+    assert "topic *Energy | Oil*" in body
     assert "Real event?" not in body
     assert "fp.example" not in body
     assert "finpulse alerts test" in rendered[-1]["elements"][0]["text"]
-    assert fallback_text(n).startswith(f"[{TEST_HEADER}] Negative news spike: ticker XOM")
+    assert fallback_text(n).startswith(f"[{TEST_HEADER}] Negative news spike: topic Energy | Oil")
     # News-free, but the subscription's own names are still escaped.
     hostile = _desk(name="<!channel> desk")
     assert "<!channel>" not in json.dumps(blocks(sample_notification(hostile, NOW)))
@@ -82,5 +82,5 @@ async def test_console_prints_the_note_and_no_verdict_links() -> None:
     await ConsoleSink(console, links=LINKS).send(sample_notification(_desk(), NOW))
     out = console.export_text()
     assert out.startswith("test Alerts of subscription energy-desk")
-    assert "fired ticker XOM" in out
+    assert "fired topic Energy | Oil" in out
     assert "real event?" not in out

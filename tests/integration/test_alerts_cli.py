@@ -1,11 +1,12 @@
-"""`finpulse alerts test`: a test message to every live subscription's channel, through the
-real CLI, the history store's live subscriptions and the local Slack-API server."""
+"""`finpulse alerts test`, `check` and `list` through the real CLI, the history store's live
+subscriptions and the local Slack-API server."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alerts.render import TEST_HEADER
@@ -14,6 +15,7 @@ from alerts.subscriptions import Subscription
 from store import DuckDBStore
 from tests.conftest import FINPULSE
 from tests.fixtures.slack import VALID_TOKEN, FakeSlack
+from tests.fixtures.store import alert
 
 API_TOKEN = "api-token-DONOTLOG-19"
 
@@ -105,3 +107,46 @@ def test_check_lists_the_example_subscriptions(tmp_path: Path, slack_api: FakeSl
     megacaps = next(line for line in done.stdout.splitlines() if line.startswith("megacaps:"))
     assert "mutes=3 digest=07:30 America/New_York" in megacaps
     assert "2 subscription(s) OK" in done.stdout
+
+
+def test_list_shows_each_live_subscription_and_its_alerts(tmp_path: Path, slack_api: FakeSlack) -> None:
+    env = _env(tmp_path, slack_api)
+    now = datetime.now(UTC)
+    with DuckDBStore(tmp_path / "history.duckdb") as db:
+        made = Subscription.model_validate(
+            {
+                "id": "markets",
+                "channel": "#markets",
+                "filter": {"tickers": ["ACME", "BOLT"]},
+                "mute": [{"from": now - timedelta(hours=1), "until": now + timedelta(hours=5),
+                          "entities": ["ticker:ACME"]}],
+                "digest": {"at": "07:30:00", "timezone": "Europe/London"},
+            }
+        )  # fmt: skip
+        db.put_subscription(made.id, made.stored_body())
+        old, recent = now - timedelta(days=10), now - timedelta(hours=2)
+        db.upsert_alerts(
+            [
+                alert("m1", "BOLT", recent, subscription_id="markets", entity_kind="ticker"),
+                alert(
+                    "m2", "ACME", recent - timedelta(hours=1), subscription_id="markets", entity_kind="ticker"
+                ),
+                alert("m0", "ACME", old, subscription_id="markets", entity_kind="ticker"),  # outside 7 days
+            ]
+        )
+        db.put_feedback("m1", "tp")
+        db.put_feedback("m2", "fp")
+    done = subprocess.run(
+        [str(FINPULSE), "alerts", "list"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 live subscription(s)" in done.stdout  # the file's two and the dashboard's one
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in done.stdout.splitlines()]
+    rows = {row[0]: row for row in cells if row and row[0]}
+    markets = rows["markets"]
+    assert markets[2] == "tickers ACME, BOLT"
+    assert markets[3] == "on"
+    assert markets[4] == "07:30 Europe/London"
+    assert markets[5:] == ["2", f"{recent + timedelta(minutes=5):%m-%d %H:%M} ticker BOLT", "1 / 1"]
+    assert "muted ticker:ACME until" in done.stdout  # the entity mute, on the row's next line
+    assert rows["gone"][2:4] == ["every topic", "on"]

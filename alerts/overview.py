@@ -1,0 +1,60 @@
+"""Where each live subscription stands: on, disabled or muted, the entities muted now, its
+digest, and the alerts it fired lately with the analysts' verdicts (`finpulse alerts list`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from store import MAX_LIMIT, AlertRecord, AlertsQuery, DuckDBStore
+
+from .subscriptions import Subscription
+
+
+@dataclass(frozen=True)
+class Overview:
+    sub: Subscription
+    state: str  # on, disabled, muted now (reason)
+    entity_mutes: tuple[str, ...]  # "ticker:TSLA until 03-02 18:00" active now
+    fired: tuple[AlertRecord, ...]  # in the period, newest first
+
+    @property
+    def verdicts(self) -> tuple[int, int]:
+        """(true positives, false positives) among the alerts fired."""
+        return sum(a.verdict == "tp" for a in self.fired), sum(a.verdict == "fp" for a in self.fired)
+
+
+def state(sub: Subscription, now: datetime) -> str:
+    if not sub.enabled:
+        return "disabled"
+    whole = [m for m in sub.mute if not m.entities and m.active(now)]
+    if not whole:
+        return "on"
+    reasons = ", ".join(dict.fromkeys(m.reason for m in whole if m.reason))
+    return "muted now" + (f" ({reasons})" if reasons else "")
+
+
+def overviews(
+    subs: tuple[Subscription, ...], db: DuckDBStore | None, now: datetime, days: float
+) -> list[Overview]:
+    """Each subscription's overview; without a store, no alerts."""
+    out = []
+    for sub in subs:
+        muted = tuple(
+            f"{entity}" + (f" until {m.until:%m-%d %H:%M}" if m.until else "")
+            for m in sub.mute
+            if m.entities and m.active(now)
+            for entity in m.entities
+        )
+        fired: tuple[AlertRecord, ...] = ()
+        if db is not None:
+            query = AlertsQuery(
+                subscription_id=sub.id,
+                state="fired",
+                start=now - timedelta(days=days),
+                end=now,
+                limit=MAX_LIMIT,
+            )
+            fired = tuple(a for a in db.fetch(query) if isinstance(a, AlertRecord))
+        out.append(Overview(sub, state(sub, now), muted, fired))
+    return out
