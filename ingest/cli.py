@@ -141,6 +141,62 @@ def replay(
     )
 
 
+@ingest_app.command("try")
+def try_source(
+    url: Annotated[str | None, typer.Argument(help="A feed's URL (RSS, Atom, RDF).")] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Or an entry of the sources file (a feed or a JSON API).")
+    ] = None,
+    sources: Annotated[
+        Path | None, typer.Option("--sources", help="Sources file (default: ingest.sources_file).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Newest items to list.")] = 15,
+) -> None:
+    """Fetch one feed or API once and show its items as finpulse would publish them (title,
+    time, language, tickers); publishes nothing. Exit 1 when it yields no item."""
+    from finpulse.cli import settings
+    from ingest.errors import SourcesFileError
+    from ingest.preview import preview
+    from ingest.sources import ApiSource, FeedSource, load_sources
+    from ingest.urls import check_url
+
+    s = settings()
+    allow = s.ingest.allow_private_hosts
+    if (url is None) == (source is None):
+        raise typer.BadParameter("give a feed URL or --source NAME (one of them)")
+    if url is not None:
+        check_url(url, allow_private=allow)
+        chosen: FeedSource | ApiSource = FeedSource(name="try", url=url)
+    else:
+        config = load_sources(sources or s.ingest.sources_file, allow_private=allow)
+        found = {x.name: x for x in config.all(include_disabled=True)}
+        picked = found.get(str(source))
+        if not isinstance(picked, FeedSource | ApiSource):
+            feeds = ", ".join(n for n, x in found.items() if isinstance(x, FeedSource | ApiSource)) or "none"
+            raise SourcesFileError(f"no feed or API named {source!r} in the sources file; there are: {feeds}")
+        chosen = picked
+    result = asyncio.run(preview(s.ingest, chosen))
+    table = Table(title=f"{chosen.name}: newest {min(limit, len(result.items))} of {len(result.items)} items")
+    for column in ("published (UTC)", "title", "language", "tickers"):
+        table.add_column(column, overflow="fold")
+    for item in result.items[:limit]:
+        language = item.language or "unknown"
+        if not s.model.reads(item.language):
+            language += " (not scored)"
+        table.add_row(f"{item.published_at:%Y-%m-%d %H:%M}", item.title, language, " ".join(item.tickers))
+    console.print(table)
+    languages = ", ".join(f"{lang} {n}" for lang, n in result.languages().most_common())
+    console.print(
+        f"{result.entries} entries: {len(result.items)} items ({languages or 'none'}), "
+        f"{len(result.invalid)} invalid"
+        + (f"; warnings: {', '.join(result.warnings)}" if result.warnings else "")
+    )
+    for reason in dict.fromkeys(exc.reason for exc in result.invalid):
+        console.print(f"  invalid: {reason}", markup=False)
+    if not result.items:
+        raise typer.Exit(1)
+
+
 @ingest_app.command("bench")
 def bench(
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="Passes over the feed documents.")] = 3,

@@ -158,7 +158,7 @@ class Ingestor(AsyncResource):
         return PollReport(source.name, "error", error=kind)
 
     @staticmethod
-    def _normalise(
+    def normalise(
         entries: tuple[RawEntry, ...], now: datetime
     ) -> tuple[list[tuple[NewsItem, RawEntry]], list[tuple[str, InvalidRecord, RawEntry]]]:
         items: list[tuple[NewsItem, RawEntry]] = []
@@ -180,7 +180,7 @@ class Ingestor(AsyncResource):
             self.metrics.inc(name, "not_modified")
             self._succeeded(state, now, ids=None, outcome=outcome, published=0)
             return PollReport(name, "not_modified")
-        items, invalid = self._normalise(outcome.entries, now)
+        items, invalid = self.normalise(outcome.entries, now)
         self.metrics.inc(name, "entries", len(outcome.entries))
         fresh = {i.story_id: (i, raw) for i, raw in items if i.story_id not in state.seen}
         self.metrics.inc(name, "already_seen", len(items) - len(fresh))

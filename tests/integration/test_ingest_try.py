@@ -1,0 +1,70 @@
+"""`finpulse ingest try`: one real feed fetched from the loopback server and shown as finpulse
+would publish it; nothing is published and no state is kept."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from tests.conftest import FINPULSE
+from tests.fixtures.feeds import FeedServer, rss_document
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "FINPULSE_INGEST_ALLOW_PRIVATE_HOSTS": "true",  # the test server is on loopback
+        "FINPULSE_INGEST_STATE_DIR": str(tmp_path / "state"),
+        "FINPULSE_KAFKA_BOOTSTRAP": "127.0.0.1:1",  # no broker: nothing may be published
+        "COLUMNS": "220",
+        **extra,
+    }
+
+
+def _try(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(FINPULSE), "ingest", "try", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_real_feed_is_listed_newest_first(tmp_path: Path, feed_server: FeedServer) -> None:
+    done = _try(_env(tmp_path), feed_server.url("f/real-world/guardian.rss"), "--limit", "3")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "try: newest 3 of" in done.stdout
+    times = [line.split("│")[1].strip() for line in done.stdout.splitlines() if line.startswith("│ 20")]
+    assert len(times) == 3
+    assert times == sorted(times, reverse=True)
+    assert " items (en " in done.stdout
+    assert not (tmp_path / "state").exists() or not any((tmp_path / "state").iterdir())  # no state kept
+
+
+def test_bad_entries_a_foreign_language_and_a_sources_entry(tmp_path: Path, feed_server: FeedServer) -> None:
+    body = rss_document(
+        [
+            b"<item><title>ACME shares fall after profit warning</title><link>https://n.example/1</link>"
+            b"<pubDate>Mon, 02 Mar 2026 09:00:00 GMT</pubDate></item>",
+            b"<item><title>Die Aktien von ACME fallen nach einer Gewinnwarnung deutlich und stark</title>"
+            b"<link>https://n.example/2</link><pubDate>Mon, 02 Mar 2026 10:00:00 GMT</pubDate></item>",
+            b"<item><link>https://n.example/3</link></item>",  # no title: not a story
+        ]
+    )
+    url = feed_server.put("mixed.rss", body)
+    sources = tmp_path / "sources.toml"
+    sources.write_text(f'[[feeds]]\nname = "mixed"\nurl = "{url}"\ntickers = ["ACME"]\n', encoding="utf-8")
+    done = _try(_env(tmp_path), "--source", "mixed", "--sources", str(sources))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 entries: 2 items" in done.stdout
+    assert "1 invalid" in done.stdout
+    assert "invalid: " in done.stdout
+    assert "de (not scored)" in done.stdout  # the model reads English only by default
+    assert "ACME" in done.stdout.split("│ 2026-03-02 09:00")[1].splitlines()[0]  # the source's tickers
+
+    missing = _try(_env(tmp_path), "--source", "nope", "--sources", str(sources))
+    assert missing.returncode == 2
+    assert "no feed or API named 'nope' in the sources file; there are: mixed" in missing.stdout
+    both = _try(_env(tmp_path), url, "--source", "mixed")
+    assert both.returncode == 2
+    down = _try(_env(tmp_path), feed_server.url("doc/absent.rss"))
+    assert down.returncode == 2
+    assert "404" in down.stdout + down.stderr
