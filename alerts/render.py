@@ -24,7 +24,7 @@ from .sinks.base import Notification
 HEADER_CHARS = 150
 SECTION_CHARS = 3000
 TITLE_CHARS = 200
-# Alerts per message: 3 blocks each keeps a message far under the 50-block limit.
+# Alerts per message: 2 blocks each (text, chart) keeps a message far under the 50-block limit.
 MAX_ALERTS_PER_MESSAGE = 10
 TEST_HEADER = "Test message from finpulse: not a real alert"
 _BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
@@ -101,7 +101,13 @@ def feedback_line(e: AlertEvent, links: FeedbackLinks) -> str:
     )
 
 
-def _alert_blocks(e: AlertEvent, links: FeedbackLinks | None) -> list[Block]:
+def chart_block(e: AlertEvent, links: FeedbackLinks) -> Block:
+    """The alert's trend chart as an image Slack fetches from the API."""
+    alt = plain(f"negative share of {e.entity_kind} {e.entity} around the alert, and its baseline", 500)
+    return {"type": "image", "image_url": links.chart_url(e.alert_id), "alt_text": alt}
+
+
+def _alert_blocks(e: AlertEvent, links: FeedbackLinks | None, charts: bool = False) -> list[Block]:
     text = summary(e)
     if e.state == "fired" and e.top_headlines:
         lines = "\n".join(headline_line(h) for h in e.top_headlines)
@@ -110,12 +116,15 @@ def _alert_blocks(e: AlertEvent, links: FeedbackLinks | None) -> list[Block]:
         # Last, so a cut at Slack's section limit loses headlines, not the verdict links.
         verdict = feedback_line(e, links)
         text = f"{text[: SECTION_CHARS - len(verdict) - 1]}\n{verdict}"
-    return [{"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_CHARS]}}]
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_CHARS]}}
+    return (
+        [section, chart_block(e, links)] if charts and links is not None and e.state == "fired" else [section]
+    )
 
 
-def blocks(n: Notification, links: FeedbackLinks | None = None) -> list[Block]:
+def blocks(n: Notification, links: FeedbackLinks | None = None, charts: bool = False) -> list[Block]:
     """Block Kit blocks for one notification (at most MAX_ALERTS_PER_MESSAGE alerts); fired
-    alerts carry verdict links when `links` is given."""
+    alerts carry verdict links when `links` is given, and their trend chart with `charts`."""
     first = n.events[0]
     if n.test_note is not None:
         return _test_blocks(n)
@@ -130,7 +139,7 @@ def blocks(n: Notification, links: FeedbackLinks | None = None) -> list[Block]:
         header = escape_mrkdwn(plain(title, HEADER_CHARS - 20))
         out.append({"type": "header", "text": {"type": "plain_text", "text": header[:HEADER_CHARS]}})
     for e in n.events:
-        out += _alert_blocks(e, links)
+        out += _alert_blocks(e, links, charts)
     sub = escape_mrkdwn(first.subscription_id)
     ids = ", ".join(f"`{e.alert_id[:12]}`" for e in n.events)
     context = f"Subscription `{sub}` · alert {ids}"

@@ -51,12 +51,19 @@ class SlackNotifier(AlertSink):
     name = "slack"
 
     def __init__(
-        self, token: SecretStr, *, base_url: str, timeout_s: float, links: FeedbackLinks | None = None
+        self,
+        token: SecretStr,
+        *,
+        base_url: str,
+        timeout_s: float,
+        links: FeedbackLinks | None = None,
+        charts: bool = False,
     ) -> None:
         self._token = token
         self._base_url = base_url
         self._timeout_s = timeout_s
         self._links = links
+        self._charts = charts and links is not None
         self._client: AsyncWebClient | None = None
 
     def __repr__(self) -> str:
@@ -79,10 +86,24 @@ class SlackNotifier(AlertSink):
         self._client = None
 
     async def send(self, notification: Notification) -> str | None:
+        charts = self._charts and notification.state == "fired" and notification.test_note is None
+        try:
+            return await self._post(notification, charts)
+        except DeliveryRejected as exc:
+            if not (charts and "invalid_blocks" in str(exc)):
+                raise
+            # Slack could not fetch a chart (the API unreachable from Slack): the alert goes without it.
+            logger.warning(
+                "slack could not fetch the alert charts, posting without them: is FINPULSE_API_PUBLIC_URL "
+                "reachable from Slack? error=%s", exc
+            )  # fmt: skip
+            return await self._post(notification, False)
+
+    async def _post(self, notification: Notification, charts: bool) -> str | None:
         payload = {
             "channel": notification.channel,
             "text": fallback_text(notification),
-            "blocks": blocks(notification, self._links),
+            "blocks": blocks(notification, self._links, charts),
             "thread_ts": notification.thread_ref,
             "unfurl_links": False,
             "unfurl_media": False,

@@ -132,6 +132,9 @@ class AlertsSettings(_Group):
     slack_token: SecretStr | None = None
     slack_token_file: Path | None = None
     slack_base_url: str = "https://slack.com/api/"
+    # Each fired alert's trend chart inside its Slack message: Slack fetches it from api.public_url,
+    # which must be reachable from Slack (a message whose chart Slack cannot fetch goes without it).
+    slack_charts: bool = False
     webhook_url: str | None = None
     request_timeout_s: float = Field(default=10.0, gt=0)
     # Event-time windows (issue text: tumbling 5 min, hopping 1 h every 5 min).

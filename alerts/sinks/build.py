@@ -26,9 +26,18 @@ def build_sinks(names: Sequence[str] | None, s: Settings) -> list[AlertSink]:
                     "the slack sink needs a token: set FINPULSE_ALERTS_SLACK_TOKEN or "
                     "FINPULSE_ALERTS_SLACK_TOKEN_FILE (or use --sink console)"
                 )
+            if settings.slack_charts and not s.api.public_url:
+                raise ConfigError(
+                    "FINPULSE_ALERTS_SLACK_CHARTS needs FINPULSE_API_PUBLIC_URL: the API's address as Slack "
+                    "reaches it (Slack fetches the charts from there)"
+                )
             sinks.append(
                 SlackNotifier(
-                    token, base_url=settings.slack_base_url, timeout_s=settings.request_timeout_s, links=links
+                    token,
+                    base_url=settings.slack_base_url,
+                    timeout_s=settings.request_timeout_s,
+                    links=links,
+                    charts=settings.slack_charts,
                 )
             )
         elif name == "console":
