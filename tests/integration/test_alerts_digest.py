@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from alerts.ledger import DeliveryLedger
 from alerts.render import digest_blocks
 from alerts.slack import METADATA_DIGEST_EVENT, SlackNotifier
 from alerts.subscriptions import Subscription
+from finpulse.settings import KafkaSettings
 from store import DuckDBStore
 from tests.conftest import FINPULSE
 from tests.fixtures.slack import VALID_TOKEN, FakeSlack
@@ -123,3 +126,53 @@ def test_the_cli_sends_a_digest_now(tmp_path: Path, slack_api: FakeSlack) -> Non
     )  # fmt: skip
     assert unknown.returncode == 2
     assert "no subscription 'nope'; known: desk" in unknown.stdout + unknown.stderr
+
+
+def test_the_dispatcher_process_sends_the_days_digest_once(
+    tmp_path: Path, slack_api: FakeSlack, kafka: KafkaSettings, group_id: str
+) -> None:
+    now = datetime.now(UTC)
+    with DuckDBStore(tmp_path / "h.duckdb") as db:
+        seed_spike(db, end=now)
+    at = max((now - timedelta(minutes=1)).replace(tzinfo=None), now.replace(hour=0, minute=0, tzinfo=None))
+    subs = tmp_path / "subs.toml"
+    subs.write_text(
+        f'[[subscription]]\nid = "desk"\nchannel = "#alerts"\n[subscription.filter]\ntickers = ["ACME"]\n'
+        f'[subscription.digest]\nat = "{at:%H:%M:%S}"\ntimezone = "UTC"\n',
+        encoding="utf-8",
+    )
+    token = tmp_path / "token"
+    token.write_text(VALID_TOKEN, encoding="utf-8")
+    env = {
+        **os.environ,
+        "FINPULSE_DATA_DIR": str(tmp_path / "data"),
+        "FINPULSE_STORE_URL": f"duckdb:///{tmp_path / 'h.duckdb'}",
+        "FINPULSE_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "FINPULSE_KAFKA_TOPICS": kafka.topics.model_dump_json(),
+        "FINPULSE_ALERTS_SUBSCRIPTIONS_FILE": str(subs),
+        "FINPULSE_ALERTS_SLACK_TOKEN_FILE": str(token),
+        "FINPULSE_ALERTS_SLACK_BASE_URL": slack_api.base_url,
+        "FINPULSE_ALERTS_CONSUMER_GROUP": group_id,
+        "COLUMNS": "250",  # log lines unwrapped
+    }
+
+    def digests() -> list[str]:
+        return [
+            p.ts for p in slack_api.posts if (p.metadata or {}).get("event_type") == METADATA_DIGEST_EVENT
+        ]
+
+    for run in range(2):  # the second run (a restart) finds the day's digest in the ledger
+        with (tmp_path / f"alerts-{run}.log").open("wb") as log:
+            proc = subprocess.Popen([str(FINPULSE), "alerts"], env=env, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                deadline = time.monotonic() + (60 if run == 0 else 8)
+                while time.monotonic() < deadline and not (run == 0 and digests()):
+                    time.sleep(0.2)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(timeout=30) == 0
+        assert len(digests()) == 1, (tmp_path / f"alerts-{run}.log").read_text(errors="replace")
+    [post] = [p for p in slack_api.posts if p.ts in digests()]
+    assert post.channel == "C0ALERTS"
+    assert "ticker *ACME*" in json.dumps(post.blocks)
+    assert f"digest sent sink=slack id=digest:desk:{now:%Y-%m-%d}" in (tmp_path / "alerts-0.log").read_text()
