@@ -45,6 +45,7 @@ EMPTY = "·"
 EIGHTHS = "▏▎▍▌▋▊▉"
 SPARK_WIDTH = 48
 BAR_WIDTH = 10
+MAX_COMPARED = 6
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".json": "json"}
 
 Since = Annotated[str | None, typer.Option(help="Start, ISO 8601 UTC (default: until - 7 days).")]
@@ -310,6 +311,71 @@ def _trend_table(points: pd.DataFrame, fired: pd.DataFrame, granularity: str, of
             Text("▲ " + ", ".join(alerts), style="bold red") if alerts else "",
         )  # fmt: skip
     return table
+
+
+@history_app.command("compare")
+def compare(
+    entities: Annotated[
+        list[str], typer.Argument(help="Two to six KIND:NAME, e.g. ticker:AAPL ticker:MSFT topic:Earnings.")
+    ],
+    since: Since = None,
+    until: Until = None,
+    granularity: Annotated[str, typer.Option(help="Bucket size: 5min, hour or day.")] = "day",
+    rows: Annotated[int, typer.Option(min=1, help="Newest buckets to show.")] = 14,
+    png: Annotated[
+        Path | None, typer.Option(help="Draw their negative shares on one chart to this PNG.")
+    ] = None,
+) -> None:
+    """Entities side by side over the same buckets: stories, negative share, alerts fired, a
+    sparkline each, then each bucket's negative share (and stories) per entity."""
+    from api.trend_plot import fired_alerts
+    from store import TrendQuery
+
+    if not 2 <= len(entities) <= MAX_COMPARED:
+        _fail(f"compare two to {MAX_COMPARED} entities (got {len(entities)})")
+    parsed = [_entity(text) for text in dict.fromkeys(entities)]
+    queries = [
+        _query(TrendQuery, since, until, entity_kind=kind, entity=name, granularity=granularity)
+        for kind, name in parsed
+    ]
+    with _opened() as db:
+        series = [(q, db.frame(q), fired_alerts(db, q)) for q in queries if isinstance(q, TrendQuery)]
+    first = series[0][0]
+    assert first.start is not None
+    assert first.end is not None
+    console.print(f"[bold]{len(series)} entities[/bold], {granularity} buckets, {_range(first)}")
+    summary = _table("", ("entity", "stories", "negative", "alerts", "negative share over the range"),
+                     right=("stories", "negative", "alerts"))  # fmt: skip
+    grid: dict[Any, dict[str, str]] = {}
+    for q, points, fired in series:
+        label = f"{q.entity_kind}:{q.entity}"
+        counts, negatives = bucket_series(points, first.start, first.end, granularity)
+        total = sum(counts)
+        share = f"{sum(negatives) / total:.0%}" if total else "-"
+        summary.add_row(label, f"{total:,}", share, str(len(fired)), sparkline(counts, negatives, width=32))
+        for p in points.itertuples():
+            grid.setdefault(p.bucket_start, {})[label] = f"{p.negative_share:4.0%} ({p.count})"
+    console.print(summary)
+    if not grid:
+        console.print(f"no stories for any of them in {_range(first)}")
+        raise typer.Exit(1)
+    labels = [f"{q.entity_kind}:{q.entity}" for q, _, _ in series]
+    table = _table(f"negative share (stories) per {granularity}, newest {min(rows, len(grid))} buckets",
+                   ("bucket (UTC)", *labels), right=labels)  # fmt: skip
+    for at in sorted(grid)[-rows:]:
+        table.add_row(_when(at), *(grid[at].get(label, "-") for label in labels))
+    console.print(table)
+    if png is not None:
+        from api.trend_plot import plot_compare
+
+        png.parent.mkdir(parents=True, exist_ok=True)
+        png.write_bytes(
+            plot_compare(
+                {label: (points, fired) for label, (_, points, fired) in zip(labels, series, strict=True)},
+                granularity,
+            )
+        )
+        console.print(f"wrote {png}")
 
 
 @history_app.command("entities")

@@ -1,5 +1,6 @@
 """`finpulse history trend --png`, `GET /trends/plot.png` and an alert message's chart link
-(`GET /feedback/{alert_id}/chart.png`): one entity's trend as a picture.
+(`GET /feedback/{alert_id}/chart.png`): one entity's trend as a picture; `history compare --png`:
+several entities' negative share on one axis.
 
 Top panel: the negative share per time bucket, a red triangle where an alert
 fired (at its window's end and negative share); an alert's own chart also
@@ -16,6 +17,7 @@ from datetime import timedelta
 
 import pandas as pd
 from matplotlib import dates
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
@@ -66,13 +68,10 @@ def plot_trend(
     share, volume = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.6])
     fig.suptitle(f"{title}: negative share per {granularity}, alerts fired, stories")
     step = STEPS[granularity]
-    # Every bucket of the span, so the line breaks where a bucket has no stories.
-    by_bucket = points.set_index("bucket_start")
-    grid = pd.date_range(by_bucket.index.min(), by_bucket.index.max(), freq=step)
-    full = by_bucket.reindex(grid)
+    full = _every_bucket(points, granularity)
     # Bars and points sit at the bucket's middle.
     width = step.total_seconds() / 86_400
-    middle = [d + width / 2 for d in _days(grid)]
+    middle = [d + width / 2 for d in _days(full.index)]
     share.plot(middle, full["negative_share"], marker=".", lw=1.2, label="negative share")
     if not fired.empty:
         share.plot(
@@ -86,10 +85,7 @@ def plot_trend(
         share.axhline(
             alert.baseline_negative_share, color="0.35", ls="--", lw=1, label="baseline (this alert)"
         )
-    share.set_ylim(-0.02, 1.02)
-    share.yaxis.set_major_formatter(PercentFormatter(1.0))
-    share.set_ylabel("negative share")
-    share.grid(alpha=0.3)
+    _share_axis(share, "negative share")
     share.legend(loc="upper left", fontsize="small")
     volume.bar(middle, full["count"].fillna(0), width=width * 0.9, color="0.7", label="stories")
     bad = full["negative_count"].fillna(0)
@@ -98,10 +94,53 @@ def plot_trend(
     volume.set_xlabel("time (UTC)")
     volume.legend(loc="upper left", fontsize="small")
     volume.xaxis_date()
+    return _png(fig)
+
+
+def plot_compare(series: dict[str, tuple[pd.DataFrame, pd.DataFrame]], granularity: str) -> bytes:
+    """PNG of several entities' negative share per bucket on one axis (label -> TrendQuery rows,
+    AlertsQuery rows), a triangle in the entity's colour where an alert fired."""
+    fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN * 0.8), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    fig.suptitle(f"negative share per {granularity}: {', '.join(series)}")
+    width = STEPS[granularity].total_seconds() / 86_400
+    for label, (points, fired) in series.items():
+        if points.empty:
+            continue
+        full = _every_bucket(points, granularity)
+        middle = [d + width / 2 for d in _days(full.index)]
+        (line,) = ax.plot(middle, full["negative_share"], marker=".", lw=1.2, label=label)
+        if not fired.empty:
+            ax.plot(_days(fired["window_end"]), fired["negative_share"], ls="none", marker="^", ms=9,
+                    color=line.get_color(), zorder=3)  # fmt: skip
+    _share_axis(ax, "negative share (▲ alert fired)")
+    ax.set_xlabel("time (UTC)")
+    ax.legend(loc="best", fontsize="small")
+    ax.xaxis_date()
+    return _png(fig)
+
+
+def _share_axis(ax: Axes, label: str) -> None:
+    ax.set_ylim(-0.02, 1.02)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+
+
+def _png(fig: Figure) -> bytes:
     fig.autofmt_xdate()
     out = io.BytesIO()
     fig.savefig(out, format="png")
     return out.getvalue()
+
+
+def _every_bucket(points: pd.DataFrame, granularity: str) -> pd.DataFrame:
+    """TrendQuery rows indexed by every bucket of their span, NaN where a bucket has no stories,
+    so a line breaks there instead of joining its neighbours."""
+    by_bucket = points.set_index("bucket_start")
+    grid = pd.date_range(by_bucket.index.min(), by_bucket.index.max(), freq=STEPS[granularity])
+    return by_bucket.reindex(grid)
 
 
 def _days(times: Iterable[pd.Timestamp]) -> list[float]:

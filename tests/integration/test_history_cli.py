@@ -85,6 +85,35 @@ def test_trend_writes_every_row_as_csv_parquet_json_and_a_png(seeded: Path, tmp_
     assert imread(png).shape[:2] == (500, 1100)
 
 
+def test_compare_puts_entities_side_by_side(seeded: Path, tmp_path: Path) -> None:
+    png = tmp_path / "compare.png"
+    args = ("compare", "topic:earnings", "topic:macro", "ticker:$aapl", "--granularity", "hour", *SPAN)
+    code, out = _run(*args, "--png", str(png))
+    assert code == 0, out
+    assert "3 entities, hour buckets" in out
+    # stories, negative share, alerts fired (known_items / known_alerts by hand)
+    assert _line(out, "topic:earnings ").split()[1:4] == ["5", "40%", "1"]
+    assert _line(out, "topic:macro ").split()[1:4] == ["2", "100%", "0"]
+    assert _line(out, "ticker:AAPL ").split()[1:4] == ["4", "50%", "1"]
+    # Each bucket's negative share (stories) per entity; "-" where one had none.
+    assert _line(out, "2024-03-04 10:00").split()[2:] == ["50%", "(2)", "100%", "(1)", "100%", "(1)"]
+    assert _line(out, "2024-03-05 09:00").split()[2:] == ["0%", "(1)", "-", "0%", "(1)"]
+    assert imread(png).shape[:2] == (400, 1100)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("compare", "ticker:AAPL"), "compare two to 6 entities"),
+        (("compare", "AAPL", "MSFT"), "is not KIND:NAME"),
+    ],
+)
+def test_compare_needs_two_to_six_entities(seeded: Path, args: tuple[str, ...], needle: str) -> None:
+    code, out = _run(*args)
+    assert code == 2
+    assert needle in out
+
+
 def test_trend_of_an_unknown_name_suggests_the_known_ones(seeded: Path) -> None:
     code, out = _run("trend", "topic:Earnings", *SPAN)
     assert code == 1
