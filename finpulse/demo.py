@@ -185,3 +185,5 @@ def _show(console: Console, alert: AlertEvent, settings: Settings, logs: Path) -
     console.print(
         f"   in the terminal: `finpulse history trend {alert.entity_kind}:{alert.entity} --granularity 5min`"
     )
+    digest = f"finpulse alerts digest -s {alert.subscription_id} --sink console"
+    console.print(f"   its subscription's daily digest, now: `{digest}`")

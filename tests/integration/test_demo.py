@@ -65,6 +65,16 @@ def test_demo_fires_its_alert_on_every_run(
     assert trend.returncode == 0, trend.stdout + trend.stderr
     fired = [line for line in trend.stdout.splitlines() if "▲ acme-desk" in line]
     assert fired, trend.stdout
+    # The subscription's digest over the same store names the spiking ticker.
+    assert "finpulse alerts digest -s acme-desk --sink console" in done.stdout
+    digest = subprocess.run(
+        [FINPULSE, "alerts", "digest", "-s", "acme-desk", "--sink", "console"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert digest.returncode == 0, digest.stdout + digest.stderr
+    assert "digest ACME negative news: 24 h to" in digest.stdout
+    assert "ticker ACME:" in digest.stdout
+    assert "alert " in digest.stdout  # the alert it fired
     # The alert's chart link (printed, and in the console sink's log) draws from that store.
     [alert_id] = re.findall(r"its chart: http://\S+/feedback/([^/\s]+)/chart\.png", done.stdout)
     log = (tmp_path / "data" / "demo" / "alerts.log").read_text(encoding="utf-8")
