@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Store
 from api.paging import FILE_RESPONSES, FORMAT_PARAM, Format, Page, export, page
+from api.trend_plot import alert_chart
 from finpulse.schema import AlertEvent
 from store import AlertRecord, AlertsQuery, Feedback, FeedbackQuery, LabelledAlert, Verdict
 
@@ -46,6 +47,29 @@ def alert(db: Store, alert_id: AlertId) -> AlertDetail:
     if event is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no alert with id {alert_id!r}")
     return AlertDetail(alert=event, feedback=db.get_feedback(alert_id))
+
+
+@router.get(
+    "/alerts/{alert_id}/chart.png",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "PNG"},
+        404: {"description": "no alert or stories"},
+    },
+)
+def alert_chart_png(db: Store, alert_id: AlertId) -> Response:
+    """The alert's entity around its window: negative share against the alert's baseline, the window
+    shaded, the alerts fired; stories per bucket (the chart linked from alert messages)."""
+    event = db.get_alert(alert_id)
+    if event is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no alert with id {alert_id!r}")
+    png = alert_chart(db, event)
+    if png is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            detail=f"no stories for {event.entity_kind} {event.entity} around alert {alert_id}",
+        )
+    return Response(png, media_type="image/png")
 
 
 @router.post("/alerts/{alert_id}/feedback", responses={404: {"description": "no such alert"}})

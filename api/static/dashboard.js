@@ -18,7 +18,7 @@ function status(text, error = false) {
   $("status").className = error ? "error" : "";
 }
 
-async function api(path, { method = "GET", params = {}, body, signal } = {}) {
+async function api(path, { method = "GET", params = {}, body, signal, blob = false } = {}) {
   const url = new URL(API + path, location.origin);
   for (const [k, v] of Object.entries(params)) if (v !== "" && v != null) url.searchParams.set(k, v);
   const headers = { Accept: "application/json" };
@@ -29,6 +29,7 @@ async function api(path, { method = "GET", params = {}, body, signal } = {}) {
     $("auth").hidden = false;
     throw new Error("this API needs a token: enter it above");
   }
+  if (blob && res.ok) return res.blob();
   const text = res.status === 204 ? "" : await res.text();
   let data = null;
   try {
@@ -195,6 +196,8 @@ async function loadAlerts() {
     cell(row, `${Math.round(a.negative_share * 100)}% (baseline ${Math.round(a.baseline_negative_share * 100)}%)`);
     cell(row, a.p_value.toExponential(1));
     cell(row, a.subscription_id);
+    row.title = "show this alert's chart";
+    row.onclick = (event) => { if (event.target.tagName !== "BUTTON") showAlertChart(a); };
     const verdict = cell(row, a.verdict ? `${a.verdict} by ${a.feedback_by}` : "", "verdict");
     for (const v of ["tp", "fp"]) {
       const b = document.createElement("button");
@@ -206,6 +209,24 @@ async function loadAlerts() {
     }
   }
   if (!page.items.length) cell(body.insertRow(), "No alerts in this range.");
+}
+
+// The chart comes through api() (it needs the token), so it is shown from a blob URL.
+async function showAlertChart(a) {
+  const box = $("alert-chart");
+  for (const row of $("alert-rows").rows) row.setAttribute("aria-selected", String(row.dataset.alertId === a.alert_id));
+  box.hidden = false;
+  $("alert-chart-title").textContent = `${a.entity_kind} ${a.entity}, alert of ${a.window_end.slice(0, 16).replace("T", " ")} UTC (${a.subscription_id})`;
+  const img = $("alert-chart-img");
+  try {
+    const url = URL.createObjectURL(await api(`/alerts/${encodeURIComponent(a.alert_id)}/chart.png`, { blob: true }));
+    if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+    img.src = url;
+    img.hidden = false;
+  } catch (err) {
+    img.hidden = true;
+    $("alert-chart-title").textContent += `: ${err.message}`;
+  }
 }
 
 async function mark(alertId, verdict) {

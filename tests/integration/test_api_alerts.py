@@ -129,3 +129,13 @@ def test_an_alert_links_to_its_chart(api_client: Any, api_store: Path) -> None:
     )
     assert pruned.status_code == 404
     assert "no stories for topic gone-topic" in pruned.text
+
+
+def test_the_api_draws_an_alerts_chart(api_client: Any) -> None:
+    png = api_client.get("/api/v1/alerts/a1/chart.png")
+    assert png.status_code == 200
+    assert png.content.startswith(b"\x89PNG")
+    assert api_client.get("/api/v1/alerts/a1/chart.png", headers={"Authorization": ""}).status_code == 401
+    missing = api_client.get("/api/v1/alerts/zz/chart.png")
+    assert missing.status_code == 404
+    assert "no alert with id 'zz'" in missing.json()["detail"]

@@ -102,6 +102,16 @@ def test_ticker_view_and_alert_feedback(dashboard: tuple[Page, DuckDBStore]) -> 
     assert (feedback.verdict, feedback.author) == ("tp", "dashboard")
 
 
+def test_clicking_an_alert_shows_its_chart(dashboard: tuple[Page, DuckDBStore]) -> None:
+    page, _ = dashboard
+    page.click("tr[data-alert-id=busy-1] td:first-child")
+    page.wait_for_selector("#alert-chart-img:not([hidden])")
+    page.wait_for_function("document.getElementById('alert-chart-img').naturalWidth > 0")
+    assert page.evaluate("document.getElementById('alert-chart-img').naturalWidth") == 1100
+    assert "topic earnings, alert of" in page.text_content("#alert-chart-title")  # type: ignore[operator]
+    assert page.get_attribute("tr[data-alert-id=busy-1]", "aria-selected") == "true"
+
+
 def test_a_custom_range_and_the_view_in_the_address(dashboard: tuple[Page, DuckDBStore]) -> None:
     page, db = dashboard
     assert "token=" not in page.url  # the token went to local storage, not into shared links
