@@ -189,6 +189,7 @@ def send_digest(
     s = settings()
     store = DuckDBStore.from_settings(s.store, read_only=True)
     try:
+        store.start()  # a digest reads the history: no store is the error to show
         subs = {sub.id: sub for sub in live_subscriptions(s.alerts.subscriptions_file, store)}
         unknown = sorted(set(subscription) - set(subs))
         if unknown:

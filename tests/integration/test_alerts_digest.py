@@ -176,3 +176,13 @@ def test_the_dispatcher_process_sends_the_days_digest_once(
     assert post.channel == "C0ALERTS"
     assert "ticker *ACME*" in json.dumps(post.blocks)
     assert f"digest sent sink=slack id=digest:desk:{now:%Y-%m-%d}" in (tmp_path / "alerts-0.log").read_text()
+
+
+def test_the_cli_says_when_there_is_no_history_yet(tmp_path: Path) -> None:
+    env = {**os.environ, "FINPULSE_STORE_URL": f"duckdb:///{tmp_path / 'none.duckdb'}", "COLUMNS": "200"}
+    done = subprocess.run(
+        [str(FINPULSE), "alerts", "digest", "-s", "markets-desk", "--sink", "console"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "none.duckdb does not exist yet; start the stream worker" in done.stdout
