@@ -1,6 +1,7 @@
 """`finpulse history`: the history store's trends, entities, headlines and alerts in the terminal.
 
     finpulse history trend ticker:ACME --since 2026-03-01 --granularity hour --png acme.png
+    finpulse history compare ticker:AAPL ticker:MSFT
     finpulse history entities --kind ticker
     finpulse history headlines --entity ticker:ACME
     finpulse history alerts --state fired
@@ -19,7 +20,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -34,17 +35,13 @@ if TYPE_CHECKING:
 
     from store import DuckDBStore, Query
 
+from api.text_charts import EMPTY, bucket_series, share_bar, sparkline
+
 console = Console()
 history_app = typer.Typer(
     help="Query the history store: trends, busiest entities, headlines, alerts.", no_args_is_help=True
 )
 
-# Sparkline cells from no negative stories to all negative; EMPTY: no stories at all.
-BLOCKS = "▁▂▃▄▅▆▇█"
-EMPTY = "·"
-EIGHTHS = "▏▎▍▌▋▊▉"
-SPARK_WIDTH = 48
-BAR_WIDTH = 10
 MAX_COMPARED = 6
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".json": "json"}
 
@@ -71,45 +68,6 @@ Limit = Annotated[int, typer.Option(min=1, max=10_000, help="Rows to show.")]
 def register(app: typer.Typer) -> None:
     """Add the `history` command group to the root CLI."""
     app.add_typer(history_app, name="history")
-
-
-# ---- pure helpers (unit-tested) -------------------------------------------------------------
-
-
-def share_bar(share: float, width: int = BAR_WIDTH) -> str:
-    """A horizontal bar `width` cells long at share 1.0, in eighths of a cell."""
-    full, part = divmod(round(min(max(share, 0.0), 1.0) * width * 8), 8)
-    return "█" * full + (EIGHTHS[part - 1] if part else "")
-
-
-def sparkline(counts: Sequence[int], negatives: Sequence[int], width: int = SPARK_WIDTH) -> str:
-    """Negative share over time, one character per cell; consecutive buckets are merged into
-    at most `width` cells (their stories summed), `EMPTY` where a cell has no stories."""
-    n, cells = len(counts), min(len(counts), width)
-    out = []
-    for c in range(cells):
-        lo, hi = c * n // cells, (c + 1) * n // cells
-        total, negative = sum(counts[lo:hi]), sum(negatives[lo:hi])
-        out.append(BLOCKS[round(negative / total * (len(BLOCKS) - 1))] if total else EMPTY)
-    return "".join(out)
-
-
-def bucket_series(
-    points: pd.DataFrame, start: datetime, end: datetime, granularity: str
-) -> tuple[list[int], list[int]]:
-    """Stories and negative stories per bucket over [start, end), zero where a bucket has none."""
-    from store import STEPS, bucket_start
-
-    step, first = STEPS[granularity], bucket_start(start, granularity)
-    n = max(1, -(-(end - first) // step))
-    counts, negatives = [0] * n, [0] * n
-    rows = zip(points["bucket_start"], points["count"], points["negative_count"], strict=True)
-    for at, count, negative in rows:
-        i = (at.to_pydatetime() - first) // step
-        if 0 <= i < n:
-            counts[i] += int(count)
-            negatives[i] += int(negative)
-    return counts, negatives
 
 
 def output_format(path: Path) -> str:
@@ -339,16 +297,36 @@ def compare(
         for kind, name in parsed
     ]
     with _opened() as db:
-        series = [(q, db.frame(q), fired_alerts(db, q)) for q in queries if isinstance(q, TrendQuery)]
-    first = series[0][0]
-    assert first.start is not None
-    assert first.end is not None
+        series = {
+            f"{q.entity_kind}:{q.entity}": (q, db.frame(q), fired_alerts(db, q))
+            for q in queries
+            if isinstance(q, TrendQuery)
+        }
+    first = next(iter(series.values()))[0]
     console.print(f"[bold]{len(series)} entities[/bold], {granularity} buckets, {_range(first)}")
+    grid = _compare_tables(series, first, granularity, rows)
+    if not grid:
+        console.print(f"no stories for any of them in {_range(first)}")
+        raise typer.Exit(1)
+    if png is not None:
+        from api.trend_plot import plot_compare
+
+        png.parent.mkdir(parents=True, exist_ok=True)
+        png.write_bytes(
+            plot_compare({k: (points, fired) for k, (_, points, fired) in series.items()}, granularity)
+        )
+        console.print(f"wrote {png}")
+
+
+def _compare_tables(
+    series: dict[str, tuple[Any, pd.DataFrame, pd.DataFrame]], first: Any, granularity: str, rows: int
+) -> dict[Any, dict[str, str]]:
+    """Print the summary (a row per entity) and, when any has stories, the newest `rows` buckets
+    side by side; returns bucket -> entity -> cell."""
     summary = _table("", ("entity", "stories", "negative", "alerts", "negative share over the range"),
                      right=("stories", "negative", "alerts"))  # fmt: skip
     grid: dict[Any, dict[str, str]] = {}
-    for q, points, fired in series:
-        label = f"{q.entity_kind}:{q.entity}"
+    for label, (_, points, fired) in series.items():
         counts, negatives = bucket_series(points, first.start, first.end, granularity)
         total = sum(counts)
         share = f"{sum(negatives) / total:.0%}" if total else "-"
@@ -356,26 +334,14 @@ def compare(
         for p in points.itertuples():
             grid.setdefault(p.bucket_start, {})[label] = f"{p.negative_share:4.0%} ({p.count})"
     console.print(summary)
-    if not grid:
-        console.print(f"no stories for any of them in {_range(first)}")
-        raise typer.Exit(1)
-    labels = [f"{q.entity_kind}:{q.entity}" for q, _, _ in series]
-    table = _table(f"negative share (stories) per {granularity}, newest {min(rows, len(grid))} buckets",
-                   ("bucket (UTC)", *labels), right=labels)  # fmt: skip
-    for at in sorted(grid)[-rows:]:
-        table.add_row(_when(at), *(grid[at].get(label, "-") for label in labels))
-    console.print(table)
-    if png is not None:
-        from api.trend_plot import plot_compare
-
-        png.parent.mkdir(parents=True, exist_ok=True)
-        png.write_bytes(
-            plot_compare(
-                {label: (points, fired) for label, (_, points, fired) in zip(labels, series, strict=True)},
-                granularity,
-            )
-        )
-        console.print(f"wrote {png}")
+    if grid:
+        labels = list(series)
+        table = _table(f"negative share (stories) per {granularity}, newest {min(rows, len(grid))} buckets",
+                       ("bucket (UTC)", *labels), right=labels)  # fmt: skip
+        for at in sorted(grid)[-rows:]:
+            table.add_row(_when(at), *(grid[at].get(label, "-") for label in labels))
+        console.print(table)
+    return grid
 
 
 @history_app.command("entities")

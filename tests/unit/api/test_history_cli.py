@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import typer
 
-from api.history_cli import EMPTY, bucket_series, output_format, share_bar, sparkline
+from api.history_cli import output_format
+from api.text_charts import EMPTY, bucket_series, share_bar, sparkline
 
 
 def test_share_bar_counts_eighths_of_a_cell() -> None:

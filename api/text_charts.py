@@ -1,0 +1,54 @@
+"""Charts made of characters for the terminal: a share as a bar, a series of shares as a
+sparkline, and a trend's rows laid on a gap-free bucket grid for them (`finpulse history`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Sparkline cells from no negative stories to all negative; EMPTY: no stories at all.
+BLOCKS = "▁▂▃▄▅▆▇█"
+EMPTY = "·"
+EIGHTHS = "▏▎▍▌▋▊▉"
+SPARK_WIDTH = 48
+BAR_WIDTH = 10
+
+
+def share_bar(share: float, width: int = BAR_WIDTH) -> str:
+    """A horizontal bar `width` cells long at share 1.0, in eighths of a cell."""
+    full, part = divmod(round(min(max(share, 0.0), 1.0) * width * 8), 8)
+    return "█" * full + (EIGHTHS[part - 1] if part else "")
+
+
+def sparkline(counts: Sequence[int], negatives: Sequence[int], width: int = SPARK_WIDTH) -> str:
+    """Negative share over time, one character per cell; consecutive buckets are merged into
+    at most `width` cells (their stories summed), `EMPTY` where a cell has no stories."""
+    n, cells = len(counts), min(len(counts), width)
+    out = []
+    for c in range(cells):
+        lo, hi = c * n // cells, (c + 1) * n // cells
+        total, negative = sum(counts[lo:hi]), sum(negatives[lo:hi])
+        out.append(BLOCKS[round(negative / total * (len(BLOCKS) - 1))] if total else EMPTY)
+    return "".join(out)
+
+
+def bucket_series(
+    points: pd.DataFrame, start: datetime, end: datetime, granularity: str
+) -> tuple[list[int], list[int]]:
+    """Stories and negative stories per bucket over [start, end), zero where a bucket has none."""
+    from store import STEPS, bucket_start
+
+    step, first = STEPS[granularity], bucket_start(start, granularity)
+    n = max(1, -(-(end - first) // step))
+    counts, negatives = [0] * n, [0] * n
+    rows = zip(points["bucket_start"], points["count"], points["negative_count"], strict=True)
+    for at, count, negative in rows:
+        i = (at.to_pydatetime() - first) // step
+        if 0 <= i < n:
+            counts[i] += int(count)
+            negatives[i] += int(negative)
+    return counts, negatives
