@@ -136,6 +136,7 @@ def send_test(
     from .live import live_subscriptions
     from .sample import send_samples
     from .sinks.build import build_sinks
+    from .subscriptions import pick
 
     s = settings()
     store = DuckDBStore.from_settings(s.store, read_only=True) if s.stream.history else None
@@ -144,12 +145,7 @@ def send_test(
     finally:
         if store is not None:
             store.stop()
-    if subscription:
-        unknown = sorted(set(subscription) - {sub.id for sub in subs})
-        if unknown:
-            known = ", ".join(sub.id for sub in subs) or "none"
-            raise ConfigError(f"no subscription {', '.join(map(repr, unknown))}; known: {known}")
-        subs = tuple(sub for sub in subs if sub.id in subscription)
+    subs = pick(subs, subscription or [])
     if not subs:
         raise ConfigError(
             f"no subscriptions to test: add one to {s.alerts.subscriptions_file} or the dashboard"
@@ -178,26 +174,21 @@ def send_digest(
     """Send a subscription's daily digest now, for the last 24 hours (scheduled digests go out
     from `finpulse alerts` at `[subscription.digest]`'s time)."""
     from finpulse.cli import console, settings
-    from finpulse.errors import ConfigError
     from finpulse.schema import utcnow
     from store import DuckDBStore
 
     from .digest import build_digest, digest_id
     from .live import live_subscriptions
     from .sinks.build import build_sinks
+    from .subscriptions import pick
 
     s = settings()
     store = DuckDBStore.from_settings(s.store, read_only=True)
     try:
         store.start()  # a digest reads the history: no store is the error to show
-        subs = {sub.id: sub for sub in live_subscriptions(s.alerts.subscriptions_file, store)}
-        unknown = sorted(set(subscription) - set(subs))
-        if unknown:
-            raise ConfigError(
-                f"no subscription {', '.join(map(repr, unknown))}; known: {', '.join(subs) or 'none'}"
-            )
+        subs = pick(live_subscriptions(s.alerts.subscriptions_file, store), subscription)
         now = utcnow()
-        digests = [build_digest(store, subs[sid], digest_id(sid, now.date()), now) for sid in subscription]
+        digests = [build_digest(store, sub, digest_id(sub.id, now.date()), now) for sub in subs]
     finally:
         store.stop()
 

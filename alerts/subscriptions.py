@@ -249,6 +249,17 @@ class Subscription(_Model):
         return self.model_dump(mode="json", by_alias=True)
 
 
+def pick(subscriptions: Sequence[Subscription], ids: Sequence[str]) -> tuple[Subscription, ...]:
+    """The subscriptions with these ids, in the order given (none given: all); ConfigError names
+    the unknown ids and the known ones."""
+    by_id = {sub.id: sub for sub in subscriptions}
+    unknown = [i for i in dict.fromkeys(ids) if i not in by_id]
+    if unknown:
+        known = ", ".join(by_id) or "none"
+        raise ConfigError(f"no subscription {', '.join(map(repr, unknown))}; known: {known}")
+    return tuple(by_id[i] for i in dict.fromkeys(ids)) if ids else tuple(subscriptions)
+
+
 def parse_subscriptions(data: object, origin: str = "subscriptions") -> tuple[Subscription, ...]:
     """Validate a parsed TOML document ({"subscription": [...]}); raises ConfigError."""
     if not isinstance(data, dict):

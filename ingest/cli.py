@@ -155,26 +155,14 @@ def try_source(
     """Fetch one feed or API once and show its items as finpulse would publish them (title,
     time, language, tickers); publishes nothing. Exit 1 when it yields no item."""
     from finpulse.cli import settings
-    from ingest.errors import SourcesFileError
-    from ingest.preview import preview
-    from ingest.sources import ApiSource, FeedSource, load_sources
-    from ingest.urls import check_url
+    from ingest.preview import pick_source, preview
 
     s = settings()
-    allow = s.ingest.allow_private_hosts
     if (url is None) == (source is None):
         raise typer.BadParameter("give a feed URL or --source NAME (one of them)")
-    if url is not None:
-        check_url(url, allow_private=allow)
-        chosen: FeedSource | ApiSource = FeedSource(name="try", url=url)
-    else:
-        config = load_sources(sources or s.ingest.sources_file, allow_private=allow)
-        found = {x.name: x for x in config.all(include_disabled=True)}
-        picked = found.get(str(source))
-        if not isinstance(picked, FeedSource | ApiSource):
-            feeds = ", ".join(n for n, x in found.items() if isinstance(x, FeedSource | ApiSource)) or "none"
-            raise SourcesFileError(f"no feed or API named {source!r} in the sources file; there are: {feeds}")
-        chosen = picked
+    chosen = pick_source(
+        url, source, sources or s.ingest.sources_file, allow_private=s.ingest.allow_private_hosts
+    )
     result = asyncio.run(preview(s.ingest, chosen))
     table = Table(title=f"{chosen.name}: newest {min(limit, len(result.items))} of {len(result.items)} items")
     for column in ("published (UTC)", "title", "language", "tickers"):

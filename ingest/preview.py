@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 from finpulse.errors import InvalidRecord
 from finpulse.schema import NewsItem, utcnow
 from finpulse.settings import IngestSettings
+from ingest.errors import SourcesFileError
 from ingest.fetch import HttpFetcher
 from ingest.ingestor import Ingestor, poller_for
-from ingest.sources import ApiSource, FeedSource
+from ingest.sources import ApiSource, FeedSource, load_sources
 from ingest.state import SourceState
+from ingest.urls import check_url
 
 
 @dataclass(frozen=True)
@@ -49,3 +52,22 @@ async def preview(settings: IngestSettings, source: FeedSource | ApiSource) -> P
         invalid=tuple(exc for _, exc, _ in invalid),
         warnings=outcome.warnings,
     )
+
+
+def pick_source(
+    url: str | None, name: str | None, sources_file: Path, *, allow_private: bool
+) -> FeedSource | ApiSource:
+    """A feed at `url`, or the feed or API called `name` in the sources file.
+
+    Raises UnsafeUrl, or SourcesFileError naming the feeds and APIs there are."""
+    if url is not None:
+        check_url(url, allow_private=allow_private)
+        return FeedSource(name="try", url=url)
+    found = {
+        s.name: s for s in load_sources(sources_file, allow_private=allow_private).all(include_disabled=True)
+    }
+    picked = found.get(str(name))
+    if not isinstance(picked, FeedSource | ApiSource):
+        there = ", ".join(n for n, s in found.items() if isinstance(s, FeedSource | ApiSource)) or "none"
+        raise SourcesFileError(f"no feed or API named {name!r} in the sources file; there are: {there}")
+    return picked
