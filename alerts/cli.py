@@ -83,6 +83,7 @@ def list_subscriptions(
     from rich.table import Table
 
     from finpulse.cli import console, settings
+    from finpulse.logs import quiet_store
     from finpulse.schema import utcnow
     from store import DuckDBStore, StoreError
 
@@ -90,6 +91,7 @@ def list_subscriptions(
     from .overview import overviews
 
     s = settings()
+    quiet_store()
     store = DuckDBStore.from_settings(s.store, read_only=True) if s.stream.history else None
     try:
         if store is not None:
@@ -174,6 +176,7 @@ def send_digest(
     """Send a subscription's daily digest now, for the last 24 hours (scheduled digests go out
     from `finpulse alerts` at `[subscription.digest]`'s time)."""
     from finpulse.cli import console, settings
+    from finpulse.logs import quiet_store
     from finpulse.schema import utcnow
     from store import DuckDBStore
 
@@ -183,6 +186,7 @@ def send_digest(
     from .subscriptions import pick
 
     s = settings()
+    quiet_store()
     store = DuckDBStore.from_settings(s.store, read_only=True)
     try:
         store.start()  # a digest reads the history: no store is the error to show

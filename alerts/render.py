@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from finpulse.schema import AlertEvent, HeadlineRef
+from store import AlertRecord
 
 from .digest import Digest, EntityLine
 from .links import FeedbackLinks
@@ -190,28 +191,38 @@ def digest_entity_line(e: EntityLine) -> str:
     return f"{entity}: {_pct(e.negative_share)} negative of {e.count} stories (day before: {before})"
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def digest_summary(d: Digest) -> str:
+    """`24 hours to 2026-03-02 08:00 (UTC): 2 of the subscription's entities in the news, 1 alert
+    fired.` (plain text)."""
+    return (
+        f"24 hours to {d.local_end:%Y-%m-%d %H:%M} ({d.timezone}): {d.active_entities} of the "
+        "subscription's entities in the news, "
+        f"{_count(len(d.alerts), 'alert', 'alerts')} fired."
+    )
+
+
+def digest_alert_line(a: AlertRecord) -> str:
+    """`03-02 09:30 UTC ticker *ACME*: 60% negative vs baseline 20%`, as mrkdwn."""
+    return (
+        f"{a.window_end:%m-%d %H:%M} UTC {a.entity_kind} *{escape_mrkdwn(a.entity)}*: "
+        f"{_pct(a.negative_share)} negative vs baseline {_pct(a.baseline_negative_share)}"
+    )
+
+
 def digest_blocks(d: Digest) -> list[Block]:
     """Block Kit blocks of a daily digest."""
     header = escape_mrkdwn(plain(f"Daily digest: {d.title}", HEADER_CHARS - 20))
-    end = d.local_end
-    summary = (
-        f"24 hours to {end:%Y-%m-%d %H:%M} ({escape_mrkdwn(d.timezone)}): {d.active_entities} of the "
-        f"subscription's entities in the news, {len(d.alerts)} alert(s) fired."
-    )
     out: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": header[:HEADER_CHARS]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": summary}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": escape_mrkdwn(digest_summary(d))}},
     ]
     sections = (
         ("Most negative", [f"• {digest_entity_line(e)}" for e in d.entities]),
-        (
-            "Alerts fired",
-            [
-                f"• {a.window_end:%m-%d %H:%M} UTC {a.entity_kind} *{escape_mrkdwn(a.entity)}*: "
-                f"{_pct(a.negative_share)} negative vs baseline {_pct(a.baseline_negative_share)}"
-                for a in d.alerts
-            ],
-        ),
+        ("Alerts fired", [f"• {digest_alert_line(a)}" for a in d.alerts]),
         ("Most negative headlines", [headline_line(h) for h in d.headlines]),
     )
     for title, lines in sections:
@@ -227,4 +238,5 @@ def digest_text(d: Digest) -> str:
     """The digest's notification text (push notifications, screen readers)."""
     worst = d.entities[0] if d.entities else None
     lead = f"; most negative: {worst.kind} {worst.entity} {_pct(worst.negative_share)}" if worst else ""
-    return escape_mrkdwn(f"Daily digest {d.title}: {len(d.alerts)} alert(s){lead}")[:SECTION_CHARS]
+    alerts = _count(len(d.alerts), "alert", "alerts")
+    return escape_mrkdwn(f"Daily digest {d.title}: {alerts}{lead}")[:SECTION_CHARS]

@@ -91,14 +91,13 @@ def _fail(message: str) -> NoReturn:
 @contextmanager
 def _opened() -> Iterator[DuckDBStore]:
     """The configured store, read-only; a missing or locked file is a clear error (exit 2)."""
-    import logging
-
     from finpulse.cli import settings as load_settings
     from finpulse.errors import FinpulseError
+    from finpulse.logs import quiet_store
     from store import DuckDBStore
 
     settings = load_settings()
-    logging.getLogger("store").setLevel(logging.WARNING)  # "store started": noise above a table
+    quiet_store()
     try:
         with DuckDBStore.from_settings(settings.store, read_only=True) as db:
             yield db

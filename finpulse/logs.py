@@ -49,3 +49,8 @@ def quiet_repeats(prefix: str, every_s: float = 10.0) -> None:
     repeat = RepeatFilter(every_s)
     for name in names:
         logging.getLogger(name).addFilter(repeat)
+
+
+def quiet_store() -> None:
+    """Keep the store's INFO lines ("store started") out of a command's printed report."""
+    logging.getLogger("store").setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -7,7 +7,7 @@ from rich.markup import escape
 
 from alerts.digest import Digest
 from alerts.links import FeedbackLinks
-from alerts.render import digest_entity_line, summary
+from alerts.render import digest_alert_line, digest_entity_line, digest_summary, summary
 from alerts.sinks.base import AlertSink, Notification
 
 
@@ -43,17 +43,11 @@ class ConsoleSink(AlertSink):
         return None
 
     async def send_digest(self, digest: Digest) -> str | None:
-        end = f"{digest.local_end:%Y-%m-%d %H:%M} {digest.timezone}"
-        self._console.print(
-            f"[bold]digest[/bold] {escape(digest.title)}: 24 h to {escape(end)}, "
-            f"{digest.active_entities} entities in the news, {len(digest.alerts)} alert(s) fired"
-        )
+        self._console.print(f"[bold]digest[/bold] {escape(digest.title)}: {escape(digest_summary(digest))}")
         for e in digest.entities:
             self._console.print(f"    {escape(digest_entity_line(e).replace('*', ''))}")
         for a in digest.alerts:
-            self._console.print(
-                f"    alert {a.window_end:%H:%M} UTC {escape(a.entity_kind)} {escape(a.entity)}"
-            )
+            self._console.print(f"    alert {escape(digest_alert_line(a).replace('*', ''))}")
         for h in digest.headlines:
             self._console.print(f"    - {escape(h.title)} ({h.sentiment_score:+.2f})")
         return None

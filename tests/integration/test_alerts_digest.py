@@ -61,7 +61,7 @@ def test_the_digest_ranks_the_day_from_the_store(tmp_path: Path) -> None:
     assert "Daily digest: Equities desk" in text
     assert "ticker *ACME*:" in text
     assert "(day before: none)" in text
-    assert "1 alert(s) fired" in text
+    assert "1 alert fired" in text
 
 
 def test_the_job_sends_each_days_digest_once(tmp_path: Path, slack_api: FakeSlack) -> None:
@@ -114,7 +114,7 @@ def test_the_cli_sends_a_digest_now(tmp_path: Path, slack_api: FakeSlack) -> Non
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "digest desk: 24 h to" in done.stdout
+    assert "digest desk: 24 hours to" in done.stdout
     assert "ticker ACME:" in done.stdout
     assert "digest desk -> webhook #alerts: sent" in done.stdout
     [(headers, body)] = slack_api.webhooks

@@ -72,7 +72,7 @@ def test_demo_fires_its_alert_on_every_run(
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert digest.returncode == 0, digest.stdout + digest.stderr
-    assert "digest ACME negative news: 24 h to" in digest.stdout
+    assert "digest ACME negative news: 24 hours to" in digest.stdout
     assert "ticker ACME:" in digest.stdout
     assert "alert " in digest.stdout  # the alert it fired
     # The alert's chart link (printed, and in the console sink's log) draws from that store.
