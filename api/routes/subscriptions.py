@@ -7,9 +7,10 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from alerts.overview import overviews
 from alerts.sample import SampleResult, send_samples
 from alerts.sinks.build import build_sinks
 from alerts.subscriptions import Subscription
@@ -103,3 +104,30 @@ async def send_test_message(
         return await send_samples((sub,), sinks, utcnow())
     except ConfigError as exc:  # no token, a refused one, an unknown sink: the server's settings
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"cannot send: {exc}") from exc
+
+
+class SubscriptionOverview(BaseModel):
+    """Where a stored subscription stands now (`finpulse alerts list`'s row)."""
+
+    subscription_id: str
+    state: str
+    entity_mutes: list[str]
+    alerts: int
+    true_positives: int
+    false_positives: int
+    summary: str
+
+
+@router.get("/{sub_id}/overview", responses=NOT_FOUND)
+def subscription_overview(
+    db: Store, sub_id: SubId, days: Annotated[float, Query(gt=0, le=366)] = 7.0
+) -> SubscriptionOverview:
+    """On, disabled or muted now, the entities muted, and the alerts it fired in the last `days`
+    with the analysts' verdicts."""
+    sub = get_subscription(db, sub_id)
+    [o] = overviews((sub,), db, utcnow(), days)
+    tp, fp = o.verdicts
+    return SubscriptionOverview(
+        subscription_id=sub.id, state=o.state, entity_mutes=list(o.entity_mutes), alerts=len(o.fired),
+        true_positives=tp, false_positives=fp, summary=o.line(days),
+    )  # fmt: skip

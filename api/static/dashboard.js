@@ -278,6 +278,17 @@ async function loadSubscriptions(select) {
 function showSubscription() {
   const sub = state.subs.find((s) => s.id === $("sub-list").value);
   $("sub-json").value = JSON.stringify(sub || TEMPLATE, null, 2);
+  $("sub-overview").textContent = "";
+  if (sub) showOverview(sub.id);
+}
+
+async function showOverview(id) {
+  try {
+    const o = await api(`/subscriptions/${encodeURIComponent(id)}/overview`);
+    if ($("sub-list").value === id) $("sub-overview").textContent = o.summary;
+  } catch (err) {
+    $("sub-overview").textContent = err.message;
+  }
 }
 
 async function saveSubscription() {

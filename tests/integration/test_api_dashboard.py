@@ -153,6 +153,8 @@ def test_subscription_editor_shows_errors_and_saves(dashboard: tuple[Page, DuckD
     (stored,) = db.list_subscriptions()
     assert stored.body["detector"]["min_rise"] == 0.2
     assert page.locator("#sub-list option").count() == 1
+    # The saved subscription's overview: on, what it watches, its alerts (none fired by this id).
+    page.wait_for_selector("#sub-overview >> text=on · every topic · 0 alerts in 7 days (0 tp / 0 fp)")
 
 
 def test_subscription_editor_sends_a_test_message(

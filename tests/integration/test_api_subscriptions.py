@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
+
+from finpulse.schema import utcnow
+from store import DuckDBStore
+from tests.fixtures.store import alert
 
 SUB = {"id": "energy-desk", "channel": "C0123", "filter": {"topics": ["Energy | Oil"], "tickers": ["XOM"]}}
 
@@ -69,3 +75,36 @@ def test_a_test_message_needs_a_sink_that_can_send(api_client: Any) -> None:
         "sent": True,
         "detail": "sent",
     }
+
+
+def test_a_subscriptions_overview(api_client: Any, api_store: Path) -> None:
+    assert api_client.get("/api/v1/subscriptions/desk/overview").status_code == 404
+    now = utcnow()
+    desk = {
+        "id": "desk",
+        "channel": "#alerts",
+        "filter": {"topics": ["*"]},
+        "digest": {"at": "07:30:00", "timezone": "Europe/London"},
+        "mute": [
+            {
+                "from": (now - timedelta(hours=1)).isoformat(),
+                "until": (now + timedelta(hours=2)).isoformat(),
+                "entities": ["ticker:TSLA"],
+            }
+        ],
+    }
+    api_client.post("/api/v1/subscriptions", json=desk)
+    with DuckDBStore(api_store) as db:
+        db.upsert_alerts(
+            [alert("d1", "earnings", now - timedelta(hours=3)), alert("d2", "macro", now - timedelta(days=9))]
+        )
+        db.put_feedback("d1", "tp")
+    o = api_client.get("/api/v1/subscriptions/desk/overview").json()
+    assert (o["state"], o["alerts"], o["true_positives"], o["false_positives"]) == ("on", 1, 1, 0)
+    assert o["entity_mutes"][0].startswith("ticker:TSLA until ")
+    assert o["summary"].startswith(
+        "on · every topic · digest 07:30 Europe/London · 1 alert in 7 days (1 tp / 0 fp), latest "
+    )
+    assert o["summary"].endswith(" topic earnings · muted " + o["entity_mutes"][0])
+    wider = api_client.get("/api/v1/subscriptions/desk/overview", params={"days": 30}).json()
+    assert wider["alerts"] == 2
