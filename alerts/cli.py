@@ -67,7 +67,7 @@ def check(
             f"{sub.id}: channel={sub.channel} {watched} window={d.window} min_volume={d.min_volume} "
             f"min_rise={d.min_rise} significance={d.significance} ({d.correction}) "
             f"mutes={len(sub.mute)}"
-            + (f" digest={sub.digest.at:%H:%M} {sub.digest.timezone}" if sub.digest else "")
+            + (f" digest={sub.digest.label()}" if sub.digest else "")
             + ("" if sub.enabled else " (disabled)"),
             markup=False,
         )
@@ -107,12 +107,10 @@ def list_subscriptions(
     columns = ("subscription", "channel", "watches", "state", "digest", f"alerts {days:g} d", "last fired")
     table = Table(*columns, "tp / fp", title=f"{len(rows)} live subscription(s)", title_justify="left")
     for o in rows:
-        last = o.fired[0] if o.fired else None
         state = o.state + "".join(f"\nmuted {m}" for m in o.entity_mutes)
-        digest = f"{o.sub.digest.at:%H:%M} {o.sub.digest.timezone}" if o.sub.digest else "-"
         table.add_row(
-            o.sub.id, o.sub.channel, o.sub.filter.summary(), state, digest, str(len(o.fired)),
-            f"{last.window_end:%m-%d %H:%M} {last.entity_kind} {last.entity}" if last else "-",
+            o.sub.id, o.sub.channel, o.sub.filter.summary(), state,
+            o.sub.digest.label() if o.sub.digest else "-", str(len(o.fired)), o.latest() or "-",
             "{} / {}".format(*o.verdicts),
         )  # fmt: skip
     console.print(table)

@@ -16,11 +16,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import duckdb
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from finpulse.errors import ConfigError, PermanentError, TransientError
-from finpulse.lifecycle import AsyncResource
-from finpulse.schedule import every
+from finpulse.schedule import Periodic
 from finpulse.schema import utcnow
 from store import DuckDBStore, StoreError, StoreLocked
 
@@ -33,8 +31,10 @@ logger = logging.getLogger(__name__)
 JOB_ID = "daily-digests"
 
 
-class DigestJob(AsyncResource):
+class DigestJob(Periodic):
     """Sends each subscription's daily digest through every sink that sends digests."""
+
+    job_id = JOB_ID
 
     def __init__(
         self,
@@ -46,24 +46,12 @@ class DigestJob(AsyncResource):
         interval_s: float = 60.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        super().__init__(timedelta(seconds=interval_s))
         self._store = store
         self._sinks = sinks
         self._ledger = ledger
         self._subscriptions = subscriptions
-        self._interval = timedelta(seconds=interval_s)
         self._clock = clock
-        self._scheduler: AsyncIOScheduler | None = None
-
-    async def start(self) -> None:
-        if self._scheduler is not None:
-            return
-        scheduler = every(self._interval, self.run_once, JOB_ID)
-        self._scheduler = scheduler
-
-    async def stop(self) -> None:
-        scheduler, self._scheduler = self._scheduler, None
-        if scheduler is not None and scheduler.running:
-            scheduler.shutdown(wait=False)
 
     def _recorded(self, day_id: str) -> bool:
         return all(self._ledger.get(sink.name, day_id) is not None for sink in self._sinks)

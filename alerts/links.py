@@ -29,7 +29,7 @@ MUTE = "mute"
 
 
 def link_token(secret: SecretStr, alert_id: str, purpose: str) -> str:
-    """The token that authorises `purpose` (a verdict, or CHART) for `alert_id`."""
+    """The token that authorises `purpose` (a verdict, CHART or MUTE) for `alert_id`."""
     message = f"feedback:{alert_id}:{purpose}".encode()
     return hmac.new(secret.get_secret_value().encode(), message, hashlib.sha256).hexdigest()[:TOKEN_HEX]
 

@@ -23,17 +23,23 @@ class Overview:
         """(true positives, false positives) among the alerts fired."""
         return sum(a.verdict == "tp" for a in self.fired), sum(a.verdict == "fp" for a in self.fired)
 
+    def latest(self) -> str | None:
+        """`03-02 09:30 ticker ACME`: the newest alert fired (UTC), if any."""
+        if not self.fired:
+            return None
+        last = self.fired[0]
+        return f"{last.window_end:%m-%d %H:%M} {last.entity_kind} {last.entity}"
+
     def line(self, days: float) -> str:
         """`on · tickers ACME · digest 08:00 UTC · 2 alerts in 7 days (1 tp / 0 fp), latest ...`."""
         sub, (tp, fp) = self.sub, self.verdicts
         parts = [self.state, sub.filter.summary()]
         if sub.digest is not None:
-            parts.append(f"digest {sub.digest.at:%H:%M} {sub.digest.timezone}")
-        n = len(self.fired)
+            parts.append(f"digest {sub.digest.label()}")
+        n, latest = len(self.fired), self.latest()
         alerts = f"{n} alert{'' if n == 1 else 's'} in {days:g} days ({tp} tp / {fp} fp)"
-        if self.fired:
-            last = self.fired[0]
-            alerts += f", latest {last.window_end:%m-%d %H:%M} UTC {last.entity_kind} {last.entity}"
+        if latest is not None:
+            alerts += f", latest {latest}"
         parts.append(alerts)
         parts += [f"muted {m}" for m in self.entity_mutes]
         return " · ".join(parts)

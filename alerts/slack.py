@@ -90,7 +90,7 @@ class SlackNotifier(AlertSink):
         try:
             return await self._post(notification, charts)
         except DeliveryRejected as exc:
-            if not (charts and "invalid_blocks" in str(exc)):
+            if not (charts and exc.code == "invalid_blocks"):
                 raise
             # Slack could not fetch a chart (the API unreachable from Slack): the alert goes without it.
             logger.warning(
@@ -193,7 +193,7 @@ def _map_error(method: str, exc: SlackApiError) -> Exception:
             f"slack {method}: {error}: the Slack token was refused; set FINPULSE_ALERTS_SLACK_TOKEN "
             "or FINPULSE_ALERTS_SLACK_TOKEN_FILE to a valid bot token"
         )
-    return DeliveryRejected(f"slack {method}: {error}")
+    return DeliveryRejected(f"slack {method}: {error}", code=error)
 
 
 def _retry_after(headers: Any) -> float:

@@ -205,6 +205,10 @@ class DigestParams(_Model):
             raise ValueError("a digest needs at least one weekday (or remove [subscription.digest])")
         return self
 
+    def label(self) -> str:
+        """`08:00 Europe/London`: when it goes out."""
+        return f"{self.at:%H:%M} {self.timezone}"
+
 
 class Subscription(_Model):
     """Who gets what: a channel, a filter, detector parameters, mutes, grouping."""

@@ -12,10 +12,8 @@ import logging
 from datetime import timedelta
 
 import duckdb
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from finpulse.lifecycle import AsyncResource
-from finpulse.schedule import every
+from finpulse.schedule import Periodic
 from store import DuckDBStore, StoreError, StoreLocked
 
 logger = logging.getLogger(__name__)
@@ -23,36 +21,27 @@ logger = logging.getLogger(__name__)
 JOB_ID = "store-retention"
 
 
-class RetentionScheduler(AsyncResource):
+class RetentionScheduler(Periodic):
     """Runs `store.apply_retention()` at `start()` and then every `interval_h` hours until `stop()`."""
+
+    job_id = JOB_ID
 
     def __init__(self, store: DuckDBStore, interval_h: float) -> None:
         if interval_h <= 0:
             raise ValueError(f"retention interval must be positive hours, got {interval_h}")
+        super().__init__(timedelta(hours=interval_h))
         self.store = store
-        self.interval = timedelta(hours=interval_h)
         self.runs = 0
         self.last_deleted: dict[str, int] | None = None
-        self._scheduler: AsyncIOScheduler | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._scheduler is not None
 
     async def start(self) -> None:
-        if self._scheduler is not None:
+        if self.running:
             return
-        scheduler = every(self.interval, self.run_once, JOB_ID)
-        self._scheduler = scheduler
+        await super().start()
         logger.info(
             "retention scheduled every_h=%g retention_days=%d path=%s",
             self.interval / timedelta(hours=1), self.store.retention_days, self.store.where,
         )  # fmt: skip
-
-    async def stop(self) -> None:
-        scheduler, self._scheduler = self._scheduler, None
-        if scheduler is not None and scheduler.running:
-            scheduler.shutdown(wait=False)
 
     async def run_once(self) -> dict[str, int] | None:
         """One pass: rows deleted per table, or None when the store could not be pruned this time."""

@@ -29,7 +29,14 @@ from rich.table import Table
 from rich.text import Text
 
 from finpulse.settings import Settings
-from finpulse.topics import dead_letter_topic, kafka_admin, pipeline_topics, stage_topics, topic_partitions
+from finpulse.topics import (
+    STAGE_TOPIC_FIELDS,
+    dead_letter_topic,
+    kafka_admin,
+    pipeline_topics,
+    stage_topics,
+    topic_partitions,
+)
 
 
 @dataclass(frozen=True)
@@ -183,13 +190,12 @@ def print_kafka(console: Console, status: KafkaStatus) -> None:
 
 
 # `finpulse status --watch`: one line per look, what changed since the last one.
-WATCH_TOPICS = ("raw", "scored", "windows", "alerts")  # stage_topics' order
 WATCH_ROLES = {"worker": "worker", "history sink": "history", "alert dispatcher": "alerts"}
 TIME_W, RATE_W, LAG_W, DEAD_W = 9, 10, 15, 14
 
 
 def watch_header() -> str:
-    rates = "".join(f"{name + '/s':>{RATE_W}}" for name in WATCH_TOPICS)
+    rates = "".join(f"{name + '/s':>{RATE_W}}" for name in STAGE_TOPIC_FIELDS)
     lags = "".join(f"{role + ' lag':>{LAG_W}}" for role in WATCH_ROLES.values())
     return f"{'UTC':<{TIME_W}}{rates}{lags}{'dead letters':>{DEAD_W}}"
 
@@ -199,7 +205,7 @@ def watch_line(at: str, now: KafkaStatus, before: KafkaStatus | None, elapsed_s:
     change (a lag that keeps growing: that stage stopped or cannot keep up), new dead letters."""
     old = {t.topic: t for t in before.topics} if before else {}
     rates = ""
-    for t in now.topics:  # the stage topics, in WATCH_TOPICS' order (kafka_status)
+    for t in now.topics:  # the stage topics, in STAGE_TOPIC_FIELDS' order (kafka_status)
         prev = old.get(t.topic)
         rate = (t.written - prev.written) / elapsed_s if prev and elapsed_s > 0 else None
         cell = "missing" if not t.exists else "-" if rate is None else f"{rate:.1f}"

@@ -42,7 +42,12 @@ class RateLimited(SinkUnavailable):
 
 
 class DeliveryRejected(PermanentError):
-    """The destination refused this notification for good (e.g. channel_not_found)."""
+    """The destination refused this notification for good (e.g. channel_not_found); `code` is
+    the destination's own error code, when it gives one."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)

@@ -117,11 +117,9 @@ def feedback_form(
 def alert_chart_png(request: Request, db: Store, alert_id: AlertId, token: LinkToken = None) -> Response:
     """The alert's entity around its window: negative share against the alert's baseline, the
     window shaded, the alerts fired; stories per bucket (the link in alert messages)."""
-    if not check_link_token(request.app.state.settings.api.token, alert_id, CHART, token):
-        return PlainTextResponse("this chart link is not valid (wrong or missing token)", 403)
-    alert = db.get_alert(alert_id)
-    if alert is None:
-        return PlainTextResponse(f"no alert {alert_id} in the history", 404)
+    alert = linked_alert(request, db, alert_id, CHART, token)
+    if isinstance(alert, HTMLResponse):
+        return alert
     png = alert_chart(db, alert)
     if png is None:
         return PlainTextResponse(
