@@ -1,11 +1,15 @@
 """The digest job of `finpulse alerts`: once a minute, send the daily digests that are due.
 
 Runs on the dispatcher's event loop (APScheduler 3 AsyncIOScheduler) with the
-dispatcher's sinks and delivery ledger: a digest id recorded for a sink is never
-sent through it again, so restarts repeat nothing. An answer that says the
-digest did not go (rate limit, 5xx) is forgotten and retried the next minute; a
-refusal (unknown channel) is logged and not retried. Reading the store runs in
-a thread, since DuckDB blocks.
+dispatcher's sinks and delivery ledger: a digest id recorded `sent` for a sink is
+never sent through it again. One left `sending` (the process died mid-send) is
+first looked up at the destination (Slack: the channel's messages carry the
+digest id in their metadata) and sent again only if it is not there; sinks that
+cannot look back send it again (the webhook's idempotency key lets the receiver
+drop the repeat). So a restart neither repeats nor loses a digest. A failure
+that may pass (rate limit, 5xx, timeout) is retried the next minute the same
+way, looked up first; a refusal (unknown channel) is logged and not retried by this
+process. Reading the store runs in a thread, since DuckDB blocks.
 """
 
 from __future__ import annotations
@@ -52,9 +56,15 @@ class DigestJob(Periodic):
         self._ledger = ledger
         self._subscriptions = subscriptions
         self._clock = clock
+        # (sink, digest id) refused for good (unknown channel): not tried again by this process.
+        self._refused: set[tuple[str, str]] = set()
+
+    def _settled(self, sink: AlertSink, day_id: str) -> bool:
+        record = self._ledger.get(sink.name, day_id)
+        return (record is not None and record.state == "sent") or (sink.name, day_id) in self._refused
 
     def _recorded(self, day_id: str) -> bool:
-        return all(self._ledger.get(sink.name, day_id) is not None for sink in self._sinks)
+        return all(self._settled(sink, day_id) for sink in self._sinks)
 
     def _build(self, sub: Subscription, day_id: str, end: datetime) -> Digest:
         self._store.start()  # idempotent; a store that cannot open now is retried next minute
@@ -71,27 +81,39 @@ class DigestJob(Periodic):
                 logger.warning("digest not built subscription=%s error=%s", sub.id, exc)
                 continue
             for sink in self._sinks:
-                if self._ledger.get(sink.name, day_id) is not None:
-                    continue
-                self._ledger.begin(sink.name, [day_id], sub.channel, now)
-                try:
-                    ref = await sink.send_digest(digest)
-                except NotImplementedError:
-                    self._ledger.sent(sink.name, [day_id], sub.channel, None, now)  # nothing to send there
-                    continue
-                except TransientError as exc:
-                    self._ledger.forget(sink.name, day_id)
-                    logger.warning(
-                        "digest retried next minute sink=%s id=%s error=%s", sink.name, day_id, exc
-                    )
-                    continue
-                except (PermanentError, ConfigError) as exc:
-                    logger.error("digest not sent sink=%s id=%s error=%s", sink.name, day_id, exc)
-                    continue
-                self._ledger.sent(sink.name, [day_id], sub.channel, ref, now)
-                logger.info(
-                    "digest sent sink=%s id=%s channel=%s ref=%s", sink.name, day_id, sub.channel, ref
-                )
-                if day_id not in sent:
+                if (
+                    not self._settled(sink, day_id)
+                    and await self._send(sink, digest, now)
+                    and day_id not in sent
+                ):
                     sent.append(day_id)
         return sent
+
+    async def _send(self, sink: AlertSink, digest: Digest, now: datetime) -> bool:
+        """Send one digest through one sink unless it already shows it; True if sent now."""
+        day_id, channel = digest.digest_id, digest.channel
+        earlier = self._ledger.get(sink.name, day_id)
+        try:
+            if earlier is not None:  # left `sending` by a process that died mid-send
+                ref = await sink.find_digest(digest, earlier.started_at)
+                if ref is not None:
+                    self._ledger.sent(sink.name, [day_id], channel, ref, now)
+                    logger.info(
+                        "digest already delivered sink=%s id=%s (not sending again)", sink.name, day_id
+                    )
+                    return False
+            self._ledger.begin(sink.name, [day_id], channel, now)
+            ref = await sink.send_digest(digest)
+        except NotImplementedError:
+            self._ledger.sent(sink.name, [day_id], channel, None, now)  # nothing to send there
+            return False
+        except TransientError as exc:  # left `sending`: a timeout's post may have landed after all
+            logger.warning("digest retried next minute sink=%s id=%s error=%s", sink.name, day_id, exc)
+            return False
+        except (PermanentError, ConfigError) as exc:
+            self._refused.add((sink.name, day_id))
+            logger.error("digest not sent sink=%s id=%s error=%s", sink.name, day_id, exc)
+            return False
+        self._ledger.sent(sink.name, [day_id], channel, ref, now)
+        logger.info("digest sent sink=%s id=%s channel=%s ref=%s", sink.name, day_id, channel, ref)
+        return True

@@ -98,12 +98,6 @@ class DeliveryLedger:
             rows,
         )
 
-    def forget(self, sink: str, alert_id: str) -> None:
-        """Drop an attempt known not to have been delivered, so a later run tries again."""
-        self._conn.execute(
-            "DELETE FROM deliveries WHERE sink = ? AND alert_id = ? AND state = 'sending'", (sink, alert_id)
-        )
-
     def count(self, state: str = "sent") -> int:
         row = self._conn.execute("SELECT count(*) FROM deliveries WHERE state = ?", (state,)).fetchone()
         return int(row[0])

@@ -2,9 +2,9 @@
 
 Fired alerts are top-level messages; resolved notices reply in the fired
 message's thread (`thread_ts`). Each message carries Slack message metadata
-(`event_type` finpulse_alert, the alert ids), so after a crash the dispatcher
-can ask Slack which alerts it already shows (`find_delivered`) instead of
-posting them twice.
+(`event_type` finpulse_alert, the alert ids; finpulse_digest, the digest id),
+so after a crash the dispatcher can ask Slack which alerts and digests it already
+shows (`find_delivered`, `find_digest`) instead of posting them twice.
 
 The token is a SecretStr; it is handed to the client and appears nowhere else:
 errors carry Slack's error code, never the request (slack-sdk's own debug log
@@ -139,29 +139,39 @@ class SlackNotifier(AlertSink):
         self, notification: Notification, since: datetime
     ) -> dict[str, tuple[str, str | None]]:
         wanted = set(notification.alert_ids)
-        args: dict[str, Any] = {
-            "channel": notification.channel,
-            "include_all_metadata": True,
-            "limit": HISTORY_LIMIT,
-        }
-        if notification.thread_ref is not None:
-            method, args["ts"] = "conversations.replies", notification.thread_ref
+        found: dict[str, tuple[str, str | None]] = {}
+        for message in await self._marked(
+            notification.channel, METADATA_EVENT, since, notification.thread_ref
+        ):
+            ids = str((message["metadata"].get("event_payload") or {}).get("alert_ids", "")).split(",")
+            for alert_id in wanted.intersection(ids):
+                found[alert_id] = (notification.channel, message.get("ts"))
+        return found
+
+    async def find_digest(self, digest: Digest, since: datetime) -> str | None:
+        for message in await self._marked(digest.channel, METADATA_DIGEST_EVENT, since):
+            if (message["metadata"].get("event_payload") or {}).get("digest_id") == digest.digest_id:
+                return str(message.get("ts"))
+        return None
+
+    async def _marked(
+        self, channel: str, event_type: str, since: datetime, thread_ref: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The channel's messages since `since` (or the thread's) whose metadata is `event_type`;
+        none when Slack refuses to show them (logged)."""
+        args: dict[str, Any] = {"channel": channel, "include_all_metadata": True, "limit": HISTORY_LIMIT}
+        if thread_ref is not None:
+            method, args["ts"] = "conversations.replies", thread_ref
         else:
             method, args["oldest"] = "conversations.history", f"{since.timestamp() - LOOKBACK_SLACK_S:.6f}"
         try:
             data = await self._call(method, **args)
         except DeliveryRejected as exc:
-            logger.warning("cannot look back channel=%s error=%s", notification.channel, exc)
-            return {}
-        found: dict[str, tuple[str, str | None]] = {}
-        for message in data.get("messages", []):
-            meta = message.get("metadata") or {}
-            if meta.get("event_type") != METADATA_EVENT:
-                continue
-            ids = str((meta.get("event_payload") or {}).get("alert_ids", "")).split(",")
-            for alert_id in wanted.intersection(ids):
-                found[alert_id] = (notification.channel, message.get("ts"))
-        return found
+            logger.warning("cannot look back channel=%s error=%s", channel, exc)
+            return []
+        return [
+            m for m in data.get("messages", []) if (m.get("metadata") or {}).get("event_type") == event_type
+        ]
 
     async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         """One Web API call, its failures mapped onto the sink errors."""

@@ -111,3 +111,8 @@ class AlertSink(AsyncResource):
         Returns alert_id -> (channel, message ref). Sinks that cannot look back return {}.
         """
         return {}
+
+    async def find_digest(self, digest: Digest, since: datetime) -> str | None:
+        """The message ref of `digest` if the destination already shows it (sent since `since`,
+        before a crash); None if it does not, or the sink cannot look back (it is sent again)."""
+        return None

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from alerts.digest import build_digest, digest_id
 from alerts.digest_job import DigestJob
-from alerts.ledger import DeliveryLedger
+from alerts.ledger import Delivery, DeliveryLedger
 from alerts.render import digest_blocks
 from alerts.slack import METADATA_DIGEST_EVENT, SlackNotifier
 from alerts.subscriptions import Subscription
@@ -89,6 +89,53 @@ def test_the_job_sends_each_days_digest_once(tmp_path: Path, slack_api: FakeSlac
     clock[0] = END + timedelta(days=1, minutes=5)  # Tuesday: its own digest
     assert asyncio.run(run(1)) == [["digest:desk:2026-03-03"]]
     assert len(slack_api.posts) == 2
+    ledger.close()
+
+
+def test_a_digest_left_sending_by_a_crash_is_looked_up_before_it_goes_again(
+    tmp_path: Path, slack_api: FakeSlack
+) -> None:
+    import asyncio
+
+    _seeded(tmp_path / "h.duckdb")
+    ledger = DeliveryLedger(tmp_path / "deliveries.sqlite")
+    ledger.open()
+    day = digest_id("desk", END.date())
+    now = END + timedelta(minutes=1)
+    with DuckDBStore(tmp_path / "h.duckdb", read_only=True) as db:
+        digest = build_digest(db, DESK, day, END)
+
+    async def crash(post: bool) -> None:
+        """What a dispatcher killed mid-send leaves: the attempt recorded, the post made or not."""
+        async with SlackNotifier(SecretStr(VALID_TOKEN), base_url=slack_api.base_url, timeout_s=5) as sink:
+            ledger.begin(sink.name, [day], DESK.channel, now)
+            if post:
+                await sink.send_digest(digest)
+
+    async def restart() -> list[str]:
+        async with SlackNotifier(SecretStr(VALID_TOKEN), base_url=slack_api.base_url, timeout_s=5) as sink:
+            job = DigestJob(
+                DuckDBStore(tmp_path / "h.duckdb"), [sink], ledger, lambda: (DESK,), clock=lambda: now
+            )
+            return await job.run_once()
+
+    asyncio.run(crash(post=True))
+    [posted] = slack_api.posts
+    slack_api.fail_next(1, status=503, method="conversations.history")  # cannot ask Slack: wait
+    assert asyncio.run(restart()) == []
+    assert (ledger.get("slack", day) or Delivery("", "", None, now)).state == "sending"
+    assert asyncio.run(restart()) == [], "Slack shows it: not posted again"
+    assert len(slack_api.posts) == 1
+    assert ledger.get("slack", day) == Delivery("sent", DESK.channel, posted.ts, now)
+    assert asyncio.run(restart()) == []
+
+    tuesday = digest_id("desk", (END + timedelta(days=1)).date())
+    now += timedelta(days=1)
+    with DuckDBStore(tmp_path / "h.duckdb", read_only=True) as db:
+        digest = build_digest(db, DESK, tuesday, END + timedelta(days=1))
+    asyncio.run(crash(post=False))  # died before Slack took it: sent on restart
+    assert asyncio.run(restart()) == [tuesday]
+    assert [p.metadata["event_payload"]["digest_id"] for p in slack_api.posts if p.metadata] == [day, tuesday]
     ledger.close()
 
 
