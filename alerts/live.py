@@ -8,6 +8,9 @@ dispatcher and the backtest (`live_subscriptions`):
    the stored rows with the same ids (the file wins for the ids it names;
    other rows stay) and the hash is recorded, in one transaction. An
    unchanged file is not imported again, so dashboard/API edits survive.
+   Mutes set on a stored copy (dashboard, API, an alert's mute link) that have
+   an end still ahead stay on the file's version until they end: someone who
+   muted a noisy ticker for a day keeps that day when the file is edited.
 2. Read every stored subscription and validate it with `Subscription`; a row
    that no longer validates is logged with its id and reason, and skipped.
 
@@ -27,12 +30,13 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from finpulse.errors import ConfigError, FinpulseError
-from finpulse.schema import describe_validation_error
+from finpulse.schema import describe_validation_error, utcnow
 from store import DuckDBStore, StoreConfigError, StoreError, StoreLocked
 
 from .subscriptions import Subscription, load_subscriptions, loads_subscriptions
@@ -72,6 +76,7 @@ def load_live(path: Path, store: DuckDBStore) -> Subscriptions:
     seed = _changed_file(path, store)
     if seed is not None:
         digest, subs = seed
+        subs = _keep_running_mutes(subs, _stored(store), utcnow())
         if store.read_only:
             overlay = {s.id: s for s in subs}
         else:
@@ -81,16 +86,43 @@ def load_live(path: Path, store: DuckDBStore) -> Subscriptions:
                 meta_value=digest,
             )
             logger.info("subscriptions imported file=%s count=%d sha256=%s", path, len(subs), digest[:12])
-    live: dict[str, Subscription] = {}
+    live = _stored(store, warn=True) | overlay
+    return tuple(live[k] for k in sorted(live))
+
+
+def _stored(store: DuckDBStore, *, warn: bool = False) -> dict[str, Subscription]:
+    """The stored subscriptions that validate (the others logged with their reason when `warn`)."""
+    out: dict[str, Subscription] = {}
     for record in store.list_subscriptions():
         try:
-            live[record.id] = Subscription.model_validate(record.body)
+            out[record.id] = Subscription.model_validate(record.body)
         except ValidationError as exc:
-            logger.warning(
-                "stored subscription skipped id=%s reason=%s", record.id, describe_validation_error(exc)
-            )
-    live |= overlay
-    return tuple(live[k] for k in sorted(live))
+            if warn:
+                logger.warning(
+                    "stored subscription skipped id=%s reason=%s", record.id, describe_validation_error(exc)
+                )
+    return out
+
+
+def _keep_running_mutes(subs: Subscriptions, stored: dict[str, Subscription], now: datetime) -> Subscriptions:
+    """The file's subscriptions, each with its stored copy's mutes that end after `now` and that
+    the file does not list itself."""
+    out = []
+    for sub in subs:
+        old = stored.get(sub.id)
+        keep = (
+            tuple(m for m in old.mute if m.until is not None and m.until > now and m not in sub.mute)
+            if old
+            else ()
+        )
+        if keep:
+            logger.info(
+                "subscription %s keeps %d mute(s) set outside the file, the last until %s",
+                sub.id, len(keep), max(m.until for m in keep if m.until is not None).isoformat(),
+            )  # fmt: skip
+            sub = sub.model_copy(update={"mute": (*sub.mute, *keep)})
+        out.append(sub)
+    return tuple(out)
 
 
 def _changed_file(path: Path, store: DuckDBStore) -> tuple[str, Subscriptions] | None:

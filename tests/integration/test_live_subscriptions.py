@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from alerts.live import FILE_HASH_KEY, LiveSubscriptions, live_subscriptions
 from alerts.subscriptions import Subscription
+from finpulse.schema import utcnow
 from store import DuckDBStore
 
 FILE_V1 = """
@@ -96,6 +98,24 @@ def test_a_changed_file_overwrites_its_ids_and_keeps_the_others(subs_file: Path,
         "new-desk": "#new",
     }
     assert store.get_meta(FILE_HASH_KEY) not in (None, before)
+
+
+def test_a_changed_file_keeps_the_mutes_set_outside_it_until_they_end(
+    subs_file: Path, store: DuckDBStore
+) -> None:
+    [acme, _] = live_subscriptions(subs_file, store)
+    now = utcnow()
+    ended = acme.muting("ticker", "ACME", now - timedelta(days=2), now - timedelta(hours=1), "last week")
+    api_put(store, ended.muting("ticker", "ACME", now, now + timedelta(days=1), "muted from the alert"))
+    subs_file.write_text(FILE_V2)
+    subs = {s.id: s for s in live_subscriptions(subs_file, store)}
+    assert subs["acme-desk"].channel == "#acme-v2"  # the file's edit applies
+    assert [m.reason for m in subs["acme-desk"].mute] == ["muted from the alert"]  # the ended one goes
+    assert subs["acme-desk"].muted(now + timedelta(hours=1), "ticker", "ACME")
+    assert not subs["acme-desk"].muted(now + timedelta(days=2), "ticker", "ACME")
+    assert subs["bolt-desk"].mute == ()
+    stored = {r.id: r.body for r in store.list_subscriptions()}
+    assert [m["reason"] for m in stored["acme-desk"]["mute"]] == ["muted from the alert"]
 
 
 def test_an_invalid_stored_row_is_logged_and_skipped(
