@@ -149,6 +149,30 @@ def demo(
     run_demo(settings(), console, keep_running=sys.stdin.isatty() if keep_running is None else keep_running)
 
 
+@app.command("up")
+def up(
+    sink: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sink", help="Alert sink(s): slack, console, webhook (default: settings.alerts.sinks)."
+        ),
+    ] = None,
+    without: Annotated[
+        list[str] | None,
+        typer.Option("--without", help="Leave out a service: api, alerts, worker or ingest (repeatable)."),
+    ] = None,
+) -> None:
+    """Run the whole service here and keep it running: the local broker (when the settings point
+    at it), the API, the alert dispatcher, the stream worker and the ingestor."""
+    from finpulse.up import GaveUp, run_up
+
+    try:
+        run_up(settings(), console, sinks=sink, without=without or ())
+    except GaveUp as exc:
+        console.print(f"[red]gave up:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
 def _register_stages() -> None:
     for name in STAGE_CLIS:
         try:

@@ -41,7 +41,7 @@ ALERT_TIMEOUT_S = 300.0
 def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> None:
     """Run the demo; prints each step. Stops its processes on exit."""
     kafka = settings.kafka
-    if kafka.bootstrap == f"127.0.0.1:{kafka.local_port}":
+    if kafka.local:
         console.print(f"[bold]1. kafka[/bold] {LocalKafka(kafka).start().describe()}")
     run = int(time.time())
     # Earlier runs' topics go (their stories are in the history store); this run gets its own.

@@ -40,10 +40,14 @@ def _plain(value: Any) -> Any:
 
 
 class CliProcess:
-    """`finpulse <args>` in a child process, its output appended to `log`."""
+    """`finpulse <args>` in a child process, its output appended to `log`.
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.args, self.env, self.log = args, env, log
+    `own_group`: the child gets a process group of its own, so a terminal's Ctrl+C reaches the
+    parent alone, which then stops its children in the order it chooses (`finpulse up`).
+    """
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, *, own_group: bool = False) -> None:
+        self.args, self.env, self.log, self.own_group = args, env, log, own_group
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> CliProcess:
@@ -54,8 +58,18 @@ class CliProcess:
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                start_new_session=self.own_group,
             )
         return self
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once it has exited (negative: killed by that signal); None while running."""
+        return self.proc.poll() if self.proc is not None else None
 
     @property
     def running(self) -> bool:

@@ -62,6 +62,11 @@ class KafkaSettings(_Group):
     request_timeout_s: float = Field(default=30.0, gt=0)
     topics: TopicSettings = TopicSettings()
 
+    @property
+    def local(self) -> bool:
+        """True when `bootstrap` is the local broker this machine runs (`finpulse kafka start`)."""
+        return self.bootstrap == f"127.0.0.1:{self.local_port}"
+
 
 class IngestSettings(_Group):
     """Feed / news-API polling, politeness limits, dedup and the state dir."""

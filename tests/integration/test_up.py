@@ -1,0 +1,99 @@
+"""`finpulse up` as a newcomer runs it: real broker, quick-trained model, a feed on a loopback
+server; the API, dispatcher, worker and ingestor as its children, one killed and restarted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from finpulse.processes import settings_env
+from finpulse.settings import ApiSettings, IngestSettings, Settings
+from tests.conftest import FINPULSE, free_port
+from tests.fixtures.feeds import FeedServer
+
+
+def _wait(what: str, ok: Callable[[], bool], timeout_s: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if ok():
+            return
+        time.sleep(0.5)
+    raise AssertionError(
+        f"timed out waiting for {what}; finpulse up said:\n{log.read_text(errors='replace')}"
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_up_runs_every_service_restarts_one_that_dies_and_stops_them_all(
+    stream_settings: Settings, ingest_settings: IngestSettings, feed_server: FeedServer, tmp_path: Path
+) -> None:
+    sources = tmp_path / "sources.toml"
+    sources.write_text(
+        f'[[feeds]]\nname = "guardian"\nurl = "{feed_server.url("f/real-world/guardian.rss")}"\n'
+    )
+    port = free_port()
+    settings = stream_settings.model_copy(
+        update={
+            "ingest": ingest_settings.model_copy(update={"sources_file": sources}),
+            "api": ApiSettings(port=port),
+        }
+    )
+    env = {**settings_env(settings), "COLUMNS": "200"}
+    out = tmp_path / "up.log"
+    with out.open("wb") as log:
+        up = subprocess.Popen([str(FINPULSE), "up", "--sink", "console"], env=env, stdout=log, stderr=log)
+    try:
+
+        def stored() -> int:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).json()
+            except httpx.HTTPError:
+                return 0
+            return int(health["store"]["scored_items"])
+
+        _wait("the feed's stories scored and stored", lambda: stored() > 0, 150, out)
+        text = out.read_text()
+        for name in ("api", "alerts", "worker", "ingest"):
+            assert name in text
+        assert f"http://127.0.0.1:{port}/" in text
+        logs = settings.data_dir / "logs"
+        assert "console" in text
+
+        worker_pid = _pid_of("worker", text)
+        os.kill(worker_pid, signal.SIGKILL)  # dies without a word
+        _wait("the worker restarted", lambda: "worker started again" in out.read_text(), 30, out)
+        text = out.read_text()
+        assert "worker was killed (SIGKILL) after" in text
+        assert f"Its log {logs / 'worker.log'} ends" in text
+        pids = [_pid_of(name, text) for name in ("api", "alerts", "ingest")]
+    finally:
+        up.send_signal(signal.SIGTERM)
+        code = up.wait(timeout=90)
+    text = out.read_text()
+    assert code == 0, text
+    assert text.index("stopping ingest") < text.index("stopping worker") < text.index("stopping api"), text
+    assert not any(_alive(pid) for pid in pids), text
+    assert "stopped" in text
+
+
+def _pid_of(name: str, text: str) -> int:
+    """The pid `finpulse up` gave a service: its last restart line, else its row in the table."""
+    restarted = [line for line in text.splitlines() if line.startswith(f"{name} started again (pid ")]
+    if restarted:
+        return int(restarted[-1].split("(pid ")[1].split(",")[0])
+    rows = [[cell.strip() for cell in line.split("│")] for line in text.splitlines() if "│" in line]
+    [pid] = [row[2] for row in rows if len(row) > 2 and row[1] == name]
+    return int(pid)
