@@ -76,15 +76,17 @@ def status(
     ),
     looks: int | None = typer.Option(None, "--looks", min=1, help="With --watch: stop after N looks."),
 ) -> None:
-    """Is the pipeline flowing? Topics, dead letters, consumer lag, the history store, the model."""
+    """Is the pipeline flowing? Topics, dead letters, consumer lag, the history store, the model,
+    each news source's health."""
     import asyncio
     import logging
 
     from rich.console import Console
 
-    from api.status import kafka_status, model_summary, print_kafka, print_store
+    from api.status import kafka_status, model_summary, print_kafka, print_sources, print_store
     from finpulse.cli import settings as load
     from finpulse.errors import BrokerUnavailable
+    from finpulse.schema import utcnow
 
     s = load()
     # Their lines ("store started", a refused connection) repeat what the report says.
@@ -105,6 +107,7 @@ def status(
         print_kafka(console, kafka)
     print_store(console, s)
     console.print(f"model: {model_summary(s.model.model_dir)}")
+    print_sources(console, s, utcnow())
     raise typer.Exit(code)
 
 

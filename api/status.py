@@ -6,18 +6,23 @@ looks is a stage that stopped or cannot keep up). The groups are the worker's
 (its app id: news.raw and its internal by-entity topic), the history sink's
 (`<app id>-history`) and the dispatcher's, each with its state and members (no
 member: that process is not running). Then the history store (rows, the latest
-scored story) and the model (version, back end, validation accuracy from its card).
+scored story), the model (version, back end, validation accuracy from its card)
+and each news source's health from the ingestor's state files (ingest/health.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.protocol.admin import (
     DescribeGroupsRequest_v0,
     DescribeGroupsRequest_v1,
@@ -28,6 +33,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from finpulse.errors import BrokerUnavailable
 from finpulse.settings import Settings
 from finpulse.topics import (
     STAGE_TOPIC_FIELDS,
@@ -37,6 +43,9 @@ from finpulse.topics import (
     stage_topics,
     topic_partitions,
 )
+
+# How long `status` waits for a fresh broker's group coordinator.
+COORDINATOR_WAIT_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -73,13 +82,28 @@ class _DescribeGroups(
         return request_struct_class(self._groups)
 
 
+async def coordinator(admin: AIOKafkaAdminClient, group: str) -> int:
+    """The node coordinating `group`. A broker that has never stored a consumer offset creates its
+    offsets topic on the first ask and answers "not available" meanwhile: asked again for a while."""
+    deadline = time.monotonic() + COORDINATOR_WAIT_S
+    while True:
+        try:
+            return int(await admin.find_coordinator(group))
+        except GroupCoordinatorNotAvailableError:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(
+                    f"Kafka has no coordinator for consumer group {group} after {COORDINATOR_WAIT_S:g} s "
+                    "(its offsets topic is not ready); try again in a moment"
+                ) from None
+            await asyncio.sleep(0.5)
+
+
 async def describe_groups(
-    admin: AIOKafkaAdminClient, groups: list[str]
+    admin: AIOKafkaAdminClient, groups: dict[str, int]
 ) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """group -> (state, members as "client id@host") from each group's coordinator."""
+    """group -> (state, members as "client id@host") from each group's coordinator node."""
     found: dict[str, tuple[str, tuple[str, ...]]] = {}
-    for group in groups:
-        node = await admin.find_coordinator(group)
+    for group, node in groups.items():
         response = await admin._send_request(_DescribeGroups([group]), node)  # no public call fits
         for _error, name, state, _kind, _protocol, members in response.groups:
             found[name] = (state, tuple(f"{m[1]}@{m[2].lstrip('/')}" for m in members))
@@ -111,8 +135,11 @@ async def kafka_status(settings: Settings) -> KafkaStatus:
         existing = set(await admin.list_topics())
         present = [spec.name for spec in pipeline_topics(t) if spec.name in existing]
         partitions = set(await topic_partitions(admin, present))
-        committed = {g: await admin.list_consumer_group_offsets(g) for g in groups}
-        described = await describe_groups(admin, list(groups))
+        nodes = {g: await coordinator(admin, g) for g in groups}
+        committed = {
+            g: await admin.list_consumer_group_offsets(g, group_coordinator_id=nodes[g]) for g in groups
+        }
+        described = await describe_groups(admin, nodes)
     # Committed partitions of topics outside the pipeline's (the worker's internal ones) count too.
     partitions |= {tp for offsets in committed.values() for tp in offsets}
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, enable_auto_commit=False)
@@ -244,3 +271,46 @@ def print_store(console: Console, settings: Settings) -> None:
         f"history store {settings.store.url}: {stats.scored_items:,} scored stories (latest scored {when}), "
         f"{stats.windows:,} windows, {stats.alerts:,} alert events, {stats.subscriptions} subscriptions"
     )
+
+
+HEALTH_STYLE = {"ok": "green", "failing": "red", "late": "yellow", "waiting": "dim", "disabled": "dim"}
+
+
+def print_sources(console: Console, settings: Settings, now: datetime) -> None:
+    """Each configured source's health: last success, items published, what is wrong."""
+    from ingest.errors import SourcesFileError
+    from ingest.health import source_health
+    from ingest.sources import load_sources
+
+    ingest = settings.ingest
+    try:
+        config = load_sources(ingest.sources_file, allow_private=ingest.allow_private_hosts)
+    except SourcesFileError as exc:
+        console.print(Text(f"sources: {exc}", style="red"))
+        return
+    rows = source_health(config, ingest.state_dir, ingest.default_interval_s, now)
+    table = Table(title=f"sources ({ingest.sources_file})", title_justify="left")
+    for column in ("source", "kind", "health", "last success", "published", "next poll", "why"):
+        table.add_column(column, justify="right" if column == "published" else "left")
+    for r in rows:
+        st = r.state
+        upcoming = ago(now, st.next_poll_at) if r.health != "disabled" else "-"
+        table.add_row(
+            r.name, r.kind, Text(r.health, style=HEALTH_STYLE[r.health]), ago(now, st.last_success_at),
+            f"{st.items_published:,}", upcoming, r.detail(),
+        )  # fmt: skip
+    console.print(table)
+
+
+def ago(now: datetime, at: datetime | None) -> str:
+    """`5 min ago`, `in 40 s`, or `never`."""
+    if at is None:
+        return "never"
+    seconds = (now - at).total_seconds()
+    span = abs(seconds)
+    text = next(
+        f"{span / size:.0f} {unit}"
+        for size, unit in ((86400, "d"), (3600, "h"), (60, "min"), (1, "s"))
+        if span >= size or unit == "s"
+    )
+    return f"{text} ago" if seconds >= 0 else f"in {text}"

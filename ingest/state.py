@@ -85,18 +85,24 @@ class StateStore:
         self.dir = state_dir
         self.dir.mkdir(parents=True, exist_ok=True)
 
-    def _path(self, source: str) -> Path:
-        return self.dir / "sources" / f"{source}.json"
-
     def load(self, source: str) -> SourceState:
-        data = read_json(self._path(source))
-        if data is None:
-            return SourceState(source=source)
-        try:
-            return SourceState.model_validate(data)
-        except ValidationError as exc:
-            logger.error("state of source=%s invalid (%s); starting fresh", source, exc.error_count())
-            return SourceState(source=source)
+        return peek_state(self.dir, source) or SourceState(source=source)
 
     def save(self, state: SourceState) -> None:
-        write_json_atomic(self._path(state.source), state.model_dump(mode="json"))
+        write_json_atomic(state_path(self.dir, state.source), state.model_dump(mode="json"))
+
+
+def state_path(state_dir: Path, source: str) -> Path:
+    return state_dir / "sources" / f"{source}.json"
+
+
+def peek_state(state_dir: Path, source: str) -> SourceState | None:
+    """A source's saved state, None when it has none (or an invalid one, logged); creates nothing."""
+    data = read_json(state_path(state_dir, source))
+    if data is None:
+        return None
+    try:
+        return SourceState.model_validate(data)
+    except ValidationError as exc:
+        logger.error("state of source=%s invalid (%s); starting fresh", source, exc.error_count())
+        return None

@@ -17,7 +17,9 @@ from finpulse.settings import KafkaSettings
 from finpulse.topics import send_dead_letter
 from store import DuckDBStore
 from tests.conftest import FINPULSE, free_port
+from tests.fixtures.feeds import FeedServer
 from tests.fixtures.store import known_items, seed_known
+from tests.kafka_io import read_topic
 
 
 async def _traffic(kafka: KafkaSettings, worker_group: str) -> None:
@@ -163,3 +165,45 @@ def test_watch_shows_rates_and_lag_changes(kafka: KafkaSettings) -> None:
     assert float(second[1]) > 0  # stories flowed into news.raw between the looks
     assert second[5:7] == ["12", "(+10)"]  # nothing consumed them: the worker's lag grew by ten
     assert second[-2:] == ["1", "(+0)"]  # the one dead letter, none new
+
+
+def test_status_shows_each_sources_health_from_the_ingestors_state(
+    kafka: KafkaSettings, tmp_path: Path, feed_server: FeedServer
+) -> None:
+    sources = tmp_path / "sources.toml"
+    sources.write_text(
+        f'[[feeds]]\nname = "guardian"\nurl = "{feed_server.url("f/real-world/guardian.rss")}"\n'
+        f'[[feeds]]\nname = "broken"\nurl = "{feed_server.url("html-error")}"\n'
+        f'[[feeds]]\nname = "paused"\nurl = "{feed_server.url("f/real-world/heise.atom")}"\nenabled = false\n'
+    )
+    env = {
+        "FINPULSE_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "FINPULSE_KAFKA_TOPICS": kafka.topics.model_dump_json(),
+        "FINPULSE_INGEST_SOURCES_FILE": str(sources),
+        "FINPULSE_INGEST_STATE_DIR": str(tmp_path / "ingest"),
+        "FINPULSE_INGEST_ALLOW_PRIVATE_HOSTS": "true",
+        "FINPULSE_STORE_URL": f"duckdb:///{tmp_path / 'none.duckdb'}",
+    }
+    before = _status(env)
+    assert _row(before.stdout + before.stderr, "guardian")[:3] == ["guardian", "feed", "waiting"]
+
+    once = subprocess.run(
+        [str(FINPULSE), "ingest", "--once"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert once.returncode == 0, once.stdout + once.stderr
+    out = _status(env)
+    assert out.returncode == 0, out.stdout
+    guardian = _row(out.stdout, "guardian")
+    assert guardian[:4] == ["guardian", "feed", "ok", guardian[3]]
+    assert guardian[3].endswith("s ago")
+    published = int(guardian[4].replace(",", ""))
+    assert published == len(asyncio.run(read_topic(kafka, kafka.topics.raw, expect=published)))
+    broken = _row(out.stdout, "broken")
+    assert broken[:3] == ["broken", "feed", "failing"]
+    assert broken[3] == "never"
+    assert "1 failed poll(s) in a row: not_a_feed" in broken[6]
+    assert _row(out.stdout, "paused")[:3] == ["paused", "feed", "disabled"]

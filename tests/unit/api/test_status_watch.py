@@ -1,10 +1,12 @@
-"""`finpulse status --watch`: what one line says about two looks."""
+"""`finpulse status --watch`: what one line says about two looks; how status says when."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from rich.console import Console
 
-from api.status import GroupLag, KafkaStatus, TopicCount, print_kafka, watch_header, watch_line
+from api.status import GroupLag, KafkaStatus, TopicCount, ago, print_kafka, watch_header, watch_line
 
 
 def _look(raw: int, scored: int, worker_lag: int, dead: int) -> KafkaStatus:
@@ -48,3 +50,14 @@ def test_a_missing_topic_keeps_its_column_and_is_named() -> None:
 
 def _row(text: str, needle: str) -> str:
     return next(line for line in text.splitlines() if needle in line)
+
+
+def test_ago_reads_both_ways() -> None:
+    now = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+    assert ago(now, None) == "never"
+    assert ago(now, now - timedelta(seconds=12)) == "12 s ago"
+    assert ago(now, now - timedelta(minutes=5)) == "5 min ago"
+    assert ago(now, now - timedelta(hours=3)) == "3 h ago"
+    assert ago(now, now - timedelta(days=2)) == "2 d ago"
+    assert ago(now, now + timedelta(seconds=40)) == "in 40 s"
+    assert ago(now, now) == "0 s ago"
