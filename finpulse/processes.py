@@ -14,6 +14,8 @@ from pydantic import SecretStr
 
 from finpulse.settings import Settings
 
+# prctl(2) option: the signal a child gets when its parent thread dies.
+PR_SET_PDEATHSIG = 1
 GROUPS = ("kafka", "ingest", "model", "alerts", "stream", "store", "api")
 
 
@@ -43,7 +45,8 @@ class CliProcess:
     """`finpulse <args>` in a child process, its output appended to `log`.
 
     `own_group`: the child gets a process group of its own, so a terminal's Ctrl+C reaches the
-    parent alone, which then stops its children in the order it chooses (`finpulse up`).
+    parent alone, which then stops its children in the order it chooses (`finpulse up`). Out of
+    the terminal's reach, on Linux the child is sent SIGTERM when the parent dies, even by SIGKILL.
     """
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path, *, own_group: bool = False) -> None:
@@ -59,6 +62,7 @@ class CliProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=self.own_group,
+                preexec_fn=_term_with_parent if self.own_group and sys.platform == "linux" else None,
             )
         return self
 
@@ -98,3 +102,10 @@ class CliProcess:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+def _term_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when its parent dies (Linux prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

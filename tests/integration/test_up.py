@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,11 +31,12 @@ def _wait(what: str, ok: Callable[[], bool], timeout_s: float, log: Path) -> Non
 
 
 def _alive(pid: int) -> bool:
+    """Running (a zombie left for a reaper counts as gone)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_up_runs_every_service_restarts_one_that_dies_and_stops_them_all(
@@ -97,3 +99,26 @@ def _pid_of(name: str, text: str) -> int:
     rows = [[cell.strip() for cell in line.split("│")] for line in text.splitlines() if "│" in line]
     [pid] = [row[2] for row in rows if len(row) > 2 and row[1] == name]
     return int(pid)
+
+
+PARENT = """
+import os, sys, time
+from pathlib import Path
+from finpulse.processes import CliProcess
+env = dict(os.environ, FINPULSE_KAFKA_BOOTSTRAP="127.0.0.1:1", FINPULSE_KAFKA_REQUEST_TIMEOUT_S="1")
+child = CliProcess(["status", "--watch", "1"], env, Path(sys.argv[1]), own_group=True).start()
+print(child.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def test_up_s_children_stop_when_it_is_killed_outright(tmp_path: Path) -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(tmp_path / "child.log")], stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    assert _alive(child)
+    parent.kill()  # SIGKILL: no clean-up of its own
+    parent.wait(timeout=10)
+    _wait("the orphan to get SIGTERM", lambda: not _alive(child), 30, tmp_path / "child.log")
