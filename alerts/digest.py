@@ -23,10 +23,10 @@ from store import (
     AlertRecord,
     AlertsQuery,
     DuckDBStore,
-    EntitiesQuery,
-    EntityCount,
     Headline,
     HeadlinesQuery,
+    Mover,
+    MoversQuery,
 )
 
 from .subscriptions import FILTER_FIELDS, WEEKDAYS, WILDCARD, Subscription
@@ -111,12 +111,10 @@ def build_digest(db: DuckDBStore, sub: Subscription, day_id: str, end: datetime)
     for kind, field in FILTER_FIELDS:
         if not getattr(sub.filter, field):
             continue
-        today = _entities(db, sub, kind, start, end)
-        before = _entities(db, sub, kind, start - PERIOD, start)
-        for name, e in today.items():
-            previous = before.get(name)
-            share = previous.negative_share if previous is not None else None
-            lines.append(EntityLine(kind, name, e.count, e.negative_share, share))
+        query = MoversQuery(entity_kind=kind, start=start, end=end, min_stories=1, limit=MAX_LIMIT)
+        for m in db.fetch(query):
+            if isinstance(m, Mover) and sub.filter.matches(kind, m.entity):
+                lines.append(EntityLine(kind, m.entity, m.count, m.negative_share, m.previous_share))
     ranked = sorted((e for e in lines if e.count >= MIN_STORIES), key=lambda e: (-e.negative_share, -e.count))
     alerts = db.fetch(
         AlertsQuery(subscription_id=sub.id, state="fired", start=start, end=end, limit=MAX_ALERTS)
@@ -134,14 +132,6 @@ def build_digest(db: DuckDBStore, sub: Subscription, day_id: str, end: datetime)
         alerts=tuple(a for a in alerts if isinstance(a, AlertRecord)),
         headlines=_headlines(db, sub, start, end),
     )
-
-
-def _entities(
-    db: DuckDBStore, sub: Subscription, kind: EntityKind, start: datetime, end: datetime
-) -> dict[str, EntityCount]:
-    query = EntitiesQuery(entity_kind=kind, start=start, end=end, limit=MAX_LIMIT)
-    rows = [r for r in db.fetch(query) if isinstance(r, EntityCount)]
-    return {r.entity: r for r in rows if sub.filter.matches(kind, r.entity)}
 
 
 def _headlines(db: DuckDBStore, sub: Subscription, start: datetime, end: datetime) -> tuple[HeadlineRef, ...]:

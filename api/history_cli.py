@@ -39,7 +39,7 @@ from api.text_charts import EMPTY, bucket_series, share_bar, sparkline
 
 console = Console()
 history_app = typer.Typer(
-    help="Query the history store: trends, busiest entities, headlines, alerts.", no_args_is_help=True
+    help="Query the history store: trends, busiest entities, movers, headlines, alerts.", no_args_is_help=True
 )
 
 MAX_COMPARED = 6
@@ -378,6 +378,50 @@ def entities(
         table.add_row(
             str(e.entity), f"{e.count:,}", f"{e.negative_share:.0%}", _score(e.mean_score),
             sparkline(counts, negatives, width=24),
+        )  # fmt: skip
+    console.print(table)
+
+
+@history_app.command("movers")
+def movers(
+    kind: Annotated[str, typer.Option(help="topic, ticker or source.")] = "ticker",
+    falling: Annotated[bool, typer.Option("--falling", help="Those whose negative share fell most.")] = False,
+    min_stories: Annotated[
+        int, typer.Option("--min-stories", min=1, help="Stories each range needs for a change.")
+    ] = 10,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 20,
+    out: Out = None,
+) -> None:
+    """The entities whose negative share rose most in the range against the range of equal length
+    before it (--falling: fell most)."""
+    from store import MoversQuery
+
+    direction = "down" if falling else "up"
+    query = _query(
+        MoversQuery, since, until, entity_kind=kind, min_stories=min_stories, direction=direction, limit=limit
+    )
+    rows = _fetch(query, out)
+    assert query.start is not None
+    assert query.end is not None
+    before = query.start - (query.end - query.start)
+    if rows.empty:
+        console.print(f"no {kind} with {min_stories}+ stories in {_range(query)}")
+        return
+    table = _table(
+        f"{kind}s whose negative share {'fell' if falling else 'rose'} most, {_range(query)}, "
+        f"against {before:%Y-%m-%d %H:%M} – {query.start:%Y-%m-%d %H:%M}",
+        (kind, "stories", "negative", "before", "change", ""),
+        right=("stories", "negative", "before", "change"),
+    )
+    for m in rows.itertuples():
+        known = m.change == m.change  # NaN: too few stories before
+        table.add_row(
+            str(m.entity), f"{m.count:,}", f"{m.negative_share:.0%}",
+            f"{m.previous_share:.0%} of {m.previous_count:,}" if known else f"{m.previous_count:,} stories",
+            Text(f"{m.change * 100:+.0f} pts", style="red" if m.change > 0 else "green") if known else "-",
+            share_bar(m.negative_share),
         )  # fmt: skip
     console.print(table)
 

@@ -87,6 +87,28 @@ def entities(
     return _frame(source, EntitiesQuery, locals())
 
 
+def movers(
+    source: str | Path | Settings | DuckDBStore | None = None,
+    *,
+    entity_kind: str = "ticker",
+    start: Time = None,
+    end: Time = None,
+    min_stories: int = 10,
+    direction: str = "up",
+    limit: int | None = None,
+    offset: int = 0,
+) -> pd.DataFrame:
+    """Entities whose negative share rose (`direction="down"`: fell) most in [start, end) against
+    the range of equal length before it.
+
+    Columns: entity_kind, entity, count, negative_count, negative_share, mean_score, previous_count,
+    previous_share, change (the last two NaN where the range before had under `min_stories`).
+    """
+    from store import MoversQuery
+
+    return _frame(source, MoversQuery, locals())
+
+
 def top_negative(
     source: str | Path | Settings | DuckDBStore | None = None,
     *,

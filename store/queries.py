@@ -20,6 +20,7 @@ from store.records import (
     EntityCount,
     Headline,
     LabelledAlert,
+    Mover,
     Row,
     TrendPoint,
     UtcTime,
@@ -174,6 +175,38 @@ class EntitiesQuery(_EntityQuery):
             f"WHERE entity IS NOT NULL{where} GROUP BY ALL ORDER BY count DESC, entity"
         )
         return sql, [*self.bounds(), *params]
+
+
+class MoversQuery(Query):
+    """The entities whose negative share rose most (`direction` up) or fell most (down) in the range
+    against the range of equal length just before it; both ranges need `min_stories` for a change.
+    Entities with too few stories before follow, by negative share."""
+
+    row: ClassVar[type[Row]] = Mover
+    entity_kind: EntityKind = "ticker"
+    min_stories: int = Field(default=10, ge=1, le=1_000_000)
+    direction: Literal["up", "down"] = "up"
+
+    def select(self) -> tuple[str, Params]:
+        start, end = self.bounds()
+        before = start - (end - start)
+        column = _ENTITY_COLUMN[self.entity_kind]
+        order = "DESC" if self.direction == "up" else "ASC"
+        sql = (
+            f"WITH e AS (SELECT published_at, sentiment, sentiment_score, {column} AS entity "  # noqa: S608
+            "FROM scored_items WHERE published_at >= ? AND published_at < ?), "
+            f"now AS (SELECT entity, {_SENTIMENT_COUNTS} FROM e "
+            "WHERE entity IS NOT NULL AND published_at >= ? GROUP BY entity HAVING count(*) >= ?), "
+            "was AS (SELECT entity, count(*) AS n, count(*) FILTER (WHERE sentiment = 'negative') / count(*) "
+            "AS share FROM e WHERE entity IS NOT NULL AND published_at < ? GROUP BY entity) "
+            f"SELECT '{self.entity_kind}' AS entity_kind, entity, count, negative_count, negative_share, "
+            "mean_score, coalesce(n, 0) AS previous_count, "
+            "CASE WHEN n >= ? THEN share END AS previous_share, "
+            "CASE WHEN n >= ? THEN negative_share - share END AS change "
+            "FROM now LEFT JOIN was USING (entity) "
+            f"ORDER BY change {order} NULLS LAST, negative_share DESC, count DESC, entity"
+        )
+        return sql, [before, end, start, self.min_stories, start, self.min_stories, self.min_stories]
 
 
 class HeadlinesQuery(Query):

@@ -48,6 +48,21 @@ class EntityCount(Row):
     mean_score: float
 
 
+class Mover(Row):
+    """One entity's negative share in a range against the range of equal length just before it.
+    `previous_share` and `change` are None when the range before had too few stories."""
+
+    entity_kind: EntityKind
+    entity: str
+    count: int
+    negative_count: int
+    negative_share: float
+    mean_score: float
+    previous_count: int
+    previous_share: float | None
+    change: float | None
+
+
 class TrendPoint(EntityCount):
     """Sentiment of one entity in one time bucket, computed from scored items."""
 

@@ -1,4 +1,4 @@
-"""Sentiment history: trends, volume, entities, headlines, windows (JSON pages or exports)."""
+"""Sentiment history: trends, volume, entities, movers, headlines, windows (JSON pages or exports)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from store import (
     EntityCount,
     Headline,
     HeadlinesQuery,
+    Mover,
+    MoversQuery,
     TrendPoint,
     TrendQuery,
     VolumePoint,
@@ -58,6 +60,13 @@ def volume(db: Store, q: Annotated[VolumeQuery, Query()], fmt: Format = FORMAT_P
 def entities(db: Store, q: Annotated[EntitiesQuery, Query()], fmt: Format = FORMAT_PARAM) -> Any:
     """Entities of one kind with items in the range, busiest first."""
     return page(db, q) if fmt == "json" else export(db, q, fmt, "entities")
+
+
+@router.get("/movers", response_model=Page[Mover], responses=FILE_RESPONSES)
+def movers(db: Store, q: Annotated[MoversQuery, Query()], fmt: Format = FORMAT_PARAM) -> Any:
+    """Entities whose negative share rose (or fell, `direction=down`) most in the range against the
+    range of equal length before it; each range needs `min_stories` for a change."""
+    return page(db, q) if fmt == "json" else export(db, q, fmt, "movers")
 
 
 @router.get("/headlines", response_model=Page[Headline], responses=FILE_RESPONSES)

@@ -1,4 +1,4 @@
-// finpulse dashboard: trends (uPlot) with alert markers, recent alerts, headlines, subscription editor.
+// finpulse dashboard: trends (uPlot) with alert markers, movers, recent alerts, headlines, subscription editor.
 // Talks only to this server's /api/v1; all data goes into the page through textContent, never HTML.
 "use strict";
 
@@ -183,6 +183,33 @@ function cell(row, text, className) {
   return td;
 }
 
+// The selected kind's entities whose negative share rose most against the range before.
+async function loadMovers() {
+  const page = await api("/movers", { params: { entity_kind: $("kind").value, ...range(), limit: 10 } });
+  const body = $("mover-rows");
+  body.replaceChildren();
+  const pct = (share) => `${Math.round(share * 100)}%`;
+  for (const m of page.items) {
+    const row = body.insertRow();
+    row.dataset.entity = m.entity;
+    cell(row, m.entity);
+    cell(row, String(m.count), "num");
+    cell(row, pct(m.negative_share), "num");
+    cell(row, m.change === null ? `${m.previous_count} stories` : `${pct(m.previous_share)} of ${m.previous_count}`, "num");
+    const change = m.change === null ? "–" : `${m.change > 0 ? "+" : ""}${Math.round(m.change * 100)} pts`;
+    cell(row, change, m.change > 0 ? "num fired" : "num");
+    row.title = `show ${m.entity}'s trend`;
+    row.onclick = () => showEntity(m.entity);
+  }
+  if (!page.items.length) cell(body.insertRow(), "No entity with 10+ stories in this range.");
+}
+
+function showEntity(entity) {
+  if (![...$("entity").options].some((o) => o.value === entity)) $("entity").add(new Option(entity, entity));
+  $("entity").value = entity;
+  refresh();
+}
+
 async function loadAlerts() {
   const page = await api("/alerts", { params: { ...range(), limit: 20 } });
   const body = $("alert-rows");
@@ -337,10 +364,11 @@ async function testSubscription() {
 // --- wiring ---------------------------------------------------------------------------------
 async function refresh() {
   status("loading…");
+  document.body.dataset.ready = "loading";
   try {
     token(); // keep a ?token= from the address before the view replaces it
     writeView();
-    await Promise.all([loadTrends(), loadAlerts(), loadSubscriptions($("sub-list").value)]);
+    await Promise.all([loadTrends(), loadMovers(), loadAlerts(), loadSubscriptions($("sub-list").value)]);
     await loadHeadlines();
     status(`updated ${new Date().toISOString().slice(11, 19)} UTC`);
     document.body.dataset.ready = "true";

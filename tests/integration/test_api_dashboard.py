@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from alerts.subscriptions import Subscription
 from api.app import create_app
 from finpulse.settings import AlertsSettings, ApiSettings, Settings, StoreSettings
-from store import DuckDBStore, EntitiesQuery, TrendQuery
+from store import DuckDBStore, EntitiesQuery, Mover, MoversQuery, TrendQuery
 from tests.fixtures.slack import VALID_TOKEN, FakeSlack
 from tests.fixtures.store import seed_busy, seed_spike, serve_app
 
@@ -100,6 +100,36 @@ def test_ticker_view_and_alert_feedback(dashboard: tuple[Page, DuckDBStore]) -> 
     feedback = db.get_feedback("busy-1")
     assert feedback is not None
     assert (feedback.verdict, feedback.author) == ("tp", "dashboard")
+
+
+def test_movers_rank_the_rising_negative_share_and_open_its_trend(
+    dashboard: tuple[Page, DuckDBStore],
+) -> None:
+    page, db = dashboard
+    page.select_option("#range", "24")  # the last day, against the day before it
+    page.wait_for_selector("body[data-ready=true]")
+    now = datetime.now(UTC)
+    movers = db.fetch(MoversQuery(entity_kind="topic", start=now - timedelta(hours=24), end=now, limit=10))
+    rows = page.locator("#mover-rows tr")
+    assert [rows.nth(i).get_attribute("data-entity") for i in range(rows.count())] == [
+        m.entity  # type: ignore[attr-defined]
+        for m in movers
+    ]
+    first = [c.strip() for c in rows.first.locator("td").all_inner_texts()]
+    top = movers[0]
+    assert isinstance(top, Mover)
+    assert top.entity == "earnings"  # the seed's spike in its last six hours
+    assert top.change is not None
+    assert first == [
+        "earnings", str(top.count), f"{math.floor(top.negative_share * 100 + 0.5)}%",
+        f"{math.floor((top.previous_share or 0) * 100 + 0.5)}% of {top.previous_count}",
+        f"+{math.floor(top.change * 100 + 0.5)} pts",
+    ]  # fmt: skip
+    rows.first.click()
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.locator(".chart").count() == 1
+    assert page.locator(".chart").get_attribute("data-entity") == "earnings"
+    assert page.input_value("#entity") == "earnings"
 
 
 def test_clicking_an_alert_shows_its_chart(dashboard: tuple[Page, DuckDBStore]) -> None:

@@ -68,6 +68,22 @@ def test_volume_entities_headlines_windows(api_client: Any) -> None:
     assert [(w["entity"], w["negative_share"]) for w in wins] == [("AAPL", 1.0)]
 
 
+def test_movers_against_the_day_before(api_client: Any) -> None:
+    day2 = {"start": "2024-03-05T00:00:00Z", "end": "2024-03-06T00:00:00Z", "min_stories": 1}
+    r = api_client.get("/api/v1/movers", params={**day2, "entity_kind": "topic"})
+    assert r.status_code == 200
+    # earnings: 1 story (positive) on day 2 against 4 (two negative) on day 1; macro none on day 2.
+    [earnings] = r.json()["items"]
+    assert earnings == {
+        "entity_kind": "topic", "entity": "earnings", "count": 1, "negative_count": 0, "negative_share": 0.0,
+        "mean_score": 0.4, "previous_count": 4, "previous_share": 0.5, "change": -0.5,
+    }  # fmt: skip
+    few = api_client.get("/api/v1/movers", params={**day2, "entity_kind": "topic", "min_stories": 5})
+    assert few.json()["items"] == []
+    csv = api_client.get("/api/v1/movers", params={**day2, "entity_kind": "ticker", "format": "csv"})
+    assert csv.text.splitlines()[1].startswith("ticker,AAPL,1,0,0.0,0.4,3,")
+
+
 @pytest.mark.parametrize(
     ("path", "params", "needle"),
     [
@@ -81,6 +97,8 @@ def test_volume_entities_headlines_windows(api_client: Any) -> None:
         ("/api/v1/trends", {"start": "yesterday"}, "valid datetime"),
         ("/api/v1/trends", {"entity": ""}, "at least 1 character"),
         ("/api/v1/headlines", {"entity": "AAPL"}, "entity needs entity_kind"),
+        ("/api/v1/movers", {"direction": "sideways"}, "'up' or 'down'"),
+        ("/api/v1/movers", {"min_stories": 0}, "greater than or equal to 1"),
         ("/api/v1/alerts", {"state": "open"}, "'fired' or 'resolved'"),
         ("/api/v1/feedback", {"verdict": "maybe"}, "'tp' or 'fp'"),
     ],

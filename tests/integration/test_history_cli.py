@@ -160,6 +160,20 @@ def test_entities_busiest_first_with_their_sentiment(seeded: Path) -> None:
     assert msft.split()[1:4] == ["2", "50%", "-0.15"]
 
 
+def test_movers_against_the_range_before(seeded: Path) -> None:
+    day2 = ["--since", "2024-03-05", "--until", "2024-03-06"]
+    code, out = _run("movers", "--kind", "topic", "--min-stories", "1", *day2)
+    assert code == 0, out
+    assert "against 2024-03-04 00:00 – 2024-03-05 00:00" in " ".join(out.split())  # the title wraps
+    # earnings: 1 positive story on day 2 against 4 on day 1, two of them negative.
+    assert _line(out, "earnings").split()[1:7] == ["1", "0%", "50%", "of", "4", "-50"]
+    code, out = _run("movers", "--kind", "ticker", "--min-stories", "3", *day2)
+    assert "no ticker with 3+ stories" in out
+    frame = history.movers(seeded, entity_kind="ticker", start="2024-03-05", end="2024-03-06", min_stories=1)
+    assert frame[["entity", "count", "previous_count"]].values.tolist() == [["AAPL", 1, 3]]
+    assert frame["change"].round(4).tolist() == [round(0 - 2 / 3, 4)]
+
+
 def test_headlines_most_negative_first(seeded: Path) -> None:
     code, out = _run("headlines", *SPAN, "--limit", "2")
     assert code == 0, out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -13,11 +13,13 @@ from store import (
     DuckDBStore,
     EntitiesQuery,
     HeadlinesQuery,
+    Mover,
+    MoversQuery,
     TrendQuery,
     VolumeQuery,
     WindowsQuery,
 )
-from tests.fixtures.store import T0
+from tests.fixtures.store import T0, scored
 
 DAY1, DAY2 = T0.replace(hour=0), T0.replace(hour=0) + timedelta(days=1)
 RANGE = {"start": T0 - timedelta(hours=9), "end": T0 + timedelta(days=2)}
@@ -140,3 +142,63 @@ def test_exports_read_back(known_store: DuckDBStore, tmp_path: Path, fmt: str) -
     with duckdb.connect() as con:
         rows = con.execute(f"SELECT story_id, sentiment_score FROM {reader}(?)", [str(path)]).fetchall()
     assert rows == [("s4", -0.9), ("s1", -0.8), ("s3", -0.5), ("s6", -0.2)]
+
+
+def _movers_store(db: DuckDBStore) -> tuple[datetime, datetime]:
+    """Per ticker (stories, negatives) in the day before [start, end) and in it."""
+    end = T0 + timedelta(days=10)
+    start = end - timedelta(days=1)
+    plan = {
+        "AAA": ((10, 1), (10, 6)),
+        "BBB": ((10, 5), (10, 1)),
+        "CCC": ((2, 0), (12, 3)),
+        "DDD": ((10, 9), (5, 5)),
+    }
+    items = []
+    for ticker, periods in plan.items():
+        for p, (n, negative) in enumerate(periods):
+            for i in range(n):
+                at = start - timedelta(days=1) + timedelta(days=p, minutes=30 * i)
+                sentiment = "negative" if i < negative else "neutral"
+                items.append(
+                    scored(
+                        f"{ticker}-{p}-{i}",
+                        at,
+                        "markets",
+                        sentiment,
+                        -0.5 if i < negative else 0.0,
+                        (ticker,),
+                    )
+                )
+    items.append(
+        scored("old", start - timedelta(days=3), "markets", "negative", -0.9, ("BBB",))
+    )  # out of both
+    db.upsert_scored(items)
+    return start, end
+
+
+def test_movers_rank_the_rise_in_negative_share_against_the_range_before(store: DuckDBStore) -> None:
+    start, end = _movers_store(store)
+
+    def movers(**kw: object) -> list[tuple[object, ...]]:
+        q = MoversQuery.model_validate({"start": start, "end": end, "entity_kind": "ticker", **kw})
+        rows = [m for m in store.fetch(q) if isinstance(m, Mover)]
+        return [
+            (
+                m.entity,
+                m.count,
+                m.previous_count,
+                m.previous_share,
+                None if m.change is None else round(m.change, 6),
+            )
+            for m in rows
+        ]
+
+    # DDD has 5 stories now (under 10): left out; CCC had 2 before: no change, listed last.
+    assert movers() == [("AAA", 10, 10, 0.1, 0.5), ("BBB", 10, 10, 0.5, -0.4), ("CCC", 12, 2, None, None)]
+    assert [m[0] for m in movers(direction="down")] == ["BBB", "AAA", "CCC"]
+    assert [m[0] for m in movers(min_stories=2)] == ["AAA", "CCC", "DDD", "BBB"]  # CCC +0.25, DDD +0.1
+    assert movers(min_stories=2)[1] == ("CCC", 12, 2, 0.0, 0.25)
+    assert [m[0] for m in movers(min_stories=5)] == ["AAA", "DDD", "BBB", "CCC"]  # DDD 0.9 -> 1.0
+    topics = store.fetch(MoversQuery(start=start, end=end, entity_kind="topic"))
+    assert [(m.entity, m.count) for m in topics if isinstance(m, Mover)] == [("markets", 37)]
