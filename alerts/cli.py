@@ -208,6 +208,7 @@ def send_digest(
 
 
 async def _serve(s: Settings, sink_names: list[str] | None) -> None:
+    from finpulse.metrics import serve_metrics
     from finpulse.topics import ensure_topics
     from store import DuckDBStore
 
@@ -217,6 +218,7 @@ async def _serve(s: Settings, sink_names: list[str] | None) -> None:
     from .live import LiveSubscriptions
     from .sinks.build import build_sinks
 
+    serve_metrics(s.alerts.metrics_port, "FINPULSE_ALERTS_METRICS_PORT")
     store = DuckDBStore.from_settings(s.store) if s.stream.history else None
     live = LiveSubscriptions(s.alerts.subscriptions_file, store, refresh_s=s.alerts.subscriptions_refresh_s)
     subscriptions = await asyncio.to_thread(live.load)

@@ -28,6 +28,7 @@ from store import DuckDBStore, StoreError, StoreLocked
 
 from .digest import Digest, build_digest, due_digests
 from .ledger import DeliveryLedger
+from .metrics import DIGESTS
 from .sinks.base import AlertSink
 from .subscriptions import Subscription
 
@@ -115,5 +116,6 @@ class DigestJob(Periodic):
             logger.error("digest not sent sink=%s id=%s error=%s", sink.name, day_id, exc)
             return False
         self._ledger.sent(sink.name, [day_id], channel, ref, now)
+        DIGESTS.labels(sink.name).inc()
         logger.info("digest sent sink=%s id=%s channel=%s ref=%s", sink.name, day_id, channel, ref)
         return True

@@ -39,6 +39,7 @@ from finpulse.topics import send_dead_letter
 
 from .grouping import Grouper, group_key
 from .ledger import DeliveryLedger
+from .metrics import DELIVERED
 from .render import MAX_ALERTS_PER_MESSAGE
 from .retry import with_retries
 from .sinks.base import AlertSink, Notification, SinkUnavailable
@@ -254,6 +255,7 @@ class AlertDispatcher:
             ref = await sink.send(pending)
             self._ledger.sent(sink.name, pending.alert_ids, pending.channel, ref, self._wall())
             self.delivered += len(pending.events)
+            DELIVERED.labels(sink.name, pending.state).inc(len(pending.events))
             logger.info(
                 "delivered sink=%s state=%s alerts=%d channel=%s ref=%s",
                 sink.name,

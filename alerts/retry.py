@@ -8,6 +8,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from .metrics import RETRIES
 from .sinks.base import RateLimited, SinkUnavailable
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ async def with_retries(
                 if exc.retry_after_s > MAX_RETRY_AFTER_S:
                     raise
                 delay = max(delay, exc.retry_after_s)
+            RETRIES.labels(type(exc).__name__).inc()
             logger.warning(
                 "retrying what=%s attempt=%d/%d in_s=%.2f error=%s", what, attempt, attempts, delay, exc
             )

@@ -71,6 +71,8 @@ class KafkaSettings(_Group):
 class IngestSettings(_Group):
     """Feed / news-API polling, politeness limits, dedup and the state dir."""
 
+    # Serve Prometheus metrics at http://<host>:<port>/metrics (finpulse/metrics.py); None: off.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     sources_file: Path = REPO_ROOT / "config" / "sources.toml"
     state_dir: Path = DEFAULT_DATA_DIR / "ingest"
     feeds_dir: Path = _shared("feeds")
@@ -130,6 +132,8 @@ class ModelSettings(_Group):
 
 
 class AlertsSettings(_Group):
+    # Serve Prometheus metrics at http://<host>:<port>/metrics (finpulse/metrics.py); None: off.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Seeds the history store's subscriptions (the live copy) whenever the file changes.
     subscriptions_file: Path = REPO_ROOT / "config" / "subscriptions.toml"
     # The worker and the dispatcher reload the live subscriptions this often.
@@ -172,6 +176,8 @@ class AlertsSettings(_Group):
 class StreamSettings(_Group):
     """The Faust worker: app id, table store, event-time window closing."""
 
+    # Serve Prometheus metrics at http://<host>:<port>/metrics (finpulse/metrics.py); None: off.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     app_id: str = "finpulse"
     # memory:// rebuilds tables from their changelog topics at start; rocksdb:// keeps them on disk.
     table_store: str = "memory://"

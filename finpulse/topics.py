@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from finpulse.errors import BrokerUnavailable
+from finpulse.metrics import DEAD_LETTERS
 from finpulse.schema import DeadLetter
 from finpulse.settings import KafkaSettings, Settings, TopicSettings
 
@@ -145,7 +146,8 @@ async def send_dead_letter(producer: AIOKafkaProducer, topics: TopicSettings, le
 
 
 def log_dead_letter(letter: DeadLetter) -> None:
-    """The one log line of every dead letter, wherever it was sent from."""
+    """The one log line (and metric) of every dead letter, wherever it was sent from."""
+    DEAD_LETTERS.labels(letter.stage, letter.error_type).inc()
     logger.warning(
         "dead-lettered stage=%s topic=%s partition=%s offset=%s reason=%s",
         letter.stage,

@@ -54,8 +54,10 @@ def ingest(
         reports = asyncio.run(_poll_once(ingestor))
         _print_summary(ingestor, reports)
         raise typer.Exit(1 if reports and all(r.status == "error" for r in reports) else 0)
+    from finpulse.metrics import serve_metrics
     from ingest.scheduler import run_scheduled
 
+    serve_metrics(s.ingest.metrics_port, "FINPULSE_INGEST_METRICS_PORT")
     # APScheduler logs every run at INFO; the ingestor logs what matters about each poll.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
     console.print(f"ingest: polling {len(ingestor.sources)} sources; Ctrl-C to stop")

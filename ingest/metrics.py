@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from collections import Counter
 
+import prometheus_client
+
+# The same counts for Prometheus (finpulse/metrics.py): finpulse_ingest_events_total{source, event}.
+EVENTS = prometheus_client.Counter(
+    "finpulse_ingest_events",
+    "What ingestion did per source (polls, published, error.<kind>...)",
+    ["source", "event"],
+)
+
 
 class IngestMetrics:
     """In-process counters; `snapshot()` is what the CLI prints and tests assert on."""
@@ -18,6 +27,7 @@ class IngestMetrics:
     def inc(self, source: str, name: str, n: int = 1) -> None:
         if n:
             self._counts[(source, name)] += n
+            EVENTS.labels(source, name).inc(n)
 
     def get(self, source: str, name: str) -> int:
         return self._counts[(source, name)]

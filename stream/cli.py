@@ -29,12 +29,14 @@ def worker(
 
     from finpulse.cli import settings
     from finpulse.logs import quiet_repeats
+    from finpulse.metrics import serve_metrics
     from finpulse.topics import ensure_topics
     from stream.app import create_app
     from stream.topics import worker_topics
 
     s = settings()
     asyncio.run(ensure_topics(s.kafka, worker_topics(s)))
+    serve_metrics(s.stream.metrics_port, "FINPULSE_STREAM_METRICS_PORT")
     app = create_app(s)
     # Faust logs each backpressure wait of its producer (one story fans out to
     # several entities) as a warning: routine under load, not a problem.

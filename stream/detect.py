@@ -26,6 +26,7 @@ from finpulse.errors import InvalidRecord, TransientError
 from finpulse.schema import WindowAggregate, utcnow
 from finpulse.settings import Settings
 from stream.deadletter import dead_letter, dead_letter_record
+from stream.metrics import ALERT_EVENTS
 from stream.skipped import Record, SkippedRecords
 from stream.topics import DETECTOR_STATES, PipelineTopics
 from stream.watermark import entity_key
@@ -110,6 +111,8 @@ async def _evaluate(
     # crash repeats the alert under the same alert_id. Alerts are rare: the wait is too.
     sent = [await topics.alerts.send(key=a.alert_id.encode(), value=a.to_bytes()) for a in result.events]
     await asyncio.gather(*sent)
+    for event in result.events:
+        ALERT_EVENTS.labels(event.state).inc()
     for key, updates in changed.items():
         states[key] = json.dumps(stored.get(key, {}) | updates).encode()
     for alert in result.events:

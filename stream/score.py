@@ -26,6 +26,7 @@ from finpulse.errors import InvalidRecord, PermanentError, TransientError, Unsup
 from finpulse.schema import NewsItem, ScoredItem
 from finpulse.settings import Settings
 from stream.deadletter import dead_letter
+from stream.metrics import BATCH_SECONDS, BATCH_SIZE, SCORED
 from stream.services import ClassifierService
 from stream.skipped import SkippedReader
 from stream.topics import PipelineTopics
@@ -95,6 +96,7 @@ def register_score(
                 await dead_letter(dead, event, result, stage="score")
         # Acked once on Kafka: Faust commits acked offsets.
         await asyncio.gather(*await _publish(app, topics, scored, headers_for(mark)))
+        SCORED.inc(len(scored))
         for event in events:
             await stream.ack(event)
         progress.end_batch(mark)
@@ -181,6 +183,7 @@ async def _classify(
     item costs only itself."""
     if not batch:
         return []
+    began = time.monotonic()
     try:
         scored = await classifier.score([item for _, item in batch])
     except Exception:
@@ -188,6 +191,8 @@ async def _classify(
             raise
         logger.exception("batch prediction failed size=%d; retrying item by item", len(batch))
         return [pair for one in batch for pair in await _classify_one(classifier, one)]
+    BATCH_SECONDS.observe(time.monotonic() - began)
+    BATCH_SIZE.observe(len(batch))
     return [(event, result) for (event, _), result in zip(batch, scored, strict=True)]
 
 

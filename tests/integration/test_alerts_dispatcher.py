@@ -13,6 +13,7 @@ from pathlib import Path
 from subprocess import PIPE, STDOUT
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from alerts import Subscription
@@ -119,6 +120,15 @@ async def test_groups_threads_intervals_and_commits(
 async def test_rate_limits_and_errors_are_retried_once_delivered(
     kafka: KafkaSettings, slack_api: FakeSlack, group_id: str, tmp_path: Path
 ) -> None:
+    def metric(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0  # this process's Prometheus metrics
+
+    def retries() -> float:
+        return sum(
+            metric("finpulse_alerts_retries_total", error=e) for e in ("RateLimited", "SinkUnavailable")
+        )
+
+    before = (metric("finpulse_alerts_delivered_total", sink="slack", state="fired"), retries())
     slack_api.fail_next(1, status=429, retry_after_s=1)
     slack_api.fail_next(1, status=503)
     async with dispatcher(
@@ -129,6 +139,8 @@ async def test_rate_limits_and_errors_are_retried_once_delivered(
         await wait_for(lambda: d.delivered == 1)
         assert time.monotonic() - started >= 1.0, "Retry-After was honoured"
     assert slack_api.alert_ids_posted() == ["f0001-desk"]
+    assert metric("finpulse_alerts_delivered_total", sink="slack", state="fired") == before[0] + 1
+    assert retries() == before[1] + 2
 
 
 async def test_bad_records_and_unknown_channels_are_dead_lettered(

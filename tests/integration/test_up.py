@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from finpulse.processes import settings_env
 from finpulse.settings import ApiSettings, IngestSettings, Settings
@@ -46,11 +47,15 @@ def test_up_runs_every_service_restarts_one_that_dies_and_stops_them_all(
     sources.write_text(
         f'[[feeds]]\nname = "guardian"\nurl = "{feed_server.url("f/real-world/guardian.rss")}"\n'
     )
-    port = free_port()
+    port, ingest_port, worker_port, alerts_port = free_port(), free_port(), free_port(), free_port()
     settings = stream_settings.model_copy(
         update={
-            "ingest": ingest_settings.model_copy(update={"sources_file": sources}),
+            "ingest": ingest_settings.model_copy(
+                update={"sources_file": sources, "metrics_port": ingest_port}
+            ),
             "api": ApiSettings(port=port),
+            "stream": stream_settings.stream.model_copy(update={"metrics_port": worker_port}),
+            "alerts": stream_settings.alerts.model_copy(update={"metrics_port": alerts_port}),
         }
     )
     env = {**settings_env(settings), "COLUMNS": "200"}
@@ -74,6 +79,19 @@ def test_up_runs_every_service_restarts_one_that_dies_and_stops_them_all(
         logs = settings.data_dir / "logs"
         assert "console" in text
 
+        # Each process's Prometheus metrics: what the ingestor published, the worker scored
+        # (or dead-lettered: a story in a language the model does not read).
+        published = _metric(ingest_port, "finpulse_ingest_events_total", source="guardian", event="published")
+        assert published > 0
+
+        def processed() -> float:
+            scored = _metric(worker_port, "finpulse_stream_scored_total")
+            return scored + _metric(worker_port, "finpulse_dead_letters_total", stage="score")
+
+        _wait("the worker to process every story", lambda: processed() == published, 60, out)
+        assert _metric(worker_port, "finpulse_stream_batch_size_count") >= 1
+        assert _metric(alerts_port, "finpulse_alerts_delivered_total") == 0  # no alert in these stories
+
         worker_pid = _pid_of("worker", text)
         os.kill(worker_pid, signal.SIGKILL)  # dies without a word
         _wait("the worker restarted", lambda: "worker started again" in out.read_text(), 30, out)
@@ -89,6 +107,17 @@ def test_up_runs_every_service_restarts_one_that_dies_and_stops_them_all(
     assert text.index("stopping ingest") < text.index("stopping worker") < text.index("stopping api"), text
     assert not any(_alive(pid) for pid in pids), text
     assert "stopped" in text
+
+
+def _metric(port: int, name: str, **labels: str) -> float:
+    """The sum of a metric's samples with these labels in a process's /metrics (0 if none)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
 
 
 def _pid_of(name: str, text: str) -> int:
