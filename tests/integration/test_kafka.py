@@ -73,11 +73,18 @@ async def test_a_table_changelog_is_created_compacted(kafka: KafkaSettings) -> N
     assert await ensure_topics(kafka, [TopicSpec(name, 1, 1, compact=True)]) == [name]
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
     await admin.start()
+    configs: dict[str, str] = {}
     try:
-        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+        # The broker learns of a new topic from the controller a moment after CreateTopics
+        # answers (on a loaded machine, it answered without configs): ask until it knows.
+        for _ in range(50):
+            [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+            configs = {entry[0]: entry[1] for resource in response.resources for entry in resource[4]}
+            if configs:
+                break
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
-    configs = {entry[0]: entry[1] for resource in response.resources for entry in resource[4]}
     assert configs["cleanup.policy"] == "compact"
 
 
