@@ -1,8 +1,9 @@
-"""`finpulse history`: the history store's trends, entities, headlines and alerts in the terminal.
+"""`finpulse history`: the history store's trends, entities, movers, headlines and alerts in the terminal.
 
     finpulse history trend ticker:ACME --since 2026-03-01 --granularity hour --png acme.png
     finpulse history compare ticker:AAPL ticker:MSFT
-    finpulse history entities --kind ticker
+    finpulse history entities --kind ticker          (these four in api/history_lists.py)
+    finpulse history movers --kind ticker
     finpulse history headlines --entity ticker:ACME
     finpulse history alerts --state fired
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -66,7 +66,9 @@ Limit = Annotated[int, typer.Option(min=1, max=10_000, help="Rows to show.")]
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `history` command group to the root CLI."""
+    """Add the `history` command group (this module's commands and history_lists') to the root CLI."""
+    from api import history_lists  # noqa: F401 - its commands join history_app
+
     app.add_typer(history_app, name="history")
 
 
@@ -83,13 +85,13 @@ def output_format(path: Path) -> str:
 # ---- running a query ------------------------------------------------------------------------
 
 
-def _fail(message: str) -> NoReturn:
+def fail(message: str) -> NoReturn:
     console.print(f"[red]error:[/red] {message}")
     raise typer.Exit(2)
 
 
 @contextmanager
-def _opened() -> Iterator[DuckDBStore]:
+def opened() -> Iterator[DuckDBStore]:
     """The configured store, read-only; a missing or locked file is a clear error (exit 2)."""
     from finpulse.cli import settings as load_settings
     from finpulse.errors import FinpulseError
@@ -102,10 +104,10 @@ def _opened() -> Iterator[DuckDBStore]:
         with DuckDBStore.from_settings(settings.store, read_only=True) as db:
             yield db
     except FinpulseError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
-def _query(query_type: type[Query], since: str | None, until: str | None, **filters: Any) -> Query:
+def make_query(query_type: type[Query], since: str | None, until: str | None, **filters: Any) -> Query:
     """A validated query; a bad range or value is a clear error naming it (exit 2)."""
     from pydantic import ValidationError
 
@@ -115,10 +117,10 @@ def _query(query_type: type[Query], since: str | None, until: str | None, **filt
     try:
         return query_type.model_validate({k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
-        _fail("; ".join(f"{'.'.join(map(str, e['loc'])) or 'range'}: {e['msg']}" for e in exc.errors()))
+        fail("; ".join(f"{'.'.join(map(str, e['loc'])) or 'range'}: {e['msg']}" for e in exc.errors()))
 
 
-def _entity(text: str | None) -> tuple[str | None, str | None]:
+def entity_arg(text: str | None) -> tuple[str | None, str | None]:
     from api.backtest import parse_entity
     from finpulse.errors import FinpulseError
 
@@ -127,18 +129,18 @@ def _entity(text: str | None) -> tuple[str | None, str | None]:
     try:
         return parse_entity(text)
     except FinpulseError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
-def _fetch(query: Query, out: Path | None) -> pd.DataFrame:
+def fetch(query: Query, out: Path | None) -> pd.DataFrame:
     """A page of the query's rows (its limit); every row also goes to `out`."""
-    with _opened() as db:
+    with opened() as db:
         rows = db.frame(query, paged=True)
-        _write(db, query, out)
+        write_rows(db, query, out)
     return rows
 
 
-def _write(db: DuckDBStore, query: Query, out: Path | None) -> None:
+def write_rows(db: DuckDBStore, query: Query, out: Path | None) -> None:
     """Every row of the query (not only the rows shown) to `out`."""
     if out is None:
         return
@@ -151,22 +153,22 @@ def _write(db: DuckDBStore, query: Query, out: Path | None) -> None:
     console.print(f"wrote {out}")
 
 
-def _range(query: Query) -> str:
+def range_text(query: Query) -> str:
     assert query.start is not None  # both set by the query's validator
     assert query.end is not None
     return f"{query.start:%Y-%m-%d %H:%M} – {query.end:%Y-%m-%d %H:%M} UTC"
 
 
-def _score(value: float) -> str:
+def score_text(value: float) -> str:
     """Signed, two decimals; a mean of -1e-17 is +0.00, not -0.00."""
     return f"{round(value, 2) + 0.0:+.2f}"
 
 
-def _when(value: Any) -> str:
+def when_text(value: Any) -> str:
     return f"{value:%Y-%m-%d %H:%M}"
 
 
-def _table(title: str, columns: Sequence[str], right: Sequence[str] = ()) -> Table:
+def new_table(title: str, columns: Sequence[str], right: Sequence[str] = ()) -> Table:
     table = Table(
         title=title,
         title_justify="left",
@@ -184,7 +186,7 @@ def _suggest(db: DuckDBStore, kind: str, name: str, since: str | None, until: st
     """Nothing for `name`: say which names of that kind have stories (case is significant)."""
     from store import EntitiesQuery
 
-    known = db.frame(_query(EntitiesQuery, since, until, entity_kind=kind, limit=10_000), paged=True)
+    known = db.frame(make_query(EntitiesQuery, since, until, entity_kind=kind, limit=10_000), paged=True)
     names = [str(n) for n in known["entity"]]
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     close += [n for n in names if n.casefold() == name.casefold() and n not in close]
@@ -213,15 +215,15 @@ def trend(
     from api.trend_plot import fired_alerts
     from store import TrendQuery
 
-    kind, name = _entity(entity)
-    query = _query(TrendQuery, since, until, entity_kind=kind, entity=name, granularity=granularity)
+    kind, name = entity_arg(entity)
+    query = make_query(TrendQuery, since, until, entity_kind=kind, entity=name, granularity=granularity)
     assert isinstance(query, TrendQuery)
-    with _opened() as db:
+    with opened() as db:
         points = db.frame(query)
         fired = fired_alerts(db, query)
-        _write(db, query, out)
+        write_rows(db, query, out)
         if points.empty:
-            console.print(f"no stories for {kind} {query.entity!r} in {_range(query)}")
+            console.print(f"no stories for {kind} {query.entity!r} in {range_text(query)}")
             _suggest(db, kind, str(query.entity), since, until)
             raise typer.Exit(1)
     assert query.start is not None
@@ -229,7 +231,7 @@ def trend(
     counts, negatives = bucket_series(points, query.start, query.end, granularity)
     total, negative = sum(counts), sum(negatives)
     console.print(
-        f"[bold]{kind} {query.entity}[/bold], {granularity} buckets, {_range(query)}: {total:,} stories, "
+        f"[bold]{kind} {query.entity}[/bold], {granularity} buckets, {range_text(query)}: {total:,} stories, "
         f"{negative / total:.0%} negative, {len(fired)} alert(s) fired"
     )
     console.print(f"negative share over the range ({EMPTY}: no stories):")
@@ -254,7 +256,7 @@ def _trend_table(points: pd.DataFrame, fired: pd.DataFrame, granularity: str, of
     shown = (
         f"newest {len(points)} of {of} buckets with stories" if len(points) < of else "buckets with stories"
     )
-    table = _table(
+    table = new_table(
         f"per {granularity} ({shown}; --rows, --out for all)",
         ("bucket (UTC)", "stories", "negative", "", "mean score", "alerts"),
         right=("stories", "negative", "mean score"),
@@ -263,8 +265,8 @@ def _trend_table(points: pd.DataFrame, fired: pd.DataFrame, granularity: str, of
         at = p.bucket_start.to_pydatetime()
         alerts = marks.get(at, [])
         table.add_row(
-            _when(at), f"{p.count:,}", f"{p.negative_count:,} {p.negative_share:4.0%}",
-            Text(share_bar(p.negative_share), style="red"), _score(p.mean_score),
+            when_text(at), f"{p.count:,}", f"{p.negative_count:,} {p.negative_share:4.0%}",
+            Text(share_bar(p.negative_share), style="red"), score_text(p.mean_score),
             Text("▲ " + ", ".join(alerts), style="bold red") if alerts else "",
         )  # fmt: skip
     return table
@@ -289,23 +291,23 @@ def compare(
     from store import TrendQuery
 
     if not 2 <= len(entities) <= MAX_COMPARED:
-        _fail(f"compare two to {MAX_COMPARED} entities (got {len(entities)})")
-    parsed = [_entity(text) for text in dict.fromkeys(entities)]
+        fail(f"compare two to {MAX_COMPARED} entities (got {len(entities)})")
+    parsed = [entity_arg(text) for text in dict.fromkeys(entities)]
     queries = [
-        _query(TrendQuery, since, until, entity_kind=kind, entity=name, granularity=granularity)
+        make_query(TrendQuery, since, until, entity_kind=kind, entity=name, granularity=granularity)
         for kind, name in parsed
     ]
-    with _opened() as db:
+    with opened() as db:
         series = {
             f"{q.entity_kind}:{q.entity}": (q, db.frame(q), fired_alerts(db, q))
             for q in queries
             if isinstance(q, TrendQuery)
         }
     first = next(iter(series.values()))[0]
-    console.print(f"[bold]{len(series)} entities[/bold], {granularity} buckets, {_range(first)}")
+    console.print(f"[bold]{len(series)} entities[/bold], {granularity} buckets, {range_text(first)}")
     grid = _compare_tables(series, first, granularity, rows)
     if not grid:
-        console.print(f"no stories for any of them in {_range(first)}")
+        console.print(f"no stories for any of them in {range_text(first)}")
         raise typer.Exit(1)
     if png is not None:
         from api.trend_plot import plot_compare
@@ -322,7 +324,7 @@ def _compare_tables(
 ) -> dict[Any, dict[str, str]]:
     """Print the summary (a row per entity) and, when any has stories, the newest `rows` buckets
     side by side; returns bucket -> entity -> cell."""
-    summary = _table("", ("entity", "stories", "negative", "alerts", "negative share over the range"),
+    summary = new_table("", ("entity", "stories", "negative", "alerts", "negative share over the range"),
                      right=("stories", "negative", "alerts"))  # fmt: skip
     grid: dict[Any, dict[str, str]] = {}
     for label, (_, points, fired) in series.items():
@@ -335,165 +337,9 @@ def _compare_tables(
     console.print(summary)
     if grid:
         labels = list(series)
-        table = _table(f"negative share (stories) per {granularity}, newest {min(rows, len(grid))} buckets",
-                       ("bucket (UTC)", *labels), right=labels)  # fmt: skip
+        title = f"negative share (stories) per {granularity}, newest {min(rows, len(grid))} buckets"
+        table = new_table(title, ("bucket (UTC)", *labels), right=labels)
         for at in sorted(grid)[-rows:]:
-            table.add_row(_when(at), *(grid[at].get(label, "-") for label in labels))
+            table.add_row(when_text(at), *(grid[at].get(label, "-") for label in labels))
         console.print(table)
     return grid
-
-
-@history_app.command("entities")
-def entities(
-    kind: Annotated[str, typer.Option(help="topic, ticker or source.")] = "topic",
-    since: Since = None,
-    until: Until = None,
-    limit: Limit = 20,
-    out: Out = None,
-) -> None:
-    """The busiest topics, tickers or sources in the range, with their negative share over time."""
-    from store import EntitiesQuery, TrendQuery
-
-    query = _query(EntitiesQuery, since, until, entity_kind=kind, limit=limit)
-    # One hour per cell over a week (168 cells merged to the sparkline's width); days beyond.
-    assert query.start is not None
-    assert query.end is not None
-    granularity = "hour" if query.end - query.start <= timedelta(days=31) else "day"
-    with _opened() as db:
-        busiest = db.frame(query, paged=True)
-        _write(db, query, out)
-        trends = db.frame(_query(TrendQuery, since, until, entity_kind=kind, granularity=granularity))
-    if busiest.empty:
-        console.print(f"no stories in {_range(query)}")
-        return
-    table = _table(
-        f"busiest {kind}s, {_range(query)}",
-        (kind, "stories", "negative", "mean score", "negative share over the range"),
-        right=("stories", "negative", "mean score"),
-    )
-    for e in busiest.itertuples():
-        counts, negatives = bucket_series(
-            trends[trends["entity"] == e.entity], query.start, query.end, granularity
-        )
-        table.add_row(
-            str(e.entity), f"{e.count:,}", f"{e.negative_share:.0%}", _score(e.mean_score),
-            sparkline(counts, negatives, width=24),
-        )  # fmt: skip
-    console.print(table)
-
-
-@history_app.command("movers")
-def movers(
-    kind: Annotated[str, typer.Option(help="topic, ticker or source.")] = "ticker",
-    falling: Annotated[bool, typer.Option("--falling", help="Those whose negative share fell most.")] = False,
-    min_stories: Annotated[
-        int, typer.Option("--min-stories", min=1, help="Stories each range needs for a change.")
-    ] = 10,
-    since: Since = None,
-    until: Until = None,
-    limit: Limit = 20,
-    out: Out = None,
-) -> None:
-    """The entities whose negative share rose most in the range against the range of equal length
-    before it (--falling: fell most)."""
-    from store import MoversQuery
-
-    direction = "down" if falling else "up"
-    query = _query(
-        MoversQuery, since, until, entity_kind=kind, min_stories=min_stories, direction=direction, limit=limit
-    )
-    rows = _fetch(query, out)
-    assert query.start is not None
-    assert query.end is not None
-    before = query.start - (query.end - query.start)
-    if rows.empty:
-        console.print(f"no {kind} with {min_stories}+ stories in {_range(query)}")
-        return
-    table = _table(
-        f"{kind}s whose negative share {'fell' if falling else 'rose'} most, {_range(query)}, "
-        f"against {before:%Y-%m-%d %H:%M} – {query.start:%Y-%m-%d %H:%M}",
-        (kind, "stories", "negative", "before", "change", ""),
-        right=("stories", "negative", "before", "change"),
-    )
-    for m in rows.itertuples():
-        known = m.change == m.change  # NaN: too few stories before
-        table.add_row(
-            str(m.entity), f"{m.count:,}", f"{m.negative_share:.0%}",
-            f"{m.previous_share:.0%} of {m.previous_count:,}" if known else f"{m.previous_count:,} stories",
-            Text(f"{m.change * 100:+.0f} pts", style="red" if m.change > 0 else "green") if known else "-",
-            share_bar(m.negative_share),
-        )  # fmt: skip
-    console.print(table)
-
-
-@history_app.command("headlines")
-def headlines(
-    entity: Annotated[str | None, typer.Option(help="KIND:NAME, e.g. ticker:ACME.")] = None,
-    positive: Annotated[bool, typer.Option("--positive", help="The most positive instead.")] = False,
-    since: Since = None,
-    until: Until = None,
-    limit: Limit = 20,
-    out: Out = None,
-) -> None:
-    """The most negative (or --positive) headlines in the range, optionally for one entity."""
-    from store import HeadlinesQuery
-
-    kind, name = _entity(entity)
-    sentiment = "positive" if positive else "negative"
-    query = _query(
-        HeadlinesQuery, since, until, entity_kind=kind, entity=name, sentiment=sentiment, limit=limit
-    )
-    rows = _fetch(query, out)
-    if rows.empty:
-        console.print(f"no {sentiment} headlines{f' for {entity}' if entity else ''} in {_range(query)}")
-        return
-    table = _table(
-        f"most {sentiment} headlines{f' for {entity}' if entity else ''}, {_range(query)}",
-        ("published (UTC)", "score", "source", "topic", "tickers", "title"),
-        right=("score",),
-    )
-    for h in rows.itertuples():
-        title = Text(str(h.title), style=f"link {h.url}" if isinstance(h.url, str) and h.url else "")
-        table.add_row(
-            _when(h.published_at), _score(h.sentiment_score), str(h.source), str(h.topic),
-            " ".join(h.tickers) if h.tickers is not None else "", title,
-        )  # fmt: skip
-    console.print(table)
-
-
-@history_app.command("alerts")
-def alerts(
-    entity: Annotated[str | None, typer.Option(help="KIND:NAME, e.g. ticker:ACME.")] = None,
-    subscription: Annotated[str | None, typer.Option(help="Only this subscription's alerts.")] = None,
-    state: Annotated[str | None, typer.Option(help="fired or resolved.")] = None,
-    since: Since = None,
-    until: Until = None,
-    limit: Limit = 20,
-    out: Out = None,
-) -> None:
-    """Alerts sent in the range, newest first: negative share vs baseline, p-value, analysts' verdict
-    (--out adds the alert ids, counts and feedback notes)."""
-    from store import AlertsQuery
-
-    kind, name = _entity(entity)
-    query = _query(
-        AlertsQuery, since, until, entity_kind=kind, entity=name, subscription_id=subscription,
-        state=state, limit=limit,
-    )  # fmt: skip
-    rows = _fetch(query, out)
-    if rows.empty:
-        console.print(f"no alerts in {_range(query)}")
-        return
-    table = _table(
-        f"alerts, newest first, {_range(query)}",
-        ("window end (UTC)", "state", "subscription", "entity", "negative", "p", "verdict"),
-        right=("negative", "p"),
-    )
-    for a in rows.itertuples():
-        verdict = a.verdict if isinstance(a.verdict, str) else ""
-        table.add_row(
-            _when(a.window_end), Text(a.state, style="red" if a.state == "fired" else "green"),
-            str(a.subscription_id), f"{a.entity_kind}:{a.entity}",
-            f"{a.negative_share:.0%} vs {a.baseline_negative_share:.0%}", f"{a.p_value:.0e}", verdict,
-        )  # fmt: skip
-    console.print(table)

@@ -1,0 +1,188 @@
+"""`finpulse history entities | movers | headlines | alerts`: ranked lists from the history store.
+
+The command group, its options and the query helpers are api/history_cli.py's. Imports
+only typer, rich and the standard library at module level.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from api.history_cli import (
+    Limit,
+    Out,
+    Since,
+    Until,
+    console,
+    entity_arg,
+    fetch,
+    history_app,
+    make_query,
+    new_table,
+    opened,
+    range_text,
+    score_text,
+    when_text,
+    write_rows,
+)
+from api.text_charts import bucket_series, share_bar, sparkline
+
+
+@history_app.command("entities")
+def entities(
+    kind: Annotated[str, typer.Option(help="topic, ticker or source.")] = "topic",
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 20,
+    out: Out = None,
+) -> None:
+    """The busiest topics, tickers or sources in the range, with their negative share over time."""
+    from store import EntitiesQuery, TrendQuery
+
+    query = make_query(EntitiesQuery, since, until, entity_kind=kind, limit=limit)
+    # One hour per cell over a week (168 cells merged to the sparkline's width); days beyond.
+    assert query.start is not None
+    assert query.end is not None
+    granularity = "hour" if query.end - query.start <= timedelta(days=31) else "day"
+    with opened() as db:
+        busiest = db.frame(query, paged=True)
+        write_rows(db, query, out)
+        trends = db.frame(make_query(TrendQuery, since, until, entity_kind=kind, granularity=granularity))
+    if busiest.empty:
+        console.print(f"no stories in {range_text(query)}")
+        return
+    table = new_table(
+        f"busiest {kind}s, {range_text(query)}",
+        (kind, "stories", "negative", "mean score", "negative share over the range"),
+        right=("stories", "negative", "mean score"),
+    )
+    for e in busiest.itertuples():
+        counts, negatives = bucket_series(
+            trends[trends["entity"] == e.entity], query.start, query.end, granularity
+        )
+        table.add_row(
+            str(e.entity), f"{e.count:,}", f"{e.negative_share:.0%}", score_text(e.mean_score),
+            sparkline(counts, negatives, width=24),
+        )  # fmt: skip
+    console.print(table)
+
+
+@history_app.command("movers")
+def movers(
+    kind: Annotated[str, typer.Option(help="topic, ticker or source.")] = "ticker",
+    falling: Annotated[bool, typer.Option("--falling", help="Those whose negative share fell most.")] = False,
+    min_stories: Annotated[
+        int, typer.Option("--min-stories", min=1, help="Stories each range needs for a change.")
+    ] = 10,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 20,
+    out: Out = None,
+) -> None:
+    """The entities whose negative share rose most in the range against the range of equal length
+    before it (--falling: fell most)."""
+    from store import MoversQuery
+
+    direction = "down" if falling else "up"
+    query = make_query(
+        MoversQuery, since, until, entity_kind=kind, min_stories=min_stories, direction=direction, limit=limit
+    )
+    rows = fetch(query, out)
+    assert query.start is not None
+    assert query.end is not None
+    before = query.start - (query.end - query.start)
+    if rows.empty:
+        console.print(f"no {kind} with {min_stories}+ stories in {range_text(query)}")
+        return
+    table = new_table(
+        f"{kind}s whose negative share {'fell' if falling else 'rose'} most, {range_text(query)}, "
+        f"against {before:%Y-%m-%d %H:%M} – {query.start:%Y-%m-%d %H:%M}",
+        (kind, "stories", "negative", "before", "change", ""),
+        right=("stories", "negative", "before", "change"),
+    )
+    for m in rows.itertuples():
+        known = m.change == m.change  # NaN: too few stories before
+        table.add_row(
+            str(m.entity), f"{m.count:,}", f"{m.negative_share:.0%}",
+            f"{m.previous_share:.0%} of {m.previous_count:,}" if known else f"{m.previous_count:,} stories",
+            Text(f"{m.change * 100:+.0f} pts", style="red" if m.change > 0 else "green") if known else "-",
+            share_bar(m.negative_share),
+        )  # fmt: skip
+    console.print(table)
+
+
+@history_app.command("headlines")
+def headlines(
+    entity: Annotated[str | None, typer.Option(help="KIND:NAME, e.g. ticker:ACME.")] = None,
+    positive: Annotated[bool, typer.Option("--positive", help="The most positive instead.")] = False,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 20,
+    out: Out = None,
+) -> None:
+    """The most negative (or --positive) headlines in the range, optionally for one entity."""
+    from store import HeadlinesQuery
+
+    kind, name = entity_arg(entity)
+    sentiment = "positive" if positive else "negative"
+    query = make_query(
+        HeadlinesQuery, since, until, entity_kind=kind, entity=name, sentiment=sentiment, limit=limit
+    )
+    rows = fetch(query, out)
+    if rows.empty:
+        console.print(f"no {sentiment} headlines{f' for {entity}' if entity else ''} in {range_text(query)}")
+        return
+    table = new_table(
+        f"most {sentiment} headlines{f' for {entity}' if entity else ''}, {range_text(query)}",
+        ("published (UTC)", "score", "source", "topic", "tickers", "title"),
+        right=("score",),
+    )
+    for h in rows.itertuples():
+        title = Text(str(h.title), style=f"link {h.url}" if isinstance(h.url, str) and h.url else "")
+        table.add_row(
+            when_text(h.published_at), score_text(h.sentiment_score), str(h.source), str(h.topic),
+            " ".join(h.tickers) if h.tickers is not None else "", title,
+        )  # fmt: skip
+    console.print(table)
+
+
+@history_app.command("alerts")
+def alerts(
+    entity: Annotated[str | None, typer.Option(help="KIND:NAME, e.g. ticker:ACME.")] = None,
+    subscription: Annotated[str | None, typer.Option(help="Only this subscription's alerts.")] = None,
+    state: Annotated[str | None, typer.Option(help="fired or resolved.")] = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 20,
+    out: Out = None,
+) -> None:
+    """Alerts sent in the range, newest first: negative share vs baseline, p-value, analysts' verdict
+    (--out adds the alert ids, counts and feedback notes)."""
+    from store import AlertsQuery
+
+    kind, name = entity_arg(entity)
+    query = make_query(
+        AlertsQuery, since, until, entity_kind=kind, entity=name, subscription_id=subscription,
+        state=state, limit=limit,
+    )  # fmt: skip
+    rows = fetch(query, out)
+    if rows.empty:
+        console.print(f"no alerts in {range_text(query)}")
+        return
+    table = new_table(
+        f"alerts, newest first, {range_text(query)}",
+        ("window end (UTC)", "state", "subscription", "entity", "negative", "p", "verdict"),
+        right=("negative", "p"),
+    )
+    for a in rows.itertuples():
+        verdict = a.verdict if isinstance(a.verdict, str) else ""
+        table.add_row(
+            when_text(a.window_end), Text(a.state, style="red" if a.state == "fired" else "green"),
+            str(a.subscription_id), f"{a.entity_kind}:{a.entity}",
+            f"{a.negative_share:.0%} vs {a.baseline_negative_share:.0%}", f"{a.p_value:.0e}", verdict,
+        )  # fmt: skip
+    console.print(table)
