@@ -1,6 +1,8 @@
-"""Signed links in alert messages: `/feedback/{alert_id}?verdict=tp&token=...` records a
+"""Links in alert messages. Signed: `/feedback/{alert_id}?verdict=tp&token=...` records a
 verdict, `/feedback/{alert_id}/chart.png?token=...` draws the alert's trend,
-`/feedback/{alert_id}/mute?token=...` mutes the alert's entity in its subscription.
+`/feedback/{alert_id}/mute?token=...` mutes the alert's entity in its subscription. Not
+signed: the dashboard's view of the entity around the alert (`/?kind=...&entity=...`; the
+dashboard asks for the API token itself).
 
 The token is an HMAC of the alert id and the link's purpose (tp, fp, chart, mute)
 keyed by the API token, so a link serves only its own alert and purpose and
@@ -13,11 +15,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from urllib.parse import quote, urlencode
 
 from pydantic import SecretStr
 
+from finpulse.schema import AlertEvent
 from finpulse.settings import ApiSettings
+from store import STEPS, Granularity
 
 # Hex digits kept from the SHA-256 HMAC: 128 bits, plenty for a link token.
 TOKEN_HEX = 32
@@ -26,6 +31,19 @@ TOKEN_HEX = 32
 # What a link may do besides recording a verdict (tp / fp).
 CHART = "chart"
 MUTE = "mute"
+DASHBOARD = "dashboard"
+# An alert is shown in buckets about its window's size: this many before the window's end, after.
+BUCKETS_BEFORE, BUCKETS_AFTER = 60, 12
+
+
+def alert_view(e: AlertEvent) -> tuple[Granularity, datetime, datetime]:
+    """The buckets and range an alert is shown in: its chart, its dashboard link."""
+    span = e.window_end - e.window_start
+    granularity: Granularity = (
+        "5min" if span <= timedelta(minutes=15) else "hour" if span <= timedelta(hours=6) else "day"
+    )
+    step = STEPS[granularity]
+    return granularity, e.window_end - BUCKETS_BEFORE * step, e.window_end + BUCKETS_AFTER * step
 
 
 def link_token(secret: SecretStr, alert_id: str, purpose: str) -> str:
@@ -77,10 +95,22 @@ class FeedbackLinks:
         """A page that mutes the alert's entity in its subscription for a while."""
         return self._action(alert_id, MUTE, "/mute")
 
-    def urls(self, alert_id: str) -> dict[str, str]:
-        """The alert's links: its two verdicts ("tp", "fp"), its "chart" and "mute"."""
-        verdicts = {verdict: self.url(alert_id, verdict) for verdict in ("tp", "fp")}
-        return {**verdicts, CHART: self.chart_url(alert_id), MUTE: self.mute_url(alert_id)}
+    def dashboard_url(self, e: AlertEvent) -> str:
+        """The dashboard's trend of the alert's entity around it (the view its chart draws)."""
+        granularity, start, end = alert_view(e)
+        view = {
+            "kind": e.entity_kind, "entity": e.entity, "range": "custom",
+            "from": f"{start:%Y-%m-%dT%H:%M}", "to": f"{end:%Y-%m-%dT%H:%M}", "step": granularity,
+        }  # fmt: skip
+        return f"{self.base_url.rstrip('/')}/?{urlencode(view)}"
+
+    def urls(self, e: AlertEvent) -> dict[str, str]:
+        """The alert's links: its two verdicts ("tp", "fp"), its "chart", "dashboard" and "mute"."""
+        verdicts = {verdict: self.url(e.alert_id, verdict) for verdict in ("tp", "fp")}
+        return {
+            **verdicts, CHART: self.chart_url(e.alert_id), DASHBOARD: self.dashboard_url(e),
+            MUTE: self.mute_url(e.alert_id),
+        }  # fmt: skip
 
     def _action(self, alert_id: str, purpose: str, suffix: str) -> str:
         url = f"{self.base_url.rstrip('/')}/feedback/{quote(alert_id, safe='')}{suffix}"

@@ -92,12 +92,13 @@ def summary(e: AlertEvent) -> str:
 
 
 def feedback_line(e: AlertEvent, links: FeedbackLinks) -> str:
-    """The alert's trend chart, a link that mutes its entity, and links that record an analyst's
-    verdict on it (backtest labels, training data)."""
-    urls = {k: safe_url(v) for k, v in links.urls(e.alert_id).items()}
+    """The alert's trend chart, its entity's trend in the dashboard, a link that mutes its entity,
+    and links that record an analyst's verdict on it (backtest labels, training data)."""
+    urls = {k: safe_url(v) for k, v in links.urls(e).items()}
     entity = escape_mrkdwn(plain(e.entity, TITLE_CHARS))
     return (
-        f"<{urls['chart']}|Trend chart> · <{urls['mute']}|Mute {e.entity_kind} {entity}…> · "
+        f"<{urls['chart']}|Trend chart> · <{urls['dashboard']}|Dashboard> · "
+        f"<{urls['mute']}|Mute {e.entity_kind} {entity}…> · "
         f"Real event? <{urls['tp']}|Yes, a true positive> · <{urls['fp']}|No, a false alarm>"
     )
 

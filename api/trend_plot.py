@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
-from datetime import timedelta
 
 import pandas as pd
 from matplotlib import dates
@@ -22,12 +21,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
+from alerts.links import alert_view
 from finpulse.schema import AlertEvent
 from store import STEPS, AlertsQuery, DuckDBStore, TrendQuery
 
 WIDTH_IN, HEIGHT_IN, DPI = 11.0, 5.0, 100
 # An alert's chart: this many buckets before its window's end (the baseline's time) and after.
-BUCKETS_BEFORE, BUCKETS_AFTER = 60, 12
 
 
 def fired_alerts(db: DuckDBStore, query: TrendQuery) -> pd.DataFrame:
@@ -41,15 +40,9 @@ def fired_alerts(db: DuckDBStore, query: TrendQuery) -> pd.DataFrame:
 def alert_chart(db: DuckDBStore, alert: AlertEvent) -> bytes | None:
     """PNG of the alert's entity around its window, in buckets about the window's size; None
     when the store has no stories for it there (pruned)."""
-    span = alert.window_end - alert.window_start
-    granularity = "5min" if span <= timedelta(minutes=15) else "hour" if span <= timedelta(hours=6) else "day"
-    step = STEPS[granularity]
+    granularity, start, end = alert_view(alert)
     query = TrendQuery(
-        entity_kind=alert.entity_kind,
-        entity=alert.entity,
-        granularity=granularity,
-        start=alert.window_end - BUCKETS_BEFORE * step,
-        end=alert.window_end + BUCKETS_AFTER * step,
+        entity_kind=alert.entity_kind, entity=alert.entity, granularity=granularity, start=start, end=end
     )
     points = db.frame(query)
     if points.empty:

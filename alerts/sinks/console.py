@@ -33,9 +33,10 @@ class ConsoleSink(AlertSink):
                 for h in event.top_headlines:
                     self._console.print(f"    - {escape(h.title)} {escape(h.url or '')}")
                 if links is not None:
-                    urls = links.urls(event.alert_id)
+                    urls = links.urls(event)
                     line = (
                         f"    chart: {escape(urls['chart'])}\n"
+                        f"    dashboard: {escape(urls['dashboard'])}\n"
                         f"    mute {escape(f'{event.entity_kind} {event.entity}')}: {escape(urls['mute'])}\n"
                         f"    real event? yes: {escape(urls['tp'])}  no: {escape(urls['fp'])}"
                     )

@@ -57,7 +57,7 @@ class WebhookSink(AlertSink):
         if notification.test_note is not None:
             body["test_note"] = notification.test_note
         elif self._links is not None and notification.state == "fired":
-            body["feedback"] = {e.alert_id: self._links.urls(e.alert_id) for e in notification.events}
+            body["feedback"] = {e.alert_id: self._links.urls(e) for e in notification.events}
         return await self._post(body, notification.delivery_id)
 
     async def send_digest(self, digest: Digest) -> str | None:

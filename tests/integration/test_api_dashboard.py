@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 from pydantic import SecretStr
 
+from alerts.links import FeedbackLinks
 from alerts.subscriptions import Subscription
 from api.app import create_app
 from finpulse.settings import AlertsSettings, ApiSettings, Settings, StoreSettings
@@ -140,6 +141,22 @@ def test_clicking_an_alert_shows_its_chart(dashboard: tuple[Page, DuckDBStore]) 
     assert page.evaluate("document.getElementById('alert-chart-img').naturalWidth") == 1100
     assert "topic earnings, alert of" in page.text_content("#alert-chart-title")  # type: ignore[operator]
     assert page.get_attribute("tr[data-alert-id=busy-1]", "aria-selected") == "true"
+
+
+def test_an_alert_messages_dashboard_link_opens_its_entity_around_it(
+    dashboard: tuple[Page, DuckDBStore],
+) -> None:
+    page, db = dashboard
+    event = db.get_alert("busy-2")
+    assert event is not None
+    origin = page.url.split("/?")[0]
+    page.goto(FeedbackLinks(origin).dashboard_url(event))
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+    chart = page.locator(".chart")
+    assert chart.count() == 1
+    assert chart.get_attribute("data-entity") == "TSLA"
+    assert chart.get_attribute("data-alerts") == "1"  # the alert itself, marked
+    assert page.input_value("#granularity") == "5min"
 
 
 def test_a_custom_range_and_the_view_in_the_address(dashboard: tuple[Page, DuckDBStore]) -> None:

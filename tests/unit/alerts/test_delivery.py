@@ -197,6 +197,7 @@ async def test_webhook_sink_sends_verdict_links_of_fired_alerts(slack_api: FakeS
             "tp": links.url(f"f000{i}-desk", "tp"),
             "fp": links.url(f"f000{i}-desk", "fp"),
             "chart": links.chart_url(f"f000{i}-desk"),
+            "dashboard": links.dashboard_url(alert(i)),
             "mute": links.mute_url(f"f000{i}-desk"),
         }
         for i in (1, 2)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import SecretStr
 
-from alerts.links import CHART, MUTE, FeedbackLinks, check_link_token, feedback_url, link_token
+from alerts.links import CHART, MUTE, FeedbackLinks, alert_view, check_link_token, feedback_url, link_token
 from finpulse.settings import ApiSettings
+from tests.unit.alerts.events import alert
 
 SECRET = SecretStr("s3cret")
 
@@ -58,9 +61,28 @@ def test_a_chart_link_is_signed_for_the_chart_only() -> None:
     assert (
         links.mute_url("a1") == f"https://fp.example/feedback/a1/mute?token={link_token(SECRET, 'a1', MUTE)}"
     )
-    assert links.urls("a1") == {
-        "tp": links.url("a1", "tp"),
-        "fp": links.url("a1", "fp"),
-        "chart": links.chart_url("a1"),
-        "mute": links.mute_url("a1"),
+    event = alert(1)
+    assert links.urls(event) == {
+        "tp": links.url(event.alert_id, "tp"),
+        "fp": links.url(event.alert_id, "fp"),
+        "chart": links.chart_url(event.alert_id),
+        "dashboard": links.dashboard_url(event),
+        "mute": links.mute_url(event.alert_id),
     }
+
+
+def test_the_dashboard_link_shows_the_alerts_entity_as_its_chart_does() -> None:
+    event = alert(1, entity="ACME")  # a 5-minute window: 5-minute buckets, 60 before its end, 12 after
+    url = FeedbackLinks("https://fp.example/", SECRET).dashboard_url(event)
+    start, end = event.window_end - timedelta(hours=5), event.window_end + timedelta(hours=1)
+    assert url == (
+        f"https://fp.example/?kind=ticker&entity=ACME&range=custom&from={start:%Y-%m-%dT%H%%3A%M}"
+        f"&to={end:%Y-%m-%dT%H%%3A%M}&step=5min"
+    )
+    assert "token" not in url  # the dashboard asks for the API token itself
+    hourly = event.model_copy(update={"window_start": event.window_end - timedelta(hours=1)})
+    assert alert_view(hourly) == (
+        "hour",
+        event.window_end - timedelta(hours=60),
+        event.window_end + timedelta(hours=12),
+    )

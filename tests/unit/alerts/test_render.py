@@ -59,8 +59,9 @@ def test_fired_alerts_carry_signed_verdict_links() -> None:
     for i, text in zip((1, 2), texts[1:3], strict=True):
         tp, fp = (feedback_url("https://fp.example", secret, f"f{i:04d}-desk", v) for v in ("tp", "fp"))
         chart, mute = links.chart_url(f"f{i:04d}-desk"), links.mute_url(f"f{i:04d}-desk")
+        dashboard = links.dashboard_url(alert(i))
         assert text.endswith(
-            f"<{chart}|Trend chart> · <{mute}|Mute ticker T00{i}…> · "
+            f"<{chart}|Trend chart> · <{dashboard}|Dashboard> · <{mute}|Mute ticker T00{i}…> · "
             f"Real event? <{tp}|Yes, a true positive> · <{fp}|No, a false alarm>"
         )
     assert "DONOTSHOW" not in json.dumps(blocks(n, links))
