@@ -23,7 +23,7 @@ from api import backtest_routes
 from api.auth import require_token
 from api.deps import Store
 from api.retention import RetentionScheduler
-from api.routes import alerts, feedback_links, history, mute_links, subscriptions
+from api.routes import alerts, feedback_links, history, mute_links, sources, subscriptions
 from finpulse.settings import Settings
 from store import DuckDBStore, NotFound, StoreError, StoreLocked, StoreStats
 
@@ -77,7 +77,7 @@ def create_app(settings: Settings, *, retention_interval_h: float | None = None)
     )
     app.state.settings = settings
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
-    for module in (history, alerts, subscriptions, backtest_routes):
+    for module in (history, alerts, subscriptions, sources, backtest_routes):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(feedback_links.router)

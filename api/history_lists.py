@@ -92,9 +92,8 @@ def movers(
         MoversQuery, since, until, entity_kind=kind, min_stories=min_stories, direction=direction, limit=limit
     )
     rows = fetch(query, out)
-    assert query.start is not None
-    assert query.end is not None
-    before = query.start - (query.end - query.start)
+    assert isinstance(query, MoversQuery)
+    before = query.previous_start()
     if rows.empty:
         console.print(f"no {kind} with {min_stories}+ stories in {range_text(query)}")
         return

@@ -92,8 +92,13 @@ class StateStore:
         write_json_atomic(state_path(self.dir, state.source), state.model_dump(mode="json"))
 
 
+def states_dir(state_dir: Path) -> Path:
+    """Where the per-source state files are (there once the ingestor has polled)."""
+    return state_dir / "sources"
+
+
 def state_path(state_dir: Path, source: str) -> Path:
-    return state_dir / "sources" / f"{source}.json"
+    return states_dir(state_dir) / f"{source}.json"
 
 
 def peek_state(state_dir: Path, source: str) -> SourceState | None:

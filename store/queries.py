@@ -187,9 +187,17 @@ class MoversQuery(Query):
     min_stories: int = Field(default=10, ge=1, le=1_000_000)
     direction: Literal["up", "down"] = "up"
 
+    def previous_start(self) -> datetime:
+        """The start of the range before (as far back as datetimes go)."""
+        assert self.start is not None  # both set by the validator
+        assert self.end is not None
+        span = self.end - self.start
+        floor = datetime.min.replace(tzinfo=UTC)
+        return self.start - span if self.start - floor > span else floor
+
     def select(self) -> tuple[str, Params]:
         start, end = self.bounds()
-        before = start - (end - start)
+        before = naive_utc(self.previous_start())
         column = _ENTITY_COLUMN[self.entity_kind]
         order = "DESC" if self.direction == "up" else "ASC"
         sql = (

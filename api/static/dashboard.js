@@ -1,4 +1,4 @@
-// finpulse dashboard: trends (uPlot) with alert markers, movers, recent alerts, headlines, subscription editor.
+// finpulse dashboard: trends (uPlot) with alert markers, movers, recent alerts, headlines, sources, subscription editor.
 // Talks only to this server's /api/v1; all data goes into the page through textContent, never HTML.
 "use strict";
 
@@ -281,6 +281,36 @@ async function loadHeadlines() {
   }
 }
 
+// --- news sources ---------------------------------------------------------------------------
+// Their health is the ingestor's (GET /sources): a source the API cannot judge says why in the panel.
+async function loadSources() {
+  const body = $("source-rows");
+  const note = $("sources-note");
+  body.replaceChildren();
+  let answer;
+  try {
+    answer = await api("/sources");
+  } catch (err) {
+    note.textContent = err.message;
+    note.className = "error";
+    note.hidden = false;
+    return;
+  }
+  note.className = "";
+  note.hidden = answer.state_found;
+  note.textContent = `No ingestor state in ${answer.state_dir}: the ingestor runs elsewhere, or has not polled yet.`;
+  for (const s of answer.items) {
+    const row = body.insertRow();
+    row.dataset.source = s.name;
+    cell(row, s.name);
+    cell(row, s.kind);
+    cell(row, s.health, `health-${s.health}`);
+    cell(row, s.last_success_at ? s.last_success_at.slice(0, 16).replace("T", " ") : "never");
+    cell(row, String(s.items_published), "num");
+    cell(row, s.detail);
+  }
+}
+
 // --- subscriptions --------------------------------------------------------------------------
 const TEMPLATE = {
   id: "new-subscription", name: "", channel: "#alerts", enabled: true,
@@ -369,7 +399,7 @@ async function refresh() {
     token(); // keep a ?token= from the address before the view replaces it
     writeView();
     await Promise.all([loadTrends(), loadMovers(), loadAlerts(), loadSubscriptions($("sub-list").value)]);
-    await loadHeadlines();
+    await Promise.all([loadHeadlines(), loadSources()]);
     status(`updated ${new Date().toISOString().slice(11, 19)} UTC`);
     document.body.dataset.ready = "true";
   } catch (err) {

@@ -16,7 +16,8 @@ from pydantic import SecretStr
 from alerts.links import FeedbackLinks
 from alerts.subscriptions import Subscription
 from api.app import create_app
-from finpulse.settings import AlertsSettings, ApiSettings, Settings, StoreSettings
+from finpulse.settings import AlertsSettings, ApiSettings, IngestSettings, Settings, StoreSettings
+from ingest.state import SourceState, StateStore
 from store import DuckDBStore, EntitiesQuery, Mover, MoversQuery, TrendQuery
 from tests.fixtures.slack import VALID_TOKEN, FakeSlack
 from tests.fixtures.store import seed_busy, seed_spike, serve_app
@@ -56,7 +57,22 @@ def dashboard(tmp_path: Path, browser: Browser) -> Iterator[tuple[Page, DuckDBSt
     path = tmp_path / "history.duckdb"
     with DuckDBStore(path) as db:
         seed_busy(db, end=datetime.now(UTC))
-    settings = Settings(store=StoreSettings(url=f"duckdb:///{path}"), api=ApiSettings(token=SecretStr(TOKEN)))
+    # Two news sources, one failing in the ingestor's state (written by its own StateStore).
+    sources = tmp_path / "sources.toml"
+    sources.write_text(
+        '[[feeds]]\nname = "wire"\nurl = "https://wire.example/rss"\n'
+        '[[feeds]]\nname = "broken"\nurl = "https://broken.example/rss"\n'
+    )
+    StateStore(tmp_path / "ingest").save(
+        SourceState(
+            source="broken", last_poll_at=datetime.now(UTC), consecutive_errors=2, last_error="timeout: x"
+        )
+    )
+    settings = Settings(
+        store=StoreSettings(url=f"duckdb:///{path}"),
+        api=ApiSettings(token=SecretStr(TOKEN)),
+        ingest=IngestSettings(sources_file=sources, state_dir=tmp_path / "ingest"),
+    )
     with serve_app(create_app(settings)) as base, DuckDBStore(path) as db:
         page = browser.new_page(viewport={"width": 1400, "height": 1600})
         page.goto(f"{base}/?token={TOKEN}")
@@ -131,6 +147,19 @@ def test_movers_rank_the_rising_negative_share_and_open_its_trend(
     assert page.locator(".chart").count() == 1
     assert page.locator(".chart").get_attribute("data-entity") == "earnings"
     assert page.input_value("#entity") == "earnings"
+
+
+def test_the_sources_panel_shows_each_sources_health(dashboard: tuple[Page, DuckDBStore]) -> None:
+    page, _ = dashboard
+    wire, broken = (page.locator(f"#source-rows tr[data-source={n}] td") for n in ("wire", "broken"))
+    assert wire.all_inner_texts()[:3] == ["wire", "feed", "waiting"]
+    cells = broken.all_inner_texts()
+    assert cells[2] == "failing"
+    assert cells[5] == "2 failed poll(s) in a row: timeout: x"
+    assert (
+        page.get_attribute("#source-rows tr[data-source=broken] td:nth-child(3)", "class") == "health-failing"
+    )
+    assert page.is_hidden("#sources-note")  # the ingestor's state is there
 
 
 def test_clicking_an_alert_shows_its_chart(dashboard: tuple[Page, DuckDBStore]) -> None:
