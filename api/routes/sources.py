@@ -16,7 +16,7 @@ from finpulse.schema import utcnow
 from ingest.errors import SourcesFileError
 from ingest.health import Health, SourceHealth, source_health
 from ingest.sources import load_sources
-from ingest.state import states_dir
+from ingest.state import SourceState, states_dir
 
 router = APIRouter(tags=["sources"])
 
@@ -62,17 +62,7 @@ def sources(request: Request) -> Sources:
 
 
 def _status(r: SourceHealth) -> SourceStatus:
-    st = r.state
+    saved = r.state.model_dump(include=set(SourceStatus.model_fields) & set(SourceState.model_fields))
     return SourceStatus(
-        name=r.name,
-        kind=r.kind,
-        health=r.health,
-        detail=r.detail(),
-        interval_s=r.interval_s,
-        last_poll_at=st.last_poll_at,
-        last_success_at=st.last_success_at,
-        next_poll_at=st.next_poll_at,
-        items_published=st.items_published,
-        consecutive_errors=st.consecutive_errors,
-        last_error=st.last_error,
+        name=r.name, kind=r.kind, health=r.health, detail=r.detail(), interval_s=r.interval_s, **saved
     )
