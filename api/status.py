@@ -279,17 +279,14 @@ HEALTH_STYLE = {"ok": "green", "failing": "red", "late": "yellow", "waiting": "d
 def print_sources(console: Console, settings: Settings, now: datetime) -> None:
     """Each configured source's health: last success, items published, what is wrong."""
     from ingest.errors import SourcesFileError
-    from ingest.health import source_health
-    from ingest.sources import load_sources
+    from ingest.health import configured_health
 
-    ingest = settings.ingest
     try:
-        config = load_sources(ingest.sources_file, allow_private=ingest.allow_private_hosts)
+        rows = configured_health(settings.ingest, now)
     except SourcesFileError as exc:
         console.print(Text(f"sources: {exc}", style="red"))
         return
-    rows = source_health(config, ingest.state_dir, ingest.default_interval_s, now)
-    table = Table(title=f"sources ({ingest.sources_file})", title_justify="left")
+    table = Table(title=f"sources ({settings.ingest.sources_file})", title_justify="left")
     for column in ("source", "kind", "health", "last success", "published", "next poll", "why"):
         table.add_column(column, justify="right" if column == "published" else "left")
     for r in rows:

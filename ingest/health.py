@@ -15,7 +15,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from .sources import ReplaySource, SourcesConfig
+from finpulse.settings import IngestSettings
+
+from .sources import ReplaySource, SourcesConfig, load_sources
 from .state import SourceState, peek_state
 
 # No successful poll for this many intervals: late.
@@ -65,3 +67,9 @@ def source_health(
             SourceHealth(source.name, source.kind, interval, health, state or SourceState(source=source.name))
         )
     return out
+
+
+def configured_health(ingest: IngestSettings, now: datetime) -> list[SourceHealth]:
+    """The health of the sources in the settings' sources file; raises SourcesFileError."""
+    config = load_sources(ingest.sources_file, allow_private=ingest.allow_private_hosts)
+    return source_health(config, ingest.state_dir, ingest.default_interval_s, now)

@@ -14,8 +14,7 @@ from pydantic import BaseModel
 
 from finpulse.schema import utcnow
 from ingest.errors import SourcesFileError
-from ingest.health import Health, SourceHealth, source_health
-from ingest.sources import load_sources
+from ingest.health import Health, SourceHealth, configured_health
 from ingest.state import SourceState, states_dir
 
 router = APIRouter(tags=["sources"])
@@ -48,10 +47,9 @@ def sources(request: Request) -> Sources:
     """Each configured news source: ok, failing (the last error), late, waiting or disabled."""
     ingest = request.app.state.settings.ingest
     try:
-        config = load_sources(ingest.sources_file, allow_private=ingest.allow_private_hosts)
+        rows = configured_health(ingest, utcnow())
     except SourcesFileError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
-    rows = source_health(config, ingest.state_dir, ingest.default_interval_s, utcnow())
     items = [_status(r) for r in rows]
     return Sources(
         sources_file=str(ingest.sources_file),
