@@ -177,11 +177,11 @@ def _show(console: Console, alert: AlertEvent, settings: Settings, logs: Path) -
         )
     )
     api = settings.api
+    links = FeedbackLinks.from_settings(api)
     console.print(f"[bold]6. dashboard[/bold] http://{api.host}:{api.port}/  (API docs: /docs)")
+    console.print(f"   the alert there: {links.dashboard_url(alert)}", soft_wrap=True)
     console.print(f"   the console sink's rendering of the alert is in {logs / 'alerts.log'}")
-    console.print(
-        f"   its chart: {FeedbackLinks.from_settings(api).chart_url(alert.alert_id)}", soft_wrap=True
-    )
+    console.print(f"   its chart: {links.chart_url(alert.alert_id)}", soft_wrap=True)
     console.print(
         f"   in the terminal: `finpulse history trend {alert.entity_kind}:{alert.entity} --granularity 5min`"
     )

@@ -83,3 +83,7 @@ def test_demo_fires_its_alert_on_every_run(
         alert = db.get_alert(unquote(alert_id))
         assert alert is not None
         assert (alert_chart(db, alert) or b"").startswith(b"\x89PNG")
+    # And the dashboard's view of it: the alert's entity around its window.
+    view = re.search(r"the alert there: (http://\S+)", done.stdout)
+    assert view is not None, done.stdout
+    assert "/?kind=ticker&entity=ACME&range=custom&from=" in view.group(1)
