@@ -34,7 +34,7 @@ from rich.table import Table
 from rich.text import Text
 
 from finpulse.errors import BrokerUnavailable
-from finpulse.settings import Settings
+from finpulse.settings import MODEL_CONFIG_FILE, Settings
 from finpulse.topics import (
     STAGE_TOPIC_FIELDS,
     dead_letter_topic,
@@ -174,7 +174,7 @@ async def kafka_status(settings: Settings) -> KafkaStatus:
 
 def model_summary(model_dir: Path) -> str:
     """Version, CPU back end and validation accuracy from the model card, or what is missing."""
-    if not (model_dir / "config.json").exists():
+    if not (model_dir / MODEL_CONFIG_FILE).is_file():
         return f"none in {model_dir}: run `finpulse model train` (or `--quick`)"
     card = model_dir / "card.json"
     if not card.exists():

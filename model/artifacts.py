@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from safetensors.torch import load_file, save_file
 
+from finpulse.settings import MODEL_CONFIG_FILE
 from model.errors import ModelNotFound
 from model.labels import SENTIMENT_LABELS, TOPICS
 from model.lexical import LEXICAL_FILE, LexicalModel
@@ -32,7 +33,7 @@ from model.text import NORMALISATION_VERSION
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
+CONFIG_FILE = MODEL_CONFIG_FILE
 WEIGHTS_FILE = "model.safetensors"
 ONNX_FILE = "model.onnx"
 ONNX_INT8_FILE = "model.int8.onnx"
