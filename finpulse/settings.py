@@ -188,6 +188,11 @@ class StreamSettings(_Group):
     # Serve Prometheus metrics at http://<host>:<port>/metrics (finpulse/metrics.py); None: off.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     app_id: str = "finpulse"
+    # A worker that dies without leaving its consumer group (SIGKILL, a crash, a lost host)
+    # holds its partitions this long before the others (or its restart) take them over.
+    # Faust's default is 60 s; its heartbeats run on their own thread, so the classifier's
+    # CPU work does not starve them. The broker accepts 6 s and more by default.
+    session_timeout_s: float = Field(default=10.0, ge=6.0)
     # memory:// rebuilds tables from their changelog topics at start; rocksdb:// keeps them on disk.
     table_store: str = "memory://"
     # A window closes once every input's event time passed its end plus this grace

@@ -3,7 +3,7 @@
     <model_dir>/config.json          ModelConfig (labels, encoder shape, training config)
     <model_dir>/model.safetensors    all weights (encoder + heads), float32
     <model_dir>/tokenizer.json ...   the encoder's tokenizer
-    <model_dir>/lexical.joblib       the n-gram heads mixed with the encoder's (`model.lexical`)
+    <model_dir>/lexical.json, .npz   the n-gram heads mixed with the encoder's (`model.lexical`)
     <model_dir>/model.onnx           ONNX export (`model.export`)
     <model_dir>/model.int8.onnx      the same, int8 dynamic quantisation
     <model_dir>/card.json, card.md   evaluation (`model.evaluate`)
@@ -19,17 +19,18 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
-from safetensors.torch import load_file, save_file
 
 from finpulse.settings import MODEL_CONFIG_FILE
 from model.errors import ModelNotFound
 from model.labels import SENTIMENT_LABELS, TOPICS
-from model.lexical import LEXICAL_FILE, LexicalModel
-from model.network import TwoHeadNet
+from model.lexical import LEXICAL_FILES, LexicalModel
 from model.text import NORMALISATION_VERSION
+
+if TYPE_CHECKING:  # torch and transformers load only where the network does: the ONNX engine needs neither
+    from model.network import TwoHeadNet
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +62,10 @@ def save_model(
     net: TwoHeadNet, tokenizer: Any, config: ModelConfig, out_dir: Path, lexical: LexicalModel | None = None
 ) -> str:
     """Write weights, config, tokenizer and n-gram heads; returns the model version."""
+    from safetensors.torch import save_file
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (ONNX_FILE, ONNX_INT8_FILE, CARD_JSON, CARD_MD, LEXICAL_FILE):
+    for stale in (ONNX_FILE, ONNX_INT8_FILE, CARD_JSON, CARD_MD, *LEXICAL_FILES):
         (out_dir / stale).unlink(missing_ok=True)
     state = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
     save_file(state, str(out_dir / WEIGHTS_FILE))
@@ -91,6 +94,10 @@ def load_config(model_dir: Path) -> ModelConfig:
 
 def load_net(model_dir: Path) -> tuple[TwoHeadNet, ModelConfig]:
     """The float32 network in eval mode, on CPU."""
+    from safetensors.torch import load_file
+
+    from model.network import TwoHeadNet
+
     config = load_config(model_dir)
     net = TwoHeadNet.from_config(config.encoder)
     net.load_state_dict(load_file(str(model_dir / WEIGHTS_FILE)))
@@ -103,13 +110,14 @@ def load_tokenizer(model_dir: Path) -> Any:
     return AutoTokenizer.from_pretrained(str(model_dir))
 
 
-def model_version(model_dir: Path) -> str:
-    """`ft-` + 12 hex digits of SHA-256 over the weights, the n-gram heads and the config."""
+def model_version(model_dir: Path, lexical: LexicalModel | None = None) -> str:
+    """`ft-` + 12 hex digits of SHA-256 over the weights, the n-gram heads and the config
+    (`lexical`: the directory's n-gram heads when the caller loaded them already)."""
     digest = hashlib.sha256()
     with (model_dir / WEIGHTS_FILE).open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
-    lexical = LexicalModel.load(model_dir)
+    lexical = lexical or LexicalModel.load(model_dir)
     if lexical is not None:
         digest.update(lexical.fingerprint())
     config = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))

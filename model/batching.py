@@ -7,12 +7,22 @@ never pay for a long summary and no batch is padded to a fixed length.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from transformers import PreTrainedTokenizerBase
+from tokenizers import Tokenizer
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+
+TOKENIZER_FILE = "tokenizer.json"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 
 
 @dataclass(frozen=True)
@@ -28,18 +38,38 @@ class TextEncoder:
 
     Runs the tokenizer's Rust core directly (a private copy, without padding or
     truncation): the transformers wrapper costs more than the tokenising itself
-    on short texts.
+    on short texts, and the engine need not import transformers (nor torch) at all.
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> None:
-        from tokenizers import Tokenizer
-
-        self.backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())  # type: ignore[attr-defined]
+    def __init__(self, backend: Tokenizer, cls_id: int, sep_id: int, pad_id: int, max_length: int) -> None:
+        self.backend = backend
         self.backend.no_truncation()
         self.backend.no_padding()
-        self.cls, self.sep = tokenizer.cls_token_id, tokenizer.sep_token_id
-        self.pad_id = tokenizer.pad_token_id or 0
+        self.cls, self.sep, self.pad_id = cls_id, sep_id, pad_id
         self.body = max_length - 2  # room for [CLS] and [SEP]
+
+    @classmethod
+    def of(cls, tokenizer: PreTrainedTokenizerBase, max_length: int) -> TextEncoder:
+        """From a loaded transformers tokenizer (training)."""
+        backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())  # type: ignore[attr-defined]
+        cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+        return cls(backend, cls_id, sep_id, tokenizer.pad_token_id or 0, max_length)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dir(cls, model_dir: Path, max_length: int) -> TextEncoder:
+        """From the files `save_pretrained` wrote: tokenizer.json and its special tokens."""
+        backend = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
+        config = json.loads((model_dir / TOKENIZER_CONFIG_FILE).read_text(encoding="utf-8"))
+
+        def token_id(name: str) -> int | None:
+            token = config.get(name)
+            token = token.get("content") if isinstance(token, dict) else token  # older files: AddedToken
+            return backend.token_to_id(token) if isinstance(token, str) else None
+
+        cls_id, sep_id = token_id("cls_token"), token_id("sep_token")
+        if cls_id is None or sep_id is None:
+            raise ValueError(f"{model_dir / TOKENIZER_CONFIG_FILE} names no [CLS] / [SEP] tokens")
+        return cls(backend, cls_id, sep_id, token_id("pad_token") or 0, max_length)
 
     def __call__(self, texts: Sequence[str]) -> Encoded:
         raw = [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -34,7 +35,7 @@ import numpy as np
 
 from finpulse.schema import NewsItem, ScoredItem, utcnow
 from finpulse.settings import ModelSettings
-from model.artifacts import CARD_JSON, ONNX_INT8_FILE, ModelConfig, load_config, load_tokenizer, model_version
+from model.artifacts import CARD_JSON, ONNX_INT8_FILE, ModelConfig, load_config, model_version
 from model.batching import TextEncoder, costed_batches, pad, sorted_batches
 from model.errors import InvalidInput
 from model.labels import FALLBACK_TOPIC, Task
@@ -60,6 +61,8 @@ CPU_CALL_TOKENS = 48
 # Top-two probability gap under which a checked back end asks float32 (see the module):
 # each text run again costs a float32 pass, ~1.8x an int8 one (5.7 ms vs 3.1 for one text).
 CHECK_MARGIN = 0.05
+# What a Linux host (or a container given a GPU) shows when an NVIDIA driver is loaded.
+NVIDIA_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl")
 
 
 def choose_backend(model_dir: Path, device: str) -> str:
@@ -79,6 +82,9 @@ def choose_backend(model_dir: Path, device: str) -> str:
 
 
 def _cuda_available() -> bool:
+    # No NVIDIA driver, no CUDA: skip importing torch (seconds) for a question it would answer no.
+    if sys.platform == "linux" and not any(Path(p).exists() for p in NVIDIA_DRIVER_PATHS):
+        return False
     import torch
 
     return bool(torch.cuda.is_available())
@@ -101,13 +107,13 @@ class Classifier:
     def __init__(
         self,
         runtime: Runtime,
-        tokenizer: object,
+        encoder: TextEncoder,
         config: ModelConfig,
         version: str,
         max_batch: int = 64,
         lexical: LexicalModel | None = None,
     ) -> None:
-        self.runtime, self.tokenizer, self.config = runtime, tokenizer, config
+        self.runtime, self.encoder, self.config = runtime, encoder, config
         # A checked back end's float32 runtime, for the texts left near a tie.
         self.reference: Runtime | None = getattr(runtime, "reference", None)
         self.version, self.max_batch = version, max_batch
@@ -115,7 +121,6 @@ class Classifier:
         self.lexical = lexical
         self.lexical_weight = float(config.train.get("lexical_weight", 0.0)) if lexical else 0.0
         self.max_length = config.max_length
-        self.encoder = TextEncoder(tokenizer, config.max_length)  # type: ignore[arg-type]
         self.on_gpu = runtime.name.startswith("cuda")
         # Tensor cores like multiples of 8, and fewer shapes mean fewer kernel choices.
         self.pad_multiple = 8 if self.on_gpu else 1
@@ -145,10 +150,11 @@ class Classifier:
         config = load_config(model_dir)
         backend = backend or choose_backend(model_dir, device)
         runtime = make_runtime(backend, model_dir, threads)
-        version = model_version(model_dir)
+        heads = LexicalModel.load(model_dir)
+        version = model_version(model_dir, heads)
         logger.info("classifier loaded dir=%s version=%s backend=%s", model_dir, version, backend)
-        mixed = LexicalModel.load(model_dir) if lexical else None
-        return cls(runtime, load_tokenizer(model_dir), config, version, max_batch, mixed)
+        encoder = TextEncoder.from_dir(model_dir, config.max_length)
+        return cls(runtime, encoder, config, version, max_batch, heads if lexical else None)
 
     @classmethod
     def from_settings(cls, settings: ModelSettings, *, threads: int | None = None) -> Classifier:

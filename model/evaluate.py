@@ -30,7 +30,7 @@ from model.engine import Classifier
 from model.errors import TrainingDataError
 from model.export import export_onnx
 from model.labels import TASKS, Task, labels_for
-from model.lexical import LEXICAL_FILE
+from model.lexical import lexical_saved
 from model.metrics import TaskMetrics, task_metrics
 from model.runtime import cpu_backends
 
@@ -191,7 +191,7 @@ def _metrics(val: list[Example], topic: np.ndarray, sentiment: np.ndarray) -> di
 
 def encoder_only(model_dir: Path, val: list[Example], threads: int | None) -> dict[Task, TaskMetrics] | None:
     """The reference without its n-gram heads: what they add (None when it has none)."""
-    if not (model_dir / LEXICAL_FILE).is_file():
+    if not lexical_saved(model_dir):
         return None
     clf = Classifier.load(model_dir, backend=REFERENCE, threads=threads, lexical=False)
     topic, sentiment, _ = labels_of(clf, [ex.text for ex in val])

@@ -19,15 +19,15 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
 
 from model.artifacts import ONNX_FILE, ONNX_INT8_FILE, load_net
 from model.errors import ModelNotFound
-from model.network import quiet_transformers
-from model.precision import cpu_has_bf16
+
+if TYPE_CHECKING:  # torch loads with a torch back end only: a process on ONNX starts seconds sooner
+    import torch
 
 CPU_BACKENDS = ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8", "onnx-int8-checked")
 CUDA_BACKENDS = ("cuda-bf16", "cuda-fp16", "cuda")
@@ -42,6 +42,8 @@ UNFUSED = ["SkipLayerNormFusion"]
 
 def cpu_backends() -> tuple[str, ...]:
     """The CPU back ends worth measuring here (bf16 only where the CPU has it natively)."""
+    from model.precision import cpu_has_bf16
+
     return tuple(b for b in CPU_BACKENDS if b != "torch-bf16" or cpu_has_bf16())
 
 
@@ -62,6 +64,8 @@ class TorchRuntime:
         self.net, self.device, self.name = net.eval(), device, name
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
         with torch.inference_mode():
             ids = torch.from_numpy(input_ids).to(self.device, non_blocking=True)
             mask = torch.from_numpy(attention_mask).to(self.device, non_blocking=True)
@@ -116,6 +120,10 @@ def traced(net: torch.nn.Module) -> torch.nn.Module:
     GIL, got 37. Alone it is faster too (bf16, 2-core AMX Xeon: 176 -> 277 docs/s at
     batch 1, 501 -> 608 at 32), and gives the same logits.
     """
+    import torch
+
+    from model.network import quiet_transformers
+
     ids = torch.ones((2, 16), dtype=torch.int64)
     mask = torch.ones_like(ids)
     # A padded row: with an all-ones mask transformers leaves the mask out of the graph.
@@ -142,6 +150,8 @@ def make_runtime(backend: str, model_dir: Path, threads: int | None = None) -> R
         if not path.is_file():
             raise ModelNotFound(f"{path} missing: run `finpulse model export` (or `finpulse model eval`)")
         return OnnxRuntime(path, threads, backend)
+    import torch
+
     if threads:
         torch.set_num_threads(threads)
     net, _ = load_net(model_dir)

@@ -212,7 +212,7 @@ class _Trainer:
         self.tokenizer = AutoTokenizer.from_pretrained(base)
         self.net = TwoHeadNet.from_pretrained_encoder(base, config.dropout).to(self.device)
         texts = {part: [e.text for e in getattr(split, part)] for part in ("train", "val")}
-        encoder = TextEncoder(self.tokenizer, config.max_length)
+        encoder = TextEncoder.of(self.tokenizer, config.max_length)
         self.train_data = _Batches(split.train, encoder(texts["train"]))
         self.val_data = _Batches(split.val, encoder(texts["val"]))
         self.weights = {

@@ -44,6 +44,7 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=kafka.topics.replication_factor,
         topic_disable_leader=False,
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.stream.session_timeout_s,
         producer_acks=-1,
         # Let records gather for 50 ms into one produce request per partition: each story
         # fans out to several topics, and one request per record cost the worker (and the

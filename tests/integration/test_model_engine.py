@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +20,7 @@ from model.engine import CHECK_MARGIN, Classifier, margin
 from model.errors import InvalidInput, ModelNotFound
 from model.evaluate import validation_examples
 from model.labels import FALLBACK_TOPIC, TOPICS
-from model.lexical import LexicalModel, mix
+from model.lexical import LexicalModel, NgramTable, fit_sklearn, mix
 from model.runtime import cpu_backends
 
 HEADLINES = [
@@ -117,29 +119,44 @@ def test_engine_mixes_the_ngram_heads_into_the_encoders(quick_model_dir: Path, v
         assert (mixed[head].argmax(-1) != encoder[head].argmax(-1)).any()
 
 
-def test_ngram_fast_path_equals_sklearns_predict_proba(quick_model_dir: Path, val_texts: list[str]) -> None:
-    lexical = LexicalModel.load(quick_model_dir)
+def test_ngram_fast_path_equals_sklearns_predict_proba(quick_model_dir: Path, tmp_path: Path) -> None:
+    """The heads as plain arrays, read back from their files, give what sklearn's objects give."""
+    val, _, _ = validation_examples(quick_model_dir, None)
+    features, heads = fit_sklearn(val, seed=0)
+    n_classes = {"topic": len(TOPICS), "sentiment": 3}
+    LexicalModel.of(features, heads, n_classes).save(tmp_path)
+    lexical = LexicalModel.load(tmp_path)
     assert lexical is not None
     # Character n-grams are looked up word by word: whitespace runs, tabs, capitals, accents,
-    # words seen before (cached) must give what sklearn gives for the whole text.
+    # short words, words seen before (cached) must give what sklearn gives for the whole text.
     odd = [
         "  Tesla\tQ3  EARNINGS\n\nbeat  $TSLA ",
         "tesla q3 earnings beat $tsla",
         "Ünïcödé ÀB\u00a0cd\u2003EF",
+        "a I to of ok",
         "  ",
     ]
+    val_texts = [ex.text for ex in val]
     texts = val_texts + odd + val_texts[:5]
-    features = lexical.features.transform(texts)
     fast = lexical.probabilities(texts)
-    for task, head in lexical.heads.items():
-        assert np.allclose(fast[task][:, head.classes_], head.predict_proba(features), atol=1e-5)
-    features = lexical.features.transform(val_texts)
+    for task, head in heads.items():
+        assert np.allclose(
+            fast[task][:, head.classes_], head.predict_proba(features.transform(texts)), atol=1e-5
+        )
     # A head that saw two classes only (sklearn keeps one logit for those).
-    labels = np.arange(len(val_texts)) % 2
-    binary = LogisticRegression(max_iter=500).fit(features, labels)
-    two = LexicalModel(lexical.features, {"topic": binary}, {"topic": 20}).probabilities(val_texts)["topic"]
-    assert np.allclose(two[:, :2], binary.predict_proba(features), atol=1e-5)
+    x = features.transform(val_texts)
+    binary = LogisticRegression(max_iter=500).fit(x, np.arange(len(val_texts)) % 2)
+    two = LexicalModel.of(features, {"topic": binary}, {"topic": 20}).probabilities(val_texts)["topic"]
+    assert np.allclose(two[:, :2], binary.predict_proba(x), atol=1e-5)
     assert not two[:, 2:].any()
+
+
+def test_ngram_heads_refuse_vectorizer_settings_they_do_not_reproduce() -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    fitted = TfidfVectorizer(strip_accents="unicode").fit(["Shares fall", "Shares rise"])
+    with pytest.raises(ValueError, match="strip_accents"):
+        NgramTable.of(fitted)
 
 
 def test_mix_is_a_renormalised_geometric_mean() -> None:
@@ -176,6 +193,33 @@ def test_save_load_round_trip_gives_identical_predictions(quick_model_dir: Path,
     reloaded = Classifier.load(tmp_path / "again", backend="torch").probabilities(HEADLINES)
     assert np.array_equal(original[0], reloaded[0])
     assert np.array_equal(original[1], reloaded[1])
+
+
+def test_the_engine_tokenises_as_the_transformers_tokenizer(
+    engine: Classifier, quick_model_dir: Path, val_texts: list[str]
+) -> None:
+    """The engine reads tokenizer.json itself (no transformers): the same ids, cut the same way."""
+    texts = [*val_texts[:300], *HEADLINES, "word " * 400, "Ünïcödé £5bn — 株価 ok", "x"]
+    expected = load_tokenizer(quick_model_dir)(texts, truncation=True, max_length=engine.max_length)
+    assert engine.encoder(texts).ids == expected["input_ids"]
+    assert engine.encoder(["word " * 400]).truncated == [True]
+
+
+def test_an_onnx_engine_starts_without_torch_transformers_or_sklearn(quick_model_dir: Path) -> None:
+    """Every worker child and CLI call loads the engine: torch and transformers took ~10 s of a
+    child's 15 s start on a 2-core VM, sklearn ~4 s more."""
+    script = f"""
+import sys
+from model import Classifier
+engine = Classifier.load({str(quick_model_dir)!r}, device="auto")
+print(engine.backend, engine.predict(["Shares plunge after profit warning"])[0].sentiment)
+print(sorted(m for m in ("torch", "transformers", "sklearn") if m in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    backend, heavy = done.stdout.splitlines()[-2:]
+    assert backend.startswith("onnx-int8-checked ")
+    assert heavy == "[]"
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t", "\x00\x07"])

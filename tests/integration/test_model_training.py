@@ -15,7 +15,7 @@ from model.artifacts import (
     model_version,
 )
 from model.labels import TOPICS
-from model.lexical import LEXICAL_FILE, LexicalModel
+from model.lexical import LEXICAL_ARRAYS, LEXICAL_FILE, LexicalModel
 from tests.markdown import tables
 
 
@@ -36,7 +36,16 @@ def test_quick_training_learns(quick_model_dir: Path) -> None:
 
 
 def test_model_dir_holds_weights_exports_and_card(quick_model_dir: Path) -> None:
-    files = (CONFIG_FILE, WEIGHTS_FILE, LEXICAL_FILE, ONNX_FILE, ONNX_INT8_FILE, CARD_JSON, CARD_MD)
+    files = (
+        CONFIG_FILE,
+        WEIGHTS_FILE,
+        LEXICAL_FILE,
+        LEXICAL_ARRAYS,
+        ONNX_FILE,
+        ONNX_INT8_FILE,
+        CARD_JSON,
+        CARD_MD,
+    )
     for name in (*files, "tokenizer.json"):
         assert (quick_model_dir / name).is_file(), name
     for png in ("confusion_topic.png", "confusion_sentiment.png"):
@@ -88,7 +97,7 @@ def test_version_is_a_hash_of_weights_and_config(quick_model_dir: Path, tmp_path
     assert changed_weights != changed_config
     lexical = LexicalModel.load(copy)
     assert lexical is not None
-    lexical.heads["sentiment"].coef_[0, 0] += 0.5
+    lexical.coef[0, 0] += 0.5
     lexical.save(copy)
     assert model_version(copy) != changed_weights
 
