@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pytest
 import torch
@@ -20,7 +21,7 @@ from model.engine import CHECK_MARGIN, Classifier, margin
 from model.errors import InvalidInput, ModelNotFound
 from model.evaluate import validation_examples
 from model.labels import FALLBACK_TOPIC, TOPICS
-from model.lexical import LexicalModel, NgramTable, fit_sklearn, mix
+from model.lexical import LEGACY_FILE, LexicalModel, NgramTable, fit_sklearn, lexical_saved, mix
 from model.runtime import cpu_backends
 
 HEADLINES = [
@@ -127,6 +128,12 @@ def test_ngram_fast_path_equals_sklearns_predict_proba(quick_model_dir: Path, tm
     LexicalModel.of(features, heads, n_classes).save(tmp_path)
     lexical = LexicalModel.load(tmp_path)
     assert lexical is not None
+    # A model saved before the plain arrays (sklearn's objects, pickled) loads as the same heads.
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    joblib.dump({"features": features, "heads": heads, "n_classes": n_classes}, legacy / LEGACY_FILE)
+    assert lexical_saved(legacy)
+    assert LexicalModel.load(legacy).fingerprint() == lexical.fingerprint()  # type: ignore[union-attr]
     # Character n-grams are looked up word by word: whitespace runs, tabs, capitals, accents,
     # short words, words seen before (cached) must give what sklearn gives for the whole text.
     odd = [
