@@ -38,6 +38,10 @@ def worker(
     asyncio.run(ensure_topics(s.kafka, worker_topics(s)))
     serve_metrics(s.stream.metrics_port, "FINPULSE_STREAM_METRICS_PORT")
     app = create_app(s)
+    if s.stream.metrics_port is not None:
+        from stream.metrics import export_consumer_lag
+
+        export_consumer_lag(app)
     # Faust logs each backpressure wait of its producer (one story fans out to
     # several entities) as a warning: routine under load, not a problem.
     logging.getLogger("faust.transport.producer").addFilter(lambda r: "buffer full" not in r.getMessage())

@@ -90,6 +90,18 @@ def test_up_runs_every_service_restarts_one_that_dies_and_stops_them_all(
 
         _wait("the worker to process every story", lambda: processed() == published, 60, out)
         assert _metric(worker_port, "finpulse_stream_batch_size_count") >= 1
+        # Its consumer lag on news.raw: a gauge per partition it owns, down to 0 once it committed.
+        raw = settings.kafka.topics.raw
+
+        def raw_lag() -> list[float]:
+            return _samples(worker_port, "finpulse_stream_consumer_lag", topic=raw)
+
+        _wait(
+            "the worker to commit every story",
+            lambda: raw_lag() == [0.0] * settings.kafka.topics.partitions,
+            60,
+            out,
+        )
         assert _metric(alerts_port, "finpulse_alerts_delivered_total") == 0  # no alert in these stories
 
         worker_pid = _pid_of("worker", text)
@@ -111,13 +123,18 @@ def test_up_runs_every_service_restarts_one_that_dies_and_stops_them_all(
 
 def _metric(port: int, name: str, **labels: str) -> float:
     """The sum of a metric's samples with these labels in a process's /metrics (0 if none)."""
+    return sum(_samples(port, name, **labels))
+
+
+def _samples(port: int, name: str, **labels: str) -> list[float]:
+    """The values of a metric's samples with these labels in a process's /metrics."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return sum(
+    return [
         sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
         if sample.name == name and labels.items() <= sample.labels.items()
-    )
+    ]
 
 
 def _pid_of(name: str, text: str) -> int:
