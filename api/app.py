@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from api import backtest_routes
 from api.auth import require_token
 from api.deps import Store
+from api.metrics import count_requests
 from api.retention import RetentionScheduler
 from api.routes import alerts, feedback_links, history, mute_links, sources, subscriptions
 from finpulse.settings import Settings
@@ -82,10 +83,11 @@ def create_app(settings: Settings, *, retention_interval_h: float | None = None)
     app.include_router(api)
     app.include_router(feedback_links.router)
     app.include_router(mute_links.router)
-    app.add_api_route(f"{API_PREFIX}/health", _health, methods=["GET"], tags=["health"])
-    app.add_api_route("/", _dashboard, methods=["GET"], include_in_schema=False)
+    app.add_api_route(f"{API_PREFIX}/health", _health, methods=["GET"], tags=["health"], name="health")
+    app.add_api_route("/", _dashboard, methods=["GET"], include_in_schema=False, name="dashboard")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_error_handlers(app)
+    count_requests(app)
     return app
 
 

@@ -42,6 +42,7 @@ def serve(
     from api.app import create_app
     from finpulse.cli import settings as load
     from finpulse.errors import ConfigError
+    from finpulse.metrics import serve_metrics
 
     s = load()
     api = s.api.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
@@ -51,6 +52,7 @@ def serve(
         )
     s = s.model_copy(update={"api": api})
     Console().print(f"finpulse api: dashboard at http://{api.host}:{api.port}/  (OpenAPI: /docs)")
+    serve_metrics(api.metrics_port, "FINPULSE_API_METRICS_PORT")
     # Prunes at start, then periodically.
     app = create_app(s, retention_interval_h=s.store.retention_interval_h)
     uvicorn.run(app, host=api.host, port=api.port, log_level=s.log_level.lower())

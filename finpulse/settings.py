@@ -238,6 +238,8 @@ class StoreSettings(_Group):
 class ApiSettings(_Group):
     """The query API and dashboard (api/)."""
 
+    # Serve Prometheus metrics at http://<host>:<port>/metrics (finpulse/metrics.py); None: off.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     # Bearer token for every API call; None: no auth, for local use on loopback only.

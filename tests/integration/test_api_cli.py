@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from api.cli import serve
 from finpulse.errors import ConfigError
@@ -25,12 +26,13 @@ def _free_port() -> int:
 
 
 def test_finpulse_api_serves_the_dashboard_and_the_api(tmp_path: Path) -> None:
-    port = _free_port()
+    port, metrics_port = _free_port(), _free_port()
     env = {
         **os.environ,
         "FINPULSE_STORE_URL": f"duckdb:///{tmp_path / 'h.duckdb'}",
         "FINPULSE_API_PORT": str(port),
         "FINPULSE_API_TOKEN": "cli-token",
+        "FINPULSE_API_METRICS_PORT": str(metrics_port),
     }
     env.pop("FINPULSE_CONFIG", None)
     proc = subprocess.Popen(
@@ -54,6 +56,24 @@ def test_finpulse_api_serves_the_dashboard_and_the_api(tmp_path: Path) -> None:
         page = httpx.get(f"{base}/", timeout=5)
         assert "uPlot.iife.min.js" in page.text
         assert httpx.get(f"{base}/static/vendor/uplot/uPlot.iife.min.js", timeout=5).status_code == 200
+        assert httpx.get(f"{base}/wp-login.php", timeout=5).status_code == 404
+        # Its Prometheus metrics: each request by handler and status, timed.
+        metrics = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(
+                httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+            )
+            for s in family.samples
+        }
+
+        def requests(handler: str, status: str) -> float:
+            labels = (("handler", handler), ("method", "GET"), ("status", status))
+            return metrics.get(("finpulse_api_requests_total", labels), 0)
+
+        assert requests("alerts", "401") == requests("alerts", "200") == 1
+        assert requests("dashboard", "200") == requests("/static", "200") == requests("unmatched", "404") == 1
+        assert requests("health", "200") >= 1
+        assert metrics[("finpulse_api_request_seconds_count", (("handler", "alerts"),))] == 2
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=15)
