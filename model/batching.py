@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+SPECIAL_TOKENS_FILE = "special_tokens_map.json"
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,13 @@ class TextEncoder:
 
     @classmethod
     def from_dir(cls, model_dir: Path, max_length: int) -> TextEncoder:
-        """From the files `save_pretrained` wrote: tokenizer.json and its special tokens."""
+        """From the files `save_pretrained` wrote: tokenizer.json and its special tokens (in
+        tokenizer_config.json, or special_tokens_map.json from older transformers)."""
         backend = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
-        config = json.loads((model_dir / TOKENIZER_CONFIG_FILE).read_text(encoding="utf-8"))
+        config: dict[str, object] = {}
+        for name in (SPECIAL_TOKENS_FILE, TOKENIZER_CONFIG_FILE):
+            if (model_dir / name).is_file():
+                config.update(json.loads((model_dir / name).read_text(encoding="utf-8")))
 
         def token_id(name: str) -> int | None:
             token = config.get(name)
@@ -68,7 +73,7 @@ class TextEncoder:
 
         cls_id, sep_id = token_id("cls_token"), token_id("sep_token")
         if cls_id is None or sep_id is None:
-            raise ValueError(f"{model_dir / TOKENIZER_CONFIG_FILE} names no [CLS] / [SEP] tokens")
+            raise ValueError(f"{model_dir}: the tokenizer's files name no [CLS] / [SEP] tokens")
         return cls(backend, cls_id, sep_id, token_id("pad_token") or 0, max_length)
 
     def __call__(self, texts: Sequence[str]) -> Encoded:

@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from finpulse.schema import NewsItem
 from finpulse.settings import ModelSettings
 from model.artifacts import ModelConfig, load_net, load_tokenizer, save_model
+from model.batching import TextEncoder
 from model.engine import CHECK_MARGIN, Classifier, margin
 from model.errors import InvalidInput, ModelNotFound
 from model.evaluate import validation_examples
@@ -210,6 +211,24 @@ def test_the_engine_tokenises_as_the_transformers_tokenizer(
     expected = load_tokenizer(quick_model_dir)(texts, truncation=True, max_length=engine.max_length)
     assert engine.encoder(texts).ids == expected["input_ids"]
     assert engine.encoder(["word " * 400]).truncated == [True]
+
+
+def test_special_tokens_come_from_either_tokenizer_file(quick_model_dir: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    shutil.copy(quick_model_dir / "tokenizer.json", tmp_path)
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "BertTokenizer"}))
+    with pytest.raises(ValueError, match="no \\[CLS\\] / \\[SEP\\]"):
+        TextEncoder.from_dir(tmp_path, 128)
+    # Older transformers kept them in special_tokens_map.json, as added-token objects.
+    special = {name: {"content": tok, "lstrip": False} for name, tok in
+               (("cls_token", "[CLS]"), ("sep_token", "[SEP]"), ("pad_token", "[PAD]"))}  # fmt: skip
+    (tmp_path / "special_tokens_map.json").write_text(json.dumps(special))
+    old = TextEncoder.from_dir(tmp_path, 128)
+    new = TextEncoder.from_dir(quick_model_dir, 128)
+    assert (old.cls, old.sep, old.pad_id) == (new.cls, new.sep, new.pad_id) == (101, 102, 0)
+    assert old(HEADLINES).ids == new(HEADLINES).ids
 
 
 def test_an_onnx_engine_starts_without_torch_transformers_or_sklearn(quick_model_dir: Path) -> None:
