@@ -38,7 +38,6 @@ from alerts.backtest import (
     rebuild_windows,
     run_backtest,
 )
-from alerts.backtest_plot import plot_backtest
 from alerts.baseline import BaselineParams
 from alerts.live import live_subscriptions
 from alerts.subscriptions import DetectorParams, Subscription, SubscriptionFilter
@@ -145,6 +144,8 @@ class BacktestOutcome:
         if entity is None:
             raise BacktestError("nothing to plot: the backtest replayed no windows")
         report = self.report
+        from alerts.backtest_plot import plot_backtest  # matplotlib: loaded by the first chart
+
         return plot_backtest(
             self.windows, report.results, entity, labels=report.labels, recommended=report.recommended
         )

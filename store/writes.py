@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import duckdb
-import pandas as pd
 
 from finpulse.schema import AlertEvent, Message, ScoredItem, WindowAggregate
 from store.queries import naive_utc
@@ -116,6 +115,8 @@ def upsert(con: duckdb.DuckDBPyConnection, table: Table, rows: Sequence[tuple[An
     """Upsert rows in one statement over a DataFrame; returns how many were sent."""
     if not rows:
         return 0
+    import pandas as pd  # on the first write: 1.4 s of every store user's start otherwise
+
     con.register(INCOMING, pd.DataFrame.from_records(rows, columns=table.columns))
     try:
         con.execute(table.upsert_sql(INCOMING))

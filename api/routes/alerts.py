@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Store
 from api.paging import FILE_RESPONSES, FORMAT_PARAM, Format, Page, export, page
-from api.trend_plot import alert_chart
 from finpulse.schema import AlertEvent
 from store import AlertRecord, AlertsQuery, Feedback, FeedbackQuery, LabelledAlert, Verdict
 
@@ -63,6 +62,8 @@ def alert_chart_png(db: Store, alert_id: AlertId) -> Response:
     event = db.get_alert(alert_id)
     if event is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no alert with id {alert_id!r}")
+    from api.trend_plot import alert_chart  # matplotlib: loaded by the first chart, not at start
+
     png = alert_chart(db, event)
     if png is None:
         raise HTTPException(

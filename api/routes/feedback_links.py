@@ -18,7 +18,6 @@ from starlette.concurrency import run_in_threadpool
 
 from alerts.links import CHART, FeedbackLinks, check_link_token
 from api.deps import Store
-from api.trend_plot import alert_chart
 from finpulse.schema import AlertEvent
 from store import DuckDBStore, NotFound, Verdict
 
@@ -120,6 +119,8 @@ def alert_chart_png(request: Request, db: Store, alert_id: AlertId, token: LinkT
     alert = linked_alert(request, db, alert_id, CHART, token)
     if isinstance(alert, HTMLResponse):
         return alert
+    from api.trend_plot import alert_chart  # matplotlib: loaded by the first chart, not at start
+
     png = alert_chart(db, alert)
     if png is None:
         return PlainTextResponse(

@@ -8,7 +8,6 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from api.deps import Store, unprocessable
 from api.paging import FILE_RESPONSES, FORMAT_PARAM, Format, Page, export, page
-from api.trend_plot import fired_alerts, plot_trend
 from store import (
     EntitiesQuery,
     EntityCount,
@@ -46,6 +45,8 @@ def trend_plot(db: Store, q: Annotated[TrendQuery, Query()]) -> Response:
     points = db.frame(q)
     if points.empty:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no stories for {q.entity_kind} {q.entity!r}")
+    from api.trend_plot import fired_alerts, plot_trend  # matplotlib: loaded by the first chart
+
     png = plot_trend(points, fired_alerts(db, q), f"{q.entity_kind} {q.entity}", q.granularity)
     return Response(png, media_type="image/png")
 
