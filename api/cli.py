@@ -108,7 +108,7 @@ def status(
         console.print(f"kafka {s.kafka.bootstrap}: answering")
         print_kafka(console, kafka)
     print_store(console, s)
-    console.print(f"model: {model_summary(s.model.model_dir)}")
+    console.print(f"model: {model_summary(s.model)}")
     print_sources(console, s, utcnow())
     raise typer.Exit(code)
 

@@ -17,7 +17,6 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -34,7 +33,7 @@ from rich.table import Table
 from rich.text import Text
 
 from finpulse.errors import BrokerUnavailable
-from finpulse.settings import MODEL_CONFIG_FILE, Settings
+from finpulse.settings import ModelSettings, Settings
 from finpulse.topics import (
     STAGE_TOPIC_FIELDS,
     dead_letter_topic,
@@ -172,9 +171,10 @@ async def kafka_status(settings: Settings) -> KafkaStatus:
     return KafkaStatus(topics, lags)
 
 
-def model_summary(model_dir: Path) -> str:
+def model_summary(model: ModelSettings) -> str:
     """Version, CPU back end and validation accuracy from the model card, or what is missing."""
-    if not (model_dir / MODEL_CONFIG_FILE).is_file():
+    model_dir = model.model_dir
+    if not model.trained:
         return f"none in {model_dir}: run `finpulse model train` (or `--quick`)"
     card = model_dir / "card.json"
     if not card.exists():

@@ -125,19 +125,20 @@ class NgramTable:
         self.idf = np.asarray(idf, dtype=np.float64)
         self.vocabulary = {term: j for j, term in enumerate(terms)}
         self.offset = 0  # its first column among the features of all tables (set by LexicalModel)
-        self.word_columns = functools.lru_cache(maxsize=WORD_CACHE)(self._word_wb_columns)
-        self.columns = self._word_columns if analyzer == "word" else self._char_wb_columns
+        # A text's columns: word n-grams of the whole text, or character n-grams word by word.
+        self.columns = self._word_ngram_columns if analyzer == "word" else self._char_ngram_columns
+        self._one_word_columns = functools.lru_cache(maxsize=WORD_CACHE)(self._char_ngrams_of_word)
 
-    def _word_columns(self, text: str) -> list[int]:
+    def _word_ngram_columns(self, text: str) -> list[int]:
         return self._lookup(word_ngrams(WORD_TOKEN.findall(text.lower()), *self.ngram_range))
 
-    def _char_wb_columns(self, text: str) -> list[int]:
+    def _char_ngram_columns(self, text: str) -> list[int]:
         # char_wb n-grams never cross a word, so a text's are its words' (of the lower-cased
         # text split on whitespace), each word's looked up once: a text's ~300 vocabulary
         # lookups were half of the n-gram heads' time.
-        return list(chain.from_iterable(map(self.word_columns, text.lower().split())))
+        return list(chain.from_iterable(map(self._one_word_columns, text.lower().split())))
 
-    def _word_wb_columns(self, word: str) -> list[int]:
+    def _char_ngrams_of_word(self, word: str) -> list[int]:
         return self._lookup(char_wb_ngrams(word, *self.ngram_range))
 
     @classmethod
