@@ -13,6 +13,7 @@ demo's subscription lives in config/demo-subscriptions.toml.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
 import subprocess
@@ -20,6 +21,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
@@ -36,6 +38,8 @@ DEMO_SUBSCRIPTIONS = REPO_ROOT / "config" / "demo-subscriptions.toml"
 DEMO_PREFIX = "demo-"
 # Long enough for a cold worker (model load, Faust start) plus the replay.
 ALERT_TIMEOUT_S = 300.0
+# The worker's history sink writes every 2 s; its writes wait their turn for the store's file.
+STORED_TIMEOUT_S = 30.0
 
 
 def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> None:
@@ -64,6 +68,13 @@ def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> Non
         _run(["ingest", "replay", str(replay), "--no-wait"], env)
         alert = asyncio.run(_first_alert(settings, offsets))
         _show(console, alert, settings, logs)
+        # The links and commands just printed read the history store: stop nothing before the
+        # alert is in it (a worker stopped mid-batch writes that batch on its next start, which
+        # this run's topics never get).
+        if not _stored(settings, alert.alert_id):
+            console.print(
+                f"[yellow]the alert is not in the history store after {STORED_TIMEOUT_S:.0f} s[/yellow]"
+            )
         console.print(
             f"[bold]7. this run's pipeline[/bold] `source {_write_env(settings, logs / 'env.sh')}`, "
             "then `finpulse status` or `finpulse dead-letters` look at its topics"
@@ -160,6 +171,22 @@ async def _first_alert(settings: Settings, offsets: dict[TopicPartition, int]) -
     finally:
         await consumer.stop()
     raise AssertionError("unreachable")
+
+
+def _stored(settings: Settings, alert_id: str) -> bool:
+    """Whether the API finds the alert within STORED_TIMEOUT_S."""
+    import httpx
+
+    api, token = settings.api, settings.api.token
+    url = f"http://{api.host}:{api.port}/api/v1/alerts/{quote(alert_id, safe='')}"
+    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+    deadline = time.monotonic() + STORED_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):  # the API may still be starting
+            if httpx.get(url, headers=headers, timeout=5).status_code == 200:
+                return True
+        time.sleep(0.5)
+    return False
 
 
 def _show(console: Console, alert: AlertEvent, settings: Settings, logs: Path) -> None:
