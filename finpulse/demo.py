@@ -68,9 +68,8 @@ def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> Non
         _run(["ingest", "replay", str(replay), "--no-wait"], env)
         alert = asyncio.run(_first_alert(settings, offsets))
         _show(console, alert, settings, logs)
-        # The links and commands just printed read the history store: stop nothing before the
-        # alert is in it (a worker stopped mid-batch writes that batch on its next start, which
-        # this run's topics never get).
+        # The links and commands just printed read the history store: say so when the alert is
+        # not in it (the worker writes in batches of up to 2 s).
         if not _stored(settings, alert.alert_id):
             console.print(
                 f"[yellow]the alert is not in the history store after {STORED_TIMEOUT_S:.0f} s[/yellow]"

@@ -8,7 +8,9 @@ bench`), where `getmany` hands over hundreds at once. Batches of up to
 SINK_BATCH records or SINK_WITHIN_S are written with idempotent upserts off the
 event loop, then committed: after a crash the uncommitted batch is written
 again and changes nothing. A record that does not parse is dead-lettered; a
-batch the store rejects is written again from the last commit.
+batch the store rejects is written again from the last commit. A worker that
+stops cleanly writes and commits the batch it was gathering before it goes, so
+what it scored is in the history when it has stopped (not at its next start).
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ SINK_BACKOFF_S = 2.0
 # writes every SINK_WITHIN_S anyway: let the broker gather up to this much, this long.
 SINK_FETCH_MIN_BYTES = 256 * 1024
 SINK_FETCH_MAX_WAIT_MS = 500
+# Gathering asks the consumer this often whether the worker is stopping; on a stop the
+# last batch gets this long to be written (a store busy with another process included).
+SINK_POLL_S = 0.25
+SINK_STOP_TIMEOUT_S = 20.0
 
 
 class StoreService(Service):
@@ -117,6 +123,7 @@ class HistorySink(Service):
         }
         self._dead = {name: topics.dead(app, name) for name in self._routes}
         self._consumer: AIOKafkaConsumer | None = None
+        self._consuming: asyncio.Task[None] | None = None
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -132,6 +139,14 @@ class HistorySink(Service):
         await self._consumer.start()
 
     async def on_stop(self) -> None:
+        # should_stop is set now: the consuming task writes and commits its last batch and ends.
+        consuming, self._consuming = self._consuming, None
+        if consuming is not None and not consuming.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(consuming), SINK_STOP_TIMEOUT_S)
+            except TimeoutError:
+                logger.warning("history: the last batch was not written in %.0f s; it will be "
+                               "written at the next start", SINK_STOP_TIMEOUT_S)  # fmt: skip
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()  # what was not committed is written again next time
@@ -140,32 +155,39 @@ class HistorySink(Service):
     async def _consume(self) -> None:
         consumer = self._consumer
         assert consumer is not None, "mode starts a service's tasks after on_start"
+        self._consuming = asyncio.current_task()
         while not self.should_stop:
             try:
                 records = await self._gather(consumer)
-            except ConsumerStoppedError:  # on_stop closed it while it waited: the worker stops
+            except ConsumerStoppedError:  # closed while it waited (the stop timed out)
                 return
-            if not records:
-                continue
-            try:
-                await self._write(records)
-            except Exception:  # keep consuming: the batch is read again
-                logger.exception("history write failed records=%d; reading them again", len(records))
+            if records:
+                await self._store(consumer, records)
+
+    async def _store(self, consumer: AIOKafkaConsumer, records: list[ConsumerRecord]) -> None:
+        """Write the batch, then commit it; a failed write is read again from the last commit."""
+        try:
+            await self._write(records)
+        except Exception:  # keep consuming: the batch is read again
+            logger.exception("history write failed records=%d; reading them again", len(records))
+            if not self.should_stop:
                 await self.sleep(SINK_BACKOFF_S)
                 await consumer.seek_to_committed()
-                continue
-            try:
-                await consumer.commit()
-            except KafkaError as exc:  # a rebalance moved the partitions: their new owner rewrites
-                logger.warning("history commit failed (%s); the batch will be written again", exc)
+            return
+        try:
+            await consumer.commit()
+        except KafkaError as exc:  # a rebalance moved the partitions: their new owner rewrites
+            logger.warning("history commit failed (%s); the batch will be written again", exc)
 
     async def _gather(self, consumer: AIOKafkaConsumer) -> list[ConsumerRecord]:
-        """Records for up to SINK_WITHIN_S, at most SINK_BATCH."""
+        """Records for up to SINK_WITHIN_S, at most SINK_BATCH; fewer when the worker stops."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SINK_WITHIN_S
         records: list[ConsumerRecord] = []
-        while len(records) < SINK_BATCH and (left := deadline - loop.time()) > 0:
-            got = await consumer.getmany(timeout_ms=int(left * 1000), max_records=SINK_BATCH - len(records))
+        while len(records) < SINK_BATCH and not self.should_stop and (left := deadline - loop.time()) > 0:
+            got = await consumer.getmany(
+                timeout_ms=int(min(left, SINK_POLL_S) * 1000), max_records=SINK_BATCH - len(records)
+            )
             for batch in got.values():
                 records.extend(batch)
         return records
