@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup browser demo test lint clean
+.PHONY: setup browser postgres demo test lint clean
 
 # Environment: uv (installed once into ~/.local if missing), then the locked deps.
 setup:
@@ -15,10 +15,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
+# PostgreSQL server binaries for the store tests (Debian's package; the tests start their own server).
+postgres:
+	@command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
 demo: setup
 	$(RUN) finpulse demo
 
-test: setup browser
+test: setup browser postgres
 	$(RUN) pytest
 
 lint: setup

@@ -85,14 +85,14 @@ def list_subscriptions(
     from finpulse.cli import console, settings
     from finpulse.logs import quiet_store
     from finpulse.schema import utcnow
-    from store import DuckDBStore, StoreError
+    from store import StoreError, open_store
 
     from .live import live_subscriptions
     from .overview import overviews
 
     s = settings()
     quiet_store()
-    store = DuckDBStore.from_settings(s.store, read_only=True) if s.stream.history else None
+    store = open_store(s.store, read_only=True) if s.stream.history else None
     try:
         if store is not None:
             store.start()
@@ -131,7 +131,7 @@ def send_test(
     from finpulse.cli import console, settings
     from finpulse.errors import ConfigError
     from finpulse.schema import utcnow
-    from store import DuckDBStore
+    from store import open_store
 
     from .live import live_subscriptions
     from .sample import send_samples
@@ -139,7 +139,7 @@ def send_test(
     from .subscriptions import pick
 
     s = settings()
-    store = DuckDBStore.from_settings(s.store, read_only=True) if s.stream.history else None
+    store = open_store(s.store, read_only=True) if s.stream.history else None
     try:  # live_subscriptions opens the store, or falls back to the file when it cannot
         subs = live_subscriptions(s.alerts.subscriptions_file, store)
     finally:
@@ -176,7 +176,7 @@ def send_digest(
     from finpulse.cli import console, settings
     from finpulse.logs import quiet_store
     from finpulse.schema import utcnow
-    from store import DuckDBStore
+    from store import open_store
 
     from .digest import build_digest, digest_id
     from .live import live_subscriptions
@@ -185,7 +185,7 @@ def send_digest(
 
     s = settings()
     quiet_store()
-    store = DuckDBStore.from_settings(s.store, read_only=True)
+    store = open_store(s.store, read_only=True)
     try:
         store.start()  # a digest reads the history: no store is the error to show
         subs = pick(live_subscriptions(s.alerts.subscriptions_file, store), subscription)
@@ -210,7 +210,7 @@ def send_digest(
 async def _serve(s: Settings, sink_names: list[str] | None) -> None:
     from finpulse.metrics import serve_metrics
     from finpulse.topics import ensure_topics
-    from store import DuckDBStore
+    from store import open_store
 
     from .digest_job import DigestJob
     from .dispatcher import AlertDispatcher
@@ -219,7 +219,7 @@ async def _serve(s: Settings, sink_names: list[str] | None) -> None:
     from .sinks.build import build_sinks
 
     serve_metrics(s.alerts.metrics_port, "FINPULSE_ALERTS_METRICS_PORT")
-    store = DuckDBStore.from_settings(s.store) if s.stream.history else None
+    store = open_store(s.store) if s.stream.history else None
     live = LiveSubscriptions(s.alerts.subscriptions_file, store, refresh_s=s.alerts.subscriptions_refresh_s)
     subscriptions = await asyncio.to_thread(live.load)
     ledger = DeliveryLedger(s.alerts.ledger_file or s.data_dir / "alerts" / "deliveries.sqlite")

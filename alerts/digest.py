@@ -22,9 +22,9 @@ from store import (
     MAX_LIMIT,
     AlertRecord,
     AlertsQuery,
-    DuckDBStore,
     Headline,
     HeadlinesQuery,
+    HistoryStore,
     Mover,
     MoversQuery,
 )
@@ -104,7 +104,7 @@ def digest_id(subscription_id: str, day: date) -> str:
     return f"digest:{subscription_id}:{day.isoformat()}"
 
 
-def build_digest(db: DuckDBStore, sub: Subscription, day_id: str, end: datetime) -> Digest:
+def build_digest(db: HistoryStore, sub: Subscription, day_id: str, end: datetime) -> Digest:
     """The subscription's 24 hours up to `end`, from the history store."""
     start = end - PERIOD
     lines: list[EntityLine] = []
@@ -134,7 +134,9 @@ def build_digest(db: DuckDBStore, sub: Subscription, day_id: str, end: datetime)
     )
 
 
-def _headlines(db: DuckDBStore, sub: Subscription, start: datetime, end: datetime) -> tuple[HeadlineRef, ...]:
+def _headlines(
+    db: HistoryStore, sub: Subscription, start: datetime, end: datetime
+) -> tuple[HeadlineRef, ...]:
     """The most negative headlines about the subscription's entities (any, for a wildcard)."""
     queries: list[HeadlinesQuery] = []
     for kind, field in FILTER_FIELDS:

@@ -24,7 +24,7 @@ import duckdb
 from finpulse.errors import ConfigError, PermanentError, TransientError
 from finpulse.schedule import Periodic
 from finpulse.schema import utcnow
-from store import DuckDBStore, StoreError, StoreLocked
+from store import HistoryStore, StoreError, StoreUnavailable
 
 from .digest import Digest, build_digest, due_digests
 from .ledger import DeliveryLedger
@@ -43,7 +43,7 @@ class DigestJob(Periodic):
 
     def __init__(
         self,
-        store: DuckDBStore,
+        store: HistoryStore,
         sinks: list[AlertSink],
         ledger: DeliveryLedger,
         subscriptions: Callable[[], tuple[Subscription, ...]],
@@ -78,7 +78,7 @@ class DigestJob(Periodic):
         for sub, day_id, end in due_digests(self._subscriptions(), now, self._recorded):
             try:
                 digest = await asyncio.to_thread(self._build, sub, day_id, end)
-            except (StoreError, StoreLocked, duckdb.Error) as exc:  # the next minute retries
+            except (StoreError, StoreUnavailable, duckdb.Error) as exc:  # the next minute retries
                 logger.warning("digest not built subscription=%s error=%s", sub.id, exc)
                 continue
             for sink in self._sinks:

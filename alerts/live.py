@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from finpulse.errors import ConfigError, FinpulseError
 from finpulse.schema import describe_validation_error, utcnow
-from store import DuckDBStore, StoreConfigError, StoreError, StoreLocked
+from store import HistoryStore, StoreConfigError, StoreError, StoreUnavailable
 
 from .subscriptions import Subscription, load_subscriptions, loads_subscriptions
 
@@ -48,7 +48,7 @@ FILE_HASH_KEY = "subscriptions.file_sha256"
 Subscriptions = tuple[Subscription, ...]
 
 
-def live_subscriptions(path: Path, store: DuckDBStore | None) -> Subscriptions:
+def live_subscriptions(path: Path, store: HistoryStore | None) -> Subscriptions:
     """The live subscriptions (module doc); falls back to the file when the store is unusable.
 
     Raises:
@@ -59,17 +59,17 @@ def live_subscriptions(path: Path, store: DuckDBStore | None) -> Subscriptions:
         return load_subscriptions(path)
     try:
         return load_live(path, store)
-    except (StoreError, StoreLocked, StoreConfigError) as exc:
+    except (StoreError, StoreUnavailable, StoreConfigError) as exc:
         logger.warning("history store unavailable: subscriptions from %s alone; error=%s", path, exc)
         return load_subscriptions(path)
 
 
-def load_live(path: Path, store: DuckDBStore) -> Subscriptions:
+def load_live(path: Path, store: HistoryStore) -> Subscriptions:
     """Seed the store from the file if it changed, then read and validate the stored set.
 
     Raises:
         ConfigError: the file is invalid.
-        StoreError, StoreLocked, StoreConfigError: the store cannot be used.
+        StoreError, StoreUnavailable, StoreConfigError: the store cannot be used.
     """
     store.start()  # idempotent; migrates a writable store
     overlay: dict[str, Subscription] = {}
@@ -90,7 +90,7 @@ def load_live(path: Path, store: DuckDBStore) -> Subscriptions:
     return tuple(live[k] for k in sorted(live))
 
 
-def _stored(store: DuckDBStore, *, warn: bool = False) -> dict[str, Subscription]:
+def _stored(store: HistoryStore, *, warn: bool = False) -> dict[str, Subscription]:
     """The stored subscriptions that validate (the others logged with their reason when `warn`)."""
     out: dict[str, Subscription] = {}
     for record in store.list_subscriptions():
@@ -125,7 +125,7 @@ def _keep_running_mutes(subs: Subscriptions, stored: dict[str, Subscription], no
     return tuple(out)
 
 
-def _changed_file(path: Path, store: DuckDBStore) -> tuple[str, Subscriptions] | None:
+def _changed_file(path: Path, store: HistoryStore) -> tuple[str, Subscriptions] | None:
     """(hash, subscriptions) of the file when it differs from the last import; else None."""
     try:
         data = path.read_bytes()
@@ -150,7 +150,7 @@ class LiveSubscriptions:
     def __init__(
         self,
         path: Path,
-        store: DuckDBStore | None,
+        store: HistoryStore | None,
         *,
         refresh_s: float,
         on_change: Callable[[Subscriptions], None] | None = None,

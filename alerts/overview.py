@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from store import MAX_LIMIT, AlertRecord, AlertsQuery, DuckDBStore
+from store import MAX_LIMIT, AlertRecord, AlertsQuery, HistoryStore
 
 from .subscriptions import Subscription
 
@@ -56,7 +56,7 @@ def state(sub: Subscription, now: datetime) -> str:
 
 
 def overviews(
-    subs: tuple[Subscription, ...], db: DuckDBStore | None, now: datetime, days: float
+    subs: tuple[Subscription, ...], db: HistoryStore | None, now: datetime, days: float
 ) -> list[Overview]:
     """Each subscription's overview; without a store, no alerts."""
     out = []

@@ -26,7 +26,7 @@ from api.metrics import count_requests
 from api.retention import RetentionScheduler
 from api.routes import alerts, feedback_links, history, mute_links, sources, subscriptions
 from finpulse.settings import Settings
-from store import DuckDBStore, NotFound, StoreError, StoreLocked, StoreStats
+from store import NotFound, StoreError, StoreLocked, StoreStats, StoreUnavailable, open_store
 
 logger = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -49,7 +49,7 @@ def create_app(settings: Settings, *, retention_interval_h: float | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = DuckDBStore.from_settings(settings.store)
+        store = open_store(settings.store)
         await run_in_threadpool(store.start)
         app.state.store = store
         retention = None if retention_interval_h is None else RetentionScheduler(store, retention_interval_h)
@@ -105,9 +105,12 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
-    @app.exception_handler(StoreLocked)
-    async def locked(request: Request, exc: StoreLocked) -> JSONResponse:
-        logger.warning("api store locked path=%s waited_s=%.1f", exc.path, exc.waited_s)
+    @app.exception_handler(StoreUnavailable)
+    async def unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        if isinstance(exc, StoreLocked):
+            logger.warning("api store locked path=%s waited_s=%.1f", exc.path, exc.waited_s)
+        else:
+            logger.warning("api store unavailable path=%s: %s", request.url.path, exc)
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(StoreError)

@@ -54,7 +54,7 @@ from finpulse.schema import (
 )
 from finpulse.schema import parse_entity as parse_entity_text
 from finpulse.settings import Settings
-from store import AlertsQuery, DuckDBStore, Query
+from store import AlertsQuery, HistoryStore, Query
 from store.records import Row, UtcTime
 
 logger = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ def load_grid_file(path: Path) -> dict[str, list[GridValue]]:
 
 
 def resolve_subscription(
-    request: BacktestRequest, settings: Settings, store: DuckDBStore | None
+    request: BacktestRequest, settings: Settings, store: HistoryStore | None
 ) -> Subscription:
     """The live subscription named by the request, or an ad-hoc one watching only its entity."""
     if request.subscription_id is None:
@@ -212,7 +212,7 @@ def resolve_subscription(
 
 
 def apply_recommended(
-    report: BacktestReport, request: BacktestRequest, settings: Settings, store: DuckDBStore
+    report: BacktestReport, request: BacktestRequest, settings: Settings, store: HistoryStore
 ) -> dict[str, tuple[object, object]]:
     """Write the recommended setting's detector parameters into the live subscription (the
     store's copy, which the worker and the dispatcher reload); returns each changed parameter
@@ -251,7 +251,7 @@ class ScoredRecordsQuery(Query):
 
 
 def stored_windows(
-    store: DuckDBStore, request: BacktestRequest, subscription: Subscription, kinds: set[WindowKind]
+    store: HistoryStore, request: BacktestRequest, subscription: Subscription, kinds: set[WindowKind]
 ) -> list[WindowAggregate]:
     """The windows the live stream stored (all the subscription's entities, for its test family)."""
     kind, name = request.focus() or (None, None)
@@ -263,7 +263,7 @@ def stored_windows(
     return [w for w in windows if any(subscription.matches(w.entity_kind, w.entity, k) for k in kinds)]
 
 
-def stored_items(store: DuckDBStore, start: datetime | None, end: datetime | None) -> list[ScoredItem]:
+def stored_items(store: HistoryStore, start: datetime | None, end: datetime | None) -> list[ScoredItem]:
     """Stored scored items in the range (default: the last week)."""
     rows = store.fetch(ScoredRecordsQuery(start=start, end=end), paged=False)
     return [ScoredItem.model_validate_json(cast(_Record, r).record) for r in rows]
@@ -386,7 +386,7 @@ def read_labels_file(path: Path) -> Labels:
     return Labels(events=tuple(events), complete=True)
 
 
-def feedback_labels(store: DuckDBStore, start: datetime | None, end: datetime | None) -> Labels:
+def feedback_labels(store: HistoryStore, start: datetime | None, end: datetime | None) -> Labels:
     """Analysts' verdicts on past fired alerts; a tp covers the alert's episode (to its resolve)."""
     query = Query(start=start, end=end)
     events: dict[tuple[object, ...], LabelledEvent] = {}
@@ -443,7 +443,7 @@ def run_windows(
     return BacktestOutcome(report=report, windows=windows)
 
 
-def labels_for(request: BacktestRequest, store: DuckDBStore | None, labels: Labels | None = None) -> Labels:
+def labels_for(request: BacktestRequest, store: HistoryStore | None, labels: Labels | None = None) -> Labels:
     """Explicit labels win; else inline ones; else analysts' feedback (if a store); else none."""
     if labels is not None:
         return labels
@@ -459,7 +459,7 @@ def _kinds(request: BacktestRequest, subscription: Subscription) -> set[WindowKi
 
 
 def run_from_store(
-    request: BacktestRequest, settings: Settings, store: DuckDBStore, *, now: datetime,
+    request: BacktestRequest, settings: Settings, store: HistoryStore, *, now: datetime,
     labels: Labels | None = None, progress: Progress | None = None,
 ) -> BacktestOutcome:  # fmt: skip
     """Backtest over the store's history: its windows, or windows rebuilt from its scored items."""
@@ -480,7 +480,7 @@ def run_from_store(
 
 def run_from_items(
     request: BacktestRequest, settings: Settings, items: Sequence[ScoredItem], *, now: datetime,
-    labels: Labels | None = None, store: DuckDBStore | None = None, progress: Progress | None = None,
+    labels: Labels | None = None, store: HistoryStore | None = None, progress: Progress | None = None,
 ) -> BacktestOutcome:  # fmt: skip
     """Backtest over scored items (a classified replay file)."""
     subscription = resolve_subscription(request, settings, store)

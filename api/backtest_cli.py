@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from api.backtest import BacktestOutcome, BacktestRequest
     from finpulse.schema import ScoredItem
     from finpulse.settings import Settings
-    from store import DuckDBStore
+    from store import HistoryStore
 
 console = Console()
 
@@ -127,11 +127,11 @@ def _apply(report: BacktestReport, request: BacktestRequest, s: Settings) -> Non
 
     from api.backtest import apply_recommended
     from finpulse.errors import FinpulseError
-    from store import DuckDBStore
+    from store import open_store
 
     sid = request.subscription_id
     try:
-        with DuckDBStore.from_settings(s.store) as db:
+        with open_store(s.store) as db:
             changed = apply_recommended(report, request, s, db)
     except FinpulseError as exc:
         _fail(str(exc))
@@ -166,7 +166,7 @@ def _run(
 ) -> BacktestOutcome:
     from api.backtest import run_from_items, run_from_store
     from finpulse.schema import utcnow
-    from store import DuckDBStore
+    from store import open_store
 
     now = utcnow()
     with _progress() as bars:
@@ -176,7 +176,7 @@ def _run(
             bars.update(grid_task, completed=done, total=total)
 
         if replay is None:
-            with DuckDBStore.from_settings(s.store, read_only=True) as db:
+            with open_store(s.store, read_only=True) as db:
                 return run_from_store(request, s, db, now=now, labels=labels, progress=on_setting)
         items = _score_replay(replay, s, bars)
         store = _optional_store(s) if labels is None and request.labels_from_feedback else None
@@ -187,11 +187,11 @@ def _run(
                 store.stop()
 
 
-def _optional_store(s: Settings) -> DuckDBStore | None:
+def _optional_store(s: Settings) -> HistoryStore | None:
     """The store for feedback labels, if there is one (a replay needs none)."""
-    from store import DuckDBStore, StoreError
+    from store import StoreError, open_store
 
-    db = DuckDBStore.from_settings(s.store, read_only=True)
+    db = open_store(s.store, read_only=True)
     try:
         db.start()
     except StoreError:

@@ -21,7 +21,7 @@ from alerts.backtest import BacktestError, BacktestReport
 from api.backtest import BacktestOutcome, BacktestRequest, NoHistory, run_from_store
 from api.deps import Store, unprocessable
 from finpulse.schema import EntityKind, WindowKind, describe_validation_error, normalise_entity, utcnow
-from store import DuckDBStore
+from store import HistoryStore
 
 router = APIRouter(tags=["backtest"])
 ERRORS: dict[int | str, dict[str, str]] = {
@@ -73,7 +73,7 @@ class BacktestResponse(BaseModel):
     plot_url: str
 
 
-def _run(request: Request, body: BacktestRequest, db: DuckDBStore) -> BacktestOutcome:
+def _run(request: Request, body: BacktestRequest, db: HistoryStore) -> BacktestOutcome:
     try:
         return run_from_store(body, request.app.state.settings, db, now=utcnow())
     except NoHistory as exc:

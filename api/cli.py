@@ -63,10 +63,10 @@ def prune() -> None:
     from rich.console import Console
 
     from finpulse.cli import settings as load
-    from store import DuckDBStore
+    from store import open_store
 
     s = load()
-    with DuckDBStore.from_settings(s.store) as db:
+    with open_store(s.store) as db:
         deleted = db.apply_retention()
     summary = ", ".join(f"{table} {n}" for table, n in deleted.items())
     Console().print(f"prune: kept {s.store.retention_days} days; deleted {summary}")

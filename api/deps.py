@@ -6,15 +6,15 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from store import DuckDBStore
+from store import HistoryStore
 
 
-def get_store(request: Request) -> DuckDBStore:
-    store: DuckDBStore = request.app.state.store
+def get_store(request: Request) -> HistoryStore:
+    store: HistoryStore = request.app.state.store
     return store
 
 
-Store = Annotated[DuckDBStore, Depends(get_store)]
+Store = Annotated[HistoryStore, Depends(get_store)]
 
 
 def unprocessable(message: str, loc: tuple[str, ...] = ("body",)) -> HTTPException:

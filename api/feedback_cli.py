@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from store import DuckDBStore
+    from store import HistoryStore
 
 # Label id of the sentiment set (../shared/data/README.md): 0 bearish, 1 bullish, 2 neutral.
 BEARISH = 0
@@ -50,7 +50,7 @@ def known_texts(path: Path) -> set[str]:
 
 
 def training_rows(
-    store: DuckDBStore, *, start: datetime | None = None, end: datetime | None = None,
+    store: HistoryStore, *, start: datetime | None = None, end: datetime | None = None,
     exclude: set[str] | frozenset[str] = frozenset(),
 ) -> list[tuple[str, int]]:  # fmt: skip
     """(text, 0) for each headline of true-positive fired alerts whose window starts in [start, end)."""
@@ -97,13 +97,13 @@ def export(
     from finpulse.cli import parse_time
     from finpulse.cli import settings as load_settings
     from finpulse.errors import FinpulseError
-    from store import DuckDBStore
+    from store import open_store
 
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
     s = load_settings()
     existing = exclude or s.model.train_data_dir / "sentiment" / "train.csv"
     try:
-        with DuckDBStore.from_settings(s.store, read_only=True) as db:
+        with open_store(s.store, read_only=True) as db:
             rows = training_rows(db, start=start, end=end, exclude=known_texts(existing))
     except (FinpulseError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")

@@ -33,7 +33,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     import pandas as pd
 
-    from store import DuckDBStore, Query
+    from store import HistoryStore, Query
 
 from api.text_charts import EMPTY, bucket_series, share_bar, sparkline
 
@@ -91,17 +91,17 @@ def fail(message: str) -> NoReturn:
 
 
 @contextmanager
-def opened() -> Iterator[DuckDBStore]:
+def opened() -> Iterator[HistoryStore]:
     """The configured store, read-only; a missing or locked file is a clear error (exit 2)."""
     from finpulse.cli import settings as load_settings
     from finpulse.errors import FinpulseError
     from finpulse.logs import quiet_store
-    from store import DuckDBStore
+    from store import open_store
 
     settings = load_settings()
     quiet_store()
     try:
-        with DuckDBStore.from_settings(settings.store, read_only=True) as db:
+        with open_store(settings.store, read_only=True) as db:
             yield db
     except FinpulseError as exc:
         fail(str(exc))
@@ -140,7 +140,7 @@ def fetch(query: Query, out: Path | None) -> pd.DataFrame:
     return rows
 
 
-def write_rows(db: DuckDBStore, query: Query, out: Path | None) -> None:
+def write_rows(db: HistoryStore, query: Query, out: Path | None) -> None:
     """Every row of the query (not only the rows shown) to `out`."""
     if out is None:
         return
@@ -182,7 +182,7 @@ def new_table(title: str, columns: Sequence[str], right: Sequence[str] = ()) -> 
     return table
 
 
-def _suggest(db: DuckDBStore, kind: str, name: str, since: str | None, until: str | None) -> None:
+def _suggest(db: HistoryStore, kind: str, name: str, since: str | None, until: str | None) -> None:
     """Nothing for `name`: say which names of that kind have stories (case is significant)."""
     from store import EntitiesQuery
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from starlette.background import BackgroundTask
 from starlette.responses import FileResponse
 
-from store import DuckDBStore, Query
+from store import HistoryStore, Query
 
 T = TypeVar("T")
 Format = Literal["json", "csv", "parquet"]
@@ -39,7 +39,7 @@ class Page(BaseModel, Generic[T]):
     next_offset: int | None
 
 
-def page(db: DuckDBStore, query: Query) -> Page[Any]:
+def page(db: HistoryStore, query: Query) -> Page[Any]:
     """Fetch one page (one row more than asked, to know whether another follows)."""
     rows: Sequence[Any] = db.fetch(query.model_copy(update={"limit": query.limit + 1}))
     more = len(rows) > query.limit
@@ -51,7 +51,7 @@ def page(db: DuckDBStore, query: Query) -> Page[Any]:
     )
 
 
-def export(db: DuckDBStore, query: Query, fmt: Literal["csv", "parquet"], name: str) -> FileResponse:
+def export(db: HistoryStore, query: Query, fmt: Literal["csv", "parquet"], name: str) -> FileResponse:
     """The query's whole range as a CSV or Parquet download; the temp file goes after sending."""
     tmp = Path(tempfile.mkdtemp(prefix="finpulse-export-"))
     path = db.export(query, tmp / f"{name}.{fmt}", fmt)

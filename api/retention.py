@@ -1,6 +1,6 @@
 """Scheduled retention for `finpulse api`: prune the history store at start, then every few hours.
 
-The same delete as `finpulse prune` (DuckDBStore.apply_retention), run by an
+The same delete as `finpulse prune` (HistoryStore.apply_retention), run by an
 APScheduler 3 AsyncIOScheduler on the API's event loop; the delete itself runs
 in a thread, since DuckDB blocks.
 """
@@ -14,7 +14,7 @@ from datetime import timedelta
 import duckdb
 
 from finpulse.schedule import Periodic
-from store import DuckDBStore, StoreError, StoreLocked
+from store import HistoryStore, StoreError, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class RetentionScheduler(Periodic):
 
     job_id = JOB_ID
 
-    def __init__(self, store: DuckDBStore, interval_h: float) -> None:
+    def __init__(self, store: HistoryStore, interval_h: float) -> None:
         if interval_h <= 0:
             raise ValueError(f"retention interval must be positive hours, got {interval_h}")
         super().__init__(timedelta(hours=interval_h))
@@ -47,7 +47,7 @@ class RetentionScheduler(Periodic):
         """One pass: rows deleted per table, or None when the store could not be pruned this time."""
         try:
             deleted = await asyncio.to_thread(self.store.apply_retention)
-        except (StoreLocked, StoreError, duckdb.Error) as exc:  # one run's failure; the next run retries
+        except (StoreUnavailable, StoreError, duckdb.Error) as exc:  # one run's failure; the next run retries
             logger.warning(
                 "retention skipped path=%s error=%s: %s", self.store.where, type(exc).__name__, exc
             )

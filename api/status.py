@@ -257,18 +257,19 @@ def _members(group: GroupLag) -> Text:
 
 
 def print_store(console: Console, settings: Settings) -> None:
-    from store import DuckDBStore, StoreError
+    from store import StoreError, StoreUnavailable, open_store
 
+    db = open_store(settings.store, read_only=True)
     try:
-        with DuckDBStore.from_settings(settings.store, read_only=True) as db:
+        with db:
             stats = db.stats()
-    except StoreError as exc:
+    except (StoreError, StoreUnavailable) as exc:
         console.print(Text(str(exc), style="red"))
         return
     latest = stats.latest_scored_at
     when = latest.strftime("%Y-%m-%d %H:%M:%S UTC") if latest else "never"
     console.print(
-        f"history store {settings.store.url}: {stats.scored_items:,} scored stories (latest scored {when}), "
+        f"history store {db.where}: {stats.scored_items:,} scored stories (latest scored {when}), "
         f"{stats.windows:,} windows, {stats.alerts:,} alert events, {stats.subscriptions} subscriptions"
     )
 

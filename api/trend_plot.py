@@ -23,13 +23,13 @@ from matplotlib.ticker import PercentFormatter
 
 from alerts.links import alert_view
 from finpulse.schema import AlertEvent
-from store import STEPS, AlertsQuery, DuckDBStore, TrendQuery
+from store import STEPS, AlertsQuery, HistoryStore, TrendQuery
 
 WIDTH_IN, HEIGHT_IN, DPI = 11.0, 5.0, 100
 # An alert's chart: this many buckets before its window's end (the baseline's time) and after.
 
 
-def fired_alerts(db: DuckDBStore, query: TrendQuery) -> pd.DataFrame:
+def fired_alerts(db: HistoryStore, query: TrendQuery) -> pd.DataFrame:
     """The alerts fired for the trend's entity in its range (all subscriptions)."""
     fired = AlertsQuery(
         entity_kind=query.entity_kind, entity=query.entity, state="fired", start=query.start, end=query.end
@@ -37,7 +37,7 @@ def fired_alerts(db: DuckDBStore, query: TrendQuery) -> pd.DataFrame:
     return db.frame(fired)
 
 
-def alert_chart(db: DuckDBStore, alert: AlertEvent) -> bytes | None:
+def alert_chart(db: HistoryStore, alert: AlertEvent) -> bytes | None:
     """PNG of the alert's entity around its window, in buckets about the window's size; None
     when the store has no stories for it there (pruned)."""
     granularity, start, end = alert_view(alert)

@@ -6,7 +6,7 @@
     df.plot(x="bucket_start", y="negative_share")
 
 Each function takes `source` first: a store URL or path, a Settings object, an
-open `store.DuckDBStore`, or None for the configured store (FINPULSE_STORE_URL).
+open `store.HistoryStore`, or None for the configured store (FINPULSE_STORE_URL).
 Times are UTC (naive inputs are taken as UTC); the range is [start, end) and
 defaults to the last 7 days. `limit`/`offset` page; `limit=None` returns all.
 Files are opened read-only, one query at a time, so the stream worker keeps
@@ -26,13 +26,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from finpulse.settings import Settings
-    from store import DuckDBStore, Query
+    from store import HistoryStore, Query
 
 Time = datetime | str | None
 
 
 def trend(
-    source: str | Path | Settings | DuckDBStore | None = None,
+    source: str | Path | Settings | HistoryStore | None = None,
     *,
     entity_kind: str = "topic",
     entity: str | None = None,
@@ -53,7 +53,7 @@ def trend(
 
 
 def volume(
-    source: str | Path | Settings | DuckDBStore | None = None,
+    source: str | Path | Settings | HistoryStore | None = None,
     *,
     entity_kind: str = "topic",
     entity: str | None = None,
@@ -70,7 +70,7 @@ def volume(
 
 
 def entities(
-    source: str | Path | Settings | DuckDBStore | None = None,
+    source: str | Path | Settings | HistoryStore | None = None,
     *,
     entity_kind: str = "topic",
     start: Time = None,
@@ -88,7 +88,7 @@ def entities(
 
 
 def movers(
-    source: str | Path | Settings | DuckDBStore | None = None,
+    source: str | Path | Settings | HistoryStore | None = None,
     *,
     entity_kind: str = "ticker",
     start: Time = None,
@@ -110,7 +110,7 @@ def movers(
 
 
 def top_negative(
-    source: str | Path | Settings | DuckDBStore | None = None,
+    source: str | Path | Settings | HistoryStore | None = None,
     *,
     start: Time = None,
     end: Time = None,
@@ -126,7 +126,7 @@ def top_negative(
 
 
 def alerts(
-    source: str | Path | Settings | DuckDBStore | None = None,
+    source: str | Path | Settings | HistoryStore | None = None,
     *,
     start: Time = None,
     end: Time = None,
@@ -144,7 +144,7 @@ def alerts(
 
 
 def windows(
-    source: str | Path | Settings | DuckDBStore | None = None,
+    source: str | Path | Settings | HistoryStore | None = None,
     *,
     entity_kind: str | None = None,
     entity: str | None = None,
@@ -161,7 +161,7 @@ def windows(
 
 
 def feedback(
-    source: str | Path | Settings | DuckDBStore | None = None,
+    source: str | Path | Settings | HistoryStore | None = None,
     *,
     start: Time = None,
     end: Time = None,
@@ -188,21 +188,20 @@ def _frame(source: object, query_type: type[Query], args: dict[str, Any]) -> pd.
 
 
 @contextmanager
-def _opened(source: object) -> Iterator[DuckDBStore]:
-    from finpulse.settings import Settings, load_settings
-    from store import DuckDBStore
+def _opened(source: object) -> Iterator[HistoryStore]:
+    from finpulse.settings import Settings, StoreSettings, load_settings
+    from store import HistoryStore, open_store
 
-    if isinstance(source, DuckDBStore):
+    if isinstance(source, HistoryStore):
         yield source
         return
     if source is None or isinstance(source, Settings):
         settings = (source or load_settings()).store
-        db = DuckDBStore(settings.url, read_only=True, lock_timeout_s=settings.lock_timeout_s)
     elif isinstance(source, str | Path):
-        db = DuckDBStore(source, read_only=True)
+        settings = StoreSettings(url=str(source))
     else:
         raise TypeError(
-            f"source must be a store URL or path, Settings or DuckDBStore, not {type(source).__name__}"
+            f"source must be a store URL or path, Settings or HistoryStore, not {type(source).__name__}"
         )
-    with db:
+    with open_store(settings, read_only=True) as db:
         yield db

@@ -1,13 +1,15 @@
 """The history store: scored items, window aggregates, alerts, feedback, subscriptions.
 
-from store import DuckDBStore, TrendQuery
-with DuckDBStore("history.duckdb") as db:
+from store import TrendQuery, open_store
+with open_store(settings.store) as db:  # a DuckDB file, or a PostgreSQL server
     db.upsert_windows(windows)
     points = db.fetch(TrendQuery(entity_kind="ticker", entity="AAPL", granularity="hour"))
 """
 
-from store.duckdb import DuckDBStore, ExportFormat
-from store.errors import NotFound, StoreConfigError, StoreError, StoreLocked
+from store.backends import open_store
+from store.base import ExportFormat, HistoryStore
+from store.duckdb import DuckDBStore
+from store.errors import NotFound, StoreConfigError, StoreError, StoreLocked, StoreUnavailable
 from store.queries import (
     MAX_LIMIT,
     STEPS,
@@ -52,6 +54,7 @@ __all__ = [
     "Granularity",
     "Headline",
     "HeadlinesQuery",
+    "HistoryStore",
     "LabelledAlert",
     "Mover",
     "MoversQuery",
@@ -61,6 +64,7 @@ __all__ = [
     "StoreError",
     "StoreLocked",
     "StoreStats",
+    "StoreUnavailable",
     "SubscriptionRecord",
     "TrendPoint",
     "TrendQuery",
@@ -70,4 +74,5 @@ __all__ = [
     "WindowRow",
     "WindowsQuery",
     "bucket_start",
+    "open_store",
 ]

@@ -1,4 +1,4 @@
-"""DuckDBStore: the history store on an embedded DuckDB file.
+"""DuckDBStore: the history store on an embedded DuckDB file (the default).
 
 Concurrency: DuckDB allows ONE process to open a file for writing (and no
 readers in other processes while it does). By default (`keep_open=False`)
@@ -8,31 +8,26 @@ backoff for `lock_timeout_s`, then `StoreLocked` says what to do. With
 `keep_open=True` the file stays open from `start()` to `stop()` (fastest;
 other processes are locked out). Inside one process all stores and threads
 share one open database per file, each operation on its own cursor
-(store/connections.py). An in-memory store is always kept open. Deployments with several writers need a server
-database (a later store).
-
-Methods are blocking: async callers use `await asyncio.to_thread(...)`.
+(store/connections.py). An in-memory store is always kept open. Deployments
+with several writers (workers on several hosts) use store/postgres.py.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from finpulse.schema import AlertEvent, ScoredItem, WindowAggregate
-from store import migrations, retention, writes
+from store import writes
+from store.base import ExportFormat, HistoryStore
 from store.connections import DATABASES
-from store.errors import NotFound, StoreError
-from store.queries import AlertsQuery, FeedbackQuery, Query, WindowsQuery, naive_utc
-from store.records import Feedback, LabelledAlert, Row, StoreStats, SubscriptionRecord, Verdict
+from store.dialect import DUCKDB
+from store.errors import StoreError
+from store.sql import Connection
 from store.url import duckdb_path
 
 if TYPE_CHECKING:
@@ -42,11 +37,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ExportFormat = Literal["csv", "parquet"]
+__all__ = ["DuckDBStore", "ExportFormat"]
 
 
-class DuckDBStore:
-    """History of scored items, window aggregates, alerts, feedback and subscriptions."""
+class DuckDBStore(HistoryStore):
+    """The history store in a DuckDB file (or in memory)."""
+
+    dialect = DUCKDB
 
     def __init__(
         self,
@@ -57,12 +54,10 @@ class DuckDBStore:
         lock_timeout_s: float = 10.0,
         retention_days: int = 365,
     ) -> None:
+        super().__init__(read_only=read_only, retention_days=retention_days)
         self.path = duckdb_path(path) if path is not None else None
-        self.read_only = read_only
         self.keep_open = keep_open or self.path is None
         self.lock_timeout_s = lock_timeout_s
-        self.retention_days = retention_days
-        self._started = False
         self._held = False
         # Stores of one file share its open database in this process; memory stores are their own.
         self._key: object = (str(self.path.resolve()), read_only) if self.path is not None else object()
@@ -81,48 +76,20 @@ class DuckDBStore:
     def where(self) -> str:
         return str(self.path) if self.path is not None else ":memory:"
 
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Open (creating the file and applying migrations unless read-only); idempotent."""
-        if self._started:
-            return
+    def _open(self) -> None:
         if self.path is not None:
             if self.read_only and not self.path.is_file():
                 raise StoreError(f"history store {self.path} does not exist yet; start the stream worker")
             if not self.read_only:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._started = True
-        try:
-            if self.keep_open:
-                self._hold()
-            with self._connection() as con:
-                if self.read_only:
-                    migrations.check_version(migrations.current_version(con), self.where)
-                else:
-                    migrations.migrate(con, self.where)
-        except BaseException:
-            self.stop()
-            raise
-        logger.info(
-            "store started path=%s read_only=%s keep_open=%s", self.where, self.read_only, self.keep_open
-        )
+        if self.keep_open:
+            self._acquire()
+            self._held = True
 
-    def stop(self) -> None:
-        """Let go of the held database, if any; idempotent."""
+    def _close(self) -> None:
         if self._held:
             self._held = False
             DATABASES.release(self._key)
-        self._started = False
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @contextmanager
     def session(self) -> Iterator[None]:
@@ -135,272 +102,30 @@ class DuckDBStore:
         finally:
             DATABASES.release(self._key)
 
-    def _require_started(self) -> None:
-        if not self._started:
-            raise StoreError("the store is not started; call start() (or use it as a context manager)")
-
     def _acquire(self) -> None:
         DATABASES.acquire(self._key, self.path, read_only=self.read_only, lock_timeout_s=self.lock_timeout_s)
 
-    def _hold(self) -> None:
-        self._acquire()
-        self._held = True
-
     @contextmanager
-    def _connection(self, *, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        self._require_started()
-        if write and self.read_only:
-            raise StoreError(f"history store {self.where} was opened read-only; writes need read_only=False")
+    def _connect(self) -> Iterator[Connection]:
         with DATABASES.cursor(
             self._key, self.path, read_only=self.read_only, lock_timeout_s=self.lock_timeout_s
         ) as con:
             yield con
 
-    # -- writes (the stream's sink) ----------------------------------------------------------
+    def _write_rows(self, con: Connection, table: writes.Table, rows: list[tuple[Any, ...]]) -> None:
+        writes.upsert_frame(_duckdb(con), table, rows)
 
-    def upsert_scored(self, items: Sequence[ScoredItem]) -> int:
-        """Insert or replace scored items by story id; returns distinct items written."""
-        unique = writes.dedupe(items, key=lambda s: s.story_id)
-        return self._upsert(writes.SCORED_ITEMS, [writes.scored_item_row(s) for s in unique])
+    def _frame(self, con: Connection, sql: str, params: list[Any]) -> pd.DataFrame:
+        return _duckdb(con).execute(sql, params).df()
 
-    def upsert_windows(self, windows: Sequence[WindowAggregate]) -> int:
-        """Insert window aggregates by key; a stored one is replaced only by an equal or higher revision."""
-        unique = writes.dedupe(windows, key=lambda w: w.key, rank=lambda w: w.revision)
-        return self._upsert(writes.WINDOWS, [writes.window_row(w) for w in unique])
-
-    def upsert_alerts(self, alerts: Sequence[AlertEvent]) -> int:
-        """Insert or replace alert events by alert_id."""
-        unique = writes.dedupe(alerts, key=lambda a: a.alert_id)
-        return self._upsert(writes.ALERTS, [writes.alert_row(a) for a in unique])
-
-    def _upsert(self, table: writes.Table, rows: list[tuple[Any, ...]]) -> int:
-        if not rows:
-            return 0
-        with self._connection(write=True) as con:
-            written = writes.upsert(con, table, rows)
-        logger.debug("store upsert table=%s rows=%d", table.name, written)
-        return written
-
-    # -- feedback ------------------------------------------------------------------------------
-
-    def put_feedback(
-        self, alert_id: str, verdict: Verdict, *, note: str = "", author: str = "anonymous",
-        at: datetime | None = None,
-    ) -> Feedback:  # fmt: skip
-        """Record an analyst's verdict on an alert (the latest one wins).
-
-        Raises:
-            NotFound: no stored alert has that id.
-        """
-        feedback = Feedback(
-            alert_id=alert_id, verdict=verdict, note=note, author=author, created_at=at or datetime.now(UTC)
-        )
-        with self._connection(write=True) as con:
-            if not con.execute("SELECT 1 FROM alerts WHERE alert_id = ?", [alert_id]).fetchone():
-                raise NotFound(f"no alert with id {alert_id!r} in the history store")
-            con.execute(
-                "INSERT INTO feedback VALUES (?, ?, ?, ?, ?) ON CONFLICT (alert_id) DO UPDATE SET "
-                "verdict = excluded.verdict, note = excluded.note, author = excluded.author, "
-                "created_at = excluded.created_at",
-                [alert_id, verdict, feedback.note, feedback.author, naive_utc(feedback.created_at)],
-            )
-        logger.info("store feedback alert_id=%s verdict=%s author=%s", alert_id, verdict, feedback.author)
-        return feedback
-
-    def get_feedback(self, alert_id: str) -> Feedback | None:
-        with self._connection() as con:
-            cur = con.execute("SELECT * FROM feedback WHERE alert_id = ?", [alert_id])
-            rows = _dicts(cur)
-        return Feedback.model_validate(rows[0]) if rows else None
-
-    def labelled_alerts(
-        self, start: datetime | None = None, end: datetime | None = None, subscription_id: str | None = None
-    ) -> list[LabelledAlert]:
-        """Every alert with feedback whose window starts in [start, end): the backtest's labels."""
-        query = FeedbackQuery(start=start, end=end, subscription_id=subscription_id)
-        return [LabelledAlert.model_validate(r) for r in self._rows(query, paged=False)]
-
-    # -- subscriptions (JSON rows; the API validates them with alerts' model) -------------------
-
-    def list_subscriptions(self) -> list[SubscriptionRecord]:
-        with self._connection() as con:
-            rows = _dicts(con.execute("SELECT id, body, updated_at FROM subscriptions ORDER BY id"))
-        return [_subscription(r) for r in rows]
-
-    def get_subscription(self, sub_id: str) -> SubscriptionRecord | None:
-        with self._connection() as con:
-            rows = _dicts(
-                con.execute("SELECT id, body, updated_at FROM subscriptions WHERE id = ?", [sub_id])
-            )
-        return _subscription(rows[0]) if rows else None
-
-    def put_subscription(self, sub_id: str, body: Mapping[str, Any]) -> SubscriptionRecord:
-        """Create or replace a subscription's JSON body."""
-        record = SubscriptionRecord(id=sub_id, body=dict(body), updated_at=datetime.now(UTC))
-        with self._connection(write=True) as con:
-            con.execute(
-                "INSERT INTO subscriptions VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                "body = excluded.body, updated_at = excluded.updated_at",
-                [sub_id, json.dumps(record.body), naive_utc(record.updated_at)],
-            )
-        return record
-
-    def import_subscriptions(
-        self, bodies: Mapping[str, Mapping[str, Any]], *, meta_key: str, meta_value: str
-    ) -> int:
-        """Create or replace these subscriptions and set one meta fact, in one transaction.
-
-        The seeding of the store from the subscriptions file (alerts/live.py): the rows
-        and the file's hash land together, so a crash never records a half import.
-        """
-        now = naive_utc(datetime.now(UTC))
-        with self._connection(write=True) as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                for sub_id, body in bodies.items():
-                    con.execute(
-                        "INSERT INTO subscriptions VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                        "body = excluded.body, updated_at = excluded.updated_at",
-                        [sub_id, json.dumps(dict(body)), now],
-                    )
-                _put_meta(con, meta_key, meta_value, now)
-                con.execute("COMMIT")
-            except duckdb.Error:
-                con.execute("ROLLBACK")
-                raise
-        return len(bodies)
-
-    def delete_subscription(self, sub_id: str) -> bool:
-        """Delete one subscription; False when there was none."""
-        with self._connection(write=True) as con:
-            row = con.execute("DELETE FROM subscriptions WHERE id = ?", [sub_id]).fetchone()
-        return bool(row and row[0])
-
-    # -- meta (small key/value facts about the store) ----------------------------------------
-
-    def get_meta(self, key: str) -> str | None:
-        """A stored fact; None when unset (or the file predates the meta table, read-only)."""
-        with self._connection() as con:
-            try:
-                row = con.execute("SELECT value FROM store_meta WHERE key = ?", [key]).fetchone()
-            except duckdb.CatalogException:  # schema version 1, opened read-only
-                return None
-        return str(row[0]) if row else None
-
-    def put_meta(self, key: str, value: str) -> None:
-        with self._connection(write=True) as con:
-            _put_meta(con, key, value, naive_utc(datetime.now(UTC)))
-
-    # -- queries ---------------------------------------------------------------------------------
-
-    def fetch(self, query: Query, *, paged: bool = True) -> list[Row]:
-        """Rows of a query (TrendQuery, AlertsQuery, ...) as its row model."""
-        return [query.row.model_validate(r) for r in self._rows(query, paged=paged)]
-
-    def frame(self, query: Query, *, paged: bool = False) -> pd.DataFrame:
-        """A query's rows as a pandas DataFrame; times are UTC-aware."""
-        sql, params = _paged(query, paged)
-        with self._connection() as con:
-            df = con.execute(sql, params).df()
-        for column in df.columns:
-            if str(df[column].dtype).startswith("datetime64") and df[column].dt.tz is None:
-                df[column] = df[column].dt.tz_localize("UTC")
-        return df
-
-    def export(self, query: Query, path: Path, fmt: ExportFormat, *, paged: bool = False) -> Path:
-        """Write a query's rows to a CSV or Parquet file (written by DuckDB itself)."""
-        sql, params = _paged(query, paged)
-        with self._connection() as con:
-            relation = con.sql(sql, params=params)
-            if fmt == "parquet":
-                relation.write_parquet(str(path))
-            else:
-                relation.write_csv(str(path), header=True)
-        return path
-
-    def window_series(
-        self, entity_kind: str | None = None, entity: str | None = None, *,
-        start: datetime | None = None, end: datetime | None = None, window_kind: str | None = "tumbling",
-    ) -> list[WindowAggregate]:  # fmt: skip
-        """Stored windows as full WindowAggregate messages, oldest first: the backtest's series."""
-        query = WindowsQuery.model_validate(
-            {
-                "entity_kind": entity_kind,
-                "entity": entity,
-                "start": start,
-                "end": end,
-                "window_kind": window_kind,
-            }
-        )
-        where, params = query.where()
-        sql = f"SELECT record FROM windows {where} ORDER BY window_start, entity_kind, entity"  # noqa: S608
-        with self._connection() as con:
-            records = con.execute(sql, params).fetchall()
-        return [WindowAggregate.model_validate_json(r[0]) for r in records]
-
-    def get_alert(self, alert_id: str) -> AlertEvent | None:
-        """One stored alert as its full AlertEvent message."""
-        with self._connection() as con:
-            row = con.execute("SELECT record FROM alerts WHERE alert_id = ?", [alert_id]).fetchone()
-        return AlertEvent.model_validate_json(row[0]) if row else None
-
-    def alert_events(self, query: AlertsQuery | None = None) -> list[AlertEvent]:
-        """Stored alerts as full AlertEvent messages (evidence included), oldest first."""
-        sql, params = (query or AlertsQuery()).select()
-        sql = (
-            f"SELECT a.record FROM ({sql}) s JOIN alerts a USING (alert_id) ORDER BY a.created_at, a.alert_id"  # noqa: S608
-        )
-        with self._connection() as con:
-            records = con.execute(sql, params).fetchall()
-        return [AlertEvent.model_validate_json(r[0]) for r in records]
-
-    # -- maintenance --------------------------------------------------------------------------
-
-    def apply_retention(self, now: datetime | None = None) -> dict[str, int]:
-        """Delete history older than `retention_days`; returns rows deleted per table."""
-        cutoff = retention.retention_cutoff(self.retention_days, now)
-        with self._connection(write=True) as con:
-            return retention.delete_before(con, cutoff)
-
-    def stats(self) -> StoreStats:
-        """Schema version, row counts and when the newest story was scored."""
-        tables = ("scored_items", "windows", "alerts", "feedback", "subscriptions")
-        with self._connection() as con:
-            counts = {t: _scalar(con, f"SELECT count(*) FROM {t}") for t in tables}  # noqa: S608
-            version = migrations.current_version(con)
-            latest = con.execute("SELECT max(scored_at) FROM scored_items").fetchone()
-        return StoreStats(schema_version=version, latest_scored_at=latest[0] if latest else None, **counts)
-
-    def _rows(self, query: Query, *, paged: bool) -> list[dict[str, Any]]:
-        sql, params = _paged(query, paged)
-        with self._connection() as con:
-            return _dicts(con.execute(sql, params))
+    def _export(self, con: Connection, sql: str, params: list[Any], path: Path, fmt: ExportFormat) -> None:
+        relation = _duckdb(con).sql(sql, params=params)  # written by DuckDB itself
+        if fmt == "parquet":
+            relation.write_parquet(str(path))
+        else:
+            relation.write_csv(str(path), header=True)
 
 
-def _paged(query: Query, paged: bool) -> tuple[str, list[Any]]:
-    sql, params = query.select()
-    if paged:
-        return f"{sql} LIMIT ? OFFSET ?", [*params, query.limit, query.offset]
-    return sql, params
-
-
-def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    columns = [d[0] for d in cursor.description or ()]
-    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-
-
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row else 0
-
-
-def _subscription(row: dict[str, Any]) -> SubscriptionRecord:
-    return SubscriptionRecord(id=row["id"], body=json.loads(row["body"]), updated_at=row["updated_at"])
-
-
-def _put_meta(con: duckdb.DuckDBPyConnection, key: str, value: str, at: datetime) -> None:
-    con.execute(
-        "INSERT INTO store_meta VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
-        "value = excluded.value, updated_at = excluded.updated_at",
-        [key, value, at],
-    )
+def _duckdb(con: Connection) -> duckdb.DuckDBPyConnection:
+    assert isinstance(con, duckdb.DuckDBPyConnection), "DuckDBStore's connections are DuckDB's"
+    return con

@@ -4,7 +4,8 @@ FinpulseError
 ├── ConfigError
 │   └── StoreConfigError    bad store URL, or a schema newer than this code
 ├── TransientError
-│   └── StoreLocked         another process holds the DuckDB file: retry later
+│   └── StoreUnavailable    the database cannot be reached now: retry later
+│       └── StoreLocked     another process holds the DuckDB file
 └── PermanentError
     └── StoreError          a write or query the store cannot do (read-only...)
 """
@@ -24,7 +25,11 @@ class StoreError(PermanentError):
     """An operation the store cannot do as asked; the message says why."""
 
 
-class StoreLocked(TransientError):
+class StoreUnavailable(TransientError):
+    """The database cannot serve the operation now (a server down, a conflict with another writer)."""
+
+
+class StoreLocked(StoreUnavailable):
     """Another process holds the DuckDB file's lock (DuckDB allows one writer process)."""
 
     def __init__(self, path: Path, waited_s: float, detail: str) -> None:

@@ -4,7 +4,8 @@ Each step runs once, in its own transaction, in order; the table records the
 version, a description and when it was applied. Add a step by appending to
 MIGRATIONS (never edit a released one). All timestamps are UTC, stored as
 TIMESTAMP without zone; each row keeps its whole message as JSON in `record`
-so fields added to the schema later are never lost.
+so fields added to the schema later are never lost. Statements are written in
+DuckDB's type names; a dialect renames those its database spells otherwise.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import duckdb
-
+from store.dialect import DUCKDB, Dialect
 from store.errors import StoreConfigError
+from store.sql import Connection, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,8 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
+# The version that added store_meta.
+META_VERSION = 2
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER PRIMARY KEY,
@@ -113,10 +116,11 @@ _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
     applied_at TIMESTAMP NOT NULL DEFAULT (now()::TIMESTAMP))"""
 
 
-def current_version(con: duckdb.DuckDBPyConnection) -> int:
+def current_version(con: Connection) -> int:
     """The highest applied version; 0 for an empty database."""
     exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_name = 'schema_version' AND table_schema = current_schema()"
     ).fetchone()
     if not exists or not exists[0]:
         return 0
@@ -134,7 +138,7 @@ def check_version(version: int, where: str) -> None:
 
 
 def migrate(
-    con: duckdb.DuckDBPyConnection, where: str, migrations: tuple[Migration, ...] = MIGRATIONS
+    con: Connection, where: str, dialect: Dialect = DUCKDB, migrations: tuple[Migration, ...] = MIGRATIONS
 ) -> list[int]:
     """Apply the missing steps in order; returns the versions applied (empty when current)."""
     con.execute(_VERSION_TABLE)
@@ -144,18 +148,13 @@ def migrate(
     for step in migrations:
         if step.version <= version:
             continue
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             for sql in step.statements:
-                con.execute(sql)
+                con.execute(dialect.ddl(sql))
             con.execute(
                 "INSERT INTO schema_version (version, description) VALUES (?, ?)",
                 [step.version, step.description],
             )
-            con.execute("COMMIT")
-        except duckdb.Error:
-            con.execute("ROLLBACK")
-            raise
         logger.info("store migrated where=%s version=%d (%s)", where, step.version, step.description)
         applied.append(step.version)
     return applied

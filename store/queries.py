@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from finpulse.schema import EntityKind, Sentiment, WindowKind
+from store.dialect import BUCKET_ORIGIN, DUCKDB, Dialect
 from store.records import (
     AlertRecord,
     EntityCount,
@@ -30,15 +31,13 @@ from store.records import (
 )
 
 Granularity = Literal["5min", "hour", "day"]
-# DuckDB interval literals for each granularity (the only values formatted into SQL).
+# SQL interval literals for each granularity (the only values formatted into SQL).
 INTERVALS: dict[str, str] = {"5min": "5 minutes", "hour": "1 hour", "day": "1 day"}
 STEPS: dict[str, timedelta] = {
     "5min": timedelta(minutes=5),
     "hour": timedelta(hours=1),
     "day": timedelta(days=1),
 }
-# DuckDB's time_bucket counts buckets (shorter than a month) from this Monday.
-BUCKET_ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
 # The range a query covers when it names no start: the last week.
 DEFAULT_RANGE = timedelta(days=7)
 MAX_LIMIT = 10_000
@@ -49,7 +48,7 @@ Params = list[Any]
 
 
 def bucket_start(at: datetime, granularity: str) -> datetime:
-    """The start of the bucket holding `at` (aware, UTC), as time_bucket computes it."""
+    """The start of the bucket holding `at` (aware, UTC), as the database computes it."""
     return at - (at - BUCKET_ORIGIN) % STEPS[granularity]
 
 
@@ -89,8 +88,8 @@ class Query(BaseModel):
         assert self.end is not None
         return [naive_utc(self.start), naive_utc(self.end)]
 
-    def select(self) -> tuple[str, Params]:
-        """SQL (ordered, without LIMIT) and its parameters."""
+    def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
+        """SQL (ordered, without LIMIT) in `dialect`, and its parameters."""
         raise NotImplementedError
 
 
@@ -98,7 +97,7 @@ def _entity_filter(kind: str | None, entity: str | None, column: str = "entity")
     if entity is None:
         return "", []
     if kind == "ticker" and column != "entity":
-        return " AND list_contains(tickers, ?)", [entity]
+        return " AND ? = ANY(tickers)", [entity]
     return f" AND {column} = ?", [entity]
 
 
@@ -120,12 +119,13 @@ class _EntityQuery(Query):
         )
 
 
+# The share of a group's items that are negative (a float in both databases).
+_NEGATIVE_SHARE = "CAST(count(*) FILTER (WHERE sentiment = 'negative') AS DOUBLE PRECISION) / count(*)"
 # A group of items' volume and sentiment (trend buckets, entities).
 _SENTIMENT_COUNTS = (
     "count(*) AS count, count(*) FILTER (WHERE sentiment = 'negative') AS negative_count, "
     "count(*) FILTER (WHERE sentiment = 'positive') AS positive_count, "
-    "count(*) FILTER (WHERE sentiment = 'negative') / count(*) AS negative_share, "
-    "avg(sentiment_score) AS mean_score"
+    f"{_NEGATIVE_SHARE} AS negative_share, avg(sentiment_score) AS mean_score"
 )
 
 
@@ -135,13 +135,16 @@ class TrendQuery(_EntityQuery):
     row: ClassVar[type[Row]] = TrendPoint
     granularity: Granularity = "hour"
 
-    def select(self) -> tuple[str, Params]:
+    def _bucket(self, dialect: Dialect) -> str:
+        return dialect.bucket(INTERVALS[self.granularity], "published_at")
+
+    def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         where, params = _entity_filter(self.entity_kind, self.entity)
         sql = (
             f"WITH e AS ({self._items()}) "  # noqa: S608
-            f"SELECT time_bucket(INTERVAL '{INTERVALS[self.granularity]}', published_at) AS bucket_start, "
+            f"SELECT {self._bucket(dialect)} AS bucket_start, "
             f"'{self.entity_kind}' AS entity_kind, entity, {_SENTIMENT_COUNTS} "
-            f"FROM e WHERE entity IS NOT NULL{where} GROUP BY ALL ORDER BY bucket_start, entity"
+            f"FROM e WHERE entity IS NOT NULL{where} GROUP BY 1, entity ORDER BY bucket_start, entity"
         )
         return sql, [*self.bounds(), *params]
 
@@ -151,13 +154,13 @@ class VolumeQuery(TrendQuery):
 
     row: ClassVar[type[Row]] = VolumePoint
 
-    def select(self) -> tuple[str, Params]:
+    def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         where, params = _entity_filter(self.entity_kind, self.entity)
         sql = (
             f"WITH e AS ({self._items()}) "  # noqa: S608
-            f"SELECT time_bucket(INTERVAL '{INTERVALS[self.granularity]}', published_at) AS bucket_start, "
+            f"SELECT {self._bucket(dialect)} AS bucket_start, "
             f"'{self.entity_kind}' AS entity_kind, entity, count(*) AS count "
-            f"FROM e WHERE entity IS NOT NULL{where} GROUP BY ALL ORDER BY bucket_start, entity"
+            f"FROM e WHERE entity IS NOT NULL{where} GROUP BY 1, entity ORDER BY bucket_start, entity"
         )
         return sql, [*self.bounds(), *params]
 
@@ -167,12 +170,12 @@ class EntitiesQuery(_EntityQuery):
 
     row: ClassVar[type[Row]] = EntityCount
 
-    def select(self) -> tuple[str, Params]:
+    def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         where, params = _entity_filter(self.entity_kind, self.entity)
         sql = (
             f"WITH e AS ({self._items()}) "  # noqa: S608
             f"SELECT '{self.entity_kind}' AS entity_kind, entity, {_SENTIMENT_COUNTS} FROM e "
-            f"WHERE entity IS NOT NULL{where} GROUP BY ALL ORDER BY count DESC, entity"
+            f"WHERE entity IS NOT NULL{where} GROUP BY entity ORDER BY count DESC, entity"
         )
         return sql, [*self.bounds(), *params]
 
@@ -195,7 +198,7 @@ class MoversQuery(Query):
         floor = datetime.min.replace(tzinfo=UTC)
         return self.start - span if self.start - floor > span else floor
 
-    def select(self) -> tuple[str, Params]:
+    def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         start, end = self.bounds()
         before = naive_utc(self.previous_start())
         column = _ENTITY_COLUMN[self.entity_kind]
@@ -205,8 +208,8 @@ class MoversQuery(Query):
             "FROM scored_items WHERE published_at >= ? AND published_at < ?), "
             f"now AS (SELECT entity, {_SENTIMENT_COUNTS} FROM e "
             "WHERE entity IS NOT NULL AND published_at >= ? GROUP BY entity HAVING count(*) >= ?), "
-            "was AS (SELECT entity, count(*) AS n, count(*) FILTER (WHERE sentiment = 'negative') / count(*) "
-            "AS share FROM e WHERE entity IS NOT NULL AND published_at < ? GROUP BY entity) "
+            f"was AS (SELECT entity, count(*) AS n, {_NEGATIVE_SHARE} AS share "
+            "FROM e WHERE entity IS NOT NULL AND published_at < ? GROUP BY entity) "
             f"SELECT '{self.entity_kind}' AS entity_kind, entity, count, negative_count, negative_share, "
             "mean_score, coalesce(n, 0) AS previous_count, "
             "CASE WHEN n >= ? THEN share END AS previous_share, "
@@ -233,7 +236,7 @@ class HeadlinesQuery(Query):
             object.__setattr__(self, "entity", self.entity.upper().lstrip("$"))
         return self
 
-    def select(self) -> tuple[str, Params]:
+    def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         where, params = _entity_filter(self.entity_kind, self.entity, column=self.entity_kind or "topic")
         order = "DESC" if self.sentiment == "positive" else "ASC"
         sql = (
@@ -260,7 +263,7 @@ class AlertsQuery(Query):
     entity: str | None = Field(default=None, min_length=1, max_length=200)
     state: Literal["fired", "resolved"] | None = None
 
-    def select(self) -> tuple[str, Params]:
+    def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         clauses, params = [], []
         for column, value in (
             ("a.subscription_id", self.subscription_id),
@@ -286,7 +289,7 @@ class FeedbackQuery(Query):
     verdict: Verdict | None = None
     subscription_id: str | None = Field(default=None, min_length=1, max_length=200)
 
-    def select(self) -> tuple[str, Params]:
+    def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         clauses: list[str] = []
         params: Params = []
         if self.verdict is not None:
@@ -325,7 +328,7 @@ class WindowsQuery(Query):
                 params.append(value)
         return "WHERE window_start >= ? AND window_start < ?" + "".join(clauses), [*self.bounds(), *params]
 
-    def select(self) -> tuple[str, Params]:
+    def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         where, params = self.where()
         columns = ", ".join(WindowRow.model_fields)
         sql = f"SELECT {columns} FROM windows {where} ORDER BY window_start, entity_kind, entity"  # noqa: S608

@@ -9,9 +9,8 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-import duckdb
-
 from store.queries import naive_utc
+from store.sql import Connection
 
 logger = logging.getLogger(__name__)
 
@@ -29,17 +28,11 @@ def retention_cutoff(retention_days: int, now: datetime | None = None) -> dateti
     return (now or datetime.now(UTC)) - timedelta(days=retention_days)
 
 
-def delete_before(con: duckdb.DuckDBPyConnection, cutoff: datetime) -> dict[str, int]:
-    """Delete rows older than the cutoff in one transaction; returns rows deleted per table."""
+def delete_before(con: Connection, cutoff: datetime) -> dict[str, int]:
+    """Delete rows older than the cutoff (call it in a transaction); returns rows deleted per table."""
     deleted: dict[str, int] = {}
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for table, sql in DELETES:
-            row = con.execute(sql, [naive_utc(cutoff)]).fetchone()
-            deleted[table] = int(row[0]) if row else 0
-        con.execute("COMMIT")
-    except duckdb.Error:
-        con.execute("ROLLBACK")
-        raise
+    for table, sql in DELETES:
+        row = con.execute(sql, [naive_utc(cutoff)]).fetchone()
+        deleted[table] = int(row[0]) if row else 0
     logger.info("store retention cutoff=%s deleted=%s", cutoff.isoformat(), deleted)
     return deleted

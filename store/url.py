@@ -1,5 +1,5 @@
-"""Store URLs: `duckdb:///absolute/path.duckdb`, `duckdb://relative.duckdb`,
-`duckdb:///:memory:`, or a plain file path."""
+"""DuckDB store URLs: `duckdb:///absolute/path.duckdb`, `duckdb://relative.duckdb`,
+`duckdb:///:memory:`, or a plain file path (`postgresql://...` names a server: store/backends.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def duckdb_path(url: str | Path) -> Path | None:
     """The database file a URL names; None for an in-memory database.
 
     Raises:
-        StoreConfigError: another scheme (a server database is not built yet) or an empty path.
+        StoreConfigError: another scheme or an empty path.
     """
     if isinstance(url, Path):
         return url
@@ -26,7 +26,8 @@ def duckdb_path(url: str | Path) -> Path | None:
     elif "://" in text:
         scheme = text.split("://", 1)[0]
         raise StoreConfigError(
-            f"store URL scheme {scheme!r} is not supported; use duckdb:///path/to/history.duckdb"
+            f"store URL scheme {scheme!r} is not supported; use duckdb:///path/to/history.duckdb "
+            "or postgresql://user:password@host:5432/dbname"
         )
     if text in (MEMORY, "/" + MEMORY):
         return None

@@ -4,10 +4,12 @@ Writing the same message twice leaves one row; a window aggregate replaces
 the stored one only when its revision is at least as high (late items bump
 the revision, so an older replay never overwrites a newer count). Batches
 are deduplicated by key before they reach the database (DuckDB refuses to
-update one row twice in one statement) and sent as one pandas DataFrame that
-an INSERT ... SELECT reads: about 20x faster than multi-row VALUES with bound
-parameters, which DuckDB parses and plans anew for each batch (scored items:
-~260 us per row that way), and faster still than executemany.
+update one row twice in one statement). DuckDB gets a batch as one pandas
+DataFrame that an INSERT ... SELECT reads: about 20x faster than multi-row
+VALUES with bound parameters, which DuckDB parses and plans anew for each
+batch (scored items: ~260 us per row that way), and faster still than
+executemany. PostgreSQL gets the rows through its own executemany (one
+prepared statement, pipelined).
 """
 
 from __future__ import annotations
@@ -40,12 +42,17 @@ class Table:
     def upsert_sql(self, source: str) -> str:
         """Insert-or-update every row of the relation `source` (same column names)."""
         columns = ", ".join(self.columns)
+        return f"INSERT INTO {self.name} ({columns}) SELECT {columns} FROM {source} {self._on_conflict()}"  # noqa: S608
+
+    def upsert_row_sql(self, placeholder: str = "?") -> str:
+        """Insert-or-update one row given as parameters."""
+        values = ", ".join(placeholder for _ in self.columns)
+        return f"INSERT INTO {self.name} ({', '.join(self.columns)}) VALUES ({values}) {self._on_conflict()}"  # noqa: S608
+
+    def _on_conflict(self) -> str:
         updates = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c != self.key)
         where = f" WHERE {self.replace_when}" if self.replace_when else ""
-        return (
-            f"INSERT INTO {self.name} ({columns}) SELECT {columns} FROM {source} "  # noqa: S608
-            f"ON CONFLICT ({self.key}) DO UPDATE SET {updates}{where}"
-        )
+        return f"ON CONFLICT ({self.key}) DO UPDATE SET {updates}{where}"
 
 
 SCORED_ITEMS = Table(
@@ -111,8 +118,8 @@ def dedupe(messages: Iterable[M], key: Callable[[M], str], rank: Callable[[M], i
     return list(best.values())
 
 
-def upsert(con: duckdb.DuckDBPyConnection, table: Table, rows: Sequence[tuple[Any, ...]]) -> int:
-    """Upsert rows in one statement over a DataFrame; returns how many were sent."""
+def upsert_frame(con: duckdb.DuckDBPyConnection, table: Table, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Upsert rows in one DuckDB statement over a DataFrame; returns how many were sent."""
     if not rows:
         return 0
     import pandas as pd  # on the first write: 1.4 s of every store user's start otherwise

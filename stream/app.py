@@ -79,9 +79,9 @@ def create_app(settings: Settings) -> faust.App:
 
 def _live_subscriptions(settings: Settings) -> LiveSubscriptions:
     """The store's subscriptions seeded from the file (the file alone without history), loaded now."""
-    from store.duckdb import DuckDBStore
+    from store import open_store
 
-    store = DuckDBStore.from_settings(settings.store) if settings.stream.history else None
+    store = open_store(settings.store) if settings.stream.history else None
     live = LiveSubscriptions(
         settings.alerts.subscriptions_file, store, refresh_s=settings.alerts.subscriptions_refresh_s
     )

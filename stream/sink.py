@@ -62,9 +62,9 @@ class StoreService(Service):
     """
 
     def __init__(self, settings: StoreSettings, **kwargs: object) -> None:
-        from store.duckdb import DuckDBStore
+        from store import open_store
 
-        self.store = DuckDBStore.from_settings(settings)
+        self.store = open_store(settings)
         self._starting = asyncio.Lock()
         self._store_started = False
         super().__init__(**kwargs)

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from alerts.links import CHART, FeedbackLinks, check_link_token
 from api.deps import Store
 from finpulse.schema import AlertEvent
-from store import DuckDBStore, NotFound, Verdict
+from store import HistoryStore, NotFound, Verdict
 
 router = APIRouter(tags=["feedback link"])
 LABELS = {"tp": "true positive (a real event)", "fp": "false positive (a false alarm)"}
@@ -55,7 +55,7 @@ async def read_form(request: Request) -> dict[str, str] | None:
 
 
 def linked_alert(
-    request: Request, db: DuckDBStore, alert_id: str, purpose: str, token: str | None
+    request: Request, db: HistoryStore, alert_id: str, purpose: str, token: str | None
 ) -> AlertEvent | HTMLResponse:
     """The alert a signed link names, or the page that says why not (403 or 404)."""
     if not check_link_token(request.app.state.settings.api.token, alert_id, purpose, token):

@@ -28,7 +28,7 @@ from api.routes.feedback_links import (
     read_form,
 )
 from finpulse.schema import AlertEvent, utcnow
-from store import DuckDBStore
+from store import HistoryStore
 
 router = APIRouter(tags=["feedback link"])
 DURATIONS = {
@@ -94,7 +94,7 @@ async def mute_submit(request: Request, db: Store, alert_id: str) -> HTMLRespons
 
 
 def _mute(
-    db: DuckDBStore, alert_id: str, duration: timedelta, reason: str, author: str
+    db: HistoryStore, alert_id: str, duration: timedelta, reason: str, author: str
 ) -> tuple[AlertEvent, datetime]:
     alert = db.get_alert(alert_id)
     if alert is None:

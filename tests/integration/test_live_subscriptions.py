@@ -11,7 +11,7 @@ import pytest
 from alerts.live import FILE_HASH_KEY, LiveSubscriptions, live_subscriptions
 from alerts.subscriptions import Subscription
 from finpulse.schema import utcnow
-from store import DuckDBStore
+from store import DuckDBStore, HistoryStore
 
 FILE_V1 = """
 [[subscription]]
@@ -38,7 +38,7 @@ filter = { tickers = ["BOLT"] }
 """
 
 
-def api_put(db: DuckDBStore, sub: Subscription) -> None:
+def api_put(db: HistoryStore, sub: Subscription) -> None:
     """Store a subscription as the API does (api/routes/subscriptions.py)."""
     db.put_subscription(sub.id, sub.model_dump(mode="json", by_alias=True))
 
@@ -54,7 +54,7 @@ def subs_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_first_import_seeds_the_store_and_records_the_hash(subs_file: Path, store: DuckDBStore) -> None:
+def test_first_import_seeds_the_store_and_records_the_hash(subs_file: Path, store: HistoryStore) -> None:
     subs = live_subscriptions(subs_file, store)
     assert channels(subs) == {"acme-desk": "#acme", "energy-desk": "#energy"}
     assert [r.id for r in store.list_subscriptions()] == ["acme-desk", "energy-desk"]
@@ -62,7 +62,7 @@ def test_first_import_seeds_the_store_and_records_the_hash(subs_file: Path, stor
 
 
 def test_an_unchanged_file_is_not_imported_again_so_store_edits_survive(
-    subs_file: Path, store: DuckDBStore
+    subs_file: Path, store: HistoryStore
 ) -> None:
     first = live_subscriptions(subs_file, store)
     edited = first[0].model_copy(update={"channel": "#acme-edited"})
@@ -76,7 +76,7 @@ def test_an_unchanged_file_is_not_imported_again_so_store_edits_survive(
     assert channels(subs) == {"acme-desk": "#acme-edited", "new-desk": "#new"}
 
 
-def test_a_changed_file_overwrites_its_ids_and_keeps_the_others(subs_file: Path, store: DuckDBStore) -> None:
+def test_a_changed_file_overwrites_its_ids_and_keeps_the_others(subs_file: Path, store: HistoryStore) -> None:
     live_subscriptions(subs_file, store)
     api_put(
         store,
@@ -101,7 +101,7 @@ def test_a_changed_file_overwrites_its_ids_and_keeps_the_others(subs_file: Path,
 
 
 def test_a_changed_file_keeps_the_mutes_set_outside_it_until_they_end(
-    subs_file: Path, store: DuckDBStore
+    subs_file: Path, store: HistoryStore
 ) -> None:
     [acme, _] = live_subscriptions(subs_file, store)
     now = utcnow()
@@ -119,7 +119,7 @@ def test_a_changed_file_keeps_the_mutes_set_outside_it_until_they_end(
 
 
 def test_an_invalid_stored_row_is_logged_and_skipped(
-    subs_file: Path, store: DuckDBStore, caplog: pytest.LogCaptureFixture
+    subs_file: Path, store: HistoryStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     live_subscriptions(subs_file, store)
     store.put_subscription("broken", {"id": "broken", "channel": "#x", "filter": {}})
@@ -164,7 +164,7 @@ def test_a_read_only_store_lays_a_changed_file_over_its_rows_without_writing(
     }
 
 
-def test_a_missing_file_seeds_nothing_and_the_store_is_live(tmp_path: Path, store: DuckDBStore) -> None:
+def test_a_missing_file_seeds_nothing_and_the_store_is_live(tmp_path: Path, store: HistoryStore) -> None:
     api_put(
         store,
         Subscription.model_validate({"id": "new-desk", "channel": "#new", "filter": {"tickers": ["N"]}}),
@@ -173,7 +173,7 @@ def test_a_missing_file_seeds_nothing_and_the_store_is_live(tmp_path: Path, stor
 
 
 def test_refresh_reports_changes_and_keeps_the_set_when_a_reload_fails(
-    subs_file: Path, store: DuckDBStore, caplog: pytest.LogCaptureFixture
+    subs_file: Path, store: HistoryStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     seen: list[tuple[Subscription, ...]] = []
     live = LiveSubscriptions(subs_file, store, refresh_s=60, on_change=seen.append)

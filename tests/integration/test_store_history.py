@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from finpulse import history
 from finpulse.settings import Settings, StoreSettings
-from store import DuckDBStore, StoreError
+from store import DuckDBStore, HistoryStore, StoreError
 from tests.fixtures.store import T0, seed_known
 
 SPAN = {"start": "2024-03-04", "end": "2024-03-06"}
@@ -48,7 +48,7 @@ def test_every_function_from_url_and_settings(seeded: Path) -> None:
     ]
 
 
-def test_an_open_store_and_paging(known_store: DuckDBStore) -> None:
+def test_an_open_store_and_paging(known_store: HistoryStore) -> None:
     page = history.alerts(known_store, limit=1, offset=1, start=T0, end=T0 + timedelta(days=2))
     assert page["alert_id"].tolist() == ["a2"]
     assert history.trend(known_store, start=T0 - timedelta(days=9), end=T0).empty

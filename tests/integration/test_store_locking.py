@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from store import DuckDBStore, StoreLocked
-from tests.fixtures.store import T0, another_process_holding, scored
+from tests.fixtures.store import T0, another_process_holding, scored, seed_known
 
 WRITE_TURNS = """
 import sys
@@ -60,14 +60,16 @@ def test_two_processes_take_turns_with_per_call_connections(store_path: Path) ->
 
 
 @pytest.mark.parametrize("keep_open", [False, True])
-def test_threads_of_one_process_share_the_file(known_store: DuckDBStore, keep_open: bool) -> None:
+def test_threads_of_one_process_share_the_file(store_path: Path, keep_open: bool) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from store import AlertsQuery, TrendQuery
 
     span = {"start": T0, "end": T0 + timedelta(days=2)}
-    other = DuckDBStore(known_store.path, keep_open=keep_open)  # a second store on the same file
-    with other, ThreadPoolExecutor(8) as pool:
+    known_store = DuckDBStore(store_path)
+    other = DuckDBStore(store_path, keep_open=keep_open)  # a second store on the same file
+    with known_store, other, ThreadPoolExecutor(8) as pool:
+        seed_known(known_store)
 
         def work(n: int) -> int:
             db = other if n % 2 else known_store
@@ -75,8 +77,8 @@ def test_threads_of_one_process_share_the_file(known_store: DuckDBStore, keep_op
             return len(db.fetch(TrendQuery(**span))) + len(db.fetch(AlertsQuery(**span)))
 
         results = list(pool.map(work, range(40)))
-    assert all(r >= 8 for r in results)
-    assert known_store.stats().scored_items == 7 + 40
+        assert all(r >= 8 for r in results)
+        assert known_store.stats().scored_items == 7 + 40
 
 
 PROBE = """

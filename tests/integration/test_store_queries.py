@@ -10,9 +10,9 @@ import pytest
 
 from store import (
     AlertsQuery,
-    DuckDBStore,
     EntitiesQuery,
     HeadlinesQuery,
+    HistoryStore,
     Mover,
     MoversQuery,
     TrendQuery,
@@ -25,13 +25,13 @@ DAY1, DAY2 = T0.replace(hour=0), T0.replace(hour=0) + timedelta(days=1)
 RANGE = {"start": T0 - timedelta(hours=9), "end": T0 + timedelta(days=2)}
 
 
-def _trend(db: DuckDBStore, **kw: object) -> list[tuple[object, ...]]:
+def _trend(db: HistoryStore, **kw: object) -> list[tuple[object, ...]]:
     rows = db.fetch(TrendQuery.model_validate({**RANGE, **kw}))
     return [(r.bucket_start, r.entity, r.count, r.negative_count, r.positive_count, round(r.mean_score, 6))  # type: ignore[attr-defined]
             for r in rows]  # fmt: skip
 
 
-def test_topic_trend_by_hour(known_store: DuckDBStore) -> None:
+def test_topic_trend_by_hour(known_store: HistoryStore) -> None:
     h = timedelta(hours=1)
     assert _trend(known_store, entity_kind="topic", granularity="hour") == [
         (T0, "earnings", 2, 1, 1, -0.1),
@@ -42,12 +42,12 @@ def test_topic_trend_by_hour(known_store: DuckDBStore) -> None:
     ]
 
 
-def test_negative_share_and_single_entity_filter(known_store: DuckDBStore) -> None:
+def test_negative_share_and_single_entity_filter(known_store: HistoryStore) -> None:
     rows = known_store.fetch(TrendQuery(entity="macro", granularity="day", **RANGE))
     assert [(r.entity, r.count, r.negative_share) for r in rows] == [("macro", 2, 1.0)]  # type: ignore[attr-defined]
 
 
-def test_ticker_trend_by_day_counts_an_item_for_each_ticker(known_store: DuckDBStore) -> None:
+def test_ticker_trend_by_day_counts_an_item_for_each_ticker(known_store: HistoryStore) -> None:
     assert _trend(known_store, entity_kind="ticker", granularity="day") == [
         (DAY1, "AAPL", 3, 2, 1, round((-0.8 + 0.6 - 0.2) / 3, 6)),
         (DAY1, "MSFT", 2, 1, 1, round((0.6 - 0.9) / 2, 6)),
@@ -58,7 +58,7 @@ def test_ticker_trend_by_day_counts_an_item_for_each_ticker(known_store: DuckDBS
     ]
 
 
-def test_source_trend_and_five_minute_buckets(known_store: DuckDBStore) -> None:
+def test_source_trend_and_five_minute_buckets(known_store: HistoryStore) -> None:
     assert [(r[1], r[2], r[3]) for r in _trend(known_store, entity_kind="source", granularity="day")] == [
         ("bloomberg", 2, 0),
         ("reuters", 4, 4),
@@ -69,12 +69,12 @@ def test_source_trend_and_five_minute_buckets(known_store: DuckDBStore) -> None:
     assert buckets == [T0, T0 + 5 * m, T0 + 60 * m, T0 + 90 * m, T0 + timedelta(days=1)]
 
 
-def test_time_range_is_start_inclusive_end_exclusive(known_store: DuckDBStore) -> None:
+def test_time_range_is_start_inclusive_end_exclusive(known_store: HistoryStore) -> None:
     rows = known_store.fetch(TrendQuery(start=T0 + timedelta(minutes=1), end=T0 + timedelta(minutes=20)))
     assert [(r.entity, r.count) for r in rows] == [("earnings", 2)]  # type: ignore[attr-defined]
 
 
-def test_volume_and_entities(known_store: DuckDBStore) -> None:
+def test_volume_and_entities(known_store: HistoryStore) -> None:
     rows = known_store.fetch(VolumeQuery(granularity="day", **RANGE))
     assert [(r.bucket_start, r.entity, r.count) for r in rows] == [  # type: ignore[attr-defined]
         (DAY1, "earnings", 4),
@@ -88,7 +88,7 @@ def test_volume_and_entities(known_store: DuckDBStore) -> None:
     ] == [("AAPL", 4, 2, 2, 0.5, 0.0), ("MSFT", 2, 1, 1, 0.5, -0.15)]
 
 
-def test_top_negative_headlines(known_store: DuckDBStore) -> None:
+def test_top_negative_headlines(known_store: HistoryStore) -> None:
     day1 = {"start": T0, "end": T0 + timedelta(days=1)}
     ids = [h.story_id for h in known_store.fetch(HeadlinesQuery(**day1))]  # type: ignore[attr-defined]
     assert ids == ["s4", "s1", "s3", "s6"]
@@ -101,7 +101,7 @@ def test_top_negative_headlines(known_store: DuckDBStore) -> None:
     assert [h.story_id for h in macro] == ["s6"]  # type: ignore[attr-defined]
 
 
-def test_alert_history_with_filters_and_feedback(known_store: DuckDBStore) -> None:
+def test_alert_history_with_filters_and_feedback(known_store: HistoryStore) -> None:
     known_store.put_feedback("a1", "fp", note="expected", author="ann")
     rows = known_store.fetch(AlertsQuery(**RANGE))
     assert [a.alert_id for a in rows] == ["a3", "a2", "a1"]  # type: ignore[attr-defined]
@@ -114,7 +114,7 @@ def test_alert_history_with_filters_and_feedback(known_store: DuckDBStore) -> No
     assert [a.alert_id for a in page] == ["a1"]  # type: ignore[attr-defined]
 
 
-def test_windows_table(known_store: DuckDBStore) -> None:
+def test_windows_table(known_store: HistoryStore) -> None:
     rows = known_store.fetch(WindowsQuery(entity_kind="topic", **RANGE))
     assert [(w.entity, w.window_start, w.count) for w in rows] == [  # type: ignore[attr-defined]
         ("earnings", T0, 2),
@@ -124,7 +124,7 @@ def test_windows_table(known_store: DuckDBStore) -> None:
     ]
 
 
-def test_frames_have_utc_times(known_store: DuckDBStore) -> None:
+def test_frames_have_utc_times(known_store: HistoryStore) -> None:
     df = known_store.frame(TrendQuery(granularity="day", **RANGE))
     assert list(df.columns) == [
         "bucket_start", "entity_kind", "entity", "count", "negative_count", "positive_count",
@@ -136,7 +136,7 @@ def test_frames_have_utc_times(known_store: DuckDBStore) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_exports_read_back(known_store: DuckDBStore, tmp_path: Path, fmt: str) -> None:
+def test_exports_read_back(known_store: HistoryStore, tmp_path: Path, fmt: str) -> None:
     path = known_store.export(HeadlinesQuery(**RANGE), tmp_path / f"neg.{fmt}", fmt)  # type: ignore[arg-type]
     reader = "read_csv_auto" if fmt == "csv" else "read_parquet"
     with duckdb.connect() as con:
@@ -144,7 +144,7 @@ def test_exports_read_back(known_store: DuckDBStore, tmp_path: Path, fmt: str) -
     assert rows == [("s4", -0.9), ("s1", -0.8), ("s3", -0.5), ("s6", -0.2)]
 
 
-def _movers_store(db: DuckDBStore) -> tuple[datetime, datetime]:
+def _movers_store(db: HistoryStore) -> tuple[datetime, datetime]:
     """Per ticker (stories, negatives) in the day before [start, end) and in it."""
     end = T0 + timedelta(days=10)
     start = end - timedelta(days=1)
@@ -177,7 +177,7 @@ def _movers_store(db: DuckDBStore) -> tuple[datetime, datetime]:
     return start, end
 
 
-def test_movers_rank_the_rise_in_negative_share_against_the_range_before(store: DuckDBStore) -> None:
+def test_movers_rank_the_rise_in_negative_share_against_the_range_before(store: HistoryStore) -> None:
     start, end = _movers_store(store)
 
     def movers(**kw: object) -> list[tuple[object, ...]]:

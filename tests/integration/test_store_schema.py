@@ -34,13 +34,13 @@ def test_a_failing_step_rolls_back_and_keeps_the_version(store_path: Path) -> No
     good = Migration(1, "one", ("CREATE TABLE a (x INTEGER)",))
     bad = Migration(2, "two", ("CREATE TABLE b (x INTEGER)", "CREATE TABLE a (x INTEGER)"))
     with duckdb.connect(str(store_path)) as con:
-        assert migrate(con, "test", (good,)) == [1]
+        assert migrate(con, "test", migrations=(good,)) == [1]
         with pytest.raises(duckdb.CatalogException):
-            migrate(con, "test", (good, bad))
+            migrate(con, "test", migrations=(good, bad))
         assert current_version(con) == 1
         names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         assert "b" not in names
-        assert migrate(con, "test", (good,)) == []
+        assert migrate(con, "test", migrations=(good,)) == []
 
 
 def test_a_newer_schema_is_refused(store_path: Path) -> None:

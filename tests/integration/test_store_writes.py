@@ -1,23 +1,22 @@
-"""Idempotent batched upserts, feedback and subscriptions on a real DuckDB file."""
+"""Idempotent batched upserts, feedback and subscriptions on a real DuckDB file and a real
+PostgreSQL database (the `store` fixture runs each test on both)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-import duckdb
 import pytest
 
-from store import DuckDBStore, NotFound, WindowsQuery
+from store import HistoryStore, NotFound, WindowsQuery
 from tests.fixtures.store import T0, alert, known_alerts, known_items, known_windows, scored, window
 
 
-def _dump(db: DuckDBStore, table: str) -> list[tuple[object, ...]]:
-    assert db.path is not None
-    with duckdb.connect(str(db.path)) as con:
-        return con.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+def _dump(db: HistoryStore, table: str) -> list[tuple[object, ...]]:
+    with db._connection() as con:
+        return [tuple(row) for row in con.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()]
 
 
-def test_writing_everything_twice_changes_nothing(store: DuckDBStore) -> None:
+def test_writing_everything_twice_changes_nothing(store: HistoryStore) -> None:
     assert store.upsert_scored(known_items()) == 7
     assert store.upsert_windows(known_windows()) == 5
     assert store.upsert_alerts(known_alerts()) == 3
@@ -30,20 +29,20 @@ def test_writing_everything_twice_changes_nothing(store: DuckDBStore) -> None:
     assert (stats.scored_items, stats.windows, stats.alerts) == (7, 5, 3)
 
 
-def test_duplicates_inside_one_batch_are_one_row(store: DuckDBStore) -> None:
+def test_duplicates_inside_one_batch_are_one_row(store: HistoryStore) -> None:
     item = scored("dup", T0, "earnings", "negative", -0.5)
     assert store.upsert_scored([item, item, item]) == 1
     assert store.stats().scored_items == 1
 
 
-def test_a_rescored_item_replaces_the_old_scores(store: DuckDBStore) -> None:
+def test_a_rescored_item_replaces_the_old_scores(store: HistoryStore) -> None:
     store.upsert_scored([scored("s", T0, "earnings", "negative", -0.5, model_version="m1")])
     store.upsert_scored([scored("s", T0, "macro", "positive", 0.5, model_version="m2")])
     (row,) = _dump(store, "scored_items")
     assert row[6:10] == ("macro", "positive", 0.5, "m2")
 
 
-def test_higher_window_revision_wins_in_any_order(store: DuckDBStore) -> None:
+def test_higher_window_revision_wins_in_any_order(store: HistoryStore) -> None:
     old, new = window("earnings", T0, 4, 1, revision=1), window("earnings", T0, 6, 3, revision=2)
     store.upsert_windows([new])
     store.upsert_windows([old])  # a late replay of an older revision
@@ -55,14 +54,14 @@ def test_higher_window_revision_wins_in_any_order(store: DuckDBStore) -> None:
     assert stored == newest
 
 
-def test_a_big_batch_is_written_whole(store: DuckDBStore) -> None:
+def test_a_big_batch_is_written_whole(store: HistoryStore) -> None:
     n = 2017
     items = [scored(f"i{k}", T0 + timedelta(seconds=k), "macro", "neutral", 0.0) for k in range(n)]
     assert store.upsert_scored(items) == n
     assert store.stats().scored_items == n
 
 
-def test_nulls_in_the_first_row_do_not_break_a_batch(store: DuckDBStore) -> None:
+def test_nulls_in_the_first_row_do_not_break_a_batch(store: HistoryStore) -> None:
     first = window("earnings", T0, 2, 1, baseline=None)
     second = window("earnings", T0 + timedelta(minutes=5), 2, 1, baseline=0.25)
     store.upsert_windows([first, second])
@@ -70,20 +69,20 @@ def test_nulls_in_the_first_row_do_not_break_a_batch(store: DuckDBStore) -> None
     assert [r.baseline_negative_share for r in rows] == [None, 0.25]  # type: ignore[attr-defined]
 
 
-def test_window_series_round_trips_the_whole_message(known_store: DuckDBStore) -> None:
+def test_window_series_round_trips_the_whole_message(known_store: HistoryStore) -> None:
     series = known_store.window_series("topic", "earnings", start=T0, end=T0 + timedelta(days=2))
     assert series == [w for w in known_windows() if w.entity == "earnings"]
     assert series[0].top_negative[0].title == "bad news"
 
 
-def test_alert_events_round_trip_with_evidence(known_store: DuckDBStore) -> None:
+def test_alert_events_round_trip_with_evidence(known_store: HistoryStore) -> None:
     from store import AlertsQuery
 
     events = known_store.alert_events(AlertsQuery(start=T0, end=T0 + timedelta(days=2)))
     assert events == known_alerts()
 
 
-def test_feedback_latest_verdict_wins_and_unknown_alerts_are_refused(known_store: DuckDBStore) -> None:
+def test_feedback_latest_verdict_wins_and_unknown_alerts_are_refused(known_store: HistoryStore) -> None:
     known_store.put_feedback("a1", "fp", note="earnings season", author="ann")
     known_store.put_feedback("a1", "tp", note="really bad", author="bob")
     fb = known_store.get_feedback("a1")
@@ -96,7 +95,7 @@ def test_feedback_latest_verdict_wins_and_unknown_alerts_are_refused(known_store
     assert [(x.alert_id, x.verdict, x.entity) for x in labelled] == [("a1", "tp", "earnings")]
 
 
-def test_subscriptions_crud(store: DuckDBStore) -> None:
+def test_subscriptions_crud(store: HistoryStore) -> None:
     assert store.list_subscriptions() == []
     store.put_subscription("desk", {"channel": "#desk", "filter": {"topics": ["earnings"]}})
     store.put_subscription("apple", {"channel": "#apple"})
@@ -113,19 +112,19 @@ def test_subscriptions_crud(store: DuckDBStore) -> None:
     assert store.get_subscription("apple") is None
 
 
-def test_alert_with_same_id_is_replaced_not_duplicated(store: DuckDBStore) -> None:
+def test_alert_with_same_id_is_replaced_not_duplicated(store: HistoryStore) -> None:
     store.upsert_alerts([alert("x", "earnings", T0)])
     store.upsert_alerts([alert("x", "macro", T0)])
     assert store.stats().alerts == 1
     assert _dump(store, "alerts")[0][4] == "macro"
 
 
-def test_get_alert_returns_the_whole_event(known_store: DuckDBStore) -> None:
+def test_get_alert_returns_the_whole_event(known_store: HistoryStore) -> None:
     assert known_store.get_alert("a1") == known_alerts()[0]
     assert known_store.get_alert("missing") is None
 
 
-def test_batches_without_tickers_or_with_them_keep_their_lists(store: DuckDBStore) -> None:
+def test_batches_without_tickers_or_with_them_keep_their_lists(store: HistoryStore) -> None:
     # The batch travels as a DataFrame: a list column of only empty lists has no element type.
     store.upsert_scored([scored(f"e{k}", T0, "macro", "neutral", 0.0) for k in range(3)])
     store.upsert_scored([scored("t1", T0, "macro", "neutral", 0.0, tickers=("ACME", "XYZ"))])

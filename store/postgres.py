@@ -1,0 +1,210 @@
+"""PostgresStore: the history store on a PostgreSQL server (14 or newer).
+
+For deployments with several writers: workers on several hosts each run a
+history sink, the API and the dispatchers read, all at once (a DuckDB file
+takes one writer process at a time). Set FINPULSE_STORE_URL to
+`postgresql://user:password@host:5432/finpulse`; the first process to start
+creates the schema (the migrations run under an advisory lock, so processes
+starting together apply each step once).
+
+Connections come from a small pool (psycopg_pool), in autocommit with the
+session's time zone UTC (timestamps are stored as UTC without zone, as in
+DuckDB). A read-only store's sessions are read-only on the server too. The
+server unreachable raises StoreUnavailable (a transient error: the sink
+retries, the API answers 503).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg.types.string import TextLoader
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from store import writes
+from store.base import ExportFormat, HistoryStore
+from store.dialect import POSTGRES
+from store.errors import StoreError, StoreUnavailable
+from store.sql import Connection
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from finpulse.settings import StoreSettings
+
+logger = logging.getLogger(__name__)
+
+# Connections per process: the API's worker threads take turns beyond this.
+POOL_MAX = 8
+# Any fixed number: the key of the advisory lock the migrations take.
+MIGRATION_LOCK = 5_148_211
+# PostgreSQL's float type ids: their NULLs read as NaN in frames, as DuckDB's do.
+_FLOAT_OIDS = {700, 701, 1700}
+
+
+class PostgresStore(HistoryStore):
+    """The history store in a PostgreSQL database."""
+
+    dialect = POSTGRES
+
+    def __init__(
+        self, url: str, *, read_only: bool = False, connect_timeout_s: float = 10.0, retention_days: int = 365
+    ) -> None:
+        super().__init__(read_only=read_only, retention_days=retention_days)
+        self.url = url.strip()
+        self.connect_timeout_s = connect_timeout_s
+        self._pool: ConnectionPool | None = None
+
+    @classmethod
+    def from_settings(cls, settings: StoreSettings, *, read_only: bool = False) -> PostgresStore:
+        return cls(
+            settings.url,
+            read_only=read_only,
+            connect_timeout_s=settings.lock_timeout_s,
+            retention_days=settings.retention_days,
+        )
+
+    @property
+    def where(self) -> str:
+        return redacted(self.url)
+
+    def _open(self) -> None:
+        options = "-c TimeZone=UTC" + (" -c default_transaction_read_only=on" if self.read_only else "")
+        pool = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=POOL_MAX,
+            kwargs={"autocommit": True, "options": options},
+            configure=_configure,
+            timeout=self.connect_timeout_s,
+            name="finpulse-store",
+            open=False,
+        )
+        try:
+            pool.open(wait=True, timeout=self.connect_timeout_s)
+        except PoolTimeout as exc:
+            pool.close()
+            raise StoreUnavailable(
+                f"history store {self.where} did not answer in {self.connect_timeout_s:.0f} s: is the "
+                "PostgreSQL server running, and are the URL's host, port, user and password right?"
+            ) from exc
+        self._pool = pool
+
+    def _close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        if self._pool is None:
+            raise StoreError("the store is not started; call start() (or use it as a context manager)")
+        try:
+            with self._pool.connection() as raw:
+                yield _PgConnection(raw)
+        except PoolTimeout as exc:
+            raise StoreUnavailable(f"history store {self.where}: no connection free: {exc}") from exc
+        except psycopg.errors.UndefinedTable as exc:
+            raise StoreError(
+                f"history store {self.where} has no history tables yet: start the stream worker ({exc})"
+            ) from exc
+        except psycopg.OperationalError as exc:  # the server went away, or a deadlock between writers
+            raise StoreUnavailable(f"history store {self.where}: {exc}") from exc
+
+    @contextmanager
+    def _migrating(self, con: Connection) -> Iterator[None]:
+        con.execute("SELECT pg_advisory_lock(?)", [MIGRATION_LOCK])
+        try:
+            yield
+        finally:
+            con.execute("SELECT pg_advisory_unlock(?)", [MIGRATION_LOCK])
+
+    def _write_rows(self, con: Connection, table: writes.Table, rows: list[tuple[Any, ...]]) -> None:
+        raw = _raw(con)
+        at = table.columns.index(table.key)
+        # Rows in key order: writers that share keys lock them in the same order (no deadlocks).
+        ordered: list[tuple[Any, ...]] = sorted(rows, key=lambda row: row[at])
+        with raw.transaction(), raw.cursor() as cur:
+            cur.executemany(table.upsert_row_sql("%s"), ordered)
+
+    def _frame(self, con: Connection, sql: str, params: list[Any]) -> pd.DataFrame:
+        import pandas as pd
+
+        with _raw(con).cursor() as cur:
+            cur.execute(_pg(sql), params)
+            described = cur.description or []
+            df = pd.DataFrame.from_records(
+                cur.fetchall(), columns=[d.name for d in described], coerce_float=True
+            )
+        for d in described:
+            if d.type_code in _FLOAT_OIDS:
+                df[d.name] = df[d.name].astype("float64")
+        return df
+
+    def _export(self, con: Connection, sql: str, params: list[Any], path: Path, fmt: ExportFormat) -> None:
+        import duckdb
+
+        # Written by DuckDB, as the embedded store's exports are: the same CSV and Parquet either way.
+        frame = self._frame(con, sql, params)
+        with duckdb.connect() as local:
+            relation = local.from_df(frame)
+            if fmt == "parquet":
+                relation.write_parquet(str(path))
+            else:
+                relation.write_csv(str(path), header=True)
+
+
+class _PgConnection:
+    """A psycopg connection as the store's Connection: `?` parameters, and a data-changing
+    statement answering its row count, as DuckDB's do."""
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None, /) -> Any:
+        cur = self.raw.execute(_pg(sql), params)
+        return cur if cur.description is not None else _RowCount(cur.rowcount)
+
+
+class _RowCount:
+    description = None
+
+    def __init__(self, count: int) -> None:
+        self._rows = [(count,)]
+
+    def fetchone(self) -> tuple[int]:
+        return self._rows[0]
+
+    def fetchall(self) -> list[tuple[int]]:
+        return self._rows
+
+
+def _pg(sql: str) -> str:
+    """The store's `?` parameters as psycopg's `%s` (the store's SQL holds no literal `?`)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def _raw(con: Connection) -> psycopg.Connection[Any]:
+    assert isinstance(con, _PgConnection), "PostgresStore's connections are its own"
+    return con.raw
+
+
+def _configure(raw: psycopg.Connection[Any]) -> None:
+    # JSON columns come back as their text (the store parses records with pydantic).
+    for json_type in ("json", "jsonb"):
+        raw.adapters.register_loader(json_type, TextLoader)
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url.strip())
+    if parts.password is None:
+        return url.strip()
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
