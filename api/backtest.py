@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, Self, cast
+from typing import Any, Protocol, Self, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -55,7 +55,7 @@ from finpulse.schema import (
 from finpulse.schema import parse_entity as parse_entity_text
 from finpulse.settings import Settings
 from store import AlertsQuery, HistoryStore, Query
-from store.records import Row, UtcTime
+from store.records import UtcTime
 
 logger = logging.getLogger(__name__)
 
@@ -233,23 +233,6 @@ def apply_recommended(
 # -- history ------------------------------------------------------------------------------------------
 
 
-class _Record(Row):
-    record: str
-
-
-class ScoredRecordsQuery(Query):
-    """Stored scored items (full messages) published in [start, end), oldest first."""
-
-    row: ClassVar[type[Row]] = _Record
-
-    def select(self) -> tuple[str, list[Any]]:
-        sql = (
-            "SELECT CAST(record AS VARCHAR) AS record FROM scored_items "
-            "WHERE published_at >= ? AND published_at < ? ORDER BY published_at, story_id"
-        )
-        return sql, self.bounds()
-
-
 def stored_windows(
     store: HistoryStore, request: BacktestRequest, subscription: Subscription, kinds: set[WindowKind]
 ) -> list[WindowAggregate]:
@@ -261,12 +244,6 @@ def stored_windows(
     query = Query(start=request.start, end=request.end)  # default range: the last week
     windows = store.window_series(kind, name, start=query.start, end=query.end, window_kind=window_kind)
     return [w for w in windows if any(subscription.matches(w.entity_kind, w.entity, k) for k in kinds)]
-
-
-def stored_items(store: HistoryStore, start: datetime | None, end: datetime | None) -> list[ScoredItem]:
-    """Stored scored items in the range (default: the last week)."""
-    rows = store.fetch(ScoredRecordsQuery(start=start, end=end), paged=False)
-    return [ScoredItem.model_validate_json(cast(_Record, r).record) for r in rows]
 
 
 def windows_from_items(
@@ -466,7 +443,7 @@ def run_from_store(
     subscription = resolve_subscription(request, settings, store)
     kinds = _kinds(request, subscription)
     if request.rebuild:
-        items = stored_items(store, request.start, request.end)
+        items = store.scored_series(request.start, request.end)
         windows = windows_from_items(items, settings, subscription, kinds)
     else:
         windows = stored_windows(store, request, subscription, kinds)

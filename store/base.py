@@ -294,6 +294,18 @@ class HistoryStore(ABC):
             records = con.execute(sql, params).fetchall()
         return [WindowAggregate.model_validate_json(r[0]) for r in records]
 
+    def scored_series(self, start: datetime | None = None, end: datetime | None = None) -> list[ScoredItem]:
+        """Stored scored items as full messages published in [start, end) (default: the last week),
+        oldest first: the backtest's input when it rebuilds windows."""
+        bounds = Query(start=start, end=end).bounds()
+        sql = (
+            "SELECT record FROM scored_items WHERE published_at >= ? AND published_at < ? "
+            "ORDER BY published_at, story_id"
+        )
+        with self._connection() as con:
+            records = con.execute(sql, bounds).fetchall()
+        return [ScoredItem.model_validate_json(r[0]) for r in records]
+
     def get_alert(self, alert_id: str) -> AlertEvent | None:
         """One stored alert as its full AlertEvent message."""
         with self._connection() as con:

@@ -1,15 +1,31 @@
-"""History endpoints over real HTTP semantics (TestClient) and a real store: values, paging, bad input."""
+"""History endpoints over real HTTP semantics (TestClient) and a real store, a DuckDB file and a
+PostgreSQL database: values, paging, bad input."""
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 from matplotlib.image import imread
 
+from store.postgres import PostgresStore
+from tests.fixtures.store import seed_known
+
 SPAN = {"start": "2024-03-04T00:00:00Z", "end": "2024-03-06T00:00:00Z"}
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def api_store_url(request: pytest.FixtureRequest, api_store: Path) -> str:
+    """The known data set in each store the API can read."""
+    if request.param == "duckdb":
+        return f"duckdb:///{api_store}"
+    url: str = request.getfixturevalue("postgres_url")
+    with PostgresStore(url) as db:
+        seed_known(db)
+    return url
 
 
 def test_auth_is_required_with_a_clear_message(api_client: Any) -> None:

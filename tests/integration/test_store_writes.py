@@ -130,3 +130,10 @@ def test_batches_without_tickers_or_with_them_keep_their_lists(store: HistorySto
     store.upsert_scored([scored("t1", T0, "macro", "neutral", 0.0, tickers=("ACME", "XYZ"))])
     rows = dict((r[0], r[5]) for r in _dump(store, "scored_items"))
     assert rows == {"e0": [], "e1": [], "e2": [], "t1": ["ACME", "XYZ"]}
+
+
+def test_scored_series_round_trips_the_whole_messages_oldest_first(known_store: HistoryStore) -> None:
+    day = timedelta(days=1)
+    expected = sorted(known_items(), key=lambda s: (s.item.published_at, s.story_id))
+    assert known_store.scored_series(T0, T0 + 2 * day) == expected
+    assert known_store.scored_series(T0 + day, T0 + 2 * day) == expected[-1:]

@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from aiokafka import AIOKafkaProducer
 
 from alerts.windows import window_specs, window_starts
@@ -23,7 +24,7 @@ from finpulse.settings import KafkaSettings, Settings
 from finpulse.topics import dead_letter_topic, ensure_topics, pipeline_topics
 from ingest.replay import publish_replay_async
 from ingest.sample import PlantedSpike, write_planted_spike
-from store.duckdb import DuckDBStore
+from store import open_store
 from stream.topics import by_entity_topic
 from tests.conftest import free_port
 from tests.fixtures.stream import REPLAY_START
@@ -72,6 +73,8 @@ def replay(settings: Settings, tmp_path: Path, *, spike: bool) -> PlantedSpike:
     )
 
 
+# On PostgreSQL too: the worker process writes its history there, the backtest reads it back.
+@pytest.mark.parametrize("store_backend", ["duckdb", "postgresql"])
 async def test_planted_spike_fires_exactly_one_alert_with_evidence(
     stream_settings: Settings, worker: CliProcess, tmp_path: Path
 ) -> None:
@@ -115,7 +118,7 @@ async def assert_aggregate_commits(settings: Settings, worker: CliProcess) -> No
 
 async def assert_backtest_reproduces(settings: Settings, live: list[AlertEvent], truth: PlantedSpike) -> None:
     """The backtest over the history the worker stored sends exactly the live alerts."""
-    store = DuckDBStore.from_settings(settings.store, read_only=True)
+    store = open_store(settings.store, read_only=True)
     request = BacktestRequest(subscription_id="acme-desk", start=REPLAY_START, end=truth.end)
     deadline = asyncio.get_running_loop().time() + 60
     while True:  # the sink writes in batches: wait until it stored the alerts

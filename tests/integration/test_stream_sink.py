@@ -1,4 +1,5 @@
-"""The history sink on the real broker and a DuckDB file, outside a worker process."""
+"""The history sink on the real broker and a real store (a DuckDB file, a PostgreSQL database),
+outside a worker process."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 import stream.sink
 from finpulse.settings import KafkaSettings, Settings, StoreSettings, StreamSettings
-from store.duckdb import DuckDBStore
+from store import open_store
 from stream.sink import HistorySink, StoreService
 from stream.topics import PipelineTopics
 from tests.fixtures.store import T0, scored
@@ -36,12 +37,20 @@ async def _gathered(sink: HistorySink, topic: str, expect: int, timeout_s: float
 
 
 def _stored(settings: StoreSettings) -> int:
-    with DuckDBStore.from_settings(settings, read_only=True) as store:
+    with open_store(settings, read_only=True) as store:
         return store.stats().scored_items
 
 
+@pytest.fixture(params=["duckdb", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path / 'history.duckdb'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 async def test_a_stopping_sink_writes_and_commits_the_batch_it_was_gathering(
-    kafka: KafkaSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kafka: KafkaSettings, tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Batches that take a minute to gather: only the stop can write this one.
     monkeypatch.setattr(stream.sink, "SINK_WITHIN_S", 60.0)
@@ -49,7 +58,7 @@ async def test_a_stopping_sink_writes_and_commits_the_batch_it_was_gathering(
         data_dir=tmp_path / "data",
         kafka=kafka,
         stream=StreamSettings(app_id=f"fp-sink-{uuid.uuid4().hex[:8]}"),
-        store=StoreSettings(url=f"duckdb:///{tmp_path / 'history.duckdb'}"),
+        store=StoreSettings(url=store_url),
     )
     app = faust.App(settings.stream.app_id, broker=f"kafka://{kafka.bootstrap}")
     store = StoreService(settings.store)

@@ -1,0 +1,122 @@
+"""What the PostgreSQL store adds over the DuckDB file, on a real server: several writers at
+once, processes starting together, a server that is away. (Every store test also runs on it:
+the `store` fixture.)"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from finpulse.settings import StoreSettings
+from store import StoreError, StoreUnavailable, WindowsQuery, open_store
+from store.postgres import PostgresStore
+from tests.conftest import free_port
+from tests.fixtures.store import T0, scored
+
+REPO = Path(__file__).resolve().parents[2]
+WRITERS = 4
+BATCHES = 12
+
+WRITER = """
+import random, sys
+from datetime import timedelta
+from store.postgres import PostgresStore
+from tests.fixtures.store import T0, window
+url, seed, batches = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(seed)
+with PostgresStore(url) as db:
+    for b in range(batches):
+        keys = list(range(40))
+        rng.shuffle(keys)  # each writer meets the shared rows in its own order
+        db.upsert_windows([window(f"e{k}", T0, 10, k % 5, revision=b * 10 + seed) for k in keys])
+print("done", flush=True)
+"""
+
+
+def test_writer_processes_share_rows_without_deadlocks_and_the_highest_revision_wins(
+    postgres_url: str,
+) -> None:
+    with PostgresStore(postgres_url):  # the schema, before the writers race to it
+        pass
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, postgres_url, str(seed), str(BATCHES)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in range(WRITERS)
+    ]
+    for w in writers:
+        out, err = w.communicate(timeout=120)
+        assert (w.returncode, out.strip()) == (0, "done"), err[-2000:]
+    with PostgresStore(postgres_url, read_only=True) as db:
+        rows = db.fetch(WindowsQuery(start=T0, end=T0 + timedelta(hours=1)), paged=False)
+    # Each key's last batch came from every writer; the highest revision (last batch, last seed) stays.
+    assert len(rows) == 40
+    assert {r.revision for r in rows} == {(BATCHES - 1) * 10 + WRITERS - 1}  # type: ignore[attr-defined]
+
+
+def test_processes_starting_together_apply_each_migration_once(postgres_url: str) -> None:
+    stores = [PostgresStore(postgres_url) for _ in range(6)]
+    with ThreadPoolExecutor(len(stores)) as pool:
+        list(pool.map(lambda s: s.start(), stores))
+    try:
+        with stores[0]._connection() as con:
+            versions = [
+                row[0] for row in con.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
+            ]
+        assert versions == [1, 2]
+        assert stores[0].stats().schema_version == 2
+    finally:
+        for s in stores:
+            s.stop()
+
+
+def test_a_server_that_is_away_is_a_transient_error_that_keeps_the_password_out(tmp_path: Path) -> None:
+    url = f"postgresql://finpulse:s3cret-pw@127.0.0.1:{free_port()}/history"
+    db = open_store(StoreSettings(url=url, lock_timeout_s=1))
+    assert isinstance(db, PostgresStore)
+    assert db.where == f"postgresql://finpulse:***@127.0.0.1:{url.split(':')[3]}"
+    with pytest.raises(StoreUnavailable, match="is the PostgreSQL server running") as caught:
+        db.start()
+    assert "s3cret-pw" not in str(caught.value)
+
+
+def test_read_only_on_an_empty_database_says_to_start_the_worker_and_writes_are_refused(
+    postgres_url: str,
+) -> None:
+    empty = PostgresStore(postgres_url, read_only=True)
+    with empty, pytest.raises(StoreError, match="no history tables yet: start the stream worker"):
+        empty.stats()
+    with PostgresStore(postgres_url):
+        pass
+    with PostgresStore(postgres_url, read_only=True) as db:
+        assert db.stats().scored_items == 0
+        with pytest.raises(StoreError, match="opened read-only"):
+            db.upsert_scored([scored("s1", T0, "macro", "neutral", 0.0)])
+
+
+def test_a_busy_store_serves_readers_while_writers_write(postgres_url: str) -> None:
+    """The API reads while workers write: neither waits for the other (a DuckDB file takes turns)."""
+    rng = random.Random(3)
+    with PostgresStore(postgres_url) as writer, PostgresStore(postgres_url, read_only=True) as reader:
+
+        def write(n: int) -> int:
+            items = [scored(f"w{n}-{i}", T0 + timedelta(minutes=rng.randint(0, 59)), "macro", "neutral", 0.0)
+                     for i in range(50)]  # fmt: skip
+            return writer.upsert_scored(items)
+
+        with ThreadPoolExecutor(4) as pool:
+            writes = pool.map(write, range(20))
+            reads = [reader.stats().scored_items for _ in range(20)]
+            assert sum(writes) == 1000
+        assert reads == sorted(reads)  # counts only grow, never an error
+        assert reader.stats().scored_items == 1000
