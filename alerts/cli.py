@@ -85,7 +85,7 @@ def list_subscriptions(
     from finpulse.cli import console, settings
     from finpulse.logs import quiet_store
     from finpulse.schema import utcnow
-    from store import StoreError, open_store
+    from store import StoreError, StoreUnavailable, open_store
 
     from .live import live_subscriptions
     from .overview import overviews
@@ -96,7 +96,7 @@ def list_subscriptions(
     try:
         if store is not None:
             store.start()
-    except StoreError as exc:  # no history yet: the file's subscriptions still list
+    except (StoreError, StoreUnavailable) as exc:  # no history (yet): the file's subscriptions still list
         console.print(f"no alert history: {exc}")
         store = None
     try:

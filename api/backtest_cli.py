@@ -189,12 +189,12 @@ def _run(
 
 def _optional_store(s: Settings) -> HistoryStore | None:
     """The store for feedback labels, if there is one (a replay needs none)."""
-    from store import StoreError, open_store
+    from store import StoreError, StoreUnavailable, open_store
 
     db = open_store(s.store, read_only=True)
     try:
         db.start()
-    except StoreError:
+    except (StoreError, StoreUnavailable):
         return None
     return db
 

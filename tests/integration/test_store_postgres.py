@@ -120,3 +120,21 @@ def test_a_busy_store_serves_readers_while_writers_write(postgres_url: str) -> N
             assert sum(writes) == 1000
         assert reads == sorted(reads)  # counts only grow, never an error
         assert reader.stats().scored_items == 1000
+
+
+def test_status_shows_the_store_without_its_password(postgres_url: str) -> None:
+    from rich.console import Console
+
+    from api.status import print_store
+    from finpulse.settings import Settings
+
+    # The test server trusts loopback, so any password gets in: the status line must not show it.
+    with_password = postgres_url.replace("postgres@", "postgres:hunter2@", 1)
+    with PostgresStore(with_password) as db:
+        db.upsert_scored([scored("s1", T0, "macro", "neutral", 0.0)])
+    console = Console(record=True, width=300)
+    print_store(console, Settings(store=StoreSettings(url=with_password)))
+    out = console.export_text()
+    assert "1 scored stories" in out
+    assert "hunter2" not in out
+    assert "postgres:***@" in out

@@ -21,14 +21,15 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.retention import RetentionScheduler
 from finpulse.settings import Settings, StoreSettings
-from store import AlertsQuery, DuckDBStore, HeadlinesQuery
+from store import AlertsQuery, DuckDBStore, HeadlinesQuery, HistoryStore
 from tests.fixtures.store import T0, alert, another_process_holding, scored, seed_known, window
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_retention_deletes_what_is_older_than_the_cutoff(store_path: Path) -> None:
-    with DuckDBStore(store_path, retention_days=1) as db:
+def test_retention_deletes_what_is_older_than_the_cutoff(store: HistoryStore) -> None:
+    store.retention_days = 1
+    with store as db:  # a DuckDB file, and a PostgreSQL database
         seed_known(db)
         db.put_feedback("a1", "tp")
         db.put_feedback("a3", "fp")
