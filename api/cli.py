@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
 
     app.command("api")(serve)
     app.command("prune")(prune)
+    app.command("copy-history")(copy_history)
     app.command("status")(status)
     history_cli.register(app)
 
@@ -70,6 +71,50 @@ def prune() -> None:
         deleted = db.apply_retention()
     summary = ", ".join(f"{table} {n}" for table, n in deleted.items())
     Console().print(f"prune: kept {s.store.retention_days} days; deleted {summary}")
+
+
+def copy_history(
+    target: str = typer.Argument(
+        ..., help="The store to copy into: postgresql://user:password@host:5432/db or duckdb:///path.duckdb"
+    ),
+    source: str | None = typer.Option(
+        None, "--from", help="The store to copy from (default: FINPULSE_STORE_URL)."
+    ),
+) -> None:
+    """Copy the whole history (stories, windows, alerts, verdicts, subscriptions) into another store,
+    e.g. the DuckDB file into a PostgreSQL server when workers move to several hosts. Rows are
+    upserted: run it again after an interruption, or to catch up before switching over."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+    from finpulse.cli import settings as load
+    from finpulse.errors import ConfigError
+    from finpulse.logs import quiet_store
+    from store import open_store
+
+    s = load()
+    quiet_store()
+    source_settings = s.store.model_copy(update={"url": source}) if source else s.store
+    if target.strip() == source_settings.url.strip():
+        raise ConfigError("the target is the store being copied: name another one")
+    console = Console()
+    with (
+        open_store(source_settings, read_only=True) as src,
+        open_store(s.store.model_copy(update={"url": target})) as dst,
+    ):
+        totals = src.stats().model_dump()
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True) as bars:
+            tasks: dict[str, TaskID] = {}
+
+            def advance(table: str, done: int) -> None:
+                if table not in tasks:
+                    tasks[table] = bars.add_task(table, total=totals.get(table))
+                bars.update(tasks[table], completed=done)
+
+            copied = src.copy_to(dst, progress=advance)
+        summary = ", ".join(f"{table} {n:,}" for table, n in copied.items())
+        console.print(f"copied {src.where} -> {dst.where}: {summary}")
 
 
 def status(

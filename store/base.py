@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ExportFormat = Literal["csv", "parquet"]
+# Rows per read and write when copying a store.
+COPY_PAGE = 5000
 
 
 class HistoryStore(ABC):
@@ -175,9 +177,7 @@ class HistoryStore(ABC):
             if not con.execute("SELECT 1 FROM alerts WHERE alert_id = ?", [alert_id]).fetchone():
                 raise NotFound(f"no alert with id {alert_id!r} in the history store")
             con.execute(
-                "INSERT INTO feedback VALUES (?, ?, ?, ?, ?) ON CONFLICT (alert_id) DO UPDATE SET "
-                "verdict = excluded.verdict, note = excluded.note, author = excluded.author, "
-                "created_at = excluded.created_at",
+                writes.FEEDBACK.upsert_row_sql(),
                 [alert_id, verdict, feedback.note, feedback.author, naive_utc(feedback.created_at)],
             )
         logger.info("store feedback alert_id=%s verdict=%s author=%s", alert_id, verdict, feedback.author)
@@ -324,11 +324,38 @@ class HistoryStore(ABC):
 
     # -- maintenance --------------------------------------------------------------------------
 
+    def copy_to(
+        self,
+        target: HistoryStore,
+        *,
+        page: int = COPY_PAGE,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> dict[str, int]:
+        """Every row of this store into `target` (a file into a server, say), a page at a time;
+        returns rows copied per table. Upserts: a copy stopped midway can be run again."""
+        copied: dict[str, int] = {}
+        for table in writes.TABLES:
+            copied[table.name], last = 0, None
+            while rows := self._page(table, last, page):
+                target._upsert(table, rows)
+                copied[table.name] += len(rows)
+                last = rows[-1][table.columns.index(table.key)]
+                if progress is not None:
+                    progress(table.name, copied[table.name])
+        return copied
+
     def apply_retention(self, now: datetime | None = None) -> dict[str, int]:
         """Delete history older than `retention_days`; returns rows deleted per table."""
         cutoff = retention.retention_cutoff(self.retention_days, now)
         with self._connection(write=True) as con, transaction(con):
             return retention.delete_before(con, cutoff)
+
+    def _page(self, table: writes.Table, after: object, limit: int) -> list[tuple[Any, ...]]:
+        """Up to `limit` of a table's rows in key order, after the key `after` (None: from the first)."""
+        where, params = (f" WHERE {table.key} > ?", [after]) if after is not None else ("", [])
+        sql = f"SELECT {', '.join(table.columns)} FROM {table.name}{where} ORDER BY {table.key} LIMIT ?"  # noqa: S608
+        with self._connection() as con:
+            return [tuple(row) for row in con.execute(sql, [*params, limit]).fetchall()]
 
     def stats(self) -> StoreStats:
         """Schema version, row counts and when the newest story was scored."""
@@ -371,16 +398,8 @@ def _subscription(row: dict[str, Any]) -> SubscriptionRecord:
 
 
 def _put_subscription(con: Connection, sub_id: str, body: Mapping[str, Any], at: datetime) -> None:
-    con.execute(
-        "INSERT INTO subscriptions VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-        "body = excluded.body, updated_at = excluded.updated_at",
-        [sub_id, json.dumps(dict(body)), at],
-    )
+    con.execute(writes.SUBSCRIPTIONS.upsert_row_sql(), [sub_id, json.dumps(dict(body)), at])
 
 
 def _put_meta(con: Connection, key: str, value: str, at: datetime) -> None:
-    con.execute(
-        "INSERT INTO store_meta VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
-        "value = excluded.value, updated_at = excluded.updated_at",
-        [key, value, at],
-    )
+    con.execute(writes.META.upsert_row_sql(), [key, value, at])

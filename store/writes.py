@@ -82,6 +82,11 @@ ALERTS = Table(
     ),
     key="alert_id",
 )  # fmt: skip
+FEEDBACK = Table("feedback", ("alert_id", "verdict", "note", "author", "created_at"), key="alert_id")
+SUBSCRIPTIONS = Table("subscriptions", ("id", "body", "updated_at"), key="id")
+META = Table("store_meta", ("key", "value", "updated_at"), key="key")
+# Every table, in an order that copies rows before the rows that refer to them.
+TABLES = (SCORED_ITEMS, WINDOWS, ALERTS, FEEDBACK, SUBSCRIPTIONS, META)
 
 
 def scored_item_row(s: ScoredItem) -> tuple[Any, ...]:
