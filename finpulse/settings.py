@@ -222,7 +222,8 @@ class StreamSettings(_Group):
 
 
 class StoreSettings(_Group):
-    """The history store (store/): a DuckDB file; one writer process at a time."""
+    """The history store (store/): a DuckDB file (one writer process at a time), or a PostgreSQL
+    server (`postgresql://user:password@host:5432/db`) where several hosts write."""
 
     url: str = f"duckdb:///{DEFAULT_DATA_DIR / 'history.duckdb'}"
     retention_days: int = Field(default=365, ge=1)
@@ -231,7 +232,8 @@ class StoreSettings(_Group):
     # False: open the file per operation so the worker's sink and the API take turns;
     # True: hold one connection (fastest, but other processes cannot open the file).
     keep_open: bool = False
-    # How long to retry while another process holds DuckDB's file lock.
+    # How long to retry while another process holds DuckDB's file lock; for PostgreSQL, how long
+    # to wait for the server (and for a free connection).
     lock_timeout_s: float = Field(default=10.0, ge=0)
 
 
