@@ -138,3 +138,20 @@ def test_status_shows_the_store_without_its_password(postgres_url: str) -> None:
     assert "1 scored stories" in out
     assert "hunter2" not in out
     assert "postgres:***@" in out
+
+
+def test_connections_the_server_dropped_are_replaced_unnoticed(postgres_url: str) -> None:
+    """A server restart (or a failover) closes every connection: the next operation gets a new one."""
+    import psycopg
+
+    with PostgresStore(postgres_url) as db:
+        db.upsert_scored([scored("before", T0, "macro", "neutral", 0.0)])
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            dropped = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert dropped is not None
+        assert dropped[0] >= 1
+        db.upsert_scored([scored("after", T0, "macro", "neutral", 0.0)])
+        assert db.stats().scored_items == 2
