@@ -95,7 +95,7 @@ class PostgresStore(HistoryStore):
         except PoolTimeout as exc:
             pool.close()
             raise StoreUnavailable(
-                f"history store {self.where} did not answer in {self.connect_timeout_s:.0f} s: is the "
+                f"history store {self.where} did not answer in {self.connect_timeout_s:g} s: is the "
                 "PostgreSQL server running, and are the URL's host, port, user and password right?"
             ) from exc
         self._pool = pool

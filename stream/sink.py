@@ -58,7 +58,9 @@ class StoreService(Service):
 
     Faust starts user services after table recovery, which may be after the
     sinks' first batch arrives, so the first write also starts the store (once,
-    under a lock) if the service has not yet.
+    under a lock) if the service has not yet. A store that cannot be reached at
+    start (a database server not up yet) does not stop the worker: it scores on,
+    and the sink's writes retry until the store answers.
     """
 
     def __init__(self, settings: StoreSettings, **kwargs: object) -> None:
@@ -70,7 +72,10 @@ class StoreService(Service):
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
-        await self._ready()
+        try:
+            await self._ready()
+        except TransientError as exc:
+            logger.warning("history store unavailable at start; its writes will retry: %s", exc)
 
     async def _ready(self) -> None:
         if self._store_started:
@@ -88,16 +93,16 @@ class StoreService(Service):
         are idempotent)."""
         if not batches:
             return
-        await self._ready()
         for attempt in range(1, SINK_RETRIES + 1):
             try:
+                await self._ready()
                 await asyncio.to_thread(self._write_all, batches)
                 return
             except TransientError:
                 if attempt == SINK_RETRIES:
                     raise
                 count = sum(len(records) for _, records in batches)
-                logger.warning("store busy; retrying attempt=%d records=%d", attempt, count)
+                logger.warning("store busy or away; retrying attempt=%d records=%d", attempt, count)
                 await asyncio.sleep(0.5 * attempt)
 
     def _write_all(self, batches: Sequence[tuple[Upsert, Sequence[Message]]]) -> None:
@@ -168,11 +173,14 @@ class HistorySink(Service):
         """Write the batch, then commit it; a failed write is read again from the last commit."""
         try:
             await self._write(records)
-        except Exception:  # keep consuming: the batch is read again
-            logger.exception("history write failed records=%d; reading them again", len(records))
+        except Exception as exc:  # keep consuming: the batch is read again
+            if isinstance(exc, TransientError):  # the store is away: no traceback, it says why
+                logger.warning("history write failed records=%d; reading them again: %s", len(records), exc)
+            else:
+                logger.exception("history write failed records=%d; reading them again", len(records))
             if not self.should_stop:
                 await self.sleep(SINK_BACKOFF_S)
-                await consumer.seek_to_committed()
+                await _rewind(consumer)
             return
         try:
             await consumer.commit()
@@ -204,3 +212,12 @@ class HistorySink(Service):
                     dead, r.topic, r.partition, r.offset, r.key, r.value, exc, stage="history"
                 )
         await self.store.write([(self._routes[topic][1], items) for topic, items in parsed.items() if items])
+
+
+async def _rewind(consumer: AIOKafkaConsumer) -> None:
+    """Back to each partition's last commit, or to its start where nothing was committed yet
+    (aiokafka's seek_to_committed leaves those where they are: the batch would be skipped)."""
+    committed = await consumer.seek_to_committed()
+    fresh = [tp for tp, offset in committed.items() if not offset]
+    if fresh:
+        await consumer.seek_to_beginning(*fresh)

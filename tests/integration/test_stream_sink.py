@@ -8,14 +8,17 @@ import uuid
 from pathlib import Path
 
 import faust
+import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
+from psycopg import sql
 
 import stream.sink
 from finpulse.settings import KafkaSettings, Settings, StoreSettings, StreamSettings
-from store import open_store
+from store import StoreError, StoreUnavailable, open_store
 from stream.sink import HistorySink, StoreService
 from stream.topics import PipelineTopics
+from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.store import T0, scored
 from tests.kafka_io import commits_reach
 
@@ -49,33 +52,38 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+def _services(kafka: KafkaSettings, store: StoreSettings) -> tuple[Settings, StoreService, HistorySink]:
+    settings = Settings(
+        kafka=kafka, stream=StreamSettings(app_id=f"fp-sink-{uuid.uuid4().hex[:8]}"), store=store
+    )
+    app = faust.App(settings.stream.app_id, broker=f"kafka://{kafka.bootstrap}")
+    service = StoreService(settings.store)
+    return settings, service, HistorySink(app, settings, PipelineTopics.declare(app, kafka.topics), service)
+
+
+async def _publish(kafka: KafkaSettings, stories: int) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)
+    await producer.start()
+    try:
+        for i in range(stories):
+            item = scored(f"s{i}", T0, "Markets", "negative", -0.7, tickers=("ACME",))
+            await producer.send_and_wait(
+                kafka.topics.scored, item.to_bytes(), key=item.item.story_id.encode()
+            )
+    finally:
+        await producer.stop()
+
+
 async def test_a_stopping_sink_writes_and_commits_the_batch_it_was_gathering(
-    kafka: KafkaSettings, tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+    kafka: KafkaSettings, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Batches that take a minute to gather: only the stop can write this one.
     monkeypatch.setattr(stream.sink, "SINK_WITHIN_S", 60.0)
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        kafka=kafka,
-        stream=StreamSettings(app_id=f"fp-sink-{uuid.uuid4().hex[:8]}"),
-        store=StoreSettings(url=store_url),
-    )
-    app = faust.App(settings.stream.app_id, broker=f"kafka://{kafka.bootstrap}")
-    store = StoreService(settings.store)
-    sink = HistorySink(app, settings, PipelineTopics.declare(app, kafka.topics), store)
+    settings, store, sink = _services(kafka, StoreSettings(url=store_url))
     await store.start()
     await sink.start()
     try:
-        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)
-        await producer.start()
-        try:
-            for i in range(STORIES):
-                item = scored(f"s{i}", T0, "Markets", "negative", -0.7, tickers=("ACME",))
-                await producer.send_and_wait(
-                    kafka.topics.scored, item.to_bytes(), key=item.item.story_id.encode()
-                )
-        finally:
-            await producer.stop()
+        await _publish(kafka, STORIES)
         assert await _gathered(sink, kafka.topics.scored, STORIES, timeout_s=30) == STORIES
         assert _stored(settings.store) == 0
     finally:
@@ -84,3 +92,41 @@ async def test_a_stopping_sink_writes_and_commits_the_batch_it_was_gathering(
     assert _stored(settings.store) == STORIES
     group = f"{settings.stream.app_id}-history"
     assert await commits_reach(kafka, group, kafka.topics.scored, timeout_s=5) == {}
+
+
+async def test_a_store_that_answers_only_later_still_gets_every_story(
+    kafka: KafkaSettings, postgres_server: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database server that is not up yet when the worker starts (as after a host reboot)."""
+    name = f"fp_late_{uuid.uuid4().hex[:8]}"
+    late = StoreSettings(url=postgres_server.url(name), lock_timeout_s=0.5)  # no such database yet
+    _settings, store, sink = _services(kafka, late)
+    await store.start()  # the worker starts anyway
+    await sink.start()
+    admin = postgres_server.url(postgres_server.admin_dbname)
+    try:
+        await _publish(kafka, STORIES)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while "history write failed" not in caplog.text:
+            assert loop.time() < deadline, "the sink never tried to write"
+            await asyncio.sleep(0.2)
+        with psycopg.connect(admin, autocommit=True) as con:
+            con.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        while (stored := await asyncio.to_thread(_stored_or_none, late)) != STORIES:
+            assert loop.time() < deadline + 40, f"stored {stored} of {STORIES}"
+            await asyncio.sleep(0.5)
+    finally:
+        await sink.stop()
+        await store.stop()
+        with psycopg.connect(admin, autocommit=True) as con:
+            con.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    assert "store unavailable at start" in caplog.text
+    assert "Traceback" not in caplog.text
+
+
+def _stored_or_none(settings: StoreSettings) -> int | None:
+    try:
+        return _stored(settings)
+    except (StoreError, StoreUnavailable):
+        return None
