@@ -21,7 +21,7 @@ class Dialect:
 
     name: str
     bucket_function: str
-    # Schema type names (as the migrations spell them, DuckDB's) -> this database's.
+    # Schema type names (as the migrations spell them, DuckDB's; regular expressions) -> this database's.
     types: tuple[tuple[str, str], ...] = ()
 
     def bucket(self, interval: str, column: str) -> str:
@@ -36,4 +36,4 @@ class Dialect:
 
 
 DUCKDB = Dialect("duckdb", "time_bucket")
-POSTGRES = Dialect("postgresql", "date_bin", types=(("DOUBLE", "DOUBLE PRECISION"),))
+POSTGRES = Dialect("postgresql", "date_bin", types=((r"DOUBLE(?! PRECISION)", "DOUBLE PRECISION"),))
