@@ -14,7 +14,7 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -81,12 +81,12 @@ class HistoryStore(ABC):
 
     def _migrating(self, con: Connection) -> AbstractContextManager[None]:
         """Held while `start` migrates (a server: one process at a time)."""
-        return _nothing()
+        return nullcontext()
 
     def session(self) -> AbstractContextManager[None]:
         """Keep one connection across the operations inside, where the backend gains by it."""
         self._require_started()
-        return _nothing()
+        return nullcontext()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -376,11 +376,6 @@ class HistoryStore(ABC):
         if paged:
             return f"{sql} LIMIT ? OFFSET ?", [*params, query.limit, query.offset]
         return sql, params
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def _dicts(cursor: Cursor) -> list[dict[str, Any]]:
