@@ -31,7 +31,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from store import writes
 from store.base import ExportFormat, HistoryStore
 from store.dialect import POSTGRES
-from store.errors import StoreError, StoreUnavailable
+from store.errors import StoreConfigError, StoreError, StoreUnavailable
 from store.sql import Connection
 
 if TYPE_CHECKING:
@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 POOL_MAX = 8
 # Any fixed number: the key of the advisory lock the migrations take.
 MIGRATION_LOCK = 5_148_211
+# date_bin (the trend buckets) came with PostgreSQL 14.
+MIN_SERVER_VERSION = 140000
 # PostgreSQL's float type ids: their NULLs read as NaN in frames, as DuckDB's do.
 _FLOAT_OIDS = {700, 701, 1700}
 
@@ -98,6 +100,12 @@ class PostgresStore(HistoryStore):
                 f"history store {self.where} did not answer in {self.connect_timeout_s:g} s: is the "
                 "PostgreSQL server running, and are the URL's host, port, user and password right?"
             ) from exc
+        try:
+            with pool.connection() as raw:
+                check_server_version(raw.info.server_version, self.where)
+        except BaseException:
+            pool.close()
+            raise
         self._pool = pool
 
     def _close(self) -> None:
@@ -203,6 +211,14 @@ def _configure(raw: psycopg.Connection[Any]) -> None:
     # JSON columns come back as their text (the store parses records with pydantic).
     for json_type in ("json", "jsonb"):
         raw.adapters.register_loader(json_type, TextLoader)
+
+
+def check_server_version(version: int, where: str) -> None:
+    """Refuse a server too old for the store's SQL (`version` as libpq gives it: 150018 is 15.18)."""
+    if version < MIN_SERVER_VERSION:
+        raise StoreConfigError(
+            f"history store {where} runs PostgreSQL {version // 10000}; the store needs 14 or newer"
+        )
 
 
 def redacted(url: str) -> str:
