@@ -115,8 +115,7 @@ class PostgresStore(HistoryStore):
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
-        if self._pool is None:
-            raise StoreError("the store is not started; call start() (or use it as a context manager)")
+        assert self._pool is not None, "HistoryStore._connection checks the store is started"
         try:
             with self._pool.connection() as raw:
                 yield _PgConnection(raw)
