@@ -154,7 +154,8 @@ def status(
         print_kafka(console, kafka)
     print_store(console, s)
     console.print(f"model: {model_summary(s.model)}")
-    print_sources(console, s, utcnow())
+    if code == 0:  # the sources' health is on Kafka too
+        print_sources(console, s, utcnow())
     raise typer.Exit(code)
 
 

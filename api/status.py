@@ -7,7 +7,7 @@ looks is a stage that stopped or cannot keep up). The groups are the worker's
 (`<app id>-history`) and the dispatcher's, each with its state and members (no
 member: that process is not running). Then the history store (rows, the latest
 scored story), the model (version, back end, validation accuracy from its card)
-and each news source's health from the ingestor's state files (ingest/health.py).
+and each news source's health as its ingestor published it on Kafka (ingest/health.py).
 """
 
 from __future__ import annotations
@@ -278,24 +278,23 @@ HEALTH_STYLE = {"ok": "green", "failing": "red", "late": "yellow", "waiting": "d
 
 
 def print_sources(console: Console, settings: Settings, now: datetime) -> None:
-    """Each configured source's health: last success, items published, what is wrong."""
-    from ingest.errors import SourcesFileError
-    from ingest.health import configured_health
+    """Each source an ingestor polls: its health, last success, items published, what is wrong."""
+    from ingest.health import source_health
 
-    try:
-        rows = configured_health(settings.ingest, now)
-    except SourcesFileError as exc:
-        console.print(Text(f"sources: {exc}", style="red"))
+    topic = settings.kafka.topics.sources
+    rows = asyncio.run(source_health(settings.kafka, now))
+    if not rows:
+        console.print(f"sources: no ingestor has published on {topic} yet (is `finpulse ingest` running?)")
         return
-    table = Table(title=f"sources ({settings.ingest.sources_file})", title_justify="left")
+    table = Table(title=f"sources (as their ingestors published them on {topic})", title_justify="left")
     for column in ("source", "kind", "health", "last success", "published", "next poll", "why"):
         table.add_column(column, justify="right" if column == "published" else "left")
     for r in rows:
-        st = r.state
+        st = r.status
         upcoming = ago(now, st.next_poll_at) if r.health != "disabled" else "-"
         table.add_row(
-            r.name, r.kind, Text(r.health, style=HEALTH_STYLE[r.health]), ago(now, st.last_success_at),
-            f"{st.items_published:,}", upcoming, r.detail(),
+            st.source, st.source_kind, Text(r.health, style=HEALTH_STYLE[r.health]),
+            ago(now, st.last_success_at), f"{st.items_published:,}", upcoming, r.detail(),
         )  # fmt: skip
     console.print(table)
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -28,7 +28,7 @@ from rich.text import Text
 from finpulse.errors import InvalidRecord
 from finpulse.schema import DeadLetter
 from finpulse.settings import KafkaSettings
-from finpulse.topics import dead_letter_topics, kafka_admin, topic_partitions
+from finpulse.topics import dead_letter_topics, iter_records
 
 
 @dataclass(frozen=True)
@@ -71,31 +71,8 @@ async def iter_dead_letters(
 ) -> AsyncIterator[Found]:
     """The records on `topics` (default: every pipeline topic's dead-letter twin) from `since`
     (default: the start) up to their ends now, partition by partition, one at a time."""
-    async with kafka_admin(kafka) as admin:
-        present = set(topics or dead_letter_topics(kafka.topics)) & set(await admin.list_topics())
-        partitions = await topic_partitions(admin, sorted(present))
-    if not partitions:
-        return
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap,
-        enable_auto_commit=False,
-        request_timeout_ms=int(kafka.request_timeout_s * 1000),
-    )
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        starts = await _starts(consumer, partitions, since, ends)
-        for tp in partitions:
-            if starts[tp] >= ends[tp]:
-                continue
-            consumer.seek(tp, starts[tp])
-            while await consumer.position(tp) < ends[tp]:
-                for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
-                    if record.offset < ends[tp]:
-                        yield _decode(tp, record)
-    finally:
-        await consumer.stop()
+    async for tp, record in iter_records(kafka, topics or dead_letter_topics(kafka.topics), since=since):
+        yield _decode(tp, record)
 
 
 async def read_dead_letters(
@@ -104,19 +81,6 @@ async def read_dead_letters(
     """All of `iter_dead_letters`, oldest failure first (small topics: tests, scripts)."""
     found = [f async for f in iter_dead_letters(kafka, topics, since=since)]
     return sorted(found, key=lambda f: f.failed_at)
-
-
-async def _starts(
-    consumer: AIOKafkaConsumer,
-    partitions: list[TopicPartition],
-    since: datetime | None,
-    ends: dict[TopicPartition, int],
-) -> dict[TopicPartition, int]:
-    if since is None:
-        return dict(await consumer.beginning_offsets(partitions))
-    # Kafka's record timestamps are the letters' append times: the first at or after `since`.
-    at = await consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in partitions})
-    return {tp: at[tp].offset if at.get(tp) is not None else ends[tp] for tp in partitions}
 
 
 def _decode(tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> Found:

@@ -245,6 +245,27 @@ class AlertEvent(Message):
     fired_alert_id: str | None = None
 
 
+class SourceStatus(Message):
+    """A news source as its ingestor last saw it: published after each poll (keyed by `source`
+    on a compacted topic), so `finpulse status` and the API judge its health from any host."""
+
+    kind: ClassVar[str] = "SourceStatus"
+
+    source: str = Field(min_length=1, max_length=200)
+    source_kind: Literal["feed", "api", "replay"]
+    enabled: bool = True
+    interval_s: float = Field(gt=0)
+    host: str = ""  # the ingestor's host name
+    published_at: UtcDatetime
+    last_poll_at: UtcDatetime | None = None
+    last_success_at: UtcDatetime | None = None
+    next_poll_at: UtcDatetime | None = None
+    consecutive_errors: int = Field(default=0, ge=0)
+    errors_total: int = Field(default=0, ge=0)
+    last_error: str | None = None
+    items_published: int = Field(default=0, ge=0)
+
+
 class DeadLetter(Message):
     """A record a stage could not process: original bytes plus the reason."""
 

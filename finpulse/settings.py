@@ -42,6 +42,8 @@ class TopicSettings(_Group):
     scored: str = "news.scored"
     windows: str = "sentiment.windows"
     alerts: str = "alerts.events"
+    # Each news source's status as its ingestor publishes it (compacted: the latest per source).
+    sources: str = "ingest.sources"
     # Partitions carry the parallelism: 6 lets up to 6 workers share a topic.
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)

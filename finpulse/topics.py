@@ -1,14 +1,15 @@
-"""Kafka topics: names from settings, one idempotent `ensure_topics()`, dead letters, and
-runs (the demo's, the bench's) with topics of their own under a prefix."""
+"""Kafka topics: names from settings, one idempotent `ensure_topics()`, reading topics to their
+ends, dead letters, and runs (the demo's, the bench's) with topics of their own under a prefix."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
@@ -48,9 +49,20 @@ def dead_letter_topics(topics: TopicSettings) -> list[str]:
 
 
 def pipeline_topics(topics: TopicSettings) -> list[TopicSpec]:
-    """Every topic finpulse uses, each with its dead-letter twin."""
+    """The pipeline's four topics, each with its dead-letter twin."""
     names = [*stage_topics(topics), *dead_letter_topics(topics)]
     return [TopicSpec(n, topics.partitions, topics.replication_factor) for n in names]
+
+
+def sources_topic(topics: TopicSettings) -> TopicSpec:
+    """Where ingestors publish each news source's status: the latest record per source is all a
+    reader needs, so it is compacted, and a handful of sources need one partition."""
+    return TopicSpec(topics.sources, 1, topics.replication_factor, compact=True)
+
+
+def all_topics(topics: TopicSettings) -> list[TopicSpec]:
+    """Every topic finpulse's commands share (a worker's own internal ones aside)."""
+    return [*pipeline_topics(topics), sources_topic(topics)]
 
 
 @asynccontextmanager
@@ -79,7 +91,7 @@ async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec] | None = No
 
     Safe to call any number of times and from several processes at once.
     """
-    specs = specs if specs is not None else pipeline_topics(kafka.topics)
+    specs = specs if specs is not None else all_topics(kafka.topics)
     async with kafka_admin(kafka) as admin:
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
@@ -102,7 +114,7 @@ def run_settings(settings: Settings, prefix: str) -> Settings:
     `<prefix>.<name>` and the app id `prefix`, so the worker's own topics (changelogs,
     repartitions: `<app id>-...`) start with `prefix` too."""
     t = settings.kafka.topics
-    names = {field: f"{prefix}.{getattr(t, field)}" for field in STAGE_TOPIC_FIELDS}
+    names = {field: f"{prefix}.{getattr(t, field)}" for field in (*STAGE_TOPIC_FIELDS, "sources")}
     kafka = settings.kafka.model_copy(update={"topics": t.model_copy(update=names)})
     stream = settings.stream.model_copy(update={"app_id": prefix})
     return settings.model_copy(update={"kafka": kafka, "stream": stream})
@@ -128,6 +140,51 @@ async def topic_partitions(admin: AIOKafkaAdminClient, topics: list[str]) -> lis
     """Every partition of `topics` (which must exist)."""
     described = await admin.describe_topics(topics) if topics else []
     return [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
+
+
+async def iter_records(
+    kafka: KafkaSettings, topics: Sequence[str], *, since: datetime | None = None
+) -> AsyncIterator[tuple[TopicPartition, ConsumerRecord[bytes, bytes]]]:
+    """The records on `topics` (those the broker has) from `since` (default: the start) up to
+    their ends now, partition by partition, one at a time; no consumer group, nothing committed."""
+    async with kafka_admin(kafka) as admin:
+        present = set(topics) & set(await admin.list_topics())
+        partitions = await topic_partitions(admin, sorted(present))
+    if not partitions:
+        return
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap,
+        enable_auto_commit=False,
+        request_timeout_ms=int(kafka.request_timeout_s * 1000),
+    )
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        starts = await _starts(consumer, partitions, since, ends)
+        for tp in partitions:
+            if starts[tp] >= ends[tp]:
+                continue
+            consumer.seek(tp, starts[tp])
+            while await consumer.position(tp) < ends[tp]:
+                for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                    if record.offset < ends[tp]:
+                        yield tp, record
+    finally:
+        await consumer.stop()
+
+
+async def _starts(
+    consumer: AIOKafkaConsumer,
+    partitions: list[TopicPartition],
+    since: datetime | None,
+    ends: dict[TopicPartition, int],
+) -> dict[TopicPartition, int]:
+    if since is None:
+        return dict(await consumer.beginning_offsets(partitions))
+    # Kafka's record timestamps are the append times: the first at or after `since`.
+    at = await consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in partitions})
+    return {tp: at[tp].offset if at.get(tp) is not None else ends[tp] for tp in partitions}
 
 
 async def _names_starting(admin: AIOKafkaAdminClient, prefix: str) -> list[str]:

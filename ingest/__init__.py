@@ -9,8 +9,9 @@
     normalize.py  RawEntry -> NewsItem (HTML stripped, canonical URL, UTC, tickers, story id)
     dedup.py      Deduplicator: exact URL/GUID and MinHash-LSH near duplicates
     state.py      SourceState / StateStore: validators, seen ids, backoff, cursor
-    producer.py   NewsProducer: idempotent aiokafka producer, dead letters
-    ingestor.py   Ingestor: poll -> normalise -> dedup -> publish -> save state
+    producer.py   NewsProducer: idempotent aiokafka producer, dead letters, source statuses
+    ingestor.py   Ingestor: poll -> normalise -> dedup -> publish -> save state -> status
+    health.py     each source's health from the statuses on Kafka (`finpulse status`, the API)
     scheduler.py  APScheduler jobs (`finpulse ingest`)
     replay.py     publish_replay / publish_replay_async (`finpulse ingest replay`)
     samples.py    run_sample_ingest: the demo's ingest from a loopback feed server

@@ -1,75 +1,81 @@
-"""Each source's health, read from the ingestor's state files (for `finpulse status`).
+"""Each news source's health, from the statuses its ingestor publishes (`finpulse status`, the API).
 
-The ingestor saves a state file per source after every poll (ingest/state.py);
-this only reads them. A source is `ok`, `failing` (its last poll failed: how many
-times in a row, the last error), `late` (no successful poll for three of its
-intervals although nothing failed: the ingestor is probably not running),
-`waiting` (never polled yet) or `disabled`. Replay files are polled once, so
-they are never late.
+After every poll the ingestor publishes the source's status (ingest/ingestor.py) on
+the compacted `kafka.topics.sources`, keyed by the source's name; at start it
+publishes every source of its sources file, disabled ones too, and removes those
+dropped from the file. So any host that reaches Kafka sees every ingestor's
+sources. A source is `ok`, `failing` (its last poll failed: how many times in a
+row, the last error), `late` (no poll for three of its intervals: its ingestor is
+probably not running), `waiting` (never polled yet) or `disabled`. Replay files
+are polled once, so they are never late.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Literal
 
-from finpulse.settings import IngestSettings
+from finpulse.errors import InvalidRecord
+from finpulse.schema import SourceStatus
+from finpulse.settings import KafkaSettings
+from finpulse.topics import iter_records
 
-from .sources import ReplaySource, SourcesConfig, load_sources
-from .state import SourceState, peek_state
+logger = logging.getLogger(__name__)
 
-# No successful poll for this many intervals: late.
+# No poll for this many intervals: late.
 LATE_INTERVALS = 3
 Health = Literal["ok", "failing", "late", "waiting", "disabled"]
 
 
 @dataclass(frozen=True)
 class SourceHealth:
-    name: str
-    kind: str
-    interval_s: float
+    status: SourceStatus
     health: Health
-    state: SourceState
 
     def detail(self) -> str:
         """What to look at: the last error of a failing source, what a late one lacks."""
+        st = self.status
         if self.health == "failing":
-            return f"{self.state.consecutive_errors} failed poll(s) in a row: {self.state.last_error}"
+            return f"{st.consecutive_errors} failed poll(s) in a row: {st.last_error}"
         if self.health == "late":
-            return f"no poll for over {LATE_INTERVALS} x {self.interval_s:g} s: is `finpulse ingest` running?"
+            where = f" on {st.host}" if st.host else ""
+            wait = f"{LATE_INTERVALS} x {st.interval_s:g} s"
+            return f"no poll for over {wait}: is `finpulse ingest`{where} running?"
         return ""
 
 
-def judge(state: SourceState | None, *, interval_s: float, once: bool, now: datetime) -> Health:
-    """One source's health from its saved state."""
-    if state is None or state.last_poll_at is None:
+def judge(status: SourceStatus, now: datetime) -> Health:
+    """One source's health from its latest status."""
+    if not status.enabled:
+        return "disabled"
+    if status.last_poll_at is None:
         return "waiting"
-    if state.consecutive_errors:
+    if status.consecutive_errors:
         return "failing"
-    if not once and now - state.last_poll_at > timedelta(seconds=LATE_INTERVALS * interval_s):
+    once = status.source_kind == "replay"
+    if not once and now - status.last_poll_at > timedelta(seconds=LATE_INTERVALS * status.interval_s):
         return "late"
     return "ok"
 
 
-def source_health(
-    config: SourcesConfig, state_dir: Path, default_interval_s: float, now: datetime
-) -> list[SourceHealth]:
-    """Every configured source (disabled ones too), in the file's order."""
-    out = []
-    for source in config.all(include_disabled=True):
-        interval = source.interval_s or default_interval_s
-        state = peek_state(state_dir, source.name)
-        once = isinstance(source, ReplaySource)
-        health = judge(state, interval_s=interval, once=once, now=now) if source.enabled else "disabled"
-        out.append(
-            SourceHealth(source.name, source.kind, interval, health, state or SourceState(source=source.name))
-        )
-    return out
+async def read_statuses(kafka: KafkaSettings) -> list[SourceStatus]:
+    """The latest status of every source on the topic, by name; a source removed (a tombstone)
+    is left out, an unreadable record logged and skipped."""
+    latest: dict[bytes, SourceStatus | None] = {}
+    async for _, record in iter_records(kafka, [kafka.topics.sources]):
+        if record.key is None:
+            continue
+        try:
+            latest[record.key] = SourceStatus.from_bytes(record.value) if record.value is not None else None
+        except InvalidRecord as exc:
+            logger.warning(
+                "unreadable source status topic=%s offset=%d: %s", kafka.topics.sources, record.offset, exc
+            )
+    return sorted((s for s in latest.values() if s is not None), key=lambda s: s.source)
 
 
-def configured_health(ingest: IngestSettings, now: datetime) -> list[SourceHealth]:
-    """The health of the sources in the settings' sources file; raises SourcesFileError."""
-    config = load_sources(ingest.sources_file, allow_private=ingest.allow_private_hosts)
-    return source_health(config, ingest.state_dir, ingest.default_interval_s, now)
+async def source_health(kafka: KafkaSettings, now: datetime) -> list[SourceHealth]:
+    """Every published source's health, by name; raises BrokerUnavailable."""
+    return [SourceHealth(status, judge(status, now)) for status in await read_statuses(kafka)]

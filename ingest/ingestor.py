@@ -5,7 +5,8 @@ logged with the source, counted in `metrics` and turned into a backoff for
 that source; the ingestor itself never stops. State (validators, seen ids,
 cursor) is saved only after Kafka acknowledged the poll's items, so a crash
 re-polls rather than skips, and the seen ids keep a restart from
-re-publishing.
+re-publishing. After each poll the source's status goes to the sources topic,
+where `finpulse status` and the API read every ingestor's (ingest/health.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import dataclasses
 import json
 import logging
 import random
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,7 +24,7 @@ import httpx
 
 from finpulse.errors import BrokerUnavailable, InvalidRecord
 from finpulse.lifecycle import AsyncResource
-from finpulse.schema import NewsItem, story_id_for, utcnow
+from finpulse.schema import NewsItem, SourceStatus, story_id_for, utcnow
 from finpulse.settings import IngestSettings, KafkaSettings
 from ingest.abc import Poller, PollOutcome
 from ingest.api import JsonApiSource
@@ -42,6 +44,12 @@ logger = logging.getLogger(__name__)
 
 # Counter prefix: published stories per language (ingest/language.py).
 LANGUAGE = "language."
+HOST = socket.gethostname()
+# The SourceState fields a SourceStatus carries.
+STATUS_FIELDS = {
+    "last_poll_at", "last_success_at", "next_poll_at", "consecutive_errors", "errors_total", "last_error",
+    "items_published",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,7 @@ class Ingestor(AsyncResource):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
+        self.config = sources
         self.sources = {s.name: s for s in sources.all()}
         self.store = StateStore(settings.state_dir)
         self.fetcher = HttpFetcher(settings, transport=transport)
@@ -95,6 +104,7 @@ class Ingestor(AsyncResource):
             await self.fetcher.stop()
             raise
         self._started = True
+        await self._announce_sources()
 
     async def stop(self) -> None:
         if not self._started:
@@ -111,13 +121,17 @@ class Ingestor(AsyncResource):
         return list(await asyncio.gather(*(self.poll(name, force=force) for name in self.sources)))
 
     async def poll(self, name: str, *, force: bool = False) -> PollReport:
-        """Poll one source; never raises for a source's failure (only for cancellation)."""
-        source = self.sources[name]
-        state = self.states[name]
-        now = utcnow()
-        if not force and state.next_poll_at is not None and now < state.next_poll_at:
+        """Poll one source and publish its status; never raises for a source's failure (only for
+        cancellation)."""
+        if not force and (due := self.states[name].next_poll_at) is not None and utcnow() < due:
             return PollReport(name, "skipped")
         self.metrics.inc(name, "polls")
+        report = await self._poll(self.sources[name])
+        await self._announce(self.status(self.sources[name], self.states[name]))
+        return report
+
+    async def _poll(self, source: Source) -> PollReport:
+        name, state, now = source.name, self.states[source.name], utcnow()
         try:
             if isinstance(source, ReplaySource):
                 return await self._replay(source)
@@ -260,4 +274,47 @@ class Ingestor(AsyncResource):
         self.metrics.inc(source.name, "published", report.published)
         self.metrics.inc(source.name, "duplicates", report.duplicates)
         self.metrics.inc(source.name, "invalid", report.invalid if start_at == 0 else 0)
+        now, state = utcnow(), self.states[source.name]
+        self.states[source.name] = state.model_copy(
+            update={
+                "consecutive_errors": 0,
+                "next_poll_at": None,
+                "last_poll_at": now,
+                "last_success_at": now,
+                "items_published": state.items_published + report.published,
+            }
+        )
+        self.store.save(self.states[source.name])
         return PollReport(source.name, "ok", published=report.published, duplicates=report.duplicates)
+
+    def status(self, source: Source, state: SourceState) -> SourceStatus:
+        """What readers of the sources topic judge the source's health by."""
+        return SourceStatus(
+            source=source.name,
+            source_kind=source.kind,
+            enabled=source.enabled,
+            interval_s=self.interval_s(source),
+            host=HOST,
+            published_at=utcnow(),
+            **state.model_dump(include=STATUS_FIELDS),
+        )
+
+    async def _announce_sources(self) -> None:
+        """Every source of the file, disabled ones too, on the sources topic; those with state
+        here that left the file, removed from it."""
+        configured = self.config.all(include_disabled=True)
+        for source in configured:
+            state = self.states.get(source.name) or self.store.load(source.name)
+            await self._announce(self.status(source, state))
+        for name in sorted(set(self.store.names()) - {s.name for s in configured}):
+            try:
+                await self.producer.forget_source(name)
+            except BrokerUnavailable as exc:
+                logger.warning("source status not removed source=%s: %s", name, exc)
+
+    async def _announce(self, status: SourceStatus) -> None:
+        # Health is reported, not needed to ingest: the next poll publishes it again.
+        try:
+            await self.producer.publish_status(status)
+        except BrokerUnavailable as exc:
+            logger.warning("source status not published source=%s: %s", status.source, exc)

@@ -1,4 +1,5 @@
-"""Publishing NewsItems to `news.raw`: idempotent producer, acks=all, key = story id."""
+"""Publishing NewsItems to `news.raw` (idempotent producer, acks=all, key = story id) and each
+source's status to the sources topic (key = source name)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from finpulse.errors import BrokerUnavailable
 from finpulse.lifecycle import AsyncResource
-from finpulse.schema import DeadLetter, NewsItem
+from finpulse.schema import DeadLetter, NewsItem, SourceStatus
 from finpulse.settings import KafkaSettings
 from finpulse.topics import send_dead_letter
 
@@ -21,7 +22,7 @@ STAGE = "ingest"
 
 
 class NewsProducer(AsyncResource):
-    """Sends NewsItems and dead letters; `publish` returns only once Kafka acknowledged all."""
+    """Sends NewsItems, dead letters and source statuses; each call returns once Kafka acknowledged."""
 
     def __init__(self, kafka: KafkaSettings) -> None:
         self.kafka = kafka
@@ -80,3 +81,18 @@ class NewsProducer(AsyncResource):
             await send_dead_letter(self._require(), self.kafka.topics, letter)
         except KafkaError as exc:
             raise BrokerUnavailable(f"dead-letter publish failed: {exc}") from exc
+
+    async def publish_status(self, status: SourceStatus) -> None:
+        """A source's latest status (ingest/health.py reads it); raises BrokerUnavailable."""
+        await self._send_status(status.source, status.to_bytes())
+
+    async def forget_source(self, name: str) -> None:
+        """A tombstone: the source left the sources file, so readers stop listing it."""
+        await self._send_status(name, None)
+
+    async def _send_status(self, name: str, value: bytes | None) -> None:
+        topic = self.kafka.topics.sources
+        try:
+            await self._require().send_and_wait(topic, value, key=name.encode("utf-8"))
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"publishing to {topic} failed: {exc}") from exc

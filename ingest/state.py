@@ -86,28 +86,20 @@ class StateStore:
         self.dir.mkdir(parents=True, exist_ok=True)
 
     def load(self, source: str) -> SourceState:
-        return peek_state(self.dir, source) or SourceState(source=source)
+        """A source's saved state; a fresh one when it has none (or an invalid one, logged)."""
+        data = read_json(self._path(source))
+        try:
+            return SourceState.model_validate(data) if data is not None else SourceState(source=source)
+        except ValidationError as exc:
+            logger.error("state of source=%s invalid (%s); starting fresh", source, exc.error_count())
+            return SourceState(source=source)
 
     def save(self, state: SourceState) -> None:
-        write_json_atomic(state_path(self.dir, state.source), state.model_dump(mode="json"))
+        write_json_atomic(self._path(state.source), state.model_dump(mode="json"))
 
+    def names(self) -> list[str]:
+        """The sources this directory holds state for."""
+        return sorted(p.stem for p in (self.dir / "sources").glob("*.json"))
 
-def states_dir(state_dir: Path) -> Path:
-    """Where the per-source state files are (there once the ingestor has polled)."""
-    return state_dir / "sources"
-
-
-def state_path(state_dir: Path, source: str) -> Path:
-    return states_dir(state_dir) / f"{source}.json"
-
-
-def peek_state(state_dir: Path, source: str) -> SourceState | None:
-    """A source's saved state, None when it has none (or an invalid one, logged); creates nothing."""
-    data = read_json(state_path(state_dir, source))
-    if data is None:
-        return None
-    try:
-        return SourceState.model_validate(data)
-    except ValidationError as exc:
-        logger.error("state of source=%s invalid (%s); starting fresh", source, exc.error_count())
-        return None
+    def _path(self, source: str) -> Path:
+        return self.dir / "sources" / f"{source}.json"

@@ -14,7 +14,7 @@ import pytest
 
 from finpulse.kafka_local import LocalKafka
 from finpulse.settings import KafkaSettings, TopicSettings
-from finpulse.topics import ensure_topics, pipeline_topics
+from finpulse.topics import ensure_topics
 
 # Area fixtures (model, feeds, slack, store...) live in tests/fixtures/<area>.py.
 pytest_plugins = [
@@ -59,17 +59,23 @@ def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaSe
 @pytest.fixture
 def kafka(kafka_settings: KafkaSettings) -> KafkaSettings:
     """Broker settings with topic names unique to this test, already created."""
+    settings = own_topics(kafka_settings)
+    asyncio.run(ensure_topics(settings))
+    return settings
+
+
+def own_topics(kafka: KafkaSettings) -> KafkaSettings:
+    """`kafka` with topic names no other test uses (not created yet)."""
     tag = uuid.uuid4().hex[:8]
     topics = TopicSettings(
         raw=f"news.raw.{tag}",
         scored=f"news.scored.{tag}",
         windows=f"sentiment.windows.{tag}",
         alerts=f"alerts.events.{tag}",
+        sources=f"ingest.sources.{tag}",
         partitions=3,
     )
-    settings = kafka_settings.model_copy(update={"topics": topics})
-    asyncio.run(ensure_topics(settings, pipeline_topics(topics)))
-    return settings
+    return kafka.model_copy(update={"topics": topics})
 
 
 @pytest.fixture

@@ -1,8 +1,6 @@
-"""The news sources' health, from the ingestor's state files (`GET /sources`; the dashboard's panel).
-
-The API reads the sources file and the state dir of its own settings: where the
-ingestor runs beside it (`finpulse up`, the Docker services sharing /data), they are
-the ingestor's. The same rules as `finpulse status` (ingest/health.py).
+"""The news sources' health, as their ingestors publish it on Kafka (`GET /sources`; the
+dashboard's panel). The same rules as `finpulse status` (ingest/health.py); any number of
+ingestors on any hosts, the API needs only the broker.
 """
 
 from __future__ import annotations
@@ -12,10 +10,9 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel
 
+from finpulse.errors import BrokerUnavailable
 from finpulse.schema import utcnow
-from ingest.errors import SourcesFileError
-from ingest.health import Health, SourceHealth, configured_health
-from ingest.state import SourceState, states_dir
+from ingest.health import Health, SourceHealth, source_health
 
 router = APIRouter(tags=["sources"])
 
@@ -25,6 +22,7 @@ class SourceStatus(BaseModel):
     kind: str
     health: Health
     detail: str
+    host: str
     interval_s: float
     last_poll_at: datetime | None
     last_success_at: datetime | None
@@ -35,32 +33,28 @@ class SourceStatus(BaseModel):
 
 
 class Sources(BaseModel):
-    sources_file: str
-    state_dir: str
-    # False: no ingestor has written state here (it runs elsewhere, or not yet).
-    state_found: bool
+    topic: str
+    # Empty: no ingestor has published on `topic` yet (none has started).
     items: list[SourceStatus]
 
 
-@router.get("/sources", responses={503: {"description": "the sources file cannot be read"}})
-def sources(request: Request) -> Sources:
-    """Each configured news source: ok, failing (the last error), late, waiting or disabled."""
-    ingest = request.app.state.settings.ingest
+@router.get("/sources", responses={503: {"description": "Kafka does not answer"}})
+async def sources(request: Request) -> Sources:
+    """Each news source an ingestor polls: ok, failing (the last error), late, waiting or disabled."""
+    kafka = request.app.state.settings.kafka
     try:
-        rows = configured_health(ingest, utcnow())
-    except SourcesFileError as exc:
+        rows = await source_health(kafka, utcnow())
+    except BrokerUnavailable as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
-    items = [_status(r) for r in rows]
-    return Sources(
-        sources_file=str(ingest.sources_file),
-        state_dir=str(ingest.state_dir),
-        state_found=states_dir(ingest.state_dir).is_dir(),
-        items=items,
-    )
+    return Sources(topic=kafka.topics.sources, items=[_status(r) for r in rows])
 
 
 def _status(r: SourceHealth) -> SourceStatus:
-    saved = r.state.model_dump(include=set(SourceStatus.model_fields) & set(SourceState.model_fields))
+    st = r.status
     return SourceStatus(
-        name=r.name, kind=r.kind, health=r.health, detail=r.detail(), interval_s=r.interval_s, **saved
+        name=st.source,
+        kind=st.source_kind,
+        health=r.health,
+        detail=r.detail(),
+        **st.model_dump(include=set(SourceStatus.model_fields) - {"name", "kind", "health", "detail"}),
     )

@@ -282,7 +282,7 @@ async function loadHeadlines() {
 }
 
 // --- news sources ---------------------------------------------------------------------------
-// Their health is the ingestor's (GET /sources): a source the API cannot judge says why in the panel.
+// Their health as the ingestors publish it on Kafka (GET /sources); none published: the panel says so.
 async function loadSources() {
   const body = $("source-rows");
   const note = $("sources-note");
@@ -297,8 +297,8 @@ async function loadSources() {
     return;
   }
   note.className = "";
-  note.hidden = answer.state_found;
-  note.textContent = `No ingestor state in ${answer.state_dir}: the ingestor runs elsewhere, or has not polled yet.`;
+  note.hidden = answer.items.length > 0;
+  note.textContent = `No ingestor has published on ${answer.topic} yet: is \`finpulse ingest\` running?`;
   for (const s of answer.items) {
     const row = body.insertRow();
     row.dataset.source = s.name;

@@ -3,8 +3,10 @@ Backtest panel runs a grid over a planted spike and shows its table, chart and e
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,9 +18,20 @@ from pydantic import SecretStr
 from alerts.links import FeedbackLinks
 from alerts.subscriptions import Subscription
 from api.app import create_app
-from finpulse.settings import AlertsSettings, ApiSettings, IngestSettings, Settings, StoreSettings
+from finpulse.settings import (
+    AlertsSettings,
+    ApiSettings,
+    IngestSettings,
+    KafkaSettings,
+    Settings,
+    StoreSettings,
+)
+from finpulse.topics import ensure_topics
+from ingest.ingestor import Ingestor
+from ingest.sources import FeedSource, SourcesConfig
 from ingest.state import SourceState, StateStore
 from store import DuckDBStore, EntitiesQuery, Mover, MoversQuery, TrendQuery
+from tests.conftest import own_topics
 from tests.fixtures.slack import VALID_TOKEN, FakeSlack
 from tests.fixtures.store import seed_busy, seed_spike, serve_app
 
@@ -53,25 +66,39 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def dashboard(tmp_path: Path, browser: Browser) -> Iterator[tuple[Page, DuckDBStore]]:
+def dashboard(
+    tmp_path: Path, browser: Browser, kafka_settings: KafkaSettings
+) -> Iterator[tuple[Page, DuckDBStore]]:
     path = tmp_path / "history.duckdb"
     with DuckDBStore(path) as db:
         seed_busy(db, end=datetime.now(UTC))
-    # Two news sources, one failing in the ingestor's state (written by its own StateStore).
-    sources = tmp_path / "sources.toml"
-    sources.write_text(
-        '[[feeds]]\nname = "wire"\nurl = "https://wire.example/rss"\n'
-        '[[feeds]]\nname = "broken"\nurl = "https://broken.example/rss"\n'
+    # Two news sources, one failing in the ingestor's state (written by its own StateStore), which
+    # the ingestor publishes at start.
+    sources = SourcesConfig(
+        feeds=(
+            FeedSource(name="wire", url="https://wire.example/rss"),
+            FeedSource(name="broken", url="https://broken.example/rss"),
+        )
     )
-    StateStore(tmp_path / "ingest").save(
+    ingest = IngestSettings(state_dir=tmp_path / "ingest")
+    StateStore(ingest.state_dir).save(
         SourceState(
             source="broken", last_poll_at=datetime.now(UTC), consecutive_errors=2, last_error="timeout: x"
         )
     )
+
+    kafka = own_topics(kafka_settings)
+
+    async def start_ingestor() -> None:
+        await ensure_topics(kafka)
+        async with Ingestor(ingest, kafka, sources):
+            pass
+
+    # Playwright's sync API runs an event loop in this thread.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, start_ingestor()).result()
     settings = Settings(
-        store=StoreSettings(url=f"duckdb:///{path}"),
-        api=ApiSettings(token=SecretStr(TOKEN)),
-        ingest=IngestSettings(sources_file=sources, state_dir=tmp_path / "ingest"),
+        store=StoreSettings(url=f"duckdb:///{path}"), api=ApiSettings(token=SecretStr(TOKEN)), kafka=kafka
     )
     with serve_app(create_app(settings)) as base, DuckDBStore(path) as db:
         page = browser.new_page(viewport={"width": 1400, "height": 1600})
@@ -159,7 +186,7 @@ def test_the_sources_panel_shows_each_sources_health(dashboard: tuple[Page, Duck
     assert (
         page.get_attribute("#source-rows tr[data-source=broken] td:nth-child(3)", "class") == "health-failing"
     )
-    assert page.is_hidden("#sources-note")  # the ingestor's state is there
+    assert page.is_hidden("#sources-note")  # an ingestor has published
 
 
 def test_clicking_an_alert_shows_its_chart(dashboard: tuple[Page, DuckDBStore]) -> None:

@@ -1,89 +1,114 @@
-"""`GET /api/v1/sources`: each news source's health from the ingestor's state files (written by the
-ingestor's own StateStore), over the API's settings."""
+"""`GET /api/v1/sources`: each news source's health as real ingestors publish it on the real
+broker, read by an API that shares nothing else with them (its own settings, no state dir)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from finpulse.schema import utcnow
-from finpulse.settings import IngestSettings, Settings, StoreSettings
-from ingest.state import SourceState, StateStore
+from finpulse.schema import SourceStatus, utcnow
+from finpulse.settings import IngestSettings, KafkaSettings, Settings, StoreSettings
+from ingest.ingestor import Ingestor
+from ingest.producer import NewsProducer
+from ingest.sources import FeedSource, SourcesConfig
+from tests.conftest import free_port
+from tests.fixtures.feeds import FeedServer
 
-SOURCES = """
-[[feeds]]
-name = "wire"
-url = "https://wire.example/rss"
-interval_s = 300
-[[feeds]]
-name = "broken"
-url = "https://broken.example/rss"
-[[feeds]]
-name = "quiet"
-url = "https://quiet.example/rss"
-interval_s = 60
-[[feeds]]
-name = "new"
-url = "https://new.example/rss"
-[[feeds]]
-name = "paused"
-url = "https://paused.example/rss"
-enabled = false
-"""
+GUARDIAN = "f/real-world/guardian.rss"
 
 
 @pytest.fixture
-def client(tmp_path: Path, store_path: Path) -> Iterator[tuple[Any, Path]]:
-    sources = tmp_path / "sources.toml"
-    sources.write_text(SOURCES)
-    settings = Settings(
-        store=StoreSettings(url=f"duckdb:///{store_path}"),
-        ingest=IngestSettings(sources_file=sources, state_dir=tmp_path / "ingest"),
-    )
+def client(kafka: KafkaSettings, store_path: Any) -> Iterator[TestClient]:
+    settings = Settings(store=StoreSettings(url=f"duckdb:///{store_path}"), kafka=kafka)
     with TestClient(create_app(settings)) as c:
-        yield c, tmp_path
+        yield c
 
 
-def test_each_sources_health_from_the_ingestors_state(client: tuple[Any, Path]) -> None:
-    c, tmp_path = client
-    before = c.get("/api/v1/sources").json()
-    assert before["state_found"] is False  # no ingestor has polled here yet
-    assert {s["name"]: s["health"] for s in before["items"]}["wire"] == "waiting"
-
-    now = utcnow()
-    states = StateStore(tmp_path / "ingest")
-    ago = now - timedelta(minutes=2)
-    states.save(SourceState(source="wire", last_poll_at=ago, last_success_at=ago, items_published=42))
-    states.save(
-        SourceState(
-            source="broken", last_poll_at=ago, consecutive_errors=3, errors_total=3,
-            last_error="http_404: https://broken.example/rss: HTTP 404; check the URL",
-        )
-    )  # fmt: skip
-    states.save(SourceState(source="quiet", last_poll_at=now - timedelta(minutes=4), last_success_at=ago))
-    answer = c.get("/api/v1/sources").json()
-    assert answer["state_found"] is True
-    by_name = {s["name"]: s for s in answer["items"]}
-    assert list(by_name) == ["wire", "broken", "quiet", "new", "paused"]  # the file's order
-    assert {n: s["health"] for n, s in by_name.items()} == {
-        "wire": "ok", "broken": "failing", "quiet": "late", "new": "waiting", "paused": "disabled",
-    }  # fmt: skip
-    assert by_name["wire"]["items_published"] == 42
-    assert by_name["broken"]["detail"] == (
-        "3 failed poll(s) in a row: http_404: https://broken.example/rss: HTTP 404; check the URL"
-    )
-    assert "is `finpulse ingest` running?" in by_name["quiet"]["detail"]
-
-
-def test_an_unreadable_sources_file_is_a_503_naming_it(client: tuple[Any, Path]) -> None:
-    c, tmp_path = client
-    (tmp_path / "sources.toml").write_text("[[feeds]\n")
+def _health(c: TestClient) -> dict[str, dict[str, Any]]:
     r = c.get("/api/v1/sources")
+    assert r.status_code == 200, r.text
+    return {s["name"]: s for s in r.json()["items"]}
+
+
+def _feeds(server: FeedServer, *disabled: str, **paths: str) -> SourcesConfig:
+    return SourcesConfig(
+        feeds=tuple(
+            FeedSource(name=n, url=server.url(p), enabled=n not in disabled, interval_s=60)
+            for n, p in paths.items()
+        )
+    )
+
+
+def test_every_ingestors_sources_with_their_health(
+    client: TestClient, kafka: KafkaSettings, ingest_settings: IngestSettings, feed_server: FeedServer
+) -> None:
+    answer = client.get("/api/v1/sources").json()
+    assert answer == {"topic": kafka.topics.sources, "items": []}  # no ingestor has started
+
+    mine = _feeds(feed_server, "paused", wire=GUARDIAN, broken="html-error", paused=GUARDIAN)
+    other_host = ingest_settings.model_copy(update={"state_dir": ingest_settings.state_dir.parent / "other"})
+
+    async def first_start() -> None:
+        async with Ingestor(ingest_settings, kafka, mine):
+            pass
+
+    asyncio.run(first_start())  # started, not polled yet
+    assert {n: s["health"] for n, s in _health(client).items()} == {
+        "broken": "waiting", "paused": "disabled", "wire": "waiting",
+    }  # fmt: skip
+
+    async def poll(settings: IngestSettings, sources: SourcesConfig) -> int:
+        async with Ingestor(settings, kafka, sources) as ingestor:
+            await ingestor.poll_all()
+            return ingestor.metrics.total("published")
+
+    published = asyncio.run(poll(ingest_settings, mine))
+    asyncio.run(poll(other_host, _feeds(feed_server, elsewhere=GUARDIAN)))  # a second ingestor
+    health = _health(client)
+    assert list(health) == ["broken", "elsewhere", "paused", "wire"]
+    assert {n: s["health"] for n, s in health.items()} == {
+        "broken": "failing", "elsewhere": "ok", "paused": "disabled", "wire": "ok",
+    }  # fmt: skip
+    assert health["wire"]["items_published"] == published == 55
+    assert health["wire"]["kind"] == "feed"
+    assert health["wire"]["interval_s"] == 60
+    assert health["wire"]["host"]
+    assert health["broken"]["detail"].startswith("1 failed poll(s) in a row: not_a_feed")
+    assert health["broken"]["last_success_at"] is None
+
+    # `broken` leaves the sources file: the ingestor's next start takes it off the list.
+    asyncio.run(poll(ingest_settings, _feeds(feed_server, "paused", wire=GUARDIAN, paused=GUARDIAN)))
+    health = _health(client)
+    assert list(health) == ["elsewhere", "paused", "wire"]
+    assert health["wire"]["items_published"] == 55  # not modified since: nothing new
+
+    # An ingestor that stopped polling: its sources turn late after three intervals.
+    ago = utcnow() - timedelta(minutes=4)
+    stale = SourceStatus(
+        source="elsewhere", source_kind="feed", interval_s=60, host="ingest-2", published_at=ago,
+        last_poll_at=ago, last_success_at=ago, items_published=55,
+    )  # fmt: skip
+
+    async def publish(status: SourceStatus) -> None:
+        async with NewsProducer(kafka) as producer:
+            await producer.publish_status(status)
+
+    asyncio.run(publish(stale))
+    late = _health(client)["elsewhere"]
+    assert late["health"] == "late"
+    assert late["detail"] == "no poll for over 3 x 60 s: is `finpulse ingest` on ingest-2 running?"
+
+
+def test_kafka_away_is_a_503_naming_the_broker(store_path: Any, kafka: KafkaSettings) -> None:
+    away = kafka.model_copy(update={"bootstrap": f"127.0.0.1:{free_port()}"})
+    settings = Settings(store=StoreSettings(url=f"duckdb:///{store_path}"), kafka=away)
+    with TestClient(create_app(settings)) as c:
+        r = c.get("/api/v1/sources")
     assert r.status_code == 503
-    assert "sources.toml cannot be read" in r.json()["detail"]
+    assert f"cannot reach Kafka at {away.bootstrap}" in r.json()["detail"]

@@ -14,10 +14,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from finpulse.schema import DeadLetter, NewsItem
+from finpulse.schema import DeadLetter, NewsItem, utcnow
 from finpulse.settings import IngestSettings, KafkaSettings
 from finpulse.topics import dead_letter_topic
 from ingest.cli import register
+from ingest.health import source_health
 from ingest.ingestor import Ingestor
 from ingest.replay import publish_replay, publish_replay_async, read_replay
 from ingest.sources import ReplaySource, SourcesConfig
@@ -164,6 +165,10 @@ async def test_replay_source_resumes_after_restart(
     assert len(items) == 12
     copy = next(i for i in items if i.source == "other")
     assert copy.duplicate_of == next(i.story_id for i in items if i.url == "https://news.example.com/4")
+    # Its status: read once, so ok however long ago; the 12 published once.
+    [health] = await source_health(kafka, utcnow() + timedelta(days=30))
+    assert (health.status.source, health.status.source_kind, health.health) == ("r", "replay", "ok")
+    assert health.status.items_published == 12
 
 
 def _cli_env(monkeypatch: pytest.MonkeyPatch, kafka: KafkaSettings, tmp_path: Path) -> CliRunner:

@@ -167,7 +167,7 @@ def test_watch_shows_rates_and_lag_changes(kafka: KafkaSettings) -> None:
     assert second[-2:] == ["1", "(+0)"]  # the one dead letter, none new
 
 
-def test_status_shows_each_sources_health_from_the_ingestors_state(
+def test_status_shows_each_sources_health_as_the_ingestor_published_it(
     kafka: KafkaSettings, tmp_path: Path, feed_server: FeedServer
 ) -> None:
     sources = tmp_path / "sources.toml"
@@ -185,7 +185,7 @@ def test_status_shows_each_sources_health_from_the_ingestors_state(
         "FINPULSE_STORE_URL": f"duckdb:///{tmp_path / 'none.duckdb'}",
     }
     before = _status(env)
-    assert _row(before.stdout + before.stderr, "guardian")[:3] == ["guardian", "feed", "waiting"]
+    assert "no ingestor has published on ingest.sources." in before.stdout  # none has started
 
     once = subprocess.run(
         [str(FINPULSE), "ingest", "--once"],
@@ -195,7 +195,12 @@ def test_status_shows_each_sources_health_from_the_ingestors_state(
         timeout=120,
     )
     assert once.returncode == 0, once.stdout + once.stderr
-    out = _status(env)
+    # Read on "another host": neither the ingestor's sources file nor its state dir.
+    elsewhere = {
+        "FINPULSE_INGEST_SOURCES_FILE": str(tmp_path / "none.toml"),
+        "FINPULSE_INGEST_STATE_DIR": "/nonexistent",
+    }
+    out = _status(env | elsewhere)
     assert out.returncode == 0, out.stdout
     guardian = _row(out.stdout, "guardian")
     assert guardian[:4] == ["guardian", "feed", "ok", guardian[3]]
@@ -207,3 +212,4 @@ def test_status_shows_each_sources_health_from_the_ingestors_state(
     assert broken[3] == "never"
     assert "1 failed poll(s) in a row: not_a_feed" in broken[6]
     assert _row(out.stdout, "paused")[:3] == ["paused", "feed", "disabled"]
+    assert f"published them on {kafka.topics.sources}" in out.stdout.replace("\n", "")

@@ -1,30 +1,34 @@
-"""ingest.health: a source's health from its saved state (plain data)."""
+"""ingest.health: a source's health from its latest published status (plain data)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ingest.health import judge
-from ingest.state import SourceState
+from finpulse.schema import SourceStatus
+from ingest.health import SourceHealth, judge
 
 NOW = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
 
 
-def state(**kw: object) -> SourceState:
-    return SourceState.model_validate({"source": "s", **kw})
+def status(**kw: object) -> SourceStatus:
+    base = {"source": "s", "source_kind": "feed", "interval_s": 300, "published_at": NOW}
+    return SourceStatus.model_validate(base | kw)
 
 
 def test_health_follows_the_last_poll() -> None:
-    assert judge(None, interval_s=300, once=False, now=NOW) == "waiting"
-    assert judge(state(), interval_s=300, once=False, now=NOW) == "waiting"
+    assert judge(status(), NOW) == "waiting"
     polled = NOW - timedelta(minutes=5)
-    assert (
-        judge(state(last_poll_at=polled, last_success_at=polled), interval_s=300, once=False, now=NOW) == "ok"
-    )
-    failing = state(last_poll_at=polled, consecutive_errors=2, last_error="http: 503")
-    assert judge(failing, interval_s=300, once=False, now=NOW) == "failing"
+    assert judge(status(last_poll_at=polled, last_success_at=polled), NOW) == "ok"
+    failing = status(last_poll_at=polled, consecutive_errors=2, last_error="http: 503")
+    assert judge(failing, NOW) == "failing"
+    assert SourceHealth(failing, "failing").detail() == "2 failed poll(s) in a row: http: 503"
     # Nothing failed, but no poll for over three intervals: the ingestor is not running.
-    stale = state(last_poll_at=NOW - timedelta(minutes=16), last_success_at=NOW - timedelta(minutes=16))
-    assert judge(stale, interval_s=300, once=False, now=NOW) == "late"
-    assert judge(stale, interval_s=600, once=False, now=NOW) == "ok"
-    assert judge(stale, interval_s=300, once=True, now=NOW) == "ok", "a replay file is read once"
+    ago = NOW - timedelta(minutes=16)
+    stale = status(last_poll_at=ago, last_success_at=ago, host="ingest-2")
+    assert judge(stale, NOW) == "late"
+    assert SourceHealth(stale, "late").detail() == (
+        "no poll for over 3 x 300 s: is `finpulse ingest` on ingest-2 running?"
+    )
+    assert judge(status(last_poll_at=ago, interval_s=600), NOW) == "ok"
+    assert judge(status(last_poll_at=ago, source_kind="replay"), NOW) == "ok", "a replay file is read once"
+    assert judge(status(last_poll_at=ago, enabled=False), NOW) == "disabled"
