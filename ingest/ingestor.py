@@ -234,20 +234,25 @@ class Ingestor(AsyncResource):
         outcome: PollOutcome,
         published: int,
     ) -> None:
-        update: dict[str, object] = {
-            "etag": outcome.etag,
-            "last_modified": outcome.last_modified,
+        update: dict[str, object] = {"etag": outcome.etag, "last_modified": outcome.last_modified}
+        if outcome.cursor is not None:
+            update["cursor"] = outcome.cursor
+        if ids is not None:
+            update["seen"] = state.remember(ids, now, timedelta(days=self.settings.seen_ttl_days))
+        self._record_success(state, now, published, update)
+
+    def _record_success(
+        self, state: SourceState, now: datetime, published: int, more: dict[str, object]
+    ) -> None:
+        """A poll that worked: failures reset, counts added, `more` (validators, seen ids) kept."""
+        update = {
             "consecutive_errors": 0,
             "next_poll_at": None,
             "last_poll_at": now,
             "last_success_at": now,
             "items_published": state.items_published + published,
         }
-        if outcome.cursor is not None:
-            update["cursor"] = outcome.cursor
-        if ids is not None:
-            update["seen"] = state.remember(ids, now, timedelta(days=self.settings.seen_ttl_days))
-        self.states[state.source] = state.model_copy(update=update)
+        self.states[state.source] = state.model_copy(update=update | more)
         self.store.save(self.states[state.source])
 
     async def _replay(self, source: ReplaySource) -> PollReport:
@@ -274,17 +279,7 @@ class Ingestor(AsyncResource):
         self.metrics.inc(source.name, "published", report.published)
         self.metrics.inc(source.name, "duplicates", report.duplicates)
         self.metrics.inc(source.name, "invalid", report.invalid if start_at == 0 else 0)
-        now, state = utcnow(), self.states[source.name]
-        self.states[source.name] = state.model_copy(
-            update={
-                "consecutive_errors": 0,
-                "next_poll_at": None,
-                "last_poll_at": now,
-                "last_success_at": now,
-                "items_published": state.items_published + report.published,
-            }
-        )
-        self.store.save(self.states[source.name])
+        self._record_success(self.states[source.name], utcnow(), report.published, {})
         return PollReport(source.name, "ok", published=report.published, duplicates=report.duplicates)
 
     def status(self, source: Source, state: SourceState) -> SourceStatus:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,8 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from pydantic import SecretStr
 
 from api.app import create_app
-from finpulse.settings import ApiSettings, Settings, StoreSettings
+from finpulse.settings import ApiSettings, KafkaSettings, Settings, StoreSettings
+from finpulse.topics import ensure_topics
 from store import DuckDBStore
+from tests.conftest import own_topics
 from tests.fixtures.store import API_TOKEN, seed_known, serve_app
 
 # Examples per operation: bounded so the whole fuzz run stays well under a minute.
@@ -24,12 +27,14 @@ AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 @pytest.fixture(scope="module")
-def fuzz_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def fuzz_base_url(tmp_path_factory: pytest.TempPathFactory, kafka_settings: KafkaSettings) -> Iterator[str]:
     path = tmp_path_factory.mktemp("fuzz") / "history.duckdb"
     with DuckDBStore(path) as db:
         seed_known(db)
+    kafka = own_topics(kafka_settings)  # GET /sources reads the broker
+    asyncio.run(ensure_topics(kafka))
     app_settings = Settings(
-        store=StoreSettings(url=f"duckdb:///{path}"), api=ApiSettings(token=SecretStr(API_TOKEN))
+        store=StoreSettings(url=f"duckdb:///{path}"), api=ApiSettings(token=SecretStr(API_TOKEN)), kafka=kafka
     )
     with serve_app(create_app(app_settings)) as base:
         yield base
