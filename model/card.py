@@ -46,7 +46,7 @@ def _metrics_table(metrics: dict[Task, TaskMetrics]) -> list[str]:
     return table(("head", *METRIC_COLUMNS), ([task, *metrics[task].cells()] for task in TASKS))
 
 
-def _per_class(metrics: TaskMetrics) -> list[str]:
+def per_class_table(metrics: TaskMetrics) -> list[str]:
     rows = (
         [c.label, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", str(c.support)]
         for c in metrics.per_class
@@ -124,7 +124,7 @@ def render_markdown(evaluation: Evaluation) -> str:
         *_training(evaluation.training),
     ]
     for task in TASKS:
-        lines += ["", f"## Per class: {task}", *_per_class(evaluation.metrics[task])]
+        lines += ["", f"## Per class: {task}", *per_class_table(evaluation.metrics[task])]
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,4 @@
-"""`finpulse model` commands: train, eval, export, bench, predict.
+"""`finpulse model` commands: train, eval, holdout, export, bench, predict.
 
 Module level imports only typer, rich and the stdlib; the model code loads
 inside each command.
@@ -6,10 +6,12 @@ inside each command.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -89,6 +91,66 @@ def eval_cmd(model: ModelDir = None, data: DataDir = None, threads: Threads = No
 
     s = settings().model
     _evaluate(model or s.model_dir, data, threads or s.threads)
+
+
+@model_app.command("holdout")
+def holdout_cmd(
+    topic: Annotated[
+        Path | None,
+        typer.Option(help="Held-out topic posts: a CSV with columns text,label (the training ids)."),
+    ] = None,
+    sentiment: Annotated[
+        Path | None,
+        typer.Option(help="Held-out sentiment posts: text,label (0 bearish, 1 bullish, 2 neutral)."),
+    ] = None,
+    model: ModelDir = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Training data to find copies in (default: the model's own)."),
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default: model.device).")] = None,
+    threads: Threads = None,
+    out: Annotated[Path | None, typer.Option(help="Report dir (default: <model>/holdout).")] = None,
+) -> None:
+    """Accuracy on posts kept aside from training (the published validation splits), as the stream
+    runs the model; writes holdout.json, holdout.md and confusion matrices."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from finpulse.cli import settings
+    from model.holdout import REPORT_MD, evaluate_holdout, write_report
+
+    s = settings().model
+    model_dir = model or s.model_dir
+    files = {task: path for task, path in (("topic", topic), ("sentiment", sentiment)) if path is not None}
+    if not files:
+        raise typer.BadParameter("give --topic FILE and/or --sentiment FILE")
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+
+        def progress(total: int) -> Callable[[int], None]:
+            task_id = bar.add_task("classifying", total=total)
+            return lambda n: bar.advance(task_id, n)
+
+        report = evaluate_holdout(
+            model_dir, files, data_dir=data, device=device or s.device, threads=threads or s.threads,
+            progress=progress,
+        )  # fmt: skip
+    out_dir = out or model_dir / "holdout"
+    write_report(report, out_dir)
+    view = Table(
+        title=f"{report.version} ({report.backend}) on held-out posts",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for column in ("head", "n", "accuracy", "95% CI", "macro-F1", "target", "copies", "without"):
+        view.add_column(column, no_wrap=True)
+    for task, t in report.tasks.items():
+        n, accuracy, interval, macro_f1, _, target, copies, without = t.cells()
+        view.add_row(task, n, accuracy, interval, macro_f1, target.replace("not met", "no"), copies, without)
+    console.print(view)
+    console.print("copies: posts also in the training files; without: the accuracy on the others")
+    console.print(f"report: {out_dir / REPORT_MD}")
 
 
 # Shorter console headers for the back-end columns, so the table fits 80 columns (the card

@@ -55,13 +55,21 @@ class Split:
 
 
 def read_task(data_dir: Path, task: Task) -> list[Example]:
-    """Read one task's CSV (a real CSV parser: texts hold quoted newlines)."""
+    """Read one task's training CSV."""
     path = data_dir / FILES[task]
     if not path.is_file():
         raise TrainingDataError(
             f"{path} not found: a training directory needs {FILES['topic']} and {FILES['sentiment']} "
             "(columns text,label); set FINPULSE_MODEL_TRAIN_DATA_DIR or pass --data"
         )
+    return read_labelled(path, task)
+
+
+def read_labelled(path: Path, task: Task) -> list[Example]:
+    """One task's labelled posts from a CSV of the training files' format (columns text,label;
+    a real CSV parser: texts hold quoted newlines)."""
+    if not path.is_file():
+        raise TrainingDataError(f"{path} not found")
     try:
         frame = pd.read_csv(path, dtype={"text": "string"})
     except (ValueError, pd.errors.ParserError) as exc:

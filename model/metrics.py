@@ -49,7 +49,9 @@ class TaskMetrics(BaseModel):
         ]  # fmt: skip
 
 
-def task_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> TaskMetrics:
+def task_metrics(
+    y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray, labels: Sequence[str]
+) -> TaskMetrics:
     """Metrics of predicted class indices against true ones."""
     true, pred = np.asarray(y_true), np.asarray(y_pred)
     classes = list(range(len(labels)))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -63,3 +65,68 @@ def test_eval_tables_fit_an_80_column_terminal_with_names_whole(quick_model_dir:
     assert "…" not in "\n".join(lines)  # nothing cut short
     for report in evaluation.backends:
         assert any(f" {report.backend} " in line and f" {report.docs_per_s:.0f} " in line for line in lines)
+
+
+def _write_posts(path: Path, task: str, examples: list[Any]) -> None:
+    """Labelled posts in the training files' format (sentiment in the file's own ids)."""
+    from model.labels import SENTIMENT_FILE_IDS
+
+    file_id = {v: k for k, v in SENTIMENT_FILE_IDS.items()}
+    labels = [ex.label if task == "topic" else file_id[ex.label] for ex in examples]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"text": [ex.text for ex in examples], "label": labels}).to_csv(path, index=False)
+
+
+def test_holdout_runs_the_engine_over_posts_kept_aside(
+    app: typer.Typer, quick_model_dir: Path, tmp_path: Path
+) -> None:
+    from model.evaluate import Evaluation, validation_examples
+    from model.holdout import HoldoutReport
+
+    # Posts the model was not trained on: its own validation split, as CSV files.
+    val, _, _ = validation_examples(quick_model_dir, None)
+    posts = {task: [ex for ex in val if ex.task == task] for task in ("topic", "sentiment")}
+    for task, examples in posts.items():
+        _write_posts(tmp_path / f"{task}.csv", task, examples)
+    # Training data holding copies of five sentiment posts (and no topic post).
+    _write_posts(tmp_path / "data" / "sentiment" / "train.csv", "sentiment", posts["sentiment"][:5])
+    _write_posts(tmp_path / "data" / "topic" / "train.csv", "topic", [])
+    out = tmp_path / "report"
+    files = ["--topic", str(tmp_path / "topic.csv"), "--sentiment", str(tmp_path / "sentiment.csv")]
+    result = CliRunner().invoke(
+        app, ["model", "holdout", *files, "--data", str(tmp_path / "data"), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    report = HoldoutReport.model_validate_json((out / "holdout.json").read_text())
+    card = Evaluation.model_validate_json((quick_model_dir / "card.json").read_text())
+    chosen = next(b for b in card.backends if b.backend == card.engine["cpu_backend"])
+    # The engine as the stream runs it: the card's figures for its back end, post for post.
+    assert report.backend == chosen.backend
+    assert report.tasks["topic"].metrics.n == len(posts["topic"])
+    assert report.tasks["topic"].metrics.accuracy == pytest.approx(chosen.topic_accuracy)
+    assert report.tasks["sentiment"].metrics.accuracy == pytest.approx(chosen.sentiment_accuracy)
+    assert report.tasks["sentiment"].metrics.macro_f1 == pytest.approx(chosen.sentiment_macro_f1)
+    assert report.tasks["topic"].in_training == 0
+    assert report.tasks["sentiment"].in_training == 5
+    unseen = report.tasks["sentiment"].unseen
+    assert unseen is not None
+    assert unseen.n == len(posts["sentiment"]) - 5
+    assert {p.name for p in out.iterdir()} == {
+        "holdout.json", "holdout.md", "holdout_confusion_topic.png", "holdout_confusion_sentiment.png",
+    }  # fmt: skip
+    assert "| sentiment | " in (out / "holdout.md").read_text()
+    assert re.search(r"sentiment +\d+ +0\.\d{4} .* 0\.89 (no|met) +5 +0\.\d{4}", result.output), result.output
+
+
+def test_holdout_errors_name_what_is_wrong(app: typer.Typer, tmp_path: Path) -> None:
+    runner = CliRunner()
+    nothing = runner.invoke(app, ["model", "holdout"])
+    assert nothing.exit_code == 2
+    assert "--topic FILE and/or --sentiment FILE" in nothing.output
+    bad = tmp_path / "topic.csv"
+    bad.write_text("headline,topic\nShares fall,5\n")
+    wrong = runner.invoke(app, ["model", "holdout", "--topic", str(bad)])
+    assert wrong.exit_code != 0
+    assert f"{bad}: needs columns text,label" in str(wrong.exception)
+    missing = runner.invoke(app, ["model", "holdout", "--sentiment", str(tmp_path / "nope.csv")])
+    assert "nope.csv not found" in str(missing.exception)
