@@ -308,6 +308,7 @@ async function loadSources() {
     cell(row, s.last_success_at ? s.last_success_at.slice(0, 16).replace("T", " ") : "never");
     cell(row, String(s.items_published), "num");
     cell(row, s.detail);
+    cell(row, s.host);
   }
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -183,6 +184,7 @@ def test_the_sources_panel_shows_each_sources_health(dashboard: tuple[Page, Duck
     cells = broken.all_inner_texts()
     assert cells[2] == "failing"
     assert cells[5] == "2 failed poll(s) in a row: timeout: x"
+    assert cells[6] == socket.gethostname()  # the ingestor's host
     assert (
         page.get_attribute("#source-rows tr[data-source=broken] td:nth-child(3)", "class") == "health-failing"
     )
