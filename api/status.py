@@ -282,7 +282,11 @@ def print_sources(console: Console, settings: Settings, now: datetime) -> None:
     from ingest.health import source_health
 
     topic = settings.kafka.topics.sources
-    rows = asyncio.run(source_health(settings.kafka, now))
+    try:
+        rows = asyncio.run(source_health(settings.kafka, now))
+    except BrokerUnavailable as exc:
+        console.print(Text(f"sources: {exc}", style="red"))
+        return
     if not rows:
         console.print(f"sources: no ingestor has published on {topic} yet (is `finpulse ingest` running?)")
         return
