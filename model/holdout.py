@@ -95,15 +95,15 @@ def evaluate_holdout(
     for task, rows in examples.items():
         predicted = _predict(classifier, task, [ex.text for ex in rows], step)
         truth = np.array([ex.label for ex in rows])
-        copied = np.array([ex.group in seen.get(task, ()) for ex in rows])
+        copied = np.array([seen is not None and ex.group in seen[task] for ex in rows])
         tasks[task] = HoldoutTask(
             file=str(files[task]),
             sha256=hashlib.sha256(files[task].read_bytes()).hexdigest(),
             target=TARGETS[task],
             metrics=task_metrics(truth, predicted, labels_for(task)),
-            in_training=int(copied.sum()) if training is not None else None,
+            in_training=int(copied.sum()) if seen is not None else None,
             unseen=task_metrics(truth[~copied], predicted[~copied], labels_for(task))
-            if training is not None and copied.any() and not copied.all()
+            if copied.any() and not copied.all()
             else None,
         )
     return HoldoutReport(
@@ -111,7 +111,7 @@ def evaluate_holdout(
         backend=classifier.backend,
         evaluated_at=datetime.now(UTC),
         model_dir=str(model_dir),
-        training_data=str(training) if training is not None else None,
+        training_data=str(training) if seen is not None else None,
         tasks=tasks,
     )
 
@@ -121,14 +121,14 @@ def _trained_on(model_dir: Path) -> Path | None:
     return Path(saved) if saved else None
 
 
-def _training_groups(data_dir: Path | None) -> dict[Task, set[str]]:
-    """The near-duplicate keys of every training post, per task; none when the data is missing."""
+def _training_groups(data_dir: Path | None) -> dict[Task, set[str]] | None:
+    """The near-duplicate keys of every training post, per task; None when the data is missing."""
     if data_dir is None:
-        return {}
+        return None
     try:
         examples: list[Example] = load_examples(data_dir)
     except TrainingDataError:
-        return {}
+        return None
     return {task: {ex.group for ex in examples if ex.task == task} for task in TASKS}
 
 

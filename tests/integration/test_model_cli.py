@@ -116,6 +116,22 @@ def test_holdout_runs_the_engine_over_posts_kept_aside(
     }  # fmt: skip
     assert "| sentiment | " in (out / "holdout.md").read_text()
     assert re.search(r"sentiment +\d+ +0\.\d{4} .* 0\.89 (no|met) +5 +0\.\d{4}", result.output), result.output
+    # Training data not found: the copies are unknown, not none.
+    elsewhere = tmp_path / "elsewhere"
+    args = [
+        "model",
+        "holdout",
+        "--sentiment",
+        str(tmp_path / "sentiment.csv"),
+        "--data",
+        str(tmp_path / "nowhere"),
+    ]
+    unknown = CliRunner().invoke(app, [*args, "--out", str(elsewhere)])
+    assert unknown.exit_code == 0, unknown.output
+    only = HoldoutReport.model_validate_json((elsewhere / "holdout.json").read_text())
+    assert list(only.tasks) == ["sentiment"]
+    assert only.tasks["sentiment"].in_training is None
+    assert only.training_data is None
 
 
 def test_holdout_errors_name_what_is_wrong(app: typer.Typer, tmp_path: Path) -> None:
