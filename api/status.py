@@ -301,6 +301,8 @@ def print_sources(console: Console, settings: Settings, now: datetime) -> None:
             ago(now, st.last_success_at), f"{st.items_published:,}", upcoming, r.detail(),
         )  # fmt: skip
     console.print(table)
+    if any(r.health == "late" for r in rows):
+        console.print("a late source that no ingestor polls any more: `finpulse ingest forget NAME`")
 
 
 def ago(now: datetime, at: datetime | None) -> str:

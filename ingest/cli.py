@@ -187,6 +187,23 @@ def try_source(
         raise typer.Exit(1)
 
 
+@ingest_app.command("forget")
+def forget(
+    names: Annotated[list[str], typer.Argument(help="Source names, as `finpulse status` lists them.")],
+) -> None:
+    """Take sources off the health list (`finpulse status`, the API) that no ingestor polls any more:
+    an ingestor's own removed sources go at its next start; a retired ingestor's need this."""
+    from finpulse.cli import settings
+    from ingest.health import forget_sources
+
+    s = settings()
+    known = asyncio.run(forget_sources(s.kafka, names))
+    for name in names:
+        console.print(f"{name}: {'forgotten' if name in known else 'not on the list'}")
+    if len(known) < len(names):
+        raise typer.Exit(1)
+
+
 @ingest_app.command("bench")
 def bench(
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="Passes over the feed documents.")] = 3,

@@ -79,3 +79,14 @@ async def read_statuses(kafka: KafkaSettings) -> list[SourceStatus]:
 async def source_health(kafka: KafkaSettings, now: datetime) -> list[SourceHealth]:
     """Every published source's health, by name; raises BrokerUnavailable."""
     return [SourceHealth(status, judge(status, now)) for status in await read_statuses(kafka)]
+
+
+async def forget_sources(kafka: KafkaSettings, names: list[str]) -> set[str]:
+    """Remove those of `names` that are on the sources topic (a tombstone each); returns them."""
+    from ingest.producer import NewsProducer
+
+    known = {status.source for status in await read_statuses(kafka)} & set(names)
+    async with NewsProducer(kafka) as producer:
+        for name in sorted(known):
+            await producer.forget_source(name)
+    return known

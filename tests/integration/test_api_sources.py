@@ -9,11 +9,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import typer
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from api.app import create_app
 from finpulse.schema import SourceStatus, utcnow
 from finpulse.settings import IngestSettings, KafkaSettings, Settings, StoreSettings
+from ingest.cli import register
 from ingest.ingestor import Ingestor
 from ingest.producer import NewsProducer
 from ingest.sources import FeedSource, SourcesConfig
@@ -112,3 +115,28 @@ def test_kafka_away_is_a_503_naming_the_broker(store_path: Any, kafka: KafkaSett
         r = c.get("/api/v1/sources")
     assert r.status_code == 503
     assert f"cannot reach Kafka at {away.bootstrap}" in r.json()["detail"]
+
+
+def test_forget_takes_a_retired_ingestors_sources_off_the_list(
+    client: TestClient,
+    kafka: KafkaSettings,
+    ingest_settings: IngestSettings,
+    feed_server: FeedServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def start() -> None:
+        async with Ingestor(ingest_settings, kafka, _feeds(feed_server, retired=GUARDIAN, kept=GUARDIAN)):
+            pass
+
+    asyncio.run(start())
+    assert list(_health(client)) == ["kept", "retired"]
+    monkeypatch.setenv("FINPULSE_KAFKA_BOOTSTRAP", kafka.bootstrap)
+    monkeypatch.setenv("FINPULSE_KAFKA_TOPICS", kafka.topics.model_dump_json())
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    register(app)
+    result = CliRunner().invoke(app, ["ingest", "forget", "retired", "nope"])
+    assert result.exit_code == 1, result.output  # one name was not on the list
+    assert "retired: forgotten" in result.output
+    assert "nope: not on the list" in result.output
+    assert list(_health(client)) == ["kept"]
