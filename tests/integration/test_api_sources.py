@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import typer
+from aiokafka import AIOKafkaProducer
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -128,7 +129,12 @@ def test_forget_takes_a_retired_ingestors_sources_off_the_list(
         async with Ingestor(ingest_settings, kafka, _feeds(feed_server, retired=GUARDIAN, kept=GUARDIAN)):
             pass
 
+    async def junk() -> None:  # not a SourceStatus: logged and skipped, the rest still listed
+        async with AIOKafkaProducer(bootstrap_servers=kafka.bootstrap) as producer:
+            await producer.send_and_wait(kafka.topics.sources, b"not json", key=b"junk")
+
     asyncio.run(start())
+    asyncio.run(junk())
     assert list(_health(client)) == ["kept", "retired"]
     monkeypatch.setenv("FINPULSE_KAFKA_BOOTSTRAP", kafka.bootstrap)
     monkeypatch.setenv("FINPULSE_KAFKA_TOPICS", kafka.topics.model_dump_json())

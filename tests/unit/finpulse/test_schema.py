@@ -16,6 +16,7 @@ from finpulse.schema import (
     HeadlineRef,
     NewsItem,
     ScoredItem,
+    SourceStatus,
     WindowAggregate,
     story_id_for,
 )
@@ -61,7 +62,15 @@ def alert(**kw: object) -> AlertEvent:
     return AlertEvent(**(base | kw))
 
 
-@pytest.mark.parametrize("make", [news, scored, window, alert])
+def source_status(**kw: object) -> SourceStatus:
+    base: dict[str, object] = {
+        "source": "reuters", "source_kind": "feed", "interval_s": 300, "host": "ingest-1",
+        "published_at": T0, "last_poll_at": T0, "consecutive_errors": 2, "last_error": "http_503: busy",
+    }  # fmt: skip
+    return SourceStatus(**(base | kw))
+
+
+@pytest.mark.parametrize("make", [news, scored, window, alert, source_status])
 def test_round_trip(make) -> None:  # type: ignore[no-untyped-def]
     msg = make()
     assert type(msg).from_bytes(msg.to_bytes()) == msg
@@ -187,3 +196,10 @@ def test_arbitrary_bytes_never_crash_the_parser(data: bytes) -> None:
     else:
         reason = "parsed"
     assert reason
+
+
+def test_a_source_status_of_an_unknown_kind_or_interval_is_rejected() -> None:
+    with pytest.raises(InvalidRecord, match="source_kind"):
+        SourceStatus.from_bytes(source_status().to_bytes().replace(b'"feed"', b'"ftp"'))
+    with pytest.raises(InvalidRecord, match="interval_s"):
+        SourceStatus.from_dict(source_status().model_dump() | {"interval_s": 0})
