@@ -87,7 +87,8 @@ class NewsProducer(AsyncResource):
         await self._send_status(status.source, status.to_bytes())
 
     async def forget_source(self, name: str) -> None:
-        """A tombstone: the source left the sources file, so readers stop listing it."""
+        """A tombstone: readers stop listing the source (it left the sources file, or its ingestor
+        retired)."""
         await self._send_status(name, None)
 
     async def _send_status(self, name: str, value: bytes | None) -> None:
