@@ -71,6 +71,17 @@ async def test_an_unreachable_broker_is_a_clear_error() -> None:
 async def test_a_table_changelog_is_created_compacted(kafka: KafkaSettings) -> None:
     name = f"changelog-{uuid.uuid4().hex[:8]}"
     assert await ensure_topics(kafka, [TopicSpec(name, 1, 1, compact=True)]) == [name]
+    assert (await _topic_configs(kafka, name))["cleanup.policy"] == "compact"
+
+
+async def test_the_sources_topic_is_compacted_with_short_segments(kafka: KafkaSettings) -> None:
+    # Created by ensure_topics(kafka) in the fixture, with the rest.
+    configs = await _topic_configs(kafka, kafka.topics.sources)
+    assert configs["cleanup.policy"] == "compact"
+    assert configs["segment.ms"] == "600000"
+
+
+async def _topic_configs(kafka: KafkaSettings, name: str) -> dict[str, str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
     await admin.start()
     configs: dict[str, str] = {}
@@ -85,7 +96,7 @@ async def test_a_table_changelog_is_created_compacted(kafka: KafkaSettings) -> N
             await asyncio.sleep(0.2)
     finally:
         await admin.close()
-    assert configs["cleanup.policy"] == "compact"
+    return configs
 
 
 async def test_json_round_trip_through_aiokafka(kafka: KafkaSettings, group_id: str) -> None:
