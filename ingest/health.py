@@ -86,7 +86,8 @@ async def forget_sources(kafka: KafkaSettings, names: list[str]) -> set[str]:
     from ingest.producer import NewsProducer
 
     known = {status.source for status in await read_statuses(kafka)} & set(names)
-    async with NewsProducer(kafka) as producer:
-        for name in sorted(known):
-            await producer.forget_source(name)
+    if known:  # nothing to remove: no producer to open
+        async with NewsProducer(kafka) as producer:
+            for name in sorted(known):
+                await producer.forget_source(name)
     return known

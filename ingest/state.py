@@ -84,6 +84,7 @@ class StateStore:
     def __init__(self, state_dir: Path) -> None:
         self.dir = state_dir
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._files = state_dir / "sources"  # one <source>.json each
 
     def load(self, source: str) -> SourceState:
         """A source's saved state; a fresh one when it has none (or an invalid one, logged)."""
@@ -99,7 +100,7 @@ class StateStore:
 
     def names(self) -> list[str]:
         """The sources this directory holds state for."""
-        return sorted(p.stem for p in (self.dir / "sources").glob("*.json"))
+        return sorted(p.stem for p in self._files.glob("*.json"))
 
     def _path(self, source: str) -> Path:
-        return self.dir / "sources" / f"{source}.json"
+        return self._files / f"{source}.json"
