@@ -5,7 +5,7 @@
 const API = "/api/v1";
 const MARKER = "rgb(255, 0, 160)"; // alert markers (the screenshot test looks for this colour)
 const $ = (id) => document.getElementById(id);
-const state = { subs: [], charts: [] };
+const state = { subs: [], charts: [], alert: null, loading: false, again: false, updated: 0, tried: 0, timer: null };
 
 function token() {
   const fromUrl = new URLSearchParams(location.search).get("token");
@@ -68,7 +68,7 @@ function range() {
 
 // The view lives in the address (?kind=ticker&entity=ACME&range=custom&from=...), so a link shows
 // the same trend to whoever opens it; the API token never goes there.
-const VIEW = { kind: "kind", entity: "entity", range: "range", from: "from", to: "to", step: "granularity" };
+const VIEW = { kind: "kind", entity: "entity", range: "range", from: "from", to: "to", step: "granularity", live: "live" };
 
 function readView() {
   const params = new URLSearchParams(location.search);
@@ -76,6 +76,7 @@ function readView() {
     const value = params.get(key);
     if (value === null) continue;
     if (id === "entity") $(id).add(new Option(value, value));
+    else if ($(id).tagName === "SELECT" && ![...$(id).options].some((o) => o.value === value)) continue; // an old or mistyped link
     $(id).value = value;
   }
   $("custom-range").hidden = $("range").value !== "custom";
@@ -85,7 +86,8 @@ function writeView() {
   const params = new URLSearchParams();
   for (const [key, id] of Object.entries(VIEW)) {
     const custom = id === "from" || id === "to";
-    if ($(id).value && (!custom || $("range").value === "custom")) params.set(key, $(id).value);
+    const usual = id === "live" && $(id).selectedOptions[0]?.defaultSelected; // links stay as before
+    if ($(id).value && (!custom || $("range").value === "custom") && !usual) params.set(key, $(id).value);
   }
   history.replaceState(null, "", `${location.pathname}?${params}`);
 }
@@ -109,6 +111,8 @@ async function loadEntities() {
 async function loadTrends() {
   const entities = await loadEntities();
   const chosen = $("entity").value ? [$("entity").value] : entities.slice(0, 4).map((e) => e.entity);
+  // The old charts' height is kept while the new ones load, so a live refresh does not make the page jump.
+  $("charts").style.minHeight = `${$("charts").offsetHeight}px`;
   for (const c of state.charts) c.destroy();
   state.charts = [];
   $("charts").replaceChildren();
@@ -117,6 +121,7 @@ async function loadTrends() {
     return;
   }
   for (const entity of chosen) await drawChart($("kind").value, entity);
+  $("charts").style.minHeight = "";
 }
 
 async function drawChart(kind, entity) {
@@ -217,6 +222,7 @@ async function loadAlerts() {
   for (const a of page.items) {
     const row = body.insertRow();
     row.dataset.alertId = a.alert_id;
+    if (a.alert_id === state.alert) row.setAttribute("aria-selected", "true"); // the one whose chart is open
     cell(row, a.created_at.slice(0, 16).replace("T", " "));
     cell(row, `${a.entity_kind} ${a.entity}`);
     cell(row, a.state, a.state);
@@ -241,6 +247,7 @@ async function loadAlerts() {
 // The chart comes through api() (it needs the token), so it is shown from a blob URL.
 async function showAlertChart(a) {
   const box = $("alert-chart");
+  state.alert = a.alert_id;
   for (const row of $("alert-rows").rows) row.setAttribute("aria-selected", String(row.dataset.alertId === a.alert_id));
   box.hidden = false;
   $("alert-chart-title").textContent = `${a.entity_kind} ${a.entity}, alert of ${a.window_end.slice(0, 16).replace("T", " ")} UTC (${a.subscription_id})`;
@@ -393,23 +400,54 @@ async function testSubscription() {
 }
 
 // --- wiring ---------------------------------------------------------------------------------
-async function refresh() {
-  status("loading…");
+// `live`: a live refresh reloads the charts and tables but not the subscription editor (an edit in
+// progress survives). Refreshes never overlap (two would draw each chart twice): a live one due
+// while another loads is skipped, any other runs when that one ends.
+async function refresh(live = false) {
+  if (state.loading) {
+    if (!live) state.again = true;
+    return;
+  }
+  state.loading = true;
+  status(live ? "updating…" : "loading…");
   document.body.dataset.ready = "loading";
   try {
     token(); // keep a ?token= from the address before the view replaces it
     writeView();
-    await Promise.all([loadTrends(), loadMovers(), loadAlerts(), loadSubscriptions($("sub-list").value)]);
+    const subscriptions = live ? [] : [loadSubscriptions($("sub-list").value)];
+    await Promise.all([loadTrends(), loadMovers(), loadAlerts(), ...subscriptions]);
     await Promise.all([loadHeadlines(), loadSources()]);
-    status(`updated ${new Date().toISOString().slice(11, 19)} UTC`);
+    state.updated = Date.now();
+    showUpdated();
     document.body.dataset.ready = "true";
   } catch (err) {
     status(err.message, true);
     document.body.dataset.ready = "error";
+  } finally {
+    state.loading = false;
+    state.tried = Date.now();
+    if (state.again) {
+      state.again = false;
+      refresh();
+    } else schedule();
   }
 }
 
-$("refresh").onclick = refresh;
+function showUpdated() {
+  const live = $("live").value === "0" ? "" : ` · live, ${$("live").selectedOptions[0].textContent}`;
+  status(`updated ${new Date(state.updated).toISOString().slice(11, 19)} UTC${live}`);
+}
+
+// The next live refresh, counted from the end of the last one (failed ones too, so an API that is
+// away is asked again at the same pace); none while the tab is hidden: it catches up when shown.
+function schedule() {
+  clearTimeout(state.timer);
+  const every = Number($("live").value) * 1000;
+  if (!every || document.hidden) return;
+  state.timer = setTimeout(() => refresh(true), Math.max(0, state.tried + every - Date.now()));
+}
+
+$("refresh").onclick = () => refresh();
 for (const id of ["kind", "range", "granularity", "from", "to"]) {
   $(id).onchange = () => {
     if (id === "kind") $("entity").value = "";
@@ -418,7 +456,13 @@ for (const id of ["kind", "range", "granularity", "from", "to"]) {
     refresh();
   };
 }
-$("entity").onchange = refresh;
+$("entity").onchange = () => refresh();
+$("live").onchange = () => {
+  writeView();
+  if (state.updated && !$("status").classList.contains("error")) showUpdated();
+  schedule();
+};
+document.addEventListener("visibilitychange", schedule);
 $("sub-list").onchange = showSubscription;
 $("sub-new").onclick = () => { $("sub-list").value = ""; $("sub-json").value = JSON.stringify(TEMPLATE, null, 2); subMessage(""); };
 $("sub-save").onclick = saveSubscription;

@@ -34,7 +34,7 @@ from ingest.state import SourceState, StateStore
 from store import DuckDBStore, EntitiesQuery, Mover, MoversQuery, TrendQuery
 from tests.conftest import own_topics
 from tests.fixtures.slack import VALID_TOKEN, FakeSlack
-from tests.fixtures.store import seed_busy, seed_spike, serve_app
+from tests.fixtures.store import alert, seed_busy, seed_spike, serve_app
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -241,6 +241,41 @@ def test_a_custom_range_and_the_view_in_the_address(dashboard: tuple[Page, DuckD
     page.fill("#to", f"{start - timedelta(hours=1):%Y-%m-%dT%H:%M}")
     page.dispatch_event("#to", "change")
     page.wait_for_selector("#status.error >> text=start must be before its end")
+
+
+def test_live_refresh_brings_new_alerts_and_keeps_an_edit_in_progress(
+    dashboard: tuple[Page, DuckDBStore], browser: Browser
+) -> None:
+    page, db = dashboard
+    assert "· live, every minute" in page.text_content("#status")  # type: ignore[operator]
+    assert "live=" not in page.url  # the usual pace stays out of shared links
+    origin = page.url.split("/?")[0]
+    live = browser.new_page(viewport={"width": 1400, "height": 1600})
+    live.clock.install()  # time runs as usual until the test moves it on
+    try:
+        live.goto(f"{origin}/?live=30&token={TOKEN}")
+        live.wait_for_selector("body[data-ready=true]", timeout=20_000)
+        assert "· live, every 30 s" in live.text_content("#status")  # type: ignore[operator]
+        assert "live=30" in live.url
+        live.click("#sub-new")
+        live.fill("#sub-json", '{"id": "half-written"')  # an edit in progress
+        an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        db.upsert_alerts([alert("live-1", "macro", an_hour_ago)])
+        live.clock.fast_forward(31_000)
+        live.wait_for_selector("tr[data-alert-id=live-1]", timeout=20_000)
+        assert live.input_value("#sub-json") == '{"id": "half-written"'  # not reloaded under the editor
+        # Off: nothing reloads however long the page stays open, until Refresh.
+        live.select_option("#live", "0")
+        assert "live=0" in live.url
+        assert "live" not in live.text_content("#status")  # type: ignore[operator]
+        db.upsert_alerts([alert("live-2", "macro", an_hour_ago)])
+        live.clock.fast_forward(600_000)
+        live.wait_for_timeout(1_000)
+        assert live.locator("tr[data-alert-id=live-2]").count() == 0
+        live.click("#refresh")
+        live.wait_for_selector("tr[data-alert-id=live-2]", timeout=20_000)
+    finally:
+        live.close()
 
 
 def test_subscription_editor_shows_errors_and_saves(dashboard: tuple[Page, DuckDBStore]) -> None:
