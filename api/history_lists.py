@@ -7,7 +7,7 @@ only typer, rich and the standard library at module level.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -19,6 +19,7 @@ from api.history_cli import (
     Until,
     console,
     entity_arg,
+    fail,
     fetch,
     history_app,
     make_query,
@@ -30,6 +31,9 @@ from api.history_cli import (
     write_rows,
 )
 from api.text_charts import bucket_series, share_bar, sparkline
+
+if TYPE_CHECKING:
+    from store import HeadlinesQuery
 
 
 @history_app.command("entities")
@@ -117,26 +121,43 @@ def movers(
 @history_app.command("headlines")
 def headlines(
     entity: Annotated[str | None, typer.Option(help="KIND:NAME, e.g. ticker:ACME.")] = None,
-    positive: Annotated[bool, typer.Option("--positive", help="The most positive instead.")] = False,
+    search: Annotated[
+        str | None, typer.Option("--search", "-q", help='Words every title holds, any case: "rate cut".')
+    ] = None,
+    sentiment: Annotated[
+        str | None,
+        typer.Option(
+            help="negative, neutral, positive or any: newest first (default: any with -q, else negative)"
+        ),
+    ] = None,
+    positive: Annotated[bool, typer.Option("--positive", help="--sentiment positive.")] = False,
+    newest: Annotated[bool, typer.Option("--newest", help="Newest first, not the most extreme.")] = False,
     since: Since = None,
     until: Until = None,
     limit: Limit = 20,
     out: Out = None,
 ) -> None:
-    """The most negative (or --positive) headlines in the range, optionally for one entity."""
+    """Stored headlines in the range: the most negative (or positive), or those whose title holds
+    the --search words, optionally for one entity."""
     from store import HeadlinesQuery
 
+    if positive and sentiment not in (None, "positive"):
+        fail("--positive and --sentiment say different things: give one")
     kind, name = entity_arg(entity)
-    sentiment = "positive" if positive else "negative"
+    mood = "positive" if positive else sentiment or ("any" if search else "negative")
     query = make_query(
-        HeadlinesQuery, since, until, entity_kind=kind, entity=name, sentiment=sentiment, limit=limit
-    )
+        HeadlinesQuery, since, until, entity_kind=kind, entity=name, sentiment=mood, search=search,
+        newest=newest, limit=limit,
+    )  # fmt: skip
+    assert isinstance(query, HeadlinesQuery)
+    what = _headlines_text(query, entity)
+    order = "newest" if query.newest or query.sentiment == "any" else f"most {query.sentiment}"
     rows = fetch(query, out)
     if rows.empty:
-        console.print(f"no {sentiment} headlines{f' for {entity}' if entity else ''} in {range_text(query)}")
+        console.print(f"no {what} in {range_text(query)}")
         return
     table = new_table(
-        f"most {sentiment} headlines{f' for {entity}' if entity else ''}, {range_text(query)}",
+        f"{what}, {order} first, {range_text(query)}",
         ("published (UTC)", "score", "source", "topic", "tickers", "title"),
         right=("score",),
     )
@@ -147,6 +168,14 @@ def headlines(
             " ".join(h.tickers) if h.tickers is not None else "", title,
         )  # fmt: skip
     console.print(table)
+
+
+def _headlines_text(query: HeadlinesQuery, entity: str | None) -> str:
+    """What the rows are: "negative headlines for ticker:ACME", "headlines holding 'rate cut'"."""
+    text = "headlines" if query.sentiment == "any" else f"{query.sentiment} headlines"
+    if query.search:
+        text += f" holding {query.search!r}"
+    return f"{text} for {entity}" if entity else text
 
 
 @history_app.command("alerts")

@@ -109,17 +109,22 @@ def movers(
     return _frame(source, MoversQuery, locals())
 
 
-def top_negative(
+def headlines(
     source: str | Path | Settings | HistoryStore | None = None,
     *,
     start: Time = None,
     end: Time = None,
     entity_kind: str | None = None,
     entity: str | None = None,
+    sentiment: str = "negative",
+    search: str | None = None,
+    newest: bool = False,
     limit: int | None = 20,
     offset: int = 0,
 ) -> pd.DataFrame:
-    """The most negative headlines in [start, end), optionally for one entity."""
+    """Headlines in [start, end), optionally for one entity: the most negative (or `sentiment`
+    positive / neutral) first, or of any sentiment newest first (`sentiment="any"` or `newest`);
+    `search`: words each title holds (any case, any order)."""
     from store import HeadlinesQuery
 
     return _frame(source, HeadlinesQuery, locals())

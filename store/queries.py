@@ -9,6 +9,7 @@ table) are ever formatted into SQL text; user values are bound parameters.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal, Self
 
@@ -221,12 +222,18 @@ class MoversQuery(Query):
 
 
 class HeadlinesQuery(Query):
-    """Headlines of one sentiment (default negative), most extreme score first."""
+    """Stored headlines: of one sentiment (default negative), the most extreme score first, or of
+    any sentiment (or `newest`), the newest first; `search` keeps those whose title holds each of
+    its words (any case, any order, as parts of words: "rate cut" finds "Rate cuts")."""
 
     row: ClassVar[type[Row]] = Headline
     entity_kind: EntityKind | None = None
     entity: str | None = Field(default=None, min_length=1, max_length=200)
-    sentiment: Sentiment = "negative"
+    sentiment: Literal[Sentiment, "any"] = "negative"
+    search: str | None = Field(
+        default=None, min_length=1, max_length=200, description="words the title holds, each of them"
+    )
+    newest: bool = Field(default=False, description="newest first instead of the most extreme score")
 
     @model_validator(mode="after")
     def _entity_needs_kind(self) -> Self:
@@ -234,17 +241,27 @@ class HeadlinesQuery(Query):
             raise ValueError("entity needs entity_kind (topic, ticker or source)")
         if self.entity_kind == "ticker" and self.entity is not None:
             object.__setattr__(self, "entity", self.entity.upper().lstrip("$"))
+        if self.search is not None and not self.search.split():
+            raise ValueError("search needs a word")
         return self
 
     def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         where, params = _entity_filter(self.entity_kind, self.entity, column=self.entity_kind or "topic")
-        order = "DESC" if self.sentiment == "positive" else "ASC"
+        if self.sentiment != "any":
+            where, params = f" AND sentiment = ?{where}", [self.sentiment, *params]
+        for word in (self.search or "").split():
+            # The word is matched as written: LIKE's wildcards in it are escaped.
+            where += " AND title ILIKE ? ESCAPE '\\'"
+            params.append("%" + re.sub(r"([\\%_])", r"\\\1", word) + "%")
+        order = "published_at DESC, story_id"
+        if not (self.newest or self.sentiment == "any"):
+            order = f"sentiment_score {'DESC' if self.sentiment == 'positive' else 'ASC'}, {order}"
         sql = (
             "SELECT story_id, title, url, source, topic, tickers, published_at, sentiment, "  # noqa: S608
-            "sentiment_score FROM scored_items WHERE published_at >= ? AND published_at < ? "
-            f"AND sentiment = ?{where} ORDER BY sentiment_score {order}, published_at DESC, story_id"
+            f"sentiment_score FROM scored_items WHERE published_at >= ? AND published_at < ?{where} "
+            f"ORDER BY {order}"
         )
-        return sql, [*self.bounds(), self.sentiment, *params]
+        return sql, [*self.bounds(), *params]
 
 
 _ALERT_COLUMNS = (

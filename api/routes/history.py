@@ -72,7 +72,8 @@ def movers(db: Store, q: Annotated[MoversQuery, Query()], fmt: Format = FORMAT_P
 
 @router.get("/headlines", response_model=Page[Headline], responses=FILE_RESPONSES)
 def headlines(db: Store, q: Annotated[HeadlinesQuery, Query()], fmt: Format = FORMAT_PARAM) -> Any:
-    """Top headlines of one sentiment in the range (default: most negative first)."""
+    """Headlines in the range: of one sentiment, the most extreme first (default: the most
+    negative); `sentiment=any` or `newest`: newest first; `search`: words each title holds."""
     return page(db, q) if fmt == "json" else export(db, q, fmt, "headlines")
 
 

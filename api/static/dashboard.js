@@ -68,7 +68,10 @@ function range() {
 
 // The view lives in the address (?kind=ticker&entity=ACME&range=custom&from=...), so a link shows
 // the same trend to whoever opens it; the API token never goes there.
-const VIEW = { kind: "kind", entity: "entity", range: "range", from: "from", to: "to", step: "granularity", live: "live" };
+const VIEW = {
+  kind: "kind", entity: "entity", range: "range", from: "from", to: "to", step: "granularity", live: "live",
+  q: "headline-search", headlines: "headline-sentiment",
+};
 
 function readView() {
   const params = new URLSearchParams(location.search);
@@ -86,7 +89,7 @@ function writeView() {
   const params = new URLSearchParams();
   for (const [key, id] of Object.entries(VIEW)) {
     const custom = id === "from" || id === "to";
-    const usual = id === "live" && $(id).selectedOptions[0]?.defaultSelected; // links stay as before
+    const usual = $(id).tagName === "SELECT" && $(id).selectedOptions[0]?.defaultSelected; // short links
     if ($(id).value && (!custom || $("range").value === "custom") && !usual) params.set(key, $(id).value);
   }
   history.replaceState(null, "", `${location.pathname}?${params}`);
@@ -272,10 +275,16 @@ async function mark(alertId, verdict) {
   }
 }
 
+// The most negative (or positive) headlines, or any sentiment newest first; the search box keeps
+// those whose title holds each of its words.
 async function loadHeadlines() {
   const entity = $("entity").value;
-  const params = { ...range(), limit: 10, ...(entity ? { entity_kind: $("kind").value, entity } : {}) };
+  const sentiment = $("headline-sentiment").value;
+  const search = $("headline-search").value.trim();
+  const params = { ...range(), limit: 10, sentiment, search, ...(entity ? { entity_kind: $("kind").value, entity } : {}) };
+  const which = { negative: "Most negative headlines", positive: "Most positive headlines", any: "Newest headlines" }[sentiment];
   const page = await api("/headlines", { params });
+  $("headline-title").textContent = `${which}${search ? ` holding “${search}”` : ""}${entity ? ` for ${entity}` : ""}`;
   const list = $("headline-list");
   list.replaceChildren();
   for (const h of page.items) {
@@ -283,9 +292,11 @@ async function loadHeadlines() {
     const link = document.createElement(h.url && /^https?:/.test(h.url) ? "a" : "span");
     if (link.tagName === "A") { link.href = h.url; link.rel = "noopener noreferrer"; link.target = "_blank"; }
     link.textContent = h.title;
-    li.append(link, ` (${h.source}, ${h.sentiment_score.toFixed(2)})`);
+    li.dataset.storyId = h.story_id;
+    li.append(link, ` (${h.source}, ${h.published_at.slice(0, 16).replace("T", " ")}, ${h.sentiment}, ${h.sentiment_score.toFixed(2)})`);
     list.append(li);
   }
+  if (!page.items.length) list.textContent = "No such headlines in this range.";
 }
 
 // --- news sources ---------------------------------------------------------------------------
@@ -463,6 +474,12 @@ $("live").onchange = () => {
   schedule();
 };
 document.addEventListener("visibilitychange", schedule);
+$("headline-form").onsubmit = (event) => {
+  event.preventDefault();
+  writeView();
+  loadHeadlines().catch((err) => status(err.message, true));
+};
+$("headline-sentiment").onchange = $("headline-form").onsubmit;
 $("sub-list").onchange = showSubscription;
 $("sub-new").onclick = () => { $("sub-list").value = ""; $("sub-json").value = JSON.stringify(TEMPLATE, null, 2); subMessage(""); };
 $("sub-save").onclick = saveSubscription;

@@ -80,6 +80,10 @@ def test_volume_entities_headlines_windows(api_client: Any) -> None:
     assert [(e["entity"], e["count"]) for e in ents] == [("reuters", 5), ("bloomberg", 2)]
     heads = api_client.get("/api/v1/headlines", params={**SPAN, "entity_kind": "ticker", "entity": "msft"})
     assert [h["story_id"] for h in heads.json()["items"]] == ["s4"]
+    found = api_client.get("/api/v1/headlines", params={**SPAN, "search": "apple MISSES", "sentiment": "any"})
+    assert [h["title"] for h in found.json()["items"]] == ["Apple misses estimates"]
+    newest = api_client.get("/api/v1/headlines", params={**SPAN, "search": "headline", "newest": "true"})
+    assert [h["story_id"] for h in newest.json()["items"]] == ["s6", "s3"]
     wins = api_client.get("/api/v1/windows", params={**SPAN, "entity_kind": "ticker"}).json()["items"]
     assert [(w["entity"], w["negative_share"]) for w in wins] == [("AAPL", 1.0)]
 
@@ -113,6 +117,8 @@ def test_movers_against_the_day_before(api_client: Any) -> None:
         ("/api/v1/trends", {"start": "yesterday"}, "valid datetime"),
         ("/api/v1/trends", {"entity": ""}, "at least 1 character"),
         ("/api/v1/headlines", {"entity": "AAPL"}, "entity needs entity_kind"),
+        ("/api/v1/headlines", {"search": " "}, "search needs a word"),
+        ("/api/v1/headlines", {"sentiment": "gloomy"}, "'positive' or 'any'"),
         ("/api/v1/movers", {"direction": "sideways"}, "'up' or 'down'"),
         ("/api/v1/movers", {"min_stories": 0}, "greater than or equal to 1"),
         ("/api/v1/alerts", {"state": "open"}, "'fired' or 'resolved'"),

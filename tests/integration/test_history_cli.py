@@ -185,6 +185,28 @@ def test_headlines_most_negative_first(seeded: Path) -> None:
     assert "Microsoft warns" not in out
 
 
+def test_headlines_found_by_their_words(seeded: Path) -> None:
+    code, out = _run("headlines", "--search", "HEADLINE", *SPAN)  # any sentiment, newest first
+    assert code == 0, out
+    assert "headlines holding 'HEADLINE', newest first" in out
+    assert out.index("headline s7") < out.index("headline s6") < out.index("headline s2")
+    code, out = _run("headlines", "-q", "headline", "--sentiment", "negative", *SPAN)
+    assert "negative headlines holding 'headline', most negative first" in out
+    assert out.index("headline s3") < out.index("headline s6")  # -0.5 before -0.2
+    assert "headline s7" not in out
+    code, out = _run("headlines", "-q", "headline", "--sentiment", "negative", "--newest", *SPAN)
+    assert out.index("headline s6") < out.index("headline s3")
+    code, out = _run("headlines", "-q", "mergers", "--entity", "ticker:AAPL", *SPAN)
+    assert (code, "no headlines holding 'mergers' for ticker:AAPL in" in out) == (0, True)
+    code, out = _run("headlines", "--sentiment", "gloomy", *SPAN)
+    assert code == 2
+    assert "sentiment" in out
+    assert "'any'" in out
+    code, out = _run("headlines", "--sentiment", "negative", "--positive", *SPAN)
+    assert code == 2
+    assert "--positive and --sentiment say different things" in out
+
+
 def test_alerts_with_verdicts(seeded: Path) -> None:
     code, out = _run("alerts", "--state", "fired", *SPAN)
     assert code == 0, out

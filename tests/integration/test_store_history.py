@@ -33,7 +33,9 @@ def test_trend_from_a_path(seeded: Path) -> None:
 def test_every_function_from_url_and_settings(seeded: Path) -> None:
     settings = Settings(store=StoreSettings(url=f"duckdb:///{seeded}"))
     assert history.volume(settings, granularity="day", **SPAN)["count"].tolist() == [4, 2, 1]
-    assert history.top_negative(f"duckdb:///{seeded}", limit=2, **SPAN)["story_id"].tolist() == ["s4", "s1"]
+    assert history.headlines(f"duckdb:///{seeded}", limit=2, **SPAN)["story_id"].tolist() == ["s4", "s1"]
+    found = history.headlines(seeded, sentiment="any", search="misses apple", **SPAN)
+    assert found["title"].tolist() == ["Apple misses estimates"]
     busiest = history.entities(seeded, entity_kind="source", **SPAN)
     assert busiest[["entity", "count", "negative_count"]].values.tolist() == [
         ["reuters", 5, 4],

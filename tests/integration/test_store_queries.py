@@ -101,6 +101,30 @@ def test_top_negative_headlines(known_store: HistoryStore) -> None:
     assert [h.story_id for h in macro] == ["s6"]  # type: ignore[attr-defined]
 
 
+def test_headlines_searched_by_words_of_any_sentiment_newest_first(known_store: HistoryStore) -> None:
+    day1 = {"start": T0, "end": T0 + timedelta(days=1)}
+
+    def ids(**kw: object) -> list[str]:
+        return [h.story_id for h in known_store.fetch(HeadlinesQuery.model_validate({**day1, **kw}))]  # type: ignore[attr-defined]
+
+    assert ids(sentiment="any") == ["s6", "s5", "s4", "s3", "s2", "s1"]
+    assert ids(sentiment="any", search="ESTIMATES apple") == ["s1"]  # any case, any order
+    assert ids(sentiment="any", search="warn") == ["s4"]  # part of a word
+    assert ids(sentiment="any", search="apple warns") == []  # every word, not any
+    assert ids(search="headline") == ["s3", "s6"]  # negative ones, most negative first
+    assert ids(search="headline", newest=True) == ["s6", "s3"]
+    assert ids(sentiment="positive", search="headline") == ["s2"]
+    assert ids(sentiment="any", search="headline", entity_kind="topic", entity="macro") == ["s6", "s3"]
+    # LIKE's wildcards in a word are matched as written.
+    known_store.upsert_scored([scored("p1", T0 + timedelta(minutes=30), "macro", "neutral", 0.0,
+                                      title="Rates up 0.5% after CPI_report, ok\\maybe")])  # fmt: skip
+    assert ids(sentiment="any", search="0.5%") == ["p1"]
+    assert ids(sentiment="any", search="%") == ["p1"]
+    assert ids(sentiment="any", search="_") == ["p1"]
+    assert ids(sentiment="any", search="up_0") == []
+    assert ids(sentiment="any", search="ok\\maybe") == ["p1"]
+
+
 def test_alert_history_with_filters_and_feedback(known_store: HistoryStore) -> None:
     known_store.put_feedback("a1", "fp", note="expected", author="ann")
     rows = known_store.fetch(AlertsQuery(**RANGE))

@@ -69,6 +69,18 @@ def test_headline_entity_needs_a_kind() -> None:
         HeadlinesQuery(entity="AAPL")
 
 
+def test_a_headline_search_needs_a_word() -> None:
+    with pytest.raises(ValidationError, match="search needs a word"):
+        HeadlinesQuery(search="   ")
+    with pytest.raises(ValidationError, match="sentiment"):
+        HeadlinesQuery.model_validate({"sentiment": "bad"})
+    sql, params = HeadlinesQuery(search="x' OR 1=1 --", start=T, end=T + timedelta(days=1)).select()
+    assert "x'" not in sql
+    assert "1=1" not in sql
+    assert params[-4:] == ["%x'%", "%OR%", "%1=1%", "%--%"]
+    assert sql.count("?") == len(params)
+
+
 def test_user_values_are_bound_never_formatted() -> None:
     evil = "x' OR 1=1 --"
     for q in (
