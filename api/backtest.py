@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, Self, cast
+from typing import TYPE_CHECKING, Any, Protocol, Self, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -56,6 +56,9 @@ from finpulse.schema import parse_entity as parse_entity_text
 from finpulse.settings import Settings
 from store import AlertsQuery, HistoryStore, Query
 from store.records import UtcTime
+
+if TYPE_CHECKING:
+    from ingest.companies import CompanyNames
 
 logger = logging.getLogger(__name__)
 
@@ -277,13 +280,14 @@ class TextClassifier(Protocol):
     def predict(self, texts: list[str]) -> Sequence[PredictionLike]: ...
 
 
-def read_replay_items(path: Path) -> list[NewsItem]:
-    """The valid items of a replay file (JSONL or CSV, `finpulse ingest replay`'s format)."""
+def read_replay_items(path: Path, names: CompanyNames | None = None) -> list[NewsItem]:
+    """The valid items of a replay file (JSONL or CSV, `finpulse ingest replay`'s format), with
+    the tickers of the companies their titles name (`names`), as ingestion finds them."""
     from ingest.replay import read_replay
 
     if not path.is_file():
         raise BacktestError(f"replay file {path} does not exist")
-    rows = read_replay(path)
+    rows = read_replay(path, names=names)
     bad = [r for r in rows if r.item is None]
     for row in bad[:5]:
         logger.warning("replay row skipped path=%s: %s", path, row.error)

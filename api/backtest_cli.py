@@ -201,9 +201,10 @@ def _optional_store(s: Settings) -> HistoryStore | None:
 
 def _score_replay(path: Path, s: Settings, bars: Progress) -> list[ScoredItem]:
     from api.backtest import read_replay_items, score_items
+    from ingest.companies import CompanyNames
     from model.engine import Classifier
 
-    items = read_replay_items(path)
+    items = read_replay_items(path, CompanyNames.load(s.ingest.companies_file))
     # As the worker: stories in languages the model does not read are not scored.
     readable = [item for item in items if s.model.reads(item.language)]
     if len(readable) < len(items):

@@ -76,6 +76,8 @@ class IngestSettings(_Group):
     # Serve Prometheus metrics at http://<host>:<port>/metrics (finpulse/metrics.py); None: off.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     sources_file: Path = REPO_ROOT / "config" / "sources.toml"
+    # Company names that stand for tickers in titles without a cashtag (ingest/companies.py).
+    companies_file: Path = REPO_ROOT / "config" / "companies.toml"
     state_dir: Path = DEFAULT_DATA_DIR / "ingest"
     feeds_dir: Path = _shared("feeds")
     request_timeout_s: float = Field(default=15.0, gt=0)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from finpulse.errors import InvalidRecord
 from finpulse.schema import NewsItem, utcnow
+from ingest.companies import CompanyNames
 from ingest.dedup import Deduplicator
 from ingest.errors import FeedError
 from ingest.normalize import RawEntry, normalize_entry
@@ -71,8 +72,9 @@ def pin_one_core() -> int | None:
     return cpu
 
 
-def run_bench(feeds_dir: Path, rounds: int = 3) -> BenchResult:
-    """Time parse, normalise and dedup over the feed documents `rounds` times."""
+def run_bench(feeds_dir: Path, rounds: int = 3, names: CompanyNames | None = None) -> BenchResult:
+    """Time parse, normalise (with `names`, as the ingestor does) and dedup over the feed documents
+    `rounds` times."""
     documents = feed_documents(feeds_dir)
     if not documents:
         raise FileNotFoundError(f"no feed documents under {feeds_dir}; set FINPULSE_INGEST_FEEDS_DIR")
@@ -96,7 +98,7 @@ def run_bench(feeds_dir: Path, rounds: int = 3) -> BenchResult:
     for round_ in range(rounds):
         for raw in entries:
             try:
-                item = normalize_entry(raw, fetched_at=now)
+                item = normalize_entry(raw, fetched_at=now, names=names)
             except InvalidRecord:
                 continue
             if round_ == 0:

@@ -119,9 +119,11 @@ def replay(
     """Publish a replay file to news.raw in timestamp order and exit when all are acknowledged."""
     from finpulse.cli import settings
     from finpulse.topics import ensure_topics
+    from ingest.companies import CompanyNames
     from ingest.replay import publish_replay_async
 
     s = settings()
+    names = CompanyNames.load(s.ingest.companies_file)
     asyncio.run(ensure_topics(s.kafka))
     with Progress(
         TextColumn("replay {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -134,7 +136,13 @@ def replay(
 
         report = asyncio.run(
             publish_replay_async(
-                s.kafka, path, 0.0 if no_wait else speed, rebase_to_now=rebase, dedup=dedup, progress=shown
+                s.kafka,
+                path,
+                0.0 if no_wait else speed,
+                rebase_to_now=rebase,
+                dedup=dedup,
+                progress=shown,
+                names=names,
             )
         )
     console.print(
@@ -212,10 +220,12 @@ def bench(
     """Feeds parsed/s and items normalised/s on one core, over the sample feed documents."""
     from finpulse.cli import settings
     from ingest.bench import pin_one_core, run_bench
+    from ingest.companies import CompanyNames
 
     s = settings()
     cpu = pin_one_core()
-    result = run_bench(feeds_dir or s.ingest.feeds_dir, rounds=rounds)
+    names = CompanyNames.load(s.ingest.companies_file)
+    result = run_bench(feeds_dir or s.ingest.feeds_dir, rounds=rounds, names=names)
     console.print(
         f"ingest bench (cpu {cpu if cpu is not None else 'any'}, {rounds} rounds): "
         f"{result.documents} documents, {result.megabytes:.1f} MB, {result.entries} entries"

@@ -22,17 +22,18 @@ from datetime import datetime, timedelta
 
 import httpx
 
-from finpulse.errors import BrokerUnavailable, InvalidRecord
+from finpulse.errors import BrokerUnavailable
 from finpulse.lifecycle import AsyncResource
-from finpulse.schema import NewsItem, SourceStatus, story_id_for, utcnow
+from finpulse.schema import SourceStatus, utcnow
 from finpulse.settings import IngestSettings, KafkaSettings
 from ingest.abc import Poller, PollOutcome
 from ingest.api import JsonApiSource
+from ingest.companies import CompanyNames
 from ingest.dedup import Deduplicator
 from ingest.errors import FeedError, FetchError, UnsafeUrl
 from ingest.fetch import HttpFetcher
 from ingest.metrics import IngestMetrics
-from ingest.normalize import RawEntry, normalize_entry
+from ingest.normalize import normalize_entries
 from ingest.producer import NewsProducer
 from ingest.replay import file_digest, publish_replay_async
 from ingest.rss import RssSource
@@ -87,6 +88,7 @@ class Ingestor(AsyncResource):
         self.producer = NewsProducer(kafka)
         self.kafka = kafka
         self.dedup = Deduplicator(timedelta(hours=settings.dedup_horizon_h), settings.near_dup_threshold)
+        self.names = CompanyNames.load(settings.companies_file)
         self.metrics = IngestMetrics()
         self.states: dict[str, SourceState] = {}
         self._dedup_path = settings.state_dir / "dedup.json"
@@ -171,20 +173,6 @@ class Ingestor(AsyncResource):
         )
         return PollReport(source.name, "error", error=kind)
 
-    @staticmethod
-    def normalise(
-        entries: tuple[RawEntry, ...], now: datetime
-    ) -> tuple[list[tuple[NewsItem, RawEntry]], list[tuple[str, InvalidRecord, RawEntry]]]:
-        items: list[tuple[NewsItem, RawEntry]] = []
-        invalid: list[tuple[str, InvalidRecord, RawEntry]] = []
-        for raw in entries:
-            try:
-                items.append((normalize_entry(raw, fetched_at=now), raw))
-            except InvalidRecord as exc:
-                identity = story_id_for(raw.source, "invalid", raw.guid or raw.link or repr(raw))
-                invalid.append((identity, exc, raw))
-        return items, invalid
-
     async def _publish(
         self, source: FeedSource | ApiSource, outcome: PollOutcome, now: datetime
     ) -> PollReport:
@@ -194,7 +182,7 @@ class Ingestor(AsyncResource):
             self.metrics.inc(name, "not_modified")
             self._succeeded(state, now, ids=None, outcome=outcome, published=0)
             return PollReport(name, "not_modified")
-        items, invalid = self.normalise(outcome.entries, now)
+        items, invalid = normalize_entries(outcome.entries, now, self.names)
         self.metrics.inc(name, "entries", len(outcome.entries))
         fresh = {i.story_id: (i, raw) for i, raw in items if i.story_id not in state.seen}
         self.metrics.inc(name, "already_seen", len(items) - len(fresh))
@@ -275,6 +263,7 @@ class Ingestor(AsyncResource):
             start_at=start_at,
             producer=self.producer,
             checkpoint=checkpoint,
+            names=self.names,
         )
         self.metrics.inc(source.name, "published", report.published)
         self.metrics.inc(source.name, "duplicates", report.duplicates)

@@ -5,7 +5,8 @@ similar elements dropped with their content), entities decoded, repeated until
 stable so double-escaped markup is removed too, whitespace collapsed.
 Links: canonical form with tracking parameters removed. Times: UTC, falling
 back to the fetch time with `published_estimated=True`. Tickers: cashtags,
-exchange-prefixed symbols and the source's configured tickers. Language: a
+exchange-prefixed symbols, the source's configured tickers and the companies
+the title names (ingest/companies.py). Language: a
 confident guess from the text (ingest/language.py), else what the source
 declares (channel-wide and sometimes wrong: a sample feed says Kannada for
 English posts).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import re
 import time
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -31,6 +33,7 @@ from finpulse.schema import (
     describe_validation_error,
     story_id_for,
 )
+from ingest.companies import CompanyNames
 from ingest.language import detect_language
 
 # Elements whose content is never text a reader sees.
@@ -224,8 +227,11 @@ def story_identity(raw: RawEntry, url: str | None, published: datetime, estimate
     return f"text:{strip_html(raw.title).lower()}|{when}"
 
 
-def normalize_entry(raw: RawEntry, fetched_at: datetime) -> NewsItem:
-    """Build the NewsItem for one entry; raises InvalidRecord when nothing usable is left."""
+def normalize_entry(raw: RawEntry, fetched_at: datetime, names: CompanyNames | None = None) -> NewsItem:
+    """Build the NewsItem for one entry; raises InvalidRecord when nothing usable is left.
+
+    `names`: the companies whose names in the title stand for their tickers (after the source's
+    tickers, tags and cashtags). Only the title: a summary names more bystanders."""
     title = strip_html(raw.title)
     summary = strip_html(raw.summary)
     if not title:
@@ -236,6 +242,7 @@ def normalize_entry(raw: RawEntry, fetched_at: datetime) -> NewsItem:
     published, estimated = _published(raw, fetched_at)
     story_id = raw.story_id or story_id_for(raw.source, story_identity(raw, url, published, estimated))
     text_tickers = extract_tickers(f"{title} {summary}")
+    name_tickers = names.tickers(title) if names is not None else ()
     tag_tickers = tuple(t[1:] for t in raw.tags if _CASHTAG.fullmatch(t.strip()))
     tags = tuple(dict.fromkeys(t for t in (strip_html(x)[:100] for x in raw.tags) if t))[:_MAX_TAGS]
     try:
@@ -249,8 +256,24 @@ def normalize_entry(raw: RawEntry, fetched_at: datetime) -> NewsItem:
             fetched_at=fetched_at,
             published_estimated=estimated,
             language=detect_language(f"{title}\n{summary}") or normalize_language(raw.language),
-            tickers=raw.tickers + tag_tickers + text_tickers,
+            tickers=raw.tickers + tag_tickers + text_tickers + name_tickers,
             tags=tags,
         )
     except ValidationError as exc:
         raise InvalidRecord("NewsItem", f"entry from {raw.source}: {describe_validation_error(exc)}") from exc
+
+
+def normalize_entries(
+    entries: Iterable[RawEntry], fetched_at: datetime, names: CompanyNames | None = None
+) -> tuple[list[tuple[NewsItem, RawEntry]], list[tuple[str, InvalidRecord, RawEntry]]]:
+    """One poll's entries: (item, entry) for each that normalises, (an id for its dead letter, why,
+    entry) for each that does not."""
+    items: list[tuple[NewsItem, RawEntry]] = []
+    invalid: list[tuple[str, InvalidRecord, RawEntry]] = []
+    for raw in entries:
+        try:
+            items.append((normalize_entry(raw, fetched_at, names), raw))
+        except InvalidRecord as exc:
+            identity = story_id_for(raw.source, "invalid", raw.guid or raw.link or repr(raw))
+            invalid.append((identity, exc, raw))
+    return items, invalid

@@ -11,9 +11,11 @@ from pathlib import Path
 from finpulse.errors import InvalidRecord
 from finpulse.schema import NewsItem, utcnow
 from finpulse.settings import IngestSettings
+from ingest.companies import CompanyNames
 from ingest.errors import SourcesFileError
 from ingest.fetch import HttpFetcher
-from ingest.ingestor import Ingestor, poller_for
+from ingest.ingestor import poller_for
+from ingest.normalize import normalize_entries
 from ingest.sources import ApiSource, FeedSource, load_sources
 from ingest.state import SourceState
 from ingest.urls import check_url
@@ -43,7 +45,7 @@ async def preview(settings: IngestSettings, source: FeedSource | ApiSource) -> P
         outcome = await poller_for(source).poll(SourceState(source=source.name), fetcher)
     finally:
         await fetcher.stop()
-    items, invalid = Ingestor.normalise(outcome.entries, utcnow())
+    items, invalid = normalize_entries(outcome.entries, utcnow(), CompanyNames.load(settings.companies_file))
     newest = sorted((item for item, _ in items), key=lambda i: i.published_at, reverse=True)
     return Preview(
         source=source.name,

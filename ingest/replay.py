@@ -33,6 +33,7 @@ from pathlib import Path
 from finpulse.errors import InvalidRecord
 from finpulse.schema import NewsItem, utcnow
 from finpulse.settings import KafkaSettings
+from ingest.companies import CompanyNames
 from ingest.dedup import Deduplicator
 from ingest.normalize import RawEntry, normalize_entry, to_utc
 from ingest.producer import NewsProducer
@@ -77,7 +78,7 @@ def _split(value: object) -> tuple[str, ...]:
     return ()
 
 
-def row_to_item(row: dict[str, object], fetched_at: datetime) -> NewsItem:
+def row_to_item(row: dict[str, object], fetched_at: datetime, names: CompanyNames | None = None) -> NewsItem:
     """Normalise one replay row; raises InvalidRecord with the reason."""
     published = to_utc(str(row.get("published_at") or ""))
     if published is None:
@@ -96,7 +97,7 @@ def row_to_item(row: dict[str, object], fetched_at: datetime) -> NewsItem:
         tickers=_split(row.get("tickers")),
         story_id=str(row.get("story_id") or "").strip() or None,
     )
-    item = normalize_entry(raw, fetched_at=max(fetched_at, published))
+    item = normalize_entry(raw, fetched_at=max(fetched_at, published), names=names)
     update: dict[str, object] = {"published_at": published, "published_estimated": False}
     if row.get("duplicate_of"):
         update["duplicate_of"] = str(row["duplicate_of"])
@@ -121,8 +122,11 @@ def _records(path: Path) -> list[tuple[int, bytes, dict[str, object] | None]]:
     return out
 
 
-def read_replay(path: Path, fetched_at: datetime | None = None) -> list[ReplayRow]:
-    """Every row of a replay file, valid ones sorted by published_at (stable), then invalid ones."""
+def read_replay(
+    path: Path, fetched_at: datetime | None = None, names: CompanyNames | None = None
+) -> list[ReplayRow]:
+    """Every row of a replay file, valid ones sorted by published_at (stable), then invalid ones;
+    `names`: as live ingestion finds tickers by company name."""
     fetched_at = fetched_at or utcnow()
     rows: list[ReplayRow] = []
     for line, raw, record in _records(path):
@@ -132,7 +136,7 @@ def read_replay(path: Path, fetched_at: datetime | None = None) -> list[ReplayRo
             )
             continue
         try:
-            rows.append(ReplayRow(line, raw, item=row_to_item(record, fetched_at)))
+            rows.append(ReplayRow(line, raw, item=row_to_item(record, fetched_at, names)))
         except InvalidRecord as exc:
             rows.append(ReplayRow(line, raw, error=InvalidRecord("NewsItem", f"line {line}: {exc.reason}")))
     valid = sorted((r for r in rows if r.item is not None), key=lambda r: r.item.published_at)  # type: ignore[union-attr]
@@ -162,6 +166,7 @@ async def publish_replay_async(
     producer: NewsProducer | None = None,
     checkpoint: Callable[[int], Awaitable[None]] | None = None,
     progress: Progress | None = None,
+    names: CompanyNames | None = None,
 ) -> ReplayReport:
     """Publish `path` to kafka.topics.raw in timestamp order at `speed`; returns when all are acked.
 
@@ -171,9 +176,10 @@ async def publish_replay_async(
         start_at: skip the first N valid rows (resume after a restart).
         checkpoint: awaited with the number of valid rows done after each acknowledged chunk.
         progress: called as checkpoint is, with (rows done, valid rows, the last one's published_at).
+        names: company names that stand for tickers, as in live ingestion.
     """
     began = time.monotonic()
-    rows = await asyncio.to_thread(read_replay, path)
+    rows = await asyncio.to_thread(read_replay, path, None, names)
     valid = [r.item for r in rows if r.item is not None]
     invalid = [r for r in rows if r.error is not None]
     owned = producer is None

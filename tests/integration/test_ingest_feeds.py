@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from finpulse.errors import ConfigError
 from finpulse.schema import DeadLetter, NewsItem
 from finpulse.settings import IngestSettings, KafkaSettings
 from finpulse.topics import dead_letter_topic
@@ -80,6 +81,37 @@ async def test_items_land_exactly_once_across_restarts(
             assert {original.source, item.source} == {"guardian", "growing"}
             pairs += 1
     assert pairs == 12
+
+
+async def test_companies_named_in_titles_become_tickers(
+    feed_server: FeedServer, ingest_settings: IngestSettings, kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    items = [
+        rss_item("Tesla recalls 2 million cars", "https://news.example/1"),
+        rss_item("Morgan Stanley cuts PT on Aptiv", "https://news.example/2"),
+        rss_item("Acme Corp beats estimates; $ZETA falls", "https://news.example/3"),
+    ]
+    feed_server.put("named", rss_document(items))
+    sources = _feeds(feed_server, named="doc/named")
+    await _poll_all(ingest_settings, kafka, sources)  # the shipped config/companies.toml
+    by_url = {i.url: i.tickers for i in await _items(kafka, expect=3)}
+    assert by_url == {
+        "https://news.example/1": ("TSLA",),
+        "https://news.example/2": (),  # the bank is the analyst here, not the news
+        "https://news.example/3": ("ZETA",),
+    }
+    # A file of one's own; without one, a clear error before anything is polled.
+    own = tmp_path / "companies.toml"
+    own.write_text('[tickers]\nACME = ["Acme Corp"]\n')
+    ingest = ingest_settings.model_copy(update={"companies_file": own, "state_dir": tmp_path / "other"})
+    await _poll_all(ingest, kafka, sources)
+    again = await _items(kafka, expect=6)  # the first three again, by an ingestor with other names
+    assert sorted(i.tickers for i in again if i.url == "https://news.example/3") == [
+        ("ZETA",),
+        ("ZETA", "ACME"),
+    ]
+    with pytest.raises(ConfigError, match=r"companies file .*missing\.toml not found"):
+        Ingestor(ingest.model_copy(update={"companies_file": tmp_path / "missing.toml"}), kafka, sources)
 
 
 async def test_syndicated_copies_are_marked_as_duplicates(

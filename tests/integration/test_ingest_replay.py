@@ -18,6 +18,7 @@ from finpulse.schema import DeadLetter, NewsItem, utcnow
 from finpulse.settings import IngestSettings, KafkaSettings
 from finpulse.topics import dead_letter_topic
 from ingest.cli import register
+from ingest.companies import CompanyNames
 from ingest.health import source_health
 from ingest.ingestor import Ingestor
 from ingest.replay import publish_replay, publish_replay_async, read_replay
@@ -108,6 +109,23 @@ async def test_replay_publishes_in_timestamp_order_and_dead_letters_bad_rows(
     dead = await read_topic(kafka, dead_letter_topic(kafka.topics.raw, kafka.topics), expect=2, timeout_s=10)
     reasons = sorted(DeadLetter.from_bytes(d.value).reason for d in dead)
     assert reasons == ["line 31: published_at missing or not ISO-8601", "line 32: not a JSON object"]
+
+
+async def test_replay_finds_tickers_by_company_name_as_ingestion_does(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    row = {
+        "title": "Apple supplier warns",
+        "source": "wire",
+        "published_at": T0.isoformat(),
+        "tickers": ["X"],
+    }
+    path = _write_jsonl(tmp_path / "named.jsonl", [row])
+    names = CompanyNames.load(IngestSettings().companies_file)
+    assert [r.item.tickers for r in read_replay(path, names=names) if r.item] == [("X", "AAPL")]
+    await publish_replay_async(kafka, path, names=names)
+    [record] = await read_topic(kafka, kafka.topics.raw, expect=1)
+    assert NewsItem.from_bytes(record.value).tickers == ("X", "AAPL")
 
 
 async def test_replay_speed_factor_paces_items(kafka: KafkaSettings, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from finpulse.errors import InvalidRecord
+from ingest.companies import CompaniesFile, CompanyNames
 from ingest.normalize import (
     RawEntry,
     canonical_url,
@@ -167,6 +168,15 @@ def test_normalize_entry_builds_a_clean_item() -> None:
     assert normalize_entry(raw, fetched_at=NOW + timedelta(hours=1)).story_id == item.story_id
     other = RawEntry(source="wire", title="x", guid="acme-2")
     assert normalize_entry(other, fetched_at=NOW).story_id != item.story_id
+
+
+def test_companies_the_title_names_add_their_tickers_after_the_others() -> None:
+    names = CompanyNames.of(CompaniesFile(tickers={"TSLA": ["Tesla"], "AAPL": ["Apple"], "F": ["Ford"]}))
+    raw = RawEntry(
+        source="s", title="$F: Ford and Tesla recall cars", summary="Apple is a bystander", tickers=("GM",)
+    )
+    assert normalize_entry(raw, fetched_at=NOW, names=names).tickers == ("GM", "F", "TSLA")
+    assert normalize_entry(raw, fetched_at=NOW).tickers == ("GM", "F")  # without names: as before
 
 
 @pytest.mark.parametrize(
