@@ -229,7 +229,9 @@ class HeadlinesQuery(Query):
     row: ClassVar[type[Row]] = Headline
     entity_kind: EntityKind | None = None
     entity: str | None = Field(default=None, min_length=1, max_length=200)
-    sentiment: Literal[Sentiment, "any"] = "negative"
+    sentiment: Literal[Sentiment, "any"] = Field(
+        default="negative", description="one sentiment, the most extreme first; any: newest first"
+    )
     search: str | None = Field(
         default=None, min_length=1, max_length=200, description="words the title holds, each of them"
     )
