@@ -115,8 +115,10 @@ def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
     """One line naming the first few failing fields."""
     parts = []
     for err in exc.errors()[:limit]:
-        loc = ".".join(str(p) for p in err["loc"]) or "record"
-        parts.append(f"{loc}: {err['msg']}")
+        loc = ".".join(str(p) for p in err["loc"])
+        # A validator's own message reads as it was written, without pydantic's "Value error, ".
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
     more = exc.error_count() - limit
     if more > 0:
         parts.append(f"(+{more} more)")

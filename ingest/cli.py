@@ -48,8 +48,8 @@ def ingest(
 
     s = settings()
     config = load_sources(sources or s.ingest.sources_file, allow_private=s.ingest.allow_private_hosts)
+    ingestor = Ingestor(s.ingest, s.kafka, config)  # its files' errors before the broker's
     asyncio.run(ensure_topics(s.kafka))
-    ingestor = Ingestor(s.ingest, s.kafka, config)
     if once:
         reports = asyncio.run(_poll_once(ingestor))
         _print_summary(ingestor, reports)

@@ -99,7 +99,7 @@ def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
         (None, "empty record"),
         (b"", "Invalid JSON"),
         (b"\xff\xfe garbage", "Invalid JSON"),
-        (b"[1, 2]", "record"),
+        (b"[1, 2]", "should be an object"),
         (b'{"story_id": "a"}', "source: Field required"),
         (
             b'{"story_id": "a", "source": "s", "title": "", "published_at": "2026-01-01T00:00:00Z",'

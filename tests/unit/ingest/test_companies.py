@@ -82,5 +82,6 @@ def test_a_bad_file_is_a_clear_error(tmp_path: Path, text: str, message: str) ->
     with pytest.raises(ConfigError, match="companies file") as caught:
         CompanyNames.load(path)
     assert message in str(caught.value)
+    assert "Value error" not in str(caught.value)
     with pytest.raises(ConfigError, match=r"not found .*FINPULSE_INGEST_COMPANIES_FILE"):
         CompanyNames.load(tmp_path / "missing.toml")
