@@ -63,6 +63,12 @@ Out = Annotated[
     ),
 ]
 Limit = Annotated[int, typer.Option(min=1, max=10_000, help="Rows to show.")]
+Search = Annotated[
+    str | None,
+    typer.Option(
+        "--search", "-q", help='Only the stories whose title holds each word, any case: "rate cut".'
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -154,9 +160,12 @@ def write_rows(db: HistoryStore, query: Query, out: Path | None) -> None:
 
 
 def range_text(query: Query) -> str:
+    """The query's range, and the words its stories' titles hold when it has a search."""
     assert query.start is not None  # both set by the query's validator
     assert query.end is not None
-    return f"{query.start:%Y-%m-%d %H:%M} – {query.end:%Y-%m-%d %H:%M} UTC"
+    search = getattr(query, "search", None)
+    held = f", titles holding {search!r}" if search else ""
+    return f"{query.start:%Y-%m-%d %H:%M} – {query.end:%Y-%m-%d %H:%M} UTC{held}"
 
 
 def score_text(value: float) -> str:
@@ -208,6 +217,7 @@ def trend(
     until: Until = None,
     granularity: Annotated[str, typer.Option(help="Bucket size: 5min, hour or day.")] = "hour",
     rows: Annotated[int, typer.Option(min=1, help="Newest buckets with stories to show.")] = 24,
+    search: Search = None,
     out: Out = None,
     png: Annotated[Path | None, typer.Option(help="Draw the trend and its alerts to this PNG.")] = None,
 ) -> None:
@@ -216,7 +226,9 @@ def trend(
     from store import TrendQuery
 
     kind, name = entity_arg(entity)
-    query = make_query(TrendQuery, since, until, entity_kind=kind, entity=name, granularity=granularity)
+    query = make_query(
+        TrendQuery, since, until, entity_kind=kind, entity=name, granularity=granularity, search=search
+    )
     assert isinstance(query, TrendQuery)
     with opened() as db:
         points = db.frame(query)
@@ -281,6 +293,7 @@ def compare(
     until: Until = None,
     granularity: Annotated[str, typer.Option(help="Bucket size: 5min, hour or day.")] = "day",
     rows: Annotated[int, typer.Option(min=1, help="Newest buckets to show.")] = 14,
+    search: Search = None,
     png: Annotated[
         Path | None, typer.Option(help="Draw their negative shares on one chart to this PNG.")
     ] = None,
@@ -294,7 +307,9 @@ def compare(
         fail(f"compare two to {MAX_COMPARED} entities (got {len(entities)})")
     parsed = [entity_arg(text) for text in dict.fromkeys(entities)]
     queries = [
-        make_query(TrendQuery, since, until, entity_kind=kind, entity=name, granularity=granularity)
+        make_query(
+            TrendQuery, since, until, entity_kind=kind, entity=name, granularity=granularity, search=search
+        )
         for kind, name in parsed
     ]
     with opened() as db:

@@ -15,6 +15,7 @@ from rich.text import Text
 from api.history_cli import (
     Limit,
     Out,
+    Search,
     Since,
     Until,
     console,
@@ -41,13 +42,14 @@ def entities(
     kind: Annotated[str, typer.Option(help="topic, ticker or source.")] = "topic",
     since: Since = None,
     until: Until = None,
+    search: Search = None,
     limit: Limit = 20,
     out: Out = None,
 ) -> None:
     """The busiest topics, tickers or sources in the range, with their negative share over time."""
     from store import EntitiesQuery, TrendQuery
 
-    query = make_query(EntitiesQuery, since, until, entity_kind=kind, limit=limit)
+    query = make_query(EntitiesQuery, since, until, entity_kind=kind, limit=limit, search=search)
     # One hour per cell over a week (168 cells merged to the sparkline's width); days beyond.
     assert query.start is not None
     assert query.end is not None
@@ -55,7 +57,9 @@ def entities(
     with opened() as db:
         busiest = db.frame(query, paged=True)
         write_rows(db, query, out)
-        trends = db.frame(make_query(TrendQuery, since, until, entity_kind=kind, granularity=granularity))
+        trends = db.frame(
+            make_query(TrendQuery, since, until, entity_kind=kind, granularity=granularity, search=search)
+        )
     if busiest.empty:
         console.print(f"no stories in {range_text(query)}")
         return
@@ -84,6 +88,7 @@ def movers(
     ] = 10,
     since: Since = None,
     until: Until = None,
+    search: Search = None,
     limit: Limit = 20,
     out: Out = None,
 ) -> None:
@@ -93,8 +98,9 @@ def movers(
 
     direction = "down" if falling else "up"
     query = make_query(
-        MoversQuery, since, until, entity_kind=kind, min_stories=min_stories, direction=direction, limit=limit
-    )
+        MoversQuery, since, until, entity_kind=kind, min_stories=min_stories, direction=direction,
+        limit=limit, search=search,
+    )  # fmt: skip
     rows = fetch(query, out)
     assert isinstance(query, MoversQuery)
     before = query.previous_start()
@@ -121,9 +127,7 @@ def movers(
 @history_app.command("headlines")
 def headlines(
     entity: Annotated[str | None, typer.Option(help="KIND:NAME, e.g. ticker:ACME.")] = None,
-    search: Annotated[
-        str | None, typer.Option("--search", "-q", help='Words every title holds, any case: "rate cut".')
-    ] = None,
+    search: Search = None,
     sentiment: Annotated[
         str | None,
         typer.Option(
@@ -171,10 +175,8 @@ def headlines(
 
 
 def _headlines_text(query: HeadlinesQuery, entity: str | None) -> str:
-    """What the rows are: "negative headlines for ticker:ACME", "headlines holding 'rate cut'"."""
+    """What the rows are: "negative headlines for ticker:ACME", "headlines"."""
     text = "headlines" if query.sentiment == "any" else f"{query.sentiment} headlines"
-    if query.search:
-        text += f" holding {query.search!r}"
     return f"{text} for {entity}" if entity else text
 
 

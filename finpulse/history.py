@@ -8,7 +8,8 @@
 Each function takes `source` first: a store URL or path, a Settings object, an
 open `store.HistoryStore`, or None for the configured store (FINPULSE_STORE_URL).
 Times are UTC (naive inputs are taken as UTC); the range is [start, end) and
-defaults to the last 7 days. `limit`/`offset` page; `limit=None` returns all.
+defaults to the last 7 days. `limit`/`offset` page; `limit=None` returns all. `search`
+keeps the stories whose titles hold each of its words ("rate cut"; any case).
 Files are opened read-only, one query at a time, so the stream worker keeps
 writing meanwhile (DuckDB allows one writer process; see store/duckdb.py).
 The same queries back the API and its CSV / Parquet exports.
@@ -39,6 +40,7 @@ def trend(
     start: Time = None,
     end: Time = None,
     granularity: str = "hour",
+    search: str | None = None,
     limit: int | None = None,
     offset: int = 0,
 ) -> pd.DataFrame:
@@ -60,6 +62,7 @@ def volume(
     start: Time = None,
     end: Time = None,
     granularity: str = "hour",
+    search: str | None = None,
     limit: int | None = None,
     offset: int = 0,
 ) -> pd.DataFrame:
@@ -75,6 +78,7 @@ def entities(
     entity_kind: str = "topic",
     start: Time = None,
     end: Time = None,
+    search: str | None = None,
     limit: int | None = None,
     offset: int = 0,
 ) -> pd.DataFrame:
@@ -95,6 +99,7 @@ def movers(
     end: Time = None,
     min_stories: int = 10,
     direction: str = "up",
+    search: str | None = None,
     limit: int | None = None,
     offset: int = 0,
 ) -> pd.DataFrame:

@@ -94,6 +94,26 @@ class Query(BaseModel):
         raise NotImplementedError
 
 
+class _Searchable(Query):
+    """`search`: only the stories whose title holds each of its words (any case, any order, as
+    parts of words: "rate cut" finds "Rate cuts"; LIKE's wildcards in a word are taken as written)."""
+
+    search: str | None = Field(
+        default=None, min_length=1, max_length=200, description="words each story's title holds"
+    )
+
+    @model_validator(mode="after")
+    def _search_has_words(self) -> Self:
+        if self.search is not None and not self.search.split():
+            raise ValueError("search needs a word")
+        return self
+
+    def _title_filter(self) -> tuple[str, Params]:
+        words = (self.search or "").split()
+        escaped = ["%" + re.sub(r"([\\%_])", r"\\\1", word) + "%" for word in words]
+        return " AND title ILIKE ? ESCAPE '\\'" * len(words), escaped
+
+
 def _entity_filter(kind: str | None, entity: str | None, column: str = "entity") -> tuple[str, Params]:
     if entity is None:
         return "", []
@@ -102,7 +122,7 @@ def _entity_filter(kind: str | None, entity: str | None, column: str = "entity")
     return f" AND {column} = ?", [entity]
 
 
-class _EntityQuery(Query):
+class _EntityQuery(_Searchable):
     entity_kind: EntityKind = "topic"
     entity: str | None = Field(default=None, min_length=1, max_length=200)
 
@@ -112,12 +132,15 @@ class _EntityQuery(Query):
             object.__setattr__(self, "entity", self.entity.upper().lstrip("$"))
         return self
 
-    def _items(self) -> str:
+    def _items(self) -> tuple[str, Params]:
+        """The range's (searched) stories with their entity of this kind, and its parameters."""
         column = _ENTITY_COLUMN[self.entity_kind]
-        return (
+        words, params = self._title_filter()
+        sql = (
             f"SELECT published_at, sentiment, sentiment_score, {column} AS entity "  # noqa: S608
-            "FROM scored_items WHERE published_at >= ? AND published_at < ?"
+            f"FROM scored_items WHERE published_at >= ? AND published_at < ?{words}"
         )
+        return sql, [*self.bounds(), *params]
 
 
 # The share of a group's items that are negative (a float in both databases).
@@ -141,13 +164,14 @@ class TrendQuery(_EntityQuery):
 
     def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         where, params = _entity_filter(self.entity_kind, self.entity)
+        items, item_params = self._items()
         sql = (
-            f"WITH e AS ({self._items()}) "  # noqa: S608
+            f"WITH e AS ({items}) "  # noqa: S608
             f"SELECT {self._bucket(dialect)} AS bucket_start, "
             f"'{self.entity_kind}' AS entity_kind, entity, {_SENTIMENT_COUNTS} "
             f"FROM e WHERE entity IS NOT NULL{where} GROUP BY 1, entity ORDER BY bucket_start, entity"
         )
-        return sql, [*self.bounds(), *params]
+        return sql, [*item_params, *params]
 
 
 class VolumeQuery(TrendQuery):
@@ -157,13 +181,14 @@ class VolumeQuery(TrendQuery):
 
     def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         where, params = _entity_filter(self.entity_kind, self.entity)
+        items, item_params = self._items()
         sql = (
-            f"WITH e AS ({self._items()}) "  # noqa: S608
+            f"WITH e AS ({items}) "  # noqa: S608
             f"SELECT {self._bucket(dialect)} AS bucket_start, "
             f"'{self.entity_kind}' AS entity_kind, entity, count(*) AS count "
             f"FROM e WHERE entity IS NOT NULL{where} GROUP BY 1, entity ORDER BY bucket_start, entity"
         )
-        return sql, [*self.bounds(), *params]
+        return sql, [*item_params, *params]
 
 
 class EntitiesQuery(_EntityQuery):
@@ -173,15 +198,16 @@ class EntitiesQuery(_EntityQuery):
 
     def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         where, params = _entity_filter(self.entity_kind, self.entity)
+        items, item_params = self._items()
         sql = (
-            f"WITH e AS ({self._items()}) "  # noqa: S608
+            f"WITH e AS ({items}) "  # noqa: S608
             f"SELECT '{self.entity_kind}' AS entity_kind, entity, {_SENTIMENT_COUNTS} FROM e "
             f"WHERE entity IS NOT NULL{where} GROUP BY entity ORDER BY count DESC, entity"
         )
-        return sql, [*self.bounds(), *params]
+        return sql, [*item_params, *params]
 
 
-class MoversQuery(Query):
+class MoversQuery(_Searchable):
     """The entities whose negative share rose most (`direction` up) or fell most (down) in the range
     against the range of equal length just before it; both ranges need `min_stories` for a change.
     Entities with too few stories before follow, by negative share."""
@@ -204,9 +230,10 @@ class MoversQuery(Query):
         before = naive_utc(self.previous_start())
         column = _ENTITY_COLUMN[self.entity_kind]
         order = "DESC" if self.direction == "up" else "ASC"
+        words, word_params = self._title_filter()
         sql = (
             f"WITH e AS (SELECT published_at, sentiment, sentiment_score, {column} AS entity "  # noqa: S608
-            "FROM scored_items WHERE published_at >= ? AND published_at < ?), "
+            f"FROM scored_items WHERE published_at >= ? AND published_at < ?{words}), "
             f"now AS (SELECT entity, {_SENTIMENT_COUNTS} FROM e "
             "WHERE entity IS NOT NULL AND published_at >= ? GROUP BY entity HAVING count(*) >= ?), "
             f"was AS (SELECT entity, count(*) AS n, {_NEGATIVE_SHARE} AS share "
@@ -218,22 +245,27 @@ class MoversQuery(Query):
             "FROM now LEFT JOIN was USING (entity) "
             f"ORDER BY change {order} NULLS LAST, negative_share DESC, count DESC, entity"
         )
-        return sql, [before, end, start, self.min_stories, start, self.min_stories, self.min_stories]
+        return sql, [
+            before,
+            end,
+            *word_params,
+            start,
+            self.min_stories,
+            start,
+            self.min_stories,
+            self.min_stories,
+        ]
 
 
-class HeadlinesQuery(Query):
+class HeadlinesQuery(_Searchable):
     """Stored headlines: of one sentiment (default negative), the most extreme score first, or of
-    any sentiment (or `newest`), the newest first; `search` keeps those whose title holds each of
-    its words (any case, any order, as parts of words: "rate cut" finds "Rate cuts")."""
+    any sentiment (or `newest`), the newest first."""
 
     row: ClassVar[type[Row]] = Headline
     entity_kind: EntityKind | None = None
     entity: str | None = Field(default=None, min_length=1, max_length=200)
     sentiment: Literal[Sentiment, "any"] = Field(
         default="negative", description="one sentiment, the most extreme first; any: newest first"
-    )
-    search: str | None = Field(
-        default=None, min_length=1, max_length=200, description="words the title holds, each of them"
     )
     newest: bool = Field(default=False, description="newest first instead of the most extreme score")
 
@@ -243,18 +275,14 @@ class HeadlinesQuery(Query):
             raise ValueError("entity needs entity_kind (topic, ticker or source)")
         if self.entity_kind == "ticker" and self.entity is not None:
             object.__setattr__(self, "entity", self.entity.upper().lstrip("$"))
-        if self.search is not None and not self.search.split():
-            raise ValueError("search needs a word")
         return self
 
     def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         where, params = _entity_filter(self.entity_kind, self.entity, column=self.entity_kind or "topic")
         if self.sentiment != "any":
             where, params = f" AND sentiment = ?{where}", [self.sentiment, *params]
-        for word in (self.search or "").split():
-            # The word is matched as written: LIKE's wildcards in it are escaped.
-            where += " AND title ILIKE ? ESCAPE '\\'"
-            params.append("%" + re.sub(r"([\\%_])", r"\\\1", word) + "%")
+        words, word_params = self._title_filter()
+        where, params = where + words, [*params, *word_params]
         order = "published_at DESC, story_id"
         if not (self.newest or self.sentiment == "any"):
             order = f"sentiment_score {'DESC' if self.sentiment == 'positive' else 'ASC'}, {order}"

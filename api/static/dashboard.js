@@ -52,6 +52,12 @@ function describeError(data) {
   return String(detail || "request failed");
 }
 
+// The search box: only the stories whose titles hold each of its words, in every panel but alerts.
+function searched() {
+  const search = $("search").value.trim();
+  return search ? { search } : {};
+}
+
 function range() {
   if ($("range").value === "custom") {
     // datetime-local values carry no zone: the dashboard, like the API, reads them as UTC.
@@ -70,7 +76,7 @@ function range() {
 // the same trend to whoever opens it; the API token never goes there.
 const VIEW = {
   kind: "kind", entity: "entity", range: "range", from: "from", to: "to", step: "granularity", live: "live",
-  q: "headline-search", headlines: "headline-sentiment",
+  q: "search", headlines: "headline-sentiment",
 };
 
 function readView() {
@@ -98,7 +104,7 @@ function writeView() {
 // --- trends -------------------------------------------------------------------------------
 async function loadEntities() {
   const kind = $("kind").value;
-  const page = await api("/entities", { params: { entity_kind: kind, ...range(), limit: 50 } });
+  const page = await api("/entities", { params: { entity_kind: kind, ...range(), ...searched(), limit: 50 } });
   const select = $("entity");
   const keep = select.value;
   select.replaceChildren(new Option("busiest four", ""));
@@ -120,7 +126,9 @@ async function loadTrends() {
   state.charts = [];
   $("charts").replaceChildren();
   if (!chosen.length) {
-    $("charts").textContent = "No scored items in this range yet.";
+    $("charts").textContent = searched().search
+      ? `No stories in this range whose titles hold “${searched().search}”.`
+      : "No scored items in this range yet.";
     return;
   }
   for (const entity of chosen) await drawChart($("kind").value, entity);
@@ -130,7 +138,7 @@ async function loadTrends() {
 async function drawChart(kind, entity) {
   const params = { entity_kind: kind, entity, ...range() };
   const [trend, alerts] = await Promise.all([
-    api("/trends", { params: { ...params, granularity: $("granularity").value, limit: 10000 } }),
+    api("/trends", { params: { ...params, ...searched(), granularity: $("granularity").value, limit: 10000 } }),
     api("/alerts", { params: { ...params, state: "fired", limit: 500 } }),
   ]);
   const xs = trend.items.map((p) => Date.parse(p.bucket_start) / 1000);
@@ -142,7 +150,8 @@ async function drawChart(kind, entity) {
   box.dataset.entity = entity;
   box.dataset.alerts = String(marks.length);
   const title = document.createElement("h3");
-  title.textContent = `${kind} ${entity}: ${trend.items.reduce((n, p) => n + p.count, 0)} items, ${marks.length} alerts`;
+  const holding = searched().search ? ` holding “${searched().search}”` : "";
+  title.textContent = `${kind} ${entity}: ${trend.items.reduce((n, p) => n + p.count, 0)} items${holding}, ${marks.length} alerts`;
   box.append(title);
   $("charts").append(box);
   const width = Math.max(520, box.clientWidth || 560);
@@ -193,7 +202,7 @@ function cell(row, text, className) {
 
 // The selected kind's entities whose negative share rose most against the range before.
 async function loadMovers() {
-  const page = await api("/movers", { params: { entity_kind: $("kind").value, ...range(), limit: 10 } });
+  const page = await api("/movers", { params: { entity_kind: $("kind").value, ...range(), ...searched(), limit: 10 } });
   const body = $("mover-rows");
   body.replaceChildren();
   const pct = (share) => `${Math.round(share * 100)}%`;
@@ -275,12 +284,11 @@ async function mark(alertId, verdict) {
   }
 }
 
-// The most negative (or positive) headlines, or any sentiment newest first; the search box keeps
-// those whose title holds each of its words.
+// The most negative (or positive) headlines, or any sentiment newest first.
 async function loadHeadlines() {
   const entity = $("entity").value;
   const sentiment = $("headline-sentiment").value;
-  const search = $("headline-search").value.trim();
+  const search = searched().search;
   const params = { ...range(), limit: 10, sentiment, search, ...(entity ? { entity_kind: $("kind").value, entity } : {}) };
   const which = { negative: "Most negative headlines", positive: "Most positive headlines", any: "Newest headlines" }[sentiment];
   const page = await api("/headlines", { params });
@@ -474,12 +482,15 @@ $("live").onchange = () => {
   schedule();
 };
 document.addEventListener("visibilitychange", schedule);
-$("headline-form").onsubmit = (event) => {
+$("search-form").onsubmit = (event) => {
   event.preventDefault();
+  refresh();
+};
+$("search").onsearch = () => { if (!$("search").value) refresh(); }; // the field's clear button
+$("headline-sentiment").onchange = () => {
   writeView();
   loadHeadlines().catch((err) => status(err.message, true));
 };
-$("headline-sentiment").onchange = $("headline-form").onsubmit;
 $("sub-list").onchange = showSubscription;
 $("sub-new").onclick = () => { $("sub-list").value = ""; $("sub-json").value = JSON.stringify(TEMPLATE, null, 2); subMessage(""); };
 $("sub-save").onclick = saveSubscription;

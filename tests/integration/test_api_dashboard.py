@@ -278,22 +278,31 @@ def test_live_refresh_brings_new_alerts_and_keeps_an_edit_in_progress(
         live.close()
 
 
-def test_headlines_searched_by_their_words(dashboard: tuple[Page, DuckDBStore]) -> None:
+def test_the_search_narrows_charts_movers_and_headlines_to_stories_with_those_words(
+    dashboard: tuple[Page, DuckDBStore],
+) -> None:
     page, _ = dashboard
     assert page.text_content("#headline-title") == "Most negative headlines"
     items = page.locator("#headline-list li")
     assert items.count() == 10
     assert all(", negative, " in text for text in items.all_inner_texts())
     page.select_option("#headline-sentiment", "any")
-    page.fill("#headline-search", "B287-0")  # the seed's newest story on earnings: "headline b287-0"
-    page.press("#headline-search", "Enter")
+    page.wait_for_selector("#headline-title >> text=Newest headlines")
+    page.fill("#search", "B287-0")  # the seed's newest story, on earnings: "headline b287-0"
+    page.press("#search", "Enter")
     page.wait_for_selector("#headline-title >> text=Newest headlines holding “B287-0”")
+    page.wait_for_selector("body[data-ready=true]")
     assert items.count() == 1
     assert items.first.get_attribute("data-story-id") == "b287-0"
+    charts = page.locator(".chart")
+    assert charts.count() == 1  # only earnings has such a story
+    assert charts.first.locator("h3").text_content() == "topic earnings: 1 items holding “B287-0”, 1 alerts"
+    assert page.locator("#mover-rows tr").all_inner_texts() == ["No entity with 10+ stories in this range."]
     assert "q=B287-0&headlines=any" in page.url  # the search is part of a shared view
-    page.fill("#headline-search", "no such words")
-    page.press("#headline-search", "Enter")
+    page.fill("#search", "no such words")
+    page.press("#search", "Enter")
     page.wait_for_selector("#headline-list >> text=No such headlines in this range.")
+    page.wait_for_selector("#charts >> text=No stories in this range whose titles hold “no such words”.")
     # A link with the search opens it.
     page.goto(page.url.split("/?")[0] + "/?kind=ticker&entity=TSLA&q=headline&headlines=positive")
     page.wait_for_selector("body[data-ready=true]", timeout=20_000)

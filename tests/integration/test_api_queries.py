@@ -84,6 +84,15 @@ def test_volume_entities_headlines_windows(api_client: Any) -> None:
     assert [h["title"] for h in found.json()["items"]] == ["Apple misses estimates"]
     newest = api_client.get("/api/v1/headlines", params={**SPAN, "search": "headline", "newest": "true"})
     assert [h["story_id"] for h in newest.json()["items"]] == ["s6", "s3"]
+    # Trends, entities and movers of the stories whose titles hold the words.
+    ents = api_client.get("/api/v1/entities", params={**SPAN, "search": "headline"}).json()["items"]
+    assert [(e["entity"], e["count"]) for e in ents] == [("earnings", 3), ("macro", 2)]
+    apple = api_client.get("/api/v1/trends", params={**SPAN, "search": "apple", "granularity": "day"})
+    assert [(p["entity"], p["count"], p["negative_count"]) for p in apple.json()["items"]] == [
+        ("earnings", 1, 1)
+    ]
+    chart = api_client.get("/api/v1/trends/plot.png", params={**SPAN, "entity": "macro", "search": "apple"})
+    assert (chart.status_code, "no stories for topic 'macro'" in chart.text) == (404, True)
     wins = api_client.get("/api/v1/windows", params={**SPAN, "entity_kind": "ticker"}).json()["items"]
     assert [(w["entity"], w["negative_share"]) for w in wins] == [("AAPL", 1.0)]
 
@@ -118,6 +127,8 @@ def test_movers_against_the_day_before(api_client: Any) -> None:
         ("/api/v1/trends", {"entity": ""}, "at least 1 character"),
         ("/api/v1/headlines", {"entity": "AAPL"}, "entity needs entity_kind"),
         ("/api/v1/headlines", {"search": " "}, "search needs a word"),
+        ("/api/v1/trends", {"search": " "}, "search needs a word"),
+        ("/api/v1/movers", {"search": "x" * 201}, "at most 200 characters"),
         ("/api/v1/headlines", {"sentiment": "gloomy"}, "'positive' or 'any'"),
         ("/api/v1/movers", {"direction": "sideways"}, "'up' or 'down'"),
         ("/api/v1/movers", {"min_stories": 0}, "greater than or equal to 1"),

@@ -188,16 +188,17 @@ def test_headlines_most_negative_first(seeded: Path) -> None:
 def test_headlines_found_by_their_words(seeded: Path) -> None:
     code, out = _run("headlines", "--search", "HEADLINE", *SPAN)  # any sentiment, newest first
     assert code == 0, out
-    assert "headlines holding 'HEADLINE', newest first" in out
+    title = "headlines, newest first, 2024-03-04 00:00 – 2024-03-06 00:00 UTC, titles holding 'HEADLINE'"
+    assert title in " ".join(out.split())  # the title as rich wraps it
     assert out.index("headline s7") < out.index("headline s6") < out.index("headline s2")
     code, out = _run("headlines", "-q", "headline", "--sentiment", "negative", *SPAN)
-    assert "negative headlines holding 'headline', most negative first" in out
+    assert "negative headlines, most negative first" in out
     assert out.index("headline s3") < out.index("headline s6")  # -0.5 before -0.2
     assert "headline s7" not in out
     code, out = _run("headlines", "-q", "headline", "--sentiment", "negative", "--newest", *SPAN)
     assert out.index("headline s6") < out.index("headline s3")
     code, out = _run("headlines", "-q", "mergers", "--entity", "ticker:AAPL", *SPAN)
-    assert (code, "no headlines holding 'mergers' for ticker:AAPL in" in out) == (0, True)
+    assert (code, "no headlines for ticker:AAPL in" in out, "holding 'mergers'" in out) == (0, True, True)
     code, out = _run("headlines", "--sentiment", "gloomy", *SPAN)
     assert code == 2
     assert "sentiment" in out
@@ -205,6 +206,21 @@ def test_headlines_found_by_their_words(seeded: Path) -> None:
     code, out = _run("headlines", "--sentiment", "negative", "--positive", *SPAN)
     assert code == 2
     assert "--positive and --sentiment say different things" in out
+
+
+def test_trends_entities_and_movers_of_the_stories_holding_words(seeded: Path) -> None:
+    code, out = _run("entities", "--kind", "topic", "-q", "headline", *SPAN)
+    assert code == 0, out
+    assert "titles holding 'headline'" in " ".join(out.split())
+    assert "3" in _line(out, "earnings")  # s2, s5, s7 of its five stories
+    code, out = _run("trend", "topic:earnings", "--granularity", "day", "--search", "apple", *SPAN)
+    assert code == 0, out
+    assert "1 stories, 100% negative" in out  # s1, "Apple misses estimates", alone
+    code, out = _run("compare", "topic:earnings", "topic:macro", "-q", "microsoft", *SPAN)
+    assert code == 0, out
+    assert "titles holding 'microsoft'" in out
+    code, out = _run("movers", "--kind", "topic", "--min-stories", "1", "-q", "nothing like this", *SPAN)
+    assert (code, "no topic with 1+ stories" in out) == (0, True)
 
 
 def test_alerts_with_verdicts(seeded: Path) -> None:

@@ -36,6 +36,8 @@ def test_every_function_from_url_and_settings(seeded: Path) -> None:
     assert history.headlines(f"duckdb:///{seeded}", limit=2, **SPAN)["story_id"].tolist() == ["s4", "s1"]
     found = history.headlines(seeded, sentiment="any", search="misses apple", **SPAN)
     assert found["title"].tolist() == ["Apple misses estimates"]
+    narrowed = history.entities(seeded, entity_kind="ticker", search="microsoft", **SPAN)
+    assert narrowed[["entity", "count"]].values.tolist() == [["MSFT", 1]]
     busiest = history.entities(seeded, entity_kind="source", **SPAN)
     assert busiest[["entity", "count", "negative_count"]].values.tolist() == [
         ["reuters", 5, 4],

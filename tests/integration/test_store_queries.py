@@ -125,6 +125,31 @@ def test_headlines_searched_by_words_of_any_sentiment_newest_first(known_store: 
     assert ids(sentiment="any", search="ok\\maybe") == ["p1"]
 
 
+def test_trends_entities_and_movers_of_the_stories_holding_words(known_store: HistoryStore) -> None:
+    # Titled "headline sN": s2, s5, s7 (earnings: positive, neutral, positive), s3, s6 (macro, negative).
+    ents = known_store.fetch(EntitiesQuery(entity_kind="topic", search="HEADLINE", **RANGE))
+    assert [(e.entity, e.count, e.negative_count) for e in ents] == [("earnings", 3, 0), ("macro", 2, 2)]  # type: ignore[attr-defined]
+    assert _trend(known_store, entity_kind="ticker", granularity="day", search="headline") == [
+        (DAY1, "AAPL", 2, 1, 1, 0.2),  # s2 (0.6), s6 (-0.2)
+        (DAY1, "MSFT", 1, 0, 1, 0.6),  # s2
+        (DAY2, "AAPL", 1, 0, 1, 0.4),  # s7
+    ]
+    assert _trend(known_store, entity_kind="topic", search="apple estimates") == [
+        (T0, "earnings", 1, 1, 0, -0.8)  # s1 alone
+    ]
+    day2 = {"start": DAY2, "end": DAY2 + timedelta(days=1), "min_stories": 1, "entity_kind": "topic"}
+    [earnings] = known_store.fetch(MoversQuery.model_validate({**day2, "search": "headline"}))
+    # s7 against s2 and s5 the day before (not s1 and s4: other titles).
+    assert (earnings.count, earnings.previous_count, earnings.previous_share, earnings.change) == (
+        1,
+        2,
+        0.0,
+        0.0,
+    )  # type: ignore[attr-defined]
+    [everything] = known_store.fetch(MoversQuery.model_validate(day2))
+    assert (everything.previous_count, everything.change) == (4, -0.5)  # type: ignore[attr-defined]
+
+
 def test_alert_history_with_filters_and_feedback(known_store: HistoryStore) -> None:
     known_store.put_feedback("a1", "fp", note="expected", author="ann")
     rows = known_store.fetch(AlertsQuery(**RANGE))
