@@ -5,6 +5,7 @@
 const API = "/api/v1";
 const MARKER = "rgb(255, 0, 160)"; // alert markers (the screenshot test looks for this colour)
 const $ = (id) => document.getElementById(id);
+// again: a refresh asked for while one loads ({ subscriptions }), or false.
 const state = { subs: [], charts: [], alert: null, loading: false, again: false, updated: 0, tried: 0, timer: null };
 
 function token() {
@@ -126,6 +127,7 @@ async function loadTrends() {
   state.charts = [];
   $("charts").replaceChildren();
   if (!chosen.length) {
+    $("charts").style.minHeight = "";
     $("charts").textContent = searched().search
       ? `No stories in this range whose titles hold “${searched().search}”.`
       : "No scored items in this range yet.";
@@ -419,12 +421,13 @@ async function testSubscription() {
 }
 
 // --- wiring ---------------------------------------------------------------------------------
-// `live`: a live refresh reloads the charts and tables but not the subscription editor (an edit in
-// progress survives). Refreshes never overlap (two would draw each chart twice): a live one due
-// while another loads is skipped, any other runs when that one ends.
-async function refresh(live = false) {
+// Reloads the charts and tables; the subscription editor only when `subscriptions` (the first load,
+// Refresh), so an edit in progress survives view changes and live refreshes. Refreshes never
+// overlap (two would draw each chart twice): a `live` one due while another loads is skipped, any
+// other runs when that one ends.
+async function refresh({ live = false, subscriptions = false } = {}) {
   if (state.loading) {
-    if (!live) state.again = true;
+    if (!live) state.again = { subscriptions: subscriptions || Boolean(state.again?.subscriptions) };
     return;
   }
   state.loading = true;
@@ -433,8 +436,8 @@ async function refresh(live = false) {
   try {
     token(); // keep a ?token= from the address before the view replaces it
     writeView();
-    const subscriptions = live ? [] : [loadSubscriptions($("sub-list").value)];
-    await Promise.all([loadTrends(), loadMovers(), loadAlerts(), ...subscriptions]);
+    const editor = subscriptions ? [loadSubscriptions($("sub-list").value)] : [];
+    await Promise.all([loadTrends(), loadMovers(), loadAlerts(), ...editor]);
     await Promise.all([loadHeadlines(), loadSources()]);
     state.updated = Date.now();
     showUpdated();
@@ -445,10 +448,10 @@ async function refresh(live = false) {
   } finally {
     state.loading = false;
     state.tried = Date.now();
-    if (state.again) {
-      state.again = false;
-      refresh();
-    } else schedule();
+    const again = state.again;
+    state.again = false;
+    if (again) refresh(again);
+    else schedule();
   }
 }
 
@@ -463,10 +466,10 @@ function schedule() {
   clearTimeout(state.timer);
   const every = Number($("live").value) * 1000;
   if (!every || document.hidden) return;
-  state.timer = setTimeout(() => refresh(true), Math.max(0, state.tried + every - Date.now()));
+  state.timer = setTimeout(() => refresh({ live: true }), Math.max(0, state.tried + every - Date.now()));
 }
 
-$("refresh").onclick = () => refresh();
+$("refresh").onclick = () => refresh({ subscriptions: true });
 for (const id of ["kind", "range", "granularity", "from", "to"]) {
   $(id).onchange = () => {
     if (id === "kind") $("entity").value = "";
@@ -496,6 +499,6 @@ $("sub-new").onclick = () => { $("sub-list").value = ""; $("sub-json").value = J
 $("sub-save").onclick = saveSubscription;
 $("sub-delete").onclick = deleteSubscription;
 $("sub-test").onclick = testSubscription;
-$("save-token").onclick = () => { localStorage.setItem("finpulse-token", $("token").value); $("auth").hidden = true; refresh(); };
+$("save-token").onclick = () => { localStorage.setItem("finpulse-token", $("token").value); $("auth").hidden = true; refresh({ subscriptions: true }); };
 readView();
-refresh();
+refresh({ subscriptions: true });

@@ -264,6 +264,9 @@ def test_live_refresh_brings_new_alerts_and_keeps_an_edit_in_progress(
         live.clock.fast_forward(31_000)
         live.wait_for_selector("tr[data-alert-id=live-1]", timeout=20_000)
         assert live.input_value("#sub-json") == '{"id": "half-written"'  # not reloaded under the editor
+        live.select_option("#range", "24")  # nor by a change of view
+        live.wait_for_selector("body[data-ready=true]")
+        assert live.input_value("#sub-json") == '{"id": "half-written"'
         # Off: nothing reloads however long the page stays open, until Refresh.
         live.select_option("#live", "0")
         assert "live=0" in live.url
