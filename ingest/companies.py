@@ -31,8 +31,9 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max
 
 # After an analyst's name: its view or action on another company ("cuts PT", "upgrade", "says").
 _ANALYST_AFTER = re.compile(
-    r"\s*(?:\([A-Z.]+\)\s*)?(?:analysts?|upgrade|downgrade|cut|raise|up|lift|lower|boost|trim|hike|initiate|"
-    r"start|reiterate|resume|rate|rating|sees|says|expects|PT|price target|turns|names|adds|remove|bull|"
+    r"\s*(?:\([A-Z.]+\)\s*)?(?:analysts?|upgrade|downgrade|cut|raise|ups\b|lift|lowers\b|lowered\b|boost|"
+    r"trim|hike|initiate|start|reiterate|resume|rate|rating|sees|says|expects|PT|price target|turns|"
+    r"names|adds|remove|bull|"
     r"bear|constructive|overweight|underweight|equal|outperform|underperform|neutral|likes|prefers|picks|"
     r"warn|believe|think|predict|forecast|recommend|reel|strategist|economist|research|"
     r"is (?:bullish|bearish)|:)",

@@ -41,6 +41,8 @@ def test_names_match_whole_words_as_written_in_order_of_first_mention() -> None:
         ("Goldman Sachs raises target on Tesla; Goldman profit falls", ("TSLA", "GS")),
         ("Morgan Stanley to cut 2,000 jobs", ("MS",)),
         ("Bank of America earnings beat estimates", ("BAC",)),
+        ("Bank of America up 3%, Wells Fargo lower after results", ("BAC", "WFC")),  # its own shares
+        ("Barclays ups Hasbro to Overweight; Citi lowers PT on Nu Skin", ()),
         ("Tesla cuts prices again in China", ("TSLA",)),  # analyst words matter for analysts only
     ],
 )
