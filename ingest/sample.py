@@ -12,12 +12,21 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 # Label ids of the sentiment set (../shared/data/README.md): 0 bearish, 1 bullish, 2 neutral.
 BEARISH, BULLISH, NEUTRAL = 0, 1, 2
+# Words that make a bearish headline plain to see. Over the labelled bearish headlines the
+# quick-trained model calls 56% negative, 74% of those holding one of these words.
+_PLAIN_BEARISH = re.compile(
+    r"\b(?:falls?|fell|drops?|dropped|plunge[sd]?|slumps?|tumble[sd]?|sinks?|sank|slides?|slid|"
+    r"decline[sd]?|cuts?|miss(?:es|ed)?|lower(?:s|ed)?|down|loss(?:es)?|warn(?:s|ed)?|weak(?:er)?|worst|"
+    r"crash(?:es)?|downgrade[sd]?|slowdown|recession|layoffs|bankruptcy|lawsuit|probe|plummets?|sell-?off)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -56,23 +65,29 @@ def write_planted_spike(
     spike_per_5min: int = 16,
     background_per_5min: int = 6,
     spike: bool = True,
+    plain: bool = False,
     seed: int = 7,
 ) -> PlantedSpike:
     """Write a JSONL replay (fields of `finpulse ingest replay`) and return its truth.
 
     Calm stretches give `ticker` neutral and bullish headlines with one bearish
     in ten; the spike gives it only bearish ones. Background items carry no
-    ticker. With `spike=False` the spike stretch is calm too.
+    ticker. With `spike=False` the spike stretch is calm too. `plain`: the spike's headlines each
+    hold a plainly bearish word ("falls", "misses", "cuts"), so a quick-trained model sees the
+    burst too (the demo: its alert must fire on every run).
     """
     rng = random.Random(seed)
     texts = _texts(data_dir)
+    spike_texts = [t for t in texts[BEARISH] if _PLAIN_BEARISH.search(t)] if plain else texts[BEARISH]
     rows: list[dict[str, object]] = []
     spike_start = start + timedelta(minutes=calm_minutes)
     spike_end = spike_start + timedelta(minutes=spike_minutes)
     end = spike_end + timedelta(minutes=after_minutes)
 
-    def add(when: datetime, label: int, tickers: list[str], source: str) -> None:
-        title = rng.choice(texts[label])
+    def add(
+        when: datetime, label: int, tickers: list[str], source: str, pool: list[str] | None = None
+    ) -> None:
+        title = rng.choice(pool or texts[label])
         n = len(rows)
         rows.append(
             {
@@ -95,7 +110,7 @@ def write_planted_spike(
             block = [t + timedelta(seconds=rng.uniform(0, 300)) for _ in range(spike_per_5min)]
         for when in block:
             label = BEARISH if in_spike else rng.choices([NEUTRAL, BULLISH, BEARISH], [6, 3, 1])[0]
-            add(when, label, [ticker], "wire-a")
+            add(when, label, [ticker], "wire-a", spike_texts if in_spike else None)
         for _ in range(background_per_5min):
             add(t + timedelta(seconds=rng.uniform(0, 300)), rng.choice([NEUTRAL, BULLISH]), [], "wire-b")
         t += timedelta(minutes=5)
