@@ -155,7 +155,7 @@ def headlines(
     )  # fmt: skip
     assert isinstance(query, HeadlinesQuery)
     what = _headlines_text(query, entity)
-    order = "newest" if query.newest or query.sentiment == "any" else f"most {query.sentiment}"
+    order = "newest" if query.newest_first else f"most {query.sentiment}"
     rows = fetch(query, out)
     if rows.empty:
         console.print(f"no {what} in {range_text(query)}")

@@ -113,6 +113,15 @@ class _Searchable(Query):
         escaped = ["%" + re.sub(r"([\\%_])", r"\\\1", word) + "%" for word in words]
         return " AND title ILIKE ? ESCAPE '\\'" * len(words), escaped
 
+    def _stories(self, column: str, start: datetime, end: datetime) -> tuple[str, Params]:
+        """The (searched) stories of [start, end) with their entity (`column`), and its parameters."""
+        words, params = self._title_filter()
+        sql = (
+            f"SELECT published_at, sentiment, sentiment_score, {column} AS entity "  # noqa: S608
+            f"FROM scored_items WHERE published_at >= ? AND published_at < ?{words}"
+        )
+        return sql, [start, end, *params]
+
 
 def _entity_filter(kind: str | None, entity: str | None, column: str = "entity") -> tuple[str, Params]:
     if entity is None:
@@ -134,13 +143,7 @@ class _EntityQuery(_Searchable):
 
     def _items(self) -> tuple[str, Params]:
         """The range's (searched) stories with their entity of this kind, and its parameters."""
-        column = _ENTITY_COLUMN[self.entity_kind]
-        words, params = self._title_filter()
-        sql = (
-            f"SELECT published_at, sentiment, sentiment_score, {column} AS entity "  # noqa: S608
-            f"FROM scored_items WHERE published_at >= ? AND published_at < ?{words}"
-        )
-        return sql, [*self.bounds(), *params]
+        return self._stories(_ENTITY_COLUMN[self.entity_kind], *self.bounds())
 
 
 # The share of a group's items that are negative (a float in both databases).
@@ -228,12 +231,11 @@ class MoversQuery(_Searchable):
     def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         start, end = self.bounds()
         before = naive_utc(self.previous_start())
-        column = _ENTITY_COLUMN[self.entity_kind]
         order = "DESC" if self.direction == "up" else "ASC"
-        words, word_params = self._title_filter()
+        # Both ranges' stories: the one before and this one.
+        items, item_params = self._stories(_ENTITY_COLUMN[self.entity_kind], before, end)
         sql = (
-            f"WITH e AS (SELECT published_at, sentiment, sentiment_score, {column} AS entity "  # noqa: S608
-            f"FROM scored_items WHERE published_at >= ? AND published_at < ?{words}), "
+            f"WITH e AS ({items}), "  # noqa: S608
             f"now AS (SELECT entity, {_SENTIMENT_COUNTS} FROM e "
             "WHERE entity IS NOT NULL AND published_at >= ? GROUP BY entity HAVING count(*) >= ?), "
             f"was AS (SELECT entity, count(*) AS n, {_NEGATIVE_SHARE} AS share "
@@ -245,16 +247,7 @@ class MoversQuery(_Searchable):
             "FROM now LEFT JOIN was USING (entity) "
             f"ORDER BY change {order} NULLS LAST, negative_share DESC, count DESC, entity"
         )
-        return sql, [
-            before,
-            end,
-            *word_params,
-            start,
-            self.min_stories,
-            start,
-            self.min_stories,
-            self.min_stories,
-        ]
+        return sql, [*item_params, start, self.min_stories, start, self.min_stories, self.min_stories]
 
 
 class HeadlinesQuery(_Searchable):
@@ -268,6 +261,11 @@ class HeadlinesQuery(_Searchable):
         default="negative", description="one sentiment, the most extreme first; any: newest first"
     )
     newest: bool = Field(default=False, description="newest first instead of the most extreme score")
+
+    @property
+    def newest_first(self) -> bool:
+        """Newest first (any sentiment, or `newest`), else the most extreme score first."""
+        return self.newest or self.sentiment == "any"
 
     @model_validator(mode="after")
     def _entity_needs_kind(self) -> Self:
@@ -284,7 +282,7 @@ class HeadlinesQuery(_Searchable):
         words, word_params = self._title_filter()
         where, params = where + words, [*params, *word_params]
         order = "published_at DESC, story_id"
-        if not (self.newest or self.sentiment == "any"):
+        if not self.newest_first:
             order = f"sentiment_score {'DESC' if self.sentiment == 'positive' else 'ASC'}, {order}"
         sql = (
             "SELECT story_id, title, url, source, topic, tickers, published_at, sentiment, "  # noqa: S608
