@@ -133,6 +133,7 @@ def _run(args: list[str], env: dict[str, str]) -> None:
 
 
 def _write_replay(settings: Settings, out: Path, seed: int) -> Path:
+    from ingest.companies import CompanyNames
     from ingest.sample import write_planted_spike
 
     # Recent history, so the dashboard's default range shows it; a new seed per
@@ -141,8 +142,11 @@ def _write_replay(settings: Settings, out: Path, seed: int) -> Path:
     start = now - timedelta(minutes=95 + now.minute % 5)
     # Plain bearish headlines in the burst: the quick-trained model misses over 4 in 10 of the rest,
     # and a burst it half missed once fired nothing (7 and 8 of 16 negative against a baseline of 0.2:
-    # p just over the demo subscription's 0.01).
-    return write_planted_spike(settings.model.train_data_dir, out, start=start, seed=seed, plain=True).path
+    # p just over the demo subscription's 0.01). ACME's headlines are other companies' renamed Acme,
+    # so its alert's evidence reads as news about it.
+    names = CompanyNames.load(settings.ingest.companies_file)
+    data = settings.model.train_data_dir
+    return write_planted_spike(data, out, start=start, seed=seed, plain=True, names=names).path
 
 
 async def _end_offsets(settings: Settings) -> dict[TopicPartition, int]:

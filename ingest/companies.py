@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -111,15 +111,17 @@ class CompanyNames:
 
     def tickers(self, text: str) -> tuple[str, ...]:
         """The tickers of the companies `text` names, in order of first mention."""
+        return tuple(dict.fromkeys(ticker for ticker, _ in self.mentions(text)))
+
+    def mentions(self, text: str) -> Iterator[tuple[str, re.Match[str]]]:
+        """Each name in `text` that stands for its company's ticker (not a bank as the analyst),
+        with that ticker; the match's group 1 is the name as written."""
         if self._pattern is None:
-            return ()
-        found: dict[str, None] = {}
+            return
         for match in self._pattern.finditer(text):
             ticker = self.by_name[match.group(1)]
-            if ticker in self.analysts and self._as_analyst(text, match):
-                continue
-            found[ticker] = None
-        return tuple(found)
+            if not (ticker in self.analysts and self._as_analyst(text, match)):
+                yield ticker, match
 
     @staticmethod
     def _as_analyst(text: str, match: re.Match[str]) -> bool:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from ingest.companies import CompanyNames
+
 # Label ids of the sentiment set (../shared/data/README.md): 0 bearish, 1 bullish, 2 neutral.
 BEARISH, BULLISH, NEUTRAL = 0, 1, 2
 # Words that make a bearish headline plain to see. Over the labelled bearish headlines the
@@ -39,6 +41,22 @@ class PlantedSpike:
     spike_start: datetime
     spike_end: datetime
     end: datetime
+
+
+def _renamed(text: str, names: CompanyNames, company: str) -> str | None:
+    """`text` with the one company it names called `company` ("Netflix downgraded at Needham" ->
+    "Acme downgraded at Needham"); None when it names none or several."""
+    mentions = list(names.mentions(text))
+    if len({ticker for ticker, _ in mentions}) != 1:
+        return None
+    for _, match in reversed(mentions):
+        text = text[: match.start(1)] + company + text[match.end(1) :]
+    return text
+
+
+def _about(texts: dict[int, list[str]], names: CompanyNames, company: str) -> dict[int, list[str]]:
+    renamed = {label: [_renamed(t, names, company) for t in pool] for label, pool in texts.items()}
+    return {label: [t for t in pool if t is not None] for label, pool in renamed.items()}
 
 
 def _texts(data_dir: Path) -> dict[int, list[str]]:
@@ -66,28 +84,39 @@ def write_planted_spike(
     background_per_5min: int = 6,
     spike: bool = True,
     plain: bool = False,
+    names: CompanyNames | None = None,
+    company: str = "Acme",
     seed: int = 7,
 ) -> PlantedSpike:
     """Write a JSONL replay (fields of `finpulse ingest replay`) and return its truth.
 
     Calm stretches give `ticker` neutral and bullish headlines with one bearish
-    in ten; the spike gives it only bearish ones. Background items carry no
-    ticker. With `spike=False` the spike stretch is calm too. `plain`: the spike's headlines each
-    hold a plainly bearish word ("falls", "misses", "cuts"), so a quick-trained model sees the
-    burst too (the demo: its alert must fire on every run).
+    in ten; the spike gives it only bearish ones. Background items carry no ticker (a replay
+    finds some by company name). With `spike=False` the spike stretch is calm too. `plain`: the
+    spike's headlines each hold a plainly bearish word ("falls", "misses", "cuts"), so a
+    quick-trained model sees the burst too (the demo: its alert must fire on every run). With
+    `names`, the ticker's headlines
+    are about it: headlines that name one company of `names`, renamed `company` (the demo's
+    "Acme misses on revenue" instead of other companies' news under ACME).
     """
     rng = random.Random(seed)
-    texts = _texts(data_dir)
+    background = _texts(data_dir)
+    texts = background if names is None else _about(background, names, company)
     spike_texts = [t for t in texts[BEARISH] if _PLAIN_BEARISH.search(t)] if plain else texts[BEARISH]
     rows: list[dict[str, object]] = []
     spike_start = start + timedelta(minutes=calm_minutes)
     spike_end = spike_start + timedelta(minutes=spike_minutes)
     end = spike_end + timedelta(minutes=after_minutes)
 
-    def add(
-        when: datetime, label: int, tickers: list[str], source: str, pool: list[str] | None = None
-    ) -> None:
-        title = rng.choice(pool or texts[label])
+    decks: dict[int, list[str]] = {}
+
+    def add(when: datetime, label: int, tickers: list[str], source: str, pool: list[str]) -> None:
+        # Dealt from a shuffled deck per pool: no headline comes twice before the pool is used up
+        # (an alert's evidence listing the same story twice would read as a bug).
+        deck = decks.get(id(pool))
+        if not deck:
+            deck = decks[id(pool)] = rng.sample(pool, len(pool))
+        title = deck.pop()
         n = len(rows)
         rows.append(
             {
@@ -110,9 +139,11 @@ def write_planted_spike(
             block = [t + timedelta(seconds=rng.uniform(0, 300)) for _ in range(spike_per_5min)]
         for when in block:
             label = BEARISH if in_spike else rng.choices([NEUTRAL, BULLISH, BEARISH], [6, 3, 1])[0]
-            add(when, label, [ticker], "wire-a", spike_texts if in_spike else None)
+            add(when, label, [ticker], "wire-a", spike_texts if in_spike else texts[label])
         for _ in range(background_per_5min):
-            add(t + timedelta(seconds=rng.uniform(0, 300)), rng.choice([NEUTRAL, BULLISH]), [], "wire-b")
+            when = t + timedelta(seconds=rng.uniform(0, 300))
+            label = rng.choice([NEUTRAL, BULLISH])
+            add(when, label, [], "wire-b", background[label])
         t += timedelta(minutes=5)
     rows.sort(key=lambda r: str(r["published_at"]))
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -280,6 +280,10 @@ def test_bad_input_is_a_clear_error(history: History, tmp_path: Path, args: list
     assert not (tmp_path / "out").exists()
 
 
+def _spaced(title: str) -> str:
+    return " ".join(title.split())  # as ingestion normalises a title's white space
+
+
 class FakeClassifier:
     """Labels as the replay file says (its `label` column), via the title: a deterministic model."""
 
@@ -289,7 +293,7 @@ class FakeClassifier:
         self.labels = {}
         for line in replay.read_text().splitlines():
             row = json.loads(line)
-            self.labels[row["title"].strip()] = {0: "negative", 1: "positive", 2: "neutral"}[row["label"]]
+            self.labels[_spaced(row["title"])] = {0: "negative", 1: "positive", 2: "neutral"}[row["label"]]
 
     @classmethod
     def from_settings(cls, *_: object, **__: object) -> FakeClassifier:
@@ -298,7 +302,7 @@ class FakeClassifier:
     def predict(self, texts: list[str]) -> list[types.SimpleNamespace]:
         out = []
         for text in texts:
-            sentiment = self.labels[text.strip()]
+            sentiment = self.labels[_spaced(text)]
             score = {"negative": -0.9, "neutral": 0.0, "positive": 0.9}[sentiment]
             out.append(
                 types.SimpleNamespace(
