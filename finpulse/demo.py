@@ -3,7 +3,7 @@
 1. start the local Kafka broker and create the topics;
 2. quick-train a model if none is there yet (about a minute on a laptop CPU);
 3. start the stream worker, the alert dispatcher (console sink) and the API;
-4. replay labelled news with a planted negative spike for ticker $ACME;
+4. ingest labelled news with a planted negative spike for ticker $ACME (a replay source);
 5. show the alert the detector fired, and the dashboard's address.
 
 Each component runs as its own `finpulse` process, as in production. The
@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -36,6 +38,8 @@ from finpulse.topics import delete_topics_starting, ensure_topics, kafka_admin, 
 DEMO_SUBSCRIPTIONS = REPO_ROOT / "config" / "demo-subscriptions.toml"
 # Each run's topics and stream app id start with this (and the run's tag).
 DEMO_PREFIX = "demo-"
+# The replay source its stories come from (config: <data_dir>/demo/sources.toml).
+DEMO_SOURCE = "demo-replay"
 # Long enough for a cold worker (model load, Faust start) plus the replay.
 ALERT_TIMEOUT_S = 300.0
 # The worker's history sink writes every 2 s; its writes wait their turn for the store's file.
@@ -63,9 +67,11 @@ def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> Non
     try:
         console.print(f"[bold]3. services[/bold] worker, alerts (console), api; logs in {logs}")
         replay = _write_replay(settings, logs / "replay.jsonl", seed=run)
-        console.print(f"[bold]4. replay[/bold] {replay} (planted negative spike for $ACME)")
+        console.print(f"[bold]4. ingest[/bold] {replay} (planted negative spike for $ACME)")
         offsets = asyncio.run(_end_offsets(settings))
-        _run(["ingest", "replay", str(replay), "--no-wait"], env)
+        # Through the ingestor, as a replay source: its health reaches the sources topic too, so
+        # the dashboard's sources panel and `finpulse status` show it.
+        _run(["ingest", "--once", "--sources", str(_write_sources(replay, logs))], env | _ingest_env(logs))
         alert = asyncio.run(_first_alert(settings, offsets))
         _show(console, alert, settings, logs)
         # The links and commands just printed read the history store: say so when the alert is
@@ -147,6 +153,20 @@ def _write_replay(settings: Settings, out: Path, seed: int) -> Path:
     names = CompanyNames.load(settings.ingest.companies_file)
     data = settings.model.train_data_dir
     return write_planted_spike(data, out, start=start, seed=seed, plain=True, names=names).path
+
+
+def _write_sources(replay: Path, logs: Path) -> Path:
+    path = logs / "sources.toml"
+    # A JSON string is a TOML basic string.
+    path.write_text(f"[[replays]]\nname = {json.dumps(DEMO_SOURCE)}\npath = {json.dumps(str(replay))}\n")
+    return path
+
+
+def _ingest_env(logs: Path) -> dict[str, str]:
+    """A fresh state per run: the last run's dedup index would mark this run's stories as copies."""
+    state = logs / "ingest"
+    shutil.rmtree(state, ignore_errors=True)
+    return {"FINPULSE_INGEST_STATE_DIR": str(state)}
 
 
 async def _end_offsets(settings: Settings) -> dict[TopicPartition, int]:

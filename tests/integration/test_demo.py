@@ -37,6 +37,12 @@ def test_demo_fires_its_alert_on_every_run(
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert "5. alert fired" in done.stdout
         assert "ticker ACME: negative share" in done.stdout
+        # Its evidence is news about Acme, not other companies' headlines filed under ACME.
+        evidence = [line for line in done.stdout.splitlines() if line.startswith("│   - ")]
+        assert evidence, done.stdout
+        assert all("Acme" in line for line in evidence), evidence
+        # Ingested by `finpulse ingest` from a replay source: all of it, none invalid.
+        assert re.search(r"demo-replay\s*│\s*ok\s*│\s*2\d\d\s*│\s*\d+\s*│\s*0\s*│", done.stdout), done.stdout
     # Only the latest run's topics are left on the broker.
     topics = asyncio.run(topics_starting(kafka_settings, DEMO_PREFIX))
     [run] = {re.match(rf"{DEMO_PREFIX}(\d+)", t).group(1) for t in topics}  # type: ignore[union-attr]
@@ -53,6 +59,10 @@ def test_demo_fires_its_alert_on_every_run(
     assert status.returncode == 0, status.stdout + status.stderr
     raw = next(line for line in status.stdout.splitlines() if f"{DEMO_PREFIX}{run}.news.raw " in line)
     assert int(raw.split("│")[2].replace(",", "")) > 100, status.stdout
+    # The replay source's health, as the dashboard's sources panel shows it.
+    source = next(line for line in status.stdout.splitlines() if "demo-replay" in line)
+    assert "replay" in source.replace("demo-replay", "")
+    assert " ok " in source, status.stdout
     # The history store holds the stories and the alert: the trend marks where it fired.
     assert "finpulse history trend ticker:ACME --granularity 5min" in done.stdout
     trend = subprocess.run(
