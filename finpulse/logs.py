@@ -18,7 +18,8 @@ def configure_logging(level: str = "INFO") -> None:
         handlers=[RichHandler(rich_tracebacks=False, show_path=False)],
         force=True,
     )
-    for noisy in ("aiokafka", "kafka", "faust", "mode", "httpx", "urllib3", "filelock"):
+    # APScheduler logs every run of a job at INFO (the digests' each minute); the jobs log what matters.
+    for noisy in ("aiokafka", "kafka", "faust", "mode", "httpx", "urllib3", "filelock", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from datetime import datetime
 from pathlib import Path
@@ -58,8 +57,6 @@ def ingest(
     from ingest.scheduler import run_scheduled
 
     serve_metrics(s.ingest.metrics_port, "FINPULSE_INGEST_METRICS_PORT")
-    # APScheduler logs every run at INFO; the ingestor logs what matters about each poll.
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
     console.print(f"ingest: polling {len(ingestor.sources)} sources; Ctrl-C to stop")
     asyncio.run(_run_until_signal(ingestor, run_scheduled))
     _print_summary(ingestor, [])

@@ -1,33 +1,33 @@
-"""The repeat filter that keeps a retrying Kafka client from flooding the log."""
+"""Logging set-up: our own INFO lines stay, libraries' routine chatter does not."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
-from finpulse.logs import RepeatFilter
+import pytest
 
-
-def _record(msg: str, *args: object) -> logging.LogRecord:
-    return logging.LogRecord("aiokafka.client", logging.ERROR, __file__, 1, msg, args, None)
-
-
-def test_repeats_pass_once_per_interval_and_report_what_was_held() -> None:
-    now = [0.0]
-    repeat = RepeatFilter(every_s=10, clock=lambda: now[0])
-    passed = []
-    for t in [0.0, 0.1, 0.2, 5.0, 10.5, 10.6]:
-        now[0] = t
-        record = _record("Unable connect to node with id %s", 1)
-        if repeat.filter(record):
-            passed.append(record.getMessage())
-    assert passed == [
-        "Unable connect to node with id 1",
-        "Unable connect to node with id 1 [3 more like this in the last 10s]",
-    ]
+from finpulse.logs import configure_logging
 
 
-def test_different_messages_are_counted_apart() -> None:
-    repeat = RepeatFilter(every_s=10, clock=lambda: 0.0)
-    assert repeat.filter(_record("Failed fetch"))
-    assert repeat.filter(_record("Unable to update metadata"))
-    assert not repeat.filter(_record("Failed fetch"))
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {name: logging.getLogger(name).level for name in ("apscheduler", "aiokafka", "alerts")}
+    yield
+    root.handlers[:], root.level = handlers, level
+    for name, was in levels.items():
+        logging.getLogger(name).setLevel(was)
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_scheduler_runs_are_not_logged_but_its_warnings_are() -> None:
+    configure_logging("INFO")
+    # APScheduler logs each run of a job at INFO: the dispatcher's digest job once a minute.
+    assert not logging.getLogger("apscheduler.executors.default").isEnabledFor(logging.INFO)
+    assert logging.getLogger("apscheduler.scheduler").isEnabledFor(logging.WARNING)
+    assert not logging.getLogger("aiokafka.consumer").isEnabledFor(logging.INFO)
+    assert logging.getLogger("alerts.dispatcher").isEnabledFor(logging.INFO)
+    configure_logging("ERROR")  # a quieter choice holds for libraries too
+    assert not logging.getLogger("apscheduler").isEnabledFor(logging.WARNING)
