@@ -87,8 +87,13 @@ def summary(e: AlertEvent) -> str:
         f"{_entity(e)}: *{_pct(e.negative_share)}* negative vs baseline "
         f"{_pct(e.baseline_negative_share)} (+{rise:.0f} pts); "
         f"{e.negative_count} of {e.count} stories in {_span(e)}; "
-        f"p = {e.p_value:.2g} (one-sided binomial, adjusted; α = {e.significance:g})"
+        f"{significance_text(e)}"
     )
+
+
+def significance_text(e: AlertEvent) -> str:
+    """How sure the detector was (plain text: Slack, console and the feedback pages)."""
+    return f"p = {e.p_value:.2g} (one-sided binomial, adjusted; α = {e.significance:g})"
 
 
 def feedback_line(e: AlertEvent, links: FeedbackLinks) -> str:

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from alerts.links import CHART, FeedbackLinks, check_link_token
+from alerts.render import safe_url, significance_text
 from api.deps import Store
 from finpulse.schema import AlertEvent
 from store import HistoryStore, NotFound, Verdict
@@ -74,15 +75,32 @@ def describe(request: Request, alert: AlertEvent) -> str:
 
 
 def _describe(alert: AlertEvent, links: FeedbackLinks) -> str:
+    """What the reader judges the alert by: the test, the chart, the stories behind it."""
     e = html.escape
+    test = f"; {e(significance_text(alert))}" if alert.state == "fired" else ""
     return (
         f"<p><b>{e(alert.entity_kind)} {e(alert.entity)}</b> ({e(alert.state)}, subscription "
         f"{e(alert.subscription_id)}): negative share {alert.negative_share:.0%} against a baseline of "
-        f"{alert.baseline_negative_share:.0%} over {alert.count} stories, window "
-        f"{alert.window_start:%Y-%m-%d %H:%M}–{alert.window_end:%H:%M} UTC.</p>"
+        f"{alert.baseline_negative_share:.0%}, {alert.negative_count} of {alert.count} stories negative "
+        f"in the window {alert.window_start:%Y-%m-%d %H:%M}–{alert.window_end:%H:%M} UTC{test}.</p>"
         f'<p><img src="{e(links.chart_url(alert.alert_id))}" alt="negative share of {e(alert.entity)} '
         'around the alert" style="width:100%" onerror="this.remove()"></p>'
+        f"{_headlines(alert)}"
+        f'<p><a href="{e(links.dashboard_url(alert))}">Its trend on the dashboard</a></p>'
     )
+
+
+def _headlines(alert: AlertEvent) -> str:
+    if not alert.top_headlines:
+        return ""
+    e = html.escape
+    items = []
+    for h in alert.top_headlines:
+        url = safe_url(h.url)
+        title = f'<a href="{e(url)}" rel="noopener noreferrer">{e(h.title)}</a>' if url else e(h.title)
+        source = f" — {e(h.source)}" if h.source else ""
+        items.append(f"<li>{title}{source} ({h.sentiment_score:+.2f})</li>")
+    return f"<p>Its most negative headlines:</p><ul>{''.join(items)}</ul>"
 
 
 @router.get("/feedback/{alert_id}", response_class=HTMLResponse, responses={403: {}, 404: {}})

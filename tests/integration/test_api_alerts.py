@@ -65,6 +65,11 @@ def test_slack_link_shows_a_form_then_records_on_post(api_client: Any) -> None:
     page = api_client.get(url, headers={"Authorization": ""})
     assert page.status_code == 200
     assert "Mark as true positive" in page.text
+    # What the reader judges by: the test, the stories behind it, and where to look further.
+    assert "12 of 20 stories negative" in page.text
+    assert "p = 0.001 (one-sided binomial" in page.text
+    assert "<li>Apple misses (-0.80)</li>" in page.text
+    assert 'href="/?kind=topic&amp;entity=earnings&amp;range=custom&amp;from=' in page.text
     assert api_client.get("/api/v1/alerts/a1").json()["feedback"] is None  # a GET changes nothing
     token = link_token(SecretStr(API_TOKEN), "a1", "tp")
     done = api_client.post(
