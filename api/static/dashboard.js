@@ -229,6 +229,9 @@ function showEntity(entity) {
   refresh();
 }
 
+// As the alert messages write it (Python's .2g): 0.77, 0.001, 5.6e-8.
+const pValue = (p) => (p >= 1e-3 ? String(Number(p.toPrecision(2))) : p.toExponential(1));
+
 async function loadAlerts() {
   const page = await api("/alerts", { params: { ...range(), limit: 20 } });
   const body = $("alert-rows");
@@ -241,7 +244,7 @@ async function loadAlerts() {
     cell(row, `${a.entity_kind} ${a.entity}`);
     cell(row, a.state, a.state);
     cell(row, `${Math.round(a.negative_share * 100)}% (baseline ${Math.round(a.baseline_negative_share * 100)}%)`);
-    cell(row, a.p_value.toExponential(1));
+    cell(row, pValue(a.p_value));
     cell(row, a.subscription_id);
     row.title = "show this alert's chart";
     row.onclick = (event) => { if (event.target.tagName !== "BUTTON") showAlertChart(a); };
