@@ -229,7 +229,7 @@ class StoreSettings(_Group):
     """The history store (store/): a DuckDB file (one writer process at a time), or a PostgreSQL
     server (`postgresql://user:password@host:5432/db`) where several hosts write."""
 
-    url: str = f"duckdb:///{DEFAULT_DATA_DIR / 'history.duckdb'}"
+    url: str = f"duckdb://{DEFAULT_DATA_DIR / 'history.duckdb'}"  # an absolute path: duckdb:///...
     retention_days: int = Field(default=365, ge=1)
     # `finpulse api` applies the retention at start and then this often.
     retention_interval_h: float = Field(default=24.0, gt=0)

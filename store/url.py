@@ -21,8 +21,11 @@ def duckdb_path(url: str | Path) -> Path | None:
         return url
     text = url.strip()
     if text.startswith(_SCHEME):
+        # duckdb:///abs/path -> /abs/path ; duckdb://rel/path -> rel/path ; SQLAlchemy's
+        # duckdb:////abs/path -> /abs/path too (not //abs/path, which reads as a network path)
         text = text[len(_SCHEME) :]
-        # duckdb:///abs/path -> /abs/path ; duckdb://rel/path -> rel/path
+        if text.startswith("//"):
+            text = "/" + text.lstrip("/")
     elif "://" in text:
         scheme = text.split("://", 1)[0]
         raise StoreConfigError(

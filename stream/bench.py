@@ -128,7 +128,7 @@ def bench_settings(settings: Settings, work: Path) -> Settings:
             "data_dir": work,
             "alerts": alerts,
             "stream": run.stream.model_copy(update={"idle_close_s": 1.0, "allowed_lateness_s": 2.0}),
-            "store": settings.store.model_copy(update={"url": f"duckdb:///{work / 'history.duckdb'}"}),
+            "store": settings.store.model_copy(update={"url": f"duckdb://{work / 'history.duckdb'}"}),
         }
     )
 

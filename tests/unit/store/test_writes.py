@@ -36,6 +36,7 @@ def test_dedupe_keeps_highest_revision_then_latest() -> None:
     ("url", "expected"),
     [
         ("duckdb:///var/data/h.duckdb", Path("/var/data/h.duckdb")),
+        ("duckdb:////var/data/h.duckdb", Path("/var/data/h.duckdb")),  # SQLAlchemy's absolute form
         ("duckdb://rel/h.duckdb", Path("rel/h.duckdb")),
         ("duckdb:///:memory:", None),
         (":memory:", None),
