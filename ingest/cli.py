@@ -91,10 +91,17 @@ def _print_summary(ingestor: Any, reports: list[Any]) -> None:
             str(counts.get("published", 0)),
             str(counts.get("duplicates", 0)),
             str(counts.get("invalid", 0)),
-            ", ".join(f"{k.removeprefix(LANGUAGE)} {n}" for k, n in counts.items() if k.startswith(LANGUAGE)),
+            languages_text(
+                {k.removeprefix(LANGUAGE): n for k, n in counts.items() if k.startswith(LANGUAGE)}
+            ),
             (r.error if r else None) or ", ".join(k[6:] for k in counts if k.startswith("error.")),
         )
     console.print(table)
+
+
+def languages_text(languages: dict[str, int]) -> str:
+    """Stories per language: "en 90, unknown 178"."""
+    return ", ".join(f"{language} {n}" for language, n in languages.items())
 
 
 @ingest_app.command("replay")
@@ -144,7 +151,8 @@ def replay(
         )
     console.print(
         f"replay: published {report.published} of {report.rows} rows to {s.kafka.topics.raw} "
-        f"in {report.elapsed_s:.1f}s (invalid {report.invalid}, duplicates {report.duplicates})"
+        f"in {report.elapsed_s:.1f}s (invalid {report.invalid}, duplicates {report.duplicates}; "
+        f"languages {languages_text(report.languages) or '-'})"
     )
 
 

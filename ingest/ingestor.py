@@ -268,6 +268,8 @@ class Ingestor(AsyncResource):
         self.metrics.inc(source.name, "published", report.published)
         self.metrics.inc(source.name, "duplicates", report.duplicates)
         self.metrics.inc(source.name, "invalid", report.invalid if start_at == 0 else 0)
+        for language, n in report.languages.items():
+            self.metrics.inc(source.name, f"{LANGUAGE}{language}", n)
         self._record_success(self.states[source.name], utcnow(), report.published, {})
         return PollReport(source.name, "ok", published=report.published, duplicates=report.duplicates)
 

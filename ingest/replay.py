@@ -25,8 +25,9 @@ import json
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -68,6 +69,8 @@ class ReplayReport:
     first_published_at: datetime | None
     last_published_at: datetime | None
     elapsed_s: float
+    # Stories published per language guessed ("unknown": too short to tell), as live polls count them.
+    languages: dict[str, int] = field(default_factory=dict)
 
 
 def _split(value: object) -> tuple[str, ...]:
@@ -211,6 +214,7 @@ async def publish_replay_async(
         first_published_at=valid[0].published_at if valid else None,
         last_published_at=valid[-1].published_at if valid else None,
         elapsed_s=time.monotonic() - began,
+        languages=dict(Counter(item.language or "unknown" for item in valid[start_at:]).most_common()),
     )
     logger.info(
         "replay done path=%s published=%d invalid=%d duplicates=%d", path, published, len(invalid), duplicates

@@ -137,11 +137,15 @@ async function loadTrends() {
   $("charts").style.minHeight = "";
 }
 
+// One entity's trend as the view asks for it; without one, every entity of the kind (the CSV).
+const trendParams = (entity) => ({
+  entity_kind: $("kind").value, ...(entity ? { entity } : {}), ...range(), ...searched(), granularity: $("granularity").value,
+});
+
 async function drawChart(kind, entity) {
-  const params = { entity_kind: kind, entity, ...range() };
   const [trend, alerts] = await Promise.all([
-    api("/trends", { params: { ...params, ...searched(), granularity: $("granularity").value, limit: 10000 } }),
-    api("/alerts", { params: { ...params, state: "fired", limit: 500 } }),
+    api("/trends", { params: { ...trendParams(entity), limit: 10000 } }),
+    api("/alerts", { params: { entity_kind: kind, entity, ...range(), state: "fired", limit: 500 } }),
   ]);
   const xs = trend.items.map((p) => Date.parse(p.bucket_start) / 1000);
   const data = [xs, trend.items.map((p) => p.negative_share), trend.items.map((p) => p.mean_score),
@@ -203,8 +207,10 @@ function cell(row, text, className) {
 }
 
 // The selected kind's entities whose negative share rose most against the range before.
+const moverParams = () => ({ entity_kind: $("kind").value, ...range(), ...searched() });
+
 async function loadMovers() {
-  const page = await api("/movers", { params: { entity_kind: $("kind").value, ...range(), ...searched(), limit: 10 } });
+  const page = await api("/movers", { params: { ...moverParams(), limit: 10 } });
   const body = $("mover-rows");
   body.replaceChildren();
   const pct = (share) => `${Math.round(share * 100)}%`;
@@ -290,13 +296,17 @@ async function mark(alertId, verdict) {
 }
 
 // The most negative (or positive) headlines, or any sentiment newest first.
+function headlineParams() {
+  const entity = $("entity").value;
+  return { ...range(), sentiment: $("headline-sentiment").value, ...searched(), ...(entity ? { entity_kind: $("kind").value, entity } : {}) };
+}
+
 async function loadHeadlines() {
   const entity = $("entity").value;
   const sentiment = $("headline-sentiment").value;
   const search = searched().search;
-  const params = { ...range(), limit: 10, sentiment, search, ...(entity ? { entity_kind: $("kind").value, entity } : {}) };
   const which = { negative: "Most negative headlines", positive: "Most positive headlines", any: "Newest headlines" }[sentiment];
-  const page = await api("/headlines", { params });
+  const page = await api("/headlines", { params: { ...headlineParams(), limit: 10 } });
   $("headline-title").textContent = `${which}${search ? ` holding “${search}”` : ""}${entity ? ` for ${entity}` : ""}`;
   const list = $("headline-list");
   list.replaceChildren();
@@ -310,6 +320,22 @@ async function loadHeadlines() {
     list.append(li);
   }
   if (!page.items.length) list.textContent = "No such headlines in this range.";
+}
+
+// --- downloads ------------------------------------------------------------------------------
+// A panel's data as CSV (the API's format=csv: the whole range, not only the rows on screen),
+// fetched with the page's token, which a plain link could not send.
+async function download(path, params, name) {
+  try {
+    const blob = await api(path, { params: { ...params, format: "csv" }, blob: true });
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(blob);
+    link.download = `${name}.csv`;
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  } catch (err) {
+    status(err.message, true);
+  }
 }
 
 // --- news sources ---------------------------------------------------------------------------
@@ -482,6 +508,12 @@ for (const id of ["kind", "range", "granularity", "from", "to"]) {
   };
 }
 $("entity").onchange = () => refresh();
+$("trends-csv").onclick = () => {
+  const entity = $("entity").value;
+  download("/trends", trendParams(entity), `trend-${$("kind").value}-${entity || "all"}-${$("granularity").value}`);
+};
+$("movers-csv").onclick = () => download("/movers", moverParams(), `movers-${$("kind").value}`);
+$("headlines-csv").onclick = () => download("/headlines", headlineParams(), `headlines-${$("headline-sentiment").value}`);
 $("live").onchange = () => {
   writeView();
   if (state.updated && !$("status").classList.contains("error")) showUpdated();

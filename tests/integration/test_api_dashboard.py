@@ -4,6 +4,7 @@ Backtest panel runs a grid over a planted spike and shows its table, chart and e
 from __future__ import annotations
 
 import asyncio
+import csv
 import math
 import socket
 from collections.abc import Iterator
@@ -146,6 +147,47 @@ def test_ticker_view_and_alert_feedback(dashboard: tuple[Page, DuckDBStore]) -> 
     feedback = db.get_feedback("busy-1")
     assert feedback is not None
     assert (feedback.verdict, feedback.author) == ("tp", "dashboard")
+
+
+def _download(page: Page, button: str) -> tuple[str, list[dict[str, str]]]:
+    with page.expect_download() as info:
+        page.click(button)
+    download = info.value
+    path = download.path()
+    with Path(path).open(newline="", encoding="utf-8") as fh:
+        return download.suggested_filename, list(csv.DictReader(fh))
+
+
+def test_panels_download_their_data_as_csv(dashboard: tuple[Page, DuckDBStore]) -> None:
+    page, db = dashboard
+    # Busiest four shown: the trend of every topic of the range, as the API exports it (with the token).
+    name, rows = _download(page, "#trends-csv")
+    assert name == "trend-topic-all-hour.csv"
+    busiest = db.fetch(EntitiesQuery(entity_kind="topic"))
+    assert {r["entity"] for r in rows} == {e.entity for e in busiest}  # type: ignore[attr-defined]
+    assert sum(int(r["count"]) for r in rows) == sum(e.count for e in busiest)  # type: ignore[attr-defined]
+    # One entity chosen: its trend only, at the chosen step.
+    page.select_option("#granularity", "day")
+    page.select_option("#entity", "earnings")
+    page.wait_for_function("document.querySelectorAll('.chart[data-entity=earnings]').length === 1")
+    name, rows = _download(page, "#trends-csv")
+    assert name == "trend-topic-earnings-day.csv"
+    assert {r["entity"] for r in rows} == {"earnings"}
+    assert 2 <= len(rows) <= 3  # two days of news in day buckets
+    # The headlines panel's choice: every negative headline of earnings in the range, most negative first.
+    name, rows = _download(page, "#headlines-csv")
+    assert name == "headlines-negative.csv"
+    shown = page.locator("#headline-list li").count()
+    assert len(rows) > shown == 10
+    assert {r["sentiment"] for r in rows} == {"negative"}
+    scores = [float(r["sentiment_score"]) for r in rows]
+    assert scores == sorted(scores)
+    # Movers: every topic with its change against the range before.
+    name, rows = _download(page, "#movers-csv")
+    assert name == "movers-topic.csv"
+    assert {r["entity"] for r in rows} == {"earnings", "macro", "m&a"}
+    assert "change" in rows[0]
+    assert not page.locator("#status.error").count()
 
 
 def test_movers_rank_the_rising_negative_share_and_open_its_trend(

@@ -7,6 +7,7 @@ import csv
 import itertools
 import json
 import random
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,10 +18,10 @@ from typer.testing import CliRunner
 from finpulse.schema import DeadLetter, NewsItem, utcnow
 from finpulse.settings import IngestSettings, KafkaSettings
 from finpulse.topics import dead_letter_topic
-from ingest.cli import register
+from ingest.cli import languages_text, register
 from ingest.companies import CompanyNames
 from ingest.health import source_health
-from ingest.ingestor import Ingestor
+from ingest.ingestor import LANGUAGE, Ingestor
 from ingest.replay import publish_replay, publish_replay_async, read_replay
 from ingest.sources import ReplaySource, SourcesConfig
 from tests.fixtures.feeds import FeedServer
@@ -177,6 +178,9 @@ async def test_replay_source_resumes_after_restart(
     sources = SourcesConfig(replays=(ReplaySource(name="r", path=path),))
     async with Ingestor(ingest_settings, kafka, sources) as ingestor:
         assert (await ingestor.poll("r", force=True)).published == 12
+        # Each story counted under its language, as a feed's are (`ingest --once`'s column).
+        counts = ingestor.metrics.snapshot()["r"]
+        assert sum(n for k, n in counts.items() if k.startswith(LANGUAGE)) == 12
     async with Ingestor(ingest_settings, kafka, sources) as ingestor:
         assert (await ingestor.poll("r", force=True)).published == 0  # state says done
     items = [NewsItem.from_bytes(r.value) for r in await read_topic(kafka, kafka.topics.raw, expect=12)]
@@ -219,6 +223,8 @@ def test_cli_replay_and_once(
     result = runner.invoke(_app(), ["ingest", "replay", str(path), "--no-wait"])
     assert result.exit_code == 0, result.output
     assert "published 8 of 8 rows" in result.output
+    languages = Counter(r.item.language or "unknown" for r in read_replay(path) if r.item).most_common()
+    assert f"languages {languages_text(dict(languages))})" in " ".join(result.output.split())
 
     sources = tmp_path / "sources.toml"
     sources.write_text(
