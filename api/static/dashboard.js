@@ -316,7 +316,10 @@ async function loadHeadlines() {
     if (link.tagName === "A") { link.href = h.url; link.rel = "noopener noreferrer"; link.target = "_blank"; }
     link.textContent = h.title;
     li.dataset.storyId = h.story_id;
-    li.append(link, ` (${h.source}, ${h.published_at.slice(0, 16).replace("T", " ")}, ${h.sentiment}, ${h.sentiment_score.toFixed(2)})`);
+    // What the model made of it: topic and tickers beside the sentiment, so a surprise is seen at once.
+    const tickers = h.tickers.map((t) => ` $${t}`).join(",");
+    const when = h.published_at.slice(0, 16).replace("T", " ");
+    li.append(link, ` (${h.source}, ${when}, ${h.topic}${tickers && ","}${tickers}, ${h.sentiment}, ${h.sentiment_score.toFixed(2)})`);
     list.append(li);
   }
   if (!page.items.length) list.textContent = "No such headlines in this range.";

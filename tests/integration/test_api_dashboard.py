@@ -340,6 +340,7 @@ def test_the_search_narrows_charts_movers_and_headlines_to_stories_with_those_wo
     page.wait_for_selector("body[data-ready=true]")
     assert items.count() == 1
     assert items.first.get_attribute("data-story-id") == "b287-0"
+    assert ", earnings, $TSLA, " in items.first.inner_text()  # its topic and tickers
     charts = page.locator(".chart")
     assert charts.count() == 1  # only earnings has such a story
     assert charts.first.locator("h3").text_content() == "topic earnings: 1 items holding “B287-0”, 1 alerts"
