@@ -37,6 +37,7 @@ def test_demo_fires_its_alert_on_every_run(
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert "5. alert fired" in done.stdout
         assert "ticker ACME: negative share" in done.stdout
+        assert "/16 stories, p=" in done.stdout  # a window of the burst (16 stories), not a calm one (8)
         # Its evidence is news about Acme, not other companies' headlines filed under ACME.
         evidence = [line for line in done.stdout.splitlines() if line.startswith("│   - ")]
         assert evidence, done.stdout
