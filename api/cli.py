@@ -44,6 +44,7 @@ def serve(
     from finpulse.cli import settings as load
     from finpulse.errors import ConfigError
     from finpulse.metrics import serve_metrics
+    from finpulse.ports import listen_socket
 
     s = load()
     api = s.api.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
@@ -52,11 +53,14 @@ def serve(
             f"refusing to serve on {api.host} without a token: set FINPULSE_API_TOKEN, or bind to 127.0.0.1"
         )
     s = s.model_copy(update={"api": api})
+    # Bound before anything starts: a port in use is one clear line, not uvicorn's traceback.
+    sock = listen_socket(api.host, api.port, "FINPULSE_API_PORT (or --port)")
     Console().print(f"finpulse api: dashboard at http://{api.host}:{api.port}/  (OpenAPI: /docs)")
     serve_metrics(api.metrics_port, "FINPULSE_API_METRICS_PORT")
     # Prunes at start, then periodically.
     app = create_app(s, retention_interval_h=s.store.retention_interval_h)
-    uvicorn.run(app, host=api.host, port=api.port, log_level=s.log_level.lower())
+    config = uvicorn.Config(app, host=api.host, port=api.port, log_level=s.log_level.lower())
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def prune() -> None:

@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from finpulse.kafka_local import LocalKafka
+from finpulse.ports import listen_socket
 from finpulse.processes import CliProcess
 from finpulse.schema import AlertEvent
 from finpulse.settings import REPO_ROOT, Settings
@@ -48,6 +49,8 @@ STORED_TIMEOUT_S = 30.0
 
 def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> None:
     """Run the demo; prints each step. Stops its processes on exit."""
+    # Its API's port first: taken (an API or demo still running), the dashboard links would show another.
+    listen_socket(settings.api.host, settings.api.port, "FINPULSE_API_PORT").close()
     kafka = settings.kafka
     if kafka.local:
         console.print(f"[bold]1. kafka[/bold] {LocalKafka(kafka).start().describe()}")

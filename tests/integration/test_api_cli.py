@@ -86,11 +86,32 @@ def test_refuses_a_public_address_without_a_token(monkeypatch: pytest.MonkeyPatc
     def never(*args: object, **kwargs: object) -> None:
         raise AssertionError("uvicorn must not start")
 
-    monkeypatch.setattr(uvicorn, "run", never)
+    monkeypatch.setattr(uvicorn.Server, "run", never)
     monkeypatch.setenv("FINPULSE_API_TOKEN", "  ")  # blank counts as unset
     monkeypatch.delenv("FINPULSE_CONFIG", raising=False)
     with pytest.raises(ConfigError, match="set FINPULSE_API_TOKEN"):
         serve(host="0.0.0.0", port=None)
+
+
+def test_a_port_in_use_is_one_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "FINPULSE_STORE_URL": f"duckdb:///{tmp_path / 'h.duckdb'}", "COLUMNS": "200"}
+        env.pop("FINPULSE_CONFIG", None)
+        for command in (["api", "--port", str(port)], ["demo", "--no-keep-running"]):
+            done = subprocess.run(
+                [sys.executable, "-c", "from finpulse.cli import main; main()", *command],
+                cwd=REPO, env={**env, "FINPULSE_API_PORT": str(port)}, capture_output=True, text=True,
+                timeout=60,
+            )  # fmt: skip
+            out = " ".join((done.stdout + done.stderr).split())
+            assert done.returncode == 2, out
+            assert f"error: cannot listen on 127.0.0.1:{port} (Address already in use)" in out
+            assert "Traceback" not in out
+            assert "dashboard at" not in out  # said nothing it could not keep
+            assert "1. kafka" not in out  # the demo started nothing
 
 
 def test_prune_applies_retention(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -64,3 +64,6 @@ def test_a_headline_is_renamed_only_when_it_names_one_company() -> None:
     assert _renamed("Disney's parks: Walt Disney warns", names, "Acme") == "Acme's parks: Acme warns"
     assert _renamed("Netflix and Disney fall", names, "Acme") is None
     assert _renamed("Stocks fall", names, "Acme") is None
+    # The whole name as the file lists it, longest first: not "Acme Chase CEO".
+    listed = CompanyNames.load(IngestSettings().companies_file)
+    assert _renamed("JPMorgan Chase CEO Jamie Dimon warns", listed, "Acme") == "Acme CEO Jamie Dimon warns"
