@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -55,10 +56,16 @@ def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> Non
     if kafka.local:
         console.print(f"[bold]1. kafka[/bold] {LocalKafka(kafka).start().describe()}")
     run = int(time.time())
-    # Earlier runs' topics go (their stories are in the history store); this run gets its own.
-    asyncio.run(delete_topics_starting(kafka, DEMO_PREFIX))
+    # Earlier runs' topics go (their stories are in the history store); this run gets its own. Said
+    # in one line here: the topics module's own log lines name every topic.
+    logging.getLogger("finpulse.topics").setLevel(logging.WARNING)
+    deleted = asyncio.run(delete_topics_starting(kafka, DEMO_PREFIX))
     settings = demo_settings(settings, run)
-    asyncio.run(ensure_topics(settings.kafka))
+    created = asyncio.run(ensure_topics(settings.kafka))
+    console.print(
+        f"   topics {DEMO_PREFIX}{run}.* for this run ({len(created)}); "
+        f"earlier runs' deleted ({len(deleted)})"
+    )
     _ensure_model(settings, console)
     env = _demo_env(settings)
     logs = settings.data_dir / "demo"
@@ -169,7 +176,8 @@ def _ingest_env(logs: Path) -> dict[str, str]:
     """A fresh state per run: the last run's dedup index would mark this run's stories as copies."""
     state = logs / "ingest"
     shutil.rmtree(state, ignore_errors=True)
-    return {"FINPULSE_INGEST_STATE_DIR": str(state)}
+    # Its summary table says what the log line would.
+    return {"FINPULSE_INGEST_STATE_DIR": str(state), "FINPULSE_LOG_LEVEL": "WARNING"}
 
 
 async def _end_offsets(settings: Settings) -> dict[TopicPartition, int]:
