@@ -168,7 +168,9 @@ def _write_replay(settings: Settings, out: Path, seed: int) -> Path:
 def _write_sources(replay: Path, logs: Path) -> Path:
     path = logs / "sources.toml"
     # A JSON string is a TOML basic string.
-    path.write_text(f"[[replays]]\nname = {json.dumps(DEMO_SOURCE)}\npath = {json.dumps(str(replay))}\n")
+    path.write_text(
+        f"[[replays]]\nname = {json.dumps(DEMO_SOURCE)}\npath = {json.dumps(str(replay))}\n", "utf-8"
+    )
     return path
 
 
