@@ -111,12 +111,15 @@ def write_planted_spike(
     decks: dict[int, list[str]] = {}
 
     def add(when: datetime, label: int, tickers: list[str], source: str, pool: list[str]) -> None:
-        # Dealt from a shuffled deck per pool: no headline comes twice before the pool is used up
-        # (an alert's evidence listing the same story twice would read as a bug).
-        deck = decks.get(id(pool))
-        if not deck:
-            deck = decks[id(pool)] = rng.sample(pool, len(pool))
-        title = deck.pop()
+        if names is None:  # drawn with replacement: the stream tests' files stay as they were
+            title = rng.choice(pool)
+        else:
+            # Dealt from a shuffled deck per pool: the demo's small pools would repeat headlines,
+            # and an alert's evidence listing the same story twice reads as a bug.
+            deck = decks.get(id(pool))
+            if not deck:
+                deck = decks[id(pool)] = rng.sample(pool, len(pool))
+            title = deck.pop()
         n = len(rows)
         rows.append(
             {
