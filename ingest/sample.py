@@ -95,9 +95,9 @@ def write_planted_spike(
     finds some by company name). With `spike=False` the spike stretch is calm too. `plain`: the
     spike's headlines each hold a plainly bearish word ("falls", "misses", "cuts"), so a
     quick-trained model sees the burst too (the demo: its alert must fire on every run). With
-    `names`, the ticker's headlines
-    are about it: headlines that name one company of `names`, renamed `company` (the demo's
-    "Acme misses on revenue" instead of other companies' news under ACME).
+    `names`, the ticker's headlines are about it: headlines that name one company of `names`,
+    renamed `company` (the demo's "Acme misses on revenue" instead of other companies' news under
+    ACME), and each pool is dealt without repeats; without, headlines are drawn with replacement.
     """
     rng = random.Random(seed)
     background = _texts(data_dir)
