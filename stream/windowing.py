@@ -19,7 +19,10 @@ Three tables, all keyed within the entity's partition:
                size), and the offset of the last by-entity record folded in;
   counted-records  <entity>|@<record offset> -> CountedRecord: the stories that record
                counted, and in which windows (one write per record, not per story: a
-               changelog record each was the aggregate stage's largest cost);
+               changelog record each was the aggregate stage's largest cost); and
+               @swept|<partition> -> the end (epoch s) up to which windows may have had
+               their records forgotten by the sweep: such windows take no new stories,
+               even when the watermark falls back (a restarted upstream worker);
   entity-baselines  <entity>|<window kind> -> Baseline.
 A story counts in a window unless that window already holds it: the record
 was folded in (slot offset >= record offset), or the story was counted there
@@ -130,9 +133,14 @@ def _record_key(entity: str, offset: int) -> bytes:
     return f"{entity}|@{offset}".encode()
 
 
+def _swept_key(partition: int) -> bytes:
+    """The counted-records key of a partition's sweep mark (entity keys never start with '@')."""
+    return b"@swept|%d" % partition
+
+
 def _records_of(table: Mapping[bytes, bytes], partition: int) -> list[tuple[bytes, CountedRecord]]:
     """The partition's counted records, decoded, with their keys."""
-    records = ((key, CountedRecord.from_bytes(raw)) for key, raw in table.items())
+    records = ((key, CountedRecord.from_bytes(raw)) for key, raw in table.items() if key[:1] != b"@")
     return [(key, record) for key, record in records if record.partition == partition]
 
 
@@ -141,9 +149,11 @@ _NONE_COUNTED: Mapping[str, int] = MappingProxyType({})
 
 class CountedIndex:
     """One partition's counted records, decoded once, and inverted: (entity, story) ->
-    window -> the least offset of a record that counted the story there."""
+    window -> the least offset of a record that counted the story there. Windows ending by
+    `swept` (epoch s) may have lost their entries to a sweep."""
 
-    def __init__(self, records: Iterable[tuple[bytes, CountedRecord]]) -> None:
+    def __init__(self, records: Iterable[tuple[bytes, CountedRecord]], swept: int = 0) -> None:
+        self.swept = swept
         self.records: dict[bytes, CountedRecord] = {}
         self.first: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
         for key, record in records:
@@ -345,7 +355,7 @@ class Windows:
             for bound in windows:
                 if bound not in seen:
                     seen[bound] = self._window_state(
-                        prefix, self.specs[bound[0]], bound[1], offset, watermark
+                        prefix, self.specs[bound[0]], bound[1], offset, watermark, index.swept
                     )
                 state_of = seen[bound]
                 if state_of is None:
@@ -378,24 +388,35 @@ class Windows:
             logger.info("late stories dropped entity=%s story-windows=%d", prefix, late)
 
     def _window_state(
-        self, prefix: str, spec: WindowSpec, start: datetime, offset: int, watermark: datetime | None
+        self,
+        prefix: str,
+        spec: WindowSpec,
+        start: datetime,
+        offset: int,
+        watermark: datetime | None,
+        swept: int,
     ) -> tuple[str, datetime, int] | None:
         """A window's id, end and folded-in offset (-1: new); None if too late for new stories
-        (a record replayed into it is still recognised: its offset is folded in)."""
+        (a record replayed into it is still recognised: its offset is folded in). A window the
+        sweep may have forgotten stories of is too late even where the watermark fell back
+        (a restarted upstream resends older stories): they could not be told from new ones."""
         window, end = _window_id(spec.kind, start), start + spec.size
         held = self._slot(_slot_key(prefix, window))
         applied = held.offset if held else -1
         if applied >= offset:
             return window, end, applied
         expired = held is not None and held.expired_at is not None
-        if expired or (watermark is not None and self._due(end, closed=True) <= watermark):
+        if expired or end.timestamp() <= swept:
+            return None
+        if watermark is not None and self._due(end, closed=True) <= watermark:
             return None
         return window, end, applied
 
     def _index(self, partition: int) -> CountedIndex:
         index = self._indexes.get(partition)
         if index is None:
-            index = self._indexes[partition] = CountedIndex(_records_of(self.counted, partition))
+            swept = int(self.counted.get(_swept_key(partition)) or 0)
+            index = self._indexes[partition] = CountedIndex(_records_of(self.counted, partition), swept)
         return index
 
     def on_assigned(self) -> None:
@@ -515,7 +536,11 @@ class Windows:
             state.next_sweep = watermark + self.sweep_every
         if watermark < state.next_sweep:
             return
-        for key in self._index(partition).expire(int((watermark - self.lateness).timestamp())):
+        index, before = self._index(partition), int((watermark - self.lateness).timestamp())
+        if before > index.swept:  # written before the deletions, to the same changelog partition:
+            index.swept = before  # whatever of them a crash keeps, it keeps this too
+            self.counted[_swept_key(partition)] = b"%d" % before
+        for key in index.expire(before):
             del self.counted[key]
         forget_before = time.time() - EXPIRED_KEEP_S
         keys = self._keys_of(partition)

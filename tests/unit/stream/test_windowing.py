@@ -15,7 +15,7 @@ from typing import Any
 from finpulse.schema import WindowAggregate
 from finpulse.settings import Settings, StreamSettings
 from stream.skipped import Record, SkippedRecords
-from stream.watermark import TICK_KEY, headers_for
+from stream.watermark import SENDER_HEADER, TICK_KEY, WM_HEADER, headers_for
 from stream.windowing import Windows
 from tests.unit.alerts.synth import T0, scored
 
@@ -28,9 +28,14 @@ class _Topic:
         self.sent.append(WindowAggregate.from_bytes(value))
 
 
-def _event(key: bytes, value: bytes, offset: int, mark: datetime) -> Any:
+def _event(
+    key: bytes, value: bytes, offset: int, mark: datetime, headers: dict[str, bytes] | None = None
+) -> Any:
     return SimpleNamespace(
-        key=key, value=value, headers=headers_for(mark), message=SimpleNamespace(partition=0, offset=offset)
+        key=key,
+        value=value,
+        headers=headers or headers_for(mark),
+        message=SimpleNamespace(partition=0, offset=offset),
     )
 
 
@@ -167,7 +172,9 @@ async def test_the_sweep_forgets_expired_counted_records_and_keeps_live_ones() -
     later = T0 + timedelta(hours=3)
     fresh = scored("new", "negative", at=later).to_bytes()
     await windows.on_event(_event(b"ticker:ACME", _record(fresh), 1, later))  # sweeps record 0
-    assert [k.rpartition(b"|@")[2] for k in windows.counted] == [b"1"]
+    assert [k.rpartition(b"|@")[2] for k in windows.counted if b"|@" in k] == [b"1"]
+    # What it forgot, it remembers: windows ending before this took their last story.
+    assert windows.counted[b"@swept|0"] == b"%d" % (later - timedelta(minutes=10)).timestamp()
     await windows.on_event(_event(b"ticker:ACME", _record(fresh), 2, later))  # re-scored: once
     await windows.on_event(_event(TICK_KEY, b"", 3, later + timedelta(minutes=5)))
     counts = [w.count for w in topic.sent if w.window_kind == "tumbling" and w.window_start >= later]
@@ -212,3 +219,22 @@ async def test_slots_move_from_open_to_expired_keys_and_a_restart_rebuilds_the_s
     windows.on_assigned()  # recovery may have changed the table: the sets are rebuilt from it
     rebuilt = windows._keys_of(0)
     assert (rebuilt.open, rebuilt.expired) == (keys.open, keys.expired)
+
+
+async def test_a_swept_window_takes_no_re_sent_story_when_the_watermark_falls_back() -> None:
+    # Seen on the real broker after a SIGKILL: the restarted worker replays the dead score
+    # stage's records (high marks), closes a window and forgets its counted stories in one
+    # event; the new score stage's re-sends carry lower marks, so the low watermark falls
+    # below that window's lateness again, and its stories must not count twice.
+    windows, topic = _windows(grace_s=0)
+    story = _record(scored("a", "negative", at=T0).to_bytes())
+    await windows.on_event(_event(b"ticker:ACME", story, 0, T0))  # first sight: sweep due later
+    await windows.on_event(_event(TICK_KEY, b"", 1, T0 + timedelta(hours=3)))  # closes and sweeps
+    assert not [k for k in windows.counted if b"|@" in k]
+    resent = {WM_HEADER: T0.isoformat().encode(), SENDER_HEADER: b"restarted:2"}
+    await windows.on_event(_event(b"ticker:ACME", story, 2, T0, headers=resent))
+    windows.on_assigned()  # and again after a restart, from the recovered table alone
+    await windows.on_event(_event(b"ticker:ACME", story, 3, T0, headers=resent))
+    counts = {(w.window_kind, w.window_start): (w.count, w.revision) for w in topic.sent}
+    assert counts[("tumbling", T0)] == (1, 0)
+    assert {count for count, _ in counts.values()} == {1}
