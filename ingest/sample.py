@@ -130,6 +130,8 @@ def write_planted_spike(
                 "source": source,
                 "published_at": when.isoformat(),
                 "tickers": tickers,
+                # The labelled headlines are English; most are too short for a confident guess.
+                "language": "en",
                 "label": label,
             }
         )
