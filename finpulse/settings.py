@@ -78,6 +78,8 @@ class IngestSettings(_Group):
     sources_file: Path = REPO_ROOT / "config" / "sources.toml"
     # Company names that stand for tickers in titles without a cashtag (ingest/companies.py).
     companies_file: Path = REPO_ROOT / "config" / "companies.toml"
+    # `finpulse ingest` checks both files this often and applies edits (ingest/live_config.py).
+    config_refresh_s: float = Field(default=30.0, gt=0)
     state_dir: Path = DEFAULT_DATA_DIR / "ingest"
     feeds_dir: Path = _shared("feeds")
     request_timeout_s: float = Field(default=15.0, gt=0)

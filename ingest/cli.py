@@ -46,7 +46,8 @@ def ingest(
     from ingest.sources import load_sources
 
     s = settings()
-    config = load_sources(sources or s.ingest.sources_file, allow_private=s.ingest.allow_private_hosts)
+    sources_file = sources or s.ingest.sources_file
+    config = load_sources(sources_file, allow_private=s.ingest.allow_private_hosts)
     ingestor = Ingestor(s.ingest, s.kafka, config)  # its files' errors before the broker's
     asyncio.run(ensure_topics(s.kafka))
     if once:
@@ -54,11 +55,17 @@ def ingest(
         _print_summary(ingestor, reports)
         raise typer.Exit(1 if reports and all(r.status == "error" for r in reports) else 0)
     from finpulse.metrics import serve_metrics
+    from ingest.live_config import ConfigFiles
     from ingest.scheduler import run_scheduled
 
     serve_metrics(s.ingest.metrics_port, "FINPULSE_INGEST_METRICS_PORT")
-    console.print(f"ingest: polling {len(ingestor.sources)} sources; Ctrl-C to stop")
-    asyncio.run(_run_until_signal(ingestor, run_scheduled))
+    files = ConfigFiles(sources_file, s.ingest.companies_file, s.ingest.allow_private_hosts)
+    console.print(
+        f"ingest: polling {len(ingestor.sources)} sources; edits of {files.sources.name} and "
+        f"{files.companies.name} apply within {s.ingest.config_refresh_s:g} s (at once on SIGHUP); "
+        "Ctrl-C to stop"
+    )
+    asyncio.run(_run_until_signal(ingestor, run_scheduled, files, s.ingest.config_refresh_s))
     _print_summary(ingestor, [])
 
 
@@ -67,12 +74,15 @@ async def _poll_once(ingestor: Any) -> Any:
         return await ingestor.poll_all(force=True)
 
 
-async def _run_until_signal(ingestor: Any, run_scheduled: Any) -> None:
-    stop = asyncio.Event()
+async def _run_until_signal(ingestor: Any, run_scheduled: Any, files: Any, refresh_s: float) -> None:
+    from ingest.live_config import ConfigWatch
+
+    stop, watch = asyncio.Event(), ConfigWatch(files, refresh_s)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await run_scheduled(ingestor, stop)
+    loop.add_signal_handler(signal.SIGHUP, watch.request)
+    await run_scheduled(ingestor, stop, watch=watch)
 
 
 def _print_summary(ingestor: Any, reports: list[Any]) -> None:

@@ -65,6 +65,15 @@ class PollReport:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class SourceChanges:
+    """Which sources (names) a new sources file added, removed or changed."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+
+
 def poller_for(source: FeedSource | ApiSource) -> Poller:
     return RssSource(source) if isinstance(source, FeedSource) else JsonApiSource(source)
 
@@ -128,9 +137,27 @@ class Ingestor(AsyncResource):
         if not force and (due := self.states[name].next_poll_at) is not None and utcnow() < due:
             return PollReport(name, "skipped")
         self.metrics.inc(name, "polls")
-        report = await self._poll(self.sources[name])
-        await self._announce(self.status(self.sources[name], self.states[name]))
+        source = self.sources[name]
+        report = await self._poll(source)
+        if self.sources.get(name) is source:  # else a reload removed or changed it meanwhile
+            await self._announce(self.status(source, self.states[name]))
         return report
+
+    async def apply(self, config: SourcesConfig, names: CompanyNames) -> SourceChanges:
+        """Run from these sources and company names from now on (ingest/live_config.py)."""
+        old, new = self.sources, {s.name: s for s in config.all()}
+        changes = SourceChanges(
+            added=tuple(sorted(new.keys() - old.keys())),
+            removed=tuple(sorted(old.keys() - new.keys())),
+            changed=tuple(sorted(n for n in new.keys() & old.keys() if new[n] != old[n])),
+        )
+        self.config, self.sources, self.names = config, new, names
+        for name in changes.added:  # a source removed earlier resumes from its saved state
+            self.states[name] = self.store.load(name)
+        for name in changes.changed:  # an edit (a fixed URL, say) is tried now, not after the backoff
+            self.states[name] = self.states[name].model_copy(update={"next_poll_at": None})
+        await self._announce_sources()
+        return changes
 
     async def _poll(self, source: Source) -> PollReport:
         name, state, now = source.name, self.states[source.name], utcnow()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from finpulse.kafka_local import LocalKafka
+from finpulse.processes import CliProcess
 from finpulse.settings import KafkaSettings, TopicSettings
 from finpulse.topics import ensure_topics
 
@@ -23,6 +24,15 @@ pytest_plugins = [
 
 # The installed `finpulse` command of this environment, for tests that run it as a process.
 FINPULSE = Path(sys.executable).parent / "finpulse"
+
+
+async def wait_for_log(proc: CliProcess, needle: str, timeout_s: float) -> None:
+    """Until `needle` is in the process's log; fails at once if the process ended."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while needle not in proc.tail(400):
+        assert proc.running, proc.tail()
+        assert asyncio.get_running_loop().time() < deadline, f"no {needle!r} in the log:\n{proc.tail()}"
+        await asyncio.sleep(0.25)
 
 
 def free_port() -> int:

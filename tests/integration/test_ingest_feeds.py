@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from finpulse.errors import ConfigError
-from finpulse.schema import DeadLetter, NewsItem
-from finpulse.settings import IngestSettings, KafkaSettings
+from finpulse.processes import CliProcess, settings_env
+from finpulse.schema import DeadLetter, NewsItem, utcnow
+from finpulse.settings import IngestSettings, KafkaSettings, Settings
 from finpulse.topics import dead_letter_topic
+from ingest.health import source_health
 from ingest.ingestor import Ingestor
+from ingest.live_config import ConfigFiles, ConfigWatch
 from ingest.scheduler import run_scheduled
 from ingest.sources import ApiPagination, ApiSource, FeedSource, SourcesConfig
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for_log
 from tests.fixtures.feeds import FeedServer, feed_items, rss_document, rss_item
 from tests.kafka_io import read_topic
 
@@ -326,3 +332,95 @@ def test_sample_ingest_for_the_demo(
     assert run_sample_ingest(settings, state_dir=tmp_path / "samples").published == 0  # nothing new
     records = asyncio.run(read_topic(kafka, kafka.topics.raw, expect=run.published))
     assert len(records) == run.published
+
+
+async def test_edits_of_the_sources_and_companies_files_apply_while_it_runs(
+    feed_server: FeedServer, ingest_settings: IngestSettings, kafka: KafkaSettings, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    sources_file, companies_file = tmp_path / "sources.toml", tmp_path / "companies.toml"
+
+    def write_sources(**docs: str) -> None:  # source name -> the document it polls
+        entry = '[[feeds]]\nname = "{}"\nurl = "{}"\ninterval_s = 0.3\n'
+        sources_file.write_text(
+            "".join(entry.format(n, feed_server.url(f"doc/{d}")) for n, d in docs.items())
+        )
+
+    def serve(name: str, *titles: str) -> None:
+        feed_server.put(name, rss_document([rss_item(t, f"https://news.example/{name}/{t}") for t in titles]))
+
+    serve("a", "Tesla recalls 2 million cars")
+    serve("b", "Acme Corp beats estimates")
+    write_sources(a="a")
+    companies_file.write_text('[tickers]\nTSLA = ["Tesla"]\n')
+    settings = ingest_settings.model_copy(update={"companies_file": companies_file})
+    files = ConfigFiles(sources_file, companies_file, allow_private=True)
+    watch = ConfigWatch(files, refresh_s=60)  # checked on request (as on SIGHUP), not by the clock
+    ingestor, stop = Ingestor(settings, kafka, files.load()[0]), asyncio.Event()
+    running = asyncio.create_task(run_scheduled(ingestor, stop, watch=watch))
+
+    async def reload(until: Callable[[], bool]) -> None:
+        watch.request()
+        for _ in range(100):
+            if until():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"not reloaded: {sorted(ingestor.sources)}")
+
+    def titles(items: list[NewsItem]) -> dict[str, tuple[str, ...]]:
+        return {i.title: i.tickers for i in items}
+
+    try:
+        assert titles(await _items(kafka, expect=1)) == {"Tesla recalls 2 million cars": ("TSLA",)}
+        write_sources(a="a", b="b")  # a source added: polled at once, with the names of the time
+        await reload(lambda: "b" in ingestor.sources)
+        assert titles(await _items(kafka, expect=2))["Acme Corp beats estimates"] == ()
+        companies_file.write_text('[tickers]\nTSLA = ["Tesla"]\nACME = ["Acme Corp"]\n')
+        await reload(lambda: bool(ingestor.names.tickers("Acme Corp")))
+        serve("b", "Acme Corp beats estimates", "Acme Corp raises its outlook")
+        assert titles(await _items(kafka, expect=3))["Acme Corp raises its outlook"] == ("ACME",)
+        # A broken edit is logged and changes nothing; the sources keep being polled.
+        sources_file.write_text("[[feeds]\n")
+        watch.request()
+        serve("a", "Tesla recalls 2 million cars", "Tesla opens a plant")
+        assert "Tesla opens a plant" in titles(await _items(kafka, expect=4))
+        assert "ingest config not reloaded" in caplog.text
+        assert sorted(ingestor.sources) == ["a", "b"]
+        # A source removed: no longer polled, and gone from the sources' health; one changed:
+        # polled at its new URL.
+        serve("c", "Tesla cuts prices")
+        write_sources(b="c")
+        await reload(lambda: "a" not in ingestor.sources)
+        assert "Tesla cuts prices" in titles(await _items(kafka, expect=5))
+        await asyncio.sleep(0.2)  # a poll of a that had begun ends
+        hits = feed_server.hits["doc/a"]
+        await asyncio.sleep(1.0)
+        assert feed_server.hits["doc/a"] == hits
+        assert feed_server.hits["doc/c"] > 3
+        assert [r.status.source for r in await source_health(kafka, utcnow())] == ["b"]
+    finally:
+        stop.set()
+        await running
+
+
+async def test_the_ingest_command_reloads_its_files_on_sighup(
+    feed_server: FeedServer, ingest_settings: IngestSettings, kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    sources_file = tmp_path / "sources.toml"
+
+    def feed(name: str, path: str) -> str:
+        return f'[[feeds]]\nname = "{name}"\nurl = "{feed_server.url(f"f/{path}")}"\n'
+
+    sources_file.write_text(feed("heise", HEISE))
+    settings = Settings(kafka=kafka, ingest=ingest_settings.model_copy(update={"config_refresh_s": 3600}))
+    env = settings_env(settings)
+    process = CliProcess(["ingest", "--sources", str(sources_file)], env, tmp_path / "ingest.log").start()
+    try:
+        await wait_for_log(process, "ingest scheduler started sources=1", 60)
+        sources_file.write_text(feed("heise", HEISE) + feed("guardian", GUARDIAN))
+        os.kill(process.pid or 0, signal.SIGHUP)
+        await wait_for_log(process, "added=guardian", 10)
+        await wait_for_log(process, "polled source=guardian", 10)
+    finally:
+        process.stop()
+    assert process.returncode == 0, process.tail()

@@ -5,7 +5,6 @@ Real broker, real Faust worker process, real quick-trained model, real DuckDB fi
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from alerts.subscriptions import Subscription
@@ -15,6 +14,7 @@ from finpulse.settings import Settings
 from ingest.replay import publish_replay_async
 from ingest.sample import write_planted_spike
 from store import DuckDBStore
+from tests.conftest import wait_for_log
 from tests.fixtures.stream import REPLAY_START
 from tests.kafka_io import read_topic
 
@@ -32,14 +32,6 @@ NEW = {
     "detector": {"window": "tumbling", "min_volume": 5, "min_rise": 0.2, "significance": 0.01},
 }
 ALERT_WAIT_S = 90
-
-
-async def wait_for_log(proc: CliProcess, needle: str, timeout_s: float) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while needle not in proc.tail(400):
-        assert proc.running, proc.tail()
-        assert asyncio.get_running_loop().time() < deadline, f"no {needle!r} in the log:\n{proc.tail()}"
-        await asyncio.sleep(0.25)
 
 
 async def test_a_subscription_added_to_the_store_fires_without_a_restart(
