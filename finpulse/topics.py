@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
-from finpulse.errors import BrokerUnavailable
+from finpulse.errors import BrokerUnavailable, ConfigError
 from finpulse.metrics import DEAD_LETTERS
 from finpulse.schema import DeadLetter
 from finpulse.settings import KafkaSettings, Settings, TopicSettings
@@ -118,6 +118,22 @@ async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec] | None = No
         if created:
             logger.info("created topics=%s", ",".join(created))
         return created
+
+
+async def check_partitions(kafka: KafkaSettings, names: Sequence[str]) -> None:
+    """Raise ConfigError where one of these existing topics has another partition count than
+    the settings give (the stream's watermark waits for every partition they count)."""
+    async with kafka_admin(kafka) as admin:
+        counts: dict[str, int] = {}
+        for tp in await topic_partitions(admin, list(names)):
+            counts[tp.topic] = counts.get(tp.topic, 0) + 1
+    wrong = {name: n for name, n in counts.items() if n != kafka.topics.partitions}
+    if wrong:
+        found = ", ".join(f"{name} has {n}" for name, n in sorted(wrong.items()))
+        raise ConfigError(
+            f"{found} partitions, but the settings say {kafka.topics.partitions} "
+            "(FINPULSE_KAFKA_TOPICS '{\"partitions\": N}'): set N to the topics' count"
+        )
 
 
 def run_settings(settings: Settings, prefix: str) -> Settings:

@@ -16,24 +16,37 @@ after a restart the first batches may come from one partition only, far ahead
 of the others' backlog.
 
 The watermark travels to the aggregate stage in record headers and in
-heartbeats; the aggregate takes the minimum over live upstream workers.
+heartbeats, with the news.raw partitions it covers (the stage's own). The
+aggregate keeps, per news.raw partition, the greatest mark any worker gave it,
+and takes the minimum over all partitions (None while one was never covered).
+Marks belong to partitions, not to workers, because partitions move: a worker
+that takes over a stopped one's partitions marks them only once it read them,
+and until then their last mark holds the watermark back. (Marks per worker let
+the one left over close windows with its own, later mark while the stories of
+the partitions it took over were still to come: they were dropped as late.)
 """
 
 from __future__ import annotations
 
 import math
-import os
-import socket
 import time
 from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 # Heartbeat records on the by-entity topic carry only a watermark.
 TICK_KEY = b"\x00tick"
 WM_HEADER = "fp-wm"
-SENDER_HEADER = "fp-src"
-# This process, as an upstream input of the aggregate stage.
-SENDER_ID = f"{socket.gethostname()}:{os.getpid()}"
+PARTITIONS_HEADER = "fp-wm-partitions"
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A score stage's watermark and the news.raw partitions it covers: no story older than
+    `at` will come from them that was not sent already."""
+
+    at: datetime
+    partitions: frozenset[int]
 
 
 class LowWatermark:
@@ -84,7 +97,8 @@ class SourceProgress:
         self.partitions = LowWatermark(idle_s)
         self.drained_at: float | None = None
         self.in_flight = 0
-        self.published: datetime | None = None
+        self.published: Mark | None = None
+        self.assigned: frozenset[int] | None = None  # None: not told (then: those read)
         # Assigned partitions not read yet, and when each was assigned.
         self._unread: dict[int, float] = {}
         self._read_any = False  # any record read since the process started
@@ -93,6 +107,7 @@ class SourceProgress:
         """The stage's news.raw partitions after a rebalance: a new one holds the watermark
         back until it is read or the stage drains; a revoked one no longer counts."""
         now = time.time()
+        self.assigned = frozenset(partitions)
         self._unread = {p: at for p, at in self._unread.items() if p in partitions}
         for partition in partitions:
             if partition not in self.partitions and partition not in self._unread:
@@ -129,17 +144,27 @@ class SourceProgress:
         self._unread.pop(partition, None)
         self.partitions.observe(partition, published, time.time())
 
-    def batch_mark(self, oldest: datetime | None) -> datetime | None:
+    def batch_mark(self, oldest: datetime | None) -> Mark | None:
         """The watermark to publish the current batch with."""
-        mark = self._value()
-        return min(mark, oldest) if mark and oldest else mark
+        mark = self._mark()
+        if mark is None or oldest is None or oldest >= mark.at:
+            return mark
+        return Mark(oldest, mark.partitions)
 
-    def end_batch(self, mark: datetime | None) -> None:
+    def end_batch(self, mark: Mark | None) -> None:
         self.in_flight -= 1
         self.published = mark
 
-    def heartbeat_mark(self) -> datetime | None:
-        return self.published if self.in_flight else self._value()
+    def heartbeat_mark(self) -> Mark | None:
+        return self.published if self.in_flight else self._mark()
+
+    def _mark(self) -> Mark | None:
+        # Known only when no assigned partition holds it back, so it covers them all.
+        value = self._value()
+        if value is None:
+            return None
+        covered = self.assigned if self.assigned is not None else frozenset(self.partitions.inputs())
+        return Mark(value, covered)
 
     def _value(self) -> datetime | None:
         # Never drained yet: no partition may be skipped (0.0 is before every input).
@@ -149,17 +174,38 @@ class SourceProgress:
         return self.partitions.value(time.time(), drained)
 
 
-def headers_for(mark: datetime | None) -> dict[str, bytes]:
+class PartitionMarks:
+    """The aggregate stage's watermark: per news.raw partition the greatest mark given to it,
+    and their minimum over all `partitions` (None while any was never covered)."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self._marks: dict[int, datetime] = {}
+
+    def observe(self, mark: Mark) -> None:
+        for partition in mark.partitions:
+            seen = self._marks.get(partition)
+            self._marks[partition] = max(seen, mark.at) if seen else mark.at
+
+    def value(self) -> datetime | None:
+        if len(self._marks.keys() & range(self.partitions)) < self.partitions:
+            return None
+        return min(self._marks[p] for p in range(self.partitions))
+
+
+def headers_for(mark: Mark | None) -> dict[str, bytes]:
     if mark is None:
         return {}
-    return {WM_HEADER: mark.isoformat().encode(), SENDER_HEADER: SENDER_ID.encode()}
+    partitions = ",".join(map(str, sorted(mark.partitions)))
+    return {WM_HEADER: mark.at.isoformat().encode(), PARTITIONS_HEADER: partitions.encode()}
 
 
-def mark_from(headers: Mapping[str, bytes] | None) -> tuple[str, datetime] | None:
-    """(sender, watermark) from a record's headers, if it carries them."""
-    if not headers or WM_HEADER not in headers:
+def mark_from(headers: Mapping[str, bytes] | None) -> Mark | None:
+    """The watermark a record's headers carry, if any."""
+    if not headers or WM_HEADER not in headers or PARTITIONS_HEADER not in headers:
         return None
-    return headers.get(SENDER_HEADER, b"?").decode(), datetime.fromisoformat(headers[WM_HEADER].decode())
+    partitions = frozenset(int(p) for p in headers[PARTITIONS_HEADER].decode().split(",") if p)
+    return Mark(datetime.fromisoformat(headers[WM_HEADER].decode()), partitions)
 
 
 def entity_key(kind: str, entity: str) -> str:

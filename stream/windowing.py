@@ -6,9 +6,9 @@ stories, keyed by entity, so one worker owns all of an entity's windows and
 writes each window once per record. `aggregate` folds the stories into every
 window containing their publish times (alerts.aggregate, the same code the
 backtest runs) and closes a window when the partition's low watermark (the
-least progress of all live upstream workers, stream/watermark.py) passes its
-end plus `close_grace_s`; heartbeats carry the watermark while no stories flow,
-so the last windows of a replay close too. A closed window still takes late
+least progress over news.raw's partitions, whichever workers read them,
+stream/watermark.py) passes its end plus `close_grace_s`; heartbeats carry the
+watermark while no stories flow, so the last windows of a replay close too. A closed window still takes late
 items until the watermark passes its end plus `allowed_lateness_s`, and is
 re-emitted with `revision + 1`; later items are dropped (logged). An expired
 window's slot stays a while longer (EXPIRED_KEEP_S) so that records replayed
@@ -22,7 +22,7 @@ Three tables, all keyed within the entity's partition:
                changelog record each was the aggregate stage's largest cost); and
                @swept|<partition> -> the end (epoch s) up to which windows may have had
                their records forgotten by the sweep: such windows take no new stories,
-               even when the watermark falls back (a restarted upstream worker);
+               even when the watermark falls back (it restarts with the worker);
   entity-baselines  <entity>|<window kind> -> Baseline.
 A story counts in a window unless that window already holds it: the record
 was folded in (slot offset >= record offset), or the story was counted there
@@ -68,7 +68,7 @@ from finpulse.settings import Settings
 from stream.deadletter import dead_letter
 from stream.skipped import SkippedRecords
 from stream.topics import BASELINES, COUNTED, WINDOW_SUMS, PipelineTopics, by_entity_topic
-from stream.watermark import TICK_KEY, LowWatermark, entity_key, mark_from
+from stream.watermark import TICK_KEY, PartitionMarks, entity_key, mark_from
 
 logger = logging.getLogger(__name__)
 
@@ -212,11 +212,10 @@ def _slot_key(entity: str, window: str) -> bytes:
 
 
 class PartitionState:
-    """In memory, per by-entity partition: the upstream workers' watermarks, next due close."""
+    """In memory, per by-entity partition: the news.raw partitions' watermarks, next due close."""
 
-    def __init__(self, idle_s: float) -> None:
-        # Upstream workers: a silent one (stopped or crashed) stops counting after idle_s.
-        self.watermark = LowWatermark(idle_s)
+    def __init__(self, partitions: int) -> None:
+        self.watermark = PartitionMarks(partitions)
         self.next_due: datetime | None = datetime.min.replace(tzinfo=UTC)  # unknown: scan once
         self.next_sweep: datetime | None = None  # when to forget expired counted stories
 
@@ -276,7 +275,7 @@ class Windows:
         self.top_n = settings.alerts.top_headlines
         self.lateness = timedelta(seconds=settings.stream.allowed_lateness_s)
         self.grace = timedelta(seconds=settings.stream.close_grace_s)
-        self.idle_close_s = settings.stream.idle_close_s
+        self.raw_partitions = settings.kafka.topics.partitions  # news.raw's, the watermark's inputs
         # Counted stories are forgotten in sweeps this far apart in event time.
         self.sweep_every = max(self.lateness, self.specs["tumbling"].size)
         self.partitions: dict[int, PartitionState] = {}
@@ -289,7 +288,7 @@ class Windows:
 
     async def on_event(self, event: EventT) -> None:
         partition, offset = event.message.partition, event.message.offset
-        state = self.partitions.setdefault(partition, PartitionState(self.idle_close_s))
+        state = self.partitions.setdefault(partition, PartitionState(self.raw_partitions))
         if partition not in self._resumed:
             self._resumed.add(partition)
             await self._resend(partition, offset)
@@ -305,7 +304,7 @@ class Windows:
     ) -> None:  # fmt: skip
         upstream = mark_from(headers)
         if upstream is not None:
-            state.watermark.observe(upstream[0], upstream[1], time.time())
+            state.watermark.observe(upstream)
         if key != TICK_KEY:
             if not isinstance(key, bytes):
                 raise InvalidRecord("by-entity record", "no entity key")
@@ -325,7 +324,7 @@ class Windows:
         stories: list[ScoredItem],
     ) -> None:
         """Fold the record's stories into every window containing their publish times."""
-        watermark = state.watermark.value(time.time())
+        watermark = state.watermark.value()
         prefix = entity_key(kind, entity)
         index = self._index(partition)
         rkey = _record_key(prefix, offset)
@@ -399,7 +398,8 @@ class Windows:
         """A window's id, end and folded-in offset (-1: new); None if too late for new stories
         (a record replayed into it is still recognised: its offset is folded in). A window the
         sweep may have forgotten stories of is too late even where the watermark fell back
-        (a restarted upstream resends older stories): they could not be told from new ones."""
+        (after a restart, as it is rebuilt from the records replayed): a story re-sent then could
+        not be told from a new one."""
         window, end = _window_id(spec.kind, start), start + spec.size
         held = self._slot(_slot_key(prefix, window))
         applied = held.offset if held else -1
@@ -507,7 +507,7 @@ class Windows:
 
     async def _close_due(self, partition: int, state: PartitionState, offset: int) -> None:
         """Close open windows the watermark has passed; forget closed ones past the lateness."""
-        watermark = state.watermark.value(time.time())
+        watermark = state.watermark.value()
         if watermark is None or state.next_due is None or state.next_due > watermark:
             return
         due: list[tuple[bytes, WindowSlot]] = []
@@ -529,7 +529,7 @@ class Windows:
     def _sweep(self, partition: int, state: PartitionState) -> None:
         """Once per `sweep_every` of event time: forget counted records whose windows all
         expired, and expired windows older than EXPIRED_KEEP_S."""
-        watermark = state.watermark.value(time.time())
+        watermark = state.watermark.value()
         if watermark is None:
             return
         if state.next_sweep is None:  # first sight of the partition: sweep after a period

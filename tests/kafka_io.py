@@ -7,6 +7,7 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 
 from finpulse.settings import KafkaSettings
 
@@ -73,3 +74,18 @@ async def commits_reach(
     finally:
         await admin.close()
         await consumer.stop()
+
+
+async def group_members(kafka: KafkaSettings, group: str) -> tuple[str, int]:
+    """The consumer group's state ("Stable", "PreparingRebalance", ...) and how many members it
+    has; ("", 0) while the broker has no coordinator for it yet."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([group])
+        [(_error, _group, state, _protocol_type, _protocol, members, *_)] = response.groups
+        return state, len(members)
+    except GroupCoordinatorNotAvailableError:
+        return "", 0
+    finally:
+        await admin.close()

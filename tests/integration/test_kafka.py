@@ -20,6 +20,7 @@ from finpulse.schema import DeadLetter, NewsItem
 from finpulse.settings import KafkaSettings
 from finpulse.topics import (
     TopicSpec,
+    check_partitions,
     dead_letter_topic,
     delete_topics_starting,
     ensure_topics,
@@ -194,3 +195,14 @@ def test_start_refuses_a_taken_port(tmp_path, kafka_settings: KafkaSettings) -> 
     settings = KafkaSettings(local_port=taken, local_controller_port=free_port(), local_dir=tmp_path / "k")
     with pytest.raises(ConfigError, match=f"port {taken} is taken"):
         LocalKafka(settings).start()
+
+
+async def test_topics_with_another_partition_count_than_the_settings_are_a_clear_error(
+    kafka: KafkaSettings,
+) -> None:
+    await check_partitions(kafka, [kafka.topics.raw])  # created from these settings: fine
+    other = kafka.model_copy(update={"topics": kafka.topics.model_copy(update={"partitions": 2})})
+    with pytest.raises(
+        ConfigError, match=rf"{kafka.topics.raw} has {kafka.topics.partitions} partitions, but"
+    ):
+        await check_partitions(other, [kafka.topics.raw])

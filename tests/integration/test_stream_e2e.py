@@ -28,7 +28,7 @@ from store import open_store
 from stream.topics import by_entity_topic
 from tests.conftest import free_port
 from tests.fixtures.stream import REPLAY_START
-from tests.kafka_io import commits_reach, read_topic
+from tests.kafka_io import commits_reach, group_members, read_topic
 
 ALERT_WAIT_S = 150
 GERMAN = "Western Union und italienisches Unternehmen Postepay ermöglichen grenzübergreifende Zahlungen"
@@ -199,6 +199,35 @@ async def test_sigkill_and_restart_lose_and_double_count_nothing(
     worker.start()
     await assert_every_window_counts_its_input(stream_settings, truth, worker)
     await assert_aggregate_commits(stream_settings, worker)
+
+
+@pytest.mark.parametrize("store_backend", ["postgresql"])  # several workers: a shared store
+async def test_two_workers_share_the_stream_and_one_leaving_loses_and_double_counts_nothing(
+    stream_settings: Settings, worker: CliProcess, tmp_path: Path
+) -> None:
+    """Scale-out: two workers split the partitions; one stops mid-stream, the other takes over."""
+    truth = replay(stream_settings, tmp_path, spike=True)
+    other = stream_settings.model_copy(update={"data_dir": tmp_path / "data-2"})
+    second = CliProcess(["worker", "--loglevel", "info"], settings_env(other), tmp_path / "worker-2.log")
+    worker.start()
+    second.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + 120
+        while await group_members(stream_settings.kafka, stream_settings.stream.app_id) != ("Stable", 2):
+            assert asyncio.get_running_loop().time() < deadline, worker.tail() + second.tail()
+            await asyncio.sleep(0.5)
+        publishing = asyncio.create_task(publish_replay_async(stream_settings.kafka, truth.path, speed=0))
+        scored = await read_until(stream_settings, stream_settings.kafka.topics.scored, truth.items // 3, 120)
+        assert len(scored) >= truth.items // 3, worker.tail() + second.tail()
+        worker.stop()  # leaves the group: the second worker takes its partitions, tables and all
+        await publishing
+        await assert_every_window_counts_its_input(stream_settings, truth, second)
+        raw = await read_until(stream_settings, stream_settings.kafka.topics.alerts, 2, 10)
+        fired = {e.alert_id for e in map(AlertEvent.from_bytes, raw) if e.state == "fired"}
+        assert len(fired) == 1, second.tail()
+        assert second.running, second.tail()
+    finally:
+        second.stop()
 
 
 async def test_broker_restart_loses_and_double_counts_nothing(

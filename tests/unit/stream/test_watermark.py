@@ -1,4 +1,5 @@
-"""The score stage's watermark while batches are in flight (stream/watermark.py)."""
+"""Watermarks (stream/watermark.py): the score stage's while batches are in flight, and the
+aggregate stage's over news.raw's partitions."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from stream import watermark
-from stream.watermark import LowWatermark, SourceProgress
+from stream.watermark import LowWatermark, Mark, PartitionMarks, SourceProgress, headers_for, mark_from
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def at(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
+
+
+def _at(mark: Mark | None) -> datetime | None:
+    return mark.at if mark else None
 
 
 def test_low_watermark_is_the_slowest_active_input() -> None:
@@ -34,7 +39,7 @@ def test_heartbeat_holds_the_published_mark_while_any_batch_is_in_flight() -> No
     progress.observe(0, at(1))
     first = progress.batch_mark(at(1))
     progress.end_batch(first)
-    assert progress.heartbeat_mark() == at(1)
+    assert _at(progress.heartbeat_mark()) == at(1)
 
     # Batch 2 is classified while batch 3 is read: both in flight at once.
     progress.begin_batch(64, 64)
@@ -43,12 +48,12 @@ def test_heartbeat_holds_the_published_mark_while_any_batch_is_in_flight() -> No
     progress.begin_batch(64, 64)
     progress.observe(0, at(9))
     third = progress.batch_mark(at(9))
-    assert progress.heartbeat_mark() == at(1)
+    assert _at(progress.heartbeat_mark()) == at(1)
     progress.end_batch(second)
     # Batch 3 (stories at minute 9) is not published yet: the heartbeat must not pass it.
-    assert progress.heartbeat_mark() == at(5)
+    assert _at(progress.heartbeat_mark()) == at(5)
     progress.end_batch(third)
-    assert progress.heartbeat_mark() == at(9)
+    assert _at(progress.heartbeat_mark()) == at(9)
 
 
 def test_an_assigned_partition_not_yet_read_holds_the_watermark_until_read() -> None:
@@ -62,7 +67,7 @@ def test_an_assigned_partition_not_yet_read_holds_the_watermark_until_read() -> 
     assert progress.heartbeat_mark() is None
     progress.begin_batch(32, 32)
     progress.observe(1, at(30))
-    assert progress.batch_mark(at(30)) == at(30)
+    assert _at(progress.batch_mark(at(30))) == at(30)
 
 
 def test_an_unread_partition_stops_counting_once_the_stage_drains_after_its_assignment() -> None:
@@ -70,7 +75,7 @@ def test_an_unread_partition_stops_counting_once_the_stage_drains_after_its_assi
     progress.assign({0, 1})
     progress.begin_batch(5, 32)  # short: every partition was read up, partition 1 is empty
     progress.observe(0, at(10))
-    assert progress.batch_mark(at(10)) == at(10)
+    assert _at(progress.batch_mark(at(10))) == at(10)
 
 
 def test_a_revoked_partition_no_longer_holds_the_watermark() -> None:
@@ -79,10 +84,11 @@ def test_a_revoked_partition_no_longer_holds_the_watermark() -> None:
     progress.begin_batch(32, 32)
     progress.observe(0, at(50))
     progress.observe(1, at(5))
-    assert progress.batch_mark(at(5)) == at(5)
-    progress.end_batch(at(5))
+    mark = progress.batch_mark(at(5))
+    assert _at(mark) == at(5)
+    progress.end_batch(mark)
     progress.assign({0})
-    assert progress.heartbeat_mark() == at(50)
+    assert _at(progress.heartbeat_mark()) == at(50)
     # Assigned again later: unknown until read.
     progress.assign({0, 1})
     assert progress.heartbeat_mark() is None
@@ -101,9 +107,9 @@ def test_partitions_processed_before_a_restart_mark_their_last_story_and_close_t
     progress.caught_up({0: at(40)})
     assert progress.heartbeat_mark() is None  # partitions 1 and 2 still unknown
     progress.caught_up({1: at(55), 2: None})
-    assert progress.heartbeat_mark() == at(40)  # both active: the slower one
+    assert _at(progress.heartbeat_mark()) == at(40)  # both active: the slower one
     wall[0] += 5
-    assert progress.heartbeat_mark() == at(55)  # silent since the stage ran dry: the greatest mark
+    assert _at(progress.heartbeat_mark()) == at(55)  # silent since the stage ran dry: the greatest mark
 
 
 def test_a_caught_up_partition_does_not_drain_a_stage_that_reads_others() -> None:
@@ -114,4 +120,31 @@ def test_a_caught_up_partition_does_not_drain_a_stage_that_reads_others() -> Non
     progress.end_batch(progress.batch_mark(at(10)))
     progress.caught_up({1: at(50)})
     assert progress.drained_at is None
-    assert progress.heartbeat_mark() == at(10)
+    assert _at(progress.heartbeat_mark()) == at(10)
+
+
+def test_a_mark_covers_the_assigned_partitions_and_travels_in_headers() -> None:
+    progress = SourceProgress(idle_s=60)
+    progress.assign({0, 2})
+    progress.begin_batch(32, 32)
+    progress.observe(0, at(10))
+    progress.observe(2, at(20))
+    mark = progress.batch_mark(at(10))
+    assert mark == Mark(at(10), frozenset({0, 2}))
+    assert mark_from(headers_for(mark)) == mark
+    assert headers_for(None) == {}
+    assert mark_from({"fp-wm": b"2026-01-01T00:00:00+00:00"}) is None  # covering nothing said
+
+
+def test_the_aggregate_watermark_is_the_least_partition_mark_whoever_gave_it() -> None:
+    marks = PartitionMarks(partitions=3)
+    marks.observe(Mark(at(30), frozenset({0, 1})))  # worker A
+    assert marks.value() is None  # partition 2 never covered: it may hold anything
+    marks.observe(Mark(at(50), frozenset({2})))  # worker B
+    assert marks.value() == at(30)
+    # A stops; B takes partitions 0 and 1 over: until it read them it gives no mark (its
+    # own later one must not close A's windows), then a lower one, which changes nothing.
+    marks.observe(Mark(at(20), frozenset({0, 1, 2})))
+    assert marks.value() == at(30)
+    marks.observe(Mark(at(60), frozenset({0, 1, 2})))
+    assert marks.value() == at(60)
