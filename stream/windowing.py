@@ -8,11 +8,12 @@ window containing their publish times (alerts.aggregate, the same code the
 backtest runs) and closes a window when the partition's low watermark (the
 least progress over news.raw's partitions, whichever workers read them,
 stream/watermark.py) passes its end plus `close_grace_s`; heartbeats carry the
-watermark while no stories flow, so the last windows of a replay close too. A closed window still takes late
-items until the watermark passes its end plus `allowed_lateness_s`, and is
-re-emitted with `revision + 1`; later items are dropped (logged). An expired
-window's slot stays a while longer (EXPIRED_KEEP_S) so that records replayed
-after a crash are recognised by their offsets instead of opening it afresh.
+watermark while no stories flow, so the last windows of a replay close too. A
+closed window still takes late items until the watermark passes its end plus
+`allowed_lateness_s`, and is re-emitted with `revision + 1`; later items are
+dropped (logged). An expired window's slot stays a while longer
+(EXPIRED_KEEP_S) so that records replayed after a crash are recognised by
+their offsets instead of opening it afresh.
 
 Three tables, all keyed within the entity's partition:
   window-sums  <entity>|<window kind>|<start> -> WindowSlot: sums and evidence (constant
@@ -406,11 +407,8 @@ class Windows:
         if applied >= offset:
             return window, end, applied
         expired = held is not None and held.expired_at is not None
-        if expired or end.timestamp() <= swept:
-            return None
-        if watermark is not None and self._due(end, closed=True) <= watermark:
-            return None
-        return window, end, applied
+        late = watermark is not None and self._due(end, closed=True) <= watermark
+        return None if expired or late or end.timestamp() <= swept else (window, end, applied)
 
     def _index(self, partition: int) -> CountedIndex:
         index = self._indexes.get(partition)
