@@ -7,9 +7,10 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import GroupCoordinatorNotAvailableError
 
+from api.status import coordinator, describe_groups
 from finpulse.settings import KafkaSettings
+from finpulse.topics import kafka_admin
 
 
 async def read_topic(
@@ -77,15 +78,8 @@ async def commits_reach(
 
 
 async def group_members(kafka: KafkaSettings, group: str) -> tuple[str, int]:
-    """The consumer group's state ("Stable", "PreparingRebalance", ...) and how many members it
-    has; ("", 0) while the broker has no coordinator for it yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
-    await admin.start()
-    try:
-        [response] = await admin.describe_consumer_groups([group])
-        [(_error, _group, state, _protocol_type, _protocol, members, *_)] = response.groups
-        return state, len(members)
-    except GroupCoordinatorNotAvailableError:
-        return "", 0
-    finally:
-        await admin.close()
+    """The consumer group's state ("Stable", "PreparingRebalance", ...) and how many members it has."""
+    async with kafka_admin(kafka) as admin:
+        described = await describe_groups(admin, {group: await coordinator(admin, group)})
+    state, members = described.get(group, ("Dead", ()))
+    return state, len(members)
