@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -164,6 +165,31 @@ def replay(
         f"in {report.elapsed_s:.1f}s (invalid {report.invalid}, duplicates {report.duplicates}; "
         f"languages {languages_text(report.languages) or '-'})"
     )
+
+
+@ingest_app.command("check")
+def check(
+    sources: Annotated[
+        Path | None, typer.Option("--sources", help="Sources file (default: ingest.sources_file).")
+    ] = None,
+) -> None:
+    """Validate the sources and companies files as a running ingestor reloads them (before an
+    edit goes live); prints what they hold, or the problem (exit 2). Contacts nothing."""
+    from finpulse.cli import settings
+    from ingest.live_config import ConfigFiles
+
+    s = settings()
+    files = ConfigFiles(
+        sources or s.ingest.sources_file, s.ingest.companies_file, s.ingest.allow_private_hosts
+    )
+    config, names = files.load()
+    enabled = config.all()
+    kinds = Counter(source.kind for source in enabled)
+    held = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in sorted(kinds.items()))
+    disabled = len(config.all(include_disabled=True)) - len(enabled)
+    console.print(f"{files.sources}: sources {len(enabled)} enabled ({held or 'none'}), {disabled} disabled")
+    tickers = len(set(names.by_name.values()))
+    console.print(f"{files.companies}: company names {len(names.by_name)}, for tickers {tickers}")
 
 
 @ingest_app.command("try")
