@@ -113,6 +113,8 @@ class AlertDispatcher:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            session_timeout_ms=int(self._settings.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(self._settings.session_timeout_s * 1000 / 3),
         )
         self._consumer.subscribe([self._kafka.topics.alerts], listener=_Rebalance(self))
         await self._consumer.start()

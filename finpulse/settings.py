@@ -172,6 +172,9 @@ class AlertsSettings(_Group):
     top_headlines: int = Field(default=5, ge=1, le=20)
     # Dispatcher: consumer group, sinks, grouping defaults (Alertmanager's), retries, state.
     consumer_group: str = "finpulse-alerts"
+    # A dispatcher that dies without leaving its group holds the alerts topic this long before
+    # its restart (or another dispatcher) resumes: as stream.session_timeout_s for workers.
+    session_timeout_s: float = Field(default=10.0, ge=6.0)
     sinks: tuple[Literal["slack", "console", "webhook"], ...] = ("slack",)
     group_wait_s: float = Field(default=30.0, ge=0)
     group_interval_s: float = Field(default=300.0, ge=0)

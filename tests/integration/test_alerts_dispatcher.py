@@ -185,6 +185,8 @@ def _cli_env(
         "FINPULSE_KAFKA_TOPICS": kafka.topics.model_dump_json(),
         "FINPULSE_ALERTS_SUBSCRIPTIONS_FILE": str(subs),
         "FINPULSE_ALERTS_SLACK_TOKEN_FILE": str(token_file),
+        # A killed dispatcher's restart resumes once the broker drops the dead member (the least it accepts).
+        "FINPULSE_ALERTS_SESSION_TIMEOUT_S": "6",
         "FINPULSE_ALERTS_SLACK_BASE_URL": slack.base_url,
         "FINPULSE_ALERTS_CONSUMER_GROUP": group_id,
         "FINPULSE_ALERTS_REQUEST_TIMEOUT_S": "5",
