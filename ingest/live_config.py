@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from finpulse.errors import ConfigError
 from ingest.companies import CompanyNames
+from ingest.replay import file_digest
 from ingest.sources import SourcesConfig, load_sources
 
 logger = logging.getLogger(__name__)
 
 
-def _digest(path: Path) -> bytes | None:
+def _digest(path: Path) -> str | None:
     try:
-        return hashlib.sha256(path.read_bytes()).digest()
+        return file_digest(path)
     except OSError:  # missing or unreadable: loading it says why
         return None
 
@@ -40,7 +40,7 @@ class ConfigFiles:
     companies: Path
     allow_private: bool = False
 
-    def fingerprint(self) -> tuple[bytes | None, bytes | None]:
+    def fingerprint(self) -> tuple[str | None, str | None]:
         return _digest(self.sources), _digest(self.companies)
 
     def load(self) -> tuple[SourcesConfig, CompanyNames]:

@@ -6,8 +6,9 @@ import asyncio
 import os
 import socket
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,15 @@ pytest_plugins = [
 
 # The installed `finpulse` command of this environment, for tests that run it as a process.
 FINPULSE = Path(sys.executable).parent / "finpulse"
+
+
+async def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Until `condition()` holds; fails after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
 
 
 async def wait_for_log(proc: CliProcess, needle: str, timeout_s: float) -> None:

@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from subprocess import PIPE, STDOUT
@@ -23,7 +23,7 @@ from alerts.links import feedback_url
 from alerts.slack import SlackNotifier
 from finpulse.schema import AlertEvent, DeadLetter
 from finpulse.settings import AlertsSettings, KafkaSettings
-from tests.conftest import FINPULSE
+from tests.conftest import FINPULSE, wait_for
 from tests.fixtures.slack import VALID_TOKEN, FakeSlack
 from tests.kafka_io import read_topic
 from tests.unit.alerts.events import alert
@@ -52,14 +52,6 @@ async def committed(kafka: KafkaSettings, group_id: str) -> int:
         return sum([(await consumer.committed(tp)) or 0 for tp in tps])
     finally:
         await consumer.stop()
-
-
-async def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 @asynccontextmanager

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from finpulse.settings import KafkaSettings
+from tests.conftest import wait_for
 from tests.fixtures.slack import FakeSlack
-from tests.integration.test_alerts_dispatcher import dispatcher, produce, wait_for
+from tests.integration.test_alerts_dispatcher import dispatcher, produce
 from tests.unit.alerts.synth import replay, subscription
 
 

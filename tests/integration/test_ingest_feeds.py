@@ -21,7 +21,7 @@ from ingest.ingestor import Ingestor
 from ingest.live_config import ConfigFiles, ConfigWatch
 from ingest.scheduler import run_scheduled
 from ingest.sources import ApiPagination, ApiSource, FeedSource, SourcesConfig
-from tests.conftest import free_port, wait_for_log
+from tests.conftest import free_port, wait_for, wait_for_log
 from tests.fixtures.feeds import FeedServer, feed_items, rss_document, rss_item
 from tests.kafka_io import read_topic
 
@@ -361,11 +361,7 @@ async def test_edits_of_the_sources_and_companies_files_apply_while_it_runs(
 
     async def reload(until: Callable[[], bool]) -> None:
         watch.request()
-        for _ in range(100):
-            if until():
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"not reloaded: {sorted(ingestor.sources)}")
+        await wait_for(until, timeout_s=5)
 
     def titles(items: list[NewsItem]) -> dict[str, tuple[str, ...]]:
         return {i.title: i.tickers for i in items}
