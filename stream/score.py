@@ -28,7 +28,7 @@ from finpulse.settings import Settings
 from stream.deadletter import dead_letter
 from stream.metrics import BATCH_SECONDS, BATCH_SIZE, SCORED
 from stream.services import ClassifierService
-from stream.skipped import SkippedReader
+from stream.skipped import SkippedOffsets, SkippedReader
 from stream.topics import PipelineTopics
 from stream.watermark import TICK_KEY, SourceProgress, entity_key, headers_for
 
@@ -48,10 +48,14 @@ def register_score(
     model = settings.model
     dead = topics.dead(app, topics.names.raw)
     progress = SourceProgress(settings.stream.idle_close_s)
+    # Quiet for three times the idle rule's silence: a false alarm only scores stories again.
+    offsets = SkippedOffsets(3 * settings.stream.idle_close_s)
 
     @app.on_partitions_assigned.connect
     async def track(app: faust.App, assigned: set[TP], **kwargs: object) -> None:
-        progress.assign({tp.partition for tp in assigned if tp.topic == topics.names.raw})
+        partitions = {tp.partition for tp in assigned if tp.topic == topics.names.raw}
+        progress.assign(partitions)
+        offsets.assign(partitions, time.monotonic())
 
     @app.agent(topics.raw, name="score")
     async def score(stream: StreamT[bytes]) -> None:
@@ -63,7 +67,9 @@ def register_score(
         async for events in stream.noack_take(model.max_batch, within=model.batch_window_s):
             progress.begin_batch(len(events), model.max_batch)
             batch: list[tuple[EventT, NewsItem]] = []
+            now = time.monotonic()
             for event in events:
+                offsets.delivered(event.message.partition, event.message.offset, now)
                 try:
                     item = NewsItem.from_bytes(event.value)
                     if not model.reads(item.language):
@@ -112,15 +118,36 @@ def register_score(
         if unread and time.monotonic() - checked >= settings.stream.idle_close_s:
             checked = time.monotonic()
             try:  # partitions the group processed before this worker got them (stream/skipped.py)
-                done = await reader.processed(app.conf.id, unread)
+                group = await reader.processed(app.conf.id, unread)
             except (KafkaError, TransientError) as exc:
                 logger.warning("could not ask the broker how far news.raw was processed: %s", exc)
             else:
-                progress.caught_up({partition: _published(value) for partition, value in done.items()})
+                progress.caught_up({partition: _published(value) for partition, value in group.done.items()})
+                for partition, offset in group.resume.items():
+                    offsets.resume_at(partition, offset)
+        if progress.assigned and not app.rebalancing:
+            await _follow_ends(app, topics.names.raw, offsets, progress)
         headers = headers_for(progress.heartbeat_mark())
         if headers:
             for partition in range(settings.kafka.topics.partitions):
                 await topics.by_entity.send(key=TICK_KEY, value=b"", partition=partition, headers=headers)
+
+
+async def _follow_ends(app: faust.App, topic: str, offsets: SkippedOffsets, progress: SourceProgress) -> None:
+    """News.raw partitions with records past those read hold the watermark back; the ends the
+    consumer skipped are fetched again (stream/skipped.py)."""
+    assigned = [tp for tp in app.consumer.assignment() if tp.topic == topic]
+    ends = {tp.partition: app.consumer.highwater(tp) for tp in assigned}
+    progress.behind = offsets.behind(ends)
+    if progress.in_flight:
+        return  # busy: records may be on their way
+    for partition, offset in offsets.stalled(ends, time.monotonic()).items():
+        logger.warning(
+            "news.raw records skipped by the consumer partition=%d: it stopped after offset %d of %d; "
+            "fetching again",
+            partition, offset - 1, ends[partition],
+        )  # fmt: skip
+        await app.consumer.seek(TP(topic, partition), offset)
 
 
 async def _publish(

@@ -9,9 +9,13 @@ older (news.raw partitions are in event-time order, as published). A
 partition that sent nothing for `idle_s` although the stage has read its
 input dry since (a batch came back short) is silent and stops holding the
 watermark back, so quiet feeds and the end of a replay still close windows,
-while a busy stage never mistakes its own backlog for silence. A partition
+while a busy stage never mistakes its own backlog for silence; nor does a
+partition whose end lies past the records read count as silent (Faust's
+consumer may skip a partition's tail, which is then fetched again:
+stream/skipped.py). A partition
 assigned but not yet read holds the watermark back too (unknown until it is
-read, the stage drains, or the broker shows the group processed it to its end):
+read, the broker shows the group processed it to its end, or the stage drains
+while the consumer knows of nothing in it past where the group resumes):
 after a restart the first batches may come from one partition only, far ahead
 of the others' backlog.
 
@@ -30,7 +34,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Container, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -69,19 +73,23 @@ class LowWatermark:
     def inputs(self) -> list[Hashable]:
         return list(self._inputs)
 
-    def value(self, wall: float, drained_at: float | None = None) -> datetime | None:
+    def value(
+        self, wall: float, drained_at: float | None = None, behind: Container[Hashable] = ()
+    ) -> datetime | None:
         """The low watermark at `wall`, None before any input was seen.
 
         An input is silent, and ignored, when it sent nothing for `idle_s` and the
-        stage has drained its input since (`drained_at`, default: now); if all
-        are silent, the greatest mark stands.
+        stage has drained its input since (`drained_at`, default: now), unless it is
+        known to hold more (`behind`); if all are silent, the greatest mark stands.
         """
         if not self._inputs:
             return None
         drained = wall if drained_at is None else drained_at
-        marks = self._inputs.values()
-        active = [m for m, seen in marks if wall - seen < self.idle_s or drained <= seen]
-        return min(active) if active else max(m for m, _ in marks)
+        active = [
+            m for key, (m, seen) in self._inputs.items()
+            if wall - seen < self.idle_s or drained <= seen or key in behind
+        ]  # fmt: skip
+        return min(active) if active else max(m for m, _ in self._inputs.values())
 
 
 class SourceProgress:
@@ -99,6 +107,8 @@ class SourceProgress:
         self.in_flight = 0
         self.published: Mark | None = None
         self.assigned: frozenset[int] | None = None  # None: not told (then: those read)
+        # Partitions with records past those read (stream/skipped.py SkippedTail): never silent.
+        self.behind: frozenset[int] = frozenset()
         # Assigned partitions not read yet, and when each was assigned.
         self._unread: dict[int, float] = {}
         self._read_any = False  # any record read since the process started
@@ -169,9 +179,9 @@ class SourceProgress:
     def _value(self) -> datetime | None:
         # Never drained yet: no partition may be skipped (0.0 is before every input).
         drained = self.drained_at or 0.0
-        if any(drained <= assigned for assigned in self._unread.values()):
+        if any(drained <= at or p in self.behind for p, at in self._unread.items()):
             return None
-        return self.partitions.value(time.time(), drained)
+        return self.partitions.value(time.time(), drained, self.behind)
 
 
 class PartitionMarks:

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from finpulse.errors import TransientError
 from finpulse.settings import KafkaSettings
 from stream import skipped
-from stream.skipped import SkippedReader
+from stream.skipped import GroupProgress, SkippedReader
 
 
 async def _produce(kafka: KafkaSettings, topic: str, n: int) -> None:
@@ -71,7 +71,8 @@ async def test_partitions_the_group_processed_are_found_with_their_last_record(k
         await consumer.stop()
 
     reader = SkippedReader(kafka.bootstrap, topic)
-    assert await reader.processed(group, [0, 1, 2]) == {0: b"p0-2", 2: None}
+    # Partition 1: the group resumes at offset 1 (where the score stage expects its next record).
+    assert await reader.processed(group, [0, 1, 2]) == GroupProgress({0: b"p0-2", 2: None}, {1: 1})
 
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id=group, enable_auto_commit=False)
     await consumer.start()
@@ -80,4 +81,4 @@ async def test_partitions_the_group_processed_are_found_with_their_last_record(k
         await consumer.commit({TopicPartition(topic, 1): 2})
     finally:
         await consumer.stop()
-    assert await reader.processed(group, [0, 1, 2]) == {0: b"p0-2", 1: b"p1-1", 2: None}
+    assert await reader.processed(group, [0, 1, 2]) == GroupProgress({0: b"p0-2", 1: b"p1-1", 2: None}, {})

@@ -11,7 +11,7 @@ from faust.types import TP
 from faust.types.tuples import Message
 
 from finpulse.errors import TransientError
-from stream.skipped import Record, SkippedRecords
+from stream.skipped import Record, SkippedOffsets, SkippedRecords
 
 TOPIC = "app-entity-batches"
 
@@ -78,3 +78,39 @@ async def test_a_failed_read_leaves_the_gap_for_the_next_event() -> None:
         await skipped.before(0, 4)
     skipped.read = read  # type: ignore[method-assign]
     assert [r.offset for r in await skipped.before(0, 5)] == [2, 3, 4]
+
+
+def test_a_quiet_partition_short_of_its_end_is_sought_back_once_to_the_next_offset() -> None:
+    offsets = SkippedOffsets(quiet_s=9.0)
+    offsets.assign({0, 1, 2}, now=100.0)
+    for offset in range(53, 64):  # partition 1 got offsets 53-63 of 75 (the e2e failure), then nothing
+        offsets.delivered(1, offset, now=101.0)
+    offsets.delivered(0, 97, now=101.0)
+    ends = {0: 98, 1: 75, 2: None}  # 2: nothing fetched yet, its end unknown
+    assert offsets.behind(ends) == {1}
+    assert offsets.stalled(ends, now=109.0) == {}  # not quiet long enough
+    assert offsets.stalled(ends, now=110.5) == {1: 64}  # partition 0 is at its end
+    assert offsets.stalled(ends, now=130.0) == {}  # sought once per offset: a seek that brings nothing
+    offsets.delivered(1, 64, now=131.0)  # the seek brought records, then the consumer stopped again
+    assert offsets.stalled(ends, now=150.0) == {1: 65}
+
+
+def test_a_partition_skipped_whole_after_an_assignment_is_sought_back_to_where_the_group_resumes() -> None:
+    offsets = SkippedOffsets(quiet_s=9.0)
+    offsets.assign({1}, now=0.0)  # taken over; the consumer skips every record from offset 40 on
+    assert offsets.behind({1: 75}) == set()  # where it resumes is not known yet
+    offsets.resume_at(1, 40)  # the group's committed offset, from the broker
+    assert offsets.behind({1: 75}) == {1}
+    assert offsets.stalled({1: 75}, now=9.0) == {1: 40}
+
+
+def test_a_partition_is_not_sought_before_its_first_record_since_an_assignment() -> None:
+    offsets = SkippedOffsets(quiet_s=9.0)
+    offsets.assign({0}, now=0.0)
+    offsets.delivered(0, 10, now=1.0)
+    offsets.assign({0, 1}, now=50.0)  # Faust resumes from the committed offsets: where is unknown
+    assert offsets.stalled({0: 40, 1: 40}, now=100.0) == {}
+    offsets.delivered(0, 30, now=101.0)
+    assert offsets.stalled({0: 40, 1: 40}, now=101.0 + 9.0) == {0: 31}
+    offsets.delivered(0, 20, now=111.0)  # a redelivery after the seek back does not move it back
+    assert offsets.stalled({0: 40}, now=200.0) == {}

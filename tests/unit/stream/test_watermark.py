@@ -21,6 +21,14 @@ def _at(mark: Mark | None) -> datetime | None:
     return mark.at if mark else None
 
 
+@pytest.fixture
+def wall(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The watermark's clock, moved by the test (`wall[0] += 5`)."""
+    now = [1000.0]
+    monkeypatch.setattr(watermark.time, "time", lambda: now[0])
+    return now
+
+
 def test_low_watermark_is_the_slowest_active_input() -> None:
     marks = LowWatermark(idle_s=5)
     marks.observe(0, at(10), wall=100.0)
@@ -31,6 +39,8 @@ def test_low_watermark_is_the_slowest_active_input() -> None:
     assert marks.value(wall=106.5, drained_at=106.5) == at(12)
     # Not drained since it was last seen: a busy stage's backlog, still holds the mark back.
     assert marks.value(wall=106.5, drained_at=99.0) == at(3)
+    # Known to hold records past those read (the consumer skipped its tail): never silent.
+    assert marks.value(wall=106.5, drained_at=106.5, behind={1}) == at(3)
 
 
 def test_heartbeat_holds_the_published_mark_while_any_batch_is_in_flight() -> None:
@@ -78,6 +88,17 @@ def test_an_unread_partition_stops_counting_once_the_stage_drains_after_its_assi
     assert _at(progress.batch_mark(at(10))) == at(10)
 
 
+def test_an_unread_partition_with_records_past_where_the_group_resumes_holds_the_watermark() -> None:
+    progress = SourceProgress(idle_s=60)
+    progress.assign({0, 1})
+    progress.behind = frozenset({1})  # the consumer skipped all of it (SkippedOffsets.resume_at)
+    progress.begin_batch(5, 32)  # short: drained, as far as the stage can tell
+    progress.observe(0, at(10))
+    assert progress.batch_mark(at(10)) is None
+    progress.observe(1, at(4))  # fetched again
+    assert _at(progress.batch_mark(at(4))) == at(4)
+
+
 def test_a_revoked_partition_no_longer_holds_the_watermark() -> None:
     progress = SourceProgress(idle_s=60)
     progress.assign({0, 1})
@@ -95,12 +116,10 @@ def test_a_revoked_partition_no_longer_holds_the_watermark() -> None:
 
 
 def test_partitions_processed_before_a_restart_mark_their_last_story_and_close_the_last_windows(
-    monkeypatch: pytest.MonkeyPatch,
+    wall: list[float],
 ) -> None:
     # The worker before the restart scored everything: this one reads nothing, and learns
     # from the broker how far each partition got (its last story; partition 2 is empty).
-    wall = [1000.0]
-    monkeypatch.setattr(watermark.time, "time", lambda: wall[0])
     progress = SourceProgress(idle_s=5)
     progress.assign({0, 1, 2})
     assert progress.heartbeat_mark() is None
@@ -148,3 +167,24 @@ def test_the_aggregate_watermark_is_the_least_partition_mark_whoever_gave_it() -
     assert marks.value() == at(30)
     marks.observe(Mark(at(60), frozenset({0, 1, 2})))
     assert marks.value() == at(60)
+
+
+def test_a_partition_known_to_hold_more_than_was_read_holds_the_watermark_after_the_stage_drains(
+    wall: list[float],
+) -> None:
+    # The two-worker e2e failure: the consumer handed over partition 1 up to 10:18, skipped the
+    # rest, and a short batch then looked like the end of the input.
+    progress = SourceProgress(idle_s=5)
+    progress.assign({0, 1})
+    progress.begin_batch(32, 32)
+    progress.observe(1, at(18))
+    progress.end_batch(progress.batch_mark(at(18)))
+    wall[0] += 1
+    progress.begin_batch(3, 32)  # short: drained, as far as the stage can tell
+    progress.observe(0, at(29))
+    progress.end_batch(progress.batch_mark(at(29)))
+    progress.behind = frozenset({1})  # its end lies past the records read (SkippedTail.behind)
+    wall[0] += 10
+    assert _at(progress.heartbeat_mark()) == at(18)  # partition 1 holds the windows open
+    progress.behind = frozenset()
+    assert _at(progress.heartbeat_mark()) == at(29)  # without it: silent, its stories would come late
