@@ -11,7 +11,8 @@ stream/watermark.py) passes its end plus `close_grace_s`; heartbeats carry the
 watermark while no stories flow, so the last windows of a replay close too. A
 closed window still takes late items until the watermark passes its end plus
 `allowed_lateness_s`, and is re-emitted with `revision + 1`; later items are
-dropped (logged). An expired window's slot stays a while longer
+dropped (logged, unless the window counted the story already: a story scored
+again after a takeover or restart is no loss). An expired window's slot stays a while longer
 (EXPIRED_KEEP_S) so that records replayed after a crash are recognised by
 their offsets instead of opening it afresh.
 
@@ -359,7 +360,8 @@ class Windows:
                     )
                 state_of = seen[bound]
                 if state_of is None:
-                    late += 1
+                    # A story counted there already (re-sent after a takeover or restart) is not lost.
+                    late += _window_id(*bound) not in firsts
                     continue
                 window, end, applied = state_of
                 first = firsts.get(window)

@@ -7,10 +7,13 @@ stepped watermark by watermark.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
+
+import pytest
 
 from finpulse.schema import WindowAggregate
 from finpulse.settings import Settings, StreamSettings
@@ -97,6 +100,22 @@ async def test_a_replayed_record_counts_once_and_a_late_story_revises_the_closed
     await windows.on_event(_event(b"ticker:ACME", late, 2, T0 + timedelta(minutes=5)))
     tumbling = [(w.count, w.revision) for w in topic.sent if w.window_kind == "tumbling"]
     assert tumbling == [(1, 0), (2, 1)]
+
+
+async def test_only_stories_not_counted_before_are_logged_as_late(caplog: pytest.LogCaptureFixture) -> None:
+    windows, _ = _windows(grace_s=0)
+    first = scored("a", "negative", at=T0)
+    await windows.on_event(_event(b"ticker:ACME", _record(first.to_bytes()), 0, T0))
+    # Past the lateness (600 s) of the windows ending at T0 + 5 min: the tumbling one and the
+    # hopping one that started 55 minutes before.
+    past = T0 + timedelta(minutes=15, seconds=1)
+    await windows.on_event(_event(TICK_KEY, b"", 1, past))
+    caplog.set_level(logging.INFO, logger="stream.windowing")
+    # Story a again, in a new record (a worker that took over scored it again), beside a new one.
+    new = scored("b", "negative", at=T0 + timedelta(minutes=1))
+    await windows.on_event(_event(b"ticker:ACME", _record(first.to_bytes(), new.to_bytes()), 2, past))
+    late = [r.getMessage() for r in caplog.records if "late stories dropped" in r.getMessage()]
+    assert late == ["late stories dropped entity=ticker:ACME story-windows=2"]  # b's two, not a's
 
 
 def _window(w: WindowAggregate) -> tuple[str, datetime]:
