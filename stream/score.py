@@ -138,7 +138,7 @@ async def _follow_ends(app: faust.App, topic: str, offsets: SkippedOffsets, prog
     consumer skipped are fetched again (stream/skipped.py)."""
     assigned = [tp for tp in app.consumer.assignment() if tp.topic == topic]
     ends = {tp.partition: app.consumer.highwater(tp) for tp in assigned}
-    progress.behind = offsets.behind(ends)
+    progress.behind = offsets.behind(ends, time.monotonic())
     if progress.in_flight:
         return  # busy: records may be on their way
     for partition, offset in offsets.stalled(ends, time.monotonic()).items():

@@ -25,7 +25,9 @@ nothing; their watermark stood still and the last hour's windows never closed.
 The score stage follows each partition's next offset (SkippedOffsets): one
 whose end (the consumer's highwater) lies past it keeps holding the watermark
 back, and one that has stayed quiet so for a while is sought back to it; Faust
-then fetches and hands over the records again. Only once quiet: Faust drops a
+then fetches and hands over the records again (if that brings nothing either,
+the offsets past it hold no records, say a transactional producer's markers,
+and its quiet counts as its end once more). Only once quiet: Faust drops a
 record fetched again below the last offset it handed over, so a seek while
 later records are still on their way brings nothing. Jumps within news.raw are
 left as they were: a restarted worker was seen handed offset 23 after 21, yet
@@ -190,7 +192,7 @@ class SkippedOffsets:
         self.quiet_s = quiet_s
         self._next: dict[int, int] = {}
         self._heard: dict[int, float] = {}
-        self._sought: dict[int, int] = {}  # the offset each partition was last sought back to
+        self._sought: dict[int, tuple[int, float]] = {}  # the offset last sought back to, and when
 
     def assign(self, partitions: Iterable[int], now: float) -> None:
         """After a rebalance Faust resumes from the committed offsets: the next offset is
@@ -208,10 +210,19 @@ class SkippedOffsets:
         self._next[partition] = max(self._next.get(partition, 0), offset + 1)
         self._heard[partition] = now
 
-    def behind(self, ends: Mapping[int, int | None]) -> frozenset[int]:
+    def behind(self, ends: Mapping[int, int | None], now: float) -> frozenset[int]:
         """Of the partitions with their end offsets, those holding records past the next one
-        expected: their quiet is not the end of their input (stream/watermark.py)."""
-        return frozenset(p for p, end in ends.items() if end is not None and end > self._next.get(p, end))
+        expected: their quiet is not the end of their input (stream/watermark.py). Not one that
+        stayed quiet `quiet_s` after a seek back to that offset: what lies past it holds no
+        records (a transactional producer's markers), and it would hold the windows for good."""
+        return frozenset(
+            p for p, end in ends.items()
+            if end is not None and end > self._next.get(p, end) and not self._sought_in_vain(p, now)
+        )  # fmt: skip
+
+    def _sought_in_vain(self, partition: int, now: float) -> bool:
+        offset, at = self._sought.get(partition, (None, now))
+        return offset == self._next.get(partition) and now - at >= self.quiet_s
 
     def stalled(self, ends: Mapping[int, int | None], now: float) -> dict[int, int]:
         """Of the partitions with their end offsets (None: not known yet), those quiet for
@@ -223,6 +234,7 @@ class SkippedOffsets:
             if expected is None or end is None or end <= expected:
                 continue
             quiet = now - self._heard.get(partition, now) >= self.quiet_s
-            if quiet and self._sought.get(partition) != expected:
-                self._sought[partition] = due[partition] = expected
+            if quiet and self._sought.get(partition, (None, 0.0))[0] != expected:
+                self._sought[partition] = (expected, now)
+                due[partition] = expected
         return due

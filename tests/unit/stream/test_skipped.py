@@ -87,7 +87,7 @@ def test_a_quiet_partition_short_of_its_end_is_sought_back_once_to_the_next_offs
         offsets.delivered(1, offset, now=101.0)
     offsets.delivered(0, 97, now=101.0)
     ends = {0: 98, 1: 75, 2: None}  # 2: nothing fetched yet, its end unknown
-    assert offsets.behind(ends) == {1}
+    assert offsets.behind(ends, now=101.0) == {1}
     assert offsets.stalled(ends, now=109.0) == {}  # not quiet long enough
     assert offsets.stalled(ends, now=110.5) == {1: 64}  # partition 0 is at its end
     assert offsets.stalled(ends, now=130.0) == {}  # sought once per offset: a seek that brings nothing
@@ -98,9 +98,9 @@ def test_a_quiet_partition_short_of_its_end_is_sought_back_once_to_the_next_offs
 def test_a_partition_skipped_whole_after_an_assignment_is_sought_back_to_where_the_group_resumes() -> None:
     offsets = SkippedOffsets(quiet_s=9.0)
     offsets.assign({1}, now=0.0)  # taken over; the consumer skips every record from offset 40 on
-    assert offsets.behind({1: 75}) == set()  # where it resumes is not known yet
+    assert offsets.behind({1: 75}, now=1.0) == set()  # where it resumes is not known yet
     offsets.resume_at(1, 40)  # the group's committed offset, from the broker
-    assert offsets.behind({1: 75}) == {1}
+    assert offsets.behind({1: 75}, now=1.0) == {1}
     assert offsets.stalled({1: 75}, now=9.0) == {1: 40}
 
 
@@ -114,3 +114,15 @@ def test_a_partition_is_not_sought_before_its_first_record_since_an_assignment()
     assert offsets.stalled({0: 40, 1: 40}, now=101.0 + 9.0) == {0: 31}
     offsets.delivered(0, 20, now=111.0)  # a redelivery after the seek back does not move it back
     assert offsets.stalled({0: 40}, now=200.0) == {}
+
+
+def test_a_partition_a_seek_brought_nothing_from_stops_holding_the_watermark() -> None:
+    offsets = SkippedOffsets(quiet_s=9.0)
+    offsets.assign({0}, now=0.0)
+    offsets.delivered(0, 9, now=1.0)  # then offsets 10-11 hold no records (a transaction's markers)
+    assert offsets.behind({0: 12}, now=5.0) == {0}
+    assert offsets.stalled({0: 12}, now=10.0) == {0: 10}
+    assert offsets.behind({0: 12}, now=18.0) == {0}  # the seek may still bring something
+    assert offsets.behind({0: 12}, now=19.0) == set()  # it brought nothing: quiet is the end
+    offsets.delivered(0, 12, now=30.0)  # a new record: followed as before
+    assert offsets.behind({0: 20}, now=31.0) == {0}
