@@ -118,17 +118,20 @@ class SkippedReader:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
         await consumer.start()
         try:
-            ends = await consumer.end_offsets([TopicPartition(self.topic, p) for p in partitions])
+            tps = [TopicPartition(self.topic, p) for p in partitions]
+            ends = await consumer.end_offsets(tps)
+            starts = await consumer.beginning_offsets(tps)  # where a group that committed nothing starts
             progress = GroupProgress({}, {})
             for tp, end in ends.items():
                 offset = committed.get(tp)
-                if end == 0:
-                    progress.done[tp.partition] = None
-                elif offset is not None and offset.offset >= end:
+                resume = max(offset.offset if offset is not None else -1, starts[tp])
+                if resume < end:
+                    progress.resume[tp.partition] = resume
+                elif end > starts[tp]:  # all processed: its last record, for the watermark
                     last = await self._read(consumer, tp.partition, end - 1, end)
                     progress.done[tp.partition] = last[0].value if last else None
-                elif offset is not None and offset.offset >= 0:
-                    progress.resume[tp.partition] = offset.offset
+                else:  # empty, or every record gone with the retention
+                    progress.done[tp.partition] = None
             return progress
         finally:
             await consumer.stop()
@@ -136,8 +139,8 @@ class SkippedReader:
 
 @dataclass(frozen=True)
 class GroupProgress:
-    """Partitions whose every record a group committed, each with its last record's value (None:
-    empty); and the others it committed some of, each with the offset it resumes from."""
+    """Partitions with nothing left for a group to read, each with its last record's value (None:
+    none left on the broker); and the others, each with the offset the group resumes from."""
 
     done: dict[int, bytes | None]
     resume: dict[int, int]

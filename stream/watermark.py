@@ -13,9 +13,9 @@ while a busy stage never mistakes its own backlog for silence; nor does a
 partition whose end lies past the records read count as silent (Faust's
 consumer may skip a partition's tail, which is then fetched again:
 stream/skipped.py). A partition
-assigned but not yet read holds the watermark back too (unknown until it is
-read, the broker shows the group processed it to its end, or the stage drains
-while the consumer knows of nothing in it past where the group resumes):
+assigned but not yet read holds the watermark back too, until it is read or
+the broker shows the group processed it to its end (a drain does not release
+it: the consumer may have skipped all of it, stream/skipped.py):
 after a restart the first batches may come from one partition only, far ahead
 of the others' backlog.
 
@@ -109,19 +109,15 @@ class SourceProgress:
         self.assigned: frozenset[int] | None = None  # None: not told (then: those read)
         # Partitions with records past those read (stream/skipped.py SkippedTail): never silent.
         self.behind: frozenset[int] = frozenset()
-        # Assigned partitions not read yet, and when each was assigned.
-        self._unread: dict[int, float] = {}
+        self._unread: set[int] = set()  # assigned partitions not read yet
         self._read_any = False  # any record read since the process started
 
     def assign(self, partitions: set[int]) -> None:
         """The stage's news.raw partitions after a rebalance: a new one holds the watermark
-        back until it is read or the stage drains; a revoked one no longer counts."""
-        now = time.time()
+        back until it is read or caught up; a revoked one no longer counts."""
         self.assigned = frozenset(partitions)
-        self._unread = {p: at for p, at in self._unread.items() if p in partitions}
-        for partition in partitions:
-            if partition not in self.partitions and partition not in self._unread:
-                self._unread[partition] = now
+        self._unread = {p for p in self._unread if p in partitions}
+        self._unread.update(p for p in partitions if p not in self.partitions)
         for partition in self.partitions.inputs():
             if partition not in partitions:
                 self.partitions.forget(partition)
@@ -138,8 +134,10 @@ class SourceProgress:
         closes the last windows, as after a replay's end."""
         now = time.time()
         for partition, published in last_published.items():
-            if self._unread.pop(partition, None) is not None and published is not None:
-                self.partitions.observe(partition, published, now)
+            if partition in self._unread:
+                self._unread.discard(partition)
+                if published is not None:
+                    self.partitions.observe(partition, published, now)
         if not self._unread and not self.in_flight and not self._read_any:
             self.drained_at = math.nextafter(now, math.inf)  # after those observations
 
@@ -151,7 +149,7 @@ class SourceProgress:
 
     def observe(self, partition: int, published: datetime) -> None:
         self._read_any = True
-        self._unread.pop(partition, None)
+        self._unread.discard(partition)
         self.partitions.observe(partition, published, time.time())
 
     def batch_mark(self, oldest: datetime | None) -> Mark | None:
@@ -177,11 +175,10 @@ class SourceProgress:
         return Mark(value, covered)
 
     def _value(self) -> datetime | None:
-        # Never drained yet: no partition may be skipped (0.0 is before every input).
-        drained = self.drained_at or 0.0
-        if any(drained <= at or p in self.behind for p, at in self._unread.items()):
+        if self._unread:
             return None
-        return self.partitions.value(time.time(), drained, self.behind)
+        # Never drained yet: no partition may be skipped (0.0 is before every input).
+        return self.partitions.value(time.time(), self.drained_at or 0.0, self.behind)
 
 
 class PartitionMarks:
