@@ -38,7 +38,7 @@ seek back at the jump brought nothing (for that reason).
 had processed all of a partition reads nothing from it, so its watermark
 (stream/watermark.py) cannot know how far that partition got: it asks the
 broker for the group's committed offsets and each such partition's last
-record.
+record (and, for the others, where the group resumes: 2. needs it).
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ class SkippedOffsets:
 
     def resume_at(self, partition: int, offset: int) -> None:
         """Where the consumer resumes a partition not read since the assignment (the group's
-        committed offset): if it skips all of it, nothing else would tell."""
+        committed offset, or the partition's start): if it skips all of it, nothing else tells."""
         self._next.setdefault(partition, offset)
 
     def delivered(self, partition: int, offset: int, now: float) -> None:

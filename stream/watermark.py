@@ -107,7 +107,7 @@ class SourceProgress:
         self.in_flight = 0
         self.published: Mark | None = None
         self.assigned: frozenset[int] | None = None  # None: not told (then: those read)
-        # Partitions with records past those read (stream/skipped.py SkippedTail): never silent.
+        # Partitions with records past those read (stream/skipped.py SkippedOffsets): never silent.
         self.behind: frozenset[int] = frozenset()
         self._unread: set[int] = set()  # assigned partitions not read yet
         self._read_any = False  # any record read since the process started
