@@ -4,6 +4,7 @@ ends, dead letters, and runs (the demo's, the bench's) with topics of their own 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -124,9 +125,7 @@ async def check_partitions(kafka: KafkaSettings, names: Sequence[str]) -> None:
     """Raise ConfigError where one of these existing topics has another partition count than
     the settings give (the stream's watermark waits for every partition they count)."""
     async with kafka_admin(kafka) as admin:
-        counts: dict[str, int] = {}
-        for tp in await topic_partitions(admin, list(names)):
-            counts[tp.topic] = counts.get(tp.topic, 0) + 1
+        counts = Counter(tp.topic for tp in await topic_partitions(admin, list(names)))
     wrong = {name: n for name, n in counts.items() if n != kafka.topics.partitions}
     if wrong:
         found = ", ".join(f"{name} has {n}" for name, n in sorted(wrong.items()))

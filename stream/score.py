@@ -138,10 +138,11 @@ async def _follow_ends(app: faust.App, topic: str, offsets: SkippedOffsets, prog
     consumer skipped are fetched again (stream/skipped.py)."""
     assigned = [tp for tp in app.consumer.assignment() if tp.topic == topic]
     ends = {tp.partition: app.consumer.highwater(tp) for tp in assigned}
-    progress.behind = offsets.behind(ends, time.monotonic())
+    now = time.monotonic()
+    progress.behind = offsets.behind(ends, now)
     if progress.in_flight:
         return  # busy: records may be on their way
-    for partition, offset in offsets.stalled(ends, time.monotonic()).items():
+    for partition, offset in offsets.stalled(ends, now).items():
         logger.warning(
             "news.raw records skipped by the consumer partition=%d: it stopped after offset %d of %d; "
             "fetching again",
