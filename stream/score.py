@@ -100,8 +100,19 @@ def register_score(
                 scored.append(result)
             else:
                 await dead_letter(dead, event, result, stage="score")
-        # Acked once on Kafka: Faust commits acked offsets.
-        await asyncio.gather(*await _publish(app, topics, scored, headers_for(mark)))
+        try:  # acked once on Kafka: Faust commits acked offsets
+            await asyncio.gather(*await _publish(app, topics, scored, headers_for(mark)))
+        except Exception as exc:
+            # Past the producer's retries (or refused for good). Acking later batches would
+            # commit past this one; holding them would stall the stream: stop the worker, and
+            # its restart (or another worker) scores the batch again.
+            logger.critical(
+                "could not publish a scored batch stories=%d: %r; stopping the worker (its offsets "
+                "are not committed: the next worker scores them again)",
+                len(scored), exc,
+            )  # fmt: skip
+            await app.crash(exc)
+            raise
         SCORED.inc(len(scored))
         for event in events:
             await stream.ack(event)
@@ -156,7 +167,7 @@ async def _publish(
 ) -> list[Awaitable[RecordMetadata]]:
     """Each story to news.scored by story id; and per entity, the batch's stories of
     that entity in one record (a JSON array) to the aggregate stage. Returns the
-    deliveries of the stories.
+    deliveries of them all: the batch is acked once every one is on Kafka.
 
     Stories go through the producer itself: Faust's Topic.send wraps every record in
     message objects and callbacks that took ~5% of the worker's event loop."""
@@ -171,7 +182,7 @@ async def _publish(
     for key, values in by_entity.items():
         for chunk in _chunks(values, MAX_RECORD_BYTES):
             record = b"[" + b",".join(chunk) + b"]"
-            await topics.by_entity.send(key=key.encode(), value=record, headers=headers)
+            deliveries.append(await topics.by_entity.send(key=key.encode(), value=record, headers=headers))
     return deliveries
 
 
