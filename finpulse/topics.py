@@ -185,13 +185,16 @@ async def iter_records(
     )
     await consumer.start()
     try:
-        consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         starts = await _starts(consumer, partitions, since, ends)
+        # Assigned and sought in one step: a partition assigned first is fetched from its end
+        # meanwhile, and that fetch waits out fetch_max_wait_ms (0.5 s a read, for 12 records).
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, starts[tp])
         for tp in partitions:
             if starts[tp] >= ends[tp]:
                 continue
-            consumer.seek(tp, starts[tp])
             while await consumer.position(tp) < ends[tp]:
                 for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
                     if record.offset < ends[tp]:
