@@ -78,8 +78,9 @@ def check(
 def list_subscriptions(
     days: Annotated[float, typer.Option(min=0.01, help="Alerts fired over this many days.")] = 7.0,
 ) -> None:
-    """The live subscriptions (file and dashboard edits): on, disabled or muted, entities muted
-    now, digest, alerts fired lately and the verdicts on them."""
+    """The live subscriptions (file and dashboard edits), their alerts lately and the verdicts.
+
+    Each shows whether it is on, disabled or muted, the entities muted now and its digest."""
     from rich.table import Table
 
     from finpulse.cli import console, settings
@@ -124,8 +125,9 @@ def send_test(
     ] = None,
     sink: Sinks = None,
 ) -> None:
-    """Send each subscription's channel a test message (marked as one, with an example alert);
-    exit 1 when any could not be sent."""
+    """Send each subscription's channel a test message; exit 1 when any could not be sent.
+
+    The message is marked as a test and shows an example alert."""
     from rich.table import Table
 
     from finpulse.cli import console, settings
@@ -171,8 +173,10 @@ def send_digest(
     ],
     sink: Sinks = None,
 ) -> None:
-    """Send a subscription's daily digest now, for the last 24 hours (scheduled digests go out
-    from `finpulse alerts` at `[subscription.digest]`'s time)."""
+    """Send a subscription's daily digest now, for the last 24 hours.
+
+    Scheduled digests go out from `finpulse alerts` at the `at` time of the subscription's digest
+    table."""
     from finpulse.cli import console, settings
     from finpulse.logs import quiet_store
     from finpulse.schema import utcnow

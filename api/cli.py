@@ -85,9 +85,11 @@ def copy_history(
         None, "--from", help="The store to copy from (default: FINPULSE_STORE_URL)."
     ),
 ) -> None:
-    """Copy the whole history (stories, windows, alerts, verdicts, subscriptions) into another store,
-    e.g. the DuckDB file into a PostgreSQL server when workers move to several hosts. Rows are
-    upserted: run it again after an interruption, or to catch up before switching over."""
+    """Copy the whole history into another store (e.g. DuckDB into PostgreSQL).
+
+    Stories, windows, alerts, verdicts and subscriptions: for instance the DuckDB file into a
+    PostgreSQL server when workers move to several hosts. Rows are upserted: run it again after an
+    interruption, or to catch up before switching over."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
@@ -127,8 +129,10 @@ def status(
     ),
     looks: int | None = typer.Option(None, "--looks", min=1, help="With --watch: stop after N looks."),
 ) -> None:
-    """Is the pipeline flowing? Topics, dead letters, consumer lag, the history store, the model,
-    each news source's health."""
+    """Is the pipeline flowing? Topics, dead letters, lag, store, model, sources' health.
+
+    Each topic's records and dead letters, the consumer lag of the worker, history sink and
+    dispatcher, the history store's counts, the model, and each news source's health."""
     import asyncio
     import logging
 

@@ -298,8 +298,10 @@ def compare(
         Path | None, typer.Option(help="Draw their negative shares on one chart to this PNG.")
     ] = None,
 ) -> None:
-    """Entities side by side over the same buckets: stories, negative share, alerts fired, a
-    sparkline each, then each bucket's negative share (and stories) per entity."""
+    """Entities side by side over the same buckets.
+
+    Stories, negative share, alerts fired and a sparkline for each, then each bucket's negative
+    share (and stories) per entity."""
     from api.trend_plot import fired_alerts
     from store import TrendQuery
 

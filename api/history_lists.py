@@ -92,8 +92,9 @@ def movers(
     limit: Limit = 20,
     out: Out = None,
 ) -> None:
-    """The entities whose negative share rose most in the range against the range of equal length
-    before it (--falling: fell most)."""
+    """The entities whose negative share rose most (--falling: fell most) against the range before.
+
+    The range before is of equal length and ends where the range starts."""
     from store import MoversQuery
 
     direction = "down" if falling else "up"
@@ -141,8 +142,9 @@ def headlines(
     limit: Limit = 20,
     out: Out = None,
 ) -> None:
-    """Stored headlines in the range: the most negative (or positive), or those whose title holds
-    the --search words, optionally for one entity."""
+    """Stored headlines in the range: the most negative (or positive), or those matching --search.
+
+    --search keeps those whose title holds every word; --entity those of one entity."""
     from store import HeadlinesQuery
 
     if positive and sentiment not in (None, "positive"):
@@ -190,8 +192,10 @@ def alerts(
     limit: Limit = 20,
     out: Out = None,
 ) -> None:
-    """Alerts sent in the range, newest first: negative share vs baseline, p-value, analysts' verdict
-    (--out adds the alert ids, counts and feedback notes)."""
+    """Alerts sent in the range, newest first, with the analysts' verdicts.
+
+    Each with its negative share vs the baseline and p-value; --out adds the alert ids, counts and
+    feedback notes."""
     from store import AlertsQuery
 
     kind, name = entity_arg(entity)

@@ -162,8 +162,10 @@ def up(
         typer.Option("--without", help="Leave out a service: api, alerts, worker or ingest (repeatable)."),
     ] = None,
 ) -> None:
-    """Run the whole service here and keep it running: the local broker (when the settings point
-    at it), the API, the alert dispatcher, the stream worker and the ingestor."""
+    """Run the whole service here and keep it running; Ctrl+C stops it.
+
+    The local broker (when the settings point at it), the API, the alert dispatcher, the stream
+    worker and the ingestor."""
     from finpulse.up import GaveUp, run_up
 
     try:

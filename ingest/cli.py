@@ -173,8 +173,10 @@ def check(
         Path | None, typer.Option("--sources", help="Sources file (default: ingest.sources_file).")
     ] = None,
 ) -> None:
-    """Validate the sources and companies files as a running ingestor reloads them (before an
-    edit goes live); prints what they hold, or the problem (exit 2). Contacts nothing."""
+    """Validate the sources and companies files before an edit goes live; contacts nothing.
+
+    They are read as a running ingestor reloads them; prints what they hold, or the problem
+    (exit 2)."""
     from finpulse.cli import settings
     from ingest.live_config import ConfigFiles
 
@@ -203,8 +205,10 @@ def try_source(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Newest items to list.")] = 15,
 ) -> None:
-    """Fetch one feed or API once and show its items as finpulse would publish them (title,
-    time, language, tickers); publishes nothing. Exit 1 when it yields no item."""
+    """Fetch one feed or API once and show its items as finpulse would publish them.
+
+    Title, time, language and tickers of each; publishes nothing. Exit 1 when it yields no
+    item."""
     from finpulse.cli import settings
     from ingest.preview import pick_source, preview
 
@@ -240,8 +244,9 @@ def try_source(
 def forget(
     names: Annotated[list[str], typer.Argument(help="Source names, as `finpulse status` lists them.")],
 ) -> None:
-    """Take sources off the health list (`finpulse status`, the API) that no ingestor polls any more:
-    an ingestor's own removed sources go at its next start; a retired ingestor's need this."""
+    """Take sources that no ingestor polls any more off the health list (status, the API).
+
+    An ingestor's own removed sources go at its next start; a retired ingestor's need this."""
     from finpulse.cli import settings
     from ingest.health import forget_sources
 

@@ -112,8 +112,10 @@ def holdout_cmd(
     threads: Threads = None,
     out: Annotated[Path | None, typer.Option(help="Report dir (default: <model>/holdout).")] = None,
 ) -> None:
-    """Accuracy on posts kept aside from training (the published validation splits), as the stream
-    runs the model; writes holdout.json, holdout.md and confusion matrices."""
+    """Accuracy on posts kept aside from training, as the stream runs the model.
+
+    By default the published validation splits; writes holdout.json, holdout.md and confusion
+    matrices."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from finpulse.cli import settings

@@ -1,0 +1,43 @@
+"""Every command's help reads as written: `finpulse --help` and each group's list show a command's
+first paragraph with its line breaks kept (typer's rich mode), and rich markup takes a bracketed
+word (`[subscription.digest]`) for a style and drops it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+# In a child process: registering the stages twice in one process would list each command twice.
+SCRIPT = """
+import json
+import typer
+from rich.text import Text
+from finpulse.cli import _register_stages, app
+
+_register_stages()
+problems, seen = [], 0
+
+def walk(command, path):
+    global seen
+    seen += 1
+    text = command.help or ""
+    if "\\n" in text.strip().split("\\n\\n")[0]:
+        problems.append(f"{path}: summary over several lines")
+    helps = [(path, text)] + [(f"{path} {p.name}", getattr(p, "help", None) or "") for p in command.params]
+    problems.extend(f"{where}: markup eats part of {help!r}" for where, help in helps
+                    if Text.from_markup(help).plain != help)
+    for name, sub in getattr(command, "commands", {}).items():
+        walk(sub, f"{path} {name}")
+
+walk(typer.main.get_command(app), "finpulse")
+print(json.dumps({"problems": problems, "seen": seen}))
+"""
+
+
+def test_every_summary_is_one_line_and_no_help_loses_words_to_markup() -> None:
+    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["seen"] > 40  # every command and group was walked
+    assert found["problems"] == []
