@@ -111,8 +111,9 @@ def _print_summary(ingestor: Any, reports: list[Any]) -> None:
 
 
 def languages_text(languages: dict[str, int]) -> str:
-    """Stories per language: "en 90, unknown 178"."""
-    return ", ".join(f"{language} {n}" for language, n in languages.items())
+    """Stories per language, most first: "unknown 178, en 90"."""
+    ranked = sorted(languages.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{language} {n}" for language, n in ranked)
 
 
 @ingest_app.command("replay")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from finpulse.settings import IngestSettings, ModelSettings
+from ingest.cli import languages_text
 from ingest.language import detect_language
 from ingest.normalize import RawEntry, normalize_entry
 from ingest.rss import parse_feed
@@ -50,3 +51,8 @@ def test_no_confident_guess_keeps_the_declared_language() -> None:
     assert item.language == "fr"
     item = normalize_entry(RawEntry(source="s", title="$ACME 4.2%"), fetched_at=NOW)
     assert item.language is None
+
+
+def test_the_ingest_summary_lists_languages_most_first() -> None:
+    # In the order first seen, a demo's one German headline came first ("de 1, en 267").
+    assert languages_text({"de": 1, "en": 267, "it": 1, "unknown": 3}) == "en 267, unknown 3, de 1, it 1"
