@@ -142,15 +142,36 @@ const trendParams = (entity) => ({
   entity_kind: $("kind").value, ...(entity ? { entity } : {}), ...range(), ...searched(), granularity: $("granularity").value,
 });
 
+const STEP_S = { "5min": 300, hour: 3600, day: 86400 };
+
+// The API answers the buckets that hold stories. Where the next one comes much later than this
+// entity's stories usually do (4x their median spacing, at least a step), a null breaks the lines:
+// they no longer draw a trend across hours without news.
+function trendColumns(items, step) {
+  const xs = items.map((p) => Date.parse(p.bucket_start) / 1000);
+  const spacing = xs.slice(1).map((x, i) => x - xs[i]).sort((a, b) => a - b);
+  const gap = Math.max(step, 4 * (spacing[Math.floor(spacing.length / 2)] || step));
+  const columns = [[], [], [], []];
+  const add = (x, p) => [x, p && p.negative_share, p && p.mean_score, p && p.count].forEach((v, i) => columns[i].push(v));
+  items.forEach((p, i) => {
+    if (i > 0 && xs[i] - xs[i - 1] > gap) add(xs[i - 1] + step, null);
+    add(xs[i], p);
+  });
+  return columns;
+}
+
 async function drawChart(kind, entity) {
+  const params = trendParams(entity);
   const [trend, alerts] = await Promise.all([
-    api("/trends", { params: { ...trendParams(entity), limit: 10000 } }),
-    api("/alerts", { params: { entity_kind: kind, entity, ...range(), state: "fired", limit: 500 } }),
+    api("/trends", { params: { ...params, limit: 10000 } }),
+    api("/alerts", { params: { entity_kind: kind, entity, start: params.start, end: params.end, state: "fired", limit: 500 } }),
   ]);
-  const xs = trend.items.map((p) => Date.parse(p.bucket_start) / 1000);
-  const data = [xs, trend.items.map((p) => p.negative_share), trend.items.map((p) => p.mean_score),
-    trend.items.map((p) => p.count)];
-  const marks = alerts.items.map((a) => Date.parse(a.window_start) / 1000);
+  const data = trendColumns(trend.items, STEP_S[params.granularity]);
+  // The chart runs from its first story to the end of the range (now, live), so news that stopped
+  // coming shows as an empty stretch on the right.
+  const [from, to] = [Date.parse(params.start) / 1000, Date.parse(params.end) / 1000];
+  // Alerts sent in the range whose windows lie on the chart (a replay's can be older).
+  const marks = alerts.items.map((a) => Date.parse(a.window_start) / 1000).filter((t) => t >= from && t < to);
   const box = document.createElement("div");
   box.className = "chart";
   box.dataset.entity = entity;
@@ -164,7 +185,7 @@ async function drawChart(kind, entity) {
   const opts = {
     width, height: 240,
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"), // axes in UTC, like the API
-    scales: { x: { time: true }, score: { range: [-1, 1] }, count: { range: (u, min, max) => [0, Math.max(1, max) * 1.1] } },
+    scales: { x: { time: true, range: (u, first) => [first ?? from, to] }, score: { range: [-1, 1] }, count: { range: (u, min, max) => [0, Math.max(1, max) * 1.1] } },
     axes: [{}, { scale: "score", label: "share / score" }, { scale: "count", side: 1, grid: { show: false }, label: "items" }],
     series: [
       {},
