@@ -294,16 +294,20 @@ def test_a_chart_spans_its_range_and_breaks_its_lines_where_the_news_stopped(
     lone = now - timedelta(hours=60)  # twelve hours before the seeded two days of news
     db.upsert_scored([scored("lone-1", lone, "earnings", "negative", -0.7, ("TSLA",))])
     start = now - timedelta(hours=72)
-    view = f"kind=ticker&entity=TSLA&range=custom&from={start:%Y-%m-%dT%H:%M}&to={now:%Y-%m-%dT%H:%M}&step=hour"
+    view = (
+        f"kind=ticker&entity=TSLA&range=custom&from={start:%Y-%m-%dT%H:%M}&to={now:%Y-%m-%dT%H:%M}&step=hour"
+    )
     page.goto(f"{page.url.split('/?')[0]}/?{view}")
     page.wait_for_selector("body[data-ready=true]", timeout=20_000)
     chart, hour = "state.charts[0]", lone.replace(minute=0)
     # From the first story to the end of the range, where news that stopped would leave a gap.
-    assert page.evaluate(f"[{chart}.scales.x.min, {chart}.scales.x.max]") == [hour.timestamp(), now.timestamp()]
+    shown = page.evaluate(f"[{chart}.scales.x.min, {chart}.scales.x.max]")
+    assert shown == [hour.timestamp(), now.timestamp()]
     xs, shares = page.evaluate(f"[{chart}.data[0], {chart}.data[1]]")
     # One break: after the lone story's hour, not across the hourly buckets of the seeded days.
     assert [x for x, share in zip(xs, shares, strict=True) if share is None] == [hour.timestamp() + 3600]
-    assert xs[0] == hour.timestamp() and len(xs) > 40
+    assert xs[0] == hour.timestamp()
+    assert len(xs) > 40
 
 
 def test_live_refresh_brings_new_alerts_and_keeps_an_edit_in_progress(
