@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import backtest_routes
 from api.auth import require_token
-from api.deps import Store
+from api.deps import Store, known_query
 from api.metrics import count_requests
 from api.retention import RetentionScheduler
 from api.routes import alerts, feedback_links, history, mute_links, sources, subscriptions
@@ -77,7 +77,7 @@ def create_app(settings: Settings, *, retention_interval_h: float | None = None)
         lifespan=lifespan,
     )
     app.state.settings = settings
-    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token), Depends(known_query)])
     for module in (history, alerts, subscriptions, sources, backtest_routes):
         api.include_router(module.router)
     app.include_router(api)

@@ -144,6 +144,22 @@ def test_bad_queries_get_a_422_naming_the_problem(
     assert needle in str(r.json()["detail"])
 
 
+def test_an_unknown_query_parameter_is_a_422_naming_those_taken(api_client: Any) -> None:
+    # `from` / `to` for `start` / `end` were ignored: the last 7 days answered instead.
+    r = api_client.get(
+        "/api/v1/trends", params={"entity_kind": "ticker", "from": "2026-03-01", "to": "2026-03-02"}
+    )
+    assert r.status_code == 422
+    [error] = r.json()["detail"]
+    assert error["loc"] == ["query", "from"]
+    assert error["msg"].startswith("unknown query parameter(s) from, to; this endpoint takes ")
+    assert {"start", "end", "entity_kind", "granularity", "format", "limit"} <= set(
+        error["msg"].split("takes ")[1].split(", ")
+    )
+    assert api_client.get("/api/v1/alerts", params={"sate": "fired"}).status_code == 422
+    assert api_client.get("/api/v1/alerts", params={"state": "fired"}).status_code == 200
+
+
 def test_unknown_paths_and_methods(api_client: Any) -> None:
     assert api_client.get("/api/v1/nope").status_code == 404
     assert api_client.delete("/api/v1/trends").status_code == 405
