@@ -44,11 +44,17 @@ def ingest(
     from finpulse.cli import settings
     from finpulse.topics import ensure_topics
     from ingest.ingestor import Ingestor
+    from ingest.live_config import ConfigFiles, ConfigWatch
     from ingest.sources import load_sources
 
     s = settings()
-    sources_file = sources or s.ingest.sources_file
-    config = load_sources(sources_file, allow_private=s.ingest.allow_private_hosts)
+    files = ConfigFiles(
+        sources or s.ingest.sources_file, s.ingest.companies_file, s.ingest.allow_private_hosts
+    )
+    # Hashed before the first load: an edit made while the ingestor starts (the broker may take
+    # a while) is taken at the first check, not missed until the next edit.
+    watch = ConfigWatch(files, s.ingest.config_refresh_s)
+    config = load_sources(files.sources, allow_private=files.allow_private)
     ingestor = Ingestor(s.ingest, s.kafka, config)  # its files' errors before the broker's
     asyncio.run(ensure_topics(s.kafka))
     if once:
@@ -56,17 +62,15 @@ def ingest(
         _print_summary(ingestor, reports)
         raise typer.Exit(1 if reports and all(r.status == "error" for r in reports) else 0)
     from finpulse.metrics import serve_metrics
-    from ingest.live_config import ConfigFiles
     from ingest.scheduler import run_scheduled
 
     serve_metrics(s.ingest.metrics_port, "FINPULSE_INGEST_METRICS_PORT")
-    files = ConfigFiles(sources_file, s.ingest.companies_file, s.ingest.allow_private_hosts)
     console.print(
         f"ingest: polling {len(ingestor.sources)} sources; edits of {files.sources.name} and "
         f"{files.companies.name} apply within {s.ingest.config_refresh_s:g} s (at once on SIGHUP); "
         "Ctrl-C to stop"
     )
-    asyncio.run(_run_until_signal(ingestor, run_scheduled, files, s.ingest.config_refresh_s))
+    asyncio.run(_run_until_signal(ingestor, run_scheduled, watch))
     _print_summary(ingestor, [])
 
 
@@ -75,10 +79,8 @@ async def _poll_once(ingestor: Any) -> Any:
         return await ingestor.poll_all(force=True)
 
 
-async def _run_until_signal(ingestor: Any, run_scheduled: Any, files: Any, refresh_s: float) -> None:
-    from ingest.live_config import ConfigWatch
-
-    stop, watch = asyncio.Event(), ConfigWatch(files, refresh_s)
+async def _run_until_signal(ingestor: Any, run_scheduled: Any, watch: Any) -> None:
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
