@@ -25,10 +25,10 @@ from alerts.aggregate import entities_of, window_view
 from finpulse.errors import InvalidRecord, PermanentError, TransientError, UnsupportedLanguage
 from finpulse.schema import NewsItem, ScoredItem
 from finpulse.settings import Settings
-from stream.deadletter import dead_letter
+from stream.deadletter import dead_letter, dead_letter_record
 from stream.metrics import BATCH_SECONDS, BATCH_SIZE, SCORED
 from stream.services import ClassifierService
-from stream.skipped import SkippedOffsets, SkippedReader
+from stream.skipped import Record, SkippedOffsets, SkippedReader, SkippedRecords
 from stream.topics import PipelineTopics
 from stream.watermark import TICK_KEY, SourceProgress, entity_key, headers_for
 
@@ -50,12 +50,23 @@ def register_score(
     progress = SourceProgress(settings.stream.idle_close_s)
     # Quiet for three times the idle rule's silence: a false alarm only scores stories again.
     offsets = SkippedOffsets(3 * settings.stream.idle_close_s)
+    skipped = SkippedRecords(app, settings.kafka.bootstrap, topics.names.raw, "news.raw")
 
     @app.on_partitions_assigned.connect
     async def track(app: faust.App, assigned: set[TP], **kwargs: object) -> None:
         partitions = {tp.partition for tp in assigned if tp.topic == topics.names.raw}
         progress.assign(partitions)
         offsets.assign(partitions, time.monotonic())
+        skipped.reset()
+
+    async def reject(origin: _Origin, error: BaseException) -> None:
+        if isinstance(origin, _ReadBack):
+            r = origin.record
+            await dead_letter_record(
+                dead, topics.names.raw, origin.partition, r.offset, r.key, r.value, error, stage="score"
+            )
+        else:
+            await dead_letter(dead, origin, error, stage="score")
 
     @app.agent(topics.raw, name="score")
     async def score(stream: StreamT[bytes]) -> None:
@@ -66,40 +77,55 @@ def register_score(
         in_flight: deque[_Batch] = deque()
         async for events in stream.noack_take(model.max_batch, within=model.batch_window_s):
             progress.begin_batch(len(events), model.max_batch)
-            batch: list[tuple[EventT, NewsItem]] = []
+            arrived: list[tuple[_Origin, int, bytes | None]] = []
+            read_back: list[_ReadBack] = []
             now = time.monotonic()
             for event in events:
-                offsets.delivered(event.message.partition, event.message.offset, now)
+                m = event.message
+                offsets.delivered(m.partition, m.offset, now)
+                try:  # records the consumer skipped before this one (stream/skipped.py, 1.)
+                    missed = await skipped.before(m.partition, m.offset)
+                except TransientError as exc:  # the gap stays: the next event reads it again
+                    logger.warning("could not read back skipped news.raw records: %s", exc)
+                    missed = []
+                for record in missed:
+                    read_back.append(_ReadBack(m.partition, record))
+                    arrived.append((read_back[-1], m.partition, record.value))
+                arrived.append((event, m.partition, event.value))
+            batch: list[tuple[_Origin, NewsItem]] = []
+            for origin, partition, value in arrived:
                 try:
-                    item = NewsItem.from_bytes(event.value)
+                    item = NewsItem.from_bytes(value)
                     if not model.reads(item.language):
                         raise UnsupportedLanguage(str(item.language), model.languages)
                 except PermanentError as exc:
-                    await dead_letter(dead, event, exc, stage="score")
+                    await reject(origin, exc)
                     continue
-                batch.append((event, item))
-                progress.observe(event.message.partition, item.published_at)
+                batch.append((origin, item))
+                progress.observe(partition, item.published_at)
             mark = progress.batch_mark(min((item.published_at for _, item in batch), default=None))
             if len(in_flight) > classifier.parallel:
                 await in_flight.popleft().published
             previous = in_flight[-1] if in_flight else None
             current = _Batch(asyncio.create_task(_classify(classifier, batch)))
-            current.published = asyncio.create_task(publish(stream, events, current, mark, previous))
+            current.published = asyncio.create_task(
+                publish(stream, events, read_back, current, mark, previous)
+            )
             in_flight.append(current)
 
     async def publish(
-        stream: StreamT[bytes], events: Sequence[EventT], batch: _Batch, mark: datetime | None,
-        previous: _Batch | None,
+        stream: StreamT[bytes], events: Sequence[EventT], read_back: Sequence[_ReadBack], batch: _Batch,
+        mark: datetime | None, previous: _Batch | None,
     ) -> None:  # fmt: skip
         results = await batch.classified
         if previous is not None:
             await previous.published
         scored: list[ScoredItem] = []
-        for event, result in results:
+        for origin, result in results:
             if isinstance(result, ScoredItem):
                 scored.append(result)
             else:
-                await dead_letter(dead, event, result, stage="score")
+                await reject(origin, result)
         try:  # acked once on Kafka: Faust commits acked offsets
             await asyncio.gather(*await _publish(app, topics, scored, headers_for(mark)))
         except Exception as exc:
@@ -116,6 +142,8 @@ def register_score(
         SCORED.inc(len(scored))
         for event in events:
             await stream.ack(event)
+        for one in read_back:
+            skipped.ack(one.partition, one.record)
         progress.end_batch(mark)
 
     reader = SkippedReader(settings.kafka.bootstrap, topics.names.raw)
@@ -194,11 +222,23 @@ def _published(value: bytes | None) -> datetime | None:
         return None
 
 
+@dataclass(frozen=True)
+class _ReadBack:
+    """A news.raw record the consumer skipped, read from the broker (no Faust event)."""
+
+    partition: int
+    record: Record
+
+
+# Where a story in a batch came from: for its ack, and its dead letter.
+_Origin = EventT | _ReadBack
+
+
 @dataclass
 class _Batch:
     """One batch on its way: its classification, then its publication."""
 
-    classified: asyncio.Task[list[tuple[EventT, ScoredItem | Exception]]]
+    classified: asyncio.Task[list[tuple[_Origin, ScoredItem | Exception]]]
     published: asyncio.Task[None] = field(init=False)
 
 
@@ -216,8 +256,8 @@ def _chunks(values: list[bytes], max_bytes: int) -> list[list[bytes]]:
 
 
 async def _classify(
-    classifier: ClassifierService, batch: Sequence[tuple[EventT, NewsItem]]
-) -> list[tuple[EventT, ScoredItem | Exception]]:
+    classifier: ClassifierService, batch: Sequence[tuple[_Origin, NewsItem]]
+) -> list[tuple[_Origin, ScoredItem | Exception]]:
     """Score the batch in one call; if that fails, item by item, so one bad
     item costs only itself."""
     if not batch:
@@ -236,8 +276,8 @@ async def _classify(
 
 
 async def _classify_one(
-    classifier: ClassifierService, one: tuple[EventT, NewsItem]
-) -> list[tuple[EventT, ScoredItem | Exception]]:
+    classifier: ClassifierService, one: tuple[_Origin, NewsItem]
+) -> list[tuple[_Origin, ScoredItem | Exception]]:
     try:
         return await _classify(classifier, [one])
     except Exception as exc:  # noqa: BLE001 - loop boundary: dead-letter this item

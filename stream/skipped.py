@@ -9,8 +9,8 @@ had fetched 21-37 and dropped them: its `getmany` stops yielding a batch once
 the flow stops or the partition is paused (recovery and rebalances do both),
 after aiokafka had moved the fetch position past the whole batch; Faust then
 books the jump as a gap it may commit over. Those records' stories were never
-counted. The aggregate and detect stages notice such a jump (the next offset
-they get is past the one they expect) and read the missing records
+counted. The score, aggregate and detect stages notice such a jump (the next
+offset they get is past the one they expect) and read the missing records
 themselves, from the broker, before they go on; then they ack them to Faust,
 which commits a partition only up to its first offset never acked (and books
 no gap after offset 0): unacked, they would hold the group's commits back for
@@ -29,10 +29,8 @@ then fetches and hands over the records again (if that brings nothing either,
 the offsets past it hold no records, say a transactional producer's markers,
 and its quiet counts as its end once more). Only once quiet: Faust drops a
 record fetched again below the last offset it handed over, so a seek while
-later records are still on their way brings nothing. Jumps within news.raw are
-left as they were: a restarted worker was seen handed offset 23 after 21, yet
-the kill/restart tests, which check that every story is scored, pass; and a
-seek back at the jump brought nothing (for that reason).
+later records are still on their way brings nothing; a jump within news.raw
+(offset 23 handed over after 21) is therefore read back as in 1.
 
 3. Partitions with nothing left to read. A worker restarted after its group
 had processed all of a partition reads nothing from it, so its watermark

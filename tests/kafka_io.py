@@ -47,6 +47,17 @@ async def read_topic(
     return records
 
 
+async def end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
+    """Each partition's end offset now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(kafka.topics.partitions)]
+        return {tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items()}
+    finally:
+        await consumer.stop()
+
+
 async def commits_reach(
     kafka: KafkaSettings, group: str, topic: str, *, timeout_s: float
 ) -> dict[int, tuple[int, int]]:

@@ -28,7 +28,7 @@ from store import open_store
 from stream.topics import by_entity_topic
 from tests.conftest import free_port
 from tests.fixtures.stream import REPLAY_START
-from tests.kafka_io import commits_reach, group_members, read_topic
+from tests.kafka_io import commits_reach, end_offsets, group_members, read_topic
 
 ALERT_WAIT_S = 150
 GERMAN = "Western Union und italienisches Unternehmen Postepay ermöglichen grenzübergreifende Zahlungen"
@@ -233,6 +233,63 @@ async def test_two_workers_share_the_stream_and_one_leaving_loses_and_double_cou
         assert second.running, second.tail()
     finally:
         second.stop()
+
+
+# Faust's consumer dropping fetched records (stream/skipped.py), simulated in the worker process:
+# each news.raw record in FP_TEST_DROP ("topic:partition:start-end,...") is kept from the agent the
+# first time it is fetched.
+DROPPING_SITE = """
+import os
+from faust.transport import consumer
+
+RANGES = [(t, int(p), *map(int, r.split("-"))) for t, p, r in
+          (x.rsplit(":", 2) for x in os.environ["FP_TEST_DROP"].split(","))]
+DROPPED = set()
+ORIGINAL = consumer.Consumer._wait_next_records
+
+async def _wait_next_records(self, timeout):
+    records, active = await ORIGINAL(self, timeout)
+    for tp in list(records or {}):
+        for topic, partition, start, end in RANGES:
+            if (tp.topic, tp.partition) == (topic, partition):
+                drop = {r.offset for r in records[tp] if start <= r.offset < end} - DROPPED
+                if drop:
+                    DROPPED.update(drop)
+                    print(f"simulated skip partition={partition} records={len(drop)}", flush=True)
+                    records[tp] = [r for r in records[tp] if r.offset not in drop]
+    return records, active
+
+consumer.Consumer._wait_next_records = _wait_next_records
+"""
+
+
+async def test_records_the_consumer_skips_are_scored_all_the_same(
+    stream_settings: Settings, tmp_path: Path
+) -> None:
+    """Within a partition (the next record handed over is past the one expected: read back from
+    the broker) and at its end (no later record shows the gap: sought back once quiet)."""
+    truth = replay(stream_settings, tmp_path, spike=True)
+    kafka = stream_settings.kafka
+    await publish_replay_async(kafka, truth.path, speed=0)
+    raw = kafka.topics.raw
+    ends = await end_offsets(kafka, raw)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(DROPPING_SITE)
+    env = settings_env(stream_settings) | {
+        "PYTHONPATH": str(site), "FP_TEST_DROP": f"{raw}:0:10-20,{raw}:1:{ends[1] - 6}-{ends[1]}",
+    }  # fmt: skip
+    worker = CliProcess(["worker", "--loglevel", "info"], env, tmp_path / "worker.log").start()
+    try:
+        await assert_every_window_counts_its_input(stream_settings, truth, worker)
+        log = worker.log.read_text(errors="replace")
+        assert "simulated skip partition=0 records=10" in log, worker.tail()
+        assert (
+            "news.raw records skipped by the consumer, read back partition=0 offsets=10-19 records=10" in log
+        )
+        assert f"consumer partition=1: it stopped after offset {ends[1] - 7} of {ends[1]}" in log
+    finally:
+        worker.stop()
 
 
 async def test_broker_restart_loses_and_double_counts_nothing(
