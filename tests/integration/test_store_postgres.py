@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from finpulse.settings import StoreSettings
-from store import StoreError, StoreUnavailable, WindowsQuery, open_store
+from store import HeadlinesQuery, StoreError, StoreUnavailable, WindowsQuery, open_store
+from store.dialect import POSTGRES
 from store.postgres import PostgresStore
 from tests.conftest import free_port
 from tests.fixtures.store import T0, scored
@@ -73,11 +74,44 @@ def test_processes_starting_together_apply_each_migration_once(postgres_url: str
             versions = [
                 row[0] for row in con.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
             ]
-        assert versions == [1, 2]
-        assert stores[0].stats().schema_version == 2
+        assert versions == [1, 2, 3]
+        assert stores[0].stats().schema_version == 3
+        # 3: title searches use a trigram index (ILIKE '%word%' scans every title without one).
+        indexes = con_indexes(stores[0])
+        assert "scored_items_title_trgm" in indexes
     finally:
         for s in stores:
             s.stop()
+
+
+def con_indexes(db: PostgresStore) -> set[str]:
+    with db._connection() as con:
+        return {
+            r[0]
+            for r in con.execute(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'scored_items'"
+            ).fetchall()
+        }
+
+
+def test_a_title_search_uses_the_trigram_index(postgres_url: str) -> None:
+    with PostgresStore(postgres_url) as db:
+        at = [T0 + timedelta(minutes=i) for i in range(20_000)]
+        calm = [
+            scored(f"s{i}", t, "macro", "neutral", 0.0, title=f"story {i} on wheat") for i, t in enumerate(at)
+        ]
+        db.upsert_scored(
+            [*calm, scored("hit", T0, "macro", "negative", -0.8, title="Fed signals a rate cut")]
+        )
+        query = HeadlinesQuery(start=T0, end=T0 + timedelta(days=2), sentiment="any", search="rate cut")
+        assert [h.story_id for h in db.fetch(query)] == ["hit"]  # type: ignore[attr-defined]
+        sql, params = query.select(POSTGRES)
+        with db._connection() as con:  # the plan with the scan of the whole table ruled out
+            con.execute("ANALYZE scored_items")
+            con.execute("SET enable_seqscan = off")
+            plan = "\n".join(r[0] for r in con.execute(f"EXPLAIN {sql}", params).fetchall())
+            con.execute("RESET enable_seqscan")
+        assert "scored_items_title_trgm" in plan, plan
 
 
 def test_a_server_that_is_away_is_a_transient_error_that_keeps_the_password_out(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import duckdb
@@ -41,6 +42,22 @@ def test_a_failing_step_rolls_back_and_keeps_the_version(store_path: Path) -> No
         names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         assert "b" not in names
         assert migrate(con, "test", migrations=(good,)) == []
+
+
+def test_a_step_for_another_database_is_recorded_and_an_optional_one_that_fails_is_skipped(
+    store_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = Migration(1, "one", ("CREATE TABLE a (x INTEGER)",))
+    elsewhere = Migration(2, "postgres only", ("CREATE EXTENSION nothing_duckdb_has",), only="postgresql")
+    faster = Migration(3, "faster", ("CREATE INDEX a_y ON a (y)",), optional=True)  # no column y
+    steps = (good, elsewhere, faster)
+    with duckdb.connect(str(store_path)) as con, caplog.at_level(logging.WARNING, logger="store.migrations"):
+        assert migrate(con, "test", migrations=steps) == [1, 2]
+        assert "store step skipped where=test version=3 (faster)" in caplog.text
+        assert current_version(con) == 2  # tried again at the next start
+        caplog.clear()
+        assert migrate(con, "test", migrations=steps) == []
+        assert "version=3 (faster)" in caplog.text
 
 
 def test_a_newer_schema_is_refused(store_path: Path) -> None:
