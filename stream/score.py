@@ -28,7 +28,7 @@ from finpulse.settings import Settings
 from stream.deadletter import dead_letter, dead_letter_record
 from stream.metrics import BATCH_SECONDS, BATCH_SIZE, SCORED
 from stream.services import ClassifierService
-from stream.skipped import Record, SkippedOffsets, SkippedReader, SkippedRecords
+from stream.skipped import Record, SkippedOffsets, SkippedRecords
 from stream.topics import PipelineTopics
 from stream.watermark import TICK_KEY, SourceProgress, entity_key, headers_for
 
@@ -146,7 +146,6 @@ def register_score(
             skipped.ack(one.partition, one.record)
         progress.end_batch(mark)
 
-    reader = SkippedReader(settings.kafka.bootstrap, topics.names.raw)
     checked = 0.0
 
     @app.timer(settings.stream.tick_interval_s)
@@ -157,7 +156,7 @@ def register_score(
         if unread and time.monotonic() - checked >= settings.stream.idle_close_s:
             checked = time.monotonic()
             try:  # partitions the group processed before this worker got them (stream/skipped.py)
-                group = await reader.processed(app.conf.id, unread)
+                group = await skipped.reader.processed(app.conf.id, unread)
             except (KafkaError, TransientError) as exc:
                 logger.warning("could not ask the broker how far news.raw was processed: %s", exc)
             else:
