@@ -10,8 +10,14 @@ the flow stops or the partition is paused (recovery and rebalances do both),
 after aiokafka had moved the fetch position past the whole batch; Faust then
 books the jump as a gap it may commit over. Those records' stories were never
 counted. The score, aggregate and detect stages notice such a jump (the next
-offset they get is past the one they expect) and read the missing records
-themselves, from the broker, before they go on; then they ack them to Faust,
+offset they get is past the one they expect: for a partition's first record
+since an assignment, the offset the group resumes from, asked of the broker)
+and read the missing records themselves, from the broker, before they go on.
+At a partition's start this matters most: recovery pauses the partitions
+right after an assignment, and Faust books no gap for a group that never
+committed and commits over the offset it resumed from (it compares the first
+offset acked with the committed one as if that were the last one processed),
+so those records were lost for good. Then the stages ack them to Faust,
 which commits a partition only up to its first offset never acked (and books
 no gap after offset 0): unacked, they would hold the group's commits back for
 good, and every restart would replay the whole topic (groups stuck at
@@ -49,6 +55,7 @@ from dataclasses import dataclass
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from faust.types import TP
 from faust.types.tuples import Message
 
@@ -105,24 +112,29 @@ class SkippedReader:
                     records.append(Record(record.offset, record.key, record.value, dict(record.headers)))
         return records
 
+    async def resume_offsets(self, group: str, partitions: list[int]) -> dict[int, int]:
+        """Where `group`'s consumer resumes each of `partitions`."""
+        committed = await self._committed(group)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            starts = await consumer.beginning_offsets([TopicPartition(self.topic, p) for p in partitions])
+            return {tp.partition: _resume(committed, tp, start) for tp, start in starts.items()}
+        finally:
+            await consumer.stop()
+
     async def processed(self, group: str, partitions: list[int]) -> GroupProgress:
         """How far `group` got in each of `partitions` (3. above)."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        try:
-            committed = await admin.list_consumer_group_offsets(group)
-        finally:
-            await admin.close()
+        committed = await self._committed(group)
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
         await consumer.start()
         try:
             tps = [TopicPartition(self.topic, p) for p in partitions]
             ends = await consumer.end_offsets(tps)
-            starts = await consumer.beginning_offsets(tps)  # where a group that committed nothing starts
+            starts = await consumer.beginning_offsets(tps)
             progress = GroupProgress({}, {})
             for tp, end in ends.items():
-                offset = committed.get(tp)
-                resume = max(offset.offset if offset is not None else -1, starts[tp])
+                resume = _resume(committed, tp, starts[tp])
                 if resume < end:
                     progress.resume[tp.partition] = resume
                 elif end > starts[tp]:  # all processed: its last record, for the watermark
@@ -133,6 +145,21 @@ class SkippedReader:
             return progress
         finally:
             await consumer.stop()
+
+    async def _committed(self, group: str) -> dict[TopicPartition, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(group)
+        finally:
+            await admin.close()
+        return {tp: meta.offset for tp, meta in offsets.items()}
+
+
+def _resume(committed: Mapping[TopicPartition, int], tp: TopicPartition, start: int) -> int:
+    """Where a group's consumer resumes a partition: its committed offset, or the partition's
+    start where it committed none (the worker reads from the earliest) or retention took it."""
+    return max(committed.get(tp, -1), start)
 
 
 @dataclass(frozen=True)
@@ -153,16 +180,22 @@ class SkippedRecords:
         self.app, self.topic, self.what = app, topic, what
         self.reader = SkippedReader(bootstrap, topic)
         self._next: dict[int, int] = {}
+        # Where the group resumed each assigned partition, asked at the first event after an
+        # assignment (none is committed before a partition's first event is processed).
+        self._resumed: dict[int, int] | None = None
 
     def reset(self) -> None:
-        """After a rebalance Faust resumes from the committed offsets: nothing to compare with."""
+        """After a rebalance Faust resumes from the committed offsets, asked for again."""
         self._next.clear()
+        self._resumed = None
 
     async def before(self, partition: int, offset: int) -> list[Record]:
-        """The records skipped between the last event of the partition and this one (none for a
-        redelivery or the first event since an assignment); a failed read raises TransientError
-        and leaves the gap for the next event to find."""
+        """The records skipped between the last event of the partition (or, for the first since
+        an assignment, where the group resumed it) and this one (none for a redelivery); a failed
+        read raises TransientError and leaves the gap for the next event to find."""
         expected = self._next.get(partition)
+        if expected is None:
+            expected = (await self._resume_offsets(partition)).get(partition)
         records: list[Record] = []
         if expected is not None and offset > expected:
             records = await self.read(partition, expected, offset)
@@ -175,6 +208,22 @@ class SkippedRecords:
 
     async def read(self, partition: int, start: int, end: int) -> list[Record]:
         return await self.reader.read(partition, start, end)
+
+    async def resumes(self, partition: int) -> dict[int, int]:
+        """Where the group resumed this partition and the others of the topic assigned with it."""
+        assigned = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.topic}
+        return await self.reader.resume_offsets(self.app.conf.id, sorted(assigned | {partition}))
+
+    async def _resume_offsets(self, partition: int) -> dict[int, int]:
+        """`resumes`, asked once per assignment; on failure (logged) the partitions' starts go
+        unchecked, as before, while jumps within them are still caught."""
+        if self._resumed is None:
+            try:
+                self._resumed = await asyncio.wait_for(self.resumes(partition), READ_BACK_TIMEOUT_S)
+            except (KafkaError, TransientError, TimeoutError) as exc:
+                logger.warning("could not ask the broker where %s partitions resumed: %r", self.what, exc)
+                self._resumed = {}
+        return self._resumed
 
     def ack(self, partition: int, record: Record) -> None:
         """The record is processed: Faust commits only up to its first offset never acked."""

@@ -266,7 +266,8 @@ consumer.Consumer._wait_next_records = _wait_next_records
 async def test_records_the_consumer_skips_are_scored_all_the_same(
     stream_settings: Settings, tmp_path: Path
 ) -> None:
-    """Within a partition (the next record handed over is past the one expected: read back from
+    """At a partition's start (the first record handed over is past where the group resumed),
+    within a partition (the next record handed over is past the one expected: both read back from
     the broker) and at its end (no later record shows the gap: sought back once quiet)."""
     truth = replay(stream_settings, tmp_path, spike=True)
     kafka = stream_settings.kafka
@@ -277,7 +278,8 @@ async def test_records_the_consumer_skips_are_scored_all_the_same(
     site.mkdir()
     (site / "sitecustomize.py").write_text(DROPPING_SITE)
     env = settings_env(stream_settings) | {
-        "PYTHONPATH": str(site), "FP_TEST_DROP": f"{raw}:0:10-20,{raw}:1:{ends[1] - 6}-{ends[1]}",
+        "PYTHONPATH": str(site),
+        "FP_TEST_DROP": f"{raw}:0:10-20,{raw}:1:{ends[1] - 6}-{ends[1]},{raw}:2:0-8",
     }  # fmt: skip
     worker = CliProcess(["worker", "--loglevel", "info"], env, tmp_path / "worker.log").start()
     try:
@@ -287,6 +289,8 @@ async def test_records_the_consumer_skips_are_scored_all_the_same(
         assert (
             "news.raw records skipped by the consumer, read back partition=0 offsets=10-19 records=10" in log
         )
+        assert "simulated skip partition=2 records=8" in log, worker.tail()
+        assert "news.raw records skipped by the consumer, read back partition=2 offsets=0-7 records=8" in log
         assert f"consumer partition=1: it stopped after offset {ends[1] - 7} of {ends[1]}" in log
     finally:
         worker.stop()

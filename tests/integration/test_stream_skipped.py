@@ -73,6 +73,9 @@ async def test_partitions_the_group_processed_are_found_with_their_last_record(k
     reader = SkippedReader(kafka.bootstrap, topic)
     # Partition 1: the group resumes at offset 1 (where the score stage expects its next record).
     assert await reader.processed(group, [0, 1, 2]) == GroupProgress({0: b"p0-2", 2: None}, {1: 1})
+    # Where the group's consumer resumes each partition: committed, else the partition's start.
+    assert await reader.resume_offsets(group, [0, 1, 2]) == {0: 3, 1: 1, 2: 0}
+    assert await reader.resume_offsets(f"{group}-new", [0, 1]) == {0: 0, 1: 0}
 
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id=group, enable_auto_commit=False)
     await consumer.start()

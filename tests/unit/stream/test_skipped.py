@@ -26,31 +26,63 @@ class _Consumer:
 
 
 class _Skipped(SkippedRecords):
-    """Every offset asked for holds a record; reads are recorded."""
+    """Every offset asked for holds a record; reads and the broker's answers are recorded.
+    `resumed`: where the group resumed each partition (an exception: the broker fails)."""
 
-    def __init__(self) -> None:
+    def __init__(self, resumed: dict[int, int] | Exception | None = None) -> None:
         self.consumer = _Consumer()
         app: Any = SimpleNamespace(consumer=self.consumer)
         super().__init__(app, "127.0.0.1:9", TOPIC, "test")
         self.asked: list[tuple[int, int, int]] = []
+        self.resumed = resumed if resumed is not None else {}
+        self.resumes_asked: list[int] = []
 
     async def read(self, partition: int, start: int, end: int) -> list[Record]:
         self.asked.append((partition, start, end))
         return [Record(o, b"k", b"v", {}) for o in range(start, end)]
 
+    async def resumes(self, partition: int) -> dict[int, int]:
+        self.resumes_asked.append(partition)
+        if isinstance(self.resumed, Exception):
+            raise self.resumed
+        return dict(self.resumed)
+
 
 async def test_a_forward_jump_is_read_back_and_redeliveries_and_new_assignments_are_not() -> None:
-    skipped = _Skipped()
-    assert await skipped.before(0, 19) == []  # the first event after an assignment: nothing to compare
+    skipped = _Skipped({0: 19, 1: 5})
+    assert await skipped.before(0, 19) == []  # the first event after an assignment, where it resumed
     assert await skipped.before(0, 20) == []
     assert await skipped.before(1, 5) == []  # partitions are tracked apart
     assert [r.offset for r in await skipped.before(0, 23)] == [21, 22]  # Faust skipped 21-22
     assert await skipped.before(0, 20) == []  # a redelivery after a seek back
     assert await skipped.before(0, 21) == []
+    skipped.resumed = {0: 10}
     skipped.reset()  # a rebalance: Faust resumes from the committed offsets
     assert await skipped.before(0, 10) == []
     assert [r.offset for r in await skipped.before(0, 12)] == [11]
     assert skipped.asked == [(0, 21, 23), (0, 11, 12)]
+    assert skipped.resumes_asked == [0, 0]  # once per assignment
+
+
+async def test_records_before_a_partitions_first_event_since_an_assignment_are_read_back() -> None:
+    """The consumer resumed partition 0 at 7 but handed over 10 first; partition 1 resumed at 30
+    but a redelivery from 28 comes first (nothing is missing there)."""
+    skipped = _Skipped({0: 7, 1: 30})
+    assert [r.offset for r in await skipped.before(0, 10)] == [7, 8, 9]
+    assert await skipped.before(1, 28) == []
+    assert await skipped.before(2, 4) == []  # not in the broker's answer: nothing to compare
+    assert skipped.asked == [(0, 7, 10)]
+
+
+async def test_a_broker_that_cannot_say_where_partitions_resumed_leaves_only_their_starts_unchecked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    skipped = _Skipped(TransientError("coordinator not available"))
+    assert await skipped.before(0, 10) == []
+    assert await skipped.before(1, 3) == []  # asked once: not again for each partition
+    assert [r.offset for r in await skipped.before(0, 12)] == [11]
+    assert skipped.resumes_asked == [0]
+    assert "could not ask the broker where test partitions resumed" in caplog.text
 
 
 async def test_a_record_read_back_is_acked_to_the_consumer_as_its_own_partition_and_offset() -> None:
