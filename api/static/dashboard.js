@@ -133,9 +133,29 @@ async function loadTrends() {
       : "No scored items in this range yet.";
     return;
   }
+  // One entity's chart takes the panel's whole width, several share it side by side.
+  $("charts").classList.toggle("single", chosen.length === 1);
   for (const entity of chosen) await drawChart($("kind").value, entity);
   $("charts").style.minHeight = "";
 }
+
+// The charts follow their boxes' widths as the window (or the panel's columns) change.
+function chartSize(box) {
+  return { width: Math.max(320, box.clientWidth), height: $("charts").classList.contains("single") ? 300 : 240 };
+}
+
+new ResizeObserver(() => {
+  for (const chart of state.charts) {
+    const size = chartSize(chart.root.parentElement);
+    if (size.width !== chart.width || size.height !== chart.height) chart.setSize(size);
+  }
+}).observe($("charts"));
+
+// Whole numbers of items on their axis (uPlot's default steps include 2.5).
+const COUNT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6];
+
+// "1 alert", "2 alerts".
+const counted = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 
 // One entity's trend as the view asks for it; without one, every entity of the kind (the CSV).
 const trendParams = (entity) => ({
@@ -178,15 +198,15 @@ async function drawChart(kind, entity) {
   box.dataset.alerts = String(marks.length);
   const title = document.createElement("h3");
   const holding = searched().search ? ` holding “${searched().search}”` : "";
-  title.textContent = `${kind} ${entity}: ${trend.items.reduce((n, p) => n + p.count, 0)} items${holding}, ${marks.length} alerts`;
+  const items = trend.items.reduce((n, p) => n + p.count, 0);
+  title.textContent = `${kind} ${entity}: ${counted(items, "item")}${holding}, ${counted(marks.length, "alert")}`;
   box.append(title);
   $("charts").append(box);
-  const width = Math.max(520, box.clientWidth || 560);
   const opts = {
-    width, height: 240,
+    ...chartSize(box),
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"), // axes in UTC, like the API
     scales: { x: { time: true, range: (u, first) => [first ?? from, to] }, score: { range: [-1, 1] }, count: { range: (u, min, max) => [0, Math.max(1, max) * 1.1] } },
-    axes: [{}, { scale: "score", label: "share / score" }, { scale: "count", side: 1, grid: { show: false }, label: "items" }],
+    axes: [{}, { scale: "score", label: "share / score" }, { scale: "count", side: 1, grid: { show: false }, label: "items", incrs: COUNT_STEPS }],
     series: [
       {},
       { label: "negative share", scale: "score", stroke: "rgb(214, 39, 40)", width: 2 },

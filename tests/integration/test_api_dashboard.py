@@ -277,13 +277,35 @@ def test_a_custom_range_and_the_view_in_the_address(dashboard: tuple[Page, DuckD
     )
     total = sum(p.count for p in points)  # type: ignore[attr-defined]
     assert 0 < total < sum(p.count for p in db.fetch(TrendQuery(entity_kind="ticker", entity="TSLA")))  # type: ignore[attr-defined]
-    assert page.text_content(".chart h3") == f"ticker TSLA: {total} items, 1 alerts"
+    assert page.text_content(".chart h3") == f"ticker TSLA: {total} items, 1 alert"
     assert page.is_visible("#custom-range")
     assert page.url.endswith(f"?{view.replace(':', '%3A')}")
     # An impossible range is an error, not an empty chart.
     page.fill("#to", f"{start - timedelta(hours=1):%Y-%m-%dT%H:%M}")
     page.dispatch_event("#to", "change")
     page.wait_for_selector("#status.error >> text=start must be before its end")
+
+
+def test_one_entitys_chart_takes_the_panels_width_and_charts_follow_the_window(
+    dashboard: tuple[Page, DuckDBStore],
+) -> None:
+    page, _ = dashboard
+    panel = "document.getElementById('charts').clientWidth"
+    widths = "state.charts.map((c) => c.width)"
+    three = page.evaluate(widths)  # the seed's three topics, side by side
+    assert len(three) == 3
+    assert max(three) < page.evaluate(panel) / 1.5
+    page.select_option("#entity", "earnings")
+    page.wait_for_function("state.charts.length === 1 && !state.loading")
+    [one] = page.evaluate(widths)
+    assert abs(one - page.evaluate(panel)) < 4
+    assert one > 1.5 * max(three)
+    assert page.evaluate("state.charts[0].height") > 240  # and taller
+    page.set_viewport_size({"width": 700, "height": 1600})
+    page.wait_for_function(f"Math.abs(state.charts[0].width - {panel}) < 4")
+    assert page.evaluate("state.charts[0].width") < one / 1.5
+    # Nothing sticks out of the page at that width.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 def test_a_chart_spans_its_range_and_breaks_its_lines_where_the_news_stopped(
@@ -367,7 +389,7 @@ def test_the_search_narrows_charts_movers_and_headlines_to_stories_with_those_wo
     assert ", earnings, $TSLA, " in items.first.inner_text()  # its topic and tickers
     charts = page.locator(".chart")
     assert charts.count() == 1  # only earnings has such a story
-    assert charts.first.locator("h3").text_content() == "topic earnings: 1 items holding “B287-0”, 1 alerts"
+    assert charts.first.locator("h3").text_content() == "topic earnings: 1 item holding “B287-0”, 1 alert"
     assert page.locator("#mover-rows tr").all_inner_texts() == ["No entity with 10+ stories in this range."]
     assert "q=B287-0&headlines=any" in page.url  # the search is part of a shared view
     page.fill("#search", "no such words")
