@@ -27,7 +27,7 @@ class Migration:
     `only`: the dialect whose database runs the statements; others record the version alone.
     `optional`: a step that makes the store faster, not different; if it fails (say, an
     extension the database user may not create) a warning says why and the store starts
-    without it, trying again at its next start."""
+    without it, trying again at each start until it lands."""
 
     version: int
     description: str
@@ -147,12 +147,12 @@ def current_version(con: Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def check_version(version: int, where: str) -> None:
+def check_version(version: int, where: str, latest: int = LATEST_VERSION) -> None:
     """Refuse a database written by newer code than this."""
-    if version > LATEST_VERSION:
+    if version > latest:
         raise StoreConfigError(
             f"history store {where} has schema version {version}, newer than this finpulse "
-            f"knows ({LATEST_VERSION}); upgrade finpulse or point FINPULSE_STORE_URL elsewhere"
+            f"knows ({latest}); upgrade finpulse or point FINPULSE_STORE_URL elsewhere"
         )
 
 
@@ -161,11 +161,13 @@ def migrate(
 ) -> list[int]:
     """Apply the missing steps in order; returns the versions applied (empty when current)."""
     con.execute(_VERSION_TABLE)
-    version = current_version(con)
-    check_version(version, where)
+    check_version(current_version(con), where, migrations[-1].version)
+    # By the versions recorded, not the highest: an optional step skipped once is tried again at
+    # each start, also after later steps have landed.
+    recorded = {int(row[0]) for row in con.execute("SELECT version FROM schema_version").fetchall()}
     applied = []
     for step in migrations:
-        if step.version <= version:
+        if step.version in recorded:
             continue
         try:
             with transaction(con):

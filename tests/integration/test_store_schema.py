@@ -58,6 +58,15 @@ def test_a_step_for_another_database_is_recorded_and_an_optional_one_that_fails_
         caplog.clear()
         assert migrate(con, "test", migrations=steps) == []
         assert "version=3 (faster)" in caplog.text
+        # A later step lands; the skipped one is still tried at each start, and lands once it can.
+        later = Migration(4, "later", ("CREATE TABLE c (x INTEGER)",))
+        assert migrate(con, "test", migrations=(*steps, later)) == [4]
+        assert current_version(con) == 4
+        con.execute("ALTER TABLE a ADD COLUMN y INTEGER")
+        assert migrate(con, "test", migrations=(*steps, later)) == [3]
+        assert migrate(con, "test", migrations=(*steps, later)) == []
+        versions = con.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        assert [v for (v,) in versions] == [1, 2, 3, 4]
 
 
 def test_a_newer_schema_is_refused(store_path: Path) -> None:
