@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import faust
 from faust.types import StreamT
 
+from alerts import stats
 from alerts.detector import DetectorState, detect
 from alerts.subscriptions import Subscription
 from finpulse.errors import InvalidRecord, TransientError
@@ -44,6 +45,7 @@ def register_detect(
     subscriptions: Callable[[], Sequence[Subscription]],
 ) -> None:
     """The detect agent; `subscriptions()` gives the current set, asked once per batch."""
+    stats.preload()  # now, while the classifier loads, not in the event loop at the first test
     states = app.Table(
         DETECTOR_STATES,
         key_type=bytes,
