@@ -202,8 +202,11 @@ class StreamSettings(_Group):
     # Faust's default is 60 s; its heartbeats run on their own thread, so the classifier's
     # CPU work does not starve them. The broker accepts 6 s and more by default.
     session_timeout_s: float = Field(default=10.0, ge=6.0)
-    # memory:// rebuilds tables from their changelog topics at start; rocksdb:// keeps them on disk.
+    # Tables live in memory, rebuilt from their changelog topics at start. Not rocksdb://: Faust's
+    # RocksDB store files each write under the partition of the event in hand, and the detect
+    # stage writes its states once per batch, with none in hand (its agent crashed at once).
     table_store: str = "memory://"
+
     # A window closes once every input's event time passed its end plus this grace
     # (more grace: later alerts, fewer stories arriving after the close).
     close_grace_s: float = Field(default=0.0, ge=0)
@@ -228,6 +231,17 @@ class StreamSettings(_Group):
     detect_batch_s: float = Field(default=0.2, gt=0)
     # Write scored items, windows and alerts to the history store (store.url).
     history: bool = True
+
+    @field_validator("table_store")
+    @classmethod
+    def _memory_tables(cls, v: str) -> str:
+        if v != "memory://":
+            raise ValueError(
+                f"{v!r} is not supported, only memory:// (tables rebuilt from their changelog topics at "
+                "start): Faust's RocksDB store needs an event in hand for every table write, and the "
+                "detect stage writes its states once per batch"
+            )
+        return v
 
 
 class StoreSettings(_Group):

@@ -73,6 +73,16 @@ def test_bad_values_name_the_field(monkeypatch: pytest.MonkeyPatch, env: str, va
         load_settings()
 
 
+def test_rocksdb_tables_are_refused_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tried for real: the detect agent crashed at its first state write (Faust's RocksDB store
+    # asserts an event in hand; the stage writes once per batch).
+    monkeypatch.setenv("FINPULSE_STREAM_TABLE_STORE", "rocksdb://")
+    with pytest.raises(
+        ConfigError, match=r"stream\.table_store: .*'rocksdb://' is not supported, only memory://"
+    ):
+        load_settings()
+
+
 def test_missing_config_file_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FINPULSE_CONFIG", "/nonexistent/finpulse.toml")
     with pytest.raises(ConfigError, match="is not a file"):
