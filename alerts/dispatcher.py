@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from finpulse.errors import InvalidRecord, PermanentError
 from finpulse.schema import AlertEvent, DeadLetter, utcnow
 from finpulse.settings import AlertsSettings, KafkaSettings
-from finpulse.topics import send_dead_letter
+from finpulse.topics import send_dead_letter, stop_consumer
 
 from .grouping import Grouper, group_key
 from .ledger import DeliveryLedger
@@ -130,7 +130,7 @@ class AlertDispatcher:
         consumer, self._consumer = self._consumer, None
         producer, self._producer = self._producer, None
         if consumer is not None:
-            await consumer.stop()
+            await stop_consumer(consumer)
         if producer is not None:
             await producer.stop()
         while self._started:

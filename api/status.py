@@ -40,6 +40,7 @@ from finpulse.topics import (
     kafka_admin,
     pipeline_topics,
     stage_topics,
+    stop_consumer,
     topic_partitions,
 )
 
@@ -147,7 +148,7 @@ async def kafka_status(settings: Settings) -> KafkaStatus:
         ends = await consumer.end_offsets(list(partitions)) if partitions else {}
         starts = await consumer.beginning_offsets(list(partitions)) if partitions else {}
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
 
     def held(topic: str) -> int:
         return sum(ends[tp] - starts[tp] for tp in ends if tp.topic == topic)

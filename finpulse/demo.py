@@ -35,7 +35,14 @@ from finpulse.ports import listen_socket
 from finpulse.processes import CliProcess
 from finpulse.schema import AlertEvent
 from finpulse.settings import REPO_ROOT, Settings
-from finpulse.topics import delete_topics_starting, ensure_topics, kafka_admin, run_settings, topic_partitions
+from finpulse.topics import (
+    delete_topics_starting,
+    ensure_topics,
+    kafka_admin,
+    run_settings,
+    stop_consumer,
+    topic_partitions,
+)
 
 DEMO_SUBSCRIPTIONS = REPO_ROOT / "config" / "demo-subscriptions.toml"
 # Each run's topics and stream app id start with this (and the run's tag).
@@ -192,7 +199,7 @@ async def _end_offsets(settings: Settings) -> dict[TopicPartition, int]:
     try:
         return dict(await consumer.end_offsets(partitions))
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
 
 
 async def _first_alert(settings: Settings, offsets: dict[TopicPartition, int]) -> AlertEvent:
@@ -208,7 +215,7 @@ async def _first_alert(settings: Settings, offsets: dict[TopicPartition, int]) -
                 if event.state == "fired" and event.entity == "ACME":
                     return event
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
     raise AssertionError("unreachable")
 
 

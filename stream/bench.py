@@ -37,7 +37,13 @@ from aiokafka import AIOKafkaConsumer
 
 from finpulse.schema import AlertEvent, NewsItem, WindowAggregate
 from finpulse.settings import AlertsSettings, KafkaSettings, Settings
-from finpulse.topics import delete_topics_starting, ensure_topics, pipeline_topics, run_settings
+from finpulse.topics import (
+    delete_topics_starting,
+    ensure_topics,
+    pipeline_topics,
+    run_settings,
+    stop_consumer,
+)
 from ingest.producer import NewsProducer
 
 BENCH_SEED = 11
@@ -281,7 +287,7 @@ class _Watcher:
     async def __aexit__(self, *exc: object) -> None:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
-        await self.consumer.stop()
+        await stop_consumer(self.consumer)
 
     async def _run(self) -> None:
         scored, windows, _ = self.topics

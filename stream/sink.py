@@ -28,6 +28,7 @@ from mode import Service
 from finpulse.errors import InvalidRecord, TransientError
 from finpulse.schema import AlertEvent, Message, ScoredItem, WindowAggregate
 from finpulse.settings import Settings, StoreSettings
+from finpulse.topics import stop_consumer
 from stream.deadletter import dead_letter_record
 from stream.topics import PipelineTopics
 
@@ -154,7 +155,7 @@ class HistorySink(Service):
                                "written at the next start", SINK_STOP_TIMEOUT_S)  # fmt: skip
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
-            await consumer.stop()  # what was not committed is written again next time
+            await stop_consumer(consumer)  # what was not committed is written again next time
 
     @Service.task
     async def _consume(self) -> None:

@@ -60,6 +60,7 @@ from faust.types import TP
 from faust.types.tuples import Message
 
 from finpulse.errors import TransientError
+from finpulse.topics import stop_consumer
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class SkippedReader:
         try:
             return await self._read(consumer, partition, start, end)
         finally:
-            await consumer.stop()
+            await stop_consumer(consumer)
 
     async def _read(self, consumer: AIOKafkaConsumer, partition: int, start: int, end: int) -> list[Record]:
         tp = TopicPartition(self.topic, partition)
@@ -121,7 +122,7 @@ class SkippedReader:
             starts = await consumer.beginning_offsets([TopicPartition(self.topic, p) for p in partitions])
             return {tp.partition: _resume(committed, tp, start) for tp, start in starts.items()}
         finally:
-            await consumer.stop()
+            await stop_consumer(consumer)
 
     async def processed(self, group: str, partitions: list[int]) -> GroupProgress:
         """How far `group` got in each of `partitions` (3. above)."""
@@ -144,7 +145,7 @@ class SkippedReader:
                     progress.done[tp.partition] = None
             return progress
         finally:
-            await consumer.stop()
+            await stop_consumer(consumer)
 
     async def _committed(self, group: str) -> dict[TopicPartition, int]:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)

@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from api.status import coordinator, describe_groups
 from finpulse.settings import KafkaSettings
-from finpulse.topics import kafka_admin
+from finpulse.topics import kafka_admin, stop_consumer
 
 
 async def read_topic(
@@ -43,7 +43,7 @@ async def read_topic(
                 if loop.time() >= grace_until:
                     break
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)  # a broker may have gone away meanwhile
     return records
 
 

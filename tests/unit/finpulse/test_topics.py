@@ -1,9 +1,13 @@
-"""A run's own topics: pure renaming, no broker."""
+"""A run's own topics (pure renaming), and stopping a consumer; no broker."""
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from finpulse.settings import Settings
-from finpulse.topics import dead_letter_topic, pipeline_topics, run_settings
+from finpulse.topics import dead_letter_topic, pipeline_topics, run_settings, stop_consumer
 
 
 def test_a_run_s_topics_and_app_all_start_with_its_prefix() -> None:
@@ -20,3 +24,30 @@ def test_a_run_s_topics_and_app_all_start_with_its_prefix() -> None:
     assert run.kafka.topics.partitions == base.kafka.topics.partitions
     assert base.kafka.topics.raw == "news.raw"
     assert not base.stream.app_id.startswith("demo-42")
+
+
+class _Consumer:
+    """Stops as aiokafka's consumer does after a broker went away mid-fetch (aio-libs/aiokafka#647),
+    or, `slow`, takes its time."""
+
+    def __init__(self, *, slow: bool = False) -> None:
+        self.slow, self.stopping = slow, asyncio.Event()
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        if self.slow:
+            await asyncio.sleep(30)
+        raise asyncio.CancelledError
+
+
+async def test_a_cancellation_aiokafka_lets_out_of_stop_does_not_end_the_caller() -> None:
+    await stop_consumer(_Consumer())  # returns: the cancellation was not the caller's
+
+
+async def test_the_callers_own_cancellation_while_it_stops_a_consumer_goes_through() -> None:
+    consumer = _Consumer(slow=True)
+    task = asyncio.create_task(stop_consumer(consumer))
+    await consumer.stopping.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
