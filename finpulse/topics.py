@@ -101,7 +101,8 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
     """`consumer.stop()`, less a CancelledError that is not ours: aiokafka's fetcher cancels and
     awaits the fetches still retrying a broker that went away, and lets their cancellation out of
     stop() (aio-libs/aiokafka#647; seen on a 3-broker cluster with one broker killed). Let out, it
-    would end whatever task was only reading a topic: an agent, quietly."""
+    would cancel whatever task was only reading a topic (a Faust agent reading records back is
+    restarted "on rebalance", dropping the batch in hand)."""
     try:
         await consumer.stop()
     except asyncio.CancelledError:
