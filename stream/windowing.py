@@ -387,7 +387,12 @@ class Windows:
             self.counted[rkey] = record.to_bytes()
             index.add(rkey, record)
         if late:
-            logger.info("late stories dropped entity=%s story-windows=%d", prefix, late)
+            # Also replays after a restart of windows a sweep forgot: counted then, not again now.
+            logger.info(
+                "stories not counted in windows past their lateness entity=%s story-windows=%d "
+                "(late news, or a record replayed after a restart into windows already closed)",
+                prefix, late,
+            )  # fmt: skip
 
     def _window_state(
         self,
