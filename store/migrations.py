@@ -161,10 +161,10 @@ def migrate(
 ) -> list[int]:
     """Apply the missing steps in order; returns the versions applied (empty when current)."""
     con.execute(_VERSION_TABLE)
-    check_version(current_version(con), where, migrations[-1].version)
     # By the versions recorded, not the highest: an optional step skipped once is tried again at
     # each start, also after later steps have landed.
     recorded = {int(row[0]) for row in con.execute("SELECT version FROM schema_version").fetchall()}
+    check_version(max(recorded, default=0), where, migrations[-1].version)
     applied = []
     for step in migrations:
         if step.version in recorded:

@@ -49,7 +49,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import faust
@@ -83,14 +84,19 @@ class SkippedReader:
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.bootstrap, self.topic = bootstrap, topic
 
-    async def read(self, partition: int, start: int, end: int) -> list[Record]:
-        """The records at offsets `start` <= offset < `end` (fewer where offsets hold none)."""
+    @asynccontextmanager
+    async def _consumer(self) -> AsyncIterator[AIOKafkaConsumer]:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
         await consumer.start()
         try:
-            return await self._read(consumer, partition, start, end)
+            yield consumer
         finally:
             await stop_consumer(consumer)
+
+    async def read(self, partition: int, start: int, end: int) -> list[Record]:
+        """The records at offsets `start` <= offset < `end` (fewer where offsets hold none)."""
+        async with self._consumer() as consumer:
+            return await self._read(consumer, partition, start, end)
 
     async def _read(self, consumer: AIOKafkaConsumer, partition: int, start: int, end: int) -> list[Record]:
         tp = TopicPartition(self.topic, partition)
@@ -116,20 +122,14 @@ class SkippedReader:
     async def resume_offsets(self, group: str, partitions: list[int]) -> dict[int, int]:
         """Where `group`'s consumer resumes each of `partitions`."""
         committed = await self._committed(group)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
+        async with self._consumer() as consumer:
             starts = await consumer.beginning_offsets([TopicPartition(self.topic, p) for p in partitions])
-            return {tp.partition: _resume(committed, tp, start) for tp, start in starts.items()}
-        finally:
-            await stop_consumer(consumer)
+        return {tp.partition: _resume(committed, tp, start) for tp, start in starts.items()}
 
     async def processed(self, group: str, partitions: list[int]) -> GroupProgress:
         """How far `group` got in each of `partitions` (3. above)."""
         committed = await self._committed(group)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
+        async with self._consumer() as consumer:
             tps = [TopicPartition(self.topic, p) for p in partitions]
             ends = await consumer.end_offsets(tps)
             starts = await consumer.beginning_offsets(tps)
@@ -144,8 +144,6 @@ class SkippedReader:
                 else:  # empty, or every record gone with the retention
                     progress.done[tp.partition] = None
             return progress
-        finally:
-            await stop_consumer(consumer)
 
     async def _committed(self, group: str) -> dict[TopicPartition, int]:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)

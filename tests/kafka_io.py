@@ -55,7 +55,7 @@ async def end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
         tps = [TopicPartition(topic, p) for p in range(kafka.topics.partitions)]
         return {tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items()}
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
 
 
 async def commits_reach(
