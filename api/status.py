@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.protocol.admin import (
@@ -38,9 +37,9 @@ from finpulse.topics import (
     STAGE_TOPIC_FIELDS,
     dead_letter_topic,
     kafka_admin,
+    kafka_consumer,
     pipeline_topics,
     stage_topics,
-    stop_consumer,
     topic_partitions,
 )
 
@@ -142,13 +141,9 @@ async def kafka_status(settings: Settings) -> KafkaStatus:
         described = await describe_groups(admin, nodes)
     # Committed partitions of topics outside the pipeline's (the worker's internal ones) count too.
     partitions |= {tp for offsets in committed.values() for tp in offsets}
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with kafka_consumer(kafka) as consumer:
         ends = await consumer.end_offsets(list(partitions)) if partitions else {}
         starts = await consumer.beginning_offsets(list(partitions)) if partitions else {}
-    finally:
-        await stop_consumer(consumer)
 
     def held(topic: str) -> int:
         return sum(ends[tp] - starts[tp] for tp in ends if tp.topic == topic)

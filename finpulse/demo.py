@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from rich.console import Console
 from rich.panel import Panel
 
@@ -39,8 +39,8 @@ from finpulse.topics import (
     delete_topics_starting,
     ensure_topics,
     kafka_admin,
+    kafka_consumer,
     run_settings,
-    stop_consumer,
     topic_partitions,
 )
 
@@ -191,31 +191,21 @@ def _ingest_env(logs: Path) -> dict[str, str]:
 
 async def _end_offsets(settings: Settings) -> dict[TopicPartition, int]:
     """Where alerts.events ends now: the demo's alert comes after."""
-    topic, bootstrap = settings.kafka.topics.alerts, settings.kafka.bootstrap
     async with kafka_admin(settings.kafka) as admin:
-        partitions = await topic_partitions(admin, [topic])
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
+        partitions = await topic_partitions(admin, [settings.kafka.topics.alerts])
+    async with kafka_consumer(settings.kafka) as consumer:
         return dict(await consumer.end_offsets(partitions))
-    finally:
-        await stop_consumer(consumer)
 
 
 async def _first_alert(settings: Settings, offsets: dict[TopicPartition, int]) -> AlertEvent:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
-    await consumer.start()
-    try:
+    async with kafka_consumer(settings.kafka) as consumer, asyncio.timeout(ALERT_TIMEOUT_S):
         consumer.assign(list(offsets))
         for tp, offset in offsets.items():
             consumer.seek(tp, offset)
-        async with asyncio.timeout(ALERT_TIMEOUT_S):
-            async for record in consumer:
-                event = AlertEvent.from_bytes(record.value)
-                if event.state == "fired" and event.entity == "ACME":
-                    return event
-    finally:
-        await stop_consumer(consumer)
+        async for record in consumer:
+            event = AlertEvent.from_bytes(record.value)
+            if event.state == "fired" and event.entity == "ACME":
+                return event
     raise AssertionError("unreachable")
 
 

@@ -4,12 +4,14 @@ ends, dead letters, and runs (the demo's, the bench's) with topics of their own 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -83,18 +85,46 @@ async def kafka_admin(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClient
         bootstrap_servers=kafka.bootstrap,
         request_timeout_ms=int(kafka.request_timeout_s * 1000),
     )
+    async with _started(kafka, admin, admin.close):
+        yield admin
+
+
+@asynccontextmanager
+async def kafka_consumer(
+    kafka: KafkaSettings, *topics: str, **options: Any
+) -> AsyncIterator[AIOKafkaConsumer]:
+    """A started consumer for a short read (no group, nothing committed, unless `options` say
+    otherwise), stopped through `stop_consumer` on exit; a clear error when the broker cannot be
+    reached."""
+    options = {
+        "enable_auto_commit": False,
+        "request_timeout_ms": int(kafka.request_timeout_s * 1000),
+        **options,
+    }
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=kafka.bootstrap, **options)
+    async with _started(kafka, consumer, functools.partial(stop_consumer, consumer)):
+        yield consumer
+
+
+@asynccontextmanager
+async def _started(
+    kafka: KafkaSettings,
+    client: AIOKafkaAdminClient | AIOKafkaConsumer,
+    stop: Callable[[], Awaitable[None]],
+) -> AsyncIterator[None]:
+    """`client` started, and stopped on exit, or BrokerUnavailable where it cannot connect."""
     try:
-        await admin.start()
+        await client.start()
     except KafkaConnectionError as exc:
-        await admin.close()
+        await stop()
         raise BrokerUnavailable(
             f"cannot reach Kafka at {kafka.bootstrap}: start it with `finpulse kafka start` "
             "or set FINPULSE_KAFKA_BOOTSTRAP"
         ) from exc
     try:
-        yield admin
+        yield
     finally:
-        await admin.close()
+        await stop()
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
@@ -194,13 +224,7 @@ async def iter_records(
         partitions = await topic_partitions(admin, sorted(present))
     if not partitions:
         return
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap,
-        enable_auto_commit=False,
-        request_timeout_ms=int(kafka.request_timeout_s * 1000),
-    )
-    await consumer.start()
-    try:
+    async with kafka_consumer(kafka) as consumer:
         ends = await consumer.end_offsets(partitions)
         starts = await _starts(consumer, partitions, since, ends)
         # Assigned and sought in one step: a partition assigned first is fetched from its end
@@ -215,8 +239,6 @@ async def iter_records(
                 for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
                     if record.offset < ends[tp]:
                         yield tp, record
-    finally:
-        await stop_consumer(consumer)
 
 
 async def _starts(

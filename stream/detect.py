@@ -55,7 +55,7 @@ def register_detect(
     )
     dead = topics.dead(app, topics.names.windows)
     # A window the consumer skipped would be a missed alert (stream/skipped.py).
-    skipped = SkippedRecords(app, settings.kafka.bootstrap, topics.names.windows, "window")
+    skipped = SkippedRecords(app, settings.kafka, topics.names.windows, "window")
 
     @app.on_partitions_assigned.connect
     async def resume(app: faust.App, assigned: object, **kwargs: object) -> None:

@@ -50,7 +50,7 @@ def register_score(
     progress = SourceProgress(settings.stream.idle_close_s)
     # Quiet for three times the idle rule's silence: a false alarm only scores stories again.
     offsets = SkippedOffsets(3 * settings.stream.idle_close_s)
-    skipped = SkippedRecords(app, settings.kafka.bootstrap, topics.names.raw, "news.raw")
+    skipped = SkippedRecords(app, settings.kafka, topics.names.raw, "news.raw")
 
     @app.on_partitions_assigned.connect
     async def track(app: faust.App, assigned: set[TP], **kwargs: object) -> None:

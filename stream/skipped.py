@@ -49,19 +49,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from faust.types import TP
 from faust.types.tuples import Message
 
 from finpulse.errors import TransientError
-from finpulse.topics import stop_consumer
+from finpulse.settings import KafkaSettings
+from finpulse.topics import kafka_admin, kafka_consumer
 
 logger = logging.getLogger(__name__)
 
@@ -81,21 +80,12 @@ class Record:
 class SkippedReader:
     """Reads offset ranges of one topic's partitions with a consumer of its own (no group)."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap, self.topic = bootstrap, topic
-
-    @asynccontextmanager
-    async def _consumer(self) -> AsyncIterator[AIOKafkaConsumer]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            yield consumer
-        finally:
-            await stop_consumer(consumer)
+    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+        self.kafka, self.topic = kafka, topic
 
     async def read(self, partition: int, start: int, end: int) -> list[Record]:
         """The records at offsets `start` <= offset < `end` (fewer where offsets hold none)."""
-        async with self._consumer() as consumer:
+        async with kafka_consumer(self.kafka) as consumer:
             return await self._read(consumer, partition, start, end)
 
     async def _read(self, consumer: AIOKafkaConsumer, partition: int, start: int, end: int) -> list[Record]:
@@ -122,14 +112,14 @@ class SkippedReader:
     async def resume_offsets(self, group: str, partitions: list[int]) -> dict[int, int]:
         """Where `group`'s consumer resumes each of `partitions`."""
         committed = await self._committed(group)
-        async with self._consumer() as consumer:
+        async with kafka_consumer(self.kafka) as consumer:
             starts = await consumer.beginning_offsets([TopicPartition(self.topic, p) for p in partitions])
         return {tp.partition: _resume(committed, tp, start) for tp, start in starts.items()}
 
     async def processed(self, group: str, partitions: list[int]) -> GroupProgress:
         """How far `group` got in each of `partitions` (3. above)."""
         committed = await self._committed(group)
-        async with self._consumer() as consumer:
+        async with kafka_consumer(self.kafka) as consumer:
             tps = [TopicPartition(self.topic, p) for p in partitions]
             ends = await consumer.end_offsets(tps)
             starts = await consumer.beginning_offsets(tps)
@@ -146,12 +136,8 @@ class SkippedReader:
             return progress
 
     async def _committed(self, group: str) -> dict[TopicPartition, int]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        try:
+        async with kafka_admin(self.kafka) as admin:
             offsets = await admin.list_consumer_group_offsets(group)
-        finally:
-            await admin.close()
         return {tp: meta.offset for tp, meta in offsets.items()}
 
 
@@ -175,9 +161,9 @@ class SkippedRecords:
     the agent expects next since the last assignment; a jump past it is read from the broker, and
     the records read are acked to the consumer once processed, so that its commits move past them."""
 
-    def __init__(self, app: faust.App, bootstrap: str, topic: str, what: str) -> None:
+    def __init__(self, app: faust.App, kafka: KafkaSettings, topic: str, what: str) -> None:
         self.app, self.topic, self.what = app, topic, what
-        self.reader = SkippedReader(bootstrap, topic)
+        self.reader = SkippedReader(kafka, topic)
         self._next: dict[int, int] = {}
         # Where the group resumed each assigned partition, asked at the first event after an
         # assignment (none is committed before a partition's first event is processed).

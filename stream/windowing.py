@@ -239,7 +239,7 @@ def register_windowing(app: faust.App, topics: PipelineTopics, settings: Setting
         baselines=_table(app, BASELINES, partitions),
         topics=topics,
         settings=settings,
-        skipped=SkippedRecords(app, settings.kafka.bootstrap, by_entity_topic(app.conf.id), "by-entity"),
+        skipped=SkippedRecords(app, settings.kafka, by_entity_topic(app.conf.id), "by-entity"),
     )
     dead = topics.dead(app, topics.names.scored)
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import ConsumerRecord, TopicPartition
 
 from api.status import coordinator, describe_groups
 from finpulse.settings import KafkaSettings
-from finpulse.topics import kafka_admin, stop_consumer
+from finpulse.topics import kafka_admin, kafka_consumer
 
 
 async def read_topic(
@@ -21,16 +20,9 @@ async def read_topic(
     Waits a short grace period after reaching `expect` so extra (duplicate)
     records would be seen too.
     """
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=kafka.bootstrap,
-        group_id=f"reader-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
-    try:
+    group = f"reader-{uuid.uuid4().hex[:8]}"
+    async with kafka_consumer(kafka, topic, group_id=group, auto_offset_reset="earliest") as consumer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         grace_until: float | None = None
@@ -42,20 +34,21 @@ async def read_topic(
                 grace_until = grace_until or loop.time() + 1.0
                 if loop.time() >= grace_until:
                     break
-    finally:
-        await stop_consumer(consumer)  # a broker may have gone away meanwhile
     return records
+
+
+async def commit_offsets(kafka: KafkaSettings, group: str, offsets: dict[TopicPartition, int]) -> None:
+    """Commit `offsets` for `group`, as if its consumers had processed the records before them."""
+    async with kafka_consumer(kafka, group_id=group) as consumer:
+        consumer.assign(list(offsets))
+        await consumer.commit(offsets)
 
 
 async def end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
     """Each partition's end offset now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with kafka_consumer(kafka) as consumer:
         tps = [TopicPartition(topic, p) for p in range(kafka.topics.partitions)]
         return {tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items()}
-    finally:
-        await stop_consumer(consumer)
 
 
 async def commits_reach(
@@ -63,11 +56,7 @@ async def commits_reach(
 ) -> dict[int, tuple[int, int]]:
     """Wait until `group` has committed every record `topic` held when called; returns, per
     partition, (committed offset, end offset then): those still short at the timeout."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, enable_auto_commit=False)
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
-    await consumer.start()
-    await admin.start()
-    try:
+    async with kafka_consumer(kafka) as consumer, kafka_admin(kafka) as admin:
         await consumer.topics()  # fetches the metadata partitions_for_topic reads
         partitions = consumer.partitions_for_topic(topic) or set()
         ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
@@ -83,9 +72,6 @@ async def commits_reach(
             if not short or loop.time() > deadline:
                 return short
             await asyncio.sleep(0.5)
-    finally:
-        await admin.close()
-        await consumer.stop()
 
 
 async def group_members(kafka: KafkaSettings, group: str) -> tuple[str, int]:

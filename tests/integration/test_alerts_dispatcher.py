@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from subprocess import PIPE, STDOUT
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
@@ -23,6 +23,7 @@ from alerts.links import feedback_url
 from alerts.slack import SlackNotifier
 from finpulse.schema import AlertEvent, DeadLetter
 from finpulse.settings import AlertsSettings, KafkaSettings
+from finpulse.topics import kafka_consumer
 from tests.conftest import FINPULSE, wait_for
 from tests.fixtures.slack import VALID_TOKEN, FakeSlack
 from tests.kafka_io import read_topic
@@ -45,13 +46,9 @@ async def produce(kafka: KafkaSettings, records: Sequence[AlertEvent | bytes]) -
 
 
 async def committed(kafka: KafkaSettings, group_id: str) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id=group_id)
-    await consumer.start()
-    try:
+    async with kafka_consumer(kafka, group_id=group_id) as consumer:
         tps = [TopicPartition(kafka.topics.alerts, p) for p in range(kafka.topics.partitions)]
         return sum([(await consumer.committed(tp)) or 0 for tp in tps])
-    finally:
-        await consumer.stop()
 
 
 @asynccontextmanager

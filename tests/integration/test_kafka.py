@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -24,6 +24,7 @@ from finpulse.topics import (
     dead_letter_topic,
     delete_topics_starting,
     ensure_topics,
+    kafka_consumer,
     pipeline_topics,
     send_dead_letter,
     topics_starting,
@@ -67,6 +68,33 @@ async def test_an_unreachable_broker_is_a_clear_error() -> None:
         match=r"cannot reach Kafka at 127\.0\.0\.1:\d+: start it with `finpulse kafka start`",
     ):
         await ensure_topics(nowhere)
+    # A short-lived consumer (reading a topic back, offsets for `status`) says the same.
+    with pytest.raises(BrokerUnavailable, match=r"cannot reach Kafka at 127\.0\.0\.1:\d+"):
+        async with kafka_consumer(nowhere):
+            pass
+
+
+async def test_a_short_lived_consumer_reads_as_a_group_member_and_commits_nothing_itself(
+    kafka: KafkaSettings, group_id: str
+) -> None:
+    topic = f"short-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka, [TopicSpec(topic, 1, 1)])
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)
+    await producer.start()
+    try:
+        for i in range(3):
+            await producer.send_and_wait(topic, f"v{i}".encode())
+    finally:
+        await producer.stop()
+    tp = TopicPartition(topic, 0)
+    async with kafka_consumer(kafka, topic, group_id=group_id, auto_offset_reset="earliest") as consumer:
+        read = []
+        while len(read) < 3:
+            read += (await consumer.getmany(timeout_ms=1000)).get(tp, [])
+        assert consumer.assignment() == {tp}
+    assert [r.value for r in read] == [b"v0", b"v1", b"v2"]
+    async with kafka_consumer(kafka, group_id=group_id) as consumer:
+        assert await consumer.committed(tp) is None  # auto-commit is off unless asked for
 
 
 async def test_a_table_changelog_is_created_compacted(kafka: KafkaSettings) -> None:

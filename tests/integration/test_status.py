@@ -10,16 +10,16 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 
 from finpulse.schema import DeadLetter
 from finpulse.settings import KafkaSettings
-from finpulse.topics import send_dead_letter
+from finpulse.topics import kafka_consumer, send_dead_letter
 from store import DuckDBStore
 from tests.conftest import FINPULSE, free_port
 from tests.fixtures.feeds import FeedServer
 from tests.fixtures.store import known_items, seed_known
-from tests.kafka_io import read_topic
+from tests.kafka_io import commit_offsets, read_topic
 
 
 async def _traffic(kafka: KafkaSettings, worker_group: str) -> None:
@@ -35,16 +35,7 @@ async def _traffic(kafka: KafkaSettings, worker_group: str) -> None:
         await send_dead_letter(producer, kafka.topics, letter)
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap, group_id=worker_group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        tp = TopicPartition(kafka.topics.raw, 0)
-        consumer.assign([tp])
-        await consumer.commit({tp: 3})
-    finally:
-        await consumer.stop()
+    await commit_offsets(kafka, worker_group, {TopicPartition(kafka.topics.raw, 0): 3})
 
 
 def _status(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -54,19 +45,14 @@ def _status(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 async def _status_while_consuming(env: dict[str, str], kafka: KafkaSettings, group: str) -> tuple[int, str]:
     """`finpulse status` while a consumer of `group` (client id "dispatcher-x") is a live member."""
-    consumer = AIOKafkaConsumer(
-        kafka.topics.alerts, bootstrap_servers=kafka.bootstrap, group_id=group, client_id="dispatcher-x"
-    )
-    await consumer.start()
-    try:
+    member = {"group_id": group, "client_id": "dispatcher-x"}
+    async with kafka_consumer(kafka, kafka.topics.alerts, **member) as consumer:
         await consumer.getmany(timeout_ms=1000)  # joined: the group has its member
         proc = await asyncio.create_subprocess_exec(
             str(FINPULSE), "status", env={**os.environ, "COLUMNS": "200", **env},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         out, _ = await asyncio.wait_for(proc.communicate(), 120)
-    finally:
-        await consumer.stop()
     return proc.returncode or 0, out.decode()
 
 
