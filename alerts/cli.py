@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from finpulse.wording import counted
+
 if TYPE_CHECKING:
     from finpulse.settings import Settings
 
@@ -71,7 +73,7 @@ def check(
             + ("" if sub.enabled else " (disabled)"),
             markup=False,
         )
-    console.print(f"{len(subs)} subscription(s) OK")
+    console.print(f"{counted(len(subs), 'subscription')} OK")
 
 
 @alerts_app.command("list")
@@ -106,7 +108,7 @@ def list_subscriptions(
         if store is not None:
             store.stop()
     columns = ("subscription", "channel", "watches", "state", "digest", f"alerts {days:g} d", "last fired")
-    table = Table(*columns, "tp / fp", title=f"{len(rows)} live subscription(s)", title_justify="left")
+    table = Table(*columns, "tp / fp", title=counted(len(rows), "live subscription"), title_justify="left")
     for o in rows:
         state = o.state + "".join(f"\nmuted {m}" for m in o.entity_mutes)
         table.add_row(

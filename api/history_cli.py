@@ -30,6 +30,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from finpulse.wording import counted
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -244,7 +246,7 @@ def trend(
     total, negative = sum(counts), sum(negatives)
     console.print(
         f"[bold]{kind} {query.entity}[/bold], {granularity} buckets, {range_text(query)}: {total:,} stories, "
-        f"{negative / total:.0%} negative, {len(fired)} alert(s) fired"
+        f"{negative / total:.0%} negative, {counted(len(fired), 'alert')} fired"
     )
     console.print(f"negative share over the range ({EMPTY}: no stories):")
     console.print(f"  {query.start:%m-%d %H:%M} {sparkline(counts, negatives)} {query.end:%m-%d %H:%M}")

@@ -16,6 +16,7 @@ from rich.console import Console
 from finpulse.errors import FinpulseError
 from finpulse.logs import configure_logging
 from finpulse.settings import Settings, load_settings
+from finpulse.wording import counted
 
 console = Console()
 app = typer.Typer(help="finpulse: real-time financial-news sentiment monitor.", no_args_is_help=True)
@@ -129,10 +130,10 @@ def dead_letters(
     print_dead_letters(console, tally)
     if sent is not None:
         targets = ", ".join(sorted(sent.targets))
-        console.print(f"replayed {sent.sent} record(s)" + (f" to {targets}" if sent.sent else ""))
+        console.print(f"replayed {counted(sent.sent, 'record')}" + (f" to {targets}" if sent.sent else ""))
         if sent.kept:
             console.print(
-                f"{sent.kept} letter(s) not sent: they hold no record read from their topic "
+                f"{counted(sent.kept, 'letter')} not sent: they hold no record read from their topic "
                 "(ingest's hold the source's entry: fix the source and ingest again)"
             )
 

@@ -29,6 +29,7 @@ from finpulse.errors import InvalidRecord
 from finpulse.schema import DeadLetter
 from finpulse.settings import KafkaSettings
 from finpulse.topics import dead_letter_topics, iter_records
+from finpulse.wording import counted
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,7 @@ def print_dead_letters(console: Console, tally: Tally) -> None:
     if not tally.total:
         console.print("no dead letters")
         return
-    summary = Table(title=f"{tally.total} dead letter(s)", title_justify="left")
+    summary = Table(title=counted(tally.total, "dead letter"), title_justify="left")
     for name in ("failed on", "stage", "error", "count", "latest (UTC)"):
         summary.add_column(name, justify="right" if name == "count" else "left", no_wrap=True)
     for (topic, stage, error), group in sorted(tally.groups.items(), key=lambda kv: -kv[1].count):

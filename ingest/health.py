@@ -21,6 +21,7 @@ from finpulse.errors import InvalidRecord
 from finpulse.schema import SourceStatus
 from finpulse.settings import KafkaSettings
 from finpulse.topics import iter_records
+from finpulse.wording import counted
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class SourceHealth:
         """What to look at: the last error of a failing source, what a late one lacks."""
         st = self.status
         if self.health == "failing":
-            return f"{st.consecutive_errors} failed poll(s) in a row: {st.last_error}"
+            return f"{counted(st.consecutive_errors, 'failed poll')} in a row: {st.last_error}"
         if self.health == "late":
             where = f" on {st.host}" if st.host else ""
             wait = f"{LATE_INTERVALS} x {st.interval_s:g} s"

@@ -146,7 +146,7 @@ function showBacktest({ report, trend }) {
   rec.className = report.recommended ? "" : "error";
   const labels = report.labels.events.filter((e) => e.verdict === "tp").length;
   $("bt-labels-note").textContent = labels
-    ? `${labels} labelled event(s) ${report.labels.complete ? "given" : "from analysts' verdicts"}`
+    ? `${counted(labels, "labelled event")} ${report.labels.complete ? "given" : "from analysts' verdicts"}`
     : "no labelled events: precision and recall need labels (mark alerts true/false +, or list events)";
   const body = $("bt-rows");
   body.replaceChildren();

@@ -106,7 +106,7 @@ def test_check_lists_the_example_subscriptions(tmp_path: Path, slack_api: FakeSl
     assert done.returncode == 0, done.stdout + done.stderr
     megacaps = next(line for line in done.stdout.splitlines() if line.startswith("megacaps:"))
     assert "mutes=3 digest=07:30 America/New_York" in megacaps
-    assert "2 subscription(s) OK" in done.stdout
+    assert "2 subscriptions OK" in done.stdout
 
 
 def test_list_shows_each_live_subscription_and_its_alerts(tmp_path: Path, slack_api: FakeSlack) -> None:
@@ -140,7 +140,7 @@ def test_list_shows_each_live_subscription_and_its_alerts(tmp_path: Path, slack_
         [str(FINPULSE), "alerts", "list"], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "3 live subscription(s)" in done.stdout  # the file's two and the dashboard's one
+    assert "3 live subscriptions" in done.stdout  # the file's two and the dashboard's one
     cells = [[c.strip() for c in line.split("│")[1:-1]] for line in done.stdout.splitlines()]
     rows = {row[0]: row for row in cells if row and row[0]}
     markets = rows["markets"]

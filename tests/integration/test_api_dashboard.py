@@ -226,7 +226,7 @@ def test_the_sources_panel_shows_each_sources_health(dashboard: tuple[Page, Duck
     assert wire.all_inner_texts()[:3] == ["wire", "feed", "waiting"]
     cells = broken.all_inner_texts()
     assert cells[2] == "failing"
-    assert cells[5] == "2 failed poll(s) in a row: timeout: x"
+    assert cells[5] == "2 failed polls in a row: timeout: x"
     assert cells[6] == socket.gethostname()  # the ingestor's host
     assert (
         page.get_attribute("#source-rows tr[data-source=broken] td:nth-child(3)", "class") == "health-failing"
@@ -543,6 +543,7 @@ def test_backtest_panel_runs_the_grid_and_highlights_the_recommendation(
     assert recommended.get_attribute("data-setting") == RECOMMENDED
     assert recommended.locator("td").first.text_content() == "#3 ★"
     assert RECOMMENDED in (page.text_content("#bt-recommendation") or "")
+    assert page.text_content("#bt-labels-note") == "1 labelled event given"
     cells = {
         rows.nth(i).get_attribute("data-setting"): [
             c.strip() for c in rows.nth(i).locator("td").all_text_contents()

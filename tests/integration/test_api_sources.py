@@ -83,7 +83,7 @@ def test_every_ingestors_sources_with_their_health(
     assert health["wire"]["kind"] == "feed"
     assert health["wire"]["interval_s"] == 60
     assert health["wire"]["host"]
-    assert health["broken"]["detail"].startswith("1 failed poll(s) in a row: not_a_feed")
+    assert health["broken"]["detail"].startswith("1 failed poll in a row: not_a_feed")
     assert health["broken"]["last_success_at"] is None
 
     # `broken` leaves the sources file: the ingestor's next start takes it off the list.

@@ -50,7 +50,7 @@ def test_trend_prints_buckets_and_marks_the_fired_alert(seeded: Path) -> None:
     assert code == 0, out
     # earnings: s1 (neg), s2 (pos) at 09:xx; s4 (neg), s5 at 10:xx; s7 (pos) next day
     assert "topic earnings, hour buckets" in out
-    assert "5 stories, 40% negative, 1 alert(s) fired" in out
+    assert "5 stories, 40% negative, 1 alert fired" in out
     assert "1  50%" in _line(out, "2024-03-04 09:00")
     assert "▲ desk" in _line(out, "2024-03-04 10:00")  # a1 fired for 10:00-10:05; a2 only resolved
     assert "▲" not in _line(out, "2024-03-04 09:00")

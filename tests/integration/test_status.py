@@ -196,6 +196,6 @@ def test_status_shows_each_sources_health_as_the_ingestor_published_it(
     broken = _row(out.stdout, "broken")
     assert broken[:3] == ["broken", "feed", "failing"]
     assert broken[3] == "never"
-    assert "1 failed poll(s) in a row: not_a_feed" in broken[6]
+    assert "1 failed poll in a row: not_a_feed" in broken[6]
     assert _row(out.stdout, "paused")[:3] == ["paused", "feed", "disabled"]
     assert f"published them on {kafka.topics.sources}" in out.stdout.replace("\n", "")

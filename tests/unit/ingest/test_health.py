@@ -21,7 +21,7 @@ def test_health_follows_the_last_poll() -> None:
     assert judge(status(last_poll_at=polled, last_success_at=polled), NOW) == "ok"
     failing = status(last_poll_at=polled, consecutive_errors=2, last_error="http: 503")
     assert judge(failing, NOW) == "failing"
-    assert SourceHealth(failing, "failing").detail() == "2 failed poll(s) in a row: http: 503"
+    assert SourceHealth(failing, "failing").detail() == "2 failed polls in a row: http: 503"
     # Nothing failed, but no poll for over three intervals: the ingestor is not running.
     ago = NOW - timedelta(minutes=16)
     stale = status(last_poll_at=ago, last_success_at=ago, host="ingest-2")
