@@ -11,13 +11,17 @@ threads); returns PNG bytes.
 from __future__ import annotations
 
 import io
+import itertools
+import math
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from matplotlib import dates
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from finpulse.schema import EntityKind, WindowAggregate, normalise_entity
 
@@ -26,6 +30,9 @@ from .backtest import Labels, SettingResult
 # Figure geometry (inches): the trend panel, plus this much per setting row, capped.
 WIDTH_IN, TREND_IN, ROW_IN, MAX_ROWS_IN = 11.0, 3.2, 0.32, 9.0
 DPI = 100
+# How the alert rows mark the window an alert fired in, and the one it resolved in.
+FIRED: dict[str, Any] = {"marker": "v", "ms": 8, "color": "tab:red"}
+RESOLVED: dict[str, Any] = {"marker": "|", "ms": 10, "color": "tab:green"}
 
 
 def plot_backtest(
@@ -50,19 +57,18 @@ def plot_backtest(
     fig.suptitle(f"{kind} {name}: negative share and alerts per setting")
     for window_kind in sorted({w.window_kind for w in series}):
         part = [w for w in series if w.window_kind == window_kind]
-        ends = _days([w.window_end for w in part])
         trend.plot(
-            ends,
-            [w.negative_share for w in part],
+            *_broken([w.window_end for w in part], [w.negative_share for w in part]),
             marker=".",
             lw=1.2,
             label=f"negative share ({window_kind})",
         )
-        based = [w for w in part if w.baseline_negative_share is not None]
+        based = [
+            (w.window_end, w.baseline_negative_share) for w in part if w.baseline_negative_share is not None
+        ]
         if based:
             trend.plot(
-                _days([w.window_end for w in based]),
-                [w.baseline_negative_share for w in based],
+                *_broken([end for end, _ in based], [share for _, share in based]),
                 ls="--",
                 lw=1.2,
                 label=f"baseline ({window_kind})",
@@ -95,6 +101,21 @@ def plot_backtest(
     return out.getvalue()
 
 
+def _broken(ends: Sequence[datetime], values: Sequence[float]) -> tuple[list[float], list[float]]:
+    """Points to plot, in matplotlib's dates, with a break (NaN) at the end of the first window
+    missing after each run: a window without stories has no negative share, and a line across
+    the gap would draw one. Windows follow each other at the shortest step between two of them."""
+    step = min((b - a for a, b in itertools.pairwise(ends) if b > a), default=None)
+    times, shares = list(ends[:1]), list(values[:1])
+    for i in range(1, len(ends)):
+        if step is not None and ends[i] - ends[i - 1] > step * 1.5:
+            times.append(ends[i - 1] + step)
+            shares.append(math.nan)
+        times.append(ends[i])
+        shares.append(values[i])
+    return _days(times), shares
+
+
 def _days(times: Sequence[datetime]) -> list[float]:
     """Matplotlib's date numbers (days since its epoch) for aware datetimes."""
     return [float(d) for d in dates.date2num(list(times))]  # type: ignore[no-untyped-call]
@@ -111,18 +132,15 @@ def _alert_rows(
         ]
         fired = [e.window_end for e in mine if e.state == "fired"]
         resolved = [e.window_end for e in mine if e.state == "resolved"]
-        if fired:
-            ax.plot(_days(fired), [row] * len(fired), ls="none", marker="v", ms=8, color="tab:red", zorder=3)
-        if resolved:
-            ax.plot(
-                _days(resolved),
-                [row] * len(resolved),
-                ls="none",
-                marker="|",
-                ms=10,
-                color="tab:green",
-                zorder=3,
-            )
+        for times, marker in ((fired, FIRED), (resolved, RESOLVED)):
+            if times:
+                ax.plot(_days(times), [row] * len(times), ls="none", zorder=3, **marker)
+    if results:
+        keys = [
+            Line2D([], [], ls="none", label=label, **m)
+            for label, m in (("fired", FIRED), ("resolved", RESOLVED))
+        ]
+        ax.legend(handles=keys, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", title="alerts")
     names = [f"{'* ' if r.setting.name == recommended else ''}{r.setting.name}" for r in results]
     ax.set_yticks(range(len(results)), names, fontsize="small")
     ax.set_ylim(-0.7, max(0, len(results) - 1) + 0.7)

@@ -203,18 +203,25 @@ async function applySetting() {
 }
 
 // --- chart: the trend (share, baseline, labels, the selected setting's alerts) over one lane per setting
+// Each kind's share and baseline over the windows of every kind. A kind's windows follow each
+// other at its shortest step; where one is missing (no stories in it) a null at its end breaks the
+// kind's lines. At the other kinds' times its values are undefined, which uPlot draws across.
 function backtestSeries(report, trend) {
   const points = trend.points;
   const kinds = [...new Set(points.map((p) => p.window_kind))];
-  const xs = [...new Set(points.map((p) => Date.parse(p.window_end) / 1000))].sort((a, b) => a - b);
+  const end = (p) => Date.parse(p.window_end) / 1000;
+  const ofKind = new Map(kinds.map((k) => [k, points.filter((p) => p.window_kind === k).sort((a, b) => end(a) - end(b))]));
+  const missing = new Map(kinds.map((k) => [k, missingWindows(ofKind.get(k).map(end))]));
+  const xs = [...new Set([...points.map(end), ...[...missing.values()].flat()])].sort((a, b) => a - b);
   const at = new Map(xs.map((x, i) => [x, i]));
-  const column = () => new Array(xs.length).fill(null);
+  const column = (fill) => new Array(xs.length).fill(fill);
   const trendData = [xs];
   for (const kind of kinds) {
-    const share = column();
-    const base = column();
-    for (const p of points.filter((q) => q.window_kind === kind)) {
-      const i = at.get(Date.parse(p.window_end) / 1000);
+    const share = column(undefined);
+    const base = column(undefined);
+    for (const x of missing.get(kind)) share[at.get(x)] = base[at.get(x)] = null;
+    for (const p of ofKind.get(kind)) {
+      const i = at.get(end(p));
       share[i] = p.negative_share;
       base[i] = p.baseline_negative_share;
     }
@@ -223,11 +230,18 @@ function backtestSeries(report, trend) {
   const mine = (e) => e.entity_kind === trend.entity_kind && e.entity === trend.entity; // both as windows name it
   const fired = report.results.map((r) => r.events.filter((e) => e.state === "fired" && mine(e)).map((e) => Date.parse(e.window_end) / 1000));
   const laneData = [xs, ...fired.map((ts, row) => {
-    const lane = column();
+    const lane = column(null);
     for (const t of ts) if (at.has(t)) lane[at.get(t)] = row;
     return lane;
   })];
   return { kinds, trendData, laneData, fired };
+}
+
+// The end of the first window missing after each run of windows (ends ascending, in seconds).
+function missingWindows(ends) {
+  const steps = ends.slice(1).map((x, i) => x - ends[i]).filter((d) => d > 0);
+  const step = Math.min(...steps);
+  return ends.slice(1).flatMap((x, i) => (x - ends[i] > 1.5 * step ? [ends[i] + step] : []));
 }
 
 function drawBacktest() {
@@ -259,8 +273,8 @@ function drawBacktest() {
   };
   const trendSeries = [{}];
   for (const kind of kinds) {
-    trendSeries.push({ label: `share (${kind})`, scale: "share", stroke: SHARE, width: 2, spanGaps: true },
-      { label: `baseline (${kind})`, scale: "share", stroke: BASELINE, width: 1.5, dash: [6, 4], spanGaps: true });
+    trendSeries.push({ label: `share (${kind})`, scale: "share", stroke: SHARE, width: 2 },
+      { label: `baseline (${kind})`, scale: "share", stroke: BASELINE, width: 1.5, dash: [6, 4] });
   }
   const trendChart = new uPlot({
     ...common, height: 240,

@@ -585,6 +585,31 @@ def test_backtest_panel_runs_the_grid_and_highlights_the_recommendation(
     assert page.is_hidden("#bt-results")
 
 
+def test_backtest_chart_breaks_a_kind_s_lines_where_its_windows_are_missing(
+    backtest_page: tuple[Page, str, tuple[datetime, datetime]],
+) -> None:
+    page, _, _ = backtest_page
+    # Tumbling windows every 5 minutes with 00:15 and 00:20 missing, and one hopping window.
+    columns = page.evaluate("""() => {
+      const w = (kind, minute, share) => ({
+        window_kind: kind, negative_share: share, baseline_negative_share: 0.1,
+        window_end: `2026-01-01T00:${String(minute).padStart(2, "0")}:00Z`,
+      });
+      const points = [
+        w("tumbling", 5, 0.1), w("tumbling", 10, 0.2), w("tumbling", 25, 0.3), w("hopping", 7, 0.5),
+      ];
+      const { trendData } = backtestSeries({ results: [] }, { entity_kind: "ticker", entity: "X", points });
+      return trendData.map((c) => c.map((v) => (v === null ? "break" : v === undefined ? "across" : v)));
+    }""")
+    start = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    assert columns[0] == [start + 60 * m for m in (5, 7, 10, 15, 25)]
+    kinds = {"tumbling": columns[1:3], "hopping": columns[3:5]}  # share and baseline of each
+    # A tumbling line breaks at the first missing window's end and goes across the hopping time.
+    assert kinds["tumbling"][0] == [0.1, "across", 0.2, "break", 0.3]
+    assert kinds["tumbling"][1] == [0.1, "across", 0.1, "break", 0.1]
+    assert kinds["hopping"][0] == ["across", 0.5, "across", "across", "across"]
+
+
 @pytest.mark.parametrize(
     ("entity", "grid", "labels", "needle"),
     [

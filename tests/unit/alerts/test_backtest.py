@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -325,3 +325,16 @@ def test_plot_draws_a_png() -> None:
     red = (rgb[..., 0] > 0.7) & (rgb[..., 1] < 0.35) & (rgb[..., 2] < 0.35)
     assert red.sum() > 20, "the alert marker (red triangle) is drawn"
     assert (rgb.min(axis=2) < 0.9).mean() > 0.02, "lines and text are drawn"
+
+
+def test_the_chart_breaks_a_line_where_windows_are_missing() -> None:
+    from matplotlib import dates
+
+    from alerts.backtest_plot import _broken
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    ends = [start + timedelta(minutes=m) for m in (5, 10, 25, 30)]  # 15 and 20 missing
+    xs, ys = _broken(ends, [0.1, 0.2, 0.3, 0.4])
+    assert [y if y == y else "break" for y in ys] == [0.1, 0.2, "break", 0.3, 0.4]
+    assert dates.num2date(xs[2]) == start + timedelta(minutes=15)  # the first missing window's end
+    assert _broken(ends[:1], [0.5]) == (xs[:1], [0.5])  # one window: nothing to break
