@@ -399,12 +399,15 @@ def run_windows(
     labels: Labels,
     now: datetime,
     progress: Progress | None = None,
+    stories: tuple[datetime, datetime] | None = None,
 ) -> BacktestOutcome:
-    """The grid over already loaded windows."""
+    """The grid over already loaded windows; `stories`: when the replay's first and last story of
+    the range (any entity's) were published."""
     if len(windows) > MAX_WINDOWS:
         raise BacktestError(
             f"{len(windows)} windows to replay (at most {MAX_WINDOWS}): narrow the range or entity"
         )
+    start, end = history_span(windows, stories)
     report = run_backtest(
         windows,
         subscription,
@@ -412,8 +415,8 @@ def run_windows(
         labels,
         now,
         max_alerts_per_day=request.max_alerts_per_day,
-        start=request.start,
-        end=request.end,
+        start=start,
+        end=end,
         focus=request.focus(),
         progress=progress,
     )
@@ -422,6 +425,19 @@ def run_windows(
         report.subscription_id, report.windows, len(report.results), report.recommended,
     )  # fmt: skip
     return BacktestOutcome(report=report, windows=windows)
+
+
+def history_span(
+    windows: Sequence[WindowAggregate], stories: tuple[datetime, datetime] | None
+) -> tuple[datetime, datetime]:
+    """The time the alerts/day rate is taken over: what the replay holds of the range asked for,
+    from its first story (or window) to its last, whichever entities they name. Not the whole range:
+    a week asked of 6 hours of history is 6 hours' rate. Not the replayed entity's windows alone:
+    a quiet entity's one burst of news would count as a day's."""
+    start, end = min(w.window_start for w in windows), max(w.window_end for w in windows)
+    if stories is not None:
+        start, end = min(start, stories[0]), max(end, stories[1])
+    return start, end
 
 
 def labels_for(request: BacktestRequest, store: HistoryStore | None, labels: Labels | None = None) -> Labels:
@@ -456,7 +472,9 @@ def run_from_store(
             f"no stored windows for {request.entity or request.subscription_id} in the range; "
             "check the entity name (GET /api/v1/entities) and --since/--until"
         )
-    return run_windows(request, windows, subscription, labels_for(request, store, labels), now, progress)
+    stories = store.stories_span(request.start, request.end)
+    labels = labels_for(request, store, labels)
+    return run_windows(request, windows, subscription, labels, now, progress, stories)
 
 
 def run_from_items(
@@ -477,7 +495,11 @@ def run_from_items(
         raise BacktestError(
             f"the replay has no items for {request.entity or request.subscription_id} in the range"
         )
-    return run_windows(request, windows, subscription, labels_for(request, store, labels), now, progress)
+    published = [s.item.published_at for s in kept]
+    labels = labels_for(request, store, labels)
+    return run_windows(
+        request, windows, subscription, labels, now, progress, (min(published), max(published))
+    )
 
 
 def grid_from_option(value: str | None) -> dict[str, list[GridValue]] | str:

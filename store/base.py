@@ -25,7 +25,7 @@ from store import migrations, retention, writes
 from store.dialect import Dialect
 from store.errors import NotFound, StoreError
 from store.queries import AlertsQuery, FeedbackQuery, Query, WindowsQuery, naive_utc
-from store.records import Feedback, LabelledAlert, Row, StoreStats, SubscriptionRecord, Verdict
+from store.records import Feedback, LabelledAlert, Row, StoreStats, SubscriptionRecord, Verdict, as_utc
 from store.sql import Connection, Cursor, transaction
 
 if TYPE_CHECKING:
@@ -305,6 +305,20 @@ class HistoryStore(ABC):
         with self._connection() as con:
             records = con.execute(sql, bounds).fetchall()
         return [ScoredItem.model_validate_json(r[0]) for r in records]
+
+    def stories_span(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> tuple[datetime, datetime] | None:
+        """When the first and the last story published in [start, end) (default: the last week)
+        were published: how much of the range the history holds (None: no story)."""
+        bounds = Query(start=start, end=end).bounds()
+        sql = (
+            "SELECT min(published_at), max(published_at) FROM scored_items "
+            "WHERE published_at >= ? AND published_at < ?"
+        )
+        with self._connection() as con:
+            first, last = con.execute(sql, bounds).fetchone() or (None, None)
+        return (as_utc(first), as_utc(last)) if first is not None and last is not None else None
 
     def get_alert(self, alert_id: str) -> AlertEvent | None:
         """One stored alert as its full AlertEvent message."""

@@ -117,7 +117,8 @@ async function runBacktest(event) {
     const data = await api("/backtest", { method: "POST", body, signal: controller.signal });
     BT.subscription = body.subscription_id || null; // a live subscription's replay can be applied
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    backtestState("done", `${data.report.results.length} settings over ${data.report.windows} windows in ${seconds} s`);
+    const { results, windows, days } = data.report;
+    backtestState("done", `${counted(results.length, "setting")} over ${counted(windows, "window")}, ${held(days)} of history, in ${seconds} s`);
     showBacktest(data);
   } catch (err) {
     backtestState("error", controller.signal.aborted ? "cancelled" : "");
@@ -236,6 +237,9 @@ function backtestSeries(report, trend) {
   })];
   return { kinds, trendData, laneData, fired };
 }
+
+// How much history the rates per day are taken over (the report's span): "6 hours", "6.5 days".
+const held = (days) => (days < 2 ? `${+(days * 24).toFixed(1)} hours` : `${+days.toFixed(1)} days`);
 
 // The end of the first window missing after each run of windows (ends ascending, in seconds).
 function missingWindows(ends) {

@@ -498,7 +498,7 @@ def _fill_backtest(page: Page, burst: tuple[datetime, datetime], grid: str = GRI
     page.wait_for_function("document.getElementById('bt-entity').value !== ''")
     page.fill("#bt-entity", "ACME")
     page.fill("#bt-grid", grid)
-    page.fill("#bt-max", "2")
+    page.fill("#bt-max", "5")  # the seed's 6 hours: 1 alert is 4 a day
     page.fill("#bt-labels", " ".join(f"{t:%Y-%m-%dT%H:%M}" for t in burst))  # times in UTC
 
 
@@ -523,7 +523,7 @@ def test_backtest_panel_runs_the_grid_and_highlights_the_recommendation(
     request = held[0].request
     assert request.method == "POST"
     sent = request.post_data_json
-    assert (sent["entity"], sent["grid"], sent["max_alerts_per_day"]) == ("ticker:ACME", GRID, 2)
+    assert (sent["entity"], sent["grid"], sent["max_alerts_per_day"]) == ("ticker:ACME", GRID, 5)
     assert sent["labels"] == [
         {"entity_kind": "ticker", "entity": "ACME", "start": f"{burst[0]:%Y-%m-%dT%H:%M}Z",
          "end": f"{burst[1]:%Y-%m-%dT%H:%M}Z", "verdict": "tp"}
@@ -544,6 +544,8 @@ def test_backtest_panel_runs_the_grid_and_highlights_the_recommendation(
     assert recommended.locator("td").first.text_content() == "#3 ★"
     assert RECOMMENDED in (page.text_content("#bt-recommendation") or "")
     assert page.text_content("#bt-labels-note") == "1 labelled event given"
+    # The rates' span: the seed's six hours, of the week asked for.
+    assert ", 6 hours of history, in " in (page.text_content("#bt-status") or "")
     cells = {
         rows.nth(i).get_attribute("data-setting"): [
             c.strip() for c in rows.nth(i).locator("td").all_text_contents()
@@ -552,7 +554,8 @@ def test_backtest_panel_runs_the_grid_and_highlights_the_recommendation(
     }
     # columns: #, setting, alerts fired, alerts/day, events detected, median delay, precision, recall
     loose, deaf = cells[SETTINGS[0]], cells[SETTINGS[1]]
-    assert cells[RECOMMENDED][2:] == ["1", "0.14", "1 / 1", "5 min", "1.00", "1.00"]  # 1 alert in 7 days
+    # 1 alert in the 6 hours of history the week asked for holds.
+    assert cells[RECOMMENDED][2:] == ["1", "4.00", "1 / 1", "5 min", "1.00", "1.00"]
     assert int(loose[2]) > 1
     assert loose[6] != "1.00"  # its extra alerts are false: the reason it is not recommended
     assert loose[7] == "1.00"
@@ -648,6 +651,7 @@ def test_backtest_panel_replays_a_subscription(
     assert page.locator("#bt-subscriptions option[value=acme-desk]").count() == 1
     page.fill("#bt-subscription", "acme-desk")
     page.fill("#bt-grid", "")  # the subscription's own parameters
+    page.fill("#bt-max", "")  # and no target: the one setting is the one recommended
     page.click("#bt-run")
     page.wait_for_selector("#backtest[data-state=done]", timeout=30_000)
     rows = page.locator("#bt-rows tr")

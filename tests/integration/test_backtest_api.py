@@ -153,3 +153,19 @@ def test_openapi_documents_the_endpoints(client: tuple[TestClient, History], tmp
     paths = c.get("/openapi.json").json()["paths"]
     assert "post" in paths["/api/v1/backtest"]
     assert "image/png" in paths["/api/v1/backtest/plot.png"]["get"]["responses"]["200"]["content"]
+
+
+def test_alerts_per_day_are_taken_over_the_history_the_range_holds(
+    client: tuple[TestClient, History],
+) -> None:
+    c, _ = client
+    week = body(start=(END - timedelta(days=7)).isoformat())  # a week asked of six hours of history
+    reports = [c.post("/api/v1/backtest", json=asked).json()["report"] for asked in (week, body())]
+    spans = {(datetime.fromisoformat(r["start"]), datetime.fromisoformat(r["end"])) for r in reports}
+    assert spans == {(T0, END)}
+    assert {r["days"] for r in reports} == {0.25}
+    fired, rates = (
+        {tuple(s[key] for s in r["results"]) for r in reports} for key in ("alerts_fired", "alerts_per_day")
+    )
+    assert len(rates) == 1  # the week's rates are those of the six hours it holds
+    assert rates.pop() == tuple(4 * n for n in fired.pop())

@@ -137,3 +137,12 @@ def test_scored_series_round_trips_the_whole_messages_oldest_first(known_store: 
     expected = sorted(known_items(), key=lambda s: (s.item.published_at, s.story_id))
     assert known_store.scored_series(T0, T0 + 2 * day) == expected
     assert known_store.scored_series(T0 + day, T0 + 2 * day) == expected[-1:]
+
+
+def test_stories_span_is_the_first_and_last_story_published_in_the_range(known_store: HistoryStore) -> None:
+    day = timedelta(days=1)
+    published = sorted(s.item.published_at for s in known_items())
+    assert known_store.stories_span(T0 - day, T0 + 2 * day) == (published[0], published[-1])
+    later = [t for t in published if t >= T0 + day]
+    assert known_store.stories_span(T0 + day, T0 + 2 * day) == (later[0], later[-1])
+    assert known_store.stories_span(T0 - 9 * day, T0 - 8 * day) is None  # no story there
