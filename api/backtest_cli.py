@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from finpulse.wording import counted
+
 if TYPE_CHECKING:
     from alerts.backtest import BacktestReport, Labels
     from api.backtest import BacktestOutcome, BacktestRequest
@@ -256,13 +258,15 @@ def _header(report: BacktestReport) -> list[str]:
     fp = sum(e.verdict == "fp" for e in report.labels.events)
     kind = "complete list" if report.labels.complete else "analyst feedback: unlabelled alerts not scored"
     focus = f", {report.focus[0]} `{report.focus[1]}`" if report.focus else ""
+    limit = report.max_alerts_per_day
+    target = f"at most {limit:g} alerts/day" if limit is not None else "none (--max-alerts-per-day)"
     return [
         f"# Backtest: subscription `{report.subscription_id}`{focus}",
         "",
-        f"- range: {report.start.isoformat()} .. {report.end.isoformat()} "
-        f"({report.days:.2f} days, {report.windows} windows)",
-        f"- labels: {tp} events, {fp} false alarms ({kind})",
-        f"- target: {_fmt(report.max_alerts_per_day, 'g')} alerts/day",
+        f"- range: {report.start:%Y-%m-%d %H:%M} .. {report.end:%Y-%m-%d %H:%M} UTC "
+        f"({report.days:.2f} days of history, {counted(report.windows, 'window')})",
+        f"- labels: {counted(tp, 'event')}, {counted(fp, 'false alarm')} ({kind})",
+        f"- target: {target}",
         f"- **recommended**: {report.recommendation}",
     ]
 

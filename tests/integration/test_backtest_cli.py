@@ -200,6 +200,9 @@ def test_grid_with_labels_file_writes_report_table_and_png(history: History, tmp
     assert report["focus"] == ["ticker", "ACME"]
     markdown = (out / "report.md").read_text()
     assert "| * min_rise=0.2 significance=0.01 |" in markdown
+    assert "- range: 2026-03-02 09:00 .. 2026-03-02 15:00 UTC (0.25 days of history, 72 windows)" in markdown
+    assert "- labels: 1 event, 0 false alarms (complete list)" in markdown
+    assert "- target: at most 24 alerts/day" in markdown
     assert "recommended" in result.output  # type: ignore[attr-defined]
     png = (out / "trend.png").read_bytes()
     assert png.startswith(b"\x89PNG")
