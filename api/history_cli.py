@@ -245,8 +245,8 @@ def trend(
     counts, negatives = bucket_series(points, query.start, query.end, granularity)
     total, negative = sum(counts), sum(negatives)
     console.print(
-        f"[bold]{kind} {query.entity}[/bold], {granularity} buckets, {range_text(query)}: {total:,} stories, "
-        f"{negative / total:.0%} negative, {counted(len(fired), 'alert')} fired"
+        f"[bold]{kind} {query.entity}[/bold], {granularity} buckets, {range_text(query)}: "
+        f"{counted(total, 'story')}, {negative / total:.0%} negative, {counted(len(fired), 'alert')} fired"
     )
     console.print(f"negative share over the range ({EMPTY}: no stories):")
     console.print(f"  {query.start:%m-%d %H:%M} {sparkline(counts, negatives)} {query.end:%m-%d %H:%M}")
@@ -323,7 +323,9 @@ def compare(
             if isinstance(q, TrendQuery)
         }
     first = next(iter(series.values()))[0]
-    console.print(f"[bold]{len(series)} entities[/bold], {granularity} buckets, {range_text(first)}")
+    console.print(
+        f"[bold]{counted(len(series), 'entity')}[/bold], {granularity} buckets, {range_text(first)}"
+    )
     grid = _compare_tables(series, first, granularity, rows)
     if not grid:
         console.print(f"no stories for any of them in {range_text(first)}")

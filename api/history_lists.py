@@ -32,6 +32,7 @@ from api.history_cli import (
     write_rows,
 )
 from api.text_charts import bucket_series, share_bar, sparkline
+from finpulse.wording import counted
 
 if TYPE_CHECKING:
     from store import HeadlinesQuery
@@ -118,7 +119,8 @@ def movers(
         known = m.change == m.change  # NaN: too few stories before
         table.add_row(
             str(m.entity), f"{m.count:,}", f"{m.negative_share:.0%}",
-            f"{m.previous_share:.0%} of {m.previous_count:,}" if known else f"{m.previous_count:,} stories",
+            f"{m.previous_share:.0%} of {m.previous_count:,}" if known
+            else counted(m.previous_count, "story"),
             Text(f"{m.change * 100:+.0f} pts", style="red" if m.change > 0 else "green") if known else "-",
             share_bar(m.negative_share),
         )  # fmt: skip

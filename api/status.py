@@ -42,6 +42,7 @@ from finpulse.topics import (
     stage_topics,
     topic_partitions,
 )
+from finpulse.wording import counted
 
 # How long `status` waits for a fresh broker's group coordinator.
 COORDINATOR_WAIT_S = 15.0
@@ -265,8 +266,9 @@ def print_store(console: Console, settings: Settings) -> None:
     latest = stats.latest_scored_at
     when = latest.strftime("%Y-%m-%d %H:%M:%S UTC") if latest else "never"
     console.print(
-        f"history store {db.where}: {stats.scored_items:,} scored stories (latest scored {when}), "
-        f"{stats.windows:,} windows, {stats.alerts:,} alert events, {stats.subscriptions} subscriptions"
+        f"history store {db.where}: {counted(stats.scored_items, 'scored story')} "
+        f"(latest scored {when}), {counted(stats.windows, 'window')}, "
+        f"{counted(stats.alerts, 'alert event')}, {counted(stats.subscriptions, 'subscription')}"
     )
 
 

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 
-def counted(n: int, noun: str, plural: str | None = None) -> str:
-    """`n` and the noun in the number it takes: `counted(1, "story", "stories")` is "1 story";
-    thousands are grouped ("1,204 alerts")."""
-    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+def counted(n: int, noun: str) -> str:
+    """`n` and the noun in the number it takes ("1 story", "3 stories", "1,204 alerts")."""
+    return f"{n:,} {noun if n == 1 else plural(noun)}"
+
+
+def plural(noun: str) -> str:
+    """English plural of the nouns finpulse counts: a consonant's -y takes -ies, others -s."""
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return noun[:-1] + "ies"
+    return noun + "s"

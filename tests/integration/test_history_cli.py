@@ -215,7 +215,7 @@ def test_trends_entities_and_movers_of_the_stories_holding_words(seeded: Path) -
     assert "3" in _line(out, "earnings")  # s2, s5, s7 of its five stories
     code, out = _run("trend", "topic:earnings", "--granularity", "day", "--search", "apple", *SPAN)
     assert code == 0, out
-    assert "1 stories, 100% negative" in out  # s1, "Apple misses estimates", alone
+    assert "1 story, 100% negative" in out  # s1, "Apple misses estimates", alone
     code, out = _run("compare", "topic:earnings", "topic:macro", "-q", "microsoft", *SPAN)
     assert code == 0, out
     assert "titles holding 'microsoft'" in out

@@ -169,7 +169,7 @@ def test_status_shows_the_store_without_its_password(postgres_url: str) -> None:
     console = Console(record=True, width=300)
     print_store(console, Settings(store=StoreSettings(url=with_password)))
     out = console.export_text()
-    assert "1 scored stories" in out
+    assert "1 scored story" in out
     assert "hunter2" not in out
     assert "postgres:***@" in out
 
