@@ -219,6 +219,6 @@ def alerts(
         table.add_row(
             when_text(a.window_end), Text(a.state, style="red" if a.state == "fired" else "green"),
             str(a.subscription_id), f"{a.entity_kind}:{a.entity}",
-            f"{a.negative_share:.0%} vs {a.baseline_negative_share:.0%}", f"{a.p_value:.0e}", verdict,
+            f"{a.negative_share:.0%} vs {a.baseline_negative_share:.0%}", f"{a.p_value:.2g}", verdict,
         )  # fmt: skip
     console.print(table)

@@ -227,7 +227,7 @@ def test_alerts_with_verdicts(seeded: Path) -> None:
     code, out = _run("alerts", "--state", "fired", *SPAN)
     assert code == 0, out
     assert "fp" in _line(out, "topic:earnings")  # a1, marked a false positive
-    assert "60% vs 20%" in _line(out, "ticker:AAPL")
+    assert "60% vs 20%  0.001" in _line(out, "ticker:AAPL")  # p as the Slack alert writes it
     assert "resolved" not in out
     code, out = _run("alerts", "--subscription", "nobody", *SPAN)
     assert (code, "no alerts in" in out) == (0, True)
