@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -228,12 +229,16 @@ class SkippedOffsets:
         self._next: dict[int, int] = {}
         self._heard: dict[int, float] = {}
         self._sought: dict[int, tuple[int, float]] = {}  # the offset last sought back to, and when
+        self._at_end: set[int] = set()  # partitions last seen with nothing past the next offset
+        self._appended: dict[int, float] = {}  # when records were last seen appended past it
 
     def assign(self, partitions: Iterable[int], now: float) -> None:
         """After a rebalance Faust resumes from the committed offsets: the next offset is
         unknown until a partition's first record, and quiet counts from now."""
         self._next.clear()
         self._sought.clear()
+        self._at_end.clear()
+        self._appended.clear()
         self._heard = dict.fromkeys(partitions, now)
 
     def resume_at(self, partition: int, offset: int) -> None:
@@ -266,9 +271,19 @@ class SkippedOffsets:
         due: dict[int, int] = {}
         for partition, end in ends.items():
             expected = self._next.get(partition)
-            if expected is None or end is None or end <= expected:
+            if expected is None or end is None:
                 continue
-            quiet = now - self._heard.get(partition, now) >= self.quiet_s
+            if end <= expected:
+                self._at_end.add(partition)
+                continue
+            if partition in self._at_end:
+                # Records appended since it was last seen at its end: fetched, maybe not handed
+                # over yet. Sought back now, they would be handed over twice (a dead letter sent
+                # twice was seen): they count as quiet only from now.
+                self._at_end.discard(partition)
+                self._appended[partition] = now
+            heard = max(self._heard.get(partition, now), self._appended.get(partition, -math.inf))
+            quiet = now - heard >= self.quiet_s
             if quiet and self._sought.get(partition, (None, 0.0))[0] != expected:
                 self._sought[partition] = (expected, now)
                 due[partition] = expected

@@ -127,6 +127,22 @@ def test_a_quiet_partition_short_of_its_end_is_sought_back_once_to_the_next_offs
     assert offsets.stalled(ends, now=150.0) == {1: 65}
 
 
+def test_a_record_appended_after_a_long_quiet_gets_its_own_time_before_a_seek() -> None:
+    offsets = SkippedOffsets(quiet_s=9.0)
+    offsets.assign({0}, now=0.0)
+    offsets.delivered(0, 9, now=1.0)
+    assert offsets.stalled({0: 10}, now=50.0) == {}  # at its end, quiet for long
+    # Offset 10 appended: the consumer fetched it (its end moved) but has not handed it over yet.
+    # A seek now would hand it over twice (the calm e2e test saw its dead letter sent twice).
+    assert offsets.stalled({0: 11}, now=51.0) == {}
+    assert offsets.stalled({0: 11}, now=59.0) == {}
+    assert offsets.stalled({0: 11}, now=60.0) == {0: 10}  # quiet since it was appended: skipped
+    # Records appended while the consumer stays stuck do not put the seek off again.
+    offsets.delivered(0, 10, now=61.0)
+    assert offsets.stalled({0: 12}, now=65.0) == {}
+    assert offsets.stalled({0: 14}, now=70.0) == {0: 11}
+
+
 def test_a_partition_skipped_whole_after_an_assignment_is_sought_back_to_where_the_group_resumes() -> None:
     offsets = SkippedOffsets(quiet_s=9.0)
     offsets.assign({1}, now=0.0)  # taken over; the consumer skips every record from offset 40 on
