@@ -162,6 +162,9 @@ class SkippedRecords:
     the agent expects next since the last assignment; a jump past it is read from the broker, and
     the records read are acked to the consumer once processed, so that its commits move past them."""
 
+    # A read back is tried this often, pausing 1x, 2x, ... `pause_s` in between (30 s in all).
+    attempts, pause_s = 6, 2.0
+
     def __init__(self, app: faust.App, kafka: KafkaSettings, topic: str, what: str) -> None:
         self.app, self.topic, self.what = app, topic, what
         self.reader = SkippedReader(kafka, topic)
@@ -177,14 +180,15 @@ class SkippedRecords:
 
     async def before(self, partition: int, offset: int) -> list[Record]:
         """The records skipped between the last event of the partition (or, for the first since
-        an assignment, where the group resumed it) and this one (none for a redelivery); a failed
-        read raises TransientError and leaves the gap for the next event to find."""
+        an assignment, where the group resumed it) and this one (none for a redelivery); a read
+        that still fails after `attempts` raises TransientError and leaves the gap for the next
+        event to find."""
         expected = self._next.get(partition)
         if expected is None:
             expected = (await self._resume_offsets(partition)).get(partition)
         records: list[Record] = []
         if expected is not None and offset > expected:
-            records = await self.read(partition, expected, offset)
+            records = await self._read_retrying(partition, expected, offset)
             logger.warning(
                 "%s records skipped by the consumer, read back partition=%d offsets=%d-%d records=%d",
                 self.what, partition, expected, offset - 1, len(records),
@@ -194,6 +198,24 @@ class SkippedRecords:
 
     async def read(self, partition: int, start: int, end: int) -> list[Record]:
         return await self.reader.read(partition, start, end)
+
+    async def _read_retrying(self, partition: int, start: int, end: int) -> list[Record]:
+        """`read`, tried again while the broker does not answer (a restart, say): the aggregate
+        and detect stages fold records in order, so a record read back after a later one would
+        count as a replay there, and be lost."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return await self.read(partition, start, end)
+            except TransientError as exc:
+                if attempt == self.attempts:
+                    raise
+                logger.warning(
+                    "could not read back %s records partition=%d offsets=%d-%d (attempt %d of %d), "
+                    "again in %.0fs: %s",
+                    self.what, partition, start, end - 1, attempt, self.attempts, self.pause_s * attempt, exc,
+                )  # fmt: skip
+                await asyncio.sleep(self.pause_s * attempt)
+        raise AssertionError("unreachable")
 
     async def resumes(self, partition: int) -> dict[int, int]:
         """Where the group resumed this partition and the others of the topic assigned with it."""

@@ -97,8 +97,27 @@ async def test_a_record_read_back_is_acked_to_the_consumer_as_its_own_partition_
     )
 
 
+async def test_a_read_back_is_tried_again_while_the_broker_does_not_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    skipped = _Skipped()
+    skipped.pause_s = 0.0
+    await skipped.before(0, 1)
+    read, failures = skipped.read, [TransientError("broker restarting")] * 2
+
+    async def flaky(partition: int, start: int, end: int) -> list[Record]:
+        if failures:
+            raise failures.pop()
+        return await read(partition, start, end)
+
+    skipped.read = flaky  # type: ignore[method-assign]
+    assert [r.offset for r in await skipped.before(0, 4)] == [2, 3]  # in order, before offset 4
+    assert "(attempt 2 of 6), again in 0s: broker restarting" in caplog.text
+
+
 async def test_a_failed_read_leaves_the_gap_for_the_next_event() -> None:
     skipped = _Skipped()
+    skipped.pause_s = 0.0  # each of its attempts fails at once
     await skipped.before(0, 1)
     read = skipped.read
 
