@@ -6,7 +6,7 @@ only typer, rich and the standard library at module level.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -211,14 +211,20 @@ def alerts(
         return
     table = new_table(
         f"alerts, newest first, {range_text(query)}",
-        ("window end (UTC)", "state", "subscription", "entity", "negative", "p", "verdict"),
+        ("sent (UTC)", "window end", "state", "subscription", "entity", "negative", "p", "verdict"),
         right=("negative", "p"),
     )
     for a in rows.itertuples():
         verdict = a.verdict if isinstance(a.verdict, str) else ""
         table.add_row(
-            when_text(a.window_end), Text(a.state, style="red" if a.state == "fired" else "green"),
+            when_text(a.created_at), _end_text(a.window_end, a.created_at),
+            Text(a.state, style="red" if a.state == "fired" else "green"),
             str(a.subscription_id), f"{a.entity_kind}:{a.entity}",
             f"{a.negative_share:.0%} vs {a.baseline_negative_share:.0%}", f"{a.p_value:.2g}", verdict,
         )  # fmt: skip
     console.print(table)
+
+
+def _end_text(end: datetime, sent: datetime) -> str:
+    """A window's end beside when its alert was sent: the time alone on the same day."""
+    return f"{end:%H:%M}" if end.date() == sent.date() else when_text(end)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 from api.cli import register
 from finpulse import history
 from store import DuckDBStore
-from tests.fixtures.store import seed_known
+from tests.fixtures.store import known_alerts, seed_known
 
 SPAN = ["--since", "2024-03-04", "--until", "2024-03-06"]
 runner = CliRunner()
@@ -227,7 +228,11 @@ def test_alerts_with_verdicts(seeded: Path) -> None:
     code, out = _run("alerts", "--state", "fired", *SPAN)
     assert code == 0, out
     assert "fp" in _line(out, "topic:earnings")  # a1, marked a false positive
-    assert "60% vs 20%  0.001" in _line(out, "ticker:AAPL")  # p as the Slack alert writes it
+    a3 = _line(out, "ticker:AAPL")
+    assert "60% vs 20%  0.001" in a3  # p as the Slack alert writes it
+    # Newest first by when they were sent, which leads each row, then the window's end that day.
+    sent = next(a for a in known_alerts() if a.alert_id == "a3").created_at
+    assert a3.split()[:3] == [f"{sent:%Y-%m-%d}", f"{sent:%H:%M}", f"{sent - timedelta(seconds=2):%H:%M}"]
     assert "resolved" not in out
     code, out = _run("alerts", "--subscription", "nobody", *SPAN)
     assert (code, "no alerts in" in out) == (0, True)
