@@ -400,6 +400,19 @@ def _explain(best: SettingResult | None, results: Sequence[SettingResult], targe
     )
 
 
+def history_span(
+    windows: Sequence[WindowAggregate], stories: tuple[datetime, datetime] | None
+) -> tuple[datetime, datetime]:
+    """The time the alerts/day rate is taken over: what the replay holds of the range asked for,
+    from its first story (or window) to its last, whichever entities they name. Not the whole range:
+    a week asked of 6 hours of history is 6 hours' rate. Not the replayed entity's windows alone:
+    a quiet entity's one burst of news would count as a day's."""
+    start, end = min(w.window_start for w in windows), max(w.window_end for w in windows)
+    if stories is not None:
+        start, end = min(start, stories[0]), max(end, stories[1])
+    return start, end
+
+
 def run_backtest(
     windows: Sequence[WindowAggregate],
     subscription: Subscription,
@@ -408,15 +421,15 @@ def run_backtest(
     now: datetime,
     *,
     max_alerts_per_day: float | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    stories: tuple[datetime, datetime] | None = None,
     focus: tuple[EntityKind, str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> BacktestReport:
     """Replay `windows` for every setting (the subscription with that setting's detector).
 
-    `start`/`end` (default: the matched windows' span) set the alerts/day denominator
-    and which labels count; `focus` restricts the metrics to one entity's alerts;
+    `stories`: when the replay's first and last story of the range (any entity's) were
+    published; with the matched windows they set the alerts/day denominator and which labels
+    count (`history_span`). `focus` restricts the metrics to one entity's alerts;
     `progress(done, total)` is called after each setting.
     """
     if not settings:
@@ -428,10 +441,7 @@ def run_backtest(
             f"no windows match subscription {subscription.id!r} ({'/'.join(sorted(kinds))}) in the history; "
             "check the entity, the time range and the window kind"
         )
-    span_start = start or min(w.window_start for w in matched)
-    span_end = end or max(w.window_end for w in matched)
-    if span_end <= span_start:
-        raise BacktestError(f"the range is empty: {span_start.isoformat()} .. {span_end.isoformat()}")
+    span_start, span_end = history_span(matched, stories)
     days = (span_end - span_start) / DAY
     if focus is not None:
         focus = (focus[0], normalise_entity(*focus))

@@ -407,7 +407,6 @@ def run_windows(
         raise BacktestError(
             f"{len(windows)} windows to replay (at most {MAX_WINDOWS}): narrow the range or entity"
         )
-    start, end = history_span(windows, stories)
     report = run_backtest(
         windows,
         subscription,
@@ -415,8 +414,7 @@ def run_windows(
         labels,
         now,
         max_alerts_per_day=request.max_alerts_per_day,
-        start=start,
-        end=end,
+        stories=stories,
         focus=request.focus(),
         progress=progress,
     )
@@ -425,19 +423,6 @@ def run_windows(
         report.subscription_id, report.windows, len(report.results), report.recommended,
     )  # fmt: skip
     return BacktestOutcome(report=report, windows=windows)
-
-
-def history_span(
-    windows: Sequence[WindowAggregate], stories: tuple[datetime, datetime] | None
-) -> tuple[datetime, datetime]:
-    """The time the alerts/day rate is taken over: what the replay holds of the range asked for,
-    from its first story (or window) to its last, whichever entities they name. Not the whole range:
-    a week asked of 6 hours of history is 6 hours' rate. Not the replayed entity's windows alone:
-    a quiet entity's one burst of news would count as a day's."""
-    start, end = min(w.window_start for w in windows), max(w.window_end for w in windows)
-    if stories is not None:
-        start, end = min(start, stories[0]), max(end, stories[1])
-    return start, end
 
 
 def labels_for(request: BacktestRequest, store: HistoryStore | None, labels: Labels | None = None) -> Labels:

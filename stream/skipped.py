@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -203,19 +202,17 @@ class SkippedRecords:
         """`read`, tried again while the broker does not answer (a restart, say): the aggregate
         and detect stages fold records in order, so a record read back after a later one would
         count as a replay there, and be lost."""
-        for attempt in range(1, self.attempts + 1):
+        for attempt in range(1, self.attempts):
             try:
                 return await self.read(partition, start, end)
             except TransientError as exc:
-                if attempt == self.attempts:
-                    raise
                 logger.warning(
                     "could not read back %s records partition=%d offsets=%d-%d (attempt %d of %d), "
                     "again in %.0fs: %s",
                     self.what, partition, start, end - 1, attempt, self.attempts, self.pause_s * attempt, exc,
                 )  # fmt: skip
                 await asyncio.sleep(self.pause_s * attempt)
-        raise AssertionError("unreachable")
+        return await self.read(partition, start, end)  # the last attempt: its failure is raised
 
     async def resumes(self, partition: int) -> dict[int, int]:
         """Where the group resumed this partition and the others of the topic assigned with it."""
@@ -244,7 +241,8 @@ class SkippedRecords:
 
 class SkippedOffsets:
     """The records of a topic a Faust agent's consumer skipped, by following its partitions (2.
-    above): per partition, the offset the agent expects next and when it last had a record."""
+    above): per partition, the offset the agent expects next and when it last had a record (or,
+    at its end before, saw records appended)."""
 
     def __init__(self, quiet_s: float) -> None:
         self.quiet_s = quiet_s
@@ -252,7 +250,6 @@ class SkippedOffsets:
         self._heard: dict[int, float] = {}
         self._sought: dict[int, tuple[int, float]] = {}  # the offset last sought back to, and when
         self._at_end: set[int] = set()  # partitions last seen with nothing past the next offset
-        self._appended: dict[int, float] = {}  # when records were last seen appended past it
 
     def assign(self, partitions: Iterable[int], now: float) -> None:
         """After a rebalance Faust resumes from the committed offsets: the next offset is
@@ -260,7 +257,6 @@ class SkippedOffsets:
         self._next.clear()
         self._sought.clear()
         self._at_end.clear()
-        self._appended.clear()
         self._heard = dict.fromkeys(partitions, now)
 
     def resume_at(self, partition: int, offset: int) -> None:
@@ -303,9 +299,8 @@ class SkippedOffsets:
                 # over yet. Sought back now, they would be handed over twice (a dead letter sent
                 # twice was seen): they count as quiet only from now.
                 self._at_end.discard(partition)
-                self._appended[partition] = now
-            heard = max(self._heard.get(partition, now), self._appended.get(partition, -math.inf))
-            quiet = now - heard >= self.quiet_s
+                self._heard[partition] = now
+            quiet = now - self._heard.get(partition, now) >= self.quiet_s
             if quiet and self._sought.get(partition, (None, 0.0))[0] != expected:
                 self._sought[partition] = (expected, now)
                 due[partition] = expected

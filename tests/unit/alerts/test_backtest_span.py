@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from api.backtest import history_span
+from alerts.backtest import history_span
 from tests.unit.alerts.synth import T0, window
 
 
