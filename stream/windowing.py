@@ -36,8 +36,8 @@ partition's counted records (CountedIndex), built from the table on the
 partition's first event and dropped on every rebalance (recovery may have
 changed the table). A window's emission and its slot's write are separate
 sends; after a rebalance each partition's first event re-emits the windows
-that events from its offset on had emitted, in case a crash kept the slot and
-lost the message (Windows._resend).
+that events from where the group resumed on had emitted, in case a crash kept
+the slot and lost the message (Windows._resend).
 
 Tables are written only while an event of the same partition is processed
 (Faust writes each change to the changelog partition of the current event);
@@ -291,11 +291,14 @@ class Windows:
     async def on_event(self, event: EventT) -> None:
         partition, offset = event.message.partition, event.message.offset
         state = self.partitions.setdefault(partition, PartitionState(self.raw_partitions))
+        # Records the consumer skipped (stream/skipped.py), in order, before this one.
+        missed = await self.skipped.before(partition, offset)
         if partition not in self._resumed:
             self._resumed.add(partition)
-            await self._resend(partition, offset)
-        # Records the consumer skipped (stream/skipped.py), in order, before this one.
-        for record in await self.skipped.before(partition, offset):
+            # The group resumed where the records read back start (after an assignment Faust
+            # may skip the first ones): events from there on may have lost their emissions.
+            await self._resend(partition, missed[0].offset if missed else offset)
+        for record in missed:
             await self._process(partition, record.offset, state, record.key, record.value, record.headers)
             self.skipped.ack(partition, record)
         await self._process(partition, offset, state, event.key, event.value, event.headers)

@@ -45,9 +45,10 @@ def _event(key: bytes, value: bytes, offset: int, mark: datetime) -> Any:
 class _Log(SkippedRecords):
     """The by-entity partition as the broker holds it, for records the consumer skipped."""
 
-    def __init__(self, records: list[Record] | None = None) -> None:
+    def __init__(self, records: list[Record] | None = None, resumed: dict[int, int] | None = None) -> None:
         super().__init__(None, "", "entity-batches", "by-entity")  # type: ignore[arg-type]
         self.records = records or []
+        self.resumed = resumed or {}
         self.asked: list[tuple[int, int, int]] = []
         self.acked: list[int] = []
 
@@ -56,7 +57,7 @@ class _Log(SkippedRecords):
         return self.records[start:end]
 
     async def resumes(self, partition: int) -> dict[int, int]:
-        return {}  # where the group resumed: not known, so a first event is not compared
+        return self.resumed  # where the group resumed (none known: a first event is not compared)
 
     def ack(self, partition: int, record: Record) -> None:
         self.acked.append(record.offset)
@@ -223,6 +224,27 @@ async def test_a_restart_re_emits_the_windows_that_uncommitted_events_emitted() 
     windows.on_assigned()
     await windows.on_event(_event(TICK_KEY, b"", 2, T0 + timedelta(minutes=5)))
     assert topic.sent == []
+
+
+async def test_a_restart_re_emits_what_events_before_the_first_one_handed_over_emitted() -> None:
+    # Seen in the two-worker kill test: the survivor resumed a partition at offset 0, as the
+    # killed worker had committed none, but Faust first handed it offset 25. The windows closed
+    # by the events it read back were lost with the killed worker's unsent messages.
+    story = _record(scored("a", "negative", at=T0).to_bytes())
+    tick = _covering(T0 + timedelta(minutes=5))
+    log = _Log([Record(0, b"ticker:ACME", story, _covering(T0)), Record(1, TICK_KEY, b"", tick),
+                Record(2, TICK_KEY, b"", tick)])  # fmt: skip
+    windows, topic = _windows(grace_s=0, log=log)
+    await windows.on_event(_event(b"ticker:ACME", story, 0, T0))
+    await windows.on_event(_event(TICK_KEY, b"", 1, T0 + timedelta(minutes=5)))  # closes windows
+    closed = sorted(topic.sent, key=_window)
+    assert closed
+    log.reset()  # the survivor's own
+    log.resumed = {0: 1}  # offset 1 not committed: the closes' messages may be lost
+    survivor, again = _windows(grace_s=0, log=log, tables=windows)
+    await survivor.on_event(_event(TICK_KEY, b"", 3, T0 + timedelta(minutes=5)))
+    assert log.asked == [(0, 1, 3)]
+    assert sorted(again.sent, key=_window) == closed
 
 
 async def test_slots_move_from_open_to_expired_keys_and_a_restart_rebuilds_the_same_sets() -> None:
