@@ -62,6 +62,9 @@ def _configure(settings: ModelSettings, threads: int) -> None:
     global _config
     _config = (settings, threads)
     _die_with_parent()
+    # A terminal's Ctrl+C reaches the whole process group: the worker stops its children itself
+    # (each printed a KeyboardInterrupt traceback, and one mid-batch failed that batch).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Read by libgomp when torch loads, which is later (nothing imported it yet).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
