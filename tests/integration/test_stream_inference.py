@@ -4,6 +4,7 @@ die with their parent."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import subprocess
@@ -94,9 +95,13 @@ async def test_lanes_score_batches_side_by_side_like_one_classifier(model_settin
     local = [s for batch in batches for s in classifier.score(batch)]
     service = ClassifierService(model_settings, processes=0, lanes=2)
     assert service.parallel == 2
-    scored = await asyncio.gather(*(service.score(b) for b in batches))
-    # Every lane came back: a second round does not wait forever.
-    again = await asyncio.wait_for(asyncio.gather(*(service.score(b) for b in batches)), timeout=120)
+    try:
+        scored = await asyncio.gather(*(service.score(b) for b in batches))
+        # Every lane came back: a second round does not wait forever.
+        again = await asyncio.wait_for(asyncio.gather(*(service.score(b) for b in batches)), timeout=120)
+    finally:
+        await service.stop()  # unfreezes the collector (frozen by the load) for the rest of the session
+    assert not gc.get_freeze_count()
     assert [[(x.item.story_id, x.topic) for x in b] for b in again] == [
         [(x.item.story_id, x.topic) for x in b] for b in scored
     ]
