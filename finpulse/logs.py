@@ -21,6 +21,21 @@ def configure_logging(level: str = "INFO") -> None:
     # APScheduler logs every run of a job at INFO (the digests' each minute); the jobs log what matters.
     for noisy in ("aiokafka", "kafka", "faust", "mode", "httpx", "urllib3", "filelock", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
+    if not any(isinstance(f, RetriedAsWarning) for f in coordinator.filters):
+        coordinator.addFilter(RetriedAsWarning())
+
+
+class RetriedAsWarning(logging.Filter):
+    """aiokafka logs a failed coordinator lookup at ERROR even where it retries it (a broker just
+    started has elected none yet: every consumer group's first start on it): a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.levelno == logging.ERROR and any(getattr(a, "retriable", False) for a in args):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = f"{record.msg} (retrying)"
+        return True
 
 
 class RepeatFilter(logging.Filter):

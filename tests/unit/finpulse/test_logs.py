@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from aiokafka.errors import GroupAuthorizationFailedError, GroupCoordinatorNotAvailableError
 
 from finpulse.logs import RepeatFilter, configure_logging
 
@@ -58,3 +59,16 @@ def test_scheduler_runs_are_not_logged_but_its_warnings_are() -> None:
     assert logging.getLogger("alerts.dispatcher").isEnabledFor(logging.INFO)
     configure_logging("ERROR")  # a quieter choice holds for libraries too
     assert not logging.getLogger("apscheduler").isEnabledFor(logging.WARNING)
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_a_coordinator_lookup_aiokafka_retries_is_a_warning_and_one_it_gives_up_an_error() -> None:
+    configure_logging("INFO")
+    configure_logging("INFO")  # once per process matters not: one filter
+    [retried] = logging.getLogger("aiokafka.consumer.group_coordinator").filters
+    levels = []
+    for error in (GroupCoordinatorNotAvailableError(), GroupAuthorizationFailedError()):
+        record = _record("Group Coordinator Request failed: %s", error)
+        assert retried.filter(record)
+        levels.append((record.levelname, record.getMessage().endswith("(retrying)")))
+    assert levels == [("WARNING", True), ("ERROR", False)]
