@@ -140,7 +140,9 @@ async def assert_backtest_reproduces(settings: Settings, live: list[AlertEvent],
     def key(e: AlertEvent) -> tuple[str, str, datetime, int, int]:
         return (e.alert_id, e.state, e.window_end, e.count, e.negative_count)
 
-    assert sorted(map(key, replayed)) == sorted(map(key, live))
+    # A worker killed between an alert's delivery and its state's write has it sent again, under
+    # the same alert_id, by the one taking over (stream/detect.py); the dispatcher posts each once.
+    assert sorted(map(key, replayed)) == sorted(set(map(key, live)))
 
 
 async def test_calm_replay_fires_nothing(
