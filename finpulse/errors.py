@@ -13,6 +13,12 @@ Messages say what to do next.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class FinpulseError(Exception):
     """Root of every error finpulse raises on purpose."""
@@ -28,6 +34,25 @@ class TransientError(FinpulseError):
 
 class BrokerUnavailable(TransientError):
     """The Kafka broker could not be reached."""
+
+
+async def retry_transient(
+    call: Callable[[], Awaitable[T]],
+    *,
+    attempts: int,
+    pause_s: float,
+    on_retry: Callable[[int, float, TransientError], None],
+) -> T:
+    """`call()`, tried `attempts` times in all while it raises TransientError, pausing 1x, 2x, ...
+    `pause_s` in between; `on_retry(attempt, pause, error)` hears of each failure but the last,
+    which is raised."""
+    for attempt in range(1, attempts):
+        try:
+            return await call()
+        except TransientError as exc:
+            on_retry(attempt, pause_s * attempt, exc)
+            await asyncio.sleep(pause_s * attempt)
+    return await call()
 
 
 class PermanentError(FinpulseError):

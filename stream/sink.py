@@ -25,7 +25,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from mode import Service
 
-from finpulse.errors import InvalidRecord, TransientError
+from finpulse.errors import InvalidRecord, TransientError, retry_transient
 from finpulse.schema import AlertEvent, Message, ScoredItem, WindowAggregate
 from finpulse.settings import Settings, StoreSettings
 from finpulse.topics import stop_consumer
@@ -94,17 +94,16 @@ class StoreService(Service):
         are idempotent)."""
         if not batches:
             return
-        for attempt in range(1, SINK_RETRIES + 1):
-            try:
-                await self._ready()
-                await asyncio.to_thread(self._write_all, batches)
-                return
-            except TransientError:
-                if attempt == SINK_RETRIES:
-                    raise
-                count = sum(len(records) for _, records in batches)
-                logger.warning("store busy or away; retrying attempt=%d records=%d", attempt, count)
-                await asyncio.sleep(0.5 * attempt)
+
+        async def write_once() -> None:
+            await self._ready()
+            await asyncio.to_thread(self._write_all, batches)
+
+        def retrying(attempt: int, pause: float, exc: TransientError) -> None:
+            count = sum(len(records) for _, records in batches)
+            logger.warning("store busy or away; retrying attempt=%d records=%d", attempt, count)
+
+        await retry_transient(write_once, attempts=SINK_RETRIES, pause_s=0.5, on_retry=retrying)
 
     def _write_all(self, batches: Sequence[tuple[Upsert, Sequence[Message]]]) -> None:
         with self.store.session():

@@ -58,7 +58,7 @@ from aiokafka.errors import KafkaError
 from faust.types import TP
 from faust.types.tuples import Message
 
-from finpulse.errors import TransientError
+from finpulse.errors import TransientError, retry_transient
 from finpulse.settings import KafkaSettings
 from finpulse.topics import kafka_admin, kafka_consumer
 
@@ -202,17 +202,18 @@ class SkippedRecords:
         """`read`, tried again while the broker does not answer (a restart, say): the aggregate
         and detect stages fold records in order, so a record read back after a later one would
         count as a replay there, and be lost."""
-        for attempt in range(1, self.attempts):
-            try:
-                return await self.read(partition, start, end)
-            except TransientError as exc:
-                logger.warning(
-                    "could not read back %s records partition=%d offsets=%d-%d (attempt %d of %d), "
-                    "again in %.0fs: %s",
-                    self.what, partition, start, end - 1, attempt, self.attempts, self.pause_s * attempt, exc,
-                )  # fmt: skip
-                await asyncio.sleep(self.pause_s * attempt)
-        return await self.read(partition, start, end)  # the last attempt: its failure is raised
+
+        def retrying(attempt: int, pause: float, exc: TransientError) -> None:
+            logger.warning(
+                "could not read back %s records partition=%d offsets=%d-%d (attempt %d of %d), "
+                "again in %.0fs: %s",
+                self.what, partition, start, end - 1, attempt, self.attempts, pause, exc,
+            )  # fmt: skip
+
+        return await retry_transient(
+            lambda: self.read(partition, start, end), attempts=self.attempts, pause_s=self.pause_s,
+            on_retry=retrying,
+        )  # fmt: skip
 
     async def resumes(self, partition: int) -> dict[int, int]:
         """Where the group resumed this partition and the others of the topic assigned with it."""
