@@ -18,12 +18,12 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 import faust
-from faust.types import StreamT
+from faust.types import EventT, StreamT
 
 from alerts import stats
 from alerts.detector import DetectorState, detect
 from alerts.subscriptions import Subscription
-from finpulse.errors import InvalidRecord, TransientError
+from finpulse.errors import InvalidRecord
 from finpulse.schema import WindowAggregate, utcnow
 from finpulse.settings import Settings
 from stream.deadletter import dead_letter, dead_letter_record
@@ -64,30 +64,37 @@ def register_detect(
     @app.agent(topics.windows, name="detect")
     async def detect_agent(stream: StreamT[bytes]) -> None:
         async for events in stream.take_events(MAX_DETECT_BATCH, within=settings.stream.detect_batch_s):
-            windows: list[WindowAggregate] = []
-            read_back: list[tuple[int, Record]] = []
-            for event in events:
-                m = event.message
-                try:
-                    missed = await skipped.before(m.partition, m.offset)
-                except TransientError as exc:  # the gap stays: the next event reads it again
-                    logger.warning("could not read back skipped windows: %s", exc)
-                    missed = []
-                for record in missed:
-                    read_back.append((m.partition, record))
-                    try:
-                        windows.append(WindowAggregate.from_bytes(record.value))
-                    except InvalidRecord as exc:
-                        await dead_letter_record(dead, m.topic, m.partition, record.offset, record.key,
-                                                 record.value, exc, stage="detect")  # fmt: skip
-                try:
-                    windows.append(WindowAggregate.from_bytes(event.value))
-                except InvalidRecord as exc:
-                    await dead_letter(dead, event, exc, stage="detect")
+            windows, read_back = await _windows_of(events, skipped, dead)
             if windows:
                 await _evaluate(states, topics, windows, subscriptions())
             for partition, record in read_back:
                 skipped.ack(partition, record)
+
+
+async def _windows_of(
+    events: Sequence[EventT], skipped: SkippedRecords, dead: faust.TopicT
+) -> tuple[list[WindowAggregate], list[tuple[int, Record]]]:
+    """The batch's windows in each partition's order, with those the consumer skipped read back
+    before them (to ack once evaluated); one that cannot be read dead-lettered."""
+    windows: list[WindowAggregate] = []
+    read_back: list[tuple[int, Record]] = []
+    for event in events:
+        m = event.message
+        missed = await skipped.before_or_none(m.partition, m.offset)
+        if missed is None:  # windows are folded in order: this one waits with the gap
+            continue
+        for record in missed:
+            read_back.append((m.partition, record))
+            try:
+                windows.append(WindowAggregate.from_bytes(record.value))
+            except InvalidRecord as exc:
+                await dead_letter_record(dead, m.topic, m.partition, record.offset, record.key,
+                                         record.value, exc, stage="detect")  # fmt: skip
+        try:
+            windows.append(WindowAggregate.from_bytes(event.value))
+        except InvalidRecord as exc:
+            await dead_letter(dead, event, exc, stage="detect")
+    return windows, read_back
 
 
 async def _evaluate(

@@ -83,12 +83,10 @@ def register_score(
             for event in events:
                 m = event.message
                 offsets.delivered(m.partition, m.offset, now)
-                try:  # records the consumer skipped before this one (stream/skipped.py, 1.)
-                    missed = await skipped.before(m.partition, m.offset)
-                except TransientError as exc:  # the gap stays: the next event reads it again
-                    logger.warning("could not read back skipped news.raw records: %s", exc)
-                    missed = []
-                for record in missed:
+                # Records the consumer skipped before this one (stream/skipped.py, 1.); on a failed
+                # read this one is scored all the same: stories are scored in any order.
+                missed = await skipped.before_or_none(m.partition, m.offset)
+                for record in missed or ():
                     read_back.append(_ReadBack(m.partition, record))
                     arrived.append((read_back[-1], m.partition, record.value))
                 arrived.append((event, m.partition, event.value))

@@ -195,6 +195,21 @@ class SkippedRecords:
         self._next[partition] = offset + 1
         return records
 
+    async def before_or_none(self, partition: int, offset: int) -> list[Record] | None:
+        """`before`, with a read that still fails logged and answered None: the gap stays, and
+        the partition's next event reads it back, this event's offset included. A stage that
+        folds records in order (aggregate, detect) leaves this event for then: processed now,
+        the gap's records would come after it, count as replays and be lost."""
+        try:
+            return await self.before(partition, offset)
+        except TransientError as exc:
+            logger.warning(
+                "could not read back the %s records skipped before partition=%d offset=%d: %s; "
+                "the partition's next record reads them back",
+                self.what, partition, offset, exc,
+            )  # fmt: skip
+            return None
+
     async def read(self, partition: int, start: int, end: int) -> list[Record]:
         return await self.reader.read(partition, start, end)
 

@@ -292,7 +292,9 @@ class Windows:
         partition, offset = event.message.partition, event.message.offset
         state = self.partitions.setdefault(partition, PartitionState(self.raw_partitions))
         # Records the consumer skipped (stream/skipped.py), in order, before this one.
-        missed = await self.skipped.before(partition, offset)
+        missed = await self.skipped.before_or_none(partition, offset)
+        if missed is None:  # records are folded in order: this one waits with the gap
+            return
         if partition not in self._resumed:
             self._resumed.add(partition)
             # The group resumed where the records read back start (after an assignment Faust

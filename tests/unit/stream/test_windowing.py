@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from finpulse.errors import TransientError
 from finpulse.schema import WindowAggregate
 from finpulse.settings import Settings, StreamSettings
 from stream.skipped import Record, SkippedRecords
@@ -186,6 +187,31 @@ async def test_records_the_consumer_skipped_are_read_back_and_counted_in_order()
     await windows.on_event(_event(TICK_KEY, b"", 4, T0 + timedelta(minutes=5)))
     assert log.asked == [(0, 1, 3)]
     assert log.acked == [1, 2]
+    [tumbling] = [w for w in topic.sent if w.window_kind == "tumbling"]
+    assert (tumbling.count, tumbling.negative_count) == (4, 4)
+
+
+async def test_an_event_whose_gap_cannot_be_read_back_waits_for_the_next_one() -> None:
+    """The broker does not answer the read of offsets 1-2 (every attempt): offset 3 is not counted
+    ahead of them (they would then count as replays and be lost); offset 4 reads 1-3 back in order."""
+    stories = [
+        scored(name, "negative", at=T0 + timedelta(minutes=i)).to_bytes() for i, name in enumerate("abcd")
+    ]
+    log = _Log([Record(i, b"ticker:ACME", _record(story), _covering(T0)) for i, story in enumerate(stories)])
+    log.pause_s = 0.0
+    windows, topic = _windows(grace_s=0, log=log)
+    await windows.on_event(_event(b"ticker:ACME", _record(stories[0]), 0, T0))
+    read = log.read
+
+    async def unreachable(partition: int, start: int, end: int) -> list[Record]:
+        raise TransientError("broker unreachable")
+
+    log.read = unreachable  # type: ignore[method-assign]
+    await windows.on_event(_event(b"ticker:ACME", _record(stories[3]), 3, T0))
+    log.read = read  # type: ignore[method-assign]
+    await windows.on_event(_event(TICK_KEY, b"", 4, T0 + timedelta(minutes=5)))
+    assert log.asked == [(0, 1, 4)]
+    assert log.acked == [1, 2, 3]
     [tumbling] = [w for w in topic.sent if w.window_kind == "tumbling"]
     assert (tumbling.count, tumbling.negative_count) == (4, 4)
 
