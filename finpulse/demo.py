@@ -76,6 +76,13 @@ def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> Non
     _ensure_model(settings, console)
     env = _demo_env(settings)
     logs = settings.data_dir / "demo"
+    # Each run's logs and delivery ledger are its own: CliProcess appends to a log, and a run
+    # within five minutes of the last fires the same alert_id, which the last run's dispatcher
+    # recorded as delivered (this one's would skip it: no rendering in alerts.log).
+    for name in ("worker.log", "alerts.log", "api.log"):
+        (logs / name).unlink(missing_ok=True)
+    shutil.rmtree(logs / "ledger", ignore_errors=True)
+    env["FINPULSE_ALERTS_LEDGER_FILE"] = str(logs / "ledger" / "deliveries.sqlite")
     procs = [
         CliProcess(["worker"], env, logs / "worker.log").start(),
         CliProcess(["alerts", "--sink", "console"], env, logs / "alerts.log").start(),

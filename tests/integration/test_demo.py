@@ -94,6 +94,9 @@ def test_demo_fires_its_alert_on_every_run(
     [alert_id] = re.findall(r"its chart: http://\S+/feedback/([^/\s]+)/chart\.png", done.stdout)
     log = (tmp_path / "data" / "demo" / "alerts.log").read_text(encoding="utf-8")
     assert f"/feedback/{alert_id}/chart.png" in log
+    # Each run's logs are its own: the worker's names this run's app alone.
+    worker_log = (tmp_path / "data" / "demo" / "worker.log").read_text(encoding="utf-8")
+    assert re.findall(r"\| id +\| (\S+)", worker_log) == [f"{DEMO_PREFIX}{run}"], worker_log[-3000:]
     with DuckDBStore(tmp_path / "history.duckdb", read_only=True) as db:
         alert = db.get_alert(unquote(alert_id))
         assert alert is not None
