@@ -288,17 +288,27 @@ def print_sources(console: Console, settings: Settings, now: datetime) -> None:
     if not rows:
         console.print(f"sources: no ingestor has published on {topic} yet (is `finpulse ingest` running?)")
         return
-    table = Table(title=f"sources (as their ingestors published them on {topic})", title_justify="left")
-    for column in ("source", "kind", "health", "last success", "published", "next poll", "why"):
-        table.add_column(column, justify="right" if column == "published" else "left")
+    # Said above the table, not as its title: a title wraps to the table's width.
+    console.print(f"sources (as their ingestors published them on {topic})")
+    table = Table()
+    for column in ("source", "kind", "health", "last success", "published", "next poll"):
+        # A narrow terminal wraps the times, never cuts a source's name or health.
+        wraps = column in ("last success", "next poll")
+        table.add_column(column, justify="right" if column == "published" else "left", no_wrap=not wraps)
     for r in rows:
         st = r.status
         upcoming = ago(now, st.next_poll_at) if r.health != "disabled" else "-"
         table.add_row(
             st.source, st.source_kind, Text(r.health, style=HEALTH_STYLE[r.health]),
-            ago(now, st.last_success_at), f"{st.items_published:,}", upcoming, r.detail(),
+            ago(now, st.last_success_at), f"{st.items_published:,}", upcoming,
         )  # fmt: skip
     console.print(table)
+    # Why, under the table: errors and URLs are long, and a column of them is a tower at 80 columns.
+    for r in rows:
+        if r.detail():
+            console.print(
+                Text(r.health, style=HEALTH_STYLE[r.health]).append(f" {r.status.source}: {r.detail()}")
+            )
     if any(r.health == "late" for r in rows):
         console.print("a late source that no ingestor polls any more: `finpulse ingest forget NAME`")
 

@@ -158,7 +158,7 @@ def test_status_shows_each_sources_health_as_the_ingestor_published_it(
 ) -> None:
     sources = tmp_path / "sources.toml"
     sources.write_text(
-        f'[[feeds]]\nname = "guardian"\nurl = "{feed_server.url("f/real-world/guardian.rss")}"\n'
+        f'[[feeds]]\nname = "guardian-business"\nurl = "{feed_server.url("f/real-world/guardian.rss")}"\n'
         f'[[feeds]]\nname = "broken"\nurl = "{feed_server.url("html-error")}"\n'
         f'[[feeds]]\nname = "paused"\nurl = "{feed_server.url("f/real-world/heise.atom")}"\nenabled = false\n'
     )
@@ -188,14 +188,18 @@ def test_status_shows_each_sources_health_as_the_ingestor_published_it(
     }
     out = _status(env | elsewhere)
     assert out.returncode == 0, out.stdout
-    guardian = _row(out.stdout, "guardian")
-    assert guardian[:4] == ["guardian", "feed", "ok", guardian[3]]
+    guardian = _row(out.stdout, "guardian-business")
+    assert guardian[:4] == ["guardian-business", "feed", "ok", guardian[3]]
     assert guardian[3].endswith("s ago")
     published = int(guardian[4].replace(",", ""))
     assert published == len(asyncio.run(read_topic(kafka, kafka.topics.raw, expect=published)))
     broken = _row(out.stdout, "broken")
-    assert broken[:3] == ["broken", "feed", "failing"]
-    assert broken[3] == "never"
-    assert "1 failed poll in a row: not_a_feed" in broken[6]
+    assert broken[:4] == ["broken", "feed", "failing", "never"]
+    assert "\nfailing broken: 1 failed poll in a row: not_a_feed" in out.stdout  # why, under the table
     assert _row(out.stdout, "paused")[:3] == ["paused", "feed", "disabled"]
+    # At 80 columns names and health stay whole, and the reason wraps under the table.
+    narrow = _status(env | elsewhere | {"COLUMNS": "80"})
+    assert _row(narrow.stdout, "guardian-business")[:3] == ["guardian-business", "feed", "ok"]
+    assert _row(narrow.stdout, "broken")[:3] == ["broken", "feed", "failing"]
+    assert "failing broken: 1 failed poll in a row: not_a_feed" in " ".join(narrow.stdout.split())
     assert f"published them on {kafka.topics.sources}" in out.stdout.replace("\n", "")
