@@ -345,7 +345,7 @@ def _compare_tables(
 ) -> dict[Any, dict[str, str]]:
     """Print the summary (a row per entity) and, when any has stories, the newest `rows` buckets
     side by side; returns bucket -> entity -> cell."""
-    summary = new_table("", ("entity", "stories", "negative", "alerts", "negative share over the range"),
+    summary = new_table("", ("entity", "stories", "negative", "alerts", "negative trend"),
                      right=("stories", "negative", "alerts"))  # fmt: skip
     grid: dict[Any, dict[str, str]] = {}
     for label, (_, points, fired) in series.items():

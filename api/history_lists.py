@@ -66,7 +66,7 @@ def entities(
         return
     table = new_table(
         f"busiest {kind}s, {range_text(query)}",
-        (kind, "stories", "negative", "mean score", "negative share over the range"),
+        (kind, "stories", "negative", "mean score", "negative trend"),
         right=("stories", "negative", "mean score"),
     )
     for e in busiest.itertuples():
@@ -75,7 +75,7 @@ def entities(
         )
         table.add_row(
             str(e.entity), f"{e.count:,}", f"{e.negative_share:.0%}", score_text(e.mean_score),
-            sparkline(counts, negatives, width=24),
+            sparkline(counts, negatives, width=18),
         )  # fmt: skip
     console.print(table)
 

@@ -150,3 +150,12 @@ def test_list_shows_each_live_subscription_and_its_alerts(tmp_path: Path, slack_
     assert markets[5:] == ["2", f"{recent + timedelta(minutes=5):%m-%d %H:%M} ticker BOLT", "1 / 1"]
     assert "muted ticker:ACME until" in done.stdout  # the entity mute, on the row's next line
     assert rows["gone"][2:4] == ["every topic", "on"]
+    # At 80 columns the rest wraps, but ids and channels stay whole (they are what commands take).
+    narrow = subprocess.run(
+        [str(FINPULSE), "alerts", "list"], env=env | {"COLUMNS": "80"}, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    firsts = [[c.strip() for c in line.split("│")[1:3]] for line in narrow.stdout.splitlines()]
+    assert {"markets": "#markets", "desk": "#alerts", "gone": "#deleted"}.items() <= dict(
+        cells for cells in firsts if len(cells) == 2 and cells[0]
+    ).items(), narrow.stdout

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from api.cli import register
 from finpulse import history
+from model.labels import TOPICS
 from store import DuckDBStore
-from tests.fixtures.store import known_alerts, seed_known
+from tests.fixtures.store import known_alerts, scored, seed_known
 
 SPAN = ["--since", "2024-03-04", "--until", "2024-03-06"]
 runner = CliRunner()
@@ -159,6 +160,24 @@ def test_entities_busiest_first_with_their_sentiment(seeded: Path) -> None:
     assert out.index("AAPL") < out.index("MSFT")
     assert aapl.split()[1:4] == ["4", "50%", "+0.00"]
     assert msft.split()[1:4] == ["2", "50%", "-0.15"]
+
+
+def test_entities_fit_80_columns_with_the_longest_topic_name_whole(
+    seeded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "long.duckdb"
+    at = datetime(2024, 3, 5, 12, tzinfo=UTC)
+    longest = max(TOPICS, key=len)
+    with DuckDBStore(path) as db:
+        db.upsert_scored([scored("t1", at, longest, "negative", -0.8, title="Bond yields jump")])
+    monkeypatch.setenv("FINPULSE_STORE_URL", f"duckdb:///{path}")
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out = _run("entities", "--kind", "topic", *SPAN)
+    assert code == 0, out
+    row = _line(out, longest)  # the name whole, then every column: nothing cut to fit
+    assert row.split()[-4:-1] == ["1", "100%", "-0.80"]
+    assert "…" not in out, out
+    assert max(map(len, out.splitlines())) <= 80
 
 
 def test_movers_against_the_range_before(seeded: Path) -> None:
