@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -306,7 +307,11 @@ def print_report(report: BacktestReport) -> None:
     """The settings table and the recommendation, on the console."""
     for line in _header(report)[2:-1]:
         console.print(line.replace("`", ""))
-    table = Table(title=f"subscription {report.subscription_id}")
+    # Borderless, as the history tables: at 80 columns the settings then read whole.
+    title = _header(report)[0].removeprefix("# ").replace("`", "")  # the report's heading
+    table = Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+    )
     rows = summary_rows(report)
     for column in rows[0] if rows else ():
         if column == "setting":

@@ -183,11 +183,16 @@ def test_grid_with_labels_file_writes_report_table_and_png(history: History, tmp
     grid = tmp_path / "grid.toml"
     grid.write_text("[grid]\nmin_rise = [0.2, 0.75]\nsignificance = 0.01\n")
     out = tmp_path / "out"
-    result = invoke(
-        history, "backtest", "--entity", "ticker:acme", *RANGE, "--grid", str(grid), "--labels", str(labels),
+    args = [
+        "backtest", "--entity", "ticker:acme", *RANGE, "--grid", str(grid), "--labels", str(labels),
         "--max-alerts-per-day", "24", "--out", str(out),
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    ]  # fmt: skip
+    result = runner.invoke(app, args, env={**history.env, "COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    # The console's table, at 80 columns: titled as the report, each setting's parameters whole.
+    assert "Backtest: subscription backtest, ticker ACME" in result.output
+    shown = result.output.split()
+    assert {"min_rise=0.2", "min_rise=0.75", "significance=0.01"} <= set(shown), result.output
     report = json.loads((out / "report.json").read_text())
     by_name = {r["setting"]["name"]: r for r in report["results"]}
     sensitive, deaf = by_name["min_rise=0.2 significance=0.01"], by_name["min_rise=0.75 significance=0.01"]
@@ -203,7 +208,7 @@ def test_grid_with_labels_file_writes_report_table_and_png(history: History, tmp
     assert "- range: 2026-03-02 09:00 .. 2026-03-02 15:00 UTC (0.25 days of history, 72 windows)" in markdown
     assert "- labels: 1 event, 0 false alarms (complete list)" in markdown
     assert "- target: at most 24 alerts/day" in markdown
-    assert "recommended" in result.output  # type: ignore[attr-defined]
+    assert "recommended" in result.output
     png = (out / "trend.png").read_bytes()
     assert png.startswith(b"\x89PNG")
     pixels = imread(io.BytesIO(png))[..., :3]
