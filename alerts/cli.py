@@ -107,19 +107,11 @@ def list_subscriptions(
     finally:
         if store is not None:
             store.stop()
+    columns = ("subscription", "channel", "watches", "state", "digest", f"alerts {days:g} d", "last fired")
     table = Table(title=counted(len(rows), "live subscription"), title_justify="left")
-    for column in (
-        "subscription",
-        "channel",
-        "watches",
-        "state",
-        "digest",
-        f"alerts {days:g} d",
-        "last fired",
-    ):
+    for column in (*columns, "tp / fp"):
         # A narrow terminal wraps what a subscription watches and when, never its id or channel.
-        table.add_column(column, no_wrap=column in ("subscription", "channel"))
-    table.add_column("tp / fp", no_wrap=True)
+        table.add_column(column, no_wrap=column in ("subscription", "channel", "tp / fp"))
     for o in rows:
         state = o.state + "".join(f"\nmuted {m}" for m in o.entity_mutes)
         table.add_row(
