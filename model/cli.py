@@ -1,4 +1,4 @@
-"""`finpulse model` commands: train, eval, holdout, export, bench, predict.
+"""`finpulse model` commands: train, eval, holdout, export, bench, gpu-kit, predict.
 
 Module level imports only typer, rich and the stdlib; the model code loads
 inside each command.
@@ -246,6 +246,25 @@ def bench_cmd(
             f"{r.ratio:.2f}x",
         )  # fmt: skip
     console.print(table)
+
+
+@model_app.command("gpu-kit")
+def gpu_kit_cmd(
+    model: ModelDir = None,
+    data: DataDir = None,
+    out: Annotated[Path, typer.Option("--out", help="Kit folder (replaced).")] = Path(".device-kit"),
+    python: Annotated[
+        str | None, typer.Option(help="The GPU host's Python, for the wheels it lacks; '' for none.")
+    ] = "3.12",
+) -> None:
+    """Pack a model for `model bench --device cuda` on a GPU host that downloads nothing (the
+    device tool's): float16 weights, the bench's posts, missing wheels, run.sh (README)."""
+    from finpulse.cli import settings
+    from model.kit import build_kit
+
+    s = settings().model
+    size = build_kit(model or s.model_dir, data or s.train_data_dir, out, python or None)
+    console.print(f"wrote {out} ({size / 2**20:.1f} MiB); run there: bash {out}/run.sh")
 
 
 @model_app.command("predict")

@@ -1,0 +1,33 @@
+"""The GPU kit (model/kit.py): small enough to travel, and its float16 model labels as the model."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from finpulse.settings import ModelSettings
+from model.engine import Classifier
+from model.evaluate import validation_examples
+from model.kit import LIMIT_BYTES, build_kit
+
+
+def test_the_kit_travels_and_its_float16_model_labels_as_the_model(
+    quick_model_dir: Path, tmp_path: Path
+) -> None:
+    kit = tmp_path / "kit"
+    size = build_kit(quick_model_dir, ModelSettings().train_data_dir, kit, python=None)
+    assert size < LIMIT_BYTES
+    weights = kit / "model" / "model.safetensors"
+    assert weights.stat().st_size < 0.55 * (quick_model_dir / "model.safetensors").stat().st_size
+    assert not list((kit / "model").glob("*.onnx"))  # the CPU back ends' exports stay behind
+    assert (kit / "data" / "sentiment" / "train.csv").is_file()
+    assert subprocess.run(["bash", "-n", str(kit / "run.sh")], check=False).returncode == 0
+
+    val, _, _ = validation_examples(quick_model_dir, None)
+    texts = [e.text for e in val][:300]
+    original = Classifier.load(quick_model_dir, device="cpu", backend="torch").predict(texts)
+    packed = Classifier.load(kit / "model", device="cpu", backend="torch").predict(texts)
+    same = sum(
+        (a.topic, a.sentiment) == (b.topic, b.sentiment) for a, b in zip(original, packed, strict=True)
+    )
+    assert same >= 0.99 * len(texts)
