@@ -24,10 +24,11 @@ from model.batching import SPECIAL_TOKENS_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER
 from model.data import FILES
 from model.lexical import LEXICAL_FILES
 
-# Packages `finpulse model bench` imports that the device tool's GPU image lacks (its README's list).
-MISSING_THERE = (
+# Packages `finpulse model bench` imports that the device tool's GPU image lacks (its README's list),
+# and the CLI's own, whose versions there are not known.
+CARRIED = (
     "pydantic", "pydantic-core", "pydantic-settings", "annotated-types", "typing-inspection",
-    "typing-extensions", "python-dotenv", "pytz",
+    "typing-extensions", "python-dotenv", "pytz", "typer", "click", "rich",
 )  # fmt: skip
 LIMIT_BYTES = 64 * 2**20  # what travels with the working tree
 
@@ -78,8 +79,8 @@ def build_kit(model_dir: Path, data_dir: Path, out: Path, python: str | None = "
 
 
 def _download_wheels(into: Path, python: str) -> None:
-    """This environment's versions of MISSING_THERE, built for `python` on manylinux x86-64."""
-    pins = [f"{name}=={metadata.version(name)}" for name in MISSING_THERE]
+    """This environment's versions of CARRIED, built for `python` on manylinux x86-64."""
+    pins = [f"{name}=={metadata.version(name)}" for name in CARRIED]
     platforms = [f"--platform=manylinux_2_{n}_x86_64" for n in (17, 27, 28)] + [
         "--platform=manylinux2014_x86_64"
     ]
