@@ -30,6 +30,7 @@ from rich.table import Table
 
 from finpulse.errors import ConfigError
 from finpulse.kafka_local import LocalKafka
+from finpulse.ports import listen_socket
 from finpulse.processes import CliProcess, settings_env
 from finpulse.settings import Settings
 from finpulse.topics import ensure_topics
@@ -158,6 +159,8 @@ def run_up(
     stop: threading.Event | None = None,
 ) -> None:
     """Run the services until Ctrl+C / SIGTERM (or `stop` is set). Raises GaveUp."""
+    if "api" not in without:  # taken (another `up`, an API, a demo): say so before anything starts
+        listen_socket(settings.api.host, settings.api.port, "FINPULSE_API_PORT").close()
     kafka = settings.kafka
     if kafka.local:
         console.print(f"kafka: {LocalKafka(kafka).start().describe()}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from finpulse.processes import settings_env
-from finpulse.settings import ApiSettings, IngestSettings, Settings
+from finpulse.settings import ApiSettings, IngestSettings, KafkaSettings, Settings
 from tests.conftest import FINPULSE, free_port
 from tests.fixtures.feeds import FeedServer
 
@@ -145,6 +146,21 @@ def _pid_of(name: str, text: str) -> int:
     rows = [[cell.strip() for cell in line.split("│")] for line in text.splitlines() if "│" in line]
     [pid] = [row[2] for row in rows if len(row) > 2 and row[1] == name]
     return int(pid)
+
+
+def test_up_with_its_api_port_taken_says_so_before_starting_anything(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {**os.environ, "FINPULSE_API_PORT": str(port), "FINPULSE_DATA_DIR": str(tmp_path / "data"),
+           "FINPULSE_KAFKA_BOOTSTRAP": kafka_settings.bootstrap}  # fmt: skip
+    with socket.create_server(("127.0.0.1", port)):  # another API, `up` or demo
+        done = subprocess.run([FINPULSE, "up"], env=env, capture_output=True, text=True, timeout=60)
+    out = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode != 0, out
+    assert f"cannot listen on 127.0.0.1:{port}" in out
+    assert "FINPULSE_API_PORT" in out
+    assert not (tmp_path / "data" / "logs").exists(), out  # no service started, not even to fail
 
 
 PARENT = """
