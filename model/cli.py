@@ -257,8 +257,10 @@ def gpu_kit_cmd(
         str | None, typer.Option(help="The GPU host's Python, for the wheels it lacks; '' for none.")
     ] = "3.12",
 ) -> None:
-    """Pack a model for `model bench --device cuda` on a GPU host that downloads nothing (the
-    device tool's): float16 weights, the bench's posts, missing wheels, run.sh (README)."""
+    """Pack a model for `model bench --device cuda` on a GPU host that downloads nothing.
+
+    Float16 weights, the bench's posts, the wheels such a host lacks and run.sh (README,
+    Development: the device tool's GPU machines)."""
     from finpulse.cli import settings
     from model.kit import build_kit
 
