@@ -305,13 +305,14 @@ SHORT = {"alerts/day": "/day", "unlabelled": "unlab.", "precision": "prec.", "me
 
 def print_report(report: BacktestReport) -> None:
     """The settings table and the recommendation, on the console."""
-    for line in _header(report)[2:-1]:
-        console.print(line.replace("`", ""))
+    heading, _, *lines, _ = (line.replace("`", "") for line in _header(report))
+    for line in lines:
+        console.print(line)
     # Borderless, as the history tables: at 80 columns the settings then read whole.
-    title = _header(report)[0].removeprefix("# ").replace("`", "")  # the report's heading
     table = Table(
-        title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
-    )
+        title=heading.removeprefix("# "), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+        collapse_padding=True,
+    )  # fmt: skip
     rows = summary_rows(report)
     for column in rows[0] if rows else ():
         if column == "setting":

@@ -305,10 +305,8 @@ def print_sources(console: Console, settings: Settings, now: datetime) -> None:
     console.print(table)
     # Why, under the table: errors and URLs are long, and a column of them is a tower at 80 columns.
     for r in rows:
-        if r.detail():
-            console.print(
-                Text(r.health, style=HEALTH_STYLE[r.health]).append(f" {r.status.source}: {r.detail()}")
-            )
+        if why := r.detail():
+            console.print(Text(r.health, style=HEALTH_STYLE[r.health]).append(f" {r.status.source}: {why}"))
     if any(r.health == "late" for r in rows):
         console.print("a late source that no ingestor polls any more: `finpulse ingest forget NAME`")
 
