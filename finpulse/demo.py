@@ -26,10 +26,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
-from aiokafka import TopicPartition
 from rich.console import Console
 from rich.panel import Panel
 
+from finpulse.errors import FinpulseError
 from finpulse.kafka_local import LocalKafka
 from finpulse.ports import listen_socket
 from finpulse.processes import CliProcess
@@ -38,10 +38,8 @@ from finpulse.settings import REPO_ROOT, Settings
 from finpulse.topics import (
     delete_topics_starting,
     ensure_topics,
-    kafka_admin,
-    kafka_consumer,
+    iter_records,
     run_settings,
-    topic_partitions,
 )
 
 DEMO_SUBSCRIPTIONS = REPO_ROOT / "config" / "demo-subscriptions.toml"
@@ -92,11 +90,10 @@ def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> Non
         console.print(f"[bold]3. services[/bold] worker, alerts (console), api; logs in {logs}")
         replay = _write_replay(settings, logs / "replay.jsonl", seed=run)
         console.print(f"[bold]4. ingest[/bold] {replay} (planted negative spike for $ACME)")
-        offsets = asyncio.run(_end_offsets(settings))
         # Through the ingestor, as a replay source: its health reaches the sources topic too, so
         # the dashboard's sources panel and `finpulse status` show it.
         _run(["ingest", "--once", "--sources", str(_write_sources(replay, logs))], env | _ingest_env(logs))
-        alert = asyncio.run(_first_alert(settings, offsets))
+        alert = asyncio.run(_first_alert(settings, procs, logs))
         _show(console, alert, settings, logs)
         # The links and commands just printed read the history store: say so when the alert is
         # not in it (the worker writes in batches of up to 2 s).
@@ -196,24 +193,26 @@ def _ingest_env(logs: Path) -> dict[str, str]:
     return {"FINPULSE_INGEST_STATE_DIR": str(state), "FINPULSE_LOG_LEVEL": "WARNING"}
 
 
-async def _end_offsets(settings: Settings) -> dict[TopicPartition, int]:
-    """Where alerts.events ends now: the demo's alert comes after."""
-    async with kafka_admin(settings.kafka) as admin:
-        partitions = await topic_partitions(admin, [settings.kafka.topics.alerts])
-    async with kafka_consumer(settings.kafka) as consumer:
-        return dict(await consumer.end_offsets(partitions))
-
-
-async def _first_alert(settings: Settings, offsets: dict[TopicPartition, int]) -> AlertEvent:
-    async with kafka_consumer(settings.kafka) as consumer, asyncio.timeout(ALERT_TIMEOUT_S):
-        consumer.assign(list(offsets))
-        for tp, offset in offsets.items():
-            consumer.seek(tp, offset)
-        async for record in consumer:
+async def _first_alert(settings: Settings, procs: list[CliProcess], logs: Path) -> AlertEvent:
+    """The run's fired alert for ACME, read from its own alerts topic; a clear error when a
+    service exits first or none comes within ALERT_TIMEOUT_S."""
+    # Each look is a fresh read up to the topic's end now: one long-lived consumer once sat out
+    # the whole timeout on an alert already in the topic (a just-started broker).
+    deadline = time.monotonic() + ALERT_TIMEOUT_S
+    while True:
+        async for _tp, record in iter_records(settings.kafka, [settings.kafka.topics.alerts]):
             event = AlertEvent.from_bytes(record.value)
             if event.state == "fired" and event.entity == "ACME":
                 return event
-    raise AssertionError("unreachable")
+        if exited := [p for p in procs if not p.running]:
+            names = ", ".join(f"{p.args[0]} (exit {p.returncode}, log {p.log})" for p in exited)
+            raise FinpulseError(f"demo: a service exited before the alert: {names}")
+        if time.monotonic() > deadline:
+            raise FinpulseError(
+                f"demo: no alert for $ACME within {ALERT_TIMEOUT_S:.0f} s; "
+                f"the worker's and dispatcher's logs are in {logs}"
+            )
+        await asyncio.sleep(1)
 
 
 def _stored(settings: Settings, alert_id: str) -> bool:

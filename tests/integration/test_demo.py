@@ -1,4 +1,5 @@
-"""`finpulse demo` end to end on the session's broker: a second run fires its alert too."""
+"""`finpulse demo` end to end on the session's broker: a second run fires its alert too; its wait
+for the alert."""
 
 from __future__ import annotations
 
@@ -9,12 +10,19 @@ import subprocess
 from pathlib import Path
 from urllib.parse import unquote
 
+import pytest
+from aiokafka import AIOKafkaProducer
+
 from api.trend_plot import alert_chart
-from finpulse.demo import DEMO_PREFIX
-from finpulse.settings import KafkaSettings
-from finpulse.topics import topics_starting
+from finpulse.demo import DEMO_PREFIX, _first_alert
+from finpulse.errors import FinpulseError
+from finpulse.processes import CliProcess
+from finpulse.schema import AlertEvent
+from finpulse.settings import KafkaSettings, Settings
+from finpulse.topics import ensure_topics, topics_starting
 from store import DuckDBStore
-from tests.conftest import FINPULSE, free_port
+from tests.conftest import FINPULSE, free_port, own_topics
+from tests.unit.alerts.events import alert
 
 
 def test_demo_fires_its_alert_on_every_run(
@@ -105,3 +113,34 @@ def test_demo_fires_its_alert_on_every_run(
     view = re.search(r"the alert there: (http://\S+)", done.stdout)
     assert view is not None, done.stdout
     assert "/?kind=ticker&entity=ACME&range=custom&from=" in view.group(1)
+
+
+def test_demo_waits_for_its_alert_and_says_when_a_service_exited(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    settings = Settings(kafka=kafka)
+
+    async def publish_later(*events: AlertEvent) -> None:
+        await asyncio.sleep(2)  # after the wait's first look at the (empty) topic
+        async with AIOKafkaProducer(bootstrap_servers=kafka.bootstrap) as producer:
+            for event in events:
+                await producer.send_and_wait(kafka.topics.alerts, event.to_bytes())
+
+    async def wait_meanwhile() -> AlertEvent:
+        publishing = asyncio.create_task(publish_later(alert(1, entity="MEGA"), alert(2, entity="ACME")))
+        found = await _first_alert(settings, [], tmp_path)
+        await publishing
+        return found
+
+    # Another ticker's alert is passed over; ACME's, published while it waits, is the one.
+    assert asyncio.run(wait_meanwhile()).alert_id == alert(2, entity="ACME").alert_id
+    # A service that has exited ends the wait with its name, status and log, not a timeout.
+    exited = CliProcess(["kafka", "--help"], dict(os.environ), tmp_path / "kafka.log").start()
+    assert exited.proc is not None
+    exited.proc.wait(timeout=60)
+    empty = Settings(kafka=own_topics(kafka))
+    asyncio.run(ensure_topics(empty.kafka))
+    with pytest.raises(
+        FinpulseError, match=r"a service exited before the alert: kafka \(exit 0, log \S+kafka\.log\)"
+    ):
+        asyncio.run(_first_alert(empty, [exited], tmp_path))
