@@ -179,7 +179,11 @@ def when_text(value: Any) -> str:
     return f"{value:%Y-%m-%d %H:%M}"
 
 
-def new_table(title: str, columns: Sequence[str], right: Sequence[str] = ()) -> Table:
+def new_table(
+    title: str, columns: Sequence[str], right: Sequence[str] = (), wraps: Sequence[str] = ("title",)
+) -> Table:
+    """Borderless; on a narrow terminal the `wraps` columns take more lines (a word too long folds),
+    the others are cut."""
     table = Table(
         title=title,
         title_justify="left",
@@ -189,7 +193,9 @@ def new_table(title: str, columns: Sequence[str], right: Sequence[str] = ()) -> 
         collapse_padding=True,
     )
     for name in columns:
-        table.add_column(name, justify="right" if name in right else "left", no_wrap=name != "title")
+        wrap = name in wraps
+        justify = "right" if name in right else "left"
+        table.add_column(name, justify=justify, no_wrap=not wrap, overflow="fold" if wrap else "ellipsis")
     return table
 
 

@@ -209,19 +209,36 @@ def alerts(
     if rows.empty:
         console.print(f"no alerts in {range_text(query)}")
         return
-    table = new_table(
-        f"alerts, newest first, {range_text(query)}",
-        ("sent (UTC)", "window end", "state", "subscription", "entity", "negative", "p", "verdict"),
-        right=("negative", "p"),
-    )
-    for a in rows.itertuples():
-        verdict = a.verdict if isinstance(a.verdict, str) else ""
-        table.add_row(
-            when_text(a.created_at), _end_text(a.window_end, a.created_at),
-            Text(a.state, style="red" if a.state == "fired" else "green"),
-            str(a.subscription_id), f"{a.entity_kind}:{a.entity}",
-            f"{a.negative_share:.0%} vs {a.baseline_negative_share:.0%}", f"{a.p_value:.2g}", verdict,
-        )  # fmt: skip
+    cells = [
+        {
+            "sent (UTC)": when_text(a.created_at),
+            "window end": _end_text(a.window_end, a.created_at),
+            "state": Text(a.state, style="red" if a.state == "fired" else "green"),
+            "subscription": str(a.subscription_id),
+            "entity": f"{a.entity_kind}:{a.entity}",
+            "negative": f"{a.negative_share:.0%} vs {a.baseline_negative_share:.0%}",
+            "p": f"{a.p_value:.2g}",
+            "verdict": a.verdict if isinstance(a.verdict, str) else "",
+        }
+        for a in rows.itertuples()
+    ]
+    # One subscription's or entity's alerts say so once, in the title; a terminal too narrow for
+    # the rest (80 columns) goes without the window's end (in --out), which follows the sent time.
+    shared = {c: cells[0][c] for c in ("subscription", "entity") if len({r[c] for r in cells}) == 1}
+    of = f" of {shared['subscription']}" if "subscription" in shared else ""
+    on = f" on {shared['entity']}" if "entity" in shared else ""
+    columns = [c for c in cells[0] if c not in shared]
+    for drop in ((), ("window end",)):
+        table = new_table(
+            f"alerts{of}{on}, newest first, {range_text(query)}",
+            [c for c in columns if c not in drop],
+            right=("negative", "p"),
+            wraps=("entity",),
+        )
+        for cell in cells:
+            table.add_row(*(cell[c] for c in columns if c not in drop))
+        if console.measure(table, options=console.options.update_width(1_000)).maximum <= console.width:
+            break
     console.print(table)
 
 

@@ -257,6 +257,26 @@ def test_alerts_with_verdicts(seeded: Path) -> None:
     assert (code, "no alerts in" in out) == (0, True)
 
 
+def test_alerts_read_whole_at_80_columns(seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    # Two subscriptions, two entities: every column but the window's end, nothing cut.
+    code, out = _run("alerts", *SPAN)
+    assert code == 0, out
+    assert max(map(len, out.splitlines())) <= 80
+    assert "…" not in out, out
+    assert "subscription" in out
+    assert "window end" not in out
+    assert "fp" in _line(out, "fired     desk")  # a1's verdict, on its row
+    # One subscription's alerts on one entity: said once, in the title; the window's end fits.
+    code, out = _run("alerts", "--subscription", "desk", *SPAN)
+    assert code == 0, out
+    assert "alerts of desk on topic:earnings, newest first" in out
+    header = _line(out, "sent (UTC)")
+    assert "window end" in header
+    assert "subscription" not in header
+    assert "entity" not in header
+
+
 def test_a_missing_store_is_a_clear_error(
     seeded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
