@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import GroupCoordinatorNotAvailableError
+from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaTimeoutError
 from aiokafka.protocol.admin import (
     DescribeGroupsRequest_v0,
     DescribeGroupsRequest_v1,
@@ -140,11 +140,23 @@ async def kafka_status(settings: Settings) -> KafkaStatus:
             g: await admin.list_consumer_group_offsets(g, group_coordinator_id=nodes[g]) for g in groups
         }
         described = await describe_groups(admin, nodes)
+    # A deleted topic's committed offsets can outlive it (seen after a demo run deleted the last
+    # run's topics, which its dispatcher had read): asking their ends would time out.
+    committed = {
+        g: {tp: meta for tp, meta in offsets.items() if tp.topic in existing}
+        for g, offsets in committed.items()
+    }
     # Committed partitions of topics outside the pipeline's (the worker's internal ones) count too.
     partitions |= {tp for offsets in committed.values() for tp in offsets}
     async with kafka_consumer(kafka) as consumer:
-        ends = await consumer.end_offsets(list(partitions)) if partitions else {}
-        starts = await consumer.beginning_offsets(list(partitions)) if partitions else {}
+        try:
+            ends = await consumer.end_offsets(list(partitions)) if partitions else {}
+            starts = await consumer.beginning_offsets(list(partitions)) if partitions else {}
+        except KafkaTimeoutError as exc:  # a partition without a leader: a cluster's broker down
+            raise BrokerUnavailable(
+                f"Kafka at {kafka.bootstrap} gave no offsets for {counted(len(partitions), 'partition')} "
+                f"within {kafka.request_timeout_s:g} s: is a broker of the cluster down?"
+            ) from exc
 
     def held(topic: str) -> int:
         return sum(ends[tp] - starts[tp] for tp in ends if tp.topic == topic)

@@ -39,6 +39,7 @@ from finpulse.topics import (
     delete_topics_starting,
     ensure_topics,
     iter_records,
+    run_env,
     run_settings,
 )
 
@@ -134,10 +135,8 @@ def demo_settings(settings: Settings, run: int) -> Settings:
 
 
 def _demo_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    # The run's own topics and app (demo_settings), for every process it starts.
-    env["FINPULSE_KAFKA_TOPICS"] = settings.kafka.topics.model_dump_json()
-    env["FINPULSE_STREAM_APP_ID"] = settings.stream.app_id
+    # The run's own topics, app and dispatcher group (demo_settings), for every process it starts.
+    env = dict(os.environ) | run_env(settings)
     env.setdefault("FINPULSE_ALERTS_SUBSCRIPTIONS_FILE", str(DEMO_SUBSCRIPTIONS))
     # Replayed history: close a quiet stream's last windows after 3 s.
     env.setdefault("FINPULSE_STREAM_IDLE_CLOSE_S", "3")
@@ -148,10 +147,8 @@ def _demo_env(settings: Settings) -> dict[str, str]:
 
 
 def _write_env(settings: Settings, path: Path) -> Path:
-    """A shell file pointing other `finpulse` commands at this run's topics and stream app."""
-    names = {"FINPULSE_KAFKA_TOPICS": settings.kafka.topics.model_dump_json(),
-             "FINPULSE_STREAM_APP_ID": settings.stream.app_id}  # fmt: skip
-    path.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in names.items()))
+    """A shell file pointing other `finpulse` commands at this run's topics, app and group."""
+    path.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in run_env(settings).items()))
     return path
 
 

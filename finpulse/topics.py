@@ -182,14 +182,25 @@ async def check_partitions(kafka: KafkaSettings, names: Sequence[str]) -> None:
 
 
 def run_settings(settings: Settings, prefix: str) -> Settings:
-    """`settings` for a run with topics and a stream app of its own: the pipeline's topics become
-    `<prefix>.<name>` and the app id `prefix`, so the worker's own topics (changelogs,
-    repartitions: `<app id>-...`) start with `prefix` too."""
+    """`settings` for a run with topics, a stream app and a dispatcher group of its own: the
+    pipeline's topics become `<prefix>.<name>`, the app id `prefix`, so the worker's own topics
+    (changelogs, repartitions: `<app id>-...`) start with `prefix` too, and the dispatcher's group
+    `<prefix>-alerts` (the live group then holds no offsets of a run's topics, deleted later)."""
     t = settings.kafka.topics
     names = {field: f"{prefix}.{getattr(t, field)}" for field in (*STAGE_TOPIC_FIELDS, "sources")}
     kafka = settings.kafka.model_copy(update={"topics": t.model_copy(update=names)})
     stream = settings.stream.model_copy(update={"app_id": prefix})
-    return settings.model_copy(update={"kafka": kafka, "stream": stream})
+    alerts = settings.alerts.model_copy(update={"consumer_group": f"{prefix}-alerts"})
+    return settings.model_copy(update={"kafka": kafka, "stream": stream, "alerts": alerts})
+
+
+def run_env(settings: Settings) -> dict[str, str]:
+    """The environment that points a `finpulse` process at a run's topics, app and group."""
+    return {
+        "FINPULSE_KAFKA_TOPICS": settings.kafka.topics.model_dump_json(),
+        "FINPULSE_STREAM_APP_ID": settings.stream.app_id,
+        "FINPULSE_ALERTS_CONSUMER_GROUP": settings.alerts.consumer_group,
+    }
 
 
 async def topics_starting(kafka: KafkaSettings, prefix: str) -> list[str]:

@@ -72,6 +72,10 @@ def test_demo_fires_its_alert_on_every_run(
     assert status.returncode == 0, status.stdout + status.stderr
     raw = next(line for line in status.stdout.splitlines() if f"{DEMO_PREFIX}{run}.news.raw " in line)
     assert int(raw.split("│")[2].replace(",", "")) > 100, status.stdout
+    # Its dispatcher's group is the run's own: the live one ("finpulse-alerts") holds no offsets of
+    # topics a later run deletes.
+    dispatcher = next(line for line in status.stdout.splitlines() if "alert dispatcher" in line)
+    assert f"{DEMO_PREFIX}{run}-alerts " in dispatcher, status.stdout
     # The replay source's health, as the dashboard's sources panel shows it.
     source = next(line for line in status.stdout.splitlines() if "demo-replay" in line)
     assert "replay" in source.replace("demo-replay", "")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
 from finpulse.settings import Settings
-from finpulse.topics import dead_letter_topic, pipeline_topics, run_settings, stop_consumer
+from finpulse.topics import dead_letter_topic, pipeline_topics, run_env, run_settings, stop_consumer
 
 
 def test_a_run_s_topics_and_app_all_start_with_its_prefix() -> None:
@@ -19,6 +20,14 @@ def test_a_run_s_topics_and_app_all_start_with_its_prefix() -> None:
     assert run.kafka.topics.raw == f"demo-42.{base.kafka.topics.raw}"
     assert dead_letter_topic(run.kafka.topics.alerts, run.kafka.topics) in names
     assert run.stream.app_id == "demo-42"  # the worker's changelogs: "demo-42-..."
+    # The dispatcher's group too: the live group never commits offsets of a run's topics.
+    assert run.alerts.consumer_group == "demo-42-alerts"
+    assert base.alerts.consumer_group == "finpulse-alerts"
+    # Its environment gives another process the same names.
+    env = run_env(run)
+    assert env["FINPULSE_STREAM_APP_ID"] == "demo-42"
+    assert env["FINPULSE_ALERTS_CONSUMER_GROUP"] == "demo-42-alerts"
+    assert json.loads(env["FINPULSE_KAFKA_TOPICS"])["alerts"] == run.kafka.topics.alerts
     # Everything else is the base's; the base is untouched.
     assert run.kafka.bootstrap == base.kafka.bootstrap
     assert run.kafka.topics.partitions == base.kafka.topics.partitions
