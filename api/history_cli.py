@@ -19,17 +19,17 @@ Imports only typer, rich and the standard library at module level.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from finpulse.tables import compact_table
 from finpulse.wording import counted
 
 if TYPE_CHECKING:
@@ -179,26 +179,6 @@ def when_text(value: Any) -> str:
     return f"{value:%Y-%m-%d %H:%M}"
 
 
-def new_table(
-    title: str, columns: Sequence[str], right: Sequence[str] = (), wraps: Sequence[str] = ("title",)
-) -> Table:
-    """Borderless; on a narrow terminal the `wraps` columns take more lines (a word too long folds),
-    the others are cut."""
-    table = Table(
-        title=title,
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        padding=(0, 1),
-        pad_edge=False,
-        collapse_padding=True,
-    )
-    for name in columns:
-        wrap = name in wraps
-        justify = "right" if name in right else "left"
-        table.add_column(name, justify=justify, no_wrap=not wrap, overflow="fold" if wrap else "ellipsis")
-    return table
-
-
 def _suggest(db: HistoryStore, kind: str, name: str, since: str | None, until: str | None) -> None:
     """Nothing for `name`: say which names of that kind have stories (case is significant)."""
     from store import EntitiesQuery
@@ -276,7 +256,7 @@ def _trend_table(points: pd.DataFrame, fired: pd.DataFrame, granularity: str, of
     shown = (
         f"newest {len(points)} of {of} buckets with stories" if len(points) < of else "buckets with stories"
     )
-    table = new_table(
+    table = compact_table(
         f"per {granularity} ({shown}; --rows, --out for all)",
         ("bucket (UTC)", "stories", "negative", "", "mean score", "alerts"),
         right=("stories", "negative", "mean score"),
@@ -351,7 +331,7 @@ def _compare_tables(
 ) -> dict[Any, dict[str, str]]:
     """Print the summary (a row per entity) and, when any has stories, the newest `rows` buckets
     side by side; returns bucket -> entity -> cell."""
-    summary = new_table("", ("entity", "stories", "negative", "alerts", "negative trend"),
+    summary = compact_table("", ("entity", "stories", "negative", "alerts", "negative trend"),
                      right=("stories", "negative", "alerts"))  # fmt: skip
     grid: dict[Any, dict[str, str]] = {}
     for label, (_, points, fired) in series.items():
@@ -365,7 +345,7 @@ def _compare_tables(
     if grid:
         labels = list(series)
         title = f"negative share (stories) per {granularity}, newest {min(rows, len(grid))} buckets"
-        table = new_table(title, ("bucket (UTC)", *labels), right=labels)
+        table = compact_table(title, ("bucket (UTC)", *labels), right=labels)
         for at in sorted(grid)[-rows:]:
             table.add_row(when_text(at), *(grid[at].get(label, "-") for label in labels))
         console.print(table)

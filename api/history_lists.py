@@ -24,7 +24,6 @@ from api.history_cli import (
     fetch,
     history_app,
     make_query,
-    new_table,
     opened,
     range_text,
     score_text,
@@ -32,6 +31,7 @@ from api.history_cli import (
     write_rows,
 )
 from api.text_charts import bucket_series, share_bar, sparkline
+from finpulse.tables import compact_table
 from finpulse.wording import counted
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def entities(
     if busiest.empty:
         console.print(f"no stories in {range_text(query)}")
         return
-    table = new_table(
+    table = compact_table(
         f"busiest {kind}s, {range_text(query)}",
         (kind, "stories", "negative", "mean score", "negative trend"),
         right=("stories", "negative", "mean score"),
@@ -109,7 +109,7 @@ def movers(
     if rows.empty:
         console.print(f"no {kind} with {min_stories}+ stories in {range_text(query)}")
         return
-    table = new_table(
+    table = compact_table(
         f"{kind}s whose negative share {'fell' if falling else 'rose'} most, {range_text(query)}, "
         f"against {before:%Y-%m-%d %H:%M} – {query.start:%Y-%m-%d %H:%M}",
         (kind, "stories", "negative", "before", "change", ""),
@@ -164,10 +164,11 @@ def headlines(
     if rows.empty:
         console.print(f"no {what} in {range_text(query)}")
         return
-    table = new_table(
+    table = compact_table(
         f"{what}, {order} first, {range_text(query)}",
         ("published (UTC)", "score", "source", "topic", "tickers", "title"),
         right=("score",),
+        wraps=("title",),
     )
     for h in rows.itertuples():
         title = Text(str(h.title), style=f"link {h.url}" if isinstance(h.url, str) and h.url else "")
@@ -229,7 +230,7 @@ def alerts(
     on = f" on {shared['entity']}" if "entity" in shared else ""
     columns = [c for c in cells[0] if c not in shared]
     for drop in ((), ("window end",)):
-        table = new_table(
+        table = compact_table(
             f"alerts{of}{on}, newest first, {range_text(query)}",
             [c for c in columns if c not in drop],
             right=("negative", "p"),

@@ -22,12 +22,12 @@ from typing import Self
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from finpulse.errors import InvalidRecord
 from finpulse.schema import DeadLetter
 from finpulse.settings import KafkaSettings
+from finpulse.tables import compact_table
 from finpulse.topics import dead_letter_topics, iter_records
 from finpulse.wording import counted
 
@@ -179,9 +179,10 @@ def print_dead_letters(console: Console, tally: Tally) -> None:
     if not tally.total:
         console.print("no dead letters")
         return
-    summary = Table(title=counted(tally.total, "dead letter"), title_justify="left")
-    for name in ("failed on", "stage", "error", "count", "latest (UTC)"):
-        summary.add_column(name, justify="right" if name == "count" else "left", no_wrap=True)
+    summary = compact_table(
+        counted(tally.total, "dead letter"), ("failed on", "stage", "error", "count", "latest (UTC)"),
+        right=("count",),
+    )  # fmt: skip
     for (topic, stage, error), group in sorted(tally.groups.items(), key=lambda kv: -kv[1].count):
         summary.add_row(topic, stage, error, str(group.count), _when(group.latest))
     if tally.unreadable:
@@ -190,9 +191,9 @@ def print_dead_letters(console: Console, tally: Tally) -> None:
     newest = tally.newest()
     if not newest:
         return
-    detail = Table(title=f"newest {len(newest)}", title_justify="left")
-    for name in ("failed at (UTC)", "record", "stage", "reason"):
-        detail.add_column(name, no_wrap=name != "reason", overflow="fold")
+    detail = compact_table(
+        f"newest {len(newest)}", ("failed at (UTC)", "record", "stage", "reason"), wraps=("reason",)
+    )
     for letter in newest:
         where = letter.source_topic
         if letter.partition is not None:
@@ -202,4 +203,4 @@ def print_dead_letters(console: Console, tally: Tally) -> None:
 
 
 def _when(at: datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M:%S")
+    return at.strftime("%Y-%m-%d %H:%M")

@@ -40,12 +40,12 @@ async def _put_letters(kafka: KafkaSettings) -> None:
         await producer.stop()
 
 
-def _cli(kafka: KafkaSettings, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(kafka: KafkaSettings, *args: str, columns: int = 200) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "FINPULSE_KAFKA_BOOTSTRAP": kafka.bootstrap,
         "FINPULSE_KAFKA_TOPICS": kafka.topics.model_dump_json(),
-        "COLUMNS": "200",
+        "COLUMNS": str(columns),
     }
     return subprocess.run(
         [str(FINPULSE), "dead-letters", *args], env=env, capture_output=True, text=True, timeout=60
@@ -70,6 +70,12 @@ def test_dead_letters_are_listed_filtered_and_replayed(kafka: KafkaSettings) -> 
     assert "UnsupportedLanguage" in listed.stdout
     assert "language 'de' is not one the model reads (en)" in listed.stdout
     assert "not a dead letter" in listed.stdout
+    # At 80 columns every cell reads whole; a long reason wraps.
+    narrow = _cli(kafka, columns=80).stdout
+    assert "…" not in narrow, narrow
+    assert max(map(len, narrow.splitlines())) <= 80
+    assert "UnsupportedLanguage" in narrow
+    assert f"{kafka.topics.raw}[" in narrow  # the record's topic, partition and offset
     later = (utcnow() + timedelta(minutes=5)).isoformat()
     assert "no dead letters" in _cli(kafka, "--since", later).stdout
     bad_time = _cli(kafka, "--since", "yesterday")
