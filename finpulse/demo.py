@@ -62,8 +62,8 @@ def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> Non
     if kafka.local:
         console.print(f"[bold]1. kafka[/bold] {LocalKafka(kafka).start().describe()}")
     run = int(time.time())
-    # Earlier runs' topics go (their stories are in the history store); this run gets its own. Said
-    # in one line here: the topics module's own log lines name every topic.
+    # Earlier runs' topics go; this run gets its own. Said in one line here: the topics module's
+    # own log lines name every topic.
     logging.getLogger("finpulse.topics").setLevel(logging.WARNING)
     deleted = asyncio.run(delete_topics_starting(kafka, DEMO_PREFIX))
     settings = demo_settings(settings, run)
@@ -74,11 +74,12 @@ def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> Non
     )
     _ensure_model(settings, console)
     env = _demo_env(settings)
-    logs = settings.data_dir / "demo"
-    # Each run's logs and delivery ledger are its own: CliProcess appends to a log, and a run
-    # within five minutes of the last fires the same alert_id, which the last run's dispatcher
-    # recorded as delivered (this one's would skip it: no rendering in alerts.log).
-    for name in ("worker.log", "alerts.log", "api.log"):
+    logs = demo_dir(settings)
+    # Each run's logs, history store and delivery ledger are its own: CliProcess appends to a log;
+    # the store would hold the same replayed stories again; and a run within five minutes of the
+    # last fires the same alert_id, which the last run's dispatcher recorded as delivered (this
+    # one's would skip it: no rendering in alerts.log).
+    for name in ("worker.log", "alerts.log", "api.log", "history.duckdb", "history.duckdb.wal"):
         (logs / name).unlink(missing_ok=True)
     shutil.rmtree(logs / "ledger", ignore_errors=True)
     env["FINPULSE_ALERTS_LEDGER_FILE"] = str(logs / "ledger" / "deliveries.sqlite")
@@ -102,10 +103,7 @@ def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> Non
             console.print(
                 f"[yellow]the alert is not in the history store after {STORED_TIMEOUT_S:.0f} s[/yellow]"
             )
-        console.print(
-            f"[bold]7. this run's pipeline[/bold] `source {_write_env(settings, logs / 'env.sh')}`, "
-            "then `finpulse status` or `finpulse dead-letters` look at its topics"
-        )
+        _show_commands(console, alert, _write_env(settings, logs / "env.sh"))
         time.sleep(3)  # let the dispatcher render it (group wait 1 s)
         if keep_running:
             console.print("Services keep running; press Ctrl+C to stop them.")
@@ -127,16 +125,30 @@ def _ensure_model(settings: Settings, console: Console) -> None:
     _run(["model", "train", "--quick"], _demo_env(settings))
 
 
+def demo_dir(settings: Settings) -> Path:
+    """The demo's own files: logs, replay, history store, env.sh."""
+    return settings.data_dir / "demo"
+
+
 def demo_settings(settings: Settings, run: int) -> Settings:
-    """This run's own topics and stream app. A run replays the last 95 minutes, which overlap
-    an earlier run's: that run's worker state would count the new stories as late (its event
-    time has passed them) and hold its detector's cooldown, so a second demo fired nothing."""
-    return run_settings(settings, f"{DEMO_PREFIX}{run}")
+    """This run's own topics, stream app and dispatcher group. A run replays the last 95 minutes,
+    which overlap an earlier run's: that run's worker state would count the new stories as late
+    (its event time has passed them) and hold its detector's cooldown, so a second demo fired
+    nothing. And a history store of the demo's own: its stories stay out of yours."""
+    store = settings.store.model_copy(
+        update={"url": f"duckdb://{demo_dir(settings).resolve() / 'history.duckdb'}"}
+    )
+    return run_settings(settings, f"{DEMO_PREFIX}{run}").model_copy(update={"store": store})
+
+
+def demo_env(settings: Settings) -> dict[str, str]:
+    """What points a `finpulse` process at the run's topics, app, group and history store."""
+    return run_env(settings) | {"FINPULSE_STORE_URL": settings.store.url}
 
 
 def _demo_env(settings: Settings) -> dict[str, str]:
-    # The run's own topics, app and dispatcher group (demo_settings), for every process it starts.
-    env = dict(os.environ) | run_env(settings)
+    # The run's own topics, app, group and store (demo_settings), for every process it starts.
+    env = dict(os.environ) | demo_env(settings)
     env.setdefault("FINPULSE_ALERTS_SUBSCRIPTIONS_FILE", str(DEMO_SUBSCRIPTIONS))
     # Replayed history: close a quiet stream's last windows after 3 s.
     env.setdefault("FINPULSE_STREAM_IDLE_CLOSE_S", "3")
@@ -147,8 +159,8 @@ def _demo_env(settings: Settings) -> dict[str, str]:
 
 
 def _write_env(settings: Settings, path: Path) -> Path:
-    """A shell file pointing other `finpulse` commands at this run's topics, app and group."""
-    path.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in run_env(settings).items()))
+    """A shell file pointing other `finpulse` commands at this run (demo_env)."""
+    path.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in demo_env(settings).items()))
     return path
 
 
@@ -248,8 +260,16 @@ def _show(console: Console, alert: AlertEvent, settings: Settings, logs: Path) -
     console.print(f"   the alert there: {links.dashboard_url(alert)}", soft_wrap=True)
     console.print(f"   the console sink's rendering of the alert is in {logs / 'alerts.log'}")
     console.print(f"   its chart: {links.chart_url(alert.alert_id)}", soft_wrap=True)
+
+
+def _show_commands(console: Console, alert: AlertEvent, env_file: Path) -> None:
+    """The commands that look at this run's pipeline and history from a terminal."""
     console.print(
-        f"   in the terminal: `finpulse history trend {alert.entity_kind}:{alert.entity} --granularity 5min`"
+        f"[bold]7. in a terminal[/bold] `source {env_file}` (this run's topics and store), then",
+        soft_wrap=True,
     )
-    digest = f"finpulse alerts digest -s {alert.subscription_id} --sink console"
-    console.print(f"   its subscription's daily digest, now: `{digest}`")
+    console.print("   `finpulse status` / `finpulse dead-letters`: its topics, lag, what failed")
+    console.print(
+        f"   `finpulse history trend {alert.entity_kind}:{alert.entity} --granularity 5min`: the trend"
+    )
+    console.print(f"   `finpulse alerts digest -s {alert.subscription_id} --sink console`: the daily digest")

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 from urllib.parse import unquote
 
+import duckdb
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -82,8 +83,9 @@ def test_demo_fires_its_alert_on_every_run(
     assert " ok " in source, status.stdout
     # The history store holds the stories and the alert: the trend marks where it fired.
     assert "finpulse history trend ticker:ACME --granularity 5min" in done.stdout
+    command = f"{FINPULSE} history trend ticker:ACME --granularity 5min --rows 1000"
     trend = subprocess.run(
-        [FINPULSE, "history", "trend", "ticker:ACME", "--granularity", "5min", "--rows", "1000"],
+        ["bash", "-c", f"source {env_file} && {command}"],
         env=env,
         capture_output=True,
         text=True,
@@ -95,7 +97,7 @@ def test_demo_fires_its_alert_on_every_run(
     # The subscription's digest over the same store names the spiking ticker.
     assert "finpulse alerts digest -s acme-desk --sink console" in done.stdout
     digest = subprocess.run(
-        [FINPULSE, "alerts", "digest", "-s", "acme-desk", "--sink", "console"],
+        ["bash", "-c", f"source {env_file} && {FINPULSE} alerts digest -s acme-desk --sink console"],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert digest.returncode == 0, digest.stdout + digest.stderr
@@ -109,7 +111,14 @@ def test_demo_fires_its_alert_on_every_run(
     # Each run's logs are its own: the worker's names this run's app alone.
     worker_log = (tmp_path / "data" / "demo" / "worker.log").read_text(encoding="utf-8")
     assert re.findall(r"\| id +\| (\S+)", worker_log) == [f"{DEMO_PREFIX}{run}"], worker_log[-3000:]
-    with DuckDBStore(tmp_path / "history.duckdb", read_only=True) as db:
+    # The demo's history store is its own, and holds this run's stories alone (not the first
+    # run's again); the store the settings name is untouched.
+    demo_store = tmp_path / "data" / "demo" / "history.duckdb"
+    assert not (tmp_path / "history.duckdb").exists()
+    with duckdb.connect(str(demo_store), read_only=True) as con:
+        [(stories,)] = con.execute("SELECT count(*) FROM scored_items").fetchall()
+    assert 200 < stories <= 268, stories
+    with DuckDBStore(demo_store, read_only=True) as db:
         alert = db.get_alert(unquote(alert_id))
         assert alert is not None
         assert (alert_chart(db, alert) or b"").startswith(b"\x89PNG")
