@@ -161,6 +161,10 @@ def run_up(
     """Run the services until Ctrl+C / SIGTERM (or `stop` is set). Raises GaveUp."""
     if "api" not in without:  # taken (another `up`, an API, a demo): say so before anything starts
         listen_socket(settings.api.host, settings.api.port, "FINPULSE_API_PORT").close()
+    if "alerts" not in without:  # a sink's missing setting (the Slack token), likewise
+        from alerts.sinks.build import build_sinks
+
+        build_sinks(sinks, settings)
     kafka = settings.kafka
     if kafka.local:
         console.print(f"kafka: {LocalKafka(kafka).start().describe()}")

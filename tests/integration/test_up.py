@@ -163,6 +163,26 @@ def test_up_with_its_api_port_taken_says_so_before_starting_anything(
     assert not (tmp_path / "data" / "logs").exists(), out  # no service started, not even to fail
 
 
+def test_up_without_a_slack_token_says_so_before_starting_anything(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_ALERTS_SLACK_TOKEN")}
+    env |= {
+        "FINPULSE_API_PORT": str(free_port()),
+        "FINPULSE_DATA_DIR": str(tmp_path / "data"),
+        "FINPULSE_KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
+        "FINPULSE_ALERTS_SINKS": '["slack"]',
+        "FINPULSE_STORE_URL": f"duckdb:///{tmp_path / 'history.duckdb'}",
+    }
+    done = subprocess.run([FINPULSE, "up"], env=env, capture_output=True, text=True, timeout=60)
+    out = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 2, out
+    assert "the slack sink needs a token: set FINPULSE_ALERTS_SLACK_TOKEN" in out
+    assert "--sink console" in out
+    # Not the dispatcher's restarts, five times, and then everything stopped: nothing started.
+    assert not (tmp_path / "data" / "logs").exists(), out
+
+
 PARENT = """
 import os, sys, time
 from pathlib import Path
