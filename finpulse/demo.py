@@ -26,10 +26,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.panel import Panel
 
-from finpulse.errors import FinpulseError
+from finpulse.errors import FinpulseError, TransientError
 from finpulse.kafka_local import LocalKafka
 from finpulse.ports import listen_socket
 from finpulse.processes import CliProcess
@@ -209,10 +210,11 @@ async def _first_alert(settings: Settings, procs: list[CliProcess], logs: Path) 
     # the whole timeout on an alert already in the topic (a just-started broker).
     deadline = time.monotonic() + ALERT_TIMEOUT_S
     while True:
-        async for _tp, record in iter_records(settings.kafka, [settings.kafka.topics.alerts]):
-            event = AlertEvent.from_bytes(record.value)
-            if event.state == "fired" and event.entity == "ACME":
-                return event
+        with contextlib.suppress(KafkaError, TransientError):  # a look that failed: the next one
+            async for _tp, record in iter_records(settings.kafka, [settings.kafka.topics.alerts]):
+                event = AlertEvent.from_bytes(record.value)
+                if event.state == "fired" and event.entity == "ACME":
+                    return event
         if exited := [p for p in procs if not p.running]:
             names = ", ".join(f"{p.args[0]} (exit {p.returncode}, log {p.log})" for p in exited)
             raise FinpulseError(f"demo: a service exited before the alert: {names}")
