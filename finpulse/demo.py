@@ -75,7 +75,7 @@ def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> Non
     )
     _ensure_model(settings, console)
     env = _demo_env(settings)
-    logs = demo_dir(settings)
+    logs = _demo_dir(settings)
     # Each run's logs, history store and delivery ledger are its own: CliProcess appends to a log;
     # the store would hold the same replayed stories again; and a run within five minutes of the
     # last fires the same alert_id, which the last run's dispatcher recorded as delivered (this
@@ -126,7 +126,7 @@ def _ensure_model(settings: Settings, console: Console) -> None:
     _run(["model", "train", "--quick"], _demo_env(settings))
 
 
-def demo_dir(settings: Settings) -> Path:
+def _demo_dir(settings: Settings) -> Path:
     """The demo's own files: logs, replay, history store, env.sh."""
     return settings.data_dir / "demo"
 
@@ -137,19 +137,19 @@ def demo_settings(settings: Settings, run: int) -> Settings:
     (its event time has passed them) and hold its detector's cooldown, so a second demo fired
     nothing. And a history store of the demo's own: its stories stay out of yours."""
     store = settings.store.model_copy(
-        update={"url": f"duckdb://{demo_dir(settings).resolve() / 'history.duckdb'}"}
+        update={"url": f"duckdb://{_demo_dir(settings).resolve() / 'history.duckdb'}"}
     )
     return run_settings(settings, f"{DEMO_PREFIX}{run}").model_copy(update={"store": store})
 
 
-def demo_env(settings: Settings) -> dict[str, str]:
+def _run_vars(settings: Settings) -> dict[str, str]:
     """What points a `finpulse` process at the run's topics, app, group and history store."""
     return run_env(settings) | {"FINPULSE_STORE_URL": settings.store.url}
 
 
 def _demo_env(settings: Settings) -> dict[str, str]:
     # The run's own topics, app, group and store (demo_settings), for every process it starts.
-    env = dict(os.environ) | demo_env(settings)
+    env = dict(os.environ) | _run_vars(settings)
     env.setdefault("FINPULSE_ALERTS_SUBSCRIPTIONS_FILE", str(DEMO_SUBSCRIPTIONS))
     # Replayed history: close a quiet stream's last windows after 3 s.
     env.setdefault("FINPULSE_STREAM_IDLE_CLOSE_S", "3")
@@ -160,8 +160,8 @@ def _demo_env(settings: Settings) -> dict[str, str]:
 
 
 def _write_env(settings: Settings, path: Path) -> Path:
-    """A shell file pointing other `finpulse` commands at this run (demo_env)."""
-    path.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in demo_env(settings).items()))
+    """A shell file pointing other `finpulse` commands at this run (_run_vars)."""
+    path.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in _run_vars(settings).items()))
     return path
 
 
