@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 
 alerts_app = typer.Typer(help="Deliver alert events (Slack, console, webhook).")
+# `alerts list` prints its table from this terminal width; narrower, a paragraph per subscription.
+WIDE_TABLE_COLUMNS = 120
 Sinks = Annotated[
     list[str] | None,
     typer.Option(
@@ -83,7 +85,9 @@ def list_subscriptions(
     """The live subscriptions (file and dashboard edits), their alerts lately and the verdicts.
 
     Each shows whether it is on, disabled or muted, the entities muted now and its digest."""
+    from rich.padding import Padding
     from rich.table import Table
+    from rich.text import Text
 
     from finpulse.cli import console, settings
     from finpulse.logs import quiet_store
@@ -107,11 +111,12 @@ def list_subscriptions(
     finally:
         if store is not None:
             store.stop()
+    title = counted(len(rows), "live subscription")
     columns = ("subscription", "channel", "watches", "state", "digest", f"alerts {days:g} d", "last fired")
-    table = Table(title=counted(len(rows), "live subscription"), title_justify="left")
+    table = Table(title=title, title_justify="left")
     for column in (*columns, "tp / fp"):
-        # A narrow terminal wraps what a subscription watches and when, never its id or channel.
-        table.add_column(column, no_wrap=column in ("subscription", "channel", "tp / fp"))
+        whole = column in ("subscription", "channel", "tp / fp")
+        table.add_column(column, no_wrap=whole, overflow="ellipsis" if whole else "fold")
     for o in rows:
         state = o.state + "".join(f"\nmuted {m}" for m in o.entity_mutes)
         table.add_row(
@@ -119,7 +124,15 @@ def list_subscriptions(
             o.sub.digest.label() if o.sub.digest else "-", str(len(o.fired)), o.latest() or "-",
             "{} / {}".format(*o.verdicts),
         )  # fmt: skip
-    console.print(table)
+    if console.width >= WIDE_TABLE_COLUMNS:
+        console.print(table)
+        return
+    # Too narrow for the table (80 columns cut its cells to three letters): a subscription a
+    # paragraph, its id and channel whole (what commands take), the rest in a line that wraps.
+    console.print(title)
+    for o in rows:
+        console.print(Text.assemble((o.sub.id, "bold"), f" → {o.sub.channel}"))
+        console.print(Padding(o.line(days), (0, 0, 0, 2)))
 
 
 @alerts_app.command("test")

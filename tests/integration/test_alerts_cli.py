@@ -150,12 +150,18 @@ def test_list_shows_each_live_subscription_and_its_alerts(tmp_path: Path, slack_
     assert markets[5:] == ["2", f"{recent + timedelta(minutes=5):%m-%d %H:%M} ticker BOLT", "1 / 1"]
     assert "muted ticker:ACME until" in done.stdout  # the entity mute, on the row's next line
     assert rows["gone"][2:4] == ["every topic", "on"]
-    # At 80 columns the rest wraps, but ids and channels stay whole (they are what commands take).
+    # At 80 columns (the table cut its cells to three letters), a paragraph each: the id and channel
+    # whole (they are what commands take), then the rest, nothing cut.
     narrow = subprocess.run(
         [str(FINPULSE), "alerts", "list"], env=env | {"COLUMNS": "80"}, capture_output=True, text=True,
         timeout=60,
-    )  # fmt: skip
-    firsts = [[c.strip() for c in line.split("│")[1:3]] for line in narrow.stdout.splitlines()]
-    assert {"markets": "#markets", "desk": "#alerts", "gone": "#deleted"}.items() <= dict(
-        cells for cells in firsts if len(cells) == 2 and cells[0]
-    ).items(), narrow.stdout
+    ).stdout  # fmt: skip
+    lines = narrow.splitlines()
+    assert {"markets → #markets", "desk → #alerts", "gone → #deleted"} <= set(lines), narrow
+    assert "…" not in narrow
+    assert max(map(len, lines)) <= 80
+    markets = " ".join(lines[lines.index("markets → #markets") + 1 :][:3])
+    assert (
+        "on · tickers ACME, BOLT · digest 07:30 Europe/London · 2 alerts in 7 days (1 tp / 1 fp)"
+        in " ".join(markets.split())
+    ), narrow
