@@ -21,6 +21,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from finpulse.tables import compact_table
+
 console = Console()
 ingest_app = typer.Typer(
     help="Ingest RSS/Atom/RDF feeds, JSON news APIs and replay files into Kafka (news.raw).",
@@ -89,12 +91,14 @@ async def _run_until_signal(ingestor: Any, run_scheduled: Any, watch: Any) -> No
 
 
 def _print_summary(ingestor: Any, reports: list[Any]) -> None:
-    table = Table(title="ingest")
     from ingest.ingestor import LANGUAGE
 
-    for column in ("source", "status", "published", "duplicates", "invalid", "languages", "error"):
-        table.add_column(column)
+    table = compact_table(
+        "ingest", ("source", "status", "published", "duplicates", "invalid", "languages"),
+        right=("published", "duplicates", "invalid"), wraps=("languages",),
+    )  # fmt: skip
     by_name = {r.source: r for r in reports}
+    errors = []
     for name in ingestor.sources:
         r = by_name.get(name)
         counts = ingestor.metrics.snapshot().get(name, {})
@@ -107,9 +111,14 @@ def _print_summary(ingestor: Any, reports: list[Any]) -> None:
             languages_text(
                 {k.removeprefix(LANGUAGE): n for k, n in counts.items() if k.startswith(LANGUAGE)}
             ),
-            (r.error if r else None) or ", ".join(k[6:] for k in counts if k.startswith("error.")),
         )
+        error = (r.error if r else None) or ", ".join(k[6:] for k in counts if k.startswith("error."))
+        if error:
+            errors.append(f"error {name}: {error}")
     console.print(table)
+    # Under the table, a line each, as `finpulse status` says why: a column cut names and errors.
+    for line in errors:
+        console.print(line, highlight=False)
 
 
 def languages_text(languages: dict[str, int]) -> str:

@@ -175,12 +175,18 @@ def test_status_shows_each_sources_health_as_the_ingestor_published_it(
 
     once = subprocess.run(
         [str(FINPULSE), "ingest", "--once"],
-        env={**os.environ, **env},
+        env={**os.environ, **env, "COLUMNS": "80"},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert once.returncode == 0, once.stdout + once.stderr
+    # Its summary at 80 columns: each source's name whole, its error under the table.
+    summary = once.stdout
+    assert "…" not in summary, summary
+    assert re.search(r"\n *guardian-business +ok +55 +0 +0 +en 55", summary), summary
+    assert re.search(r"\n *broken +error +0 +0 +0 *\n", summary), summary
+    assert "\nerror broken: not_a_feed" in summary, summary
     # Read on "another host": neither the ingestor's sources file nor its state dir.
     elsewhere = {
         "FINPULSE_INGEST_SOURCES_FILE": str(tmp_path / "none.toml"),
