@@ -13,7 +13,7 @@ goes on writing, and prints a table; `--out FILE` writes every row of the
 range as CSV, Parquet or JSON (by the file's suffix). Times are UTC; the range
 is [--since, --until) and defaults to the last 7 days, as in the API.
 
-Imports only typer, rich and the standard library at module level.
+Imports only typer, rich, the standard library and finpulse.{tables,wording} at module level.
 """
 
 from __future__ import annotations
@@ -332,7 +332,7 @@ def _compare_tables(
     """Print the summary (a row per entity) and, when any has stories, the newest `rows` buckets
     side by side; returns bucket -> entity -> cell."""
     summary = compact_table("", ("entity", "stories", "negative", "alerts", "negative trend"),
-                     right=("stories", "negative", "alerts"))  # fmt: skip
+                            right=("stories", "negative", "alerts"))  # fmt: skip
     grid: dict[Any, dict[str, str]] = {}
     for label, (_, points, fired) in series.items():
         counts, negatives = bucket_series(points, first.start, first.end, granularity)
