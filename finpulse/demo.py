@@ -210,11 +210,17 @@ async def _first_alert(settings: Settings, procs: list[CliProcess], logs: Path) 
     # the whole timeout on an alert already in the topic (a just-started broker).
     deadline = time.monotonic() + ALERT_TIMEOUT_S
     while True:
-        with contextlib.suppress(KafkaError, TransientError):  # a look that failed: the next one
-            async for _tp, record in iter_records(settings.kafka, [settings.kafka.topics.alerts]):
-                event = AlertEvent.from_bytes(record.value)
-                if event.state == "fired" and event.entity == "ACME":
-                    return event
+        # A look that failed: the next one. Closed here when it returns early: left to the loop's
+        # shutdown, its consumer's close raced the garbage collector's ("aclose(): asynchronous
+        # generator is already running", logged as an error).
+        with contextlib.suppress(KafkaError, TransientError):
+            async with contextlib.aclosing(
+                iter_records(settings.kafka, [settings.kafka.topics.alerts])
+            ) as records:
+                async for _tp, record in records:
+                    event = AlertEvent.from_bytes(record.value)
+                    if event.state == "fired" and event.entity == "ACME":
+                        return event
         if exited := [p for p in procs if not p.running]:
             names = ", ".join(f"{p.args[0]} (exit {p.returncode}, log {p.log})" for p in exited)
             raise FinpulseError(f"demo: a service exited before the alert: {names}")

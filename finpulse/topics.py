@@ -7,7 +7,7 @@ import asyncio
 import functools
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -227,7 +227,7 @@ async def topic_partitions(admin: AIOKafkaAdminClient, topics: list[str]) -> lis
 
 async def iter_records(
     kafka: KafkaSettings, topics: Sequence[str], *, since: datetime | None = None
-) -> AsyncIterator[tuple[TopicPartition, ConsumerRecord[bytes, bytes]]]:
+) -> AsyncGenerator[tuple[TopicPartition, ConsumerRecord[bytes, bytes]], None]:
     """The records on `topics` (those the broker has) from `since` (default: the start) up to
     their ends now, partition by partition, one at a time; no consumer group, nothing committed."""
     async with kafka_admin(kafka) as admin:

@@ -44,6 +44,8 @@ def test_demo_fires_its_alert_on_every_run(
             [FINPULSE, "demo", "--no-keep-running"], env=env, capture_output=True, text=True, timeout=420
         )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        # No error logged on the way (an early return from a read's generator logged one).
+        assert " ERROR " not in done.stdout + done.stderr, done.stdout[-3000:] + done.stderr[-3000:]
         assert "5. alert fired" in done.stdout
         assert "ticker ACME: negative share" in done.stdout
         assert "/16 stories, p=" in done.stdout  # a window of the burst (16 stories), not a calm one (8)
