@@ -112,6 +112,14 @@ def list_subscriptions(
         if store is not None:
             store.stop()
     title = counted(len(rows), "live subscription")
+    if console.width < WIDE_TABLE_COLUMNS:
+        # Too narrow for the table (80 columns cut its cells to three letters): a subscription a
+        # paragraph, its id and channel whole (what commands take), the rest in a line that wraps.
+        console.print(title)
+        for o in rows:
+            console.print(Text.assemble((o.sub.id, "bold"), f" → {o.sub.channel}"))
+            console.print(Padding(o.line(days), (0, 0, 0, 2)))
+        return
     columns = ("subscription", "channel", "watches", "state", "digest", f"alerts {days:g} d", "last fired")
     table = Table(title=title, title_justify="left")
     for column in (*columns, "tp / fp"):
@@ -124,15 +132,7 @@ def list_subscriptions(
             o.sub.digest.label() if o.sub.digest else "-", str(len(o.fired)), o.latest() or "-",
             "{} / {}".format(*o.verdicts),
         )  # fmt: skip
-    if console.width >= WIDE_TABLE_COLUMNS:
-        console.print(table)
-        return
-    # Too narrow for the table (80 columns cut its cells to three letters): a subscription a
-    # paragraph, its id and channel whole (what commands take), the rest in a line that wraps.
-    console.print(title)
-    for o in rows:
-        console.print(Text.assemble((o.sub.id, "bold"), f" → {o.sub.channel}"))
-        console.print(Padding(o.line(days), (0, 0, 0, 2)))
+    console.print(table)
 
 
 @alerts_app.command("test")

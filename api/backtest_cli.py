@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from finpulse.tables import compact_table
 from finpulse.wording import counted
 
 if TYPE_CHECKING:
@@ -309,16 +308,10 @@ def print_report(report: BacktestReport) -> None:
     for line in lines:
         console.print(line)
     # Borderless, as the history tables: at 80 columns the settings then read whole.
-    table = Table(
-        title=heading.removeprefix("# "), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-        collapse_padding=True,
-    )  # fmt: skip
     rows = summary_rows(report)
-    for column in rows[0] if rows else ():
-        if column == "setting":
-            table.add_column(column, ratio=1, overflow="fold")
-        else:
-            table.add_column(SHORT.get(column, column), justify="right", no_wrap=True)
+    headers = [SHORT.get(column, column) for column in (rows[0] if rows else ())]
+    numbers = [h for h in headers if h != "setting"]
+    table = compact_table(heading.removeprefix("# "), headers, right=numbers, wraps=("setting",))
     for row in rows:
         table.add_row(*row.values(), style="bold green" if row["setting"].startswith("* ") else None)
     console.print(table)
