@@ -18,6 +18,10 @@ from finpulse.processes import CliProcess
 from finpulse.settings import KafkaSettings, TopicSettings
 from finpulse.topics import ensure_topics
 
+# pytest-xdist's workers start with COLUMNS=80, which the CLI's module-level rich consoles would
+# keep from their import on; the tests that check a layout set the width they need themselves.
+os.environ.pop("COLUMNS", None)
+
 # Area fixtures (model, feeds, slack, store...) live in tests/fixtures/<area>.py.
 pytest_plugins = [
     f"tests.fixtures.{p.stem}" for p in sorted((Path(__file__).parent / "fixtures").glob("[!_]*.py"))
@@ -53,7 +57,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaSettings]:
-    """One broker per test session: FINPULSE_KAFKA_BOOTSTRAP if set, else a local one.
+    """One broker per test session (each pytest-xdist worker's own): FINPULSE_KAFKA_BOOTSTRAP if
+    set, else a local one.
 
     Never skips: if the broker cannot start, every test that needs it fails.
     """
