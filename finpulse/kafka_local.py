@@ -182,20 +182,26 @@ class LocalKafka:
     def _write_config(self) -> Path:
         self.dir.mkdir(parents=True, exist_ok=True)
         props = self.dir / "server.properties"
-        props.write_text(
-            SERVER_PROPERTIES.format(
-                port=self.settings.local_port,
-                controller_port=self.settings.local_controller_port,
-                data_dir=self.data_dir,
-            )
-        )
+        props.write_text(self._properties())
         (self.dir / "log4j2.properties").write_text(LOG4J2.format(log_file=self.log_file))
         return props
+
+    def _properties(self) -> str:
+        """server.properties: one node, broker and controller (a test's cluster node overrides it)."""
+        return SERVER_PROPERTIES.format(
+            port=self.settings.local_port,
+            controller_port=self.settings.local_controller_port,
+            data_dir=self.data_dir,
+        )
+
+    def _cluster_id(self) -> str:
+        """The id its storage is formatted with: a new one (a cluster's nodes share theirs)."""
+        return _kafka_uuid()
 
     def _format_storage(self, java: str, jars: Path, props: Path) -> None:
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = _kafka_uuid()
+        cluster_id = self._cluster_id()
         # "--cluster-id=..." form: a random id may start with "-", which argparse
         # would take for an option.
         cmd = [java, "-cp", f"{jars}/*", "kafka.tools.StorageTool", "format",

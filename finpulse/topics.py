@@ -143,7 +143,8 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
 
 
 async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec] | None = None) -> list[str]:
-    """Create the topics that do not exist yet; returns the names it created.
+    """Create the topics that do not exist yet; returns the names it created, once the broker
+    lists them.
 
     Safe to call any number of times and from several processes at once.
     """
@@ -164,7 +165,22 @@ async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec] | None = No
                 pass  # another process won the race: that is the idempotent outcome
         if created:
             logger.info("created topics=%s", ",".join(created))
+            await _until_listed(admin, created, kafka.request_timeout_s)
         return created
+
+
+async def _until_listed(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float) -> None:
+    """Until the broker's metadata lists `names`. It follows the controller's a moment after a
+    create (longer on a busy machine): a consumer subscribing before then ignores the topic, a
+    listing leaves it out."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while unlisted := set(names) - set(await admin.list_topics()):
+        if loop.time() > deadline:
+            raise BrokerUnavailable(
+                f"Kafka created {', '.join(sorted(unlisted))} but does not list it after {timeout_s:g} s"
+            )
+        await asyncio.sleep(0.1)
 
 
 async def check_partitions(kafka: KafkaSettings, names: Sequence[str]) -> None:
