@@ -262,11 +262,16 @@ def gpu_kit_cmd(
     Float16 weights, the bench's posts, the wheels such a host lacks and run.sh (README,
     Development: the device tool's GPU machines)."""
     from finpulse.cli import settings
-    from model.kit import build_kit
+    from finpulse.settings import REPO_ROOT
+    from model.kit import LIMIT_BYTES, build_kit, working_tree_bytes
 
     s = settings().model
-    size = build_kit(model or s.model_dir, data or s.train_data_dir, out, python or None)
-    console.print(f"wrote {out} ({size / 2**20:.1f} MiB); run there: bash {out}/run.sh")
+    tree = working_tree_bytes(REPO_ROOT)
+    size = build_kit(model or s.model_dir, data or s.train_data_dir, out, python or None, beside=tree)
+    console.print(
+        f"wrote {out} ({size / 2**20:.1f} MiB; with the working tree {(size + tree) / 2**20:.1f} of the "
+        f"{LIMIT_BYTES / 2**20:.0f} MiB that travel); run there: bash {out}/run.sh"
+    )
 
 
 @model_app.command("predict")

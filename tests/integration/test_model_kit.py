@@ -5,10 +5,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from finpulse.settings import ModelSettings
 from model.engine import Classifier
 from model.evaluate import validation_examples
-from model.kit import LIMIT_BYTES, build_kit
+from model.kit import LIMIT_BYTES, build_kit, working_tree_bytes
 
 
 def test_the_kit_travels_and_its_float16_model_labels_as_the_model(
@@ -31,3 +33,27 @@ def test_the_kit_travels_and_its_float16_model_labels_as_the_model(
         (a.topic, a.sentiment) == (b.topic, b.sentiment) for a, b in zip(original, packed, strict=True)
     )
     assert same >= 0.99 * len(texts)
+
+
+def test_the_kit_and_the_working_tree_together_stay_under_the_limit(
+    quick_model_dir: Path, tmp_path: Path
+) -> None:
+    size = build_kit(quick_model_dir, ModelSettings().train_data_dir, tmp_path / "kit", python=None)
+    with pytest.raises(
+        ValueError, match=r"the kit is [\d.]+ MiB and the working tree [\d.]+: over the 64 MiB"
+    ):
+        build_kit(
+            quick_model_dir, ModelSettings().train_data_dir, tmp_path / "kit", None, LIMIT_BYTES - size + 1
+        )
+
+
+def test_the_working_tree_is_what_git_tracks_or_would(tmp_path: Path) -> None:
+    assert working_tree_bytes(tmp_path) == 0  # no checkout
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_text("kit/\n")  # 5 bytes
+    (tmp_path / "tracked.py").write_text("x" * 100)
+    subprocess.run(["git", "-C", str(tmp_path), "add", "tracked.py"], check=True)
+    (tmp_path / "new.py").write_text("y" * 10)
+    (tmp_path / "kit").mkdir()
+    (tmp_path / "kit" / "weights").write_bytes(b"z" * 1000)
+    assert working_tree_bytes(tmp_path) == 100 + 10 + 5
