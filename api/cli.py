@@ -138,7 +138,7 @@ def status(
 
     from rich.console import Console
 
-    from api.status import kafka_status, model_summary, print_kafka, print_sources, print_store
+    from api.status import cluster_text, kafka_status, model_summary, print_kafka, print_sources, print_store
     from finpulse.cli import settings as load
     from finpulse.errors import BrokerUnavailable
     from finpulse.schema import utcnow
@@ -158,7 +158,7 @@ def status(
         console.print(f"[red]kafka:[/red] {exc}")
         code = 1
     else:
-        console.print(f"kafka {s.kafka.bootstrap}: answering")
+        console.print(f"kafka {s.kafka.bootstrap}: {cluster_text(kafka)}")
         print_kafka(console, kafka)
     print_store(console, s)
     console.print(f"model: {model_summary(s.model)}")

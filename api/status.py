@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -114,6 +115,10 @@ async def describe_groups(
 class KafkaStatus:
     topics: list[TopicCount]
     groups: list[GroupLag]
+    brokers: int = 1  # those the cluster's metadata lists: the live ones
+    partitions: int = 0  # the pipeline's topics'
+    # Topic -> its partitions with fewer in-sync replicas than replicas: a broker down or behind.
+    under_replicated: dict[str, int] = field(default_factory=dict)
 
 
 def consumer_groups(settings: Settings) -> dict[str, str]:
@@ -140,6 +145,8 @@ async def kafka_status(settings: Settings) -> KafkaStatus:
             g: await admin.list_consumer_group_offsets(g, group_coordinator_id=nodes[g]) for g in groups
         }
         described = await describe_groups(admin, nodes)
+        brokers = len((await admin.describe_cluster())["brokers"])
+        layout = [p for topic in await admin.describe_topics(present) for p in _partitions(topic)]
     # A deleted topic's committed offsets can outlive it (seen after a demo run deleted the last
     # run's topics, which its dispatcher had read): asking their ends would time out.
     committed = {
@@ -177,7 +184,26 @@ async def kafka_status(settings: Settings) -> KafkaStatus:
             lag[tp.topic] = lag.get(tp.topic, 0) + max(0, ends.get(tp, meta.offset) - meta.offset)
         state, members = described.get(group, ("Dead", ()))
         lags.append(GroupLag(group, role, dict(sorted(lag.items())), state, members))
-    return KafkaStatus(topics, lags)
+    under = Counter(topic for topic, replicas, in_sync in layout if in_sync < replicas)
+    return KafkaStatus(topics, lags, brokers, len(layout), dict(sorted(under.items())))
+
+
+def _partitions(topic: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """(topic, replicas, in-sync replicas) of each partition of a topic's metadata."""
+    return [(topic["topic"], len(p["replicas"]), len(p["isr"])) for p in topic["partitions"]]
+
+
+def cluster_text(status: KafkaStatus) -> str:
+    """Its live brokers, and the pipeline's partitions short of in-sync replicas, if any."""
+    text = f"answering, {counted(status.brokers, 'broker')}"
+    if not status.under_replicated:
+        return text
+    short = sum(status.under_replicated.values())
+    where = ", ".join(f"{topic} {n}" for topic, n in status.under_replicated.items())
+    return (
+        f"{text}; [yellow]{short} of {counted(status.partitions, 'partition')} with fewer in-sync "
+        f"replicas than replicas ({where}): a broker is down or behind[/yellow]"
+    )
 
 
 def model_summary(model: ModelSettings) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from api.status import coordinator
+from api.status import coordinator, kafka_status
 from finpulse.kafka_local import LocalKafka, _kafka_uuid
 from finpulse.processes import CliProcess, settings_env
 from finpulse.schema import AlertEvent
@@ -90,6 +90,8 @@ async def test_a_node_killed_mid_stream_loses_and_double_counts_nothing(
         publishing = asyncio.create_task(publish_replay_async(kafka, truth.path, speed=0))
         scored = await read_until(settings, kafka.topics.scored, truth.items // 3, 120)
         assert len(scored) >= truth.items // 3, worker.tail()
+        healthy = await kafka_status(settings)
+        assert (healthy.brokers, healthy.under_replicated) == (NODES, {})
         # The node coordinating the worker's group goes: its commits and heartbeats move to another.
         async with kafka_admin(kafka) as admin:
             victim = cluster[await coordinator(admin, settings.stream.app_id)]
@@ -101,5 +103,15 @@ async def test_a_node_killed_mid_stream_loses_and_double_counts_nothing(
         events = [AlertEvent.from_bytes(v) for v in await read_until(settings, kafka.topics.alerts, 2, 10)]
         assert len({e.alert_id for e in events if e.state == "fired"}) == 1, worker.tail()
         assert worker.running, worker.tail()
+        # `finpulse status` says a broker is missing: every partition is one in-sync replica short
+        # once the controller fenced the node (its session timeout, 9 s).
+        for _ in range(60):
+            now = await kafka_status(settings)
+            if sum(now.under_replicated.values()) == now.partitions:
+                break
+            await asyncio.sleep(0.5)
+        assert now.brokers == NODES - 1
+        assert now.under_replicated[kafka.topics.raw] == kafka.topics.partitions
+        assert sum(now.under_replicated.values()) == now.partitions > 0
     finally:
         worker.stop()

@@ -83,6 +83,7 @@ def test_status_shows_records_dead_letters_lag_store_and_model(
     }
     code, out = asyncio.run(_status_while_consuming(env, kafka, f"{app}-alerts"))
     assert code == 0, out
+    assert f"kafka {kafka.bootstrap}: answering, 1 broker\n" in out  # its partitions all in sync
     assert _row(out, kafka.topics.raw) == [kafka.topics.raw, "5", "1"]
     assert _row(out, kafka.topics.scored) == [kafka.topics.scored, "0", "0"]
     # The worker's group is two stories behind on news.raw with no member now (it committed and
