@@ -23,7 +23,7 @@ demo: setup
 	$(RUN) finpulse demo
 
 # Two pytest-xdist workers, a test file each at a time: most of the suite waits on processes and the
-# broker, so two share the two cores well (about 9 minutes instead of 14 here).
+# broker, so two share the two cores well (10 minutes instead of 14-15 here).
 test: setup browser postgres
 	$(RUN) pytest -n 2 --dist loadfile
 

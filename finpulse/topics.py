@@ -178,7 +178,8 @@ async def _until_listed(admin: AIOKafkaAdminClient, names: list[str], timeout_s:
     while unlisted := set(names) - set(await admin.list_topics()):
         if loop.time() > deadline:
             raise BrokerUnavailable(
-                f"Kafka created {', '.join(sorted(unlisted))} but does not list it after {timeout_s:g} s"
+                f"Kafka created {', '.join(sorted(unlisted))} but does not list "
+                f"{'it' if len(unlisted) == 1 else 'them'} after {timeout_s:g} s"
             )
         await asyncio.sleep(0.1)
 
