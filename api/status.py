@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaTimeoutError
 from aiokafka.protocol.admin import (
@@ -39,9 +40,9 @@ from finpulse.topics import (
     dead_letter_topic,
     kafka_admin,
     kafka_consumer,
+    partition_metadata,
     pipeline_topics,
     stage_topics,
-    topic_partitions,
 )
 from finpulse.wording import counted
 
@@ -139,14 +140,14 @@ async def kafka_status(settings: Settings) -> KafkaStatus:
     async with kafka_admin(kafka) as admin:
         existing = set(await admin.list_topics())
         present = [spec.name for spec in pipeline_topics(t) if spec.name in existing]
-        partitions = set(await topic_partitions(admin, present))
+        layout = await partition_metadata(admin, present)
+        partitions = {TopicPartition(topic, p["partition"]) for topic, p in layout}
         nodes = {g: await coordinator(admin, g) for g in groups}
         committed = {
             g: await admin.list_consumer_group_offsets(g, group_coordinator_id=nodes[g]) for g in groups
         }
         described = await describe_groups(admin, nodes)
         brokers = len((await admin.describe_cluster())["brokers"])
-        layout = [p for topic in await admin.describe_topics(present) for p in _partitions(topic)]
     # A deleted topic's committed offsets can outlive it (seen after a demo run deleted the last
     # run's topics, which its dispatcher had read): asking their ends would time out.
     committed = {
@@ -184,13 +185,8 @@ async def kafka_status(settings: Settings) -> KafkaStatus:
             lag[tp.topic] = lag.get(tp.topic, 0) + max(0, ends.get(tp, meta.offset) - meta.offset)
         state, members = described.get(group, ("Dead", ()))
         lags.append(GroupLag(group, role, dict(sorted(lag.items())), state, members))
-    under = Counter(topic for topic, replicas, in_sync in layout if in_sync < replicas)
+    under = Counter(topic for topic, p in layout if len(p["isr"]) < len(p["replicas"]))
     return KafkaStatus(topics, lags, brokers, len(layout), dict(sorted(under.items())))
-
-
-def _partitions(topic: dict[str, Any]) -> list[tuple[str, int, int]]:
-    """(topic, replicas, in-sync replicas) of each partition of a topic's metadata."""
-    return [(topic["topic"], len(p["replicas"]), len(p["isr"])) for p in topic["partitions"]]
 
 
 def cluster_text(status: KafkaStatus) -> str:

@@ -236,10 +236,18 @@ async def delete_topics_starting(kafka: KafkaSettings, prefix: str) -> list[str]
         return names
 
 
+async def partition_metadata(
+    admin: AIOKafkaAdminClient, topics: list[str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """(topic, its metadata: partition, leader, replicas, isr) of every partition of `topics`
+    (which must exist)."""
+    described = await admin.describe_topics(topics) if topics else []
+    return [(d["topic"], p) for d in described for p in d["partitions"]]
+
+
 async def topic_partitions(admin: AIOKafkaAdminClient, topics: list[str]) -> list[TopicPartition]:
     """Every partition of `topics` (which must exist)."""
-    described = await admin.describe_topics(topics) if topics else []
-    return [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
+    return [TopicPartition(topic, p["partition"]) for topic, p in await partition_metadata(admin, topics)]
 
 
 async def iter_records(
