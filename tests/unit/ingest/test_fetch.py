@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -139,8 +138,11 @@ async def test_host_limiter_spaces_request_starts() -> None:
             starts.append(time.monotonic())
 
     await asyncio.gather(*(one() for _ in range(4)))
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert all(g >= 0.18 for g in gaps)
+    # Each start is reserved 0.2 s after the one before: none comes earlier than its reservation.
+    # (A start woken late on a loaded machine may be followed closely by the next, on time: the
+    # gaps between starts are not each 0.2 s, seen in a CI run.)
+    first = starts[0]
+    assert all(start - first >= 0.2 * i - 0.01 for i, start in enumerate(sorted(starts)))
 
 
 def test_parse_retry_after() -> None:
