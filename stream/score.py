@@ -48,9 +48,9 @@ def register_score(
     model = settings.model
     dead = topics.dead(app, topics.names.raw)
     progress = SourceProgress(settings.stream.idle_close_s)
-    # Quiet for three times the idle rule's silence: a false alarm only scores stories again.
-    offsets = SkippedOffsets(3 * settings.stream.idle_close_s)
     skipped = SkippedRecords(app, settings.kafka, topics.names.raw, "news.raw")
+    # Quiet for three times the idle rule's silence: a false alarm only scores stories again.
+    offsets = SkippedOffsets(skipped.next, 3 * settings.stream.idle_close_s)
 
     @app.on_partitions_assigned.connect
     async def track(app: faust.App, assigned: set[TP], **kwargs: object) -> None:
@@ -82,7 +82,7 @@ def register_score(
             now = time.monotonic()
             for event in events:
                 m = event.message
-                offsets.delivered(m.partition, m.offset, now)
+                offsets.delivered(m.partition, now)
                 # Records the consumer skipped before this one (stream/skipped.py, 1.); on a failed
                 # read this one is scored all the same: stories are scored in any order.
                 missed = await skipped.before_or_none(m.partition, m.offset)
@@ -160,7 +160,7 @@ def register_score(
             else:
                 progress.caught_up({partition: _published(value) for partition, value in group.done.items()})
                 for partition, offset in group.resume.items():
-                    offsets.resume_at(partition, offset)
+                    skipped.next.resume_at(partition, offset)
         if progress.assigned and not app.rebalancing:
             await _follow_ends(app, topics.names.raw, offsets, progress)
         headers = headers_for(progress.heartbeat_mark())

@@ -28,15 +28,16 @@ the score stage's news.raw after one of two workers was killed (2 runs in 66 of
 the two-worker e2e test): the survivor took over two partitions, got one's
 records up to offset 63 of 75 and the other's short of its end too, then
 nothing; their watermark stood still and the last hour's windows never closed.
-The score stage follows each partition's next offset (SkippedOffsets): one
-whose end (the consumer's highwater) lies past it keeps holding the watermark
-back, and one that has stayed quiet so for a while is sought back to it; Faust
-then fetches and hands over the records again (if that brings nothing either,
-the offsets past it hold no records, say a transactional producer's markers,
-and its quiet counts as its end once more). Only once quiet: Faust drops a
-record fetched again below the last offset it handed over, so a seek while
-later records are still on their way brings nothing; a jump within news.raw
-(offset 23 handed over after 21) is therefore read back as in 1.
+The score stage follows each partition's next offset (SkippedOffsets, on the
+offsets SkippedRecords expects next): one whose end (the consumer's highwater)
+lies past it keeps holding the watermark back, and one that has stayed quiet so
+for a while is sought back to it; Faust then fetches and hands over the records
+again (if that brings nothing either, the offsets past it hold no records, say
+a transactional producer's markers, and its quiet counts as its end once more).
+Only once quiet: Faust drops a record fetched again below the last offset it
+handed over, so a seek while later records are still on their way brings
+nothing; a jump within news.raw (offset 23 handed over after 21) is therefore
+read back as in 1.
 
 3. Partitions with nothing left to read. A worker restarted after its group
 had processed all of a partition reads nothing from it, so its watermark
@@ -156,10 +157,35 @@ class GroupProgress:
     resume: dict[int, int]
 
 
+class NextOffsets:
+    """Per partition, the offset a consumer should hand over next since the last assignment
+    (unknown until its first record, or until the broker says where the group resumed it)."""
+
+    def __init__(self) -> None:
+        self._next: dict[int, int] = {}
+
+    def get(self, partition: int) -> int | None:
+        return self._next.get(partition)
+
+    def passed(self, partition: int, offset: int) -> None:
+        """A record handed over (and any skipped before it read back). A redelivery below the
+        next offset does not move it back: what lies between was handed over already."""
+        self._next[partition] = max(self._next.get(partition, 0), offset + 1)
+
+    def resume_at(self, partition: int, offset: int) -> None:
+        """Where the group resumes a partition not read since the assignment (its committed
+        offset, or the partition's start)."""
+        self._next.setdefault(partition, offset)
+
+    def clear(self) -> None:
+        self._next.clear()
+
+
 class SkippedRecords:
     """Records a Faust agent's consumer skipped on one topic (1. above): per partition, the offset
-    the agent expects next since the last assignment; a jump past it is read from the broker, and
-    the records read are acked to the consumer once processed, so that its commits move past them."""
+    the agent expects next since the last assignment (`next`); a jump past it is read from the
+    broker, and the records read are acked to the consumer once processed, so that its commits
+    move past them."""
 
     # A read back is tried this often, pausing 1x, 2x, ... `pause_s` in between (30 s in all).
     attempts, pause_s = 6, 2.0
@@ -167,14 +193,14 @@ class SkippedRecords:
     def __init__(self, app: faust.App, kafka: KafkaSettings, topic: str, what: str) -> None:
         self.app, self.topic, self.what = app, topic, what
         self.reader = SkippedReader(kafka, topic)
-        self._next: dict[int, int] = {}
+        self.next = NextOffsets()
         # Where the group resumed each assigned partition, asked at the first event after an
         # assignment (none is committed before a partition's first event is processed).
         self._resumed: dict[int, int] | None = None
 
     def reset(self) -> None:
         """After a rebalance Faust resumes from the committed offsets, asked for again."""
-        self._next.clear()
+        self.next.clear()
         self._resumed = None
 
     async def before(self, partition: int, offset: int) -> list[Record]:
@@ -182,7 +208,7 @@ class SkippedRecords:
         an assignment, where the group resumed it) and this one (none for a redelivery); a read
         that still fails after `attempts` raises TransientError and leaves the gap for the next
         event to find."""
-        expected = self._next.get(partition)
+        expected = self.next.get(partition)
         if expected is None:
             expected = (await self._resume_offsets(partition)).get(partition)
         records: list[Record] = []
@@ -192,7 +218,7 @@ class SkippedRecords:
                 "%s records skipped by the consumer, read back partition=%d offsets=%d-%d records=%d",
                 self.what, partition, expected, offset - 1, len(records),
             )  # fmt: skip
-        self._next[partition] = offset + 1
+        self.next.passed(partition, offset)
         return records
 
     async def before_or_none(self, partition: int, offset: int) -> list[Record] | None:
@@ -257,31 +283,23 @@ class SkippedRecords:
 
 class SkippedOffsets:
     """The records of a topic a Faust agent's consumer skipped, by following its partitions (2.
-    above): per partition, the offset the agent expects next and when it last had a record (or,
-    at its end before, saw records appended)."""
+    above): per partition, the offset the agent expects next (`next`, its SkippedRecords') and
+    when it last had a record (or, at its end before, saw records appended)."""
 
-    def __init__(self, quiet_s: float) -> None:
-        self.quiet_s = quiet_s
-        self._next: dict[int, int] = {}
+    def __init__(self, next_offsets: NextOffsets, quiet_s: float) -> None:
+        self.next, self.quiet_s = next_offsets, quiet_s
         self._heard: dict[int, float] = {}
         self._sought: dict[int, tuple[int, float]] = {}  # the offset last sought back to, and when
         self._at_end: set[int] = set()  # partitions last seen with nothing past the next offset
 
     def assign(self, partitions: Iterable[int], now: float) -> None:
-        """After a rebalance Faust resumes from the committed offsets: the next offset is
-        unknown until a partition's first record, and quiet counts from now."""
-        self._next.clear()
+        """After a rebalance (the next offsets are cleared with SkippedRecords.reset) quiet counts
+        from now."""
         self._sought.clear()
         self._at_end.clear()
         self._heard = dict.fromkeys(partitions, now)
 
-    def resume_at(self, partition: int, offset: int) -> None:
-        """Where the consumer resumes a partition not read since the assignment (the group's
-        committed offset, or the partition's start): if it skips all of it, nothing else tells."""
-        self._next.setdefault(partition, offset)
-
-    def delivered(self, partition: int, offset: int, now: float) -> None:
-        self._next[partition] = max(self._next.get(partition, 0), offset + 1)
+    def delivered(self, partition: int, now: float) -> None:
         self._heard[partition] = now
 
     def behind(self, ends: Mapping[int, int | None], now: float) -> frozenset[int]:
@@ -291,12 +309,12 @@ class SkippedOffsets:
         records (a transactional producer's markers), and it would hold the windows for good."""
         return frozenset(
             p for p, end in ends.items()
-            if end is not None and end > self._next.get(p, end) and not self._sought_in_vain(p, now)
+            if end is not None and _past(end, self.next.get(p)) and not self._sought_in_vain(p, now)
         )  # fmt: skip
 
     def _sought_in_vain(self, partition: int, now: float) -> bool:
         offset, at = self._sought.get(partition, (None, now))
-        return offset == self._next.get(partition) and now - at >= self.quiet_s
+        return offset == self.next.get(partition) and now - at >= self.quiet_s
 
     def stalled(self, ends: Mapping[int, int | None], now: float) -> dict[int, int]:
         """Of the partitions with their end offsets (None: not known yet), those quiet for
@@ -304,7 +322,7 @@ class SkippedOffsets:
         to seek back to, once per offset (a seek that brings nothing is not repeated)."""
         due: dict[int, int] = {}
         for partition, end in ends.items():
-            expected = self._next.get(partition)
+            expected = self.next.get(partition)
             if expected is None or end is None:
                 continue
             if end <= expected:
@@ -321,3 +339,8 @@ class SkippedOffsets:
                 self._sought[partition] = (expected, now)
                 due[partition] = expected
         return due
+
+
+def _past(end: int, expected: int | None) -> bool:
+    """A partition's end lies past the next offset expected (unknown: not past)."""
+    return expected is not None and end > expected
