@@ -160,6 +160,7 @@ class TrendQuery(_EntityQuery):
     """Sentiment per entity and time bucket, from the scored items."""
 
     row: ClassVar[type[Row]] = TrendPoint
+    measures: ClassVar[str] = _SENTIMENT_COUNTS  # each bucket's columns
     granularity: Granularity = "hour"
 
     def _bucket(self, dialect: Dialect) -> str:
@@ -171,7 +172,7 @@ class TrendQuery(_EntityQuery):
         sql = (
             f"WITH e AS ({items}) "  # noqa: S608
             f"SELECT {self._bucket(dialect)} AS bucket_start, "
-            f"'{self.entity_kind}' AS entity_kind, entity, {_SENTIMENT_COUNTS} "
+            f"'{self.entity_kind}' AS entity_kind, entity, {self.measures} "
             f"FROM e WHERE entity IS NOT NULL{where} GROUP BY 1, entity ORDER BY bucket_start, entity"
         )
         return sql, [*item_params, *params]
@@ -181,17 +182,7 @@ class VolumeQuery(TrendQuery):
     """Item counts per entity and time bucket."""
 
     row: ClassVar[type[Row]] = VolumePoint
-
-    def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
-        where, params = _entity_filter(self.entity_kind, self.entity)
-        items, item_params = self._items()
-        sql = (
-            f"WITH e AS ({items}) "  # noqa: S608
-            f"SELECT {self._bucket(dialect)} AS bucket_start, "
-            f"'{self.entity_kind}' AS entity_kind, entity, count(*) AS count "
-            f"FROM e WHERE entity IS NOT NULL{where} GROUP BY 1, entity ORDER BY bucket_start, entity"
-        )
-        return sql, [*item_params, *params]
+    measures: ClassVar[str] = "count(*) AS count"
 
 
 class EntitiesQuery(_EntityQuery):
