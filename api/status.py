@@ -331,7 +331,7 @@ def print_sources(console: Console, settings: Settings, now: datetime) -> None:
         table.add_column(column, justify="right" if column == "published" else "left", no_wrap=not wraps)
     for r in rows:
         st = r.status
-        upcoming = ago(now, st.next_poll_at) if r.health != "disabled" else "-"
+        upcoming = next_poll(now, st.next_poll_at) if r.health != "disabled" else "-"
         table.add_row(
             st.source, st.source_kind, Text(r.health, style=HEALTH_STYLE[r.health]),
             ago(now, st.last_success_at), f"{st.items_published:,}", upcoming,
@@ -343,6 +343,12 @@ def print_sources(console: Console, settings: Settings, now: datetime) -> None:
             console.print(Text(r.health, style=HEALTH_STYLE[r.health]).append(f" {r.status.source}: {why}"))
     if any(r.health == "late" for r in rows):
         console.print("a late source that no ingestor polls any more: `finpulse ingest forget NAME`")
+
+
+def next_poll(now: datetime, at: datetime | None) -> str:
+    """`in 40 s`, or for a poll not made when planned `due 5 h ago`."""
+    when = ago(now, at)
+    return f"due {when}" if at is not None and at <= now else when
 
 
 def ago(now: datetime, at: datetime | None) -> str:

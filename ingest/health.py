@@ -5,9 +5,11 @@ the compacted `kafka.topics.sources`, keyed by the source's name; at start it
 publishes every source of its sources file, disabled ones too, and removes those
 dropped from the file. So any host that reaches Kafka sees every ingestor's
 sources. A source is `ok`, `failing` (its last poll failed: how many times in a
-row, the last error), `late` (no poll for three of its intervals: its ingestor is
-probably not running), `waiting` (never polled yet) or `disabled`. Replay files
-are polled once, so they are never late.
+row, the last error), `late` (its next poll, as its ingestor planned it, is over
+two of its intervals overdue: the ingestor is probably not running; a failing
+source is late too then, its planned poll pushed back by the backoff),
+`waiting` (never polled yet) or `disabled`. Replay files are polled once, so
+they are never late.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from finpulse.wording import counted
 
 logger = logging.getLogger(__name__)
 
-# No poll for this many intervals: late.
-LATE_INTERVALS = 3
+# A poll overdue by this many of the source's intervals: late (an ok source: no poll for three).
+OVERDUE_INTERVALS = 2
 Health = Literal["ok", "failing", "late", "waiting", "disabled"]
 
 
@@ -42,22 +44,34 @@ class SourceHealth:
             return f"{counted(st.consecutive_errors, 'failed poll')} in a row: {st.last_error}"
         if self.health == "late":
             where = f" on {st.host}" if st.host else ""
-            wait = f"{LATE_INTERVALS} x {st.interval_s:g} s"
-            return f"no poll for over {wait}: is `finpulse ingest`{where} running?"
+            wait = f"{OVERDUE_INTERVALS} x {st.interval_s:g} s"
+            late = f"its poll is over {wait} overdue: is `finpulse ingest`{where} running?"
+            if st.consecutive_errors:
+                late += f" Its last poll failed ({counted(st.consecutive_errors, 'failed poll')} in a row): "
+                late += str(st.last_error)
+            return late
         return ""
+
+
+def due(status: SourceStatus) -> datetime | None:
+    """When the source's ingestor planned to poll it next (after a failure, its backoff)."""
+    if status.last_poll_at is None:
+        return None
+    return status.next_poll_at or status.last_poll_at + timedelta(seconds=status.interval_s)
 
 
 def judge(status: SourceStatus, now: datetime) -> Health:
     """One source's health from its latest status."""
+    planned = due(status)
     if not status.enabled:
         return "disabled"
-    if status.last_poll_at is None:
+    if planned is None:
         return "waiting"
+    once = status.source_kind == "replay"
+    if not once and now - planned > timedelta(seconds=OVERDUE_INTERVALS * status.interval_s):
+        return "late"
     if status.consecutive_errors:
         return "failing"
-    once = status.source_kind == "replay"
-    if not once and now - status.last_poll_at > timedelta(seconds=LATE_INTERVALS * status.interval_s):
-        return "late"
     return "ok"
 
 

@@ -106,7 +106,7 @@ def test_every_ingestors_sources_with_their_health(
     asyncio.run(publish(stale))
     late = _health(client)["elsewhere"]
     assert late["health"] == "late"
-    assert late["detail"] == "no poll for over 3 x 60 s: is `finpulse ingest` on ingest-2 running?"
+    assert late["detail"] == "its poll is over 2 x 60 s overdue: is `finpulse ingest` on ingest-2 running?"
 
 
 def test_kafka_away_is_a_503_naming_the_broker(store_path: Any, kafka: KafkaSettings) -> None:

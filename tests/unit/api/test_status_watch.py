@@ -6,7 +6,16 @@ from datetime import UTC, datetime, timedelta
 
 from rich.console import Console
 
-from api.status import GroupLag, KafkaStatus, TopicCount, ago, print_kafka, watch_header, watch_line
+from api.status import (
+    GroupLag,
+    KafkaStatus,
+    TopicCount,
+    ago,
+    next_poll,
+    print_kafka,
+    watch_header,
+    watch_line,
+)
 
 
 def _look(raw: int, scored: int, worker_lag: int, dead: int) -> KafkaStatus:
@@ -61,3 +70,7 @@ def test_ago_reads_both_ways() -> None:
     assert ago(now, now - timedelta(days=2)) == "2 d ago"
     assert ago(now, now + timedelta(seconds=40)) == "in 40 s"
     assert ago(now, now) == "0 s ago"
+    # A next poll: ahead, or not made when planned (the ingestor is busy, or stopped).
+    assert next_poll(now, now + timedelta(seconds=40)) == "in 40 s"
+    assert next_poll(now, now - timedelta(hours=5)) == "due 5 h ago"
+    assert next_poll(now, None) == "never"

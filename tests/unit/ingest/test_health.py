@@ -27,8 +27,27 @@ def test_health_follows_the_last_poll() -> None:
     stale = status(last_poll_at=ago, last_success_at=ago, host="ingest-2")
     assert judge(stale, NOW) == "late"
     assert SourceHealth(stale, "late").detail() == (
-        "no poll for over 3 x 300 s: is `finpulse ingest` on ingest-2 running?"
+        "its poll is over 2 x 300 s overdue: is `finpulse ingest` on ingest-2 running?"
     )
+    planned = stale.model_copy(update={"next_poll_at": ago + timedelta(minutes=6)})  # 5 + jitter
+    assert judge(planned, NOW) == "ok"
+    assert judge(planned, NOW + timedelta(minutes=1)) == "late"
     assert judge(status(last_poll_at=ago, interval_s=600), NOW) == "ok"
     assert judge(status(last_poll_at=ago, source_kind="replay"), NOW) == "ok", "a replay file is read once"
     assert judge(status(last_poll_at=ago, enabled=False), NOW) == "disabled"
+
+
+def test_a_failing_source_backed_off_is_late_only_past_its_planned_poll() -> None:
+    polled = NOW - timedelta(hours=5)
+    backed_off = status(
+        last_poll_at=polled, next_poll_at=polled + timedelta(hours=1), consecutive_errors=8,
+        last_error="unreachable: cannot connect",
+    )  # fmt: skip
+    assert judge(backed_off, polled + timedelta(minutes=69)) == "failing"  # 1 h backoff + 2 x 300 s
+    assert judge(backed_off, polled + timedelta(minutes=71)) == "late"
+    # Its ingestor stopped hours ago (`status` said "failing", next poll "5 h ago"): late, and why it failed.
+    assert judge(backed_off, NOW) == "late"
+    assert SourceHealth(backed_off, "late").detail() == (
+        "its poll is over 2 x 300 s overdue: is `finpulse ingest` running? "
+        "Its last poll failed (8 failed polls in a row): unreachable: cannot connect"
+    )
