@@ -19,6 +19,7 @@ Imports only typer, rich, the standard library and finpulse.{tables,wording} at 
 from __future__ import annotations
 
 import difflib
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -245,25 +246,26 @@ def trend(
         console.print(f"wrote {png}")
 
 
+def buckets_shown(shown: int, of: int) -> str:
+    return f"newest {shown} of {of} buckets with stories" if shown < of else "buckets with stories"
+
+
 def _trend_table(points: pd.DataFrame, fired: pd.DataFrame, granularity: str, of: int) -> Table:
     from store import bucket_start
 
-    marks: dict[Any, list[str]] = {}
+    marks: dict[Any, Counter[str]] = defaultdict(Counter)
     for end, subscription in zip(fired["window_end"], fired["subscription_id"], strict=True):
         # An alert fires when its window ends: mark the bucket holding that moment.
-        at = bucket_start(end.to_pydatetime(), granularity)
-        marks.setdefault(at, []).append(str(subscription))
-    shown = (
-        f"newest {len(points)} of {of} buckets with stories" if len(points) < of else "buckets with stories"
-    )
+        marks[bucket_start(end.to_pydatetime(), granularity)][str(subscription)] += 1
     table = compact_table(
-        f"per {granularity} ({shown}; --rows, --out for all)",
+        f"per {granularity} ({buckets_shown(len(points), of)}; --rows, --out for all)",
         ("bucket (UTC)", "stories", "negative", "", "mean score", "alerts"),
         right=("stories", "negative", "mean score"),
+        wraps=("alerts",),  # many in one bucket: more lines, the numbers stay whole
     )
     for p in points.itertuples():
         at = p.bucket_start.to_pydatetime()
-        alerts = marks.get(at, [])
+        alerts = [f"{name} x{n}" if n > 1 else name for name, n in marks.get(at, Counter()).most_common()]
         table.add_row(
             when_text(at), f"{p.count:,}", f"{p.negative_count:,} {p.negative_share:4.0%}",
             Text(share_bar(p.negative_share), style="red"), score_text(p.mean_score),
@@ -344,8 +346,11 @@ def _compare_tables(
     console.print(summary)
     if grid:
         labels = list(series)
-        title = f"negative share (stories) per {granularity}, newest {min(rows, len(grid))} buckets"
-        table = compact_table(title, ("bucket (UTC)", *labels), right=labels)
+        # Said above the table, not as its title: a title wraps to the table's width.
+        console.print(
+            f"negative share (stories) per {granularity}, {buckets_shown(min(rows, len(grid)), len(grid))}"
+        )
+        table = compact_table("", ("bucket (UTC)", *labels), right=labels)
         for at in sorted(grid)[-rows:]:
             table.add_row(when_text(at), *(grid[at].get(label, "-") for label in labels))
         console.print(table)

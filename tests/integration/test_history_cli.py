@@ -17,7 +17,7 @@ from api.cli import register
 from finpulse import history
 from model.labels import TOPICS
 from store import DuckDBStore
-from tests.fixtures.store import known_alerts, scored, seed_known
+from tests.fixtures.store import alert, known_alerts, scored, seed_known
 
 SPAN = ["--since", "2024-03-04", "--until", "2024-03-06"]
 runner = CliRunner()
@@ -61,6 +61,23 @@ def test_trend_prints_buckets_and_marks_the_fired_alert(seeded: Path) -> None:
     spark = next(line for line in out.splitlines() if line.strip().startswith("03-04 00:00")).split()[2]
     assert len(spark) == 48
     assert spark.count("·") == 45
+
+
+def test_trend_reads_whole_at_80_columns_with_many_alerts_in_a_bucket(
+    seeded: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    ten = datetime(2024, 3, 4, 10, 5, tzinfo=UTC)  # a1's window on topic:earnings, 10:00-10:05
+    more = [alert(f"a{n}", "earnings", ten + timedelta(minutes=5 * n)) for n in range(4, 6)]
+    more.append(alert("a6", "earnings", ten + timedelta(minutes=30), subscription_id="research-team"))
+    with DuckDBStore(seeded) as db:
+        db.upsert_alerts(more)
+    code, out = _run("trend", "topic:earnings", "--granularity", "hour", *SPAN)
+    assert code == 0, out
+    assert max(map(len, out.splitlines())) <= 80
+    assert "…" not in out, out  # every count, share and time whole (the alerts cut them before)
+    assert "▲ desk x3, research-team" in " ".join(out.split()), out  # a1, a4, a5 and a6 at 10:xx
+    assert _line(out, "2024-03-04 10:00").split()[2:5] == ["2", "1", "50%"]  # stories, negative
 
 
 def test_trend_writes_every_row_as_csv_parquet_json_and_a_png(seeded: Path, tmp_path: Path) -> None:
