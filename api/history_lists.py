@@ -31,10 +31,12 @@ from api.history_cli import (
     write_rows,
 )
 from api.text_charts import bucket_series, share_bar, sparkline
-from finpulse.tables import compact_table
+from finpulse.tables import compact_table, first_fitting
 from finpulse.wording import counted
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from store import HeadlinesQuery
 
 
@@ -127,6 +129,10 @@ def movers(
     console.print(table)
 
 
+# A headline narrower than this is a tower of words, not a line.
+TITLE_LEAST = 36
+
+
 @history_app.command("headlines")
 def headlines(
     entity: Annotated[str | None, typer.Option(help="KIND:NAME, e.g. ticker:ACME.")] = None,
@@ -164,19 +170,31 @@ def headlines(
     if rows.empty:
         console.print(f"no {what} in {range_text(query)}")
         return
-    table = compact_table(
-        f"{what}, {order} first, {range_text(query)}",
-        ("published (UTC)", "score", "source", "topic", "tickers", "title"),
-        right=("score",),
-        wraps=("title",),
-    )
-    for h in rows.itertuples():
-        title = Text(str(h.title), style=f"link {h.url}" if isinstance(h.url, str) and h.url else "")
-        table.add_row(
-            when_text(h.published_at), score_text(h.sentiment_score), str(h.source), str(h.topic),
-            " ".join(h.tickers) if h.tickers is not None else "", title,
+    cells = [
+        {
+            "published (UTC)": when_text(h.published_at),
+            "score": score_text(h.sentiment_score),
+            "source": str(h.source),
+            "topic": str(h.topic),
+            "tickers": " ".join(h.tickers) if h.tickers is not None else "",
+            "title": Text(str(h.title), style=f"link {h.url}" if isinstance(h.url, str) and h.url else ""),
+        }
+        for h in rows.itertuples()
+    ]
+
+    def table(drop: tuple[str, ...]) -> Table:
+        columns = [c for c in cells[0] if c not in drop]
+        table = compact_table(
+            f"{what}, {order} first, {range_text(query)}", columns, right=("score",), wraps=("title",),
+            least={"title": TITLE_LEAST},
         )  # fmt: skip
-    console.print(table)
+        for cell in cells:
+            table.add_row(*(cell[c] for c in columns))
+        return table
+
+    # A terminal too narrow for the titles to read as lines (80 columns) goes without the topic,
+    # then the source (both in --out).
+    console.print(first_fitting(console, (table(drop) for drop in ((), ("topic",), ("topic", "source")))))
 
 
 def _headlines_text(query: HeadlinesQuery, entity: str | None) -> str:
@@ -229,18 +247,18 @@ def alerts(
     of = f" of {shared['subscription']}" if "subscription" in shared else ""
     on = f" on {shared['entity']}" if "entity" in shared else ""
     columns = [c for c in cells[0] if c not in shared]
-    for drop in ((), ("window end",)):
+
+    def table(drop: tuple[str, ...]) -> Table:
+        shown = [c for c in columns if c not in drop]
         table = compact_table(
-            f"alerts{of}{on}, newest first, {range_text(query)}",
-            [c for c in columns if c not in drop],
-            right=("negative", "p"),
+            f"alerts{of}{on}, newest first, {range_text(query)}", shown, right=("negative", "p"),
             wraps=("entity",),
-        )
+        )  # fmt: skip
         for cell in cells:
-            table.add_row(*(cell[c] for c in columns if c not in drop))
-        if console.measure(table, options=console.options.update_width(1_000)).maximum <= console.width:
-            break
-    console.print(table)
+            table.add_row(*(cell[c] for c in shown))
+        return table
+
+    console.print(first_fitting(console, (table(drop) for drop in ((), ("window end",)))))
 
 
 def _end_text(end: datetime, sent: datetime) -> str:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from rich import box
+from rich.console import Console
 from rich.table import Table
 
 
 def compact_table(
-    title: str, columns: Sequence[str], right: Sequence[str] = (), wraps: Sequence[str] = ()
+    title: str,
+    columns: Sequence[str],
+    right: Sequence[str] = (),
+    wraps: Sequence[str] = (),
+    least: Mapping[str, int] | None = None,
 ) -> Table:
     """Columns in `right` are right-justified; on a narrow terminal the `wraps` columns take more
-    lines (a word too long folds), the others are cut."""
+    lines (a word too long folds), the others are cut. `least`: a wrapping column's narrowest
+    width (say a title's, so that it reads as a line, not as a tower of words)."""
     table = Table(
         title=title,
         title_justify="left",
@@ -28,5 +34,15 @@ def compact_table(
             justify="right" if name in right else "left",
             no_wrap=not wrap,
             overflow="fold" if wrap else "ellipsis",
+            min_width=(least or {}).get(name),
         )
+    return table
+
+
+def first_fitting(console: Console, tables: Iterable[Table]) -> Table:
+    """The first of `tables` (each, say, with a column fewer) that fits the console with nothing
+    cut: every column whole, the wrapping ones at their narrowest; else the last."""
+    for table in tables:
+        if console.measure(table, options=console.options.update_width(1_000)).minimum <= console.width:
+            break
     return table

@@ -222,6 +222,29 @@ def test_headlines_most_negative_first(seeded: Path) -> None:
     assert "Microsoft warns" not in out
 
 
+def test_headlines_read_as_lines_at_80_columns(seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    title = "Acme shares sink after MoffettNathanson downgrade on weak guidance"  # 66 characters
+    at = datetime(2024, 3, 4, 11, 0, tzinfo=UTC)
+    with DuckDBStore(seeded) as db:
+        db.upsert_scored(
+            [scored("long", at, "Company | Product News", "negative", -0.9, ("ACME",), title=title)]
+        )
+    code, wide = _run("headlines", *SPAN, "--limit", "3")
+    assert code == 0, wide
+    assert title in wide  # 160 columns: every column, the title on one line
+    assert "Company | Product News" in _line(wide, "2024-03-04 11:00")
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out = _run("headlines", *SPAN, "--limit", "3")
+    assert code == 0, out
+    assert max(map(len, out.splitlines())) <= 80
+    assert "…" not in out, out
+    header = _line(out, "published (UTC)")
+    assert ("topic" in header, "source" in header, "tickers" in header) == (False, True, True)
+    first = _line(out, "2024-03-04 11:00")  # the title in a few lines, not a tower of a word each
+    assert first.split("ACME", 1)[1].strip() == "Acme shares sink after", out
+    assert title in " ".join(out.split())
+
+
 def test_headlines_found_by_their_words(seeded: Path) -> None:
     code, out = _run("headlines", "--search", "HEADLINE", *SPAN)  # any sentiment, newest first
     assert code == 0, out
