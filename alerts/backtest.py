@@ -27,7 +27,7 @@ cooldown stay. Per setting `evaluate` scores the fired alerts against labels:
   minus the event's start.
 
 `recommend` picks the best recall among settings within a target alerts/day
-(ties: higher precision, then fewer alerts, then grid order).
+(ties: higher precision, then fewer alerts, then the strictest setting, then grid order).
 """
 
 from __future__ import annotations
@@ -343,14 +343,17 @@ def evaluate(setting: Setting, events: Sequence[AlertEvent], labels: Labels, day
     )
 
 
-def _rank(result: SettingResult) -> tuple[float, float, int]:
+def _rank(result: SettingResult) -> tuple[float, float, int, float, float, int]:
     recall = -1.0 if result.recall is None else result.recall
     precision = -1.0 if result.precision is None else result.precision
-    return (recall, precision, -result.alerts_fired)
+    # Settings that fire the same: the strictest, which fires them with the most margin.
+    p = result.setting.params
+    return (recall, precision, -result.alerts_fired, p.min_rise, -p.significance, p.min_volume)
 
 
 def recommend(results: Sequence[SettingResult], max_alerts_per_day: float | None) -> SettingResult | None:
-    """Best recall among settings with alerts/day <= the target (ties: precision, fewer alerts).
+    """Best recall among settings with alerts/day <= the target (ties: precision, fewer alerts,
+    then the strictest: higher min_rise, lower significance, higher min_volume).
 
     None when no setting stays within the target. Without a target every setting qualifies.
     """

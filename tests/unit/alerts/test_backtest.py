@@ -14,6 +14,7 @@ from alerts.backtest import (
     LabelledEvent,
     Labels,
     Setting,
+    SettingResult,
     evaluate,
     expand_grid,
     group_by_end,
@@ -87,7 +88,8 @@ def test_planted_spike_is_found_by_sensitive_settings_only() -> None:
     assert report.windows == SPIKE_AT + SPIKE_LEN + AFTER
     assert report.days == pytest.approx(len(windows) * 300 / 86_400)
     assert found["min_rise=0.1"].alerts_per_day == pytest.approx(1 / report.days)
-    assert report.recommended == "min_rise=0.1"  # equal recall and precision: grid order
+    # Both catch the spike with the same one alert: the stricter fires it with more margin.
+    assert report.recommended == "min_rise=0.3"
 
 
 def test_rebuilt_windows_match_hand_counts_and_baseline_chain() -> None:
@@ -223,6 +225,24 @@ def test_recommend_best_recall_within_target_then_precision_then_fewer_alerts() 
     assert recommend(results, 2.0).setting.name == "quiet"  # type: ignore[union-attr]
     assert recommend(results, 0.5).setting.name == "quiet"  # type: ignore[union-attr]
     assert recommend(results, 0.4) is None
+
+
+def test_recommend_the_strictest_of_settings_that_fire_the_same() -> None:
+    """No labels (recall and precision unknown) and the same alerts: the strictest setting."""
+
+    def same(name: str, **params: float) -> SettingResult:
+        setting = Setting(name=name, overrides=params, params=DetectorParams.model_validate(params))
+        return evaluate(setting, [alert(0), alert(1)], Labels(), 1.0)
+
+    results = [
+        same("loose", min_rise=0.1, significance=0.01),
+        same("strict", min_rise=0.2, significance=0.001),
+        same("rise", min_rise=0.2, significance=0.01),
+        same("volume", min_rise=0.1, significance=0.01, min_volume=20),
+    ]
+    assert [r.recall for r in results] == [None] * 4
+    assert recommend(results, None).setting.name == "strict"  # type: ignore[union-attr]
+    assert recommend(results[:1] + results[3:], None).setting.name == "volume"  # type: ignore[union-attr]
 
 
 def test_report_recommendation_obeys_alert_rate_target() -> None:
