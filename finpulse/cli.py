@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import sys
 from datetime import UTC, datetime
 from typing import Annotated
@@ -185,6 +186,21 @@ def _register_stages() -> None:
                 continue
             raise
         module.register(app)
+    _unwrap_help(app)
+
+
+def _unwrap_help(group: typer.Typer) -> None:
+    """Each paragraph of a command's docstring one line in its --help: typer prints them with the
+    docstring's line breaks and wraps them to the terminal as well (ragged half-empty lines)."""
+    for command in group.registered_commands:
+        text = command.help if command.help is not None else inspect.getdoc(command.callback)
+        if text:
+            command.help = "\n\n".join(
+                p if p.startswith("\b") else " ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n")
+            )
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _unwrap_help(sub.typer_instance)
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
-"""Every command's help reads as written: `finpulse --help` and each group's list show a command's
-first paragraph with its line breaks kept (typer's rich mode), and rich markup takes a bracketed
-word (`[subscription.digest]`) for a style and drops it."""
+"""Every command's help reads as written: typer's rich mode prints a docstring's paragraphs with
+their line breaks kept (`finpulse --help` and each group's list the first, a command's --help all)
+and wraps them to the terminal too, so the CLI makes each paragraph one line before typer sees it;
+and rich markup takes a bracketed word (`[subscription.digest]`) for a style and drops it."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ def walk(command, path):
     global seen
     seen += 1
     text = command.help or ""
-    if "\\n" in text.strip().split("\\n\\n")[0]:
-        problems.append(f"{path}: summary over several lines")
+    if any("\\n" in paragraph for paragraph in text.strip().split("\\n\\n")):
+        problems.append(f"{path}: a paragraph over several lines")
     helps = [(path, text)] + [(f"{path} {p.name}", getattr(p, "help", None) or "") for p in command.params]
     problems.extend(f"{where}: markup eats part of {help!r}" for where, help in helps
                     if Text.from_markup(help).plain != help)
