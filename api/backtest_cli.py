@@ -59,17 +59,22 @@ def backtest(
     until: Annotated[str | None, typer.Option(help="End, exclusive, ISO 8601 (default: now).")] = None,
     grid: Annotated[
         str | None,
-        typer.Option(help='Parameters to try: "min_rise=0.1,0.15 significance=0.01,0.001", or a TOML file.'),
+        typer.Option(help='Parameters to try: "min_rise=0.1,0.15 significance=0.01,0.001" or a TOML file.'),
     ] = None,
     labels: Annotated[
         Path | None,
-        typer.Option(help="Labelled events (JSON/CSV: entity_kind,entity,start,end); default: feedback."),
+        typer.Option(
+            help="Labelled events, JSON or CSV (entity_kind, entity, start, end); default: feedback."
+        ),
     ] = None,
     max_alerts_per_day: Annotated[
         float | None, typer.Option(min=0.0, help="Target rate: recommend the best recall within it.")
     ] = None,
     rebuild: Annotated[
-        bool, typer.Option(help="Rebuild windows from stored scored items with the current window settings.")
+        bool,
+        typer.Option(
+            "--rebuild", help="Rebuild windows from stored scored items with the current window settings."
+        ),
     ] = False,
     out: Annotated[Path, typer.Option(help="Directory for report.json, report.md and trend.png.")] = Path(
         "backtest-report"

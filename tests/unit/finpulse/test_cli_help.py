@@ -36,9 +36,39 @@ print(json.dumps({"problems": problems, "seen": seen}))
 """
 
 
-def test_every_summary_is_one_line_and_no_help_loses_words_to_markup() -> None:
+def test_every_paragraph_is_one_line_and_no_help_loses_words_to_markup() -> None:
     done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
     assert found["seen"] > 40  # every command and group was walked
     assert found["problems"] == []
+
+
+# Every command's --help at 80 columns, each in the same child process.
+AT_80 = """
+import json
+import typer
+from typer.testing import CliRunner
+from finpulse.cli import _register_stages, app
+
+_register_stages()
+runner, cut = CliRunner(), {}
+
+def walk(command, path):
+    for name, sub in getattr(command, "commands", {}).items():
+        walk(sub, [*path, name])
+    out = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"}).output
+    lines = [line for line in out.splitlines() if "\u2026" in line or len(line) > 80]
+    if lines:
+        cut[" ".join(path)] = lines
+
+walk(typer.main.get_command(app), [])
+print(json.dumps(cut))
+"""
+
+
+def test_every_help_reads_whole_at_80_columns() -> None:
+    """No option name or example cut short ("--max-alerts-per-\u2026" was)."""
+    done = subprocess.run([sys.executable, "-c", AT_80], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {}
