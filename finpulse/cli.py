@@ -107,6 +107,7 @@ def dead_letters(
 ) -> None:
     """What the stages could not process and why, per topic, stage and error; --replay after a fix."""
     from finpulse.deadletters import Filter, Replayer, Tally, iter_dead_letters, print_dead_letters
+    from finpulse.topics import dead_letter_topics
 
     s = settings()
     match = Filter(source_topic=topic, stage=stage, reason=reason)
@@ -128,7 +129,7 @@ def dead_letters(
             return await read(sender), sender
 
     tally, sent = asyncio.run(read_and_replay())
-    print_dead_letters(console, tally)
+    print_dead_letters(console, tally, dead_letter_topics(s.kafka.topics))
     if sent is not None:
         targets = ", ".join(sorted(sent.targets))
         console.print(f"replayed {counted(sent.sent, 'record')}" + (f" to {targets}" if sent.sent else ""))

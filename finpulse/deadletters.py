@@ -174,10 +174,11 @@ class Replayer:
         self.targets.add(letter.source_topic)
 
 
-def print_dead_letters(console: Console, tally: Tally) -> None:
-    """A count per failed topic, stage and error, then the newest letters with their reasons."""
+def print_dead_letters(console: Console, tally: Tally, read: Sequence[str] = ()) -> None:
+    """A count per failed topic, stage and error, then the newest letters with their reasons; with
+    none, the topics `read` (a run's own, say the demo's, are elsewhere)."""
     if not tally.total:
-        console.print("no dead letters")
+        console.print("no dead letters" + (f" on {', '.join(read)}" if read else ""))
         return
     summary = compact_table(
         counted(tally.total, "dead letter"), ("failed on", "stage", "error", "count", "latest (UTC)"),
