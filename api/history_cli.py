@@ -346,11 +346,9 @@ def _compare_tables(
     console.print(summary)
     if grid:
         labels = list(series)
-        # Said above the table, not as its title: a title wraps to the table's width.
-        console.print(
-            f"negative share (stories) per {granularity}, {buckets_shown(min(rows, len(grid)), len(grid))}"
-        )
-        table = compact_table("", ("bucket (UTC)", *labels), right=labels)
+        shown = buckets_shown(min(rows, len(grid)), len(grid))
+        title = f"negative share (stories) per {granularity}, {shown}"
+        table = compact_table(title, ("bucket (UTC)", *labels), right=labels)
         for at in sorted(grid)[-rows:]:
             table.add_row(when_text(at), *(grid[at].get(label, "-") for label in labels))
         console.print(table)

@@ -5,8 +5,29 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.style import Style
 from rich.table import Table
+
+
+class _Table(Table):
+    """A table whose title takes the console's width: a narrow table's own width wrapped a long
+    title (an entity and a date range) into several short lines."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        title, self.title = self.title, None
+        try:
+            if title:
+                style = Style.pick_first(self.title_style, "table.title")
+                text = (
+                    console.render_str(title, style=style, highlight=False)
+                    if isinstance(title, str)
+                    else title
+                )
+                yield from console.render(text, options.update(justify="left"))
+            yield from super().__rich_console__(console, options)
+        finally:
+            self.title = title
 
 
 def compact_table(
@@ -19,7 +40,7 @@ def compact_table(
     """Columns in `right` are right-justified; on a narrow terminal the `wraps` columns take more
     lines (a word too long folds), the others are cut. `least`: a wrapping column's narrowest
     width (say a title's, so that it reads as a line, not as a tower of words)."""
-    table = Table(
+    table = _Table(
         title=title,
         title_justify="left",
         box=box.SIMPLE_HEAD,
