@@ -27,8 +27,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 from aiokafka.errors import KafkaError
-from rich.console import Console
+from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
 
 from finpulse.errors import FinpulseError, TransientError
 from finpulse.kafka_local import LocalKafka
@@ -248,20 +251,27 @@ def _stored(settings: Settings, alert_id: str) -> bool:
     return False
 
 
+def alert_panel(alert: AlertEvent) -> Panel:
+    """The alert the demo fired: its test, window and channel, then its evidence, a headline a line
+    (a long one wraps under itself). News text is escaped: "[UPDATE]" is not rich markup."""
+    summary = Text.from_markup(
+        f"{alert.entity_kind} [bold]{escape(alert.entity)}[/bold]: negative share "
+        f"{alert.negative_share:.0%} vs baseline {alert.baseline_negative_share:.0%} "
+        f"({alert.negative_count}/{alert.count} stories, p={alert.p_value:.1e})\n"
+        f"window {alert.window_start:%H:%M}-{alert.window_end:%H:%M} UTC -> {escape(alert.channel or '')}"
+    )
+    evidence = Table.grid(padding=(0, 1))
+    evidence.add_column(no_wrap=True)
+    evidence.add_column()
+    for h in alert.top_headlines:
+        evidence.add_row("  -", Text(f"{h.title} ({h.sentiment_score:+.2f})"))
+    return Panel(Group(summary, evidence), title="5. alert fired")
+
+
 def _show(console: Console, alert: AlertEvent, settings: Settings, logs: Path) -> None:
     from alerts.links import FeedbackLinks
 
-    headlines = "\n".join(f"  - {h.title} ({h.sentiment_score:+.2f})" for h in alert.top_headlines)
-    console.print(
-        Panel(
-            f"{alert.entity_kind} [bold]{alert.entity}[/bold]: negative share "
-            f"{alert.negative_share:.0%} vs baseline {alert.baseline_negative_share:.0%} "
-            f"({alert.negative_count}/{alert.count} stories, p={alert.p_value:.1e})\n"
-            f"window {alert.window_start:%H:%M}-{alert.window_end:%H:%M} UTC -> {alert.channel}\n"
-            f"{headlines}",
-            title="5. alert fired",
-        )
-    )
+    console.print(alert_panel(alert))
     api = settings.api
     links = FeedbackLinks.from_settings(api)
     console.print(f"[bold]6. dashboard[/bold] http://{api.host}:{api.port}/  (API docs: /docs)")
