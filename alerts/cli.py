@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from finpulse.terminal import labelled
 from finpulse.wording import counted
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def list_subscriptions(
         if store is not None:
             store.start()
     except (StoreError, StoreUnavailable) as exc:  # no history (yet): the file's subscriptions still list
-        console.print(f"no alert history: {exc}")
+        console.print(labelled("no alert history:", exc, style=""))
         store = None
     try:
         rows = overviews(live_subscriptions(s.alerts.subscriptions_file, store), store, utcnow(), days)

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from finpulse.tables import compact_table
+from finpulse.terminal import labelled
 from finpulse.wording import counted
 
 if TYPE_CHECKING:
@@ -164,7 +165,7 @@ def _apply(report: BacktestReport, request: BacktestRequest, s: Settings) -> Non
 
 
 def _fail(message: str) -> NoReturn:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(labelled("error:", message))
     raise typer.Exit(2)
 
 
@@ -321,4 +322,4 @@ def print_report(report: BacktestReport) -> None:
         table.add_row(*row.values(), style="bold green" if row["setting"].startswith("* ") else None)
     console.print(table)
     colour = "green" if report.recommended else "yellow"
-    console.print(f"[{colour}]recommended:[/{colour}] {report.recommendation}")
+    console.print(labelled("recommended:", report.recommendation, style=colour))

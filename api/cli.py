@@ -142,6 +142,7 @@ def status(
     from finpulse.cli import settings as load
     from finpulse.errors import BrokerUnavailable
     from finpulse.schema import utcnow
+    from finpulse.terminal import labelled
 
     s = load()
     # Their lines ("store started", a refused connection) repeat what the report says.
@@ -155,7 +156,7 @@ def status(
     try:
         kafka = asyncio.run(kafka_status(s))
     except BrokerUnavailable as exc:
-        console.print(f"[red]kafka:[/red] {exc}")
+        console.print(labelled("kafka:", exc))
         code = 1
     else:
         console.print(f"kafka {s.kafka.bootstrap}: {cluster_text(kafka)}")
@@ -173,6 +174,8 @@ def _watch(s: Settings, console: Console, every_s: float, looks: int | None) -> 
     import time
     from datetime import UTC, datetime
 
+    from rich.text import Text
+
     from api.status import KafkaStatus, kafka_status, watch_header, watch_line
     from finpulse.errors import BrokerUnavailable
 
@@ -189,7 +192,7 @@ def _watch(s: Settings, console: Console, every_s: float, looks: int | None) -> 
             try:
                 now = asyncio.run(kafka_status(s))
             except BrokerUnavailable as exc:
-                console.print(f"{at}  [red]{exc}[/red]", soft_wrap=True)
+                console.print(Text.assemble(f"{at}  ", (str(exc), "red")), soft_wrap=True)
                 before = None
             else:
                 line = watch_line(at, now, before, time.monotonic() - last)

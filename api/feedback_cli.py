@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from finpulse.terminal import labelled
+
 if TYPE_CHECKING:
     from store import HistoryStore
 
@@ -56,10 +58,10 @@ def training_rows(
     """(text, 0) for each headline of true-positive fired alerts whose window starts in [start, end)."""
     seen = set(exclude)
     rows: list[tuple[str, int]] = []
-    for labelled in store.labelled_alerts(start or EPOCH, end):
-        if labelled.verdict != "tp" or labelled.state != "fired":
+    for verdict in store.labelled_alerts(start or EPOCH, end):
+        if verdict.verdict != "tp" or verdict.state != "fired":
             continue
-        alert = store.get_alert(labelled.alert_id)
+        alert = store.get_alert(verdict.alert_id)
         for headline in alert.top_headlines if alert is not None else ():
             text = " ".join(headline.title.split())
             if text and _key(text) not in seen:
@@ -106,7 +108,7 @@ def export(
         with open_store(s.store, read_only=True) as db:
             rows = training_rows(db, start=start, end=end, exclude=known_texts(existing))
     except (FinpulseError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(labelled("error:", exc))
         raise typer.Exit(2) from exc
     write_rows(rows, out)
     console.print(

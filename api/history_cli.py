@@ -31,6 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from finpulse.tables import compact_table
+from finpulse.terminal import labelled
 from finpulse.wording import counted
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def output_format(path: Path) -> str:
 
 
 def fail(message: str) -> NoReturn:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(labelled("error:", message))
     raise typer.Exit(2)
 
 

@@ -17,6 +17,7 @@ from rich.console import Console
 from finpulse.errors import FinpulseError
 from finpulse.logs import configure_logging
 from finpulse.settings import Settings, load_settings
+from finpulse.terminal import labelled
 from finpulse.wording import counted
 
 console = Console()
@@ -174,7 +175,7 @@ def up(
     try:
         run_up(settings(), console, sinks=sink, without=without or ())
     except GaveUp as exc:
-        console.print(f"[red]gave up:[/red] {exc}")
+        console.print(labelled("gave up:", exc))
         raise typer.Exit(1) from None
 
 
@@ -209,7 +210,7 @@ def main() -> None:
     try:
         app()
     except FinpulseError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(labelled("error:", exc))
         sys.exit(2)
 
 

@@ -109,6 +109,28 @@ def test_check_lists_the_example_subscriptions(tmp_path: Path, slack_api: FakeSl
     assert "2 subscriptions OK" in done.stdout
 
 
+def test_a_bad_file_is_an_error_with_its_toml_names_whole(tmp_path: Path, slack_api: FakeSlack) -> None:
+    """Config errors name TOML tables in brackets, which rich markup took for styles and dropped."""
+    env = _env(tmp_path, slack_api)
+    files = {
+        "flat.toml": 'subscription = "desk"\n',
+        "digest.toml": (
+            '[[subscription]]\nid = "desk"\nchannel = "#desk"\n[subscription.digest]\nweekdays = []\n'
+        ),
+    }
+    said = []
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        done = subprocess.run(
+            [str(FINPULSE), "alerts", "check", str(tmp_path / name)], env=env, capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stdout + done.stderr
+        said.append(" ".join((done.stdout + done.stderr).split()))
+    assert "must be an array of tables ([[subscription]])" in said[0], said[0]
+    assert "(or remove [subscription.digest])" in said[1], said[1]
+
+
 def test_list_shows_each_live_subscription_and_its_alerts(tmp_path: Path, slack_api: FakeSlack) -> None:
     env = _env(tmp_path, slack_api)
     now = datetime.now(UTC)
