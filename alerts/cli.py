@@ -148,6 +148,7 @@ def send_test(
 
     The message is marked as a test and shows an example alert."""
     from rich.table import Table
+    from rich.text import Text
 
     from finpulse.cli import console, settings
     from finpulse.errors import ConfigError
@@ -174,7 +175,7 @@ def send_test(
     results = asyncio.run(send_samples(subs, build_sinks(sink, s), utcnow()))
     table = Table("subscription", "channel", "sink", "result", title="Test messages")
     for r in results:
-        table.add_row(r.subscription_id, r.channel, r.sink, r.detail if r.sent else f"[red]{r.detail}[/red]")
+        table.add_row(r.subscription_id, r.channel, r.sink, Text(r.detail, style="" if r.sent else "red"))
     console.print(table)
     failed = sum(not r.sent for r in results)
     if failed:

@@ -20,6 +20,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from finpulse.tables import compact_table
 
@@ -238,13 +239,17 @@ def try_source(
         language = item.language or "unknown"
         if not s.model.reads(item.language):
             language += " (not scored)"
-        table.add_row(f"{item.published_at:%Y-%m-%d %H:%M}", item.title, language, " ".join(item.tickers))
+        # News text as written: "[VIDEO] ..." is not rich markup.
+        table.add_row(
+            f"{item.published_at:%Y-%m-%d %H:%M}", Text(item.title), language, " ".join(item.tickers)
+        )
     console.print(table)
     languages = ", ".join(f"{lang} {n}" for lang, n in result.languages().most_common())
     console.print(
         f"{result.entries} entries: {len(result.items)} items ({languages or 'none'}), "
         f"{len(result.invalid)} invalid"
-        + (f"; warnings: {', '.join(result.warnings)}" if result.warnings else "")
+        + (f"; warnings: {', '.join(result.warnings)}" if result.warnings else ""),
+        markup=False,
     )
     for reason in dict.fromkeys(exc.reason for exc in result.invalid):
         console.print(f"  invalid: {reason}", markup=False)
