@@ -13,7 +13,7 @@ goes on writing, and prints a table; `--out FILE` writes every row of the
 range as CSV, Parquet or JSON (by the file's suffix). Times are UTC; the range
 is [--since, --until) and defaults to the last 7 days, as in the API.
 
-Imports only typer, rich, the standard library and finpulse.{tables,wording} at module level.
+Imports only typer, rich, the standard library and finpulse.{tables,terminal,wording} at module level.
 """
 
 from __future__ import annotations
@@ -248,6 +248,7 @@ def trend(
 
 
 def buckets_shown(shown: int, of: int) -> str:
+    """Which buckets a table lists: all of those with stories, or the newest `shown`."""
     return f"newest {shown} of {of} buckets with stories" if shown < of else "buckets with stories"
 
 
