@@ -311,7 +311,7 @@ HEALTH_STYLE = {"ok": "green", "failing": "red", "late": "yellow", "waiting": "d
 
 def print_sources(console: Console, settings: Settings, now: datetime) -> None:
     """Each source an ingestor polls: its health, last success, items published, what is wrong."""
-    from ingest.health import source_health
+    from ingest.health import due, source_health
 
     topic = settings.kafka.topics.sources
     try:
@@ -331,7 +331,7 @@ def print_sources(console: Console, settings: Settings, now: datetime) -> None:
         table.add_column(column, justify="right" if column == "published" else "left", no_wrap=not wraps)
     for r in rows:
         st = r.status
-        upcoming = next_poll(now, st.next_poll_at) if r.health != "disabled" else "-"
+        upcoming = next_poll(now, due(st)) if r.health != "disabled" else "-"
         table.add_row(
             st.source, st.source_kind, Text(r.health, style=HEALTH_STYLE[r.health]),
             ago(now, st.last_success_at), f"{st.items_published:,}", upcoming,

@@ -40,35 +40,36 @@ class SourceHealth:
     def detail(self) -> str:
         """What to look at: the last error of a failing source, what a late one lacks."""
         st = self.status
+        failed = f"{counted(st.consecutive_errors, 'failed poll')} in a row"
         if self.health == "failing":
-            return f"{counted(st.consecutive_errors, 'failed poll')} in a row: {st.last_error}"
+            return f"{failed}: {st.last_error}"
         if self.health == "late":
             where = f" on {st.host}" if st.host else ""
             wait = f"{OVERDUE_INTERVALS} x {st.interval_s:g} s"
             late = f"its poll is over {wait} overdue: is `finpulse ingest`{where} running?"
-            if st.consecutive_errors:
-                late += f" Its last poll failed ({counted(st.consecutive_errors, 'failed poll')} in a row): "
-                late += str(st.last_error)
-            return late
+            return (
+                f"{late} Its last poll failed ({failed}): {st.last_error}" if st.consecutive_errors else late
+            )
         return ""
 
 
 def due(status: SourceStatus) -> datetime | None:
-    """When the source's ingestor planned to poll it next (after a failure, its backoff)."""
-    if status.last_poll_at is None:
+    """When the source's ingestor plans to poll it next (after a failure, its backoff; after a
+    success the status leaves it out: an interval on); None before its first poll, and for a
+    replay file (read once)."""
+    if status.last_poll_at is None or status.source_kind == "replay":
         return None
     return status.next_poll_at or status.last_poll_at + timedelta(seconds=status.interval_s)
 
 
 def judge(status: SourceStatus, now: datetime) -> Health:
     """One source's health from its latest status."""
-    planned = due(status)
     if not status.enabled:
         return "disabled"
-    if planned is None:
+    if status.last_poll_at is None:
         return "waiting"
-    once = status.source_kind == "replay"
-    if not once and now - planned > timedelta(seconds=OVERDUE_INTERVALS * status.interval_s):
+    planned = due(status)
+    if planned is not None and now - planned > timedelta(seconds=OVERDUE_INTERVALS * status.interval_s):
         return "late"
     if status.consecutive_errors:
         return "failing"

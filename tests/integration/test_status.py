@@ -198,6 +198,7 @@ def test_status_shows_each_sources_health_as_the_ingestor_published_it(
     guardian = _row(out.stdout, "guardian-business")
     assert guardian[:4] == ["guardian-business", "feed", "ok", guardian[3]]
     assert guardian[3].endswith("s ago")
+    assert guardian[5].startswith("in "), guardian  # its next poll, an interval on (it said "never")
     published = int(guardian[4].replace(",", ""))
     assert published == len(asyncio.run(read_topic(kafka, kafka.topics.raw, expect=published)))
     broken = _row(out.stdout, "broken")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from finpulse.schema import SourceStatus
-from ingest.health import SourceHealth, judge
+from ingest.health import SourceHealth, due, judge
 
 NOW = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
 
@@ -51,3 +51,12 @@ def test_a_failing_source_backed_off_is_late_only_past_its_planned_poll() -> Non
         "its poll is over 2 x 300 s overdue: is `finpulse ingest` running? "
         "Its last poll failed (8 failed polls in a row): unreachable: cannot connect"
     )
+
+
+def test_the_next_poll_is_the_ingestors_plan_or_an_interval_after_a_success() -> None:
+    polled = NOW - timedelta(minutes=1)
+    assert due(status()) is None  # never polled
+    assert due(status(last_poll_at=polled)) == polled + timedelta(seconds=300)  # ok: an interval on
+    backed_off = polled + timedelta(hours=1)
+    assert due(status(last_poll_at=polled, next_poll_at=backed_off, consecutive_errors=5)) == backed_off
+    assert due(status(last_poll_at=polled, source_kind="replay")) is None  # read once
