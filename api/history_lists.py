@@ -31,12 +31,10 @@ from api.history_cli import (
     write_rows,
 )
 from api.text_charts import bucket_series, share_bar, sparkline
-from finpulse.tables import compact_table, first_fitting
+from finpulse.tables import compact_table, fitting_table
 from finpulse.wording import counted
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
     from store import HeadlinesQuery
 
 
@@ -181,20 +179,13 @@ def headlines(
         }
         for h in rows.itertuples()
     ]
-
-    def table(drop: tuple[str, ...]) -> Table:
-        columns = [c for c in cells[0] if c not in drop]
-        table = compact_table(
-            f"{what}, {order} first, {range_text(query)}", columns, right=("score",), wraps=("title",),
-            least={"title": TITLE_LEAST},
-        )  # fmt: skip
-        for cell in cells:
-            table.add_row(*(cell[c] for c in columns))
-        return table
-
     # A terminal too narrow for the titles to read as lines (80 columns) goes without the topic,
     # then the source (both in --out).
-    console.print(first_fitting(console, (table(drop) for drop in ((), ("topic",), ("topic", "source")))))
+    table = fitting_table(
+        console, f"{what}, {order} first, {range_text(query)}", cells, ((), ("topic",), ("topic", "source")),
+        right=("score",), wraps=("title",), least={"title": TITLE_LEAST},
+    )  # fmt: skip
+    console.print(table)
 
 
 def _headlines_text(query: HeadlinesQuery, entity: str | None) -> str:
@@ -246,19 +237,11 @@ def alerts(
     shared = {c: cells[0][c] for c in ("subscription", "entity") if len({r[c] for r in cells}) == 1}
     of = f" of {shared['subscription']}" if "subscription" in shared else ""
     on = f" on {shared['entity']}" if "entity" in shared else ""
-    columns = [c for c in cells[0] if c not in shared]
-
-    def table(drop: tuple[str, ...]) -> Table:
-        shown = [c for c in columns if c not in drop]
-        table = compact_table(
-            f"alerts{of}{on}, newest first, {range_text(query)}", shown, right=("negative", "p"),
-            wraps=("entity",),
-        )  # fmt: skip
-        for cell in cells:
-            table.add_row(*(cell[c] for c in shown))
-        return table
-
-    console.print(first_fitting(console, (table(drop) for drop in ((), ("window end",)))))
+    table = fitting_table(
+        console, f"alerts{of}{on}, newest first, {range_text(query)}", cells,
+        (tuple(shared), (*shared, "window end")), right=("negative", "p"), wraps=("entity",),
+    )  # fmt: skip
+    console.print(table)
 
 
 def _end_text(end: datetime, sent: datetime) -> str:

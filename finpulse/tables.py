@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from rich import box
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.style import Style
 from rich.table import Table
 
@@ -60,10 +60,23 @@ def compact_table(
     return table
 
 
-def first_fitting(console: Console, tables: Iterable[Table]) -> Table:
-    """The first of `tables` (each, say, with a column fewer) that fits the console with nothing
-    cut: every column whole, the wrapping ones at their narrowest; else the last."""
-    for table in tables:
+def fitting_table(
+    console: Console,
+    title: str,
+    rows: Sequence[Mapping[str, RenderableType]],
+    drops: Sequence[Sequence[str]],
+    right: Sequence[str] = (),
+    wraps: Sequence[str] = (),
+    least: Mapping[str, int] | None = None,
+) -> Table:
+    """`rows` (a cell per column) in a compact_table of their columns less the first of `drops`
+    that fits the console with nothing cut: every column whole, the wrapping ones at their
+    narrowest (the last of `drops` where none does)."""
+    for drop in drops:
+        columns = [c for c in rows[0] if c not in drop]
+        table = compact_table(title, columns, right=right, wraps=wraps, least=least)
+        for row in rows:
+            table.add_row(*(row[c] for c in columns))
         if console.measure(table, options=console.options.update_width(1_000)).minimum <= console.width:
             break
     return table
