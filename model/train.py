@@ -331,7 +331,8 @@ class _Trainer:
                 self.new_targets()
             batches = shuffled_buckets([len(x) for x in self.train_data.ids], config.batch_size, self.rng)
             desc = f"epoch {epoch + 1}/{config.epochs}"
-            bar = tqdm(batches, desc=desc, disable=not self.progress, leave=False)
+            # disable=None: no bar where stderr is not a terminal (a log gets the eval lines).
+            bar = tqdm(batches, desc=desc, disable=None if self.progress else True, leave=False)
             for n, idx in enumerate(bar, start=1):
                 self.losses.append(self.step(idx))
                 if n % 20 == 0:
