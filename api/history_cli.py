@@ -230,14 +230,18 @@ def trend(
             raise typer.Exit(1)
     assert query.start is not None
     assert query.end is not None
-    counts, negatives = bucket_series(points, query.start, query.end, granularity)
+    # The default week of a young store is mostly empty: the line then starts at its first story.
+    spark_start = query.start if since else points["bucket_start"].min().to_pydatetime()
+    counts, negatives = bucket_series(points, spark_start, query.end, granularity)
     total, negative = sum(counts), sum(negatives)
     console.print(
         f"[bold]{kind} {query.entity}[/bold], {granularity} buckets, {range_text(query)}: "
         f"{counted(total, 'story')}, {negative / total:.0%} negative, {counted(len(fired), 'alert')} fired"
     )
-    console.print(f"negative share over the range ({EMPTY}: no stories):")
-    console.print(f"  {query.start:%m-%d %H:%M} {sparkline(counts, negatives)} {query.end:%m-%d %H:%M}")
+    console.print(
+        f"negative share {'over the range' if since else 'from the first story'} ({EMPTY}: no stories):"
+    )
+    console.print(f"  {spark_start:%m-%d %H:%M} {sparkline(counts, negatives)} {query.end:%m-%d %H:%M}")
     console.print(_trend_table(points.tail(rows), fired, granularity, len(points)))
     if png is not None:
         from api.trend_plot import plot_trend

@@ -63,6 +63,17 @@ def test_trend_prints_buckets_and_marks_the_fired_alert(seeded: Path) -> None:
     assert spark.count("·") == 45
 
 
+def test_trend_without_since_starts_its_sparkline_at_the_first_story(seeded: Path) -> None:
+    code, out = _run("trend", "topic:earnings", "--granularity", "hour", "--until", "2024-03-06")
+    assert code == 0, out
+    assert "2024-02-28 00:00 – 2024-03-06 00:00" in out  # the default week before --until
+    assert "negative share from the first story" in out
+    # from s1's bucket (03-04 09:00) to the range end: 39 hours, stories in three
+    spark = next(line for line in out.splitlines() if line.strip().startswith("03-04 09:00")).split()[2]
+    assert len(spark) == 39
+    assert spark.count("·") == 36
+
+
 def test_trend_reads_whole_at_80_columns_with_many_alerts_in_a_bucket(
     seeded: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
