@@ -35,11 +35,13 @@ from finpulse.terminal import labelled
 from finpulse.wording import counted
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import pandas as pd
 
     from store import HistoryStore, Query
 
-from api.text_charts import EMPTY, bucket_series, share_bar, sparkline
+from api.text_charts import EMPTY, bucket_series, share_bar, spark_note, spark_start, sparkline
 
 console = Console()
 history_app = typer.Typer(
@@ -230,9 +232,8 @@ def trend(
             raise typer.Exit(1)
     assert query.start is not None
     assert query.end is not None
-    # The default week of a young store is mostly empty: the line then starts at its first story.
-    spark_start = query.start if since else points["bucket_start"].min().to_pydatetime()
-    counts, negatives = bucket_series(points, spark_start, query.end, granularity)
+    spark_from = spark_start(query.start, points["bucket_start"], since is not None)
+    counts, negatives = bucket_series(points, spark_from, query.end, granularity)
     total, negative = sum(counts), sum(negatives)
     console.print(
         f"[bold]{kind} {query.entity}[/bold], {granularity} buckets, {range_text(query)}: "
@@ -241,7 +242,7 @@ def trend(
     console.print(
         f"negative share {'over the range' if since else 'from the first story'} ({EMPTY}: no stories):"
     )
-    console.print(f"  {spark_start:%m-%d %H:%M} {sparkline(counts, negatives)} {query.end:%m-%d %H:%M}")
+    console.print(f"  {spark_from:%m-%d %H:%M} {sparkline(counts, negatives)} {query.end:%m-%d %H:%M}")
     console.print(_trend_table(points.tail(rows), fired, granularity, len(points)))
     if png is not None:
         from api.trend_plot import plot_trend
@@ -320,7 +321,12 @@ def compare(
     console.print(
         f"[bold]{counted(len(series), 'entity')}[/bold], {granularity} buckets, {range_text(first)}"
     )
-    grid = _compare_tables(series, first, granularity, rows)
+    import pandas as pd
+
+    bucket_starts = pd.concat([points["bucket_start"] for _, points, _ in series.values()])
+    assert first.start is not None
+    spark_from = spark_start(first.start, bucket_starts, since is not None)
+    grid = _compare_tables(series, (spark_from, first.end), granularity, rows, since is not None)
     if not grid:
         console.print(f"no stories for any of them in {range_text(first)}")
         raise typer.Exit(1)
@@ -335,21 +341,27 @@ def compare(
 
 
 def _compare_tables(
-    series: dict[str, tuple[Any, pd.DataFrame, pd.DataFrame]], first: Any, granularity: str, rows: int
+    series: dict[str, tuple[Any, pd.DataFrame, pd.DataFrame]],
+    span: tuple[datetime, datetime],
+    granularity: str,
+    rows: int,
+    chosen_start: bool,
 ) -> dict[Any, dict[str, str]]:
-    """Print the summary (a row per entity) and, when any has stories, the newest `rows` buckets
-    side by side; returns bucket -> entity -> cell."""
+    """Print the summary (a row per entity, sparklines over `span`) and, when any has stories,
+    the newest `rows` buckets side by side; returns bucket -> entity -> cell."""
     summary = compact_table("", ("entity", "stories", "negative", "alerts", "negative trend"),
                             right=("stories", "negative", "alerts"))  # fmt: skip
     grid: dict[Any, dict[str, str]] = {}
     for label, (_, points, fired) in series.items():
-        counts, negatives = bucket_series(points, first.start, first.end, granularity)
+        counts, negatives = bucket_series(points, *span, granularity)
         total = sum(counts)
         share = f"{sum(negatives) / total:.0%}" if total else "-"
         summary.add_row(label, f"{total:,}", share, str(len(fired)), sparkline(counts, negatives, width=32))
         for p in points.itertuples():
             grid.setdefault(p.bucket_start, {})[label] = f"{p.negative_share:4.0%} ({p.count})"
     console.print(summary)
+    if grid and not chosen_start:
+        console.print(spark_note(span[0]), style="dim", end="\n\n")
     if grid:
         labels = list(series)
         shown = buckets_shown(min(rows, len(grid)), len(grid))

@@ -30,11 +30,13 @@ from api.history_cli import (
     when_text,
     write_rows,
 )
-from api.text_charts import bucket_series, share_bar, sparkline
+from api.text_charts import bucket_series, share_bar, spark_note, spark_start, sparkline
 from finpulse.tables import compact_table, fitting_table
 from finpulse.wording import counted
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from store import HeadlinesQuery
 
 
@@ -51,33 +53,42 @@ def entities(
     from store import EntitiesQuery, TrendQuery
 
     query = make_query(EntitiesQuery, since, until, entity_kind=kind, limit=limit, search=search)
-    # One hour per cell over a week (168 cells merged to the sparkline's width); days beyond.
     assert query.start is not None
     assert query.end is not None
-    granularity = "hour" if query.end - query.start <= timedelta(days=31) else "day"
     with opened() as db:
         busiest = db.frame(query, paged=True)
         write_rows(db, query, out)
-        trends = db.frame(
-            make_query(TrendQuery, since, until, entity_kind=kind, granularity=granularity, search=search)
-        )
-    if busiest.empty:
-        console.print(f"no stories in {range_text(query)}")
-        return
+        if busiest.empty:
+            console.print(f"no stories in {range_text(query)}")
+            return
+
+        def trends_by(granularity: str) -> tuple[pd.DataFrame, datetime]:
+            """Each entity's buckets, and where the sparklines start: the range's start, or its
+            first story (a young store's default week is mostly empty)."""
+            q = make_query(TrendQuery, since, until, entity_kind=kind, granularity=granularity, search=search)
+            frame = db.frame(q)
+            return frame, spark_start(query.start, frame["bucket_start"], since is not None)
+
+        # Hours up to a month (168 a week, merged to the width), days beyond, 5 minutes within a day.
+        granularity = "hour" if query.end - query.start <= timedelta(days=31) else "day"
+        trends, start = trends_by(granularity)
+        if query.end - start <= timedelta(days=1):
+            granularity = "5min"
+            trends, start = trends_by(granularity)
     table = compact_table(
         f"busiest {kind}s, {range_text(query)}",
         (kind, "stories", "negative", "mean score", "negative trend"),
         right=("stories", "negative", "mean score"),
     )
     for e in busiest.itertuples():
-        counts, negatives = bucket_series(
-            trends[trends["entity"] == e.entity], query.start, query.end, granularity
-        )
+        counts, negatives = bucket_series(trends[trends["entity"] == e.entity], start, query.end, granularity)
         table.add_row(
             str(e.entity), f"{e.count:,}", f"{e.negative_share:.0%}", score_text(e.mean_score),
             sparkline(counts, negatives, width=18),
         )  # fmt: skip
     console.print(table)
+    if since is None:
+        console.print(spark_note(start), style="dim")
 
 
 @history_app.command("movers")

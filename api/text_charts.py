@@ -36,6 +36,19 @@ def sparkline(counts: Sequence[int], negatives: Sequence[int], width: int = SPAR
     return "".join(out)
 
 
+def spark_start(start: datetime, bucket_starts: pd.Series, chosen: bool) -> datetime:
+    """Where a range's sparklines start: at `start` when the user chose it (--since), else at
+    the first bucket with stories, since a young store's default week is mostly empty."""
+    if chosen or bucket_starts.empty:
+        return start
+    return max(start, bucket_starts.min().to_pydatetime())
+
+
+def spark_note(start: datetime) -> str:
+    """The line under a table of sparklines that start at the range's first story."""
+    return f"negative trends from the first story in the range, {start:%m-%d %H:%M} UTC"
+
+
 def bucket_series(
     points: pd.DataFrame, start: datetime, end: datetime, granularity: str
 ) -> tuple[list[int], list[int]]:

@@ -190,6 +190,26 @@ def test_entities_busiest_first_with_their_sentiment(seeded: Path) -> None:
     assert msft.split()[1:4] == ["2", "50%", "-0.15"]
 
 
+def test_sparklines_without_since_start_at_the_first_story(seeded: Path) -> None:
+    # The default week before 12:00 holds three hours of stories, from 09:01: within a day the
+    # sparklines count 5-minute buckets, two to a cell: 09:00-09:10, ..., 11:50-12:00.
+    code, out = _run("entities", "--kind", "ticker", "--until", "2024-03-04T12:00")
+    assert code == 0, out
+    assert _line(out, "AAPL").split()[-1] == "▅" + "·" * 10 + "█" + "·" * 6  # s1 + s2, s6 at 10:59
+    assert _line(out, "MSFT").split()[-1] == "▁" + "·" * 5 + "█" + "·" * 11  # s2, s4 at 10:02
+    assert "negative trends from the first story in the range, 03-04 09:00 UTC" in out
+    code, out = _run(
+        "compare", "ticker:AAPL", "ticker:MSFT", "--granularity", "hour", "--until", "2024-03-04T12:00"
+    )
+    assert code == 0, out
+    assert _line(out, "ticker:AAPL").split()[-1] == "▅█·"
+    assert _line(out, "ticker:MSFT").split()[-1] == "▁█·"
+    assert "from the first story in the range, 03-04 09:00 UTC" in out
+    code, out = _run("entities", "--kind", "ticker", *SPAN)  # a chosen range: the whole of it
+    assert "first story" not in out
+    assert _line(out, "AAPL").split()[-1].startswith("·")
+
+
 def test_entities_fit_80_columns_with_the_longest_topic_name_whole(
     seeded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

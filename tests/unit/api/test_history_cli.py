@@ -10,7 +10,7 @@ import pytest
 import typer
 
 from api.history_cli import output_format
-from api.text_charts import EMPTY, bucket_series, share_bar, sparkline
+from api.text_charts import EMPTY, bucket_series, share_bar, spark_start, sparkline
 
 
 def test_share_bar_counts_eighths_of_a_cell() -> None:
@@ -46,6 +46,18 @@ def test_bucket_series_fills_empty_buckets_with_zero() -> None:
     assert (counts, negatives) == ([3, 0, 5, 0], [1, 0, 4, 0])
     five = bucket_series(points.iloc[:0], start, start + timedelta(minutes=30), "5min")
     assert five == ([0] * 6, [0] * 6)
+
+
+def test_sparklines_start_at_the_chosen_start_or_the_first_bucket_with_stories() -> None:
+    start = datetime(2026, 3, 2, 9, 20, tzinfo=UTC)
+    later = pd.Series(pd.to_datetime(["2026-03-04 11:00", "2026-03-03 10:00"], utc=True))
+    assert spark_start(start, later, chosen=False) == datetime(2026, 3, 3, 10, tzinfo=UTC)
+    assert spark_start(start, later, chosen=True) == start
+    assert spark_start(start, later.iloc[:0], chosen=False) == start
+    # a bucket begun before the range's start (floored) does not move the start back
+    assert (
+        spark_start(start, pd.Series(pd.to_datetime(["2026-03-02 09:00"], utc=True)), chosen=False) == start
+    )
 
 
 def test_output_format_by_suffix() -> None:
