@@ -95,8 +95,10 @@ def backtest(
     from finpulse.cli import parse_time
     from finpulse.cli import settings as load_settings
     from finpulse.errors import FinpulseError
+    from finpulse.logs import quiet_store
     from finpulse.schema import describe_validation_error
 
+    quiet_store("api.backtest")  # its summary line repeats the printed report
     if from_store and replay is not None:
         raise typer.BadParameter("give --from-store or --replay FILE, not both", param_hint="--replay")
     if rebuild and replay is not None:

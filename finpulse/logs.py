@@ -67,6 +67,8 @@ def quiet_repeats(prefix: str, every_s: float = 10.0) -> None:
         logging.getLogger(name).addFilter(repeat)
 
 
-def quiet_store() -> None:
-    """Keep the store's INFO lines ("store started") out of a command's printed report."""
-    logging.getLogger("store").setLevel(max(logging.WARNING, logging.getLogger().level))
+def quiet_store(*also: str) -> None:
+    """Keep the INFO lines of the store ("store started") and of the loggers `also` out of a
+    command's printed report."""
+    for name in ("store", *also):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
