@@ -6,7 +6,8 @@ const API = "/api/v1";
 const MARKER = "rgb(255, 0, 160)"; // alert markers (the screenshot test looks for this colour)
 const $ = (id) => document.getElementById(id);
 // again: a refresh asked for while one loads ({ subscriptions }), or false.
-const state = { subs: [], charts: [], alert: null, loading: false, again: false, updated: 0, tried: 0, timer: null };
+// step: the charts' bucket size, "auto" resolved (chosenStep).
+const state = { subs: [], charts: [], alert: null, loading: false, again: false, updated: 0, tried: 0, timer: null, step: "hour" };
 
 function token() {
   const fromUrl = new URLSearchParams(location.search).get("token");
@@ -119,7 +120,8 @@ async function loadEntities() {
 }
 
 async function loadTrends() {
-  const entities = await loadEntities();
+  const [entities, step] = await Promise.all([loadEntities(), chosenStep()]);
+  state.step = step;
   const chosen = $("entity").value ? [$("entity").value] : entities.slice(0, 4).map((e) => e.entity);
   // The old charts' height is kept while the new ones load, so a live refresh does not make the page jump.
   $("charts").style.minHeight = `${$("charts").offsetHeight}px`;
@@ -159,10 +161,27 @@ const counted = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 
 // One entity's trend as the view asks for it; without one, every entity of the kind (the CSV).
 const trendParams = (entity) => ({
-  entity_kind: $("kind").value, ...(entity ? { entity } : {}), ...range(), ...searched(), granularity: $("granularity").value,
+  entity_kind: $("kind").value, ...(entity ? { entity } : {}), ...range(), ...searched(), granularity: state.step,
 });
 
 const STEP_S = { "5min": 300, hour: 3600, day: 86400 };
+
+// Step "auto": 5 minutes when the range's stories, from the first to the range's end, span a day or
+// less; hours up to 31 days; days beyond (the rule of `finpulse history entities`). A young store's
+// week of hours was a chart of two points.
+async function chosenStep() {
+  const auto = $("granularity").options[0];
+  if ($("granularity").value !== "auto") return $("granularity").value;
+  const { start, end } = range();
+  const span = (from) => (Date.parse(end) - from) / 1000;
+  const coarse = span(Date.parse(start)) <= 31 * STEP_S.day ? "hour" : "day";
+  const params = { entity_kind: $("kind").value, start, end, ...searched(), granularity: coarse, limit: 1 };
+  const first = (await api("/volume", { params })).items[0]; // buckets come oldest first
+  const from = Math.max(Date.parse(start), first ? Date.parse(first.bucket_start) : 0);
+  const step = span(from) <= STEP_S.day ? "5min" : span(from) <= 31 * STEP_S.day ? "hour" : "day";
+  auto.textContent = `auto: ${$("granularity").querySelector(`option[value="${step}"]`).textContent}`;
+  return step;
+}
 
 // The API answers the buckets that hold stories. Where the next one comes much later than this
 // entity's stories usually do (4x their median spacing, at least a step), a null breaks the lines:
@@ -554,7 +573,7 @@ for (const id of ["kind", "range", "granularity", "from", "to"]) {
 $("entity").onchange = () => refresh();
 $("trends-csv").onclick = () => {
   const entity = $("entity").value;
-  download("/trends", trendParams(entity), `trend-${$("kind").value}-${entity || "all"}-${$("granularity").value}`);
+  download("/trends", trendParams(entity), `trend-${$("kind").value}-${entity || "all"}-${state.step}`);
 };
 $("movers-csv").onclick = () => download("/movers", moverParams(), `movers-${$("kind").value}`);
 $("headlines-csv").onclick = () => download("/headlines", headlineParams(), `headlines-${$("headline-sentiment").value}`);

@@ -308,6 +308,28 @@ def test_one_entitys_chart_takes_the_panels_width_and_charts_follow_the_window(
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
+def test_the_auto_step_follows_the_span_of_the_ranges_stories(dashboard: tuple[Page, DuckDBStore]) -> None:
+    page, _ = dashboard
+    auto = "document.querySelector('#granularity option[value=auto]').textContent"
+    # The seed's two days of news in the default week: hours.
+    assert page.input_value("#granularity") == "auto"
+    assert page.evaluate("state.step") == "hour"
+    assert page.evaluate(auto) == "auto: hour"
+    # A day or less of them: 5 minutes, a point for each bucket with stories (one every 10 minutes).
+    page.select_option("#range", "24")
+    page.wait_for_function("state.step === '5min' && !state.loading")
+    assert page.evaluate(auto) == "auto: 5 min"
+    assert len(page.evaluate("state.charts[0].data[0]")) > 100
+    # Forty days asked of a store holding two: the span of its stories (hours), not the range's (days).
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    view = f"range=custom&from={now - timedelta(days=40):%Y-%m-%dT%H:%M}&to={now:%Y-%m-%dT%H:%M}"
+    page.goto(f"{page.url.split('/?')[0]}/?{view}")
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+    assert page.evaluate("state.step") == "hour"
+    assert "step" not in page.url  # auto is the default: links leave it out
+    assert not page.locator("#status.error").count()
+
+
 def test_a_chart_spans_its_range_and_breaks_its_lines_where_the_news_stopped(
     dashboard: tuple[Page, DuckDBStore],
 ) -> None:
