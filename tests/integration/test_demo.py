@@ -81,6 +81,7 @@ def test_demo_fires_its_alert_on_every_run(
     source = next(line for line in status.stdout.splitlines() if "demo-replay" in line)
     assert "replay" in source.replace("demo-replay", "")
     assert " ok " in source, status.stdout
+    assert source.rstrip(" │").endswith("read once"), source  # its next poll: none, the file was read
     # The history store holds the stories and the alert: the trend marks where it fired.
     assert "finpulse history trend ticker:ACME --granularity 5min" in done.stdout
     command = f"{FINPULSE} history trend ticker:ACME --granularity 5min --rows 1000"
