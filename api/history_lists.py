@@ -118,12 +118,15 @@ def movers(
     assert isinstance(query, MoversQuery)
     before = query.previous_start()
     if rows.empty:
-        console.print(f"no {kind} with {min_stories}+ stories in {range_text(query)}")
+        moved = "fell" if falling else "rose"
+        console.print(
+            f"no {kind} with {min_stories}+ stories whose negative share {moved} in {range_text(query)}"
+        )
         return
     table = compact_table(
         f"{kind}s whose negative share {'fell' if falling else 'rose'} most, {range_text(query)}, "
         f"against {before:%Y-%m-%d %H:%M} – {query.start:%Y-%m-%d %H:%M}",
-        (kind, "stories", "negative", "before", "change", ""),
+        (kind, "stories", "negative", "before", "change", ""),  # the bar: the change, 10 cells 100 pts
         right=("stories", "negative", "before", "change"),
     )
     for m in rows.itertuples():
@@ -133,7 +136,7 @@ def movers(
             f"{m.previous_share:.0%} of {m.previous_count:,}" if known
             else counted(m.previous_count, "story"),
             Text(f"{m.change * 100:+.0f} pts", style="red" if m.change > 0 else "green") if known else "-",
-            share_bar(m.negative_share),
+            Text(share_bar(abs(m.change)), style="red" if m.change > 0 else "green") if known else "",
         )  # fmt: skip
     console.print(table)
 

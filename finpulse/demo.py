@@ -146,14 +146,18 @@ def demo_settings(settings: Settings, run: int) -> Settings:
 
 
 def _run_vars(settings: Settings) -> dict[str, str]:
-    """What points a `finpulse` process at the run's topics, app, group and history store."""
-    return run_env(settings) | {"FINPULSE_STORE_URL": settings.store.url}
+    """What points a `finpulse` process at the run's topics, app, group, history store and
+    subscriptions (the demo's file, unless FINPULSE_ALERTS_SUBSCRIPTIONS_FILE names another)."""
+    subscriptions = os.environ.get("FINPULSE_ALERTS_SUBSCRIPTIONS_FILE", str(DEMO_SUBSCRIPTIONS))
+    return run_env(settings) | {
+        "FINPULSE_STORE_URL": settings.store.url,
+        "FINPULSE_ALERTS_SUBSCRIPTIONS_FILE": subscriptions,
+    }
 
 
 def _demo_env(settings: Settings) -> dict[str, str]:
     # The run's own topics, app, group and store (demo_settings), for every process it starts.
     env = dict(os.environ) | _run_vars(settings)
-    env.setdefault("FINPULSE_ALERTS_SUBSCRIPTIONS_FILE", str(DEMO_SUBSCRIPTIONS))
     # Replayed history: close a quiet stream's last windows after 3 s.
     env.setdefault("FINPULSE_STREAM_IDLE_CLOSE_S", "3")
     # Show the dispatcher's rendering at once instead of waiting for company (30 s).

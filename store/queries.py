@@ -204,7 +204,8 @@ class EntitiesQuery(_EntityQuery):
 class MoversQuery(_Searchable):
     """The entities whose negative share rose most (`direction` up) or fell most (down) in the range
     against the range of equal length just before it; both ranges need `min_stories` for a change.
-    Entities with too few stories before follow, by negative share."""
+    Only risers (up) or fallers (down) are listed; rising, those with too few stories before (new
+    in the news) follow, by negative share."""
 
     row: ClassVar[type[Row]] = Mover
     entity_kind: EntityKind = "ticker"
@@ -222,7 +223,9 @@ class MoversQuery(_Searchable):
     def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         start, end = self.bounds()
         before = naive_utc(self.previous_start())
-        order = "DESC" if self.direction == "up" else "ASC"
+        order, keep = (
+            ("DESC", "change > 0 OR change IS NULL") if self.direction == "up" else ("ASC", "change < 0")
+        )
         # Both ranges' stories: the one before and this one.
         items, item_params = self._stories(_ENTITY_COLUMN[self.entity_kind], before, end)
         sql = (
@@ -235,10 +238,13 @@ class MoversQuery(_Searchable):
             "mean_score, coalesce(n, 0) AS previous_count, "
             "CASE WHEN n >= ? THEN share END AS previous_share, "
             "CASE WHEN n >= ? THEN negative_share - share END AS change "
-            "FROM now LEFT JOIN was USING (entity) "
+            "FROM now LEFT JOIN was USING (entity)"
+        )
+        ranked = (
+            f"SELECT * FROM ({sql}) m WHERE {keep} "  # noqa: S608
             f"ORDER BY change {order} NULLS LAST, negative_share DESC, count DESC, entity"
         )
-        return sql, [*item_params, start, self.min_stories, start, self.min_stories, self.min_stories]
+        return ranked, [*item_params, start, self.min_stories, start, self.min_stories, self.min_stories]
 
 
 class HeadlinesQuery(_Searchable):

@@ -286,7 +286,7 @@ async function loadMovers() {
     row.title = `show ${m.entity}'s trend`;
     row.onclick = () => showEntity(m.entity);
   }
-  if (!page.items.length) cell(body.insertRow(), "No entity with 10+ stories in this range.");
+  if (!page.items.length) cell(body.insertRow(), "No entity with 10+ stories in this range whose negative share rose.");
 }
 
 function showEntity(entity) {

@@ -412,7 +412,9 @@ def test_the_search_narrows_charts_movers_and_headlines_to_stories_with_those_wo
     charts = page.locator(".chart")
     assert charts.count() == 1  # only earnings has such a story
     assert charts.first.locator("h3").text_content() == "topic earnings: 1 item holding “B287-0”, 1 alert"
-    assert page.locator("#mover-rows tr").all_inner_texts() == ["No entity with 10+ stories in this range."]
+    assert page.locator("#mover-rows tr").all_inner_texts() == [
+        "No entity with 10+ stories in this range whose negative share rose."
+    ]
     assert "q=B287-0&headlines=any" in page.url  # the search is part of a shared view
     page.fill("#search", "no such words")
     page.press("#search", "Enter")

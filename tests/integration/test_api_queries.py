@@ -99,7 +99,7 @@ def test_volume_entities_headlines_windows(api_client: Any) -> None:
 
 def test_movers_against_the_day_before(api_client: Any) -> None:
     day2 = {"start": "2024-03-05T00:00:00Z", "end": "2024-03-06T00:00:00Z", "min_stories": 1}
-    r = api_client.get("/api/v1/movers", params={**day2, "entity_kind": "topic"})
+    r = api_client.get("/api/v1/movers", params={**day2, "entity_kind": "topic", "direction": "down"})
     assert r.status_code == 200
     # earnings: 1 story (positive) on day 2 against 4 (two negative) on day 1; macro none on day 2.
     [earnings] = r.json()["items"]
@@ -107,9 +107,15 @@ def test_movers_against_the_day_before(api_client: Any) -> None:
         "entity_kind": "topic", "entity": "earnings", "count": 1, "negative_count": 0, "negative_share": 0.0,
         "mean_score": 0.4, "previous_count": 4, "previous_share": 0.5, "change": -0.5,
     }  # fmt: skip
-    few = api_client.get("/api/v1/movers", params={**day2, "entity_kind": "topic", "min_stories": 5})
+    rising = api_client.get("/api/v1/movers", params={**day2, "entity_kind": "topic"})  # earnings fell
+    assert rising.json()["items"] == []
+    few = api_client.get(
+        "/api/v1/movers", params={**day2, "entity_kind": "topic", "min_stories": 5, "direction": "down"}
+    )
     assert few.json()["items"] == []
-    csv = api_client.get("/api/v1/movers", params={**day2, "entity_kind": "ticker", "format": "csv"})
+    csv = api_client.get(
+        "/api/v1/movers", params={**day2, "entity_kind": "ticker", "direction": "down", "format": "csv"}
+    )
     assert csv.text.splitlines()[1].startswith("ticker,AAPL,1,0,0.0,0.4,3,")
 
 

@@ -71,6 +71,16 @@ def test_demo_fires_its_alert_on_every_run(
         timeout=120,
     )
     assert status.returncode == 0, status.stdout + status.stderr
+    # and `finpulse alerts ...` at the subscriptions the run's worker and dispatcher read.
+    check = subprocess.run(
+        ["bash", "-c", f"source {env_file} && {FINPULSE} alerts check"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.startswith("acme-desk:"), check.stdout
+    assert "1 subscription OK" in check.stdout, check.stdout
     raw = next(line for line in status.stdout.splitlines() if f"{DEMO_PREFIX}{run}.news.raw " in line)
     assert int(raw.split("│")[2].replace(",", "")) > 100, status.stdout
     # Its dispatcher's group is the run's own: the live one ("finpulse-alerts") holds no offsets of

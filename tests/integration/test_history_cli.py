@@ -230,14 +230,22 @@ def test_entities_fit_80_columns_with_the_longest_topic_name_whole(
 
 def test_movers_against_the_range_before(seeded: Path) -> None:
     day2 = ["--since", "2024-03-05", "--until", "2024-03-06"]
-    code, out = _run("movers", "--kind", "topic", "--min-stories", "1", *day2)
+    code, out = _run("movers", "--kind", "topic", "--min-stories", "1", "--falling", *day2)
     assert code == 0, out
+    assert "fell most" in out
     assert "against 2024-03-04 00:00 – 2024-03-05 00:00" in " ".join(out.split())  # the title wraps
-    # earnings: 1 positive story on day 2 against 4 on day 1, two of them negative.
-    assert _line(out, "earnings").split()[1:7] == ["1", "0%", "50%", "of", "4", "-50"]
+    # earnings: 1 positive story on day 2 against 4 on day 1, two of them negative; the bar: 50 pts.
+    assert _line(out, "earnings").split()[1:8] == ["1", "0%", "50%", "of", "4", "-50", "pts"]
+    assert _line(out, "earnings").split()[-1] == "█████"
+    # Rising: none of them (earnings fell; macro has no story on day 2).
+    code, out = _run("movers", "--kind", "topic", "--min-stories", "1", *day2)
+    assert (code, "earnings" in out) == (0, False), out
+    assert "no topic with 1+ stories whose negative share rose" in " ".join(out.split())
     code, out = _run("movers", "--kind", "ticker", "--min-stories", "3", *day2)
     assert "no ticker with 3+ stories" in out
-    frame = history.movers(seeded, entity_kind="ticker", start="2024-03-05", end="2024-03-06", min_stories=1)
+    frame = history.movers(
+        seeded, entity_kind="ticker", start="2024-03-05", end="2024-03-06", min_stories=1, direction="down"
+    )
     assert frame[["entity", "count", "previous_count"]].values.tolist() == [["AAPL", 1, 3]]
     assert frame["change"].round(4).tolist() == [round(0 - 2 / 3, 4)]
 

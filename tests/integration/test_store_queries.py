@@ -138,16 +138,18 @@ def test_trends_entities_and_movers_of_the_stories_holding_words(known_store: Hi
         (T0, "earnings", 1, 1, 0, -0.8)  # s1 alone
     ]
     day2 = {"start": DAY2, "end": DAY2 + timedelta(days=1), "min_stories": 1, "entity_kind": "topic"}
+    [everything] = known_store.fetch(MoversQuery.model_validate({**day2, "direction": "down"}))
+    assert (everything.previous_count, everything.change) == (4, -0.5)  # type: ignore[attr-defined]
+    # s7 against s2 and s5 the day before (not s1 and s4: other titles): none negative, no move.
+    assert known_store.fetch(MoversQuery.model_validate({**day2, "search": "headline"})) == []
+    known_store.upsert_scored([scored("s8", DAY2 + timedelta(hours=12), "earnings", "negative", -0.6)])
     [earnings] = known_store.fetch(MoversQuery.model_validate({**day2, "search": "headline"}))
-    # s7 against s2 and s5 the day before (not s1 and s4: other titles).
     assert (earnings.count, earnings.previous_count, earnings.previous_share, earnings.change) == (
-        1,
+        2,
         2,
         0.0,
-        0.0,
+        0.5,
     )  # type: ignore[attr-defined]
-    [everything] = known_store.fetch(MoversQuery.model_validate(day2))
-    assert (everything.previous_count, everything.change) == (4, -0.5)  # type: ignore[attr-defined]
 
 
 def test_alert_history_with_filters_and_feedback(known_store: HistoryStore) -> None:
@@ -243,11 +245,13 @@ def test_movers_rank_the_rise_in_negative_share_against_the_range_before(store: 
             for m in rows
         ]
 
-    # DDD has 5 stories now (under 10): left out; CCC had 2 before: no change, listed last.
-    assert movers() == [("AAA", 10, 10, 0.1, 0.5), ("BBB", 10, 10, 0.5, -0.4), ("CCC", 12, 2, None, None)]
-    assert [m[0] for m in movers(direction="down")] == ["BBB", "AAA", "CCC"]
-    assert [m[0] for m in movers(min_stories=2)] == ["AAA", "CCC", "DDD", "BBB"]  # CCC +0.25, DDD +0.1
+    # DDD has 5 stories now (under 10): left out; CCC had 2 before: no change, listed last among
+    # the risers (new in the news); BBB fell: a faller only.
+    assert movers() == [("AAA", 10, 10, 0.1, 0.5), ("CCC", 12, 2, None, None)]
+    assert movers(direction="down") == [("BBB", 10, 10, 0.5, -0.4)]
+    assert [m[0] for m in movers(min_stories=2)] == ["AAA", "CCC", "DDD"]  # CCC +0.25, DDD +0.1
     assert movers(min_stories=2)[1] == ("CCC", 12, 2, 0.0, 0.25)
-    assert [m[0] for m in movers(min_stories=5)] == ["AAA", "DDD", "BBB", "CCC"]  # DDD 0.9 -> 1.0
-    topics = store.fetch(MoversQuery(start=start, end=end, entity_kind="topic"))
+    assert [m[0] for m in movers(min_stories=5)] == ["AAA", "DDD", "CCC"]  # DDD 0.9 -> 1.0
+    # markets: 15 of 37 negative against 15 of 32 (each ticker's story one row of the topic): fell.
+    topics = store.fetch(MoversQuery(start=start, end=end, entity_kind="topic", direction="down"))
     assert [(m.entity, m.count) for m in topics if isinstance(m, Mover)] == [("markets", 37)]
