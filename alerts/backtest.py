@@ -33,6 +33,7 @@ cooldown stay. Per setting `evaluate` scores the fired alerts against labels:
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -343,17 +344,19 @@ def evaluate(setting: Setting, events: Sequence[AlertEvent], labels: Labels, day
     )
 
 
-def _rank(result: SettingResult) -> tuple[float, float, int, float, float, int]:
+def _rank(result: SettingResult) -> tuple[float, float, int, float, float, float, int]:
     recall = -1.0 if result.recall is None else result.recall
     precision = -1.0 if result.precision is None else result.precision
+    delay = -math.inf if result.median_delay_s is None else -result.median_delay_s
     # Settings that fire the same: the strictest, which fires them with the most margin.
     p = result.setting.params
-    return (recall, precision, -result.alerts_fired, p.min_rise, -p.significance, p.min_volume)
+    return (recall, precision, -result.alerts_fired, delay, p.min_rise, -p.significance, p.min_volume)
 
 
 def recommend(results: Sequence[SettingResult], max_alerts_per_day: float | None) -> SettingResult | None:
     """Best recall among settings with alerts/day <= the target (ties: precision, fewer alerts,
-    then the strictest: higher min_rise, lower significance, higher min_volume).
+    the shorter median detection delay, then the strictest: higher min_rise, lower significance,
+    higher min_volume).
 
     None when no setting stays within the target. Without a target every setting qualifies.
     """
@@ -369,6 +372,9 @@ class BacktestReport(_Frozen):
 
     subscription_id: str
     focus: tuple[EntityKind, str] | None = Field(description="the entity the metrics are restricted to")
+    base: DetectorParams = Field(
+        description="the replayed subscription's detector (an entity's: the defaults); the grid overrides it"
+    )
     start: UtcDatetime
     end: UtcDatetime
     days: float
@@ -387,12 +393,31 @@ class BacktestReport(_Frozen):
         raise KeyError(name)
 
 
-def _explain(best: SettingResult | None, results: Sequence[SettingResult], target: float | None) -> str:
+# The subscription an entity's replay runs under: watching only it, with the default detector.
+ADHOC_SUBSCRIPTION = "backtest"
+
+
+def held(days: float) -> str:
+    """How much history a rate is taken over: "1.5 hours", "6.5 days" (the dashboard's words)."""
+    return f"{days * 24:.3g} hours" if days < 2 else f"{days:.3g} days"
+
+
+def _explain(
+    best: SettingResult | None, results: Sequence[SettingResult], target: float | None, days: float
+) -> str:
     if best is None:
-        quietest = min(results, key=lambda r: r.alerts_per_day)
+        assert target is not None  # without a target every setting qualifies
+        fewest = min(r.alerts_per_day for r in results)
+        quietest = max((r for r in results if r.alerts_per_day == fewest), key=_rank)
+        said = f"no setting stays within {target:g} alerts/day"
+        if 1 / days > target:  # a single alert over this little history is over the target
+            return (
+                f"{said}: the history holds {held(days)}, in which one alert is {1 / days:.2f}/day; "
+                "replay a longer range (--since) or raise --max-alerts-per-day"
+            )
         return (
-            f"no setting stays within {target:g} alerts/day; the quietest, {quietest.setting.name}, "
-            f"fires {quietest.alerts_per_day:.2f}/day: widen the grid (higher min_rise, lower significance)"
+            f"{said}; the quietest, {quietest.setting.name}, fires {quietest.alerts_per_day:.2f}/day: "
+            "widen the grid (higher min_rise, lower significance)"
         )
     recall = "n/a (no labelled events)" if best.recall is None else f"{best.recall:.2f}"
     precision = "n/a" if best.precision is None else f"{best.precision:.2f}"
@@ -467,6 +492,7 @@ def run_backtest(
     return BacktestReport(
         subscription_id=subscription.id,
         focus=focus,
+        base=subscription.detector,
         start=span_start,
         end=span_end,
         days=days,
@@ -475,6 +501,6 @@ def run_backtest(
         max_alerts_per_day=max_alerts_per_day,
         results=tuple(results),
         recommended=best.setting.name if best else None,
-        recommendation=_explain(best, results, max_alerts_per_day),
+        recommendation=_explain(best, results, max_alerts_per_day, days),
         created_at=now,
     )

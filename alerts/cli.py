@@ -69,9 +69,7 @@ def check(
             if names
         )
         console.print(
-            f"{sub.id}: channel={sub.channel} {watched} window={d.window} min_volume={d.min_volume} "
-            f"min_rise={d.min_rise} significance={d.significance} ({d.correction}) "
-            f"mutes={len(sub.mute)}"
+            f"{sub.id}: channel={sub.channel} {watched} {d.summary()} mutes={len(sub.mute)}"
             + (f" digest={sub.digest.label()}" if sub.digest else "")
             + ("" if sub.enabled else " (disabled)"),
             markup=False,

@@ -140,6 +140,13 @@ class DetectorParams(_Model):
             )
         return self
 
+    def summary(self) -> str:
+        """`window=tumbling min_volume=10 min_rise=0.2 significance=0.01 (bh)`: what decides firing."""
+        return (
+            f"window={self.window} min_volume={self.min_volume} min_rise={self.min_rise} "
+            f"significance={self.significance} ({self.correction})"
+        )
+
 
 class MuteWindow(_Model):
     """A time during which the subscription does not fire (resolves still go out).

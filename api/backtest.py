@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, cast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from alerts.backtest import (
+    ADHOC_SUBSCRIPTION,
     BacktestError,
     BacktestReport,
     GridValue,
@@ -193,8 +194,8 @@ def resolve_subscription(
         kind, name = parse_entity(cast(str, request.entity))
         field = {"topic": "topics", "ticker": "tickers", "source": "sources"}[kind]
         return Subscription(
-            id="backtest",
-            channel="backtest",
+            id=ADHOC_SUBSCRIPTION,
+            channel=ADHOC_SUBSCRIPTION,
             filter=SubscriptionFilter.model_validate({field: [name]}),
             detector=DetectorParams(),
         )

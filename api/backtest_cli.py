@@ -244,7 +244,7 @@ def summary_rows(report: BacktestReport) -> list[dict[str, str]]:
     """One flat row per setting: what the table and report.md show."""
     rows = []
     for r in report.results:
-        delay = None if r.mean_delay_s is None else r.mean_delay_s / 60
+        delay = None if r.median_delay_s is None else r.median_delay_s / 60
         rows.append(
             {
                 "setting": ("* " if r.setting.name == report.recommended else "") + r.setting.name,
@@ -255,24 +255,34 @@ def summary_rows(report: BacktestReport) -> list[dict[str, str]]:
                 "unlabelled": str(r.unlabelled),
                 "precision": _fmt(r.precision),
                 "recall": _fmt(r.recall),
-                "mean delay (min)": _fmt(delay, ".1f"),
+                "median delay (min)": _fmt(delay, ".1f"),
             }
         )
     return rows
 
 
 def _header(report: BacktestReport) -> list[str]:
+    from alerts.backtest import ADHOC_SUBSCRIPTION, held
+
     tp = sum(e.verdict == "tp" for e in report.labels.events)
     fp = sum(e.verdict == "fp" for e in report.labels.events)
     kind = "complete list" if report.labels.complete else "analyst feedback: unlabelled alerts not scored"
     focus = f", {report.focus[0]} `{report.focus[1]}`" if report.focus else ""
     limit = report.max_alerts_per_day
     target = f"at most {limit:g} alerts/day" if limit is not None else "none (--max-alerts-per-day)"
+    adhoc = report.subscription_id == ADHOC_SUBSCRIPTION
+    title = (
+        f"{focus.removeprefix(', ')}"
+        if adhoc and focus
+        else f"subscription `{report.subscription_id}`{focus}"
+    )
+    whose = "the defaults: `--subscription ID` replays a live one's" if adhoc else "the subscription's"
     return [
-        f"# Backtest: subscription `{report.subscription_id}`{focus}",
+        f"# Backtest: {title}",
         "",
         f"- range: {report.start:%Y-%m-%d %H:%M} .. {report.end:%Y-%m-%d %H:%M} UTC "
-        f"({report.days:.2f} days of history, {counted(report.windows, 'window')})",
+        f"({held(report.days)} of history, {counted(report.windows, 'window')})",
+        f"- current detector ({whose}): {report.base.summary()}; the grid's values override it",
         f"- labels: {counted(tp, 'event')}, {counted(fp, 'false alarm')} ({kind})",
         f"- target: {target}",
         f"- **recommended**: {report.recommendation}",
@@ -307,7 +317,12 @@ def write_report(outcome: BacktestOutcome, out: Path) -> dict[str, Path]:
 
 
 # Short console headers for the report.md columns, so the setting names get the width.
-SHORT = {"alerts/day": "/day", "unlabelled": "unlab.", "precision": "prec.", "mean delay (min)": "delay min"}
+SHORT = {
+    "alerts/day": "/day",
+    "unlabelled": "unlab.",
+    "precision": "prec.",
+    "median delay (min)": "delay min",
+}
 
 
 def print_report(report: BacktestReport) -> None:

@@ -190,7 +190,12 @@ def test_grid_with_labels_file_writes_report_table_and_png(history: History, tmp
     result = runner.invoke(app, args, env={**history.env, "COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     # The console's table, at 80 columns: titled as the report, each setting's parameters whole.
-    assert "Backtest: subscription backtest, ticker ACME" in result.output
+    assert "Backtest: ticker ACME" in result.output
+    # ... replayed with the default detector, as it says; the grid's values override it.
+    assert (
+        "current detector (the defaults: --subscription ID replays a live one's): window=tumbling"
+        in " ".join(result.output.split())
+    )
     shown = result.output.split()
     assert {"min_rise=0.2", "min_rise=0.75", "significance=0.01"} <= set(shown), result.output
     report = json.loads((out / "report.json").read_text())
@@ -205,7 +210,7 @@ def test_grid_with_labels_file_writes_report_table_and_png(history: History, tmp
     assert report["focus"] == ["ticker", "ACME"]
     markdown = (out / "report.md").read_text()
     assert "| * min_rise=0.2 significance=0.01 |" in markdown
-    assert "- range: 2026-03-02 09:00 .. 2026-03-02 15:00 UTC (0.25 days of history, 72 windows)" in markdown
+    assert "- range: 2026-03-02 09:00 .. 2026-03-02 15:00 UTC (6 hours of history, 72 windows)" in markdown
     assert "- labels: 1 event, 0 false alarms (complete list)" in markdown
     assert "- target: at most 24 alerts/day" in markdown
     assert "recommended" in result.output

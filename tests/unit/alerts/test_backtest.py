@@ -15,6 +15,7 @@ from alerts.backtest import (
     Labels,
     Setting,
     SettingResult,
+    _explain,
     evaluate,
     expand_grid,
     group_by_end,
@@ -243,6 +244,44 @@ def test_recommend_the_strictest_of_settings_that_fire_the_same() -> None:
     assert [r.recall for r in results] == [None] * 4
     assert recommend(results, None).setting.name == "strict"  # type: ignore[union-attr]
     assert recommend(results[:1] + results[3:], None).setting.name == "volume"  # type: ignore[union-attr]
+
+
+def test_recommend_the_quicker_of_settings_that_catch_the_same() -> None:
+    event = LabelledEvent(entity_kind="ticker", entity="E0", start=T0, end=T0 + 3 * M5)
+    labels = Labels(events=(event,), complete=True)
+
+    def caught_in(name: str, window: int, **params: float) -> SettingResult:
+        setting = Setting(name=name, overrides=params, params=DetectorParams.model_validate(params))
+        return evaluate(setting, [alert(window, entity="E0")], labels, 1.0)
+
+    quick, late = caught_in("quick", 0, min_rise=0.1), caught_in("late", 1, min_rise=0.3)
+    assert (quick.recall, quick.precision, late.recall, late.precision) == (1.0, 1.0, 1.0, 1.0)
+    assert (quick.median_delay_s, late.median_delay_s) == (300.0, 600.0)
+    # The stricter setting caught it five minutes later: the quicker one, strictness only after.
+    assert recommend([late, quick], None).setting.name == "quick"  # type: ignore[union-attr]
+
+
+def test_no_setting_within_the_target_says_why() -> None:
+    def fires(name: str, n: int, days: float, **params: float) -> SettingResult:
+        setting = Setting(name=name, overrides=params, params=DetectorParams.model_validate(params))
+        return evaluate(setting, [alert(k) for k in range(n)], Labels(), days)
+
+    # Ten days, two alerts each (0.2/day) against 0.15: the strictest of the quietest, not the first.
+    results = [
+        fires("loose", 2, 10, min_rise=0.1),
+        fires("strict", 2, 10, min_rise=0.2),
+        fires("loud", 5, 10),
+    ]
+    assert recommend(results, 0.15) is None
+    said = _explain(None, results, 0.15, 10)
+    assert said.startswith("no setting stays within 0.15 alerts/day; the quietest, strict, fires 0.20/day")
+    # Six hours: one alert is 4/day, over any target under that; the grid is not what to widen.
+    short = [fires("loose", 1, 0.25, min_rise=0.1)]
+    said = _explain(None, short, 2, 0.25)
+    assert said == (
+        "no setting stays within 2 alerts/day: the history holds 6 hours, in which one alert is 4.00/day; "
+        "replay a longer range (--since) or raise --max-alerts-per-day"
+    )
 
 
 def test_report_recommendation_obeys_alert_rate_target() -> None:
