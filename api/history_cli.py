@@ -22,6 +22,7 @@ import difflib
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -35,8 +36,6 @@ from finpulse.terminal import labelled
 from finpulse.wording import counted
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     import pandas as pd
 
     from store import HistoryStore, Query
@@ -262,8 +261,9 @@ def _trend_table(points: pd.DataFrame, fired: pd.DataFrame, granularity: str, of
 
     marks: dict[Any, Counter[str]] = defaultdict(Counter)
     for end, subscription in zip(fired["window_end"], fired["subscription_id"], strict=True):
-        # An alert fires when its window ends: mark the bucket holding that moment.
-        marks[bucket_start(end.to_pydatetime(), granularity)][str(subscription)] += 1
+        # The bucket holding the window's last moment, where its stories end (its end opens the next).
+        last = end.to_pydatetime() - timedelta(microseconds=1)
+        marks[bucket_start(last, granularity)][str(subscription)] += 1
     table = compact_table(
         f"per {granularity} ({buckets_shown(len(points), of)}; --rows, --out for all)",
         ("bucket (UTC)", "stories", "negative", "", "mean score", "alerts"),

@@ -30,10 +30,12 @@ WIDTH_IN, HEIGHT_IN, DPI = 11.0, 5.0, 100
 
 
 def fired_alerts(db: HistoryStore, query: TrendQuery) -> pd.DataFrame:
-    """The alerts fired for the trend's entity in its range (all subscriptions)."""
+    """The alerts fired for the trend's entity whose windows start in its range (all
+    subscriptions), whenever they were sent."""
     fired = AlertsQuery(
-        entity_kind=query.entity_kind, entity=query.entity, state="fired", start=query.start, end=query.end
-    )
+        entity_kind=query.entity_kind, entity=query.entity, state="fired", start=query.start, end=query.end,
+        timed_by="window",
+    )  # fmt: skip
     return db.frame(fired)
 
 

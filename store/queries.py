@@ -297,13 +297,16 @@ _ALERT_COLUMNS = (
 
 
 class AlertsQuery(Query):
-    """Alert history (by creation time), newest first, with feedback."""
+    """Alert history, newest first, with feedback: the alerts sent in the range (`timed_by`
+    created), or those whose windows start in it (window: a trend's, however late they were sent,
+    as after a replay or a worker's lag)."""
 
     row: ClassVar[type[Row]] = AlertRecord
     subscription_id: str | None = Field(default=None, min_length=1, max_length=200)
     entity_kind: EntityKind | None = None
     entity: str | None = Field(default=None, min_length=1, max_length=200)
     state: Literal["fired", "resolved"] | None = None
+    timed_by: Literal["created", "window"] = "created"
 
     def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         clauses, params = [], []
@@ -316,9 +319,10 @@ class AlertsQuery(Query):
             if value is not None:
                 clauses.append(f" AND {column} = ?")
                 params.append(value)
+        column = "a.created_at" if self.timed_by == "created" else "a.window_start"
         sql = (
             f"SELECT {_ALERT_COLUMNS} FROM alerts a LEFT JOIN feedback f USING (alert_id) "  # noqa: S608
-            f"WHERE a.created_at >= ? AND a.created_at < ?{''.join(clauses)} "
+            f"WHERE {column} >= ? AND {column} < ?{''.join(clauses)} "
             "ORDER BY a.created_at DESC, a.alert_id"
         )
         return sql, [*self.bounds(), *params]

@@ -203,13 +203,13 @@ async function drawChart(kind, entity) {
   const params = trendParams(entity);
   const [trend, alerts] = await Promise.all([
     api("/trends", { params: { ...params, limit: 10000 } }),
-    api("/alerts", { params: { entity_kind: kind, entity, start: params.start, end: params.end, state: "fired", limit: 500 } }),
+    api("/alerts", { params: { entity_kind: kind, entity, start: params.start, end: params.end, state: "fired", timed_by: "window", limit: 500 } }),
   ]);
   const data = trendColumns(trend.items, STEP_S[params.granularity]);
   // The chart runs from its first story to the end of the range (now, live), so news that stopped
   // coming shows as an empty stretch on the right.
   const [from, to] = [Date.parse(params.start) / 1000, Date.parse(params.end) / 1000];
-  // Alerts sent in the range whose windows lie on the chart (a replay's can be older).
+  // The alerts whose windows lie on the chart, however late they were sent (a replay's, a lagging worker's).
   const marks = alerts.items.map((a) => Date.parse(a.window_start) / 1000).filter((t) => t >= from && t < to);
   const box = document.createElement("div");
   box.className = "chart";

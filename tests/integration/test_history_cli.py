@@ -63,6 +63,27 @@ def test_trend_prints_buckets_and_marks_the_fired_alert(seeded: Path) -> None:
     assert spark.count("·") == 45
 
 
+def test_trend_marks_alerts_by_their_windows_however_late_they_were_sent(seeded: Path) -> None:
+    nine = datetime(2024, 3, 4, 9, 55, tzinfo=UTC)  # its window 09:55-10:00: the 09:00 hour's stories
+    late = alert("late", "earnings", nine).model_copy(
+        update={"created_at": datetime(2024, 3, 10, tzinfo=UTC)}
+    )
+    # sent in the range for a window days before it: not the range's
+    early = alert("early", "earnings", datetime(2024, 3, 1, 9, tzinfo=UTC)).model_copy(
+        update={"created_at": nine}
+    )
+    with DuckDBStore(seeded) as db:
+        db.upsert_alerts([late, early])
+    code, out = _run("trend", "topic:earnings", "--granularity", "hour", *SPAN)
+    assert code == 0, out
+    assert "5 stories, 40% negative, 2 alerts fired" in out  # a1 and the late one
+    assert "▲ desk" in _line(out, "2024-03-04 09:00")
+    assert "▲ desk" in _line(out, "2024-03-04 10:00")  # a1, 10:00-10:05
+    # a1's window 10:00-10:05 holds s4 (10:02): its own 5-minute bucket, not the next (no stories).
+    code, out = _run("trend", "topic:earnings", "--granularity", "5min", *SPAN)
+    assert "▲ desk" in _line(out, "2024-03-04 10:00"), out
+
+
 def test_trend_without_since_starts_its_sparkline_at_the_first_story(seeded: Path) -> None:
     code, out = _run("trend", "topic:earnings", "--granularity", "hour", "--until", "2024-03-06")
     assert code == 0, out

@@ -163,6 +163,12 @@ def test_alert_history_with_filters_and_feedback(known_store: HistoryStore) -> N
     assert [a.entity for a in apple] == ["AAPL"]  # type: ignore[attr-defined]
     page = known_store.fetch(AlertsQuery(limit=2, offset=2, **RANGE))
     assert [a.alert_id for a in page] == ["a1"]  # type: ignore[attr-defined]
+    # a1: window 10:00-10:05, sent 10:05:02; a2: window 10:30, sent 10:35:02.
+    since = {"start": T0 + timedelta(minutes=61), "end": T0 + timedelta(hours=2)}
+    sent = known_store.fetch(AlertsQuery(**since))
+    assert [a.alert_id for a in sent] == ["a2", "a1"]  # type: ignore[attr-defined]
+    windows = known_store.fetch(AlertsQuery(timed_by="window", **since))
+    assert [a.alert_id for a in windows] == ["a2"]  # type: ignore[attr-defined]
 
 
 def test_windows_table(known_store: HistoryStore) -> None:
