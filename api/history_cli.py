@@ -227,7 +227,12 @@ def trend(
         write_rows(db, query, out)
         if points.empty:
             console.print(f"no stories for {kind} {query.entity!r} in {range_text(query)}")
-            _suggest(db, kind, str(query.entity), since, until)
+            unsearched = db.frame(query.model_copy(update={"search": None})) if search else None
+            if unsearched is not None and not unsearched.empty:  # the search emptied it, not the name
+                total = counted(int(unsearched["count"].sum()), "story")
+                console.print(f"{kind} {query.entity} has {total} in the range without the search")
+            else:
+                _suggest(db, kind, str(query.entity), since, until)
             raise typer.Exit(1)
     assert query.start is not None
     assert query.end is not None

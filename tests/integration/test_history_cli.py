@@ -170,6 +170,11 @@ def test_trend_of_an_unknown_name_suggests_the_known_ones(seeded: Path) -> None:
     assert code == 1
     assert "no stories for topic 'Earnings'" in out
     assert "did you mean: topic:earnings" in out
+    # A known name whose titles lack the words: the search emptied it, not the name.
+    code, out = _run("trend", "topic:earnings", "-q", "zzzz", *SPAN)
+    assert code == 1
+    assert "topic earnings has 5 stories in the range without the search" in out
+    assert "did you mean" not in out
 
 
 @pytest.mark.parametrize(
