@@ -37,7 +37,7 @@ from finpulse.wording import counted
 if TYPE_CHECKING:
     import pandas as pd
 
-    from store import HeadlinesQuery
+    from store import AlertsQuery, HeadlinesQuery
 
 
 @history_app.command("entities")
@@ -141,6 +141,22 @@ def movers(
     console.print(table)
 
 
+def _others(query: AlertsQuery) -> None:
+    """The alerts a filtered query left out of its range: their subscriptions and entities."""
+    unfiltered = {"entity_kind": None, "entity": None, "subscription_id": None, "state": None, "offset": 0}
+    with opened() as db:
+        others = db.frame(query.model_copy(update=unfiltered))
+    if others.empty:
+        return
+    subscriptions = ", ".join(sorted(set(others["subscription_id"])))
+    entities = sorted(set(others["entity_kind"] + ":" + others["entity"]))
+    more = f" and {len(entities) - 10} more" if len(entities) > 10 else ""
+    console.print(
+        f"{counted(len(others), 'alert')} in the range without them: subscriptions {subscriptions}; "
+        f"entities {', '.join(entities[:10])}{more}"
+    )
+
+
 # A headline narrower than this is a tower of words, not a line.
 TITLE_LEAST = 36
 
@@ -231,7 +247,11 @@ def alerts(
     )  # fmt: skip
     rows = fetch(query, out)
     if rows.empty:
-        console.print(f"no alerts in {range_text(query)}")
+        filters = {"--entity": entity, "--subscription": subscription, "--state": state}
+        given = " ".join(f"{flag} {value}" for flag, value in filters.items() if value)
+        console.print(f"no alerts{' of ' + given if given else ''} in {range_text(query)}")
+        if given:
+            _others(query)
         return
     cells = [
         {

@@ -114,9 +114,12 @@ def dead_letters(
     match = Filter(source_topic=topic, stage=stage, reason=reason)
     start = parse_time(since, "--since")
 
+    everything = Tally(last=0)  # what a filter left out, to say so when it matched none
+
     async def read(sender: Replayer | None) -> Tally:
         tally = Tally(last=last)
         async for found in iter_dead_letters(s.kafka, since=start):
+            everything.add(found)
             if match(found):
                 tally.add(found)
                 if sender is not None and found.letter is not None:
@@ -131,6 +134,8 @@ def dead_letters(
 
     tally, sent = asyncio.run(read_and_replay())
     print_dead_letters(console, tally, dead_letter_topics(s.kafka.topics))
+    if not tally.total and (missed := match.missed(everything)):
+        console.print(missed)
     if sent is not None:
         targets = ", ".join(sorted(sent.targets))
         console.print(f"replayed {counted(sent.sent, 'record')}" + (f" to {targets}" if sent.sent else ""))

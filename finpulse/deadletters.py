@@ -56,6 +56,22 @@ class Filter:
     stage: str | None = None
     reason: str | None = None
 
+    def describe(self) -> str:
+        """The options that chose it: `--stage score --reason 'timeout'`; empty for all letters."""
+        given = (("--topic", self.source_topic), ("--stage", self.stage), ("--reason", self.reason))
+        return " ".join(f"{flag} {value!r}" for flag, value in given if value is not None)
+
+    def missed(self, everything: Tally) -> str | None:
+        """Why a filter that matched none of the letters read did so: what they hold instead."""
+        if not everything.total or not self.describe():
+            return None
+        stages = sorted({stage for _, stage, _ in everything.groups})
+        topics = sorted({topic for topic, _, _ in everything.groups})
+        return (
+            f"none of the {counted(everything.total, 'dead letter')} match {self.describe()}; they failed "
+            f"on {', '.join(topics) or '?'} in stages {', '.join(stages) or '?'}"
+        )
+
     def __call__(self, found: Found) -> bool:
         letter = found.letter
         if letter is None:

@@ -79,6 +79,10 @@ def test_dead_letters_are_listed_filtered_and_replayed(kafka: KafkaSettings) -> 
     later = (utcnow() + timedelta(minutes=5)).isoformat()
     none = " ".join(_cli(kafka, "--since", later).stdout.split())
     assert f"no dead letters on {kafka.topics.raw}{kafka.topics.dead_letter_suffix}, " in none, none
+    # A filter that matches none says what the letters hold instead.
+    bogus = " ".join(_cli(kafka, "--stage", "bogus").stdout.split())
+    assert "none of the 4 dead letters match --stage 'bogus'; they failed on" in bogus, bogus
+    assert "in stages ingest, score" in bogus, bogus
     bad_time = _cli(kafka, "--since", "yesterday")
     assert bad_time.returncode == 2
     assert "is not ISO 8601" in bad_time.stderr

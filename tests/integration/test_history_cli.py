@@ -359,7 +359,12 @@ def test_alerts_with_verdicts(seeded: Path) -> None:
     assert a3.split()[:3] == [f"{sent:%Y-%m-%d}", f"{sent:%H:%M}", f"{sent - timedelta(seconds=2):%H:%M}"]
     assert "resolved" not in out
     code, out = _run("alerts", "--subscription", "nobody", *SPAN)
-    assert (code, "no alerts in" in out) == (0, True)
+    assert (code, "no alerts of --subscription nobody in" in out) == (0, True)
+    # what the filter left out: a typo shows the names to use
+    assert (
+        "3 alerts in the range without them: subscriptions apple, desk; entities ticker:AAPL, topic:earnings"
+        in (" ".join(out.split()))
+    )
 
 
 def test_alerts_read_whole_at_80_columns(seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
