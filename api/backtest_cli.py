@@ -92,7 +92,7 @@ def backtest(
 
     from alerts.backtest import BacktestError
     from api.backtest import BacktestRequest, grid_from_option, read_labels_file
-    from finpulse.cli import parse_time
+    from finpulse.cli import parse_range
     from finpulse.cli import settings as load_settings
     from finpulse.errors import FinpulseError
     from finpulse.logs import quiet_store
@@ -107,12 +107,13 @@ def backtest(
         raise typer.BadParameter(
             "--apply changes a live subscription: give --subscription ID", param_hint="--apply"
         )
+    start, end = parse_range(since, until)
     try:
         request = BacktestRequest(
             entity=entity,
             subscription_id=subscription,
-            start=parse_time(since, "--since"),
-            end=parse_time(until, "--until"),
+            start=start,
+            end=end,
             grid=grid_from_option(grid),
             max_alerts_per_day=max_alerts_per_day or None,
             rebuild=rebuild,

@@ -96,12 +96,12 @@ def export(
     ] = None,
 ) -> None:
     """Export headlines of true-positive alerts as bearish (label 0) training rows."""
-    from finpulse.cli import parse_time
+    from finpulse.cli import parse_range
     from finpulse.cli import settings as load_settings
     from finpulse.errors import FinpulseError
     from store import open_store
 
-    start, end = parse_time(since, "--since"), parse_time(until, "--until")
+    start, end = parse_range(since, until)
     s = load_settings()
     existing = exclude or s.model.train_data_dir / "sentiment" / "train.csv"
     try:

@@ -122,13 +122,26 @@ def make_query(query_type: type[Query], since: str | None, until: str | None, **
     """A validated query; a bad range or value is a clear error naming it (exit 2)."""
     from pydantic import ValidationError
 
-    from finpulse.cli import parse_time
+    from finpulse.cli import parse_range
 
-    values = {"start": parse_time(since, "--since"), "end": parse_time(until, "--until"), **filters}
+    start, end = parse_range(since, until)
+    values = {"start": start, "end": end, **filters}
     try:
         return query_type.model_validate({k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
-        fail("; ".join(f"{'.'.join(map(str, e['loc'])) or 'range'}: {e['msg']}" for e in exc.errors()))
+        fail(
+            "; ".join(f"{_option(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+        )
+
+
+# The command-line options of the query fields that differ in name.
+OPTIONS = {"entity_kind": "--kind", "subscription_id": "--subscription", "min_stories": "--min-stories"}
+
+
+def _option(loc: tuple[Any, ...]) -> str:
+    """The option a query field's error is about: `--kind` for entity_kind; `range` for the whole."""
+    field = ".".join(map(str, loc))
+    return OPTIONS.get(field, f"--{field.replace('_', '-')}") if field else "range"
 
 
 def entity_arg(text: str | None) -> tuple[str | None, str | None]:

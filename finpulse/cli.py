@@ -49,6 +49,18 @@ def parse_time(value: str | None, option: str) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def parse_range(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    """--since and --until (parse_time); BadParameter where the range they leave is empty."""
+    start, end = parse_time(since, "--since"), parse_time(until, "--until")
+    if start is not None and start >= (end or datetime.now(UTC)):
+        before = f"--until ({end:%Y-%m-%d %H:%M} UTC)" if end else "now (the default --until)"
+        raise typer.BadParameter(
+            f"{start:%Y-%m-%d %H:%M} UTC is not before {before}: the range would be empty",
+            param_hint="--since",
+        )
+    return start, end
+
+
 @kafka_app.command("start")
 def kafka_start() -> None:
     """Fetch the broker jars once, format storage, start, wait until it answers."""

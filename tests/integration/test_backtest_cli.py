@@ -276,7 +276,10 @@ def test_feedback_labels_and_training_export(history: History, tmp_path: Path) -
             "299 settings",
         ),
         (["--entity", "ticker:ACME", "--since", "yesterday"], "ISO 8601"),
-        (["--entity", "ticker:ACME", "--since", "2026-03-03", "--until", "2026-03-02"], "must be before"),
+        (
+            ["--entity", "ticker:ACME", "--since", "2026-03-03", "--until", "2026-03-02"],
+            "the range would be empty",
+        ),
         (["--entity", "ticker:NOPE", *RANGE], "no stored windows"),
         (["--subscription", "nobody", *RANGE], "no subscription 'nobody'"),
         (["--entity", "ticker:ACME", "--labels", "/nonexistent/labels.json"], "cannot read labels file"),

@@ -181,11 +181,15 @@ def test_trend_of_an_unknown_name_suggests_the_known_ones(seeded: Path) -> None:
     ("args", "needle"),
     [
         (("trend", "acme"), "is not KIND:NAME"),
-        (("trend", "ticker:ACME", "--since", "2024-03-06", "--until", "2024-03-04"), "must be before end"),
+        (
+            ("trend", "ticker:ACME", "--since", "2024-03-06", "--until", "2024-03-04"),
+            "2024-03-06 00:00 UTC is not before --until (2024-03-04 00:00 UTC): the range would be empty",
+        ),
+        (("trend", "ticker:ACME", "--since", "2999-01-01"), "is not before now (the default --until)"),
         (("trend", "ticker:ACME", "--granularity", "week"), "'5min', 'hour' or 'day'"),
         (("trend", "ticker:ACME", "--since", "yesterday"), "is not ISO 8601"),
         (("trend", "ticker:AAPL", "--out", "aapl.xlsx"), ".csv, .parquet or .json"),
-        (("entities", "--kind", "sector"), "'topic', 'ticker' or 'source'"),
+        (("entities", "--kind", "sector"), "--kind: Input should be 'topic', 'ticker' or 'source'"),
         (("alerts", "--state", "open"), "'fired' or 'resolved'"),
     ],
 )
