@@ -456,7 +456,8 @@ def run_from_store(
     if not windows:
         raise NoHistory(
             f"no stored windows for {request.entity or request.subscription_id} in the range; "
-            "check the entity's name (`finpulse history entities --kind KIND`, GET /api/v1/entities) and the range"
+            "check the entity's name (`finpulse history entities --kind KIND`, GET /api/v1/entities) "
+            "and the range"
         )
     stories = store.stories_span(request.start, request.end)
     labels = labels_for(request, store, labels)
