@@ -38,9 +38,18 @@ from finpulse.wording import counted
 if TYPE_CHECKING:
     import pandas as pd
 
-    from store import HistoryStore, Query
+    from store import HistoryStore, Query, TrendQuery
 
-from api.text_charts import EMPTY, bucket_series, share_bar, spark_note, spark_start, sparkline
+from api.text_charts import (
+    EMPTY,
+    auto_granularity,
+    bucket_series,
+    coarse_granularity,
+    share_bar,
+    spark_note,
+    spark_start,
+    sparkline,
+)
 
 console = Console()
 history_app = typer.Typer(
@@ -68,6 +77,21 @@ Out = Annotated[
     ),
 ]
 Limit = Annotated[int, typer.Option(min=1, max=10_000, help="Rows to show.")]
+AUTO = "auto"
+Granularity = Annotated[
+    str,
+    typer.Option(
+        help="Bucket size: 5min, hour, day, or auto: 5min when the range's stories span a day or less, "
+        "hours up to a month, days beyond."
+    ),
+]
+
+
+def concrete(granularity: str) -> str:
+    """A granularity a query takes: `auto` stands in as hours until at_granularity picks."""
+    return "hour" if granularity == AUTO else granularity
+
+
 Search = Annotated[
     str | None,
     typer.Option(
@@ -209,6 +233,26 @@ def _suggest(db: HistoryStore, kind: str, name: str, since: str | None, until: s
         console.print(f"busiest {kind}s in the range: {', '.join(names[:5])} (finpulse history entities)")
 
 
+def at_granularity(
+    db: HistoryStore, queries: list[TrendQuery], granularity: str, chosen: bool
+) -> list[TrendQuery]:
+    """The queries in `granularity`'s buckets; `auto` picks them from the span of their stories
+    (text_charts.auto_granularity), `chosen`: the range's start was given."""
+    if granularity != AUTO:
+        return queries
+    import pandas as pd
+
+    start, end = queries[0].start, queries[0].end
+    assert start is not None
+    assert end is not None
+    coarse = coarse_granularity(start, end)
+    firsts = pd.concat(
+        [db.frame(q.model_copy(update={"granularity": coarse}))["bucket_start"] for q in queries]
+    )
+    picked = auto_granularity(start, end, firsts, chosen)
+    return [q.model_copy(update={"granularity": picked}) for q in queries]
+
+
 # ---- commands -------------------------------------------------------------------------------
 
 
@@ -219,7 +263,7 @@ def trend(
     ],
     since: Since = None,
     until: Until = None,
-    granularity: Annotated[str, typer.Option(help="Bucket size: 5min, hour or day.")] = "hour",
+    granularity: Granularity = AUTO,
     rows: Annotated[int, typer.Option(min=1, help="Newest buckets with stories to show.")] = 24,
     search: Search = None,
     out: Out = None,
@@ -231,10 +275,18 @@ def trend(
 
     kind, name = entity_arg(entity)
     query = make_query(
-        TrendQuery, since, until, entity_kind=kind, entity=name, granularity=granularity, search=search
+        TrendQuery,
+        since,
+        until,
+        entity_kind=kind,
+        entity=name,
+        granularity=concrete(granularity),
+        search=search,
     )
     assert isinstance(query, TrendQuery)
     with opened() as db:
+        [query] = at_granularity(db, [query], granularity, since is not None)
+        granularity = query.granularity
         points = db.frame(query)
         fired = fired_alerts(db, query)
         write_rows(db, query, out)
@@ -306,7 +358,7 @@ def compare(
     ],
     since: Since = None,
     until: Until = None,
-    granularity: Annotated[str, typer.Option(help="Bucket size: 5min, hour or day.")] = "day",
+    granularity: Granularity = AUTO,
     rows: Annotated[int, typer.Option(min=1, help="Newest buckets to show.")] = 14,
     search: Search = None,
     png: Annotated[
@@ -325,16 +377,17 @@ def compare(
     parsed = [entity_arg(text) for text in dict.fromkeys(entities)]
     queries = [
         make_query(
-            TrendQuery, since, until, entity_kind=kind, entity=name, granularity=granularity, search=search
+            TrendQuery, since, until, entity_kind=kind, entity=name, granularity=concrete(granularity),
+            search=search,
         )
         for kind, name in parsed
-    ]
+    ]  # fmt: skip
     with opened() as db:
-        series = {
-            f"{q.entity_kind}:{q.entity}": (q, db.frame(q), fired_alerts(db, q))
-            for q in queries
-            if isinstance(q, TrendQuery)
-        }
+        queries = at_granularity(
+            db, [q for q in queries if isinstance(q, TrendQuery)], granularity, since is not None
+        )
+        granularity = queries[0].granularity
+        series = {f"{q.entity_kind}:{q.entity}": (q, db.frame(q), fired_alerts(db, q)) for q in queries}
     first = next(iter(series.values()))[0]
     console.print(
         f"[bold]{counted(len(series), 'entity')}[/bold], {granularity} buckets, {range_text(first)}"

@@ -6,18 +6,20 @@ only typer, rich and the standard library at module level.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
 
 from api.history_cli import (
+    AUTO,
     Limit,
     Out,
     Search,
     Since,
     Until,
+    at_granularity,
     console,
     entity_arg,
     fail,
@@ -35,8 +37,6 @@ from finpulse.tables import compact_table, fitting_table
 from finpulse.wording import counted
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from store import AlertsQuery, HeadlinesQuery
 
 
@@ -61,27 +61,19 @@ def entities(
         if busiest.empty:
             console.print(f"no stories in {range_text(query)}")
             return
-
-        def trends_by(granularity: str) -> tuple[pd.DataFrame, datetime]:
-            """Each entity's buckets, and where the sparklines start: the range's start, or its
-            first story (a young store's default week is mostly empty)."""
-            q = make_query(TrendQuery, since, until, entity_kind=kind, granularity=granularity, search=search)
-            frame = db.frame(q)
-            return frame, spark_start(query.start, frame["bucket_start"], since is not None)
-
-        # Hours up to a month (168 a week, merged to the width), days beyond, 5 minutes within a day.
-        granularity = "hour" if query.end - query.start <= timedelta(days=31) else "day"
-        trends, start = trends_by(granularity)
-        if query.end - start <= timedelta(days=1):
-            granularity = "5min"
-            trends, start = trends_by(granularity)
+        # Their sparklines' buckets: `--granularity auto`'s over all entities of the kind.
+        trends = make_query(TrendQuery, since, until, entity_kind=kind, granularity="hour", search=search)
+        assert isinstance(trends, TrendQuery)
+        [trends] = at_granularity(db, [trends], AUTO, since is not None)
+        granularity, points = trends.granularity, db.frame(trends)
+        start = spark_start(query.start, points["bucket_start"], since is not None)
     table = compact_table(
         f"busiest {kind}s, {range_text(query)}",
         (kind, "stories", "negative", "mean score", "negative trend"),
         right=("stories", "negative", "mean score"),
     )
     for e in busiest.itertuples():
-        counts, negatives = bucket_series(trends[trends["entity"] == e.entity], start, query.end, granularity)
+        counts, negatives = bucket_series(points[points["entity"] == e.entity], start, query.end, granularity)
         table.add_row(
             str(e.entity), f"{e.count:,}", f"{e.negative_share:.0%}", score_text(e.mean_score),
             sparkline(counts, negatives, width=18),

@@ -4,7 +4,7 @@ sparkline, and a trend's rows laid on a gap-free bucket grid for them (`finpulse
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -42,6 +42,22 @@ def spark_start(start: datetime, bucket_starts: pd.Series, chosen: bool) -> date
     if chosen or bucket_starts.empty:
         return start
     return max(start, bucket_starts.min().to_pydatetime())
+
+
+DAY, MONTH = timedelta(days=1), timedelta(days=31)
+
+
+def coarse_granularity(start: datetime, end: datetime) -> str:
+    """The buckets to find a range's first story in: hours up to a month, days beyond."""
+    return "hour" if end - start <= MONTH else "day"
+
+
+def auto_granularity(start: datetime, end: datetime, bucket_starts: pd.Series, chosen: bool) -> str:
+    """`--granularity auto` (the dashboard's Step auto too): 5 minutes when the range's stories, from
+    the first (`bucket_starts`, coarse_granularity's) to its end, span a day or less; hours up to a
+    month; days beyond. `chosen`: the range's start was given, so the span is the whole range."""
+    span = end - spark_start(start, bucket_starts, chosen)
+    return "5min" if span <= DAY else "hour" if span <= MONTH else "day"
 
 
 def spark_note(start: datetime) -> str:

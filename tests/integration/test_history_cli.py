@@ -95,6 +95,20 @@ def test_trend_without_since_starts_its_sparkline_at_the_first_story(seeded: Pat
     assert spark.count("·") == 36
 
 
+def test_granularity_auto_follows_the_span_of_the_stories(seeded: Path) -> None:
+    # The default: three hours of stories in the week before 12:00 are 5-minute buckets; the
+    # two days --since/--until name are hours, however few stories they hold.
+    code, out = _run("trend", "topic:earnings", "--until", "2024-03-04T12:00")
+    assert code == 0, out
+    assert "topic earnings, 5min buckets" in out
+    assert "2024-03-04 10:00" in out  # s4's bucket, a1's marker in it
+    assert "hour buckets" in _run("trend", "topic:earnings", *SPAN)[1]
+    code, out = _run("compare", "topic:earnings", "topic:macro", "--until", "2024-03-04T12:00")
+    assert (code, "2 entities, 5min buckets" in out) == (0, True), out
+    wide = ["--since", "2024-02-01", "--until", "2024-03-06"]  # 34 days asked: days
+    assert "2 entities, day buckets" in _run("compare", "topic:earnings", "topic:macro", *wide)[1]
+
+
 def test_trend_reads_whole_at_80_columns_with_many_alerts_in_a_bucket(
     seeded: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

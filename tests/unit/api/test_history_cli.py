@@ -10,7 +10,15 @@ import pytest
 import typer
 
 from api.history_cli import output_format
-from api.text_charts import EMPTY, bucket_series, share_bar, spark_start, sparkline
+from api.text_charts import (
+    EMPTY,
+    auto_granularity,
+    bucket_series,
+    coarse_granularity,
+    share_bar,
+    spark_start,
+    sparkline,
+)
 
 
 def test_share_bar_counts_eighths_of_a_cell() -> None:
@@ -58,6 +66,19 @@ def test_sparklines_start_at_the_chosen_start_or_the_first_bucket_with_stories()
     assert (
         spark_start(start, pd.Series(pd.to_datetime(["2026-03-02 09:00"], utc=True)), chosen=False) == start
     )
+
+
+def test_auto_granularity_by_the_span_from_the_first_story() -> None:
+    end = datetime(2026, 3, 10, tzinfo=UTC)
+    week = end - timedelta(days=7)
+    at = lambda *days: pd.Series(pd.to_datetime([end - timedelta(days=d) for d in days], utc=True))  # noqa: E731
+    assert auto_granularity(week, end, at(0.5, 0.1), chosen=False) == "5min"  # half a day of stories
+    assert auto_granularity(week, end, at(0.5), chosen=True) == "hour"  # the week asked for
+    assert auto_granularity(week, end, at(3), chosen=False) == "hour"
+    assert auto_granularity(end - timedelta(days=90), end, at(40), chosen=False) == "day"
+    assert auto_granularity(week, end, at(), chosen=False) == "hour"  # no stories: the range
+    assert coarse_granularity(end - timedelta(days=31), end) == "hour"
+    assert coarse_granularity(end - timedelta(days=32), end) == "day"
 
 
 def test_output_format_by_suffix() -> None:
