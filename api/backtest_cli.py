@@ -128,8 +128,29 @@ def backtest(
         _fail(str(exc))
     print_report(outcome.report)
     console.print(f"report: {paths['markdown']}  {paths['json']}  {paths['png']}")
+    if request.subscription_id is None:
+        _watching(request, s)
     if apply:
         _apply(outcome.report, request, s)
+
+
+def _watching(request: BacktestRequest, s: Settings) -> None:
+    """An entity's replay ran the default detector: name the subscriptions (file) watching it."""
+    from alerts.subscriptions import load_subscriptions
+    from api.backtest import parse_entity
+    from finpulse.errors import ConfigError
+
+    kind, name = parse_entity(str(request.entity))
+    try:
+        subs = load_subscriptions(s.alerts.subscriptions_file)
+    except ConfigError:
+        return  # no file, or an invalid one: `finpulse alerts check` says why
+    watching = [sub.id for sub in subs if sub.enabled and sub.filter.matches(kind, name)]
+    if watching:
+        console.print(
+            f"subscriptions watching {kind} {name} in {s.alerts.subscriptions_file}: {', '.join(watching)}; "
+            "`--subscription ID` replays one with its own detector, mutes and cooldown"
+        )
 
 
 def _apply(report: BacktestReport, request: BacktestRequest, s: Settings) -> None:

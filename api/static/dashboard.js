@@ -161,14 +161,16 @@ const counted = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 
 // One entity's trend as the view asks for it; without one, every entity of the kind (the CSV).
 const trendParams = (entity) => ({
-  entity_kind: $("kind").value, ...(entity ? { entity } : {}), ...range(), ...searched(), granularity: state.step,
+  entity_kind: $("kind").value, ...(entity ? { entity } : {}), ...range(), ...searched(), granularity: step(),
 });
+// The chosen step, or auto's pick for the charts shown.
+const step = () => ($("granularity").value === "auto" ? state.step : $("granularity").value);
 
 const STEP_S = { "5min": 300, hour: 3600, day: 86400 };
 
 // Step "auto": 5 minutes when the range's stories, from the first to the range's end, span a day or
-// less; hours up to 31 days; days beyond (the rule of `finpulse history entities`). A young store's
-// week of hours was a chart of two points.
+// less; hours up to 31 days; days beyond (`finpulse history --granularity auto`'s rule,
+// api/text_charts.auto_granularity). A young store's week of hours was a chart of two points.
 async function chosenStep() {
   const auto = $("granularity").options[0];
   if ($("granularity").value !== "auto") return $("granularity").value;
@@ -178,9 +180,9 @@ async function chosenStep() {
   const params = { entity_kind: $("kind").value, start, end, ...searched(), granularity: coarse, limit: 1 };
   const first = (await api("/volume", { params })).items[0]; // buckets come oldest first
   const from = Math.max(Date.parse(start), first ? Date.parse(first.bucket_start) : 0);
-  const step = span(from) <= STEP_S.day ? "5min" : span(from) <= 31 * STEP_S.day ? "hour" : "day";
-  auto.textContent = `auto: ${$("granularity").querySelector(`option[value="${step}"]`).textContent}`;
-  return step;
+  const picked = span(from) <= STEP_S.day ? "5min" : span(from) <= 31 * STEP_S.day ? "hour" : "day";
+  auto.textContent = `auto: ${$("granularity").querySelector(`option[value="${picked}"]`).textContent}`;
+  return picked;
 }
 
 // The API answers the buckets that hold stories. Where the next one comes much later than this
@@ -573,7 +575,7 @@ for (const id of ["kind", "range", "granularity", "from", "to"]) {
 $("entity").onchange = () => refresh();
 $("trends-csv").onclick = () => {
   const entity = $("entity").value;
-  download("/trends", trendParams(entity), `trend-${$("kind").value}-${entity || "all"}-${state.step}`);
+  download("/trends", trendParams(entity), `trend-${$("kind").value}-${entity || "all"}-${step()}`);
 };
 $("movers-csv").onclick = () => download("/movers", moverParams(), `movers-${$("kind").value}`);
 $("headlines-csv").onclick = () => download("/headlines", headlineParams(), `headlines-${$("headline-sentiment").value}`);

@@ -191,6 +191,9 @@ def test_grid_with_labels_file_writes_report_table_and_png(history: History, tmp
     assert result.exit_code == 0, result.output
     # The console's table, at 80 columns: titled as the report, each setting's parameters whole.
     assert "Backtest: ticker ACME" in result.output
+    # and the subscription watching it, to replay with its own detector
+    hint = f"subscriptions watching ticker ACME in {history.subscriptions}: desk;"
+    assert "".join(hint.split()) in "".join(result.output.split())  # wrapped anywhere at 80 columns
     # ... replayed with the default detector, as it says; the grid's values override it.
     assert (
         "current detector (the defaults: --subscription ID replays a live one's): window=tumbling"
