@@ -77,6 +77,14 @@ Out = Annotated[
     ),
 ]
 Limit = Annotated[int, typer.Option(min=1, max=10_000, help="Rows to show.")]
+Search = Annotated[
+    str | None,
+    typer.Option(
+        "--search", "-q", help='Only the stories whose title holds each word, any case: "rate cut".'
+    ),
+]
+
+
 AUTO = "auto"
 Granularity = Annotated[
     str,
@@ -90,14 +98,6 @@ Granularity = Annotated[
 def concrete(granularity: str) -> str:
     """A granularity a query takes: `auto` stands in as hours until at_granularity picks."""
     return "hour" if granularity == AUTO else granularity
-
-
-Search = Annotated[
-    str | None,
-    typer.Option(
-        "--search", "-q", help='Only the stories whose title holds each word, any case: "rate cut".'
-    ),
-]
 
 
 def register(app: typer.Typer) -> None:
