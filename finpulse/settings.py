@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -276,6 +277,22 @@ class ApiSettings(_Group):
     @classmethod
     def _empty_is_unset(cls, v: SecretStr | None) -> SecretStr | None:
         return v if v is not None and v.get_secret_value().strip() else None
+
+    @field_validator("public_url")
+    @classmethod
+    def _an_address(cls, v: str | None) -> str | None:
+        """An http(s) address people open, or None; links built on anything else went nowhere."""
+        if v is None or not v.strip():
+            return None
+        parsed = urlsplit(v.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"{v!r} is not an http(s) address, e.g. https://finpulse.example.com")
+        return v.strip()
+
+    def local_only(self) -> bool:
+        """Whether links sent out (public_url, else host:port) only open on this machine."""
+        host = urlsplit(self.public_url).hostname if self.public_url else self.host
+        return host in ("localhost", "0.0.0.0", "::1") or str(host).startswith("127.")  # noqa: S104
 
 
 class Settings(BaseSettings):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from alerts.links import FeedbackLinks
@@ -12,13 +13,24 @@ from alerts.slack import SlackNotifier
 from finpulse.errors import ConfigError
 from finpulse.settings import Settings
 
+logger = logging.getLogger(__name__)
+# Sinks whose messages people read elsewhere: their links must open there.
+SENT_AWAY = ("slack", "webhook")
+
 
 def build_sinks(names: Sequence[str] | None, s: Settings) -> list[AlertSink]:
     """Sinks by name (none given: `alerts.sinks`); ConfigError names the setting that is missing.
     Every sink's fired alerts carry links to the API (`api.public_url`, signed with the API token)."""
     settings, links = s.alerts, FeedbackLinks.from_settings(s.api)
+    chosen = list(dict.fromkeys(names or settings.sinks))
+    if s.api.local_only() and any(name in SENT_AWAY for name in chosen):
+        logger.warning(
+            "alert links (verdicts, mute, chart, dashboard) point at %s, which opens on this machine only: "
+            "set FINPULSE_API_PUBLIC_URL to the API's address as subscribers reach it",
+            links.base_url,
+        )
     sinks: list[AlertSink] = []
-    for name in dict.fromkeys(names or settings.sinks):
+    for name in chosen:
         if name == "slack":
             token = settings.resolved_slack_token()
             if token is None or not token.get_secret_value():

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
-from pydantic import SecretStr
+import pytest
+from pydantic import SecretStr, ValidationError
 
 from alerts.links import CHART, MUTE, FeedbackLinks, alert_view, check_link_token, feedback_url, link_token
-from finpulse.settings import ApiSettings
+from alerts.sinks.build import build_sinks
+from finpulse.settings import AlertsSettings, ApiSettings, Settings
+from tests.fixtures.slack import VALID_TOKEN
 from tests.unit.alerts.events import alert
 
 SECRET = SecretStr("s3cret")
@@ -86,3 +90,29 @@ def test_the_dashboard_link_shows_the_alerts_entity_as_its_chart_does() -> None:
         event.window_end - timedelta(hours=60),
         event.window_end + timedelta(hours=12),
     )
+
+
+def test_the_public_address_is_an_http_address() -> None:
+    assert ApiSettings(public_url=" https://fp.example/ ").public_url == "https://fp.example/"
+    assert ApiSettings(public_url="").public_url is None
+    for bad in ("not-a-url", "fp.example", "ftp://fp.example", "https://"):
+        with pytest.raises(ValidationError, match="is not an http"):
+            ApiSettings(public_url=bad)
+
+
+def test_links_that_open_on_this_machine_only_are_warned_of(caplog: pytest.LogCaptureFixture) -> None:
+    assert ApiSettings().local_only()  # http://127.0.0.1:8000
+    assert ApiSettings(host="0.0.0.0").local_only()
+    assert ApiSettings(public_url="http://localhost:8000").local_only()
+    assert not ApiSettings(public_url="https://fp.example").local_only()
+    assert not ApiSettings(host="10.1.2.3").local_only()
+    slack = AlertsSettings(slack_token=SecretStr(VALID_TOKEN))
+    with caplog.at_level(logging.WARNING, logger="alerts.sinks.build"):
+        build_sinks(["console"], Settings(alerts=slack))  # read here: no warning
+        assert not caplog.records
+        build_sinks(["slack"], Settings(alerts=slack))
+    assert "point at http://127.0.0.1:8000, which opens on this machine only" in caplog.text
+    assert "FINPULSE_API_PUBLIC_URL" in caplog.text
+    caplog.clear()
+    build_sinks(["slack"], Settings(alerts=slack, api=ApiSettings(public_url="https://fp.example")))
+    assert not caplog.records
