@@ -61,6 +61,7 @@ def check(
     from .subscriptions import load_subscriptions
 
     subs = load_subscriptions(path or settings().alerts.subscriptions_file)
+    doubts = []  # names that never match: after the list, so each reads whole
     for sub in subs:
         f, d = sub.filter, sub.detector
         watched = ", ".join(
@@ -74,7 +75,13 @@ def check(
             + ("" if sub.enabled else " (disabled)"),
             markup=False,
         )
-    console.print(f"{counted(len(subs), 'subscription')} OK")
+        doubts += [labelled("warning:", f"{sub.id}: {doubt}", style="yellow") for doubt in f.doubts()]
+    for doubt in doubts:
+        console.print(doubt)
+    console.print(
+        f"{counted(len(subs), 'subscription')} OK"
+        + (f", {counted(len(doubts), 'warning')}" if doubts else "")
+    )
 
 
 @alerts_app.command("list")

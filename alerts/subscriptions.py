@@ -28,6 +28,7 @@ naming the file, the subscription and the field.
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from collections.abc import Sequence
 from datetime import datetime, time
@@ -38,7 +39,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from finpulse.errors import ConfigError
-from finpulse.schema import EntityKind, WindowKind, describe_validation_error, normalise_entity, parse_entity
+from finpulse.schema import (
+    TICKER,
+    TOPICS,
+    EntityKind,
+    WindowKind,
+    describe_validation_error,
+    normalise_entity,
+    parse_entity,
+)
 
 WILDCARD = "*"
 # The filter's lists by entity kind, in the order everything shows them.
@@ -101,6 +110,23 @@ class SubscriptionFilter(_Model):
             for kind, field in FILTER_FIELDS
             if (names := getattr(self, field))
         )
+
+    def doubts(self) -> tuple[str, ...]:
+        """Names that never match what the pipeline produces: a topic none of the classifier's
+        (a typo: the closest one suggested), a ticker not a symbol ingestion finds ($AAPL)."""
+        said = []
+        for topic in (t for t in self.topics if t != WILDCARD):
+            if not any(same_entity("topic", topic, known) for known in TOPICS):
+                part = [known for known in TOPICS if topic.casefold() in known.casefold()]  # "Fed"
+                close = part or difflib.get_close_matches(topic, TOPICS, n=1, cutoff=0.5)
+                hint = f"; did you mean {close[0]!r}?" if close else f" ({', '.join(TOPICS)})"
+                said.append(f"topic {topic!r} is none of the classifier's topics and never matches{hint}")
+        for ticker in (t for t in self.tickers if t != WILDCARD):
+            if not TICKER.fullmatch(normalise_entity("ticker", ticker)):
+                said.append(
+                    f"ticker {ticker!r} is not a symbol as news writes it ($AAPL, $BRK.B) and never matches"
+                )
+        return tuple(said)
 
     def matches(self, kind: EntityKind, entity: str) -> bool:
         """True when the entity is listed under its kind, or that kind lists '*'."""

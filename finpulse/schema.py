@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from datetime import UTC, datetime
 from typing import Annotated, ClassVar, Literal, Self
 
@@ -34,6 +35,34 @@ MAX_TITLE_CHARS = 1_000
 MAX_SUMMARY_CHARS = 20_000
 
 SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
+
+# The 20 topics of the "Twitter Financial News" topic set, in the order of its
+# label ids (../shared/data/README.md).
+TOPICS: tuple[str, ...] = (
+    "Analyst Update",
+    "Fed | Central Banks",
+    "Company | Product News",
+    "Treasuries | Corporate Debt",
+    "Dividend",
+    "Earnings",
+    "Energy | Oil",
+    "Financials",
+    "Currencies",
+    "General News | Opinion",
+    "Gold | Metals | Materials",
+    "IPO",
+    "Legal | Regulation",
+    "M&A | Investments",
+    "Macro",
+    "Markets",
+    "Politics",
+    "Personnel Change",
+    "Stock Commentary",
+    "Stock Movement",
+)
+# A ticker symbol as ingestion finds it in news ($AAPL, $BRK.B): what a ticker entity can be.
+TICKER = re.compile(r"[A-Z]{1,5}(?:\.[A-Z]{1,2})?")
+
 Sentiment = Literal["negative", "neutral", "positive"]
 EntityKind = Literal["topic", "ticker", "source"]
 WindowKind = Literal["tumbling", "hopping"]

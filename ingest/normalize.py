@@ -29,6 +29,7 @@ from finpulse.errors import InvalidRecord
 from finpulse.schema import (
     MAX_SUMMARY_CHARS,
     MAX_TITLE_CHARS,
+    TICKER,
     NewsItem,
     describe_validation_error,
     story_id_for,
@@ -56,7 +57,7 @@ _TRACKING_PARAMS = frozenset(
      "wt_zmc", "at_medium", "at_campaign", "feature"}
 )  # fmt: skip
 
-_CASHTAG = re.compile(r"(?<![\w$])\$([A-Z]{1,5}(?:\.[A-Z]{1,2})?)(?![\w])")
+_CASHTAG = re.compile(rf"(?<![\w$])\$({TICKER.pattern})(?![\w])")
 # "(NYSE: IBM)", "(Nasdaq:AAPL)": how press releases name listed companies.
 _EXCHANGE_SYMBOL = re.compile(
     r"\((?:NYSE|NASDAQ|Nasdaq|NYSE American|NYSE Arca|AMEX|LSE|TSX|ASX)\s*:\s*([A-Z]{1,5}(?:\.[A-Z]{1,2})?)\)"

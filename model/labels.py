@@ -5,34 +5,10 @@ from __future__ import annotations
 from typing import Final, Literal
 
 from finpulse.schema import SENTIMENTS
+from finpulse.schema import TOPICS as TOPICS  # the topic head's classes (subscriptions check them too)
 
 Task = Literal["topic", "sentiment"]
 TASKS: Final[tuple[Task, ...]] = ("topic", "sentiment")
-
-# The 20 topics of the "Twitter Financial News" topic set, in the order of its
-# label ids (../shared/data/README.md).
-TOPICS: Final[tuple[str, ...]] = (
-    "Analyst Update",
-    "Fed | Central Banks",
-    "Company | Product News",
-    "Treasuries | Corporate Debt",
-    "Dividend",
-    "Earnings",
-    "Energy | Oil",
-    "Financials",
-    "Currencies",
-    "General News | Opinion",
-    "Gold | Metals | Materials",
-    "IPO",
-    "Legal | Regulation",
-    "M&A | Investments",
-    "Macro",
-    "Markets",
-    "Politics",
-    "Personnel Change",
-    "Stock Commentary",
-    "Stock Movement",
-)
 
 # The sentiment head's classes are the schema's ("negative", "neutral", "positive").
 SENTIMENT_LABELS: Final[tuple[str, ...]] = SENTIMENTS

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from alerts import MuteWindow, Subscription, load_subscriptions
-from alerts.subscriptions import parse_subscriptions
+from alerts.subscriptions import SubscriptionFilter, parse_subscriptions
 from finpulse.errors import ConfigError
 from finpulse.settings import REPO_ROOT
 
@@ -92,3 +92,23 @@ def test_a_mute_can_name_entities() -> None:
     assert not sub.muted(at), "an entity's mute does not mute the whole subscription"
     assert sub.model_copy(update={"mute": (everything,)}).muted(at, "ticker", "BOLT")
     assert not sub.muted(datetime(2025, 3, 9, tzinfo=UTC), "ticker", "ACME")  # before it starts
+
+
+def test_names_that_never_match_are_doubted() -> None:
+    def doubts(**names: list[str]) -> tuple[str, ...]:
+        return SubscriptionFilter.model_validate(names).doubts()
+
+    assert doubts(topics=["*", "earnings", "Energy | Oil"], tickers=["*", "$aapl", "BRK.B"]) == ()
+    typo, short = doubts(topics=["Enrgy", "Fed"])
+    assert "topic 'Enrgy' is none of the classifier's topics" in typo
+    assert typo.endswith("did you mean 'Energy | Oil'?")
+    assert short.endswith("did you mean 'Fed | Central Banks'?")
+    [far] = doubts(topics=["zzz"])
+    assert "Stock Movement)" in far  # nothing close: every topic listed
+    [name] = doubts(tickers=["Apple Inc"])
+    assert "ticker 'Apple Inc' is not a symbol as news writes it" in name
+    # The shipped subscriptions file names only what the pipeline produces.
+    assert [s.filter.doubts() for s in load_subscriptions(REPO_ROOT / "config" / "subscriptions.toml")] == [
+        (),
+        (),
+    ]
