@@ -295,6 +295,9 @@ class ApiSettings(_Group):
         return host in ("localhost", "0.0.0.0", "::1") or str(host).startswith("127.")  # noqa: S104
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 class Settings(BaseSettings):
     """All finpulse settings; groups mirror the packages that use them."""
 
@@ -319,7 +322,9 @@ class Settings(BaseSettings):
 
     @field_validator("log_level")
     @classmethod
-    def _upper(cls, v: str) -> str:
+    def _a_level(cls, v: str) -> str:
+        if v.upper() not in LOG_LEVELS:
+            raise ValueError(f"{v!r} is not one of {', '.join(LOG_LEVELS)}")
         return v.upper()
 
     @classmethod
@@ -349,14 +354,38 @@ def config_file() -> Path | None:
     return local if local.is_file() else None
 
 
+def _setting_name(loc: tuple[int | str, ...]) -> str:
+    """The setting an error is about, as the config file and the environment name it:
+    ("alerts", "sinks", 0) -> `alerts.sinks (FINPULSE_ALERTS_SINKS)`."""
+    names = [p for p in loc if isinstance(p, str)]
+    return f"{'.'.join(names)} (FINPULSE_{'_'.join(names).upper()})"
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings (entry points only); raises ConfigError with the bad fields."""
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from finpulse.errors import ConfigError
 
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"{_setting_name(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
+        )
         raise ConfigError(f"invalid settings: {problems}") from exc
+    except SettingsError as exc:  # a list or table in the environment that is not JSON
+        group = str(exc).split('"')[1] if '"' in str(exc) else ""
+        named = (
+            sorted(k for k in os.environ if k.upper().startswith(f"FINPULSE_{group.upper()}_"))
+            if group
+            else []
+        )
+        example = (
+            """FINPULSE_ALERTS_SINKS='["slack", "console"]', FINPULSE_KAFKA_TOPICS='{"partitions": 12}'"""
+        )
+        raise ConfigError(
+            f"invalid settings: cannot read {', '.join(named) or 'the environment'}: "
+            f"a list or table there is JSON, e.g. {example}"
+        ) from exc

@@ -73,12 +73,27 @@ def test_bad_values_name_the_field(monkeypatch: pytest.MonkeyPatch, env: str, va
         load_settings()
 
 
+def test_bad_levels_and_non_json_lists_are_clear_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINPULSE_LOG_LEVEL", "verbose")  # was a traceback at logging's set-up
+    with pytest.raises(ConfigError, match=r"log_level \(FINPULSE_LOG_LEVEL\): 'verbose' is not one of DEBUG"):
+        load_settings()
+    monkeypatch.delenv("FINPULSE_LOG_LEVEL")
+    monkeypatch.setenv("FINPULSE_ALERTS_SINKS", "slack,console")  # a traceback from the env source
+    with pytest.raises(
+        ConfigError, match=r"cannot read FINPULSE_ALERTS_SINKS: a list or table there is JSON"
+    ):
+        load_settings()
+    monkeypatch.setenv("FINPULSE_ALERTS_SINKS", '["slack", "console"]')
+    assert load_settings().alerts.sinks == ("slack", "console")
+
+
 def test_rocksdb_tables_are_refused_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     # Tried for real: the detect agent crashed at its first state write (Faust's RocksDB store
     # asserts an event in hand; the stage writes once per batch).
     monkeypatch.setenv("FINPULSE_STREAM_TABLE_STORE", "rocksdb://")
     with pytest.raises(
-        ConfigError, match=r"stream\.table_store: .*'rocksdb://' is not supported, only memory://"
+        ConfigError,
+        match=r"stream\.table_store \(FINPULSE_STREAM_TABLE_STORE\): .*'rocksdb://' is not supported, only memory://",
     ):
         load_settings()
 
