@@ -185,7 +185,11 @@ class SlackNotifier(AlertSink):
         except SlackApiError as exc:
             raise _map_error(method, exc) from None
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise SinkUnavailable(f"slack {method}: {type(exc).__name__} (timeout or connection)") from None
+            why = str(exc) or "no answer within the timeout, FINPULSE_ALERTS_REQUEST_TIMEOUT_S"
+            raise SinkUnavailable(
+                f"slack {method}: cannot reach {self._base_url} ({type(exc).__name__}: {why}); check the "
+                "network or proxy (FINPULSE_ALERTS_SLACK_BASE_URL names another address)"
+            ) from None
         return dict(response.data) if isinstance(response.data, dict) else {}
 
 

@@ -13,7 +13,7 @@ from alerts.render import TEST_HEADER
 from alerts.slack import METADATA_TEST_EVENT
 from alerts.subscriptions import Subscription
 from store import DuckDBStore
-from tests.conftest import FINPULSE
+from tests.conftest import FINPULSE, free_port
 from tests.fixtures.slack import VALID_TOKEN, FakeSlack
 from tests.fixtures.store import alert
 
@@ -95,6 +95,16 @@ def test_one_subscription_and_an_unknown_one(tmp_path: Path, slack_api: FakeSlac
     assert done.returncode == 2
     assert "no subscription 'nope'; known: desk, gone" in done.stdout + done.stderr
     assert len(slack_api.posts) == 1
+
+
+def test_a_slack_it_cannot_reach_is_named(tmp_path: Path, slack_api: FakeSlack) -> None:
+    away = f"http://127.0.0.1:{free_port()}/api/"  # nothing listens there
+    done = _run({**_env(tmp_path, slack_api), "FINPULSE_ALERTS_SLACK_BASE_URL": away}, "--sink", "slack")
+    output = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 2, output
+    assert f"slack auth.test: cannot reach {away} (" in output
+    assert "check the network or proxy" in output
+    assert VALID_TOKEN not in output
 
 
 def test_check_lists_the_example_subscriptions(tmp_path: Path, slack_api: FakeSlack) -> None:
