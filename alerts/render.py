@@ -80,8 +80,8 @@ def summary(e: AlertEvent) -> str:
     rise = (e.negative_share - e.baseline_negative_share) * 100
     if e.state == "resolved":
         return (
-            f"Resolved: {_entity(e)} negative share back to {_pct(e.negative_share)} "
-            f"(baseline {_pct(e.baseline_negative_share)}, {e.count} stories)"
+            f"Resolved: {_entity(e)} negative share back to {_pct(e.negative_share)} in {_span(e)}; "
+            f"baseline {_pct(e.baseline_negative_share)}, {e.count} stories"
         )
     return (
         f"{_entity(e)}: *{_pct(e.negative_share)}* negative vs baseline "
@@ -149,7 +149,11 @@ def blocks(n: Notification, links: FeedbackLinks | None = None, charts: bool = F
         out += _alert_blocks(e, links, charts)
     sub = escape_mrkdwn(first.subscription_id)
     ids = ", ".join(f"`{e.alert_id[:12]}`" for e in n.events)
-    context = f"Subscription `{sub}` · alert {ids}"
+    # A resolve names the alert it ends, as the fired message showed it.
+    ended = ", ".join(f"`{e.fired_alert_id[:12]}`" for e in n.events if e.fired_alert_id)
+    context = f"Subscription `{sub}` · " + (
+        f"resolves alert {ended}" if n.state == "resolved" and ended else f"alert {ids}"
+    )
     if n.state == "fired":
         context += (
             f" · To mute the whole subscription: add a mute (`from`/`until` or `weekdays`) to `{sub}` "

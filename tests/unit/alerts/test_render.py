@@ -77,7 +77,12 @@ def test_fired_alerts_carry_signed_verdict_links() -> None:
 
 def test_resolved_and_grouped_messages() -> None:
     resolved = Notification("k", "#alerts", "resolved", (alert(1, "resolved", fired="f0001"),), "123.4")
-    assert _texts(blocks(resolved))[0].startswith("Resolved: ticker *T001* negative share back to 62%")
+    resolve, context = _texts(blocks(resolved))
+    assert resolve == (
+        "Resolved: ticker *T001* negative share back to 62% in 2025-03-03 09:05–09:10 UTC (tumbling); "
+        "baseline 14%, 24 stories"
+    )
+    assert context.endswith("resolves alert `f0001`")  # the id its fired message showed
     group = Notification("k", "#alerts", "fired", tuple(alert(i) for i in range(MAX_ALERTS_PER_MESSAGE)))
     bs = blocks(group)
     assert bs[0]["text"]["text"] == f"{MAX_ALERTS_PER_MESSAGE} negative news spikes (desk)"
