@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from finpulse.tables import compact_table
+from finpulse.terminal import labelled
 
 console = Console()
 ingest_app = typer.Typer(
@@ -203,8 +204,13 @@ def check(
     held = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in sorted(kinds.items()))
     disabled = len(config.all(include_disabled=True)) - len(enabled)
     console.print(f"{files.sources}: sources {len(enabled)} enabled ({held or 'none'}), {disabled} disabled")
+    missing = [r for r in config.replays if r.enabled and not r.path.is_file()]
+    for replay in missing:  # the ingestor reads it at its first poll: that poll would fail
+        console.print(labelled("error:", f"replay {replay.name!r}: no file {replay.path}"))
     tickers = len(set(names.by_name.values()))
     console.print(f"{files.companies}: company names {len(names.by_name)}, for tickers {tickers}")
+    if missing:
+        raise typer.Exit(2)
 
 
 @ingest_app.command("try")

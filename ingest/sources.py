@@ -34,7 +34,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from finpulse.schema import describe_validation_error
-from ingest.errors import SourcesFileError
+from ingest.errors import SourcesFileError, UnsafeUrl
 from ingest.urls import check_url
 
 _NAME = r"^[A-Za-z0-9._-]{1,100}$"
@@ -143,7 +143,10 @@ def parse_sources(data: dict[str, object], *, base_dir: Path, allow_private: boo
         raise SourcesFileError(f"sources: {describe_validation_error(exc, limit=5)}") from exc
     for source in config.all(include_disabled=True):
         if isinstance(source, FeedSource | ApiSource):
-            check_url(source.url, allow_private=allow_private)
+            try:
+                check_url(source.url, allow_private=allow_private)
+            except UnsafeUrl as exc:
+                raise SourcesFileError(f"source {source.name!r}: {exc}") from exc
     replays = tuple(
         r if r.path.is_absolute() else r.model_copy(update={"path": base_dir / r.path})
         for r in config.replays

@@ -54,7 +54,9 @@ def check_url(url: str, *, allow_private: bool = False) -> str:
     if allow_private:
         return url
     if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
-        raise UnsafeUrl(f"feed URL {url!r} targets loopback; set ingest.allow_private_hosts to allow it")
+        raise UnsafeUrl(
+            f"feed URL {url!r} targets loopback; set FINPULSE_INGEST_ALLOW_PRIVATE_HOSTS=true to allow it"
+        )
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -62,7 +64,8 @@ def check_url(url: str, *, allow_private: bool = False) -> str:
     reason = _forbidden(address)
     if reason:
         raise UnsafeUrl(
-            f"feed URL {url!r} targets a {reason} address; set ingest.allow_private_hosts to allow it"
+            f"feed URL {url!r} targets a {reason} address; "
+            "set FINPULSE_INGEST_ALLOW_PRIVATE_HOSTS=true to allow it"
         )
     return url
 
@@ -85,5 +88,5 @@ async def check_resolved(url: str, *, allow_private: bool = False, timeout_s: fl
         if reason:
             raise UnsafeUrl(
                 f"feed URL {url!r}: host {host} resolves to a {reason} address; "
-                "set ingest.allow_private_hosts to allow it"
+                "set FINPULSE_INGEST_ALLOW_PRIVATE_HOSTS=true to allow it"
             )

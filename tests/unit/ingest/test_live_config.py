@@ -61,3 +61,8 @@ def test_check_says_what_the_files_hold_or_what_is_wrong(tmp_path: Path) -> None
     bad = check()
     assert bad.returncode == 2, bad.stdout + bad.stderr
     assert "source names must be unique: a" in bad.stdout + bad.stderr
+    # A replay whose file is not there: the ingestor's poll of it would fail.
+    files.sources.write_text('[[replays]]\nname = "r"\npath = "missing.jsonl"\n')
+    gone = check()
+    assert gone.returncode == 2, gone.stdout + gone.stderr
+    assert f"error: replay 'r': no file {files.sources.parent / 'missing.jsonl'}" in gone.stdout

@@ -62,8 +62,12 @@ def test_missing_sources_file(tmp_path: Path) -> None:
 def test_unsafe_feed_url_in_file(tmp_path: Path) -> None:
     path = tmp_path / "sources.toml"
     path.write_text('[[feeds]]\nname = "a"\nurl = "http://127.0.0.1:8080/feed"\n')
-    with pytest.raises(UnsafeUrl, match="loopback"):
+    # the file, the source and the variable that allows it named
+    with pytest.raises(
+        SourcesFileError, match=f"{path}: source 'a': feed URL .* targets a loopback"
+    ) as raised:
         load_sources(path)
+    assert "FINPULSE_INGEST_ALLOW_PRIVATE_HOSTS=true" in str(raised.value)
     assert load_sources(path, allow_private=True).feeds[0].url.startswith("http://127.0.0.1")
 
 
