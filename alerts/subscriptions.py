@@ -314,7 +314,8 @@ def parse_subscriptions(data: object, origin: str = "subscriptions") -> tuple[Su
             subs.append(Subscription.model_validate(entry))
         except ValidationError as exc:
             raise ConfigError(
-                f"{origin}: subscription {label}: {describe_validation_error(exc)}; fix the file and restart"
+                f"{origin}: subscription {label}: {describe_validation_error(exc)}; fix the file "
+                "(running services keep their last valid subscriptions meanwhile)"
             ) from exc
     _check_unique([s.id for s in subs], origin)
     return tuple(subs)
