@@ -111,7 +111,9 @@ def build_digest(db: HistoryStore, sub: Subscription, day_id: str, end: datetime
     for kind, field in FILTER_FIELDS:
         if not getattr(sub.filter, field):
             continue
-        query = MoversQuery(entity_kind=kind, start=start, end=end, min_stories=1, limit=MAX_LIMIT)
+        query = MoversQuery(
+            entity_kind=kind, start=start, end=end, min_stories=1, direction="any", limit=MAX_LIMIT
+        )
         for m in db.fetch(query):
             if isinstance(m, Mover) and sub.filter.matches(kind, m.entity):
                 lines.append(EntityLine(kind, m.entity, m.count, m.negative_share, m.previous_share))

@@ -204,13 +204,13 @@ class EntitiesQuery(_EntityQuery):
 class MoversQuery(_Searchable):
     """The entities whose negative share rose most (`direction` up) or fell most (down) in the range
     against the range of equal length just before it; both ranges need `min_stories` for a change.
-    Only risers (up) or fallers (down) are listed; rising, those with too few stories before (new
-    in the news) follow, by negative share."""
+    Only risers (up) or fallers (down) are listed, or every entity (any); rising, those with too
+    few stories before (new in the news) follow, by negative share."""
 
     row: ClassVar[type[Row]] = Mover
     entity_kind: EntityKind = "ticker"
     min_stories: int = Field(default=10, ge=1, le=1_000_000)
-    direction: Literal["up", "down"] = "up"
+    direction: Literal["up", "down", "any"] = "up"
 
     def previous_start(self) -> datetime:
         """The start of the range before (as far back as datetimes go)."""
@@ -223,9 +223,11 @@ class MoversQuery(_Searchable):
     def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         start, end = self.bounds()
         before = naive_utc(self.previous_start())
-        order, keep = (
-            ("DESC", "change > 0 OR change IS NULL") if self.direction == "up" else ("ASC", "change < 0")
-        )
+        order, keep = {
+            "up": ("DESC", "change > 0 OR change IS NULL"),
+            "down": ("ASC", "change < 0"),
+            "any": ("DESC", "TRUE"),  # every entity with its change (a digest's day)
+        }[self.direction]
         # Both ranges' stories: the one before and this one.
         items, item_params = self._stories(_ENTITY_COLUMN[self.entity_kind], before, end)
         sql = (

@@ -23,7 +23,7 @@ from finpulse.settings import KafkaSettings
 from store import DuckDBStore
 from tests.conftest import FINPULSE
 from tests.fixtures.slack import VALID_TOKEN, FakeSlack
-from tests.fixtures.store import alert, seed_spike
+from tests.fixtures.store import alert, scored, seed_spike
 
 END = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # a Monday, 08:00 UTC
 DESK = Subscription.model_validate(
@@ -62,6 +62,20 @@ def test_the_digest_ranks_the_day_from_the_store(tmp_path: Path) -> None:
     assert "ticker *ACME*:" in text
     assert "(day before: none)" in text
     assert "1 alert fired" in text
+
+
+def test_the_digest_lists_an_entity_whose_negative_share_fell(tmp_path: Path) -> None:
+    _seeded(tmp_path / "h.duckdb")
+    before = END - timedelta(hours=30)  # the day before the digest's: BOLT all negative then
+    with DuckDBStore(tmp_path / "h.duckdb") as db:
+        db.upsert_scored(
+            [scored(f"old-{i}", before, "markets", "negative", -0.9, ("BOLT",)) for i in range(3)]
+        )
+        digest = build_digest(db, DESK, digest_id("desk", END.date()), END)
+    bolt = next(e for e in digest.entities if e.entity == "BOLT")
+    assert bolt.previous_share == 1.0
+    assert bolt.negative_share < 1.0  # fell: still the subscription's news of the day
+    assert "ticker *BOLT*:" in json.dumps(digest_blocks(digest))
 
 
 def test_the_job_sends_each_days_digest_once(tmp_path: Path, slack_api: FakeSlack) -> None:

@@ -136,7 +136,7 @@ def test_movers_against_the_day_before(api_client: Any) -> None:
         ("/api/v1/trends", {"search": " "}, "search needs a word"),
         ("/api/v1/movers", {"search": "x" * 201}, "at most 200 characters"),
         ("/api/v1/headlines", {"sentiment": "gloomy"}, "'positive' or 'any'"),
-        ("/api/v1/movers", {"direction": "sideways"}, "'up' or 'down'"),
+        ("/api/v1/movers", {"direction": "sideways"}, "'up', 'down' or 'any'"),
         ("/api/v1/movers", {"min_stories": 0}, "greater than or equal to 1"),
         ("/api/v1/alerts", {"state": "open"}, "'fired' or 'resolved'"),
         ("/api/v1/feedback", {"verdict": "maybe"}, "'tp' or 'fp'"),
