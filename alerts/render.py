@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 from finpulse.schema import AlertEvent, HeadlineRef
 from store import AlertRecord
 
-from .digest import Digest, EntityLine
+from .digest import MIN_STORIES, Digest, EntityLine
 from .links import FeedbackLinks
 from .sinks.base import Notification
 
@@ -208,10 +208,13 @@ def _count(n: int, one: str, many: str) -> str:
 def digest_summary(d: Digest) -> str:
     """`24 hours to 2026-03-02 08:00 (UTC): 2 of the subscription's entities in the news, 1 alert
     fired.` (plain text)."""
+    # Entities with few stories are not ranked: say so, or the digest lists nothing and explains none.
+    quiet = f" (none with {MIN_STORIES}+ stories to rank)" if d.active_entities and not d.entities else ""
+    headlines = "" if d.headlines or not d.active_entities else " No negative headlines."
     return (
         f"24 hours to {d.local_end:%Y-%m-%d %H:%M} ({d.timezone}): {d.active_entities} of the "
-        "subscription's entities in the news, "
-        f"{_count(len(d.alerts), 'alert', 'alerts')} fired."
+        f"subscription's entities in the news{quiet}, "
+        f"{_count(len(d.alerts), 'alert', 'alerts')} fired.{headlines}"
     )
 
 

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from alerts.digest import Digest, EntityLine
 from alerts.links import FeedbackLinks, feedback_url
 from alerts.render import (
     MAX_ALERTS_PER_MESSAGE,
     SECTION_CHARS,
     blocks,
+    digest_summary,
     escape_mrkdwn,
     fallback_text,
     safe_url,
@@ -133,3 +136,28 @@ def test_news_text_never_injects(title: str, source: str, entity: str) -> None:
         # The only '<' left open a link we built from a safe URL.
         for m in re.finditer("<", text):
             assert text.startswith("<https://news.example/1|", m.start())
+
+
+def test_a_quiet_digest_says_why_it_lists_nothing() -> None:
+    end = datetime(2026, 3, 2, 8, tzinfo=UTC)
+    quiet = Digest("d", "desk", "Desk", "#d", end - timedelta(days=1), end, "UTC", 4, (), (), ())
+    assert digest_summary(quiet) == (
+        "24 hours to 2026-03-02 08:00 (UTC): 4 of the subscription's entities in the news "
+        "(none with 3+ stories to rank), 0 alerts fired. No negative headlines."
+    )
+    busy = Digest(
+        "d",
+        "desk",
+        "Desk",
+        "#d",
+        end - timedelta(days=1),
+        end,
+        "UTC",
+        1,
+        (EntityLine("ticker", "ACME", 5, 0.6, None),),
+        (),
+        (),
+    )
+    assert digest_summary(busy).endswith(
+        "1 of the subscription's entities in the news, 0 alerts fired. No negative headlines."
+    )
