@@ -16,6 +16,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -69,7 +70,8 @@ def create_app(settings: Settings, *, retention_interval_h: float | None = None)
                 await retention.stop()
             store.stop()
 
-    app = FastAPI(
+    # /docs and /redoc from the package's own copies of Swagger UI and ReDoc, not a CDN: offline too.
+    app = FastAPIOffline(
         title="finpulse history API",
         version="1",
         description="Sentiment trends, volume, headlines, alerts, feedback and subscriptions "

@@ -4,6 +4,7 @@ PostgreSQL database: values, paging, bad input."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +203,14 @@ def test_openapi_spec_documents_every_endpoint(api_client: Any) -> None:
         "/api/v1/subscriptions", "/api/v1/subscriptions/{sub_id}", "/feedback/{alert_id}", "/api/v1/health",
     }  # fmt: skip
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
+
+
+def test_the_api_docs_need_nothing_from_the_internet(api_client: Any) -> None:
+    for page in ("/docs", "/redoc"):
+        html = api_client.get(page)
+        assert html.status_code == 200
+        scripts = re.findall(r'<script src="([^"]+)"', html.text)
+        assert scripts, html.text
+        for src in scripts:  # served here (the dashboard's hosts may have no way out)
+            assert not src.startswith("http"), src
+            assert api_client.get(src).status_code == 200, src
