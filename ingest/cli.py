@@ -215,7 +215,9 @@ def check(
 
 @ingest_app.command("try")
 def try_source(
-    url: Annotated[str | None, typer.Argument(help="A feed's URL (RSS, Atom, RDF).")] = None,
+    url: Annotated[
+        str | None, typer.Argument(help="A feed's URL (RSS, Atom, RDF), or a feed saved to a file.")
+    ] = None,
     source: Annotated[
         str | None, typer.Option("--source", help="Or an entry of the sources file (a feed or a JSON API).")
     ] = None,
@@ -229,16 +231,24 @@ def try_source(
     Title, time, language and tickers of each; publishes nothing. Exit 1 when it yields no
     item."""
     from finpulse.cli import settings
-    from ingest.preview import pick_source, preview
+    from ingest.preview import local_file, pick_source, preview, preview_file
 
     s = settings()
     if (url is None) == (source is None):
         raise typer.BadParameter("give a feed URL or --source NAME (one of them)")
-    chosen = pick_source(
-        url, source, sources or s.ingest.sources_file, allow_private=s.ingest.allow_private_hosts
+    saved = local_file(url) if url is not None else None
+    if url is not None and saved is None and "://" not in url:
+        raise typer.BadParameter(f"{url!r} is neither a file here nor a URL (https://...)", param_hint="URL")
+    if saved is not None:
+        result = preview_file(s.ingest, saved)
+    else:
+        chosen = pick_source(
+            url, source, sources or s.ingest.sources_file, allow_private=s.ingest.allow_private_hosts
+        )
+        result = asyncio.run(preview(s.ingest, chosen))
+    table = Table(
+        title=f"{result.source}: newest {min(limit, len(result.items))} of {len(result.items)} items"
     )
-    result = asyncio.run(preview(s.ingest, chosen))
-    table = Table(title=f"{chosen.name}: newest {min(limit, len(result.items))} of {len(result.items)} items")
     for column in ("published (UTC)", "title", "language", "tickers"):
         table.add_column(column, overflow="fold")
     for item in result.items[:limit]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from finpulse.errors import InvalidRecord
 from finpulse.schema import NewsItem, utcnow
@@ -15,7 +16,8 @@ from ingest.companies import CompanyNames
 from ingest.errors import SourcesFileError
 from ingest.fetch import HttpFetcher
 from ingest.ingestor import poller_for
-from ingest.normalize import normalize_entries
+from ingest.normalize import RawEntry, normalize_entries
+from ingest.rss import parse_feed
 from ingest.sources import ApiSource, FeedSource, load_sources
 from ingest.state import SourceState
 from ingest.urls import check_url
@@ -45,14 +47,34 @@ async def preview(settings: IngestSettings, source: FeedSource | ApiSource) -> P
         outcome = await poller_for(source).poll(SourceState(source=source.name), fetcher)
     finally:
         await fetcher.stop()
-    items, invalid = normalize_entries(outcome.entries, utcnow(), CompanyNames.load(settings.companies_file))
+    return _normalised(settings, source.name, outcome.entries, outcome.warnings)
+
+
+def preview_file(settings: IngestSettings, path: Path) -> Preview:
+    """A feed document saved to a file, parsed and normalised as a poll of it would be (no fetch:
+    a feed to check before it is served, or one saved from a site). Raises FeedError."""
+    parsed = parse_feed(path.read_bytes(), FeedSource(name="try", url=path.resolve().as_uri()))
+    return _normalised(settings, path.name, parsed.entries, parsed.warnings)
+
+
+def local_file(url: str) -> Path | None:
+    """The file a `try` argument names (a path or a file:// URL), or None for a URL to fetch."""
+    parts = urlsplit(url)
+    path = Path(unquote(parts.path)) if parts.scheme == "file" else Path(url) if not parts.scheme else None
+    return path if path is not None and path.is_file() else None
+
+
+def _normalised(
+    settings: IngestSettings, name: str, entries: tuple[RawEntry, ...], warnings: tuple[str, ...]
+) -> Preview:
+    items, invalid = normalize_entries(entries, utcnow(), CompanyNames.load(settings.companies_file))
     newest = sorted((item for item, _ in items), key=lambda i: i.published_at, reverse=True)
     return Preview(
-        source=source.name,
-        entries=len(outcome.entries),
+        source=name,
+        entries=len(entries),
         items=tuple(newest),
         invalid=tuple(exc for _, exc, _ in invalid),
-        warnings=outcome.warnings,
+        warnings=warnings,
     )
 
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from finpulse.settings import IngestSettings
 from tests.conftest import FINPULSE
 from tests.fixtures.feeds import FeedServer, rss_document
 
@@ -37,6 +38,18 @@ def test_a_real_feed_is_listed_newest_first(tmp_path: Path, feed_server: FeedSer
     assert times == sorted(times, reverse=True)
     assert " items (en " in done.stdout
     assert not (tmp_path / "state").exists() or not any((tmp_path / "state").iterdir())  # no state kept
+
+
+def test_a_feed_saved_to_a_file_and_a_name_that_is_neither(tmp_path: Path) -> None:
+    saved = IngestSettings().feeds_dir / "real-world" / "guardian.rss"
+    for given in (str(saved), saved.resolve().as_uri()):  # a path, or a file:// URL
+        done = _try(_env(tmp_path), given, "--limit", "2")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "guardian.rss: newest 2 of 55 items" in done.stdout
+        assert "55 entries: 55 items (en 55), 0 invalid" in done.stdout
+    gone = _try(_env(tmp_path), str(tmp_path / "missing.rss"))
+    assert gone.returncode == 2
+    assert "is neither a file here nor a URL" in " ".join(gone.stderr.replace("│", " ").split())
 
 
 def test_bad_entries_a_foreign_language_and_a_sources_entry(tmp_path: Path, feed_server: FeedServer) -> None:
