@@ -66,8 +66,8 @@ class Query(BaseModel):
 
     start: UtcTime | None = Field(default=None, description="inclusive, ISO 8601; default end - 7 days")
     end: UtcTime | None = Field(default=None, description="exclusive, ISO 8601; default now")
-    limit: int = Field(default=500, ge=1, le=MAX_LIMIT)
-    offset: int = Field(default=0, ge=0, le=1_000_000_000)
+    limit: int = Field(default=500, ge=1, le=MAX_LIMIT, description="rows in the page")
+    offset: int = Field(default=0, ge=0, le=1_000_000_000, description="rows to skip: the page's start")
 
     @model_validator(mode="after")
     def _range(self) -> Self:
@@ -132,8 +132,13 @@ def _entity_filter(kind: str | None, entity: str | None, column: str = "entity")
 
 
 class _EntityQuery(_Searchable):
-    entity_kind: EntityKind = "topic"
-    entity: str | None = Field(default=None, min_length=1, max_length=200)
+    entity_kind: EntityKind = Field(default="topic", description="topic, ticker or source")
+    entity: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="one entity of that kind (Earnings, ACME or $ACME, reuters); default: all of them",
+    )
 
     @model_validator(mode="after")
     def _ticker_case(self) -> Self:
@@ -161,7 +166,7 @@ class TrendQuery(_EntityQuery):
 
     row: ClassVar[type[Row]] = TrendPoint
     measures: ClassVar[str] = _SENTIMENT_COUNTS  # each bucket's columns
-    granularity: Granularity = "hour"
+    granularity: Granularity = Field(default="hour", description="bucket size: 5min, hour or day")
 
     def _bucket(self, dialect: Dialect) -> str:
         return dialect.bucket(INTERVALS[self.granularity], "published_at")
@@ -208,9 +213,13 @@ class MoversQuery(_Searchable):
     few stories before (new in the news) follow, by negative share."""
 
     row: ClassVar[type[Row]] = Mover
-    entity_kind: EntityKind = "ticker"
-    min_stories: int = Field(default=10, ge=1, le=1_000_000)
-    direction: Literal["up", "down", "any"] = "up"
+    entity_kind: EntityKind = Field(default="ticker", description="topic, ticker or source")
+    min_stories: int = Field(
+        default=10, ge=1, le=1_000_000, description="stories each range needs for a change"
+    )
+    direction: Literal["up", "down", "any"] = Field(
+        default="up", description="up: risers and entities new in the range; down: fallers; any: every entity"
+    )
 
     def previous_start(self) -> datetime:
         """The start of the range before (as far back as datetimes go)."""
@@ -254,8 +263,8 @@ class HeadlinesQuery(_Searchable):
     any sentiment (or `newest`), the newest first."""
 
     row: ClassVar[type[Row]] = Headline
-    entity_kind: EntityKind | None = None
-    entity: str | None = Field(default=None, min_length=1, max_length=200)
+    entity_kind: EntityKind | None = Field(default=None, description="with entity: topic, ticker or source")
+    entity: str | None = Field(default=None, min_length=1, max_length=200, description="only this entity's")
     sentiment: Literal[Sentiment, "any"] = Field(
         default="negative", description="one sentiment, the most extreme first; any: newest first"
     )
@@ -304,11 +313,19 @@ class AlertsQuery(Query):
     as after a replay or a worker's lag)."""
 
     row: ClassVar[type[Row]] = AlertRecord
-    subscription_id: str | None = Field(default=None, min_length=1, max_length=200)
-    entity_kind: EntityKind | None = None
-    entity: str | None = Field(default=None, min_length=1, max_length=200)
-    state: Literal["fired", "resolved"] | None = None
-    timed_by: Literal["created", "window"] = "created"
+    subscription_id: str | None = Field(
+        default=None, min_length=1, max_length=200, description="only its alerts"
+    )
+    entity_kind: EntityKind | None = Field(
+        default=None, description="only of this kind: topic, ticker, source"
+    )
+    entity: str | None = Field(default=None, min_length=1, max_length=200, description="only this entity's")
+    state: Literal["fired", "resolved"] | None = Field(
+        default=None, description="fired or resolved; default both"
+    )
+    timed_by: Literal["created", "window"] = Field(
+        default="created", description="created: alerts sent in the range; window: whose windows start in it"
+    )
 
     def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         clauses, params = [], []

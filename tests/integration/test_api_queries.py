@@ -214,3 +214,12 @@ def test_the_api_docs_need_nothing_from_the_internet(api_client: Any) -> None:
         for src in scripts:  # served here (the dashboard's hosts may have no way out)
             assert not src.startswith("http"), src
             assert api_client.get(src).status_code == 200, src
+
+
+def test_the_query_parameters_are_described(api_client: Any) -> None:
+    spec = api_client.get("/openapi.json").json()
+    for path in ("/api/v1/trends", "/api/v1/movers", "/api/v1/alerts", "/api/v1/headlines"):
+        params = spec["paths"][path]["get"]["parameters"]
+        assert all(p.get("description") for p in params), [
+            p["name"] for p in params if not p.get("description")
+        ]
