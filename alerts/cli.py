@@ -57,11 +57,13 @@ def check(
 ) -> None:
     """Validate the subscriptions file and list what it subscribes to."""
     from finpulse.cli import console, settings
+    from finpulse.schema import utcnow
 
     from .subscriptions import load_subscriptions
 
     subs = load_subscriptions(path or settings().alerts.subscriptions_file)
-    doubts = []  # names that never match: after the list, so each reads whole
+    doubts = []  # names that never match, mutes over: after the list, so each reads whole
+    now = utcnow()
     for sub in subs:
         f, d = sub.filter, sub.detector
         watched = ", ".join(
@@ -75,7 +77,13 @@ def check(
             + ("" if sub.enabled else " (disabled)"),
             markup=False,
         )
-        doubts += [labelled("warning:", f"{sub.id}: {doubt}", style="yellow") for doubt in f.doubts()]
+        ended = [m for m in sub.mute if m.until is not None and m.until <= now]
+        said = [*f.doubts(), *(f"a mute ended {m.until:%Y-%m-%d %H:%M} UTC: remove it" for m in ended)]
+        doubts += [labelled("warning:", f"{sub.id}: {doubt}", style="yellow") for doubt in said]
+    if not subs:
+        doubts.append(
+            labelled("warning:", "the file holds no subscriptions: nothing will alert", style="yellow")
+        )
     for doubt in doubts:
         console.print(doubt)
     console.print(

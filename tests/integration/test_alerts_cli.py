@@ -116,7 +116,28 @@ def test_check_lists_the_example_subscriptions(tmp_path: Path, slack_api: FakeSl
     assert done.returncode == 0, done.stdout + done.stderr
     megacaps = next(line for line in done.stdout.splitlines() if line.startswith("megacaps:"))
     assert "mutes=3 digest=07:30 America/New_York" in megacaps
-    assert "2 subscriptions OK" in done.stdout
+    assert done.stdout.rstrip().endswith("2 subscriptions OK")  # and no warning
+
+
+def test_check_warns_of_what_never_alerts(tmp_path: Path, slack_api: FakeSlack) -> None:
+    env = _env(tmp_path, slack_api)
+    (tmp_path / "odd.toml").write_text(
+        '[[subscription]]\nid = "desk"\nchannel = "#desk"\n[subscription.filter]\ntopics = ["Enrgy"]\n'
+        "[[subscription.mute]]\nfrom = 2025-01-01T00:00:00Z\nuntil = 2025-01-02T00:00:00Z\n"
+    )
+    (tmp_path / "empty.toml").write_text("")
+    said = {}
+    for name in ("odd.toml", "empty.toml"):
+        done = subprocess.run(
+            [str(FINPULSE), "alerts", "check", str(tmp_path / name)], env=env, capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        said[name] = " ".join(done.stdout.split())
+    assert "warning: desk: topic 'Enrgy' is none of the classifier's topics" in said["odd.toml"]
+    assert "warning: desk: a mute ended 2025-01-02 00:00 UTC: remove it" in said["odd.toml"]
+    assert said["odd.toml"].endswith("1 subscription OK, 2 warnings")
+    assert "warning: the file holds no subscriptions: nothing will alert" in said["empty.toml"]
 
 
 def test_a_bad_file_is_an_error_with_its_toml_names_whole(tmp_path: Path, slack_api: FakeSlack) -> None:
