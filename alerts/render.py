@@ -92,8 +92,21 @@ def summary(e: AlertEvent) -> str:
 
 
 def significance_text(e: AlertEvent) -> str:
-    """How sure the detector was (plain text: Slack, console and the feedback pages)."""
-    return f"p = {e.p_value:.2g} (one-sided binomial, adjusted; α = {e.significance:g})"
+    """How sure the detector was (plain text: Slack, console and the feedback pages), with the odds
+    in words for readers who do not read p-values."""
+    return (
+        f"p = {e.p_value:.2g} (one-sided binomial, adjusted; α = {e.significance:g}){chance_text(e.p_value)}"
+    )
+
+
+def chance_text(p: float) -> str:
+    """`: about 1 in 15,000 by chance at the baseline rate`; nothing for p near 1."""
+    if p >= 0.5:
+        return ""
+    if p < 1e-6:
+        return ": under 1 in a million by chance at the baseline rate"
+    odds = float(f"{1 / p:.2g}")  # two figures: 15,385 -> 15,000
+    return f": about 1 in {odds:,.0f} by chance at the baseline rate"
 
 
 def feedback_line(e: AlertEvent, links: FeedbackLinks) -> str:

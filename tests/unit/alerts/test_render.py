@@ -17,6 +17,7 @@ from alerts.render import (
     MAX_ALERTS_PER_MESSAGE,
     SECTION_CHARS,
     blocks,
+    chance_text,
     digest_summary,
     escape_mrkdwn,
     fallback_text,
@@ -46,6 +47,7 @@ def test_fired_message_explains_itself() -> None:
         "15 of 24 stories",
         "p = 3.1e-06",
         "α = 0.001",
+        "about 1 in 320,000 by chance at the baseline rate",  # the odds in words
     ):
         assert expected in text
     assert "<https://news.example/1|ACME shares tumble after profit warning> — wire (-0.91)" in text
@@ -161,3 +163,10 @@ def test_a_quiet_digest_says_why_it_lists_nothing() -> None:
     assert digest_summary(busy).endswith(
         "1 of the subscription's entities in the news, 0 alerts fired. No negative headlines."
     )
+
+
+def test_the_odds_in_words() -> None:
+    assert chance_text(6.5e-05) == ": about 1 in 15,000 by chance at the baseline rate"
+    assert chance_text(0.01) == ": about 1 in 100 by chance at the baseline rate"
+    assert chance_text(5.2e-12) == ": under 1 in a million by chance at the baseline rate"
+    assert chance_text(0.9) == ""  # a resolve's p: no odds worth saying
