@@ -172,6 +172,7 @@ def send_test(
     from .sample import send_samples
     from .sinks.build import build_sinks
     from .subscriptions import pick
+    from .windows import window_sizes
 
     s = settings()
     store = open_store(s.store, read_only=True) if s.stream.history else None
@@ -185,7 +186,7 @@ def send_test(
         raise ConfigError(
             f"no subscriptions to test: add one to {s.alerts.subscriptions_file} or the dashboard"
         )
-    results = asyncio.run(send_samples(subs, build_sinks(sink, s), utcnow()))
+    results = asyncio.run(send_samples(subs, build_sinks(sink, s), utcnow(), window_sizes(s.alerts)))
     table = Table("subscription", "channel", "sink", "result", title="Test messages")
     for r in results:
         table.add_row(r.subscription_id, r.channel, r.sink, Text(r.detail, style="" if r.sent else "red"))

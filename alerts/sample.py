@@ -10,11 +10,12 @@ its own alert id, so it is never taken for a delivered alert.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from finpulse.errors import PermanentError, TransientError
-from finpulse.schema import AlertEvent, EntityKind, HeadlineRef
+from finpulse.schema import AlertEvent, EntityKind, HeadlineRef, WindowKind
 
 from .sinks.base import AlertSink, Notification
 from .stats import binomial_p
@@ -25,6 +26,8 @@ EXAMPLE_BASELINE = 0.12
 EXAMPLE_EXTRA_RISE = 0.2
 EXAMPLE_STORIES = 20
 EXAMPLE_WINDOW = timedelta(minutes=5)
+# What a "*" subscription's example alert is about: a name its kind could have.
+WILDCARD_EXAMPLES: dict[EntityKind, str] = {"topic": "Earnings", "ticker": "ACME", "source": "reuters"}
 
 
 def describe(sub: Subscription) -> str:
@@ -42,12 +45,13 @@ def _example_entity(sub: Subscription) -> tuple[EntityKind, str]:
     for kind, field in FILTER_FIELDS:
         names = getattr(sub.filter, field)
         if names:
-            return kind, names[0] if names[0] != WILDCARD else f"any {kind}"
+            return kind, names[0] if names[0] != WILDCARD else WILDCARD_EXAMPLES[kind]
     raise AssertionError("a subscription's filter names at least one entity")  # its validator
 
 
-def sample_notification(sub: Subscription, now: datetime) -> Notification:
-    """The test message for one subscription, sent to its channel."""
+def sample_notification(sub: Subscription, now: datetime, window: timedelta = EXAMPLE_WINDOW) -> Notification:
+    """The test message for one subscription, sent to its channel; `window`: the size of the
+    subscription's window kind (window_specs)."""
     kind, entity = _example_entity(sub)
     d = sub.detector
     count = max(d.min_volume, EXAMPLE_STORIES)
@@ -60,7 +64,7 @@ def sample_notification(sub: Subscription, now: datetime) -> Notification:
         state="fired",
         entity_kind=kind,
         entity=entity,
-        window_start=end - EXAMPLE_WINDOW,
+        window_start=end - window,
         window_end=end,
         count=count,
         negative_count=negative,
@@ -102,17 +106,23 @@ class SampleResult:
 
 
 async def send_samples(
-    subscriptions: tuple[Subscription, ...], sinks: list[AlertSink], now: datetime
+    subscriptions: tuple[Subscription, ...],
+    sinks: list[AlertSink],
+    now: datetime,
+    windows: Mapping[WindowKind, timedelta] | None = None,
 ) -> list[SampleResult]:
     """Send each subscription's test message through each sink, once (no retries: the
-    answer is the point). A sink that cannot start (refused token) raises ConfigError."""
+    answer is the point); `windows`: each window kind's size (default 5 minutes). A sink that
+    cannot start (refused token) raises ConfigError."""
+    sizes = windows or {}
     results: list[SampleResult] = []
     for sink in sinks:
         await sink.start()
         try:
             for sub in subscriptions:
                 try:
-                    ref = await sink.send(sample_notification(sub, now))
+                    window = sizes.get(sub.detector.window, EXAMPLE_WINDOW)
+                    ref = await sink.send(sample_notification(sub, now, window))
                 except (TransientError, PermanentError) as exc:
                     results.append(SampleResult(sub.id, sub.channel, sink.name, False, str(exc)))
                 else:

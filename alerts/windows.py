@@ -53,6 +53,11 @@ def window_specs(settings: AlertsSettings) -> dict[WindowKind, WindowSpec]:
     }
 
 
+def window_sizes(settings: AlertsSettings) -> dict[WindowKind, timedelta]:
+    """How long a window of each kind is (an example alert's window, say)."""
+    return {kind: spec.size for kind, spec in window_specs(settings).items()}
+
+
 def window_starts(spec: WindowSpec, event_time: datetime) -> list[datetime]:
     """Starts of every window of `spec` that contains `event_time`, oldest first.
 

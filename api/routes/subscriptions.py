@@ -14,6 +14,7 @@ from alerts.overview import overviews
 from alerts.sample import SampleResult, send_samples
 from alerts.sinks.build import build_sinks
 from alerts.subscriptions import Subscription
+from alerts.windows import window_sizes
 from api.deps import Store
 from finpulse.errors import ConfigError
 from finpulse.schema import describe_validation_error, utcnow
@@ -101,7 +102,7 @@ async def send_test_message(
     settings = request.app.state.settings
     try:
         sinks = build_sinks(sink, settings)
-        return await send_samples((sub,), sinks, utcnow())
+        return await send_samples((sub,), sinks, utcnow(), window_sizes(settings.alerts))
     except ConfigError as exc:  # no token, a refused one, an unknown sink: the server's settings
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"cannot send: {exc}") from exc
 

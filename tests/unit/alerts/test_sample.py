@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
 from rich.console import Console
@@ -13,6 +13,8 @@ from alerts.render import TEST_HEADER, blocks, fallback_text
 from alerts.sample import describe, sample_notification
 from alerts.sinks.console import ConsoleSink
 from alerts.subscriptions import DetectorParams, MuteWindow, Subscription, SubscriptionFilter
+from alerts.windows import window_sizes
+from finpulse.settings import AlertsSettings
 
 from .synth import subscription
 
@@ -52,7 +54,7 @@ def test_the_example_is_a_fired_alert_of_the_subscriptions_own_entity_and_rules(
 
 def test_a_wildcard_a_disabled_and_a_muted_subscription_say_so() -> None:
     [event] = sample_notification(subscription(topics=("*",)), NOW).events
-    assert (event.entity_kind, event.entity) == ("topic", "any topic")
+    assert (event.entity_kind, event.entity) == ("topic", "Earnings")  # a name a topic could have
     assert "It watches every topic; fires" in (sample_notification(subscription(), NOW).test_note or "")
     off = _desk(enabled=False, mute=(MuteWindow.model_validate({"until": "2027-01-01T00:00:00Z"}),))
     note = sample_notification(off, NOW).test_note or ""
@@ -84,3 +86,11 @@ async def test_console_prints_the_note_and_no_verdict_links() -> None:
     assert out.startswith("test Alerts of subscription energy-desk")
     assert "fired topic Energy | Oil" in out
     assert "real event?" not in out
+
+
+def test_the_example_window_is_the_subscriptions_kind() -> None:
+    hourly = subscription().model_copy(update={"detector": DetectorParams(window="hopping")})
+    [event] = sample_notification(hourly, NOW, window_sizes(AlertsSettings())["hopping"]).events
+    assert (event.window_kind, event.window_end - event.window_start) == ("hopping", timedelta(hours=1))
+    [event] = sample_notification(subscription(), NOW).events
+    assert event.window_end - event.window_start == timedelta(minutes=5)
