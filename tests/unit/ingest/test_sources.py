@@ -134,3 +134,18 @@ def test_seen_ids_expire_only_after_the_ttl() -> None:
     state = SourceState(source="s", seen={"old": t0, "kept": t0 + timedelta(days=5)})
     seen = state.remember(["new", "kept"], t0 + timedelta(days=31), ttl=timedelta(days=30))
     assert set(seen) == {"kept", "new"}
+
+
+def test_errors_name_the_source_not_its_index(tmp_path: Path) -> None:
+    path = tmp_path / "sources.toml"
+    path.write_text(
+        '[[feeds]]\nname = "ok"\nurl = "https://a.example/f"\n'
+        '[[feeds]]\nname = "cnbc"\nurl = "https://b.example/f"\ntags = 3\n'
+        '[[feeds]]\nurl = "https://c.example/f"\n'
+    )
+    with pytest.raises(SourcesFileError) as raised:
+        load_sources(path)
+    said = str(raised.value)
+    assert "feed 'cnbc': tags: Input should be a valid tuple" in said
+    assert "feeds entry 3: name: Field required" in said  # no name to give: its place, counted from 1
+    assert "feeds.1" not in said
