@@ -36,7 +36,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from finpulse.errors import ConfigError
 from finpulse.schema import (
@@ -156,6 +164,13 @@ class DetectorParams(_Model):
     resolve_windows: int = Field(default=2, ge=1)
     # After an alert resolves, the same entity does not fire again for this long (event time).
     cooldown_s: float = Field(default=3600.0, ge=0)
+
+    @field_validator("min_rise", "resolve_rise", "baseline_floor", mode="before")
+    @classmethod
+    def _a_fraction(cls, v: object) -> object:
+        if isinstance(v, int | float) and not isinstance(v, bool) and v >= 1:
+            raise ValueError(f"is a fraction of the stories: {v / 100:g} for {v:g} points, not {v:g}")
+        return v
 
     @model_validator(mode="after")
     def _hysteresis(self) -> Self:
@@ -297,6 +312,19 @@ def pick(subscriptions: Sequence[Subscription], ids: Sequence[str]) -> tuple[Sub
     return tuple(by_id[i] for i in dict.fromkeys(ids)) if ids else tuple(subscriptions)
 
 
+def _meant(exc: ValidationError) -> str:
+    """For a key no subscription has (a typo), the closest one that is: ` (did you mean min_volume?)`."""
+    known = {
+        name
+        for model in (Subscription, SubscriptionFilter, DetectorParams, MuteWindow, DigestParams)
+        for name, field in model.model_fields.items()
+        for name in (field.alias or name,)
+    }
+    typos = [str(e["loc"][-1]) for e in exc.errors() if e["type"] == "extra_forbidden" and e["loc"]]
+    close = [m[0] for typo in typos if (m := difflib.get_close_matches(typo, known, n=1, cutoff=0.7))]
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
 def parse_subscriptions(data: object, origin: str = "subscriptions") -> tuple[Subscription, ...]:
     """Validate a parsed TOML document ({"subscription": [...]}); raises ConfigError."""
     if not isinstance(data, dict):
@@ -314,8 +342,8 @@ def parse_subscriptions(data: object, origin: str = "subscriptions") -> tuple[Su
             subs.append(Subscription.model_validate(entry))
         except ValidationError as exc:
             raise ConfigError(
-                f"{origin}: subscription {label}: {describe_validation_error(exc)}; fix the file "
-                "(running services keep their last valid subscriptions meanwhile)"
+                f"{origin}: subscription {label}: {describe_validation_error(exc)}{_meant(exc)}; "
+                "fix the file (running services keep their last valid subscriptions meanwhile)"
             ) from exc
     _check_unique([s.id for s in subs], origin)
     return tuple(subs)

@@ -112,3 +112,17 @@ def test_names_that_never_match_are_doubted() -> None:
         (),
         (),
     ]
+
+
+def test_a_misspelt_key_and_points_for_a_fraction_say_what_was_meant() -> None:
+    entry = {"id": "x", "channel": "#x", "filter": {"tickers": ["AAPL"]}}
+    with pytest.raises(
+        ConfigError, match=r"min_volum: Extra inputs are not permitted \(did you mean min_volume\?\)"
+    ):
+        parse_subscriptions({"subscription": [{**entry, "detector": {"min_volum": 5}}]})
+    with pytest.raises(
+        ConfigError, match=r"min_rise: is a fraction of the stories: 0\.2 for 20 points, not 20"
+    ):
+        parse_subscriptions({"subscription": [{**entry, "detector": {"min_rise": 20}}]})
+    with pytest.raises(ConfigError, match="fix the file \\(running services keep"):
+        parse_subscriptions({"subscription": [{**entry, "detector": {"min_rise": 0.1, "resolve_rise": 0.2}}]})
