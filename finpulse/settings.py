@@ -358,7 +358,7 @@ def _setting_name(loc: tuple[int | str, ...]) -> str:
     """The setting an error is about, as the config file and the environment name it:
     ("alerts", "sinks", 0) -> `alerts.sinks (FINPULSE_ALERTS_SINKS)`."""
     names = [p for p in loc if isinstance(p, str)]
-    return f"{'.'.join(names)} (FINPULSE_{'_'.join(names).upper()})"
+    return f"{'.'.join(names)} (FINPULSE_{'_'.join(names).upper()})" if names else "settings"
 
 
 def load_settings(**overrides: Any) -> Settings:
