@@ -147,15 +147,14 @@ def make_query(query_type: type[Query], since: str | None, until: str | None, **
     from pydantic import ValidationError
 
     from finpulse.cli import parse_range
+    from finpulse.schema import describe_validation_error
 
     start, end = parse_range(since, until)
     values = {"start": start, "end": end, **filters}
     try:
         return query_type.model_validate({k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
-        fail(
-            "; ".join(f"{_option(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
-        )
+        fail(describe_validation_error(exc, limit=exc.error_count(), where=_option))
 
 
 # The command-line options of the query fields that differ in name.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, ClassVar, Literal, Self
 
@@ -140,11 +141,14 @@ class Message(BaseModel):
             raise InvalidRecord(cls.kind, describe_validation_error(exc)) from exc
 
 
-def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
-    """One line naming the first few failing fields."""
+def describe_validation_error(
+    exc: ValidationError, limit: int = 3, where: Callable[[tuple[int | str, ...]], str] | None = None
+) -> str:
+    """One line naming the first few failing fields; `where` names a field's location as its
+    reader knows it (an option, a variable, a source's name), else `a.b.0`."""
     parts = []
     for err in exc.errors()[:limit]:
-        loc = ".".join(str(p) for p in err["loc"])
+        loc = where(err["loc"]) if where is not None else ".".join(str(p) for p in err["loc"])
         # A validator's own message reads as it was written, without pydantic's "Value error, ".
         msg = err["msg"].removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}" if loc else msg)

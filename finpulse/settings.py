@@ -367,13 +367,12 @@ def load_settings(**overrides: Any) -> Settings:
     from pydantic_settings import SettingsError
 
     from finpulse.errors import ConfigError
+    from finpulse.schema import describe_validation_error
 
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{_setting_name(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
-        )
+        problems = describe_validation_error(exc, limit=exc.error_count(), where=_setting_name)
         raise ConfigError(f"invalid settings: {problems}") from exc
     except SettingsError as exc:  # a list or table in the environment that is not JSON
         group = str(exc).split('"')[1] if '"' in str(exc) else ""

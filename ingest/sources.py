@@ -28,11 +28,13 @@ speed = 0                      # 0 = as fast as possible, 1 = real time, 60 = a 
 from __future__ import annotations
 
 import tomllib
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from finpulse.schema import describe_validation_error
 from ingest.errors import SourcesFileError, UnsafeUrl
 from ingest.urls import check_url
 
@@ -139,7 +141,8 @@ def parse_sources(data: dict[str, object], *, base_dir: Path, allow_private: boo
     try:
         config = SourcesConfig.model_validate(data)
     except ValidationError as exc:
-        raise SourcesFileError(f"sources: {_named(exc, data)}") from exc
+        where = partial(_named, data)
+        raise SourcesFileError(f"sources: {describe_validation_error(exc, limit=5, where=where)}") from exc
     for source in config.all(include_disabled=True):
         if isinstance(source, FeedSource | ApiSource):
             try:
@@ -153,23 +156,17 @@ def parse_sources(data: dict[str, object], *, base_dir: Path, allow_private: boo
     return config.model_copy(update={"replays": replays})
 
 
-def _named(exc: ValidationError, data: dict[str, object], limit: int = 5) -> str:
-    """The errors with each source named as the file names it: `feed 'cnbc': tags: ...`, not
-    `feeds.2.tags` (an index to count out)."""
-    parts = []
-    for err in exc.errors()[:limit]:
-        loc, msg = err["loc"], err["msg"].removeprefix("Value error, ")
-        entries = data.get(str(loc[0])) if loc else None
-        if len(loc) >= 2 and isinstance(loc[1], int) and isinstance(entries, list) and loc[1] < len(entries):
-            entry = entries[loc[1]]
-            name = entry.get("name") if isinstance(entry, dict) else None
-            label = f"{str(loc[0]).removesuffix('s')} {name!r}" if name else f"{loc[0]} entry {loc[1] + 1}"
-            field = ".".join(str(p) for p in loc[2:])
-            parts.append(f"{label}: {field + ': ' if field else ''}{msg}")
-        else:
-            parts.append(f"{'.'.join(str(p) for p in loc)}: {msg}" if loc else msg)
-    more = exc.error_count() - limit
-    return "; ".join(parts + ([f"(+{more} more)"] if more > 0 else []))
+def _named(data: dict[str, object], loc: tuple[int | str, ...]) -> str:
+    """A field's place with its source named as the file names it: `feed 'cnbc': tags`, not
+    `feeds.2.tags` (an index to count out); `feeds entry 3` for an entry without a name."""
+    entries = data.get(str(loc[0])) if loc else None
+    if len(loc) < 2 or not isinstance(loc[1], int) or not isinstance(entries, list) or loc[1] >= len(entries):
+        return ".".join(str(p) for p in loc)
+    entry = entries[loc[1]]
+    name = entry.get("name") if isinstance(entry, dict) else None
+    label = f"{str(loc[0]).removesuffix('s')} {name!r}" if name else f"{loc[0]} entry {loc[1] + 1}"
+    field = ".".join(str(p) for p in loc[2:])
+    return f"{label}: {field}" if field else label
 
 
 def load_sources(path: Path, *, allow_private: bool = False) -> SourcesConfig:
