@@ -96,7 +96,7 @@ Granularity = Annotated[
 
 
 def concrete(granularity: str) -> str:
-    """A granularity a query takes: `auto` stands in as hours until at_granularity picks."""
+    """A granularity a query takes: `auto` stands in as hours until trend_frames picks."""
     return "hour" if granularity == AUTO else granularity
 
 
@@ -232,24 +232,25 @@ def _suggest(db: HistoryStore, kind: str, name: str, since: str | None, until: s
         console.print(f"busiest {kind}s in the range: {', '.join(names[:5])} (finpulse history entities)")
 
 
-def at_granularity(
+def trend_frames(
     db: HistoryStore, queries: list[TrendQuery], granularity: str, chosen: bool
-) -> list[TrendQuery]:
-    """The queries in `granularity`'s buckets; `auto` picks them from the span of their stories
-    (text_charts.auto_granularity), `chosen`: the range's start was given."""
+) -> list[tuple[TrendQuery, pd.DataFrame]]:
+    """Each query in `granularity`'s buckets with its rows; `auto` picks the buckets from the span
+    of their stories (text_charts.auto_granularity), `chosen`: the range's start was given. The
+    coarse rows that find the first story are the answer when auto picks their buckets."""
     if granularity != AUTO:
-        return queries
+        return [(q, db.frame(q)) for q in queries]
     import pandas as pd
 
     start, end = queries[0].start, queries[0].end
     assert start is not None
     assert end is not None
     coarse = coarse_granularity(start, end)
-    firsts = pd.concat(
-        [db.frame(q.model_copy(update={"granularity": coarse}))["bucket_start"] for q in queries]
-    )
-    picked = auto_granularity(start, end, firsts, chosen)
-    return [q.model_copy(update={"granularity": picked}) for q in queries]
+    framed = [(c, db.frame(c)) for c in (q.model_copy(update={"granularity": coarse}) for q in queries)]
+    picked = auto_granularity(start, end, pd.concat([f["bucket_start"] for _, f in framed]), chosen)
+    if picked == coarse:
+        return framed
+    return [(p, db.frame(p)) for p in (q.model_copy(update={"granularity": picked}) for q in queries)]
 
 
 # ---- commands -------------------------------------------------------------------------------
@@ -284,9 +285,8 @@ def trend(
     )
     assert isinstance(query, TrendQuery)
     with opened() as db:
-        [query] = at_granularity(db, [query], granularity, since is not None)
+        [(query, points)] = trend_frames(db, [query], granularity, since is not None)
         granularity = query.granularity
-        points = db.frame(query)
         fired = fired_alerts(db, query)
         write_rows(db, query, out)
         if points.empty:
@@ -382,11 +382,11 @@ def compare(
         for kind, name in parsed
     ]  # fmt: skip
     with opened() as db:
-        queries = at_granularity(
+        framed = trend_frames(
             db, [q for q in queries if isinstance(q, TrendQuery)], granularity, since is not None
         )
-        granularity = queries[0].granularity
-        series = {f"{q.entity_kind}:{q.entity}": (q, db.frame(q), fired_alerts(db, q)) for q in queries}
+        granularity = framed[0][0].granularity
+        series = {f"{q.entity_kind}:{q.entity}": (q, points, fired_alerts(db, q)) for q, points in framed}
     first = next(iter(series.values()))[0]
     console.print(
         f"[bold]{counted(len(series), 'entity')}[/bold], {granularity} buckets, {range_text(first)}"

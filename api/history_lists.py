@@ -19,7 +19,6 @@ from api.history_cli import (
     Search,
     Since,
     Until,
-    at_granularity,
     console,
     entity_arg,
     fail,
@@ -29,6 +28,7 @@ from api.history_cli import (
     opened,
     range_text,
     score_text,
+    trend_frames,
     when_text,
     write_rows,
 )
@@ -64,8 +64,8 @@ def entities(
         # Their sparklines' buckets: `--granularity auto`'s over all entities of the kind.
         trends = make_query(TrendQuery, since, until, entity_kind=kind, granularity="hour", search=search)
         assert isinstance(trends, TrendQuery)
-        [trends] = at_granularity(db, [trends], AUTO, since is not None)
-        granularity, points = trends.granularity, db.frame(trends)
+        [(trends, points)] = trend_frames(db, [trends], AUTO, since is not None)
+        granularity = trends.granularity
         start = spark_start(query.start, points["bucket_start"], since is not None)
     table = compact_table(
         f"busiest {kind}s, {range_text(query)}",
