@@ -27,7 +27,8 @@ cooldown stay. Per setting `evaluate` scores the fired alerts against labels:
   minus the event's start.
 
 `recommend` picks the best recall among settings within a target alerts/day
-(ties: higher precision, then fewer alerts, then the strictest setting, then grid order).
+(ties: higher precision, then fewer alerts, then the shorter median delay, then the strictest
+setting, then grid order).
 """
 
 from __future__ import annotations

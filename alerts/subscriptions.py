@@ -315,10 +315,9 @@ def pick(subscriptions: Sequence[Subscription], ids: Sequence[str]) -> tuple[Sub
 def _meant(exc: ValidationError) -> str:
     """For a key no subscription has (a typo), the closest one that is: ` (did you mean min_volume?)`."""
     known = {
-        name
+        field.alias or name
         for model in (Subscription, SubscriptionFilter, DetectorParams, MuteWindow, DigestParams)
         for name, field in model.model_fields.items()
-        for name in (field.alias or name,)
     }
     typos = [str(e["loc"][-1]) for e in exc.errors() if e["type"] == "extra_forbidden" and e["loc"]]
     close = [m[0] for typo in typos if (m := difflib.get_close_matches(typo, known, n=1, cutoff=0.7))]

@@ -293,11 +293,7 @@ def _header(report: BacktestReport) -> list[str]:
     limit = report.max_alerts_per_day
     target = f"at most {limit:g} alerts/day" if limit is not None else "none (--max-alerts-per-day)"
     adhoc = report.subscription_id == ADHOC_SUBSCRIPTION
-    title = (
-        f"{focus.removeprefix(', ')}"
-        if adhoc and focus
-        else f"subscription `{report.subscription_id}`{focus}"
-    )
+    title = focus.removeprefix(", ") if adhoc and focus else f"subscription `{report.subscription_id}`{focus}"
     whose = "the defaults: `--subscription ID` replays a live one's" if adhoc else "the subscription's"
     return [
         f"# Backtest: {title}",

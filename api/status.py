@@ -331,9 +331,12 @@ def print_sources(console: Console, settings: Settings, now: datetime) -> None:
         table.add_column(column, justify="right" if column == "published" else "left", no_wrap=not wraps)
     for r in rows:
         st = r.status
-        # none for a disabled source; a replay file is read once
-        upcoming = "-" if r.health == "disabled" else "read once" if st.source_kind == "replay" else ""
-        upcoming = upcoming or next_poll(now, due(st))
+        if r.health == "disabled":
+            upcoming = "-"
+        elif st.source_kind == "replay":  # a file, read once
+            upcoming = "read once"
+        else:
+            upcoming = next_poll(now, due(st))
         table.add_row(
             st.source, st.source_kind, Text(r.health, style=HEALTH_STYLE[r.health]),
             ago(now, st.last_success_at), f"{st.items_published:,}", upcoming,
