@@ -26,7 +26,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -233,8 +233,15 @@ class AlertDispatcher:
                 chunk = members[i : i + MAX_ALERTS_PER_MESSAGE]
                 events = tuple(p.event for p in chunk)
                 kind: Literal["fired", "resolved"] = "fired" if state == "fired" else "resolved"
-                out.append((Notification(key, channel, kind, events, thread), chunk))
+                names = {e.subscription_id: self._name(e.subscription_id) for e in events}
+                out.append(
+                    (Notification(key, channel, kind, events, thread, subscription_names=names), chunk)
+                )
         return out
+
+    def _name(self, subscription_id: str) -> str:
+        sub = self._subs.get(subscription_id)
+        return sub.name if sub is not None else ""
 
     def _sent(self, sink: AlertSink, alert_id: str) -> bool:
         record = self._ledger.get(sink.name, alert_id)
@@ -282,7 +289,7 @@ class AlertDispatcher:
         rest = tuple(e for e in n.events if e.alert_id not in found)
         if not rest:
             return None
-        return Notification(n.group_key, n.channel, n.state, rest, n.thread_ref)
+        return replace(n, events=rest)
 
     async def _dead_letter(
         self,

@@ -28,6 +28,8 @@ TITLE_CHARS = 200
 # Alerts per message: 2 blocks each (text, chart) keeps a message far under the 50-block limit.
 MAX_ALERTS_PER_MESSAGE = 10
 TEST_HEADER = "Test message from finpulse: not a real alert"
+# What the number after each headline is (HeadlineRef.sentiment_score: P(positive) - P(negative)).
+SCORE_LEGEND = "(score: -1 most negative, +1 most positive)"
 _BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 _WORD_JOINER = "\u2060"
 Block = dict[str, Any]
@@ -131,7 +133,7 @@ def _alert_blocks(e: AlertEvent, links: FeedbackLinks | None, charts: bool = Fal
     text = summary(e)
     if e.state == "fired" and e.top_headlines:
         lines = "\n".join(headline_line(h) for h in e.top_headlines)
-        text = f"{text}\n*Top negative headlines*\n{lines}"
+        text = f"{text}\n*Top negative headlines* {SCORE_LEGEND}\n{lines}"
     if e.state == "fired" and links is not None:
         # Last, so a cut at Slack's section limit loses headlines, not the verdict links.
         verdict = feedback_line(e, links)
@@ -149,36 +151,55 @@ def blocks(n: Notification, links: FeedbackLinks | None = None, charts: bool = F
     if n.test_note is not None:
         return _test_blocks(n)
     out: list[Block] = []
+    subs = _subscriptions(n)
     if n.state == "fired":
+        whose = f" ({n.subscription_names.get(subs[0]) or subs[0]})" if len(subs) == 1 else ""
         title = (
             f"Negative news spike: {first.entity_kind} {first.entity}"
             if len(n.events) == 1
-            else f"{len(n.events)} negative news spikes ({first.subscription_id})"
+            else f"{len(n.events)} negative news spikes{whose}"
         )
         # Slack decodes &amp; &lt; &gt; in plain_text too; escaping keeps one rule everywhere.
         header = escape_mrkdwn(plain(title, HEADER_CHARS - 20))
         out.append({"type": "header", "text": {"type": "plain_text", "text": header[:HEADER_CHARS]}})
     for e in n.events:
         out += _alert_blocks(e, links, charts)
-    sub = escape_mrkdwn(first.subscription_id)
     ids = ", ".join(f"`{e.alert_id[:12]}`" for e in n.events)
     # A resolve names the alert it ends, as the fired message showed it.
     ended = ", ".join(f"`{e.fired_alert_id[:12]}`" for e in n.events if e.fired_alert_id)
-    context = f"Subscription `{sub}` · " + (
+    context = f"{subscription_label(n)} · " + (
         f"resolves alert {ended}" if n.state == "resolved" and ended else f"alert {ids}"
     )
     if n.state == "fired":
+        which = f"`{escape_mrkdwn(subs[0])}`" if len(subs) == 1 else "its subscription"
         context += (
-            f" · To mute the whole subscription: add a mute (`from`/`until` or `weekdays`) to `{sub}` "
+            f" · To mute the whole subscription: add a mute (`from`/`until` or `weekdays`) to {which} "
             "in the dashboard's subscription editor."
         )
     out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context[:SECTION_CHARS]}]})
     return out
 
 
+def _subscriptions(n: Notification) -> list[str]:
+    """The ids of the subscriptions a notification's events came from, in order."""
+    return list(dict.fromkeys(e.subscription_id for e in n.events))
+
+
+def subscription_label(n: Notification) -> str:
+    """`Subscription *Risk desk* (`desk`)`, or `Subscriptions `a`, `b`` (mrkdwn): whose alerts
+    these are, by the subscriptions file's names where they have one."""
+
+    def one(sub: str) -> str:
+        name = n.subscription_names.get(sub, "")
+        named = f"*{escape_mrkdwn(plain(name, TITLE_CHARS))}* " if name and name != sub else ""
+        return f"{named}(`{escape_mrkdwn(sub)}`)" if named else f"`{escape_mrkdwn(sub)}`"
+
+    subs = _subscriptions(n)
+    return ("Subscription " if len(subs) == 1 else "Subscriptions ") + ", ".join(one(s) for s in subs)
+
+
 def _test_blocks(n: Notification) -> list[Block]:
     """A test message: the note, the example alert as it would look (no verdict links), who sent it."""
-    sub = escape_mrkdwn(n.events[0].subscription_id)
     note = escape_mrkdwn(n.test_note or "")[:SECTION_CHARS]
     out: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": TEST_HEADER}},
@@ -186,7 +207,7 @@ def _test_blocks(n: Notification) -> list[Block]:
     ]
     for e in n.events:
         out += _alert_blocks(e, None)
-    context = f"Subscription `{sub}` · sent by `finpulse alerts test`; the figures above are an example"
+    context = f"{subscription_label(n)} · sent by `finpulse alerts test`; the figures above are an example"
     out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
     return out
 

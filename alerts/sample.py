@@ -91,7 +91,10 @@ def sample_notification(sub: Subscription, now: datetime, window: timedelta = EX
         + (f" (it is {' and '.join(states)}, so none will until that changes)" if states else "")
         + f". It {describe(sub)}. This is what an alert looks like:"
     )
-    return Notification(f"test|{sub.id}", sub.channel, "fired", (event,), test_note=note)
+    names = {sub.id: sub.name}
+    return Notification(
+        f"test|{sub.id}", sub.channel, "fired", (event,), test_note=note, subscription_names=names
+    )
 
 
 @dataclass(frozen=True)

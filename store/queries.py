@@ -303,7 +303,9 @@ class HeadlinesQuery(_Searchable):
 _ALERT_COLUMNS = (
     "a.alert_id, a.subscription_id, a.state, a.entity_kind, a.entity, a.window_start, a.window_end, "
     "a.count, a.negative_count, a.negative_share, a.baseline_negative_share, a.p_value, a.channel, "
-    "a.created_at, f.verdict, f.note, f.author AS feedback_by, f.created_at AS feedback_at"
+    "a.created_at, f.verdict, f.note, f.author AS feedback_by, f.created_at AS feedback_at, "
+    # From the kept message (no column of its own): the fired alert a resolved one ends.
+    "a.record->>'fired_alert_id' AS fired_alert_id"
 )
 
 

@@ -113,6 +113,7 @@ class AlertRecord(Row):
     note: str | None = None
     feedback_by: str | None = None
     feedback_at: UtcTime | None = None
+    fired_alert_id: str | None = None  # on a resolved alert: the fired alert it ends
 
 
 class Feedback(Row):

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 from abc import abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -57,6 +58,7 @@ class Notification:
     `thread_ref` is the destination's reference of the fired message (Slack `ts`)
     that resolved notices reply to; None posts at top level. `test_note` marks a
     test message (`finpulse alerts test`): the note leads it and its events are examples.
+    `subscription_names` maps its events' subscription ids to their names, for the words.
     """
 
     group_key: str
@@ -65,6 +67,7 @@ class Notification:
     events: tuple[AlertEvent, ...]
     thread_ref: str | None = None
     test_note: str | None = None
+    subscription_names: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def alert_ids(self) -> tuple[str, ...]:

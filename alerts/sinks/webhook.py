@@ -1,6 +1,7 @@
 """WebhookSink: notifications POSTed as JSON to any HTTP endpoint.
 
-Body: `{"delivery_id", "group_key", "channel", "state", "thread_ref", "events": [AlertEvent...]}`,
+Body: `{"delivery_id", "group_key", "channel", "state", "thread_ref", "events": [AlertEvent...],
+"subscription_names": {subscription_id: name}}`,
 and `"feedback": {alert_id: {"tp": url, "fp": url, "chart": url, "mute": url}}` for fired alerts
 when links are configured (a test message from `finpulse alerts test` has `"test_note"` instead);
 header `Idempotency-Key: <delivery_id>`, so receivers can drop repeats. A daily digest is
@@ -53,6 +54,7 @@ class WebhookSink(AlertSink):
             "state": notification.state,
             "thread_ref": notification.thread_ref,
             "events": [json.loads(e.to_bytes()) for e in notification.events],
+            "subscription_names": dict(notification.subscription_names),
         }
         if notification.test_note is not None:
             body["test_note"] = notification.test_note

@@ -87,11 +87,15 @@ async def test_groups_threads_intervals_and_commits(
     kafka: KafkaSettings, slack_api: FakeSlack, group_id: str, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "ledger.sqlite"
-    async with dispatcher(kafka, slack_api, group_id, ledger, [subscription()]) as d:
+    named = subscription().model_copy(update={"name": "Risk desk"})
+    async with dispatcher(kafka, slack_api, group_id, ledger, [named]) as d:
         await produce(kafka, [alert(1), alert(2), alert(3)])
         await wait_for(lambda: d.delivered == 3)
         [grouped] = slack_api.posts
         assert sorted(grouped.alert_ids) == ["f0001-desk", "f0002-desk", "f0003-desk"]
+        # The message says whose alerts these are, by the subscription's name.
+        assert grouped.blocks[0]["text"]["text"] == "3 negative news spikes (Risk desk)"
+        assert "Subscription *Risk desk* (`desk`)" in json.dumps(grouped.blocks)
         sent_at = time.monotonic()
         await produce(kafka, [alert(4), alert(2, "resolved", fired="f0002-desk")])
         await wait_for(lambda: d.delivered == 5)

@@ -20,6 +20,8 @@ SPAN = {"start": "2024-03-04T00:00:00Z", "end": "2024-03-06T00:00:00Z"}
 def test_alert_history_and_detail(api_client: Any) -> None:
     items = api_client.get("/api/v1/alerts", params={**SPAN, "state": "fired"}).json()["items"]
     assert [a["alert_id"] for a in items] == ["a3", "a1"]
+    resolved = api_client.get("/api/v1/alerts", params={**SPAN, "state": "resolved"}).json()["items"]
+    assert [(a["alert_id"], a["fired_alert_id"]) for a in resolved] == [("a2", "a1")]  # what it ends
     detail = api_client.get("/api/v1/alerts/a1").json()
     assert detail["alert"]["top_headlines"][0]["title"] == "Apple misses"
     assert detail["feedback"] is None

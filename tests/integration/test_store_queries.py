@@ -157,6 +157,7 @@ def test_alert_history_with_filters_and_feedback(known_store: HistoryStore) -> N
     rows = known_store.fetch(AlertsQuery(**RANGE))
     assert [a.alert_id for a in rows] == ["a3", "a2", "a1"]  # type: ignore[attr-defined]
     assert [(a.verdict, a.feedback_by) for a in rows] == [(None, None), (None, None), ("fp", "ann")]  # type: ignore[attr-defined]
+    assert [a.fired_alert_id for a in rows] == [None, "a1", None]  # type: ignore[attr-defined]  # a2 ends a1
     fired = known_store.fetch(AlertsQuery(state="fired", **RANGE))
     assert [a.alert_id for a in fired] == ["a3", "a1"]  # type: ignore[attr-defined]
     apple = known_store.fetch(AlertsQuery(subscription_id="apple", **RANGE))

@@ -172,7 +172,7 @@ async def test_token_never_in_errors_or_logs(slack_api: FakeSlack, caplog: pytes
 
 async def test_webhook_sink(slack_api: FakeSlack) -> None:
     async with WebhookSink(slack_api.hook_url(), timeout_s=5) as hook:
-        n = Notification("k", "#alerts", "fired", (alert(1),))
+        n = Notification("k", "#alerts", "fired", (alert(1),), subscription_names={"desk": "Risk desk"})
         assert await hook.send(n) is None
         slack_api.fail_next(1, status=429, retry_after_s=2)
         with pytest.raises(RateLimited):
@@ -183,6 +183,7 @@ async def test_webhook_sink(slack_api: FakeSlack) -> None:
     [(headers, body)] = slack_api.webhooks
     assert headers["Idempotency-Key"] == n.delivery_id
     assert body["events"][0]["alert_id"] == "f0001-desk"
+    assert body["subscription_names"] == {"desk": "Risk desk"}
     assert "feedback" not in body  # no links configured
 
 

@@ -51,6 +51,7 @@ def test_fired_message_explains_itself() -> None:
     ):
         assert expected in text
     assert "<https://news.example/1|ACME shares tumble after profit warning> — wire (-0.91)" in text
+    assert "*Top negative headlines* (score: -1 most negative, +1 most positive)" in text
     assert "To mute" in text
     assert "Subscription `desk`" in text
     assert "ACME" in fallback_text(n)
@@ -93,6 +94,29 @@ def test_resolved_and_grouped_messages() -> None:
     assert bs[0]["text"]["text"] == f"{MAX_ALERTS_PER_MESSAGE} negative news spikes (desk)"
     assert len(bs) <= 50
     assert len(json.dumps(bs)) < 40_000
+
+
+def test_messages_name_their_subscriptions() -> None:
+    names = {"desk": "Risk desk <!channel>", "ops": "ops"}
+    one = Notification("k", "#alerts", "fired", (alert(1), alert(2)), subscription_names=names)
+    bs = blocks(one)
+    assert bs[0]["text"]["text"] == "2 negative news spikes (Risk desk &lt;!channel&gt;)"
+    context = _texts(bs)[-1]
+    assert context.startswith("Subscription *Risk desk &lt;!channel&gt;* (`desk`) · alert `f0001-desk`")
+    assert "add a mute (`from`/`until` or `weekdays`) to `desk`" in context
+    # A name equal to the id, or none, is not said twice.
+    assert _texts(blocks(Notification("k", "#a", "fired", (alert(1, sub="ops"),), subscription_names=names)))[
+        -1
+    ].startswith("Subscription `ops` · ")
+    # A group of several subscriptions (group_by without "subscription") names each of them.
+    mixed = Notification(
+        "k", "#a", "fired", (alert(1), alert(2, sub="ops"), alert(3)), subscription_names=names
+    )
+    bs = blocks(mixed)
+    assert bs[0]["text"]["text"] == "3 negative news spikes"
+    context = _texts(bs)[-1]
+    assert context.startswith("Subscriptions *Risk desk &lt;!channel&gt;* (`desk`), `ops` · ")
+    assert "to its subscription in the dashboard" in context
 
 
 @pytest.mark.parametrize(
