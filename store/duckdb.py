@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from store import writes
+from store import exports, writes
 from store.base import ExportFormat, HistoryStore
 from store.connections import DATABASES
 from store.dialect import DUCKDB
@@ -119,11 +119,8 @@ class DuckDBStore(HistoryStore):
         return _duckdb(con).execute(sql, params).df()
 
     def _export(self, con: Connection, sql: str, params: list[Any], path: Path, fmt: ExportFormat) -> None:
-        relation = _duckdb(con).sql(sql, params=params)  # written by DuckDB itself
-        if fmt == "parquet":
-            relation.write_parquet(str(path))
-        else:
-            relation.write_csv(str(path), header=True)
+        con = _duckdb(con)
+        exports.write(con, con.sql(sql, params=params), path, fmt)
 
 
 def _duckdb(con: Connection) -> duckdb.DuckDBPyConnection:

@@ -28,7 +28,7 @@ import psycopg
 from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from store import writes
+from store import exports, writes
 from store.base import ExportFormat, HistoryStore
 from store.dialect import POSTGRES
 from store.errors import StoreConfigError, StoreError, StoreUnavailable
@@ -164,11 +164,7 @@ class PostgresStore(HistoryStore):
         # Written by DuckDB, as the embedded store's exports are: the same CSV and Parquet either way.
         frame = self._frame(con, sql, params)
         with duckdb.connect() as local:
-            relation = local.from_df(frame)
-            if fmt == "parquet":
-                relation.write_parquet(str(path))
-            else:
-                relation.write_csv(str(path), header=True)
+            exports.write(local, local.from_df(frame), path, fmt)
 
 
 class _PgConnection:

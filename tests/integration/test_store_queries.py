@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -198,8 +199,15 @@ def test_exports_read_back(known_store: HistoryStore, tmp_path: Path, fmt: str) 
     path = known_store.export(HeadlinesQuery(**RANGE), tmp_path / f"neg.{fmt}", fmt)  # type: ignore[arg-type]
     reader = "read_csv_auto" if fmt == "csv" else "read_parquet"
     with duckdb.connect() as con:
-        rows = con.execute(f"SELECT story_id, sentiment_score FROM {reader}(?)", [str(path)]).fetchall()
-    assert rows == [("s4", -0.9), ("s1", -0.8), ("s3", -0.5), ("s6", -0.2)]
+        rows = con.execute(
+            f"SELECT story_id, sentiment_score, published_at FROM {reader}(?)", [str(path)]
+        ).fetchall()
+    assert [r[:2] for r in rows] == [("s4", -0.9), ("s1", -0.8), ("s3", -0.5), ("s6", -0.2)]
+    # Times carry their zone (UTC), so readers get the instant, not a local time.
+    assert rows[0][2] == T0 + timedelta(minutes=62)
+    if fmt == "csv":
+        first = next(csv.DictReader(path.open()))
+        assert first["published_at"] == f"{T0 + timedelta(minutes=62):%Y-%m-%d %H:%M:%S}+00"
 
 
 def _movers_store(db: HistoryStore) -> tuple[datetime, datetime]:

@@ -1,0 +1,36 @@
+"""A query's rows written to CSV or Parquet by DuckDB, with their times marked as UTC.
+
+The store keeps UTC times without a zone; written as they are, a CSV says `2025-03-03 10:00:00`
+and a Parquet file a zoneless timestamp, which spreadsheets and pandas read as local time.
+Cast to TIMESTAMPTZ in a UTC session they carry their offset: `2025-03-03 10:00:00+00` in CSV,
+instants adjusted to UTC in Parquet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from store.base import ExportFormat
+
+_ZONELESS = {"TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S"}
+
+
+def write(
+    con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, path: Path, fmt: ExportFormat
+) -> None:
+    """Write `relation` (of `con`, a cursor of this export's own: its session zone becomes UTC)."""
+    con.execute("SET TimeZone = 'UTC'")
+    columns = []
+    for name, kind in zip(relation.columns, relation.types, strict=True):
+        quoted = '"' + name.replace('"', '""') + '"'
+        zoneless = str(kind) in _ZONELESS  # TIMESTAMP_NS: a pandas frame's (PostgreSQL's rows)
+        columns.append(f"{quoted}::TIMESTAMPTZ AS {quoted}" if zoneless else quoted)
+    utc = relation.project(", ".join(columns))
+    if fmt == "parquet":
+        utc.write_parquet(str(path))
+    else:
+        utc.write_csv(str(path), header=True)
