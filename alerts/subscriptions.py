@@ -69,12 +69,6 @@ WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun"
 GroupField = Literal["subscription", "entity_kind", "entity"]
 
 
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("give a timezone, e.g. 2025-01-01T00:00:00Z")
-    return value
-
-
 def _zone(value: str) -> str:
     try:
         ZoneInfo(value)
@@ -199,8 +193,9 @@ class MuteWindow(_Model):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    from_: Annotated[datetime, AfterValidator(_aware)] | None = Field(default=None, alias="from")
-    until: Annotated[datetime, AfterValidator(_aware)] | None = None
+    # Without an offset, read in `timezone` when the mute gives one (else refused: UTC or local?).
+    from_: datetime | None = Field(default=None, alias="from")
+    until: datetime | None = None
     weekdays: tuple[Weekday, ...] = ()
     start: time | None = None
     end: time | None = None
@@ -216,7 +211,17 @@ class MuteWindow(_Model):
             raise ValueError("a mute is either absolute (from/until) or recurring (weekdays/start/end)")
         if (self.start is None) != (self.end is None):
             raise ValueError("give both start and end for a daily mute")
-        return self
+        naive = {k: v for k, v in (("from_", self.from_), ("until", self.until)) if v and v.tzinfo is None}
+        if naive and "timezone" not in self.model_fields_set:
+            words = " and ".join(k.rstrip("_") for k in naive)
+            raise ValueError(
+                f"{words}: give an offset (2030-01-01T09:00:00Z) or the mute's timezone "
+                "(timezone = 'Europe/London') to read it in"
+            )
+        zone = ZoneInfo(self.timezone)
+        return (
+            self.model_copy(update={k: v.replace(tzinfo=zone) for k, v in naive.items()}) if naive else self
+        )
 
     def covers(self, kind: EntityKind, entity: str) -> bool:
         """True when this mute applies to that entity (it names it, or names none)."""
@@ -324,6 +329,15 @@ def _meant(exc: ValidationError) -> str:
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
+def _place(loc: tuple[int | str, ...]) -> str:
+    """A field's place as the file shows it: `mute #1.timezone` (the first [[subscription.mute]]),
+    `filter.tickers #3`, not pydantic's 0-based `mute.0.timezone`."""
+    out = ""
+    for part in loc:
+        out += f" #{part + 1}" if isinstance(part, int) else f"{'.' if out else ''}{part}"
+    return out
+
+
 def parse_subscriptions(data: object, origin: str = "subscriptions") -> tuple[Subscription, ...]:
     """Validate a parsed TOML document ({"subscription": [...]}); raises ConfigError."""
     if not isinstance(data, dict):
@@ -340,8 +354,9 @@ def parse_subscriptions(data: object, origin: str = "subscriptions") -> tuple[Su
         try:
             subs.append(Subscription.model_validate(entry))
         except ValidationError as exc:
+            why = describe_validation_error(exc, where=_place)
             raise ConfigError(
-                f"{origin}: subscription {label}: {describe_validation_error(exc)}{_meant(exc)}; "
+                f"{origin}: subscription {label}: {why}{_meant(exc)}; "
                 "fix the file (running services keep their last valid subscriptions meanwhile)"
             ) from exc
     _check_unique([s.id for s in subs], origin)

@@ -31,8 +31,19 @@ def test_example_file_loads() -> None:
         ({**GOOD, "detector": {"significance": 1.5}}, "detector.significance"),
         ({**GOOD, "detector": {"windw": "tumbling"}}, "detector.windw"),
         ({**GOOD, "id": "bad id!"}, "subscription bad id!: id"),
-        ({**GOOD, "mute": [{"weekdays": ["sat"], "timezone": "Mars/Base"}]}, "unknown timezone"),
-        ({**GOOD, "mute": [{"until": datetime(2025, 1, 1)}]}, "give a timezone"),
+        # Places 1-based, as the file's [[subscription.mute]] tables count: the first is #1.
+        (
+            {**GOOD, "mute": [{"weekdays": ["sat"], "timezone": "Mars/Base"}]},
+            "mute #1.timezone: unknown timezone",
+        ),
+        (
+            {**GOOD, "filter": {"tickers": ["A", "B", 3]}},
+            r"filter.tickers #3: Input should be a valid string",
+        ),
+        (
+            {**GOOD, "mute": [{"until": datetime(2025, 1, 1)}]},
+            "mute #1: until: give an offset .* or the mute's timezone",
+        ),
         ({**GOOD, "mute": [{"start": "09:00:00"}]}, "both start and end"),
         ({**GOOD, "mute": [{}]}, "either absolute"),
         ({**GOOD, "mute": [{"from": "2025-01-01T00:00:00Z", "entities": ["ACME"]}]}, "is not KIND:NAME"),
@@ -69,6 +80,10 @@ def test_duplicate_ids_and_bad_files(tmp_path: Path) -> None:
         # 18:00 in New York on a Friday is 23:00 UTC; the weekday is New York's.
         ({"weekdays": ["fri"], "start": "17:00:00", "end": "20:00:00", "timezone": "America/New_York"},
          "2025-03-14T22:30:00Z", True),
+        # from/until without an offset are read in the mute's timezone: 09:00 in London is 08:00 UTC in June.
+        ({"from": "2025-06-02T09:00:00", "timezone": "Europe/London"}, "2025-06-02T08:00:00Z", True),
+        ({"from": "2025-06-02T09:00:00", "timezone": "Europe/London"}, "2025-06-02T07:59:00Z", False),
+        ({"until": datetime(2025, 1, 1, 9), "timezone": "Asia/Tokyo"}, "2025-01-01T00:00:00Z", False),
     ],
 )  # fmt: skip
 def test_mute_windows(mute: dict, at: str, active: bool) -> None:
