@@ -9,7 +9,7 @@ import importlib
 import inspect
 import sys
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -206,6 +206,7 @@ def _register_stages() -> None:
             raise
         module.register(app)
     _unwrap_help(app)
+    _flags_untyped()
 
 
 def _unwrap_help(group: typer.Typer) -> None:
@@ -220,6 +221,22 @@ def _unwrap_help(group: typer.Typer) -> None:
     for sub in group.registered_groups:
         if sub.typer_instance is not None:
             _unwrap_help(sub.typer_instance)
+
+
+def _flags_untyped() -> None:
+    """Flags in --help without a `<bool>` type: typer's rich help gives them one, as if they took
+    a value (its plain help, like click's, shows none)."""
+    from typer.core import TyperOption
+
+    typed = TyperOption.display_type_rich
+    if getattr(typed, "flags_untyped", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:  # typer's own click's Context
+        return None if self.is_flag else typed(self, ctx)
+
+    display_type_rich.flags_untyped = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
 
 
 def main() -> None:
