@@ -266,6 +266,24 @@ class DigestParams(_Model):
 class Subscription(_Model):
     """Who gets what: a channel, a filter, detector parameters, mutes, grouping."""
 
+    # The API docs' example body (tests validate it).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "megacaps",
+                    "name": "Megacap tickers",
+                    "channel": "#equities",
+                    "filter": {"tickers": ["AAPL", "MSFT", "NVDA"], "topics": ["Earnings"]},
+                    "detector": {"window": "tumbling", "min_volume": 10, "min_rise": 0.2},
+                    "mute": [
+                        {"weekdays": ["sat", "sun"], "timezone": "America/New_York", "reason": "weekend"}
+                    ],
+                }
+            ]
+        }
+    )
+
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     name: str = ""
     channel: str = Field(min_length=1)

@@ -79,7 +79,21 @@ class NoHistory(BacktestError):
 class BacktestRequest(BaseModel):
     """What to backtest: the CLI's options and the API's body."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={  # the API docs' example body (tests validate it)
+            "examples": [
+                {
+                    "entity": "ticker:ACME",
+                    "start": "2026-03-01T00:00:00Z",
+                    "end": "2026-03-08T00:00:00Z",
+                    "grid": {"min_rise": [0.1, 0.15, 0.2], "significance": [0.001, 0.01]},
+                    "max_alerts_per_day": 2,
+                }
+            ]
+        },
+    )
 
     entity: str | None = Field(
         default=None, description="KIND:NAME (topic, ticker, source), e.g. ticker:ACME", max_length=240

@@ -19,7 +19,12 @@ AlertId = Annotated[str, Path(min_length=1, max_length=200)]
 class FeedbackIn(BaseModel):
     """An analyst's verdict on one alert."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"verdict": "fp", "note": "scheduled results call", "author": "ann"}]
+        },
+    )
 
     verdict: Verdict = Field(description="tp: a real event; fp: a false alarm")
     note: str = Field(default="", max_length=2_000)
