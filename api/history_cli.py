@@ -187,16 +187,23 @@ def fetch(query: Query, out: Path | None) -> pd.DataFrame:
     return rows
 
 
-def write_rows(db: HistoryStore, query: Query, out: Path | None) -> None:
-    """Every row of the query (not only the rows shown) to `out`."""
+def write_rows(db: HistoryStore, query: Query, out: Path | None, frame: pd.DataFrame | None = None) -> None:
+    """Every row of the query (not only the rows shown) to `out`; `frame`: those rows as the
+    command read them, with columns of its own."""
+    from store.exports import write_frame
+
     if out is None:
         return
     fmt = output_format(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "json":
-        db.frame(query).to_json(out, orient="records", date_format="iso", indent=1)
-    else:
+        (db.frame(query) if frame is None else frame).to_json(
+            out, orient="records", date_format="iso", indent=1
+        )
+    elif frame is None:
         db.export(query, out, "parquet" if fmt == "parquet" else "csv")
+    else:
+        write_frame(frame, out, "parquet" if fmt == "parquet" else "csv")
     console.print(f"wrote {out}")
 
 
@@ -288,7 +295,8 @@ def trend(
         [(query, points)] = trend_frames(db, [query], granularity, since is not None)
         granularity = query.granularity
         fired = fired_alerts(db, query)
-        write_rows(db, query, out)
+        marks = alert_marks(fired, granularity)
+        write_rows(db, query, out, with_alerts(points, marks))
         if points.empty:
             console.print(f"no stories for {kind} {query.entity!r} in {range_text(query)}")
             unsearched = db.frame(query.model_copy(update={"search": None})) if search else None
@@ -311,7 +319,7 @@ def trend(
         f"negative share {'over the range' if since else 'from the first story'} ({EMPTY}: no stories):"
     )
     console.print(f"  {spark_from:%m-%d %H:%M} {sparkline(counts, negatives)} {query.end:%m-%d %H:%M}")
-    console.print(_trend_table(points.tail(rows), fired, granularity, len(points)))
+    console.print(_trend_table(points.tail(rows), marks, granularity, len(points)))
     if png is not None:
         from api.trend_plot import plot_trend
 
@@ -325,14 +333,33 @@ def buckets_shown(shown: int, of: int) -> str:
     return f"newest {shown} of {of} buckets with stories" if shown < of else "buckets with stories"
 
 
-def _trend_table(points: pd.DataFrame, fired: pd.DataFrame, granularity: str, of: int) -> Table:
+def alert_marks(fired: pd.DataFrame, granularity: str) -> dict[datetime, Counter[str]]:
+    """The alerts fired per bucket, by subscription: each in the bucket holding its window's last
+    moment, where its stories end (its end opens the next)."""
     from store import bucket_start
 
-    marks: dict[Any, Counter[str]] = defaultdict(Counter)
+    marks: dict[datetime, Counter[str]] = defaultdict(Counter)
     for end, subscription in zip(fired["window_end"], fired["subscription_id"], strict=True):
-        # The bucket holding the window's last moment, where its stories end (its end opens the next).
         last = end.to_pydatetime() - timedelta(microseconds=1)
         marks[bucket_start(last, granularity)][str(subscription)] += 1
+    return marks
+
+
+def _alerts_text(marks: Counter[str]) -> str:
+    """`desk x2, ops`: the subscriptions whose alerts a bucket holds, most first."""
+    return ", ".join(f"{name} x{n}" if n > 1 else name for name, n in marks.most_common())
+
+
+def with_alerts(points: pd.DataFrame, marks: dict[datetime, Counter[str]]) -> pd.DataFrame:
+    """The trend's rows with the alerts each bucket holds, as its table shows them: `alerts` (how
+    many fired) and `alerted_by` (`desk x2, ops`)."""
+    held = [marks.get(at.to_pydatetime(), Counter()) for at in points["bucket_start"]]
+    return points.assign(alerts=[sum(m.values()) for m in held], alerted_by=[_alerts_text(m) for m in held])
+
+
+def _trend_table(
+    points: pd.DataFrame, marks: dict[datetime, Counter[str]], granularity: str, of: int
+) -> Table:
     table = compact_table(
         f"per {granularity} ({buckets_shown(len(points), of)}; --rows, --out for all)",
         ("bucket (UTC)", "stories", "negative", "", "mean score", "alerts"),
@@ -341,11 +368,11 @@ def _trend_table(points: pd.DataFrame, fired: pd.DataFrame, granularity: str, of
     )
     for p in points.itertuples():
         at = p.bucket_start.to_pydatetime()
-        alerts = [f"{name} x{n}" if n > 1 else name for name, n in marks.get(at, Counter()).most_common()]
+        alerts = _alerts_text(marks.get(at, Counter()))
         table.add_row(
             when_text(at), f"{p.count:,}", f"{p.negative_count:,} {p.negative_share:4.0%}",
             Text(share_bar(p.negative_share), style="red"), score_text(p.mean_score),
-            Text("▲ " + ", ".join(alerts), style="bold red") if alerts else "",
+            Text(f"▲ {alerts}", style="bold red") if alerts else "",
         )  # fmt: skip
     return table
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import duckdb
+
 if TYPE_CHECKING:
-    import duckdb
+    import pandas as pd
 
     from store.base import ExportFormat
 
@@ -34,3 +36,9 @@ def write(
         utc.write_parquet(str(path))
     else:
         utc.write_csv(str(path), header=True)
+
+
+def write_frame(frame: pd.DataFrame, path: Path, fmt: ExportFormat) -> None:
+    """Write rows already read (PostgreSQL's, or a command's own columns) the same way."""
+    with duckdb.connect() as local:
+        write(local, local.from_df(frame), path, fmt)

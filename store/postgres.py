@@ -159,12 +159,8 @@ class PostgresStore(HistoryStore):
         return df
 
     def _export(self, con: Connection, sql: str, params: list[Any], path: Path, fmt: ExportFormat) -> None:
-        import duckdb
-
         # Written by DuckDB, as the embedded store's exports are: the same CSV and Parquet either way.
-        frame = self._frame(con, sql, params)
-        with duckdb.connect() as local:
-            exports.write(local, local.from_df(frame), path, fmt)
+        exports.write_frame(self._frame(con, sql, params), path, fmt)
 
 
 class _PgConnection:

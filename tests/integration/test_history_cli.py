@@ -138,11 +138,17 @@ def test_trend_writes_every_row_as_csv_parquet_json_and_a_png(seeded: Path, tmp_
         assert f"wrote {out}" in text.replace("\n", "")
         if suffix == "csv":
             got = pd.read_csv(out)
+            assert out.read_text().splitlines()[1].startswith("2024-03-04 00:00:00+00,ticker,AAPL,")  # UTC
         elif suffix == "parquet":
             got = duckdb.sql(f"SELECT * FROM '{out}'").df()
         else:
             got = pd.DataFrame(json.loads(out.read_text()))
-        assert got[["entity", "count", "negative_count"]].values.tolist() == [["AAPL", 3, 2], ["AAPL", 1, 0]]
+        got = got.fillna({"alerted_by": ""})  # a CSV's empty cell
+        # With the alerts each bucket holds, as the table shows them (a3: subscription apple, day 2).
+        assert got[["entity", "count", "negative_count", "alerts", "alerted_by"]].values.tolist() == [
+            ["AAPL", 3, 2, 0, ""],
+            ["AAPL", 1, 0, 1, "apple"],
+        ]
         assert len(got) == len(expected)
     png = tmp_path / "aapl.png"
     code, text = _run("trend", "ticker:AAPL", *SPAN, "--png", str(png))
