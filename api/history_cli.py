@@ -38,13 +38,12 @@ from finpulse.wording import counted
 if TYPE_CHECKING:
     import pandas as pd
 
-    from store import HistoryStore, Query, TrendQuery
+    from store import HistoryStore, Query
 
+from api.auto_buckets import AUTO, trend_frames
 from api.text_charts import (
     EMPTY,
-    auto_granularity,
     bucket_series,
-    coarse_granularity,
     share_bar,
     spark_note,
     spark_start,
@@ -85,7 +84,6 @@ Search = Annotated[
 ]
 
 
-AUTO = "auto"
 Granularity = Annotated[
     str,
     typer.Option(
@@ -237,27 +235,6 @@ def _suggest(db: HistoryStore, kind: str, name: str, since: str | None, until: s
         console.print(f"did you mean: {', '.join(f'{kind}:{n}' for n in close)}?")
     elif names:
         console.print(f"busiest {kind}s in the range: {', '.join(names[:5])} (finpulse history entities)")
-
-
-def trend_frames(
-    db: HistoryStore, queries: list[TrendQuery], granularity: str, chosen: bool
-) -> list[tuple[TrendQuery, pd.DataFrame]]:
-    """Each query in `granularity`'s buckets with its rows; `auto` picks the buckets from the span
-    of their stories (text_charts.auto_granularity), `chosen`: the range's start was given. The
-    coarse rows that find the first story are the answer when auto picks their buckets."""
-    if granularity != AUTO:
-        return [(q, db.frame(q)) for q in queries]
-    import pandas as pd
-
-    start, end = queries[0].start, queries[0].end
-    assert start is not None
-    assert end is not None
-    coarse = coarse_granularity(start, end)
-    framed = [(c, db.frame(c)) for c in (q.model_copy(update={"granularity": coarse}) for q in queries)]
-    picked = auto_granularity(start, end, pd.concat([f["bucket_start"] for _, f in framed]), chosen)
-    if picked == coarse:
-        return framed
-    return [(p, db.frame(p)) for p in (q.model_copy(update={"granularity": picked}) for q in queries)]
 
 
 # ---- commands -------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.text import Text
 
+from api.auto_buckets import AUTO, trend_frames
 from api.history_cli import (
-    AUTO,
     Limit,
     Out,
     Search,
@@ -28,7 +28,6 @@ from api.history_cli import (
     opened,
     range_text,
     score_text,
-    trend_frames,
     when_text,
     write_rows,
 )

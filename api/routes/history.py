@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
+from pydantic import BaseModel
 
+from api.auto_buckets import pick_granularity
 from api.deps import Store, unprocessable
 from api.paging import FILE_RESPONSES, FORMAT_PARAM, Format, Page, export, page
 from store import (
     EntitiesQuery,
     EntityCount,
+    Granularity,
     Headline,
     HeadlinesQuery,
     Mover,
@@ -55,6 +58,20 @@ def trend_plot(db: Store, q: Annotated[TrendQuery, Query()]) -> Response:
 def volume(db: Store, q: Annotated[VolumeQuery, Query()], fmt: Format = FORMAT_PARAM) -> Any:
     """Item counts per entity and time bucket."""
     return page(db, q) if fmt == "json" else export(db, q, fmt, "volume")
+
+
+class AutoStep(BaseModel):
+    """The buckets step "auto" picks for a range."""
+
+    granularity: Granularity
+
+
+@router.get("/granularity")
+def granularity(db: Store, q: Annotated[VolumeQuery, Query()]) -> AutoStep:
+    """Step "auto" for a range (the dashboard's, `finpulse history --granularity auto`): 5min when
+    its stories, from the first to the range's end, span a day or less; hours up to 31 days; days
+    beyond. `granularity`, `limit` and `offset` are ignored."""
+    return AutoStep(granularity=pick_granularity(db, q))
 
 
 @router.get("/entities", response_model=Page[EntityCount], responses=FILE_RESPONSES)

@@ -168,19 +168,14 @@ const step = () => ($("granularity").value === "auto" ? state.step : $("granular
 
 const STEP_S = { "5min": 300, hour: 3600, day: 86400 };
 
-// Step "auto": 5 minutes when the range's stories, from the first to the range's end, span a day or
-// less; hours up to 31 days; days beyond (`finpulse history --granularity auto`'s rule,
-// api/text_charts.auto_granularity). A young store's week of hours was a chart of two points.
+// Step "auto": the API's pick for the range (GET /granularity, `finpulse history`'s rule): 5 minutes
+// when its stories span a day or less, hours up to 31 days, days beyond. A young store's week of
+// hours was a chart of two points.
 async function chosenStep() {
   const auto = $("granularity").options[0];
   if ($("granularity").value !== "auto") return $("granularity").value;
-  const { start, end } = range();
-  const span = (from) => (Date.parse(end) - from) / 1000;
-  const coarse = span(Date.parse(start)) <= 31 * STEP_S.day ? "hour" : "day";
-  const params = { entity_kind: $("kind").value, start, end, ...searched(), granularity: coarse, limit: 1 };
-  const first = (await api("/volume", { params })).items[0]; // buckets come oldest first
-  const from = Math.max(Date.parse(start), first ? Date.parse(first.bucket_start) : 0);
-  const picked = span(from) <= STEP_S.day ? "5min" : span(from) <= 31 * STEP_S.day ? "hour" : "day";
+  const params = { entity_kind: $("kind").value, ...range(), ...searched() };
+  const { granularity: picked } = await api("/granularity", { params });
   auto.textContent = `auto: ${$("granularity").querySelector(`option[value="${picked}"]`).textContent}`;
   return picked;
 }

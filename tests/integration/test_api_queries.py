@@ -261,3 +261,20 @@ def test_every_request_body_has_an_example_the_api_accepts(api_client: Any) -> N
     for method, url, example, expected in sent:
         r = api_client.request(method, url, json=example)
         assert r.status_code == expected, (url, r.text)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "picked"),
+    [
+        ("2024-03-04T00:00:00Z", "2024-03-06T00:00:00Z", "hour"),  # two days of stories
+        ("2024-02-01T00:00:00Z", "2024-03-05T06:00:00Z", "hour"),  # 33 days asked, 30 h from the first day
+        ("2024-03-05T00:00:00Z", "2024-03-06T00:00:00Z", "5min"),  # one story on the second day
+        ("2024-03-01T00:00:00Z", "2024-04-20T00:00:00Z", "day"),  # from the first story, 47 days
+    ],
+)
+def test_step_auto_picks_buckets_from_the_first_story(
+    api_client: Any, start: str, end: str, picked: str
+) -> None:
+    # The known store: stories from 2024-03-04 09:01 to 2024-03-05 09:03.
+    params = {"entity_kind": "topic", "start": start, "end": end}
+    assert api_client.get("/api/v1/granularity", params=params).json() == {"granularity": picked}
