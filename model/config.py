@@ -59,7 +59,7 @@ class TrainConfig(BaseModel):
 
     @classmethod
     def quick(cls, **overrides: Any) -> TrainConfig:
-        """About a minute on a 2-core CPU: a small stratified subset, two epochs."""
+        """A small stratified subset, two epochs, at most 3 minutes of training on a 2-core CPU."""
         values: dict[str, Any] = {
             "epochs": 2,
             "lr": 2e-4,

@@ -33,15 +33,16 @@ from pathlib import Path
 
 import numpy as np
 
+from finpulse.errors import ConfigError
 from finpulse.schema import NewsItem, ScoredItem, utcnow
-from finpulse.settings import ModelSettings
+from finpulse.settings import BACKENDS, CUDA_BACKENDS, ModelSettings, check_backend, check_device
 from model.artifacts import CARD_JSON, ONNX_INT8_FILE, ModelConfig, load_config, model_version
 from model.batching import TextEncoder, costed_batches, pad, sorted_batches
 from model.errors import InvalidInput
 from model.labels import FALLBACK_TOPIC, Task
 from model.lexical import LexicalModel, mix
 from model.prediction import Prediction
-from model.runtime import BACKENDS, Runtime, make_runtime
+from model.runtime import Runtime, make_runtime
 from model.text import normalize_text
 
 logger = logging.getLogger(__name__)
@@ -67,12 +68,16 @@ NVIDIA_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl")
 
 def choose_backend(model_dir: Path, device: str) -> str:
     """The back end `device` means for this model (see the module docstring)."""
+    check_device(device)
     if device.startswith("cuda") or (device == "auto" and _cuda_available()):
+        if not _cuda_available():
+            raise ConfigError(
+                f"device {device}: no CUDA GPU is visible here (no NVIDIA driver, or torch finds none); "
+                "use device auto or cpu"
+            )
         import torch
 
         return "cuda-bf16" if torch.cuda.is_bf16_supported() else "cuda-fp16"
-    if device not in ("auto", "cpu"):
-        raise ValueError(f"unknown device {device!r}: use auto, cpu or cuda")
     card = model_dir / CARD_JSON
     if card.is_file():
         chosen = json.loads(card.read_text(encoding="utf-8")).get("engine", {}).get("cpu_backend")
@@ -148,7 +153,9 @@ class Classifier:
         """
         model_dir = Path(path)
         config = load_config(model_dir)
-        backend = backend or choose_backend(model_dir, device)
+        backend = check_backend(backend) if backend else choose_backend(model_dir, device)
+        if backend in CUDA_BACKENDS and not _cuda_available():
+            raise ConfigError(f"back end {backend} needs a CUDA GPU, and none is visible here; use a CPU one")
         runtime = make_runtime(backend, model_dir, threads)
         heads = LexicalModel.load(model_dir)
         version = model_version(model_dir, heads)

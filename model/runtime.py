@@ -23,15 +23,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from finpulse.settings import BACKENDS, CPU_BACKENDS, CUDA_BACKENDS
 from model.artifacts import ONNX_FILE, ONNX_INT8_FILE, load_net
 from model.errors import ModelNotFound
 
 if TYPE_CHECKING:  # torch loads with a torch back end only: a process on ONNX starts seconds sooner
     import torch
 
-CPU_BACKENDS = ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8", "onnx-int8-checked")
-CUDA_BACKENDS = ("cuda-bf16", "cuda-fp16", "cuda")
-BACKENDS = CPU_BACKENDS + CUDA_BACKENDS
 
 logger = logging.getLogger(__name__)
 

@@ -104,6 +104,40 @@ def test_missing_config_file_says_what_to_do(monkeypatch: pytest.MonkeyPatch) ->
         load_settings()
 
 
+def test_a_config_file_that_is_not_toml_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cfg = tmp_path / "finpulse.toml"
+    cfg.write_text("[kafka\n", encoding="utf-8")
+    monkeypatch.setenv("FINPULSE_CONFIG", str(cfg))
+    with pytest.raises(ConfigError, match=rf"{cfg}: not valid TOML: Expected ']'.*line 1"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "FINPULSE_MODEL_DEVICE",
+            "gpu",
+            r"model.device \(FINPULSE_MODEL_DEVICE\): unknown device 'gpu': use auto",
+        ),
+        (
+            "FINPULSE_MODEL_BACKEND",
+            "fast",
+            r"model.backend \(FINPULSE_MODEL_BACKEND\): unknown back end 'fast'",
+        ),
+    ],
+)
+def test_the_model_device_and_back_end_are_checked_at_start(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=message):
+        load_settings()
+    for good in ("cuda:1", "cpu") if variable.endswith("DEVICE") else ("onnx-int8", "cuda-fp16"):
+        monkeypatch.setenv(variable, good)
+        assert getattr(load_settings().model, variable.rsplit("_", 1)[1].lower()) == good
+
+
 def test_settings_are_frozen() -> None:
     s = load_settings()
     with pytest.raises(ValueError, match="frozen"):
