@@ -101,7 +101,10 @@ def topics() -> None:
 @app.command("dead-letters")
 def dead_letters(
     topic: Annotated[
-        str | None, typer.Option(help="Only records that failed on this topic (news.raw, news.scored, ...).")
+        str | None,
+        typer.Option(
+            help="Only records that failed on this topic (news.raw, ...; the demo's prefixed ones too)."
+        ),
     ] = None,
     stage: Annotated[
         str | None, typer.Option(help="Only this stage's (ingest, score, history, ...).")

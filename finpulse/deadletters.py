@@ -13,6 +13,7 @@ so replaying a letter twice does not count its story twice.
 from __future__ import annotations
 
 import heapq
+import json
 import itertools
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -77,10 +78,15 @@ class Filter:
         if letter is None:
             return self.source_topic is None and self.stage is None and self.reason is None
         return (
-            (self.source_topic is None or letter.source_topic == self.source_topic)
+            (self.source_topic is None or _same_topic(letter.source_topic, self.source_topic))
             and (self.stage is None or letter.stage == self.stage)
             and (self.reason is None or self.reason.lower() in letter.reason.lower())
         )
+
+
+def _same_topic(topic: str, asked: str) -> bool:
+    """`news.raw` names a run's prefixed topic too (the demo's `demo-1a2b.news.raw`)."""
+    return topic == asked or topic.endswith(f".{asked}")
 
 
 async def iter_dead_letters(
@@ -209,14 +215,29 @@ def print_dead_letters(console: Console, tally: Tally, read: Sequence[str] = ())
     if not newest:
         return
     detail = compact_table(
-        f"newest {len(newest)}", ("failed at (UTC)", "record", "stage", "reason"), wraps=("reason",)
+        f"newest {len(newest)}", ("failed at (UTC)", "record", "stage", "reason"), wraps=("record", "reason")
     )
     for letter in newest:
         where = letter.source_topic
         if letter.partition is not None:
             where += f"[{letter.partition}]@{letter.offset}"
-        detail.add_row(_when(letter.failed_at), where, letter.stage, Text(letter.reason))
+        title = _title(letter)
+        record = Text(where) if title is None else Text.assemble(where, "\n", (title, "dim"))
+        detail.add_row(_when(letter.failed_at), record, letter.stage, Text(letter.reason))
     console.print(detail)
+
+
+def _title(letter: DeadLetter, limit: int = 60) -> str | None:
+    """The headline of the story a letter holds (a news record's `title`), cut to `limit`: which
+    story failed, without Kafka tools; None for other records."""
+    try:
+        title = json.loads(letter.original_value() or b"").get("title")
+    except (ValueError, AttributeError):  # not JSON, or not an object
+        return None
+    if not isinstance(title, str) or not title.strip():
+        return None
+    title = " ".join(title.split())
+    return title if len(title) <= limit else title[: limit - 1] + "…"
 
 
 def _when(at: datetime) -> str:

@@ -27,7 +27,8 @@ async def _put_letters(kafka: KafkaSettings) -> None:
         for i in range(2):
             letter = DeadLetter.wrap(
                 source_topic=kafka.topics.raw, stage="score", error=UnsupportedLanguage("de", ("en",)),
-                value=f'{{"story": {i}}}'.encode(), key=f"de-{i}".encode(), partition=0, offset=i,
+                value=f'{{"story": {i}, "title": "Die Aktie bricht ein {i}"}}'.encode(), key=f"de-{i}".encode(),
+                partition=0, offset=i,
             )  # fmt: skip
             await send_dead_letter(producer, kafka.topics, letter)
         bad = DeadLetter.wrap(
@@ -76,6 +77,7 @@ def test_dead_letters_are_listed_filtered_and_replayed(kafka: KafkaSettings) -> 
     assert max(map(len, narrow.splitlines())) <= 80
     assert "UnsupportedLanguage" in narrow
     assert f"{kafka.topics.raw}[" in narrow  # the record's topic, partition and offset
+    assert "Die Aktie bricht ein 1" in narrow  # and its story's headline
     later = (utcnow() + timedelta(minutes=5)).isoformat()
     none = " ".join(_cli(kafka, "--since", later).stdout.split())
     assert f"no dead letters on {kafka.topics.raw}{kafka.topics.dead_letter_suffix}, " in none, none
@@ -93,4 +95,7 @@ def test_dead_letters_are_listed_filtered_and_replayed(kafka: KafkaSettings) -> 
     assert f"replayed 2 records to {kafka.topics.raw}" in replayed.stdout
     assert "1 letter not sent: they hold no record read from their topic" in replayed.stdout
     back = asyncio.run(read_topic(kafka, kafka.topics.raw, expect=2))
-    assert sorted((r.key, r.value) for r in back) == [(b"de-0", b'{"story": 0}'), (b"de-1", b'{"story": 1}')]
+    assert sorted((r.key, r.value) for r in back) == [
+        (b"de-0", b'{"story": 0, "title": "Die Aktie bricht ein 0"}'),
+        (b"de-1", b'{"story": 1, "title": "Die Aktie bricht ein 1"}'),
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from finpulse.deadletters import Found, Tally
+from finpulse.deadletters import Filter, Found, Tally
 from finpulse.errors import InvalidRecord, UnsupportedLanguage
 from finpulse.schema import DeadLetter
 
@@ -40,3 +40,17 @@ def test_last_zero_keeps_no_letters() -> None:
     tally.add(_found(1, T0, "score"))
     assert tally.total == 1
     assert tally.newest() == []
+
+
+def test_a_topic_filter_names_a_runs_prefixed_topic_too() -> None:
+    def failed_on(topic: str) -> Found:
+        letter = DeadLetter.wrap(
+            source_topic=topic, stage="score", error=InvalidRecord("NewsItem", "x"), value=b""
+        )
+        return Found(f"{topic}.dead", 0, 0, T0, letter)
+
+    by_name = Filter(source_topic="news.raw")
+    assert by_name(failed_on("news.raw"))
+    assert by_name(failed_on("demo-1a2b.news.raw"))  # the demo's topics
+    assert not by_name(failed_on("news.raw.tag"))
+    assert not by_name(failed_on("fake-news.raw"))
