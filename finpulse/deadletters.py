@@ -13,8 +13,8 @@ so replaying a letter twice does not count its story twice.
 from __future__ import annotations
 
 import heapq
-import json
 import itertools
+import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
