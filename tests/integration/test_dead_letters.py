@@ -27,8 +27,8 @@ async def _put_letters(kafka: KafkaSettings) -> None:
         for i in range(2):
             letter = DeadLetter.wrap(
                 source_topic=kafka.topics.raw, stage="score", error=UnsupportedLanguage("de", ("en",)),
-                value=f'{{"story": {i}, "title": "Die Aktie bricht ein {i}"}}'.encode(), key=f"de-{i}".encode(),
-                partition=0, offset=i,
+                value=f'{{"story": {i}, "title": "Die Aktie bricht ein {i}"}}'.encode(),
+                key=f"de-{i}".encode(), partition=0, offset=i,
             )  # fmt: skip
             await send_dead_letter(producer, kafka.topics, letter)
         bad = DeadLetter.wrap(
