@@ -159,6 +159,7 @@ def run_up(
     stop: threading.Event | None = None,
 ) -> None:
     """Run the services until Ctrl+C / SIGTERM (or `stop` is set). Raises GaveUp."""
+    services = plan(settings, sinks, without)  # an unknown --without: said before anything starts
     if "api" not in without:  # taken (another `up`, an API, a demo): say so before anything starts
         listen_socket(settings.api.host, settings.api.port, "FINPULSE_API_PORT").close()
     if "alerts" not in without:  # a sink's missing setting (the Slack token), likewise
@@ -176,7 +177,7 @@ def run_up(
             "or `--quick` (a few minutes, to try it)"
         )
     stop = stop or threading.Event()
-    supervisor = Supervisor(plan(settings, sinks, without), say=console.print)
+    supervisor = Supervisor(services, say=console.print)
     previous = _on_sigterm(stop)
     try:
         supervisor.start()

@@ -183,6 +183,19 @@ def test_up_without_a_slack_token_says_so_before_starting_anything(
     assert not (tmp_path / "data" / "logs").exists(), out
 
 
+def test_up_with_an_unknown_service_says_so_before_starting_anything(tmp_path: Path) -> None:
+    # No broker at that address: the answer comes before any look at Kafka, which would fail.
+    env = {**os.environ, "FINPULSE_KAFKA_BOOTSTRAP": "127.0.0.1:1", "FINPULSE_DATA_DIR": str(tmp_path / "data"),
+           "FINPULSE_API_PORT": str(free_port())}  # fmt: skip
+    done = subprocess.run(
+        [FINPULSE, "up", "--without", "wokrer"], env=env, capture_output=True, text=True, timeout=60
+    )
+    out = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 2, out
+    assert "unknown service(s) wokrer: choose from api, alerts, worker, ingest" in out
+    assert not (tmp_path / "data" / "logs").exists(), out
+
+
 PARENT = """
 import os, sys, time
 from pathlib import Path
