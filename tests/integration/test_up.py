@@ -185,8 +185,8 @@ def test_up_without_a_slack_token_says_so_before_starting_anything(
 
 def test_up_with_an_unknown_service_says_so_before_starting_anything(tmp_path: Path) -> None:
     # No broker at that address: the answer comes before any look at Kafka, which would fail.
-    env = {**os.environ, "FINPULSE_KAFKA_BOOTSTRAP": "127.0.0.1:1", "FINPULSE_DATA_DIR": str(tmp_path / "data"),
-           "FINPULSE_API_PORT": str(free_port())}  # fmt: skip
+    env = {**os.environ, "FINPULSE_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+           "FINPULSE_DATA_DIR": str(tmp_path / "data"), "FINPULSE_API_PORT": str(free_port())}  # fmt: skip
     done = subprocess.run(
         [FINPULSE, "up", "--without", "wokrer"], env=env, capture_output=True, text=True, timeout=60
     )
