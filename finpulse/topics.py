@@ -113,6 +113,8 @@ async def _started(
     stop: Callable[[], Awaitable[None]],
 ) -> AsyncIterator[None]:
     """`client` started, and stopped on exit, or BrokerUnavailable where it cannot connect."""
+    quiet = _BootstrapRefusals()  # BrokerUnavailable says it, once, with what to do
+    logging.getLogger("aiokafka").addFilter(quiet)
     try:
         await client.start()
     except KafkaConnectionError as exc:
@@ -121,10 +123,19 @@ async def _started(
             f"cannot reach Kafka at {kafka.bootstrap}: start it with `finpulse kafka start` "
             "or set FINPULSE_KAFKA_BOOTSTRAP"
         ) from exc
+    finally:
+        logging.getLogger("aiokafka").removeFilter(quiet)
     try:
         yield
     finally:
         await stop()
+
+
+class _BootstrapRefusals(logging.Filter):
+    """aiokafka's `Unable connect to "host:port"` (at ERROR) while a client starts."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Unable connect to")
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
@@ -139,7 +150,8 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             raise
-        logger.info("kafka consumer stopped; a fetch from a broker that went away was cancelled")
+        # Also a consumer stopped before a topic it read existed (`status` on a new broker).
+        logger.debug("kafka consumer stopped; aiokafka let out a fetch's cancellation")
 
 
 async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec] | None = None) -> list[str]:

@@ -99,3 +99,12 @@ def test_dead_letters_are_listed_filtered_and_replayed(kafka: KafkaSettings) -> 
         (b"de-0", b'{"story": 0, "title": "Die Aktie bricht ein 0"}'),
         (b"de-1", b'{"story": 1, "title": "Die Aktie bricht ein 1"}'),
     ]
+
+
+def test_no_broker_is_one_clear_line(kafka: KafkaSettings) -> None:
+    nowhere = kafka.model_copy(update={"bootstrap": "127.0.0.1:1"})
+    done = _cli(nowhere)
+    out = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 2, out
+    assert "cannot reach Kafka at 127.0.0.1:1: start it with `finpulse kafka start`" in out
+    assert "Unable connect" not in out  # aiokafka's own ERROR line, said again above
