@@ -323,7 +323,13 @@ def predict_cmd(
     s = settings().model
     overrides = {k: v for k, v in (("model_dir", model), ("device", device)) if v}
     clf = Classifier.from_settings(s.model_copy(update=overrides))
-    table = Table(title=f"model {clf.version} ({clf.backend})", title_justify="left")
+    table = Table(
+        title=f"model {clf.version} ({clf.backend})",
+        title_justify="left",
+        caption="score: P(positive) - P(negative), -1 to +1. The worker scores only stories in "
+        "model.languages (FINPULSE_MODEL_LANGUAGES); text in another language gets a guess here.",
+        caption_justify="left",
+    )
     table.add_column("sentiment", no_wrap=True)
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("topic", no_wrap=True)
@@ -332,7 +338,6 @@ def predict_cmd(
     for text, p in zip(texts, clf.predict(texts), strict=True):
         shown = "(empty)" if p.empty else text[:200] + ("…" if len(text) > 200 else "")
         # Text objects: brackets in a headline ("[UPDATE]") are not rich markup.
-        table.add_row(
-            p.sentiment, f"{p.sentiment_score:+.2f}", p.topic, f"{p.topic_probs[p.topic]:.2f}", Text(shown)
-        )
+        topic, sure = ("-", "-") if p.empty else (p.topic, f"{p.topic_probs[p.topic]:.2f}")  # nothing to read
+        table.add_row(p.sentiment, f"{p.sentiment_score:+.2f}", topic, sure, Text(shown))
     console.print(table)
