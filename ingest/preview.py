@@ -4,6 +4,7 @@ sources file (or an entry of that file checked after a change)."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,14 +14,17 @@ from finpulse.errors import InvalidRecord
 from finpulse.schema import NewsItem, utcnow
 from finpulse.settings import IngestSettings
 from ingest.companies import CompanyNames
-from ingest.errors import SourcesFileError
+from ingest.errors import FeedError, SourcesFileError
 from ingest.fetch import HttpFetcher
 from ingest.ingestor import poller_for
 from ingest.normalize import RawEntry, normalize_entries
 from ingest.rss import parse_feed
-from ingest.sources import ApiSource, FeedSource, load_sources
+from ingest.sources import ApiSource, FeedSource, ReplaySource, load_sources
 from ingest.state import SourceState
 from ingest.urls import check_url
+
+# A saved file with one of these is more likely stories to replay than a feed.
+REPLAY_SUFFIXES = (".jsonl", ".csv", ".json")
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,22 @@ async def preview(settings: IngestSettings, source: FeedSource | ApiSource) -> P
 def preview_file(settings: IngestSettings, path: Path) -> Preview:
     """A feed document saved to a file, parsed and normalised as a poll of it would be (no fetch:
     a feed to check before it is served, or one saved from a site). Raises FeedError."""
-    parsed = parse_feed(path.read_bytes(), FeedSource(name="try", url=path.resolve().as_uri()))
+    try:
+        parsed = parse_feed(
+            path.read_bytes(), FeedSource(name=_named(path.name), url=path.resolve().as_uri())
+        )
+    except FeedError as exc:
+        if path.suffix.lower() not in REPLAY_SUFFIXES:
+            raise
+        raise FeedError(
+            exc.kind, f"{exc}; a file of stories to publish is a replay: `finpulse ingest replay {path}`"
+        ) from exc
     return _normalised(settings, path.name, parsed.entries, parsed.warnings)
+
+
+def _named(text: str) -> str:
+    """A source name (letters, digits, `._-`) for a file or host tried: errors and items name it."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:100] or "try"
 
 
 def local_file(url: str) -> Path | None:
@@ -86,11 +104,16 @@ def pick_source(
     Raises UnsafeUrl, or SourcesFileError naming the feeds and APIs there are."""
     if url is not None:
         check_url(url, allow_private=allow_private)
-        return FeedSource(name="try", url=url)
+        return FeedSource(name=_named(urlsplit(url).netloc), url=url)
     found = {
         s.name: s for s in load_sources(sources_file, allow_private=allow_private).all(include_disabled=True)
     }
     picked = found.get(str(name))
+    if isinstance(picked, ReplaySource):
+        raise SourcesFileError(
+            f"{name!r} is a replay of {picked.path}, which `ingest try` does not poll: "
+            "`finpulse ingest check` checks it, `finpulse ingest replay FILE` publishes a file"
+        )
     if not isinstance(picked, FeedSource | ApiSource):
         there = ", ".join(n for n, s in found.items() if isinstance(s, FeedSource | ApiSource)) or "none"
         raise SourcesFileError(f"no feed or API named {name!r} in the sources file; there are: {there}")

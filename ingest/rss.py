@@ -74,6 +74,11 @@ def _entry(entry: Any, source: FeedSource, feed_language: str | None) -> RawEntr
     )
 
 
+def _what(error: BaseException | None) -> str:
+    """`SAXParseException: <unknown>:12:2: junk after document element` (its line and column)."""
+    return f"{type(error).__name__}: {error}" if error is not None else "no parser error"
+
+
 def parse_feed(body: bytes, source: FeedSource, content_type: str = "") -> ParsedFeed:
     """Parse feed bytes into raw entries; raises FeedError when it is no feed at all."""
     if not body.strip():
@@ -88,10 +93,11 @@ def parse_feed(body: bytes, source: FeedSource, content_type: str = "") -> Parse
             raise FeedError(
                 "not_a_feed", f"source={source.name}: got an HTML page, not a feed; check the URL"
             )
-        raise FeedError("malformed", f"source={source.name}: not a parseable feed ({bozo!r})")
+        # The parser's own words carry the line and column: `<unknown>:12:2: junk after document element`.
+        raise FeedError("malformed", f"source={source.name}: not a parseable feed ({_what(bozo)})")
     malformed = bozo is not None and type(bozo).__name__ not in _BENIGN_BOZO
     if malformed and not raw_entries:
-        raise FeedError("malformed", f"source={source.name}: broken feed without items ({bozo!r})")
+        raise FeedError("malformed", f"source={source.name}: broken feed without items ({_what(bozo)})")
     warnings: list[str] = []
     if malformed:
         warnings.append("malformed")

@@ -4,8 +4,10 @@ would publish it; nothing is published and no state is kept."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from finpulse.settings import IngestSettings
 from tests.conftest import FINPULSE
@@ -30,9 +32,10 @@ def _try(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_real_feed_is_listed_newest_first(tmp_path: Path, feed_server: FeedServer) -> None:
-    done = _try(_env(tmp_path), feed_server.url("f/real-world/guardian.rss"), "--limit", "3")
+    url = feed_server.url("f/real-world/guardian.rss")
+    done = _try(_env(tmp_path), url, "--limit", "3")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "try: newest 3 of" in done.stdout
+    assert f"{urlsplit(url).netloc.replace(':', '-')}: newest 3 of" in done.stdout  # named by its host
     times = [line.split("│")[1].strip() for line in done.stdout.splitlines() if line.startswith("│ 20")]
     assert len(times) == 3
     assert times == sorted(times, reverse=True)
@@ -47,6 +50,16 @@ def test_a_feed_saved_to_a_file_and_a_name_that_is_neither(tmp_path: Path) -> No
         assert done.returncode == 0, done.stdout + done.stderr
         assert "guardian.rss: newest 2 of 55 items" in done.stdout
         assert "55 entries: 55 items (en 55), 0 invalid" in done.stdout
+    # A file that is no feed: named, with the parser's line; stories to publish are a replay.
+    junk = tmp_path / "junk.rss"
+    junk.write_text("<rss><channel></channel></rss>\n<p>trailing</p>\n", encoding="utf-8")
+    bad = " ".join(_try(_env(tmp_path), str(junk)).stdout.split())
+    assert "source=junk.rss: " in bad, bad
+    assert re.search(r"\(SAXParseException: <unknown>:\d+:\d+: junk after document element\)", bad), bad
+    stories = tmp_path / "stories.jsonl"
+    stories.write_text('{"title": "ACME shares fall"}\n', encoding="utf-8")
+    replay = " ".join(_try(_env(tmp_path), str(stories)).stdout.split())
+    assert f"a file of stories to publish is a replay: `finpulse ingest replay {stories}`" in replay, replay
     gone = _try(_env(tmp_path), str(tmp_path / "missing.rss"))
     assert gone.returncode == 2
     assert "is neither a file here nor a URL" in " ".join(gone.stderr.replace("│", " ").split())
@@ -77,6 +90,14 @@ def test_bad_entries_a_foreign_language_and_a_sources_entry(tmp_path: Path, feed
     assert "de (not scored)" in done.stdout  # the model reads English only by default
     assert "ACME" in done.stdout.split("│ 2026-03-02 09:00")[1].splitlines()[0]  # the source's tickers
 
+    sources.write_text(
+        sources.read_text() + f'[[replays]]\nname = "history"\npath = "{tmp_path / "h.jsonl"}"\n',
+        encoding="utf-8",
+    )
+    replayed = _try(_env(tmp_path), "--source", "history", "--sources", str(sources))
+    assert replayed.returncode == 2
+    assert "'history' is a replay of" in replayed.stdout
+    assert "`finpulse ingest check` checks it" in " ".join(replayed.stdout.split())
     missing = _try(_env(tmp_path), "--source", "nope", "--sources", str(sources))
     assert missing.returncode == 2
     assert "no feed or API named 'nope' in the sources file; there are: mixed" in missing.stdout
