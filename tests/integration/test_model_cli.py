@@ -30,7 +30,7 @@ def test_predict_prints_labels_and_version(app: typer.Typer, quick_model_dir: Pa
     assert result.exit_code == 0, result.output
     # The empty text's defined result, on its own row: neutral, and no topic to guess from nothing.
     empty_row = next(line for line in result.output.splitlines() if "(empty)" in line)
-    assert empty_row.split()[:4] == ["neutral", "+0.00", "-", "-"], empty_row
+    assert empty_row.replace("│", " ").split()[:4] == ["neutral", "+0.00", "-", "-"], empty_row
     assert "score: P(positive) - P(negative), -1 to +1" in result.output
     assert headline in result.output
     assert "model ft-" in result.output
