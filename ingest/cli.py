@@ -61,6 +61,9 @@ def ingest(
     config = load_sources(files.sources, allow_private=files.allow_private)
     ingestor = Ingestor(s.ingest, s.kafka, config)  # its files' errors before the broker's
     asyncio.run(ensure_topics(s.kafka))
+    if once and not ingestor.sources:  # (running, it waits for an edit that enables one)
+        console.print(f"no enabled source in {files.sources}: nothing to poll")
+        raise typer.Exit(1)
     if once:
         reports = asyncio.run(_poll_once(ingestor))
         _print_summary(ingestor, reports)
@@ -145,7 +148,9 @@ def replay(
         bool, typer.Option("--dedup", help="Mark near-duplicate rows with duplicate_of.")
     ] = False,
 ) -> None:
-    """Publish a replay file to news.raw in timestamp order and exit when all are acknowledged."""
+    """Publish a replay file to news.raw in timestamp order and exit when all are acknowledged.
+
+    Exit 1 when it publishes no row (an empty file, or every row invalid)."""
     from finpulse.cli import settings
     from finpulse.topics import ensure_topics
     from ingest.companies import CompanyNames
@@ -179,6 +184,8 @@ def replay(
         f"in {report.elapsed_s:.1f}s (invalid {report.invalid}, duplicates {report.duplicates}; "
         f"languages {languages_text(report.languages) or '-'})"
     )
+    if not report.published:
+        raise typer.Exit(1)
 
 
 @ingest_app.command("check")

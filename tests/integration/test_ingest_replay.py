@@ -239,3 +239,19 @@ def test_cli_replay_and_once(
     assert "not_a_feed" in result.output
     records = asyncio.run(read_topic(kafka, kafka.topics.raw, expect=8 + 15))
     assert len(records) == 23
+
+
+def test_cli_runs_that_publish_nothing_exit_1(
+    monkeypatch: pytest.MonkeyPatch, kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    runner = _cli_env(monkeypatch, kafka, tmp_path)
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text('{"no": "title"}\n{"nor": "this"}\n', encoding="utf-8")
+    result = runner.invoke(_app(), ["ingest", "replay", str(junk), "--no-wait"])
+    assert result.exit_code == 1, result.output  # a script can tell
+    assert "published 0 of 2 rows" in result.output
+    sources = tmp_path / "off.toml"
+    sources.write_text('[[feeds]]\nname = "off"\nurl = "https://news.example/rss"\nenabled = false\n')
+    result = runner.invoke(_app(), ["ingest", "--once", "--sources", str(sources)])
+    assert result.exit_code == 1, result.output
+    assert f"no enabled source in {sources}: nothing to poll" in " ".join(result.output.split())
