@@ -353,8 +353,10 @@ class FeedbackQuery(Query):
     """Labelled alerts (feedback joined with its alert) whose window starts in the range."""
 
     row: ClassVar[type[Row]] = LabelledAlert
-    verdict: Verdict | None = None
-    subscription_id: str | None = Field(default=None, min_length=1, max_length=200)
+    verdict: Verdict | None = Field(default=None, description="tp or fp; default both")
+    subscription_id: str | None = Field(
+        default=None, min_length=1, max_length=200, description="only its alerts' verdicts"
+    )
 
     def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         clauses: list[str] = []
@@ -379,9 +381,11 @@ class WindowsQuery(Query):
     """Stored window aggregates (by window start, oldest first): the backtest's input."""
 
     row: ClassVar[type[Row]] = WindowRow
-    entity_kind: EntityKind | None = None
-    entity: str | None = Field(default=None, min_length=1, max_length=200)
-    window_kind: WindowKind | None = None
+    entity_kind: EntityKind | None = Field(
+        default=None, description="only of this kind: topic, ticker, source"
+    )
+    entity: str | None = Field(default=None, min_length=1, max_length=200, description="only this entity's")
+    window_kind: WindowKind | None = Field(default=None, description="tumbling or hopping; default both")
 
     def where(self) -> tuple[str, Params]:
         clauses, params = [], []

@@ -36,16 +36,22 @@ class Row(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
+# What the rows' numbers mean (the API docs show these).
+Stories = Annotated[int, Field(description="stories (a story counts for each of its tickers)")]
+NegativeShare = Annotated[float, Field(description="negative stories / stories, 0 to 1")]
+MeanScore = Annotated[float, Field(description="mean sentiment score (P(positive) - P(negative)), -1 to +1")]
+
+
 class EntityCount(Row):
     """One entity, how many items it has in a range (what there is to chart) and their sentiment."""
 
     entity_kind: EntityKind
     entity: str
-    count: int
+    count: Stories
     negative_count: int
     positive_count: int
-    negative_share: float
-    mean_score: float
+    negative_share: NegativeShare
+    mean_score: MeanScore
 
 
 class Mover(Row):
@@ -54,28 +60,32 @@ class Mover(Row):
 
     entity_kind: EntityKind
     entity: str
-    count: int
+    count: Stories
     negative_count: int
-    negative_share: float
-    mean_score: float
-    previous_count: int
-    previous_share: float | None
-    change: float | None
+    negative_share: NegativeShare
+    mean_score: MeanScore
+    previous_count: int = Field(description="stories in the range of equal length just before")
+    previous_share: float | None = Field(description="negative share then; None: too few stories")
+    change: float | None = Field(description="negative_share - previous_share (0.25: 25 points up)")
 
 
 class TrendPoint(EntityCount):
     """Sentiment of one entity in one time bucket, computed from scored items."""
 
-    bucket_start: UtcTime
+    bucket_start: UtcTime = Field(
+        description="the bucket's start (UTC); it holds [start, start + granularity)"
+    )
 
 
 class VolumePoint(Row):
     """How many items mentioned one entity in one time bucket."""
 
-    bucket_start: UtcTime
+    bucket_start: UtcTime = Field(
+        description="the bucket's start (UTC); it holds [start, start + granularity)"
+    )
     entity_kind: EntityKind
     entity: str
-    count: int
+    count: Stories
 
 
 class Headline(Row):
@@ -89,7 +99,7 @@ class Headline(Row):
     tickers: tuple[str, ...]
     published_at: UtcTime
     sentiment: Sentiment
-    sentiment_score: float
+    sentiment_score: float = Field(description="P(positive) - P(negative), -1 to +1")
 
 
 class AlertRecord(Row):
@@ -100,20 +110,24 @@ class AlertRecord(Row):
     state: Literal["fired", "resolved"]
     entity_kind: EntityKind
     entity: str
-    window_start: UtcTime
+    window_start: UtcTime = Field(description="the window the detector tested (UTC)")
     window_end: UtcTime
-    count: int
+    count: Stories
     negative_count: int
-    negative_share: float
-    baseline_negative_share: float
-    p_value: float
+    negative_share: NegativeShare
+    baseline_negative_share: float = Field(description="the entity's usual negative share, 0 to 1")
+    p_value: float = Field(description="one-sided binomial test against the baseline, adjusted")
     channel: str | None
-    created_at: UtcTime
-    verdict: Verdict | None = None
+    created_at: UtcTime = Field(description="when the alert was sent (UTC)")
+    verdict: Verdict | None = Field(
+        default=None, description="an analyst's: tp a real event, fp a false alarm"
+    )
     note: str | None = None
     feedback_by: str | None = None
     feedback_at: UtcTime | None = None
-    fired_alert_id: str | None = None  # on a resolved alert: the fired alert it ends
+    fired_alert_id: str | None = Field(
+        default=None, description="on a resolved alert: the fired alert it ends"
+    )
 
 
 class Feedback(Row):

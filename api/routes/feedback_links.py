@@ -35,7 +35,9 @@ _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fin
 
 INVALID_LINK = "<p class=err>This link is not valid (wrong or missing token).</p>"
 AlertId = Annotated[str, Path(min_length=1, max_length=200)]
-LinkToken = Annotated[str | None, Query(max_length=200)]
+LinkToken = Annotated[
+    str | None, Query(max_length=200, description="the alert's own signed token, from its message's link")
+]
 
 
 def page(body: str, status_code: int = 200) -> HTMLResponse:
@@ -108,7 +110,7 @@ def feedback_form(
     request: Request,
     db: Store,
     alert_id: AlertId,
-    verdict: Verdict,
+    verdict: Annotated[Verdict, Query(description="tp: a real event; fp: a false alarm")],
     token: LinkToken = None,
 ) -> HTMLResponse:
     """A confirmation page for the link in a Slack message; its button records the verdict."""

@@ -62,6 +62,7 @@ def create_subscription(db: Store, sub: Subscription) -> Subscription:
 
 @router.get("/{sub_id}", responses=NOT_FOUND)
 def get_subscription(db: Store, sub_id: SubId) -> Subscription:
+    """The stored (live) copy of one subscription, as the worker and the dispatcher use it."""
     record = db.get_subscription(sub_id)
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no subscription {sub_id!r}")
@@ -82,6 +83,8 @@ def put_subscription(db: Store, sub_id: SubId, sub: Subscription) -> Subscriptio
 
 @router.delete("/{sub_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
 def delete_subscription(db: Store, sub_id: SubId) -> Response:
+    """Remove the stored subscription; its alerts stay in the history. One the subscriptions file
+    still holds comes back when the file is imported again (its next edit)."""
     if not db.delete_subscription(sub_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no subscription {sub_id!r}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -121,7 +124,9 @@ class SubscriptionOverview(BaseModel):
 
 @router.get("/{sub_id}/overview", responses=NOT_FOUND)
 def subscription_overview(
-    db: Store, sub_id: SubId, days: Annotated[float, Query(gt=0, le=366)] = 7.0
+    db: Store,
+    sub_id: SubId,
+    days: Annotated[float, Query(gt=0, le=366, description="how far back to count its alerts")] = 7.0,
 ) -> SubscriptionOverview:
     """On, disabled or muted now, the entities muted, and the alerts it fired in the last `days`
     with the analysts' verdicts."""

@@ -218,7 +218,13 @@ def test_the_api_docs_need_nothing_from_the_internet(api_client: Any) -> None:
 
 def test_the_query_parameters_are_described(api_client: Any) -> None:
     spec = api_client.get("/openapi.json").json()
-    for path in ("/api/v1/trends", "/api/v1/movers", "/api/v1/alerts", "/api/v1/headlines"):
+    for path in (
+        "/api/v1/trends",
+        "/api/v1/movers",
+        "/api/v1/alerts",
+        "/api/v1/headlines",
+        "/api/v1/windows",
+    ):
         params = spec["paths"][path]["get"]["parameters"]
         assert all(p.get("description") for p in params), [
             p["name"] for p in params if not p.get("description")
@@ -278,3 +284,25 @@ def test_step_auto_picks_buckets_from_the_first_story(
     # The known store: stories from 2024-03-04 09:01 to 2024-03-05 09:03.
     params = {"entity_kind": "topic", "start": start, "end": end}
     assert api_client.get("/api/v1/granularity", params=params).json() == {"granularity": picked}
+
+
+def test_every_operation_and_the_numbers_it_answers_are_described(api_client: Any) -> None:
+    spec = api_client.get("/openapi.json").json()
+    bare = [
+        f"{m.upper()} {p}"
+        for p, ops in spec["paths"].items()
+        for m, op in ops.items()
+        if not op.get("description")
+    ]
+    assert bare == []
+    for params in (op.get("parameters", []) for ops in spec["paths"].values() for op in ops.values()):
+        assert all(p.get("description") for p in params if p["in"] == "query"), params
+    schemas = spec["components"]["schemas"]
+    for model, fields in {
+        "TrendPoint": ("negative_share", "mean_score", "bucket_start", "count"),
+        "Mover": ("change", "previous_share"),
+        "AlertRecord": ("p_value", "baseline_negative_share", "verdict", "fired_alert_id"),
+        "Headline": ("sentiment_score",),
+    }.items():
+        props = schemas[model]["properties"]
+        assert all(props[f].get("description") for f in fields), (model, props)
