@@ -151,7 +151,11 @@ def _headlines(
                 for n in names
             ]
     found = {h.story_id: h for q in queries for h in db.fetch(q) if isinstance(h, Headline)}
-    best = sorted(found.values(), key=lambda h: (h.sentiment_score, h.story_id))[:TOP_HEADLINES]
+    # One line per headline: a story published twice (two ids, one title) is listed once.
+    titles: dict[str, Headline] = {}
+    for h in sorted(found.values(), key=lambda h: (h.sentiment_score, h.story_id)):
+        titles.setdefault(" ".join(h.title.casefold().split()), h)
+    best = list(titles.values())[:TOP_HEADLINES]
     return tuple(
         HeadlineRef(
             story_id=h.story_id, title=h.title, url=h.url, source=h.source, sentiment_score=h.sentiment_score

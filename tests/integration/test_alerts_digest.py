@@ -64,6 +64,19 @@ def test_the_digest_ranks_the_day_from_the_store(tmp_path: Path) -> None:
     assert "1 alert fired" in text
 
 
+def test_a_story_published_twice_is_one_headline(tmp_path: Path) -> None:
+    _seeded(tmp_path / "h.duckdb")
+    title = "Acme plunges more than 17% after the warning"
+    at = END - timedelta(hours=2)
+    copies = [scored(f"copy-{i}", at, "markets", "negative", -0.95, ("ACME",), title=title) for i in (1, 2)]
+    with DuckDBStore(tmp_path / "h.duckdb") as db:
+        db.upsert_scored(copies)
+        digest = build_digest(db, DESK, digest_id("desk", END.date()), END)
+    assert [h.title for h in digest.headlines].count(title) == 1
+    assert digest.headlines[0].title == title  # the most negative, once
+    assert len(digest.headlines) == 3  # the next ones fill its place
+
+
 def test_the_digest_lists_an_entity_whose_negative_share_fell(tmp_path: Path) -> None:
     _seeded(tmp_path / "h.duckdb")
     before = END - timedelta(hours=30)  # the day before the digest's: BOLT all negative then
