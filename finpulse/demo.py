@@ -113,6 +113,11 @@ def run_demo(settings: Settings, console: Console, *, keep_running: bool) -> Non
             console.print("Services keep running; press Ctrl+C to stop them.")
             while all(p.running for p in procs):
                 time.sleep(1)
+        else:  # the links above need the API: say it is gone
+            console.print(
+                "Services stopped (no terminal to keep them for): the links above answer while "
+                "`finpulse demo --keep-running` or `finpulse up` runs."
+            )
     except KeyboardInterrupt:
         pass
     finally:

@@ -30,15 +30,23 @@ from __future__ import annotations
 import tomllib
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from finpulse.schema import describe_validation_error
 from ingest.errors import SourcesFileError, UnsafeUrl
 from ingest.urls import check_url
 
 _NAME = r"^[A-Za-z0-9._-]{1,100}$"
+
+
+def _listed(value: object) -> object:
+    """`tickers = "ACME"` as `["ACME"]`: one name written without the list's brackets."""
+    return (value,) if isinstance(value, str) else value
+
+
+Names = Annotated[tuple[str, ...], BeforeValidator(_listed)]
 
 
 class _Model(BaseModel):
@@ -49,8 +57,8 @@ class _Source(_Model):
     name: str = Field(pattern=_NAME)
     enabled: bool = True
     interval_s: float | None = Field(default=None, gt=0)
-    tags: tuple[str, ...] = ()
-    tickers: tuple[str, ...] = ()
+    tags: Names = ()
+    tickers: Names = ()
     # Overrides the language the feed declares (many declare none).
     language: str | None = None
 

@@ -47,6 +47,7 @@ def test_demo_fires_its_alert_on_every_run(
         # No error logged on the way (an early return from a read's generator logged one).
         assert " ERROR " not in done.stdout + done.stderr, done.stdout[-3000:] + done.stderr[-3000:]
         assert "5. alert fired" in done.stdout
+        assert "Services stopped (no terminal to keep them for)" in " ".join(done.stdout.split())
         assert "ticker ACME: negative share" in done.stdout
         assert "/16 stories, p=" in done.stdout  # a window of the burst (16 stories), not a calm one (8)
         # Its evidence is news about Acme, not other companies' headlines filed under ACME.

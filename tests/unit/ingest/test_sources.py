@@ -34,6 +34,13 @@ def test_relative_replay_paths_resolve_against_the_file(tmp_path: Path) -> None:
     assert config.replays[0].path == tmp_path / "data/news.jsonl"
 
 
+def test_one_ticker_or_tag_may_be_written_without_a_list(tmp_path: Path) -> None:
+    path = tmp_path / "sources.toml"
+    path.write_text('[[feeds]]\nname = "a"\nurl = "https://x.com/f"\ntickers = "ACME"\ntags = "wire"\n')
+    [feed] = load_sources(path).all()
+    assert (feed.tickers, feed.tags) == (("ACME",), ("wire",))
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
