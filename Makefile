@@ -5,9 +5,11 @@ RUN := $(UV) run --frozen
 
 .PHONY: setup browser postgres demo test lint clean
 
-# Environment: uv (installed once into ~/.local if missing), then the locked deps.
+# Environment: uv (installed once into ~/.local if missing; into the user's site also where the
+# distribution marks its Python as externally managed), then the locked deps.
 setup:
-	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || python3 -m pip install --user --quiet uv
+	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || python3 -m pip install --user --quiet uv \
+		|| python3 -m pip install --user --quiet --break-system-packages uv  # a distro Python (PEP 668)
 	$(UV) sync --frozen
 
 # Headless Chromium for the dashboard test (Debian's package; Playwright drives it).

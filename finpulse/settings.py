@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -347,6 +347,32 @@ class Settings(BaseSettings):
         if v.upper() not in LOG_LEVELS:
             raise ValueError(f"{v!r} is not one of {', '.join(LOG_LEVELS)}")
         return v.upper()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _state_under_data_dir(cls, data: Any) -> Any:
+        """Local state's default places (broker, ingest state, model, history file) follow
+        data_dir; a place set on its own stays where it was set."""
+        if not isinstance(data, dict) or data.get("data_dir") in (
+            None,
+            DEFAULT_DATA_DIR,
+            str(DEFAULT_DATA_DIR),
+        ):
+            return data
+        root, data = Path(data["data_dir"]), dict(data)
+        places = {
+            ("kafka", "local_dir"): root / "kafka",
+            ("ingest", "state_dir"): root / "ingest",
+            ("model", "model_dir"): root / "model",
+            ("store", "url"): f"duckdb://{root / 'history.duckdb'}",
+        }
+        for (group, field), place in places.items():
+            given = data.get(group, {})
+            if isinstance(given, BaseModel) and field not in given.model_fields_set:
+                data[group] = given.model_copy(update={field: place})
+            elif isinstance(given, dict) and field not in given:
+                data[group] = {**given, field: place}
+        return data
 
     @classmethod
     def settings_customise_sources(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from finpulse.errors import ConfigError
-from finpulse.settings import SHARED_DIR, load_settings
+from finpulse.settings import DEFAULT_DATA_DIR, SHARED_DIR, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -136,6 +136,24 @@ def test_the_model_device_and_back_end_are_checked_at_start(
     for good in ("cuda:1", "cpu") if variable.endswith("DEVICE") else ("onnx-int8", "cuda-fp16"):
         monkeypatch.setenv(variable, good)
         assert getattr(load_settings().model, variable.rsplit("_", 1)[1].lower()) == good
+
+
+def test_the_data_dir_holds_the_local_state_unless_a_place_is_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FINPULSE_DATA_DIR", str(tmp_path))
+    s = load_settings()
+    assert (s.kafka.local_dir, s.ingest.state_dir, s.model.model_dir) == (
+        tmp_path / "kafka", tmp_path / "ingest", tmp_path / "model",
+    )  # fmt: skip
+    assert s.store.url == f"duckdb://{tmp_path / 'history.duckdb'}"
+    monkeypatch.setenv("FINPULSE_MODEL_MODEL_DIR", "/models/today")
+    monkeypatch.setenv("FINPULSE_STORE_URL", "postgresql://db/finpulse")
+    s = load_settings()
+    assert (s.model.model_dir, s.store.url) == (Path("/models/today"), "postgresql://db/finpulse")
+    assert s.ingest.state_dir == tmp_path / "ingest"
+    monkeypatch.delenv("FINPULSE_DATA_DIR")
+    assert load_settings().ingest.state_dir == DEFAULT_DATA_DIR / "ingest"
 
 
 def test_settings_are_frozen() -> None:
