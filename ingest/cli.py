@@ -62,7 +62,7 @@ def ingest(
     ingestor = Ingestor(s.ingest, s.kafka, config)  # its files' errors before the broker's
     asyncio.run(ensure_topics(s.kafka))
     if once and not ingestor.sources:  # (running, it waits for an edit that enables one)
-        console.print(f"no enabled source in {files.sources}: nothing to poll")
+        console.print(f"no enabled source in {files.sources}: nothing to poll", soft_wrap=True)
         raise typer.Exit(1)
     if once:
         reports = asyncio.run(_poll_once(ingestor))
