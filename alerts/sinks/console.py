@@ -30,6 +30,11 @@ class ConsoleSink(AlertSink):
             line = summary(event).replace("*", "")
             self._console.print(f"[{colour}]{notification.state}[/{colour}] {escape(line)}")
             if notification.state == "fired":
+                name = notification.subscription_names.get(event.subscription_id)
+                whose = (
+                    f"{name} ({event.subscription_id})" if name and name != event.subscription_id else None
+                )
+                self._console.print(f"    subscription {escape(whose or event.subscription_id)}")
                 for h in event.top_headlines:
                     self._console.print(f"    - {escape(h.title)} {escape(h.url or '')}")
                 if links is not None:
