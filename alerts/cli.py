@@ -62,7 +62,7 @@ def check(
     from .subscriptions import load_subscriptions
 
     subs = load_subscriptions(path or settings().alerts.subscriptions_file)
-    doubts = []  # names that never match, mutes over: after the list, so each reads whole
+    doubts = []  # Subscription.doubts: after the list, so each reads whole
     now = utcnow()
     for sub in subs:
         f, d = sub.filter, sub.detector
@@ -77,9 +77,7 @@ def check(
             + ("" if sub.enabled else " (disabled)"),
             markup=False,
         )
-        ended = [m for m in sub.mute if m.until is not None and m.until <= now]
-        said = [*f.doubts(), *(f"a mute ended {m.until:%Y-%m-%d %H:%M} UTC: remove it" for m in ended)]
-        doubts += [labelled("warning:", f"{sub.id}: {doubt}", style="yellow") for doubt in said]
+        doubts += [labelled("warning:", f"{sub.id}: {doubt}", style="yellow") for doubt in sub.doubts(now)]
     if not subs:
         doubts.append(
             labelled("warning:", "the file holds no subscriptions: nothing will alert", style="yellow")

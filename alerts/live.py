@@ -6,8 +6,11 @@ dispatcher and the backtest (`live_subscriptions`):
 1. Hash the file (sha256 of its bytes). When the hash differs from the one
    the store recorded at the last import, the file's subscriptions replace
    the stored rows with the same ids (the file wins for the ids it names;
-   other rows stay) and the hash is recorded, in one transaction. An
-   unchanged file is not imported again, so dashboard/API edits survive.
+   other rows stay) and the hash is recorded, in one transaction. A
+   subscription the last import took from the file and the file no longer
+   names is deleted with it: the file owns what it lists (those made in the
+   dashboard or API are never in it, so stay). An unchanged file is not
+   imported again, so dashboard/API edits survive.
    Mutes set on a stored copy (dashboard, API, an alert's mute link) that have
    an end still ahead stay on the file's version until they end: someone who
    muted a noisy ticker for a day keeps that day when the file is edited.
@@ -28,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -43,8 +47,9 @@ from .subscriptions import Subscription, load_subscriptions, loads_subscriptions
 
 logger = logging.getLogger(__name__)
 
-# The store_meta key holding the sha256 of the subscriptions file last imported.
+# The store_meta keys holding the sha256 of the subscriptions file last imported, and its ids.
 FILE_HASH_KEY = "subscriptions.file_sha256"
+FILE_IDS_KEY = "subscriptions.file_ids"
 Subscriptions = tuple[Subscription, ...]
 
 
@@ -73,20 +78,28 @@ def load_live(path: Path, store: HistoryStore) -> Subscriptions:
     """
     store.start()  # idempotent; migrates a writable store
     overlay: dict[str, Subscription] = {}
+    gone: list[str] = []
     seed = _changed_file(path, store)
     if seed is not None:
         digest, subs = seed
         subs = _keep_running_mutes(subs, _stored(store), utcnow())
+        ids = sorted(s.id for s in subs)
+        gone = sorted(set(json.loads(store.get_meta(FILE_IDS_KEY) or "[]")) - set(ids))
         if store.read_only:
             overlay = {s.id: s for s in subs}
         else:
             store.import_subscriptions(
                 {s.id: s.stored_body() for s in subs},
-                meta_key=FILE_HASH_KEY,
-                meta_value=digest,
+                remove=gone,
+                meta={FILE_HASH_KEY: digest, FILE_IDS_KEY: json.dumps(ids)},
             )
             logger.info("subscriptions imported file=%s count=%d sha256=%s", path, len(subs), digest[:12])
-    live = _stored(store, warn=True) | overlay
+        if gone:
+            logger.info("subscriptions removed from the file, so from the live set: %s", ", ".join(gone))
+        for sub in subs:
+            for doubt in sub.doubts(utcnow()):
+                logger.warning("subscription %s: %s", sub.id, doubt)
+    live = {k: v for k, v in _stored(store, warn=True).items() if k not in gone} | overlay
     return tuple(live[k] for k in sorted(live))
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import difflib
 import tomllib
 from collections.abc import Sequence
-from datetime import datetime, time
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -211,6 +211,8 @@ class MuteWindow(_Model):
             raise ValueError("a mute is either absolute (from/until) or recurring (weekdays/start/end)")
         if (self.start is None) != (self.end is None):
             raise ValueError("give both start and end for a daily mute")
+        if self.start is not None and self.start == self.end:
+            raise ValueError("start and end are the same time: a daily mute of no time")
         naive = {k: v for k, v in (("from_", self.from_), ("until", self.until)) if v and v.tzinfo is None}
         if naive and "timezone" not in self.model_fields_set:
             words = " and ".join(k.rstrip("_") for k in naive)
@@ -219,9 +221,24 @@ class MuteWindow(_Model):
                 "(timezone = 'Europe/London') to read it in"
             )
         zone = ZoneInfo(self.timezone)
-        return (
+        mute = (
             self.model_copy(update={k: v.replace(tzinfo=zone) for k, v in naive.items()}) if naive else self
         )
+        if mute.from_ is not None and mute.until is not None and mute.from_ >= mute.until:
+            raise ValueError("from is not before until: the mute would never apply")
+        return mute
+
+    def doubts(self, now: datetime) -> list[str]:
+        """What may not be what was meant: over already, without an end, or in UTC because no
+        timezone was given."""
+        said = []
+        if self.until is not None and self.until <= now:
+            said.append(f"ended {self.until.astimezone(UTC):%Y-%m-%d %H:%M} UTC: remove it")
+        if self.from_ is not None and self.until is None:
+            said.append("has no until: it mutes from its start for good")
+        if self.from_ is None and self.until is None and "timezone" not in self.model_fields_set:
+            said.append("gives no timezone: its days and times are UTC (timezone = 'Europe/London')")
+        return said
 
     def covers(self, kind: EntityKind, entity: str) -> bool:
         """True when this mute applies to that entity (it names it, or names none)."""
@@ -234,14 +251,14 @@ class MuteWindow(_Model):
         if self.from_ is not None or self.until is not None:
             return (self.from_ is None or at >= self.from_) and (self.until is None or at < self.until)
         local = at.astimezone(ZoneInfo(self.timezone))
-        if self.weekdays and WEEKDAYS[local.weekday()] not in self.weekdays:
-            return False
-        if self.start is None or self.end is None:
-            return True
         now = local.time().replace(tzinfo=None)
-        if self.start <= self.end:
-            return self.start <= now < self.end
-        return now >= self.start or now < self.end
+        if self.start is None or self.end is None:
+            inside, day = True, local
+        elif self.start <= self.end:
+            inside, day = self.start <= now < self.end, local
+        else:  # over midnight: its hours after midnight belong to the night that began the day before
+            inside, day = now >= self.start or now < self.end, local - timedelta(days=int(now < self.end))
+        return inside and (not self.weekdays or WEEKDAYS[day.weekday()] in self.weekdays)
 
 
 class DigestParams(_Model):
@@ -301,6 +318,20 @@ class Subscription(_Model):
     def matches(self, kind: EntityKind, entity: str, window: WindowKind) -> bool:
         """True when this (enabled) subscription evaluates that entity's windows of that kind."""
         return self.enabled and window == self.detector.window and self.filter.matches(kind, entity)
+
+    def doubts(self, now: datetime) -> list[str]:
+        """What may not do what was meant (`finpulse alerts check` and the services' logs say it):
+        names that never match, mutes over, without an end, in UTC by default, or on entities
+        the subscription does not watch."""
+        said = list(self.filter.doubts())
+        for i, mute in enumerate(self.mute, 1):
+            said += [f"mute #{i} {doubt}" for doubt in mute.doubts(now)]
+            said += [
+                f"mute #{i}: {ref} is not one the subscription watches (filter), so it mutes nothing"
+                for ref in mute.entities
+                if not self.filter.matches(*parse_entity(ref))
+            ]
+        return said
 
     def muted(self, at: datetime, kind: EntityKind | None = None, entity: str | None = None) -> bool:
         """Whether a mute is active at `at`: for that entity (kind and entity given), or for the

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -217,9 +217,14 @@ class HistoryStore(ABC):
         return record
 
     def import_subscriptions(
-        self, bodies: Mapping[str, Mapping[str, Any]], *, meta_key: str, meta_value: str
+        self,
+        bodies: Mapping[str, Mapping[str, Any]],
+        *,
+        meta: Mapping[str, str],
+        remove: Iterable[str] = (),
     ) -> int:
-        """Create or replace these subscriptions and set one meta fact, in one transaction.
+        """Create or replace these subscriptions, delete those of `remove` and set the `meta`
+        facts, in one transaction.
 
         The seeding of the store from the subscriptions file (alerts/live.py): the rows
         and the file's hash land together, so a crash never records a half import.
@@ -228,7 +233,10 @@ class HistoryStore(ABC):
         with self._connection(write=True) as con, transaction(con):
             for sub_id, body in bodies.items():
                 _put_subscription(con, sub_id, body, now)
-            _put_meta(con, meta_key, meta_value, now)
+            for sub_id in remove:
+                con.execute("DELETE FROM subscriptions WHERE id = ?", [sub_id])
+            for key, value in meta.items():
+                _put_meta(con, key, value, now)
         return len(bodies)
 
     def delete_subscription(self, sub_id: str) -> bool:

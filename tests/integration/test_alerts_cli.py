@@ -135,7 +135,7 @@ def test_check_warns_of_what_never_alerts(tmp_path: Path, slack_api: FakeSlack) 
         assert done.returncode == 0, done.stdout + done.stderr
         said[name] = " ".join(done.stdout.split())
     assert "warning: desk: topic 'Enrgy' is none of the classifier's topics" in said["odd.toml"]
-    assert "warning: desk: a mute ended 2025-01-02 00:00 UTC: remove it" in said["odd.toml"]
+    assert "warning: desk: mute #1 ended 2025-01-02 00:00 UTC: remove it" in said["odd.toml"]
     assert said["odd.toml"].endswith("1 subscription OK, 2 warnings")
     assert "warning: the file holds no subscriptions: nothing will alert" in said["empty.toml"]
 

@@ -89,14 +89,10 @@ def test_a_changed_file_overwrites_its_ids_and_keeps_the_others(subs_file: Path,
     before = store.get_meta(FILE_HASH_KEY)
     subs_file.write_text(FILE_V2)
     subs = live_subscriptions(subs_file, store)
-    # The file wins for acme-desk and adds bolt-desk; energy-desk (gone from the file) and
-    # new-desk (from the dashboard) stay in the store.
-    assert channels(subs) == {
-        "acme-desk": "#acme-v2",
-        "bolt-desk": "#bolt",
-        "energy-desk": "#energy",
-        "new-desk": "#new",
-    }
+    # The file wins for acme-desk and adds bolt-desk; energy-desk, gone from the file, goes (the
+    # file owns what it listed); new-desk, made in the dashboard, stays.
+    assert channels(subs) == {"acme-desk": "#acme-v2", "bolt-desk": "#bolt", "new-desk": "#new"}
+    assert [r.id for r in store.list_subscriptions()] == ["acme-desk", "bolt-desk", "new-desk"]
     assert store.get_meta(FILE_HASH_KEY) not in (None, before)
 
 
@@ -116,6 +112,17 @@ def test_a_changed_file_keeps_the_mutes_set_outside_it_until_they_end(
     assert subs["bolt-desk"].mute == ()
     stored = {r.id: r.body for r in store.list_subscriptions()}
     assert [m["reason"] for m in stored["acme-desk"]["mute"]] == ["muted from the alert"]
+
+
+def test_what_a_subscription_may_not_mean_is_logged_at_import(
+    subs_file: Path, store: HistoryStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    subs_file.write_text(FILE_V1.replace('tickers = ["ACME"]', 'tickers = ["Acme Inc"]'))
+    with caplog.at_level(logging.WARNING, logger="alerts.live"):
+        live_subscriptions(subs_file, store)
+    assert (
+        "subscription acme-desk: ticker 'Acme Inc' is not a symbol" in caplog.text
+    )  # the services say it too
 
 
 def test_an_invalid_stored_row_is_logged_and_skipped(
@@ -156,12 +163,7 @@ def test_a_read_only_store_lays_a_changed_file_over_its_rows_without_writing(
         subs = live_subscriptions(subs_file, ro)
         assert ro.get_meta(FILE_HASH_KEY) == hash_v1
         assert [r.id for r in ro.list_subscriptions()] == ["acme-desk", "energy-desk", "new-desk"]
-    assert channels(subs) == {
-        "acme-desk": "#acme-v2",
-        "bolt-desk": "#bolt",
-        "energy-desk": "#energy",
-        "new-desk": "#new",
-    }
+    assert channels(subs) == {"acme-desk": "#acme-v2", "bolt-desk": "#bolt", "new-desk": "#new"}
 
 
 def test_a_missing_file_seeds_nothing_and_the_store_is_live(tmp_path: Path, store: HistoryStore) -> None:

@@ -45,6 +45,11 @@ def test_example_file_loads() -> None:
             "mute #1: until: give an offset .* or the mute's timezone",
         ),
         ({**GOOD, "mute": [{"start": "09:00:00"}]}, "both start and end"),
+        ({**GOOD, "mute": [{"start": "22:00:00", "end": "22:00:00"}]}, "a daily mute of no time"),
+        (
+            {**GOOD, "mute": [{"from": "2030-01-02T00:00:00Z", "until": "2030-01-01T00:00:00Z"}]},
+            "from is not before until: the mute would never apply",
+        ),
         ({**GOOD, "mute": [{}]}, "either absolute"),
         ({**GOOD, "mute": [{"from": "2025-01-01T00:00:00Z", "entities": ["ACME"]}]}, "is not KIND:NAME"),
         ({**GOOD, "mute": [{"from": "2025-01-01T00:00:00Z", "entities": ["sector:x"]}]}, "is not KIND:NAME"),
@@ -84,6 +89,13 @@ def test_duplicate_ids_and_bad_files(tmp_path: Path) -> None:
         ({"from": "2025-06-02T09:00:00", "timezone": "Europe/London"}, "2025-06-02T08:00:00Z", True),
         ({"from": "2025-06-02T09:00:00", "timezone": "Europe/London"}, "2025-06-02T07:59:00Z", False),
         ({"until": datetime(2025, 1, 1, 9), "timezone": "Asia/Tokyo"}, "2025-01-01T00:00:00Z", False),
+        # Weeknights over midnight: the hours after midnight are the night's that began the day before.
+        ({"weekdays": ["mon", "tue", "wed", "thu", "fri"], "start": "22:00:00", "end": "06:00:00"},
+         "2025-03-15T01:00:00Z", True),  # Saturday 01:00: Friday's night
+        ({"weekdays": ["mon", "tue", "wed", "thu", "fri"], "start": "22:00:00", "end": "06:00:00"},
+         "2025-03-17T01:00:00Z", False),  # Monday 01:00: Sunday's night
+        ({"weekdays": ["mon", "tue", "wed", "thu", "fri"], "start": "22:00:00", "end": "06:00:00"},
+         "2025-03-16T23:00:00Z", False),  # Sunday 23:00
     ],
 )  # fmt: skip
 def test_mute_windows(mute: dict, at: str, active: bool) -> None:
@@ -141,3 +153,30 @@ def test_a_misspelt_key_and_points_for_a_fraction_say_what_was_meant() -> None:
         parse_subscriptions({"subscription": [{**entry, "detector": {"min_rise": 20}}]})
     with pytest.raises(ConfigError, match="fix the file \\(running services keep"):
         parse_subscriptions({"subscription": [{**entry, "detector": {"min_rise": 0.1, "resolve_rise": 0.2}}]})
+
+
+def test_what_a_subscription_may_not_mean_is_doubted() -> None:
+    now = datetime(2026, 3, 2, tzinfo=UTC)
+    sub = Subscription.model_validate(
+        {
+            **GOOD,
+            "filter": {"tickers": ["ACME"]},
+            "mute": [
+                {"until": "2026-01-01T08:00:00", "timezone": "Europe/Berlin"},  # over, in Berlin time
+                {"from": "2026-03-01T00:00:00Z"},  # no end
+                {"weekdays": ["sat", "sun"]},  # no timezone: UTC
+                {
+                    "from": "2026-03-01T00:00:00Z",
+                    "until": "2026-04-01T00:00:00Z",
+                    "entities": ["ticker:TSLA"],
+                },
+                {"weekdays": ["sat"], "timezone": "UTC"},  # fine
+            ],
+        }
+    )
+    assert sub.doubts(now) == [
+        "mute #1 ended 2026-01-01 07:00 UTC: remove it",
+        "mute #2 has no until: it mutes from its start for good",
+        "mute #3 gives no timezone: its days and times are UTC (timezone = 'Europe/London')",
+        "mute #4: ticker:TSLA is not one the subscription watches (filter), so it mutes nothing",
+    ]
