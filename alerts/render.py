@@ -172,9 +172,10 @@ def blocks(n: Notification, links: FeedbackLinks | None = None, charts: bool = F
     )
     if n.state == "fired":
         which = f"`{escape_mrkdwn(subs[0])}`" if len(subs) == 1 else "its subscription"
+        # The file's next import keeps only mutes with an end ahead set outside it (alerts/live.py).
         context += (
-            f" · To mute the whole subscription: add a mute (`from`/`until` or `weekdays`) to {which} "
-            "in the dashboard's subscription editor."
+            f" · To mute the whole subscription: add a mute to {which} in the subscriptions file "
+            "(for a while: `from`/`until` in the dashboard's subscription editor)."
         )
     out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context[:SECTION_CHARS]}]})
     return out

@@ -254,17 +254,19 @@ def alerts(
             "negative": f"{a.negative_share:.0%} vs {a.baseline_negative_share:.0%}",
             "p": f"{a.p_value:.2g}",
             "verdict": a.verdict if isinstance(a.verdict, str) else "",
+            "alert": str(a.alert_id)[:12],  # as the message showed it
         }
         for a in rows.itertuples()
     ]
     # One subscription's or entity's alerts say so once, in the title; a terminal too narrow for
-    # the rest (80 columns) goes without the window's end (in --out), which follows the sent time.
+    # the rest (80 columns) goes without the alert's id, then the window's end (both in --out).
     shared = {c: cells[0][c] for c in ("subscription", "entity") if len({r[c] for r in cells}) == 1}
     of = f" of {shared['subscription']}" if "subscription" in shared else ""
     on = f" on {shared['entity']}" if "entity" in shared else ""
     table = fitting_table(
         console, f"alerts{of}{on}, newest first, {range_text(query)}", cells,
-        (tuple(shared), (*shared, "window end")), right=("negative", "p"), wraps=("entity",),
+        (tuple(shared), (*shared, "alert"), (*shared, "alert", "window end")), right=("negative", "p"),
+        wraps=("entity",),
     )  # fmt: skip
     console.print(table)
 

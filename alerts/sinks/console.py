@@ -22,19 +22,18 @@ class ConsoleSink(AlertSink):
 
     async def send(self, notification: Notification) -> str | None:
         colour = "red" if notification.state == "fired" else "green"
-        links = self._links
+        links, state = self._links, str(notification.state)
         if notification.test_note is not None:
             self._console.print(f"[bold]test[/bold] {escape(notification.test_note)}")
-            colour, links = "yellow", None
+            colour, links, state = "yellow", None, "example"  # not "fired": a log read later, uncoloured
         for event in notification.events:
             line = summary(event).replace("*", "")
-            self._console.print(f"[{colour}]{notification.state}[/{colour}] {escape(line)}")
+            self._console.print(f"[{colour}]{state}[/{colour}] {escape(line)}")
             if notification.state == "fired":
-                name = notification.subscription_names.get(event.subscription_id)
-                whose = (
-                    f"{name} ({event.subscription_id})" if name and name != event.subscription_id else None
-                )
-                self._console.print(f"    subscription {escape(whose or event.subscription_id)}")
+                sub = event.subscription_id
+                name = notification.subscription_names.get(sub)
+                whose = f"{name} ({sub})" if name and name != sub else sub
+                self._console.print(f"    subscription {escape(whose)}, alert {escape(event.alert_id)}")
                 for h in event.top_headlines:
                     self._console.print(f"    - {escape(h.title)} {escape(h.url or '')}")
                 if links is not None:

@@ -221,7 +221,8 @@ async def test_console_sink_prints_verdict_links() -> None:
     await sink.send(Notification("k", "#a", "fired", (alert(1),), subscription_names={"desk": "Risk desk"}))
     await sink.send(Notification("k", "#a", "resolved", (alert(1, "resolved", fired="f0001-desk"),)))
     text = out.getvalue()
-    assert "    subscription Risk desk (desk)\n" in text  # whose alert it is
+    assert "    subscription Risk desk (desk), alert f0001-desk\n" in text  # whose, and which
+
     assert f"real event? yes: {links.url('f0001-desk', 'tp')}  no: {links.url('f0001-desk', 'fp')}" in text
     assert "chart: http://127.0.0.1:8000/feedback/f0001-desk/chart.png\n" in text
     assert "mute ticker T001: http://127.0.0.1:8000/feedback/f0001-desk/mute\n" in text

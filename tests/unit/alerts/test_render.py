@@ -103,7 +103,7 @@ def test_messages_name_their_subscriptions() -> None:
     assert bs[0]["text"]["text"] == "2 negative news spikes (Risk desk &lt;!channel&gt;)"
     context = _texts(bs)[-1]
     assert context.startswith("Subscription *Risk desk &lt;!channel&gt;* (`desk`) · alert `f0001-desk`")
-    assert "add a mute (`from`/`until` or `weekdays`) to `desk`" in context
+    assert "add a mute to `desk` in the subscriptions file" in context
     # A name equal to the id, or none, is not said twice.
     assert _texts(blocks(Notification("k", "#a", "fired", (alert(1, sub="ops"),), subscription_names=names)))[
         -1
@@ -116,7 +116,7 @@ def test_messages_name_their_subscriptions() -> None:
     assert bs[0]["text"]["text"] == "3 negative news spikes"
     context = _texts(bs)[-1]
     assert context.startswith("Subscriptions *Risk desk &lt;!channel&gt;* (`desk`), `ops` · ")
-    assert "to its subscription in the dashboard" in context
+    assert "to its subscription in the subscriptions file" in context
 
 
 @pytest.mark.parametrize(
