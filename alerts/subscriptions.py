@@ -166,6 +166,13 @@ class DetectorParams(_Model):
             raise ValueError(f"is a fraction of the stories: {v / 100:g} for {v:g} points, not {v:g}")
         return v
 
+    @field_validator("significance", mode="before")
+    @classmethod
+    def _a_probability(cls, v: object) -> object:
+        if isinstance(v, int | float) and not isinstance(v, bool) and v >= 1:
+            raise ValueError(f"is a probability: {v / 100:g} for {v:g}%, not {v:g}")
+        return v
+
     @model_validator(mode="after")
     def _hysteresis(self) -> Self:
         if self.resolve_rise >= self.min_rise:

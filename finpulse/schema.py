@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -141,6 +142,16 @@ class Message(BaseModel):
             raise InvalidRecord(cls.kind, describe_validation_error(exc)) from exc
 
 
+# pydantic's words for a config file's reader: what to write instead.
+_LISTS = ("list_type", "tuple_type")
+_PLAINER = {
+    "list_type": 'give a list, e.g. ["A", "B"]',
+    "tuple_type": 'give a list, e.g. ["A", "B"]',
+    "time_parsing": "give a time as HH:MM:SS, e.g. 08:30:00",
+    "time_type": "give a time as HH:MM:SS, e.g. 08:30:00",
+}
+
+
 def describe_validation_error(
     exc: ValidationError, limit: int = 3, where: Callable[[tuple[int | str, ...]], str] | None = None
 ) -> str:
@@ -150,7 +161,9 @@ def describe_validation_error(
     for err in exc.errors()[:limit]:
         loc = where(err["loc"]) if where is not None else ".".join(str(p) for p in err["loc"])
         # A validator's own message reads as it was written, without pydantic's "Value error, ".
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = _PLAINER.get(err["type"], err["msg"].removeprefix("Value error, "))
+        if err["type"] in _LISTS and isinstance(err.get("input"), str):  # "ACME, AAPL" for a list
+            msg = "give a list: " + json.dumps([w.strip() for w in err["input"].split(",") if w.strip()])
         parts.append(f"{loc}: {msg}" if loc else msg)
     more = exc.error_count() - limit
     if more > 0:

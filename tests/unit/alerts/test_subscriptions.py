@@ -46,6 +46,10 @@ def test_example_file_loads() -> None:
         ),
         ({**GOOD, "mute": [{"start": "09:00:00"}]}, "both start and end"),
         ({**GOOD, "mute": [{"start": "22:00:00", "end": "22:00:00"}]}, "a daily mute of no time"),
+        # pydantic's words made into what to write: a list, a time, a probability.
+        ({**GOOD, "filter": {"tickers": "ACME, AAPL"}}, r'filter.tickers: give a list: \["ACME", "AAPL"\]'),
+        ({**GOOD, "digest": {"at": "8:30"}}, "digest.at: give a time as HH:MM:SS, e.g. 08:30:00"),
+        ({**GOOD, "detector": {"significance": 5}}, "detector.significance: is a probability: 0.05 for 5%"),
         (
             {**GOOD, "mute": [{"from": "2030-01-02T00:00:00Z", "until": "2030-01-01T00:00:00Z"}]},
             "from is not before until: the mute would never apply",

@@ -153,6 +153,6 @@ def test_errors_name_the_source_not_its_index(tmp_path: Path) -> None:
     with pytest.raises(SourcesFileError) as raised:
         load_sources(path)
     said = str(raised.value)
-    assert "feed 'cnbc': tags: Input should be a valid tuple" in said
+    assert 'feed \'cnbc\': tags: give a list, e.g. ["A", "B"]' in said
     assert "feeds entry 3: name: Field required" in said  # no name to give: its place, counted from 1
     assert "feeds.1" not in said
