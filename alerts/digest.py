@@ -66,10 +66,15 @@ class Digest:
     entities: tuple[EntityLine, ...]  # the most negative of them
     alerts: tuple[AlertRecord, ...]
     headlines: tuple[HeadlineRef, ...]
+    unranked: int = 0  # of the active entities, those with under MIN_STORIES stories
 
     @property
     def local_end(self) -> datetime:
         return self.end.astimezone(ZoneInfo(self.timezone))
+
+    def local(self, at: datetime) -> datetime:
+        """`at` in the digest's time zone, as its header's time is."""
+        return at.astimezone(ZoneInfo(self.timezone))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +84,7 @@ class Digest:
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "active_entities": self.active_entities,
+            "unranked": self.unranked,
             "entities": [vars(e) for e in self.entities],
             "alerts": [a.model_dump(mode="json") for a in self.alerts],
             "headlines": [h.model_dump(mode="json") for h in self.headlines],
@@ -133,6 +139,7 @@ def build_digest(db: HistoryStore, sub: Subscription, day_id: str, end: datetime
         entities=tuple(ranked[:TOP_ENTITIES]),
         alerts=tuple(a for a in alerts if isinstance(a, AlertRecord)),
         headlines=_headlines(db, sub, start, end),
+        unranked=len(lines) - len([e for e in lines if e.count >= MIN_STORIES]),
     )
 
 

@@ -243,8 +243,14 @@ def _count(n: int, one: str, many: str) -> str:
 def digest_summary(d: Digest) -> str:
     """`24 hours to 2026-03-02 08:00 (UTC): 2 of the subscription's entities in the news, 1 alert
     fired.` (plain text)."""
-    # Entities with few stories are not ranked: say so, or the digest lists nothing and explains none.
-    quiet = f" (none with {MIN_STORIES}+ stories to rank)" if d.active_entities and not d.entities else ""
+    # Entities with few stories are not ranked: say so, or the digest lists fewer and explains none.
+    quiet = (
+        f" (none with {MIN_STORIES}+ stories to rank)"
+        if d.active_entities and not d.entities
+        else f" ({d.unranked} with under {MIN_STORIES} stories not ranked)"
+        if d.unranked
+        else ""
+    )
     headlines = "" if d.headlines or not d.active_entities else " No negative headlines."
     return (
         f"24 hours to {d.local_end:%Y-%m-%d %H:%M} ({d.timezone}): {d.active_entities} of the "
@@ -253,10 +259,11 @@ def digest_summary(d: Digest) -> str:
     )
 
 
-def digest_alert_line(a: AlertRecord) -> str:
-    """`03-02 09:30 UTC ticker *ACME*: 60% negative vs baseline 20%`, as mrkdwn."""
+def digest_alert_line(a: AlertRecord, d: Digest) -> str:
+    """`03-02 09:30 ticker *ACME*: 60% negative vs baseline 20%`, as mrkdwn: the window's end in
+    the digest's time zone, as its header's."""
     return (
-        f"{a.window_end:%m-%d %H:%M} UTC {a.entity_kind} *{escape_mrkdwn(a.entity)}*: "
+        f"{d.local(a.window_end):%m-%d %H:%M} {a.entity_kind} *{escape_mrkdwn(a.entity)}*: "
         f"{_pct(a.negative_share)} negative vs baseline {_pct(a.baseline_negative_share)}"
     )
 
@@ -270,7 +277,7 @@ def digest_blocks(d: Digest) -> list[Block]:
     ]
     sections = (
         ("Most negative", [f"• {digest_entity_line(e)}" for e in d.entities]),
-        ("Alerts fired", [f"• {digest_alert_line(a)}" for a in d.alerts]),
+        ("Alerts fired", [f"• {digest_alert_line(a, d)}" for a in d.alerts]),
         ("Most negative headlines", [headline_line(h) for h in d.headlines]),
     )
     for title, lines in sections:

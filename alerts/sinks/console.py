@@ -52,7 +52,7 @@ class ConsoleSink(AlertSink):
         for e in digest.entities:
             self._console.print(f"    {escape(digest_entity_line(e).replace('*', ''))}")
         for a in digest.alerts:
-            self._console.print(f"    alert {escape(digest_alert_line(a).replace('*', ''))}")
+            self._console.print(f"    alert {escape(digest_alert_line(a, digest).replace('*', ''))}")
         for h in digest.headlines:
             self._console.print(f"    - {escape(h.title)} ({h.sentiment_score:+.2f})")
         return None

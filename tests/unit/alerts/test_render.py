@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -18,12 +19,14 @@ from alerts.render import (
     SECTION_CHARS,
     blocks,
     chance_text,
+    digest_blocks,
     digest_summary,
     escape_mrkdwn,
     fallback_text,
     safe_url,
 )
 from alerts.sinks.base import Notification
+from store import AlertRecord
 
 from .events import alert
 
@@ -187,6 +190,30 @@ def test_a_quiet_digest_says_why_it_lists_nothing() -> None:
     assert digest_summary(busy).endswith(
         "1 of the subscription's entities in the news, 0 alerts fired. No negative headlines."
     )
+    # Those left out for too few stories are counted, so "3 in the news" and one listed add up.
+    some = dataclasses.replace(busy, active_entities=3, unranked=2)
+    assert (
+        "3 of the subscription's entities in the news (2 with under 3 stories not ranked)"
+        in digest_summary(some)
+    )
+
+
+def test_a_digests_alert_times_are_in_its_time_zone() -> None:
+    end = datetime(2026, 3, 2, 8, tzinfo=UTC)
+    fired = AlertRecord(
+        alert_id="a1", subscription_id="desk", state="fired", entity_kind="ticker", entity="ACME",
+        window_start=end - timedelta(hours=3, minutes=5), window_end=end - timedelta(hours=3), count=20,
+        negative_count=12, negative_share=0.6, baseline_negative_share=0.2, p_value=1e-4, channel="#d",
+        created_at=end - timedelta(hours=3),
+    )  # fmt: skip
+    berlin = Digest(
+        "d", "desk", "Desk", "#d", end - timedelta(days=1), end, "Europe/Berlin", 1, (), (fired,), ()
+    )
+    text = json.dumps(digest_blocks(berlin))
+    assert "24 hours to 2026-03-02 09:00 (Europe/Berlin)" in text
+    assert (
+        "03-02 06:00 ticker *ACME*: 60% negative vs baseline 20%" in text
+    )  # 05:00 UTC, as the header's zone
 
 
 def test_the_odds_in_words() -> None:
