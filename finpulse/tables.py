@@ -72,9 +72,14 @@ def fitting_table(
     """`rows` (a cell per column) in a compact_table of their columns less the first of `drops`
     that fits the console with nothing cut: every column whole, the wrapping ones at their
     narrowest (the last of `drops` where none does)."""
+    # A cut column's narrowest is its longest cell or header: rich measures them by their longest
+    # word ("2026-12-07 07:50" as 10, "window end" as 6), so a table of cut cells seemed to fit.
+    whole = {
+        c: max(len(c), *(console.measure(row[c]).maximum for row in rows)) for c in rows[0] if c not in wraps
+    }
     for drop in drops:
         columns = [c for c in rows[0] if c not in drop]
-        table = compact_table(title, columns, right=right, wraps=wraps, least=least)
+        table = compact_table(title, columns, right=right, wraps=wraps, least={**whole, **(least or {})})
         for row in rows:
             table.add_row(*(row[c] for c in columns))
         if console.measure(table, options=console.options.update_width(1_000)).minimum <= console.width:

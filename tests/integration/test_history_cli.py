@@ -328,9 +328,10 @@ def test_headlines_read_as_lines_at_80_columns(seeded: Path, monkeypatch: pytest
     assert max(map(len, out.splitlines())) <= 80
     assert "…" not in out, out
     header = _line(out, "published (UTC)")
-    assert ("topic" in header, "source" in header, "tickers" in header) == (False, True, True)
+    # Without the topic and the source (in --out): the title at its least width, every cell whole.
+    assert ("topic" in header, "source" in header, "tickers" in header) == (False, False, True)
     first = _line(out, "2024-03-04 11:00")  # the title in a few lines, not a tower of a word each
-    assert first.split("ACME", 1)[1].strip() == "Acme shares sink after", out
+    assert len(first.split("ACME", 1)[1].strip()) >= 30, out
     assert title in " ".join(out.split())
 
 

@@ -44,3 +44,22 @@ def test_the_first_table_that_fits_with_nothing_cut() -> None:
     wide = table(Console(width=160), ((), ("topic",)))
     assert len(wide.columns) == 6
     assert title in "\n".join(_printed(wide, 160))  # the title on one line
+
+
+def test_cells_that_do_not_wrap_count_whole() -> None:
+    """The demo's alerts at 80 columns: the alert's id goes rather than every cell being cut."""
+    rows = [
+        {
+            "sent (UTC)": "2026-12-07 07:50", "window end": "07:35", "state": state, "negative": negative,
+            "p": p, "verdict": "", "alert": alert_id,
+        }
+        for state, negative, p, alert_id in (
+            ("resolved", "12% vs 25%", "1", "c5e8f6a7a9b1"), ("fired", "69% vs 6%", "8.2e-11", "4ee9d4224211")
+        )
+    ]  # fmt: skip
+    console = Console(width=80)
+    table = fitting_table(console, "alerts", rows, ((), ("alert",), ("alert", "window end")))
+    assert "alert" not in [c.header for c in table.columns]
+    printed = "\n".join(_printed(table))
+    assert "…" not in printed
+    assert "2026-12-07 07:50" in printed
