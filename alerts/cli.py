@@ -54,8 +54,13 @@ def alerts(
 @alerts_app.command("check")
 def check(
     path: Annotated[Path | None, typer.Argument(help="Subscriptions file (default: from settings).")] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 on warnings too (a check before a deploy).")
+    ] = False,
 ) -> None:
-    """Validate the subscriptions file and list what it subscribes to."""
+    """Validate the subscriptions file and list what it subscribes to.
+
+    Exit 2 when it is invalid; with --strict, 1 when it has warnings."""
     from finpulse.cli import console, settings
     from finpulse.schema import utcnow
 
@@ -88,6 +93,8 @@ def check(
         f"{counted(len(subs), 'subscription')} OK"
         + (f", {counted(len(doubts), 'warning')}" if doubts else "")
     )
+    if strict and doubts:
+        raise typer.Exit(1)
 
 
 @alerts_app.command("list")

@@ -138,6 +138,11 @@ def test_check_warns_of_what_never_alerts(tmp_path: Path, slack_api: FakeSlack) 
     assert "warning: desk: mute #1 ended 2025-01-02 00:00 UTC: remove it" in said["odd.toml"]
     assert said["odd.toml"].endswith("1 subscription OK, 2 warnings")
     assert "warning: the file holds no subscriptions: nothing will alert" in said["empty.toml"]
+    strict = subprocess.run(
+        [str(FINPULSE), "alerts", "check", "--strict", str(tmp_path / "odd.toml")],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert strict.returncode == 1, strict.stdout + strict.stderr  # a deploy's check stops on warnings
 
 
 def test_a_bad_file_is_an_error_with_its_toml_names_whole(tmp_path: Path, slack_api: FakeSlack) -> None:
