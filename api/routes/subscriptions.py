@@ -7,7 +7,7 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from alerts.overview import overviews
@@ -120,6 +120,9 @@ class SubscriptionOverview(BaseModel):
     true_positives: int
     false_positives: int
     summary: str
+    warnings: list[str] = Field(
+        default_factory=list, description="what may not do what was meant (`finpulse alerts check`'s)"
+    )
 
 
 @router.get("/{sub_id}/overview", responses=NOT_FOUND)
@@ -135,5 +138,5 @@ def subscription_overview(
     tp, fp = o.verdicts
     return SubscriptionOverview(
         subscription_id=sub.id, state=o.state, entity_mutes=list(o.entity_mutes), alerts=len(o.fired),
-        true_positives=tp, false_positives=fp, summary=o.line(days),
+        true_positives=tp, false_positives=fp, summary=o.line(days), warnings=sub.doubts(utcnow()),
     )  # fmt: skip

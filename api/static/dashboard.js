@@ -460,7 +460,9 @@ function showSubscription() {
 async function showOverview(id) {
   try {
     const o = await api(`/subscriptions/${encodeURIComponent(id)}/overview`);
-    if ($("sub-list").value === id) $("sub-overview").textContent = o.summary;
+    // What may not do what was meant (a name that never matches): `finpulse alerts check`'s warnings.
+    const said = [o.summary, ...o.warnings.map((w) => `warning: ${w}`)];
+    if ($("sub-list").value === id) $("sub-overview").textContent = said.join("\n");
   } catch (err) {
     $("sub-overview").textContent = err.message;
   }

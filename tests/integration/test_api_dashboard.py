@@ -445,6 +445,13 @@ def test_subscription_editor_shows_errors_and_saves(dashboard: tuple[Page, DuckD
     assert page.locator("#sub-list option").count() == 1
     # The saved subscription's overview: on, what it watches, its alerts (none fired by this id).
     page.wait_for_selector("#sub-overview >> text=on · every topic · 0 alerts in 7 days (0 tp / 0 fp)")
+    # A name that never matches is said under it, as `finpulse alerts check` says it.
+    page.fill(
+        "#sub-json",
+        page.input_value("#sub-json").replace('"topics": [\n      "*"', '"topics": [\n      "Enrgy"'),
+    )
+    page.click("#sub-save")
+    page.wait_for_selector("#sub-overview >> text=warning: topic 'Enrgy' is none of the classifier's topics")
 
 
 def test_subscription_editor_sends_a_test_message(

@@ -106,5 +106,9 @@ def test_a_subscriptions_overview(api_client: Any, api_store: Path) -> None:
         "on · every topic · digest 07:30 Europe/London · 1 alert in 7 days (1 tp / 0 fp), latest "
     )
     assert o["summary"].endswith(" topic earnings · muted " + o["entity_mutes"][0])
+    # It watches topics only: a mute of a ticker mutes nothing (as `alerts check` would say).
+    assert o["warnings"] == [
+        "mute #1: ticker:TSLA is not one the subscription watches (filter), so it mutes nothing"
+    ]
     wider = api_client.get("/api/v1/subscriptions/desk/overview", params={"days": 30}).json()
     assert wider["alerts"] == 2
