@@ -18,7 +18,13 @@ from finpulse.terminal import labelled
 from finpulse.wording import counted
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from rich.console import Console
+
     from finpulse.settings import Settings
+
+    from .overview import Overview
 
 
 alerts_app = typer.Typer(help="Deliver alert events (Slack, console, webhook).")
@@ -138,6 +144,7 @@ def list_subscriptions(
         for o in rows:
             console.print(Text.assemble((o.sub.id, "bold"), f" → {o.sub.channel}"))
             console.print(Padding(o.line(days), (0, 0, 0, 2)))
+        _warn(console, rows)
         return
     columns = ("subscription", "channel", "watches", "state", "digest", f"alerts {days:g} d", "last fired")
     table = Table(title=title, title_justify="left")
@@ -152,6 +159,16 @@ def list_subscriptions(
             "{} / {}".format(*o.verdicts),
         )  # fmt: skip
     console.print(table)
+    _warn(console, rows)
+
+
+def _warn(console: Console, rows: Sequence[Overview]) -> None:
+    """`alerts check`'s warnings of the live set (dashboard and API ones too), under its listing."""
+    from finpulse.schema import utcnow
+
+    for o in rows:
+        for doubt in o.sub.doubts(utcnow()):
+            console.print(labelled("warning:", f"{o.sub.id}: {doubt}", style="yellow"))
 
 
 @alerts_app.command("test")

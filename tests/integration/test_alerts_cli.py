@@ -182,6 +182,8 @@ def test_list_shows_each_live_subscription_and_its_alerts(tmp_path: Path, slack_
             }
         )  # fmt: skip
         db.put_subscription(made.id, made.stored_body())
+        odd = Subscription.model_validate({"id": "odd", "channel": "#odd", "filter": {"topics": ["Enrgy"]}})
+        db.put_subscription(odd.id, odd.stored_body())  # made in the dashboard: no `alerts check` saw it
         old, recent = now - timedelta(days=10), now - timedelta(hours=2)
         db.upsert_alerts(
             [
@@ -198,7 +200,8 @@ def test_list_shows_each_live_subscription_and_its_alerts(tmp_path: Path, slack_
         [str(FINPULSE), "alerts", "list"], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "3 live subscriptions" in done.stdout  # the file's two and the dashboard's one
+    assert "4 live subscriptions" in done.stdout  # the file's two and the dashboard's two
+    assert "warning: odd: topic 'Enrgy' is none of the classifier's topics" in " ".join(done.stdout.split())
     cells = [[c.strip() for c in line.split("│")[1:-1]] for line in done.stdout.splitlines()]
     rows = {row[0]: row for row in cells if row and row[0]}
     markets = rows["markets"]
