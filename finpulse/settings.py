@@ -364,7 +364,7 @@ class Settings(BaseSettings):
             ("kafka", "local_dir"): root / "kafka",
             ("ingest", "state_dir"): root / "ingest",
             ("model", "model_dir"): root / "model",
-            ("store", "url"): f"duckdb://{root / 'history.duckdb'}",
+            ("store", "url"): f"duckdb://{root.resolve() / 'history.duckdb'}",  # a URL's path: absolute
         }
         for (group, field), place in places.items():
             given = data.get(group, {})
