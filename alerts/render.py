@@ -14,7 +14,7 @@ import re
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from finpulse.schema import AlertEvent, HeadlineRef
+from finpulse.schema import SCORE_LEGEND, AlertEvent, HeadlineRef
 from store import AlertRecord
 
 from .digest import MIN_STORIES, Digest, EntityLine
@@ -28,8 +28,6 @@ TITLE_CHARS = 200
 # Alerts per message: 2 blocks each (text, chart) keeps a message far under the 50-block limit.
 MAX_ALERTS_PER_MESSAGE = 10
 TEST_HEADER = "Test message from finpulse: not a real alert"
-# What the number after each headline is (HeadlineRef.sentiment_score: P(positive) - P(negative)).
-SCORE_LEGEND = "(score: -1 most negative, +1 most positive)"
 _BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 _WORD_JOINER = "\u2060"
 Block = dict[str, Any]

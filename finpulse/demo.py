@@ -37,7 +37,7 @@ from finpulse.errors import FinpulseError, TransientError
 from finpulse.kafka_local import LocalKafka
 from finpulse.ports import listen_socket
 from finpulse.processes import CliProcess
-from finpulse.schema import AlertEvent
+from finpulse.schema import SCORE_LEGEND, AlertEvent
 from finpulse.settings import REPO_ROOT, Settings
 from finpulse.topics import (
     delete_topics_starting,
@@ -269,12 +269,13 @@ def alert_panel(alert: AlertEvent) -> Panel:
         f"({alert.negative_count}/{alert.count} stories, p={alert.p_value:.1e})\n"
         f"window {alert.window_start:%H:%M}-{alert.window_end:%H:%M} UTC -> {escape(alert.channel or '')}"
     )
+    legend = Text(f"top negative headlines {SCORE_LEGEND}", style="dim")
     evidence = Table.grid(padding=(0, 1))
     evidence.add_column(no_wrap=True)
     evidence.add_column()
     for h in alert.top_headlines:
         evidence.add_row("  -", Text(f"{h.title} ({h.sentiment_score:+.2f})"))
-    return Panel(Group(summary, evidence), title="5. alert fired")
+    return Panel(Group(summary, legend, evidence), title="5. alert fired")
 
 
 def _show(console: Console, alert: AlertEvent, settings: Settings, logs: Path) -> None:

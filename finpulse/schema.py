@@ -221,6 +221,10 @@ class ScoredItem(Message):
         return self.item.story_id
 
 
+# What the number beside a headline is (sentiment_score: P(positive) - P(negative)), where it shows.
+SCORE_LEGEND = "(score: -1 most negative, +1 most positive)"
+
+
 class HeadlineRef(Message):
     """Evidence: one headline with its link and score."""
 

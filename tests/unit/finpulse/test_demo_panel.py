@@ -32,3 +32,5 @@ def test_headlines_keep_their_brackets_and_wrap_under_themselves() -> None:
     assert lines[first].startswith("│   - Acme CEO")
     assert lines[first + 1].startswith("│     "), lines  # under the title, not under the dash
     assert "(-0.64)" in " ".join(" ".join(lines[first : first + 3]).split())
+    # The numbers say what they are, as in the alert messages.
+    assert any("top negative headlines (score: -1 most negative, +1 most positive)" in line for line in lines)
