@@ -156,7 +156,10 @@ def make_query(query_type: type[Query], since: str | None, until: str | None, **
 
 
 # The command-line options of the query fields that differ in name.
-OPTIONS = {"entity_kind": "--kind", "subscription_id": "--subscription", "min_stories": "--min-stories"}
+OPTIONS = {
+    "entity_kind": "--kind", "subscription_id": "--subscription", "min_stories": "--min-stories",
+    "alert_id": "--id",
+}  # fmt: skip
 
 
 def _option(loc: tuple[Any, ...]) -> str:

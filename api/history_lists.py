@@ -134,7 +134,9 @@ def movers(
 
 def _others(query: AlertsQuery) -> None:
     """The alerts a filtered query left out of its range: their subscriptions and entities."""
-    unfiltered = {"entity_kind": None, "entity": None, "subscription_id": None, "state": None, "offset": 0}
+    unfiltered = dict.fromkeys(("entity_kind", "entity", "subscription_id", "state", "alert_id")) | {
+        "offset": 0
+    }
     with opened() as db:
         others = db.frame(query.model_copy(update=unfiltered))
     if others.empty:
@@ -220,6 +222,9 @@ def alerts(
     entity: Annotated[str | None, typer.Option(help="KIND:NAME, e.g. ticker:ACME.")] = None,
     subscription: Annotated[str | None, typer.Option(help="Only this subscription's alerts.")] = None,
     state: Annotated[str | None, typer.Option(help="fired or resolved.")] = None,
+    alert_id: Annotated[
+        str | None, typer.Option("--id", help="The alert whose id starts so (as its message shows it).")
+    ] = None,
     since: Since = None,
     until: Until = None,
     limit: Limit = 20,
@@ -234,11 +239,11 @@ def alerts(
     kind, name = entity_arg(entity)
     query = make_query(
         AlertsQuery, since, until, entity_kind=kind, entity=name, subscription_id=subscription,
-        state=state, limit=limit,
+        state=state, alert_id=alert_id, limit=limit,
     )  # fmt: skip
     rows = fetch(query, out)
     if rows.empty:
-        filters = {"--entity": entity, "--subscription": subscription, "--state": state}
+        filters = {"--entity": entity, "--subscription": subscription, "--state": state, "--id": alert_id}
         given = " ".join(f"{flag} {value}" for flag, value in filters.items() if value)
         console.print(f"no alerts{' of ' + given if given else ''} in {range_text(query)}")
         if given:

@@ -328,6 +328,10 @@ class AlertsQuery(Query):
     timed_by: Literal["created", "window"] = Field(
         default="created", description="created: alerts sent in the range; window: whose windows start in it"
     )
+    alert_id: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="only the alert whose id starts so (a message shows its first 12 characters)",
+    )  # fmt: skip
 
     def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         clauses, params = [], []
@@ -340,6 +344,9 @@ class AlertsQuery(Query):
             if value is not None:
                 clauses.append(f" AND {column} = ?")
                 params.append(value)
+        if self.alert_id is not None:  # LIKE's wildcards in it are taken as written
+            clauses.append(" AND a.alert_id LIKE ? ESCAPE '\\'")
+            params.append(re.sub(r"([\\%_])", r"\\\1", self.alert_id) + "%")
         column = "a.created_at" if self.timed_by == "created" else "a.window_start"
         sql = (
             f"SELECT {_ALERT_COLUMNS} FROM alerts a LEFT JOIN feedback f USING (alert_id) "  # noqa: S608

@@ -390,6 +390,13 @@ def test_alerts_with_verdicts(seeded: Path) -> None:
         "3 alerts in the range without them: subscriptions apple, desk; entities ticker:AAPL, topic:earnings"
         in (" ".join(out.split()))
     )
+    # An alert found by the id its message showed (the first characters).
+    code, out = _run("alerts", "--id", "a3", *SPAN)
+    assert code == 0, out
+    assert "ticker:AAPL" in out
+    assert "topic:earnings" not in out
+    code, out = _run("alerts", "--id", "zz", *SPAN)
+    assert "no alerts of --id zz in" in out
 
 
 def test_alerts_read_whole_at_80_columns(seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
