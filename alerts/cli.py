@@ -19,12 +19,15 @@ from finpulse.wording import counted
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
 
     from rich.console import Console
+    from rich.text import Text
 
     from finpulse.settings import Settings
 
     from .overview import Overview
+    from .subscriptions import Subscription
 
 
 alerts_app = typer.Typer(help="Deliver alert events (Slack, console, webhook).")
@@ -73,8 +76,7 @@ def check(
     from .subscriptions import load_subscriptions
 
     subs = load_subscriptions(path or settings().alerts.subscriptions_file)
-    doubts = []  # Subscription.doubts: after the list, so each reads whole
-    now = utcnow()
+    doubts = _warnings(subs, utcnow())  # after the list, so each reads whole
     for sub in subs:
         f, d = sub.filter, sub.detector
         watched = ", ".join(
@@ -88,7 +90,6 @@ def check(
             + ("" if sub.enabled else " (disabled)"),
             markup=False,
         )
-        doubts += [labelled("warning:", f"{sub.id}: {doubt}", style="yellow") for doubt in sub.doubts(now)]
     if not subs:
         doubts.append(
             labelled("warning:", "the file holds no subscriptions: nothing will alert", style="yellow")
@@ -166,9 +167,17 @@ def _warn(console: Console, rows: Sequence[Overview]) -> None:
     """`alerts check`'s warnings of the live set (dashboard and API ones too), under its listing."""
     from finpulse.schema import utcnow
 
-    for o in rows:
-        for doubt in o.sub.doubts(utcnow()):
-            console.print(labelled("warning:", f"{o.sub.id}: {doubt}", style="yellow"))
+    for warning in _warnings([o.sub for o in rows], utcnow()):
+        console.print(warning)
+
+
+def _warnings(subs: Sequence[Subscription], now: datetime) -> list[Text]:
+    """`warning: desk: ...` for each of the subscriptions' doubts (Subscription.doubts)."""
+    return [
+        labelled("warning:", f"{sub.id}: {doubt}", style="yellow")
+        for sub in subs
+        for doubt in sub.doubts(now)
+    ]
 
 
 @alerts_app.command("test")

@@ -70,7 +70,7 @@ class Digest:
 
     @property
     def local_end(self) -> datetime:
-        return self.end.astimezone(ZoneInfo(self.timezone))
+        return self.local(self.end)
 
     def local(self, at: datetime) -> datetime:
         """`at` in the digest's time zone, as its header's time is."""
@@ -139,7 +139,7 @@ def build_digest(db: HistoryStore, sub: Subscription, day_id: str, end: datetime
         entities=tuple(ranked[:TOP_ENTITIES]),
         alerts=tuple(a for a in alerts if isinstance(a, AlertRecord)),
         headlines=_headlines(db, sub, start, end),
-        unranked=len(lines) - len([e for e in lines if e.count >= MIN_STORIES]),
+        unranked=len(lines) - len(ranked),
     )
 
 

@@ -82,7 +82,8 @@ def load_live(path: Path, store: HistoryStore) -> Subscriptions:
     seed = _changed_file(path, store)
     if seed is not None:
         digest, subs = seed
-        subs = _keep_running_mutes(subs, _stored(store), utcnow())
+        now = utcnow()
+        subs = _keep_running_mutes(subs, _stored(store), now)
         ids = sorted(s.id for s in subs)
         gone = sorted(set(json.loads(store.get_meta(FILE_IDS_KEY) or "[]")) - set(ids))
         if store.read_only:
@@ -97,7 +98,7 @@ def load_live(path: Path, store: HistoryStore) -> Subscriptions:
         if gone:
             logger.info("subscriptions removed from the file, so from the live set: %s", ", ".join(gone))
         for sub in subs:
-            for doubt in sub.doubts(utcnow()):
+            for doubt in sub.doubts(now):
                 logger.warning("subscription %s: %s", sub.id, doubt)
     live = {k: v for k, v in _stored(store, warn=True).items() if k not in gone} | overlay
     return tuple(live[k] for k in sorted(live))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -32,6 +32,9 @@ from store.records import (
 )
 
 Granularity = Literal["5min", "hour", "day"]
+# The filters several queries take, described once for the API docs.
+OnlyKind = Annotated[EntityKind | None, Field(description="only of this kind: topic, ticker, source")]
+OnlyEntity = Annotated[str | None, Field(min_length=1, max_length=200, description="only this entity's")]
 # SQL interval literals for each granularity (the only values formatted into SQL).
 INTERVALS: dict[str, str] = {"5min": "5 minutes", "hour": "1 hour", "day": "1 day"}
 STEPS: dict[str, timedelta] = {
@@ -110,7 +113,7 @@ class _Searchable(Query):
 
     def _title_filter(self) -> tuple[str, Params]:
         words = (self.search or "").split()
-        escaped = ["%" + re.sub(r"([\\%_])", r"\\\1", word) + "%" for word in words]
+        escaped = [f"%{_literal(word)}%" for word in words]
         return " AND title ILIKE ? ESCAPE '\\'" * len(words), escaped
 
     def _stories(self, column: str, start: datetime, end: datetime) -> tuple[str, Params]:
@@ -121,6 +124,11 @@ class _Searchable(Query):
             f"FROM scored_items WHERE published_at >= ? AND published_at < ?{words}"
         )
         return sql, [start, end, *params]
+
+
+def _literal(text: str) -> str:
+    """`text` for a LIKE pattern with `ESCAPE '\\'`: its own `%`, `_` and `\\` taken as written."""
+    return re.sub(r"([\\%_])", r"\\\1", text)
 
 
 def _entity_filter(kind: str | None, entity: str | None, column: str = "entity") -> tuple[str, Params]:
@@ -264,7 +272,7 @@ class HeadlinesQuery(_Searchable):
 
     row: ClassVar[type[Row]] = Headline
     entity_kind: EntityKind | None = Field(default=None, description="with entity: topic, ticker or source")
-    entity: str | None = Field(default=None, min_length=1, max_length=200, description="only this entity's")
+    entity: OnlyEntity = None
     sentiment: Literal[Sentiment, "any"] = Field(
         default="negative", description="one sentiment, the most extreme first; any: newest first"
     )
@@ -318,10 +326,8 @@ class AlertsQuery(Query):
     subscription_id: str | None = Field(
         default=None, min_length=1, max_length=200, description="only its alerts"
     )
-    entity_kind: EntityKind | None = Field(
-        default=None, description="only of this kind: topic, ticker, source"
-    )
-    entity: str | None = Field(default=None, min_length=1, max_length=200, description="only this entity's")
+    entity_kind: OnlyKind = None
+    entity: OnlyEntity = None
     state: Literal["fired", "resolved"] | None = Field(
         default=None, description="fired or resolved; default both"
     )
@@ -346,7 +352,7 @@ class AlertsQuery(Query):
                 params.append(value)
         if self.alert_id is not None:  # LIKE's wildcards in it are taken as written
             clauses.append(" AND a.alert_id LIKE ? ESCAPE '\\'")
-            params.append(re.sub(r"([\\%_])", r"\\\1", self.alert_id) + "%")
+            params.append(f"{_literal(self.alert_id)}%")
         column = "a.created_at" if self.timed_by == "created" else "a.window_start"
         sql = (
             f"SELECT {_ALERT_COLUMNS} FROM alerts a LEFT JOIN feedback f USING (alert_id) "  # noqa: S608
@@ -388,10 +394,8 @@ class WindowsQuery(Query):
     """Stored window aggregates (by window start, oldest first): the backtest's input."""
 
     row: ClassVar[type[Row]] = WindowRow
-    entity_kind: EntityKind | None = Field(
-        default=None, description="only of this kind: topic, ticker, source"
-    )
-    entity: str | None = Field(default=None, min_length=1, max_length=200, description="only this entity's")
+    entity_kind: OnlyKind = None
+    entity: OnlyEntity = None
     window_kind: WindowKind | None = Field(default=None, description="tumbling or hopping; default both")
 
     def where(self) -> tuple[str, Params]:

@@ -39,6 +39,9 @@ class Row(BaseModel):
 # What the rows' numbers mean (the API docs show these).
 Stories = Annotated[int, Field(description="stories (a story counts for each of its tickers)")]
 NegativeShare = Annotated[float, Field(description="negative stories / stories, 0 to 1")]
+BucketStart = Annotated[
+    UtcTime, Field(description="the bucket's start (UTC); it holds [start, start + granularity)")
+]
 MeanScore = Annotated[float, Field(description="mean sentiment score (P(positive) - P(negative)), -1 to +1")]
 
 
@@ -72,17 +75,13 @@ class Mover(Row):
 class TrendPoint(EntityCount):
     """Sentiment of one entity in one time bucket, computed from scored items."""
 
-    bucket_start: UtcTime = Field(
-        description="the bucket's start (UTC); it holds [start, start + granularity)"
-    )
+    bucket_start: BucketStart
 
 
 class VolumePoint(Row):
     """How many items mentioned one entity in one time bucket."""
 
-    bucket_start: UtcTime = Field(
-        description="the bucket's start (UTC); it holds [start, start + granularity)"
-    )
+    bucket_start: BucketStart
     entity_kind: EntityKind
     entity: str
     count: Stories
