@@ -162,9 +162,9 @@ def blocks(n: Notification, links: FeedbackLinks | None = None, charts: bool = F
         out.append({"type": "header", "text": {"type": "plain_text", "text": header[:HEADER_CHARS]}})
     for e in n.events:
         out += _alert_blocks(e, links, charts)
-    ids = ", ".join(f"`{e.alert_id[:12]}`" for e in n.events)
+    ids = ", ".join(f"`{short_id(e.alert_id)}`" for e in n.events)
     # A resolve names the alert it ends, as the fired message showed it.
-    ended = ", ".join(f"`{e.fired_alert_id[:12]}`" for e in n.events if e.fired_alert_id)
+    ended = ", ".join(f"`{short_id(e.fired_alert_id)}`" for e in n.events if e.fired_alert_id)
     context = f"{subscription_label(n)} · " + (
         f"resolves alert {ended}" if n.state == "resolved" and ended else f"alert {ids}"
     )
@@ -177,6 +177,11 @@ def blocks(n: Notification, links: FeedbackLinks | None = None, charts: bool = F
         )
     out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context[:SECTION_CHARS]}]})
     return out
+
+
+def short_id(alert_id: str) -> str:
+    """An alert's id as messages show it (`finpulse history alerts --id` takes it)."""
+    return alert_id[:12]
 
 
 def _subscriptions(n: Notification) -> list[str]:

@@ -234,6 +234,7 @@ def alerts(
 
     Each with its negative share vs the baseline and p-value; --out adds the alert ids, counts and
     feedback notes."""
+    from alerts.render import short_id
     from store import AlertsQuery
 
     kind, name = entity_arg(entity)
@@ -259,7 +260,7 @@ def alerts(
             "negative": f"{a.negative_share:.0%} vs {a.baseline_negative_share:.0%}",
             "p": f"{a.p_value:.2g}",
             "verdict": a.verdict if isinstance(a.verdict, str) else "",
-            "alert": str(a.alert_id)[:12],  # as the message showed it
+            "alert": short_id(str(a.alert_id)),  # as the message showed it
         }
         for a in rows.itertuples()
     ]
