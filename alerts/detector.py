@@ -13,8 +13,8 @@ p-values adjusted across the family (Benjamini-Hochberg or Holm). A quiet
 entity fires when the adjusted p <= `significance`, its negative share exceeds
 the baseline by `min_rise`, no mute is active at the window's end, and the
 cooldown after its last resolve is over. A firing entity resolves after
-`resolve_windows` consecutive calm windows (share <= baseline + `resolve_rise`,
-or volume under `min_volume`): hysteresis, so it does not flap.
+`resolve_windows` consecutive calm windows (share <= the baseline it fired
+against + `resolve_rise`, or volume under `min_volume`): hysteresis, so it does not flap.
 
 Calling pattern (stream: one call per batch of closed windows; backtest: one
 call per window end, in time order)::
@@ -201,9 +201,11 @@ def _maybe_resolve(
     state: DetectorState, window: WindowAggregate, p_value: float | None, sub: Subscription, now: datetime
 ) -> tuple[AlertEvent | None, DetectorState]:
     params = sub.detector
-    rate = effective_baseline(window, params)
-    if rate is None:
-        rate = state.fired_baseline if state.fired_baseline is not None else params.baseline_floor
+    # Calm means back near the baseline the alert fired against: the entity's EWMA has taken in
+    # the burst's own windows since, and a long burst would otherwise "resolve" while still high.
+    rate = state.fired_baseline
+    if rate is None:  # a state kept before fired_baseline was
+        rate = effective_baseline(window, params) or params.baseline_floor
     calm = window.count < params.min_volume or window.negative_share <= rate + params.resolve_rise
     calm_windows = state.calm_windows + 1 if calm else 0
     if calm_windows < params.resolve_windows:

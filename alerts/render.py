@@ -81,7 +81,7 @@ def summary(e: AlertEvent) -> str:
     if e.state == "resolved":
         return (
             f"Resolved: {_entity(e)} negative share back to {_pct(e.negative_share)} in {_span(e)}; "
-            f"baseline now {_pct(e.baseline_negative_share)}, {e.count} stories"
+            f"baseline was {_pct(e.baseline_negative_share)} when it fired, {e.count} stories"
         )
     return (
         f"{_entity(e)}: *{_pct(e.negative_share)}* negative vs baseline "

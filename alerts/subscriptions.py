@@ -154,7 +154,8 @@ class DetectorParams(_Model):
     # negative story "significant").
     baseline_floor: float = Field(default=0.02, ge=0, lt=1)
     # Hysteresis: a firing alert resolves after `resolve_windows` consecutive windows whose
-    # share is at most baseline + resolve_rise (or whose volume fell under min_volume).
+    # share is at most the baseline it fired against + resolve_rise (or whose volume fell
+    # under min_volume).
     resolve_rise: float = Field(default=0.05, ge=0, lt=1)
     resolve_windows: int = Field(default=2, ge=1)
     # After an alert resolves, the same entity does not fire again for this long (event time).

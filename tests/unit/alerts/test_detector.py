@@ -107,6 +107,17 @@ def test_hysteresis_keeps_a_wobbling_alert_open() -> None:
     assert events[1][0] == WARMUP + len(wobble) + 1, "resolves after two calm windows"
 
 
+def test_a_long_burst_resolves_only_back_near_the_baseline_it_fired_against() -> None:
+    # Baseline 10 %; 20 windows at 60 % lift the entity's EWMA to about 40 %. Windows at 30 %
+    # are calm against that, but still three times the normal the alert was raised against.
+    burst, elevated, normal = [(20, 12)] * 20, [(20, 6)] * 6, flat(20, 0.1, 4)
+    events = replay({"Energy": flat(20, 0.1) + burst + elevated + normal}, [subscription()])
+    assert [e.state for _, e in events] == ["fired", "resolved"]
+    index, resolved = events[1]
+    assert index == WARMUP + len(burst) + len(elevated) + 1, "resolves on the second normal window"
+    assert resolved.baseline_negative_share == pytest.approx(0.1), "the baseline it fired against"
+
+
 @pytest.mark.parametrize(("cooldown_s", "fires"), [(0, 2), (3600, 1), (4 * 3600, 1)])
 def test_cooldown_after_resolve(cooldown_s: float, fires: int) -> None:
     spike = [(20, 14)] * 2

@@ -89,7 +89,7 @@ def test_resolved_and_grouped_messages() -> None:
     resolve, context = _texts(blocks(resolved))
     assert resolve == (
         "Resolved: ticker *T001* negative share back to 62% in 2025-03-03 09:05–09:10 UTC (tumbling); "
-        "baseline now 14%, 24 stories"
+        "baseline was 14% when it fired, 24 stories"
     )
     assert context.endswith("resolves alert `f0001`")  # the id its fired message showed
     group = Notification("k", "#alerts", "fired", tuple(alert(i) for i in range(MAX_ALERTS_PER_MESSAGE)))
