@@ -2,9 +2,10 @@
 
 A subscription with `[subscription.digest]` gets, once per local day at `at`
 (`timezone`, `weekdays`), a message with its entities' most negative shares
-against the day before, the alerts it fired and the most negative headlines,
-all from the history store. The day's digest has an id (`digest:<sub>:<date>`);
-the dispatcher records it in its delivery ledger, so a restart sends none twice.
+against the day before, the alerts it fired, those fired earlier and still open,
+and the most negative headlines, all from the history store. The day's digest has
+an id (`digest:<sub>:<date>`); the dispatcher records it in its delivery ledger, so
+a restart sends none twice.
 A digest the dispatcher missed (it was down at `at`) still goes out within
 `CATCH_UP` of its time, covering the same 24 hours; after that the day is skipped.
 """
@@ -38,6 +39,9 @@ TOP_HEADLINES = 3
 MAX_ALERTS = 10
 # An entity needs this many stories in the day to be ranked by its negative share.
 MIN_STORIES = 3
+# How far back the digest looks for alerts fired before its day and not resolved yet; older
+# ones are for `finpulse history alerts --state open`.
+OPEN_LOOKBACK = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class Digest:
     alerts: tuple[AlertRecord, ...]
     headlines: tuple[HeadlineRef, ...]
     unranked: int = 0  # of the active entities, those with under MIN_STORIES stories
+    open_before: tuple[AlertRecord, ...] = ()  # fired before the day, not resolved yet
 
     @property
     def local_end(self) -> datetime:
@@ -87,6 +92,7 @@ class Digest:
             "unranked": self.unranked,
             "entities": [vars(e) for e in self.entities],
             "alerts": [a.model_dump(mode="json") for a in self.alerts],
+            "open_before": [a.model_dump(mode="json") for a in self.open_before],
             "headlines": [h.model_dump(mode="json") for h in self.headlines],
         }
 
@@ -127,6 +133,11 @@ def build_digest(db: HistoryStore, sub: Subscription, day_id: str, end: datetime
     alerts = db.fetch(
         AlertsQuery(subscription_id=sub.id, state="fired", start=start, end=end, limit=MAX_ALERTS)
     )
+    open_before = db.fetch(
+        AlertsQuery(
+            subscription_id=sub.id, state="open", start=start - OPEN_LOOKBACK, end=start, limit=MAX_ALERTS
+        )
+    )
     return Digest(
         digest_id=day_id,
         subscription_id=sub.id,
@@ -140,6 +151,7 @@ def build_digest(db: HistoryStore, sub: Subscription, day_id: str, end: datetime
         alerts=tuple(a for a in alerts if isinstance(a, AlertRecord)),
         headlines=_headlines(db, sub, start, end),
         unranked=len(lines) - len(ranked),
+        open_before=tuple(a for a in open_before if isinstance(a, AlertRecord)),
     )
 
 

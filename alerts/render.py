@@ -255,19 +255,21 @@ def digest_summary(d: Digest) -> str:
         else ""
     )
     headlines = "" if d.headlines or not d.active_entities else " No negative headlines."
+    still = f", {len(d.open_before)} from before still open" if d.open_before else ""
     return (
         f"24 hours to {d.local_end:%Y-%m-%d %H:%M} ({d.timezone}): {d.active_entities} of the "
         f"subscription's entities in the news{quiet}, "
-        f"{_count(len(d.alerts), 'alert', 'alerts')} fired.{headlines}"
+        f"{_count(len(d.alerts), 'alert', 'alerts')} fired{still}.{headlines}"
     )
 
 
 def digest_alert_line(a: AlertRecord, d: Digest) -> str:
-    """`03-02 09:30 ticker *ACME*: 60% negative vs baseline 20%`, as mrkdwn: the window's end in
-    the digest's time zone, as its header's."""
+    """`03-02 09:30 ticker *ACME*: 60% negative vs baseline 20% (still open)`, as mrkdwn: the
+    window's end in the digest's time zone, as its header's."""
     return (
         f"{d.local(a.window_end):%m-%d %H:%M} {a.entity_kind} *{escape_mrkdwn(a.entity)}*: "
         f"{_pct(a.negative_share)} negative vs baseline {_pct(a.baseline_negative_share)}"
+        f"{' (still open)' if a.still_open else ''}"
     )
 
 
@@ -281,6 +283,7 @@ def digest_blocks(d: Digest) -> list[Block]:
     sections = (
         ("Most negative", [f"• {digest_entity_line(e)}" for e in d.entities]),
         ("Alerts fired", [f"• {digest_alert_line(a, d)}" for a in d.alerts]),
+        ("Fired before and still open", [f"• {digest_alert_line(a, d)}" for a in d.open_before]),
         ("Most negative headlines", [headline_line(h) for h in d.headlines]),
     )
     for title, lines in sections:

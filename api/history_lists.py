@@ -221,7 +221,9 @@ def _headlines_text(query: HeadlinesQuery, entity: str | None) -> str:
 def alerts(
     entity: Annotated[str | None, typer.Option(help="KIND:NAME, e.g. ticker:ACME.")] = None,
     subscription: Annotated[str | None, typer.Option(help="Only this subscription's alerts.")] = None,
-    state: Annotated[str | None, typer.Option(help="fired or resolved.")] = None,
+    state: Annotated[
+        str | None, typer.Option(help="fired, resolved, or open (fired and not resolved yet).")
+    ] = None,
     alert_id: Annotated[
         str | None, typer.Option("--id", help="The alert whose id starts so (as its message shows it).")
     ] = None,
@@ -254,7 +256,10 @@ def alerts(
         {
             "sent (UTC)": when_text(a.created_at),
             "window end": _end_text(a.window_end, a.created_at),
-            "state": Text(a.state, style="red" if a.state == "fired" else "green"),
+            # open: fired, and no resolve has ended it yet
+            "state": Text(
+                "open" if a.still_open else a.state, style="red" if a.state == "fired" else "green"
+            ),
             "subscription": str(a.subscription_id),
             "entity": f"{a.entity_kind}:{a.entity}",
             "negative": f"{a.negative_share:.0%} vs {a.baseline_negative_share:.0%}",

@@ -308,12 +308,18 @@ class HeadlinesQuery(_Searchable):
         return sql, [*self.bounds(), *params]
 
 
+# A fired alert no resolve has ended yet.
+_OPEN = (
+    "a.state = 'fired' AND NOT EXISTS (SELECT 1 FROM alerts r "
+    "WHERE r.state = 'resolved' AND r.record->>'fired_alert_id' = a.alert_id)"
+)
 _ALERT_COLUMNS = (
     "a.alert_id, a.subscription_id, a.state, a.entity_kind, a.entity, a.window_start, a.window_end, "
     "a.count, a.negative_count, a.negative_share, a.baseline_negative_share, a.p_value, a.channel, "
     "a.created_at, f.verdict, f.note, f.author AS feedback_by, f.created_at AS feedback_at, "
     # From the kept message (no column of its own): the fired alert a resolved one ends.
-    "a.record->>'fired_alert_id' AS fired_alert_id"
+    "a.record->>'fired_alert_id' AS fired_alert_id, "
+    f"({_OPEN}) AS still_open"
 )
 
 
@@ -328,8 +334,8 @@ class AlertsQuery(Query):
     )
     entity_kind: OnlyKind = None
     entity: OnlyEntity = None
-    state: Literal["fired", "resolved"] | None = Field(
-        default=None, description="fired or resolved; default both"
+    state: Literal["fired", "resolved", "open"] | None = Field(
+        default=None, description="fired, resolved, or open (fired and not resolved yet); default all"
     )
     timed_by: Literal["created", "window"] = Field(
         default="created", description="created: alerts sent in the range; window: whose windows start in it"
@@ -345,11 +351,13 @@ class AlertsQuery(Query):
             ("a.subscription_id", self.subscription_id),
             ("a.entity_kind", self.entity_kind),
             ("a.entity", self.entity),
-            ("a.state", self.state),
+            ("a.state", None if self.state == "open" else self.state),
         ):
             if value is not None:
                 clauses.append(f" AND {column} = ?")
                 params.append(value)
+        if self.state == "open":
+            clauses.append(f" AND {_OPEN}")
         if self.alert_id is not None:  # LIKE's wildcards in it are taken as written
             clauses.append(" AND a.alert_id LIKE ? ESCAPE '\\'")
             params.append(f"{_literal(self.alert_id)}%")

@@ -127,6 +127,7 @@ class AlertRecord(Row):
     fired_alert_id: str | None = Field(
         default=None, description="on a resolved alert: the fired alert it ends"
     )
+    still_open: bool = Field(default=False, description="a fired alert no resolve has ended yet")
 
 
 class Feedback(Row):

@@ -51,7 +51,7 @@ class ConsoleSink(AlertSink):
         self._console.print(f"[bold]digest[/bold] {escape(digest.title)}: {escape(digest_summary(digest))}")
         for e in digest.entities:
             self._console.print(f"    {escape(digest_entity_line(e).replace('*', ''))}")
-        for a in digest.alerts:
+        for a in (*digest.alerts, *digest.open_before):
             self._console.print(f"    alert {escape(digest_alert_line(a, digest).replace('*', ''))}")
         for h in digest.headlines:
             self._console.print(f"    - {escape(h.title)} ({h.sentiment_score:+.2f})")

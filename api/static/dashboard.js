@@ -305,7 +305,7 @@ async function loadAlerts() {
     if (a.alert_id === state.alert) row.setAttribute("aria-selected", "true"); // the one whose chart is open
     cell(row, a.created_at.slice(0, 16).replace("T", " "));
     cell(row, `${a.entity_kind} ${a.entity}`);
-    cell(row, a.state, a.state);
+    cell(row, a.still_open ? "open" : a.state, a.state); // open: fired, and no resolve has ended it yet
     cell(row, `${Math.round(a.negative_share * 100)}% (baseline ${Math.round(a.baseline_negative_share * 100)}%)`);
     cell(row, pValue(a.p_value));
     cell(row, a.subscription_id);

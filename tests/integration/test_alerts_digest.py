@@ -62,6 +62,31 @@ def test_the_digest_ranks_the_day_from_the_store(tmp_path: Path) -> None:
     assert "ticker *ACME*:" in text
     assert "(day before: none)" in text
     assert "1 alert fired" in text
+    assert "(still open)" in text  # no resolve has ended acme-1
+
+
+def test_the_digest_lists_the_alerts_still_open_from_before_its_day(tmp_path: Path) -> None:
+    _seeded(tmp_path / "h.duckdb")
+    days_ago = END - timedelta(days=3)
+    with DuckDBStore(tmp_path / "h.duckdb") as db:
+        db.upsert_alerts(
+            [
+                alert("bolt-open", "BOLT", days_ago, entity_kind="ticker"),
+                alert("bolt-over", "BOLT", days_ago - timedelta(hours=1), entity_kind="ticker"),
+                alert(
+                    "bolt-end", "BOLT", days_ago, "resolved", entity_kind="ticker", fired_alert_id="bolt-over"
+                ),
+                alert("elsewhere", "BOLT", days_ago, subscription_id="other", entity_kind="ticker"),
+            ]
+        )
+    with DuckDBStore(tmp_path / "h.duckdb", read_only=True) as db:
+        digest = build_digest(db, DESK, digest_id("desk", END.date()), END)
+    assert [a.alert_id for a in digest.alerts] == ["acme-1"]
+    assert [a.alert_id for a in digest.open_before] == ["bolt-open"]
+    text = json.dumps(digest_blocks(digest))
+    assert "1 alert fired, 1 from before still open" in text
+    assert "*Fired before and still open*" in text
+    assert f"{days_ago + timedelta(minutes=5):%m-%d %H:%M} ticker *BOLT*: 60% negative" in text
 
 
 def test_a_story_published_twice_is_one_headline(tmp_path: Path) -> None:

@@ -142,6 +142,7 @@ def test_ticker_view_and_alert_feedback(dashboard: tuple[Page, DuckDBStore]) -> 
     ]
     row = page.locator("tr[data-alert-id=busy-1]")
     assert row.locator("td").nth(4).inner_text() == "0.001"  # its p-value, as the alert message wrote it
+    assert row.locator("td").nth(2).inner_text() == "open"  # fired, and no resolve has ended it
     row.get_by_role("button", name="true +").click()
     page.wait_for_selector("tr[data-alert-id=busy-1] >> text=tp by dashboard")
     feedback = db.get_feedback("busy-1")

@@ -139,7 +139,7 @@ def test_movers_against_the_day_before(api_client: Any) -> None:
         ("/api/v1/headlines", {"sentiment": "gloomy"}, "'positive' or 'any'"),
         ("/api/v1/movers", {"direction": "sideways"}, "'up', 'down' or 'any'"),
         ("/api/v1/movers", {"min_stories": 0}, "greater than or equal to 1"),
-        ("/api/v1/alerts", {"state": "open"}, "'fired' or 'resolved'"),
+        ("/api/v1/alerts", {"state": "active"}, "'fired', 'resolved' or 'open'"),
         ("/api/v1/feedback", {"verdict": "maybe"}, "'tp' or 'fp'"),
     ],
 )

@@ -210,7 +210,7 @@ def test_trend_of_an_unknown_name_suggests_the_known_ones(seeded: Path) -> None:
         (("trend", "ticker:ACME", "--since", "yesterday"), "is not ISO 8601"),
         (("trend", "ticker:AAPL", "--out", "aapl.xlsx"), ".csv, .parquet or .json"),
         (("entities", "--kind", "sector"), "--kind: Input should be 'topic', 'ticker' or 'source'"),
-        (("alerts", "--state", "open"), "'fired' or 'resolved'"),
+        (("alerts", "--state", "active"), "'fired', 'resolved' or 'open'"),
     ],
 )
 def test_bad_input_is_a_clear_error(seeded: Path, args: tuple[str, ...], needle: str) -> None:
@@ -383,6 +383,12 @@ def test_alerts_with_verdicts(seeded: Path) -> None:
     sent = next(a for a in known_alerts() if a.alert_id == "a3").created_at
     assert a3.split()[:3] == [f"{sent:%Y-%m-%d}", f"{sent:%H:%M}", f"{sent - timedelta(seconds=2):%H:%M}"]
     assert "resolved" not in out
+    assert "open" in a3  # fired, and no resolve has ended it; a2 ended a1
+    assert "open" not in _line(out, "topic:earnings")
+    code, out = _run("alerts", "--state", "open", *SPAN)
+    assert code == 0, out
+    assert "ticker:AAPL" in out
+    assert "topic:earnings" not in out
     code, out = _run("alerts", "--subscription", "nobody", *SPAN)
     assert (code, "no alerts of --subscription nobody in" in out) == (0, True)
     # what the filter left out: a typo shows the names to use

@@ -159,6 +159,9 @@ def test_alert_history_with_filters_and_feedback(known_store: HistoryStore) -> N
     assert [a.alert_id for a in rows] == ["a3", "a2", "a1"]  # type: ignore[attr-defined]
     assert [(a.verdict, a.feedback_by) for a in rows] == [(None, None), (None, None), ("fp", "ann")]  # type: ignore[attr-defined]
     assert [a.fired_alert_id for a in rows] == [None, "a1", None]  # type: ignore[attr-defined]  # a2 ends a1
+    assert [a.still_open for a in rows] == [True, False, False]  # type: ignore[attr-defined]
+    still_open = known_store.fetch(AlertsQuery(state="open", **RANGE))
+    assert [a.alert_id for a in still_open] == ["a3"]  # type: ignore[attr-defined]
     by_id = known_store.fetch(AlertsQuery(alert_id="a2", **RANGE))  # a message's id, its first characters
     assert [a.alert_id for a in by_id] == ["a2"]  # type: ignore[attr-defined]
     assert known_store.fetch(AlertsQuery(alert_id="a_%%", **RANGE)) == []  # wildcards taken as written
