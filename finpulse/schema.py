@@ -193,7 +193,9 @@ class NewsItem(Message):
     @field_validator("tickers")
     @classmethod
     def _upper_tickers(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(t.upper().lstrip("$") for t in v if t.strip()))
+        # "$" alone names nothing: an empty ticker would open a window no WindowAggregate can carry.
+        cleaned = (t.strip().lstrip("$").strip().upper() for t in v)
+        return tuple(dict.fromkeys(t for t in cleaned if t))
 
     @property
     def text(self) -> str:

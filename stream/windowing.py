@@ -65,7 +65,7 @@ from alerts.aggregate import WindowAccumulator, add_items, close_window, open_wi
 from alerts.baseline import Baseline, BaselineParams, update_baseline
 from alerts.windows import WindowSpec, window_specs, window_starts
 from finpulse.errors import InvalidRecord
-from finpulse.schema import ScoredItem, WindowAggregate, WindowKind, describe_validation_error
+from finpulse.schema import ENTITY_KINDS, ScoredItem, WindowAggregate, WindowKind, describe_validation_error
 from finpulse.settings import Settings
 from stream.deadletter import dead_letter
 from stream.skipped import SkippedRecords
@@ -316,6 +316,8 @@ class Windows:
             if not isinstance(key, bytes):
                 raise InvalidRecord("by-entity record", "no entity key")
             kind, _, entity = key.decode().partition(":")
+            if kind not in ENTITY_KINDS or not entity:  # a window of it could never close
+                raise InvalidRecord("by-entity record", f"no entity in key {key!r}")
             stories = entity_stories(value if isinstance(value, bytes) else None)
             await self._add(partition, offset, state, kind, entity, stories)
         await self._close_due(partition, state, offset)

@@ -86,6 +86,8 @@ def test_timestamps_are_normalised_to_utc() -> None:
 
 def test_tickers_are_upper_cased_and_deduplicated() -> None:
     assert news(tickers=["$aapl", "AAPL", "msft", " "]).tickers == ("AAPL", "MSFT")
+    # A bare cashtag names nothing: an empty ticker would be a window no message can carry.
+    assert news(tickers=["$", " $ ", " $tsla "]).tickers == ("TSLA",)
 
 
 def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from finpulse.errors import TransientError
+from finpulse.errors import InvalidRecord, TransientError
 from finpulse.schema import WindowAggregate
 from finpulse.settings import Settings, StreamSettings
 from stream.skipped import Record, SkippedRecords
@@ -93,6 +93,19 @@ async def test_a_window_closes_once_the_watermark_passes_its_end_plus_the_grace(
     await windows.on_event(_event(TICK_KEY, b"", 2, end + timedelta(seconds=60)))
     [closed] = [w for w in topic.sent if w.window_kind == "tumbling"]
     assert (closed.entity, closed.window_start, closed.count, closed.revision) == ("ACME", T0, 1, 0)
+
+
+@pytest.mark.parametrize("key", [b"ticker:", b"sector:ACME", b"ticker"])
+async def test_a_record_with_no_entity_is_refused_and_later_windows_still_close(key: bytes) -> None:
+    # Before: an empty ticker opened a window its WindowAggregate refused at close, and every
+    # later window of the partition stayed open behind it.
+    windows, topic = _windows(grace_s=0)
+    story = b"[" + scored("a", "negative", at=T0).to_bytes() + b"]"
+    with pytest.raises(InvalidRecord, match="entity"):
+        await windows.on_event(_event(key, story, 0, T0))  # the agent dead-letters it
+    await windows.on_event(_event(b"ticker:ACME", story, 1, T0))
+    await windows.on_event(_event(TICK_KEY, b"", 2, T0 + timedelta(minutes=5)))
+    assert [w.entity for w in topic.sent if w.window_kind == "tumbling"] == ["ACME"]
 
 
 async def test_a_replayed_record_counts_once_and_a_late_story_revises_the_closed_window() -> None:
