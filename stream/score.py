@@ -253,29 +253,24 @@ def _chunks(values: list[bytes], max_bytes: int) -> list[list[bytes]]:
 
 
 async def _classify(
-    classifier: ClassifierService, batch: Sequence[tuple[_Origin, NewsItem]]
+    classifier: ClassifierService, batch: Sequence[tuple[_Origin, NewsItem]], *, retry: bool = True
 ) -> list[tuple[_Origin, ScoredItem | Exception]]:
-    """Score the batch in one call; if that fails, item by item, so one bad
-    item costs only itself."""
+    """Score the batch in one call; if that fails, story by story, so one bad story costs only
+    itself: it comes back with its exception, for its dead letter. Never raises (a batch that did
+    would fail its publish and every batch after it)."""
     if not batch:
         return []
     began = time.monotonic()
     try:
         scored = await classifier.score([item for _, item in batch])
-    except Exception:
-        if len(batch) == 1:
-            raise
-        logger.exception("batch prediction failed size=%d; retrying item by item", len(batch))
-        return [pair for one in batch for pair in await _classify_one(classifier, one)]
+    except Exception as exc:  # loop boundary: the stories go on, or to dead letters
+        if len(batch) > 1:
+            logger.exception("batch prediction failed size=%d; retrying story by story", len(batch))
+            return [pair for one in batch for pair in await _classify(classifier, [one])]
+        if retry and isinstance(exc, TransientError):  # the child died: the next call starts one
+            return await _classify(classifier, batch, retry=False)
+        logger.error("prediction failed story=%s: %r", batch[0][1].story_id, exc)
+        return [(batch[0][0], exc)]
     BATCH_SECONDS.observe(time.monotonic() - began)
     BATCH_SIZE.observe(len(batch))
     return [(event, result) for (event, _), result in zip(batch, scored, strict=True)]
-
-
-async def _classify_one(
-    classifier: ClassifierService, one: tuple[_Origin, NewsItem]
-) -> list[tuple[_Origin, ScoredItem | Exception]]:
-    try:
-        return await _classify(classifier, [one])
-    except Exception as exc:  # noqa: BLE001 - loop boundary: dead-letter this item
-        return [(one[0], exc)]
