@@ -155,7 +155,7 @@ def truncate(text: str, limit: int) -> str:
 
 def canonical_url(url: str | None) -> str | None:
     """http(s) URL in canonical form (tracking parameters and fragment removed), else None."""
-    if not url:
+    if not url or any(ord(c) < 32 or ord(c) == 127 for c in url.strip()):  # a link has no controls
         return None
     try:
         parts = urlsplit(url.strip())

@@ -170,22 +170,45 @@ class HistorySink(Service):
                 await self._store(consumer, records)
 
     async def _store(self, consumer: AIOKafkaConsumer, records: list[ConsumerRecord]) -> None:
-        """Write the batch, then commit it; a failed write is read again from the last commit."""
+        """Write the batch, then commit it. The store away: the batch is read again from the last
+        commit. A batch the store refuses: written record by record, the refused ones dead-lettered
+        (one bad record held back the whole history before)."""
+        parsed = await self._parse(records)
         try:
-            await self._write(records)
-        except Exception as exc:  # keep consuming: the batch is read again
-            if isinstance(exc, TransientError):  # the store is away: no traceback, it says why
-                logger.warning("history write failed records=%d; reading them again: %s", len(records), exc)
-            else:
-                logger.exception("history write failed records=%d; reading them again", len(records))
-            if not self.should_stop:
-                await self.sleep(SINK_BACKOFF_S)
-                await _rewind(consumer)
+            await self._write(parsed)
+        except TransientError as exc:  # the store is away: no traceback, it says why
+            logger.warning("history write failed records=%d; reading them again: %s", len(records), exc)
+            await self._read_again(consumer)
             return
+        except Exception:  # a record the store refuses: find which
+            logger.exception("history write failed records=%d; writing them one by one", len(records))
+            if not await self._write_each(parsed):
+                await self._read_again(consumer)
+                return
         try:
             await consumer.commit()
         except KafkaError as exc:  # a rebalance moved the partitions: their new owner rewrites
             logger.warning("history commit failed (%s); the batch will be written again", exc)
+
+    async def _write_each(self, parsed: list[tuple[ConsumerRecord, Message]]) -> bool:
+        """Each record on its own; one the store refuses goes to its dead letter. False when the
+        store went away meanwhile (the batch is read again)."""
+        for r, message in parsed:
+            try:
+                await self._write([(r, message)])
+            except TransientError as exc:
+                logger.warning("history write failed: %s; reading the batch again", exc)
+                return False
+            except Exception as exc:  # loop boundary: this record alone
+                logger.exception("history refused a record topic=%s partition=%d offset=%d",
+                                 r.topic, r.partition, r.offset)  # fmt: skip
+                await self._dead_letter(r, exc)
+        return True
+
+    async def _read_again(self, consumer: AIOKafkaConsumer) -> None:
+        if not self.should_stop:
+            await self.sleep(SINK_BACKOFF_S)
+            await _rewind(consumer)
 
     async def _gather(self, consumer: AIOKafkaConsumer) -> list[ConsumerRecord]:
         """Records for up to SINK_WITHIN_S, at most SINK_BATCH; fewer when the worker stops."""
@@ -200,18 +223,28 @@ class HistorySink(Service):
                 records.extend(batch)
         return records
 
-    async def _write(self, records: list[ConsumerRecord]) -> None:
-        parsed: dict[str, list[Message]] = {topic: [] for topic in self._routes}
+    async def _parse(self, records: list[ConsumerRecord]) -> list[tuple[ConsumerRecord, Message]]:
+        """The records as messages; one that is not its topic's message goes to its dead letter."""
+        parsed = []
         for r in records:
-            model, _ = self._routes[r.topic]
             try:
-                parsed[r.topic].append(model.from_bytes(r.value))
+                parsed.append((r, self._routes[r.topic][0].from_bytes(r.value)))
             except InvalidRecord as exc:
-                dead = self._dead[r.topic]
-                await dead_letter_record(
-                    dead, r.topic, r.partition, r.offset, r.key, r.value, exc, stage="history"
-                )
-        await self.store.write([(self._routes[topic][1], items) for topic, items in parsed.items() if items])
+                await self._dead_letter(r, exc)
+        return parsed
+
+    async def _write(self, parsed: list[tuple[ConsumerRecord, Message]]) -> None:
+        by_topic: dict[str, list[Message]] = {topic: [] for topic in self._routes}
+        for r, message in parsed:
+            by_topic[r.topic].append(message)
+        await self.store.write(
+            [(self._routes[topic][1], items) for topic, items in by_topic.items() if items]
+        )
+
+    async def _dead_letter(self, r: ConsumerRecord, error: BaseException) -> None:
+        await dead_letter_record(
+            self._dead[r.topic], r.topic, r.partition, r.offset, r.key, r.value, error, stage="history"
+        )
 
 
 async def _rewind(consumer: AIOKafkaConsumer) -> None:

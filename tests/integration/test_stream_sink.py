@@ -14,13 +14,15 @@ from aiokafka import AIOKafkaProducer
 from psycopg import sql
 
 import stream.sink
+from finpulse.schema import DeadLetter
 from finpulse.settings import KafkaSettings, Settings, StoreSettings, StreamSettings
+from finpulse.topics import dead_letter_topic
 from store import StoreError, StoreUnavailable, open_store
 from stream.sink import HistorySink, StoreService
 from stream.topics import PipelineTopics
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.store import T0, scored
-from tests.kafka_io import commits_reach
+from tests.kafka_io import commits_reach, read_topic
 
 STORIES = 7
 
@@ -92,6 +94,35 @@ async def test_a_stopping_sink_writes_and_commits_the_batch_it_was_gathering(
     assert _stored(settings.store) == STORIES
     group = f"{settings.stream.app_id}-history"
     assert await commits_reach(kafka, group, kafka.topics.scored, timeout_s=5) == {}
+
+
+async def test_a_record_the_store_refuses_is_dead_lettered_and_the_rest_are_written(
+    kafka: KafkaSettings, postgres_url: str
+) -> None:
+    # PostgreSQL refuses a NUL character in text; before, the sink read the batch again forever
+    # and no history was written after it.
+    settings, store, sink = _services(kafka, StoreSettings(url=postgres_url))
+    await _publish(kafka, STORIES)
+    bad = scored("nul", T0, "Markets", "negative", -0.7, title="a NUL \x00 in the title")
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(kafka.topics.scored, bad.to_bytes(), key=b"nul")
+    finally:
+        await producer.stop()
+    await store.start()
+    await sink.start()
+    try:
+        [dead] = await read_topic(kafka, dead_letter_topic(kafka.topics.scored, kafka.topics), expect=1)
+        group = f"{settings.stream.app_id}-history"
+        assert await commits_reach(kafka, group, kafka.topics.scored, timeout_s=30) == {}
+    finally:
+        await sink.stop()
+        await store.stop()
+    letter = DeadLetter.from_bytes(dead.value)
+    assert (letter.stage, letter.key_b64) == ("history", "bnVs")  # b"nul"
+    assert "NUL" in letter.reason, letter.reason
+    assert _stored(settings.store) == STORIES
 
 
 async def test_a_store_that_answers_only_later_still_gets_every_story(

@@ -84,6 +84,8 @@ def test_no_script_survives_mixed_input(parts: list[str]) -> None:
         ("ftp://example.com/file", None),
         ("javascript:alert(1)", None),
         ("not a url", None),
+        ("https://example.com/a\x00b", None),  # control characters: no link (PostgreSQL refuses NUL)
+        ("https://example.com/a\nb", None),
         (None, None),
     ],
 )
