@@ -63,10 +63,21 @@ def register_detect(
 
     @app.agent(topics.windows, name="detect")
     async def detect_agent(stream: StreamT[bytes]) -> None:
-        async for events in stream.take_events(MAX_DETECT_BATCH, within=settings.stream.detect_batch_s):
+        # Acked once evaluated: take_events acks a batch even when its evaluation failed.
+        async for events in stream.noack_take(MAX_DETECT_BATCH, within=settings.stream.detect_batch_s):
             windows, read_back = await _windows_of(events, skipped, dead)
-            if windows:
-                await _evaluate(states, topics, windows, subscriptions())
+            try:
+                if windows:
+                    await _evaluate(states, topics, windows, subscriptions())
+            except Exception as exc:
+                # Alerts not sent (past the producer's retries): acking would lose them; holding
+                # the batch would stall the stage. Stop; the next worker evaluates it again.
+                logger.critical("could not evaluate windows=%d: %r; stopping the worker (its offsets "
+                                "are not committed)", len(windows), exc)  # fmt: skip
+                await app.crash(exc)
+                raise
+            for event in events:
+                await stream.ack(event)
             for partition, record in read_back:
                 skipped.ack(partition, record)
 
@@ -97,6 +108,18 @@ async def _windows_of(
     return windows, read_back
 
 
+def _readable(stored: dict[str, str]) -> dict[str, DetectorState]:
+    """The detector states of one entity; one this version cannot read starts afresh (logged), as
+    a window that could never be evaluated would stop the stage."""
+    states = {}
+    for key, value in stored.items():
+        try:
+            states[key] = DetectorState.model_validate_json(value)
+        except ValueError as exc:
+            logger.warning("detector state unreadable key=%s; starting it afresh: %s", key, exc)
+    return states
+
+
 async def _evaluate(
     states: faust.Table,
     topics: PipelineTopics,
@@ -108,7 +131,7 @@ async def _evaluate(
     stored: dict[bytes, dict[str, str]] = {}
     for key in keys:
         stored[key] = json.loads(states.get(key) or b"{}")
-        current |= {k: DetectorState.model_validate_json(v) for k, v in stored[key].items()}
+        current |= _readable(stored[key])
     result = detect(windows, subscriptions, current, utcnow())
     changed: dict[bytes, dict[str, str]] = defaultdict(dict)
     for state_key, state in result.states.items():

@@ -6,9 +6,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from alerts import DetectorState
 from finpulse.errors import TransientError
 from finpulse.schema import WindowAggregate
-from stream.detect import _windows_of
+from stream.detect import _readable, _windows_of
 from stream.skipped import Record
 from tests.unit.alerts.synth import window
 from tests.unit.stream.test_skipped import _Skipped
@@ -49,3 +50,12 @@ async def test_a_window_whose_gap_cannot_be_read_back_waits_for_the_next_batch()
     windows, read_back = await _windows_of([_event(5)], skipped, dead=None)  # type: ignore[arg-type]
     assert _offsets(windows) == [2, 3, 4, 5]
     assert [r.offset for _, r in read_back] == [2, 3, 4]  # acked once evaluated
+
+
+def test_a_detector_state_this_version_cannot_read_starts_afresh() -> None:
+    firing = DetectorState(status="firing", fired_alert_id="a1", fired_baseline=0.1)
+    stored = {
+        "desk|topic:Earnings|tumbling": firing.model_dump_json(),
+        "old|topic:Earnings|tumbling": '{"x": 1}',
+    }
+    assert _readable(stored) == {"desk|topic:Earnings|tumbling": firing}
