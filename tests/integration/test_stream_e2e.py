@@ -76,11 +76,14 @@ async def test_planted_spike_fires_exactly_one_alert_with_evidence(
 
 
 async def assert_aggregate_commits(settings: Settings, worker: CliProcess) -> None:
-    """The aggregate stage commits as it goes (a restart replays only what it had not committed),
+    """The aggregate and detect stages commit as they go (a restart replays only what it had not committed),
     also past records its consumer skipped and it read back (stream/skipped.py)."""
     app_id = settings.stream.app_id
     short = await commits_reach(settings.kafka, app_id, by_entity_topic(app_id), timeout_s=30)
     assert not short, f"by-entity partition: (committed, end): {short}\n{worker.tail()}"
+    # The detect stage commits as it goes too.
+    short = await commits_reach(settings.kafka, app_id, settings.kafka.topics.windows, timeout_s=30)
+    assert not short, f"windows partition: (committed, end): {short}\n{worker.tail()}"
 
 
 async def assert_backtest_reproduces(settings: Settings, live: list[AlertEvent], truth: PlantedSpike) -> None:
