@@ -67,7 +67,7 @@ from .aggregate import (
 from .baseline import Baseline, BaselineParams, update_baseline
 from .detector import DetectorState, detect
 from .subscriptions import DetectorParams, Subscription
-from .windows import WindowSpec, window_starts
+from .windows import WindowSpec, window_bounds, window_starts
 
 # Each setting replays the whole series once: 200 keeps a week of 5-minute windows
 # under a minute on one core (measured: ~0.15 s per setting per 2,000 windows).
@@ -345,24 +345,31 @@ def evaluate(setting: Setting, events: Sequence[AlertEvent], labels: Labels, day
     )
 
 
-def _rank(result: SettingResult) -> tuple[float, float, int, float, float, float, int]:
+def _rank(
+    result: SettingResult, current: DetectorParams | None = None
+) -> tuple[float, float, int, float, bool, float, float, int]:
     recall = -1.0 if result.recall is None else result.recall
     precision = -1.0 if result.precision is None else result.precision
     delay = -math.inf if result.median_delay_s is None else -result.median_delay_s
-    # Settings that fire the same: the strictest, which fires them with the most margin.
+    # Settings that fire the same: the one in use (no change without evidence), else the
+    # strictest, which fires them with the most margin.
     p = result.setting.params
-    return (recall, precision, -result.alerts_fired, delay, p.min_rise, -p.significance, p.min_volume)
+    kept = p == current
+    return (recall, precision, -result.alerts_fired, delay, kept, p.min_rise, -p.significance, p.min_volume)
 
 
-def recommend(results: Sequence[SettingResult], max_alerts_per_day: float | None) -> SettingResult | None:
+def recommend(
+    results: Sequence[SettingResult], max_alerts_per_day: float | None, current: DetectorParams | None = None
+) -> SettingResult | None:
     """Best recall among settings with alerts/day <= the target (ties: precision, fewer alerts,
-    the shorter median detection delay, then the strictest: higher min_rise, lower significance,
-    higher min_volume).
+    the shorter median detection delay, the `current` setting, then the strictest: higher
+    min_rise, lower significance, higher min_volume).
 
     None when no setting stays within the target. Without a target every setting qualifies.
     """
     within = [r for r in results if max_alerts_per_day is None or r.alerts_per_day <= max_alerts_per_day]
-    return max(within, key=_rank) if within else None  # max keeps the first of equals: grid order
+    # max keeps the first of equals: grid order
+    return max(within, key=lambda r: _rank(r, current)) if within else None
 
 
 # -- the whole run ----------------------------------------------------------------------------------
@@ -429,17 +436,26 @@ def _explain(
     )
 
 
+def story_span(first: datetime, last: datetime, tumbling: WindowSpec) -> tuple[datetime, datetime]:
+    """The first and last story's times widened to the tumbling windows holding them: the
+    history the alerts were tested over, in whole windows (09:00:03-14:57:48 is 09:00-15:00)."""
+    [(start, _)] = window_bounds(tumbling, first)
+    [(_, end)] = window_bounds(tumbling, last)
+    return start, end
+
+
 def history_span(
     windows: Sequence[WindowAggregate], stories: tuple[datetime, datetime] | None
 ) -> tuple[datetime, datetime]:
     """The time the alerts/day rate is taken over: what the replay holds of the range asked for,
     from its first story (or window) to its last, whichever entities they name. Not the whole range:
     a week asked of 6 hours of history is 6 hours' rate. Not the replayed entity's windows alone:
-    a quiet entity's one burst of news would count as a day's."""
-    start, end = min(w.window_start for w in windows), max(w.window_end for w in windows)
-    if stories is not None:
-        start, end = min(start, stories[0]), max(end, stories[1])
-    return start, end
+    a quiet entity's one burst of news would count as a day's. Not the windows' when the stories
+    are known: an hour-long hopping window starts an hour before its first story, and the rate of
+    the same setting would change with the window kinds the grid replays."""
+    if stories is not None and stories[1] > stories[0]:
+        return stories
+    return min(w.window_start for w in windows), max(w.window_end for w in windows)
 
 
 def run_backtest(
@@ -489,7 +505,7 @@ def run_backtest(
         results.append(evaluate(setting, events, labels, days))
         if progress is not None:
             progress(len(results), len(settings))
-    best = recommend(results, max_alerts_per_day)
+    best = recommend(results, max_alerts_per_day, subscription.detector)
     return BacktestReport(
         subscription_id=subscription.id,
         focus=focus,

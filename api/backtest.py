@@ -38,11 +38,12 @@ from alerts.backtest import (
     parse_grid,
     rebuild_windows,
     run_backtest,
+    story_span,
 )
 from alerts.baseline import BaselineParams
 from alerts.live import live_subscriptions
 from alerts.subscriptions import DetectorParams, Subscription, SubscriptionFilter
-from alerts.windows import window_specs
+from alerts.windows import WindowSpec, window_specs
 from finpulse.errors import ConfigError
 from finpulse.schema import (
     EntityKind,
@@ -230,17 +231,34 @@ def resolve_subscription(
 
 
 def apply_recommended(
-    report: BacktestReport, request: BacktestRequest, settings: Settings, store: HistoryStore
+    report: BacktestReport,
+    request: BacktestRequest,
+    settings: Settings,
+    store: HistoryStore,
+    *,
+    force: bool = False,
 ) -> dict[str, tuple[object, object]]:
     """Write the recommended setting's detector parameters into the live subscription (the
     store's copy, which the worker and the dispatcher reload); returns each changed parameter
-    as (old, new), nothing when the subscription already uses them."""
+    as (old, new), nothing when the subscription already uses them.
+
+    Raises:
+        BacktestError: nothing recommended, or (unless `force`) no labelled real event in the
+            range: the recommendation then rests on alerts/day alone.
+    """  # fmt: skip
     if request.subscription_id is None:
         raise BacktestError("only a live subscription's backtest can be applied: use --subscription ID")
     if report.recommended is None:
         raise BacktestError(f"nothing applied: {report.recommendation}")
+    best = report.result(report.recommended)
+    if best.recall is None and not force:
+        raise BacktestError(
+            "nothing applied: the range holds no labelled real event, so the recommendation rests on "
+            "alerts/day alone; label events (--labels FILE, or mark past alerts real or false in Slack "
+            "or the dashboard) and run it again, or give --force"
+        )
     sub = resolve_subscription(request, settings, store)
-    params = report.result(report.recommended).setting.params
+    params = best.setting.params
     old, new = sub.detector.model_dump(mode="json"), params.model_dump(mode="json")
     changed = {name: (old.get(name), value) for name, value in new.items() if old.get(name) != value}
     if changed:
@@ -451,6 +469,10 @@ def labels_for(request: BacktestRequest, store: HistoryStore | None, labels: Lab
     return Labels()
 
 
+def _tumbling(settings: Settings) -> WindowSpec:
+    return window_specs(settings.alerts)["tumbling"]
+
+
 def _kinds(request: BacktestRequest, subscription: Subscription) -> set[WindowKind]:
     return {s.params.window for s in request.grid_settings(subscription.detector)}
 
@@ -473,7 +495,8 @@ def run_from_store(
             "check the entity's name (`finpulse history entities --kind KIND`, GET /api/v1/entities) "
             "and the range"
         )
-    stories = store.stories_span(request.start, request.end)
+    published = store.stories_span(request.start, request.end)
+    stories = story_span(*published, _tumbling(settings)) if published else None
     labels = labels_for(request, store, labels)
     return run_windows(request, windows, subscription, labels, now, progress, stories)
 
@@ -497,10 +520,9 @@ def run_from_items(
             f"the replay has no items for {request.entity or request.subscription_id} in the range"
         )
     published = [s.item.published_at for s in kept]
+    stories = story_span(min(published), max(published), _tumbling(settings))
     labels = labels_for(request, store, labels)
-    return run_windows(
-        request, windows, subscription, labels, now, progress, (min(published), max(published))
-    )
+    return run_windows(request, windows, subscription, labels, now, progress, stories)
 
 
 def grid_from_option(value: str | None) -> dict[str, list[GridValue]] | str:

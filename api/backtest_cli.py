@@ -86,6 +86,9 @@ def backtest(
             "--apply", help="Put the recommended setting live: write it into --subscription's live copy."
         ),
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="--apply even with no labelled real event in the range.")
+    ] = False,
 ) -> None:
     """Replay history through the live detector with a grid of parameters; report and recommend."""
     from pydantic import ValidationError
@@ -131,7 +134,7 @@ def backtest(
     if request.subscription_id is None:
         _watching(request, s)
     if apply:
-        _apply(outcome.report, request, s)
+        _apply(outcome.report, request, s, force=force)
 
 
 def _watching(request: BacktestRequest, s: Settings) -> None:
@@ -153,7 +156,7 @@ def _watching(request: BacktestRequest, s: Settings) -> None:
         )
 
 
-def _apply(report: BacktestReport, request: BacktestRequest, s: Settings) -> None:
+def _apply(report: BacktestReport, request: BacktestRequest, s: Settings, *, force: bool) -> None:
     """--apply: the recommended setting into the live subscription, and what changed."""
     import json
 
@@ -164,7 +167,7 @@ def _apply(report: BacktestReport, request: BacktestRequest, s: Settings) -> Non
     sid = request.subscription_id
     try:
         with open_store(s.store) as db:
-            changed = apply_recommended(report, request, s, db)
+            changed = apply_recommended(report, request, s, db, force=force)
     except FinpulseError as exc:
         _fail(str(exc))
     if not changed:

@@ -402,6 +402,16 @@ def test_apply_puts_the_recommended_setting_live(history: History, tmp_path: Pat
     again = runner.invoke(app, args, env=env)
     assert again.exit_code == 0, again.output
     assert "already uses the recommended setting" in again.output
+    # Without a labelled real event, nothing moves unless asked to.
+    unlabelled = [a for a in args if a not in ("--labels", str(labels))]
+    unlabelled[unlabelled.index("min_rise=0.3,0.75")] = "min_rise=0.2,0.75"
+    refused = runner.invoke(app, unlabelled, env=env)
+    assert refused.exit_code == 2, refused.output
+    assert "no labelled real event" in " ".join(refused.output.split())
+    with DuckDBStore(path, read_only=True) as db:
+        assert db.get_subscription("desk").body["detector"]["min_rise"] == 0.3  # type: ignore[union-attr]
+    forced = runner.invoke(app, [*unlabelled, "--force"], env=env)
+    assert forced.exit_code == 0, forced.output
     # An entity's backtest has no live subscription to change.
     entity = runner.invoke(app, ["backtest", "--entity", "ticker:ACME", *RANGE, "--apply"], env=env)
     assert entity.exit_code == 2

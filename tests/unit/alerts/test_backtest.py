@@ -24,12 +24,13 @@ from alerts.backtest import (
     recommend,
     replay,
     run_backtest,
+    story_span,
 )
 from alerts.subscriptions import DetectorParams
 from finpulse.schema import AlertEvent, ScoredItem, WindowAggregate
 
 from .events import alert
-from .synth import NOW, T0, TUMBLING, scored, subscription, window
+from .synth import HOPPING, NOW, T0, TUMBLING, scored, subscription, window
 
 M5 = timedelta(minutes=5)
 MIN = timedelta(minutes=1)
@@ -244,6 +245,9 @@ def test_recommend_the_strictest_of_settings_that_fire_the_same() -> None:
     assert [r.recall for r in results] == [None] * 4
     assert recommend(results, None).setting.name == "strict"  # type: ignore[union-attr]
     assert recommend(results[:1] + results[3:], None).setting.name == "volume"  # type: ignore[union-attr]
+    # The setting in use fires the same: it stays (no change without evidence).
+    in_use = results[0].setting.params
+    assert recommend(results, None, current=in_use).setting.name == "loose"  # type: ignore[union-attr]
 
 
 def test_recommend_the_quicker_of_settings_that_catch_the_same() -> None:
@@ -397,3 +401,24 @@ def test_the_chart_breaks_a_line_where_windows_are_missing() -> None:
     assert [y if y == y else "break" for y in ys] == [0.1, 0.2, "break", 0.3, 0.4]
     assert dates.num2date(xs[2]) == start + timedelta(minutes=15)  # the first missing window's end
     assert _broken(ends[:1], [0.5]) == (xs[:1], [0.5])  # one window: nothing to break
+
+
+def test_the_rate_of_a_setting_does_not_depend_on_the_other_window_kinds_replayed() -> None:
+    items = spike_items()
+    stories = story_span(items[0].item.published_at, items[-1].item.published_at, TUMBLING)
+    assert stories == (T0, T0 + (SPIKE_AT + SPIKE_LEN + AFTER) * M5)  # whole windows
+    windows = rebuild_windows(
+        items, [TUMBLING, HOPPING], BaselineParams(), keep=lambda kind, _: kind == "topic"
+    )
+    labels = Labels(events=(SPIKE,), complete=True)
+
+    def tumbling_rate(grid: dict[str, list[str]]) -> tuple[float, datetime]:
+        report = run_backtest(
+            windows, subscription(), expand_grid(grid, DetectorParams()), labels, NOW, stories=stories
+        )
+        return report.result("window=tumbling").alerts_per_day, report.start
+
+    # Before: hopping windows (an hour long) start an hour before the first story, and the
+    # tumbling setting's rate fell by a fifth when the grid held both kinds.
+    assert tumbling_rate({"window": ["tumbling"]}) == tumbling_rate({"window": ["tumbling", "hopping"]})
+    assert tumbling_rate({"window": ["tumbling"]})[1] == stories[0]
