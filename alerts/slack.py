@@ -14,6 +14,7 @@ redacts the Authorization header).
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from typing import Any
 
@@ -39,14 +40,21 @@ METADATA_DIGEST_EVENT = "finpulse_digest"
 AUTH_ERRORS = frozenset(
     {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission"}
 )
-# Messages scanned when reconciling after a crash (Slack's page size maximum is 1000).
+# Messages per page when reconciling after a crash (Slack's page size maximum is 1000), and the
+# pages read: a busy channel's posts since the crash are all looked at, up to 2,000.
 HISTORY_LIMIT = 200
+HISTORY_PAGES = 10
+# Channels per conversations.list page, and pages read, when a channel given by name is looked up.
+LIST_LIMIT = 1000
+LIST_PAGES = 20
+# A conversation id (public C…, private G…, direct D…); a name is anything else.
+_CONVERSATION_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
 # Look back this much before the recorded send attempt (clock skew between us and Slack).
 LOOKBACK_SLACK_S = 120.0
 
 
 class SlackNotifier(AlertSink):
-    """Slack Web API sink (chat.postMessage, conversations.history/replies, auth.test)."""
+    """Slack Web API sink (chat.postMessage, conversations.history/replies/list, auth.test)."""
 
     name = "slack"
 
@@ -65,6 +73,8 @@ class SlackNotifier(AlertSink):
         self._links = links
         self._charts = charts and links is not None
         self._client: AsyncWebClient | None = None
+        # Channel name ("#alerts" or "alerts") -> id: conversations.history and .replies take ids.
+        self._ids: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"SlackNotifier(base_url={self._base_url!r})"
@@ -115,9 +125,7 @@ class SlackNotifier(AlertSink):
                 },
             },
         }
-        data = await self._call("chat.postMessage", **payload)
-        ts = data.get("ts")
-        return str(ts) if ts is not None else None
+        return self._sent(notification.channel, await self._call("chat.postMessage", **payload))
 
     async def send_digest(self, digest: Digest) -> str | None:
         payload = {
@@ -131,7 +139,12 @@ class SlackNotifier(AlertSink):
                 "event_payload": {"digest_id": digest.digest_id},
             },
         }
-        data = await self._call("chat.postMessage", **payload)
+        return self._sent(digest.channel, await self._call("chat.postMessage", **payload))
+
+    def _sent(self, channel: str, data: dict[str, Any]) -> str | None:
+        """The posted message's ts; the channel's id Slack answered is kept for crash recovery."""
+        if data.get("channel"):
+            self._ids[channel.lstrip("#")] = str(data["channel"])
         ts = data.get("ts")
         return str(ts) if ts is not None else None
 
@@ -159,19 +172,51 @@ class SlackNotifier(AlertSink):
     ) -> list[dict[str, Any]]:
         """The channel's messages since `since` (or the thread's) whose metadata is `event_type`;
         none when Slack refuses to show them (logged)."""
-        args: dict[str, Any] = {"channel": channel, "include_all_metadata": True, "limit": HISTORY_LIMIT}
+        args: dict[str, Any] = {
+            "channel": await self._conversation(channel),
+            "include_all_metadata": True,
+            "limit": HISTORY_LIMIT,
+        }
         if thread_ref is not None:
             method, args["ts"] = "conversations.replies", thread_ref
         else:
             method, args["oldest"] = "conversations.history", f"{since.timestamp() - LOOKBACK_SLACK_S:.6f}"
         try:
-            data = await self._call(method, **args)
+            messages = await self._pages(method, "messages", HISTORY_PAGES, **args)
         except DeliveryRejected as exc:
             logger.warning("cannot look back channel=%s error=%s", channel, exc)
             return []
-        return [
-            m for m in data.get("messages", []) if (m.get("metadata") or {}).get("event_type") == event_type
-        ]
+        return [m for m in messages if (m.get("metadata") or {}).get("event_type") == event_type]
+
+    async def _conversation(self, channel: str) -> str:
+        """The channel's id: the history methods answer channel_not_found to a name. From the
+        posts' answers, else conversations.list (scopes channels:read, groups:read); as given
+        when not found (logged: an id in the subscription makes crash recovery exact)."""
+        name = channel.lstrip("#")
+        if _CONVERSATION_ID.fullmatch(channel) or name in self._ids:
+            return self._ids.get(name, channel)
+        try:
+            listed = await self._pages(
+                "conversations.list", "channels", LIST_PAGES,
+                types="public_channel,private_channel", exclude_archived=True, limit=LIST_LIMIT,
+            )  # fmt: skip
+        except DeliveryRejected as exc:
+            logger.warning("cannot look up channel=%s error=%s; give its id (C0…) instead", channel, exc)
+            return channel
+        self._ids |= {str(c["name"]): str(c["id"]) for c in listed if c.get("name") and c.get("id")}
+        return self._ids.get(name, channel)
+
+    async def _pages(self, method: str, key: str, pages: int, **args: Any) -> list[dict[str, Any]]:
+        """The `key` items of up to `pages` pages of a cursor-paginated method."""
+        items: list[dict[str, Any]] = []
+        for _ in range(pages):
+            data = await self._call(method, **args)
+            items += data.get(key, [])
+            cursor = (data.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+            args["cursor"] = cursor
+        return items
 
     async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         """One Web API call, its failures mapped onto the sink errors."""

@@ -114,6 +114,31 @@ async def test_slack_posts_threads_and_finds_its_messages(slack_api: FakeSlack) 
     assert first.blocks[0]["type"] == "header"
 
 
+async def test_a_post_whose_answer_was_lost_is_found_by_its_channels_name(
+    slack_api: FakeSlack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a crash the dispatcher asks a new client: the history methods want the channel's id,
+    which it looks up by name (Slack answers channel_not_found to '#alerts'), and read every page."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    monkeypatch.setattr("alerts.slack.HISTORY_LIMIT", 2)
+    lost = Notification("k", "#alerts", "fired", (alert(1),))
+    async with _slack(slack_api) as slack:
+        await slack.send(lost)
+        for i in range(2, 7):  # newer posts: the lost one is on the third page
+            await slack.send(Notification("k", "alerts", "fired", (alert(i),)))
+    async with _slack(slack_api) as restarted:
+        assert await restarted.find_delivered(lost, now) == {"f0001-desk": ("#alerts", slack_api.posts[0].ts)}
+    # Without the scope to list channels: nothing found (logged), as before; an id always works.
+    slack_api.error_next(1, "missing_scope", method="conversations.list")
+    async with _slack(slack_api) as unlisted:
+        assert await unlisted.find_delivered(lost, now) == {}
+        by_id = Notification("k", "C0ALERTS", "fired", (alert(1),))
+        assert list(await unlisted.find_delivered(by_id, now)) == ["f0001-desk"]
+    assert "cannot look up channel=#alerts error=slack conversations.list: missing_scope" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("fault", "expected"),
     [
