@@ -24,11 +24,12 @@ cooldown stay. Per setting `evaluate` scores the fired alerts against labels:
   an alert matching no tp event counts as a false positive; otherwise (analyst
   feedback) it is reported as unlabelled and left out of precision;
 - detection delay of a caught event = end of the first matching fired window
-  minus the event's start.
+  minus the event's start; only with `complete` labels: an analyst's verdict
+  starts at its own alert's window, so its "delay" would always be one window.
 
 `recommend` picks the best recall among settings within a target alerts/day
-(ties: higher precision, then fewer alerts, then the shorter median delay, then the strictest
-setting, then grid order).
+(ties: higher precision, then fewer alerts, then the shorter median delay, then the setting
+in use, then the strictest setting, then grid order).
 """
 
 from __future__ import annotations
@@ -322,11 +323,13 @@ def evaluate(setting: Setting, events: Sequence[AlertEvent], labels: Labels, day
             fp += 1
         else:
             unlabelled += 1
-    delays: list[float] = []
+    detected, delays = 0, []
     for label in positives:
         ends = [a.window_end for a in fired if label.matches(a)]
         if ends:
-            delays.append((min(ends) - label.start).total_seconds())
+            detected += 1
+            if labels.complete:  # a verdict's event starts at its alert's window: no delay to tell
+                delays.append((min(ends) - label.start).total_seconds())
     return SettingResult(
         setting=setting,
         events=tuple(events),
@@ -336,9 +339,9 @@ def evaluate(setting: Setting, events: Sequence[AlertEvent], labels: Labels, day
         false_positives=fp,
         unlabelled=unlabelled,
         labelled_events=len(positives),
-        events_detected=len(delays),
+        events_detected=detected,
         precision=tp / (tp + fp) if tp + fp else None,
-        recall=len(delays) / len(positives) if positives else None,
+        recall=detected / len(positives) if positives else None,
         delays_s=tuple(delays),
         mean_delay_s=statistics.fmean(delays) if delays else None,
         median_delay_s=statistics.median(delays) if delays else None,
@@ -421,7 +424,7 @@ def _explain(
         if 1 / days > target:  # a single alert over this little history is over the target
             return (
                 f"{said}: the history holds {held(days)}, in which one alert is {1 / days:.2f}/day; "
-                "replay a longer range (--since) or raise --max-alerts-per-day"
+                "raise --max-alerts-per-day, or replay a longer range (--since) if the store holds one"
             )
         return (
             f"{said}; the quietest, {quietest.setting.name}, fires {quietest.alerts_per_day:.2f}/day: "

@@ -20,7 +20,7 @@ import tomllib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Self, cast
 
@@ -469,6 +469,15 @@ def labels_for(request: BacktestRequest, store: HistoryStore | None, labels: Lab
     return Labels()
 
 
+def _held(store: HistoryStore) -> str:
+    """What the store holds, for an error that a range found nothing: "the store holds stories
+    from 2026-03-02 09:00 to 2026-03-02 15:00 UTC"."""
+    held = store.stories_span(datetime(1970, 1, 1, tzinfo=UTC), None)
+    if held is None:
+        return "the store holds no stories yet"
+    return f"the store holds stories from {held[0]:%Y-%m-%d %H:%M} to {held[1]:%Y-%m-%d %H:%M} UTC"
+
+
 def _tumbling(settings: Settings) -> WindowSpec:
     return window_specs(settings.alerts)["tumbling"]
 
@@ -492,8 +501,8 @@ def run_from_store(
     if not windows:
         raise NoHistory(
             f"no stored windows for {request.entity or request.subscription_id} in the range; "
-            "check the entity's name (`finpulse history entities --kind KIND`, GET /api/v1/entities) "
-            "and the range"
+            f"{_held(store)}; check the entity's name (`finpulse history entities --kind KIND`, "
+            "GET /api/v1/entities) and the range"
         )
     published = store.stories_span(request.start, request.end)
     stories = story_span(*published, _tumbling(settings)) if published else None

@@ -321,7 +321,8 @@ def render_markdown(report: BacktestReport) -> str:
         "",
         *table(header, (list(row.values()) for row in rows)),
         "",
-        "`*` marks the recommended setting; delay = first fired window end - labelled event start.",
+        "`*` marks the recommended setting; delay = first fired window end - labelled event start "
+        "(not measured with analysts' verdicts as labels: each starts at its own alert).",
         "![trend](trend.png)",
     ]
     return "\n".join(lines) + "\n"

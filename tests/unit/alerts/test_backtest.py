@@ -194,10 +194,12 @@ def test_precision_recall_delay_against_labels() -> None:
     assert (partial.true_positives, partial.false_positives, partial.unlabelled) == (2, 1, 1)
     assert partial.precision == pytest.approx(2 / 3)
     assert (partial.labelled_events, partial.events_detected, partial.recall) == (2, 1, 0.5)
-    assert partial.delays_s == (300.0,)  # first fired window end T0+10 min - event start T0+5 min
+    # Analysts' verdicts (incomplete labels) start at their own alert's window: no delay to tell.
+    assert (partial.delays_s, partial.median_delay_s) == ((), None)
     complete = evaluate(setting, events, Labels(events=tuple(labels), complete=True), days=2.0)
     assert (complete.true_positives, complete.false_positives, complete.unlabelled) == (2, 2, 0)
     assert complete.precision == 0.5
+    assert complete.delays_s == (300.0,)  # first fired window end T0+10 min - event start T0+5 min
 
 
 def result(name: str, fired: int, days: float, caught: int, tp: int) -> object:
@@ -284,7 +286,7 @@ def test_no_setting_within_the_target_says_why() -> None:
     said = _explain(None, short, 2, 0.25)
     assert said == (
         "no setting stays within 2 alerts/day: the history holds 6 hours, in which one alert is 4.00/day; "
-        "replay a longer range (--since) or raise --max-alerts-per-day"
+        "raise --max-alerts-per-day, or replay a longer range (--since) if the store holds one"
     )
 
 
