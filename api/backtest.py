@@ -19,6 +19,7 @@ import logging
 import tomllib
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,7 +58,7 @@ from finpulse.schema import (
 from finpulse.schema import parse_entity as parse_entity_text
 from finpulse.settings import Settings
 from store import AlertsQuery, HistoryStore, Query
-from store.records import UtcTime
+from store.records import UtcTime, as_utc
 
 if TYPE_CHECKING:
     from ingest.companies import CompanyNames
@@ -365,6 +366,17 @@ def score_items(
 # -- labels ---------------------------------------------------------------------------------------------
 
 
+def _utc_times(row: Any) -> Any:
+    """A label's start and end written without an offset are UTC, as --since and --until are."""
+    if not isinstance(row, dict):
+        return row
+    out = dict(row)
+    for key in ("start", "end"):
+        with suppress(TypeError, ValueError):  # not a time: the validation says so
+            out[key] = as_utc(datetime.fromisoformat(out[key]))
+    return out
+
+
 def read_labels_file(path: Path) -> Labels:
     """Labelled events from JSON (a list, or {"events": [...]}) or CSV.
 
@@ -391,7 +403,7 @@ def read_labels_file(path: Path) -> Labels:
     for i, row in enumerate(rows):
         try:
             clean = {k: v for k, v in row.items() if v not in ("", None)} if isinstance(row, dict) else row
-            events.append(LabelledEvent.model_validate(clean))
+            events.append(LabelledEvent.model_validate(_utc_times(clean)))
         except ValidationError as exc:
             raise BacktestError(
                 f"labels file {path}, {where.format(i + offset)}: {describe_validation_error(exc)} "

@@ -69,7 +69,7 @@ def backtest(
         ),
     ] = None,
     max_alerts_per_day: Annotated[
-        float | None, typer.Option(min=0.0, help="Target rate: recommend the best recall within it.")
+        float | None, typer.Option(help="Target rate (> 0): recommend the best recall within it.")
     ] = None,
     rebuild: Annotated[
         bool,
@@ -118,7 +118,7 @@ def backtest(
             start=start,
             end=end,
             grid=grid_from_option(grid),
-            max_alerts_per_day=max_alerts_per_day or None,
+            max_alerts_per_day=max_alerts_per_day,
             rebuild=rebuild,
         )
         s = load_settings()

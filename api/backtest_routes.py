@@ -87,6 +87,8 @@ def _run(request: Request, body: BacktestRequest, db: HistoryStore) -> BacktestO
 @router.post("/backtest", responses=ERRORS)
 async def backtest(request: Request, body: BacktestRequest, db: Store) -> BacktestResponse:
     """Replay stored windows with a grid of detector parameters; metrics per setting and a recommendation."""
+    # The range pinned as run: the plot's own request, later, would otherwise end at its own now.
+    body = body if body.end is not None else body.model_copy(update={"end": utcnow().replace(microsecond=0)})
     outcome = await run_in_threadpool(_run, request, body, db)
     query = {"request": body.model_dump_json(exclude_defaults=True)}
     plot_url = str(request.url_for("backtest_plot").include_query_params(**query))

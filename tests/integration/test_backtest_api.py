@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -138,6 +139,15 @@ def test_bad_input_is_a_clean_4xx(
     response = c.post("/api/v1/backtest", json=body(**changes))
     assert response.status_code == status, response.text
     assert needle in json.dumps(response.json())
+
+
+def test_the_plot_url_of_a_range_ending_now_is_pinned_to_the_run(client: tuple[TestClient, History]) -> None:
+    c, _ = client
+    data = c.post("/api/v1/backtest", json=body(end=None)).json()
+    pinned = json.loads(parse_qs(urlsplit(data["plot_url"]).query)["request"][0])
+    # The plot's own request, later, would otherwise end at its own now: another range.
+    assert datetime.fromisoformat(pinned["end"]) >= datetime.fromisoformat(data["report"]["end"])
+    assert c.get(data["plot_url"]).status_code == 200
 
 
 def test_plot_with_bad_request_is_422_and_auth_is_required(client: tuple[TestClient, History]) -> None:

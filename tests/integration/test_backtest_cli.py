@@ -179,7 +179,8 @@ def test_backtest_of_the_live_subscription_reproduces_its_alerts(history: Histor
 def test_grid_with_labels_file_writes_report_table_and_png(history: History, tmp_path: Path) -> None:
     labels = tmp_path / "labels.csv"
     start, end = (T0 + timedelta(minutes=5 * i) for i in SPIKE)
-    labels.write_text(f"entity_kind,entity,start,end\nticker,ACME,{start.isoformat()},{end.isoformat()}\n")
+    # Times without an offset are UTC, as --since's.
+    labels.write_text(f"entity_kind,entity,start,end\nticker,ACME,{start:%Y-%m-%d %H:%M},{end.isoformat()}\n")
     grid = tmp_path / "grid.toml"
     grid.write_text("[grid]\nmin_rise = [0.2, 0.75]\nsignificance = 0.01\n")
     out = tmp_path / "out"
@@ -288,6 +289,10 @@ def test_feedback_labels_and_training_export(history: History, tmp_path: Path) -
         (["--entity", "ticker:ACME", "--labels", "/nonexistent/labels.json"], "cannot read labels file"),
         (["--entity", "ticker:ACME", "--from-store", "--replay", "x.jsonl"], "not both"),
         ([], "give an entity"),
+        (
+            ["--entity", "ticker:ACME", *RANGE, "--max-alerts-per-day", "0"],
+            "greater than 0",
+        ),  # was: no target
     ],
 )
 def test_bad_input_is_a_clear_error(history: History, tmp_path: Path, args: list[str], message: str) -> None:
