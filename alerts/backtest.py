@@ -67,6 +67,7 @@ from .aggregate import (
 )
 from .baseline import Baseline, BaselineParams, update_baseline
 from .detector import DetectorState, detect
+from .render import short_id
 from .subscriptions import DetectorParams, Subscription
 from .windows import WindowSpec, window_bounds, window_starts
 
@@ -378,6 +379,41 @@ def recommend(
 # -- the whole run ----------------------------------------------------------------------------------
 
 
+class LiveCheck(_Frozen):
+    """The subscription's setting in use, replayed, against the alerts the live stream sent over
+    the same history: the backtest's own check that it shows what live would do."""
+
+    sent: int = Field(description="fired alerts the live stream sent whose windows lie in the range")
+    reproduced: int = Field(description="of those, fired again by the replay (same ids)")
+    missing: tuple[str, ...] = Field(description="ids sent but not fired by the replay")
+    extra: tuple[str, ...] = Field(description="ids fired by the replay but never sent")
+
+    def summary(self) -> str:
+        """One line: "the setting in use fires the 3 alerts live sent, same ids"."""
+        if not self.missing and not self.extra:
+            return f"the setting in use fires the {self.sent} alerts live sent, same ids"
+        out = f"the setting in use fires {self.reproduced} of the {self.sent} alerts live sent"
+        out += f"; not {_ids(self.missing)}" if self.missing else ""
+        out += f"; never sent: {_ids(self.extra)}" if self.extra else ""
+        return out + " (the alert's window at the range's edge, or a detector since changed)"
+
+    @classmethod
+    def of(cls, sent: Iterable[str], replayed: Iterable[AlertEvent]) -> LiveCheck:
+        live, again = set(sent), {e.alert_id for e in replayed if e.state == "fired"}
+        return cls(
+            sent=len(live),
+            reproduced=len(live & again),
+            missing=tuple(sorted(live - again)),
+            extra=tuple(sorted(again - live)),
+        )
+
+
+def _ids(alert_ids: Sequence[str], shown: int = 5) -> str:
+    """Alert ids as messages show them, the first `shown`."""
+    more = f" and {len(alert_ids) - shown} more" if len(alert_ids) > shown else ""
+    return ", ".join(short_id(i) for i in alert_ids[:shown]) + more
+
+
 class BacktestReport(_Frozen):
     """A backtest's inputs in brief, every setting's result, and the recommendation."""
 
@@ -396,6 +432,9 @@ class BacktestReport(_Frozen):
     recommended: str | None = Field(description="name of the recommended setting")
     recommendation: str = Field(description="why, in one sentence")
     created_at: UtcDatetime
+    live: LiveCheck | None = Field(
+        default=None, description="a live subscription's: its setting in use against the alerts it sent"
+    )
 
     def result(self, name: str) -> SettingResult:
         for r in self.results:

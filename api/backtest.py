@@ -20,7 +20,7 @@ import tomllib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Self, cast
@@ -34,10 +34,13 @@ from alerts.backtest import (
     GridValue,
     LabelledEvent,
     Labels,
+    LiveCheck,
     Setting,
     expand_grid,
+    group_by_end,
     parse_grid,
     rebuild_windows,
+    replay,
     run_backtest,
     story_span,
 )
@@ -57,7 +60,7 @@ from finpulse.schema import (
 )
 from finpulse.schema import parse_entity as parse_entity_text
 from finpulse.settings import Settings
-from store import AlertsQuery, HistoryStore, Query
+from store import MAX_LIMIT, AlertRecord, AlertsQuery, HistoryStore, Query
 from store.records import UtcTime, as_utc
 
 if TYPE_CHECKING:
@@ -519,7 +522,32 @@ def run_from_store(
     published = store.stories_span(request.start, request.end)
     stories = story_span(*published, _tumbling(settings)) if published else None
     labels = labels_for(request, store, labels)
-    return run_windows(request, windows, subscription, labels, now, progress, stories)
+    outcome = run_windows(request, windows, subscription, labels, now, progress, stories)
+    if request.subscription_id is None:
+        return outcome
+    check = live_check(store, outcome, subscription, now)
+    return replace(outcome, report=outcome.report.model_copy(update={"live": check}))
+
+
+def live_check(
+    store: HistoryStore, outcome: BacktestOutcome, subscription: Subscription, now: datetime
+) -> LiveCheck | None:
+    """The subscription's setting in use, replayed, against the alerts it sent in the range (None:
+    the grid replayed none of its window kind)."""
+    report = outcome.report
+    current = next((r for r in report.results if r.setting.params == subscription.detector), None)
+    if current is not None:
+        replayed = current.events
+    elif any(w.window_kind == subscription.detector.window for w in outcome.windows):
+        replayed = replay(group_by_end(outcome.windows), subscription, now)
+    else:
+        return None
+    query = AlertsQuery(
+        subscription_id=subscription.id, state="fired", timed_by="window",
+        start=report.start, end=report.end, limit=MAX_LIMIT,
+    )  # fmt: skip
+    sent = [a.alert_id for a in store.fetch(query) if isinstance(a, AlertRecord)]
+    return LiveCheck.of(sent, replayed)
 
 
 def run_from_items(

@@ -305,6 +305,7 @@ def _header(report: BacktestReport) -> list[str]:
         f"({held(report.days)} of history, {counted(report.windows, 'window')})",
         f"- current detector ({whose}): {report.base.summary()}; the grid's values override it",
         f"- labels: {counted(tp, 'event')}, {counted(fp, 'false alarm')} ({kind})",
+        *([f"- live check: {report.live.summary()}"] if report.live is not None else []),
         f"- target: {target}",
         f"- **recommended**: {report.recommendation}",
     ]

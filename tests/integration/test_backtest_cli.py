@@ -167,6 +167,19 @@ def test_backtest_of_the_live_subscription_reproduces_its_alerts(history: Histor
     assert current["setting"]["name"] == "current"
     assert _strip(current["events"]) == _strip(history.alerts)
     assert current["alerts_fired"] == len(fired)
+    # ... and says so: its own check against the alerts the store holds as sent.
+    assert report["live"] == {"sent": len(fired), "reproduced": len(fired), "missing": [], "extra": []}
+    said = " ".join(result.output.split())  # type: ignore[attr-defined]
+    assert f"live check: the setting in use fires the {len(fired)} alerts live sent, same ids" in said
+    # An alert live sent that this detector would not (say, a version's before): named.
+    copy = tmp_path / "history.duckdb"  # the module's history stays as it is
+    copy.write_bytes(history.path.read_bytes())
+    with DuckDBStore(copy) as db:
+        db.upsert_alerts([fired[0].model_copy(update={"alert_id": "0ld5en7a1e47c0de"})])
+    args = ["backtest", "--subscription", "desk", "--grid", "min_rise=0.3", *RANGE, "--out", str(out)]
+    result = runner.invoke(app, args, env={**history.env, "FINPULSE_STORE_URL": f"duckdb:///{copy}"})
+    said = " ".join(result.output.split())
+    assert f"fires {len(fired)} of the {len(fired) + 1} alerts live sent; not 0ld5en7a1e47" in said
     # Rebuilding the windows from the stored scored items gives the same alerts too.
     again = tmp_path / "rebuilt"
     result = invoke(history, "backtest", "--subscription", "desk", "--rebuild", *RANGE, "--out", str(again))
