@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -145,12 +146,23 @@ class Deduplicator:
 
     def save(self, path: Path) -> None:
         """Write the index to `path` (atomic)."""
-        rows = [
-            [e.story_id, e.root, e.source, e.published_at.isoformat(), list(e.keys),
-             base64.b64encode(e.hashvalues.astype("<u4").tobytes()).decode("ascii"), e.indexed_at.isoformat()]
-            for e in self._entries.values()
-        ]  # fmt: skip
-        write_json_atomic(path, {"version": 2, "num_perm": NUM_PERM, "scheme": SCHEME, "entries": rows})
+        self.saver()(path)
+
+    def saver(self) -> Callable[[Path], None]:
+        """A writer of the index as it is now, to run in a thread: the other sources' polls add
+        to the index meanwhile (iterating it there failed with "dictionary changed size")."""
+        entries = list(self._entries.values())
+
+        def write(path: Path) -> None:
+            rows = [
+                [e.story_id, e.root, e.source, e.published_at.isoformat(), list(e.keys),
+                 base64.b64encode(e.hashvalues.astype("<u4").tobytes()).decode("ascii"),
+                 e.indexed_at.isoformat()]
+                for e in entries
+            ]  # fmt: skip
+            write_json_atomic(path, {"version": 2, "num_perm": NUM_PERM, "scheme": SCHEME, "entries": rows})
+
+        return write
 
     def load(self, path: Path) -> None:
         """Restore the index saved by `save`; a missing or foreign file leaves it empty."""

@@ -230,7 +230,7 @@ class Ingestor(AsyncResource):
         ids = [i.story_id for i, _ in items] + [i for i, _, _ in invalid]
         self._succeeded(state, now, ids=ids, outcome=outcome, published=len(marked))
         self.dedup.prune(now)
-        await asyncio.to_thread(self.dedup.save, self._dedup_path)
+        await asyncio.to_thread(self.dedup.saver(), self._dedup_path)
         logger.info(
             "polled source=%s published=%d duplicates=%d invalid=%d",
             name,

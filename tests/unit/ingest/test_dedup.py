@@ -95,3 +95,16 @@ def test_prune_and_persistence_round_trip(tmp_path: Path) -> None:
     assert restored.observe(_syndicate(originals[5], "wire2")) == originals[5].story_id
     assert restored.prune(T0 + timedelta(hours=100)) == 12
     assert len(restored) == 0
+
+
+def test_a_saver_writes_the_index_as_it_was_when_taken(tmp_path: Path) -> None:
+    # The ingestor writes in a thread while other sources' polls add to the index.
+    dedup = Deduplicator(timedelta(hours=48))
+    first, later = _guardian()[:2]
+    dedup.observe(first)
+    write = dedup.saver()
+    dedup.observe(later)
+    write(tmp_path / "dedup.json")
+    restored = Deduplicator(timedelta(hours=48))
+    restored.load(tmp_path / "dedup.json")
+    assert len(restored) == 1
