@@ -40,7 +40,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -434,6 +434,10 @@ class BacktestReport(_Frozen):
     created_at: UtcDatetime
     live: LiveCheck | None = Field(
         default=None, description="a live subscription's: its setting in use against the alerts it sent"
+    )
+    asked: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the request as run (entity or subscription, range, grid, target), its history's source",
     )
 
     def result(self, name: str) -> SettingResult:

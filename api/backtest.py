@@ -440,6 +440,10 @@ def feedback_labels(store: HistoryStore, start: datetime | None, end: datetime |
 # -- run ----------------------------------------------------------------------------------------------------
 
 
+# Where a backtest's history came from, as its report says.
+STORED, REBUILT, REPLAYED = "stored windows", "windows rebuilt from stored stories", "replayed stories"
+
+
 def run_windows(
     request: BacktestRequest,
     windows: list[WindowAggregate],
@@ -448,9 +452,10 @@ def run_windows(
     now: datetime,
     progress: Progress | None = None,
     stories: tuple[datetime, datetime] | None = None,
+    history: str = STORED,
 ) -> BacktestOutcome:
     """The grid over already loaded windows; `stories`: when the replay's first and last story of
-    the range (any entity's) were published."""
+    the range (any entity's) were published; `history`: where the windows came from."""
     if len(windows) > MAX_WINDOWS:
         raise BacktestError(
             f"{len(windows)} windows to replay (at most {MAX_WINDOWS}): narrow the range or entity"
@@ -466,11 +471,22 @@ def run_windows(
         focus=request.focus(),
         progress=progress,
     )
+    report = report.model_copy(update={"asked": _asked(request, history)})
     logger.info(
         "backtest subscription=%s windows=%d settings=%d recommended=%s",
         report.subscription_id, report.windows, len(report.results), report.recommended,
     )  # fmt: skip
     return BacktestOutcome(report=report, windows=windows)
+
+
+def _asked(request: BacktestRequest, history: str) -> dict[str, Any]:
+    """The request as run, for the report: a stored range's defaults filled in (the week "now"
+    meant; a replay without a range is its whole file)."""
+    asked = request.model_dump(mode="json", exclude_none=True, exclude={"labels"}) | {"history": history}
+    if history != REPLAYED:
+        start, end = (as_utc(t).isoformat() for t in Query(start=request.start, end=request.end).bounds())
+        asked |= {"start": start, "end": end}
+    return asked
 
 
 def labels_for(request: BacktestRequest, store: HistoryStore | None, labels: Labels | None = None) -> Labels:
@@ -522,7 +538,8 @@ def run_from_store(
     published = store.stories_span(request.start, request.end)
     stories = story_span(*published, _tumbling(settings)) if published else None
     labels = labels_for(request, store, labels)
-    outcome = run_windows(request, windows, subscription, labels, now, progress, stories)
+    history = REBUILT if request.rebuild else STORED
+    outcome = run_windows(request, windows, subscription, labels, now, progress, stories, history)
     if request.subscription_id is None:
         return outcome
     check = live_check(store, outcome, subscription, now)
@@ -571,7 +588,7 @@ def run_from_items(
     published = [s.item.published_at for s in kept]
     stories = story_span(min(published), max(published), _tumbling(settings))
     labels = labels_for(request, store, labels)
-    return run_windows(request, windows, subscription, labels, now, progress, stories)
+    return run_windows(request, windows, subscription, labels, now, progress, stories, REPLAYED)
 
 
 def grid_from_option(value: str | None) -> dict[str, list[GridValue]] | str:

@@ -9,8 +9,9 @@ backtest, the store and the model load when the command runs.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -303,12 +304,26 @@ def _header(report: BacktestReport) -> list[str]:
         "",
         f"- range: {report.start:%Y-%m-%d %H:%M} .. {report.end:%Y-%m-%d %H:%M} UTC "
         f"({held(report.days)} of history, {counted(report.windows, 'window')})",
+        *_asked_line(report.asked),
         f"- current detector ({whose}): {report.base.summary()}; the grid's values override it",
         f"- labels: {counted(tp, 'event')}, {counted(fp, 'false alarm')} ({kind})",
         *([f"- live check: {report.live.summary()}"] if report.live is not None else []),
         f"- target: {target}",
         f"- **recommended**: {report.recommendation}",
     ]
+
+
+def _asked_line(asked: dict[str, Any]) -> list[str]:
+    """`- asked: 2026-03-01 00:00 .. 2026-03-08 00:00 UTC of stored windows` (none before the
+    report kept what was asked)."""
+    if not asked:
+        return []
+    start, end = (asked.get(k) for k in ("start", "end"))
+    span = "the whole replay"
+    if start or end:
+        span = " .. ".join(f"{datetime.fromisoformat(t):%Y-%m-%d %H:%M}" if t else "…" for t in (start, end))
+        span += " UTC"
+    return [f"- asked: {span} of {asked.get('history', 'history')}"]
 
 
 def render_markdown(report: BacktestReport) -> str:

@@ -228,6 +228,14 @@ def test_grid_with_labels_file_writes_report_table_and_png(history: History, tmp
     markdown = (out / "report.md").read_text()
     assert "| * min_rise=0.2 significance=0.01 |" in markdown
     assert "- range: 2026-03-02 09:00 .. 2026-03-02 15:00 UTC (6 hours of history, 72 windows)" in markdown
+    assert "- asked: 2026-03-02 09:00 .. 2026-03-02 15:00 UTC of stored windows" in markdown
+    asked = json.loads((out / "report.json").read_text())["asked"]  # to run it again as it was
+    assert (asked["entity"], asked["max_alerts_per_day"], asked["history"]) == (
+        "ticker:acme",
+        24,
+        "stored windows",
+    )
+    assert asked["grid"] == {"min_rise": [0.2, 0.75], "significance": [0.01]}
     assert "- labels: 1 event, 0 false alarms (complete list)" in markdown
     assert "- target: at most 24 alerts/day" in markdown
     assert "recommended" in result.output
