@@ -9,7 +9,7 @@ with open_store(settings.store) as db:  # a DuckDB file, or a PostgreSQL server
 from store.backends import open_store
 from store.base import ExportFormat, HistoryStore
 from store.duckdb import DuckDBStore
-from store.errors import NotFound, StoreConfigError, StoreError, StoreLocked, StoreUnavailable
+from store.errors import Changed, NotFound, StoreConfigError, StoreError, StoreLocked, StoreUnavailable
 from store.queries import (
     MAX_LIMIT,
     STEPS,
@@ -45,6 +45,7 @@ __all__ = [
     "STEPS",
     "AlertRecord",
     "AlertsQuery",
+    "Changed",
     "DuckDBStore",
     "EntitiesQuery",
     "EntityCount",

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 from finpulse.schema import AlertEvent, ScoredItem, WindowAggregate
 from store import migrations, retention, writes
 from store.dialect import Dialect
-from store.errors import NotFound, StoreError
+from store.errors import Changed, NotFound, StoreError
 from store.queries import AlertsQuery, FeedbackQuery, Query, WindowsQuery, naive_utc
 from store.records import Feedback, LabelledAlert, Row, StoreStats, SubscriptionRecord, Verdict, as_utc
 from store.sql import Connection, Cursor, transaction
@@ -209,11 +209,24 @@ class HistoryStore(ABC):
             )
         return _subscription(rows[0]) if rows else None
 
-    def put_subscription(self, sub_id: str, body: Mapping[str, Any]) -> SubscriptionRecord:
-        """Create or replace a subscription's JSON body."""
+    def put_subscription(
+        self, sub_id: str, body: Mapping[str, Any], *, read_at: datetime | None = None
+    ) -> SubscriptionRecord:
+        """Create or replace a subscription's JSON body; with `read_at` (the `updated_at` of the
+        copy the caller changed), only if nothing wrote it since.
+
+        Raises:
+            Changed: it was written since `read_at` (a mute from a Slack link, another editor).
+        """
         record = SubscriptionRecord(id=sub_id, body=dict(body), updated_at=datetime.now(UTC))
         with self._connection(write=True) as con:
-            _put_subscription(con, sub_id, record.body, naive_utc(record.updated_at))
+            if read_at is None:
+                _put_subscription(con, sub_id, record.body, naive_utc(record.updated_at))
+                return record
+            sql = "UPDATE subscriptions SET body = ?, updated_at = ? WHERE id = ? AND updated_at = ?"
+            params = [json.dumps(record.body), naive_utc(record.updated_at), sub_id, naive_utc(read_at)]
+            if not (con.execute(sql, params).fetchone() or (0,))[0]:
+                raise Changed(f"subscription {sub_id!r} changed since it was read ({read_at:%H:%M:%S} UTC)")
         return record
 
     def import_subscriptions(

@@ -8,6 +8,8 @@ FinpulseError
 │       └── StoreLocked     another process holds the DuckDB file
 └── PermanentError
     └── StoreError          a write or query the store cannot do (read-only...)
+        ├── NotFound        the row an operation refers to does not exist
+        └── Changed         a row changed since the caller read it (a lost update refused)
 """
 
 from __future__ import annotations
@@ -46,3 +48,7 @@ class StoreLocked(StoreUnavailable):
 
 class NotFound(StoreError):
     """The row an operation refers to does not exist (e.g. feedback on an unknown alert)."""
+
+
+class Changed(StoreError):
+    """A row changed since the caller read it: writing the caller's copy would undo that change."""

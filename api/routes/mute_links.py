@@ -7,6 +7,7 @@ subscription, which the worker and the dispatcher reload within
 from __future__ import annotations
 
 import html
+from contextlib import suppress
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request
@@ -28,9 +29,11 @@ from api.routes.feedback_links import (
     read_form,
 )
 from finpulse.schema import AlertEvent, utcnow
-from store import HistoryStore
+from store import Changed, HistoryStore
 
 router = APIRouter(tags=["feedback link"])
+# Attempts at adding a mute while other writes (mutes from other links) change the subscription.
+MUTE_TRIES = 3
 DURATIONS = {
     "1h": (timedelta(hours=1), "1 hour"),
     "1d": (timedelta(days=1), "1 day"),
@@ -99,6 +102,17 @@ def _mute(
     alert = db.get_alert(alert_id)
     if alert is None:
         raise MuteRefused(f"No alert {alert_id} in the history.", 404)
+    for _ in range(MUTE_TRIES):
+        with suppress(Changed):  # written meanwhile (another mute): read it again, mute that
+            return alert, _mute_once(db, alert, duration, reason, author)
+    raise MuteRefused(f"Subscription {alert.subscription_id} keeps changing: try again.", 409)
+
+
+def _mute_once(
+    db: HistoryStore, alert: AlertEvent, duration: timedelta, reason: str, author: str
+) -> datetime:
+    """Add the mute to the subscription as stored now; Changed if it was written meanwhile."""
+    alert_id = alert.alert_id
     record = db.get_subscription(alert.subscription_id)
     if record is None:
         raise MuteRefused(
@@ -116,5 +130,5 @@ def _mute(
     until = start + duration
     why = f"{reason} ({author}, from alert {alert_id})" if reason else f"{author}, from alert {alert_id}"
     muted = sub.muting(alert.entity_kind, alert.entity, start, until, why)
-    db.put_subscription(sub.id, muted.stored_body())
-    return alert, until
+    db.put_subscription(sub.id, muted.stored_body(), read_at=record.updated_at)
+    return until

@@ -4,9 +4,10 @@ a test message to a stored subscription's channel through the alert sinks."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -18,7 +19,8 @@ from alerts.windows import window_sizes
 from api.deps import Store
 from finpulse.errors import ConfigError
 from finpulse.schema import describe_validation_error, utcnow
-from store import SubscriptionRecord
+from store import Changed, HistoryStore, SubscriptionRecord
+from store.records import as_utc
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
@@ -60,25 +62,67 @@ def create_subscription(db: Store, sub: Subscription) -> Subscription:
     return sub
 
 
-@router.get("/{sub_id}", responses=NOT_FOUND)
-def get_subscription(db: Store, sub_id: SubId) -> Subscription:
-    """The stored (live) copy of one subscription, as the worker and the dispatcher use it."""
+def _stored(db: HistoryStore, sub_id: str) -> SubscriptionRecord:
     record = db.get_subscription(sub_id)
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no subscription {sub_id!r}")
+    return record
+
+
+@router.get("/{sub_id}", responses=NOT_FOUND)
+def get_subscription(db: Store, sub_id: SubId, response: Response) -> Subscription:
+    """The stored (live) copy of one subscription, as the worker and the dispatcher use it; its
+    ETag, sent back as If-Match with a PUT, keeps that PUT from undoing a change made since."""
+    record = _stored(db, sub_id)
+    response.headers["ETag"] = _etag(record)
     return _model(record)
 
 
-@router.put("/{sub_id}", responses={422: {"description": "invalid, or id differs from the path"}})
-def put_subscription(db: Store, sub_id: SubId, sub: Subscription) -> Subscription:
+@router.put(
+    "/{sub_id}",
+    responses={
+        412: {"description": "changed since the If-Match copy was read (a mute from a Slack link?)"},
+        422: {"description": "invalid, or id differs from the path"},
+    },
+)
+def put_subscription(
+    db: Store,
+    sub_id: SubId,
+    sub: Subscription,
+    if_match: Annotated[
+        str | None, Header(description="the ETag of the copy this one changes: refused if written since")
+    ] = None,
+) -> Subscription:
     """Create or replace the subscription with this id."""
     if sub.id != sub_id:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=f"body id {sub.id!r} differs from the path's {sub_id!r}",
         )
-    db.put_subscription(sub.id, sub.stored_body())
+    try:
+        db.put_subscription(sub.id, sub.stored_body(), read_at=_read_at(if_match))
+    except Changed as exc:
+        raise HTTPException(
+            status.HTTP_412_PRECONDITION_FAILED,
+            detail=f"{exc}, perhaps muted from a Slack link: load it again, then make the change",
+        ) from exc
     return sub
+
+
+def _etag(record: SubscriptionRecord) -> str:
+    return f'"{record.updated_at.isoformat()}"'
+
+
+def _read_at(if_match: str | None) -> datetime | None:
+    """The time an If-Match ETag names (None: no precondition)."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    try:
+        return as_utc(datetime.fromisoformat(if_match.strip().removeprefix("W/").strip('"')))
+    except ValueError as exc:
+        raise HTTPException(
+            status.HTTP_412_PRECONDITION_FAILED, detail=f"If-Match {if_match!r} is not an ETag this API gave"
+        ) from exc
 
 
 @router.delete("/{sub_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
@@ -101,7 +145,7 @@ async def send_test_message(
 ) -> list[SampleResult]:
     """Send the subscription's channel a test message through each sink (`finpulse alerts test`);
     each result says whether it went and, if not, why (e.g. channel_not_found)."""
-    sub = await run_in_threadpool(get_subscription, db, sub_id)
+    sub = _model(await run_in_threadpool(_stored, db, sub_id))
     settings = request.app.state.settings
     try:
         sinks = build_sinks(sink, settings)
@@ -133,7 +177,7 @@ def subscription_overview(
 ) -> SubscriptionOverview:
     """On, disabled or muted now, the entities muted, and the alerts it fired in the last `days`
     with the analysts' verdicts."""
-    sub = get_subscription(db, sub_id)
+    sub = _model(_stored(db, sub_id))
     [o] = overviews((sub,), db, utcnow(), days)
     tp, fp = o.verdicts
     return SubscriptionOverview(

@@ -187,13 +187,14 @@ async function applySetting() {
   status.className = "";
   try {
     const path = `/subscriptions/${encodeURIComponent(sub)}`;
-    const live = await api(path);
+    let etag;
+    const live = await api(path, { onEtag: (e) => (etag = e) });
     const changed = Object.keys(params).filter((k) => JSON.stringify(live.detector[k]) !== JSON.stringify(params[k]));
     if (!changed.length) {
       status.textContent = `${sub} already uses this setting`;
       return;
     }
-    await api(path, { method: "PUT", body: { ...live, detector: params } });
+    await api(path, { method: "PUT", body: { ...live, detector: params }, ifMatch: etag }); // keeps a mute made meanwhile
     const steps = changed.map((k) => `${k} ${live.detector[k]} → ${params[k]}`).join(", ");
     status.textContent = `applied to ${sub}: ${steps}; the worker and the dispatcher reload it within their refresh interval`;
     await loadSubscriptions(sub); // the editor shows the subscription as it is now

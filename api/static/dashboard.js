@@ -7,7 +7,7 @@ const MARKER = "rgb(255, 0, 160)"; // alert markers (the screenshot test looks f
 const $ = (id) => document.getElementById(id);
 // again: a refresh asked for while one loads ({ subscriptions }), or false.
 // step: the charts' bucket size, "auto" resolved (chosenStep).
-const state = { subs: [], charts: [], alert: null, loading: false, again: false, updated: 0, tried: 0, timer: null, step: "hour" };
+const state = { subs: [], editing: null, charts: [], alert: null, loading: false, again: false, updated: 0, tried: 0, timer: null, step: "hour" };
 
 function token() {
   const fromUrl = new URLSearchParams(location.search).get("token");
@@ -20,11 +20,14 @@ function status(text, error = false) {
   $("status").className = error ? "error" : "";
 }
 
-async function api(path, { method = "GET", params = {}, body, signal, blob = false } = {}) {
+// ifMatch: the ETag of the copy a PUT changes (refused with 412 if written since);
+// onEtag: called with the response's ETag.
+async function api(path, { method = "GET", params = {}, body, signal, blob = false, ifMatch, onEtag } = {}) {
   const url = new URL(API + path, location.origin);
   for (const [k, v] of Object.entries(params)) if (v !== "" && v != null) url.searchParams.set(k, v);
   const headers = { Accept: "application/json" };
   if (token()) headers.Authorization = "Bearer " + token();
+  if (ifMatch) headers["If-Match"] = ifMatch;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const res = await fetch(url, { method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body) });
   if (res.status === 401) {
@@ -41,6 +44,7 @@ async function api(path, { method = "GET", params = {}, body, signal, blob = fal
     throw new Error(`HTTP ${res.status}: ${text.slice(0, 200)}`);
   }
   if (!res.ok) throw new Error(describeError(data));
+  if (onEtag) onEtag(res.headers.get("ETag"));
   return data;
 }
 
@@ -454,7 +458,24 @@ function showSubscription() {
   const sub = state.subs.find((s) => s.id === $("sub-list").value);
   $("sub-json").value = JSON.stringify(sub || TEMPLATE, null, 2);
   $("sub-overview").textContent = "";
-  if (sub) showOverview(sub.id);
+  state.editing = null;
+  if (sub) {
+    showOverview(sub.id);
+    openSubscription(sub.id);
+  }
+}
+
+// The stored copy with its ETag: a save then cannot undo a change made since (a mute from Slack).
+async function openSubscription(id) {
+  let etag = null;
+  try {
+    const sub = await api(`/subscriptions/${encodeURIComponent(id)}`, { onEtag: (e) => (etag = e) });
+    if ($("sub-list").value !== id) return;
+    $("sub-json").value = JSON.stringify(sub, null, 2);
+    state.editing = { id, etag };
+  } catch (err) {
+    subMessage(err.message, true);
+  }
 }
 
 async function showOverview(id) {
@@ -477,7 +498,8 @@ async function saveSubscription() {
   }
   const exists = state.subs.some((s) => s.id === sub.id);
   try {
-    if (exists) await api(`/subscriptions/${encodeURIComponent(sub.id)}`, { method: "PUT", body: sub });
+    const ifMatch = state.editing && state.editing.id === sub.id ? state.editing.etag : undefined;
+    if (exists) await api(`/subscriptions/${encodeURIComponent(sub.id)}`, { method: "PUT", body: sub, ifMatch });
     else await api("/subscriptions", { method: "POST", body: sub });
     await loadSubscriptions(sub.id);
     subMessage(`saved ${sub.id}`);

@@ -453,6 +453,16 @@ def test_subscription_editor_shows_errors_and_saves(dashboard: tuple[Page, DuckD
     )
     page.click("#sub-save")
     page.wait_for_selector("#sub-overview >> text=warning: topic 'Enrgy' is none of the classifier's topics")
+    # Muted from a Slack link while the editor was open: its save would undo the mute, and is refused.
+    page.wait_for_function("state.editing && state.editing.id === 'new-subscription' && state.editing.etag")
+    opened = db.get_subscription("new-subscription")
+    assert opened is not None
+    mute = [{"from": "2030-01-01T00:00:00Z", "until": "2030-01-02T00:00:00Z"}]
+    db.put_subscription("new-subscription", {**opened.body, "mute": mute})
+    page.fill("#sub-json", page.input_value("#sub-json").replace('"Enrgy"', '"Energy"'))
+    page.click("#sub-save")
+    page.wait_for_selector("#sub-message.error >> text=load it again")
+    assert db.get_subscription("new-subscription").body["mute"]  # type: ignore[union-attr]
 
 
 def test_subscription_editor_sends_a_test_message(

@@ -38,6 +38,28 @@ def test_crud_round_trip(api_client: Any) -> None:
     assert api_client.get("/api/v1/subscriptions/energy-desk").status_code == 404
 
 
+def test_a_put_with_if_match_does_not_undo_a_change_made_since(api_client: Any) -> None:
+    api_client.post("/api/v1/subscriptions", json=SUB)
+    opened = api_client.get("/api/v1/subscriptions/energy-desk")  # the editor's copy, and its ETag
+    etag = opened.headers["ETag"]
+    muted = {**SUB, "mute": [{"from": "2025-01-01T00:00:00Z", "until": "2025-01-02T00:00:00Z"}]}
+    assert api_client.put("/api/v1/subscriptions/energy-desk", json=muted).status_code == 200  # a mute
+    stale = api_client.put(
+        "/api/v1/subscriptions/energy-desk", json=opened.json(), headers={"If-Match": etag}
+    )
+    assert stale.status_code == 412
+    assert "load it again" in stale.json()["detail"]
+    assert api_client.get("/api/v1/subscriptions/energy-desk").json()["mute"]  # kept
+    fresh = api_client.get("/api/v1/subscriptions/energy-desk")
+    edit = {**fresh.json(), "channel": "C777"}
+    put = api_client.put(
+        "/api/v1/subscriptions/energy-desk", json=edit, headers={"If-Match": fresh.headers["ETag"]}
+    )
+    assert put.status_code == 200
+    bad = api_client.put("/api/v1/subscriptions/energy-desk", json=edit, headers={"If-Match": '"yesterday"'})
+    assert bad.status_code == 412
+
+
 def test_invalid_subscriptions_get_a_422_naming_the_field(api_client: Any) -> None:
     cases = [
         ({**SUB, "filter": {}}, "filter watches nothing"),

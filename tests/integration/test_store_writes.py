@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from store import HistoryStore, NotFound, WindowsQuery
+from store import Changed, HistoryStore, NotFound, WindowsQuery
 from tests.fixtures.store import T0, alert, known_alerts, known_items, known_windows, scored, window
 
 
@@ -110,6 +110,21 @@ def test_subscriptions_crud(store: HistoryStore) -> None:
     assert store.delete_subscription("apple") is True
     assert store.delete_subscription("apple") is False
     assert store.get_subscription("apple") is None
+
+
+def test_a_subscription_written_since_it_was_read_is_not_overwritten(store: HistoryStore) -> None:
+    store.put_subscription("desk", {"channel": "#desk"})
+    editor = store.get_subscription("desk")  # opened in the dashboard ...
+    assert editor is not None
+    muted = store.put_subscription(
+        "desk", {"channel": "#desk", "mute": [{"from": "x"}]}, read_at=editor.updated_at
+    )
+    with pytest.raises(Changed, match="changed since it was read"):  # ... saved after a Slack mute
+        store.put_subscription("desk", {"channel": "#desk3"}, read_at=editor.updated_at)
+    assert store.get_subscription("desk").body["mute"] == [{"from": "x"}]  # type: ignore[union-attr]
+    store.put_subscription("desk", {"channel": "#desk3"}, read_at=muted.updated_at)  # read again: fine
+    with pytest.raises(Changed):  # no such subscription to update
+        store.put_subscription("nobody", {"channel": "#x"}, read_at=muted.updated_at)
 
 
 def test_alert_with_same_id_is_replaced_not_duplicated(store: HistoryStore) -> None:
