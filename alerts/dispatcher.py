@@ -33,6 +33,7 @@ from typing import Literal
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
 from finpulse.errors import InvalidRecord, PermanentError
+from finpulse.kafka_auth import client_options
 from finpulse.schema import AlertEvent, DeadLetter, utcnow
 from finpulse.settings import AlertsSettings, KafkaSettings
 from finpulse.topics import send_dead_letter, stop_consumer
@@ -103,12 +104,10 @@ class AlertDispatcher:
             await sink.start()
             self._started.append(sink)
         self._ledger.open()
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._kafka.bootstrap, acks="all", enable_idempotence=True
-        )
+        self._producer = AIOKafkaProducer(**client_options(self._kafka), acks="all", enable_idempotence=True)
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._kafka.bootstrap,
+            **client_options(self._kafka),
             group_id=self._settings.consumer_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

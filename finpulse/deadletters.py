@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.text import Text
 
 from finpulse.errors import InvalidRecord
+from finpulse.kafka_auth import client_options
 from finpulse.schema import DeadLetter
 from finpulse.settings import KafkaSettings
 from finpulse.tables import compact_table
@@ -170,9 +171,7 @@ class Replayer:
     counts what it `sent`, what it `kept` (not replayable) and the topics it sent to."""
 
     def __init__(self, kafka: KafkaSettings) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=kafka.bootstrap, enable_idempotence=True, acks="all"
-        )
+        self._producer = AIOKafkaProducer(**client_options(kafka), enable_idempotence=True, acks="all")
         self.sent = self.kept = 0
         self.targets: set[str] = set()
 

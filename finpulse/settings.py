@@ -13,7 +13,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -54,9 +54,19 @@ class TopicSettings(_Group):
 
 
 class KafkaSettings(_Group):
-    """Where the broker is; and, for the local broker, how to run it."""
+    """Where the broker is, how to sign in to it; and, for the local broker, how to run it."""
 
-    bootstrap: str = "127.0.0.1:9092"
+    bootstrap: str = Field(default="127.0.0.1:9092", min_length=1)
+    # A production cluster's security (every client: ingest, worker, dispatcher, API, CLI).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    # TLS: the CA that signed the brokers' certificates (default: the system's), and a client
+    # certificate and key where the brokers ask for one (mutual TLS).
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
     local_port: int = Field(default=9092, ge=1, le=65535)
     local_controller_port: int = Field(default=9093, ge=1, le=65535)
     local_dir: Path = DEFAULT_DATA_DIR / "kafka"
@@ -71,6 +81,17 @@ class KafkaSettings(_Group):
     def local(self) -> bool:
         """True when `bootstrap` is the local broker this machine runs (`finpulse kafka start`)."""
         return self.bootstrap == f"127.0.0.1:{self.local_port}"
+
+    @model_validator(mode="after")
+    def _sign_in(self) -> Self:
+        if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} signs in: set FINPULSE_KAFKA_SASL_USERNAME "
+                "and FINPULSE_KAFKA_SASL_PASSWORD"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("a client certificate needs its key: set both ssl_certfile and ssl_keyfile")
+        return self
 
 
 class IngestSettings(_Group):

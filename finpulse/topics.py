@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from finpulse.errors import BrokerUnavailable, ConfigError
+from finpulse.kafka_auth import client_options
 from finpulse.metrics import DEAD_LETTERS
 from finpulse.schema import DeadLetter
 from finpulse.settings import KafkaSettings, Settings, TopicSettings
@@ -82,7 +83,7 @@ def all_topics(topics: TopicSettings) -> list[TopicSpec]:
 async def kafka_admin(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClient]:
     """A started admin client, closed on exit; a clear error when the broker cannot be reached."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=kafka.bootstrap,
+        **client_options(kafka),
         request_timeout_ms=int(kafka.request_timeout_s * 1000),
     )
     async with _started(kafka, admin, admin.close):
@@ -101,9 +102,24 @@ async def kafka_consumer(
         "request_timeout_ms": int(kafka.request_timeout_s * 1000),
         **options,
     }
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=kafka.bootstrap, **options)
+    consumer = AIOKafkaConsumer(*topics, **client_options(kafka), **options)
     async with _started(kafka, consumer, functools.partial(stop_consumer, consumer)):
         yield consumer
+
+
+def unreachable(kafka: KafkaSettings) -> str:
+    """What to do when a client of ours cannot get through to the brokers."""
+    if kafka.security_protocol.startswith("SASL"):
+        return (
+            f"cannot reach Kafka at {kafka.bootstrap}, or sign in there as {kafka.sasl_username!r} "
+            f"({kafka.security_protocol}, {kafka.sasl_mechanism}): check FINPULSE_KAFKA_BOOTSTRAP, "
+            "FINPULSE_KAFKA_SASL_USERNAME and FINPULSE_KAFKA_SASL_PASSWORD"
+        )
+    tls = "" if kafka.security_protocol == "PLAINTEXT" else " (and FINPULSE_KAFKA_SSL_CAFILE for TLS)"
+    return (
+        f"cannot reach Kafka at {kafka.bootstrap}: start it with `finpulse kafka start` "
+        f"or set FINPULSE_KAFKA_BOOTSTRAP{tls}"
+    )
 
 
 @asynccontextmanager
@@ -119,10 +135,7 @@ async def _started(
         await client.start()
     except KafkaConnectionError as exc:
         await stop()
-        raise BrokerUnavailable(
-            f"cannot reach Kafka at {kafka.bootstrap}: start it with `finpulse kafka start` "
-            "or set FINPULSE_KAFKA_BOOTSTRAP"
-        ) from exc
+        raise BrokerUnavailable(unreachable(kafka)) from exc
     finally:
         logging.getLogger("aiokafka").removeFilter(quiet)
     try:

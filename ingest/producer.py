@@ -11,10 +11,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from finpulse.errors import BrokerUnavailable
+from finpulse.kafka_auth import client_options
 from finpulse.lifecycle import AsyncResource
 from finpulse.schema import DeadLetter, NewsItem, SourceStatus
 from finpulse.settings import KafkaSettings
-from finpulse.topics import send_dead_letter
+from finpulse.topics import send_dead_letter, unreachable
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class NewsProducer(AsyncResource):
         if self._producer is not None:
             return
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.kafka.bootstrap,
+            **client_options(self.kafka),
             enable_idempotence=True,  # broker drops retried duplicates within a session
             acks="all",
             linger_ms=20,
@@ -43,10 +44,7 @@ class NewsProducer(AsyncResource):
             await producer.start()
         except KafkaConnectionError as exc:
             await producer.stop()
-            raise BrokerUnavailable(
-                f"cannot reach Kafka at {self.kafka.bootstrap}: start it with `finpulse kafka start` "
-                "or set FINPULSE_KAFKA_BOOTSTRAP"
-            ) from exc
+            raise BrokerUnavailable(unreachable(self.kafka)) from exc
         self._producer = producer
 
     async def stop(self) -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 
 import faust
+from faust.types.auth import CredentialsT as Credentials
 
 from alerts.live import LiveSubscriptions
-from finpulse.settings import Settings
+from finpulse.kafka_auth import ssl_context
+from finpulse.settings import KafkaSettings, Settings
 from stream.detect import register_detect
 from stream.score import register_score
 from stream.services import ClassifierService, SubscriptionsService
@@ -28,6 +30,20 @@ PRODUCER_LINGER_S = 0.05
 PRODUCER_MAX_BATCH_BYTES = 512 * 1024  # under the broker's 1 MB message.max.bytes
 
 
+def broker_credentials(kafka: KafkaSettings) -> Credentials | None:
+    """The Faust app's sign-in: the same settings as every other client's (finpulse.kafka_auth)."""
+    if kafka.security_protocol == "PLAINTEXT":
+        return None
+    context = ssl_context(kafka) if kafka.security_protocol.endswith("SSL") else None
+    if kafka.security_protocol == "SSL":
+        return faust.SSLCredentials(context)
+    assert kafka.sasl_password is not None  # the settings check it
+    return faust.SASLCredentials(
+        username=kafka.sasl_username, password=kafka.sasl_password.get_secret_value(),
+        ssl_context=context, mechanism=kafka.sasl_mechanism,
+    )  # fmt: skip
+
+
 def create_app(settings: Settings) -> faust.App:
     """A Faust app running the whole pipeline from news.raw to alerts.events."""
     kafka = settings.kafka
@@ -36,6 +52,7 @@ def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.stream.app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap.split(",")],
+        broker_credentials=broker_credentials(kafka),
         store=settings.stream.table_store,
         datadir=str(datadir),
         # Internal topics (changelogs, re-keying) match the pipeline's partitions

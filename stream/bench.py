@@ -35,6 +35,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
+from finpulse.kafka_auth import client_options
 from finpulse.schema import AlertEvent, NewsItem, WindowAggregate
 from finpulse.settings import AlertsSettings, KafkaSettings, Settings
 from finpulse.topics import (
@@ -272,7 +273,7 @@ class _Watcher:
         t = settings.kafka.topics
         self.topics = (t.scored, t.windows, t.alerts)
         self.consumer = AIOKafkaConsumer(
-            *self.topics, bootstrap_servers=settings.kafka.bootstrap, auto_offset_reset="earliest",
+            *self.topics, **client_options(settings.kafka), auto_offset_reset="earliest",
             group_id=f"bench-watch-{uuid.uuid4().hex[:6]}",
         )  # fmt: skip
         self.scored: dict[str, float] = {}

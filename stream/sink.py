@@ -26,6 +26,7 @@ from aiokafka.structs import ConsumerRecord
 from mode import Service
 
 from finpulse.errors import InvalidRecord, TransientError, retry_transient
+from finpulse.kafka_auth import client_options
 from finpulse.schema import AlertEvent, Message, ScoredItem, WindowAggregate
 from finpulse.settings import Settings, StoreSettings
 from finpulse.topics import stop_consumer
@@ -117,7 +118,7 @@ class HistorySink(Service):
     def __init__(self, app: faust.App, settings: Settings, topics: PipelineTopics, store: StoreService,
                  **kwargs: object) -> None:  # fmt: skip
         self.store = store
-        self.bootstrap = settings.kafka.bootstrap
+        self.kafka = settings.kafka
         self.group = f"{settings.stream.app_id}-history"
         s = store.store
         names = topics.names
@@ -133,7 +134,7 @@ class HistorySink(Service):
 
     async def on_start(self) -> None:
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+            **client_options(self.kafka),
             group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

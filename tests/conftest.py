@@ -73,12 +73,51 @@ def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaSe
         local_controller_port=controller,
         local_dir=Path(tmp_path_factory.mktemp("kafka")),
     )
-    broker = LocalKafka(settings)
+    broker = SignInKafka(settings, free_port())
     broker.start()
     try:
         yield settings
     finally:
         broker.stop()
+
+
+# The session broker's second listener's user (SASL/PLAIN): a secured cluster's sign-in.
+SASL_USER, SASL_PASSWORD = "finpulse", "s3cret-kafka-pass"
+
+
+class SignInKafka(LocalKafka):
+    """The local broker with a second listener, SASL_PLAINTEXT on `sasl_port`, where clients
+    sign in as SASL_USER (the tests of a secured cluster use it; the rest use the first)."""
+
+    def __init__(self, settings: KafkaSettings, sasl_port: int) -> None:
+        super().__init__(settings)
+        self.sasl_port = sasl_port
+
+    def _properties(self) -> str:
+        port, sasl = self.settings.local_port, self.sasl_port
+        props = super()._properties()
+        # Both listeners and advertised.listeners name the first one: the second joins it.
+        first = f"=PLAINTEXT://127.0.0.1:{port}"
+        props = props.replace(first, f"{first},SASL_PLAINTEXT://127.0.0.1:{sasl}")
+        props = props.replace(
+            "protocol.map=PLAINTEXT:PLAINTEXT,",
+            "protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,",
+        )
+        login = "org.apache.kafka.common.security.plain.PlainLoginModule required"
+        jaas = f'{login} user_{SASL_USER}="{SASL_PASSWORD}";'
+        return (
+            props
+            + f"sasl.enabled.mechanisms=PLAIN\nlistener.name.sasl_plaintext.plain.sasl.jaas.config={jaas}\n"
+        )
+
+
+@pytest.fixture(scope="session")
+def sasl_port(kafka_settings: KafkaSettings) -> int:
+    """The session broker's SASL listener's port (read from its server.properties)."""
+    if os.environ.get("FINPULSE_KAFKA_BOOTSTRAP"):
+        pytest.skip("an external broker (FINPULSE_KAFKA_BOOTSTRAP) has no SASL listener of the tests'")
+    props = (kafka_settings.local_dir / "server.properties").read_text()
+    return int(props.split("SASL_PLAINTEXT://127.0.0.1:")[1].split(",")[0].split("\n")[0])
 
 
 @pytest.fixture

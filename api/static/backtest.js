@@ -196,8 +196,8 @@ async function applySetting() {
     }
     await api(path, { method: "PUT", body: { ...live, detector: params }, ifMatch: etag }); // keeps a mute made meanwhile
     const steps = changed.map((k) => `${k} ${live.detector[k]} → ${params[k]}`).join(", ");
+    await loadSubscriptions(sub); // the editor shows the subscription as it is now, before "applied" says so
     status.textContent = `applied to ${sub}: ${steps}; the worker and the dispatcher reload it within their refresh interval`;
-    await loadSubscriptions(sub); // the editor shows the subscription as it is now
   } catch (err) {
     status.className = "error";
     status.textContent = err.message;

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from alerts.backtest import history_span
-from tests.unit.alerts.synth import T0, window
+from alerts.backtest import history_span, story_span
+from tests.unit.alerts.synth import HOPPING, T0, TUMBLING, window
 
 
 def test_the_rate_is_taken_over_the_history_not_a_quiet_entity_s_burst() -> None:
@@ -13,8 +13,9 @@ def test_the_rate_is_taken_over_the_history_not_a_quiet_entity_s_burst() -> None
     assert history_span(burst, stories) == stories
     # Without stories (none in the store's range), the windows' own span.
     assert history_span(burst, None) == (T0 + timedelta(minutes=200), T0 + timedelta(minutes=215))
-    # Windows reaching past the stories (a window's end after its last story) count to their end.
-    assert history_span(burst, (T0 + timedelta(minutes=201), T0 + timedelta(minutes=212))) == (
-        T0 + timedelta(minutes=200),
-        T0 + timedelta(minutes=215),
-    )
+    # The stories' times in whole tumbling windows (story_span): the windows' ends are not
+    # taken, so hour-long hopping windows, an hour past the last story, do not stretch the rate.
+    stories = story_span(T0 + timedelta(minutes=201), T0 + timedelta(minutes=212), TUMBLING)
+    assert stories == (T0 + timedelta(minutes=200), T0 + timedelta(minutes=215))
+    hopping = [window("ACME", 40, 10, 8, kind="ticker", spec=HOPPING)]
+    assert history_span(burst + hopping, stories) == stories
