@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 
 from rich.logging import RichHandler
 
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 
 def configure_logging(level: str = "INFO") -> None:
-    """Human-readable logs on stderr; noisy libraries held at WARNING."""
-    logging.basicConfig(
-        level=level,
-        format="%(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        handlers=[RichHandler(rich_tracebacks=False, show_path=False)],
-        force=True,
-    )
+    """Logs on stderr: rich's columns on a terminal; elsewhere (a service's log file, a container
+    collector) one dated line per record, never wrapped (rich wrapped them at 80 columns, a line
+    per fragment, with no date); noisy libraries held at WARNING."""
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        handler, fmt, datefmt = (
+            RichHandler(rich_tracebacks=False, show_path=False),
+            "%(name)s: %(message)s",
+            "%H:%M:%S",
+        )
+    else:
+        handler, fmt, datefmt = logging.StreamHandler(), PLAIN_FORMAT, "%Y-%m-%dT%H:%M:%S%z"
+    logging.basicConfig(level=level, format=fmt, datefmt=datefmt, handlers=[handler], force=True)
     # APScheduler logs every run of a job at INFO (the digests' each minute); the jobs log what matters.
     for noisy in ("aiokafka", "kafka", "faust", "mode", "httpx", "urllib3", "filelock", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -226,11 +226,23 @@ class AlertsSettings(_Group):
     ledger_file: Path | None = None
 
     def resolved_slack_token(self) -> SecretStr | None:
-        """The token from the setting, else from `slack_token_file`."""
-        if self.slack_token is not None:
+        """The token from the setting, else from `slack_token_file`. An empty setting is none
+        (compose passes FINPULSE_ALERTS_SLACK_TOKEN empty when unset: the file must still count).
+
+        Raises:
+            ConfigError: the token file cannot be read.
+        """
+        if self.slack_token is not None and self.slack_token.get_secret_value().strip():
             return self.slack_token
         if self.slack_token_file is not None:
-            return SecretStr(self.slack_token_file.read_text(encoding="utf-8").strip())
+            from finpulse.errors import ConfigError
+
+            try:
+                return SecretStr(self.slack_token_file.read_text(encoding="utf-8").strip())
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read FINPULSE_ALERTS_SLACK_TOKEN_FILE {self.slack_token_file}: {exc.strerror}"
+                ) from exc
         return None
 
 

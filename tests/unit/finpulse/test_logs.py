@@ -4,6 +4,7 @@ held at WARNING."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -72,3 +73,16 @@ def test_a_coordinator_lookup_aiokafka_retries_is_a_warning_and_one_it_gives_up_
         assert retried.filter(record)
         levels.append((record.levelname, record.getMessage().endswith("(retrying)")))
     assert levels == [("WARNING", True), ("ERROR", False)]
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_logs_off_a_terminal_are_one_dated_line_each(capfd: pytest.CaptureFixture[str]) -> None:
+    # A service's log file (finpulse up) or a container's collector: rich wrapped a long record at
+    # 80 columns, a line per fragment, with the time alone.
+    configure_logging("INFO")
+    long = "x" * 200
+    logging.getLogger("alerts.dispatcher").info("delivered alert=%s", long)
+    [line] = capfd.readouterr().err.splitlines()
+    assert re.fullmatch(
+        rf"\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{{4}} INFO alerts\.dispatcher: delivered alert={long}", line
+    )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from finpulse.errors import ConfigError
-from finpulse.settings import DEFAULT_DATA_DIR, SHARED_DIR, load_settings
+from finpulse.settings import DEFAULT_DATA_DIR, SHARED_DIR, AlertsSettings, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -172,3 +173,14 @@ def test_the_model_reads_its_languages_and_stories_of_unknown_language(
     assert load_settings().model.reads("de")
     monkeypatch.setenv("FINPULSE_MODEL_LANGUAGES", "[]")  # empty: every story is scored
     assert load_settings().model.reads("ja")
+
+
+def test_the_slack_token_file_counts_when_the_token_is_set_empty(tmp_path: Path) -> None:
+    # Docker compose passes FINPULSE_ALERTS_SLACK_TOKEN empty when it is unset: the secret file counts.
+    secret = tmp_path / "slack_token"
+    secret.write_text("xoxb-from-a-file\n")
+    alerts = AlertsSettings(slack_token=SecretStr(""), slack_token_file=secret)
+    assert alerts.resolved_slack_token() == SecretStr("xoxb-from-a-file")
+    missing = AlertsSettings(slack_token_file=tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match="cannot read FINPULSE_ALERTS_SLACK_TOKEN_FILE"):
+        missing.resolved_slack_token()
