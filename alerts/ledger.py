@@ -9,7 +9,9 @@ survives restarts. Per (sink, alert_id) one row:
 The dispatcher skips alerts already `sent`, asks the sink about alerts left
 `sending` (`AlertSink.find_delivered`), and threads a resolved notice under the
 `ref` of its fired alert. Daily digests are kept here too, under their digest
-ids. Writes are tiny and committed at once (WAL journal).
+ids. Writes are tiny and committed at once (WAL journal). One dispatcher per file: a
+second one opening it is refused (an exclusive lock beside it), as two would post
+digests twice and lose threads.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
+
+from finpulse.exclusive import ExclusiveLock
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -47,11 +51,18 @@ class DeliveryLedger:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
+        self._lock = ExclusiveLock(
+            Path(f"{path}.lock"),
+            f"the delivery ledger {path} is in use by another dispatcher: run one dispatcher per "
+            "ledger (FINPULSE_ALERTS_LEDGER_FILE), or stop the other first",
+        )
 
     def open(self) -> None:
+        """Open the file, refusing (ConfigError) if another process has it open."""
         if self._db is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()
         db = sqlite3.connect(self.path, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")  # a 'sent' row must survive a power cut
@@ -62,6 +73,7 @@ class DeliveryLedger:
         if self._db is not None:
             db, self._db = self._db, None
             db.close()
+        self._lock.release()
 
     @property
     def _conn(self) -> sqlite3.Connection:

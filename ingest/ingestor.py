@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 import httpx
 
 from finpulse.errors import BrokerUnavailable
+from finpulse.exclusive import ExclusiveLock
 from finpulse.lifecycle import AsyncResource
 from finpulse.schema import SourceStatus, utcnow
 from finpulse.settings import IngestSettings, KafkaSettings
@@ -101,11 +102,25 @@ class Ingestor(AsyncResource):
         self.metrics = IngestMetrics()
         self.states: dict[str, SourceState] = {}
         self._dedup_path = settings.state_dir / "dedup.json"
+        # Two ingestors on one state dir would overwrite each other's states and dedup index.
+        self._lock = ExclusiveLock(
+            settings.state_dir / ".lock",
+            f"the ingest state {settings.state_dir} is in use by another ingestor: give each its own "
+            "FINPULSE_INGEST_STATE_DIR (and its own sources), or stop the other first",
+        )
         self._started = False
 
     async def start(self) -> None:
         if self._started:
             return
+        self._lock.acquire()
+        try:
+            await self._start()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def _start(self) -> None:
         self.states = {name: self.store.load(name) for name in self.sources}
         await asyncio.to_thread(self.dedup.load, self._dedup_path)
         await self.fetcher.start()
@@ -121,8 +136,11 @@ class Ingestor(AsyncResource):
         if not self._started:
             return
         self._started = False
-        await self.producer.stop()
-        await self.fetcher.stop()
+        try:
+            await self.producer.stop()
+            await self.fetcher.stop()
+        finally:
+            self._lock.release()
 
     def interval_s(self, source: Source) -> float:
         return source.interval_s or self.settings.default_interval_s

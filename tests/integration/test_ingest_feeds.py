@@ -319,6 +319,19 @@ async def test_scheduler_polls_on_interval(
     assert ingestor.store.load("g").items_published == 15  # persisted
 
 
+async def test_a_second_ingestor_on_the_same_state_is_refused(
+    feed_server: FeedServer, ingest_settings: IngestSettings, kafka: KafkaSettings
+) -> None:
+    sources = SourcesConfig(feeds=(FeedSource(name="g", url=feed_server.url(f"f/{HEISE}")),))
+    async with Ingestor(ingest_settings, kafka, sources):
+        with pytest.raises(
+            ConfigError, match="in use by another ingestor: give each its own FINPULSE_INGEST_STATE_DIR"
+        ):
+            await Ingestor(ingest_settings, kafka, sources).start()
+    async with Ingestor(ingest_settings, kafka, sources) as again:  # the first stopped: free
+        assert (await again.poll("g", force=True)).published == 15
+
+
 def test_sample_ingest_for_the_demo(
     kafka: KafkaSettings, ingest_settings: IngestSettings, tmp_path: Path
 ) -> None:
