@@ -29,6 +29,12 @@ def build_sinks(names: Sequence[str] | None, s: Settings) -> list[AlertSink]:
             "set FINPULSE_API_PUBLIC_URL to the API's address as subscribers reach it",
             links.base_url,
         )
+    elif s.api.token is None and any(name in SENT_AWAY for name in chosen):
+        logger.warning(
+            "alert links (verdicts, mute, chart) to %s go unsigned: FINPULSE_API_TOKEN is not set in this "
+            "process, and an API that needs one refuses them; give the dispatcher the API's token",
+            links.base_url,
+        )
     sinks: list[AlertSink] = []
     for name in chosen:
         if name == "slack":

@@ -114,5 +114,9 @@ def test_links_that_open_on_this_machine_only_are_warned_of(caplog: pytest.LogCa
     assert "point at http://127.0.0.1:8000, which opens on this machine only" in caplog.text
     assert "FINPULSE_API_PUBLIC_URL" in caplog.text
     caplog.clear()
-    build_sinks(["slack"], Settings(alerts=slack, api=ApiSettings(public_url="https://fp.example")))
+    public = ApiSettings(public_url="https://fp.example", token=SecretStr("api-secret"))
+    build_sinks(["slack"], Settings(alerts=slack, api=public))
     assert not caplog.records
+    # A dispatcher without the API's token sends unsigned links, which that API refuses: said.
+    build_sinks(["slack"], Settings(alerts=slack, api=ApiSettings(public_url="https://fp.example")))
+    assert "go unsigned: FINPULSE_API_TOKEN is not set in this process" in caplog.text
