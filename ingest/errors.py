@@ -10,12 +10,27 @@
         └── FeedError             the body is not a usable feed (HTML page, garbage,
                                   too large, redirect loop): fix the source's URL
 
-Every one carries `kind`, a short metrics label such as "timeout" or "not_a_feed".
+Every one carries `kind`, a short metrics label such as "timeout" or "not_a_feed". A fetch
+error's message names the URL with its secret query values hidden (an API key in the query
+string went into logs, the sources topic and the API's sources list).
 """
 
 from __future__ import annotations
 
+import re
+
 from finpulse.errors import ConfigError, PermanentError, TransientError
+
+# Query parameters that carry credentials in news APIs' URLs (apiKey, api_key, token, ...).
+_SECRET_PARAM = re.compile(
+    r"([?&](?:api[_-]?key|apikey|key|token|access[_-]?token|auth|secret|password|sig|signature)=)[^&#\s]+",
+    re.IGNORECASE,
+)
+
+
+def redacted(text: str) -> str:
+    """`text` with the values of secret query parameters in its URLs replaced by ***."""
+    return _SECRET_PARAM.sub(r"\1***", text)
 
 
 class SourcesFileError(ConfigError):
@@ -34,7 +49,7 @@ class FetchError(TransientError):
     def __init__(self, kind: str, message: str, *, retry_after_s: float | None = None) -> None:
         self.kind = kind
         self.retry_after_s = retry_after_s
-        super().__init__(message)
+        super().__init__(redacted(message))
 
 
 class FeedError(PermanentError):
@@ -42,4 +57,4 @@ class FeedError(PermanentError):
 
     def __init__(self, kind: str, message: str) -> None:
         self.kind = kind
-        super().__init__(message)
+        super().__init__(redacted(message))

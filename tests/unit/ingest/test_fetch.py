@@ -119,6 +119,20 @@ async def test_unreachable_host(ingest_settings: IngestSettings) -> None:
     assert info.value.kind == "unreachable"
 
 
+async def test_an_api_key_in_the_url_is_hidden_in_errors(
+    feed_server: FeedServer, ingest_settings: IngestSettings
+) -> None:
+    # News APIs that take their key in the query string: errors go to logs, the sources topic
+    # and the API's sources list.
+    settings = ingest_settings.model_copy(update={"max_retries": 0})
+    async with HttpFetcher(settings) as fetcher:
+        with pytest.raises(FetchError) as info:
+            await fetcher.fetch(feed_server.url("status/500") + "?q=acme&apiKey=S3CRET-KEY&page=2")
+    said = str(info.value)
+    assert "S3CRET-KEY" not in said
+    assert "?q=acme&apiKey=***&page=2" in said
+
+
 async def test_private_targets_refused_unless_allowed(
     feed_server: FeedServer, ingest_settings: IngestSettings
 ) -> None:
