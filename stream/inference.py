@@ -18,6 +18,7 @@ in `finpulse stream bench` (pipeline/classifier ratio 0.42 spinning, 0.62 passiv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import multiprocessing
@@ -27,6 +28,7 @@ import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from finpulse.errors import TransientError
@@ -92,7 +94,22 @@ def _score(items: list[NewsItem]) -> list[ScoredItem]:
 def threads_each(settings: ModelSettings, parallel: int) -> int:
     """Torch threads of each of `parallel` child processes (or lanes): `model.threads`, else the
     cores shared out."""
-    return settings.threads or max(1, (os.cpu_count() or 1) // parallel)
+    return settings.threads or max(1, usable_cpus() // parallel)
+
+
+# A container's CPU quota (cgroup v2): "max 100000", or "200000 100000" for two cores.
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cpus() -> int:
+    """The cores this process may use: its CPU affinity and a container's CPU quota, not the
+    host's count (`os.cpu_count()`: a 2-core container on a 64-core host ran 64 threads)."""
+    cpus = len(os.sched_getaffinity(0))
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = CPU_MAX.read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, int(quota) // int(period)))
+    return cpus
 
 
 class ClassifierProcess:
