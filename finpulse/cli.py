@@ -91,11 +91,22 @@ def kafka_status() -> None:
 
 @app.command("topics")
 def topics() -> None:
-    """Create the pipeline's topics (and dead-letter topics) that are missing."""
-    from finpulse.topics import ensure_topics
+    """Create the pipeline's topics (and dead-letter topics) that are missing; say (exit 1) where
+    existing ones differ from the settings."""
+    from finpulse.topics import ensure_topics, topic_mismatches
 
-    created = asyncio.run(ensure_topics(settings().kafka))
+    kafka = settings().kafka
+    created = asyncio.run(ensure_topics(kafka))
     console.print(f"topics: created {', '.join(created)}" if created else "topics: all present")
+    differ = asyncio.run(topic_mismatches(kafka))
+    if differ:
+        for line in differ:
+            console.print(labelled("differs:", line))
+        console.print(
+            "Kafka keeps a topic as it was created: add partitions with kafka-topics.sh --alter, replicas "
+            "with kafka-reassign-partitions.sh (or delete and recreate the topic), or change the settings"
+        )
+        raise typer.Exit(1)
 
 
 @app.command("dead-letters")

@@ -194,6 +194,26 @@ async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec] | None = No
         return created
 
 
+async def topic_mismatches(kafka: KafkaSettings, specs: list[TopicSpec] | None = None) -> list[str]:
+    """Existing topics whose partition count or replication differs from the settings: Kafka
+    keeps a topic as it was created, so a changed setting alone changes nothing."""
+    specs = specs if specs is not None else all_topics(kafka.topics)
+    async with kafka_admin(kafka) as admin:
+        listed = set(await admin.list_topics())
+        present = [spec for spec in specs if spec.name in listed]
+        replicas: dict[str, list[int]] = {spec.name: [] for spec in present}
+        for topic, partition in await partition_metadata(admin, list(replicas)):
+            replicas[topic].append(len(partition["replicas"]))
+    out = []
+    for spec in present:
+        counts = replicas[spec.name]
+        if len(counts) != spec.partitions:
+            out.append(f"{spec.name} has {len(counts)} partitions, the settings {spec.partitions}")
+        if counts and min(counts) != spec.replication_factor:
+            out.append(f"{spec.name} has replication {min(counts)}, the settings {spec.replication_factor}")
+    return out
+
+
 async def _until_listed(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float) -> None:
     """Until the broker's metadata lists `names`. It follows the controller's a moment after a
     create (longer on a busy machine): a consumer subscribing before then ignores the topic, a

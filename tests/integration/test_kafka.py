@@ -8,12 +8,15 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from typer.testing import CliRunner
 
+from finpulse.cli import app
 from finpulse.errors import BrokerUnavailable, ConfigError, InvalidRecord
 from finpulse.kafka_local import LocalKafka
 from finpulse.schema import DeadLetter, NewsItem
@@ -27,6 +30,7 @@ from finpulse.topics import (
     kafka_consumer,
     pipeline_topics,
     send_dead_letter,
+    topic_mismatches,
     topics_starting,
 )
 from tests.conftest import free_port
@@ -234,3 +238,21 @@ async def test_topics_with_another_partition_count_than_the_settings_are_a_clear
         ConfigError, match=rf"{kafka.topics.raw} has {kafka.topics.partitions} partitions, but"
     ):
         await check_partitions(other, [kafka.topics.raw])
+
+
+async def test_topics_that_differ_from_the_settings_are_said(kafka: KafkaSettings, tmp_path: Path) -> None:
+    assert await topic_mismatches(kafka) == []  # created from these settings
+    wider = kafka.topics.model_copy(update={"partitions": 4, "replication_factor": 3})
+    other = kafka.model_copy(update={"topics": wider})
+    differ = await topic_mismatches(other)
+    assert f"{kafka.topics.raw} has 3 partitions, the settings 4" in differ
+    assert f"{kafka.topics.raw} has replication 1, the settings 3" in differ
+    # `finpulse topics` says so and exits 1 (it said "all present" and left replication at 1).
+    (tmp_path / "none.toml").write_text("")
+    env = {"FINPULSE_CONFIG": str(tmp_path / "none.toml"), "FINPULSE_KAFKA_BOOTSTRAP": kafka.bootstrap,
+           "FINPULSE_KAFKA_TOPICS": wider.model_dump_json()}  # fmt: skip
+    result = await asyncio.to_thread(CliRunner().invoke, app, ["topics"], env=env)
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())
+    assert f"differs: {kafka.topics.raw} has 3 partitions, the settings 4" in said
+    assert "Kafka keeps a topic as it was created" in said
