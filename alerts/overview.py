@@ -23,6 +23,11 @@ class Overview:
         """(true positives, false positives) among the alerts fired."""
         return sum(a.verdict == "tp" for a in self.fired), sum(a.verdict == "fp" for a in self.fired)
 
+    @property
+    def still_open(self) -> int:
+        """Of the alerts fired, those no resolve has ended yet."""
+        return sum(a.still_open for a in self.fired)
+
     def latest(self) -> str | None:
         """`03-02 09:30 ticker ACME`: the newest alert fired (UTC), if any."""
         if not self.fired:
@@ -31,13 +36,16 @@ class Overview:
         return f"{last.window_end:%m-%d %H:%M} {last.entity_kind} {last.entity}"
 
     def line(self, days: float) -> str:
-        """`on · tickers ACME · digest 08:00 UTC · 2 alerts in 7 days (1 tp / 0 fp), latest ...`."""
+        """`on · tickers ACME · digest 08:00 UTC · 2 alerts in 7 days (1 tp / 0 fp), 1 still open,
+        latest ...`."""
         sub, (tp, fp) = self.sub, self.verdicts
         parts = [self.state, sub.filter.summary()]
         if sub.digest is not None:
             parts.append(f"digest {sub.digest.label()}")
         n, latest = len(self.fired), self.latest()
         alerts = f"{n} alert{'' if n == 1 else 's'} in {days:g} days ({tp} tp / {fp} fp)"
+        if self.still_open:
+            alerts += f", {self.still_open} still open"
         if latest is not None:
             alerts += f", latest {latest}"
         parts.append(alerts)

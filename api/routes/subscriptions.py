@@ -161,6 +161,7 @@ class SubscriptionOverview(BaseModel):
     state: str
     entity_mutes: list[str]
     alerts: int
+    still_open: int = Field(description="of those alerts, the ones no resolve has ended yet")
     true_positives: int
     false_positives: int
     summary: str
@@ -182,5 +183,6 @@ def subscription_overview(
     tp, fp = o.verdicts
     return SubscriptionOverview(
         subscription_id=sub.id, state=o.state, entity_mutes=list(o.entity_mutes), alerts=len(o.fired),
-        true_positives=tp, false_positives=fp, summary=o.line(days), warnings=sub.doubts(utcnow()),
+        still_open=o.still_open, true_positives=tp, false_positives=fp, summary=o.line(days),
+        warnings=sub.doubts(utcnow()),
     )  # fmt: skip

@@ -123,9 +123,11 @@ def test_a_subscriptions_overview(api_client: Any, api_store: Path) -> None:
         db.put_feedback("d1", "tp")
     o = api_client.get("/api/v1/subscriptions/desk/overview").json()
     assert (o["state"], o["alerts"], o["true_positives"], o["false_positives"]) == ("on", 1, 1, 0)
+    assert o["still_open"] == 1  # no resolve has ended d1
     assert o["entity_mutes"][0].startswith("ticker:TSLA until ")
     assert o["summary"].startswith(
-        "on · every topic · digest 07:30 Europe/London · 1 alert in 7 days (1 tp / 0 fp), latest "
+        "on · every topic · digest 07:30 Europe/London · 1 alert in 7 days (1 tp / 0 fp), 1 still open, "
+        "latest "
     )
     assert o["summary"].endswith(" topic earnings · muted " + o["entity_mutes"][0])
     # It watches topics only: a mute of a ticker mutes nothing (as `alerts check` would say).
