@@ -160,6 +160,7 @@ function showBacktest({ report, trend }) {
     cell(row, name);
     cell(row, String(r.alerts_fired), "num");
     cell(row, r.alerts_per_day.toFixed(2), "num");
+    cell(row, `${r.true_positives} / ${r.false_positives} / ${r.unlabelled}`, "num"); // precision's counts
     cell(row, `${r.events_detected} / ${r.labelled_events}`, "num");
     cell(row, duration(r.median_delay_s), "num");
     cell(row, fixed(r.precision), "num");

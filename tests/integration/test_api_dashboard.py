@@ -594,14 +594,16 @@ def test_backtest_panel_runs_the_grid_and_highlights_the_recommendation(
         ]
         for i in range(rows.count())
     }
-    # columns: #, setting, alerts fired, alerts/day, events detected, median delay, precision, recall
+    # columns: #, setting, alerts fired, alerts/day, real / false / unlabelled alerts, events
+    # detected, median delay, precision, recall
     loose, deaf = cells[SETTINGS[0]], cells[SETTINGS[1]]
     # 1 alert in the 6 hours of history the week asked for holds.
-    assert cells[RECOMMENDED][2:] == ["1", "4.00", "1 / 1", "5 min", "1.00", "1.00"]
+    assert cells[RECOMMENDED][2:] == ["1", "4.00", "1 / 0 / 0", "1 / 1", "5 min", "1.00", "1.00"]
     assert int(loose[2]) > 1
-    assert loose[6] != "1.00"  # its extra alerts are false: the reason it is not recommended
-    assert loose[7] == "1.00"
-    assert deaf[2:] == ["0", "0.00", "0 / 1", "n/a", "n/a", "0.00"]
+    assert loose[4] == f"1 / {int(loose[2]) - 1} / 0"  # what its precision rests on
+    assert loose[7] != "1.00"  # its extra alerts are false: the reason it is not recommended
+    assert loose[8] == "1.00"
+    assert deaf[2:] == ["0", "0.00", "0 / 0 / 0", "0 / 1", "n/a", "n/a", "0.00"]
     # The table shows what the API computed for the same request.
     report = httpx.post(
         f"{base}/api/v1/backtest", json=sent, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
