@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 from typing import TYPE_CHECKING
 
 import typer
@@ -45,6 +46,7 @@ def serve(
     from finpulse.errors import ConfigError
     from finpulse.metrics import serve_metrics
     from finpulse.ports import listen_socket
+    from finpulse.redact import RedactedArgs
 
     s = load()
     api = s.api.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
@@ -60,6 +62,8 @@ def serve(
     # Prunes at start, then periodically.
     app = create_app(s, retention_interval_h=s.store.retention_interval_h)
     config = uvicorn.Config(app, host=api.host, port=api.port, log_level=s.log_level.lower())
+    # A dashboard opened as /?token=...: its access-log line keeps the token out (logging is set now).
+    logging.getLogger("uvicorn.access").addFilter(RedactedArgs())
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -17,20 +17,8 @@ string went into logs, the sources topic and the API's sources list).
 
 from __future__ import annotations
 
-import re
-
 from finpulse.errors import ConfigError, PermanentError, TransientError
-
-# Query parameters that carry credentials in news APIs' URLs (apiKey, api_key, token, ...).
-_SECRET_PARAM = re.compile(
-    r"([?&](?:api[_-]?key|apikey|key|token|access[_-]?token|auth|secret|password|sig|signature)=)[^&#\s]+",
-    re.IGNORECASE,
-)
-
-
-def redacted(text: str) -> str:
-    """`text` with the values of secret query parameters in its URLs replaced by ***."""
-    return _SECRET_PARAM.sub(r"\1***", text)
+from finpulse.redact import redacted
 
 
 class SourcesFileError(ConfigError):

@@ -10,8 +10,14 @@ const $ = (id) => document.getElementById(id);
 const state = { subs: [], editing: null, charts: [], alert: null, loading: false, again: false, updated: 0, tried: 0, timer: null, step: "hour" };
 
 function token() {
-  const fromUrl = new URLSearchParams(location.search).get("token");
-  if (fromUrl) localStorage.setItem("finpulse-token", fromUrl);
+  const params = new URLSearchParams(location.search);
+  const fromUrl = params.get("token");
+  if (fromUrl) {
+    localStorage.setItem("finpulse-token", fromUrl);
+    params.delete("token"); // out of the address bar: not bookmarked, shared or sent again
+    const rest = params.toString();
+    history.replaceState(null, "", `${location.pathname}${rest ? `?${rest}` : ""}${location.hash}`);
+  }
   return localStorage.getItem("finpulse-token") || "";
 }
 

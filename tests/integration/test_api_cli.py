@@ -53,7 +53,7 @@ def test_finpulse_api_serves_the_dashboard_and_the_api(tmp_path: Path) -> None:
         assert httpx.get(f"{base}/api/v1/alerts", timeout=5).status_code == 401
         ok = httpx.get(f"{base}/api/v1/alerts", headers={"Authorization": "Bearer cli-token"}, timeout=5)
         assert ok.json()["items"] == []
-        page = httpx.get(f"{base}/", timeout=5)
+        page = httpx.get(f"{base}/?token=cli-token", timeout=5)  # the dashboard opened with its token
         assert "uPlot.iife.min.js" in page.text
         assert httpx.get(f"{base}/static/vendor/uplot/uPlot.iife.min.js", timeout=5).status_code == 200
         assert httpx.get(f"{base}/wp-login.php", timeout=5).status_code == 404
@@ -78,6 +78,8 @@ def test_finpulse_api_serves_the_dashboard_and_the_api(tmp_path: Path) -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=15)
     assert f"dashboard at http://127.0.0.1:{port}/" in out
+    assert '"GET /?token=*** HTTP/1.1" 200' in out  # the access log keeps the token out
+    assert "cli-token" not in out
 
 
 def test_refuses_a_public_address_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:

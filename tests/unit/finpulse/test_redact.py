@@ -1,0 +1,25 @@
+"""Secret query values kept out of logs: a news API's key, the dashboard's token."""
+
+from __future__ import annotations
+
+import logging
+
+from finpulse.redact import RedactedArgs, redacted
+
+
+def test_secret_query_values_are_hidden() -> None:
+    assert redacted("GET https://news.example/v2?q=acme&apiKey=S3CRET&page=2") == (
+        "GET https://news.example/v2?q=acme&apiKey=***&page=2"
+    )
+    assert redacted("/?token=abc123#x") == "/?token=***#x"
+    assert redacted("/?kind=ticker&entity=ACME") == "/?kind=ticker&entity=ACME"  # nothing secret
+
+
+def test_uvicorns_access_line_keeps_the_token_out() -> None:
+    # uvicorn's access log: '%s - "%s %s HTTP/%s" %d' with the path and query as one argument.
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/?token=API-SECRET&kind=ticker", "1.1", 200), None,
+    )  # fmt: skip
+    assert RedactedArgs().filter(record)
+    assert record.getMessage() == '127.0.0.1:5000 - "GET /?token=***&kind=ticker HTTP/1.1" 200'
