@@ -38,7 +38,7 @@ import itertools
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, Self
 
@@ -179,10 +179,36 @@ def expand_grid(
     grid: Mapping[str, Sequence[GridValue] | GridValue], base: DetectorParams, limit: int = MAX_SETTINGS
 ) -> list[Setting]:
     """The cartesian product of the grid over `base`, in grid order; an empty grid is `base` alone.
+    A combination the detector refuses (resolve_rise not below min_rise) is left out
+    (`refused_settings` says which), so one such pair does not stop the grid.
 
     Raises:
-        BacktestError: an unknown parameter, an invalid combination, or more than `limit` settings.
+        BacktestError: an unknown parameter, every combination refused, or more than `limit` settings.
     """
+    settings, refused = [], []
+    for overrides, params in _combinations(grid, base, limit):
+        if isinstance(params, str):
+            refused.append(params)
+            continue
+        name = " ".join(f"{k}={getattr(params, k)}" for k in overrides) or "current"
+        settings.append(Setting(name=name, overrides=overrides, params=params))
+    if not settings:
+        more = f" (and {len(refused) - 1} more settings refused)" if len(refused) > 1 else ""
+        raise BacktestError(f"grid setting {refused[0]}{more}")
+    return settings
+
+
+def refused_settings(
+    grid: Mapping[str, Sequence[GridValue] | GridValue], base: DetectorParams, limit: int = MAX_SETTINGS
+) -> list[str]:
+    """The grid's combinations the detector refuses, each with why (`expand_grid` leaves them out)."""
+    return [params for _, params in _combinations(grid, base, limit) if isinstance(params, str)]
+
+
+def _combinations(
+    grid: Mapping[str, Sequence[GridValue] | GridValue], base: DetectorParams, limit: int
+) -> Iterator[tuple[dict[str, GridValue], DetectorParams | str]]:
+    """Each combination's overrides with its parameters, or why the detector refuses them."""
     fields = sorted(DetectorParams.model_fields)
     axes: list[tuple[str, list[GridValue]]] = []
     for key, values in grid.items():
@@ -194,23 +220,17 @@ def expand_grid(
         if not listed:
             raise BacktestError(f"grid parameter {key!r} has no values")
         axes.append((key, list(dict.fromkeys(listed))))
-    size = 1
-    for _, values in axes:
-        size *= len(values)
+    size = math.prod(len(values) for _, values in axes)
     if size > limit:
         shape = " x ".join(f"{len(v)} {k}" for k, v in axes)
         raise BacktestError(f"the grid has {size} settings ({shape}); at most {limit}: drop some values")
-    settings: list[Setting] = []
     for combo in itertools.product(*(values for _, values in axes)):
         overrides = dict(zip((k for k, _ in axes), combo, strict=True))
         try:
-            params = DetectorParams.model_validate({**base.model_dump(), **overrides})
+            yield overrides, DetectorParams.model_validate({**base.model_dump(), **overrides})
         except ValidationError as exc:
             label = " ".join(f"{k}={v}" for k, v in overrides.items())
-            raise BacktestError(f"grid setting {label}: {describe_validation_error(exc)}") from exc
-        name = " ".join(f"{k}={getattr(params, k)}" for k in overrides) or "current"
-        settings.append(Setting(name=name, overrides=overrides, params=params))
-    return settings
+            yield overrides, f"{label}: {describe_validation_error(exc)}"
 
 
 # -- the live loop --------------------------------------------------------------------------------
@@ -434,6 +454,9 @@ class BacktestReport(_Frozen):
     created_at: UtcDatetime
     live: LiveCheck | None = Field(
         default=None, description="a live subscription's: its setting in use against the alerts it sent"
+    )
+    skipped: tuple[str, ...] = Field(
+        default=(), description="the grid's combinations the detector refuses, each with why (left out)"
     )
     asked: dict[str, Any] = Field(
         default_factory=dict,

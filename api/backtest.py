@@ -40,6 +40,7 @@ from alerts.backtest import (
     group_by_end,
     parse_grid,
     rebuild_windows,
+    refused_settings,
     replay,
     run_backtest,
     story_span,
@@ -141,8 +142,14 @@ class BacktestRequest(BaseModel):
         return parse_entity(self.entity) if self.entity else None
 
     def grid_settings(self, base: DetectorParams) -> list[Setting]:
-        grid = parse_grid(self.grid) if isinstance(self.grid, str) else self.grid
-        return expand_grid(grid, base)
+        return expand_grid(self._grid(), base)
+
+    def refused(self, base: DetectorParams) -> list[str]:
+        """The grid's combinations the detector refuses (left out of the run), each with why."""
+        return refused_settings(self._grid(), base)
+
+    def _grid(self) -> dict[str, list[GridValue]]:
+        return parse_grid(self.grid) if isinstance(self.grid, str) else self.grid
 
 
 @dataclass(frozen=True)
@@ -471,7 +478,8 @@ def run_windows(
         focus=request.focus(),
         progress=progress,
     )
-    report = report.model_copy(update={"asked": _asked(request, history)})
+    skipped = tuple(request.refused(subscription.detector))
+    report = report.model_copy(update={"asked": _asked(request, history), "skipped": skipped})
     logger.info(
         "backtest subscription=%s windows=%d settings=%d recommended=%s",
         report.subscription_id, report.windows, len(report.results), report.recommended,

@@ -248,6 +248,20 @@ def test_grid_with_labels_file_writes_report_table_and_png(history: History, tmp
     assert (pixels.min(axis=2) < 0.5).mean() > 0.01, "the trend line, axes and labels are drawn"
 
 
+def test_a_grid_pair_the_detector_refuses_is_left_out_and_said(history: History, tmp_path: Path) -> None:
+    grid = "min_rise=0.03,0.2 resolve_rise=0.02,0.08"  # 0.03 with 0.08: resolve_rise must be below
+    result = invoke(
+        history, "backtest", "--entity", "ticker:ACME", *RANGE, "--grid", grid, "--out", str(tmp_path)
+    )
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert len(report["results"]) == 3
+    [skipped] = report["skipped"]
+    assert skipped.startswith("min_rise=0.03 resolve_rise=0.08: ")
+    said = " ".join(result.output.split())  # type: ignore[attr-defined]
+    assert "left out (the detector refuses them): min_rise=0.03 resolve_rise=0.08" in said
+
+
 def test_feedback_labels_and_training_export(history: History, tmp_path: Path) -> None:
     acme = next(a for a in history.alerts if a.state == "fired" and a.entity == "ACME")
     fake_fp = acme.model_copy(

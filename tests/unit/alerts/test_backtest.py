@@ -22,6 +22,7 @@ from alerts.backtest import (
     parse_grid,
     rebuild_windows,
     recommend,
+    refused_settings,
     replay,
     run_backtest,
     story_span,
@@ -342,6 +343,20 @@ def test_bad_grids_get_clear_errors(grid: dict, message: str) -> None:  # type: 
     with pytest.raises(BacktestError) as caught:
         expand_grid(grid, DetectorParams())
     assert message in str(caught.value)
+
+
+def test_a_combination_the_detector_refuses_is_left_out_not_the_grid() -> None:
+    # resolve_rise must stay below min_rise: 0.03 with 0.08 is refused, the other three run.
+    grid = {"min_rise": [0.03, 0.1], "resolve_rise": [0.02, 0.08]}
+    names = [s.name for s in expand_grid(grid, DetectorParams())]
+    assert names == [
+        "min_rise=0.03 resolve_rise=0.02",
+        "min_rise=0.1 resolve_rise=0.02",
+        "min_rise=0.1 resolve_rise=0.08",
+    ]
+    [refused] = refused_settings(grid, DetectorParams())
+    assert refused.startswith("min_rise=0.03 resolve_rise=0.08: ")
+    assert "resolve_rise (0.08) must be below min_rise (0.03)" in refused
 
 
 def test_grid_limit_is_the_documented_bound() -> None:
