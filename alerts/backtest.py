@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
 
 from finpulse.errors import FinpulseError
 from finpulse.schema import (
@@ -408,9 +408,13 @@ class LiveCheck(_Frozen):
     missing: tuple[str, ...] = Field(description="ids sent but not fired by the replay")
     extra: tuple[str, ...] = Field(description="ids fired by the replay but never sent")
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
     def summary(self) -> str:
         """One line: "the setting in use fires the 3 alerts live sent, same ids"."""
         if not self.missing and not self.extra:
+            if not self.sent:
+                return "live sent no alert in the range, and the setting in use fires none"
             return f"the setting in use fires the {self.sent} alerts live sent, same ids"
         out = f"the setting in use fires {self.reproduced} of the {self.sent} alerts live sent"
         out += f"; not {_ids(self.missing)}" if self.missing else ""

@@ -144,6 +144,11 @@ function showBacktest({ report, trend }) {
   BT.selected = report.recommended || report.results[0].setting.name;
   const rec = $("bt-recommendation");
   rec.textContent = report.recommended ? `Recommended: ${report.recommendation}` : report.recommendation;
+  // A live subscription's replay checks itself against what it sent; refused grid pairs are named.
+  const checks = [];
+  if (report.live) checks.push(`Live check: ${report.live.summary}.`);
+  if (report.skipped.length) checks.push(`Left out (the detector refuses them): ${report.skipped.join("; ")}.`);
+  $("bt-checks").textContent = checks.join(" ");
   rec.className = report.recommended ? "" : "error";
   const labels = report.labels.events.filter((e) => e.verdict === "tp").length;
   $("bt-labels-note").textContent = labels

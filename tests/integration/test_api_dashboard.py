@@ -715,6 +715,7 @@ def test_backtest_panel_applies_the_selected_setting_to_the_subscription(
     page.fill("#bt-grid", "min_rise=0.3,0.5")
     page.click("#bt-run")
     page.wait_for_selector("#backtest[data-state=done]", timeout=30_000)
+    assert (page.text_content("#bt-checks") or "").startswith("Live check: ")  # its replay checks itself
     assert page.is_visible("#bt-apply")
     page.locator("#bt-rows tr[data-setting='min_rise=0.3']").click()
     assert page.text_content("#bt-apply") == "Apply min_rise=0.3 to subscription acme-desk"
