@@ -441,6 +441,23 @@ def _setting_name(loc: tuple[int | str, ...]) -> str:
     return f"{'.'.join(names)} (FINPULSE_{'_'.join(names).upper()})" if names else "settings"
 
 
+def _nested_hint(loc: tuple[int | str, ...]) -> str:
+    """For FINPULSE_KAFKA_TOPICS_PARTITIONS, which is no setting: the group's table is one JSON
+    value, `; write FINPULSE_KAFKA_TOPICS='{"partitions": ...}'`."""
+    names = [p for p in loc if isinstance(p, str)]
+    group = Settings.model_fields.get(names[0]) if len(names) == 2 else None
+    model = group.annotation if group is not None else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return ""
+    for field, info in model.model_fields.items():
+        table = info.annotation
+        if names[1].startswith(f"{field}_") and isinstance(table, type) and issubclass(table, BaseModel):
+            key = names[1].removeprefix(f"{field}_")
+            env = f"FINPULSE_{names[0]}_{field}".upper()
+            return f"; a table is one JSON value: {env}='{{\"{key}\": ...}}'"
+    return ""
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings (entry points only); raises ConfigError with the bad fields."""
     from pydantic import ValidationError
@@ -455,7 +472,8 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"{config_file()}: not valid TOML: {exc}") from exc
     except ValidationError as exc:
         problems = describe_validation_error(exc, limit=exc.error_count(), where=_setting_name)
-        raise ConfigError(f"invalid settings: {problems}") from exc
+        hints = [h for e in exc.errors() if e["type"] == "extra_forbidden" and (h := _nested_hint(e["loc"]))]
+        raise ConfigError(f"invalid settings: {problems}{''.join(hints)}") from exc
     except SettingsError as exc:  # a list or table in the environment that is not JSON
         group = str(exc).split('"')[1] if '"' in str(exc) else ""
         named = (

@@ -184,3 +184,16 @@ def test_the_slack_token_file_counts_when_the_token_is_set_empty(tmp_path: Path)
     missing = AlertsSettings(slack_token_file=tmp_path / "nowhere")
     with pytest.raises(ConfigError, match="cannot read FINPULSE_ALERTS_SLACK_TOKEN_FILE"):
         missing.resolved_slack_token()
+
+
+def test_a_nested_table_set_field_by_field_says_how_to_write_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "none.toml").write_text("")
+    monkeypatch.setenv("FINPULSE_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("FINPULSE_KAFKA_TOPICS_PARTITIONS", "12")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    said = " ".join(str(info.value).split())
+    assert "FINPULSE_KAFKA_TOPICS_PARTITIONS): Extra inputs are not permitted" in said
+    assert """a table is one JSON value: FINPULSE_KAFKA_TOPICS='{"partitions": ...}'""" in said
