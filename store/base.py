@@ -59,6 +59,15 @@ class HistoryStore(ABC):
     def _open(self) -> None:
         """Make the database reachable (check the file, open a pool); `start` migrates after."""
 
+    # Errors that are one record's fault (a value the database cannot hold), not the store's:
+    # the history sink dead-letters such a record and writes the rest.
+    record_errors: tuple[type[BaseException], ...] = ()
+
+    def refuses_record(self, exc: BaseException) -> bool:
+        """Whether `exc` came from a value this database cannot hold (a NUL in PostgreSQL text, a
+        time out of range), rather than from the store being away or broken."""
+        return isinstance(exc, self.record_errors)
+
     @abstractmethod
     def _close(self) -> None:
         """Let go of what `_open` took; idempotent."""

@@ -44,6 +44,10 @@ class DuckDBStore(HistoryStore):
     """The history store in a DuckDB file (or in memory)."""
 
     dialect = DUCKDB
+    record_errors = (
+        duckdb.ConversionException, duckdb.ConstraintException, duckdb.InvalidInputException,
+        duckdb.OutOfRangeException,
+    )  # fmt: skip
 
     def __init__(
         self,

@@ -55,6 +55,7 @@ class PostgresStore(HistoryStore):
     """The history store in a PostgreSQL database."""
 
     dialect = POSTGRES
+    record_errors = (psycopg.DataError, psycopg.IntegrityError)
 
     def __init__(
         self, url: str, *, read_only: bool = False, connect_timeout_s: float = 10.0, retention_days: int = 365

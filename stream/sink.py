@@ -171,18 +171,19 @@ class HistorySink(Service):
                 await self._store(consumer, records)
 
     async def _store(self, consumer: AIOKafkaConsumer, records: list[ConsumerRecord]) -> None:
-        """Write the batch, then commit it. The store away: the batch is read again from the last
-        commit. A batch the store refuses: written record by record, the refused ones dead-lettered
-        (one bad record held back the whole history before)."""
+        """Write the batch, then commit it. The store away or broken: the batch is read again
+        from the last commit. A value the database cannot hold (`refuses_record`): the batch is
+        written record by record and the refused ones dead-lettered (one NUL in PostgreSQL text
+        held back the whole history before)."""
         parsed = await self._parse(records)
         try:
             await self._write(parsed)
-        except TransientError as exc:  # the store is away: no traceback, it says why
-            logger.warning("history write failed records=%d; reading them again: %s", len(records), exc)
-            await self._read_again(consumer)
-            return
-        except Exception:  # a record the store refuses: find which
-            logger.exception("history write failed records=%d; writing them one by one", len(records))
+        except Exception as exc:  # noqa: BLE001 - loop boundary: the store says whose fault it is
+            if not self.store.store.refuses_record(exc):
+                self._failed(len(records), exc)
+                await self._read_again(consumer)
+                return
+            logger.warning("history refused a record of %d; writing them one by one: %r", len(records), exc)
             if not await self._write_each(parsed):
                 await self._read_again(consumer)
                 return
@@ -192,19 +193,26 @@ class HistorySink(Service):
             logger.warning("history commit failed (%s); the batch will be written again", exc)
 
     async def _write_each(self, parsed: list[tuple[ConsumerRecord, Message]]) -> bool:
-        """Each record on its own; one the store refuses goes to its dead letter. False when the
-        store went away meanwhile (the batch is read again)."""
+        """Each record on its own; one the database refuses goes to its dead letter. False on
+        any other failure (the batch is read again)."""
         for r, message in parsed:
             try:
                 await self._write([(r, message)])
-            except TransientError as exc:
-                logger.warning("history write failed: %s; reading the batch again", exc)
-                return False
-            except Exception as exc:  # loop boundary: this record alone
-                logger.exception("history refused a record topic=%s partition=%d offset=%d",
-                                 r.topic, r.partition, r.offset)  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - loop boundary: this record alone
+                if not self.store.store.refuses_record(exc):
+                    self._failed(1, exc)
+                    return False
+                logger.warning("history refused a record topic=%s partition=%d offset=%d: %r",
+                               r.topic, r.partition, r.offset, exc)  # fmt: skip
                 await self._dead_letter(r, exc)
         return True
+
+    @staticmethod
+    def _failed(count: int, exc: BaseException) -> None:
+        if isinstance(exc, TransientError):  # the store is away: no traceback, it says why
+            logger.warning("history write failed records=%d; reading them again: %s", count, exc)
+        else:
+            logger.error("history write failed records=%d; reading them again", count, exc_info=exc)
 
     async def _read_again(self, consumer: AIOKafkaConsumer) -> None:
         if not self.should_stop:

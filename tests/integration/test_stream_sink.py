@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import faust
@@ -14,10 +15,10 @@ from aiokafka import AIOKafkaProducer
 from psycopg import sql
 
 import stream.sink
-from finpulse.schema import DeadLetter
+from finpulse.schema import DeadLetter, ScoredItem
 from finpulse.settings import KafkaSettings, Settings, StoreSettings, StreamSettings
 from finpulse.topics import dead_letter_topic
-from store import StoreError, StoreUnavailable, open_store
+from store import DuckDBStore, StoreError, StoreUnavailable, open_store
 from stream.sink import HistorySink, StoreService
 from stream.topics import PipelineTopics
 from tests.fixtures.postgres import PostgresServer
@@ -123,6 +124,41 @@ async def test_a_record_the_store_refuses_is_dead_lettered_and_the_rest_are_writ
     assert (letter.stage, letter.key_b64) == ("history", "bnVs")  # b"nul"
     assert "NUL" in letter.reason, letter.reason
     assert _stored(settings.store) == STORIES
+
+
+async def test_a_broken_store_dead_letters_nothing_and_gets_every_story_once_mended(
+    kafka: KafkaSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a record's fault (a schema this version cannot write, a disk gone read-only): the batch
+    is read again, never dead-lettered record by record."""
+    monkeypatch.setattr(stream.sink, "SINK_BACKOFF_S", 0.2)
+    upsert, failures = (
+        DuckDBStore.upsert_scored,
+        [StoreError("history store: schema version 99 is newer")] * 3,
+    )
+
+    def broken_then_mended(self: DuckDBStore, items: Sequence[ScoredItem]) -> int:
+        if failures:
+            raise failures.pop()
+        return upsert(self, items)
+
+    monkeypatch.setattr(DuckDBStore, "upsert_scored", broken_then_mended)
+    settings, store, sink = _services(kafka, StoreSettings(url=f"duckdb:///{tmp_path / 'h.duckdb'}"))
+    await _publish(kafka, STORIES)
+    await store.start()
+    await sink.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while (stored := await asyncio.to_thread(_stored_or_none, settings.store)) != STORIES:
+            assert loop.time() < deadline, f"stored {stored} of {STORIES}"
+            await asyncio.sleep(0.3)
+    finally:
+        await sink.stop()
+        await store.stop()
+    assert failures == []  # it failed three times, and was read again each time
+    dead = dead_letter_topic(kafka.topics.scored, kafka.topics)
+    assert await read_topic(kafka, dead, expect=1, timeout_s=2) == []
 
 
 async def test_a_store_that_answers_only_later_still_gets_every_story(
