@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 import re
 
-# Query parameters that carry credentials (apiKey, api_key, token, access_token, ...).
+# Query parameters that carry credentials: any name ending in key, token, secret, password,
+# auth, sig or signature (apiKey, api_token, client_secret, access_key, ...).
 _SECRET_PARAM = re.compile(
-    r"([?&](?:api[_-]?key|apikey|key|token|access[_-]?token|auth|secret|password|sig|signature)=)[^&#\s\"]+",
+    r"([?&][\w.-]*?(?:key|token|secret|password|passwd|auth|sig|signature)=)[^&#\s\"'<>]+",
     re.IGNORECASE,
 )
 

@@ -21,6 +21,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from finpulse.lifecycle import AsyncResource
+from finpulse.redact import redacted
 from finpulse.settings import IngestSettings
 from ingest.errors import FeedError, FetchError
 from ingest.limits import HostLimiter
@@ -129,7 +130,9 @@ class HttpFetcher(AsyncResource):
                 if attempt >= self.settings.max_retries or wait > self.settings.max_retry_wait_s:
                     raise
                 attempt += 1
-                logger.info("retry url=%s kind=%s attempt=%d wait_s=%.2f", url, exc.kind, attempt, wait)
+                logger.info(
+                    "retry url=%s kind=%s attempt=%d wait_s=%.2f", redacted(url), exc.kind, attempt, wait
+                )
                 await asyncio.sleep(wait)
 
     async def _follow(

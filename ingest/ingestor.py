@@ -25,6 +25,7 @@ import httpx
 from finpulse.errors import BrokerUnavailable
 from finpulse.exclusive import ExclusiveLock
 from finpulse.lifecycle import AsyncResource
+from finpulse.redact import redacted
 from finpulse.schema import SourceStatus, utcnow
 from finpulse.settings import IngestSettings, KafkaSettings
 from ingest.abc import Poller, PollOutcome
@@ -197,6 +198,7 @@ class Ingestor(AsyncResource):
             return self._failed(source, "internal", f"{type(exc).__name__}: {exc}", None)
 
     def _failed(self, source: Source, kind: str, message: str, retry_after_s: float | None) -> PollReport:
+        message = redacted(message)  # a key in the URL: the state, the sources topic and the log show it
         state = self.states[source.name]
         errors = state.consecutive_errors + 1
         delay = min(self.settings.backoff_max_s, self.interval_s(source) * 2 ** (errors - 1))

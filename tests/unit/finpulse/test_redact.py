@@ -13,6 +13,11 @@ def test_secret_query_values_are_hidden() -> None:
     )
     assert redacted("/?token=abc123#x") == "/?token=***#x"
     assert redacted("/?kind=ticker&entity=ACME") == "/?kind=ticker&entity=ACME"  # nothing secret
+    # Marketaux's and EODHD's api_token, OAuth's client_secret, AWS-style access_key; a quote after
+    # the URL stays.
+    assert redacted("'https://x.example/a?api_token=T1&client_secret=S2&access_key=K3&page=1'") == (
+        "'https://x.example/a?api_token=***&client_secret=***&access_key=***&page=1'"
+    )
 
 
 def test_uvicorns_access_line_keeps_the_token_out() -> None:
