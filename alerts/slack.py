@@ -195,14 +195,21 @@ class SlackNotifier(AlertSink):
         name = channel.lstrip("#")
         if _CONVERSATION_ID.fullmatch(channel) or name in self._ids:
             return self._ids.get(name, channel)
-        try:
-            listed = await self._pages(
-                "conversations.list", "channels", LIST_PAGES,
-                types="public_channel,private_channel", exclude_archived=True, limit=LIST_LIMIT,
-            )  # fmt: skip
-        except DeliveryRejected as exc:
-            logger.warning("cannot look up channel=%s error=%s; give its id (C0…) instead", channel, exc)
-            return channel
+        listed: list[dict[str, Any]] = []
+        # Private channels need groups:read as well: without it, public ones alone.
+        for types in ("public_channel,private_channel", "public_channel"):
+            try:
+                listed = await self._pages(
+                    "conversations.list", "channels", LIST_PAGES,
+                    types=types, exclude_archived=True, limit=LIST_LIMIT,
+                )  # fmt: skip
+                break
+            except DeliveryRejected as exc:
+                if exc.code != "missing_scope" or types == "public_channel":
+                    logger.warning(
+                        "cannot look up channel=%s error=%s; give its id (C0…) instead", channel, exc
+                    )
+                    return channel
         self._ids |= {str(c["name"]): str(c["id"]) for c in listed if c.get("name") and c.get("id")}
         return self._ids.get(name, channel)
 

@@ -567,8 +567,9 @@ def live_check(
         replayed = replay(group_by_end(outcome.windows), subscription, now)
     else:
         return None
+    kind, entity = report.focus or (None, None)  # the replay's events are the focus entity's alone
     query = AlertsQuery(
-        subscription_id=subscription.id, state="fired", timed_by="window",
+        subscription_id=subscription.id, state="fired", timed_by="window", entity_kind=kind, entity=entity,
         start=report.start, end=report.end, limit=MAX_LIMIT,
     )  # fmt: skip
     sent = [a.alert_id for a in store.fetch(query) if isinstance(a, AlertRecord)]

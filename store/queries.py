@@ -308,11 +308,13 @@ class HeadlinesQuery(_Searchable):
         return sql, [*self.bounds(), *params]
 
 
-# A fired alert no resolve has ended yet.
-_OPEN = (
-    "a.state = 'fired' AND NOT EXISTS (SELECT 1 FROM alerts r "
-    "WHERE r.state = 'resolved' AND r.record->>'fired_alert_id' = a.alert_id)"
+# The fired alerts a resolve has ended, joined once (a subquery per row scanned every alert's
+# JSON on PostgreSQL); a fired alert without one is still open.
+_ENDED = (
+    "LEFT JOIN (SELECT DISTINCT record->>'fired_alert_id' AS fired_id FROM alerts WHERE state = 'resolved') "
+    "ended ON ended.fired_id = a.alert_id"
 )
+_OPEN = "a.state = 'fired' AND ended.fired_id IS NULL"
 _ALERT_COLUMNS = (
     "a.alert_id, a.subscription_id, a.state, a.entity_kind, a.entity, a.window_start, a.window_end, "
     "a.count, a.negative_count, a.negative_share, a.baseline_negative_share, a.p_value, a.channel, "
@@ -363,7 +365,7 @@ class AlertsQuery(Query):
             params.append(f"{_literal(self.alert_id)}%")
         column = "a.created_at" if self.timed_by == "created" else "a.window_start"
         sql = (
-            f"SELECT {_ALERT_COLUMNS} FROM alerts a LEFT JOIN feedback f USING (alert_id) "  # noqa: S608
+            f"SELECT {_ALERT_COLUMNS} FROM alerts a LEFT JOIN feedback f USING (alert_id) {_ENDED} "  # noqa: S608
             f"WHERE {column} >= ? AND {column} < ?{''.join(clauses)} "
             "ORDER BY a.created_at DESC, a.alert_id"
         )

@@ -104,7 +104,8 @@ CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 def usable_cpus() -> int:
     """The cores this process may use: its CPU affinity and a container's CPU quota, not the
     host's count (`os.cpu_count()`: a 2-core container on a 64-core host ran 64 threads)."""
-    cpus = len(os.sched_getaffinity(0))
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux only
+    cpus = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
     with contextlib.suppress(OSError, ValueError):
         quota, period = CPU_MAX.read_text().split()[:2]
         if quota != "max":

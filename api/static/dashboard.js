@@ -7,7 +7,7 @@ const MARKER = "rgb(255, 0, 160)"; // alert markers (the screenshot test looks f
 const $ = (id) => document.getElementById(id);
 // again: a refresh asked for while one loads ({ subscriptions }), or false.
 // step: the charts' bucket size, "auto" resolved (chosenStep).
-const state = { subs: [], editing: null, charts: [], alert: null, loading: false, again: false, updated: 0, tried: 0, timer: null, step: "hour" };
+const state = { subs: [], editing: null, opening: null, charts: [], alert: null, loading: false, again: false, updated: 0, tried: 0, timer: null, step: "hour" };
 
 function token() {
   const params = new URLSearchParams(location.search);
@@ -465,19 +465,21 @@ function showSubscription() {
   $("sub-json").value = JSON.stringify(sub || TEMPLATE, null, 2);
   $("sub-overview").textContent = "";
   state.editing = null;
+  state.opening = null;
   if (sub) {
     showOverview(sub.id);
-    openSubscription(sub.id);
+    state.opening = openSubscription(sub.id, $("sub-json").value);
   }
 }
 
 // The stored copy with its ETag: a save then cannot undo a change made since (a mute from Slack).
-async function openSubscription(id) {
+// `shown`: the text the editor showed meanwhile; edits typed since are kept.
+async function openSubscription(id, shown) {
   let etag = null;
   try {
     const sub = await api(`/subscriptions/${encodeURIComponent(id)}`, { onEtag: (e) => (etag = e) });
     if ($("sub-list").value !== id) return;
-    $("sub-json").value = JSON.stringify(sub, null, 2);
+    if ($("sub-json").value === shown) $("sub-json").value = JSON.stringify(sub, null, 2);
     state.editing = { id, etag };
   } catch (err) {
     subMessage(err.message, true);
@@ -503,6 +505,7 @@ async function saveSubscription() {
     return subMessage(`not valid JSON: ${err.message}`, true);
   }
   const exists = state.subs.some((s) => s.id === sub.id);
+  if (state.opening) await state.opening; // a save clicked before its ETag came waits for it
   try {
     const ifMatch = state.editing && state.editing.id === sub.id ? state.editing.etag : undefined;
     if (exists) await api(`/subscriptions/${encodeURIComponent(sub.id)}`, { method: "PUT", body: sub, ifMatch });

@@ -181,6 +181,12 @@ def test_backtest_of_the_live_subscription_reproduces_its_alerts(history: Histor
     result = runner.invoke(app, args, env={**history.env, "FINPULSE_STORE_URL": f"duckdb:///{copy}"})
     said = " ".join(result.output.split())
     assert f"fires {len(fired)} of the {len(fired) + 1} alerts live sent; not 0ld5en7a1e47" in said
+    # One entity of the subscription: checked against that entity's alerts only.
+    acme = [a for a in fired if a.entity == "ACME"]
+    args = ["backtest", "--subscription", "desk", "--entity", "ticker:ACME", *RANGE, "--out", str(out)]
+    result = runner.invoke(app, args, env={**history.env, "FINPULSE_STORE_URL": f"duckdb:///{copy}"})
+    said = " ".join(result.output.split())
+    assert f"fires {len(acme)} of the {len(acme) + 1} alerts live sent; not 0ld5en7a1e47" in said, said
     # Rebuilding the windows from the stored scored items gives the same alerts too.
     again = tmp_path / "rebuilt"
     result = invoke(history, "backtest", "--subscription", "desk", "--rebuild", *RANGE, "--out", str(again))

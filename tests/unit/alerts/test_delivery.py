@@ -130,8 +130,12 @@ async def test_a_post_whose_answer_was_lost_is_found_by_its_channels_name(
             await slack.send(Notification("k", "alerts", "fired", (alert(i),)))
     async with _slack(slack_api) as restarted:
         assert await restarted.find_delivered(lost, now) == {"f0001-desk": ("#alerts", slack_api.posts[0].ts)}
-    # Without the scope to list channels: nothing found (logged), as before; an id always works.
+    # Without groups:read (private channels): the public ones are listed alone.
     slack_api.error_next(1, "missing_scope", method="conversations.list")
+    async with _slack(slack_api) as public_only:
+        assert list(await public_only.find_delivered(lost, now)) == ["f0001-desk"]
+    # Without the scope to list channels: nothing found (logged), as before; an id always works.
+    slack_api.error_next(2, "missing_scope", method="conversations.list")
     async with _slack(slack_api) as unlisted:
         assert await unlisted.find_delivered(lost, now) == {}
         by_id = Notification("k", "C0ALERTS", "fired", (alert(1),))
