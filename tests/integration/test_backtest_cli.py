@@ -176,12 +176,14 @@ def test_backtest_of_the_live_subscription_reproduces_its_alerts(history: Histor
     copy = tmp_path / "history.duckdb"  # the module's history stays as it is
     copy.write_bytes(history.path.read_bytes())
     with DuckDBStore(copy) as db:
-        db.upsert_alerts([fired[0].model_copy(update={"alert_id": "0ld5en7a1e47c0de"})])
+        old = fired[0].model_copy(update={"alert_id": "0ld5en7a1e47c0de", "entity": "ACME"})
+        db.upsert_alerts([old, old.model_copy(update={"alert_id": "b0157a1e47c0de00", "entity": "BOLT"})])
     args = ["backtest", "--subscription", "desk", "--grid", "min_rise=0.3", *RANGE, "--out", str(out)]
     result = runner.invoke(app, args, env={**history.env, "FINPULSE_STORE_URL": f"duckdb:///{copy}"})
     said = " ".join(result.output.split())
-    assert f"fires {len(fired)} of the {len(fired) + 1} alerts live sent; not 0ld5en7a1e47" in said
-    # One entity of the subscription: checked against that entity's alerts only.
+    n = len(fired)
+    assert f"fires {n} of the {n + 2} alerts live sent; not 0ld5en7a1e47, b0157a1e47c0" in said, said
+    # One entity of the subscription: checked against that entity's alerts only (not BOLT's).
     acme = [a for a in fired if a.entity == "ACME"]
     args = ["backtest", "--subscription", "desk", "--entity", "ticker:ACME", *RANGE, "--out", str(out)]
     result = runner.invoke(app, args, env={**history.env, "FINPULSE_STORE_URL": f"duckdb:///{copy}"})
