@@ -61,7 +61,7 @@ from finpulse.schema import (
 )
 from finpulse.schema import parse_entity as parse_entity_text
 from finpulse.settings import Settings
-from store import MAX_LIMIT, AlertRecord, AlertsQuery, HistoryStore, Query
+from store import MAX_LIMIT, AlertRecord, AlertsQuery, Changed, HistoryStore, Query
 from store.records import UtcTime, as_utc
 
 if TYPE_CHECKING:
@@ -268,12 +268,20 @@ def apply_recommended(
             "alerts/day alone; label events (--labels FILE, or mark past alerts real or false in Slack "
             "or the dashboard) and run it again, or give --force"
         )
-    sub = resolve_subscription(request, settings, store)
+    sub = resolve_subscription(request, settings, store)  # imports the file first, if it changed
+    # The stored copy and its time: written only if nothing (a mute from a Slack link) came since.
+    record = store.get_subscription(sub.id)
+    if record is not None:
+        sub = Subscription.model_validate(record.body)
     params = best.setting.params
     old, new = sub.detector.model_dump(mode="json"), params.model_dump(mode="json")
     changed = {name: (old.get(name), value) for name, value in new.items() if old.get(name) != value}
     if changed:
-        store.put_subscription(sub.id, sub.model_copy(update={"detector": params}).stored_body())
+        body = sub.model_copy(update={"detector": params}).stored_body()
+        try:
+            store.put_subscription(sub.id, body, read_at=record.updated_at if record else None)
+        except Changed as exc:
+            raise BacktestError(f"nothing applied: {exc}; run it again") from exc
     return changed
 
 
