@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api import backtest_routes
@@ -38,6 +38,10 @@ class Health(BaseModel):
     status: str
     auth: bool
     store: StoreStats
+
+
+class Liveness(BaseModel):
+    status: str = Field(description="ok while the process serves")
 
 
 def create_app(settings: Settings, *, retention_interval_h: float | None = None) -> FastAPI:
@@ -86,6 +90,7 @@ def create_app(settings: Settings, *, retention_interval_h: float | None = None)
     app.include_router(feedback_links.router)
     app.include_router(mute_links.router)
     app.add_api_route(f"{API_PREFIX}/health", _health, methods=["GET"], tags=["health"], name="health")
+    app.add_api_route(f"{API_PREFIX}/health/live", _live, methods=["GET"], tags=["health"], name="liveness")
     app.add_api_route("/", _dashboard, methods=["GET"], include_in_schema=False, name="dashboard")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_error_handlers(app)
@@ -96,6 +101,12 @@ def create_app(settings: Settings, *, retention_interval_h: float | None = None)
 def _health(request: Request, db: Store) -> Health:
     """Liveness plus the store's schema version and row counts (no auth needed)."""
     return Health(status="ok", auth=request.app.state.settings.api.token is not None, store=db.stats())
+
+
+def _live() -> Liveness:
+    """Liveness alone, for a load balancer's frequent probe: no store query (/health counts every
+    table's rows, a scan of each on PostgreSQL)."""
+    return Liveness(status="ok")
 
 
 def _dashboard() -> FileResponse:

@@ -41,6 +41,8 @@ def test_auth_is_required_with_a_clear_message(api_client: Any) -> None:
     assert health.status_code == 200
     assert health.json()["auth"] is True
     assert health.json()["store"]["scored_items"] == 7
+    live = api_client.get("/api/v1/health/live", headers={"Authorization": ""})  # a load balancer's probe
+    assert (live.status_code, live.json()) == (200, {"status": "ok"})
 
 
 def test_trends_values_and_paging(api_client: Any) -> None:
