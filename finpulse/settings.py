@@ -34,6 +34,14 @@ def _shared(sub: str) -> Path:
     return SHARED_DIR / sub
 
 
+def _unset_if_blank(v: SecretStr | None) -> SecretStr | None:
+    return v if v is not None and v.get_secret_value().strip() else None
+
+
+# A secret set empty counts as unset (compose passes `${SLACK_TOKEN:-}` empty when it is unset).
+Secret = Annotated[SecretStr | None, AfterValidator(_unset_if_blank)]
+
+
 class _Group(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -196,7 +204,7 @@ class AlertsSettings(_Group):
     subscriptions_file: Path = REPO_ROOT / "config" / "subscriptions.toml"
     # The worker and the dispatcher reload the live subscriptions this often.
     subscriptions_refresh_s: float = Field(default=30.0, gt=0)
-    slack_token: SecretStr | None = None
+    slack_token: Secret = None
     slack_token_file: Path | None = None
     slack_base_url: str = "https://slack.com/api/"
     # Each fired alert's trend chart inside its Slack message: Slack fetches it from api.public_url,
@@ -226,13 +234,12 @@ class AlertsSettings(_Group):
     ledger_file: Path | None = None
 
     def resolved_slack_token(self) -> SecretStr | None:
-        """The token from the setting, else from `slack_token_file`. An empty setting is none
-        (compose passes FINPULSE_ALERTS_SLACK_TOKEN empty when unset: the file must still count).
+        """The token from the setting, else from `slack_token_file`.
 
         Raises:
             ConfigError: the token file cannot be read.
         """
-        if self.slack_token is not None and self.slack_token.get_secret_value().strip():
+        if self.slack_token is not None:
             return self.slack_token
         if self.slack_token_file is not None:
             from finpulse.errors import ConfigError
@@ -323,14 +330,9 @@ class ApiSettings(_Group):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     # Bearer token for every API call; None: no auth, for local use on loopback only.
-    token: SecretStr | None = None
+    token: Secret = None
     # Base URL in links sent out (Slack feedback links); None: http://<host>:<port>.
     public_url: str | None = None
-
-    @field_validator("token")
-    @classmethod
-    def _empty_is_unset(cls, v: SecretStr | None) -> SecretStr | None:
-        return v if v is not None and v.get_secret_value().strip() else None
 
     @field_validator("public_url")
     @classmethod
