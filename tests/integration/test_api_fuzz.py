@@ -8,6 +8,12 @@ from typing import Any
 
 import pytest
 import schemathesis
+
+# Loaded now, at collection, not by `from_url` inside the test: pytest rewrites schemathesis's
+# modules as it imports them (it is a pytest plugin), and CPython 3.11's parser can fail with
+# "AST constructor recursion depth mismatch" while other threads run (cpython gh-106905; the
+# test's API server and Kafka clients are threads). One clean-clone run hit it.
+import schemathesis.specs.openapi.schemas
 from hypothesis import HealthCheck, given, settings
 from pydantic import SecretStr
 
