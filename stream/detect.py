@@ -21,7 +21,7 @@ import faust
 from faust.types import EventT, StreamT
 
 from alerts import stats
-from alerts.detector import DetectorState, detect
+from alerts.detector import DetectorState, detect, parse_state_key
 from alerts.subscriptions import Subscription
 from finpulse.errors import InvalidRecord
 from finpulse.schema import WindowAggregate, utcnow
@@ -120,23 +120,29 @@ def _readable(stored: dict[str, str]) -> dict[str, DetectorState]:
     return states
 
 
+def _escaped(key: str) -> bytes:
+    """Where versions before 2026-12-07 wrote an entity's states when its name holds '|' (a
+    state key's escaped middle; seven topics): read there until the entity's key holds them."""
+    return key.replace("%", "%25").replace("|", "%7C").encode()
+
+
 async def _evaluate(
     states: faust.Table,
     topics: PipelineTopics,
     windows: list[WindowAggregate],
     subscriptions: Sequence[Subscription],
 ) -> None:
-    keys = {entity_key(w.entity_kind, w.entity).encode() for w in windows}
+    keys = {entity_key(w.entity_kind, w.entity) for w in windows}
     current: dict[str, DetectorState] = {}
     stored: dict[bytes, dict[str, str]] = {}
     for key in keys:
-        stored[key] = json.loads(states.get(key) or b"{}")
-        current |= _readable(stored[key])
+        stored[key.encode()] = json.loads(states.get(key.encode()) or states.get(_escaped(key)) or b"{}")
+        current |= _readable(stored[key.encode()])
     result = detect(windows, subscriptions, current, utcnow())
     changed: dict[bytes, dict[str, str]] = defaultdict(dict)
     for state_key, state in result.states.items():
-        # state_key is "<subscription>|<kind>:<entity>|<window kind>".
-        changed[state_key.split("|")[1].encode()][state_key] = state.model_dump_json()
+        _, kind, entity, _ = parse_state_key(state_key)
+        changed[entity_key(kind, entity).encode()][state_key] = state.model_dump_json()
     # Alerts first, and delivered, then the states that record them: the two are separate
     # sends, and a crash that kept a firing state but lost its alert would never fire it
     # again (the replayed window is no newer than the state's). The other way round, a
