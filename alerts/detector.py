@@ -39,7 +39,7 @@ from typing import Literal, NamedTuple, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from finpulse.schema import AlertEvent, EntityKind, WindowAggregate, WindowKind
+from finpulse.schema import AlertEvent, EntityKind, Resolution, WindowAggregate, WindowKind
 
 from .stats import adjust, binomial_p
 from .subscriptions import DetectorParams, Subscription
@@ -154,11 +154,11 @@ def detect(
             for test in evaluate_family(family_windows, sub.detector):
                 key = state_key(sub.id, test.window.entity_kind, test.window.entity, test.window.window_kind)
                 state = new_states.get(key) or states.get(key) or DetectorState()
-                event, new_state = step(state, test.window, test.p_value, sub, now)
+                quiet, resolved = resolve_quiet(state, test.window, sub, now)
+                event, new_state = step(resolved, test.window, test.p_value, sub, now)
                 if new_state is not state:
                     new_states[key] = new_state
-                if event is not None:
-                    events.append(event)
+                events += [e for e in (quiet, event) if e is not None]
     return Detection(tuple(events), new_states)
 
 
@@ -184,6 +184,29 @@ def step(
     )
 
 
+def resolve_quiet(
+    state: DetectorState, window: WindowAggregate, sub: Subscription, now: datetime
+) -> tuple[AlertEvent | None, DetectorState]:
+    """A firing alert whose entity had no stories for `resolve_windows` whole windows before
+    `window` resolves as of then, before `window` is evaluated (a new episode may fire). A window
+    without stories is never emitted: counting only those that arrive kept such an alert open
+    until the entity's news resumed, and longer."""
+    if state.status != "firing" or state.last_window_end is None:
+        return None, state
+    quiet_end = state.last_window_end + sub.detector.resolve_windows * (
+        window.window_end - window.window_start
+    )
+    if window.window_start < quiet_end:
+        return None, state
+    nothing = window.model_copy(
+        update={
+            "window_start": state.last_window_end, "window_end": quiet_end, "count": 0,
+            "negative_count": 0, "negative_share": 0.0, "top_negative": (),
+        }
+    )  # fmt: skip
+    return _resolved(state, nothing, None, sub, now, "quiet")
+
+
 def _fires(state: DetectorState, window: WindowAggregate, p_value: float | None, sub: Subscription) -> bool:
     params = sub.detector
     rate = effective_baseline(window, params)
@@ -203,17 +226,35 @@ def _maybe_resolve(
     params = sub.detector
     # Calm means back near the baseline the alert fired against: the entity's EWMA has taken in
     # the burst's own windows since, and a long burst would otherwise "resolve" while still high.
-    rate = state.fired_baseline
-    if rate is None:  # a state kept before fired_baseline was
-        rate = effective_baseline(window, params) or params.baseline_floor
+    rate = _fired_rate(state, window, params)
     calm = window.count < params.min_volume or window.negative_share <= rate + params.resolve_rise
     calm_windows = state.calm_windows + 1 if calm else 0
     if calm_windows < params.resolve_windows:
         return None, state.model_copy(update={"calm_windows": calm_windows})
+    because: Resolution = "few_stories" if window.count < params.min_volume else "calm"
+    return _resolved(state, window, p_value, sub, now, because)
+
+
+def _fired_rate(state: DetectorState, window: WindowAggregate, params: DetectorParams) -> float:
+    if state.fired_baseline is None:  # a state kept before fired_baseline was
+        return effective_baseline(window, params) or params.baseline_floor
+    return state.fired_baseline
+
+
+def _resolved(
+    state: DetectorState,
+    window: WindowAggregate,
+    p_value: float | None,
+    sub: Subscription,
+    now: datetime,
+    because: Resolution,
+) -> tuple[AlertEvent, DetectorState]:
+    """The resolve of a firing state at `window`, and the state it leaves."""
+    rate = _fired_rate(state, window, sub.detector)
     fired_id = state.fired_alert_id or alert_id("fired", sub.id, window)
     event = _event(
         "resolved", alert_id("resolved", sub.id, window, fired_id), window, p_value, rate, sub, now, fired_id
-    )
+    ).model_copy(update={"resolved_because": because})
     return event, state.model_copy(
         update={
             "status": "ok",

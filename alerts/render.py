@@ -11,6 +11,7 @@ link percent-encoded.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -64,7 +65,15 @@ def _entity(e: AlertEvent) -> str:
 
 
 def _span(e: AlertEvent) -> str:
-    return f"{e.window_start:%Y-%m-%d %H:%M}–{e.window_end:%H:%M} UTC ({e.window_kind})"
+    return f"{_stretch(e.window_start, e.window_end)} ({e.window_kind})"
+
+
+def _stretch(start: datetime, end: datetime) -> str:
+    """`2025-03-03 09:05–09:10 UTC`; the end's date too when it falls on a later day (midnight
+    itself ends its day)."""
+    if end - start <= timedelta(days=1) and (end - timedelta(microseconds=1)).date() == start.date():
+        return f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC"
+    return f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC"
 
 
 def headline_line(h: HeadlineRef) -> str:
@@ -79,16 +88,24 @@ def summary(e: AlertEvent) -> str:
     """One line: what, how far above baseline, on how many stories, how sure."""
     rise = (e.negative_share - e.baseline_negative_share) * 100
     if e.state == "resolved":
-        return (
-            f"Resolved: {_entity(e)} negative share back to {_pct(e.negative_share)} in {_span(e)}; "
-            f"baseline was {_pct(e.baseline_negative_share)} when it fired, {e.count} stories"
-        )
+        fired_at = _pct(e.baseline_negative_share)
+        return f"Resolved: {_entity(e)} {_resolution(e)}; baseline was {fired_at} when it fired"
     return (
         f"{_entity(e)}: *{_pct(e.negative_share)}* negative vs baseline "
         f"{_pct(e.baseline_negative_share)} (+{rise:.0f} pts); "
         f"{e.negative_count} of {e.count} stories in {_span(e)}; "
         f"{significance_text(e)}"
     )
+
+
+def _resolution(e: AlertEvent) -> str:
+    """Why a resolved alert ended, in words that agree with its numbers."""
+    if e.resolved_because == "quiet":
+        return f"went quiet: no stories {_stretch(e.window_start, e.window_end)}"
+    stories = f"{e.count} {'story' if e.count == 1 else 'stories'}"
+    if e.resolved_because == "few_stories":
+        return f"went quiet: {stories} in {_span(e)}, too few to test"
+    return f"negative share back to {_pct(e.negative_share)} in {_span(e)}, {stories}"
 
 
 def significance_text(e: AlertEvent) -> str:
@@ -227,7 +244,7 @@ def fallback_text(n: Notification) -> str:
                 f"{_pct(e.baseline_negative_share)} baseline ({e.count} stories)"
             )
         else:
-            lines.append(f"Resolved: {entity} back to {_pct(e.negative_share)} negative")
+            lines.append(f"Resolved: {entity} {_resolution(e)}")
     text = "\n".join(lines)
     return (f"[{TEST_HEADER}] {text}" if n.test_note is not None else text)[:SECTION_CHARS]
 

@@ -273,6 +273,11 @@ class WindowAggregate(Message):
         return f"{self.entity_kind}:{self.entity}:{self.window_kind}:{self.window_start.isoformat()}"
 
 
+# Why an alert resolved: its windows' share back near the baseline, too few stories to test, or
+# no stories at all.
+Resolution = Literal["calm", "few_stories", "quiet"]
+
+
 class AlertEvent(Message):
     """A subscription's alert fired or resolved, with the evidence behind it."""
 
@@ -297,6 +302,7 @@ class AlertEvent(Message):
     window_kind: WindowKind = "tumbling"
     # On a resolved event: the alert_id of the fired event it closes (its Slack thread).
     fired_alert_id: str | None = None
+    resolved_because: Resolution | None = None
 
 
 class SourceStatus(Message):

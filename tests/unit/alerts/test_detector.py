@@ -118,6 +118,28 @@ def test_a_long_burst_resolves_only_back_near_the_baseline_it_fired_against() ->
     assert resolved.baseline_negative_share == pytest.approx(0.1), "the baseline it fired against"
 
 
+def test_an_alert_whose_entity_goes_quiet_resolves_as_of_the_quiet_windows() -> None:
+    # No stories: no windows arrive at all. The next window the entity has resolves the alert as of
+    # its two quiet windows, then is tested afresh: a new spike 2.5 hours on fires again.
+    spike, silence = [(20, 14)] * 2, [(0, 0)] * 30
+    events = replay({"Energy": flat(20, 0.15) + spike + silence + spike}, [subscription(cooldown_s=3600)])
+    resumed = WARMUP + len(spike) + len(silence)
+    assert [(i, e.state, e.resolved_because) for i, e in events] == [
+        (WARMUP, "fired", None),
+        (resumed, "resolved", "quiet"),
+        (resumed, "fired", None),
+    ]
+    fired, quiet = events[0][1], events[1][1]
+    last_end = T0 + (WARMUP + 2) * TUMBLING.step
+    assert (quiet.window_start, quiet.window_end, quiet.count) == (last_end, last_end + 2 * TUMBLING.step, 0)
+    assert quiet.fired_alert_id == fired.alert_id
+    # One quiet window is not enough; windows of too few stories resolve it, and say so.
+    held = replay({"Energy": flat(20, 0.15) + spike + [(0, 0)] + spike}, [subscription()])
+    assert [e.state for _, e in held] == ["fired"]
+    few = replay({"Energy": flat(20, 0.15) + spike + [(3, 3)] * 2}, [subscription()])
+    assert [(e.state, e.resolved_because) for _, e in few] == [("fired", None), ("resolved", "few_stories")]
+
+
 @pytest.mark.parametrize(("cooldown_s", "fires"), [(0, 2), (3600, 1), (4 * 3600, 1)])
 def test_cooldown_after_resolve(cooldown_s: float, fires: int) -> None:
     spike = [(20, 14)] * 2

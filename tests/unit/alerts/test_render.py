@@ -88,8 +88,23 @@ def test_resolved_and_grouped_messages() -> None:
     resolved = Notification("k", "#alerts", "resolved", (alert(1, "resolved", fired="f0001"),), "123.4")
     resolve, context = _texts(blocks(resolved))
     assert resolve == (
-        "Resolved: ticker *T001* negative share back to 62% in 2025-03-03 09:05–09:10 UTC (tumbling); "
-        "baseline was 14% when it fired, 24 stories"
+        "Resolved: ticker *T001* negative share back to 62% in 2025-03-03 09:05–09:10 UTC (tumbling), "
+        "24 stories; baseline was 14% when it fired"
+    )
+    # Why it ended, in words its numbers agree with: a window of one story does not say "back to
+    # 100%", a run of windows without stories names the stretch.
+    few = alert(1, "resolved").model_copy(update={"count": 1, "negative_count": 1, "negative_share": 1.0,
+                                                  "resolved_because": "few_stories"})  # fmt: skip
+    quiet = alert(2, "resolved").model_copy(update={"count": 0, "negative_count": 0, "negative_share": 0.0,
+                                                    "resolved_because": "quiet"})  # fmt: skip
+    n = Notification("k", "#alerts", "resolved", (few, quiet))
+    assert [t.split(";")[0] for t in _texts(blocks(n)) if t.startswith("Resolved")] == [
+        "Resolved: ticker *T001* went quiet: 1 story in 2025-03-03 09:05–09:10 UTC (tumbling), "
+        "too few to test",
+        "Resolved: ticker *T002* went quiet: no stories 2025-03-03 09:10–09:15 UTC",
+    ]
+    assert fallback_text(n).splitlines()[0] == (
+        "Resolved: ticker T001 went quiet: 1 story in 2025-03-03 09:05–09:10 UTC (tumbling), too few to test"
     )
     assert context.endswith("resolves alert `f0001`")  # the id its fired message showed
     group = Notification("k", "#alerts", "fired", tuple(alert(i) for i in range(MAX_ALERTS_PER_MESSAGE)))
