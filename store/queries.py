@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from finpulse.schema import EntityKind, Sentiment, WindowKind
+from finpulse.schema import EntityKind, Sentiment, WindowKind, normalise_entity
 from store.dialect import BUCKET_ORIGIN, DUCKDB, Dialect
 from store.records import (
     AlertRecord,
@@ -44,6 +44,8 @@ STEPS: dict[str, timedelta] = {
 }
 # The range a query covers when it names no start: the last week.
 DEFAULT_RANGE = timedelta(days=7)
+# Where a list of the alerts open now starts by default: any time.
+OPEN_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_LIMIT = 10_000
 # Which column holds an item's entity of each kind (tickers: one row per ticker).
 _ENTITY_COLUMN: dict[str, str] = {"topic": "topic", "source": "source", "ticker": "unnest(tickers)"}
@@ -71,6 +73,14 @@ class Query(BaseModel):
     end: UtcTime | None = Field(default=None, description="exclusive, ISO 8601; default now")
     limit: int = Field(default=500, ge=1, le=MAX_LIMIT, description="rows in the page")
     offset: int = Field(default=0, ge=0, le=1_000_000_000, description="rows to skip: the page's start")
+
+    @model_validator(mode="after")
+    def _entity_as_stored(self) -> Self:
+        """An entity filter names it as windows and alerts carry it: " $acme " is ACME."""
+        kind, entity = getattr(self, "entity_kind", None), getattr(self, "entity", None)
+        if entity is not None:
+            object.__setattr__(self, "entity", normalise_entity(kind, entity) if kind else entity.strip())
+        return self
 
     @model_validator(mode="after")
     def _range(self) -> Self:
@@ -147,12 +157,6 @@ class _EntityQuery(_Searchable):
         max_length=200,
         description="one entity of that kind (Earnings, ACME or $ACME, reuters); default: all of them",
     )
-
-    @model_validator(mode="after")
-    def _ticker_case(self) -> Self:
-        if self.entity_kind == "ticker" and self.entity is not None:
-            object.__setattr__(self, "entity", self.entity.upper().lstrip("$"))
-        return self
 
     def _items(self) -> tuple[str, Params]:
         """The range's (searched) stories with their entity of this kind, and its parameters."""
@@ -309,12 +313,16 @@ class HeadlinesQuery(_Searchable):
 
 
 # The fired alerts a resolve has ended, joined once (a subquery per row scanned every alert's
-# JSON on PostgreSQL); a fired alert without one is still open.
+# JSON on PostgreSQL); a fired alert without one is still open while its subscription exists.
 _ENDED = (
     "LEFT JOIN (SELECT DISTINCT record->>'fired_alert_id' AS fired_id FROM alerts WHERE state = 'resolved') "
     "ended ON ended.fired_id = a.alert_id"
 )
-_OPEN = "a.state = 'fired' AND ended.fired_id IS NULL"
+# A deleted subscription's alerts can never resolve: not open.
+_OPEN = (
+    "a.state = 'fired' AND ended.fired_id IS NULL "
+    "AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = a.subscription_id)"
+)
 _ALERT_COLUMNS = (
     "a.alert_id, a.subscription_id, a.state, a.entity_kind, a.entity, a.window_start, a.window_end, "
     "a.count, a.negative_count, a.negative_share, a.baseline_negative_share, a.p_value, a.channel, "
@@ -337,7 +345,9 @@ class AlertsQuery(Query):
     entity_kind: OnlyKind = None
     entity: OnlyEntity = None
     state: Literal["fired", "resolved", "open"] | None = Field(
-        default=None, description="fired, resolved, or open (fired and not resolved yet); default all"
+        default=None,
+        description="fired, resolved, or open (fired and not resolved yet: sent at any time unless "
+        "start is given); default all",
     )
     timed_by: Literal["created", "window"] = Field(
         default="created", description="created: alerts sent in the range; window: whose windows start in it"
@@ -346,6 +356,14 @@ class AlertsQuery(Query):
         default=None, min_length=1, max_length=200,
         description="only the alert whose id starts so (a message shows its first 12 characters)",
     )  # fmt: skip
+
+    @model_validator(mode="before")
+    @classmethod
+    def _open_at_any_time(cls, data: Any) -> Any:
+        """Open alerts are those open now, however long ago they fired: no default week."""
+        if isinstance(data, dict) and data.get("state") == "open" and data.get("start") is None:
+            return {**data, "start": OPEN_SINCE}
+        return data
 
     def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         clauses, params = [], []

@@ -41,6 +41,7 @@ def _seeded(path: Path) -> tuple[datetime, datetime]:
     with DuckDBStore(path) as db:
         burst = seed_spike(db, end=END - timedelta(hours=1))
         db.upsert_alerts([alert("acme-1", "ACME", burst[0], entity_kind="ticker")])
+        db.put_subscription(DESK.id, DESK.stored_body())
     return burst
 
 

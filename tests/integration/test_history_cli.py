@@ -30,6 +30,8 @@ def seeded(store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     with DuckDBStore(store_path) as db:
         seed_known(db)
         db.put_feedback("a1", "fp", note="season", author="ann")
+        for sub_id in ("desk", "apple"):
+            db.put_subscription(sub_id, {"channel": "#alerts"})
     (tmp_path / "empty.toml").write_text("")
     monkeypatch.setenv("FINPULSE_CONFIG", str(tmp_path / "empty.toml"))
     monkeypatch.setenv("FINPULSE_STORE_URL", f"duckdb:///{store_path}")

@@ -155,6 +155,8 @@ def test_trends_entities_and_movers_of_the_stories_holding_words(known_store: Hi
 
 def test_alert_history_with_filters_and_feedback(known_store: HistoryStore) -> None:
     known_store.put_feedback("a1", "fp", note="expected", author="ann")
+    for sub_id in ("desk", "apple"):
+        known_store.put_subscription(sub_id, {"channel": "#alerts"})
     rows = known_store.fetch(AlertsQuery(**RANGE))
     assert [a.alert_id for a in rows] == ["a3", "a2", "a1"]  # type: ignore[attr-defined]
     assert [(a.verdict, a.feedback_by) for a in rows] == [(None, None), (None, None), ("fp", "ann")]  # type: ignore[attr-defined]
@@ -162,6 +164,13 @@ def test_alert_history_with_filters_and_feedback(known_store: HistoryStore) -> N
     assert [a.still_open for a in rows] == [True, False, False]  # type: ignore[attr-defined]
     still_open = known_store.fetch(AlertsQuery(state="open", **RANGE))
     assert [a.alert_id for a in still_open] == ["a3"]  # type: ignore[attr-defined]
+    # Open now, however long ago it fired (no default week); named as a user writes it.
+    month_on = {"end": T0 + timedelta(days=30), "entity_kind": "ticker", "entity": " $aapl"}
+    assert [a.alert_id for a in known_store.fetch(AlertsQuery(state="open", **month_on))] == ["a3"]  # type: ignore[attr-defined]
+    known_store.delete_subscription("apple")  # nothing watches AAPL now: a3 can never resolve
+    assert known_store.fetch(AlertsQuery(state="open", **RANGE)) == []
+    assert [a.still_open for a in known_store.fetch(AlertsQuery(**RANGE))] == [False] * 3  # type: ignore[attr-defined]
+    known_store.put_subscription("apple", {"channel": "#alerts"})
     by_id = known_store.fetch(AlertsQuery(alert_id="a2", **RANGE))  # a message's id, its first characters
     assert [a.alert_id for a in by_id] == ["a2"]  # type: ignore[attr-defined]
     assert known_store.fetch(AlertsQuery(alert_id="a_%%", **RANGE)) == []  # wildcards taken as written

@@ -62,6 +62,11 @@ def test_ticker_entities_are_upper_cased_and_dollar_stripped() -> None:
     assert TrendQuery(entity_kind="ticker", entity="$aapl").entity == "AAPL"
     assert TrendQuery(entity_kind="topic", entity="m&a").entity == "m&a"
     assert HeadlinesQuery(entity_kind="ticker", entity="tsla").entity == "TSLA"
+    # Every query that names an entity: alerts and windows too, and spaces around it.
+    assert TrendQuery(entity_kind="ticker", entity=" $acme ").entity == "ACME"
+    assert AlertsQuery(entity_kind="ticker", entity="acme").entity == "ACME"
+    assert WindowsQuery(entity_kind="topic", entity=" Earnings ").entity == "Earnings"
+    assert AlertsQuery(entity="acme ").entity == "acme"  # no kind: only trimmed
 
 
 def test_headline_entity_needs_a_kind() -> None:
