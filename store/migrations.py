@@ -123,6 +123,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         only="postgresql",
         optional=True,
     ),
+    # Trends count a story once, as its windows do: a syndicated copy under its original's id.
+    Migration(
+        4,
+        "scored_items.duplicate_of: the original a syndicated copy repeats",
+        (
+            "ALTER TABLE scored_items ADD COLUMN duplicate_of VARCHAR",
+            "UPDATE scored_items SET duplicate_of = (record->'item'->>'duplicate_of') "
+            "WHERE (record->'item'->>'duplicate_of') IS NOT NULL",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

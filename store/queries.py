@@ -48,6 +48,8 @@ DEFAULT_RANGE = timedelta(days=7)
 OPEN_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_LIMIT = 10_000
 # Which column holds an item's entity of each kind (tickers: one row per ticker).
+# The id a story counts under: a syndicated copy's original's (alerts.aggregate.story_key).
+_STORY_KEY = "coalesce(duplicate_of, story_id)"
 _ENTITY_COLUMN: dict[str, str] = {"topic": "topic", "source": "source", "ticker": "unnest(tickers)"}
 
 Params = list[Any]
@@ -127,11 +129,18 @@ class _Searchable(Query):
         return " AND title ILIKE ? ESCAPE '\\'" * len(words), escaped
 
     def _stories(self, column: str, start: datetime, end: datetime) -> tuple[str, Params]:
-        """The (searched) stories of [start, end) with their entity (`column`), and its parameters."""
+        """The (searched) stories of [start, end) with their entity (`column`), and its parameters:
+        a syndicated story once per entity (its first copy), as its windows count it."""
         words, params = self._title_filter()
-        sql = (
-            f"SELECT published_at, sentiment, sentiment_score, {column} AS entity "  # noqa: S608
+        copies = (
+            f"SELECT published_at, sentiment, sentiment_score, {column} AS entity, "  # noqa: S608
+            f"{_STORY_KEY} AS story_key, story_id "
             f"FROM scored_items WHERE published_at >= ? AND published_at < ?{words}"
+        )
+        sql = (
+            "SELECT published_at, sentiment, sentiment_score, entity FROM (SELECT *, row_number() OVER "  # noqa: S608
+            f"(PARTITION BY story_key, entity ORDER BY published_at, story_id) AS nth FROM ({copies}) c) f "
+            "WHERE nth = 1"
         )
         return sql, [start, end, *params]
 
@@ -291,8 +300,6 @@ class HeadlinesQuery(_Searchable):
     def _entity_needs_kind(self) -> Self:
         if self.entity is not None and self.entity_kind is None:
             raise ValueError("entity needs entity_kind (topic, ticker or source)")
-        if self.entity_kind == "ticker" and self.entity is not None:
-            object.__setattr__(self, "entity", self.entity.upper().lstrip("$"))
         return self
 
     def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
@@ -304,9 +311,12 @@ class HeadlinesQuery(_Searchable):
         order = "published_at DESC, story_id"
         if not self.newest_first:
             order = f"sentiment_score {'DESC' if self.sentiment == 'positive' else 'ASC'}, {order}"
+        # A syndicated story once: its first copy in the range that passes the filters.
+        columns = "story_id, title, url, source, topic, tickers, published_at, sentiment, sentiment_score"
         sql = (
-            "SELECT story_id, title, url, source, topic, tickers, published_at, sentiment, "  # noqa: S608
-            f"sentiment_score FROM scored_items WHERE published_at >= ? AND published_at < ?{where} "
+            f"SELECT {columns} FROM (SELECT {columns}, row_number() OVER (PARTITION BY {_STORY_KEY} "  # noqa: S608
+            "ORDER BY published_at, story_id) AS nth "
+            f"FROM scored_items WHERE published_at >= ? AND published_at < ?{where}) h WHERE nth = 1 "
             f"ORDER BY {order}"
         )
         return sql, [*self.bounds(), *params]

@@ -59,7 +59,7 @@ SCORED_ITEMS = Table(
     "scored_items",
     (
         "story_id", "source", "title", "url", "published_at", "tickers", "topic", "sentiment",
-        "sentiment_score", "model_version", "scored_at", "record",
+        "sentiment_score", "model_version", "scored_at", "duplicate_of", "record",
     ),
     key="story_id",
 )  # fmt: skip
@@ -93,7 +93,8 @@ def scored_item_row(s: ScoredItem) -> tuple[Any, ...]:
     i = s.item
     return (
         i.story_id, i.source, i.title, i.url, naive_utc(i.published_at), list(i.tickers), s.topic,
-        s.sentiment, s.sentiment_score, s.model_version, naive_utc(s.scored_at), s.model_dump_json(),
+        s.sentiment, s.sentiment_score, s.model_version, naive_utc(s.scored_at), i.duplicate_of,
+        s.model_dump_json(),
     )  # fmt: skip
 
 

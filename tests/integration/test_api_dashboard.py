@@ -130,6 +130,7 @@ def test_trend_charts_render_with_alert_markers(dashboard: tuple[Page, DuckDBSto
 
 def test_ticker_view_and_alert_feedback(dashboard: tuple[Page, DuckDBStore]) -> None:
     page, db = dashboard
+    db.put_subscription("desk", {"channel": "#alerts"})  # the seed's alerts' own: they can still resolve
     page.select_option("#kind", "ticker")
     page.wait_for_function("document.querySelectorAll('.chart[data-entity=TSLA]').length === 1")
     assert page.locator(".chart[data-entity=TSLA]").get_attribute("data-alerts") == "1"

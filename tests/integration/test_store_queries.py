@@ -153,6 +153,30 @@ def test_trends_entities_and_movers_of_the_stories_holding_words(known_store: Hi
     )  # type: ignore[attr-defined]
 
 
+def test_a_syndicated_story_counts_once_as_its_windows_count_it(store: HistoryStore) -> None:
+    at = T0 + timedelta(hours=1)
+    title = "Acme sinks after the warning"
+    wire = scored("wire", at, "markets", "negative", -0.9, ("ACME",), title=title)
+    copies = [
+        scored(f"copy-{i}", at + timedelta(minutes=i), "markets", "negative", -0.9, ("ACME",), source,
+               title=title, duplicate_of="wire")
+        for i, source in enumerate(("yahoo", "cnbc", "ft"), 1)
+    ]  # fmt: skip
+    store.upsert_scored([*copies, wire, scored("calm", at, "markets", "neutral", 0.0, ("ACME",))])
+    [point] = store.fetch(TrendQuery(entity_kind="ticker", entity="ACME", granularity="day", **RANGE))
+    assert (point.count, point.negative_count, point.negative_share) == (2, 1, 0.5)  # type: ignore[attr-defined]
+    [topic] = store.fetch(EntitiesQuery(entity_kind="topic", **RANGE))
+    assert topic.count == 2  # type: ignore[attr-defined]
+    # Each copy is its own source's story, as the windows of each source count it.
+    sources = {e.entity: e.count for e in store.fetch(EntitiesQuery(entity_kind="source", **RANGE))}  # type: ignore[attr-defined]
+    assert sources == {"reuters": 2, "yahoo": 1, "cnbc": 1, "ft": 1}
+    headlines = store.fetch(HeadlinesQuery(entity_kind="ticker", entity="ACME", **RANGE))
+    assert [h.story_id for h in headlines] == ["wire"]  # type: ignore[attr-defined]
+    # The first copy in the range stands for the story when the original is not in it.
+    later = {"start": at + timedelta(seconds=30), "end": RANGE["end"]}
+    assert [h.story_id for h in store.fetch(HeadlinesQuery(**later))] == ["copy-1"]  # type: ignore[attr-defined]
+
+
 def test_alert_history_with_filters_and_feedback(known_store: HistoryStore) -> None:
     known_store.put_feedback("a1", "fp", note="expected", author="ann")
     for sub_id in ("desk", "apple"):

@@ -31,6 +31,26 @@ def test_migrates_an_empty_file_once(store_path: Path) -> None:
         assert con.execute("SELECT count(*) FROM schema_version").fetchone() == (LATEST_VERSION,)
 
 
+def test_syndicated_copies_stored_before_their_column_get_it(store_path: Path) -> None:
+    from store.migrations import MIGRATIONS
+    from tests.fixtures.store import T0, scored
+
+    copy = scored("copy", T0, "markets", "negative", -0.9, ("ACME",), duplicate_of="wire")
+    with duckdb.connect(str(store_path)) as con:
+        migrate(con, "test", migrations=MIGRATIONS[:3])
+        for s in (copy, scored("wire", T0, "markets", "negative", -0.9, ("ACME",))):
+            con.execute(
+                "INSERT INTO scored_items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [s.item.story_id, "reuters", "t", None, T0.replace(tzinfo=None), ["ACME"], "markets",
+                 "negative", -0.9, "m1", T0.replace(tzinfo=None), s.model_dump_json()],
+            )  # fmt: skip
+    with DuckDBStore(store_path) as db:
+        assert db.stats().schema_version == LATEST_VERSION
+    with duckdb.connect(str(store_path)) as con:
+        rows = con.execute("SELECT story_id, duplicate_of FROM scored_items ORDER BY 1").fetchall()
+    assert rows == [("copy", "wire"), ("wire", None)]
+
+
 def test_a_failing_step_rolls_back_and_keeps_the_version(store_path: Path) -> None:
     good = Migration(1, "one", ("CREATE TABLE a (x INTEGER)",))
     bad = Migration(2, "two", ("CREATE TABLE b (x INTEGER)", "CREATE TABLE a (x INTEGER)"))
