@@ -319,7 +319,7 @@ class HistoryStore(ABC):
             }
         )
         where, params = query.where()
-        sql = f"SELECT record FROM windows {where} ORDER BY window_start, entity_kind, entity"  # noqa: S608
+        sql = f"SELECT record FROM windows {where} ORDER BY window_start, entity_kind, entity, window_kind, key"  # noqa: S608
         with self._connection() as con:
             records = con.execute(sql, params).fetchall()
         return [WindowAggregate.model_validate_json(r[0]) for r in records]

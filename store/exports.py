@@ -32,10 +32,28 @@ def write(
         zoneless = str(kind) in _ZONELESS  # TIMESTAMP_NS: a pandas frame's (PostgreSQL's rows)
         columns.append(f"{quoted}::TIMESTAMPTZ AS {quoted}" if zoneless else quoted)
     utc = relation.project(", ".join(columns))
+    if fmt == "csv":
+        utc = _formula_safe(utc)
     if fmt == "parquet":
         utc.write_parquet(str(path))
     else:
         utc.write_csv(str(path), header=True)
+
+
+def _formula_safe(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    """Text cells a spreadsheet would run as a formula ("=HYPERLINK(...)", "-5% for Acme" as
+    #NAME?: titles come from outside feeds) start with a quote, as OWASP advises for CSV."""
+    columns = []
+    for name, kind in zip(relation.columns, relation.types, strict=True):
+        quoted = '"' + name.replace('"', '""') + '"'
+        if str(kind) == "VARCHAR":
+            columns.append(
+                f"CASE WHEN regexp_matches({quoted}, '^[=+\\-@\\t\\r]') THEN '''' || {quoted} "
+                f"ELSE {quoted} END AS {quoted}"
+            )
+        else:
+            columns.append(quoted)
+    return relation.project(", ".join(columns))
 
 
 def write_frame(frame: pd.DataFrame, path: Path, fmt: ExportFormat) -> None:

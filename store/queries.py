@@ -451,5 +451,5 @@ class WindowsQuery(Query):
     def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         where, params = self.where()
         columns = ", ".join(WindowRow.model_fields)
-        sql = f"SELECT {columns} FROM windows {where} ORDER BY window_start, entity_kind, entity"  # noqa: S608
+        sql = f"SELECT {columns} FROM windows {where} ORDER BY window_start, entity_kind, entity, window_kind, key"  # noqa: S608
         return sql, params

@@ -216,8 +216,9 @@ async function drawChart(kind, entity) {
   // The chart runs from its first story to the end of the range (now, live), so news that stopped
   // coming shows as an empty stretch on the right.
   const [from, to] = [Date.parse(params.start) / 1000, Date.parse(params.end) / 1000];
-  // The alerts whose windows lie on the chart, however late they were sent (a replay's, a lagging worker's).
-  const marks = alerts.items.map((a) => Date.parse(a.window_start) / 1000).filter((t) => t >= from && t < to);
+  // The alerts whose windows lie on the chart, however late they were sent (a replay's, a lagging
+  // worker's), each where its window ended: when it fired, as the PNG chart and the CLI place it.
+  const marks = alerts.items.map((a) => Date.parse(a.window_end) / 1000).filter((t) => t > from && t <= to);
   const box = document.createElement("div");
   box.className = "chart";
   box.dataset.entity = entity;

@@ -249,6 +249,26 @@ def test_exports_read_back(known_store: HistoryStore, tmp_path: Path, fmt: str) 
         assert first["published_at"] == f"{T0 + timedelta(minutes=62):%Y-%m-%d %H:%M:%S}+00"
 
 
+def test_a_csv_export_keeps_spreadsheets_from_running_titles_as_formulas(
+    store: HistoryStore, tmp_path: Path
+) -> None:
+    titles = ['=HYPERLINK("http://x")', "-5% for Acme", "+3 at open", "@SUM(A1)", "Acme = fine"]
+    store.upsert_scored(
+        [
+            scored(f"f{i}", T0 + timedelta(minutes=i), "m", "negative", -0.5, title=t)
+            for i, t in enumerate(titles)
+        ]
+    )
+    query = HeadlinesQuery(start=T0, end=T0 + timedelta(hours=1), newest=True)
+    csv_rows = list(csv.DictReader(store.export(query, tmp_path / "h.csv", "csv").open()))
+    assert [r["title"] for r in reversed(csv_rows)] == [*(f"'{t}" for t in titles[:4]), "Acme = fine"]
+    with duckdb.connect() as con:  # other formats keep the titles as written
+        parquet = con.execute(
+            "SELECT title FROM read_parquet(?)", [str(store.export(query, tmp_path / "h.parquet", "parquet"))]
+        )
+        assert sorted(r[0] for r in parquet.fetchall()) == sorted(titles)
+
+
 def _movers_store(db: HistoryStore) -> tuple[datetime, datetime]:
     """Per ticker (stories, negatives) in the day before [start, end) and in it."""
     end = T0 + timedelta(days=10)
