@@ -24,7 +24,7 @@ from finpulse.schema import AlertEvent, ScoredItem, WindowAggregate
 from store import migrations, retention, writes
 from store.dialect import Dialect
 from store.errors import Changed, NotFound, StoreError
-from store.queries import AlertsQuery, FeedbackQuery, Query, WindowsQuery, naive_utc
+from store.queries import WINDOW_ORDER, AlertsQuery, FeedbackQuery, Query, WindowsQuery, naive_utc
 from store.records import Feedback, LabelledAlert, Row, StoreStats, SubscriptionRecord, Verdict, as_utc
 from store.sql import Connection, Cursor, transaction
 
@@ -319,7 +319,7 @@ class HistoryStore(ABC):
             }
         )
         where, params = query.where()
-        sql = f"SELECT record FROM windows {where} ORDER BY window_start, entity_kind, entity, window_kind, key"  # noqa: S608
+        sql = f"SELECT record FROM windows {where} ORDER BY {WINDOW_ORDER}"  # noqa: S608
         with self._connection() as con:
             records = con.execute(sql, params).fetchall()
         return [WindowAggregate.model_validate_json(r[0]) for r in records]

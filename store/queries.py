@@ -428,6 +428,10 @@ class FeedbackQuery(Query):
         return sql, [*self.bounds(), *params]
 
 
+# Complete, so pages neither skip nor repeat: a hopping and a tumbling window of one entity start together.
+WINDOW_ORDER = "window_start, entity_kind, entity, window_kind, key"
+
+
 class WindowsQuery(Query):
     """Stored window aggregates (by window start, oldest first): the backtest's input."""
 
@@ -451,5 +455,5 @@ class WindowsQuery(Query):
     def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         where, params = self.where()
         columns = ", ".join(WindowRow.model_fields)
-        sql = f"SELECT {columns} FROM windows {where} ORDER BY window_start, entity_kind, entity, window_kind, key"  # noqa: S608
+        sql = f"SELECT {columns} FROM windows {where} ORDER BY {WINDOW_ORDER}"  # noqa: S608
         return sql, params
