@@ -40,6 +40,11 @@ METADATA_DIGEST_EVENT = "finpulse_digest"
 AUTH_ERRORS = frozenset(
     {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission"}
 )
+# chat.postMessage errors that no message of this token can get past (no chat:write scope, a user
+# token, workspace policy): stop, as for a refused token, rather than dead-letter every alert.
+POST_TOKEN_ERRORS = frozenset(
+    {"missing_scope", "not_allowed_token_type", "ekm_access_denied", "team_access_not_granted"}
+)
 # Messages per page when reconciling after a crash (Slack's page size maximum is 1000), and the
 # pages read: a busy channel's posts since the crash are all looked at, up to 2,000.
 HISTORY_LIMIT = 200
@@ -258,6 +263,12 @@ def _map_error(method: str, exc: SlackApiError) -> Exception:
         return ConfigError(
             f"slack {method}: {error}: the Slack token was refused; set FINPULSE_ALERTS_SLACK_TOKEN "
             "or FINPULSE_ALERTS_SLACK_TOKEN_FILE to a valid bot token"
+        )
+    if method == "chat.postMessage" and error in POST_TOKEN_ERRORS:
+        needed = f" (it needs {data['needed']})" if data.get("needed") else ""
+        return ConfigError(
+            f"slack {method}: {error}: the Slack token may not post messages{needed}; give the app the "
+            "chat:write scope and use its bot token (xoxb-) in FINPULSE_ALERTS_SLACK_TOKEN"
         )
     return DeliveryRejected(f"slack {method}: {error}", code=error)
 

@@ -151,6 +151,10 @@ async def test_a_post_whose_answer_was_lost_is_found_by_its_channels_name(
         ({"status": 500}, SinkUnavailable),
         ("channel_not_found", DeliveryRejected),
         ("invalid_auth", ConfigError),
+        # No message of this token can be posted: stop, not dead-letter every alert.
+        ("missing_scope", ConfigError),
+        ("not_allowed_token_type", ConfigError),
+        ("is_archived", DeliveryRejected),  # one channel's
     ],
 )
 async def test_slack_errors_map_to_what_to_do(slack_api: FakeSlack, fault: object, expected: type) -> None:
