@@ -146,14 +146,21 @@ def chart_block(e: AlertEvent, links: FeedbackLinks) -> Block:
 
 def _alert_blocks(e: AlertEvent, links: FeedbackLinks | None, charts: bool = False) -> list[Block]:
     text = summary(e)
+    # The verdict links come last and always whole; headlines fill the room left in Slack's section
+    # limit, each whole (a cut inside a link leaves a '<' that takes in the next link's text).
+    verdict = f"\n{feedback_line(e, links)}" if e.state == "fired" and links is not None else ""
     if e.state == "fired" and e.top_headlines:
-        lines = "\n".join(headline_line(h) for h in e.top_headlines)
-        text = f"{text}\n*Top negative headlines* {SCORE_LEGEND}\n{lines}"
-    if e.state == "fired" and links is not None:
-        # Last, so a cut at Slack's section limit loses headlines, not the verdict links.
-        verdict = feedback_line(e, links)
-        text = f"{text[: SECTION_CHARS - len(verdict) - 1]}\n{verdict}"
-    section = {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_CHARS]}}
+        lines = [headline_line(h) for h in e.top_headlines]
+        text = f"{text}\n*Top negative headlines* {SCORE_LEGEND}"
+        room, kept = SECTION_CHARS - len(text) - len(verdict), 0
+        for line in lines:
+            last = kept == len(lines) - 1
+            if len(line) + 1 + (0 if last else len("\n…and 999 more")) > room:
+                break
+            text, room, kept = f"{text}\n{line}", room - len(line) - 1, kept + 1
+        if kept < len(lines):
+            text += f"\n…and {len(lines) - kept} more"
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": (text + verdict)[:SECTION_CHARS]}}
     return (
         [section, chart_block(e, links)] if charts and links is not None and e.state == "fired" else [section]
     )

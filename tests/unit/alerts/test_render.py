@@ -82,6 +82,22 @@ def test_fired_alerts_carry_signed_verdict_links() -> None:
     [section] = _texts(blocks(Notification("k", "#alerts", "fired", (long,)), links))[1:2]
     assert len(section) <= SECTION_CHARS
     assert section.endswith("No, a false alarm>")
+    # Each headline whole or not at all: a cut inside a link leaves a '<' that takes in the next one.
+    assert section.count("<") == section.count(">")
+    kept, given = section.count("\n• "), len(long.top_headlines)
+    assert 0 < kept < given and f"…and {given - kept} more" in section
+    google = "https://news.google.com/rss/articles/" + "A" * 480
+    wide = tuple(
+        h.model_copy(update={"url": f"{google}{i}"}) for i, h in enumerate(alert(3).top_headlines * 8)
+    )
+    [section] = _texts(
+        blocks(
+            Notification("k", "#alerts", "fired", (alert(3).model_copy(update={"top_headlines": wide}),)),
+            links,
+        )
+    )[1:2]
+    assert section.count("<") == section.count(">") and section.endswith("No, a false alarm>")
+    assert section.count(google) + int(section.split("…and ")[1].split()[0]) == len(wide)
 
 
 def test_resolved_and_grouped_messages() -> None:
