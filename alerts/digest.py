@@ -72,6 +72,13 @@ class Digest:
     headlines: tuple[HeadlineRef, ...]
     unranked: int = 0  # of the active entities, those with under MIN_STORIES stories
     open_before: tuple[AlertRecord, ...] = ()  # fired before the day, not resolved yet
+    # All of them (at least those listed): the lists hold the newest MAX_ALERTS.
+    alerts_total: int = 0
+    open_before_total: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alerts_total", max(self.alerts_total, len(self.alerts)))
+        object.__setattr__(self, "open_before_total", max(self.open_before_total, len(self.open_before)))
 
     @property
     def local_end(self) -> datetime:
@@ -93,6 +100,8 @@ class Digest:
             "entities": [vars(e) for e in self.entities],
             "alerts": [a.model_dump(mode="json") for a in self.alerts],
             "open_before": [a.model_dump(mode="json") for a in self.open_before],
+            "alerts_total": self.alerts_total,
+            "open_before_total": self.open_before_total,
             "headlines": [h.model_dump(mode="json") for h in self.headlines],
         }
 
@@ -104,12 +113,12 @@ def scheduled(sub: Subscription, now: datetime) -> tuple[str, datetime] | None:
         return None
     zone = ZoneInfo(sub.digest.timezone)
     local = now.astimezone(zone)
-    if WEEKDAYS[local.weekday()] not in sub.digest.weekdays:
-        return None
-    end = datetime.combine(local.date(), sub.digest.at, tzinfo=zone)
-    if not end <= local < end + CATCH_UP:
-        return None
-    return digest_id(sub.id, local.date()), end
+    # Yesterday's too: a digest at 21:00 is still caught up at 00:30.
+    for day in (local.date(), local.date() - timedelta(days=1)):
+        end = datetime.combine(day, sub.digest.at, tzinfo=zone)
+        if WEEKDAYS[day.weekday()] in sub.digest.weekdays and end <= local < end + CATCH_UP:
+            return digest_id(sub.id, day), end
+    return None
 
 
 def digest_id(subscription_id: str, day: date) -> str:
@@ -117,7 +126,8 @@ def digest_id(subscription_id: str, day: date) -> str:
 
 
 def build_digest(db: HistoryStore, sub: Subscription, day_id: str, end: datetime) -> Digest:
-    """The subscription's 24 hours up to `end`, from the history store."""
+    """The subscription's day up to `end`, from the history store: since the same local time the
+    day before (23 or 25 hours across a clock change), so each digest starts where the last ended."""
     start = end - PERIOD
     lines: list[EntityLine] = []
     for kind, field in FILTER_FIELDS:
@@ -131,11 +141,11 @@ def build_digest(db: HistoryStore, sub: Subscription, day_id: str, end: datetime
                 lines.append(EntityLine(kind, m.entity, m.count, m.negative_share, m.previous_share))
     ranked = sorted((e for e in lines if e.count >= MIN_STORIES), key=lambda e: (-e.negative_share, -e.count))
     alerts = db.fetch(
-        AlertsQuery(subscription_id=sub.id, state="fired", start=start, end=end, limit=MAX_ALERTS)
+        AlertsQuery(subscription_id=sub.id, state="fired", start=start, end=end, limit=MAX_LIMIT)
     )
     open_before = db.fetch(
         AlertsQuery(
-            subscription_id=sub.id, state="open", start=start - OPEN_LOOKBACK, end=start, limit=MAX_ALERTS
+            subscription_id=sub.id, state="open", start=start - OPEN_LOOKBACK, end=start, limit=MAX_LIMIT
         )
     )
     return Digest(
@@ -148,26 +158,29 @@ def build_digest(db: HistoryStore, sub: Subscription, day_id: str, end: datetime
         timezone=sub.digest.timezone if sub.digest is not None else "UTC",
         active_entities=len(lines),
         entities=tuple(ranked[:TOP_ENTITIES]),
-        alerts=tuple(a for a in alerts if isinstance(a, AlertRecord)),
-        headlines=_headlines(db, sub, start, end),
+        alerts=tuple(a for a in alerts[:MAX_ALERTS] if isinstance(a, AlertRecord)),
+        headlines=_headlines(db, sub, lines, start, end),
         unranked=len(lines) - len(ranked),
-        open_before=tuple(a for a in open_before if isinstance(a, AlertRecord)),
+        open_before=tuple(a for a in open_before[:MAX_ALERTS] if isinstance(a, AlertRecord)),
+        alerts_total=len(alerts),
+        open_before_total=len(open_before),
     )
 
 
 def _headlines(
-    db: HistoryStore, sub: Subscription, start: datetime, end: datetime
+    db: HistoryStore, sub: Subscription, lines: list[EntityLine], start: datetime, end: datetime
 ) -> tuple[HeadlineRef, ...]:
-    """The most negative headlines about the subscription's entities (any, for a wildcard)."""
+    """The most negative headlines about the subscription's entities in the news (`lines`: named
+    as stored, where the filter may write "earnings"), or any, for a wildcard."""
     queries: list[HeadlinesQuery] = []
     for kind, field in FILTER_FIELDS:
-        names = getattr(sub.filter, field)
-        if WILDCARD in names:
+        if WILDCARD in getattr(sub.filter, field):
             queries.append(HeadlinesQuery(entity_kind=kind, start=start, end=end, limit=TOP_HEADLINES))
         else:
             queries += [
-                HeadlinesQuery(entity_kind=kind, entity=n, start=start, end=end, limit=TOP_HEADLINES)
-                for n in names
+                HeadlinesQuery(entity_kind=kind, entity=e.entity, start=start, end=end, limit=TOP_HEADLINES)
+                for e in lines
+                if e.kind == kind
             ]
     found = {h.story_id: h for q in queries for h in db.fetch(q) if isinstance(h, Headline)}
     # One line per headline: a story published twice (two ids, one title) is listed once.

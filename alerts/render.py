@@ -11,7 +11,7 @@ link percent-encoded.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -279,11 +279,12 @@ def digest_summary(d: Digest) -> str:
         else ""
     )
     headlines = "" if d.headlines or not d.active_entities else " No negative headlines."
-    still = f", {len(d.open_before)} from before still open" if d.open_before else ""
+    still = f", {d.open_before_total} from before still open" if d.open_before_total else ""
+    hours = round((d.end.astimezone(UTC) - d.start.astimezone(UTC)) / timedelta(hours=1))
     return (
-        f"24 hours to {d.local_end:%Y-%m-%d %H:%M} ({d.timezone}): {d.active_entities} of the "
+        f"{hours} hours to {d.local_end:%Y-%m-%d %H:%M} ({d.timezone}): {d.active_entities} of the "
         f"subscription's entities in the news{quiet}, "
-        f"{_count(len(d.alerts), 'alert', 'alerts')} fired{still}.{headlines}"
+        f"{_count(d.alerts_total, 'alert', 'alerts')} fired{still}.{headlines}"
     )
 
 
@@ -306,8 +307,15 @@ def digest_blocks(d: Digest) -> list[Block]:
     ]
     sections = (
         ("Most negative", [f"• {digest_entity_line(e)}" for e in d.entities]),
-        ("Alerts fired", [f"• {digest_alert_line(a, d)}" for a in d.alerts]),
-        ("Fired before and still open", [f"• {digest_alert_line(a, d)}" for a in d.open_before]),
+        (
+            "Alerts fired",
+            [f"• {digest_alert_line(a, d)}" for a in d.alerts] + _more(d.alerts_total, d.alerts),
+        ),
+        (
+            "Fired before and still open",
+            [f"• {digest_alert_line(a, d)}" for a in d.open_before]
+            + _more(d.open_before_total, d.open_before),
+        ),
         ("Most negative headlines", [headline_line(h) for h in d.headlines]),
     )
     for title, lines in sections:
@@ -319,9 +327,14 @@ def digest_blocks(d: Digest) -> list[Block]:
     return out
 
 
+def _more(total: int, listed: tuple[AlertRecord, ...]) -> list[str]:
+    """`…and 15 more (finpulse history alerts)` under a list cut at its newest."""
+    return [f"…and {total - len(listed)} more (`finpulse history alerts`)"] if total > len(listed) else []
+
+
 def digest_text(d: Digest) -> str:
     """The digest's notification text (push notifications, screen readers)."""
     worst = d.entities[0] if d.entities else None
     lead = f"; most negative: {worst.kind} {worst.entity} {_pct(worst.negative_share)}" if worst else ""
-    alerts = _count(len(d.alerts), "alert", "alerts")
+    alerts = _count(d.alerts_total, "alert", "alerts")
     return escape_mrkdwn(f"Daily digest {d.title}: {alerts}{lead}")[:SECTION_CHARS]

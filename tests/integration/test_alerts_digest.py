@@ -286,3 +286,15 @@ def test_the_cli_says_when_there_is_no_history_yet(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "none.duckdb does not exist yet; start the stream worker" in done.stdout
+
+
+def test_a_filter_written_in_another_case_gets_its_headlines(tmp_path: Path) -> None:
+    _seeded(tmp_path / "h.duckdb")
+    shouting = DESK.model_copy(
+        update={"filter": DESK.filter.model_copy(update={"tickers": (), "sources": ("WIRE",)})}
+    )
+    with DuckDBStore(tmp_path / "h.duckdb", read_only=True) as db:
+        digest = build_digest(db, shouting, digest_id("desk", END.date()), END)
+    assert [(e.kind, e.entity) for e in digest.entities] == [("source", "wire")]  # stored as "wire"
+    assert len(digest.headlines) == 3
+    assert "No negative headlines" not in json.dumps(digest_blocks(digest))

@@ -50,3 +50,13 @@ def test_no_digest_configured_disabled_or_already_sent() -> None:
 def test_a_digest_needs_a_weekday() -> None:
     with pytest.raises(ValueError, match="at least one weekday"):
         _sub({"weekdays": []})
+
+
+def test_a_late_evening_digest_is_caught_up_after_midnight_as_its_own_day() -> None:
+    evening = {**LONDON_8AM, "at": "21:00:00"}
+    slot = scheduled(_sub(evening), datetime(2026, 7, 3, 23, 30, tzinfo=UTC))  # Saturday 00:30 BST
+    assert slot is not None
+    day_id, end = slot
+    assert day_id == "digest:desk:2026-07-03"  # Friday's, a weekday, not Saturday's
+    assert end.astimezone(UTC) == datetime(2026, 7, 3, 20, 0, tzinfo=UTC)
+    assert scheduled(_sub(evening), datetime(2026, 7, 4, 23, 30, tzinfo=UTC)) is None  # Saturday's: none

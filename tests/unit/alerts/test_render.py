@@ -6,6 +6,7 @@ import dataclasses
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -21,6 +22,7 @@ from alerts.render import (
     chance_text,
     digest_blocks,
     digest_summary,
+    digest_text,
     escape_mrkdwn,
     fallback_text,
     safe_url,
@@ -85,7 +87,8 @@ def test_fired_alerts_carry_signed_verdict_links() -> None:
     # Each headline whole or not at all: a cut inside a link leaves a '<' that takes in the next one.
     assert section.count("<") == section.count(">")
     kept, given = section.count("\n• "), len(long.top_headlines)
-    assert 0 < kept < given and f"…and {given - kept} more" in section
+    assert 0 < kept < given
+    assert f"…and {given - kept} more" in section
     google = "https://news.google.com/rss/articles/" + "A" * 480
     wide = tuple(
         h.model_copy(update={"url": f"{google}{i}"}) for i, h in enumerate(alert(3).top_headlines * 8)
@@ -96,7 +99,8 @@ def test_fired_alerts_carry_signed_verdict_links() -> None:
             links,
         )
     )[1:2]
-    assert section.count("<") == section.count(">") and section.endswith("No, a false alarm>")
+    assert section.count("<") == section.count(">")
+    assert section.endswith("No, a false alarm>")
     assert section.count(google) + int(section.split("…and ")[1].split()[0]) == len(wide)
 
 
@@ -252,3 +256,22 @@ def test_the_odds_in_words() -> None:
     assert chance_text(0.01) == ": about 1 in 100 by chance at the baseline rate"
     assert chance_text(5.2e-12) == ": under 1 in a million by chance at the baseline rate"
     assert chance_text(0.9) == ""  # a resolve's p: no odds worth saying
+
+
+def test_a_digest_counts_every_alert_and_the_hours_it_covers() -> None:
+    zone = ZoneInfo("Europe/London")
+    end = datetime(2026, 3, 29, 8, tzinfo=zone)  # clocks went forward at 01:00 UTC: a day of 23 hours
+    fired = AlertRecord(
+        alert_id="a1", subscription_id="desk", state="fired", entity_kind="ticker", entity="ACME",
+        window_start=end - timedelta(hours=3, minutes=5), window_end=end - timedelta(hours=3), count=20,
+        negative_count=12, negative_share=0.6, baseline_negative_share=0.2, p_value=1e-4, channel="#d",
+        created_at=end - timedelta(hours=3),
+    )  # fmt: skip
+    busy = Digest(
+        "d", "desk", "Desk", "#d", end - timedelta(days=1), end, "Europe/London", 1, (), (fired,) * 10, (),
+        alerts_total=25,
+    )  # fmt: skip
+    assert digest_summary(busy).startswith("23 hours to 2026-03-29 08:00 (Europe/London)")
+    assert "25 alerts fired" in digest_summary(busy)
+    assert "…and 15 more (`finpulse history alerts`)" in json.dumps(digest_blocks(busy), ensure_ascii=False)
+    assert digest_text(busy).startswith("Daily digest Desk: 25 alerts")
