@@ -221,11 +221,13 @@ class AlertDispatcher:
         todo = [p for p in items if p.event.state == state and not self._sent(sink, p.event.alert_id)]
         by_thread: dict[tuple[str, str, str | None], list[Pending]] = defaultdict(list)
         for p in todo:
-            thread = None
+            thread, channel = None, p.channel
             if p.event.state == "resolved" and p.event.fired_alert_id:
                 fired = self._ledger.get(sink.name, p.event.fired_alert_id)
-                thread = fired.ref if fired is not None and fired.state == "sent" else None
-            by_thread[(p.event.state, p.channel, thread)].append(p)
+                if fired is not None and fired.state == "sent" and fired.ref is not None:
+                    # In its alert's thread, where that went: the subscription's channel may have changed.
+                    thread, channel = fired.ref, fired.channel
+            by_thread[(p.event.state, channel, thread)].append(p)
         out = []
         for (state, channel, thread), members in by_thread.items():
             for i in range(0, len(members), MAX_ALERTS_PER_MESSAGE):

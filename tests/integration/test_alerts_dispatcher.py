@@ -97,12 +97,14 @@ async def test_groups_threads_intervals_and_commits(
         assert grouped.blocks[0]["text"]["text"] == "3 negative news spikes (Risk desk)"
         assert "Subscription *Risk desk* (`desk`)" in json.dumps(grouped.blocks)
         sent_at = time.monotonic()
-        await produce(kafka, [alert(4), alert(2, "resolved", fired="f0002-desk")])
+        # The subscription moved to another channel since: its resolve goes to the alert's thread.
+        await produce(kafka, [alert(4), alert(2, "resolved", fired="f0002-desk", channel="#markets")])
         await wait_for(lambda: d.delivered == 5)
         assert time.monotonic() - sent_at >= 1.2, "the group's next message waited group_interval_s"
-        fired4, resolved2 = slack_api.posts[1:]
+        fired4, resolved2 = sorted(slack_api.posts[1:], key=lambda p: p.alert_ids[0])
         assert (fired4.alert_ids, fired4.thread_ts) == (["f0004-desk"], None)
         assert (resolved2.alert_ids, resolved2.thread_ts) == (["r0002-desk"], grouped.ts)
+        assert resolved2.channel == grouped.channel == "C0ALERTS"
     assert await committed(kafka, group_id) == 5
     # A restart with the same group and ledger posts nothing again.
     async with dispatcher(kafka, slack_api, group_id, ledger, [subscription()]) as d:
