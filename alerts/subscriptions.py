@@ -296,7 +296,7 @@ class Subscription(_Model):
                     "id": "megacaps",
                     "name": "Megacap tickers",
                     "channel": "#equities",
-                    "filter": {"tickers": ["AAPL", "MSFT", "NVDA"], "topics": ["Earnings"]},
+                    "filter": {"tickers": ["AAPL", "MSFT", "NVDA"]},
                     "detector": {"window": "tumbling", "min_volume": 10, "min_rise": 0.2},
                     "mute": [
                         {"weekdays": ["sat", "sun"], "timezone": "America/New_York", "reason": "weekend"}
