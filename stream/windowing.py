@@ -438,6 +438,8 @@ class Windows:
         self._keys = None
         self._resumed.clear()
         self.skipped.reset()
+        for state in self.partitions.values():  # another owner may have opened windows meanwhile
+            state.next_due = datetime.min.replace(tzinfo=UTC)
 
     async def _resend(self, partition: int, start: int) -> None:
         """Emit again the revisions that events from offset `start` on emitted.

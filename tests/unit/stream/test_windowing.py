@@ -320,3 +320,19 @@ async def test_a_swept_window_takes_no_re_sent_story_when_the_watermark_falls_ba
     counts = {(w.window_kind, w.window_start): (w.count, w.revision) for w in topic.sent + again.sent}
     assert counts[("tumbling", T0)] == (1, 0)
     assert {count for count, _ in counts.values()} == {1}
+
+
+async def test_a_partition_regained_closes_the_windows_its_other_owner_opened() -> None:
+    first, sent = _windows(grace_s=0)
+    story = scored("a", "negative", at=T0 + timedelta(minutes=1))
+    await first.on_event(_event(b"ticker:ACME", b"[" + story.to_bytes() + b"]", 0, T0))
+    for offset, hours in ((1, 2), (2, 3)):  # closed, then past the lateness: nothing due at all
+        await first.on_event(_event(TICK_KEY, b"", offset, T0 + timedelta(hours=hours)))
+    assert first.partitions[0].next_due is None
+    # Another worker owned the partition for a while and opened a window in the shared tables.
+    other, _ = _windows(grace_s=0, tables=first)
+    later = scored("b", "negative", at=T0 + timedelta(hours=3, minutes=1))
+    await other.on_event(_event(b"ticker:ACME", b"[" + later.to_bytes() + b"]", 3, T0 + timedelta(hours=3)))
+    first.on_assigned()  # the partition is back
+    await first.on_event(_event(TICK_KEY, b"", 4, T0 + timedelta(hours=3, minutes=5)))
+    assert [w.window_start for w in sent.sent if w.window_kind == "tumbling"] == [T0, T0 + timedelta(hours=3)]
