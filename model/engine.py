@@ -168,7 +168,7 @@ class Classifier:
         """The model of `settings` on its device and back end; `threads` overrides settings.threads."""
         return cls.load(
             settings.model_dir, device=settings.device, backend=settings.backend,
-            threads=threads or settings.threads,
+            threads=threads or settings.threads, max_batch=settings.max_batch,
         )  # fmt: skip
 
     def probabilities(self, texts: Sequence[object]) -> tuple[np.ndarray, np.ndarray, list[bool], list[bool]]:

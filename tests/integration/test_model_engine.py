@@ -333,7 +333,8 @@ def test_missing_model_says_how_to_get_one(tmp_path: Path) -> None:
 def test_the_backend_setting_overrides_the_cards_choice(quick_model_dir: Path) -> None:
     chosen = Classifier.from_settings(ModelSettings(model_dir=quick_model_dir, threads=1)).backend
     other = next(b for b in ("torch", "onnx") if b != chosen)
-    settings = ModelSettings(model_dir=quick_model_dir, threads=1, backend=other)
-    assert Classifier.from_settings(settings).backend == other
+    settings = ModelSettings(model_dir=quick_model_dir, threads=1, backend=other, max_batch=256)
+    clf = Classifier.from_settings(settings)
+    assert (clf.backend, clf.max_batch) == (other, 256)  # a GPU takes the stream's whole batch at once
     with pytest.raises(ValueError, match="unknown back end 'tpu'"):  # settings refuse it too
         Classifier.from_settings(settings.model_copy(update={"backend": "tpu"}))
