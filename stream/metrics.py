@@ -20,6 +20,11 @@ BATCH_SIZE = Histogram(
     "finpulse_stream_batch_size", "Stories per classifier batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
 )
 ALERT_EVENTS = Counter("finpulse_stream_alert_events", "Alert events the detector emitted", ["state"])
+# Stories that reach a window past its allowed lateness (a lagging ingestor, a source's backoff)
+# are in the history but not in that window: seen here, not only in an INFO line.
+LATE_STORY_WINDOWS = Counter(
+    "finpulse_stream_late_story_windows", "Story-window pairs not counted: the window was past its lateness"
+)
 
 
 class ConsumerLag(Collector):

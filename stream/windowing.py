@@ -68,6 +68,7 @@ from finpulse.errors import InvalidRecord
 from finpulse.schema import ENTITY_KINDS, ScoredItem, WindowAggregate, WindowKind, describe_validation_error
 from finpulse.settings import Settings
 from stream.deadletter import dead_letter
+from stream.metrics import LATE_STORY_WINDOWS
 from stream.skipped import SkippedRecords
 from stream.topics import BASELINES, COUNTED, WINDOW_SUMS, PipelineTopics, by_entity_topic
 from stream.watermark import TICK_KEY, PartitionMarks, entity_key, mark_from
@@ -394,6 +395,7 @@ class Windows:
             self.counted[rkey] = record.to_bytes()
             index.add(rkey, record)
         if late:
+            LATE_STORY_WINDOWS.inc(late)
             # Also replays after a restart of windows a sweep forgot: counted then, not again now.
             logger.info(
                 "stories not counted in windows past their lateness entity=%s story-windows=%d "

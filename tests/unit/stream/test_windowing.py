@@ -18,6 +18,7 @@ import pytest
 from finpulse.errors import InvalidRecord, TransientError
 from finpulse.schema import WindowAggregate
 from finpulse.settings import Settings, StreamSettings
+from stream.metrics import LATE_STORY_WINDOWS
 from stream.skipped import Record, SkippedRecords
 from stream.watermark import TICK_KEY, Mark, headers_for
 from stream.windowing import Windows
@@ -131,10 +132,12 @@ async def test_only_stories_not_counted_before_are_logged_as_late(caplog: pytest
     caplog.set_level(logging.INFO, logger="stream.windowing")
     # Story a again, in a new record (a worker that took over scored it again), beside a new one.
     new = scored("b", "negative", at=T0 + timedelta(minutes=1))
+    before = LATE_STORY_WINDOWS._value.get()
     await windows.on_event(_event(b"ticker:ACME", _record(first.to_bytes(), new.to_bytes()), 2, past))
     late = [r.getMessage() for r in caplog.records if "past their lateness" in r.getMessage()]
     assert len(late) == 1
     assert "entity=ticker:ACME story-windows=2 " in late[0]  # b's two, not a's
+    assert LATE_STORY_WINDOWS._value.get() - before == 2  # and counted for Prometheus
 
 
 def _window(w: WindowAggregate) -> tuple[str, datetime]:
