@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 from fastapi import Query as QueryParam
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 from starlette.responses import FileResponse
 
@@ -37,17 +38,26 @@ class Page(BaseModel, Generic[T]):
     limit: int
     offset: int
     next_offset: int | None
+    start: datetime = Field(description="the range's start, as resolved (default: end - 7 days)")
+    end: datetime = Field(
+        description="the range's end, as resolved (default: now): ask for the next page with this start and "
+        "end, or stories stored meanwhile shift the rows between pages"
+    )
 
 
 def page(db: HistoryStore, query: Query) -> Page[Any]:
     """Fetch one page (one row more than asked, to know whether another follows)."""
     rows: Sequence[Any] = db.fetch(query.model_copy(update={"limit": query.limit + 1}))
     more = len(rows) > query.limit
+    assert query.start is not None  # both set by the query's validator
+    assert query.end is not None
     return Page(
         items=list(rows[: query.limit]),
         limit=query.limit,
         offset=query.offset,
         next_offset=query.offset + query.limit if more else None,
+        start=query.start,
+        end=query.end,
     )
 
 

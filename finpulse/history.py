@@ -189,6 +189,8 @@ def feedback(
 def _frame(source: object, query_type: type[Query], args: dict[str, Any]) -> pd.DataFrame:
     filters = {k: v for k, v in args.items() if k != "source" and v is not None}
     paged = args.get("limit") is not None
+    if not paged and args.get("offset"):
+        raise ValueError("offset needs a limit: the rows of one page start at offset")
     if not paged:
         filters.pop("limit", None)
         filters.pop("offset", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,11 @@ def test_trends_values_and_paging(api_client: Any) -> None:
     assert (len(first["items"]), first["next_offset"]) == (2, 2)
     rest = api_client.get("/api/v1/trends", params={**SPAN, "limit": 2, "offset": 4}).json()
     assert (len(rest["items"]), rest["next_offset"]) == (1, None)
+    # A page says the range it resolved ("now" moves on): the next is asked for with the same one.
+    recent = api_client.get("/api/v1/trends", params={"limit": 1}).json()
+    end = datetime.fromisoformat(recent["end"])
+    assert end - datetime.fromisoformat(recent["start"]) == timedelta(days=7)
+    assert abs(datetime.now(UTC) - end) < timedelta(minutes=1)
 
 
 def test_trend_plot_png(api_client: Any) -> None:

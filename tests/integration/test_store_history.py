@@ -56,6 +56,8 @@ def test_an_open_store_and_paging(known_store: HistoryStore) -> None:
     page = history.alerts(known_store, limit=1, offset=1, start=T0, end=T0 + timedelta(days=2))
     assert page["alert_id"].tolist() == ["a2"]
     assert history.trend(known_store, start=T0 - timedelta(days=9), end=T0).empty
+    with pytest.raises(ValueError, match="offset needs a limit"):  # it was dropped: every row came back
+        history.trend(known_store, offset=100)
 
 
 def test_bad_arguments_say_what_is_wrong(seeded: Path, tmp_path: Path) -> None:
