@@ -27,13 +27,18 @@ class Migration:
     `only`: the dialect whose database runs the statements; others record the version alone.
     `optional`: a step that makes the store faster, not different; if it fails (say, an
     extension the database user may not create) a warning says why and the store starts
-    without it, trying again at each start until it lands."""
+    without it, trying again at each start until it lands.
+    `concurrent`: the statements run one by one outside a transaction (CREATE INDEX
+    CONCURRENTLY); the version is recorded once all have run."""
 
     version: int
     description: str
     statements: tuple[str, ...]
     only: str | None = None
     optional: bool = False
+    # PostgreSQL indexes built CONCURRENTLY: writers go on meanwhile, so each statement runs on
+    # its own (no transaction); a build that failed leaves an invalid index, dropped first.
+    concurrent: bool = False
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -118,10 +123,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         "title search index (PostgreSQL: pg_trgm)",
         (
             "CREATE EXTENSION IF NOT EXISTS pg_trgm",
-            "CREATE INDEX scored_items_title_trgm ON scored_items USING gin (title gin_trgm_ops)",
+            # Concurrently (since 2026-12-07; a database that has the index never runs this again):
+            # enabled on a big history months on, a plain build held every writer for its length.
+            "DROP INDEX CONCURRENTLY IF EXISTS scored_items_title_trgm",
+            "CREATE INDEX CONCURRENTLY scored_items_title_trgm ON scored_items "
+            "USING gin (title gin_trgm_ops)",
         ),
         only="postgresql",
         optional=True,
+        concurrent=True,
     ),
     # Trends count a story once, as its windows do: a syndicated copy under its original's id.
     Migration(
@@ -132,6 +142,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "UPDATE scored_items SET duplicate_of = (record->'item'->>'duplicate_of') "
             "WHERE (record->'item'->>'duplicate_of') IS NOT NULL",
         ),
+    ),
+    # One topic's or source's trend over a month read the whole month's rows (PostgreSQL; DuckDB
+    # scans its columns fast enough).
+    Migration(
+        5,
+        "one topic's or source's stories by time (PostgreSQL)",
+        (
+            "DROP INDEX CONCURRENTLY IF EXISTS scored_items_topic",
+            "CREATE INDEX CONCURRENTLY scored_items_topic ON scored_items (topic, published_at)",
+            "DROP INDEX CONCURRENTLY IF EXISTS scored_items_source",
+            "CREATE INDEX CONCURRENTLY scored_items_source ON scored_items (source, published_at)",
+        ),
+        only="postgresql",
+        concurrent=True,
     ),
 )
 
@@ -179,10 +203,17 @@ def migrate(
     for step in migrations:
         if step.version in recorded:
             continue
+        statements = (
+            [dialect.ddl(sql) for sql in step.statements] if step.only in (None, dialect.name) else []
+        )
         try:
+            if step.concurrent:
+                for sql in statements:
+                    con.execute(sql)
+                statements = []
             with transaction(con):
-                for sql in step.statements if step.only in (None, dialect.name) else ():
-                    con.execute(dialect.ddl(sql))
+                for sql in statements:
+                    con.execute(sql)
                 con.execute(
                     "INSERT INTO schema_version (version, description) VALUES (?, ?)",
                     [step.version, step.description],

@@ -18,6 +18,7 @@ API answers 503).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 # Connections per process: the API's worker threads take turns beyond this.
 POOL_MAX = 8
+# How often a process waiting for another's migrations tries their lock again.
+MIGRATION_POLL_S = 0.2
 # Any fixed number: the key of the advisory lock the migrations take.
 MIGRATION_LOCK = 5_148_211
 # date_bin (the trend buckets) came with PostgreSQL 14.
@@ -131,7 +134,10 @@ class PostgresStore(HistoryStore):
 
     @contextmanager
     def _migrating(self, con: Connection) -> Iterator[None]:
-        con.execute("SELECT pg_advisory_lock(?)", [MIGRATION_LOCK])
+        # Tried, not waited for inside one statement: a waiting statement is a transaction, which
+        # the holder's CREATE INDEX CONCURRENTLY waits for in turn (a deadlock).
+        while con.execute("SELECT pg_try_advisory_lock(?)", [MIGRATION_LOCK]).fetchone() != (True,):
+            time.sleep(MIGRATION_POLL_S)
         try:
             yield
         finally:

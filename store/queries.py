@@ -128,21 +128,24 @@ class _Searchable(Query):
         escaped = [f"%{_literal(word)}%" for word in words]
         return " AND title ILIKE ? ESCAPE '\\'" * len(words), escaped
 
-    def _stories(self, column: str, start: datetime, end: datetime) -> tuple[str, Params]:
+    def _stories(
+        self, column: str, start: datetime, end: datetime, only: tuple[str, Params] = ("", [])
+    ) -> tuple[str, Params]:
         """The (searched) stories of [start, end) with their entity (`column`), and its parameters:
-        a syndicated story once per entity (its first copy), as its windows count it."""
+        a syndicated story once per entity (its first copy), as its windows count it. `only`: a
+        condition on the stories (one entity's), before they are numbered."""
         words, params = self._title_filter()
         copies = (
             f"SELECT published_at, sentiment, sentiment_score, {column} AS entity, "  # noqa: S608
             f"{_STORY_KEY} AS story_key, story_id "
-            f"FROM scored_items WHERE published_at >= ? AND published_at < ?{words}"
+            f"FROM scored_items WHERE published_at >= ? AND published_at < ?{words}{only[0]}"
         )
         sql = (
             "SELECT published_at, sentiment, sentiment_score, entity FROM (SELECT *, row_number() OVER "  # noqa: S608
             f"(PARTITION BY story_key, entity ORDER BY published_at, story_id) AS nth FROM ({copies}) c) f "
             "WHERE nth = 1"
         )
-        return sql, [start, end, *params]
+        return sql, [start, end, *params, *only[1]]
 
 
 def _literal(text: str) -> str:
@@ -168,8 +171,11 @@ class _EntityQuery(_Searchable):
     )
 
     def _items(self) -> tuple[str, Params]:
-        """The range's (searched) stories with their entity of this kind, and its parameters."""
-        return self._stories(_ENTITY_COLUMN[self.entity_kind], *self.bounds())
+        """The range's (searched) stories with their entity of this kind, and its parameters; only
+        those of the entity, when one is asked for (an index finds them, not a scan of the range)."""
+        only = _entity_filter(self.entity_kind, self.entity, column=self.entity_kind)
+        start, end = self.bounds()
+        return self._stories(_ENTITY_COLUMN[self.entity_kind], start, end, only)
 
 
 # The share of a group's items that are negative (a float in both databases).

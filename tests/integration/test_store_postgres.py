@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from finpulse.settings import StoreSettings
-from store import HeadlinesQuery, StoreError, StoreUnavailable, WindowsQuery, open_store
+from store import HeadlinesQuery, StoreError, StoreUnavailable, TrendQuery, WindowsQuery, open_store
 from store.dialect import POSTGRES
 from store.migrations import LATEST_VERSION
 from store.postgres import PostgresStore
@@ -95,7 +95,7 @@ def con_indexes(db: PostgresStore) -> set[str]:
         }
 
 
-def test_a_title_search_uses_the_trigram_index(postgres_url: str) -> None:
+def test_title_searches_and_one_topics_trend_use_their_indexes(postgres_url: str) -> None:
     with PostgresStore(postgres_url) as db:
         at = [T0 + timedelta(minutes=i) for i in range(20_000)]
         calm = [
@@ -113,6 +113,17 @@ def test_a_title_search_uses_the_trigram_index(postgres_url: str) -> None:
             plan = "\n".join(r[0] for r in con.execute(f"EXPLAIN {sql}", params).fetchall())
             con.execute("RESET enable_seqscan")
         assert "scored_items_title_trgm" in plan, plan
+        # One topic's trend: its stories through the (topic, time) index, not the whole range's.
+        db.upsert_scored([scored(f"e{i}", at[i * 100], "energy", "negative", -0.5) for i in range(10)])
+        trend = TrendQuery(entity_kind="topic", entity="energy", start=T0, end=T0 + timedelta(days=2))
+        assert sum(p.count for p in db.fetch(trend)) == 10  # type: ignore[attr-defined]
+        sql, params = trend.select(POSTGRES)
+        with db._connection() as con:
+            con.execute("ANALYZE scored_items")
+            con.execute("SET enable_seqscan = off")
+            plan = "\n".join(r[0] for r in con.execute(f"EXPLAIN {sql}", params).fetchall())
+            con.execute("RESET enable_seqscan")
+        assert "scored_items_topic" in plan, plan
 
 
 def test_a_server_that_is_away_is_a_transient_error_that_keeps_the_password_out(tmp_path: Path) -> None:
