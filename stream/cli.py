@@ -32,11 +32,11 @@ def worker(
     from finpulse.metrics import serve_metrics
     from finpulse.topics import check_partitions, ensure_topics
     from stream.app import create_app
-    from stream.topics import by_entity_topic, worker_topics
+    from stream.topics import copartitioned, worker_topics
 
     s = settings()
     asyncio.run(ensure_topics(s.kafka, worker_topics(s)))
-    asyncio.run(check_partitions(s.kafka, [s.kafka.topics.raw, by_entity_topic(s.stream.app_id)]))
+    asyncio.run(check_partitions(s.kafka, copartitioned(s)))
     serve_metrics(s.stream.metrics_port, "FINPULSE_STREAM_METRICS_PORT")
     app = create_app(s)
     if s.stream.metrics_port is not None:

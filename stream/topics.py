@@ -46,10 +46,22 @@ def worker_topics(settings: Settings) -> list[TopicSpec]:
     t, app_id = settings.kafka.topics, settings.stream.app_id
     internal = [TopicSpec(by_entity_topic(app_id), t.partitions, t.replication_factor)]
     internal += [
-        TopicSpec(f"{app_id}-{table}-changelog", t.partitions, t.replication_factor, compact=True)
-        for table in TABLES
+        TopicSpec(name, t.partitions, t.replication_factor, compact=True) for name in _changelogs(app_id)
     ]
     return [*pipeline_topics(t), *internal]
+
+
+def copartitioned(settings: Settings) -> list[str]:
+    """The topics whose partition count must be the settings': news.raw (the watermark waits for
+    each of its partitions), the by-entity and windows topics and the tables' changelogs (Faust
+    refuses a table write whose changelog has another count: every record dead-lettered)."""
+    t, app_id = settings.kafka.topics, settings.stream.app_id
+    return [t.raw, t.windows, by_entity_topic(app_id), *_changelogs(app_id)]
+
+
+def _changelogs(app_id: str) -> list[str]:
+    """The changelog topics of the worker's tables (Faust's names)."""
+    return [f"{app_id}-{table}-changelog" for table in TABLES]
 
 
 @dataclass(frozen=True)
