@@ -2,7 +2,8 @@
 // Talks only to this server's /api/v1; all data goes into the page through textContent, never HTML.
 "use strict";
 
-const API = "/api/v1";
+// Relative to the page, so the dashboard works under a proxy's path prefix (/finpulse/ -> this server's /).
+const API = "api/v1";
 const MARKER = "rgb(255, 0, 160)"; // alert markers (the screenshot test looks for this colour)
 const $ = (id) => document.getElementById(id);
 // again: a refresh asked for while one loads ({ subscriptions }), or false.
@@ -29,7 +30,7 @@ function status(text, error = false) {
 // ifMatch: the ETag of the copy a PUT changes (refused with 412 if written since);
 // onEtag: called with the response's ETag.
 async function api(path, { method = "GET", params = {}, body, signal, blob = false, ifMatch, onEtag } = {}) {
-  const url = new URL(API + path, location.origin);
+  const url = new URL(API + path, document.baseURI);
   for (const [k, v] of Object.entries(params)) if (v !== "" && v != null) url.searchParams.set(k, v);
   const headers = { Accept: "application/json" };
   if (token()) headers.Authorization = "Bearer " + token();

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -729,3 +730,34 @@ def test_backtest_panel_applies_the_selected_setting_to_the_subscription(
     assert '"min_rise": 0.3' in page.input_value("#sub-json")  # the editor shows it
     page.click("#bt-apply")
     page.wait_for_function("document.getElementById('bt-apply-status').textContent.includes('already uses')")
+
+
+def test_the_dashboard_works_under_a_proxys_path_prefix(
+    tmp_path: Path, browser: Browser, kafka_settings: KafkaSettings
+) -> None:
+    path = tmp_path / "history.duckdb"
+    with DuckDBStore(path) as db:
+        seed_busy(db, end=datetime.now(UTC))
+    settings = Settings(
+        store=StoreSettings(url=f"duckdb:///{path}"),
+        api=ApiSettings(token=SecretStr(TOKEN)),
+        kafka=kafka_settings,
+    )
+    app = create_app(settings)
+
+    async def proxy(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """A reverse proxy serving the app at /finpulse/, the prefix stripped on the way in."""
+        if scope["type"] == "http":
+            assert scope["path"].startswith("/finpulse/"), scope["path"]  # nothing asked outside it
+            scope = {**scope, "path": scope["path"].removeprefix("/finpulse"), "raw_path": None}
+        await app(scope, receive, send)
+
+    with serve_app(proxy) as base:
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.goto(f"{base}/finpulse/?token={TOKEN}")
+        page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+        assert page.locator(".chart").count() == 3
+        assert (
+            page.evaluate("location.pathname") == "/finpulse/"
+        )  # the token left the address, not the prefix
+        page.close()
