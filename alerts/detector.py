@@ -77,8 +77,12 @@ def state_key(subscription_id: str, kind: EntityKind, entity: str, window_kind: 
     percent-encoded: the key splits on '|' into exactly three parts, the middle one a
     stable per-entity key. `parse_state_key` inverts it.
     """
-    safe = entity.replace("%", "%25").replace("|", "%7C")
-    return f"{subscription_id}|{kind}:{safe}|{window_kind}"
+    return f"{subscription_id}|{kind}:{escape_entity(entity)}|{window_kind}"
+
+
+def escape_entity(entity: str) -> str:
+    """An entity name without '|' (a state key's separator): '%' and '|' percent-encoded."""
+    return entity.replace("%", "%25").replace("|", "%7C")
 
 
 def parse_state_key(key: str) -> tuple[str, EntityKind, str, WindowKind]:

@@ -41,10 +41,9 @@ AUTH_ERRORS = frozenset(
     {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission"}
 )
 # chat.postMessage errors that no message of this token can get past (no chat:write scope, a user
-# token, workspace policy): stop, as for a refused token, rather than dead-letter every alert.
-POST_TOKEN_ERRORS = frozenset(
-    {"missing_scope", "not_allowed_token_type", "ekm_access_denied", "team_access_not_granted"}
-)
+# token): stop, as for a refused token, rather than dead-letter every alert. (Enterprise Grid's
+# team_access_not_granted and ekm_access_denied can be one channel's: dead-lettered.)
+POST_TOKEN_ERRORS = frozenset({"missing_scope", "not_allowed_token_type"})
 # Messages per page when reconciling after a crash (Slack's page size maximum is 1000), and the
 # pages read: a busy channel's posts since the crash are all looked at, up to 2,000.
 HISTORY_LIMIT = 200

@@ -36,8 +36,9 @@ class Migration:
     statements: tuple[str, ...]
     only: str | None = None
     optional: bool = False
-    # PostgreSQL indexes built CONCURRENTLY: writers go on meanwhile, so each statement runs on
-    # its own (no transaction); a build that failed leaves an invalid index, dropped first.
+    # Each statement committed on its own, not in one transaction: PostgreSQL indexes built
+    # CONCURRENTLY (writers go on meanwhile; a failed build leaves an invalid index, dropped
+    # first), a table's lock held for its one statement. Each must bear running again.
     concurrent: bool = False
 
 
@@ -134,14 +135,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         concurrent=True,
     ),
     # Trends count a story once, as its windows do: a syndicated copy under its original's id.
+    # One statement at a time: PostgreSQL's ALTER locks the table out, for an instant alone.
     Migration(
         4,
         "scored_items.duplicate_of: the original a syndicated copy repeats",
         (
-            "ALTER TABLE scored_items ADD COLUMN duplicate_of VARCHAR",
+            "ALTER TABLE scored_items ADD COLUMN IF NOT EXISTS duplicate_of VARCHAR",
             "UPDATE scored_items SET duplicate_of = (record->'item'->>'duplicate_of') "
             "WHERE (record->'item'->>'duplicate_of') IS NOT NULL",
         ),
+        concurrent=True,
     ),
     # One topic's or source's trend over a month read the whole month's rows (PostgreSQL; DuckDB
     # scans its columns fast enough).

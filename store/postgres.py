@@ -136,7 +136,11 @@ class PostgresStore(HistoryStore):
     def _migrating(self, con: Connection) -> Iterator[None]:
         # Tried, not waited for inside one statement: a waiting statement is a transaction, which
         # the holder's CREATE INDEX CONCURRENTLY waits for in turn (a deadlock).
+        waited = False
         while con.execute("SELECT pg_try_advisory_lock(?)", [MIGRATION_LOCK]).fetchone() != (True,):
+            if not waited:
+                waited = True
+                logger.info("store %s: another process is migrating its schema; waiting", self.where)
             time.sleep(MIGRATION_POLL_S)
         try:
             yield

@@ -21,7 +21,7 @@ import faust
 from faust.types import EventT, StreamT
 
 from alerts import stats
-from alerts.detector import DetectorState, detect, parse_state_key
+from alerts.detector import DetectorState, detect, escape_entity, parse_state_key
 from alerts.subscriptions import Subscription
 from finpulse.errors import InvalidRecord
 from finpulse.schema import WindowAggregate, utcnow
@@ -123,7 +123,8 @@ def _readable(stored: dict[str, str]) -> dict[str, DetectorState]:
 def _escaped(key: str) -> bytes:
     """Where versions before 2026-12-07 wrote an entity's states when its name holds '|' (a
     state key's escaped middle; seven topics): read there until the entity's key holds them."""
-    return key.replace("%", "%25").replace("|", "%7C").encode()
+    kind, _, entity = key.partition(":")
+    return f"{kind}:{escape_entity(entity)}".encode()
 
 
 async def _evaluate(

@@ -171,9 +171,14 @@ const COUNT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4
 const counted = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 
 // One entity's trend as the view asks for it; without one, every entity of the kind (the CSV).
-const trendParams = (entity) => ({
-  entity_kind: $("kind").value, ...(entity ? { entity } : {}), ...range(), ...searched(), granularity: step(),
-});
+// The range's start goes back to its bucket's: "last 24 h" by days drew a first bar of a few hours
+// as if it were the whole day's.
+const trendParams = (entity) => {
+  const { start, end } = range();
+  const stepMs = STEP_S[step()] * 1000;
+  const whole = stepMs ? new Date(Math.floor(Date.parse(start) / stepMs) * stepMs).toISOString() : start;
+  return { entity_kind: $("kind").value, ...(entity ? { entity } : {}), start: whole, end, ...searched(), granularity: step() };
+};
 // The chosen step, or auto's pick for the charts shown.
 const step = () => ($("granularity").value === "auto" ? state.step : $("granularity").value);
 

@@ -155,6 +155,7 @@ async def test_a_post_whose_answer_was_lost_is_found_by_its_channels_name(
         ("missing_scope", ConfigError),
         ("not_allowed_token_type", ConfigError),
         ("is_archived", DeliveryRejected),  # one channel's
+        ("team_access_not_granted", DeliveryRejected),  # can be one channel's (Enterprise Grid)
     ],
 )
 async def test_slack_errors_map_to_what_to_do(slack_api: FakeSlack, fault: object, expected: type) -> None:
