@@ -64,6 +64,7 @@ class WindowAccumulator(BaseModel):
     negative_count: int = Field(default=0, ge=0)
     score_sum: float = 0.0
     top_negative: tuple[HeadlineRef, ...] = ()
+    step_s: int | None = None  # its kind's step (None: kept by a version before it was)
 
 
 def window_view(scored: ScoredItem) -> ScoredItem:
@@ -81,6 +82,7 @@ def open_window(kind: EntityKind, entity: str, spec: WindowSpec, start: datetime
         window_kind=spec.kind,
         window_start=start,
         window_end=start + spec.size,
+        step_s=spec.step_s,
     )
 
 
@@ -161,4 +163,5 @@ def close_window(
         baseline_negative_share=share,
         baseline_volume=volume,
         revision=revision,
+        step_s=acc.step_s,
     )

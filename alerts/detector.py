@@ -191,20 +191,24 @@ def step(
 def resolve_quiet(
     state: DetectorState, window: WindowAggregate, sub: Subscription, now: datetime
 ) -> tuple[AlertEvent | None, DetectorState]:
-    """A firing alert whose entity had no stories for `resolve_windows` whole windows before
-    `window` resolves as of then, before `window` is evaluated (a new episode may fire). A window
-    without stories is never emitted: counting only those that arrive kept such an alert open
-    until the entity's news resumed, and longer."""
+    """A firing alert whose entity had no stories in the `resolve_windows` windows that would have
+    followed its last one (a step apart: hopping windows overlap) resolves as of the end of those,
+    before `window` is evaluated (a new episode may fire). A window without stories is never
+    emitted: counting only those that arrive kept such an alert open until the entity's news
+    resumed, and longer."""
     if state.status != "firing" or state.last_window_end is None:
         return None, state
-    quiet_end = state.last_window_end + sub.detector.resolve_windows * (
-        window.window_end - window.window_start
-    )
-    if window.window_start < quiet_end:
+    size = window.window_end - window.window_start
+    step = timedelta(seconds=window.step_s) if window.step_s else size
+    # The windows that would have followed the last one start a step apart from here: those
+    # that start before `window` were not emitted, so they held no stories.
+    first_empty = state.last_window_end - size + step
+    if window.window_start < first_empty + sub.detector.resolve_windows * step:
         return None, state
+    quiet_end = first_empty + (sub.detector.resolve_windows - 1) * step + size
     nothing = window.model_copy(
         update={
-            "window_start": state.last_window_end, "window_end": quiet_end, "count": 0,
+            "window_start": first_empty, "window_end": quiet_end, "count": 0,
             "negative_count": 0, "negative_share": 0.0, "top_negative": (),
         }
     )  # fmt: skip

@@ -256,6 +256,9 @@ class WindowAggregate(Message):
     top_negative: tuple[HeadlineRef, ...] = ()
     baseline_negative_share: float | None = Field(default=None, ge=0.0, le=1.0)
     baseline_volume: float | None = Field(default=None, ge=0.0)
+    # How far apart its kind's windows start (hopping: less than their length); None: as long as
+    # the window (tumbling, or a window from a version before this field).
+    step_s: int | None = Field(default=None, gt=0)
     # Bumped each time a late item updates an already emitted window.
     revision: int = Field(default=0, ge=0)
 

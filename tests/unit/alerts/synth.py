@@ -99,6 +99,7 @@ def window(
         mean_score=0.0,
         baseline_negative_share=share,
         baseline_volume=volume,
+        step_s=spec.step_s,
     )
 
 

@@ -11,7 +11,7 @@ from alerts import DetectorState, MuteWindow, alert_id, detect, state_key
 from alerts.detector import parse_state_key
 from alerts.stats import adjust
 
-from .synth import NOW, T0, TUMBLING, replay, subscription, window
+from .synth import HOPPING, NOW, T0, TUMBLING, replay, subscription, window
 
 WARMUP = 30
 
@@ -138,6 +138,24 @@ def test_an_alert_whose_entity_goes_quiet_resolves_as_of_the_quiet_windows() -> 
     assert [e.state for _, e in held] == ["fired"]
     few = replay({"Energy": flat(20, 0.15) + spike + [(3, 3)] * 2}, [subscription()])
     assert [(e.state, e.resolved_because) for _, e in few] == [("fired", None), ("resolved", "few_stories")]
+
+
+def test_hopping_windows_go_quiet_by_their_steps_not_their_length() -> None:
+    # Hopping windows (1 h, every 5 min) overlap: two that would have followed the last one and
+    # were not emitted are two quiet steps, not two hours.
+    sub = subscription(window="hopping")
+    spike, calm = [(20, 14)] * 2, [(20, 3)] * 3
+    base = flat(20, 0.15) + spike
+    quiet = replay({"Energy": base + [(0, 0)] * 2 + calm}, [sub], spec=HOPPING)
+    assert [(e.state, e.resolved_because) for _, e in quiet] == [("fired", None), ("resolved", "quiet")]
+    last_end = T0 + (len(base) - 1) * HOPPING.step + HOPPING.size
+    first_empty = last_end - HOPPING.size + HOPPING.step
+    assert (quiet[1][1].window_start, quiet[1][1].window_end) == (
+        first_empty,
+        first_empty + HOPPING.step + HOPPING.size,
+    )
+    held = replay({"Energy": [*base, (0, 0), *calm]}, [sub], spec=HOPPING)  # one: calm windows end it
+    assert [(e.state, e.resolved_because) for _, e in held] == [("fired", None), ("resolved", "calm")]
 
 
 @pytest.mark.parametrize(("cooldown_s", "fires"), [(0, 2), (3600, 1), (4 * 3600, 1)])
