@@ -32,11 +32,11 @@ from typing import Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
-from finpulse.errors import InvalidRecord, PermanentError
+from finpulse.errors import ConfigError, InvalidRecord, PermanentError
 from finpulse.kafka_auth import client_options
 from finpulse.schema import AlertEvent, DeadLetter, utcnow
 from finpulse.settings import AlertsSettings, KafkaSettings
-from finpulse.topics import send_dead_letter, stop_consumer
+from finpulse.topics import group_members, send_dead_letter, stop_consumer
 
 from .grouping import Grouper, group_key
 from .ledger import DeliveryLedger
@@ -48,6 +48,8 @@ from .subscriptions import Subscription
 
 logger = logging.getLogger(__name__)
 STAGE = "alerts"
+# Beyond its session timeout, how long a dispatcher that died may take to leave its group.
+JOIN_SLACK_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ class AlertDispatcher:
             await sink.start()
             self._started.append(sink)
         self._ledger.open()
+        await self._alone()
         self._producer = AIOKafkaProducer(**client_options(self._kafka), acks="all", enable_idempotence=True)
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
@@ -123,6 +126,20 @@ class AlertDispatcher:
             self._settings.consumer_group,
             ",".join(s.name for s in self._sinks),
         )
+
+    async def _alone(self) -> None:
+        """Refuse to start beside another dispatcher of the group: each keeps its own delivery
+        ledger, so two would not thread each other's resolves, nor skip each other's deliveries,
+        and each would send every digest. One that died leaves within its session timeout."""
+        group = self._settings.consumer_group
+        deadline = time.monotonic() + self._settings.session_timeout_s + JOIN_SLACK_S
+        while members := await group_members(self._kafka, group):
+            if time.monotonic() > deadline:
+                raise ConfigError(
+                    f"another dispatcher consumes the alerts as group {group} ({', '.join(members)}): run "
+                    "one `finpulse alerts` per deployment (its delivery ledger is a file of its own)"
+                )
+            await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
         """Stop consuming; undelivered events stay uncommitted for the next run. Idempotent."""

@@ -14,21 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaTimeoutError
-from aiokafka.protocol.admin import (
-    DescribeGroupsRequest_v0,
-    DescribeGroupsRequest_v1,
-    DescribeGroupsRequest_v2,
-)
-from aiokafka.protocol.api import Request
+from aiokafka.errors import KafkaTimeoutError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -37,7 +29,9 @@ from finpulse.errors import BrokerUnavailable
 from finpulse.settings import ModelSettings, Settings
 from finpulse.topics import (
     STAGE_TOPIC_FIELDS,
+    coordinator,
     dead_letter_topic,
+    describe_groups,
     kafka_admin,
     kafka_consumer,
     partition_metadata,
@@ -45,9 +39,6 @@ from finpulse.topics import (
     stage_topics,
 )
 from finpulse.wording import counted
-
-# How long `status` waits for a fresh broker's group coordinator.
-COORDINATOR_WAIT_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -67,49 +58,6 @@ class GroupLag:
     lag: dict[str, int]  # topic -> records not committed yet
     state: str = "Dead"  # the coordinator's: Stable, Empty (no member), Dead (unknown), rebalancing
     members: tuple[str, ...] = ()  # "client id@host"
-
-
-class _DescribeGroups(
-    Request[DescribeGroupsRequest_v0 | DescribeGroupsRequest_v1 | DescribeGroupsRequest_v2]
-):
-    """DescribeGroups up to v2: aiokafka 0.14 decodes the v3 answer with the v2 layout
-    (`DescribeGroupsRequest_v3.RESPONSE_TYPE`) and fails with "Buffer underrun"."""
-
-    API_KEY = 15
-
-    def __init__(self, groups: list[str]) -> None:
-        self._groups = groups
-
-    def build(self, request_struct_class: type[Any]) -> Any:
-        return request_struct_class(self._groups)
-
-
-async def coordinator(admin: AIOKafkaAdminClient, group: str) -> int:
-    """The node coordinating `group`. A broker that has never stored a consumer offset creates its
-    offsets topic on the first ask and answers "not available" meanwhile: asked again for a while."""
-    deadline = time.monotonic() + COORDINATOR_WAIT_S
-    while True:
-        try:
-            return int(await admin.find_coordinator(group))
-        except GroupCoordinatorNotAvailableError:
-            if time.monotonic() > deadline:
-                raise BrokerUnavailable(
-                    f"Kafka has no coordinator for consumer group {group} after {COORDINATOR_WAIT_S:g} s "
-                    "(its offsets topic is not ready); try again in a moment"
-                ) from None
-            await asyncio.sleep(0.5)
-
-
-async def describe_groups(
-    admin: AIOKafkaAdminClient, groups: dict[str, int]
-) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """group -> (state, members as "client id@host") from each group's coordinator node."""
-    found: dict[str, tuple[str, tuple[str, ...]]] = {}
-    for group, node in groups.items():
-        response = await admin._send_request(_DescribeGroups([group]), node)  # no public call fits
-        for _error, name, state, _kind, _protocol, members in response.groups:
-            found[name] = (state, tuple(f"{m[1]}@{m[2].lstrip('/')}" for m in members))
-    return found
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -15,7 +16,18 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    GroupCoordinatorNotAvailableError,
+    KafkaConnectionError,
+    KafkaError,
+    TopicAlreadyExistsError,
+)
+from aiokafka.protocol.admin import (
+    DescribeGroupsRequest_v0,
+    DescribeGroupsRequest_v1,
+    DescribeGroupsRequest_v2,
+)
+from aiokafka.protocol.api import Request
 
 from finpulse.errors import BrokerUnavailable, ConfigError
 from finpulse.kafka_auth import client_options
@@ -361,3 +373,57 @@ def log_dead_letter(letter: DeadLetter) -> None:
         letter.offset,
         letter.reason,
     )
+
+
+# How long a group's coordinator is waited for on a fresh broker.
+COORDINATOR_WAIT_S = 15.0
+
+
+class _DescribeGroups(
+    Request[DescribeGroupsRequest_v0 | DescribeGroupsRequest_v1 | DescribeGroupsRequest_v2]  # type: ignore[misc]
+):
+    """DescribeGroups up to v2: aiokafka 0.14 decodes the v3 answer with the v2 layout
+    (`DescribeGroupsRequest_v3.RESPONSE_TYPE`) and fails with "Buffer underrun"."""
+
+    API_KEY = 15
+
+    def __init__(self, groups: list[str]) -> None:
+        self._groups = groups
+
+    def build(self, request_struct_class: type[Any]) -> Any:
+        return request_struct_class(self._groups)
+
+
+async def coordinator(admin: AIOKafkaAdminClient, group: str) -> int:
+    """The node coordinating `group`. A broker that has never stored a consumer offset creates its
+    offsets topic on the first ask and answers "not available" meanwhile: asked again for a while."""
+    deadline = time.monotonic() + COORDINATOR_WAIT_S
+    while True:
+        try:
+            return int(await admin.find_coordinator(group))
+        except GroupCoordinatorNotAvailableError:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(
+                    f"Kafka has no coordinator for consumer group {group} after {COORDINATOR_WAIT_S:g} s "
+                    "(its offsets topic is not ready); try again in a moment"
+                ) from None
+            await asyncio.sleep(0.5)
+
+
+async def describe_groups(
+    admin: AIOKafkaAdminClient, groups: dict[str, int]
+) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """group -> (state, members as "client id@host") from each group's coordinator node."""
+    found: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for group, node in groups.items():
+        response = await admin._send_request(_DescribeGroups([group]), node)  # no public call fits
+        for _error, name, state, _kind, _protocol, members in response.groups:
+            found[name] = (state, tuple(f"{m[1]}@{m[2].lstrip('/')}" for m in members))
+    return found
+
+
+async def group_members(kafka: KafkaSettings, group: str) -> tuple[str, ...]:
+    """The members of a consumer group now ("client id@host"); none when it is empty or unknown."""
+    async with kafka_admin(kafka) as admin:
+        described = await describe_groups(admin, {group: await coordinator(admin, group)})
+    return described.get(group, ("Dead", ()))[1]

@@ -7,9 +7,8 @@ import uuid
 
 from aiokafka import ConsumerRecord, TopicPartition
 
-from api.status import coordinator, describe_groups
 from finpulse.settings import KafkaSettings
-from finpulse.topics import kafka_admin, kafka_consumer
+from finpulse.topics import coordinator, describe_groups, kafka_admin, kafka_consumer
 
 
 async def read_topic(

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from subprocess import PIPE, STDOUT
 
+import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
@@ -21,6 +22,7 @@ from alerts.dispatcher import AlertDispatcher
 from alerts.ledger import DeliveryLedger
 from alerts.links import feedback_url
 from alerts.slack import SlackNotifier
+from finpulse.errors import ConfigError
 from finpulse.schema import AlertEvent, DeadLetter
 from finpulse.settings import AlertsSettings, KafkaSettings
 from finpulse.topics import kafka_consumer
@@ -252,3 +254,30 @@ async def test_refused_token_stops_with_a_clear_error(
     assert "FINPULSE_ALERTS_SLACK_TOKEN" in output
     assert secret not in output
     assert "DONOTLOG" not in output
+
+
+async def test_a_second_dispatcher_of_the_group_is_refused(
+    kafka: KafkaSettings, slack_api: FakeSlack, group_id: str, tmp_path: Path
+) -> None:
+    # Each keeps its own ledger: two would neither thread each other's resolves nor skip each
+    # other's deliveries. The second waits out a session timeout (a first that died leaves), then stops.
+    async with dispatcher(kafka, slack_api, group_id, tmp_path / "first.sqlite", [subscription()]) as first:
+        await produce(kafka, [alert(1)])
+        await wait_for(lambda: first.delivered == 1)
+        settings = AlertsSettings(
+            consumer_group=group_id, slack_base_url=slack_api.base_url, session_timeout_s=6
+        )
+        sink = SlackNotifier(SecretStr(VALID_TOKEN), base_url=slack_api.base_url, timeout_s=2)
+        second = AlertDispatcher(
+            kafka=kafka, settings=settings, sinks=[sink], subscriptions=[subscription()],
+            ledger=DeliveryLedger(tmp_path / "second.sqlite"),
+        )  # fmt: skip
+        started = time.monotonic()
+        with pytest.raises(ConfigError, match=f"another dispatcher consumes the alerts as group {group_id}"):
+            await second.start()
+        assert time.monotonic() - started >= 6
+        await second.stop()
+    # The first one gone (left its group), a dispatcher starts at once.
+    async with dispatcher(kafka, slack_api, group_id, tmp_path / "first.sqlite", [subscription()]):
+        pass
+    assert len(slack_api.posts) == 1
