@@ -146,6 +146,8 @@ def detect(
     events: list[AlertEvent] = []
     new_states: dict[str, DetectorState] = {}
     for sub in subscriptions:
+        unwatched = [w for w in windows if not sub.matches(w.entity_kind, w.entity, w.window_kind)]
+        new_states |= _unwatched(sub, unwatched, new_states, states)
         families: dict[datetime, dict[str, WindowAggregate]] = defaultdict(dict)
         for w in windows:
             if sub.matches(w.entity_kind, w.entity, w.window_kind):
@@ -164,6 +166,28 @@ def detect(
                     new_states[key] = new_state
                 events += [e for e in (quiet, event) if e is not None]
     return Detection(tuple(events), new_states)
+
+
+def _unwatched(
+    sub: Subscription,
+    windows: Sequence[WindowAggregate],
+    new_states: Mapping[str, DetectorState],
+    states: Mapping[str, DetectorState],
+) -> dict[str, DetectorState]:
+    """Firing alerts of entities `sub` does not watch now (it is off, or its filter or window kind
+    changed) keep up with their windows, untested: watched again, they resolve on the windows they
+    see, not as "quiet" over the time they were not watched."""
+    seen: dict[str, DetectorState] = {}
+    for w in windows:
+        key = state_key(sub.id, w.entity_kind, w.entity, w.window_kind)
+        state = seen.get(key) or new_states.get(key) or states.get(key)
+        if (
+            state is not None
+            and state.status == "firing"
+            and w.window_end > (state.last_window_end or w.window_end)
+        ):
+            seen[key] = state.model_copy(update={"last_window_end": w.window_end})
+    return seen
 
 
 def step(

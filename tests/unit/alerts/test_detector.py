@@ -8,10 +8,13 @@ from datetime import timedelta
 import pytest
 
 from alerts import DetectorState, MuteWindow, alert_id, detect, state_key
+from alerts.baseline import update_baseline
 from alerts.detector import parse_state_key
 from alerts.stats import adjust
+from alerts.subscriptions import SubscriptionFilter
+from finpulse.schema import AlertEvent
 
-from .synth import HOPPING, NOW, T0, TUMBLING, replay, subscription, window
+from .synth import DEFAULT_BASELINE, HOPPING, NOW, T0, TUMBLING, replay, subscription, window
 
 WARMUP = 30
 
@@ -138,6 +141,31 @@ def test_an_alert_whose_entity_goes_quiet_resolves_as_of_the_quiet_windows() -> 
     assert [e.state for _, e in held] == ["fired"]
     few = replay({"Energy": flat(20, 0.15) + spike + [(3, 3)] * 2}, [subscription()])
     assert [(e.state, e.resolved_because) for _, e in few] == [("fired", None), ("resolved", "few_stories")]
+
+
+@pytest.mark.parametrize("away", [{"enabled": False}, {"filter": SubscriptionFilter(topics=("Macro",))}])
+def test_a_subscription_switched_off_and_on_does_not_call_its_time_off_quiet(away: dict[str, object]) -> None:
+    # Off (or not watching the entity) for a while during a spike, its windows not tested, back
+    # once the news is calm: the alert resolves on the windows it sees, with their numbers, not
+    # as "no stories".
+    sub = subscription()
+    off = sub.model_copy(update=away)
+    states: dict[str, DetectorState] = {}
+    events: list[AlertEvent] = []
+    baseline = None
+    plan = [
+        *([(sub, (20, 3))] * 30),
+        *([(sub, (20, 14))] * 2),
+        *([(off, (20, 3))] * 10),
+        *([(sub, (20, 3))] * 3),
+    ]
+    for i, (active, (count, negative)) in enumerate(plan):
+        w = window("Energy", i, count, negative, baseline=baseline)
+        result = detect([w], [active], states, NOW)
+        states.update(result.states)
+        events += result.events
+        baseline = update_baseline(baseline, w, DEFAULT_BASELINE, TUMBLING)
+    assert [(e.state, e.resolved_because) for e in events] == [("fired", None), ("resolved", "calm")]
 
 
 def test_hopping_windows_go_quiet_by_their_steps_not_their_length() -> None:
