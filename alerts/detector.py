@@ -145,16 +145,23 @@ def detect(
     """
     events: list[AlertEvent] = []
     new_states: dict[str, DetectorState] = {}
+    firing: set[str] | None = None  # the subscriptions with a firing state, found when needed
     for sub in subscriptions:
-        unwatched = [w for w in windows if not sub.matches(w.entity_kind, w.entity, w.window_kind)]
-        new_states |= _unwatched(sub, unwatched, new_states, states)
         families: dict[datetime, dict[str, WindowAggregate]] = defaultdict(dict)
+        unwatched: list[WindowAggregate] = []
         for w in windows:
-            if sub.matches(w.entity_kind, w.entity, w.window_kind):
-                family = families[w.window_end]
-                previous = family.get(w.key)
-                if previous is None or w.revision > previous.revision:
-                    family[w.key] = w
+            if not sub.matches(w.entity_kind, w.entity, w.window_kind):
+                unwatched.append(w)
+                continue
+            family = families[w.window_end]
+            previous = family.get(w.key)
+            if previous is None or w.revision > previous.revision:
+                family[w.key] = w
+        if unwatched:
+            if firing is None:
+                firing = {k.partition("|")[0] for k, s in states.items() if s.status == "firing"}
+            if sub.id in firing:
+                new_states |= _unwatched(sub, unwatched, new_states, states)
         for end in sorted(families):
             family_windows = [families[end][k] for k in sorted(families[end])]
             for test in evaluate_family(family_windows, sub.detector):

@@ -18,7 +18,7 @@ import json
 import logging
 import tomllib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -289,16 +289,25 @@ def apply_recommended(
 
 
 def stored_windows(
-    store: HistoryStore, request: BacktestRequest, subscription: Subscription, kinds: set[WindowKind]
+    store: HistoryStore,
+    request: BacktestRequest,
+    subscription: Subscription,
+    kinds: set[WindowKind],
+    specs: Mapping[WindowKind, WindowSpec],
 ) -> list[WindowAggregate]:
-    """The windows the live stream stored (all the subscription's entities, for its test family)."""
+    """The windows the live stream stored (all the subscription's entities, for its test family);
+    those stored before windows carried their step get their kind's (`specs`), as live had it."""
     kind, name = request.focus() or (None, None)
     if request.subscription_id is not None:
         kind, name = None, None  # the whole family, as live
     window_kind = next(iter(kinds)) if len(kinds) == 1 else None
     query = Query(start=request.start, end=request.end)  # default range: the last week
     windows = store.window_series(kind, name, start=query.start, end=query.end, window_kind=window_kind)
-    return [w for w in windows if any(subscription.matches(w.entity_kind, w.entity, k) for k in kinds)]
+    return [
+        w if w.step_s else w.model_copy(update={"step_s": specs[w.window_kind].step_s})
+        for w in windows
+        if any(subscription.matches(w.entity_kind, w.entity, k) for k in kinds)
+    ]
 
 
 def windows_from_items(
@@ -544,7 +553,7 @@ def run_from_store(
         items = store.scored_series(request.start, request.end)
         windows = windows_from_items(items, settings, subscription, kinds)
     else:
-        windows = stored_windows(store, request, subscription, kinds)
+        windows = stored_windows(store, request, subscription, kinds, window_specs(settings.alerts))
     if not windows:
         raise NoHistory(
             f"no stored windows for {request.entity or request.subscription_id} in the range; "

@@ -153,9 +153,10 @@ def _once(columns: str, where: str, params: Params, per: str = "") -> tuple[str,
     partition = f"duplicate_of, {per}" if per else "duplicate_of"
     sql = (
         f"WITH s AS (SELECT {numbered} FROM scored_items WHERE {where}) "  # noqa: S608
-        f"SELECT {names} FROM s WHERE duplicate_of IS NULL UNION ALL "
+        # A row naming itself its original (a replay file may) is an original.
+        f"SELECT {names} FROM s WHERE duplicate_of IS NULL OR duplicate_of = story_id UNION ALL "
         f"SELECT {names} FROM (SELECT *, row_number() OVER (PARTITION BY {partition} "
-        "ORDER BY published_at, story_id) AS nth FROM s c WHERE duplicate_of IS NOT NULL AND NOT EXISTS "
+        "ORDER BY published_at, story_id) AS nth FROM s c WHERE duplicate_of <> story_id AND NOT EXISTS "
         f"(SELECT 1 FROM s o WHERE o.story_id = c.duplicate_of{same})) f WHERE nth = 1"
     )
     return sql, params

@@ -183,3 +183,19 @@ def test_alerts_per_day_are_taken_over_the_history_the_range_holds(
     )
     assert len(rates) == 1  # the week's rates are those of the six hours it holds
     assert rates.pop() == tuple(4 * n for n in fired.pop())
+
+
+def test_windows_stored_before_they_carried_their_step_get_their_kinds(tmp_path: Path) -> None:
+    from alerts.subscriptions import SubscriptionFilter
+    from alerts.windows import window_specs
+    from api.backtest import BacktestRequest, stored_windows
+    from store import DuckDBStore
+    from tests.unit.alerts.synth import HOPPING, subscription, window
+
+    old = window("ACME", 1, 20, 3, kind="ticker", spec=HOPPING).model_copy(update={"step_s": None})
+    with DuckDBStore(tmp_path / "h.duckdb") as db:
+        db.upsert_windows([old])
+        request = BacktestRequest(subscription_id="desk", start=old.window_start, end=old.window_end)
+        sub = subscription(window="hopping").model_copy(update={"filter": SubscriptionFilter(tickers=("*",))})
+        [read] = stored_windows(db, request, sub, {"hopping"}, window_specs(AlertsSettings()))
+    assert read.step_s == HOPPING.step_s  # the quiet rule counts hopping steps, as live does

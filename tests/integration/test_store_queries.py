@@ -172,6 +172,10 @@ def test_a_syndicated_story_counts_once_as_its_windows_count_it(store: HistorySt
     assert sources == {"reuters": 2, "yahoo": 1, "cnbc": 1, "ft": 1}
     headlines = store.fetch(HeadlinesQuery(entity_kind="ticker", entity="ACME", **RANGE))
     assert [h.story_id for h in headlines] == ["wire"]  # type: ignore[attr-defined]
+    # A row naming itself its original (as a replay file may) is an original, not a lost copy.
+    store.upsert_scored([scored("self", at, "markets", "negative", -0.5, ("BOLT",), duplicate_of="self")])
+    [bolt] = store.fetch(EntitiesQuery(entity_kind="ticker", entity="BOLT", **RANGE))
+    assert bolt.count == 1  # type: ignore[attr-defined]
     # The first copy in the range stands for the story when the original is not in it.
     later = {"start": at + timedelta(seconds=30), "end": RANGE["end"]}
     assert [h.story_id for h in store.fetch(HeadlinesQuery(**later))] == ["copy-1"]  # type: ignore[attr-defined]
