@@ -188,11 +188,9 @@ def _unwatched(
     for w in windows:
         key = state_key(sub.id, w.entity_kind, w.entity, w.window_kind)
         state = seen.get(key) or new_states.get(key) or states.get(key)
-        if (
-            state is not None
-            and state.status == "firing"
-            and w.window_end > (state.last_window_end or w.window_end)
-        ):
+        if state is None or state.status != "firing" or state.last_window_end is None:
+            continue
+        if w.window_end > state.last_window_end:
             seen[key] = state.model_copy(update={"last_window_end": w.window_end})
     return seen
 

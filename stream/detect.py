@@ -120,11 +120,10 @@ def _readable(stored: dict[str, str]) -> dict[str, DetectorState]:
     return states
 
 
-def _escaped(key: str) -> bytes:
+def _escaped(kind: str, entity: str) -> bytes:
     """Where versions before 2026-12-07 wrote an entity's states when its name holds '|' (a
     state key's escaped middle; seven topics): read there until the entity's key holds them."""
-    kind, _, entity = key.partition(":")
-    return f"{kind}:{escape_entity(entity)}".encode()
+    return entity_key(kind, escape_entity(entity)).encode()
 
 
 async def _evaluate(
@@ -133,12 +132,12 @@ async def _evaluate(
     windows: list[WindowAggregate],
     subscriptions: Sequence[Subscription],
 ) -> None:
-    keys = {entity_key(w.entity_kind, w.entity) for w in windows}
     current: dict[str, DetectorState] = {}
     stored: dict[bytes, dict[str, str]] = {}
-    for key in keys:
-        stored[key.encode()] = json.loads(states.get(key.encode()) or states.get(_escaped(key)) or b"{}")
-        current |= _readable(stored[key.encode()])
+    for kind, entity in {(w.entity_kind, w.entity) for w in windows}:
+        key = entity_key(kind, entity).encode()
+        stored[key] = json.loads(states.get(key) or states.get(_escaped(kind, entity)) or b"{}")
+        current |= _readable(stored[key])
     result = detect(windows, subscriptions, current, utcnow())
     changed: dict[bytes, dict[str, str]] = defaultdict(dict)
     for state_key, state in result.states.items():

@@ -100,7 +100,7 @@ async def test_an_entity_keeps_its_detector_state_from_batch_to_batch(topic: str
 async def test_states_kept_under_the_escaped_key_of_earlier_versions_are_read() -> None:
     key = state_key("desk", "topic", "Energy | Oil", "tumbling")
     firing = DetectorState(status="firing", fired_alert_id="a1", fired_baseline=0.1)
-    states = {_escaped("topic:Energy | Oil"): json.dumps({key: firing.model_dump_json()}).encode()}
+    states = {_escaped("topic", "Energy | Oil"): json.dumps({key: firing.model_dump_json()}).encode()}
     alerts = _Alerts()
     calm = [window("Energy | Oil", i, 20, 1) for i in range(3)]
     for w in calm:
