@@ -36,7 +36,7 @@ from finpulse.errors import ConfigError, InvalidRecord, PermanentError
 from finpulse.kafka_auth import client_options
 from finpulse.schema import AlertEvent, DeadLetter, utcnow
 from finpulse.settings import AlertsSettings, KafkaSettings
-from finpulse.topics import group_members, send_dead_letter, stop_consumer
+from finpulse.topics import describe_group, send_dead_letter, stop_consumer
 
 from .grouping import Grouper, group_key
 from .ledger import DeliveryLedger
@@ -133,7 +133,7 @@ class AlertDispatcher:
         and each would send every digest. One that died leaves within its session timeout."""
         group = self._settings.consumer_group
         deadline = time.monotonic() + self._settings.session_timeout_s + JOIN_SLACK_S
-        while members := await group_members(self._kafka, group):
+        while members := (await describe_group(self._kafka, group))[1]:
             if time.monotonic() > deadline:
                 raise ConfigError(
                     f"another dispatcher consumes the alerts as group {group} ({', '.join(members)}): run "

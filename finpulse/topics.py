@@ -422,8 +422,9 @@ async def describe_groups(
     return found
 
 
-async def group_members(kafka: KafkaSettings, group: str) -> tuple[str, ...]:
-    """The members of a consumer group now ("client id@host"); none when it is empty or unknown."""
+async def describe_group(kafka: KafkaSettings, group: str) -> tuple[str, tuple[str, ...]]:
+    """A consumer group's state now ("Stable", "Empty", "PreparingRebalance", ...; "Dead" when
+    unknown) and its members ("client id@host")."""
     async with kafka_admin(kafka) as admin:
         described = await describe_groups(admin, {group: await coordinator(admin, group)})
-    return described.get(group, ("Dead", ()))[1]
+    return described.get(group, ("Dead", ()))

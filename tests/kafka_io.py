@@ -8,7 +8,7 @@ import uuid
 from aiokafka import ConsumerRecord, TopicPartition
 
 from finpulse.settings import KafkaSettings
-from finpulse.topics import coordinator, describe_groups, kafka_admin, kafka_consumer
+from finpulse.topics import describe_group, kafka_admin, kafka_consumer
 
 
 async def read_topic(
@@ -75,7 +75,5 @@ async def commits_reach(
 
 async def group_members(kafka: KafkaSettings, group: str) -> tuple[str, int]:
     """The consumer group's state ("Stable", "PreparingRebalance", ...) and how many members it has."""
-    async with kafka_admin(kafka) as admin:
-        described = await describe_groups(admin, {group: await coordinator(admin, group)})
-    state, members = described.get(group, ("Dead", ()))
+    state, members = await describe_group(kafka, group)
     return state, len(members)
