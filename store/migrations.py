@@ -28,8 +28,8 @@ class Migration:
     `optional`: a step that makes the store faster, not different; if it fails (say, an
     extension the database user may not create) a warning says why and the store starts
     without it, trying again at each start until it lands.
-    `concurrent`: the statements run one by one outside a transaction (CREATE INDEX
-    CONCURRENTLY); the version is recorded once all have run."""
+    `concurrent`: the statements run one by one, each committed on its own; the version is
+    recorded once all have run."""
 
     version: int
     description: str

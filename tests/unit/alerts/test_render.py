@@ -233,14 +233,19 @@ def test_a_quiet_digest_says_why_it_lists_nothing() -> None:
     )
 
 
-def test_a_digests_alert_times_are_in_its_time_zone() -> None:
-    end = datetime(2026, 3, 2, 8, tzinfo=UTC)
-    fired = AlertRecord(
+def _fired_before(end: datetime) -> AlertRecord:
+    """ACME's alert sent 3 hours before `end` (its window ending then), 60% vs 20%."""
+    return AlertRecord(
         alert_id="a1", subscription_id="desk", state="fired", entity_kind="ticker", entity="ACME",
         window_start=end - timedelta(hours=3, minutes=5), window_end=end - timedelta(hours=3), count=20,
         negative_count=12, negative_share=0.6, baseline_negative_share=0.2, p_value=1e-4, channel="#d",
         created_at=end - timedelta(hours=3),
     )  # fmt: skip
+
+
+def test_a_digests_alert_times_are_in_its_time_zone() -> None:
+    end = datetime(2026, 3, 2, 8, tzinfo=UTC)
+    fired = _fired_before(end)
     berlin = Digest(
         "d", "desk", "Desk", "#d", end - timedelta(days=1), end, "Europe/Berlin", 1, (), (fired,), ()
     )
@@ -261,12 +266,7 @@ def test_the_odds_in_words() -> None:
 def test_a_digest_counts_every_alert_and_the_hours_it_covers() -> None:
     zone = ZoneInfo("Europe/London")
     end = datetime(2026, 3, 29, 8, tzinfo=zone)  # clocks went forward at 01:00 UTC: a day of 23 hours
-    fired = AlertRecord(
-        alert_id="a1", subscription_id="desk", state="fired", entity_kind="ticker", entity="ACME",
-        window_start=end - timedelta(hours=3, minutes=5), window_end=end - timedelta(hours=3), count=20,
-        negative_count=12, negative_share=0.6, baseline_negative_share=0.2, p_value=1e-4, channel="#d",
-        created_at=end - timedelta(hours=3),
-    )  # fmt: skip
+    fired = _fired_before(end)
     busy = Digest(
         "d", "desk", "Desk", "#d", end - timedelta(days=1), end, "Europe/London", 1, (), (fired,) * 10, (),
         alerts_total=25,
