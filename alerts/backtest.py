@@ -280,14 +280,15 @@ def rebuild_windows(
 
 
 def group_by_end(windows: Iterable[WindowAggregate]) -> list[list[WindowAggregate]]:
-    """Windows ending at the same instant, oldest end first, each window once (highest revision)."""
-    latest: dict[str, WindowAggregate] = {}
+    """Windows ending at the same instant, oldest end first, each window once: its first
+    revision, the one the live detector tested (it skips the late stories' revisions)."""
+    first: dict[str, WindowAggregate] = {}
     for w in windows:
-        held = latest.get(w.key)
-        if held is None or w.revision > held.revision:
-            latest[w.key] = w
+        held = first.get(w.key)
+        if held is None or w.revision < held.revision:
+            first[w.key] = w
     ends: dict[datetime, list[WindowAggregate]] = defaultdict(list)
-    for w in sorted(latest.values(), key=lambda w: (w.window_end, w.key)):
+    for w in sorted(first.values(), key=lambda w: (w.window_end, w.key)):
         ends[w.window_end].append(w)
     return [ends[end] for end in sorted(ends)]
 

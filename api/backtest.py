@@ -295,14 +295,17 @@ def stored_windows(
     kinds: set[WindowKind],
     specs: Mapping[WindowKind, WindowSpec],
 ) -> list[WindowAggregate]:
-    """The windows the live stream stored (all the subscription's entities, for its test family);
-    those stored before windows carried their step get their kind's (`specs`), as live had it."""
+    """The windows the live stream stored, as it tested them (before late stories; all the
+    subscription's entities, for its test family); those stored before windows carried their
+    step get their kind's (`specs`), as live had it."""
     kind, name = request.focus() or (None, None)
     if request.subscription_id is not None:
         kind, name = None, None  # the whole family, as live
     window_kind = next(iter(kinds)) if len(kinds) == 1 else None
     query = Query(start=request.start, end=request.end)  # default range: the last week
-    windows = store.window_series(kind, name, start=query.start, end=query.end, window_kind=window_kind)
+    windows = store.window_series(
+        kind, name, start=query.start, end=query.end, window_kind=window_kind, as_tested=True
+    )
     return [
         w if w.step_s else w.model_copy(update={"step_s": specs[w.window_kind].step_s})
         for w in windows

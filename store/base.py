@@ -151,9 +151,11 @@ class HistoryStore(ABC):
         return self._upsert(writes.SCORED_ITEMS, [writes.scored_item_row(s) for s in unique])
 
     def upsert_windows(self, windows: Sequence[WindowAggregate]) -> int:
-        """Insert window aggregates by key; a stored one is replaced only by an equal or higher revision."""
+        """Insert window aggregates by key; a stored one is replaced only by an equal or higher revision.
+        Its first revision stays beside it (what the detector tested, for the backtest)."""
         unique = writes.dedupe(windows, key=lambda w: w.key, rank=lambda w: w.revision)
-        return self._upsert(writes.WINDOWS, [writes.window_row(w) for w in unique])
+        first = {w.key: w for w in writes.dedupe(windows, key=lambda w: w.key, rank=lambda w: -w.revision)}
+        return self._upsert(writes.WINDOWS, [writes.window_row(w, first[w.key]) for w in unique])
 
     def upsert_alerts(self, alerts: Sequence[AlertEvent]) -> int:
         """Insert or replace alert events by alert_id."""
@@ -307,8 +309,10 @@ class HistoryStore(ABC):
     def window_series(
         self, entity_kind: str | None = None, entity: str | None = None, *,
         start: datetime | None = None, end: datetime | None = None, window_kind: str | None = "tumbling",
+        as_tested: bool = False,
     ) -> list[WindowAggregate]:  # fmt: skip
-        """Stored windows as full WindowAggregate messages, oldest first: the backtest's series."""
+        """Stored windows as full WindowAggregate messages, oldest first: the backtest's series.
+        `as_tested`: each as first emitted, before late stories (what the detector tested)."""
         query = WindowsQuery.model_validate(
             {
                 "entity_kind": entity_kind,
@@ -319,7 +323,8 @@ class HistoryStore(ABC):
             }
         )
         where, params = query.where()
-        sql = f"SELECT record FROM windows {where} ORDER BY {WINDOW_ORDER}"  # noqa: S608
+        column = "coalesce(first_record, record)" if as_tested else "record"
+        sql = f"SELECT {column} FROM windows {where} ORDER BY {WINDOW_ORDER}"  # noqa: S608
         with self._connection() as con:
             records = con.execute(sql, params).fetchall()
         return [WindowAggregate.model_validate_json(r[0]) for r in records]

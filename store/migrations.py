@@ -160,6 +160,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         only="postgresql",
         concurrent=True,
     ),
+    # Late stories replace a window's row with a higher revision; the detector tested the first.
+    # Rows from before keep NULL: their first revision is gone (the backtest reads `record`).
+    Migration(
+        6,
+        "windows.first_record: a window as first emitted, the counts the detector tested",
+        ("ALTER TABLE windows ADD COLUMN IF NOT EXISTS first_record JSON",),
+        concurrent=True,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -38,6 +38,8 @@ class Table:
     key: str
     # The condition under which a stored row is replaced (None: always).
     replace_when: str | None = None
+    # Columns written when the row is first inserted, never replaced.
+    kept: tuple[str, ...] = ()
 
     def upsert_sql(self, source: str) -> str:
         """Insert-or-update every row of the relation `source` (same column names)."""
@@ -50,7 +52,9 @@ class Table:
         return f"INSERT INTO {self.name} ({', '.join(self.columns)}) VALUES ({values}) {self._on_conflict()}"  # noqa: S608
 
     def _on_conflict(self) -> str:
-        updates = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c != self.key)
+        updates = ", ".join(
+            f"{c} = excluded.{c}" for c in self.columns if c != self.key and c not in self.kept
+        )
         where = f" WHERE {self.replace_when}" if self.replace_when else ""
         return f"ON CONFLICT ({self.key}) DO UPDATE SET {updates}{where}"
 
@@ -68,10 +72,12 @@ WINDOWS = Table(
     (
         "key", "entity_kind", "entity", "window_kind", "window_start", "window_end", "count",
         "negative_count", "negative_share", "mean_score", "baseline_negative_share",
-        "baseline_volume", "revision", "record",
+        "baseline_volume", "revision", "record", "first_record",
     ),
     key="key",
     replace_when="excluded.revision >= windows.revision",
+    # The window as first emitted: the counts the detector tested (late stories come after).
+    kept=("first_record",),
 )  # fmt: skip
 ALERTS = Table(
     "alerts",
@@ -98,11 +104,12 @@ def scored_item_row(s: ScoredItem) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def window_row(w: WindowAggregate) -> tuple[Any, ...]:
+def window_row(w: WindowAggregate, first: WindowAggregate) -> tuple[Any, ...]:
+    """`w`'s row; `first`: the lowest revision of its window at hand, kept if the row is new."""
     return (
         w.key, w.entity_kind, w.entity, w.window_kind, naive_utc(w.window_start), naive_utc(w.window_end),
         w.count, w.negative_count, w.negative_share, w.mean_score, w.baseline_negative_share,
-        w.baseline_volume, w.revision, w.model_dump_json(),
+        w.baseline_volume, w.revision, w.model_dump_json(), first.model_dump_json(),
     )  # fmt: skip
 
 

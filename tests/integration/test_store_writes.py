@@ -54,6 +54,16 @@ def test_higher_window_revision_wins_in_any_order(store: HistoryStore) -> None:
     assert stored == newest
 
 
+def test_a_window_keeps_its_first_revision_for_the_backtest(store: HistoryStore) -> None:
+    hour = {"start": T0, "end": T0 + timedelta(hours=1)}
+    for name, order in (("one", "0 1"), ("batch", "10"), ("again", "0 1 0")):
+        first, late = window(name, T0, 4, 1, revision=0), window(name, T0, 9, 6, revision=1)
+        for batch in order.split():  # a write per batch, each a list of revisions
+            store.upsert_windows([(first, late)[int(r)] for r in batch])
+        assert store.window_series("topic", name, **hour) == [late]  # trends: every story
+        assert store.window_series("topic", name, **hour, as_tested=True) == [first]
+
+
 def test_a_big_batch_is_written_whole(store: HistoryStore) -> None:
     n = 2017
     items = [scored(f"i{k}", T0 + timedelta(seconds=k), "macro", "neutral", 0.0) for k in range(n)]

@@ -163,6 +163,25 @@ def test_replaying_live_windows_reproduces_live_alerts_exactly(seed: int) -> Non
     assert list(report.results[0].events) == live
 
 
+def test_late_revisions_of_windows_are_not_what_live_tested() -> None:
+    """Late stories re-emit a window (revision 1); live tested its first revision and skips the
+    rest, so the replay must too, even where the late stories make a spike."""
+    windows, live, (sub,) = live_run(1)
+    late = [
+        w.model_copy(
+            update={
+                "revision": 1,
+                "count": w.count + 20,
+                "negative_count": w.negative_count + 20,
+                "negative_share": (w.negative_count + 20) / (w.count + 20),
+            }
+        )
+        for w in windows[::5]
+    ]
+    assert len(replay(group_by_end(late), sub, NOW)) > len(live), "the late stories alone would fire"
+    assert list(replay(group_by_end(late + windows), sub, NOW)) == live
+
+
 def test_mutes_of_the_subscription_apply_in_the_backtest() -> None:
     windows, live, (sub,) = live_run(1)
     always = MuteWindow.model_validate({"from": T0 - M5})
