@@ -29,6 +29,7 @@ import psycopg
 from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from finpulse.redact import redacted as redacted_query
 from store import exports, writes
 from store.base import ExportFormat, HistoryStore
 from store.dialect import POSTGRES
@@ -224,9 +225,8 @@ def check_server_version(version: int, where: str) -> None:
 
 
 def redacted(url: str) -> str:
-    """The URL without its password, for messages and logs."""
+    """The URL without its password (`user:pass@` or libpq's `?password=`), for messages and logs."""
     parts = urlsplit(url.strip())
-    if parts.password is None:
-        return url.strip()
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is not None:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1))
+    return redacted_query(urlunsplit(parts))

@@ -16,6 +16,11 @@ from store.postgres import check_server_version, redacted
         ("postgres://fp:p%40ss@db/finpulse?sslmode=require", "postgres://fp:***@db/finpulse?sslmode=require"),
         ("postgresql://fp@db/finpulse", "postgresql://fp@db/finpulse"),
         (" postgresql://db/finpulse ", "postgresql://db/finpulse"),
+        (
+            "postgresql://fp@db/x?password=s3cret&sslmode=require",
+            "postgresql://fp@db/x?password=***&sslmode=require",
+        ),
+        ("postgresql://fp:a@db/x?sslpassword=k3y", "postgresql://fp:***@db/x?sslpassword=***"),
     ],
 )
 def test_messages_show_the_url_without_its_password(url: str, shown: str) -> None:
