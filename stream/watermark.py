@@ -36,7 +36,7 @@ import math
 import time
 from collections.abc import Container, Hashable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 # Heartbeat records on the by-entity topic carry only a watermark.
 TICK_KEY = b"\x00tick"
@@ -137,7 +137,7 @@ class SourceProgress:
             if partition in self._unread:
                 self._unread.discard(partition)
                 if published is not None:
-                    self.partitions.observe(partition, published, now)
+                    self.partitions.observe(partition, _not_ahead(published), now)
         if not self._unread and not self.in_flight and not self._read_any:
             self.drained_at = math.nextafter(now, math.inf)  # after those observations
 
@@ -150,7 +150,7 @@ class SourceProgress:
     def observe(self, partition: int, published: datetime) -> None:
         self._read_any = True
         self._unread.discard(partition)
-        self.partitions.observe(partition, published, time.time())
+        self.partitions.observe(partition, _not_ahead(published), time.time())
 
     def batch_mark(self, oldest: datetime | None) -> Mark | None:
         """The watermark to publish the current batch with."""
@@ -179,6 +179,13 @@ class SourceProgress:
             return None
         # Never drained yet: no partition may be skipped (0.0 is before every input).
         return self.partitions.value(time.time(), self.drained_at or 0.0, self.behind)
+
+
+def _not_ahead(published: datetime) -> datetime:
+    """A publish time as a mark, at most the present: one story dated ahead (a feed's clock, a
+    replay file's typo of 2099) would close every open window early and make each story after
+    it late, until real time caught up with it. Its own window closes when time gets there."""
+    return min(published, datetime.now(UTC))
 
 
 class PartitionMarks:

@@ -43,6 +43,18 @@ def test_low_watermark_is_the_slowest_active_input() -> None:
     assert marks.value(wall=106.5, drained_at=106.5, behind={1}) == at(3)
 
 
+def test_a_story_dated_ahead_marks_no_later_than_now() -> None:
+    """One story dated 2099 must not close every open window and make all later stories late."""
+    progress = SourceProgress(idle_s=60)
+    progress.assign({0, 1})
+    progress.observe(0, datetime(2099, 1, 1, tzinfo=UTC))
+    progress.caught_up({1: datetime(2099, 1, 1, tzinfo=UTC)})
+    before = datetime.now(UTC)
+    mark = progress.heartbeat_mark()
+    assert mark is not None
+    assert before - timedelta(minutes=1) < mark.at <= datetime.now(UTC)
+
+
 def test_heartbeat_holds_the_published_mark_while_any_batch_is_in_flight() -> None:
     progress = SourceProgress(idle_s=60)
     progress.begin_batch(64, 64)
