@@ -77,17 +77,24 @@ class DigestJob(Periodic):
         sent: list[str] = []
         for sub, day_id, end in due_digests(self._subscriptions(), now, self._recorded):
             try:
-                digest = await asyncio.to_thread(self._build, sub, day_id, end)
-            except (StoreError, StoreUnavailable, duckdb.Error) as exc:  # the next minute retries
-                logger.warning("digest not built subscription=%s error=%s", sub.id, exc)
-                continue
-            for sink in self._sinks:
-                if (
-                    not self._settled(sink, day_id)
-                    and await self._send(sink, digest, now)
-                    and day_id not in sent
-                ):
+                if await self._deliver(sub, day_id, end, now):
                     sent.append(day_id)
+            except Exception:  # a bug in one digest: the others still go; the next minute retries
+                logger.exception("digest failed subscription=%s id=%s", sub.id, day_id)
+        return sent
+
+    async def _deliver(self, sub: Subscription, day_id: str, end: datetime, now: datetime) -> bool:
+        """Build one subscription's digest and send it through each sink yet to have it; True if
+        any sent it now."""
+        try:
+            digest = await asyncio.to_thread(self._build, sub, day_id, end)
+        except (StoreError, StoreUnavailable, duckdb.Error) as exc:  # the next minute retries
+            logger.warning("digest not built subscription=%s error=%s", sub.id, exc)
+            return False
+        sent = False
+        for sink in self._sinks:
+            if not self._settled(sink, day_id) and await self._send(sink, digest, now):
+                sent = True
         return sent
 
     async def _send(self, sink: AlertSink, digest: Digest, now: datetime) -> bool:

@@ -215,14 +215,7 @@ class AlertDispatcher:
                 if any(p.event.fired_alert_id in deferred for p in members):
                     failed.update({id(p): p for p in members})  # its fired alert goes first
                     continue
-                try:
-                    await self._deliver(sink, notification)
-                except SinkUnavailable as exc:
-                    logger.warning("delivery deferred sink=%s group=%s error=%s", sink.name, key, exc)
-                    failed.update({id(p): p for p in members})
-                except PermanentError as exc:
-                    for p in members:
-                        await self._dead_letter(exc, p.tp, p.offset, p.key, p.value, sink.name)
+                failed.update(await self._send(sink, key, notification, members))
         for p in items:
             if id(p) not in failed:
                 self._inflight[p.tp].discard(p.offset)
@@ -230,6 +223,31 @@ class AlertDispatcher:
             sub = self._subs.get(unique[0].event.subscription_id)
             later = self._clock() + max(1.0, self._group_interval(sub))
             self._grouper.retry(key, list(failed.values()), later)
+
+    async def _send(
+        self, sink: AlertSink, key: str, notification: Notification, members: list[Pending]
+    ) -> dict[int, Pending]:
+        """Deliver one message; returns the members to retry later. One the sink refuses, or
+        that fails in any other way (a bug rendering one alert), is tried again alert by alert,
+        so one bad alert is dead-lettered alone and never stops the dispatcher."""
+        try:
+            await self._deliver(sink, notification)
+        except SinkUnavailable as exc:
+            logger.warning("delivery deferred sink=%s group=%s error=%s", sink.name, key, exc)
+            return {id(p): p for p in members}
+        except Exception as exc:
+            if len(members) > 1:
+                logger.warning("delivery refused sink=%s group=%s error=%s; one by one", sink.name, key, exc)
+                later: dict[int, Pending] = {}
+                for p in members:
+                    later.update(await self._send(sink, key, replace(notification, events=(p.event,)), [p]))
+                return later
+            if not isinstance(exc, PermanentError):
+                logger.exception("delivery failed sink=%s alert_id=%s", sink.name, members[0].event.alert_id)
+            await self._dead_letter(
+                exc, members[0].tp, members[0].offset, members[0].key, members[0].value, sink.name
+            )
+        return {}
 
     def _notifications(
         self, sink: AlertSink, key: str, items: list[Pending], state: str

@@ -50,7 +50,10 @@ def safe_url(url: str | None) -> str | None:
     """An http(s) URL safe inside `<url|text>`, or None."""
     if not url:
         return None
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # "https://[acme.example/x": an unclosed IPv6 bracket
+        return None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
     return quote(url.strip(), safe=":/?#[]@!$&'()*+,;=%~-._")

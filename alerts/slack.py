@@ -250,8 +250,14 @@ class SlackNotifier(AlertSink):
 
 
 def _map_error(method: str, exc: SlackApiError) -> Exception:
+    data = getattr(exc.response, "data", None)
+    if not isinstance(data, dict):  # slack_sdk hands over aiohttp's own response then
+        said = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        return SinkUnavailable(
+            f"slack {method}: not a Slack API reply (HTTP {getattr(exc.response, 'status', '?')}: {said}); "
+            "a proxy's error page, or FINPULSE_ALERTS_SLACK_BASE_URL names something else"
+        )
     status = exc.response.status_code
-    data = exc.response.data if isinstance(exc.response.data, dict) else {}
     error = str(data.get("error", f"http_{status}"))
     if status == 429 or error == "ratelimited":
         retry_after = _retry_after(exc.response.headers)

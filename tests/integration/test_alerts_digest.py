@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from alerts.digest import build_digest, digest_id
+from alerts.digest import Digest, build_digest, digest_id
 from alerts.digest_job import DigestJob
 from alerts.ledger import Delivery, DeliveryLedger
 from alerts.render import digest_blocks
@@ -142,6 +142,35 @@ def test_the_job_sends_each_days_digest_once(tmp_path: Path, slack_api: FakeSlac
     clock[0] = END + timedelta(days=1, minutes=5)  # Tuesday: its own digest
     assert asyncio.run(run(1)) == [["digest:desk:2026-03-03"]]
     assert len(slack_api.posts) == 2
+    ledger.close()
+
+
+def test_one_digest_that_fails_does_not_stop_the_others(tmp_path: Path, slack_api: FakeSlack) -> None:
+    import asyncio
+
+    class Broken(SlackNotifier):
+        """Slack's sink with a bug in one channel's digest (no real failure reaches it here)."""
+
+        async def send_digest(self, digest: Digest) -> str | None:
+            if digest.channel == "#broken":
+                raise ValueError("a bug rendering this digest")
+            return await super().send_digest(digest)
+
+    _seeded(tmp_path / "h.duckdb")
+    broken = DESK.model_copy(update={"id": "broken", "channel": "#broken"})
+    ledger = DeliveryLedger(tmp_path / "deliveries.sqlite")
+    ledger.open()
+
+    async def run() -> list[str]:
+        async with Broken(SecretStr(VALID_TOKEN), base_url=slack_api.base_url, timeout_s=5) as sink:
+            job = DigestJob(
+                DuckDBStore(tmp_path / "h.duckdb"), [sink], ledger, lambda: (broken, DESK),
+                clock=lambda: END + timedelta(minutes=1),
+            )  # fmt: skip
+            return await job.run_once()
+
+    assert asyncio.run(run()) == ["digest:desk:2026-03-02"]
+    assert [p.blocks[0]["text"]["text"] for p in slack_api.posts] == ["Daily digest: Equities desk"]
     ledger.close()
 
 

@@ -161,6 +161,24 @@ async def test_bad_records_and_unknown_channels_are_dead_lettered(
     assert await committed(kafka, group_id) == 3
 
 
+async def test_a_refused_message_is_tried_again_alert_by_alert(
+    kafka: KafkaSettings, slack_api: FakeSlack, group_id: str, tmp_path: Path
+) -> None:
+    """Slack refuses the group's message, then the first alert alone: only that one is dead-lettered."""
+    slack_api.error_next(2, "invalid_blocks")
+    async with dispatcher(kafka, slack_api, group_id, tmp_path / "l.sqlite", [subscription()]) as d:
+        await produce(kafka, [alert(1), alert(2), alert(3)])
+        dead = await read_topic(kafka, f"{kafka.topics.alerts}.dead", expect=1)
+        await wait_for(lambda: d.delivered == 2)
+    [letter] = [DeadLetter.from_bytes(r.value) for r in dead]
+    assert (letter.stage, letter.error_type) == ("alerts:slack", "DeliveryRejected")
+    assert "invalid_blocks" in letter.reason
+    [refused] = {"f0001-desk", "f0002-desk", "f0003-desk"} - set(slack_api.alert_ids_posted())
+    assert AlertEvent.from_bytes(letter.original_value()).alert_id == refused
+    assert [len(p.alert_ids) for p in slack_api.posts] == [1, 1]
+    assert await committed(kafka, group_id) == 3
+
+
 def _cli_env(
     tmp_path: Path, kafka: KafkaSettings, slack: FakeSlack, group_id: str, token: str
 ) -> dict[str, str]:

@@ -170,6 +170,14 @@ async def test_slack_errors_map_to_what_to_do(slack_api: FakeSlack, fault: objec
         assert info.value.retry_after_s == 3
 
 
+async def test_a_reply_that_is_no_json_is_unavailable_and_says_so(slack_api: FakeSlack) -> None:
+    """slack_sdk raises its error with aiohttp's response then (no status_code, no data)."""
+    slack_api.garbage_next(1)
+    async with _slack(slack_api) as slack:
+        with pytest.raises(SinkUnavailable, match=r"not a Slack API reply .*FINPULSE_ALERTS_SLACK_BASE_URL"):
+            await slack.send(Notification("k", "#alerts", "fired", (alert(1),)))
+
+
 async def test_slack_slow_response_is_a_timeout(slack_api: FakeSlack) -> None:
     slack_api.delay_s = 2.5
     async with _slack(slack_api, timeout_s=1) as slack:

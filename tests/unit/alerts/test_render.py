@@ -178,6 +178,7 @@ def test_escape(news: str, rendered: str) -> None:
         ("https://a.example/a|b>c", "https://a.example/a%7Cb%3Ec"),
         ("javascript:alert(1)", None),
         ("slack://open", None),
+        ("https://[acme.example/x", None),  # urlsplit raises: a bad link is no link, not a crash
         (None, None),
     ],
 )
