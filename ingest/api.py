@@ -1,8 +1,9 @@
 """JSON news APIs: items at a dotted path, fields mapped by the source's `fields` table.
 
-The auth header's value is read from an environment variable at fetch time
-and never logged. Pagination follows a cursor the response names (see
-`ApiPagination` for the "pages" and "resume" modes).
+The auth header's value is read from an environment variable at fetch time,
+never logged, and not sent on after a redirect to another origin. Pagination
+follows a cursor the response names (see `ApiPagination` for the "pages" and
+"resume" modes).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class JsonApiSource(Poller):
             self.source.url,
             headers=self._headers(),
             params=params,
+            auth_headers=(self.source.auth_header,),
             etag=state.etag if state else None,
             last_modified=state.last_modified if state else None,
         )

@@ -6,6 +6,10 @@ body-size cap counted on decoded bytes, a redirect limit with loop detection
 per-host limits. 429 and 503 honour Retry-After; transient failures are
 retried with exponential backoff and jitter, waits longer than
 `max_retry_wait_s` are left to the next poll (`FetchError.retry_after_s`).
+Credentials stay with their origin: once a redirect leaves the first URL's
+scheme, host and port (an upgrade to https on the same host aside), the
+Authorization header and the caller's `auth_headers` are no longer sent (as
+requests does).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -30,6 +35,7 @@ from ingest.urls import check_resolved
 logger = logging.getLogger(__name__)
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 # First retry waits about this long; each further one doubles it (plus jitter).
 _BASE_BACKOFF_S = 0.5
 
@@ -81,6 +87,24 @@ def backoff_s(attempt: int, cap_s: float) -> float:
     return random.uniform(0, min(cap_s, _BASE_BACKOFF_S * 2**attempt))
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port of `url`, the default port filled in, for same-origin checks."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def _keeps_credentials(first: str, current: str) -> bool:
+    """Same origin, or the same host's http upgraded to https on the default ports (as requests)."""
+    a, b = _origin(first), _origin(current)
+    return a == b or (a == ("http", b[1], 80) and b == ("https", a[1], 443))
+
+
+def _without(headers: dict[str, str], names: Collection[str]) -> dict[str, str]:
+    drop = {"authorization"} | {name.lower() for name in names}
+    return {k: v for k, v in headers.items() if k.lower() not in drop}
+
+
 class HttpFetcher(AsyncResource):
     """Fetches URLs under the ingest settings' limits; `start()`/`stop()` own the client."""
 
@@ -113,8 +137,12 @@ class HttpFetcher(AsyncResource):
         last_modified: str | None = None,
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
+        auth_headers: Collection[str] = (),
     ) -> FetchResult:
-        """GET `url` with retries; raises FetchError (transient) or FeedError / UnsafeUrl (permanent)."""
+        """GET `url` with retries; raises FetchError (transient) or FeedError / UnsafeUrl (permanent).
+
+        `auth_headers`: names of headers in `headers` that hold credentials; like Authorization,
+        they are not sent on after a redirect to another origin."""
         request_headers = dict(headers or {})
         if etag:
             request_headers["If-None-Match"] = etag
@@ -124,7 +152,7 @@ class HttpFetcher(AsyncResource):
         attempt = 0
         while True:
             try:
-                return await self._follow(url, request_headers, params, conditional)
+                return await self._follow(url, request_headers, params, conditional, auth_headers)
             except FetchError as exc:
                 wait = exc.retry_after_s if exc.retry_after_s is not None else backoff_s(attempt, 30.0)
                 if attempt >= self.settings.max_retries or wait > self.settings.max_retry_wait_s:
@@ -136,13 +164,20 @@ class HttpFetcher(AsyncResource):
                 await asyncio.sleep(wait)
 
     async def _follow(
-        self, url: str, headers: dict[str, str], params: dict[str, str] | None, conditional: bool
+        self,
+        url: str,
+        headers: dict[str, str],
+        params: dict[str, str] | None,
+        conditional: bool,
+        auth_headers: Collection[str],
     ) -> FetchResult:
         visited: set[str] = set()
         current = url
         for _ in range(self.settings.max_redirects + 1):
             visited.add(current)
             await check_resolved(current, allow_private=self.settings.allow_private_hosts)
+            if not _keeps_credentials(url, current):  # and stay dropped, should a later hop come back
+                headers = _without(headers, auth_headers)
             result = await self._get(current, headers, params, conditional)
             if isinstance(result, FetchResult):
                 return result

@@ -9,7 +9,9 @@ exchange-prefixed symbols, the source's configured tickers and the companies
 the title names (ingest/companies.py). Language: a
 confident guess from the text (ingest/language.py), else what the source
 declares (channel-wide and sometimes wrong: a sample feed says Kannada for
-English posts).
+English posts). Lone UTF-16 surrogates (JSON's unpaired "\\ud83d" escapes)
+become U+FFFD first: UTF-8 cannot encode them, so ids, the schema and Kafka
+would reject the entry.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -45,6 +47,7 @@ _BLOCK = frozenset({"p", "br", "div", "li", "tr", "td", "h1", "h2", "h3", "h4", 
 # (Browsers open a tag or a bogus comment only when a letter, "/", "!" or "?" follows "<".)
 _TAG_SHAPED = re.compile(r"<!--.*?(?:-->|$)|<[/!?A-Za-z][^<>]*(?:>|(?=<)|$)", re.S)
 _SPACE = re.compile(r"\s+")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _CONTROL = dict.fromkeys(c for c in range(32) if chr(c) not in "\t\n\r")
 
 # Query parameters that identify a campaign or click, not the document
@@ -142,6 +145,30 @@ def strip_html(text: str | None) -> str:
     return _SPACE.sub(" ", out).strip()
 
 
+def without_surrogates(text: str) -> str:
+    """`text` with surrogate pairs joined and lone surrogates replaced by U+FFFD."""
+    if not _SURROGATE.search(text):
+        return text
+    # UTF-16 is where surrogates mean something: its decoder joins pairs and replaces the rest.
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def _encodable(raw: RawEntry) -> RawEntry:
+    """`raw` with every text field free of lone surrogates."""
+    fix = without_surrogates
+    return replace(
+        raw,
+        title=fix(raw.title),
+        summary=fix(raw.summary),
+        link=fix(raw.link) if raw.link else raw.link,
+        guid=fix(raw.guid) if raw.guid else raw.guid,
+        language=fix(raw.language) if raw.language else raw.language,
+        tags=tuple(fix(t) for t in raw.tags),
+        tickers=tuple(fix(t) for t in raw.tickers),
+        story_id=fix(raw.story_id) if raw.story_id else raw.story_id,
+    )
+
+
 def truncate(text: str, limit: int) -> str:
     """Cut at a word boundary to at most `limit` characters, marking the cut."""
     if len(text) <= limit:
@@ -233,6 +260,7 @@ def normalize_entry(raw: RawEntry, fetched_at: datetime, names: CompanyNames | N
 
     `names`: the companies whose names in the title stand for their tickers (after the source's
     tickers, tags and cashtags). Only the title: a summary names more bystanders."""
+    raw = _encodable(raw)
     title = strip_html(raw.title)
     summary = strip_html(raw.summary)
     if not title:
@@ -271,7 +299,8 @@ def normalize_entries(
     entry) for each that does not."""
     items: list[tuple[NewsItem, RawEntry]] = []
     invalid: list[tuple[str, InvalidRecord, RawEntry]] = []
-    for raw in entries:
+    for entry in entries:
+        raw = _encodable(entry)  # the entry goes on to dedup and dead letters too
         try:
             items.append((normalize_entry(raw, fetched_at, names), raw))
         except InvalidRecord as exc:

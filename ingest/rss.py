@@ -4,7 +4,12 @@ feedparser never fetches here: it parses the bytes we fetched (with the
 response's Content-Type, so it can use the HTTP charset), off the event loop.
 A feed that parses only partly (bozo, but with entries) is used and flagged
 "malformed"; one that yields no feed at all raises FeedError ("not_a_feed" for
-an HTML page, "malformed" otherwise).
+an HTML page, "malformed" otherwise), and so does one feedparser itself fails on.
+
+Some publishers write an emoji as the character references of its two UTF-16
+halves (`&#55357;&#56832;`). XML forbids surrogate code points and feedparser's
+loose parser crashes on them, so they are rewritten to the one code point
+(a lone half to U+FFFD) before parsing.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +34,11 @@ logger = logging.getLogger(__name__)
 
 # feedparser's bozo exceptions that only say the declared charset was wrong.
 _BENIGN_BOZO = ("CharacterEncodingOverride", "NonXMLContentType")
+# A numeric character reference, short enough that int() stays cheap, and a run of them
+# (a surrogate pair is two adjacent ones).
+_CHARREF = re.compile(rb"&#(?:([0-9]{1,8})|[xX]([0-9a-fA-F]{1,6}));")
+_CHARREF_RUN = re.compile(rb"(?:&#(?:[0-9]{1,8}|[xX][0-9a-fA-F]{1,6});)+")
+_HIGH, _LOW = range(0xD800, 0xDC00), range(0xDC00, 0xE000)
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,31 @@ def _entry(entry: Any, source: FeedSource, feed_language: str | None) -> RawEntr
     )
 
 
+def _code_points(units: list[int]) -> list[int]:
+    """UTF-16 code units as code points: pairs joined, lone surrogates as U+FFFD."""
+    points: list[int] = []
+    for unit in units:
+        if unit in _LOW and points and points[-1] in _HIGH:
+            points[-1] = 0x10000 + ((points[-1] - _HIGH.start) << 10) + (unit - _LOW.start)
+        else:
+            points.append(unit)
+    return [0xFFFD if point in _HIGH or point in _LOW else point for point in points]
+
+
+def _fix_reference_run(match: re.Match[bytes]) -> bytes:
+    run = match.group()
+    units = [int(dec) if dec else int(hex_, 16) for dec, hex_ in _CHARREF.findall(run)]
+    if not any(unit in _HIGH or unit in _LOW for unit in units):
+        return run
+    # Still references, not bytes: the document may be in any encoding.
+    return b"".join(b"&#x%X;" % point for point in _code_points(units))
+
+
+def fix_surrogate_references(body: bytes) -> bytes:
+    """`body` with references to UTF-16 surrogates replaced by the code point they encode."""
+    return _CHARREF_RUN.sub(_fix_reference_run, body) if b"&#" in body else body
+
+
 def _what(error: BaseException | None) -> str:
     """`SAXParseException: <unknown>:12:2: junk after document element` (its line and column)."""
     return f"{type(error).__name__}: {error}" if error is not None else "no parser error"
@@ -84,7 +120,10 @@ def parse_feed(body: bytes, source: FeedSource, content_type: str = "") -> Parse
     if not body.strip():
         raise FeedError("empty_body", f"source={source.name}: empty response body")
     headers = {"content-type": content_type} if content_type else None
-    parsed = feedparser.parse(io.BytesIO(body), response_headers=headers)
+    try:
+        parsed = feedparser.parse(io.BytesIO(fix_surrogate_references(body)), response_headers=headers)
+    except Exception as exc:  # feedparser has crashed on bad input (UnicodeEncodeError): no feed
+        raise FeedError("malformed", f"source={source.name}: feed parser failed ({_what(exc)})") from exc
     version = parsed.get("version") or ""
     raw_entries = parsed.get("entries") or []
     bozo = parsed.get("bozo_exception") if parsed.get("bozo") else None

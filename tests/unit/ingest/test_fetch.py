@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+import httpx
 import pytest
 
 from finpulse.settings import IngestSettings
@@ -165,3 +166,38 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now=now) == 30.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+def _redirecting(location: str, seen: list[httpx.Request]) -> httpx.MockTransport:
+    """api.example answers 302 to `location`; everything else 200."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host == "api.example" and request.url.path == "/news":
+            return httpx.Response(302, headers={"Location": location})
+        return httpx.Response(200, content=b"ok")
+
+    return httpx.MockTransport(handler)
+
+
+@pytest.mark.parametrize(
+    ("start", "location", "kept"),
+    [
+        ("https://api.example/news", "https://cdn.example/x", False),
+        ("https://api.example/news", "https://api.example:8443/x", False),  # another port: another origin
+        ("https://api.example/news", "http://api.example/x", False),  # and so is another scheme
+        ("https://api.example/news", "/x", True),
+        ("https://api.example/news", "https://API.example:443/x", True),  # the same, spelled otherwise
+        ("http://api.example/news", "https://api.example/x", True),  # upgraded to https: kept
+    ],
+)
+async def test_authorization_is_dropped_on_a_cross_origin_redirect(
+    ingest_settings: IngestSettings, start: str, location: str, kept: bool
+) -> None:
+    seen: list[httpx.Request] = []
+    async with HttpFetcher(ingest_settings, transport=_redirecting(location, seen)) as fetcher:
+        result = await fetcher.fetch(start, headers={"Authorization": "Bearer S3CRET", "Accept": "*/*"})
+    assert result.body == b"ok"
+    assert seen[0].headers["Authorization"] == "Bearer S3CRET"
+    assert ("Authorization" in seen[1].headers) is kept
+    assert seen[1].headers["Accept"] == "*/*"

@@ -113,3 +113,39 @@ def test_truncated_feed_keeps_complete_items() -> None:
     parsed = parse_feed(body[: len(body) // 2], SOURCE)
     assert 10 < len(parsed.entries) < 55
     assert "malformed" in parsed.warnings
+
+
+def _feed(*titles: str) -> bytes:
+    items = "".join(
+        f"<item><title>{t}</title><link>https://e.com/{i}</link></item>" for i, t in enumerate(titles)
+    )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>{items}</channel></rss>'.encode()
+    )
+
+
+@pytest.mark.parametrize(
+    ("reference", "text"),
+    [
+        ("&#55357;&#56832;", "\U0001f600"),  # how some CMSs write an emoji: as its UTF-16 halves
+        ("&#xD83D;&#xde00;", "\U0001f600"),
+        ("&#55357;", "\ufffd"),  # a lone half: no character, say so
+        ("&#xDE00;&#x41;", "\ufffdA"),
+        ("&#128512;", "\U0001f600"),  # a real code point stays as it was
+    ],
+)
+def test_surrogate_character_references_do_not_break_the_feed(reference: str, text: str) -> None:
+    parsed = parse_feed(_feed("Good one", f"Acme {reference} sinks"), SOURCE)
+    assert [e.title for e in parsed.entries] == ["Good one", f"Acme {text} sinks"]
+    assert normalize_entry(parsed.entries[1], fetched_at=NOW).title == f"Acme {text} sinks"
+
+
+def test_a_crash_inside_feedparser_is_a_malformed_feed(monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(*args: object, **kwargs: object) -> None:
+        raise UnicodeEncodeError("utf-8", "\ud83d", 0, 1, "surrogates not allowed")
+
+    monkeypatch.setattr("ingest.rss.feedparser.parse", crash)
+    with pytest.raises(FeedError) as info:
+        parse_feed(_feed("Good one"), SOURCE)
+    assert info.value.kind == "malformed"
+    assert "UnicodeEncodeError" in str(info.value)

@@ -1,0 +1,81 @@
+"""JSON news APIs: item mapping into entries that normalise, auth across redirects."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from finpulse.settings import IngestSettings
+from ingest.api import JsonApiSource, map_item
+from ingest.fetch import HttpFetcher
+from ingest.normalize import normalize_entries, normalize_entry
+from ingest.sources import ApiSource
+from ingest.state import SourceState
+
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+SOURCE = ApiSource(
+    name="acme-news",
+    url="https://api.example/v1/news",
+    items_path="data",
+    fields={"id": "id", "tags": "tags"},  # type: ignore[arg-type]
+)
+
+
+def test_a_lone_surrogate_in_json_text_becomes_a_replacement_character() -> None:
+    # json.loads keeps an unpaired "\ud83d" escape as a lone surrogate, which UTF-8 cannot encode.
+    item = json.loads('{"title": "Acme \\ud83d sinks", "summary": "s\\udc00", "tags": ["x\\ud800"]}')
+    raw = map_item(item, SOURCE)  # no id, no url: the story id hashes the title
+    normalized = normalize_entry(raw, fetched_at=NOW)
+    assert normalized.title == "Acme \ufffd sinks"
+    assert normalized.summary == "s\ufffd"
+    assert normalized.tags == ("x\ufffd",)
+    assert (
+        normalized.story_id == normalize_entry(map_item({"title": "Acme \ufffd sinks"}, SOURCE), NOW).story_id
+    )
+
+
+def test_a_lone_surrogate_in_a_guid_or_link_neither_raises_nor_changes_normal_ids() -> None:
+    items, invalid = normalize_entries(
+        [
+            map_item({"id": "a\ud83d", "title": "t", "url": "https://e.com/?q=\ud83d"}, SOURCE),
+            map_item({"id": "b\ud83d"}, SOURCE),  # no text at all: dead-lettered, not raised
+            map_item({"id": "plain", "title": "t"}, SOURCE),
+        ],
+        NOW,
+    )
+    assert [raw.guid for _, raw in items] == ["a\ufffd", "plain"]
+    assert items[0][0].url == "https://e.com/?q=%EF%BF%BD"
+    assert [raw.guid for _, _, raw in invalid] == ["b\ufffd"]
+    assert (
+        items[1][0].story_id == normalize_entry(map_item({"id": "plain", "title": "u"}, SOURCE), NOW).story_id
+    )
+
+
+async def test_the_configured_auth_header_is_not_sent_to_another_host(
+    ingest_settings: IngestSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACME_TOKEN", "S3CRET")
+    source = SOURCE.model_copy(
+        update={
+            "auth_env": "ACME_TOKEN",
+            "auth_header": "X-Api-Key",
+            "headers": {"Accept": "application/json"},
+        }
+    )
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host == "api.example":
+            return httpx.Response(302, headers={"Location": "https://cdn.example/x"})
+        return httpx.Response(200, json={"data": [{"title": "Acme beats"}]})
+
+    async with HttpFetcher(ingest_settings, transport=httpx.MockTransport(handler)) as fetcher:
+        outcome = await JsonApiSource(source).poll(SourceState(source=source.name), fetcher)
+    assert [e.title for e in outcome.entries] == ["Acme beats"]
+    assert seen[0].headers["X-Api-Key"] == "S3CRET"
+    assert "X-Api-Key" not in seen[1].headers
+    assert seen[1].headers["Accept"] == "application/json"
