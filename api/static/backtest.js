@@ -44,15 +44,17 @@ function backtestMode() {
 }
 
 // "[KIND:NAME] START END [tp|fp]" per line (times UTC); KIND:NAME defaults to the chosen entity.
+// Read from the right: a name may hold spaces ("topic:Energy | Oil").
 function parseLabels(text, entity) {
   const events = [];
   text.split("\n").forEach((line, i) => {
     const words = line.trim().split(/\s+/).filter(Boolean);
     if (!words.length) return;
+    const verdict = ["tp", "fp"].includes(words.at(-1)) ? words.pop() : "tp";
+    const [start, end] = words.length >= 2 ? words.splice(-2) : [];
     let [kind, name] = entity || [];
-    if (/^(topic|ticker|source):./.test(words[0])) [kind, name] = words.shift().split(/:(.*)/s);
-    const [start, end, verdict = "tp", ...rest] = words;
-    if (!kind || !end || rest.length || !["tp", "fp"].includes(verdict)) {
+    if (words.length) [kind, name] = /^(topic|ticker|source):./.test(words[0]) ? words.join(" ").split(/:(.*)/s) : [];
+    if (!kind || !end) {
       throw new Error(`labelled events, line ${i + 1}: write [KIND:NAME] START END [tp|fp], e.g. 2026-03-02T12:20 2026-03-02T12:35`);
     }
     const utc = (t) => (/(Z|[+-]\d\d:?\d\d)$/.test(t) ? t : `${t}Z`);

@@ -634,6 +634,26 @@ def test_backtest_panel_runs_the_grid_and_highlights_the_recommendation(
     assert page.is_hidden("#bt-results")
 
 
+def test_labelled_events_name_entities_with_spaces(
+    backtest_page: tuple[Page, str, tuple[datetime, datetime]],
+) -> None:
+    page, _, _ = backtest_page
+    parsed = page.evaluate("""() => [
+      parseLabels("topic:Energy | Oil 2026-03-02T12:20 2026-03-02T12:35 fp", null),
+      parseLabels("2026-03-02T12:20 2026-03-02T12:35", ["ticker", "ACME"]),
+    ]""")
+    assert parsed[0] == [
+        {"entity_kind": "topic", "entity": "Energy | Oil", "start": "2026-03-02T12:20Z",
+         "end": "2026-03-02T12:35Z", "verdict": "fp"},
+    ]  # fmt: skip
+    assert parsed[1][0]["entity"] == "ACME" and parsed[1][0]["verdict"] == "tp"
+    for bad in ("Energy 2026-03-02T12:20 2026-03-02T12:35", "topic:Earnings 2026-03-02T12:20", "2026-03-02"):
+        error = page.evaluate(
+            "(line) => { try { parseLabels(line, null); } catch (e) { return e.message; } }", bad
+        )
+        assert error.startswith("labelled events, line 1: write [KIND:NAME] START END"), (bad, error)
+
+
 def test_backtest_chart_breaks_a_kind_s_lines_where_its_windows_are_missing(
     backtest_page: tuple[Page, str, tuple[datetime, datetime]],
 ) -> None:
