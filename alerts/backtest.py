@@ -68,7 +68,7 @@ from .aggregate import (
 from .baseline import Baseline, BaselineParams, update_baseline
 from .detector import DetectorState, detect
 from .render import short_id
-from .subscriptions import DetectorParams, Subscription
+from .subscriptions import DetectorParams, Subscription, same_entity
 from .windows import WindowSpec, window_bounds, window_starts
 
 # Each setting replays the whole series once: 200 keeps a week of 5-minute windows
@@ -104,11 +104,14 @@ class LabelledEvent(_Frozen):
         object.__setattr__(self, "entity", normalise_entity(self.entity_kind, self.entity))
         return self
 
+    def about(self, kind: EntityKind, entity: str) -> bool:
+        """Whether the label is about this entity (named in any case, a ticker with or without '$')."""
+        return kind == self.entity_kind and same_entity(kind, entity, self.entity)
+
     def matches(self, alert: AlertEvent) -> bool:
         """Same entity and the alert's window overlaps [start, end)."""
         return (
-            alert.entity_kind == self.entity_kind
-            and normalise_entity(alert.entity_kind, alert.entity) == self.entity
+            self.about(alert.entity_kind, alert.entity)
             and alert.window_start < self.end
             and alert.window_end > self.start
         )
@@ -132,11 +135,15 @@ class Labels(_Frozen):
     events: tuple[LabelledEvent, ...] = ()
     complete: bool = False
 
-    def of(self, kind: EntityKind, entity: str) -> Labels:
-        """Only the labels of one entity."""
-        name = normalise_entity(kind, entity)
-        kept = tuple(e for e in self.events if e.entity_kind == kind and e.entity == name)
-        return self.model_copy(update={"events": kept})
+    def where(self, keep: Callable[[LabelledEvent], bool]) -> Labels:
+        """Only the labels `keep` accepts."""
+        return self.model_copy(update={"events": tuple(e for e in self.events if keep(e))})
+
+
+def in_focus(focus: tuple[EntityKind, str] | None, kind: EntityKind, entity: str) -> bool:
+    """Whether an entity is the one a backtest is restricted to (any, without one); named in
+    any case, as subscription filters match."""
+    return focus is None or (kind == focus[0] and same_entity(kind, entity, focus[1]))
 
 
 class Setting(_Frozen):
@@ -374,7 +381,8 @@ def _rank(
     result: SettingResult, current: DetectorParams | None = None
 ) -> tuple[float, float, int, float, bool, float, float, int]:
     recall = -1.0 if result.recall is None else result.recall
-    precision = -1.0 if result.precision is None else result.precision
+    # No precision: no alert judged, so none judged false (nothing fired, or none labelled).
+    precision = 1.0 if result.precision is None else result.precision
     delay = -math.inf if result.median_delay_s is None else -result.median_delay_s
     # Settings that fire the same: the one in use (no change without evidence), else the
     # strictest, which fires them with the most margin.
@@ -463,6 +471,7 @@ class BacktestReport(_Frozen):
     skipped: tuple[str, ...] = Field(
         default=(), description="the grid's combinations the detector refuses, each with why (left out)"
     )
+    notes: tuple[str, ...] = Field(default=(), description="what to know of the replay (a subscription off)")
     asked: dict[str, Any] = Field(
         default_factory=dict,
         description="the request as run (entity or subscription, range, grid, target), its history's source",
@@ -564,18 +573,21 @@ def run_backtest(
     days = (span_end - span_start) / DAY
     if focus is not None:
         focus = (focus[0], normalise_entity(*focus))
-        labels = labels.of(*focus)
-    labels = labels.model_copy(
-        update={"events": tuple(e for e in labels.events if e.start < span_end and e.end > span_start)}
+    # Labels of what the replay can alert on: others' verdicts on entities this one does not
+    # watch would count as events it missed.
+    labels = labels.where(
+        lambda e: (
+            in_focus(focus, e.entity_kind, e.entity)
+            and subscription.filter.matches(e.entity_kind, e.entity)
+            and e.start < span_end
+            and e.end > span_start
+        )
     )
     families = group_by_end(matched)
     results: list[SettingResult] = []
     for setting in settings:
         events = replay(families, subscription.model_copy(update={"detector": setting.params}), now)
-        if focus is not None:
-            events = tuple(
-                e for e in events if (e.entity_kind, normalise_entity(e.entity_kind, e.entity)) == focus
-            )
+        events = tuple(e for e in events if in_focus(focus, e.entity_kind, e.entity))
         results.append(evaluate(setting, events, labels, days))
         if progress is not None:
             progress(len(results), len(settings))

@@ -25,7 +25,7 @@ from matplotlib.lines import Line2D
 
 from finpulse.schema import EntityKind, WindowAggregate, normalise_entity
 
-from .backtest import Labels, SettingResult
+from .backtest import Labels, SettingResult, in_focus
 
 # Figure geometry (inches): the trend panel, plus this much per setting row, capped.
 WIDTH_IN, TREND_IN, ROW_IN, MAX_ROWS_IN = 11.0, 3.2, 0.32, 9.0
@@ -46,7 +46,7 @@ def plot_backtest(
     """PNG of `entity`'s trend with every setting's alert markers."""
     kind, name = entity[0], normalise_entity(*entity)
     series = sorted(
-        (w for w in windows if w.entity_kind == kind and normalise_entity(kind, w.entity) == name),
+        (w for w in windows if in_focus(entity, w.entity_kind, w.entity)),
         key=lambda w: (w.window_kind, w.window_end),
     )
     rows = max(1, len(results))
@@ -75,7 +75,7 @@ def plot_backtest(
             )
     lo = min((w.window_start for w in series), default=None)
     hi = max((w.window_end for w in series), default=None)
-    for label in labels.of(kind, name).events if labels else ():
+    for label in labels.where(lambda e: e.about(kind, name)).events if labels else ():
         start, end = max(label.start, lo or label.start), min(label.end, hi or label.end)
         colour = "tab:green" if label.verdict == "tp" else "0.6"
         for ax in (trend, alerts):
@@ -122,14 +122,10 @@ def _days(times: Sequence[datetime]) -> list[float]:
 
 
 def _alert_rows(
-    ax: Axes, results: Sequence[SettingResult], kind: str, name: str, recommended: str | None
+    ax: Axes, results: Sequence[SettingResult], kind: EntityKind, name: str, recommended: str | None
 ) -> None:
     for row, result in enumerate(results):
-        mine = [
-            e
-            for e in result.events
-            if e.entity_kind == kind and normalise_entity(e.entity_kind, e.entity) == name
-        ]
+        mine = [e for e in result.events if in_focus((kind, name), e.entity_kind, e.entity)]
         fired = [e.window_end for e in mine if e.state == "fired"]
         resolved = [e.window_end for e in mine if e.state == "resolved"]
         for times, marker in ((fired, FIRED), (resolved, RESOLVED)):

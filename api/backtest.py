@@ -38,6 +38,7 @@ from alerts.backtest import (
     Setting,
     expand_grid,
     group_by_end,
+    in_focus,
     parse_grid,
     rebuild_windows,
     refused_settings,
@@ -75,6 +76,9 @@ CLASSIFY_BATCH = 64
 EPISODE_SEARCH = timedelta(days=30)
 # Windows one backtest may replay: a week of 5-minute windows for ~200 entities.
 MAX_WINDOWS = 500_000
+# Windows times settings, each window replayed once per setting (~0.1 ms each on a 2-core VM): a
+# request the API runs while its caller waits, so it ends within minutes.
+MAX_REPLAYED = 5_000_000
 Progress = Callable[[int, int], None]
 
 
@@ -239,6 +243,15 @@ def resolve_subscription(
         f"no subscription {sid!r} in the store or {path} (invalid stored ones are skipped, see the log); "
         f"known: {known}"
     )
+
+
+def replayable(sub: Subscription) -> tuple[Subscription, tuple[str, ...]]:
+    """The subscription to replay and what the report notes of it: one switched off (to be
+    retuned, say) is replayed as if on."""
+    if sub.enabled:
+        return sub, ()
+    note = f"subscription {sub.id!r} is off (enabled = false): replayed as if on"
+    return sub.model_copy(update={"enabled": True}), (note,)
 
 
 def apply_recommended(
@@ -480,17 +493,26 @@ def run_windows(
     progress: Progress | None = None,
     stories: tuple[datetime, datetime] | None = None,
     history: str = STORED,
+    notes: tuple[str, ...] = (),
 ) -> BacktestOutcome:
     """The grid over already loaded windows; `stories`: when the replay's first and last story of
-    the range (any entity's) were published; `history`: where the windows came from."""
+    the range (any entity's) were published; `history`: where the windows came from; `notes`:
+    for the report."""
     if len(windows) > MAX_WINDOWS:
         raise BacktestError(
             f"{len(windows)} windows to replay (at most {MAX_WINDOWS}): narrow the range or entity"
         )
+    settings = request.grid_settings(subscription.detector)
+    if len(windows) * len(settings) > MAX_REPLAYED:
+        raise BacktestError(
+            f"{len(windows):,} windows x {len(settings)} settings is {len(windows) * len(settings):,} "
+            f"window replays (at most {MAX_REPLAYED:,}, about 10 minutes): narrow the range, the entity "
+            "or the grid"
+        )
     report = run_backtest(
         windows,
         subscription,
-        request.grid_settings(subscription.detector),
+        settings,
         labels,
         now,
         max_alerts_per_day=request.max_alerts_per_day,
@@ -499,7 +521,7 @@ def run_windows(
         progress=progress,
     )
     skipped = tuple(request.refused(subscription.detector))
-    report = report.model_copy(update={"asked": _asked(request, history), "skipped": skipped})
+    report = report.model_copy(update={"asked": _asked(request, history), "skipped": skipped, "notes": notes})
     logger.info(
         "backtest subscription=%s windows=%d settings=%d recommended=%s",
         report.subscription_id, report.windows, len(report.results), report.recommended,
@@ -550,7 +572,7 @@ def run_from_store(
     labels: Labels | None = None, progress: Progress | None = None,
 ) -> BacktestOutcome:  # fmt: skip
     """Backtest over the store's history: its windows, or windows rebuilt from its scored items."""
-    subscription = resolve_subscription(request, settings, store)
+    subscription, notes = replayable(resolve_subscription(request, settings, store))
     kinds = _kinds(request, subscription)
     if request.rebuild:
         items = store.scored_series(request.start, request.end)
@@ -567,7 +589,7 @@ def run_from_store(
     stories = story_span(*published, _tumbling(settings)) if published else None
     labels = labels_for(request, store, labels)
     history = REBUILT if request.rebuild else STORED
-    outcome = run_windows(request, windows, subscription, labels, now, progress, stories, history)
+    outcome = run_windows(request, windows, subscription, labels, now, progress, stories, history, notes)
     if request.subscription_id is None:
         return outcome
     check = live_check(store, outcome, subscription, now)
@@ -584,7 +606,11 @@ def live_check(
     if current is not None:
         replayed = current.events
     elif any(w.window_kind == subscription.detector.window for w in outcome.windows):
-        replayed = replay(group_by_end(outcome.windows), subscription, now)
+        replayed = tuple(
+            e
+            for e in replay(group_by_end(outcome.windows), subscription, now)
+            if in_focus(report.focus, e.entity_kind, e.entity)
+        )
     else:
         return None
     kind, entity = report.focus or (None, None)  # the replay's events are the focus entity's alone
@@ -601,7 +627,7 @@ def run_from_items(
     labels: Labels | None = None, store: HistoryStore | None = None, progress: Progress | None = None,
 ) -> BacktestOutcome:  # fmt: skip
     """Backtest over scored items (a classified replay file)."""
-    subscription = resolve_subscription(request, settings, store)
+    subscription, notes = replayable(resolve_subscription(request, settings, store))
     kinds = _kinds(request, subscription)
     lo, hi = request.start, request.end
     kept = [
@@ -617,7 +643,7 @@ def run_from_items(
     published = [s.item.published_at for s in kept]
     stories = story_span(min(published), max(published), _tumbling(settings))
     labels = labels_for(request, store, labels)
-    return run_windows(request, windows, subscription, labels, now, progress, stories, REPLAYED)
+    return run_windows(request, windows, subscription, labels, now, progress, stories, REPLAYED, notes)
 
 
 def grid_from_option(value: str | None) -> dict[str, list[GridValue]] | str:

@@ -307,6 +307,7 @@ def _header(report: BacktestReport) -> list[str]:
         *_asked_line(report.asked),
         f"- current detector ({whose}): {report.base.summary()}; the grid's values override it",
         f"- labels: {counted(tp, 'event')}, {counted(fp, 'false alarm')} ({kind})",
+        *[f"- note: {note}" for note in report.notes],
         *([f"- live check: {report.live.summary}"] if report.live is not None else []),
         *([f"- left out (the detector refuses them): {'; '.join(report.skipped)}"] if report.skipped else []),
         f"- target: {target}",

@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from alerts.backtest import BacktestError, BacktestReport
+from alerts.backtest import BacktestError, BacktestReport, in_focus
 from api.backtest import BacktestOutcome, BacktestRequest, NoHistory, run_from_store
 from api.deps import Store, unprocessable
 from finpulse.schema import EntityKind, WindowKind, describe_validation_error, normalise_entity, utcnow
@@ -54,9 +54,7 @@ class BacktestTrend(BaseModel):
         if entity is None:
             return cls()
         kind, name = entity[0], normalise_entity(*entity)
-        mine = [
-            w for w in outcome.windows if w.entity_kind == kind and normalise_entity(kind, w.entity) == name
-        ]
+        mine = [w for w in outcome.windows if in_focus(entity, w.entity_kind, w.entity)]
         mine.sort(key=lambda w: (w.window_kind, w.window_end))
         return cls(
             entity_kind=kind,

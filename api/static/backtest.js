@@ -148,6 +148,7 @@ function showBacktest({ report, trend }) {
   rec.textContent = report.recommended ? `Recommended: ${report.recommendation}` : report.recommendation;
   // A live subscription's replay checks itself against what it sent; refused grid pairs are named.
   const checks = [];
+  (report.notes || []).forEach((note) => checks.push(`Note: ${note}.`));
   if (report.live) checks.push(`Live check: ${report.live.summary}.`);
   if (report.skipped.length) checks.push(`Left out (the detector refuses them): ${report.skipped.join("; ")}.`);
   $("bt-checks").textContent = checks.join(" ");

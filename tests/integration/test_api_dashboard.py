@@ -646,7 +646,7 @@ def test_labelled_events_name_entities_with_spaces(
         {"entity_kind": "topic", "entity": "Energy | Oil", "start": "2026-03-02T12:20Z",
          "end": "2026-03-02T12:35Z", "verdict": "fp"},
     ]  # fmt: skip
-    assert parsed[1][0]["entity"] == "ACME" and parsed[1][0]["verdict"] == "tp"
+    assert (parsed[1][0]["entity"], parsed[1][0]["verdict"]) == ("ACME", "tp")
     for bad in ("Energy 2026-03-02T12:20 2026-03-02T12:35", "topic:Earnings 2026-03-02T12:20", "2026-03-02"):
         error = page.evaluate(
             "(line) => { try { parseLabels(line, null); } catch (e) { return e.message; } }", bad

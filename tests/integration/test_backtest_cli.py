@@ -189,6 +189,16 @@ def test_backtest_of_the_live_subscription_reproduces_its_alerts(history: Histor
     result = runner.invoke(app, args, env={**history.env, "FINPULSE_STORE_URL": f"duckdb:///{copy}"})
     said = " ".join(result.output.split())
     assert f"fires {len(acme)} of the {len(acme) + 1} alerts live sent; not 0ld5en7a1e47" in said, said
+    # The same with a grid that leaves out the setting in use (replayed for the check alone): BOLT's
+    # check holds no ACME alert.
+    args = ["backtest", "--subscription", "desk", "--entity", "ticker:bolt", "--grid", "min_rise=0.3,0.4"]
+    result = runner.invoke(
+        app,
+        [*args, *RANGE, "--out", str(out)],
+        env={**history.env, "FINPULSE_STORE_URL": f"duckdb:///{copy}"},
+    )
+    said = " ".join(result.output.split())
+    assert "fires 0 of the 1 alerts live sent; not b0157a1e47c0 (" in said, said
     # Rebuilding the windows from the stored scored items gives the same alerts too.
     again = tmp_path / "rebuilt"
     result = invoke(history, "backtest", "--subscription", "desk", "--rebuild", *RANGE, "--out", str(again))
@@ -312,6 +322,36 @@ def test_feedback_labels_and_training_export(history: History, tmp_path: Path) -
     assert expected
     assert rows == [{"text": t, "label": "0"} for t in expected]
     assert export.read_text().splitlines()[0] == "text,label"
+
+
+def test_a_subscription_switched_off_is_replayed_as_if_on(history: History, tmp_path: Path) -> None:
+    """Switched off to be retuned: its backtest replays it, and says it is off."""
+    subs, store = tmp_path / "subscriptions.toml", tmp_path / "history.duckdb"
+    subs.write_text(SUBSCRIPTIONS.replace('channel = "#desk"', 'channel = "#desk"\nenabled = false'))
+    store.write_bytes(history.path.read_bytes())
+    env = {
+        **history.env,
+        "FINPULSE_ALERTS_SUBSCRIPTIONS_FILE": str(subs),
+        "FINPULSE_STORE_URL": f"duckdb:///{store}",
+    }
+    out = tmp_path / "report"
+    args = ["backtest", "--subscription", "desk", *RANGE, "--out", str(out)]
+    result = runner.invoke(app, args, env=env)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, said
+    assert "note: subscription 'desk' is off (enabled = false): replayed as if on" in said
+    report = json.loads((out / "report.json").read_text())
+    assert _strip(report["results"][0]["events"]) == _strip(history.alerts)
+
+
+def test_a_backtest_bigger_than_minutes_is_refused_naming_its_size(
+    history: History, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("api.backtest.MAX_REPLAYED", 100)
+    result = invoke(history, "backtest", "--entity", "ticker:ACME", "--grid", "min_rise=0.2,0.3", *RANGE)
+    said = " ".join(result.output.split())  # type: ignore[attr-defined]
+    assert result.exit_code == 2, said  # type: ignore[attr-defined]
+    assert f"{WINDOWS} windows x 2 settings is {2 * WINDOWS} window replays (at most 100" in said
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from alerts.backtest import (
     run_backtest,
     story_span,
 )
-from alerts.subscriptions import DetectorParams
+from alerts.subscriptions import DetectorParams, SubscriptionFilter
 from finpulse.schema import AlertEvent, ScoredItem, WindowAggregate
 
 from .events import alert
@@ -249,6 +249,35 @@ def test_recommend_best_recall_within_target_then_precision_then_fewer_alerts() 
     assert recommend(results, 2.0).setting.name == "quiet"  # type: ignore[union-attr]
     assert recommend(results, 0.5).setting.name == "quiet"  # type: ignore[union-attr]
     assert recommend(results, 0.4) is None
+
+
+def test_a_setting_that_fires_nothing_beats_one_that_fires_only_false_alarms() -> None:
+    noisy = result("noisy", fired=2, days=1, caught=0, tp=0)  # recall 0, precision 0
+    silent = result("silent", fired=0, days=1, caught=0, tp=0)  # recall 0, no precision
+    assert recommend([noisy, silent], None).setting.name == "silent"  # type: ignore[union-attr]
+
+
+def test_labels_the_subscription_cannot_alert_on_are_not_counted() -> None:
+    """Another subscription's verdict on an entity this one does not watch is no event it missed."""
+    windows, _, (sub,) = live_run(1)
+    energy = sub.model_copy(update={"filter": SubscriptionFilter(topics=("T1", "T5"))})
+    elsewhere = LabelledEvent(entity_kind="ticker", entity="ACME", start=T0, end=T0 + 600 * M5)
+    report = run_backtest(windows, energy, expand_grid({}, energy.detector), Labels(events=(elsewhere,)), NOW)
+    assert report.labels.events == ()
+    assert (report.results[0].labelled_events, report.results[0].recall) == (0, None)
+
+
+def test_the_focus_entity_is_named_in_any_case() -> None:
+    windows, live, (sub,) = live_run(1)
+    grid = expand_grid({}, sub.detector)
+    label = LabelledEvent(entity_kind="topic", entity="t1", start=T0, end=T0 + 600 * M5)
+    exact, lower = (
+        run_backtest(windows, sub, grid, Labels(events=(label,)), NOW, focus=("topic", name))
+        for name in ("T1", "t1")
+    )
+    assert exact.results[0].events == lower.results[0].events == tuple(e for e in live if e.entity == "T1")
+    assert exact.results[0].alerts_fired > 0
+    assert lower.results[0].recall == exact.results[0].recall == 1.0
 
 
 def test_recommend_the_strictest_of_settings_that_fire_the_same() -> None:
