@@ -329,6 +329,10 @@ class SourceStatus(Message):
     items_published: int = Field(default=0, ge=0)
 
 
+# The largest record a dead letter keeps (base64: 800 KB, under Kafka's default 1 MB message).
+DEAD_LETTER_MAX_VALUE = 600_000
+
+
 class DeadLetter(Message):
     """A record a stage could not process: original bytes plus the reason."""
 
@@ -356,11 +360,16 @@ class DeadLetter(Message):
         partition: int | None = None,
         offset: int | None = None,
     ) -> DeadLetter:
-        reason = error.reason if isinstance(error, InvalidRecord) else str(error) or repr(error)
+        reason = (error.reason if isinstance(error, InvalidRecord) else str(error) or repr(error))[:2_000]
+        if value is not None and len(value) > DEAD_LETTER_MAX_VALUE:
+            # Base64 adds a third: kept whole, the letter would pass Kafka's 1 MB and fail to send.
+            where = f"{source_topic}[{partition}]@{offset}" if offset is not None else source_topic
+            reason += f" (the record, {len(value):,} bytes, is too big to keep here: it stays at {where})"
+            value = None
         return cls(
             source_topic=source_topic,
             stage=stage,
-            reason=reason[:2_000],
+            reason=reason,
             error_type=type(error).__name__,
             partition=partition,
             offset=offset,

@@ -164,6 +164,20 @@ def test_dead_letter_keeps_original_bytes_and_reason() -> None:
     assert "story_id" in letter.reason
 
 
+def test_a_dead_letter_of_a_huge_record_fits_kafka_and_says_where_the_record_is() -> None:
+    raw = b'{"summary": "' + b"x" * 800_000 + b'"}'
+    exc = InvalidRecord("NewsItem", "story_id missing")
+    letter = DeadLetter.wrap(
+        source_topic="news.raw", stage="score", error=exc, value=raw, partition=2, offset=41
+    )
+    assert len(letter.to_bytes()) < 1_000_000  # the producer's and the broker's default limit
+    assert letter.original_value() is None
+    assert (
+        "story_id missing (the record, 800,015 bytes, is too big to keep here: it stays at news.raw[2]@41)"
+        in (letter.reason)
+    )
+
+
 def test_story_id_is_stable_and_separates_parts() -> None:
     assert story_id_for("a", "bc") == story_id_for("a", "bc")
     assert story_id_for("a", "bc") != story_id_for("ab", "c")
