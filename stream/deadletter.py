@@ -18,7 +18,9 @@ async def dead_letter_record(
     dead: TopicT, topic: str, partition: int, offset: int, key: object, value: object,
     error: BaseException, *, stage: str,
 ) -> None:  # fmt: skip
-    """Publish one consumed record to `dead` with why it failed."""
+    """Publish one consumed record to `dead` with why it failed, and wait for the broker's ack:
+    the caller acks or commits the record next, and a letter still in the producer's buffer
+    would be lost with the process."""
     letter = DeadLetter.wrap(
         source_topic=topic,
         stage=stage,
@@ -28,5 +30,6 @@ async def dead_letter_record(
         partition=partition,
         offset=offset,
     )
-    await dead.send(value=letter.to_bytes())
+    delivered = await dead.send(value=letter.to_bytes())
+    await delivered
     log_dead_letter(letter)
