@@ -58,7 +58,7 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 import faust
-from faust.types import EventT, StreamT
+from faust.types import EventT, StreamT, TopicT
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from alerts.aggregate import WindowAccumulator, add_items, close_window, open_window, story_key
@@ -67,7 +67,7 @@ from alerts.windows import WindowSpec, window_specs, window_starts
 from finpulse.errors import InvalidRecord
 from finpulse.schema import ENTITY_KINDS, ScoredItem, WindowAggregate, WindowKind, describe_validation_error
 from finpulse.settings import Settings
-from stream.deadletter import dead_letter
+from stream.deadletter import dead_letter, dead_letter_record
 from stream.metrics import LATE_STORY_WINDOWS
 from stream.skipped import SkippedRecords
 from stream.topics import BASELINES, COUNTED, WINDOW_SUMS, PipelineTopics, by_entity_topic
@@ -234,6 +234,7 @@ def _table(app: faust.App, name: str, partitions: int) -> faust.Table:
 
 def register_windowing(app: faust.App, topics: PipelineTopics, settings: Settings) -> None:
     partitions = settings.kafka.topics.partitions
+    dead = topics.dead(app, topics.names.scored)
     windows = Windows(
         slots=_table(app, WINDOW_SUMS, partitions),
         counted=_table(app, COUNTED, partitions),
@@ -241,8 +242,8 @@ def register_windowing(app: faust.App, topics: PipelineTopics, settings: Setting
         topics=topics,
         settings=settings,
         skipped=SkippedRecords(app, settings.kafka, by_entity_topic(app.conf.id), "by-entity"),
+        dead=dead,
     )
-    dead = topics.dead(app, topics.names.scored)
 
     @app.on_partitions_assigned.connect
     async def resume(app: faust.App, assigned: object, **kwargs: object) -> None:
@@ -270,8 +271,10 @@ class Windows:
         topics: PipelineTopics,
         settings: Settings,
         skipped: SkippedRecords,
+        dead: TopicT,
     ) -> None:
         self.slots, self.counted, self.baselines = slots, counted, baselines
+        self.dead = dead  # for records read back that fail (the agent letters its own events)
         self.topics = topics
         self.specs = window_specs(settings.alerts)
         self.params = BaselineParams.from_settings(settings.alerts)
@@ -302,7 +305,16 @@ class Windows:
             # may skip the first ones): events from there on may have lost their emissions.
             await self._resend(partition, missed[0].offset if missed else offset)
         for record in missed:
-            await self._process(partition, record.offset, state, record.key, record.value, record.headers)
+            try:
+                await self._process(partition, record.offset, state, record.key, record.value, record.headers)
+            except Exception as exc:  # this record alone: its dead letter, and on with the others
+                logger.exception(
+                    "aggregate failed partition=%s offset=%s (read back)", partition, record.offset
+                )
+                await dead_letter_record(
+                    self.dead, self.skipped.topic, partition, record.offset, record.key, record.value, exc,
+                    stage="aggregate",
+                )  # fmt: skip
             self.skipped.ack(partition, record)
         await self._process(partition, offset, state, event.key, event.value, event.headers)
 

@@ -7,6 +7,7 @@ stepped watermark by watermark.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from finpulse.errors import InvalidRecord, TransientError
-from finpulse.schema import WindowAggregate
+from finpulse.schema import DeadLetter, WindowAggregate
 from finpulse.settings import Settings, StreamSettings
 from stream.metrics import LATE_STORY_WINDOWS
 from stream.skipped import Record, SkippedRecords
@@ -65,8 +66,21 @@ class _Log(SkippedRecords):
         self.acked.append(record.offset)
 
 
+class _Dead:
+    """The dead-letter topic: letters kept, each delivered at once."""
+
+    def __init__(self) -> None:
+        self.letters: list[DeadLetter] = []
+
+    async def send(self, *, value: bytes) -> asyncio.Future[None]:
+        self.letters.append(DeadLetter.from_bytes(value))
+        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        delivered.set_result(None)
+        return delivered
+
+
 def _windows(
-    grace_s: float, log: _Log | None = None, tables: Windows | None = None
+    grace_s: float, log: _Log | None = None, tables: Windows | None = None, dead: _Dead | None = None
 ) -> tuple[Windows, _Topic]:
     """A fresh aggregate stage; with `tables`, over that one's tables (a restarted worker)."""
     topic = _Topic()
@@ -78,6 +92,7 @@ def _windows(
         topics=SimpleNamespace(windows=topic),  # type: ignore[arg-type]
         settings=settings,
         skipped=log or _Log(),
+        dead=dead or _Dead(),  # type: ignore[arg-type]
     )
     return windows, topic
 
@@ -205,6 +220,25 @@ async def test_records_the_consumer_skipped_are_read_back_and_counted_in_order()
     assert log.acked == [1, 2]
     [tumbling] = [w for w in topic.sent if w.window_kind == "tumbling"]
     assert (tumbling.count, tumbling.negative_count) == (4, 4)
+
+
+async def test_a_record_read_back_that_fails_is_dead_lettered_alone() -> None:
+    """Offset 1 of the gap before 3 is no by-entity record: its own letter; 2 and 3 are counted."""
+    stories = [
+        scored(name, "negative", at=T0 + timedelta(minutes=i)).to_bytes() for i, name in enumerate("abcd")
+    ]
+    records = [Record(i, b"ticker:ACME", _record(story), _covering(T0)) for i, story in enumerate(stories)]
+    records[1] = Record(1, b"sector:ACME", _record(stories[1]), _covering(T0))
+    log, dead = _Log(records), _Dead()
+    windows, topic = _windows(grace_s=0, log=log, dead=dead)
+    await windows.on_event(_event(b"ticker:ACME", _record(stories[0]), 0, T0))
+    await windows.on_event(_event(b"ticker:ACME", _record(stories[3]), 3, T0))
+    await windows.on_event(_event(TICK_KEY, b"", 4, T0 + timedelta(minutes=5)))
+    [letter] = dead.letters
+    assert (letter.offset, letter.stage, letter.error_type) == (1, "aggregate", "InvalidRecord")
+    assert log.acked == [1, 2]
+    [tumbling] = [w for w in topic.sent if w.window_kind == "tumbling"]
+    assert tumbling.count == 3
 
 
 async def test_an_event_whose_gap_cannot_be_read_back_waits_for_the_next_one() -> None:
