@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import logging
+import math
 import tomllib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -76,6 +77,8 @@ CLASSIFY_BATCH = 64
 EPISODE_SEARCH = timedelta(days=30)
 # Windows one backtest may replay: a week of 5-minute windows for ~200 entities.
 MAX_WINDOWS = 500_000
+# A window's weight in a baseline below which a rebuild may leave it out (`warm_up`).
+BASELINE_FORGOTTEN = 0.001
 # Windows times settings, each window replayed once per setting (~0.1 ms each on a 2-core VM): a
 # request the API runs while its caller waits, so it ends within minutes.
 MAX_REPLAYED = 5_000_000
@@ -327,17 +330,29 @@ def stored_windows(
 
 
 def windows_from_items(
-    items: Sequence[ScoredItem], settings: Settings, subscription: Subscription, kinds: set[WindowKind]
-) -> list[WindowAggregate]:
-    """Rebuild the windows the stream would emit for these items (the subscription's entities)."""
+    items: Sequence[ScoredItem], settings: Settings, subscription: Subscription, kinds: set[WindowKind],
+    start: datetime | None = None,
+) -> list[WindowAggregate]:  # fmt: skip
+    """Rebuild the windows the stream would emit for these items (the subscription's entities);
+    those starting from `start`, the items before it warming the baselines up (`warm_up`)."""
     specs = [spec for kind, spec in window_specs(settings.alerts).items() if kind in kinds]
-    return rebuild_windows(
+    windows = rebuild_windows(
         items,
         specs,
         BaselineParams.from_settings(settings.alerts),
         top_n=settings.alerts.top_headlines,
         keep=subscription.filter.matches,
     )
+    return [w for w in windows if start is None or w.window_start >= start]
+
+
+def warm_up(settings: Settings) -> timedelta:
+    """The history before a rebuilt range that its baselines need to start as live had them: until
+    the oldest window weighs under 0.1% in the moving average (135 windows at alpha 0.05)."""
+    alerts = settings.alerts
+    forgotten = math.ceil(math.log(BASELINE_FORGOTTEN) / math.log(1 - alerts.baseline_alpha))
+    steps = max(forgotten, alerts.baseline_min_windows)
+    return max(timedelta(seconds=s.step_s * steps + s.size_s) for s in window_specs(alerts).values())
 
 
 class PredictionLike(Protocol):
@@ -575,8 +590,10 @@ def run_from_store(
     subscription, notes = replayable(resolve_subscription(request, settings, store))
     kinds = _kinds(request, subscription)
     if request.rebuild:
-        items = store.scored_series(request.start, request.end)
-        windows = windows_from_items(items, settings, subscription, kinds)
+        query = Query(start=request.start, end=request.end)  # default range: the last week
+        assert query.start is not None  # set by its validator
+        items = store.scored_series(query.start - warm_up(settings), query.end)
+        windows = windows_from_items(items, settings, subscription, kinds, query.start)
     else:
         windows = stored_windows(store, request, subscription, kinds, window_specs(settings.alerts))
     if not windows:
@@ -630,12 +647,18 @@ def run_from_items(
     subscription, notes = replayable(resolve_subscription(request, settings, store))
     kinds = _kinds(request, subscription)
     lo, hi = request.start, request.end
-    kept = [
-        s
-        for s in items
-        if (lo is None or s.item.published_at >= lo) and (hi is None or s.item.published_at < hi)
-    ]
-    windows = windows_from_items(kept, settings, subscription, kinds)
+
+    def published_from(since: datetime | None) -> list[ScoredItem]:
+        return [
+            s for s in items
+            if (since is None or s.item.published_at >= since) and (hi is None or s.item.published_at < hi)
+        ]  # fmt: skip
+
+    # The file's stories before the range warm the baselines up.
+    windows = windows_from_items(
+        published_from(None if lo is None else lo - warm_up(settings)), settings, subscription, kinds, lo
+    )
+    kept = published_from(lo)
     if not windows:
         raise BacktestError(
             f"the replay has no items for {request.entity or request.subscription_id} in the range"

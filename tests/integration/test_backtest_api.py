@@ -185,6 +185,25 @@ def test_alerts_per_day_are_taken_over_the_history_the_range_holds(
     assert rates.pop() == tuple(4 * n for n in fired.pop())
 
 
+def test_a_rebuild_from_the_middle_starts_with_the_baselines_the_history_before_gives(
+    client: tuple[TestClient, History],
+) -> None:
+    """Its first windows are not untested (too few windows behind them) nor judged on a short past."""
+    c, _ = client
+    middle = T0 + timedelta(hours=3)
+
+    def trend(start: datetime) -> dict[str, Any]:
+        asked = body(start=start.isoformat(), rebuild=True, labels=None, grid="")
+        response = c.post("/api/v1/backtest", json=asked)
+        assert response.status_code == 200, response.text
+        points = response.json()["trend"]["points"]
+        return {p["window_start"]: p["baseline_negative_share"] for p in points}
+
+    whole, late = trend(T0), trend(middle)
+    assert min(datetime.fromisoformat(t) for t in late) == middle
+    assert late == {t: share for t, share in whole.items() if datetime.fromisoformat(t) >= middle}
+
+
 def test_windows_stored_before_they_carried_their_step_get_their_kinds(tmp_path: Path) -> None:
     from alerts.subscriptions import SubscriptionFilter
     from alerts.windows import window_specs
