@@ -21,23 +21,28 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api import backtest_routes
-from api.auth import require_token
+from api.auth import authorized, given_token, require_token
 from api.deps import Store, known_query
 from api.metrics import count_requests
 from api.retention import RetentionScheduler
 from api.routes import alerts, feedback_links, history, mute_links, sources, subscriptions
+from finpulse.redact import RedactedArgs
 from finpulse.settings import Settings
 from store import NotFound, StoreError, StoreLocked, StoreStats, StoreUnavailable, open_store
 
 logger = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 API_PREFIX = "/api/v1"
+# The largest request body (a backtest with thousands of labelled events is well under it).
+MAX_BODY_BYTES = 2_000_000
 
 
 class Health(BaseModel):
     status: str
     auth: bool
-    store: StoreStats
+    store: StoreStats | None = Field(
+        description="the store's schema version and row counts; to callers with the token only"
+    )
 
 
 class Liveness(BaseModel):
@@ -54,6 +59,7 @@ def create_app(settings: Settings, *, retention_interval_h: float | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _redact_access_log()
         store = open_store(settings.store)
         await run_in_threadpool(store.start)
         app.state.store = store
@@ -81,6 +87,8 @@ def create_app(settings: Settings, *, retention_interval_h: float | None = None)
         description="Sentiment trends, volume, headlines, alerts, feedback and subscriptions "
         "from the finpulse history store. Times are UTC; ranges are [start, end).",
         lifespan=lifespan,
+        # Read before any route's auth: an unbounded body was held in memory whole first.
+        max_body_size=MAX_BODY_BYTES,
     )
     app.state.settings = settings
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token), Depends(known_query)])
@@ -98,9 +106,22 @@ def create_app(settings: Settings, *, retention_interval_h: float | None = None)
     return app
 
 
+def _redact_access_log() -> None:
+    """Keep tokens out of uvicorn's access log (a link's `?token=`, a dashboard opened as
+    `/?token=`), however the app is served: at start, after uvicorn has set its logging up."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactedArgs) for f in access.filters):
+        access.addFilter(RedactedArgs())
+
+
 def _health(request: Request, db: Store) -> Health:
-    """Liveness plus the store's schema version and row counts (no auth needed)."""
-    return Health(status="ok", auth=request.app.state.settings.api.token is not None, store=db.stats())
+    """Liveness, and with the token the store's schema version and row counts. Without it no store
+    query: each counts every table, and DuckDB's file stays locked from the worker meanwhile.
+    (The token is optional here, so the route declares no security scheme.)"""
+    token = request.app.state.settings.api.token is not None
+    return Health(
+        status="ok", auth=token, store=db.stats() if authorized(request, given_token(request)) else None
+    )
 
 
 def _live() -> Liveness:

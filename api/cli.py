@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from typing import TYPE_CHECKING
 
@@ -24,15 +23,6 @@ def register(app: typer.Typer) -> None:
     history_cli.register(app)
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def serve(
     host: str = typer.Option(None, help="bind address (default: settings api.host)"),
     port: int = typer.Option(None, help="port (default: settings api.port)"),
@@ -42,15 +32,15 @@ def serve(
     from rich.console import Console
 
     from api.app import create_app
+    from api.auth import loopback
     from finpulse.cli import settings as load
     from finpulse.errors import ConfigError
     from finpulse.metrics import serve_metrics
     from finpulse.ports import listen_socket
-    from finpulse.redact import RedactedArgs
 
     s = load()
     api = s.api.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
-    if api.token is None and not _loopback(api.host):
+    if api.token is None and not loopback(api.host):
         raise ConfigError(
             f"refusing to serve on {api.host} without a token: set FINPULSE_API_TOKEN, or bind to 127.0.0.1"
         )
@@ -62,8 +52,6 @@ def serve(
     # Prunes at start, then periodically.
     app = create_app(s, retention_interval_h=s.store.retention_interval_h)
     config = uvicorn.Config(app, host=api.host, port=api.port, log_level=s.log_level.lower())
-    # A dashboard opened as /?token=...: its access-log line keeps the token out (logging is set now).
-    logging.getLogger("uvicorn.access").addFilter(RedactedArgs())
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -138,7 +126,6 @@ def status(
     Each topic's records and dead letters, the consumer lag of the worker, history sink and
     dispatcher, the history store's counts, the model, and each news source's health."""
     import asyncio
-    import logging
 
     from rich.console import Console
 

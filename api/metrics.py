@@ -19,6 +19,7 @@ SECONDS = Histogram(
 )  # fmt: skip
 # Requests no route matched (scans, typos) share one label: paths would grow without bound.
 UNMATCHED = "unmatched"
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def handler(scope: Mapping[str, Any]) -> str:
@@ -40,5 +41,11 @@ def count_requests(app: FastAPI) -> None:
             return response
         finally:
             name = handler(request.scope)
-            REQUESTS.labels(request.method, name, status).inc()
+            REQUESTS.labels(_method(request.method), name, status).inc()
             SECONDS.labels(name).observe(time.perf_counter() - start)
+
+
+def _method(method: str) -> str:
+    """The method as a label: any other a client makes up is "other" (a series each, kept
+    forever, would grow the metrics without end)."""
+    return method if method in HTTP_METHODS else "other"
