@@ -3,8 +3,11 @@
 A feed URL added by a user could point the ingestor at the machine itself or
 the internal network (server-side request forgery). `check_url` rejects
 other schemes and literal private addresses; `check_resolved` resolves the
-host and rejects it if any address is loopback, private, link-local,
-multicast, reserved or unspecified. `allow_private=True` (setting
+host and rejects it if any address is not a public one (loopback, private,
+link-local, multicast, reserved, unspecified, shared, or such an IPv4 address
+inside IPv6); a host that does not resolve is not fetched either (a retry
+later). The fetch resolves the name again: a DNS server that answers the check
+and the fetch differently (rebinding) is not caught. `allow_private=True` (setting
 `ingest.allow_private_hosts`) lifts the address rule, for tests and for
 feeds served inside a trusted network.
 """
@@ -14,16 +17,17 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import urllib.request
 from urllib.parse import urlsplit
 
-from ingest.errors import UnsafeUrl
+from ingest.errors import FetchError, UnsafeUrl
 
 _ALLOWED_SCHEMES = ("http", "https")
 
 
 def _forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):  # an IPv4 address inside: judged as itself
+        address = address.ipv4_mapped or address.sixtofour or address
     for label, flag in (
         ("unspecified", address.is_unspecified),
         ("loopback", address.is_loopback),
@@ -31,6 +35,9 @@ def _forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | 
         ("private", address.is_private),
         ("multicast", address.is_multicast),
         ("reserved", address.is_reserved),
+        # The rest that is no one's public address: shared 100.64.0.0/10 (carrier NAT, a
+        # cloud's metadata service), benchmarking, documentation ranges.
+        ("non-public", not address.is_global),
     ):
         if flag:
             return label
@@ -81,8 +88,13 @@ async def check_resolved(url: str, *, allow_private: bool = False, timeout_s: fl
     try:
         async with asyncio.timeout(timeout_s):
             infos = await loop.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
-    except (OSError, TimeoutError):
-        return  # unresolvable: the fetch itself reports the host as unreachable
+    except (OSError, TimeoutError) as exc:
+        if _proxied(url):
+            return  # the proxy resolves the name (a network that resolves nothing itself)
+        # Not fetched unchecked: the fetch would resolve the name again, perhaps elsewhere.
+        raise FetchError(
+            "unreachable", f"{url}: cannot resolve {host} ({exc or type(exc).__name__})"
+        ) from exc
     for info in infos:
         reason = _forbidden(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]))
         if reason:
@@ -90,3 +102,11 @@ async def check_resolved(url: str, *, allow_private: bool = False, timeout_s: fl
                 f"feed URL {url!r}: host {host} resolves to a {reason} address; "
                 "set FINPULSE_INGEST_ALLOW_PRIVATE_HOSTS=true to allow it"
             )
+
+
+def _proxied(url: str) -> bool:
+    """Whether a proxy from the environment (HTTPS_PROXY, ..., as httpx reads them) fetches `url`."""
+    parts = urlsplit(url)
+    return parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(
+        parts.hostname or ""
+    )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from finpulse.settings import IngestSettings
-from ingest.errors import SourcesFileError, UnsafeUrl
+from ingest.errors import FetchError, SourcesFileError, UnsafeUrl
 from ingest.sources import ApiSource, FeedSource, load_sources
 from ingest.state import SourceState, StateStore
 from ingest.urls import check_resolved, check_url
@@ -92,6 +92,8 @@ def test_unsafe_feed_url_in_file(tmp_path: Path) -> None:
         ("http://169.254.169.254/latest/meta-data", "link-local"),
         ("http://[::ffff:10.0.0.1]/", "private"),
         ("http://0.0.0.0/", "unspecified"),
+        ("http://100.100.100.200/latest/meta-data/", "non-public"),  # shared 100.64/10: a cloud's metadata
+        ("http://[2002:a9fe:a9fe::]/", "link-local"),  # 6to4 around 169.254.169.254
         ("https://user:pw@example.com/feed", "credentials"),
         ("http://example.com:99999/", "malformed"),
     ],
@@ -121,6 +123,20 @@ async def test_names_resolving_to_private_addresses_are_refused(monkeypatch: pyt
         await check_resolved("https://rebind.example/feed")
     await check_resolved("https://news.example/feed")
     await check_resolved("https://intranet.example/feed", allow_private=True)
+
+
+async def test_a_name_that_does_not_resolve_is_not_fetched(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fetch would resolve it again: a DNS server that fails the check may answer it otherwise."""
+
+    async def fail(host: str, port: int, **_: object) -> list[tuple[object, ...]]:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", fail)
+    with pytest.raises(FetchError, match=r"cannot resolve evil\.example") as info:
+        await check_resolved("https://evil.example/feed")
+    assert info.value.kind == "unreachable"  # retried later, as a host that does not answer
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    await check_resolved("https://evil.example/feed")  # the proxy resolves it (nothing here may)
 
 
 def test_state_round_trip_and_corrupt_file(tmp_path: Path) -> None:
