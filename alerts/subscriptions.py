@@ -347,13 +347,19 @@ class Subscription(_Model):
         )
 
     def muting(
-        self, kind: EntityKind, entity: str, start: datetime, until: datetime, reason: str
-    ) -> Subscription:
-        """This subscription with one more mute: that entity alone, from `start` to `until`."""
+        self, kind: EntityKind, entity: str, start: datetime, until: datetime, reason: str, *,
+        replacing: str | None = None,
+    ) -> Subscription:  # fmt: skip
+        """This subscription with one more mute: that entity alone, from `start` to `until`.
+        An earlier mute of the entity whose reason holds `replacing` (the same alert's mute link,
+        used again) gives way to it, its start kept: a link posted over and over adds one mute."""
+        ref = f"{kind}:{entity}"
+        earlier = [m for m in self.mute if replacing and m.entities == (ref,) and replacing in m.reason]
+        starts = [m.from_ for m in earlier if m.from_ is not None]
         mute = MuteWindow.model_validate(
-            {"from": start, "until": until, "entities": [f"{kind}:{entity}"], "reason": reason}
+            {"from": min([start, *starts]), "until": until, "entities": [ref], "reason": reason}
         )
-        return self.model_copy(update={"mute": (*self.mute, mute)})
+        return self.model_copy(update={"mute": (*(m for m in self.mute if m not in earlier), mute)})
 
     def stored_body(self) -> dict[str, Any]:
         """The JSON body the history store keeps as the live copy (validated back by this model)."""

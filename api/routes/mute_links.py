@@ -128,7 +128,8 @@ def _mute_once(
         ) from exc
     start = utcnow()
     until = start + duration
-    why = f"{reason} ({author}, from alert {alert_id})" if reason else f"{author}, from alert {alert_id}"
-    muted = sub.muting(alert.entity_kind, alert.entity, start, until, why)
+    source = f"from alert {alert_id}"
+    why = f"{reason} ({author}, {source})" if reason else f"{author}, {source}"
+    muted = sub.muting(alert.entity_kind, alert.entity, start, until, why, replacing=source)
     db.put_subscription(sub.id, muted.stored_body(), read_at=record.updated_at)
     return until

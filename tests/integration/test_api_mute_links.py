@@ -54,6 +54,15 @@ def test_the_mute_link_mutes_the_alerts_entity_alone(api_client: Any) -> None:
     assert not stored.muted(soon)
     assert not stored.muted(before + timedelta(days=2), "topic", "earnings")  # and it ends
 
+    # The same link posted again (by anyone holding it, any number of times): still one mute, longer.
+    for author in ("bob", "eve", "eve"):
+        assert _post(api_client, "a1", **{"for": "7d", "author": author}).status_code == 200
+    again = Subscription.model_validate(api_client.get("/api/v1/subscriptions/desk").json())
+    [longer] = again.mute
+    assert (longer.from_, longer.reason) == (mute.from_, "eve, from alert a1")
+    assert longer.until is not None
+    assert longer.until - before >= timedelta(days=7)
+
 
 def test_the_mute_link_refuses_what_it_should(api_client: Any) -> None:
     api_client.post("/api/v1/subscriptions", json=DESK)
