@@ -47,6 +47,8 @@ from .sinks.base import AlertSink, Notification, SinkUnavailable
 from .subscriptions import Subscription
 
 logger = logging.getLogger(__name__)
+# What a bug turning one alert into a message raises (ConfigError and OSError are none of these).
+RENDERING_BUGS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
 STAGE = "alerts"
 # Beyond its session timeout, how long a dispatcher that died may take to leave its group.
 JOIN_SLACK_S = 5.0
@@ -228,14 +230,15 @@ class AlertDispatcher:
         self, sink: AlertSink, key: str, notification: Notification, members: list[Pending]
     ) -> dict[int, Pending]:
         """Deliver one message; returns the members to retry later. One the sink refuses, or
-        that fails in any other way (a bug rendering one alert), is tried again alert by alert,
-        so one bad alert is dead-lettered alone and never stops the dispatcher."""
+        that a bug fails on while rendering one alert, is tried again alert by alert, so one
+        bad alert is dead-lettered alone and never stops the dispatcher. What is no alert's
+        fault (a refused token: ConfigError, the ledger's disk) stops it, as before."""
         try:
             await self._deliver(sink, notification)
         except SinkUnavailable as exc:
             logger.warning("delivery deferred sink=%s group=%s error=%s", sink.name, key, exc)
             return {id(p): p for p in members}
-        except Exception as exc:
+        except (PermanentError, *RENDERING_BUGS) as exc:
             if len(members) > 1:
                 logger.warning("delivery refused sink=%s group=%s error=%s; one by one", sink.name, key, exc)
                 later: dict[int, Pending] = {}

@@ -179,6 +179,24 @@ async def test_a_refused_message_is_tried_again_alert_by_alert(
     assert await committed(kafka, group_id) == 3
 
 
+async def test_a_token_revoked_while_it_runs_stops_the_dispatcher_and_loses_nothing(
+    kafka: KafkaSettings, slack_api: FakeSlack, group_id: str, tmp_path: Path
+) -> None:
+    """No alert's fault: nothing dead-lettered, nothing committed (a restart with a token sends them)."""
+    slack_api.error_next(1, "token_revoked")
+
+    async def run() -> None:
+        async with dispatcher(kafka, slack_api, group_id, tmp_path / "l.sqlite", [subscription()]):
+            await produce(kafka, [alert(1), alert(2)])
+            await wait_for(lambda: any(m == "chat.postMessage" for m, _ in slack_api.requests))
+            await asyncio.sleep(1.0)  # the run ends with the error, raised on leaving
+
+    with pytest.raises(ConfigError, match="token_revoked"):
+        await run()
+    assert slack_api.posts == []
+    assert await committed(kafka, group_id) == 0
+
+
 def _cli_env(
     tmp_path: Path, kafka: KafkaSettings, slack: FakeSlack, group_id: str, token: str
 ) -> dict[str, str]:
