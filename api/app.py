@@ -67,8 +67,8 @@ def create_app(settings: Settings, *, retention_interval_h: float | None = None)
         app.state.retention = retention
         if settings.api.token is None:
             logger.warning(
-                "api.token is unset: the API and dashboard accept requests WITHOUT auth; "
-                "fine on loopback (%s), set FINPULSE_API_TOKEN before exposing it",
+                "api.token is unset: the API and dashboard answer loopback clients WITHOUT auth "
+                "(bound to %s) and no others; set FINPULSE_API_TOKEN to serve other hosts or a proxy",
                 settings.api.host,
             )
         try:

@@ -15,17 +15,19 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from alerts.links import check_link_token
+
 bearer = HTTPBearer(auto_error=False, description="settings.api.token (FINPULSE_API_TOKEN)")
 
 
 def require_token(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    x_api_token: Annotated[str | None, Header(include_in_schema=False)] = None,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    _header: Annotated[str | None, Header(alias="x-api-token", include_in_schema=False)] = None,
 ) -> None:
-    """Reject the request with 401 unless it carries the configured token."""
-    given = credentials.credentials if credentials is not None else x_api_token
-    if authorized(request, given):
+    """Reject the request with 401 unless it carries the configured token. (The parameters declare
+    the two ways to send it, for OpenAPI; `given_token` reads them.)"""
+    if authorized(request, given_token(request)):
         return
     if request.app.state.settings.api.token is None:
         raise HTTPException(
@@ -47,8 +49,16 @@ def authorized(request: Request, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(given.encode(), secret.get_secret_value().encode())  # type: ignore[union-attr]
 
 
+def link_allowed(request: Request, alert_id: str, purpose: str, token: str | None) -> bool:
+    """Whether a signed link's `token` allows `purpose` on `alert_id`; without an API token (no
+    links are signed), whether the client is on loopback, as for the API."""
+    if request.app.state.settings.api.token is None:
+        return authorized(request, None)
+    return check_link_token(request.app.state.settings.api.token, alert_id, purpose, token)
+
+
 def given_token(request: Request) -> str | None:
-    """The token a request carries, as `require_token` reads it, where a route takes it optionally."""
+    """The token a request carries: `Authorization: Bearer <token>`, else `X-API-Token`."""
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     return credentials.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-token")
 
@@ -58,6 +68,9 @@ def loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # an IPv4 client of a server on "::"
+    return address.is_loopback

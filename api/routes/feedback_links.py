@@ -16,8 +16,9 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from alerts.links import CHART, FeedbackLinks, check_link_token
+from alerts.links import CHART, FeedbackLinks
 from alerts.render import safe_url, significance_text
+from api.auth import link_allowed
 from api.deps import Store
 from finpulse.schema import AlertEvent
 from store import HistoryStore, NotFound, Verdict
@@ -61,7 +62,7 @@ def linked_alert(
     request: Request, db: HistoryStore, alert_id: str, purpose: str, token: str | None
 ) -> AlertEvent | HTMLResponse:
     """The alert a signed link names, or the page that says why not (403 or 404)."""
-    if not check_link_token(request.app.state.settings.api.token, alert_id, purpose, token):
+    if not link_allowed(request, alert_id, purpose, token):
         return page(INVALID_LINK, 403)
     alert = db.get_alert(alert_id)
     return no_alert(alert_id) if alert is None else alert
@@ -158,7 +159,7 @@ async def feedback_submit(request: Request, db: Store, alert_id: str) -> HTMLRes
     verdict = form.get("verdict", "")
     if verdict not in LABELS:
         return page("<p class=err>verdict must be tp or fp.</p>", 422)
-    if not check_link_token(request.app.state.settings.api.token, alert_id, verdict, form.get("token")):
+    if not link_allowed(request, alert_id, verdict, form.get("token")):
         return page(INVALID_LINK, 403)
     note = form.get("note", "").strip()[:2000]
     try:

@@ -15,8 +15,9 @@ from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from alerts.links import MUTE, check_link_token
+from alerts.links import MUTE
 from alerts.subscriptions import Subscription
+from api.auth import link_allowed
 from api.deps import Store
 from api.routes.feedback_links import (
     INVALID_LINK,
@@ -78,7 +79,7 @@ async def mute_submit(request: Request, db: Store, alert_id: str) -> HTMLRespons
     form = await read_form(request)
     if form is None:
         return page("<p class=err>Form too large.</p>", 413)
-    if not check_link_token(request.app.state.settings.api.token, alert_id, MUTE, form.get("token")):
+    if not link_allowed(request, alert_id, MUTE, form.get("token")):
         return page(INVALID_LINK, 403)
     choice = DURATIONS.get(form.get("for", ""))
     if choice is None:

@@ -24,9 +24,10 @@ def _app(tmp_path: Path, token: str | None = None) -> Any:
     return create_app(settings)
 
 
-@pytest.mark.parametrize("path", ["/feedback/some-alert", "/api/v1/backtest", "/api/v1/subscriptions"])
+@pytest.mark.parametrize("path", ["/api/v1/backtest", "/api/v1/subscriptions"])
 def test_a_body_over_the_limit_is_refused_before_it_is_read_whole(tmp_path: Path, path: str) -> None:
-    """Before any auth (a form's token is in the body): 413, not the body held in memory."""
+    """Before the token is checked (FastAPI reads and parses a JSON body first): 413, not 401
+    after the body was held in memory whole."""
     with TestClient(_app(tmp_path, token="s3cret")) as client:
         response = client.post(path, content=BIG, headers={"Content-Type": "application/json"})
     assert response.status_code == 413, response.text
@@ -40,9 +41,17 @@ def test_without_a_token_set_only_loopback_clients_are_answered(tmp_path: Path) 
         assert refused.status_code == 401
         assert "answers loopback clients only" in refused.json()["detail"]
         assert remote.get("/api/v1/health").json()["store"] is None
+        # Nor may it follow alert links (no links are signed without a token): mute, verdicts, charts.
+        muted = remote.post("/feedback/a1/mute", data={"for": "7d"})
+        assert muted.status_code == 403, muted.text
+        assert remote.post("/feedback/a1", data={"verdict": "tp"}).status_code == 403
+        assert remote.get("/feedback/a1/chart.png").status_code == 403
     with TestClient(app, client=LOCAL) as local:
         assert local.get("/api/v1/trends").status_code == 200
         assert local.get("/api/v1/health").json()["store"]["scored_items"] == 0
+        assert local.post("/feedback/a1", data={"verdict": "tp"}).status_code == 404  # past the check
+    with TestClient(app, client=("::ffff:127.0.0.1", 4321)) as mapped:  # IPv4 to a server on "::"
+        assert mapped.get("/api/v1/trends").status_code == 200
 
 
 def test_made_up_methods_share_one_metrics_series(tmp_path: Path) -> None:
