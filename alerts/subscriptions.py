@@ -351,13 +351,18 @@ class Subscription(_Model):
         replacing: str | None = None,
     ) -> Subscription:  # fmt: skip
         """This subscription with one more mute: that entity alone, from `start` to `until`.
-        An earlier mute of the entity whose reason holds `replacing` (the same alert's mute link,
-        used again) gives way to it, its start kept: a link posted over and over adds one mute."""
+        A mute of the entity still in force whose reason holds `replacing` (the same alert's mute
+        link, used again) is extended instead, its start kept: a link posted over and over adds
+        one mute. One that has ended stays as it was (the backtest replays past mutes)."""
         ref = f"{kind}:{entity}"
-        earlier = [m for m in self.mute if replacing and m.entities == (ref,) and replacing in m.reason]
+        earlier = [
+            m for m in self.mute
+            if replacing and m.entities == (ref,) and replacing in m.reason and m.until is not None and m.until > start
+        ]  # fmt: skip
         starts = [m.from_ for m in earlier if m.from_ is not None]
+        ends = [m.until for m in earlier if m.until is not None]
         mute = MuteWindow.model_validate(
-            {"from": min([start, *starts]), "until": until, "entities": [ref], "reason": reason}
+            {"from": min([start, *starts]), "until": max([until, *ends]), "entities": [ref], "reason": reason}
         )
         return self.model_copy(update={"mute": (*(m for m in self.mute if m not in earlier), mute)})
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -184,3 +184,27 @@ def test_what_a_subscription_may_not_mean_is_doubted() -> None:
         "mute #3 gives no timezone: its days and times are UTC (timezone = 'Europe/London')",
         "mute #4: ticker:TSLA is not one the subscription watches (filter), so it mutes nothing",
     ]
+
+
+def test_a_mute_link_used_again_extends_its_mute_while_in_force_and_never_rewrites_the_past() -> None:
+    sub = Subscription(id="desk", channel="#a", filter=SubscriptionFilter(tickers=("ACME",)))
+    monday, hour, day = datetime(2026, 3, 2, 9, tzinfo=UTC), timedelta(hours=1), timedelta(days=1)
+    week = sub.muting(
+        "ticker", "ACME", monday, monday + 7 * day, "ann, from alert a1", replacing="from alert a1"
+    )
+    # Posted again an hour on, for an hour: one mute, still to the week's end.
+    again = week.muting(
+        "ticker", "ACME", monday + hour, monday + 2 * hour, "bob, from alert a1", replacing="from alert a1"
+    )
+    [mute] = again.mute
+    assert (mute.from_, mute.until, mute.reason) == (monday, monday + 7 * day, "bob, from alert a1")
+    # An hour's mute that ended on Monday, the link used again on Friday: Monday stays as it was.
+    short = sub.muting(
+        "ticker", "ACME", monday, monday + hour, "ann, from alert a1", replacing="from alert a1"
+    )
+    friday = monday + 4 * day
+    later = short.muting(
+        "ticker", "ACME", friday, friday + hour, "ann, from alert a1", replacing="from alert a1"
+    )
+    assert [(m.from_, m.until) for m in later.mute] == [(monday, monday + hour), (friday, friday + hour)]
+    assert not later.muted(monday + day, "ticker", "ACME")
