@@ -357,7 +357,7 @@ class Subscription(_Model):
         ref = f"{kind}:{entity}"
         earlier = [
             m for m in self.mute
-            if replacing and m.entities == (ref,) and replacing in m.reason and m.until is not None and m.until > start
+            if replacing and replacing in m.reason and m.entities == (ref,) and m.until and m.until > start
         ]  # fmt: skip
         starts = [m.from_ for m in earlier if m.from_ is not None]
         ends = [m.until for m in earlier if m.until is not None]
