@@ -323,9 +323,11 @@ class HistoryStore(ABC):
             }
         )
         where, params = query.where()
-        column = "coalesce(first_record, record)" if as_tested else "record"
-        sql = f"SELECT {column} FROM windows {where} ORDER BY {WINDOW_ORDER}"  # noqa: S608
         with self._connection() as con:
+            column = (
+                "coalesce(first_record, record)" if as_tested and self._has_first_record(con) else "record"
+            )
+            sql = f"SELECT {column} FROM windows {where} ORDER BY {WINDOW_ORDER}"  # noqa: S608
             records = con.execute(sql, params).fetchall()
         return [WindowAggregate.model_validate_json(r[0]) for r in records]
 
@@ -402,9 +404,17 @@ class HistoryStore(ABC):
     def _page(self, table: writes.Table, after: object, limit: int) -> list[tuple[Any, ...]]:
         """Up to `limit` of a table's rows in key order, after the key `after` (None: from the first)."""
         where, params = (f" WHERE {table.key} > ?", [after]) if after is not None else ("", [])
-        sql = f"SELECT {', '.join(table.columns)} FROM {table.name}{where} ORDER BY {table.key} LIMIT ?"  # noqa: S608
         with self._connection() as con:
+            # An older file opened read-only (the copy's source) lacks the later columns: NULL.
+            have = self._has_first_record(con)
+            columns = ", ".join(c if c != "first_record" or have else "NULL" for c in table.columns)
+            sql = f"SELECT {columns} FROM {table.name}{where} ORDER BY {table.key} LIMIT ?"  # noqa: S608
             return [tuple(row) for row in con.execute(sql, [*params, limit]).fetchall()]
+
+    def _has_first_record(self, con: Connection) -> bool:
+        """Whether `windows.first_record` exists: always once migrated; a store opened read-only
+        is not migrated and may predate it."""
+        return not self.read_only or migrations.current_version(con) >= migrations.FIRST_RECORD_VERSION
 
     def stats(self) -> StoreStats:
         """Schema version, row counts and when the newest story was scored."""

@@ -51,6 +51,30 @@ def test_syndicated_copies_stored_before_their_column_get_it(store_path: Path) -
     assert rows == [("copy", "wire"), ("wire", None)]
 
 
+def test_a_file_older_than_first_record_reads_and_copies_read_only(store_path: Path, tmp_path: Path) -> None:
+    """`finpulse store copy` and `backtest --from-store` open it read-only: never migrated."""
+    from store.migrations import MIGRATIONS
+    from tests.fixtures.store import T0, window
+
+    old = window("earnings", T0, 4, 1, revision=1)
+    with duckdb.connect(str(store_path)) as con:
+        migrate(con, "test", migrations=MIGRATIONS[:5])
+        columns = "key, entity_kind, entity, window_kind, window_start, window_end, count, negative_count, "
+        columns += "negative_share, mean_score, baseline_negative_share, baseline_volume, revision, record"
+        con.execute(
+            f"INSERT INTO windows ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [old.key, "topic", "earnings", "tumbling", old.window_start.replace(tzinfo=None),
+             old.window_end.replace(tzinfo=None), 4, 1, 0.25, 0.0, None, None, 1, old.model_dump_json()],
+        )  # fmt: skip
+    with DuckDBStore(store_path, read_only=True) as db:
+        assert db.window_series("topic", "earnings", start=T0, end=old.window_end, as_tested=True) == [old]
+        with DuckDBStore(tmp_path / "copy.duckdb") as target:
+            assert db.copy_to(target)["windows"] == 1
+            assert target.window_series(
+                "topic", "earnings", start=T0, end=old.window_end, as_tested=True
+            ) == [old]
+
+
 def test_a_failing_step_rolls_back_and_keeps_the_version(store_path: Path) -> None:
     good = Migration(1, "one", ("CREATE TABLE a (x INTEGER)",))
     bad = Migration(2, "two", ("CREATE TABLE b (x INTEGER)", "CREATE TABLE a (x INTEGER)"))
