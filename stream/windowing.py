@@ -441,7 +441,10 @@ class Windows:
     def _index(self, partition: int) -> CountedIndex:
         index = self._indexes.get(partition)
         if index is None:
-            swept = int(self.counted.get(_swept_key(partition)) or 0)
+            # At most where a sweep now would put it: one a story dated ahead once pushed on
+            # made every story late for good (marks are capped at the present since).
+            now_swept = int(time.time() - self.lateness.total_seconds())
+            swept = min(int(self.counted.get(_swept_key(partition)) or 0), now_swept)
             index = self._indexes[partition] = CountedIndex(_records_of(self.counted, partition), swept)
         return index
 

@@ -282,6 +282,19 @@ async def test_the_sweep_forgets_expired_counted_records_and_keeps_live_ones() -
     assert counts == [1]
 
 
+async def test_a_sweep_mark_saved_ahead_of_the_present_is_read_as_the_present() -> None:
+    """Saved at 2099 by a story dated ahead (before marks were capped): stories stay countable."""
+    first, _ = _windows(grace_s=0)
+    first.counted[b"@swept|0"] = b"%d" % datetime(2099, 1, 1, tzinfo=T0.tzinfo).timestamp()
+    windows, topic = _windows(grace_s=0, tables=first)  # restarted, over the saved tables
+    now = datetime.now(T0.tzinfo).replace(second=0, microsecond=0)
+    start = now - timedelta(minutes=now.minute % 5)  # the current 5-minute window
+    story = scored("a", "negative", at=now).to_bytes()
+    await windows.on_event(_event(b"ticker:ACME", _record(story), 0, now))
+    await windows.on_event(_event(TICK_KEY, b"", 1, start + timedelta(minutes=5)))
+    assert [w.count for w in topic.sent if w.window_kind == "tumbling"] == [1]
+
+
 async def test_a_restart_re_emits_the_windows_that_uncommitted_events_emitted() -> None:
     windows, topic = _windows(grace_s=0)
     story = b"[" + scored("a", "negative", at=T0).to_bytes() + b"]"
