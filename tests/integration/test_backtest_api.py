@@ -218,3 +218,23 @@ def test_windows_stored_before_they_carried_their_step_get_their_kinds(tmp_path:
         sub = subscription(window="hopping").model_copy(update={"filter": SubscriptionFilter(tickers=("*",))})
         [read] = stored_windows(db, request, sub, {"hopping"}, window_specs(AlertsSettings()))
     assert read.step_s == HOPPING.step_s  # the quiet rule counts hopping steps, as live does
+
+
+def test_the_live_check_finds_the_focus_entitys_alerts_named_in_another_case(tmp_path: Path) -> None:
+    """`--subscription desk --entity topic:t1`, stored as "T1": the alerts it sent are found."""
+    from alerts.backtest import Labels
+    from api.backtest import BacktestRequest, live_check, run_windows
+    from store import DuckDBStore
+    from tests.unit.alerts.synth import NOW
+    from tests.unit.alerts.test_backtest import live_run
+
+    windows, live, (sub,) = live_run(1)
+    sent = [e for e in live if e.entity == "T1" and e.state == "fired"]
+    assert sent, "the series must make T1 fire"
+    request = BacktestRequest(subscription_id=sub.id, entity="topic:t1", grid="min_rise=0.3,0.4")
+    outcome = run_windows(request, windows, sub, Labels(), NOW)
+    with DuckDBStore(tmp_path / "h.duckdb") as db:
+        db.upsert_alerts(live)
+        check = live_check(db, outcome, sub, NOW)
+    assert check is not None
+    assert (check.sent, check.reproduced, check.extra) == (len(sent), len(sent), ())
