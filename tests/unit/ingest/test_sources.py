@@ -131,6 +131,9 @@ async def test_a_name_that_does_not_resolve_is_not_fetched(monkeypatch: pytest.M
     async def fail(host: str, port: int, **_: object) -> list[tuple[object, ...]]:
         raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
 
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):  # a CI machine's own
+        monkeypatch.delenv(name, raising=False)
+
     monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", fail)
     with pytest.raises(FetchError, match=r"cannot resolve evil\.example") as info:
         await check_resolved("https://evil.example/feed")
