@@ -28,10 +28,12 @@ SPECIAL_TOKENS_FILE = "special_tokens_map.json"
 
 @dataclass(frozen=True)
 class Encoded:
-    """Token ids per text (with [CLS]/[SEP]) and whether each was cut to fit."""
+    """Token ids per text (with [CLS]/[SEP]), whether each was cut to fit, and which gave
+    no word piece at all (the tokenizer drops zero-width and other format characters)."""
 
     ids: list[list[int]]
     truncated: list[bool]
+    empty: list[bool]
 
 
 class TextEncoder:
@@ -79,7 +81,7 @@ class TextEncoder:
     def __call__(self, texts: Sequence[str]) -> Encoded:
         raw = [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]
         ids = [[self.cls, *r[: self.body], self.sep] for r in raw]
-        return Encoded(ids=ids, truncated=[len(r) > self.body for r in raw])
+        return Encoded(ids=ids, truncated=[len(r) > self.body for r in raw], empty=[not r for r in raw])
 
 
 def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

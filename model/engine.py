@@ -8,9 +8,10 @@ call, sorted by length and cut into buckets padded only to their own longest tex
 `max_batch`), run on the chosen back end, and put back in
 the caller's order. Empty texts get a defined result without a model call.
 
-Device `auto`: CUDA in bf16 (fp16 on GPUs without bf16) when a GPU is visible;
-otherwise the CPU back end that `finpulse model eval` measured fastest within
-one accuracy point of float32 (recorded in the model card), else onnx-int8-checked.
+Device `auto`: CUDA in bf16 (fp16 on GPUs before Ampere, which only emulate bf16)
+when a GPU is visible; otherwise the CPU back end that `finpulse model eval` measured
+fastest within one accuracy point of float32 (recorded in the model card), else
+onnx-int8-checked. `cuda:N` runs on GPU N, `cuda` on torch's current one.
 
 A checked back end (onnx-int8-checked) runs every text in int8, then runs again in
 float32 the texts whose final probabilities leave either head near a tie (top two
@@ -43,7 +44,7 @@ from model.labels import FALLBACK_TOPIC, Task
 from model.lexical import LexicalModel, mix
 from model.prediction import Prediction
 from model.runtime import Runtime, make_runtime
-from model.text import normalize_text
+from model.text import cut_raw, normalize_text
 
 logger = logging.getLogger(__name__)
 
@@ -75,15 +76,20 @@ def choose_backend(model_dir: Path, device: str) -> str:
                 f"device {device}: no CUDA GPU is visible here (no NVIDIA driver, or torch finds none); "
                 "use device auto or cpu"
             )
-        import torch
+        from model.precision import cuda_has_bf16  # torch: only where a GPU will run it
 
-        return "cuda-bf16" if torch.cuda.is_bf16_supported() else "cuda-fp16"
+        return "cuda-bf16" if cuda_has_bf16(cuda_device(device)) else "cuda-fp16"
     card = model_dir / CARD_JSON
     if card.is_file():
         chosen = json.loads(card.read_text(encoding="utf-8")).get("engine", {}).get("cpu_backend")
         if chosen in BACKENDS:
             return str(chosen)
     return "onnx-int8-checked" if (model_dir / ONNX_INT8_FILE).is_file() else "torch"
+
+
+def cuda_device(device: str) -> str:
+    """The GPU `device` names: cuda:N as given, else `cuda` (torch's current device)."""
+    return device if device.startswith("cuda:") else "cuda"
 
 
 def _cuda_available() -> bool:
@@ -156,7 +162,7 @@ class Classifier:
         backend = check_backend(backend) if backend else choose_backend(model_dir, device)
         if backend in CUDA_BACKENDS and not _cuda_available():
             raise ConfigError(f"back end {backend} needs a CUDA GPU, and none is visible here; use a CPU one")
-        runtime = make_runtime(backend, model_dir, threads)
+        runtime = make_runtime(backend, model_dir, threads, cuda_device(device))
         heads = LexicalModel.load(model_dir)
         version = model_version(model_dir, heads)
         logger.info("classifier loaded dir=%s version=%s backend=%s", model_dir, version, backend)
@@ -173,30 +179,28 @@ class Classifier:
 
     def probabilities(self, texts: Sequence[object]) -> tuple[np.ndarray, np.ndarray, list[bool], list[bool]]:
         """Topic and sentiment probabilities of each text, and which were truncated / empty."""
-        clean = self._normalise(texts)
-        empty = [not t for t in clean]
+        clean, cut = self._normalise(texts)
+        enc = self.encoder(clean)
+        truncated = [c or t for c, t in zip(cut, enc.truncated, strict=True)]
         topic = np.zeros((len(clean), len(self.topics)), dtype=np.float32)
         sentiment = np.zeros((len(clean), len(self.sentiments)), dtype=np.float32)
-        truncated = [len(t) >= self.max_length * CHARS_PER_TOKEN for t in clean]
-        rows = [i for i, t in enumerate(clean) if t]
+        rows = [i for i, e in enumerate(enc.empty) if not e]
         if rows:
-            enc = self.encoder([clean[i] for i in rows])
+            ids = [enc.ids[i] for i in rows]
             ngrams = (
                 self.lexical.probabilities([clean[i] for i in rows]) if self.lexical is not None else None
             )
-            mixed_t, mixed_s = self._mixed(*self._encoder_probabilities(self.runtime, enc.ids), ngrams)
+            mixed_t, mixed_s = self._mixed(*self._encoder_probabilities(self.runtime, ids), ngrams)
             if self.reference is not None:
                 # The n-gram heads' share damps int8's noise in the mixture by (1 - weight).
                 near = CHECK_MARGIN * (1.0 - self.lexical_weight)
                 unsure = np.flatnonzero((margin(mixed_t) < near) | (margin(mixed_s) < near))
                 if unsure.size:  # only those rows run, and are mixed, again
-                    again = self._encoder_probabilities(self.reference, [enc.ids[u] for u in unsure])
+                    again = self._encoder_probabilities(self.reference, [ids[u] for u in unsure])
                     some = {task: p[unsure] for task, p in ngrams.items()} if ngrams is not None else None
                     mixed_t[unsure], mixed_s[unsure] = self._mixed(*again, some)
             topic[rows], sentiment[rows] = mixed_t, mixed_s
-            for b, row in enumerate(rows):
-                truncated[row] = truncated[row] or enc.truncated[b]
-        return topic, sentiment, truncated, empty
+        return topic, sentiment, truncated, enc.empty
 
     def _encoder_probabilities(self, runtime: Runtime, ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         """The encoder heads' probabilities of token-id rows, in their order."""
@@ -226,7 +230,7 @@ class Classifier:
         """One Prediction per text, in order. Raises InvalidInput for non-text input."""
         topic, sentiment, truncated, empty = self.probabilities(texts)
         return [
-            self._empty() if empty[i] else self._prediction(topic[i], sentiment[i], truncated[i])
+            self._empty(truncated[i]) if empty[i] else self._prediction(topic[i], sentiment[i], truncated[i])
             for i in range(len(empty))
         ]
 
@@ -247,18 +251,22 @@ class Classifier:
             for item, p in zip(items, self.predict([it.text for it in items]), strict=True)
         ]
 
-    def _normalise(self, texts: Sequence[object]) -> list[str]:
+    def _normalise(self, texts: Sequence[object]) -> tuple[list[str], list[bool]]:
+        """Texts as the model reads them, and which lost visible text to a character cap."""
         if isinstance(texts, str | bytes) or not isinstance(texts, Sequence):
             raise InvalidInput(
                 f"predict() takes a list of str, got {type(texts).__name__}; wrap one text in a list"
             )
         raw_cap, cap = self.max_length * RAW_CHARS_PER_TOKEN, self.max_length * CHARS_PER_TOKEN
-        out = []
+        clean, cut = [], []
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise InvalidInput(f"texts[{i}] is {type(text).__name__}, not str: pass decoded text")
-            out.append(normalize_text(text[:raw_cap], max_chars=None)[:cap])
-        return out
+            raw, raw_cut = cut_raw(text, raw_cap)
+            normalised = normalize_text(raw)
+            clean.append(normalised[:cap])
+            cut.append(raw_cut or len(normalised) > cap)
+        return clean, cut
 
     def _prediction(self, topic: np.ndarray, sentiment: np.ndarray, truncated: bool) -> Prediction:
         s_probs = dict(zip(self.sentiments, sentiment.tolist(), strict=True))
@@ -273,13 +281,14 @@ class Classifier:
             empty=False,
         )
 
-    def _empty(self) -> Prediction:
+    def _empty(self, truncated: bool) -> Prediction:
+        """The defined result of a text with nothing to read (truncated: in the part it kept)."""
         return Prediction.model_construct(
             topic=FALLBACK_TOPIC,
             topic_probs={t: float(t == FALLBACK_TOPIC) for t in self.topics},
             sentiment="neutral",
             sentiment_probs={s: float(s == "neutral") for s in self.sentiments},
             sentiment_score=0.0,
-            truncated=False,
+            truncated=truncated,
             empty=True,
         )

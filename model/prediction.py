@@ -12,7 +12,7 @@ class Prediction(BaseModel):
 
     `sentiment_score` is P(positive) - P(negative), in [-1, 1]. `truncated`:
     the text was longer than the model reads (it saw the beginning). `empty`:
-    nothing was left to read after normalisation; such a text gets the
+    nothing was left to read after normalisation (not one word piece); such a text gets the
     catch-all topic and a certain neutral sentiment, without running the model.
     """
 

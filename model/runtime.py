@@ -135,8 +135,8 @@ def traced(net: torch.nn.Module) -> torch.nn.Module:
         return net
 
 
-def make_runtime(backend: str, model_dir: Path, threads: int | None = None) -> Runtime:
-    """Build one back end for the model in model_dir."""
+def make_runtime(backend: str, model_dir: Path, threads: int | None = None, device: str = "cuda") -> Runtime:
+    """Build one back end for the model in model_dir; a CUDA one on `device` (`cuda`: the current GPU)."""
     if backend == "onnx-int8-checked":
         fast, reference = (
             make_runtime("onnx-int8", model_dir, threads),
@@ -164,5 +164,6 @@ def make_runtime(backend: str, model_dir: Path, threads: int | None = None) -> R
         return TorchRuntime(traced(qnet), torch.device("cpu"), backend)
     if backend in CUDA_BACKENDS:
         dtype = {"cuda-bf16": torch.bfloat16, "cuda-fp16": torch.float16, "cuda": torch.float32}[backend]
-        return TorchRuntime(net.to("cuda", dtype=dtype), torch.device("cuda"), backend)
+        gpu = torch.device(device)
+        return TorchRuntime(net.to(gpu, dtype=dtype), gpu, backend)
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

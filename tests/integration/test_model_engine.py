@@ -268,6 +268,61 @@ def test_megabyte_of_text_is_truncated_quickly(engine: Classifier) -> None:
     assert q.sentiment_score == pytest.approx(alone.sentiment_score, abs=0.02)
 
 
+@pytest.mark.parametrize("text", ["\u200b", "\ufeff \u2060", "\u200b" * 9_000 + " "])
+def test_text_the_tokenizer_drops_entirely_is_empty(engine: Classifier, text: str) -> None:
+    # Format characters survive normalising; the tokenizer leaves nothing but [CLS] [SEP].
+    (p,) = engine.predict([text])
+    assert p.empty
+    assert p.topic_probs[FALLBACK_TOPIC] == 1.0
+
+
+def test_text_cut_before_normalising_is_truncated(engine: Classifier) -> None:
+    # The cut at max_length * 64 characters lands inside the link: the headline is lost.
+    p, q = engine.predict(["https://t.co/" + "a" * 9_000 + " Apple plunges", "Apple plunges" + " " * 9_000])
+    assert p.truncated
+    assert not q.truncated
+
+
+def test_leading_blanks_do_not_count_against_the_raw_cut(engine: Classifier) -> None:
+    p, alone = engine.predict([" " * 9_000 + "Apple plunges", "Apple plunges"])
+    assert not p.empty
+    assert not p.truncated
+    assert (p.topic, p.sentiment) == (alone.topic, alone.sentiment)
+
+
+def test_a_lone_surrogate_does_not_fail_the_batch(engine: Classifier) -> None:
+    ok, odd = engine.predict(["ok", "Apple \ud83d beats"])
+    alone = engine.predict(["ok", "Apple \ufffd beats"])
+    assert [(p.topic, p.sentiment, p.empty) for p in (ok, odd)] == [
+        (p.topic, p.sentiment, False) for p in alone
+    ]
+
+
+@pytest.mark.parametrize("backend", [None, "cuda"])
+def test_a_cuda_device_reaches_the_runtime(
+    quick_model_dir: Path, monkeypatch: pytest.MonkeyPatch, backend: str | None
+) -> None:
+    """cuda:1 runs on GPU 1, not on the current device (without a GPU: the move is recorded)."""
+    import model.engine
+    import model.runtime
+
+    moved: list[object] = []
+
+    class RecordingNet(torch.nn.Module):
+        def to(self, *args: object, **kwargs: object) -> RecordingNet:  # type: ignore[override]
+            moved.append(args[0] if args else kwargs.get("device"))
+            return self
+
+    monkeypatch.setattr(model.engine, "_cuda_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    monkeypatch.setattr(model.runtime, "load_net", lambda model_dir: (RecordingNet(), None))
+    engine = Classifier.load(quick_model_dir, device="cuda:1", backend=backend)
+    assert engine.backend == (backend or "cuda-bf16")
+    assert [torch.device(d) for d in moved] == [torch.device("cuda:1")]
+    assert engine.runtime.device == torch.device("cuda:1")  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(
     ("texts", "message"),
     [

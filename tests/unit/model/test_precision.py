@@ -1,12 +1,14 @@
-"""What `auto` precision resolves to on each kind of machine."""
+"""What `auto` precision (training) and back end (inference) resolve to on each kind of machine."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
+from model import engine
 from model.precision import resolve_precision
 
 
@@ -55,3 +57,49 @@ def test_without_bf16_instructions_or_a_step_to_time_it_is_float32(monkeypatch: 
 
 def test_explicit_precision_is_kept() -> None:
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+
+
+def _gpu(monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int]) -> list[object]:
+    """A visible GPU of `capability`; returns the devices whose capability was asked."""
+    asked: list[object] = []
+
+    def get_device_capability(device: object = None) -> tuple[int, int]:
+        asked.append(device)
+        return capability
+
+    monkeypatch.setattr(engine, "_cuda_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", get_device_capability)
+    # As torch answers: emulated bf16 counts unless told otherwise.
+    monkeypatch.setattr(
+        torch.cuda,
+        "is_bf16_supported",
+        lambda including_emulation=True: including_emulation or capability >= (8, 0),
+    )
+    return asked
+
+
+@pytest.mark.parametrize(
+    ("capability", "backend", "precision"),
+    [
+        ((7, 5), "cuda-fp16", "fp16"),
+        ((7, 0), "cuda-fp16", "fp16"),
+        ((8, 0), "cuda-bf16", "bf16"),
+        ((9, 0), "cuda-bf16", "bf16"),
+    ],
+)
+def test_cuda_uses_bf16_only_where_the_gpu_runs_it_natively(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capability: tuple[int, int], backend: str, precision: str
+) -> None:
+    # T4 (7.5) and V100 (7.0) only emulate bf16, slower than their fp16 tensor cores.
+    _gpu(monkeypatch, capability)
+    assert engine.choose_backend(tmp_path, "auto") == backend
+    assert engine.choose_backend(tmp_path, "cuda") == backend
+    assert resolve_precision("auto", torch.device("cuda")) == precision
+
+
+def test_the_capability_asked_is_the_chosen_gpus(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    asked = _gpu(monkeypatch, (8, 0))
+    engine.choose_backend(tmp_path, "cuda:1")
+    resolve_precision("auto", torch.device("cuda:1"))
+    assert [torch.device(d) for d in asked] == [torch.device("cuda:1")] * 2

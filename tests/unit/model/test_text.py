@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.text import group_key, normalize_text
+from model.text import cut_raw, group_key, normalize_text
 
 
 @pytest.mark.parametrize(
@@ -37,3 +37,25 @@ def test_group_key_joins_reposts_with_other_links_and_case() -> None:
     b = group_key("FED holds rates!  https://t.co/BBB")
     assert a == b
     assert a != group_key("Fed raises rates https://t.co/AAA")
+
+
+def test_lone_surrogates_become_replacement_characters_and_pairs_join() -> None:
+    # Python strings may hold them (JSON "\ud83d", surrogateescape); no tokenizer accepts one.
+    assert normalize_text("Apple \ud83d beats \udc00") == "Apple \ufffd beats \ufffd"
+    assert normalize_text("up \ud83d\ude80") == "up \U0001f680"
+
+
+@pytest.mark.parametrize(
+    ("raw", "kept", "cut"),
+    [
+        ("abc", "abc", False),
+        ("abcdef", "abcd", True),
+        (" " * 10 + "abc", "abc", False),  # leading blanks are normalised away, not read
+        ("\n\t\x00 abcdef", "abcd", True),
+        ("abcd" + " \n" * 10, "abcd", False),  # only blanks cut off
+        ("abcd   e", "abcd", True),
+        ("", "", False),
+    ],
+)
+def test_cut_raw_keeps_max_chars_from_the_first_visible_one(raw: str, kept: str, cut: bool) -> None:
+    assert cut_raw(raw, 4) == (kept, cut)
