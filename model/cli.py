@@ -6,6 +6,8 @@ inside each command.
 
 from __future__ import annotations
 
+import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from model.evaluate import Evaluation
 
 console = Console()
+logger = logging.getLogger(__name__)
 model_app = typer.Typer(help="Train, evaluate, benchmark and run the topic + sentiment classifier.")
 
 ModelDir = Annotated[Path | None, typer.Option("--model", help="Model directory (default: model.model_dir).")]
@@ -100,7 +103,8 @@ def train_cmd(
         overrides["extra_data_dirs"] = tuple(extra_data)
     config = TrainConfig.quick(**overrides) if quick else TrainConfig(max_length=s.max_length, **overrides)  # type: ignore[arg-type]
     out_dir = out or s.model_dir
-    result = train(config, data or s.train_data_dir, out_dir, base_model=s.base_model)
+    staged = staging_dir(out_dir)  # the model in use stays whole until the new one is
+    result = train(config, data or s.train_data_dir, staged, base_model=s.base_model, final_dir=out_dir)
     console.print(
         f"trained [bold]{result.version}[/bold] in {result.seconds:.0f} s on {result.device} "
         f"({result.precision}), {result.stopped}, best epoch {result.best.epoch}"
@@ -111,7 +115,40 @@ def train_cmd(
         f"sentiment accuracy {best.sentiment_accuracy:.4f} macro-F1 {best.sentiment_macro_f1:.4f}"
     )
     if evaluate:
-        _evaluate(out_dir, data, threads or s.threads)
+        _evaluate(staged, data, threads or s.threads)
+    swap_in(staged, out_dir)
+    console.print(f"model in {out_dir}")
+
+
+def staging_dir(out_dir: Path) -> Path:
+    """Where a model is trained, exported and evaluated before it replaces `out_dir`'s: a stream
+    worker's classifier that (re)starts meanwhile loads the old model whole, never new weights
+    beside the old card, or a half-written file. Emptied first (a run stopped midway)."""
+    staged = out_dir.parent / f".{out_dir.name}.new"
+    shutil.rmtree(staged, ignore_errors=True)
+    return staged
+
+
+def swap_in(staged: Path, out_dir: Path) -> None:
+    """Put the staged model in `out_dir`'s place: two renames (a loader between them finds no
+    model, a clear error its restart gets past). Where `out_dir` cannot be renamed (a volume's
+    mount point), its files are replaced one by one instead."""
+    old = out_dir.parent / f".{out_dir.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    try:
+        if out_dir.exists():
+            out_dir.rename(old)
+        staged.rename(out_dir)
+    except OSError as exc:
+        logger.warning("cannot rename %s (%s); replacing its files in place", out_dir, exc)
+        if old.exists() and not out_dir.exists():
+            old.rename(out_dir)
+        for stale in out_dir.iterdir():
+            if stale.is_file():
+                stale.unlink()
+        shutil.copytree(staged, out_dir, dirs_exist_ok=True)
+        shutil.rmtree(staged)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 @model_app.command("eval")

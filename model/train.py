@@ -359,10 +359,12 @@ def train(
     out_dir: Path,
     progress: bool = True,
     base_model: Path | None = None,
+    final_dir: Path | None = None,
 ) -> TrainResult:
     """Fine-tune on data_dir, save the best model to out_dir, return the run's record.
 
     base_model: a BERT-style checkpoint directory; None is the packaged MiniLM-L6.
+    final_dir: where the model will live once moved from out_dir (the record names it).
     """
     seed_everything(config.seed)
     if config.threads:
@@ -382,7 +384,7 @@ def train(
     )
     version = save_model(trainer.net.cpu(), trainer.tokenizer, model_config, out_dir, trainer.lexical)
     result = TrainResult(
-        model_dir=str(out_dir),
+        model_dir=str(final_dir or out_dir),
         version=version,
         device=str(trainer.device),
         precision=trainer.precision,
