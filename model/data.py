@@ -9,6 +9,7 @@ on both sides: otherwise validation would reward memorised posts.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 from collections import Counter, defaultdict
@@ -35,6 +36,15 @@ class Example:
     task: Task
     label: int
     group: str
+
+
+def split_fingerprint(val: list[Example]) -> str:
+    """Which texts a validation split holds, in 16 hex digits: eval checks that it scores the
+    split the model was trained without (other data reshuffles it, mostly into training texts)."""
+    digest = hashlib.sha256()
+    for key in sorted(f"{ex.task}\x1f{ex.text}" for ex in val):
+        digest.update(key.encode("utf-8") + b"\x1e")
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)

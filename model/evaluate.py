@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from model.artifacts import ONNX_INT8_FILE, load_config, model_version
 from model.config import TrainConfig
-from model.data import Example
+from model.data import Example, split_fingerprint
 from model.engine import Classifier
 from model.errors import TrainingDataError
 from model.export import export_onnx
@@ -99,14 +99,28 @@ class Evaluation(BaseModel):
 
 
 def validation_examples(model_dir: Path, data_dir: Path | None) -> tuple[list[Example], Path, TrainConfig]:
-    """The validation examples the model was trained without."""
+    """The validation examples the model was trained without (its extra training rows, which
+    never join them, are not read).
+
+    Raises:
+        TrainingDataError: the data makes another split than the model's (rows added or removed
+            since, or another copy): its texts would be mostly training ones.
+    """
     from model.train import make_split
 
     saved = dict(load_config(model_dir).train)
     trained_on = saved.pop("data_dir", None)
+    expected = saved.pop("validation", None)  # absent for models trained before 2026-12-07
     data = data_dir or Path(trained_on or ".")
-    config = TrainConfig(**saved)
-    return make_split(config, data).val, data, config
+    config = TrainConfig(**saved).model_copy(update={"extra_data_dirs": ()})
+    val = make_split(config, data).val
+    if expected is not None and split_fingerprint(val) != expected:
+        raise TrainingDataError(
+            f"{data} makes another validation split than the one {model_dir.name} was trained without "
+            "(rows added or removed since, or other data): scored on it, the model would be marked on "
+            "its own training texts; evaluate with the data it was trained on (--data), or train again"
+        )
+    return val, data, config
 
 
 def calibration_texts(model_dir: Path, data_dir: Path | None, n: int = CALIBRATION_TEXTS) -> list[str]:

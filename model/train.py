@@ -30,7 +30,16 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 from model.artifacts import ModelConfig, save_model
 from model.batching import Encoded, TextEncoder, pad, shuffled_buckets, sorted_batches
 from model.config import TrainConfig
-from model.data import Example, Split, class_counts, load_examples, read_extra, split_examples, subsample
+from model.data import (
+    Example,
+    Split,
+    class_counts,
+    load_examples,
+    read_extra,
+    split_examples,
+    split_fingerprint,
+    subsample,
+)  # fmt: skip
 from model.labels import TASKS, Task, labels_for
 from model.lexical import LexicalModel, mix
 from model.metrics import TaskMetrics, task_metrics
@@ -380,7 +389,8 @@ def train(
         base_model=str(base_model) if base_model else base_model_name(),
         encoder=trainer.net.encoder.config.to_diff_dict(),
         max_length=config.max_length,
-        train=config.model_dump(mode="json") | {"data_dir": str(data_dir)},
+        train=config.model_dump(mode="json")
+        | {"data_dir": str(data_dir), "validation": split_fingerprint(split.val)},
     )
     version = save_model(trainer.net.cpu(), trainer.tokenizer, model_config, out_dir, trainer.lexical)
     result = TrainResult(

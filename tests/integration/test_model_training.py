@@ -168,3 +168,25 @@ def test_after_an_epoch_each_text_also_trains_the_head_it_has_no_label_for() -> 
     trainer.forward_loss(topic_texts, "fp32")[0].backward()
     assert head.grad is not None
     assert head.grad.abs().sum() > 0
+
+
+def test_eval_refuses_data_that_splits_otherwise(
+    quick_model_dir: Path, quick_data_dir: Path, tmp_path: Path
+) -> None:
+    """Rows added since training reshuffle the seeded split: its "validation" texts would be
+    mostly training ones, and the card's figures flattering."""
+    import shutil
+
+    import pytest
+
+    from model.errors import TrainingDataError
+    from model.evaluate import validation_examples
+
+    val, _, _ = validation_examples(quick_model_dir, quick_data_dir)  # the training data: accepted
+    assert val
+    grown = tmp_path / "data"
+    shutil.copytree(quick_data_dir, grown, ignore=shutil.ignore_patterns("*.md", "LICENSE*"))
+    with (grown / "topic" / "train.csv").open("a", encoding="utf-8") as f:
+        f.writelines(f'"A headline added since, number {n}",3\n' for n in range(10))
+    with pytest.raises(TrainingDataError, match="makes another validation split"):
+        validation_examples(quick_model_dir, grown)
