@@ -631,10 +631,10 @@ def live_check(
     else:
         return None
     kind, entity = report.focus or (None, None)  # the replay's events are the focus entity's alone
-    # Named as stored (the focus may be written in another case; the store compares exactly).
-    entity = next(
-        (w.entity for w in outcome.windows if in_focus(report.focus, w.entity_kind, w.entity)), entity
-    )
+    if report.focus is not None:  # named as stored (written in another case, say): the store compares exactly
+        entity = next(
+            (w.entity for w in outcome.windows if in_focus(report.focus, w.entity_kind, w.entity)), entity
+        )
     query = AlertsQuery(
         subscription_id=subscription.id, state="fired", timed_by="window", entity_kind=kind, entity=entity,
         start=report.start, end=report.end, limit=MAX_LIMIT,

@@ -233,8 +233,14 @@ def test_the_live_check_finds_the_focus_entitys_alerts_named_in_another_case(tmp
     assert sent, "the series must make T1 fire"
     request = BacktestRequest(subscription_id=sub.id, entity="topic:t1", grid="min_rise=0.3,0.4")
     outcome = run_windows(request, windows, sub, Labels(), NOW)
+    everyone = BacktestRequest(subscription_id=sub.id, grid="min_rise=0.3,0.4")  # no focus: all entities
+    whole = run_windows(everyone, windows, sub, Labels(), NOW)
     with DuckDBStore(tmp_path / "h.duckdb") as db:
         db.upsert_alerts(live)
-        check = live_check(db, outcome, sub, NOW)
+        check, all_of_them = live_check(db, outcome, sub, NOW), live_check(db, whole, sub, NOW)
     assert check is not None
     assert (check.sent, check.reproduced, check.extra) == (len(sent), len(sent), ())
+    fired = [e for e in live if e.state == "fired"]
+    assert len({e.entity for e in fired}) > 1
+    assert all_of_them is not None
+    assert (all_of_them.sent, all_of_them.reproduced, all_of_them.extra) == (len(fired), len(fired), ())
