@@ -20,6 +20,7 @@ import httpx
 from alerts.digest import Digest
 from alerts.links import FeedbackLinks
 from alerts.sinks.base import AlertSink, DeliveryRejected, Notification, RateLimited, SinkUnavailable
+from finpulse.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,10 @@ class WebhookSink(AlertSink):
             raise RateLimited("webhook: rate limited", _retry_after(response))
         if status >= 500:
             raise SinkUnavailable(f"webhook: HTTP {status}")
+        if status in (401, 403):  # no alert's fault: a credential in the URL rotated, say
+            raise ConfigError(
+                f"webhook: HTTP {status}: the receiver refuses this sink; check FINPULSE_ALERTS_WEBHOOK_URL"
+            )
         if status >= 400:
             raise DeliveryRejected(f"webhook: HTTP {status}")
         return None

@@ -222,6 +222,9 @@ async def test_webhook_sink(slack_api: FakeSlack) -> None:
         slack_api.fail_next(1, status=404)
         with pytest.raises(DeliveryRejected):
             await hook.send(n)
+        slack_api.fail_next(1, status=401)  # the sink's own credential: stop, not dead-letter each alert
+        with pytest.raises(ConfigError, match="FINPULSE_ALERTS_WEBHOOK_URL"):
+            await hook.send(n)
     [(headers, body)] = slack_api.webhooks
     assert headers["Idempotency-Key"] == n.delivery_id
     assert body["events"][0]["alert_id"] == "f0001-desk"
