@@ -405,9 +405,17 @@ class HistoryStore(ABC):
         """Up to `limit` of a table's rows in key order, after the key `after` (None: from the first)."""
         where, params = (f" WHERE {table.key} > ?", [after]) if after is not None else ("", [])
         with self._connection() as con:
-            # An older file opened read-only (the copy's source) lacks the later columns: NULL.
-            have = self._has_first_record(con)
-            columns = ", ".join(c if c != "first_record" or have else "NULL" for c in table.columns)
+            # An older file opened read-only (the copy's source) lacks the later tables and
+            # columns: none of the one's rows, NULL for the other.
+            have = {
+                str(r[0]) for r in con.execute(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_name = ? AND table_schema = current_schema()", [table.name],
+                ).fetchall()
+            }  # fmt: skip
+            if not have:
+                return []
+            columns = ", ".join(c if c in have else "NULL" for c in table.columns)
             sql = f"SELECT {columns} FROM {table.name}{where} ORDER BY {table.key} LIMIT ?"  # noqa: S608
             return [tuple(row) for row in con.execute(sql, [*params, limit]).fetchall()]
 
