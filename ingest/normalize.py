@@ -36,6 +36,7 @@ from finpulse.schema import (
     describe_validation_error,
     story_id_for,
 )
+from finpulse.unicode import without_surrogates
 from ingest.companies import CompanyNames
 from ingest.language import detect_language
 
@@ -47,7 +48,6 @@ _BLOCK = frozenset({"p", "br", "div", "li", "tr", "td", "h1", "h2", "h3", "h4", 
 # (Browsers open a tag or a bogus comment only when a letter, "/", "!" or "?" follows "<".)
 _TAG_SHAPED = re.compile(r"<!--.*?(?:-->|$)|<[/!?A-Za-z][^<>]*(?:>|(?=<)|$)", re.S)
 _SPACE = re.compile(r"\s+")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _CONTROL = dict.fromkeys(c for c in range(32) if chr(c) not in "\t\n\r")
 
 # Query parameters that identify a campaign or click, not the document
@@ -143,14 +143,6 @@ def strip_html(text: str | None) -> str:
     while _TAG_SHAPED.search(out):  # removing one can join "<" and a letter into another
         out = _TAG_SHAPED.sub("", out)
     return _SPACE.sub(" ", out).strip()
-
-
-def without_surrogates(text: str) -> str:
-    """`text` with surrogate pairs joined and lone surrogates replaced by U+FFFD."""
-    if not _SURROGATE.search(text):
-        return text
-    # UTF-16 is where surrogates mean something: its decoder joins pairs and replaces the rest.
-    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def _encodable(raw: RawEntry) -> RawEntry:

@@ -14,11 +14,12 @@ import html
 import re
 from typing import Final
 
+from finpulse.unicode import without_surrogates
+
 NORMALISATION_VERSION: Final[int] = 1
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _SPACE = re.compile(r"[\s\x00-\x1f\x7f]+")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def cut_raw(text: str, max_chars: int) -> tuple[str, bool]:
@@ -36,10 +37,8 @@ def normalize_text(text: str, max_chars: int | None = None) -> str:
     (first, see cut_raw)."""
     if max_chars is not None:
         text, _ = cut_raw(text, max_chars)
-    if _SURROGATE.search(text):
-        # Lone surrogates (a JSON "\ud83d", surrogateescape) fail the tokenizer: each becomes U+FFFD,
-        # split pairs join. Such texts never reached training, so NORMALISATION_VERSION stays.
-        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    # Lone surrogates fail the tokenizer. Such texts never reached training: NORMALISATION_VERSION stays.
+    text = without_surrogates(text)
     # Twice: feeds often double-escape (`&amp;amp;`).
     text = html.unescape(html.unescape(text)) if "&" in text else text
     text = _URL.sub(" http ", text)
