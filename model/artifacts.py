@@ -40,6 +40,10 @@ ONNX_FILE = "model.onnx"
 ONNX_INT8_FILE = "model.int8.onnx"
 CARD_JSON = "card.json"
 CARD_MD = "card.md"
+# Written from the weights later (export, eval) or beside them: stale once the weights change.
+DERIVED_FILES = (ONNX_FILE, ONNX_INT8_FILE, CARD_JSON, CARD_MD, *LEXICAL_FILES)
+# Every file of a model directory finpulse writes at the top level (the tokenizer's aside).
+MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, "training.json", *DERIVED_FILES)
 FORMAT = "finpulse-two-head/1"
 
 
@@ -65,7 +69,7 @@ def save_model(
     from safetensors.torch import save_file
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (ONNX_FILE, ONNX_INT8_FILE, CARD_JSON, CARD_MD, *LEXICAL_FILES):
+    for stale in DERIVED_FILES:
         (out_dir / stale).unlink(missing_ok=True)
     state = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
     save_file(state, str(out_dir / WEIGHTS_FILE))

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from finpulse.errors import ConfigError
 from finpulse.settings import check_backend, check_device
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ def train_cmd(
     if extra_data:
         overrides["extra_data_dirs"] = tuple(extra_data)
     config = TrainConfig.quick(**overrides) if quick else TrainConfig(max_length=s.max_length, **overrides)  # type: ignore[arg-type]
-    out_dir = out or s.model_dir
+    out_dir = (out or s.model_dir).resolve()
     staged = staging_dir(out_dir)  # the model in use stays whole until the new one is
     result = train(config, data or s.train_data_dir, staged, base_model=s.base_model, final_dir=out_dir)
     console.print(
@@ -115,7 +116,14 @@ def train_cmd(
         f"sentiment accuracy {best.sentiment_accuracy:.4f} macro-F1 {best.sentiment_macro_f1:.4f}"
     )
     if evaluate:
-        _evaluate(staged, data, threads or s.threads)
+        try:
+            _evaluate(staged, data, threads or s.threads, final_dir=out_dir)
+        except BaseException:
+            console.print(
+                f"[red]the trained model is in {staged}, not exported or evaluated[/red]: "
+                f"`finpulse model eval --model {staged}`, then move it to {out_dir}; or train again"
+            )
+            raise
     swap_in(staged, out_dir)
     console.print(f"model in {out_dir}")
 
@@ -124,6 +132,15 @@ def staging_dir(out_dir: Path) -> Path:
     """Where a model is trained, exported and evaluated before it replaces `out_dir`'s: a stream
     worker's classifier that (re)starts meanwhile loads the old model whole, never new weights
     beside the old card, or a half-written file. Emptied first (a run stopped midway)."""
+    from model.artifacts import CONFIG_FILE
+
+    if out_dir.parent == out_dir:
+        raise ConfigError(f"--out {out_dir}: a model needs a folder of its own")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / CONFIG_FILE).is_file():
+        raise ConfigError(
+            f"--out {out_dir} holds files but no model ({CONFIG_FILE}), and the new model replaces the "
+            "whole folder: give an empty folder, or a model's"
+        )
     staged = out_dir.parent / f".{out_dir.name}.new"
     shutil.rmtree(staged, ignore_errors=True)
     return staged
@@ -132,7 +149,9 @@ def staging_dir(out_dir: Path) -> Path:
 def swap_in(staged: Path, out_dir: Path) -> None:
     """Put the staged model in `out_dir`'s place: two renames (a loader between them finds no
     model, a clear error its restart gets past). Where `out_dir` cannot be renamed (a volume's
-    mount point), its files are replaced one by one instead."""
+    mount point), its model files are replaced one by one instead."""
+    from model.artifacts import MODEL_FILES
+
     old = out_dir.parent / f".{out_dir.name}.old"
     shutil.rmtree(old, ignore_errors=True)
     try:
@@ -143,8 +162,9 @@ def swap_in(staged: Path, out_dir: Path) -> None:
         logger.warning("cannot rename %s (%s); replacing its files in place", out_dir, exc)
         if old.exists() and not out_dir.exists():
             old.rename(out_dir)
+        model_files = {p.name for p in staged.iterdir()} | set(MODEL_FILES)
         for stale in out_dir.iterdir():
-            if stale.is_file():
+            if stale.is_file() and stale.name in model_files:
                 stale.unlink()
         shutil.copytree(staged, out_dir, dirs_exist_ok=True)
         shutil.rmtree(staged)
@@ -228,14 +248,15 @@ def holdout_cmd(
 SHORT = {"one by one": "1 by 1", "topic acc": "topic", "sentiment acc": "sentiment", "agreement": "agree"}
 
 
-def _evaluate(model_dir: Path, data: Path | None, threads: int | None) -> None:
+def _evaluate(model_dir: Path, data: Path | None, threads: int | None, final_dir: Path | None = None) -> None:
     from model.evaluate import evaluate_dir
 
-    evaluation = evaluate_dir(model_dir, data, threads=threads)
+    evaluation = evaluate_dir(model_dir, data, threads=threads, final_dir=final_dir)
     for table in evaluation_tables(evaluation):
         console.print(table)
     console.print(
-        f"engine CPU back end: [bold]{evaluation.engine['cpu_backend']}[/bold]; card: {model_dir}/card.md"
+        f"engine CPU back end: [bold]{evaluation.engine['cpu_backend']}[/bold]; "
+        f"card: {final_dir or model_dir}/card.md"
     )
 
 

@@ -39,7 +39,7 @@ from finpulse.schema import NewsItem, ScoredItem, utcnow
 from finpulse.settings import BACKENDS, CUDA_BACKENDS, ModelSettings, check_backend, check_device
 from model.artifacts import CARD_JSON, ONNX_INT8_FILE, ModelConfig, load_config, model_version
 from model.batching import TextEncoder, costed_batches, pad, sorted_batches
-from model.errors import InvalidInput
+from model.errors import InvalidInput, ModelNotFound
 from model.labels import FALLBACK_TOPIC, Task
 from model.lexical import LexicalModel, mix
 from model.prediction import Prediction
@@ -47,6 +47,8 @@ from model.runtime import Runtime, make_runtime
 from model.text import cut_raw, normalize_text
 
 logger = logging.getLogger(__name__)
+# Loads of a directory another model is swapped into meanwhile, before giving up.
+LOAD_ATTEMPTS = 3
 
 # Characters kept before normalising (a megabyte costs no more than this) and
 # after it: 128 word pieces are rarely more than ~1,000 characters of news text.
@@ -85,6 +87,15 @@ def choose_backend(model_dir: Path, device: str) -> str:
         if chosen in BACKENDS:
             return str(chosen)
     return "onnx-int8-checked" if (model_dir / ONNX_INT8_FILE).is_file() else "torch"
+
+
+def _identity(model_dir: Path) -> tuple[int, int] | None:
+    """The directory itself (device, inode): a model swapped in is another directory."""
+    try:
+        st = model_dir.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def cuda_device(device: str) -> str:
@@ -158,6 +169,20 @@ class Classifier:
         lexical=False: the encoder's heads alone, without the n-gram heads.
         """
         model_dir = Path(path)
+        for _ in range(LOAD_ATTEMPTS):
+            before = _identity(model_dir)
+            loaded = cls._load(model_dir, device, backend, threads, max_batch, lexical)
+            if _identity(model_dir) == before:
+                return loaded
+            # `finpulse model train` swapped a new model in while this one read its files.
+            logger.warning("model dir=%s was replaced while loading; loading it again", model_dir)
+        raise ModelNotFound(f"{model_dir} kept changing while loading ({LOAD_ATTEMPTS} tries); try again")
+
+    @classmethod
+    def _load(
+        cls, model_dir: Path, device: str, backend: str | None, threads: int | None, max_batch: int,
+        lexical: bool,
+    ) -> Classifier:  # fmt: skip
         config = load_config(model_dir)
         backend = check_backend(backend) if backend else choose_backend(model_dir, device)
         if backend in CUDA_BACKENDS and not _cuda_available():

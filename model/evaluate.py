@@ -217,8 +217,10 @@ def evaluate_dir(
     data_dir: Path | None = None,
     threads: int | None = None,
     backends: Sequence[str] | None = None,
+    final_dir: Path | None = None,
 ) -> Evaluation:
-    """Evaluate every CPU back end, choose the engine's default, write the model card."""
+    """Evaluate every CPU back end, choose the engine's default, write the model card
+    (`final_dir`: where the model will live once moved from `model_dir`, as the card names it)."""
     from model.card import write_card
 
     if not (model_dir / ONNX_INT8_FILE).is_file():
@@ -230,7 +232,7 @@ def evaluate_dir(
     evaluation = Evaluation(
         version=model_version(model_dir),
         evaluated_at=datetime.now(UTC),
-        model_dir=str(model_dir),
+        model_dir=str(final_dir or model_dir),
         data_dir=str(data),
         split={
             "seed": config.seed,

@@ -148,6 +148,9 @@ class ClassifierProcess:
             except BrokenProcessPool as exc:
                 await self.stop()
                 raise ClassifierCrashed(f"a classifier process died while loading the model: {exc}") from exc
+            except Exception:
+                await self.stop()  # the next batch loads again (the model folder mid-swap, say)
+                raise
             self.version = versions[0]
             logger.info(
                 "classifier processes started n=%d threads=%d version=%s dir=%s",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import time
@@ -393,3 +394,34 @@ def test_the_backend_setting_overrides_the_cards_choice(quick_model_dir: Path) -
     assert (clf.backend, clf.max_batch) == (other, 256)  # a GPU takes the stream's whole batch at once
     with pytest.raises(ValueError, match="unknown back end 'tpu'"):  # settings refuse it too
         Classifier.from_settings(settings.model_copy(update={"backend": "tpu"}))
+
+
+def test_a_model_swapped_in_while_loading_is_loaded_again_whole(
+    quick_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`finpulse model train` renames a new folder in while a worker's classifier reads the old one."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(quick_model_dir, model)
+    load = Classifier._load.__func__  # type: ignore[attr-defined]
+    calls = []
+
+    def swapping(cls: type[Classifier], *args: object) -> Classifier:
+        loaded = load(cls, *args)
+        if not calls:  # the first read ends as the swap lands
+            model.rename(tmp_path / "old")
+            shutil.copytree(quick_model_dir, model)
+        calls.append(1)
+        return loaded  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Classifier, "_load", classmethod(swapping))
+    with caplog.at_level(logging.WARNING, "model.engine"):
+        clf = Classifier.load(model, threads=1)
+    assert len(calls) == 2
+    assert "was replaced while loading; loading it again" in caplog.text
+    assert clf.predict(["Shares plunge after profit warning"])[0].sentiment in (
+        "negative",
+        "neutral",
+        "positive",
+    )

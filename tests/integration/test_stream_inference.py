@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -160,10 +161,16 @@ def test_child_dies_with_a_sigkilled_parent(model_settings: ModelSettings, tmp_p
             parent.kill()
 
 
-async def test_a_missing_model_fails_start_with_what_to_do(tmp_path: Path) -> None:
-    child = ClassifierProcess(ModelSettings(model_dir=tmp_path / "none", threads=1))
+async def test_a_missing_model_fails_start_with_what_to_do_and_the_next_start_loads_again(
+    tmp_path: Path, quick_model_dir: Path
+) -> None:
+    """Then the model appears (a retrained one swapped in at that moment): the next batch loads it."""
+    child = ClassifierProcess(ModelSettings(model_dir=tmp_path / "model", threads=1))
     try:
         with pytest.raises(ModelNotFound, match="finpulse model train"):
             await child.start()
+        shutil.copytree(quick_model_dir, tmp_path / "model")
+        await child.start()
+        assert child.version is not None
     finally:
         await child.stop()

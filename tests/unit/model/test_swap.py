@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from finpulse.errors import ConfigError
 from model.cli import staging_dir, swap_in
 
 
@@ -57,7 +58,18 @@ def test_a_directory_that_cannot_be_renamed_gets_its_files_replaced(
             raise OSError(16, "Device or resource busy")
         return rename(self, target)
 
+    (out / "notes.txt").write_text("mine")  # no model file: kept
     monkeypatch.setattr(Path, "rename", busy)
     swap_in(staged, out)
-    assert _read(out) == {"config.json": "new", "model.safetensors": "new"}  # the old int8 file too is gone
+    assert _read(out) == {"config.json": "new", "model.safetensors": "new", "notes.txt": "mine"}  # int8: gone
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@pytest.mark.parametrize("where", ["root", "files"])
+def test_a_folder_that_is_no_model_s_is_refused_before_training(tmp_path: Path, where: str) -> None:
+    """`--out .` in a home folder, `--out /`: the swap would replace the whole folder."""
+    out = Path("/") if where == "root" else tmp_path
+    (tmp_path / "thesis.tex").write_text("years of work")
+    with pytest.raises(ConfigError, match="folder"):
+        staging_dir(out)
+    assert (tmp_path / "thesis.tex").exists()
