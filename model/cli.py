@@ -7,6 +7,7 @@ inside each command.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -103,7 +104,7 @@ def train_cmd(
     if extra_data:
         overrides["extra_data_dirs"] = tuple(extra_data)
     config = TrainConfig.quick(**overrides) if quick else TrainConfig(max_length=s.max_length, **overrides)  # type: ignore[arg-type]
-    out_dir = (out or s.model_dir).resolve()
+    out_dir = Path(os.path.abspath(out or s.model_dir))  # `.` named; a symlink stays a link, replaced
     staged = staging_dir(out_dir)  # the model in use stays whole until the new one is
     result = train(config, data or s.train_data_dir, staged, base_model=s.base_model, final_dir=out_dir)
     console.print(

@@ -89,13 +89,14 @@ def choose_backend(model_dir: Path, device: str) -> str:
     return "onnx-int8-checked" if (model_dir / ONNX_INT8_FILE).is_file() else "torch"
 
 
-def _identity(model_dir: Path) -> tuple[int, int] | None:
-    """The directory itself (device, inode): a model swapped in is another directory."""
+def _identity(model_dir: Path) -> tuple[int, int, int] | None:
+    """The directory itself (device, inode: a model swapped in is another directory) and when its
+    entries last changed (files replaced in place)."""
     try:
         st = model_dir.stat()
     except OSError:
         return None
-    return st.st_dev, st.st_ino
+    return st.st_dev, st.st_ino, st.st_mtime_ns
 
 
 def cuda_device(device: str) -> str:
@@ -169,9 +170,14 @@ class Classifier:
         lexical=False: the encoder's heads alone, without the n-gram heads.
         """
         model_dir = Path(path)
-        for _ in range(LOAD_ATTEMPTS):
+        for attempt in range(1, LOAD_ATTEMPTS + 1):
             before = _identity(model_dir)
-            loaded = cls._load(model_dir, device, backend, threads, max_batch, lexical)
+            try:
+                loaded = cls._load(model_dir, device, backend, threads, max_batch, lexical)
+            except Exception:
+                if _identity(model_dir) == before or attempt == LOAD_ATTEMPTS:
+                    raise  # not a swap mid-read: the model's own error
+                continue
             if _identity(model_dir) == before:
                 return loaded
             # `finpulse model train` swapped a new model in while this one read its files.

@@ -405,9 +405,9 @@ class HistoryStore(ABC):
         """Up to `limit` of a table's rows in key order, after the key `after` (None: from the first)."""
         where, params = (f" WHERE {table.key} > ?", [after]) if after is not None else ("", [])
         with self._connection() as con:
-            # An older file opened read-only (the copy's source) lacks the later tables and
-            # columns: none of the one's rows, NULL for the other.
-            have = {
+            # An older file opened read-only (the copy's source: never migrated) lacks the later
+            # tables and columns: none of the one's rows, NULL for the other.
+            have = set(table.columns) if not self.read_only else {
                 str(r[0]) for r in con.execute(
                     "SELECT column_name FROM information_schema.columns "
                     "WHERE table_name = ? AND table_schema = current_schema()", [table.name],

@@ -143,13 +143,14 @@ class ClassifierProcess:
         """Launch if not yet, and wait until every child loaded the model (raises what loading raises)."""
         self.launch()
         if self.version is None:
+            pool = self._pool
             try:
                 versions = await asyncio.gather(*(asyncio.wrap_future(f) for f in self._ready))
             except BrokenProcessPool as exc:
-                await self.stop()
+                await self.stop(pool)
                 raise ClassifierCrashed(f"a classifier process died while loading the model: {exc}") from exc
             except Exception:
-                await self.stop()  # the next batch loads again (the model folder mid-swap, say)
+                await self.stop(pool)  # the next batch loads again (the model folder mid-swap, say)
                 raise
             self.version = versions[0]
             logger.info(
@@ -157,7 +158,11 @@ class ClassifierProcess:
                 self.processes, self.threads, self.version, self.settings.model_dir,
             )  # fmt: skip
 
-    async def stop(self) -> None:
+    async def stop(self, only: ProcessPoolExecutor | None = None) -> None:
+        """Shut the children down; `only`: if that is still the pool (a batch waiting on the same
+        failed load must not stop the one the next batch launched since)."""
+        if only is not None and self._pool is not only:
+            return
         pool, self._pool, self.version = self._pool, None, None
         if pool is not None:
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)

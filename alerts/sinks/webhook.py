@@ -82,9 +82,9 @@ class WebhookSink(AlertSink):
             raise RateLimited("webhook: rate limited", _retry_after(response))
         if status >= 500:
             raise SinkUnavailable(f"webhook: HTTP {status}")
-        if status in (401, 403):  # no alert's fault: a credential in the URL rotated, say
+        if status == 401:  # no alert's fault: a credential in the URL rotated, say (a 403 may be one's)
             raise ConfigError(
-                f"webhook: HTTP {status}: the receiver refuses this sink; check FINPULSE_ALERTS_WEBHOOK_URL"
+                "webhook: HTTP 401: the receiver refuses this sink; check FINPULSE_ALERTS_WEBHOOK_URL"
             )
         if status >= 400:
             raise DeliveryRejected(f"webhook: HTTP {status}")
