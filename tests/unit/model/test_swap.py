@@ -73,3 +73,17 @@ def test_a_folder_that_is_no_model_s_is_refused_before_training(tmp_path: Path, 
     with pytest.raises(ConfigError, match="folder"):
         staging_dir(out)
     assert (tmp_path / "thesis.tex").exists()
+
+
+def test_a_model_folder_that_is_a_link_is_replaced_as_a_link_its_target_kept(tmp_path: Path) -> None:
+    """`model -> releases/v3`: the new model takes the link's place; v3 stays as it was."""
+    v3 = tmp_path / "releases" / "v3"
+    _model(v3, "v3")
+    out = tmp_path / "model"
+    out.symlink_to(v3, target_is_directory=True)
+    staged = staging_dir(out)
+    _model(staged, "new")
+    swap_in(staged, out)
+    assert not out.is_symlink()
+    assert _read(out)["config.json"] == "new"
+    assert _read(v3)["config.json"] == "v3"
