@@ -106,7 +106,7 @@ class LabelledEvent(_Frozen):
 
     def about(self, kind: EntityKind, entity: str) -> bool:
         """Whether the label is about this entity (named in any case, a ticker with or without '$')."""
-        return kind == self.entity_kind and same_entity(kind, entity, self.entity)
+        return in_focus((self.entity_kind, self.entity), kind, entity)
 
     def matches(self, alert: AlertEvent) -> bool:
         """Same entity and the alert's window overlaps [start, end)."""

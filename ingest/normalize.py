@@ -252,7 +252,11 @@ def normalize_entry(raw: RawEntry, fetched_at: datetime, names: CompanyNames | N
 
     `names`: the companies whose names in the title stand for their tickers (after the source's
     tickers, tags and cashtags). Only the title: a summary names more bystanders."""
-    raw = _encodable(raw)
+    return _item(_encodable(raw), fetched_at, names)
+
+
+def _item(raw: RawEntry, fetched_at: datetime, names: CompanyNames | None) -> NewsItem:
+    """`normalize_entry` of an entry already free of lone surrogates."""
     title = strip_html(raw.title)
     summary = strip_html(raw.summary)
     if not title:
@@ -294,7 +298,7 @@ def normalize_entries(
     for entry in entries:
         raw = _encodable(entry)  # the entry goes on to dedup and dead letters too
         try:
-            items.append((normalize_entry(raw, fetched_at, names), raw))
+            items.append((_item(raw, fetched_at, names), raw))
         except InvalidRecord as exc:
             identity = story_id_for(raw.source, "invalid", raw.guid or raw.link or repr(raw))
             invalid.append((identity, exc, raw))

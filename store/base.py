@@ -324,9 +324,8 @@ class HistoryStore(ABC):
         )
         where, params = query.where()
         with self._connection() as con:
-            column = (
-                "coalesce(first_record, record)" if as_tested and self._has_first_record(con) else "record"
-            )
+            first = as_tested and "first_record" in self._columns(con, writes.WINDOWS)
+            column = "coalesce(first_record, record)" if first else "record"
             sql = f"SELECT {column} FROM windows {where} ORDER BY {WINDOW_ORDER}"  # noqa: S608
             records = con.execute(sql, params).fetchall()
         return [WindowAggregate.model_validate_json(r[0]) for r in records]
@@ -405,24 +404,24 @@ class HistoryStore(ABC):
         """Up to `limit` of a table's rows in key order, after the key `after` (None: from the first)."""
         where, params = (f" WHERE {table.key} > ?", [after]) if after is not None else ("", [])
         with self._connection() as con:
-            # An older file opened read-only (the copy's source: never migrated) lacks the later
-            # tables and columns: none of the one's rows, NULL for the other.
-            have = set(table.columns) if not self.read_only else {
-                str(r[0]) for r in con.execute(
-                    "SELECT column_name FROM information_schema.columns "
-                    "WHERE table_name = ? AND table_schema = current_schema()", [table.name],
-                ).fetchall()
-            }  # fmt: skip
+            have = self._columns(con, table)  # none of a table it lacks, NULL for a column
             if not have:
                 return []
             columns = ", ".join(c if c in have else "NULL" for c in table.columns)
             sql = f"SELECT {columns} FROM {table.name}{where} ORDER BY {table.key} LIMIT ?"  # noqa: S608
             return [tuple(row) for row in con.execute(sql, [*params, limit]).fetchall()]
 
-    def _has_first_record(self, con: Connection) -> bool:
-        """Whether `windows.first_record` exists: always once migrated; a store opened read-only
-        is not migrated and may predate it."""
-        return not self.read_only or migrations.current_version(con) >= migrations.FIRST_RECORD_VERSION
+    def _columns(self, con: Connection, table: writes.Table) -> set[str]:
+        """The columns `table` has here: all once migrated; a store opened read-only (the copy's
+        source, the backtest's) is never migrated, and an older one lacks the later tables and
+        columns."""
+        if not self.read_only:
+            return set(table.columns)
+        rows = con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = ? AND table_schema = current_schema()", [table.name],
+        ).fetchall()  # fmt: skip
+        return {str(r[0]) for r in rows}
 
     def stats(self) -> StoreStats:
         """Schema version, row counts and when the newest story was scored."""

@@ -173,8 +173,6 @@ MIGRATIONS: tuple[Migration, ...] = (
 LATEST_VERSION = MIGRATIONS[-1].version
 # The version that added store_meta.
 META_VERSION = 2
-# The version that added windows.first_record (a store opened read-only may be older).
-FIRST_RECORD_VERSION = 6
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER PRIMARY KEY,
