@@ -14,7 +14,7 @@ import logging
 import os
 from typing import Any
 
-from ingest.abc import Poller, PollOutcome
+from ingest.abc import Poller, PollOutcome, Rejected
 from ingest.errors import FeedError
 from ingest.fetch import HttpFetcher
 from ingest.normalize import RawEntry
@@ -22,6 +22,9 @@ from ingest.sources import ApiSource
 from ingest.state import SourceState
 
 logger = logging.getLogger(__name__)
+
+# What a JSON value that is no object is, in JSON's words (a dead letter's reason says it).
+_JSON_KINDS = {str: "a string", int: "a number", float: "a number", bool: "true or false", list: "an array"}
 
 
 def dig(data: Any, path: str | None) -> Any:
@@ -101,13 +104,20 @@ class JsonApiSource(Poller):
         except ValueError as exc:
             raise FeedError("malformed", f"source={self.name}: response is not JSON ({exc})") from exc
 
-    def _entries(self, data: Any) -> list[RawEntry]:
+    def _entries(self, data: Any) -> tuple[list[RawEntry], list[Rejected]]:
+        """The page's items as entries, and those that are no JSON object (dead-lettered)."""
         items = dig(data, self.source.items_path)
         if not isinstance(items, list):
             raise FeedError(
                 "unexpected_shape", f"source={self.name}: no list at items_path={self.source.items_path!r}"
             )
-        return [map_item(i, self.source) for i in items if isinstance(i, dict)]
+        entries = [map_item(i, self.source) for i in items if isinstance(i, dict)]
+        rejected = [
+            Rejected.of(self.name, item, f"item {n} is {_JSON_KINDS.get(type(item), 'null')}, not an object")
+            for n, item in enumerate(items)
+            if not isinstance(item, dict)
+        ]
+        return entries, rejected
 
     async def poll(self, state: SourceState, fetcher: HttpFetcher) -> PollOutcome:
         paging = self.source.pagination
@@ -116,20 +126,29 @@ class JsonApiSource(Poller):
             if not isinstance(fetched, tuple):
                 return PollOutcome(not_modified=True, etag=state.etag, last_modified=state.last_modified)
             result, data = fetched
+            entries, rejected = self._entries(data)
             return PollOutcome(
-                entries=tuple(self._entries(data)), etag=result.etag, last_modified=result.last_modified
+                entries=tuple(entries),
+                etag=result.etag,
+                last_modified=result.last_modified,
+                rejected=tuple(rejected),
             )
         cursor = state.cursor if paging.mode == "resume" else None
-        entries: list[RawEntry] = []
+        entries, rejected = [], []
         for _ in range(paging.max_pages):
             params = dict(self.source.params)
             if cursor:
                 params[paging.cursor_param] = cursor
             _, data = await self._page(fetcher, params, None)
-            page = self._entries(data)
+            page, junk = self._entries(data)
             entries += page
+            rejected += junk
             following = dig(data, paging.cursor_path)
-            if not page or following in (None, "") or str(following) == cursor:
+            if not (page or junk) or following in (None, "") or str(following) == cursor:
                 break
             cursor = str(following)
-        return PollOutcome(entries=tuple(entries), cursor=cursor if paging.mode == "resume" else None)
+        return PollOutcome(
+            entries=tuple(entries),
+            cursor=cursor if paging.mode == "resume" else None,
+            rejected=tuple(rejected),
+        )

@@ -230,7 +230,7 @@ class Ingestor(AsyncResource):
             self._succeeded(state, now, ids=None, outcome=outcome, published=0)
             return PollReport(name, "not_modified")
         items, invalid = normalize_entries(outcome.entries, now, self.names)
-        self.metrics.inc(name, "entries", len(outcome.entries))
+        self.metrics.inc(name, "entries", len(outcome.entries) + len(outcome.rejected))
         fresh = {i.story_id: (i, raw) for i, raw in items if i.story_id not in state.seen}
         self.metrics.inc(name, "already_seen", len(items) - len(fresh))
         marked = []
@@ -238,16 +238,20 @@ class Ingestor(AsyncResource):
             root = self.dedup.observe(item, guid=raw.guid)
             marked.append(item.model_copy(update={"duplicate_of": root}) if root else item)
         await self.producer.publish(marked)
-        new_invalid = [(i, e, r) for i, e, r in invalid if i not in state.seen]
-        for _, exc, raw in new_invalid:
-            await self.producer.dead_letter(exc, json.dumps(dataclasses.asdict(raw), default=str).encode())
+        new_invalid = [
+            (exc, json.dumps(dataclasses.asdict(raw), default=str).encode())
+            for i, exc, raw in invalid
+            if i not in state.seen
+        ] + [(r.error, r.value) for r in outcome.rejected if r.id not in state.seen]
+        for exc, value in new_invalid:
+            await self.producer.dead_letter(exc, value)
         duplicates = sum(1 for i in marked if i.duplicate_of)
         self.metrics.inc(name, "published", len(marked))
         self.metrics.inc(name, "duplicates", duplicates)
         self.metrics.inc(name, "invalid", len(new_invalid))
         for item in marked:  # a source in a language the model does not read shows at once
             self.metrics.inc(name, f"{LANGUAGE}{item.language or 'unknown'}")
-        ids = [i.story_id for i, _ in items] + [i for i, _, _ in invalid]
+        ids = [i.story_id for i, _ in items] + [i for i, _, _ in invalid] + [r.id for r in outcome.rejected]
         self._succeeded(state, now, ids=ids, outcome=outcome, published=len(marked))
         self.dedup.prune(now)
         await asyncio.to_thread(self.dedup.saver(), self._dedup_path)

@@ -13,12 +13,13 @@ from urllib.parse import unquote, urlsplit
 from finpulse.errors import InvalidRecord
 from finpulse.schema import NewsItem, utcnow
 from finpulse.settings import IngestSettings
+from ingest.abc import PollOutcome
 from ingest.companies import CompanyNames
 from ingest.errors import FeedError, SourcesFileError
 from ingest.fetch import HttpFetcher
 from ingest.ingestor import poller_for
-from ingest.normalize import RawEntry, normalize_entries
-from ingest.rss import parse_feed
+from ingest.normalize import normalize_entries
+from ingest.rss import ParsedFeed, parse_feed
 from ingest.sources import ApiSource, FeedSource, ReplaySource, load_sources
 from ingest.state import SourceState
 from ingest.urls import check_url
@@ -51,7 +52,7 @@ async def preview(settings: IngestSettings, source: FeedSource | ApiSource) -> P
         outcome = await poller_for(source).poll(SourceState(source=source.name), fetcher)
     finally:
         await fetcher.stop()
-    return _normalised(settings, source.name, outcome.entries, outcome.warnings)
+    return _normalised(settings, source.name, outcome)
 
 
 def preview_file(settings: IngestSettings, path: Path) -> Preview:
@@ -67,7 +68,7 @@ def preview_file(settings: IngestSettings, path: Path) -> Preview:
         raise FeedError(
             exc.kind, f"{exc}; a file of stories to publish is a replay: `finpulse ingest replay {path}`"
         ) from exc
-    return _normalised(settings, path.name, parsed.entries, parsed.warnings)
+    return _normalised(settings, path.name, parsed)
 
 
 def _named(text: str) -> str:
@@ -82,17 +83,15 @@ def local_file(url: str) -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
-def _normalised(
-    settings: IngestSettings, name: str, entries: tuple[RawEntry, ...], warnings: tuple[str, ...]
-) -> Preview:
-    items, invalid = normalize_entries(entries, utcnow(), CompanyNames.load(settings.companies_file))
+def _normalised(settings: IngestSettings, name: str, found: PollOutcome | ParsedFeed) -> Preview:
+    items, invalid = normalize_entries(found.entries, utcnow(), CompanyNames.load(settings.companies_file))
     newest = sorted((item for item, _ in items), key=lambda i: i.published_at, reverse=True)
     return Preview(
         source=name,
-        entries=len(entries),
+        entries=len(found.entries) + len(found.rejected),
         items=tuple(newest),
-        invalid=tuple(exc for _, exc, _ in invalid),
-        warnings=warnings,
+        invalid=tuple(r.error for r in found.rejected) + tuple(exc for _, exc, _ in invalid),
+        warnings=found.warnings,
     )
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import feedparser
 
-from ingest.abc import Poller, PollOutcome
+from ingest.abc import Poller, PollOutcome, Rejected
 from ingest.errors import FeedError
 from ingest.fetch import HttpFetcher
 from ingest.normalize import RawEntry
@@ -48,6 +48,7 @@ class ParsedFeed:
     version: str
     entries: tuple[RawEntry, ...]
     warnings: tuple[str, ...] = ()
+    rejected: tuple[Rejected, ...] = ()
 
 
 def _looks_like_html(body: bytes, content_type: str) -> bool:
@@ -146,14 +147,18 @@ def parse_feed(body: bytes, source: FeedSource, content_type: str = "") -> Parse
     if not raw_entries:
         warnings.append("empty")
     feed_language = (parsed.get("feed") or {}).get("language")
-    entries = []
+    entries, rejected = [], []
     for entry in raw_entries:
         try:
             entries.append(_entry(entry, source, feed_language))
         except (AttributeError, TypeError, ValueError) as exc:
-            warnings.append("bad_entry")
-            logger.warning("skipped entry source=%s error=%s", source.name, exc)
-    return ParsedFeed(version=version, entries=tuple(entries), warnings=tuple(dict.fromkeys(warnings)))
+            rejected.append(Rejected.of(source.name, entry, f"unreadable feed entry ({_what(exc)})"))
+    return ParsedFeed(
+        version=version,
+        entries=tuple(entries),
+        warnings=tuple(dict.fromkeys(warnings)),
+        rejected=tuple(rejected),
+    )
 
 
 class RssSource(Poller):
@@ -173,4 +178,5 @@ class RssSource(Poller):
             etag=result.etag,
             last_modified=result.last_modified,
             warnings=parsed.warnings,
+            rejected=parsed.rejected,
         )

@@ -305,6 +305,35 @@ async def test_json_api_source_with_auth_and_pagination(
     assert all(i.tickers == ("BETA", "ACME") and i.summary == "text" for i in items)
 
 
+async def test_api_items_that_are_no_object_are_dead_lettered_once(
+    feed_server: FeedServer, ingest_settings: IngestSettings, kafka: KafkaSettings
+) -> None:
+    import json
+
+    story = {"id": "a1", "title": "$ACME beats estimates", "url": "https://api.example.com/a1"}
+    feed_server.put("junk", json.dumps({"items": [story, "oops", None, [1]]}).encode(), "application/json")
+    source = ApiSource(
+        name="junky",
+        url=feed_server.url("doc/junk"),
+        items_path="items",
+        fields={"id": "id", "title": "title"},
+    )
+    async with Ingestor(ingest_settings, kafka, SourcesConfig(apis=(source,))) as ingestor:
+        first = await ingestor.poll("junky", force=True)
+        assert (first.published, first.invalid) == (1, 3)
+        assert ingestor.metrics.get("junky", "entries") == 4
+        again = await ingestor.poll("junky", force=True)  # the same document: nothing new, nothing again
+        assert (again.published, again.invalid) == (0, 0)
+    assert [i.title for i in await _items(kafka, expect=1)] == ["$ACME beats estimates"]
+    dead = await read_topic(kafka, dead_letter_topic(kafka.topics.raw, kafka.topics), expect=3, timeout_s=10)
+    letters = [DeadLetter.from_bytes(r.value) for r in dead]
+    assert [(letter.reason, letter.original_value()) for letter in letters] == [
+        ("source=junky: item 1 is a string, not an object", b'"oops"'),
+        ("source=junky: item 2 is null, not an object", b"null"),
+        ("source=junky: item 3 is an array, not an object", b"[1]"),
+    ]
+
+
 async def test_scheduler_polls_on_interval(
     feed_server: FeedServer, ingest_settings: IngestSettings, kafka: KafkaSettings
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 
@@ -9,6 +10,7 @@ import pytest
 
 from finpulse.errors import InvalidRecord
 from finpulse.settings import IngestSettings
+from ingest import rss
 from ingest.errors import FeedError
 from ingest.normalize import normalize_entry
 from ingest.rss import parse_feed
@@ -149,3 +151,22 @@ def test_a_crash_inside_feedparser_is_a_malformed_feed(monkeypatch: pytest.Monke
         parse_feed(_feed("Good one"), SOURCE)
     assert info.value.kind == "malformed"
     assert "UnicodeEncodeError" in str(info.value)
+
+
+def test_an_entry_the_reader_fails_on_is_rejected_with_its_content(monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = rss._summary
+
+    def fails_on_bad(entry: dict[str, object]) -> str:
+        if entry.get("title") == "Bad one":
+            raise TypeError("unexpected content shape")
+        return summary(entry)
+
+    monkeypatch.setattr("ingest.rss._summary", fails_on_bad)
+    parsed = parse_feed(_feed("Good one", "Bad one"), SOURCE)
+    assert [e.title for e in parsed.entries] == ["Good one"]
+    [rejected] = parsed.rejected
+    assert rejected.error.reason == "source=test: unreadable feed entry (TypeError: unexpected content shape)"
+    assert json.loads(rejected.value)["link"] == "https://e.com/1"
+    assert (
+        rejected.id == parse_feed(_feed("Good one", "Bad one"), SOURCE).rejected[0].id
+    )  # a re-poll knows it
