@@ -188,7 +188,8 @@ def send_test(
     ] = None,
     sink: Sinks = None,
 ) -> None:
-    """Send each subscription's channel a test message; exit 1 when any could not be sent.
+    """Send each subscription's channel a test message through each sink; exit 1 when any could
+    not be sent (a sink that cannot send at all, a refused token say, fails only its own).
 
     The message is marked as a test and shows an example alert."""
     from rich.table import Table
@@ -225,8 +226,8 @@ def send_test(
     failed = sum(not r.sent for r in results)
     if failed:
         console.print(
-            f"{failed} of {len(results)} not sent: for Slack, check the channel (id or name) "
-            "and that the bot is a member of it (/invite @your-bot)"
+            f"{failed} of {len(results)} not sent, each result says why (Slack's channel_not_found or "
+            "not_in_channel: check the channel, id or name, and that the bot is in it: /invite @your-bot)"
         )
         raise typer.Exit(1)
 

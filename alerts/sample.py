@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from finpulse.errors import PermanentError, TransientError
+from finpulse.errors import ConfigError, PermanentError, TransientError
 from finpulse.schema import AlertEvent, EntityKind, HeadlineRef, WindowKind
 
 from .sinks.base import AlertSink, Notification
@@ -116,13 +116,16 @@ async def send_samples(
 ) -> list[SampleResult]:
     """Send each subscription's test message through each sink, once (no retries: the
     answer is the point); `windows`: each window kind's size (default 5 minutes). A sink that
-    cannot start (refused token) raises ConfigError."""
+    cannot send at all (unreachable at start, a refused token) fails each of its messages left with
+    that reason, and the other sinks still send theirs."""
     sizes = windows or {}
     results: list[SampleResult] = []
     for sink in sinks:
-        await sink.start()
+        left = list(subscriptions)
         try:
-            for sub in subscriptions:
+            await sink.start()
+            while left:
+                sub = left[0]
                 try:
                     window = sizes.get(sub.detector.window, EXAMPLE_WINDOW)
                     ref = await sink.send(sample_notification(sub, now, window))
@@ -131,6 +134,9 @@ async def send_samples(
                 else:
                     detail = f"sent (message {ref})" if ref else "sent"
                     results.append(SampleResult(sub.id, sub.channel, sink.name, True, detail))
+                left.pop(0)
+        except (ConfigError, TransientError) as exc:
+            results += [SampleResult(sub.id, sub.channel, sink.name, False, str(exc)) for sub in left]
         finally:
             await sink.stop()
     return results

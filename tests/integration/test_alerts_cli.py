@@ -97,14 +97,32 @@ def test_one_subscription_and_an_unknown_one(tmp_path: Path, slack_api: FakeSlac
     assert len(slack_api.posts) == 1
 
 
-def test_a_slack_it_cannot_reach_is_named(tmp_path: Path, slack_api: FakeSlack) -> None:
+def test_a_slack_it_cannot_reach_is_named_and_the_other_sinks_still_send(
+    tmp_path: Path, slack_api: FakeSlack
+) -> None:
     away = f"http://127.0.0.1:{free_port()}/api/"  # nothing listens there
-    done = _run({**_env(tmp_path, slack_api), "FINPULSE_ALERTS_SLACK_BASE_URL": away}, "--sink", "slack")
+    env = {**_env(tmp_path, slack_api), "FINPULSE_ALERTS_SLACK_BASE_URL": away}
+    done = _run(env, "--sink", "slack", "--sink", "webhook")
     output = " ".join((done.stdout + done.stderr).split())
-    assert done.returncode == 2, output
+    assert done.returncode == 1, output
     assert f"slack auth.test: cannot reach {away} (" in output
     assert "check the network or proxy" in output
+    assert "2 of 4 not sent" in output
+    assert sorted(body["channel"] for _, body in slack_api.webhooks) == ["#alerts", "#deleted"]
     assert VALID_TOKEN not in output
+
+
+def test_a_refused_token_fails_its_sinks_messages_not_the_run(tmp_path: Path, slack_api: FakeSlack) -> None:
+    env = _env(tmp_path, slack_api)
+    (tmp_path / "slack-token").write_text("xoxb-revoked")  # its token file
+    done = _run(env, "--sink", "webhook", "--sink", "slack")
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "2 of 4 not sent" in output
+    assert output.count("invalid_auth") == 2, output
+    assert len(slack_api.webhooks) == 2
+    assert not slack_api.posts
+    assert "xoxb-revoked" not in output
 
 
 def test_check_lists_the_example_subscriptions(tmp_path: Path, slack_api: FakeSlack) -> None:
