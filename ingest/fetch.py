@@ -30,7 +30,7 @@ from finpulse.redact import redacted
 from finpulse.settings import IngestSettings
 from ingest.errors import FeedError, FetchError
 from ingest.limits import HostLimiter
-from ingest.urls import check_resolved
+from ingest.urls import check_peer, check_resolved
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,12 @@ def _keeps_credentials(first: str, current: str) -> bool:
     """Same origin, or the same host's http upgraded to https on the default ports (as requests)."""
     a, b = _origin(first), _origin(current)
     return a == b or (a == ("http", b[1], 80) and b == ("https", a[1], 443))
+
+
+def _peer(response: httpx.Response) -> object:
+    """The address the response came from (httpcore's socket), or None (a mock transport)."""
+    stream = response.extensions.get("network_stream")
+    return stream.get_extra_info("server_addr") if stream is not None else None
 
 
 def _without(headers: dict[str, str], names: Collection[str]) -> dict[str, str]:
@@ -198,6 +204,8 @@ class HttpFetcher(AsyncResource):
                 request = self._client.build_request("GET", url, headers=headers, params=params)
                 response = await self._client.send(request, stream=True)
                 try:
+                    if not self.settings.allow_private_hosts:
+                        check_peer(url, _peer(response))
                     return await self._handle(url, response, conditional)
                 finally:
                     await response.aclose()

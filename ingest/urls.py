@@ -6,8 +6,10 @@ other schemes and literal private addresses; `check_resolved` resolves the
 host and rejects it if any address is not a public one (loopback, private,
 link-local, multicast, reserved, unspecified, shared, or such an IPv4 address
 inside IPv6); a host that does not resolve is not fetched either (a retry
-later). The fetch resolves the name again: a DNS server that answers the check
-and the fetch differently (rebinding) is not caught. `allow_private=True` (setting
+later). The fetch resolves the name again, so `check_peer` judges the address it
+connected to before the response is read: a DNS server that answers the check and
+the fetch differently (rebinding) gets the request but not its answer.
+`allow_private=True` (setting
 `ingest.allow_private_hosts`) lifts the address rule, for tests and for
 feeds served inside a trusted network.
 """
@@ -110,3 +112,21 @@ def _proxied(url: str) -> bool:
     return parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(
         parts.hostname or ""
     )
+
+
+def check_peer(url: str, peer: object) -> None:
+    """Raise UnsafeUrl when the fetch of `url` connected to an address that is not public (the
+    name resolved elsewhere than when checked); `peer`: the socket's (address, port, ...), or
+    None where the transport does not say. Through a proxy the peer is the proxy: not judged."""
+    if not isinstance(peer, tuple) or not peer or _proxied(url):
+        return
+    try:
+        address = ipaddress.ip_address(str(peer[0]).split("%", 1)[0])
+    except ValueError:
+        return  # not an IP socket (a Unix socket's path)
+    reason = _forbidden(address)
+    if reason:
+        raise UnsafeUrl(
+            f"feed URL {url!r}: host {urlsplit(url).hostname} was resolved again to a {reason} address "
+            f"({address}) when fetched; set FINPULSE_INGEST_ALLOW_PRIVATE_HOSTS=true to allow it"
+        )

@@ -144,6 +144,21 @@ async def test_private_targets_refused_unless_allowed(
     assert feed_server.hits == {}
 
 
+async def test_a_name_resolved_elsewhere_when_fetched_is_refused_before_its_answer_is_read(
+    feed_server: FeedServer, ingest_settings: IngestSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def said_public(url: str, **kwargs: object) -> None:
+        """A DNS server that answered the check with a public address (rebinding)."""
+
+    monkeypatch.setattr("ingest.fetch.check_resolved", said_public)
+    strict = ingest_settings.model_copy(update={"allow_private_hosts": False})
+    async with HttpFetcher(strict) as fetcher:
+        with pytest.raises(UnsafeUrl, match=r"resolved again to a loopback address \(127\.0\.0\.1\)"):
+            await fetcher.fetch(feed_server.url(f"f/{GUARDIAN}"))
+        async with HttpFetcher(ingest_settings) as trusting:  # allowed: the same fetch works
+            assert (await trusting.fetch(feed_server.url(f"f/{GUARDIAN}"))).status == 200
+
+
 async def test_host_limiter_spaces_request_starts() -> None:
     limiter = HostLimiter(concurrency=2, min_interval_s=0.2)
     starts: list[float] = []
