@@ -12,9 +12,13 @@ negative count against the baseline rate (floored at `baseline_floor`), the
 p-values adjusted across the family (Benjamini-Hochberg or Holm). A quiet
 entity fires when the adjusted p <= `significance`, its negative share exceeds
 the baseline by `min_rise`, no mute is active at the window's end, and the
-cooldown after its last resolve is over. A firing entity resolves after
-`resolve_windows` consecutive calm windows (share <= the baseline it fired
-against + `resolve_rise`, or volume under `min_volume`): hysteresis, so it does not flap.
+cooldown after its last calm resolve is over. A fire a mute holds back keeps the
+baseline it was tested against until a calm window: the baseline's moving average
+takes the spike in meanwhile, and would hide one that outlasts the mute. A firing
+entity resolves after `resolve_windows` consecutive calm windows (share <= the
+baseline it fired against + `resolve_rise`, or volume under `min_volume`):
+hysteresis, so it does not flap; or after UNWATCHED_WINDOWS windows its
+subscription no longer tests (switched off, its filter or window kind changed).
 
 Calling pattern (stream: one call per batch of closed windows; backtest: one
 call per window end, in time order)::
@@ -44,6 +48,11 @@ from finpulse.schema import AlertEvent, EntityKind, Resolution, WindowAggregate,
 from .stats import adjust, binomial_p
 from .subscriptions import DetectorParams, Subscription
 
+# Windows a firing alert's subscription no longer tests (switched off, its filter or window kind
+# changed) before the alert resolves as "unwatched": an hour of 5-minute windows, so an edit
+# undone soon does not end it.
+UNWATCHED_WINDOWS = 12
+
 
 class DetectorState(BaseModel):
     """One (subscription, entity, window kind)'s alert state; JSON-serialisable table state."""
@@ -54,8 +63,12 @@ class DetectorState(BaseModel):
     fired_alert_id: str | None = None
     fired_baseline: float | None = Field(default=None, ge=0, le=1)
     calm_windows: int = Field(default=0, ge=0)
+    # The end of the last calm resolve: its cooldown. A quiet one (no or too few stories) has none,
+    # so a burst right after it fires.
     resolved_at: datetime | None = None
     last_window_end: datetime | None = None
+    # The baseline a fire held back by a mute was tested against, until a calm window.
+    held_baseline: float | None = Field(default=None, ge=0, le=1)
 
 
 class Detection(NamedTuple):
@@ -161,9 +174,13 @@ def detect(
             if firing is None:
                 firing = {k.partition("|")[0] for k, s in states.items() if s.status == "firing"}
             if sub.id in firing:
-                new_states |= _unwatched(sub, unwatched, new_states, states)
+                resolves, kept = _unwatched(sub, unwatched, new_states, states, now)
+                events += resolves
+                new_states |= kept
         for end in sorted(families):
-            family_windows = [families[end][k] for k in sorted(families[end])]
+            family_windows = [
+                _as_held(families[end][k], new_states, states, sub.id) for k in sorted(families[end])
+            ]
             for test in evaluate_family(family_windows, sub.detector):
                 key = state_key(sub.id, test.window.entity_kind, test.window.entity, test.window.window_kind)
                 state = new_states.get(key) or states.get(key) or DetectorState()
@@ -175,24 +192,51 @@ def detect(
     return Detection(tuple(events), new_states)
 
 
+def _as_held(
+    window: WindowAggregate,
+    new_states: Mapping[str, DetectorState],
+    states: Mapping[str, DetectorState],
+    subscription_id: str,
+) -> WindowAggregate:
+    """`window` with the baseline a held-back fire was tested against, when that is lower."""
+    key = state_key(subscription_id, window.entity_kind, window.entity, window.window_kind)
+    state = new_states.get(key) or states.get(key)
+    held = state.held_baseline if state is not None and state.status == "ok" else None
+    if held is None or (
+        window.baseline_negative_share is not None and window.baseline_negative_share <= held
+    ):
+        return window
+    return window.model_copy(update={"baseline_negative_share": held})
+
+
 def _unwatched(
     sub: Subscription,
     windows: Sequence[WindowAggregate],
     new_states: Mapping[str, DetectorState],
     states: Mapping[str, DetectorState],
-) -> dict[str, DetectorState]:
+    now: datetime,
+) -> tuple[list[AlertEvent], dict[str, DetectorState]]:
     """Firing alerts of entities `sub` does not watch now (it is off, or its filter or window kind
-    changed) keep up with their windows, untested: watched again, they resolve on the windows they
-    see, not as "quiet" over the time they were not watched."""
+    changed) keep up with their windows, untested, and resolve as "unwatched" after UNWATCHED_WINDOWS
+    of them (left open, they were "still open" in every digest). Watched again sooner, they resolve
+    on the windows they see, not as "quiet" over the time they were not watched."""
+    events: list[AlertEvent] = []
     seen: dict[str, DetectorState] = {}
-    for w in windows:
+    for w in sorted(windows, key=lambda w: w.window_end):
         key = state_key(sub.id, w.entity_kind, w.entity, w.window_kind)
         state = seen.get(key) or new_states.get(key) or states.get(key)
         if state is None or state.status != "firing" or state.last_window_end is None:
             continue
-        if w.window_end > state.last_window_end:
-            seen[key] = state.model_copy(update={"last_window_end": w.window_end})
-    return seen
+        if w.window_end <= state.last_window_end:
+            continue
+        state = state.model_copy(
+            update={"last_window_end": w.window_end, "calm_windows": state.calm_windows + 1}
+        )
+        if state.calm_windows >= max(sub.detector.resolve_windows, UNWATCHED_WINDOWS):
+            event, state = _resolved(state, w, None, sub, now, "unwatched")
+            events.append(event)
+        seen[key] = state
+    return events, seen
 
 
 def step(
@@ -205,16 +249,22 @@ def step(
     seen = state.model_copy(update={"last_window_end": window.window_end})
     if state.status == "firing":
         return _maybe_resolve(seen, window, p_value, sub, now)
-    if not _fires(state, window, p_value, sub):
-        return None, seen
     rate = effective_baseline(window, params)
+    if not _fires(state, window, p_value, sub):
+        # A held fire ends on a window with stories enough that is calm, or past the mute.
+        if state.held_baseline is not None and rate is not None and window.count >= params.min_volume:
+            calm = window.negative_share <= rate + params.resolve_rise
+            if calm or not sub.muted(window.window_end, window.entity_kind, window.entity):
+                return None, seen.model_copy(update={"held_baseline": None})
+        return None, seen
     assert rate is not None  # _fires checked it
     assert p_value is not None
+    if sub.muted(window.window_end, window.entity_kind, window.entity):
+        return None, seen.model_copy(update={"held_baseline": rate})
     fired_id = alert_id("fired", sub.id, window)
     event = _event("fired", fired_id, window, p_value, rate, sub, now)
-    return event, seen.model_copy(
-        update={"status": "firing", "fired_alert_id": fired_id, "fired_baseline": rate, "calm_windows": 0}
-    )
+    update = {"status": "firing", "fired_alert_id": fired_id, "fired_baseline": rate, "calm_windows": 0}
+    return event, seen.model_copy(update=update | {"held_baseline": None})
 
 
 def resolve_quiet(
@@ -245,6 +295,7 @@ def resolve_quiet(
 
 
 def _fires(state: DetectorState, window: WindowAggregate, p_value: float | None, sub: Subscription) -> bool:
+    """Whether the window fires, a mute aside (a fire a mute holds back is remembered)."""
     params = sub.detector
     rate = effective_baseline(window, params)
     if p_value is None or rate is None or p_value > params.significance:
@@ -254,7 +305,7 @@ def _fires(state: DetectorState, window: WindowAggregate, p_value: float | None,
     cooling = state.resolved_at is not None and window.window_end < state.resolved_at + timedelta(
         seconds=params.cooldown_s
     )
-    return not cooling and not sub.muted(window.window_end, window.entity_kind, window.entity)
+    return not cooling
 
 
 def _maybe_resolve(
@@ -298,7 +349,7 @@ def _resolved(
             "fired_alert_id": None,
             "fired_baseline": None,
             "calm_windows": 0,
-            "resolved_at": window.window_end,
+            "resolved_at": window.window_end if because == "calm" else None,
         }
     )
 

@@ -278,7 +278,7 @@ class WindowAggregate(Message):
 
 # Why an alert resolved: its windows' share back near the baseline, too few stories to test, or
 # no stories at all.
-Resolution = Literal["calm", "few_stories", "quiet"]
+Resolution = Literal["calm", "few_stories", "quiet", "unwatched"]
 
 
 class AlertEvent(Message):

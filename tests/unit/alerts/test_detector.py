@@ -9,7 +9,7 @@ import pytest
 
 from alerts import DetectorState, MuteWindow, alert_id, detect, state_key
 from alerts.baseline import update_baseline
-from alerts.detector import parse_state_key
+from alerts.detector import UNWATCHED_WINDOWS, parse_state_key
 from alerts.stats import adjust
 from alerts.subscriptions import SubscriptionFilter
 from finpulse.schema import AlertEvent
@@ -218,6 +218,51 @@ def test_a_mute_that_names_an_entity_holds_back_only_that_one() -> None:
     muted = subscription().model_copy(update={"mute": (mute,)})
     events = replay({"Energy": spike, "Metals": spike}, [muted])
     assert [e.entity for _, e in events] == ["Metals"]
+
+
+def test_a_spike_that_outlasts_a_mute_fires_when_it_ends_against_the_baseline_before_it() -> None:
+    # Quiet hours over a spike of 40 windows: the entity's moving baseline takes the spike in
+    # (about 55 % by the end), so tested against it the spike would never fire.
+    start = T0 + WARMUP * TUMBLING.step
+    quiet = MuteWindow.model_validate({"from": start, "until": start + 40 * TUMBLING.step})
+    muted = subscription().model_copy(update={"mute": (quiet,)})
+    series = {"Energy": flat(20, 0.1) + [(20, 12)] * 45}
+    events = replay(series, [muted])
+    assert [(i, e.state) for i, e in events] == [(WARMUP + 39, "fired")]  # it ends as the mute does
+    assert events[0][1].baseline_negative_share == pytest.approx(0.1)
+    # A spike over before the mute ends is not told afterwards.
+    ended = replay({"Energy": flat(20, 0.1) + [(20, 12)] * 20 + flat(20, 0.1, 25)}, [muted])
+    assert ended == []
+
+
+def test_a_burst_right_after_a_quiet_resolve_fires_despite_the_cooldown() -> None:
+    # The cooldown is for an alert that calmed down: one resolved because its entity went quiet
+    # (no stories for two windows) fires again on the burst that follows.
+    spike = [(20, 14)] * 2
+    series = {"Energy": flat(20, 0.15) + spike + [(0, 0)] * 2 + spike}
+    events = replay(series, [subscription(cooldown_s=3600)])
+    assert [(e.state, e.resolved_because) for _, e in events] == [
+        ("fired", None), ("resolved", "quiet"), ("fired", None),
+    ]  # fmt: skip
+
+
+def test_an_alert_its_subscription_stops_watching_resolves_as_unwatched() -> None:
+    sub = subscription()
+    away = sub.model_copy(update={"filter": SubscriptionFilter(topics=("Macro",))})
+    states: dict[str, DetectorState] = {}
+    events: list[AlertEvent] = []
+    baseline = None
+    plan = [*([(sub, (20, 3))] * 30), *([(sub, (20, 14))] * 2), *([(away, (20, 14))] * 20)]
+    for i, (active, (count, negative)) in enumerate(plan):
+        w = window("Energy", i, count, negative, baseline=baseline)
+        result = detect([w], [active], states, NOW)
+        states.update(result.states)
+        events += [(i, e) for e in result.events]
+        baseline = update_baseline(baseline, w, DEFAULT_BASELINE, TUMBLING)
+    assert [(i, e.state, e.resolved_because) for i, e in events] == [
+        (30, "fired", None), (31 + UNWATCHED_WINDOWS, "resolved", "unwatched"),
+    ]  # fmt: skip
+    assert events[1][1].fired_alert_id == events[0][1].alert_id
 
 
 def test_filters_and_window_kind_select_windows() -> None:
