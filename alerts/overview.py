@@ -4,7 +4,7 @@ digest, and the alerts it fired lately with the analysts' verdicts (`finpulse al
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from store import MAX_LIMIT, AlertRecord, AlertsQuery, HistoryStore
 
@@ -15,7 +15,7 @@ from .subscriptions import Subscription
 class Overview:
     sub: Subscription
     state: str  # on, disabled, muted now (reason)
-    entity_mutes: tuple[str, ...]  # "ticker:TSLA until 03-02 18:00" active now
+    entity_mutes: tuple[str, ...]  # "ticker:TSLA until 03-02 18:00 UTC" active now
     fired: tuple[AlertRecord, ...]  # in the period, newest first
 
     @property
@@ -70,7 +70,8 @@ def overviews(
     out = []
     for sub in subs:
         muted = tuple(
-            f"{entity}" + (f" until {m.until:%m-%d %H:%M}" if m.until else "")
+            # In UTC, as the alerts' times (a mute's own offset, unnamed, would read as UTC).
+            f"{entity}" + (f" until {m.until.astimezone(UTC):%m-%d %H:%M} UTC" if m.until else "")
             for m in sub.mute
             if m.entities and m.active(now)
             for entity in m.entities

@@ -60,7 +60,22 @@ def safe_url(url: str | None) -> str | None:
 
 
 def _pct(x: float) -> str:
-    return f"{x * 100:.0f}%"
+    return f"{_points(x)}%"
+
+
+def _points(x: float) -> int:
+    """A share in whole percent, rounded as `_pct` shows it."""
+    return int(f"{x * 100:.0f}")
+
+
+def _rise(e: AlertEvent) -> str:
+    """`+14 pts`: the difference of the two percentages shown (34% vs 20%), never one of the
+    unrounded shares (0.345 - 0.195: +15)."""
+    return f"{_points(e.negative_share) - _points(e.baseline_negative_share):+d} pts"
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _entity(e: AlertEvent) -> str:
@@ -89,14 +104,13 @@ def headline_line(h: HeadlineRef) -> str:
 
 def summary(e: AlertEvent) -> str:
     """One line: what, how far above baseline, on how many stories, how sure."""
-    rise = (e.negative_share - e.baseline_negative_share) * 100
     if e.state == "resolved":
         fired_at = _pct(e.baseline_negative_share)
         return f"Resolved: {_entity(e)} {_resolution(e)}; baseline was {fired_at} when it fired"
     return (
         f"{_entity(e)}: *{_pct(e.negative_share)}* negative vs baseline "
-        f"{_pct(e.baseline_negative_share)} (+{rise:.0f} pts); "
-        f"{e.negative_count} of {e.count} stories in {_span(e)}; "
+        f"{_pct(e.baseline_negative_share)} ({_rise(e)}); "
+        f"{e.negative_count} of {_count(e.count, 'story', 'stories')} in {_span(e)}; "
         f"{significance_text(e)}"
     )
 
@@ -105,7 +119,12 @@ def _resolution(e: AlertEvent) -> str:
     """Why a resolved alert ended, in words that agree with its numbers."""
     if e.resolved_because == "quiet":
         return f"went quiet: no stories {_stretch(e.window_start, e.window_end)}"
-    stories = f"{e.count} {'story' if e.count == 1 else 'stories'}"
+    if e.resolved_because == "unwatched":
+        return (
+            "closed untested: the subscription no longer watches it "
+            "(switched off, or its filter or window changed)"
+        )
+    stories = _count(e.count, "story", "stories")
     if e.resolved_because == "few_stories":
         return f"went quiet: {stories} in {_span(e)}, too few to test"
     return f"negative share back to {_pct(e.negative_share)} in {_span(e)}, {stories}"
@@ -251,7 +270,7 @@ def fallback_text(n: Notification) -> str:
         if e.state == "fired":
             lines.append(
                 f"Negative news spike: {entity}: {_pct(e.negative_share)} negative vs "
-                f"{_pct(e.baseline_negative_share)} baseline ({e.count} stories)"
+                f"{_pct(e.baseline_negative_share)} baseline ({_count(e.count, 'story', 'stories')})"
             )
         else:
             lines.append(f"Resolved: {entity} {_resolution(e)}")
@@ -262,12 +281,8 @@ def fallback_text(n: Notification) -> str:
 def digest_entity_line(e: EntityLine) -> str:
     """`ticker ACME: 62% negative of 16 stories (day before 11%)`, as mrkdwn."""
     before = "none" if e.previous_share is None else _pct(e.previous_share)
-    entity = f"{e.kind} *{escape_mrkdwn(e.entity)}*"
-    return f"{entity}: {_pct(e.negative_share)} negative of {e.count} stories (day before: {before})"
-
-
-def _count(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
+    entity, stories = f"{e.kind} *{escape_mrkdwn(e.entity)}*", _count(e.count, "story", "stories")
+    return f"{entity}: {_pct(e.negative_share)} negative of {stories} (day before: {before})"
 
 
 def digest_summary(d: Digest) -> str:

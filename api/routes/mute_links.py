@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 from contextlib import suppress
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -86,20 +86,29 @@ async def mute_submit(request: Request, db: Store, alert_id: str) -> HTMLRespons
         return page(f"<p class=err>for must be one of {', '.join(DURATIONS)}.</p>", 422)
     reason = form.get("reason", "").strip()[:500]
     try:
-        alert, until = await run_in_threadpool(_mute, db, alert_id, choice[0], reason, author_of(form))
+        alert, (until, stored) = await run_in_threadpool(
+            _mute, db, alert_id, choice[0], reason, author_of(form)
+        )
     except MuteRefused as exc:
         return page(f"<p class=err>{html.escape(str(exc))}</p>", exc.status_code)
     refresh = request.app.state.settings.alerts.subscriptions_refresh_s
+    # A link used again never shortens the mute its earlier use made (Subscription.muting).
+    kept = (
+        f" An earlier mute from a link of this alert lasts longer than the {choice[1]} chosen: it is kept."
+        if stored > until
+        else ""
+    )
     return page(
         f"<p>Muted {html.escape(alert.entity_kind)} <b>{html.escape(alert.entity)}</b> in subscription "
-        f"{html.escape(alert.subscription_id)} until {until:%Y-%m-%d %H:%M} UTC. The worker applies it "
-        f"within {refresh:g} s; the dashboard's subscription editor shows and removes it.</p>"
+        f"{html.escape(alert.subscription_id)} until {stored.astimezone(UTC):%Y-%m-%d %H:%M} UTC.{kept} "
+        f"The worker applies it within {refresh:g} s; the dashboard's subscription editor shows and "
+        "removes it.</p>"
     )
 
 
 def _mute(
     db: HistoryStore, alert_id: str, duration: timedelta, reason: str, author: str
-) -> tuple[AlertEvent, datetime]:
+) -> tuple[AlertEvent, tuple[datetime, datetime]]:
     alert = db.get_alert(alert_id)
     if alert is None:
         raise MuteRefused(f"No alert {alert_id} in the history.", 404)
@@ -111,8 +120,9 @@ def _mute(
 
 def _mute_once(
     db: HistoryStore, alert: AlertEvent, duration: timedelta, reason: str, author: str
-) -> datetime:
-    """Add the mute to the subscription as stored now; Changed if it was written meanwhile."""
+) -> tuple[datetime, datetime]:
+    """Add the mute to the subscription as stored now; Changed if it was written meanwhile. The end
+    asked for, and the end stored: later when an earlier mute from this alert's link lasts longer."""
     alert_id = alert.alert_id
     record = db.get_subscription(alert.subscription_id)
     if record is None:
@@ -133,4 +143,5 @@ def _mute_once(
     why = f"{reason} ({author}, {source})" if reason else f"{author}, {source}"
     muted = sub.muting(alert.entity_kind, alert.entity, start, until, why, replacing=source)
     db.put_subscription(sub.id, muted.stored_body(), read_at=record.updated_at)
-    return until
+    stored = muted.mute[-1].until  # muting adds the entity's mute last
+    return until, stored if stored is not None else until

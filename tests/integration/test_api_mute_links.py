@@ -3,7 +3,7 @@ its subscription (the history store's live copy, which the worker reloads)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from pydantic import SecretStr
@@ -48,6 +48,7 @@ def test_the_mute_link_mutes_the_alerts_entity_alone(api_client: Any) -> None:
     assert mute.until is not None
     assert before <= mute.from_ <= utcnow()
     assert mute.until - mute.from_ == timedelta(days=1)
+    assert f"until {mute.until.astimezone(UTC):%Y-%m-%d %H:%M} UTC." in done.text  # the end stored
     soon = before + timedelta(hours=1)
     assert stored.muted(soon, "topic", "Earnings")
     assert not stored.muted(soon, "topic", "macro")  # the subscription's other entities still alert
@@ -62,6 +63,16 @@ def test_the_mute_link_mutes_the_alerts_entity_alone(api_client: Any) -> None:
     assert (longer.from_, longer.reason) == (mute.from_, "eve, from alert a1")
     assert longer.until is not None
     assert longer.until - before >= timedelta(days=7)
+
+    # Used again for less time, it keeps the longer mute, and its page shows the end kept, not the
+    # hour asked for.
+    shorter = _post(api_client, "a1", **{"for": "1h", "author": "eve"})
+    assert shorter.status_code == 200, shorter.text
+    kept = Subscription.model_validate(api_client.get("/api/v1/subscriptions/desk").json())
+    assert [m.until for m in kept.mute] == [longer.until]
+    assert f"until {longer.until.astimezone(UTC):%Y-%m-%d %H:%M} UTC." in shorter.text
+    assert "An earlier mute from a link of this alert lasts longer than the 1 hour chosen" in shorter.text
+    assert "lasts longer" not in done.text
 
 
 def test_the_mute_link_refuses_what_it_should(api_client: Any) -> None:

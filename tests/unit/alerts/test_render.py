@@ -104,6 +104,31 @@ def test_fired_alerts_carry_signed_verdict_links() -> None:
     assert section.count(google) + int(section.split("…and ")[1].split()[0]) == len(wide)
 
 
+def test_the_rise_is_the_difference_of_the_percentages_shown() -> None:
+    # 0.345 - 0.195 is 15 points, but the message shows 34% and 20%: it says +14.
+    e = alert(1).model_copy(update={"negative_share": 0.345, "baseline_negative_share": 0.195,
+                                    "count": 20, "negative_count": 7})  # fmt: skip
+    n = Notification("k", "#alerts", "fired", (e,))
+    text = "\n".join(_texts(blocks(n)))
+    assert "*34%* negative vs baseline 20% (+14 pts)" in text
+    assert "+15" not in text
+    assert fallback_text(n) == "Negative news spike: ticker T001: 34% negative vs 20% baseline (20 stories)"
+
+
+def test_one_story_is_one_story() -> None:
+    # min_volume = 1: an alert on a single story.
+    e = alert(1).model_copy(update={"count": 1, "negative_count": 1, "negative_share": 1.0})
+    n = Notification("k", "#alerts", "fired", (e,))
+    text = "\n".join(_texts(blocks(n)))
+    assert "1 of 1 story in" in text
+    assert "stories" not in text.split("*Top negative headlines*")[0]
+    assert fallback_text(n).endswith("(1 story)")
+    end = datetime(2026, 3, 2, 8, tzinfo=UTC)
+    one = Digest("d", "desk", "Desk", "#d", end - timedelta(days=1), end, "UTC", 1,
+                 (EntityLine("ticker", "ACME", 1, 1.0, None),), (), ())  # fmt: skip
+    assert "100% negative of 1 story (day before: none)" in "\n".join(_texts(digest_blocks(one)))
+
+
 def test_resolved_and_grouped_messages() -> None:
     resolved = Notification("k", "#alerts", "resolved", (alert(1, "resolved", fired="f0001"),), "123.4")
     resolve, context = _texts(blocks(resolved))
@@ -117,11 +142,14 @@ def test_resolved_and_grouped_messages() -> None:
                                                   "resolved_because": "few_stories"})  # fmt: skip
     quiet = alert(2, "resolved").model_copy(update={"count": 0, "negative_count": 0, "negative_share": 0.0,
                                                     "resolved_because": "quiet"})  # fmt: skip
-    n = Notification("k", "#alerts", "resolved", (few, quiet))
+    unwatched = alert(3, "resolved").model_copy(update={"resolved_because": "unwatched"})
+    n = Notification("k", "#alerts", "resolved", (few, quiet, unwatched))
     assert [t.split(";")[0] for t in _texts(blocks(n)) if t.startswith("Resolved")] == [
         "Resolved: ticker *T001* went quiet: 1 story in 2025-03-03 09:05–09:10 UTC (tumbling), "
         "too few to test",
         "Resolved: ticker *T002* went quiet: no stories 2025-03-03 09:10–09:15 UTC",
+        "Resolved: ticker *T003* closed untested: the subscription no longer watches it (switched off, "
+        "or its filter or window changed)",
     ]
     assert fallback_text(n).splitlines()[0] == (
         "Resolved: ticker T001 went quiet: 1 story in 2025-03-03 09:05–09:10 UTC (tumbling), too few to test"
