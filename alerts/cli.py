@@ -30,13 +30,19 @@ if TYPE_CHECKING:
     from .subscriptions import Subscription
 
 
-alerts_app = typer.Typer(help="Deliver alert events (Slack, console, webhook).")
+alerts_app = typer.Typer(
+    help="Deliver alert events (Slack, console, webhook).\n\n"
+    "`finpulse alerts` without a command runs the dispatcher, a long-running service (Ctrl-C / SIGTERM "
+    "stops it): it consumes alerts.events, groups, delivers through the sinks, commits after delivery."
+)
 # `alerts list` prints its table from this terminal width; narrower, a paragraph per subscription.
 WIDE_TABLE_COLUMNS = 120
 Sinks = Annotated[
     list[str] | None,
     typer.Option(
-        "--sink", help="Sink(s) to send through: slack, console, webhook (default: settings.alerts.sinks)."
+        "--sink",
+        metavar="SINK",
+        help="Sink to send through: slack, console, webhook; repeatable (default: settings.alerts.sinks).",
     ),
 ]
 
@@ -184,7 +190,12 @@ def _warnings(subs: Sequence[Subscription], now: datetime) -> list[Text]:
 def send_test(
     subscription: Annotated[
         list[str] | None,
-        typer.Option("--subscription", "-s", help="Only this subscription (repeat for more; default: all)."),
+        typer.Option(
+            "--subscription",
+            "-s",
+            metavar="ID",
+            help="Only this subscription (repeat for more; default: all).",
+        ),
     ] = None,
     sink: Sinks = None,
 ) -> None:
@@ -235,7 +246,7 @@ def send_test(
 @alerts_app.command("digest")
 def send_digest(
     subscription: Annotated[
-        list[str], typer.Option("--subscription", "-s", help="Subscription id (repeatable).")
+        list[str], typer.Option("--subscription", "-s", metavar="ID", help="Subscription id (repeatable).")
     ],
     sink: Sinks = None,
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import logging
 import sys
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ from rich.console import Console
 
 from finpulse.errors import FinpulseError
 from finpulse.logs import configure_logging
-from finpulse.settings import Settings, load_settings
+from finpulse.settings import Settings, load_settings, unknown_env
 from finpulse.terminal import labelled
 from finpulse.wording import counted
 
@@ -30,9 +31,12 @@ STAGE_CLIS = ("model.cli", "ingest.cli", "alerts.cli", "stream.cli", "api.cli", 
 
 
 def settings() -> Settings:
-    """Load settings and configure logging: the start of every command."""
+    """Load settings and configure logging: the start of every command; a warning names each
+    FINPULSE_* variable that is no setting (a typo the settings would ignore)."""
     s = load_settings()
     configure_logging(s.log_level)
+    for line in unknown_env():
+        logging.getLogger("finpulse.settings").warning("%s", line)
     return s
 
 
@@ -63,7 +67,10 @@ def parse_range(since: str | None, until: str | None) -> tuple[datetime | None, 
 
 @kafka_app.command("start")
 def kafka_start() -> None:
-    """Fetch the broker jars once, format storage, start, wait until it answers."""
+    """Fetch the broker jars once, format storage, start, wait until it answers.
+
+    Needs Java 17+ to run the broker, and Maven the first time: it fetches the broker jars from Maven
+    Central once (into kafka.local_jars_dir)."""
     from finpulse.kafka_local import LocalKafka
 
     status = LocalKafka(settings().kafka).start()
@@ -189,12 +196,18 @@ def up(
     sink: Annotated[
         list[str] | None,
         typer.Option(
-            "--sink", help="Alert sink(s): slack, console, webhook (default: settings.alerts.sinks)."
+            "--sink",
+            metavar="SINK",
+            help="Alert sink: slack, console, webhook; repeatable (default: settings.alerts.sinks).",
         ),
     ] = None,
     without: Annotated[
         list[str] | None,
-        typer.Option("--without", help="Leave out a service: api, alerts, worker or ingest (repeatable)."),
+        typer.Option(
+            "--without",
+            metavar="SERVICE",
+            help="Leave out a service: api, alerts, worker or ingest (repeatable).",
+        ),
     ] = None,
 ) -> None:
     """Run the whole service here and keep it running; Ctrl+C stops it.

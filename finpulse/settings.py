@@ -9,9 +9,11 @@ everything else receives the group it needs.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
@@ -434,6 +436,40 @@ def config_file() -> Path | None:
         return path
     local = Path("finpulse.toml")
     return local if local.is_file() else None
+
+
+# FINPULSE_* variables that are no setting: the config file's name, and those the compose file and
+# the tests read (the shared data's place, the quick model's cache, a PostgreSQL server for tests).
+OTHER_ENV = ("FINPULSE_CONFIG", "FINPULSE_SHARED_DIR", "FINPULSE_TEST_CACHE", "FINPULSE_TEST_POSTGRES_URL")
+
+
+def unknown_env(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A line for each FINPULSE_* variable that is no setting, naming the closest one: the settings
+    ignore it (FINPULSE_DATA_DIRR), where a group (FINPULSE_KAFKA_...) refuses its unknown fields."""
+    fields = Settings.model_fields
+    groups: dict[str, type[BaseModel]] = {
+        f"FINPULSE_{n.upper()}": t
+        for n, f in fields.items()
+        if isinstance(t := f.annotation, type) and issubclass(t, BaseModel)
+    }
+    every = {f"FINPULSE_{n.upper()}" for n in fields} | set(OTHER_ENV)
+    every |= {f"{g}_{n.upper()}" for g, model in groups.items() for n in model.model_fields}
+    lines = []
+    for key in sorted(os.environ if environ is None else environ):
+        name = key.upper()
+        if (
+            name.startswith("FINPULSE_")
+            and name not in every
+            and not name.startswith(tuple(f"{g}_" for g in groups))
+        ):
+            close = difflib.get_close_matches(name[9:], [n[9:] for n in every], n=1)  # past FINPULSE_
+            hint = (
+                f"did you mean FINPULSE_{close[0]}?"
+                if close
+                else "settings are FINPULSE_<FIELD> or FINPULSE_<GROUP>_<FIELD>"
+            )
+            lines.append(f"{key} is no setting and is ignored: {hint}")
+    return lines
 
 
 def _setting_name(loc: tuple[int | str, ...]) -> str:

@@ -27,7 +27,9 @@ from finpulse.terminal import labelled
 
 console = Console()
 ingest_app = typer.Typer(
-    help="Ingest RSS/Atom/RDF feeds, JSON news APIs and replay files into Kafka (news.raw).",
+    help="Ingest RSS/Atom/RDF feeds, JSON news APIs and replay files into Kafka (news.raw).\n\n"
+    "`finpulse ingest` without a command runs the ingestor, a long-running service (Ctrl-C / SIGTERM "
+    "stops it): it polls every source on its interval; --once polls each once and exits.",
     invoke_without_command=True,
 )
 

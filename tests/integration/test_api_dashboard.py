@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import math
+import shutil
 import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +39,9 @@ from tests.conftest import own_topics
 from tests.fixtures.slack import VALID_TOKEN, FakeSlack
 from tests.fixtures.store import alert, scored, seed_busy, seed_spike, serve_app
 
-CHROMIUM = "/usr/bin/chromium"
+# The first of these on PATH (the Makefile's `browser` target checks the same names), else Debian's.
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+CHROMIUM = next(filter(None, map(shutil.which, CHROMIUM_NAMES)), "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -62,6 +65,11 @@ PIXELS_JS = """(canvas) => {
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(
+            f"no Chromium: none of {', '.join(CHROMIUM_NAMES)} on PATH, nor {CHROMIUM}; install one "
+            "(apt-get install chromium, as `make test` does)"
+        )
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser

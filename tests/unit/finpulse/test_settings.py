@@ -8,7 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from finpulse.errors import ConfigError
-from finpulse.settings import DEFAULT_DATA_DIR, SHARED_DIR, AlertsSettings, load_settings
+from finpulse.settings import DEFAULT_DATA_DIR, SHARED_DIR, AlertsSettings, load_settings, unknown_env
 
 
 @pytest.fixture(autouse=True)
@@ -197,3 +197,37 @@ def test_a_nested_table_set_field_by_field_says_how_to_write_it(
     said = " ".join(str(info.value).split())
     assert "FINPULSE_KAFKA_TOPICS_PARTITIONS): Extra inputs are not permitted" in said
     assert """a table is one JSON value: FINPULSE_KAFKA_TOPICS='{"partitions": ...}'""" in said
+
+
+def test_a_mistyped_variable_is_named_with_the_setting_it_may_mean(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from finpulse.cli import settings
+
+    monkeypatch.setenv("FINPULSE_DATA_DIRR", "/tmp/x")
+    s = settings()  # (it configures logging: a line on stderr)
+    assert s.data_dir == DEFAULT_DATA_DIR  # ignored, as before: a warning, not an error
+    said = " ".join(capsys.readouterr().err.split())
+    assert "FINPULSE_DATA_DIRR is no setting and is ignored: did you mean FINPULSE_DATA_DIR?" in said
+
+
+def test_settings_and_known_variables_draw_no_warning(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "none.toml").write_text("")
+    known = {
+        "FINPULSE_CONFIG": str(tmp_path / "none.toml"),
+        "FINPULSE_DATA_DIR": str(tmp_path),
+        "FINPULSE_LOG_LEVEL": "info",
+        "FINPULSE_KAFKA_BOOTSTRAP": "127.0.0.1:9092",
+        "FINPULSE_KAFKA": "{}",  # a whole group as JSON, as `finpulse up` passes its children
+        "FINPULSE_SHARED_DIR": str(tmp_path),
+        "FINPULSE_TEST_CACHE": str(tmp_path),
+        "FINPULSE_TEST_POSTGRES_URL": "postgresql://u:p@127.0.0.1:5432/db",
+    }
+    for name, value in known.items():
+        monkeypatch.setenv(name, value)
+    assert unknown_env() == []
+    assert unknown_env({"FINPULSE_ZZZ": "1"}) == [
+        "FINPULSE_ZZZ is no setting and is ignored: settings are FINPULSE_<FIELD> or FINPULSE_<GROUP>_<FIELD>"
+    ]
