@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
 console = Console()
 logger = logging.getLogger(__name__)
-model_app = typer.Typer(help="Train, evaluate, benchmark and run the topic + sentiment classifier.")
+model_app = typer.Typer(
+    help="Train, evaluate, benchmark and run the topic + sentiment classifier.", no_args_is_help=True
+)
 
 ModelDir = Annotated[Path | None, typer.Option("--model", help="Model directory (default: model.model_dir).")]
 DataDir = Annotated[
@@ -347,15 +349,19 @@ def bench_cmd(
 def gpu_kit_cmd(
     model: ModelDir = None,
     data: DataDir = None,
-    out: Annotated[Path, typer.Option("--out", help="Kit folder (replaced).")] = Path(".device-kit"),
+    out: Annotated[
+        Path, typer.Option("--out", help="Kit folder (replaced); run.sh looks for .device-kit.")
+    ] = Path(".device-kit"),
     python: Annotated[
         str | None, typer.Option(help="The GPU host's Python, for the wheels it lacks; '' for none.")
     ] = "3.12",
 ) -> None:
-    """Pack a model for `model bench --device cuda` on a GPU host that downloads nothing.
+    """Pack a model for `model bench --device cuda` on a GPU host without network access.
 
-    Float16 weights, the bench's posts, the wheels such a host lacks and run.sh (README,
-    Development: the device tool's GPU machines)."""
+    Float16 weights, the bench's posts, the wheels such a host may lack and run.sh. Copy the
+    repository with the kit there and run `bash .device-kit/run.sh` from its root: it writes
+    gpu.txt, bench-cuda.txt and bench-cpu-torch.txt into $OUT (default /tmp/out). See README,
+    Development."""
     from finpulse.cli import settings
     from finpulse.settings import REPO_ROOT
     from model.kit import LIMIT_BYTES, build_kit, working_tree_bytes
