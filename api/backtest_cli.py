@@ -66,7 +66,8 @@ def backtest(
     labels: Annotated[
         Path | None,
         typer.Option(
-            help="Labelled events, JSON or CSV (entity_kind, entity, start, end); default: feedback."
+            help="Labelled events, JSON or CSV (entity_kind, entity, start, end[, verdict tp|fp]); "
+            "default: feedback."
         ),
     ] = None,
     max_alerts_per_day: Annotated[

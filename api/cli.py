@@ -124,7 +124,8 @@ def status(
     """Is the pipeline flowing? Topics, dead letters, lag, store, model, sources' health.
 
     Each topic's records and dead letters, the consumer lag of the worker, history sink and
-    dispatcher, the history store's counts, the model, and each news source's health."""
+    dispatcher, the history store's counts, the model, and each news source's health. Exits 1 when
+    Kafka does not answer."""
     import asyncio
 
     from rich.console import Console

@@ -350,7 +350,7 @@ def gpu_kit_cmd(
     model: ModelDir = None,
     data: DataDir = None,
     out: Annotated[
-        Path, typer.Option("--out", help="Kit folder (replaced); run.sh looks for .device-kit.")
+        Path, typer.Option("--out", help="Kit folder (replaced); its run.sh finds the kit beside itself.")
     ] = Path(".device-kit"),
     python: Annotated[
         str | None, typer.Option(help="The GPU host's Python, for the wheels it lacks; '' for none.")

@@ -1,8 +1,8 @@
 """A GPU kit: what `finpulse model bench --device cuda` needs on a GPU host that downloads nothing.
 
-Made for the `device` tool's machines (see README, Development): they hold PyTorch, transformers,
-onnxruntime, scikit-learn, pandas, typer and rich for Python 3.12, reach nothing, and take the
-working tree plus carried folders up to 64 MiB in all. A model directory is ~200 MB, its
+Made for GPU hosts like the remote runners of README, Development: they hold PyTorch,
+transformers, onnxruntime, scikit-learn, pandas, typer and rich for Python 3.12, reach no network,
+and take the working tree plus the kit up to 64 MiB in all. A model directory is ~200 MB, its
 float32 weights 90. The kit holds
 - model/: the model's weights in float16 (a GPU runs them in bf16 or fp16 anyway; 45 MB), its
   config, tokenizer and n-gram heads; no ONNX exports or card (the CPU back ends' business);
@@ -24,8 +24,8 @@ from model.batching import SPECIAL_TOKENS_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER
 from model.data import FILES
 from model.lexical import LEXICAL_FILES
 
-# Packages `finpulse model bench` imports that the device tool's GPU image lacks (its README's list),
-# and the CLI's own, whose versions there are not known.
+# Packages `finpulse model bench` imports that such a GPU host's image lacks, and the CLI's own,
+# whose versions there are not known.
 CARRIED = (
     "pydantic", "pydantic-core", "pydantic-settings", "annotated-types", "typing-inspection",
     "typing-extensions", "python-dotenv", "pytz", "typer", "click", "rich",
@@ -33,18 +33,19 @@ CARRIED = (
 LIMIT_BYTES = 64 * 2**20  # what travels with the working tree
 
 RUN_SH = """\
-# `finpulse model bench` on the GPU, from the repository's root (the device tool's `run`, carry
-# [".device-kit"]); figures also in $OUT.
+# `finpulse model bench` on the GPU: `bash <kit>/run.sh` from the repository's root; the figures
+# also go to $OUT (default /tmp/out).
 set -euo pipefail
-if [ -d .device-kit/wheels ]; then
+KIT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+if [ -d "$KIT/wheels" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \\
-    --target /tmp/site .device-kit/wheels/*.whl
+    --target /tmp/site "$KIT"/wheels/*.whl
   export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 COLUMNS=120
 OUT="${OUT:-/tmp/out}"; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
-bench() { python3 -m finpulse.cli model bench --model .device-kit/model --data .device-kit/data "$@"; }
+bench() { python3 -m finpulse.cli model bench --model "$KIT/model" --data "$KIT/data" "$@"; }
 bench --device cuda --texts 1024 2>&1 | tee "$OUT/bench-cuda.txt"
 bench --device cpu --backend torch --texts 256 --batch-sizes 1,32 2>&1 | tee "$OUT/bench-cpu-torch.txt"
 """
