@@ -170,15 +170,20 @@ const COUNT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4
 // "1 alert", "2 alerts".
 const counted = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 
-// One entity's trend as the view asks for it; without one, every entity of the kind (the CSV).
-// The range's start goes back to its bucket's: "last 24 h" by days drew a first bar of a few hours
-// as if it were the whole day's.
-const trendParams = (entity) => {
-  const { start, end } = range();
-  const stepMs = STEP_S[step()] * 1000;
-  const whole = stepMs ? new Date(Math.floor(Date.parse(start) / stepMs) * stepMs).toISOString() : start;
-  return { entity_kind: $("kind").value, ...(entity ? { entity } : {}), start: whole, end, ...searched(), granularity: step() };
-};
+// One entity's trend as the view asks for it; without one, every entity of the kind (the CSV). The
+// range as chosen, as the other panels, the CLI and the API count it (going back to the first
+// bucket's start counted stories the entity list and movers did not); the title says where the
+// first bucket holds only part of its time.
+const trendParams = (entity) => ({
+  entity_kind: $("kind").value, ...(entity ? { entity } : {}), ...range(), ...searched(), granularity: step(),
+});
+const STEP_NAMES = { "5min": "5 minutes", hour: "hour", day: "day" };
+// "; first day from 09:00 UTC" when the range starts inside its first bucket, else nothing.
+function partialStart(start, granularity) {
+  const t = Date.parse(start);
+  if (t % (STEP_S[granularity] * 1000) === 0) return "";
+  return `; first ${STEP_NAMES[granularity]} from ${new Date(t).toISOString().slice(11, 16)} UTC`;
+}
 // The chosen step, or auto's pick for the charts shown.
 const step = () => ($("granularity").value === "auto" ? state.step : $("granularity").value);
 
@@ -244,7 +249,8 @@ async function drawChart(kind, entity) {
   const title = document.createElement("h3");
   const holding = searched().search ? ` holding “${searched().search}”` : "";
   const items = trend.items.reduce((n, p) => n + p.count, 0);
-  title.textContent = `${kind} ${entity}: ${counted(items, "item")}${holding}, ${counted(marks.length, "alert")}`;
+  title.textContent = `${kind} ${entity}: ${counted(items, "item")}${holding}, ${counted(marks.length, "alert")}`
+    + partialStart(params.start, params.granularity);
   box.append(title);
   $("charts").append(box);
   const opts = {

@@ -276,6 +276,7 @@ def test_a_custom_range_and_the_view_in_the_address(dashboard: tuple[Page, DuckD
     assert "token=" not in page.url  # the token went to local storage, not into shared links
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     start, end = now - timedelta(hours=30), now - timedelta(hours=2)
+    start = start.replace(minute=start.minute // 5 * 5) + timedelta(minutes=2)  # inside a 5-minute bucket
     view = (
         f"kind=ticker&entity=TSLA&range=custom&from={start:%Y-%m-%dT%H:%M}&to={end:%Y-%m-%dT%H:%M}&step=5min"
     )
@@ -288,7 +289,10 @@ def test_a_custom_range_and_the_view_in_the_address(dashboard: tuple[Page, DuckD
     )
     total = sum(p.count for p in points)  # type: ignore[attr-defined]
     assert 0 < total < sum(p.count for p in db.fetch(TrendQuery(entity_kind="ticker", entity="TSLA")))  # type: ignore[attr-defined]
-    assert page.text_content(".chart h3") == f"ticker TSLA: {total} items, 1 alert"
+    # The range as chosen, as the entity list and movers count it, and its part-bucket said.
+    assert page.text_content(".chart h3") == (
+        f"ticker TSLA: {total} items, 1 alert; first 5 minutes from {start:%H:%M} UTC"
+    )
     assert page.is_visible("#custom-range")
     assert page.url.endswith(f"?{view.replace(':', '%3A')}")
     # An impossible range is an error, not an empty chart.
