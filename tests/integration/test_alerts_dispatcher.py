@@ -143,22 +143,29 @@ async def test_rate_limits_and_errors_are_retried_once_delivered(
 async def test_bad_records_and_unknown_channels_are_dead_lettered(
     kafka: KafkaSettings, slack_api: FakeSlack, group_id: str, tmp_path: Path
 ) -> None:
-    records: list[AlertEvent | bytes] = [b"{not json", alert(1, channel="#nowhere"), alert(2)]
+    typo = subscription("typo").model_copy(update={"channel": "#nowhere"})
+    records = [b"{not json", alert(1, sub="typo", channel="#nowhere"), alert(2)]
     async with dispatcher(
-        kafka, slack_api, group_id, tmp_path / "l.sqlite", [subscription()], group_wait_s=0
+        kafka, slack_api, group_id, tmp_path / "l.sqlite", [subscription(), typo], group_wait_s=0
     ) as d:
         await produce(kafka, records)
         dead = await read_topic(kafka, f"{kafka.topics.alerts}.dead", expect=2)
         await wait_for(lambda: d.delivered == 1)
-    letters = sorted((DeadLetter.from_bytes(r.value) for r in dead), key=lambda x: x.stage)
-    assert [(x.stage, x.error_type) for x in letters] == [
-        ("alerts", "InvalidRecord"),
-        ("alerts:slack", "DeliveryRejected"),
-    ]
-    assert "channel_not_found" in letters[1].reason
-    assert AlertEvent.from_bytes(letters[1].original_value()).alert_id == "f0001-desk"
-    assert slack_api.alert_ids_posted() == ["f0002-desk"]
-    assert await committed(kafka, group_id) == 3
+        letters = sorted((DeadLetter.from_bytes(r.value) for r in dead), key=lambda x: x.stage)
+        assert [(x.stage, x.error_type) for x in letters] == [
+            ("alerts", "InvalidRecord"),
+            ("alerts:slack", "DeliveryRejected"),
+        ]
+        assert "channel_not_found" in letters[1].reason
+        original = letters[1].original_value() or b""
+        assert AlertEvent.from_bytes(original).alert_id == "f0001-typo"
+        # The channel corrected, the dead letter replayed as it was: it goes where it now should.
+        d.set_subscriptions([subscription(), typo.model_copy(update={"channel": "#alerts"})])
+        await produce(kafka, [original])
+        await wait_for(lambda: d.delivered == 2)
+    assert slack_api.alert_ids_posted() == ["f0002-desk", "f0001-typo"]
+    assert {p.channel for p in slack_api.posts} == {"C0ALERTS"}
+    assert await committed(kafka, group_id) == 4
 
 
 async def test_a_refused_message_is_tried_again_alert_by_alert(
