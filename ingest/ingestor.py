@@ -80,6 +80,12 @@ def poller_for(source: FeedSource | ApiSource) -> Poller:
     return RssSource(source) if isinstance(source, FeedSource) else JsonApiSource(source)
 
 
+def failure_backoff_s(interval_s: float, errors: int, cap_s: float) -> float:
+    """How long a source waits after `errors` failures in a row: its interval doubled per failure,
+    up to `cap_s` (the exponent capped too: 2 ** 1024 is past a float, a dead feed got there)."""
+    return min(cap_s, interval_s * 2 ** min(errors - 1, 60))
+
+
 class Ingestor(AsyncResource):
     """Owns the HTTP client, the producer, the dedup index and every source's state."""
 
@@ -201,7 +207,7 @@ class Ingestor(AsyncResource):
         message = redacted(message)  # a key in the URL: the state, the sources topic and the log show it
         state = self.states[source.name]
         errors = state.consecutive_errors + 1
-        delay = min(self.settings.backoff_max_s, self.interval_s(source) * 2 ** (errors - 1))
+        delay = failure_backoff_s(self.interval_s(source), errors, self.settings.backoff_max_s)
         delay = max(delay * random.uniform(0.8, 1.2), retry_after_s or 0.0)
         now = utcnow()
         self.states[source.name] = state.model_copy(

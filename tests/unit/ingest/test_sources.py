@@ -12,6 +12,7 @@ import pytest
 
 from finpulse.settings import IngestSettings
 from ingest.errors import FetchError, SourcesFileError, UnsafeUrl
+from ingest.ingestor import failure_backoff_s
 from ingest.sources import ApiSource, FeedSource, load_sources
 from ingest.state import SourceState, StateStore
 from ingest.urls import check_resolved, check_url
@@ -175,3 +176,10 @@ def test_errors_name_the_source_not_its_index(tmp_path: Path) -> None:
     assert 'feed \'cnbc\': tags: give a list, e.g. ["A", "B"]' in said
     assert "feeds entry 3: name: Field required" in said  # no name to give: its place, counted from 1
     assert "feeds.1" not in said
+
+
+def test_a_source_failing_for_months_waits_the_cap_and_its_backoff_does_not_overflow() -> None:
+    assert failure_backoff_s(300, 1, 3600) == 300
+    assert failure_backoff_s(300, 3, 3600) == 1200
+    assert failure_backoff_s(300, 1025, 3600) == 3600  # 300 * 2 ** 1024 is past a float
+    assert failure_backoff_s(300, 10**6, 3600) == 3600
