@@ -184,7 +184,7 @@ class AlertDispatcher:
         sub = self._subs.get(event.subscription_id)
         # The subscription's channel now: one corrected since the alert was made (the alert
         # dead-lettered for channel_not_found, then replayed) goes where it was corrected to.
-        channel = sub.channel if sub is not None else event.channel
+        channel = sub.channel if sub is not None else (event.channel or "")
         if all(self._sent(sink, event.alert_id) for sink in self._sinks):
             logger.info(
                 "skipping delivered alert_id=%s partition=%d offset=%d", event.alert_id, tp.partition, offset
