@@ -254,7 +254,10 @@ def print_store(console: Console, settings: Settings) -> None:
     )
 
 
-HEALTH_STYLE = {"ok": "green", "failing": "red", "late": "yellow", "waiting": "dim", "disabled": "dim"}
+HEALTH_STYLE = {
+    "ok": "green", "failing": "red", "late": "yellow", "invalid": "red", "quiet": "yellow", "waiting": "dim",
+    "disabled": "dim",
+}  # fmt: skip
 
 
 def print_sources(console: Console, settings: Settings, now: datetime) -> None:

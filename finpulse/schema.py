@@ -327,6 +327,9 @@ class SourceStatus(Message):
     errors_total: int = Field(default=0, ge=0)
     last_error: str | None = None
     items_published: int = Field(default=0, ge=0)
+    last_new_at: UtcDatetime | None = None  # the last poll that published a new item
+    last_entries: int = Field(default=0, ge=0)  # what the last poll that read the source found
+    last_invalid: int = Field(default=0, ge=0)  # of those, the ones dead-lettered
 
 
 # The largest record a dead letter keeps (base64: 800 KB, under Kafka's default 1 MB message).

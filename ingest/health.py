@@ -8,8 +8,10 @@ sources. A source is `ok`, `failing` (its last poll failed: how many times in a
 row, the last error), `late` (its next poll, as its ingestor planned it, is over
 two of its intervals overdue: the ingestor is probably not running; a failing
 source is late too then, its planned poll pushed back by the backoff),
-`waiting` (never polled yet) or `disabled`. Replay files are polled once, so
-they are never late.
+`invalid` (its last poll read entries and every one was dead-lettered: a field
+map that misses), `quiet` (polled fine, but no new item for QUIET_AFTER, or
+none ever), `waiting` (never polled yet) or `disabled`. Replay files are polled
+once, so they are never late or quiet.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ logger = logging.getLogger(__name__)
 
 # A poll overdue by this many of the source's intervals: late (an ok source: no poll for three).
 OVERDUE_INTERVALS = 2
-Health = Literal["ok", "failing", "late", "waiting", "disabled"]
+# No new item for this long from a source that polls fine: quiet (a weekend is not).
+QUIET_AFTER = timedelta(days=3)
+Health = Literal["ok", "failing", "late", "invalid", "quiet", "waiting", "disabled"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,17 @@ class SourceHealth:
             return (
                 f"{late} Its last poll failed ({failed}): {st.last_error}" if st.consecutive_errors else late
             )
+        if self.health == "invalid":
+            return (
+                f"all {st.last_entries} entries of its last poll were dead-lettered: check its field map "
+                "(`finpulse dead-letters --stage ingest` says why, `finpulse ingest try` shows the items)"
+            )
+        if self.health == "quiet":
+            if st.last_new_at is None:
+                return (
+                    "no item published yet: its polls find none (`finpulse ingest try` shows what it lists)"
+                )
+            return f"no new item since {st.last_new_at:%Y-%m-%d %H:%M} UTC: is the feed still updated?"
         return ""
 
 
@@ -73,6 +88,12 @@ def judge(status: SourceStatus, now: datetime) -> Health:
         return "late"
     if status.consecutive_errors:
         return "failing"
+    if status.last_entries and status.last_invalid == status.last_entries:
+        return "invalid"
+    if status.source_kind != "replay" and status.last_success_at is not None:
+        never = status.last_new_at is None and status.items_published == 0
+        if never or (status.last_new_at is not None and now - status.last_new_at > QUIET_AFTER):
+            return "quiet"
     return "ok"
 
 

@@ -51,7 +51,7 @@ HOST = socket.gethostname()
 # The SourceState fields a SourceStatus carries.
 STATUS_FIELDS = {
     "last_poll_at", "last_success_at", "next_poll_at", "consecutive_errors", "errors_total", "last_error",
-    "items_published",
+    "items_published", "last_new_at", "last_entries", "last_invalid",
 }  # fmt: skip
 
 
@@ -258,7 +258,11 @@ class Ingestor(AsyncResource):
         for item in marked:  # a source in a language the model does not read shows at once
             self.metrics.inc(name, f"{LANGUAGE}{item.language or 'unknown'}")
         ids = [i.story_id for i, _ in items] + [i for i, _, _ in invalid] + [r.id for r in outcome.rejected]
-        self._succeeded(state, now, ids=ids, outcome=outcome, published=len(marked))
+        counts = {
+            "last_entries": len(outcome.entries) + len(outcome.rejected),
+            "last_invalid": len(invalid) + len(outcome.rejected),
+        }
+        self._succeeded(state, now, ids=ids, outcome=outcome, published=len(marked), more=counts)
         self.dedup.prune(now)
         await asyncio.to_thread(self.dedup.saver(), self._dedup_path)
         logger.info(
@@ -278,8 +282,13 @@ class Ingestor(AsyncResource):
         ids: list[str] | None,
         outcome: PollOutcome,
         published: int,
+        more: dict[str, object] | None = None,
     ) -> None:
-        update: dict[str, object] = {"etag": outcome.etag, "last_modified": outcome.last_modified}
+        update: dict[str, object] = {
+            "etag": outcome.etag,
+            "last_modified": outcome.last_modified,
+            **(more or {}),
+        }
         if outcome.cursor is not None:
             update["cursor"] = outcome.cursor
         if ids is not None:
@@ -296,7 +305,7 @@ class Ingestor(AsyncResource):
             "last_poll_at": now,
             "last_success_at": now,
             "items_published": state.items_published + published,
-        }
+        } | ({"last_new_at": now} if published else {})
         self.states[state.source] = state.model_copy(update=update | more)
         self.store.save(self.states[state.source])
 

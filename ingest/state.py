@@ -42,6 +42,10 @@ class SourceState(BaseModel):
     errors_total: int = 0
     last_error: str | None = None
     items_published: int = 0
+    # The last poll that published a new item; the last poll's entries, and those dead-lettered.
+    last_new_at: datetime | None = None
+    last_entries: int = 0
+    last_invalid: int = 0
 
     def remember(self, ids: list[str], now: datetime, ttl: timedelta) -> dict[str, datetime]:
         """`seen` updated with `ids` at `now`, minus ids not listed for `ttl`."""

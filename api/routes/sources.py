@@ -28,6 +28,9 @@ class SourceStatus(BaseModel):
     last_success_at: datetime | None
     next_poll_at: datetime | None
     items_published: int
+    last_new_at: datetime | None
+    last_entries: int
+    last_invalid: int
     consecutive_errors: int
     last_error: str | None
 
@@ -40,7 +43,8 @@ class Sources(BaseModel):
 
 @router.get("/sources", responses={503: {"description": "Kafka does not answer"}})
 async def sources(request: Request) -> Sources:
-    """Each news source an ingestor polls: ok, failing (the last error), late, waiting or disabled."""
+    """Each news source an ingestor polls: ok, failing (the last error), late, invalid (every entry of
+    its last poll dead-lettered), quiet (no new item for 3 days), waiting or disabled."""
     kafka = request.app.state.settings.kafka
     try:
         rows = await source_health(kafka, utcnow())

@@ -4,6 +4,7 @@ broker, read by an API that shares nothing else with them (its own settings, no 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from finpulse.settings import IngestSettings, KafkaSettings, Settings, StoreSett
 from ingest.cli import register
 from ingest.ingestor import Ingestor
 from ingest.producer import NewsProducer
-from ingest.sources import FeedSource, SourcesConfig
+from ingest.sources import ApiSource, FeedSource, SourcesConfig
 from tests.conftest import free_port
 from tests.fixtures.feeds import FeedServer
 from tests.fixtures.store import LOCAL
@@ -147,3 +148,27 @@ def test_forget_takes_a_retired_ingestors_sources_off_the_list(
     assert "retired: forgotten" in result.output
     assert "nope: not on the list" in result.output
     assert list(_health(client)) == ["kept"]
+
+
+def test_a_source_whose_every_entry_is_dead_lettered_is_invalid(
+    client: TestClient, kafka: KafkaSettings, ingest_settings: IngestSettings, feed_server: FeedServer
+) -> None:
+    rows = [{"id": f"n{i}", "headline": f"Story {i} about $ACME"} for i in range(3)]
+    feed_server.put("mapped", json.dumps({"items": rows}).encode(), "application/json")
+    # The field map names `title`; the API calls it `headline`: every item has neither title nor summary.
+    mismapped = ApiSource(
+        name="mismapped", url=feed_server.url("doc/mapped"), items_path="items",
+        fields={"id": "id", "title": "title"},
+    )  # fmt: skip
+
+    async def poll() -> None:
+        async with Ingestor(ingest_settings, kafka, SourcesConfig(apis=(mismapped,))) as ingestor:
+            await ingestor.poll_all()
+
+    asyncio.run(poll())
+    health = _health(client)["mismapped"]
+    assert health["health"] == "invalid"
+    assert (health["last_entries"], health["last_invalid"], health["items_published"]) == (3, 3, 0)
+    assert health["detail"].startswith(
+        "all 3 entries of its last poll were dead-lettered: check its field map"
+    )
