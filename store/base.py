@@ -24,7 +24,7 @@ from finpulse.schema import AlertEvent, ScoredItem, WindowAggregate
 from store import migrations, retention, writes
 from store.dialect import Dialect
 from store.errors import Changed, NotFound, StoreError
-from store.queries import WINDOW_ORDER, AlertsQuery, FeedbackQuery, Query, WindowsQuery, naive_utc
+from store.queries import AlertsQuery, FeedbackQuery, Query, WindowsQuery, naive_utc, window_order
 from store.records import Feedback, LabelledAlert, Row, StoreStats, SubscriptionRecord, Verdict, as_utc
 from store.sql import Connection, Cursor, transaction
 
@@ -326,7 +326,7 @@ class HistoryStore(ABC):
         with self._connection() as con:
             first = as_tested and "first_record" in self._columns(con, writes.WINDOWS)
             column = "coalesce(first_record, record)" if first else "record"
-            sql = f"SELECT {column} FROM windows {where} ORDER BY {WINDOW_ORDER}"  # noqa: S608
+            sql = f"SELECT {column} FROM windows {where} ORDER BY {window_order(self.dialect)}"  # noqa: S608
             records = con.execute(sql, params).fetchall()
         return [WindowAggregate.model_validate_json(r[0]) for r in records]
 
@@ -335,8 +335,8 @@ class HistoryStore(ABC):
         oldest first: the backtest's input when it rebuilds windows."""
         bounds = Query(start=start, end=end).bounds()
         sql = (
-            "SELECT record FROM scored_items WHERE published_at >= ? AND published_at < ? "
-            "ORDER BY published_at, story_id"
+            "SELECT record FROM scored_items WHERE published_at >= ? AND published_at < ? "  # noqa: S608
+            f"ORDER BY published_at, {self.dialect.bytewise('story_id')}"
         )
         with self._connection() as con:
             records = con.execute(sql, bounds).fetchall()
@@ -366,7 +366,8 @@ class HistoryStore(ABC):
         """Stored alerts as full AlertEvent messages (evidence included), oldest first."""
         sql, params = (query or AlertsQuery()).select(self.dialect)
         sql = (
-            f"SELECT a.record FROM ({sql}) s JOIN alerts a USING (alert_id) ORDER BY a.created_at, a.alert_id"  # noqa: S608
+            f"SELECT a.record FROM ({sql}) s JOIN alerts a USING (alert_id) "  # noqa: S608
+            f"ORDER BY a.created_at, {self.dialect.bytewise('a.alert_id')}"
         )
         with self._connection() as con:
             records = con.execute(sql, params).fetchall()

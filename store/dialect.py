@@ -17,16 +17,24 @@ _ORIGIN_SQL = f"TIMESTAMP '{BUCKET_ORIGIN:%Y-%m-%d %H:%M:%S}'"
 
 @dataclass(frozen=True)
 class Dialect:
-    """How one database spells a time bucket and the schema's column types."""
+    """How one database spells a time bucket, the schema's column types and a byte-wise text order."""
 
     name: str
     bucket_function: str
     # Schema type names (as the migrations spell them, DuckDB's; regular expressions) -> this database's.
     types: tuple[tuple[str, str], ...] = ()
+    # What makes a text sort key order by its bytes: PostgreSQL's text follows the database's
+    # collation (ICU en-US puts "apnews" before "Bloomberg"); DuckDB's always compares bytes.
+    collate: str = ""
 
     def bucket(self, interval: str, column: str) -> str:
         """The start of the `interval` bucket (a validated literal such as '5 minutes') holding `column`."""
         return f"{self.bucket_function}(INTERVAL '{interval}', {column}, {_ORIGIN_SQL})"
+
+    def bytewise(self, *columns: str) -> str:
+        """Text sort keys (ORDER BY terms) ordered by their bytes, as DuckDB orders them, whatever
+        the database's collation: pages of ties hold the same rows in both databases."""
+        return ", ".join(f"{column}{self.collate}" for column in columns)
 
     def ddl(self, sql: str) -> str:
         """A migration statement in this database's type names."""
@@ -36,4 +44,6 @@ class Dialect:
 
 
 DUCKDB = Dialect("duckdb", "time_bucket")
-POSTGRES = Dialect("postgresql", "date_bin", types=((r"DOUBLE(?! PRECISION)", "DOUBLE PRECISION"),))
+POSTGRES = Dialect(
+    "postgresql", "date_bin", types=((r"DOUBLE(?! PRECISION)", "DOUBLE PRECISION"),), collate=' COLLATE "C"'
+)

@@ -8,6 +8,7 @@ instants adjusted to UTC in Parquet.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,7 +57,18 @@ def _formula_safe(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
     return relation.project(", ".join(columns))
 
 
-def write_frame(frame: pd.DataFrame, path: Path, fmt: ExportFormat) -> None:
-    """Write rows already read (PostgreSQL's, or a command's own columns) the same way."""
+def write_frame(
+    frame: pd.DataFrame, path: Path, fmt: ExportFormat, types: Mapping[str, str] | None = None
+) -> None:
+    """Write rows already read (PostgreSQL's, or a command's own columns) the same way; `types`:
+    DuckDB's type of a column (a column of NULLs, or any of an empty frame, has none in pandas:
+    Parquet's would be NULL)."""
     with duckdb.connect() as local:
-        write(local, local.from_df(frame), path, fmt)
+        relation = local.from_df(frame)
+        if types:
+            columns = []
+            for name in relation.columns:
+                quoted = '"' + name.replace('"', '""') + '"'
+                columns.append(f"CAST({quoted} AS {types[name]}) AS {quoted}" if name in types else quoted)
+            relation = relation.project(", ".join(columns))
+        write(local, relation, path, fmt)

@@ -53,6 +53,29 @@ MIGRATION_LOCK = 5_148_211
 MIN_SERVER_VERSION = 140000
 # PostgreSQL's float type ids: their NULLs read as NaN in frames, as DuckDB's do.
 _FLOAT_OIDS = {700, 701, 1700}
+# PostgreSQL's type ids -> the DuckDB type the same column has in the embedded store's results:
+# an export's columns keep them (through pandas, a column of NULLs, or any column of no rows,
+# has no type: Parquet's would be NULL).
+_DUCKDB_TYPES = {
+    16: "BOOLEAN",
+    20: "BIGINT",
+    21: "SMALLINT",
+    23: "INTEGER",
+    **dict.fromkeys((19, 25, 114, 1042, 1043, 3802), "VARCHAR"),  # name, text, json, char, varchar, jsonb
+    700: "FLOAT",
+    701: "DOUBLE",
+    1700: "DOUBLE",  # numeric (as frames read it)
+    1082: "DATE",
+    1114: "TIMESTAMP",
+    1184: "TIMESTAMPTZ",
+    1000: "BOOLEAN[]",
+    1005: "SMALLINT[]",
+    1007: "INTEGER[]",
+    1016: "BIGINT[]",
+    1009: "VARCHAR[]",
+    1015: "VARCHAR[]",
+    1022: "DOUBLE[]",
+}
 
 
 class PostgresStore(HistoryStore):
@@ -157,6 +180,10 @@ class PostgresStore(HistoryStore):
             cur.executemany(table.upsert_row_sql("%s"), ordered)
 
     def _frame(self, con: Connection, sql: str, params: list[Any]) -> pd.DataFrame:
+        return self._read(con, sql, params)[0]
+
+    def _read(self, con: Connection, sql: str, params: list[Any]) -> tuple[pd.DataFrame, dict[str, str]]:
+        """The rows as a frame, and the DuckDB type of each column whose type is known."""
         import pandas as pd
 
         with _raw(con).cursor() as cur:
@@ -168,11 +195,14 @@ class PostgresStore(HistoryStore):
         for d in described:
             if d.type_code in _FLOAT_OIDS:
                 df[d.name] = df[d.name].astype("float64")
-        return df
+        types = {d.name: _DUCKDB_TYPES[d.type_code] for d in described if d.type_code in _DUCKDB_TYPES}
+        return df, types
 
     def _export(self, con: Connection, sql: str, params: list[Any], path: Path, fmt: ExportFormat) -> None:
-        # Written by DuckDB, as the embedded store's exports are: the same CSV and Parquet either way.
-        exports.write_frame(self._frame(con, sql, params), path, fmt)
+        # Written by DuckDB, as the embedded store's exports are: the same CSV and Parquet either way,
+        # each column of the type the query gives it (pandas knows none for a column of NULLs).
+        frame, types = self._read(con, sql, params)
+        exports.write_frame(frame, path, fmt, types)
 
 
 class _PgConnection:

@@ -127,13 +127,19 @@ class _Searchable(Query):
         return " AND title ILIKE ? ESCAPE '\\'" * len(words), escaped
 
     def _stories(
-        self, column: str, start: datetime, end: datetime, only: tuple[str, Params] = ("", [])
+        self,
+        dialect: Dialect,
+        column: str,
+        start: datetime,
+        end: datetime,
+        only: tuple[str, Params] = ("", []),
     ) -> tuple[str, Params]:
         """The (searched) stories of [start, end) with their entity (`column`), and its parameters:
         a syndicated story once per entity, as its windows count it. `only`: a condition on the
         stories (one entity's)."""
         words, params = self._title_filter()
         return _once(
+            dialect,
             f"published_at, sentiment, sentiment_score, {column} AS entity",
             f"published_at >= ? AND published_at < ?{words}{only[0]}",
             [start, end, *params, *only[1]],
@@ -141,7 +147,7 @@ class _Searchable(Query):
         )
 
 
-def _once(columns: str, where: str, params: Params, per: str = "") -> tuple[str, Params]:
+def _once(dialect: Dialect, columns: str, where: str, params: Params, per: str = "") -> tuple[str, Params]:
     """SQL for `columns` of the scored items `where` holds, with its parameters: a syndicated
     story once (per `per`, one of the columns). Originals pass straight through; a copy counts
     only where its original is not among them (for that `per`), the first such copy alone:
@@ -156,7 +162,8 @@ def _once(columns: str, where: str, params: Params, per: str = "") -> tuple[str,
         # A row naming itself its original (a replay file may) is an original.
         f"SELECT {names} FROM s WHERE duplicate_of IS NULL OR duplicate_of = story_id UNION ALL "
         f"SELECT {names} FROM (SELECT *, row_number() OVER (PARTITION BY {partition} "
-        "ORDER BY published_at, story_id) AS nth FROM s c WHERE duplicate_of <> story_id AND NOT EXISTS "
+        f"ORDER BY published_at, {dialect.bytewise('story_id')}) AS nth "
+        "FROM s c WHERE duplicate_of <> story_id AND NOT EXISTS "
         f"(SELECT 1 FROM s o WHERE o.story_id = c.duplicate_of{same})) f WHERE nth = 1"
     )
     return sql, params
@@ -185,12 +192,12 @@ class _EntityQuery(_Searchable):
         description="one entity of that kind (Earnings, ACME or $ACME, reuters); default: all of them",
     )
 
-    def _items(self) -> tuple[str, Params]:
+    def _items(self, dialect: Dialect) -> tuple[str, Params]:
         """The range's (searched) stories with their entity of this kind, and its parameters; only
         those of the entity, when one is asked for (an index finds them, not a scan of the range)."""
         only = _entity_filter(self.entity_kind, self.entity, column=self.entity_kind)
         start, end = self.bounds()
-        return self._stories(_ENTITY_COLUMN[self.entity_kind], start, end, only)
+        return self._stories(dialect, _ENTITY_COLUMN[self.entity_kind], start, end, only)
 
 
 # The share of a group's items that are negative (a float in both databases).
@@ -215,12 +222,13 @@ class TrendQuery(_EntityQuery):
 
     def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         where, params = _entity_filter(self.entity_kind, self.entity)
-        items, item_params = self._items()
+        items, item_params = self._items(dialect)
         sql = (
             f"WITH e AS ({items}) "  # noqa: S608
             f"SELECT {self._bucket(dialect)} AS bucket_start, "
             f"'{self.entity_kind}' AS entity_kind, entity, {self.measures} "
-            f"FROM e WHERE entity IS NOT NULL{where} GROUP BY 1, entity ORDER BY bucket_start, entity"
+            f"FROM e WHERE entity IS NOT NULL{where} GROUP BY 1, entity "
+            f"ORDER BY bucket_start, {dialect.bytewise('entity')}"
         )
         return sql, [*item_params, *params]
 
@@ -239,11 +247,12 @@ class EntitiesQuery(_EntityQuery):
 
     def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         where, params = _entity_filter(self.entity_kind, self.entity)
-        items, item_params = self._items()
+        items, item_params = self._items(dialect)
         sql = (
             f"WITH e AS ({items}) "  # noqa: S608
             f"SELECT '{self.entity_kind}' AS entity_kind, entity, {_SENTIMENT_COUNTS} FROM e "
-            f"WHERE entity IS NOT NULL{where} GROUP BY entity ORDER BY count DESC, entity"
+            f"WHERE entity IS NOT NULL{where} GROUP BY entity "
+            f"ORDER BY count DESC, {dialect.bytewise('entity')}"
         )
         return sql, [*item_params, *params]
 
@@ -279,14 +288,17 @@ class MoversQuery(_Searchable):
             "down": ("ASC", "change < 0"),
             "any": ("DESC", "TRUE"),  # every entity with its change (a digest's day)
         }[self.direction]
-        # Both ranges' stories: the one before and this one.
-        items, item_params = self._stories(_ENTITY_COLUMN[self.entity_kind], before, end)
+        # Each range's stories on its own, as the entities query counts them: a copy in this range
+        # whose original is in the range before is this range's first of its kind.
+        column = _ENTITY_COLUMN[self.entity_kind]
+        items, item_params = self._stories(dialect, column, start, end)
+        earlier, earlier_params = self._stories(dialect, column, before, start)
         sql = (
-            f"WITH e AS ({items}), "  # noqa: S608
+            f"WITH e AS ({items}), p AS ({earlier}), "  # noqa: S608
             f"now AS (SELECT entity, {_SENTIMENT_COUNTS} FROM e "
-            "WHERE entity IS NOT NULL AND published_at >= ? GROUP BY entity HAVING count(*) >= ?), "
+            "WHERE entity IS NOT NULL GROUP BY entity HAVING count(*) >= ?), "
             f"was AS (SELECT entity, count(*) AS n, {_NEGATIVE_SHARE} AS share "
-            "FROM e WHERE entity IS NOT NULL AND published_at < ? GROUP BY entity) "
+            "FROM p WHERE entity IS NOT NULL GROUP BY entity) "
             f"SELECT '{self.entity_kind}' AS entity_kind, entity, count, negative_count, negative_share, "
             "mean_score, coalesce(n, 0) AS previous_count, "
             "CASE WHEN n >= ? THEN share END AS previous_share, "
@@ -295,9 +307,10 @@ class MoversQuery(_Searchable):
         )
         ranked = (
             f"SELECT * FROM ({sql}) m WHERE {keep} "  # noqa: S608
-            f"ORDER BY change {order} NULLS LAST, negative_share DESC, count DESC, entity"
+            f"ORDER BY change {order} NULLS LAST, negative_share DESC, count DESC, "
+            f"{dialect.bytewise('entity')}"
         )
-        return ranked, [*item_params, start, self.min_stories, start, self.min_stories, self.min_stories]
+        return ranked, [*item_params, *earlier_params, self.min_stories, self.min_stories, self.min_stories]
 
 
 class HeadlinesQuery(_Searchable):
@@ -329,10 +342,11 @@ class HeadlinesQuery(_Searchable):
             where, params = f" AND sentiment = ?{where}", [self.sentiment, *params]
         words, word_params = self._title_filter()
         where, params = where + words, [*params, *word_params]
-        order = "published_at DESC, story_id"
+        order = f"published_at DESC, {dialect.bytewise('story_id')}"
         if not self.newest_first:
             order = f"sentiment_score {'DESC' if self.sentiment == 'positive' else 'ASC'}, {order}"
         stories, params = _once(
+            dialect,
             "story_id, title, url, source, topic, tickers, published_at, sentiment, sentiment_score",
             f"published_at >= ? AND published_at < ?{where}",
             [*self.bounds(), *params],
@@ -413,7 +427,7 @@ class AlertsQuery(Query):
         sql = (
             f"SELECT {_ALERT_COLUMNS} FROM alerts a LEFT JOIN feedback f USING (alert_id) {_ENDED} "  # noqa: S608
             f"WHERE {column} >= ? AND {column} < ?{''.join(clauses)} "
-            "ORDER BY a.created_at DESC, a.alert_id"
+            f"ORDER BY a.created_at DESC, {dialect.bytewise('a.alert_id')}"
         )
         return sql, [*self.bounds(), *params]
 
@@ -441,13 +455,15 @@ class FeedbackQuery(Query):
             "a.state, a.entity_kind, a.entity, a.window_start, a.window_end, a.negative_share, "
             "a.baseline_negative_share, a.p_value FROM feedback f JOIN alerts a USING (alert_id) "
             f"WHERE a.window_start >= ? AND a.window_start < ?{''.join(clauses)} "
-            "ORDER BY a.window_start, f.alert_id"
+            f"ORDER BY a.window_start, {dialect.bytewise('f.alert_id')}"
         )
         return sql, [*self.bounds(), *params]
 
 
-# Complete, so pages neither skip nor repeat: a hopping and a tumbling window of one entity start together.
-WINDOW_ORDER = "window_start, entity_kind, entity, window_kind, key"
+def window_order(dialect: Dialect = DUCKDB) -> str:
+    """The windows' order: complete, so pages neither skip nor repeat (a hopping and a tumbling
+    window of one entity start together)."""
+    return f"window_start, {dialect.bytewise('entity_kind', 'entity', 'window_kind', 'key')}"
 
 
 class WindowsQuery(Query):
@@ -473,5 +489,5 @@ class WindowsQuery(Query):
     def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         where, params = self.where()
         columns = ", ".join(WindowRow.model_fields)
-        sql = f"SELECT {columns} FROM windows {where} ORDER BY {WINDOW_ORDER}"  # noqa: S608
+        sql = f"SELECT {columns} FROM windows {where} ORDER BY {window_order(dialect)}"  # noqa: S608
         return sql, params

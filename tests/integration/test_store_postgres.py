@@ -7,19 +7,40 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
+import psycopg
 import pytest
+from psycopg import sql
 
 from finpulse.settings import StoreSettings
-from store import HeadlinesQuery, StoreError, StoreUnavailable, TrendQuery, WindowsQuery, open_store
+from store import (
+    AlertsQuery,
+    DuckDBStore,
+    EntitiesQuery,
+    FeedbackQuery,
+    HeadlinesQuery,
+    HistoryStore,
+    MoversQuery,
+    Query,
+    StoreError,
+    StoreUnavailable,
+    TrendQuery,
+    VolumeQuery,
+    WindowsQuery,
+    open_store,
+)
 from store.dialect import POSTGRES
 from store.migrations import LATEST_VERSION
 from store.postgres import PostgresStore
 from tests.conftest import free_port
-from tests.fixtures.store import T0, scored
+from tests.fixtures.postgres import PostgresServer
+from tests.fixtures.store import T0, alert, scored, window
 
 REPO = Path(__file__).resolve().parents[2]
 WRITERS = 4
@@ -201,3 +222,133 @@ def test_connections_the_server_dropped_are_replaced_unnoticed(postgres_url: str
         assert dropped[0] >= 1
         db.upsert_scored([scored("after", T0, "macro", "neutral", 0.0)])
         assert db.stats().scored_items == 2
+
+
+@pytest.fixture
+def icu_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A new database whose text sorts by ICU's en-US collation ("apnews" before "Bloomberg"),
+    as a server set up with `initdb --locale-provider=icu` makes them, dropped afterwards."""
+    name = f"fp_icu_{uuid.uuid4().hex[:8]}"
+    admin = postgres_server.url(postgres_server.admin_dbname)
+    create = sql.SQL(
+        "CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C' "
+        "LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+    ).format(sql.Identifier(name))
+    with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
+        try:
+            conn.execute(create)
+        except psycopg.Error as exc:  # PostgreSQL 14, or a server built without ICU
+            pytest.skip(f"this server makes no ICU database ({exc}): the SQL's COLLATE is checked alone")
+    try:
+        yield postgres_server.url(name)
+    finally:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _ties(db: HistoryStore) -> list[list[object]]:
+    """Rows tied but for a text column in each list query, seeded into `db`, as each query orders them."""
+    names = ("reuters", "Bloomberg", "apnews")  # byte-wise: Bloomberg, apnews, reuters
+    db.upsert_scored(
+        [
+            *(scored(f"{n}-1", T0, "markets", "negative", -0.5, ("ACME",), n) for n in names),
+            # Two copies at once of a story from before the range: the first of them stands for it.
+            scored("wire", T0 - timedelta(days=3), "macro", "negative", -0.5, source="wire"),
+            *(
+                scored(c, T0, "macro", "negative", -0.5, source="wire", duplicate_of="wire")
+                for c in ("Zed", "ant")
+            ),
+        ]
+    )
+    db.upsert_windows([window(n, T0, 10, 2) for n in names])
+    db.upsert_alerts([alert(a, "ACME", T0, entity_kind="ticker") for a in ("B-1", "a-1")])
+    for a in ("B-1", "a-1"):
+        db.put_feedback(a, "tp")
+    day = {"start": T0, "end": T0 + timedelta(days=1)}
+    queries: list[Query] = [
+        TrendQuery(entity_kind="source", granularity="day", **day),
+        EntitiesQuery(entity_kind="source", **day),
+        MoversQuery(entity_kind="source", direction="any", min_stories=1, **day),
+        HeadlinesQuery(sentiment="any", **day),
+        AlertsQuery(**day),
+        FeedbackQuery(**day),
+        WindowsQuery(**day),
+    ]
+    rows = [[_key(r.model_dump()) for r in db.fetch(q)] for q in queries]
+    series = [
+        [w.entity for w in db.window_series(start=T0, end=T0 + timedelta(days=1))],
+        [s.story_id for s in db.scored_series(**day)],
+        [a.alert_id for a in db.alert_events(AlertsQuery(**day))],
+    ]
+    return [*rows, *series]
+
+
+def _key(row: dict[str, object]) -> object:
+    return row.get("alert_id") or row.get("story_id") or row["entity"]
+
+
+def test_ties_order_as_in_duckdb_whatever_the_database_collation(icu_url: str, tmp_path: Path) -> None:
+    """PostgreSQL orders text by the database's collation (ICU en-US: "apnews", "Bloomberg"), DuckDB
+    by bytes ("Bloomberg", "apnews"): pages of ties would hold other rows on each."""
+    with PostgresStore(icu_url) as pg:
+        with pg._connection() as con:  # the database does sort by en-US
+            got = con.execute("SELECT s FROM (VALUES ('apnews'), ('Bloomberg')) v(s) ORDER BY s").fetchall()
+        assert [r[0] for r in got] == ["apnews", "Bloomberg"]
+        on_postgres = _ties(pg)
+    with DuckDBStore(tmp_path / "history.duckdb") as duck:
+        on_duckdb = _ties(duck)
+    assert on_duckdb[1] == ["Bloomberg", "apnews", "reuters", "wire"]  # entities
+    assert on_duckdb[3] == ["Bloomberg-1", "Zed", "apnews-1", "reuters-1"]  # headlines: "Zed" the first copy
+    for query, (duck_rows, pg_rows) in enumerate(zip(on_duckdb, on_postgres, strict=True)):
+        assert pg_rows == duck_rows, query
+
+
+def _parquet_schema(path: Path) -> list[tuple[str, str]]:
+    with duckdb.connect() as con:
+        rows = con.execute(
+            "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(?))", [str(path)]
+        )
+        return [(str(name), str(kind)) for name, kind in rows.fetchall()]
+
+
+def test_parquet_exports_have_duckdb_s_column_types_when_columns_are_all_null_or_empty(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL's rows come through pandas, where a column of NULLs (an alert without its verdict
+    yet; any column of an empty export) knows no type: written as it is, its Parquet type is NULL."""
+    ranges = {
+        "now": {"start": T0, "end": T0 + timedelta(days=1)},
+        "empty": {"start": T0 - timedelta(days=30), "end": T0 - timedelta(days=29)},
+    }
+    queries: dict[str, Query] = {
+        f"{name}-{when}": query
+        for when, day in ranges.items()
+        for name, query in {
+            "trend": TrendQuery(entity_kind="ticker", **day),
+            "volume": VolumeQuery(**day),
+            "entities": EntitiesQuery(**day),
+            "movers": MoversQuery(min_stories=1, direction="any", **day),
+            "headlines": HeadlinesQuery(sentiment="any", **day),
+            "alerts": AlertsQuery(**day),
+            "feedback": FeedbackQuery(**day),
+            "windows": WindowsQuery(**day),
+        }.items()
+    }
+    schemas: dict[str, dict[str, list[tuple[str, str]]]] = {}
+    for db in (DuckDBStore(tmp_path / "history.duckdb"), PostgresStore(postgres_url)):
+        with db:
+            db.upsert_scored([scored("s1", T0, "macro", "negative", -0.5, ("ACME",))])
+            db.upsert_windows([window("macro", T0, 10, 2)])
+            # Two alerts, neither with feedback: their verdicts, notes, authors are NULL.
+            db.upsert_alerts([alert(a, "ACME", T0, entity_kind="ticker") for a in ("a1", "a2")])
+            out = tmp_path / db.dialect.name
+            out.mkdir()
+            schemas[db.dialect.name] = {
+                name: _parquet_schema(db.export(query, out / f"{name}.parquet", "parquet"))
+                for name, query in queries.items()
+            }
+    assert schemas["duckdb"]["alerts-now"][-6:] == [
+        ("verdict", "VARCHAR"), ("note", "VARCHAR"), ("feedback_by", "VARCHAR"),
+        ("feedback_at", "TIMESTAMP WITH TIME ZONE"), ("fired_alert_id", "VARCHAR"), ("still_open", "BOOLEAN"),
+    ]  # fmt: skip
+    assert schemas["postgresql"] == schemas["duckdb"]

@@ -333,3 +333,27 @@ def test_movers_rank_the_rise_in_negative_share_against_the_range_before(store: 
     # markets: 15 of 37 negative against 15 of 32 (each ticker's story one row of the topic): fell.
     topics = store.fetch(MoversQuery(start=start, end=end, entity_kind="topic", direction="down"))
     assert [(m.entity, m.count) for m in topics if isinstance(m, Mover)] == [("markets", 37)]
+
+
+def test_movers_count_each_range_s_stories_as_entities_do(store: HistoryStore) -> None:
+    """Each range keeps its own first copy of a story: a copy in this range whose original is in
+    the range before counts in this range, as the entities, trends and headlines count it."""
+    start, end = T0, T0 + timedelta(hours=12)  # 2024-03-04 09:00 to 21:00
+    original = scored("orig", T0 - timedelta(hours=12), "markets", "negative", -0.8, ("ACME",))
+    copy = scored("copy", T0 + timedelta(hours=1), "markets", "negative", -0.7, ("ACME",), "cnbc",
+                  duplicate_of="orig")  # fmt: skip
+    # a0, a2, a4 negative; a1, a3 positive.
+    tone = {0: ("negative", -0.5), 1: ("positive", 0.5)}
+    more = [
+        scored(f"a{i}", T0 + timedelta(hours=2, minutes=i), "markets", *tone[i % 2], ("ACME",))
+        for i in range(5)
+    ]
+    store.upsert_scored([original, copy, *more])
+    [entity] = store.fetch(EntitiesQuery(entity_kind="ticker", start=start, end=end))
+    q = MoversQuery(entity_kind="ticker", start=start, end=end, min_stories=1, direction="any")
+    [mover] = [m for m in store.fetch(q) if isinstance(m, Mover)]
+    assert (entity.count, entity.negative_count) == (6, 4)  # type: ignore[attr-defined]
+    assert (mover.count, mover.negative_count, mover.negative_share) == (6, 4, entity.negative_share)  # type: ignore[attr-defined]
+    assert mover.mean_score == pytest.approx(entity.mean_score)  # type: ignore[attr-defined]
+    # The range before holds the original alone.
+    assert (mover.previous_count, mover.previous_share) == (1, 1.0)

@@ -7,10 +7,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from store.dialect import DUCKDB, POSTGRES
 from store.queries import (
     DEFAULT_RANGE,
     AlertsQuery,
+    EntitiesQuery,
+    FeedbackQuery,
     HeadlinesQuery,
+    MoversQuery,
+    Query,
     TrendQuery,
     VolumeQuery,
     WindowsQuery,
@@ -106,3 +111,32 @@ def test_trend_sql_uses_the_granularity_interval_and_ticker_unnest() -> None:
     assert "INTERVAL '5 minutes'" in sql
     assert "unnest(tickers)" in sql
     assert params == [naive_utc(T), naive_utc(T + timedelta(1))]
+
+
+# The queries that count a syndicated story once: its first copy by time, then story id.
+_ONCE = (TrendQuery, EntitiesQuery, MoversQuery, HeadlinesQuery)
+
+
+@pytest.mark.parametrize(
+    ("query", "keys"),
+    [
+        (TrendQuery(), ["entity"]),
+        (VolumeQuery(), ["entity"]),
+        (EntitiesQuery(), ["entity"]),
+        (MoversQuery(), ["entity"]),
+        (HeadlinesQuery(), ["story_id"]),
+        (AlertsQuery(), ["a.alert_id"]),
+        (FeedbackQuery(), ["f.alert_id"]),
+        (WindowsQuery(), ["entity_kind", "entity", "window_kind", "key"]),
+    ],
+)
+def test_text_ties_order_by_bytes_in_postgres_as_in_duckdb(query: Query, keys: list[str]) -> None:
+    """PostgreSQL's text order follows the database's collation (en-US: "apnews" before "Bloomberg");
+    DuckDB's compares bytes: PostgreSQL's text sort keys say COLLATE "C"."""
+    on_postgres, _ = query.select(POSTGRES)
+    on_duckdb, _ = query.select(DUCKDB)
+    order = on_postgres.rsplit("ORDER BY", 1)[1]
+    assert [k for k in keys if f'{k} COLLATE "C"' in order] == keys
+    assert "COLLATE" not in on_duckdb
+    if isinstance(query, _ONCE):  # the first copy of a story, too
+        assert 'ORDER BY published_at, story_id COLLATE "C")' in on_postgres
