@@ -1,12 +1,19 @@
 """Exact and near-duplicate detection across sources within a time horizon.
 
-Exact: two items with the same canonical URL or GUID are one story.
+Exact: two items with the same canonical URL, or the same GUID from the same
+source, are one story. A GUID is unique only within its publisher (APIs number
+their items 1, 2, 3...), and a site's front page (path "" or "/", no query) is
+no story's address: feeds that link every entry to their home page would
+otherwise collapse into one story.
 Near: syndicated copies (the same wire story on several sites, lightly
 edited) are found with MinHash LSH (datasketch) over character 5-shingles of
 the normalised title and the start of the summary; a candidate counts when
 its estimated Jaccard similarity reaches the threshold, it comes from another
-source and was published within the horizon. A duplicate points at the first
-story's id (`duplicate_of`), so aggregates count the story once.
+source, was published within the horizon and is not about other companies
+(both ticker sets non-empty and disjoint: templated stories such as "X (TICK)
+Q2 Earnings and Revenues Surpass Estimates" share most of their words). A
+duplicate points at the first story's id (`duplicate_of`), so aggregates count
+the story once.
 
 The index is in memory, pruned to the horizon, and saved with the source
 state so a restart keeps the same answers.
@@ -21,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
@@ -69,6 +77,13 @@ class _Entry:
     keys: tuple[str, ...]
     hashvalues: np.ndarray
     indexed_at: datetime  # fetch time: what pruning compares
+    tickers: frozenset[str] = frozenset()
+
+
+def _front_page(url: str) -> bool:
+    """A site's home page ("https://x.com/"): a feed may link every entry to it."""
+    parts = urlsplit(url)
+    return parts.path in ("", "/") and not parts.query
 
 
 class Deduplicator:
@@ -85,15 +100,19 @@ class Deduplicator:
         return len(self._entries)
 
     @staticmethod
-    def exact_keys(item: NewsItem) -> tuple[str, ...]:
-        return (f"url:{item.url}",) if item.url else ()
+    def exact_keys(item: NewsItem, guid: str | None = None) -> tuple[str, ...]:
+        """The keys that make two items one story: the article URL (any source) and the GUID
+        within its source. GUID keys saved by version 2 of the index ("guid:<guid>") match none."""
+        keys = (f"url:{item.url}",) if item.url and not _front_page(item.url) else ()
+        guid = guid.strip() if guid else None
+        return keys + ((f"guid:{item.source}:{guid}",) if guid else ())
 
     def observe(self, item: NewsItem, guid: str | None = None) -> str | None:
         """The id of the story `item` duplicates (None if original); indexes `item`."""
         known = self._entries.get(item.story_id)
         if known is not None:
             return None if known.root == item.story_id else known.root
-        keys = self.exact_keys(item) + ((f"guid:{guid}",) if guid else ())
+        keys = self.exact_keys(item, guid)
         mh = minhash(fingerprint_text(item))
         root = self._exact_match(keys, item) or self._near_match(mh, item)
         entry = _Entry(
@@ -104,6 +123,7 @@ class Deduplicator:
             keys,
             mh.hashvalues,
             item.fetched_at,
+            frozenset(item.tickers),
         )
         self._add(entry)
         return root
@@ -117,10 +137,13 @@ class Deduplicator:
 
     def _near_match(self, mh: MinHash, item: NewsItem) -> str | None:
         best: _Entry | None = None
+        tickers = frozenset(item.tickers)
         for candidate_id in self._lsh.query(mh):
             other = self._entries[candidate_id]
             if other.source == item.source or abs(other.published_at - story_time(item)) > self.horizon:
                 continue
+            if tickers and other.tickers and tickers.isdisjoint(other.tickers):
+                continue  # about other companies: a templated story, not a copy
             if mh.jaccard(_sketch(other.hashvalues)) < self.threshold:
                 continue
             if best is None or other.published_at < best.published_at:
@@ -157,25 +180,32 @@ class Deduplicator:
             rows = [
                 [e.story_id, e.root, e.source, e.published_at.isoformat(), list(e.keys),
                  base64.b64encode(e.hashvalues.astype("<u4").tobytes()).decode("ascii"),
-                 e.indexed_at.isoformat()]
+                 e.indexed_at.isoformat(), sorted(e.tickers)]
                 for e in entries
             ]  # fmt: skip
-            write_json_atomic(path, {"version": 2, "num_perm": NUM_PERM, "scheme": SCHEME, "entries": rows})
+            write_json_atomic(path, {"version": 3, "num_perm": NUM_PERM, "scheme": SCHEME, "entries": rows})
 
         return write
 
     def load(self, path: Path) -> None:
-        """Restore the index saved by `save`; a missing or foreign file leaves it empty."""
+        """Restore the index saved by `save`; a missing or foreign file leaves it empty.
+
+        Version 2 (before tickers and per-source GUID keys) still loads: its entries have no
+        tickers and its GUID keys ("guid:<guid>") match no new key."""
         data = read_json(path)
         if (
             not data
-            or data.get("version") != 2
+            or data.get("version") not in (2, 3)
             or data.get("num_perm") != NUM_PERM
             or data.get("scheme") != SCHEME
         ):
             return
         when = datetime.fromisoformat
-        for story_id, root, source, published, keys, hashes, indexed in data["entries"]:
+        for story_id, root, source, published, keys, hashes, indexed, *rest in data["entries"]:
             values = np.frombuffer(base64.b64decode(hashes), dtype="<u4").astype(np.uint32)
-            self._add(_Entry(story_id, root, source, when(published), tuple(keys), values, when(indexed)))
+            tickers = frozenset(rest[0]) if rest else frozenset()
+            entry = _Entry(
+                story_id, root, source, when(published), tuple(keys), values, when(indexed), tickers
+            )
+            self._add(entry)
         logger.info("dedup index loaded items=%d path=%s", len(self._entries), path)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from finpulse.schema import NewsItem, story_id_for
 from finpulse.settings import IngestSettings
-from ingest.dedup import Deduplicator
-from ingest.normalize import normalize_entry
+from ingest.companies import CompaniesFile, CompanyNames
+from ingest.dedup import NUM_PERM, SCHEME, Deduplicator, fingerprint_text, minhash
+from ingest.normalize import RawEntry, normalize_entry
 from ingest.rss import parse_feed
 from ingest.sources import FeedSource
 
@@ -108,3 +112,125 @@ def test_a_saver_writes_the_index_as_it_was_when_taken(tmp_path: Path) -> None:
     restored = Deduplicator(timedelta(hours=48))
     restored.load(tmp_path / "dedup.json")
     assert len(restored) == 1
+
+
+# Zacks-style earnings stories: one template, another company in each, carried by several sites.
+_ZACKS_NAMES = CompanyNames.of(
+    CompaniesFile.model_validate(
+        {
+            "tickers": {
+                "META": ["Meta Platforms"],
+                "QCOM": ["Qualcomm"],
+                "ANET": ["Arista Networks"],
+                "ALGN": ["Align Technology"],
+                "AMZN": ["Amazon.com"],
+            }
+        }
+    )
+)
+_ZACKS = [
+    ("yahoo-finance", "Meta Platforms", "META", "8.21%", "1.03%"),
+    ("nasdaq", "Qualcomm", "QCOM", "2.94%", "0.98%"),
+    ("yahoo-finance", "Arista Networks", "ANET", "6.25%", "1.42%"),
+    ("nasdaq", "Align Technology", "ALGN", "3.10%", "0.51%"),
+]
+
+
+def _zacks(source: str, name: str, ticker: str, eps: str, sales: str, n: int) -> RawEntry:
+    return RawEntry(
+        source=source,
+        title=f"{name} ({ticker}) Q2 Earnings and Revenues Surpass Estimates",
+        summary=f"{name} ({ticker}) delivered earnings and revenue surprises of {eps} and {sales}, "
+        "respectively, for the quarter ended June 2024. Do the numbers hold clues to what lies ahead "
+        "for the stock?",
+        link=f"https://{source}.example.com/news/{ticker.lower()}-q2-earnings-revenues-surpass-{n}.html",
+        guid=f"zacks-{ticker}-{n}",
+        published=T0 + timedelta(minutes=n),
+    )
+
+
+def test_templated_stories_about_other_companies_are_not_near_duplicates(tmp_path: Path) -> None:
+    dedup = Deduplicator(timedelta(hours=48), threshold=IngestSettings().near_dup_threshold)
+    raws = [_zacks(*row, n=n) for n, row in enumerate(_ZACKS)]
+    items = [normalize_entry(r, T0 + timedelta(minutes=10), _ZACKS_NAMES) for r in raws]
+    assert [i.tickers for i in items] == [("META",), ("QCOM",), ("ANET",), ("ALGN",)]
+    first = minhash(fingerprint_text(items[0]))
+    # the texts are as alike as syndicated copies: only the tickers tell them apart
+    assert all(first.jaccard(minhash(fingerprint_text(i))) >= dedup.threshold for i in items[1:])
+    assert [dedup.observe(i, guid=r.guid) for i, r in zip(items, raws, strict=True)] == [None] * 4
+
+    # A syndicated copy of one of them, on another site: with the same tickers, or with none
+    # (a site without the company's name in its list), it is still the same story.
+    later = T0 + timedelta(minutes=30)
+    copy = replace(_zacks("marketwatch", *_ZACKS[0][1:], n=0), link="https://mw.example.com/story/meta-q2")
+    assert dedup.observe(normalize_entry(copy, later, _ZACKS_NAMES)) == items[0].story_id
+    dedup.save(tmp_path / "dedup.json")
+    no_tickers = normalize_entry(replace(copy, source="benzinga", link=None), later)
+    assert no_tickers.tickers == ()
+    assert dedup.observe(no_tickers) == items[0].story_id
+
+    # the tickers are saved with the index: after a restart the answers are the same
+    restored = Deduplicator(timedelta(hours=48), threshold=IngestSettings().near_dup_threshold)
+    restored.load(tmp_path / "dedup.json")
+    amazon = _zacks("investing", "Amazon.com", "AMZN", "2.65%", "0.62%", n=9)
+    assert restored.observe(normalize_entry(amazon, later, _ZACKS_NAMES)) is None
+    qualcomm = _zacks("investing", *_ZACKS[1][1:], n=9)
+    assert restored.observe(normalize_entry(qualcomm, later, _ZACKS_NAMES)) == items[1].story_id
+
+
+def _api(source: str, guid: str, title: str, link: str) -> NewsItem:
+    raw = RawEntry(source=source, title=title, link=link, guid=guid, published=T0)
+    return normalize_entry(raw, T0)
+
+
+def test_a_guid_names_a_story_only_within_its_source() -> None:
+    # Two APIs number their items 1, 2, 3...: id 1001 of one is not id 1001 of the other.
+    dedup = Deduplicator(timedelta(hours=48))
+    tesla = _api("api-a", "1001", "Tesla recalls 2 million cars over Autopilot", "https://a.example.com/1001")
+    fed = _api("api-b", "1001", "Fed holds rates steady, signals two cuts", "https://b.example.com/n/1001")
+    assert dedup.observe(tesla, guid="1001") is None
+    assert dedup.observe(fed, guid="1001") is None
+    # within one source the GUID still names the story (here: the same entry under a new link)
+    moved = _item("api-a", "Tesla recalls two million cars", url="https://a.example.com/v2/1001")
+    assert dedup.observe(moved, guid="1001") == tesla.story_id
+
+
+def test_a_front_page_link_is_no_story_address() -> None:
+    # A podcast feed links every episode to its home page; each episode has its own GUID.
+    dedup = Deduplicator(timedelta(hours=48))
+    episodes = [
+        RawEntry(
+            source="taverncast",
+            title=f"Taverncast {n} - {topic}",
+            link="http://www.taverncast.com/",
+            guid=f"http://www.taverncast.com/shows/taverncast-{n}.mp3",
+            published=T0 + timedelta(days=n - 105),
+        )
+        for n, topic in ((103, "Hoppy Holidays"), (104, "Pumpkin Ales"), (105, "The Great Stout-Off"))
+    ]
+    items = [normalize_entry(e, T0) for e in episodes]
+    assert {i.url for i in items} == {"http://www.taverncast.com/"}
+    assert [dedup.observe(i, guid=e.guid) for i, e in zip(items, episodes, strict=True)] == [None] * 3
+    # nor across sources; but an article's address, even as a query on the front page, still is
+    assert dedup.observe(_item("other", "Unrelated words", url="https://www.taverncast.com")) is None
+    wp = _item("blog", "Fed minutes show split", url="https://blog.example/?p=4711")
+    assert dedup.observe(wp) is None
+    assert dedup.observe(_item("aggregator", "Minutes", url="https://blog.example/?p=4711")) == wp.story_id
+
+
+def test_an_index_saved_before_per_source_guids_loads_and_its_guid_keys_match_nothing(
+    tmp_path: Path,
+) -> None:
+    # The format before GUIDs were keyed by source and tickers were saved (version 2).
+    old = _api("api-a", "1001", "Tesla recalls 2 million cars over Autopilot", "https://a.example.com/1001")
+    hashes = base64.b64encode(minhash(fingerprint_text(old)).hashvalues.astype("<u4").tobytes()).decode()
+    row = [old.story_id, old.story_id, "api-a", T0.isoformat(), [f"url:{old.url}", "guid:1001"], hashes,
+           T0.isoformat()]  # fmt: skip
+    path = tmp_path / "dedup.json"
+    path.write_text(json.dumps({"version": 2, "num_perm": NUM_PERM, "scheme": SCHEME, "entries": [row]}))
+    dedup = Deduplicator(timedelta(hours=48))
+    dedup.load(path)
+    assert len(dedup) == 1
+    fed = _api("api-b", "1001", "Fed holds rates steady, signals two cuts", "https://b.example.com/n/1001")
+    assert dedup.observe(fed, guid="1001") is None  # the old unkeyed GUID matches no new key
+    assert dedup.observe(_item("wire", "Recall", url=old.url)) == old.story_id  # its URL still does
