@@ -64,6 +64,18 @@ TOPICS: tuple[str, ...] = (
 )
 # A ticker symbol as ingestion finds it in news ($AAPL, $BRK.B): what a ticker entity can be.
 TICKER = re.compile(r"[A-Z]{1,5}(?:\.[A-Z]{1,2})?")
+# How news APIs also write one: an exchange before it (NASDAQ:AAPL), a share class after a dash (BRK-B).
+_EXCHANGE = re.compile(r"^[A-Z]{1,10}:")
+_CLASS_DASH = re.compile(r"^([A-Z]{1,5})-([A-Z]{1,2})$")
+
+
+def ticker_symbol(text: str) -> str | None:
+    """`text` as a ticker entity (`$aapl`, `NASDAQ:AAPL` -> `AAPL`, `BRK-B` -> `BRK.B`), or None where
+    it is no symbol ("Apple Inc", "$5"): no subscription could name it (they take TICKER only)."""
+    symbol = _EXCHANGE.sub("", text.strip().lstrip("$").strip().upper())
+    symbol = _CLASS_DASH.sub(r"\1.\2", symbol)
+    return symbol if TICKER.fullmatch(symbol) else None
+
 
 Sentiment = Literal["negative", "neutral", "positive"]
 EntityKind = Literal["topic", "ticker", "source"]
@@ -192,10 +204,11 @@ class NewsItem(Message):
 
     @field_validator("tickers")
     @classmethod
-    def _upper_tickers(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        # "$" alone names nothing: an empty ticker would open a window no WindowAggregate can carry.
-        cleaned = (t.strip().lstrip("$").strip().upper() for t in v)
-        return tuple(dict.fromkeys(t for t in cleaned if t))
+    def _symbols(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        # What is no symbol ("$" alone, "Apple Inc" from an API's field) opens no window: none could
+        # match a subscription, and an empty one no WindowAggregate can carry.
+        symbols = (ticker_symbol(t) for t in v)
+        return tuple(dict.fromkeys(s for s in symbols if s))
 
     @property
     def text(self) -> str:

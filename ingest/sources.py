@@ -32,9 +32,17 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
-from finpulse.schema import describe_validation_error
+from finpulse.schema import describe_validation_error, ticker_symbol
 from ingest.errors import SourcesFileError, UnsafeUrl
 from ingest.urls import check_url
 
@@ -46,7 +54,19 @@ def _listed(value: object) -> object:
     return (value,) if isinstance(value, str) else value
 
 
+def _symbols(tickers: tuple[str, ...]) -> tuple[str, ...]:
+    """The tickers as symbols; one that is none ("Apple Inc", "$5") refused, by name."""
+    wrong = [t for t in tickers if ticker_symbol(t) is None]
+    if wrong:
+        raise ValueError(
+            f"{', '.join(map(repr, wrong))} is no ticker symbol (1-5 letters, a class after a dot: AAPL, "
+            "BRK.B); each is copied onto every item as a ticker"
+        )
+    return tuple(s for t in tickers if (s := ticker_symbol(t)))
+
+
 Names = Annotated[tuple[str, ...], BeforeValidator(_listed)]
+Symbols = Annotated[tuple[str, ...], BeforeValidator(_listed), AfterValidator(_symbols)]
 
 
 class _Model(BaseModel):
@@ -58,7 +78,7 @@ class _Source(_Model):
     enabled: bool = True
     interval_s: float | None = Field(default=None, gt=0)
     tags: Names = ()
-    tickers: Names = ()
+    tickers: Symbols = ()
     # Overrides the language the feed declares (many declare none).
     language: str | None = None
 

@@ -88,6 +88,8 @@ def test_tickers_are_upper_cased_and_deduplicated() -> None:
     assert news(tickers=["$aapl", "AAPL", "msft", " "]).tickers == ("AAPL", "MSFT")
     # A bare cashtag names nothing: an empty ticker would be a window no message can carry.
     assert news(tickers=["$", " $ ", " $tsla "]).tickers == ("TSLA",)
+    # As news APIs write them: an exchange before, a class after a dash; no symbol opens no window.
+    assert news(tickers=["NASDAQ:AAPL", "BRK-B", "Apple Inc", "$5", "7203.T"]).tickers == ("AAPL", "BRK.B")
 
 
 def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:

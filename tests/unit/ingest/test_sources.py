@@ -42,6 +42,16 @@ def test_one_ticker_or_tag_may_be_written_without_a_list(tmp_path: Path) -> None
     assert (feed.tickers, feed.tags) == (("ACME",), ("wire",))
 
 
+def test_a_sources_tickers_are_symbols_and_one_that_is_none_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "sources.toml"
+    path.write_text('[[feeds]]\nname = "a"\nurl = "https://x.com/f"\ntickers = ["nasdaq:aapl", "BRK-B"]\n')
+    [feed] = load_sources(path).all()
+    assert feed.tickers == ("AAPL", "BRK.B")
+    path.write_text('[[feeds]]\nname = "a"\nurl = "https://x.com/f"\ntickers = ["Apple Inc", "$5", "MSFT"]\n')
+    with pytest.raises(SourcesFileError, match=r"'Apple Inc', '\$5' is no ticker symbol"):
+        load_sources(path)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
