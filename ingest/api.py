@@ -14,10 +14,11 @@ import logging
 import os
 from typing import Any
 
+from finpulse.schema import utcnow
 from ingest.abc import Poller, PollOutcome, Rejected
 from ingest.errors import FeedError
 from ingest.fetch import HttpFetcher
-from ingest.normalize import RawEntry
+from ingest.normalize import RawEntry, normalize_entries
 from ingest.sources import ApiSource
 from ingest.state import SourceState
 
@@ -134,7 +135,7 @@ class JsonApiSource(Poller):
                 rejected=tuple(rejected),
             )
         cursor = state.cursor if paging.mode == "resume" else None
-        entries, rejected = [], []
+        entries, rejected, warnings = [], [], []
         for _ in range(paging.max_pages):
             params = dict(self.source.params)
             if cursor:
@@ -146,9 +147,26 @@ class JsonApiSource(Poller):
             following = dig(data, paging.cursor_path)
             if not (page or junk) or following in (None, "") or str(following) == cursor:
                 break
+            if paging.mode == "pages" and _seen_before(page, junk, state):
+                break  # newest first: the pages after it were read by earlier polls
             cursor = str(following)
+        else:
+            if paging.mode == "pages":  # "resume" goes on from the cursor at the next poll
+                warnings.append("more_pages")
+                logger.warning(
+                    "source=%s: all %d pages held new items, the rest is not read: raise "
+                    "pagination.max_pages or poll more often", self.name, paging.max_pages,
+                )  # fmt: skip
         return PollOutcome(
             entries=tuple(entries),
             cursor=cursor if paging.mode == "resume" else None,
+            warnings=tuple(warnings),
             rejected=tuple(rejected),
         )
+
+
+def _seen_before(page: list[RawEntry], junk: list[Rejected], state: SourceState) -> bool:
+    """Whether every entry of a page is one an earlier poll of the source took (its story id)."""
+    items, invalid = normalize_entries(page, utcnow())
+    ids = [item.story_id for item, _ in items] + [i for i, _, _ in invalid] + [r.id for r in junk]
+    return bool(ids) and all(i in state.seen for i in ids)

@@ -334,6 +334,42 @@ async def test_api_items_that_are_no_object_are_dead_lettered_once(
     ]
 
 
+async def test_pages_mode_stops_at_a_page_read_before_and_says_when_pages_run_out(
+    feed_server: FeedServer, ingest_settings: IngestSettings, kafka: KafkaSettings
+) -> None:
+    import json
+
+    def page(ids: list[int], cursor: str | None) -> bytes:
+        rows = [{"id": f"p{i}", "title": f"Paged story {i}"} for i in ids]
+        return json.dumps({"items": rows, "next": cursor}).encode()
+
+    for query, ids, cursor in (("", [6, 5], "c2"), ("?c=c2", [4, 3], "c3"), ("?c=c3", [2, 1], None)):
+        feed_server.put(f"paged{query}", page(ids, cursor), "application/json")
+    paging = ApiPagination(cursor_path="next", cursor_param="c", mode="pages", max_pages=5)
+    source = ApiSource(name="paged", url=feed_server.url("doc/paged"), items_path="items", pagination=paging)
+
+    def asked(query: str = "") -> int:
+        return sum(path == f"/doc/paged{query}" for _, path, _ in feed_server.requests)
+
+    async with Ingestor(ingest_settings, kafka, SourcesConfig(apis=(source,))) as ingestor:
+        assert (await ingestor.poll("paged", force=True)).published == 6
+        assert (asked(), asked("?c=c2"), asked("?c=c3")) == (1, 1, 1)
+        # Nothing new: the first page was read before, so the older pages are not asked for again.
+        assert (await ingestor.poll("paged", force=True)).published == 0
+        assert (asked(), asked("?c=c2"), asked("?c=c3")) == (2, 1, 1)
+        # Two new stories on a new first page: read up to the page read before.
+        feed_server.put("paged", page([8, 7], "c1"), "application/json")
+        feed_server.put("paged?c=c1", page([6, 5], "c2"), "application/json")
+        assert (await ingestor.poll("paged", force=True)).published == 2
+        assert (asked("?c=c1"), asked("?c=c2")) == (1, 1), "the page after one read before is not asked for"
+    short = source.model_copy(
+        update={"name": "short", "pagination": paging.model_copy(update={"max_pages": 2})}
+    )
+    async with Ingestor(ingest_settings, kafka, SourcesConfig(apis=(short,))) as ingestor:
+        assert (await ingestor.poll("short", force=True)).published == 4
+        assert ingestor.metrics.get("short", "warning.more_pages") == 1
+
+
 async def test_scheduler_polls_on_interval(
     feed_server: FeedServer, ingest_settings: IngestSettings, kafka: KafkaSettings
 ) -> None:
