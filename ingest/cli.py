@@ -258,17 +258,25 @@ def try_source(
     table = Table(
         title=f"{result.source}: newest {min(limit, len(result.items))} of {len(result.items)} items"
     )
-    for column in ("published (UTC)", "title", "language", "tickers"):
+    # Right-aligned, so a "~" (an estimate: the fetch time) leaves the times in line.
+    table.add_column("published (UTC)", overflow="fold", justify="right")
+    for column in ("title", "language", "tickers"):
         table.add_column(column, overflow="fold")
     for item in result.items[:limit]:
         language = item.language or "unknown"
         if not s.model.reads(item.language):
             language += " (not scored)"
+        when = f"{'~' if item.published_estimated else ''}{item.published_at:%Y-%m-%d %H:%M}"
         # News text as written: "[VIDEO] ..." is not rich markup.
-        table.add_row(
-            f"{item.published_at:%Y-%m-%d %H:%M}", Text(item.title), language, " ".join(item.tickers)
-        )
+        table.add_row(when, Text(item.title), language, " ".join(item.tickers))
     console.print(table)
+    estimated = sum(item.published_estimated for item in result.items)
+    if estimated:
+        console.print(
+            f"~ = fetch time: {estimated} of {len(result.items)} items have no published date, "
+            "or one that cannot be read",
+            markup=False,
+        )
     languages = ", ".join(f"{lang} {n}" for lang, n in result.languages().most_common())
     console.print(
         f"{result.entries} entries: {len(result.items)} items ({languages or 'none'}), "

@@ -7,9 +7,12 @@ ticker (35% in all). Names match as whole words with their case as written
 brokers listed as `analysts` are more often the analyst than the news ("Morgan
 Stanley cuts PT on Aptiv", "Hasbro gains after UBS upgrade", "initiated at buy
 at Truist"): they do not count when analyst words follow them or "at", "by",
-"from", "after" precede them. On the 1,046 posts with both a cashtag and a
-name, 87% of the names' tickers are among the post's cashtags; most of the rest
-are other companies the story names (Boeing in Delta's jet order).
+"from", "after" precede them. A name inside a phrase listed under `[exclude]`
+for its ticker is not the company either ("Oracle of Omaha", "Harrison Ford",
+"Amazon rainforest", "Big Apple"; phrases match whole words in any case). On the
+1,046 posts with both a cashtag and a name, 87% of the names' tickers are among
+the post's cashtags; most of the rest are other companies the story names
+(Boeing in Delta's jet order).
 """
 
 from __future__ import annotations
@@ -51,11 +54,13 @@ class _Analysts(BaseModel):
 
 
 class CompaniesFile(BaseModel):
-    """The file's shape: `[tickers]` TICKER = [names], `[analysts]` tickers = [...]."""
+    """The file's shape: `[tickers]` TICKER = [names], `[analysts]` tickers = [...], `[exclude]`
+    TICKER = [phrases in which its names are not the company]."""
 
     model_config = ConfigDict(extra="forbid")
     tickers: dict[Ticker, list[Name]] = Field(default_factory=dict)
     analysts: _Analysts = _Analysts()
+    exclude: dict[Ticker, list[Name]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> CompaniesFile:
@@ -67,7 +72,23 @@ class CompaniesFile(BaseModel):
         unknown = sorted(set(self.analysts.tickers) - set(self.tickers))
         if unknown:
             raise ValueError(f"analysts {', '.join(unknown)} have no names under [tickers]")
+        for ticker, phrases in self.exclude.items():
+            names = self.tickers.get(ticker)
+            if not names:
+                raise ValueError(f"exclude {ticker} has no names under [tickers]")
+            pattern = _name_pattern(names)
+            for phrase in phrases:
+                if not pattern.search(phrase):
+                    raise ValueError(
+                        f"exclude {ticker}: {phrase!r} holds none of its names ({', '.join(names)})"
+                    )
         return self
+
+
+def _name_pattern(names: list[str] | tuple[str, ...]) -> re.Pattern[str]:
+    """Any of `names` as whole words, case as written, longest first (group 1: the name)."""
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rf"(?<![\w$&.-])({alternatives})(?:'s|’s)?(?![\w&])")
 
 
 @dataclass(frozen=True)
@@ -76,14 +97,24 @@ class CompanyNames:
 
     by_name: Mapping[str, str] = field(default_factory=dict)
     analysts: frozenset[str] = frozenset()
+    # Ticker -> phrases that hold its names but do not stand for it ("Harrison Ford").
+    excluded: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     _pattern: re.Pattern[str] | None = field(init=False, repr=False, compare=False, default=None)
+    _excluded: re.Pattern[str] | None = field(init=False, repr=False, compare=False, default=None)
+    _excluded_tickers: tuple[str, ...] = field(init=False, repr=False, compare=False, default=())
 
     def __post_init__(self) -> None:
         # Longest names first, so "Bank of America" wins over a shorter name inside it.
-        names = sorted(self.by_name, key=len, reverse=True)
-        alternatives = "|".join(re.escape(n) for n in names)
-        pattern = re.compile(rf"(?<![\w$&.-])({alternatives})(?:'s|’s)?(?![\w&])") if names else None
+        pattern = _name_pattern(tuple(self.by_name)) if self.by_name else None
         object.__setattr__(self, "_pattern", pattern)
+        # One group per ticker, in order: a match's lastindex finds the ticker (names are any case).
+        groups = [
+            "(" + "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True)) + ")"
+            for phrases in self.excluded.values()
+        ]
+        excluded = re.compile(rf"(?<!\w)(?:{'|'.join(groups)})(?!\w)", re.IGNORECASE) if groups else None
+        object.__setattr__(self, "_excluded", excluded)
+        object.__setattr__(self, "_excluded_tickers", tuple(self.excluded))
 
     @classmethod
     def load(cls, path: Path) -> CompanyNames:
@@ -107,21 +138,30 @@ class CompanyNames:
     @classmethod
     def of(cls, parsed: CompaniesFile) -> CompanyNames:
         by_name = {name: ticker for ticker, names in parsed.tickers.items() for name in names}
-        return cls(by_name, frozenset(parsed.analysts.tickers))
+        excluded = {ticker: tuple(phrases) for ticker, phrases in parsed.exclude.items() if phrases}
+        return cls(by_name, frozenset(parsed.analysts.tickers), excluded)
 
     def tickers(self, text: str) -> tuple[str, ...]:
         """The tickers of the companies `text` names, in order of first mention."""
         return tuple(dict.fromkeys(ticker for ticker, _ in self.mentions(text)))
 
     def mentions(self, text: str) -> Iterator[tuple[str, re.Match[str]]]:
-        """Each name in `text` that stands for its company's ticker (not a bank as the analyst),
-        with that ticker; the match's group 1 is the name as written."""
+        """Each name in `text` that stands for its company's ticker (not a bank as the analyst, not
+        inside an excluded phrase), with that ticker; the match's group 1 is the name as written."""
         if self._pattern is None:
             return
+        # (start, end, ticker) of each excluded phrase: "Harrison Ford" is no Ford.
+        spans = [
+            (m.start(), m.end(), self._excluded_tickers[(m.lastindex or 1) - 1])
+            for m in (self._excluded.finditer(text) if self._excluded is not None else ())
+        ]
         for match in self._pattern.finditer(text):
             ticker = self.by_name[match.group(1)]
-            if not (ticker in self.analysts and self._as_analyst(text, match)):
-                yield ticker, match
+            if ticker in self.analysts and self._as_analyst(text, match):
+                continue
+            if any(t == ticker and s <= match.start(1) and match.end(1) <= e for s, e, t in spans):
+                continue
+            yield ticker, match
 
     @staticmethod
     def _as_analyst(text: str, match: re.Match[str]) -> bool:

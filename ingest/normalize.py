@@ -3,10 +3,11 @@
 Text: HTML stripped with the standard library's parser (script, style and
 similar elements dropped with their content), entities decoded, repeated until
 stable so double-escaped markup is removed too, whitespace collapsed.
-Links: canonical form with tracking parameters removed. Times: UTC, falling
-back to the fetch time with `published_estimated=True`. Tickers: cashtags,
-exchange-prefixed symbols, the source's configured tickers and the companies
-the title names (ingest/companies.py). Language: a
+Links: canonical form with tracking parameters removed. Times: UTC, from
+ISO-8601, RFC 2822 or Unix time (seconds or milliseconds), falling back to the
+fetch time with `published_estimated=True`. Tickers: cashtags (not "$US",
+"$NZ", "$HK": currencies), exchange-prefixed symbols, the source's configured
+tickers and the companies the title names (ingest/companies.py). Language: a
 confident guess from the text (ingest/language.py), else what the source
 declares (channel-wide and sometimes wrong: a sample feed says Kannada for
 English posts). Lone UTF-16 surrogates (JSON's unpaired "\\ud83d" escapes)
@@ -16,6 +17,7 @@ would reject the entry.
 
 from __future__ import annotations
 
+import email.utils
 import re
 import time
 import unicodedata
@@ -61,6 +63,9 @@ _TRACKING_PARAMS = frozenset(
 )  # fmt: skip
 
 _CASHTAG = re.compile(rf"(?<![\w$])\$({TICKER.pattern})(?![\w])")
+# Currencies written like a cashtag: "against the $US", "the $NZ slid". ("$US1.5bn" is no cashtag
+# anyway: a digit follows.) "$A", "$C" and "$S" stay tickers (Agilent, Citigroup, SentinelOne).
+_CURRENCY_SIGNS = frozenset({"US", "NZ", "HK"})
 # "(NYSE: IBM)", "(Nasdaq:AAPL)": how press releases name listed companies.
 _EXCHANGE_SYMBOL = re.compile(
     r"\((?:NYSE|NASDAQ|Nasdaq|NYSE American|NYSE Arca|AMEX|LSE|TSX|ASX)\s*:\s*([A-Z]{1,5}(?:\.[A-Z]{1,2})?)\)"
@@ -69,6 +74,11 @@ _MAX_TAGS = 20
 # A feed date more than this far in the future is a feed bug: use the fetch time.
 _FUTURE_SLACK = timedelta(hours=1)
 _EPOCH_FLOOR = datetime(1990, 1, 1, tzinfo=UTC)
+# Unix time: seconds below this (10**11 s is the year 5138), milliseconds from it (10**11 ms is
+# 1973) up to _UNIX_MS_LIMIT (the year 5138 again); anything larger is no time.
+_UNIX_S_LIMIT = 10**11
+_UNIX_MS_LIMIT = 10**14
+_UNIX_TIME = re.compile(r"\d+(?:\.\d+)?")
 
 
 @dataclass(frozen=True)
@@ -199,9 +209,15 @@ def canonical_url(url: str | None) -> str | None:
 
 def extract_tickers(text: str) -> tuple[str, ...]:
     """Cashtags ($AAPL) and exchange-prefixed symbols ((NYSE: IBM)) in order of appearance."""
-    found = [m.group(1) for m in _CASHTAG.finditer(text)]
+    found = [m.group(1) for m in _CASHTAG.finditer(text) if m.group(1) not in _CURRENCY_SIGNS]
     found += [m.group(1) for m in _EXCHANGE_SYMBOL.finditer(text)]
     return tuple(dict.fromkeys(found))
+
+
+def _cashtag_tag(tag: str) -> bool:
+    """Whether a tag is one cashtag ("$AAPL"; not "$US", a currency)."""
+    match = _CASHTAG.fullmatch(tag)
+    return match is not None and match.group(1) not in _CURRENCY_SIGNS
 
 
 def normalize_language(value: str | None) -> str | None:
@@ -230,8 +246,45 @@ def to_utc(value: datetime | time.struct_time | str | None) -> datetime | None:
     return result.astimezone(UTC)
 
 
+def _from_unix(value: float) -> datetime | None:
+    """Unix time in seconds or milliseconds (by magnitude); None where it is out of range."""
+    if not 0 <= value < _UNIX_MS_LIMIT:  # also NaN
+        return None
+    try:
+        return datetime.fromtimestamp(value / 1000 if value >= _UNIX_S_LIMIT else value, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def published_time(value: object) -> datetime | None:
+    """A published time as feeds and APIs write it, in UTC: feedparser's struct_time, a datetime,
+    ISO-8601 text, Unix time in seconds or milliseconds (a number, or its digits: an API item's
+    number arrives as text), or RFC 2822 text ("Mon, 10 Jun 2024 09:00:00 GMT"). None where it is
+    none of these. (Replays take ISO-8601 only: `to_utc`.)"""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return _from_unix(value)
+    if not isinstance(value, str):
+        return to_utc(value)  # type: ignore[arg-type]
+    text = value.strip()
+    # Eight digits are ISO-8601's basic date ("20240610"), other numbers Unix time.
+    if _UNIX_TIME.fullmatch(text) and len(text) != 8:
+        return _from_unix(float(text))
+    found = to_utc(text)
+    if found is not None:
+        return found
+    try:
+        result = email.utils.parsedate_to_datetime(text)
+    except (ValueError, TypeError, IndexError, OverflowError):
+        return None
+    if result.tzinfo is None:  # "-0000": UTC, the source's zone unknown
+        result = result.replace(tzinfo=UTC)
+    return result.astimezone(UTC)
+
+
 def _published(raw: RawEntry, fetched_at: datetime) -> tuple[datetime, bool]:
-    published = to_utc(raw.published)
+    published = published_time(raw.published)
     if published is None or published > fetched_at + _FUTURE_SLACK or published < _EPOCH_FLOOR:
         return fetched_at, True
     return published, False
@@ -268,7 +321,7 @@ def _item(raw: RawEntry, fetched_at: datetime, names: CompanyNames | None) -> Ne
     story_id = raw.story_id or story_id_for(raw.source, story_identity(raw, url, published, estimated))
     text_tickers = extract_tickers(f"{title} {summary}")
     name_tickers = names.tickers(title) if names is not None else ()
-    tag_tickers = tuple(t[1:] for t in raw.tags if _CASHTAG.fullmatch(t.strip()))
+    tag_tickers = tuple(t[1:] for t in (x.strip() for x in raw.tags) if _cashtag_tag(t))
     tags = tuple(dict.fromkeys(t for t in (strip_html(x)[:100] for x in raw.tags) if t))[:_MAX_TAGS]
     try:
         return NewsItem(

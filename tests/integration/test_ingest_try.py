@@ -65,6 +65,35 @@ def test_a_feed_saved_to_a_file_and_a_name_that_is_neither(tmp_path: Path) -> No
     assert "is neither a file here nor a URL" in " ".join(gone.stderr.replace("│", " ").split())
 
 
+def test_a_time_that_is_the_fetch_time_is_marked(tmp_path: Path) -> None:
+    saved = tmp_path / "undated.rss"
+    saved.write_bytes(
+        rss_document(
+            [
+                b"<item><title>ACME shares fall after profit warning</title><link>https://n.example/1</link>"
+                b"<pubDate>Mon, 02 Mar 2026 09:00:00 GMT</pubDate></item>",
+                b"<item><title>ACME chief resigns</title><link>https://n.example/2</link></item>",
+                b"<item><title>ACME sells a unit</title><link>https://n.example/3</link>"
+                b"<pubDate>sometime last week</pubDate></item>",
+            ]
+        )
+    )
+    done = _try(_env(tmp_path), str(saved))
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {
+        cells[2].strip(): cells[1].strip()
+        for cells in (line.split("│") for line in done.stdout.splitlines())
+        if len(cells) > 2 and "ACME" in cells[2]
+    }
+    assert rows["ACME shares fall after profit warning"] == "2026-03-02 09:00"
+    # No date, or one that cannot be read: the fetch time, marked as such and explained.
+    assert re.fullmatch(r"~20\d\d-\d\d-\d\d \d\d:\d\d", rows["ACME chief resigns"]), rows
+    assert rows["ACME sells a unit"].startswith("~"), rows
+    assert "~ = fetch time: 2 of 3 items have no published date, or one that cannot be read" in done.stdout
+    dated = _try(_env(tmp_path), str(IngestSettings().feeds_dir / "real-world" / "guardian.rss"))
+    assert "~" not in dated.stdout  # where every item has its date: no mark, no line
+
+
 def test_bad_entries_a_foreign_language_and_a_sources_entry(tmp_path: Path, feed_server: FeedServer) -> None:
     body = rss_document(
         [

@@ -50,6 +50,43 @@ def test_a_bank_as_the_analyst_is_not_the_news(title: str, tickers: tuple[str, .
     assert SHIPPED.tickers(title) == tickers
 
 
+@pytest.mark.parametrize(
+    ("title", "tickers"),
+    [
+        # A name inside a phrase of [exclude] is not the company...
+        ("Buffett, the Oracle of Omaha, sells more shares", ()),
+        ("Harrison Ford joins Marvel cast", ()),
+        ("Gerald Ford's economic legacy", ()),
+        ("Amazon rainforest deforestation hits record high", ()),
+        ("Amazon Rainforest Deforestation Hits Record High", ()),  # phrases match in any case
+        ("Big Apple office rents slump", ()),
+        ("Senate Intel Committee warns on China", ()),
+        # ... elsewhere it is, in the same title too.
+        ("Oracle shares fall", ("ORCL",)),
+        ("Ford recalls 1 million trucks", ("F",)),
+        ("Amazon cuts jobs", ("AMZN",)),
+        ("Apple misses estimates", ("AAPL",)),
+        ("Intel delays chip", ("INTC",)),
+        ("Harrison Ford drives a Ford; Amazon funds Amazon rainforest fund", ("F", "AMZN")),
+        ("Big Apple landlords court Apple", ("AAPL",)),
+    ],
+)
+def test_a_name_inside_an_excluded_phrase_is_not_the_company(title: str, tickers: tuple[str, ...]) -> None:
+    assert SHIPPED.tickers(title) == tickers
+
+
+def test_an_excluded_phrase_counts_for_its_own_ticker_only() -> None:
+    n = CompanyNames.of(
+        CompaniesFile.model_validate(
+            {"tickers": {"F": ["Ford"], "HAR": ["Harrison"]}, "exclude": {"F": ["Harrison Ford"]}}
+        )
+    )
+    assert n.tickers("Harrison Ford joins cast") == ("HAR",)
+    assert n.tickers("HARRISON FORD; Ford's trucks") == ("F",)
+    assert n.tickers("Harrison Fordham") == ("HAR",)  # whole words: no phrase here
+    assert [m.group(1) for _, m in n.mentions("Harrison Ford and Ford")] == ["Harrison", "Ford"]
+
+
 def test_the_shipped_names_on_the_labelled_posts() -> None:
     """27% of the posts carry a cashtag; with the names 34%+. Where a post has both, the names'
     tickers are mostly among its cashtags (the rest: other companies the story names)."""
@@ -76,6 +113,11 @@ def test_the_shipped_names_on_the_labelled_posts() -> None:
         ('[tickers]\nAAPL = ["Apple"]\nAPLE = ["Apple"]', "'Apple' is listed under both AAPL and APLE"),
         ('[tickers]\nAAPL = ["Apple"]\n[analysts]\ntickers = ["GS"]', "analysts GS have no names"),
         ('[companies]\nAAPL = ["Apple"]', "companies: Extra inputs are not permitted"),
+        ('[tickers]\nAAPL = ["Apple"]\n[exclude]\nF = ["Harrison Ford"]', "exclude F has no names"),
+        (
+            '[tickers]\nAAPL = ["Apple"]\n[exclude]\nAAPL = ["big apple"]',
+            "exclude AAPL: 'big apple' holds none of its names (Apple)",
+        ),
     ],
 )
 def test_a_bad_file_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:

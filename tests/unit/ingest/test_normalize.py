@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from finpulse.errors import InvalidRecord
+from ingest.api import map_item
 from ingest.companies import CompaniesFile, CompanyNames
 from ingest.normalize import (
     RawEntry,
@@ -18,10 +19,12 @@ from ingest.normalize import (
     extract_tickers,
     normalize_entry,
     normalize_language,
+    published_time,
     strip_html,
     to_utc,
     truncate,
 )
+from ingest.sources import ApiSource
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 # What a browser would open as a tag or comment.
@@ -115,6 +118,12 @@ def test_canonical_url_is_idempotent_and_drops_tracking(url: str) -> None:
         ("Acme Corp (NYSE: ACME) and Beta (Nasdaq:BETA) report", ("ACME", "BETA")),
         ("$BRK.B up, $TSLA down, $TSLA again", ("BRK.B", "TSLA")),
         ("US$100 price, no tickers", ()),
+        # Currencies written like cashtags: "$US", "$NZ", "$HK" on their own, any of them before a number.
+        ("Deal values firm at $US1.5bn against the $US", ()),
+        ("The $NZ and the $HK slip; $US weakens.", ()),
+        ("$A2bn raised, $C5 a share, $S3m", ()),
+        # ... while $A (Agilent), $C (Citigroup) and $S (SentinelOne) stay tickers.
+        ("$A shares rise, $C beats, $S jumps; $USB and $HKD", ("A", "C", "S", "USB", "HKD")),
     ],
 )
 def test_extract_tickers(text: str, tickers: tuple[str, ...]) -> None:
@@ -134,6 +143,58 @@ def test_extract_tickers(text: str, tickers: tuple[str, ...]) -> None:
 )
 def test_to_utc(value: object, expected: datetime | None) -> None:
     assert to_utc(value) == expected  # type: ignore[arg-type]
+
+
+JUNE_10_9AM = datetime(2024, 6, 10, 9, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # Unix time: seconds or milliseconds (by magnitude), a number or its digits.
+        (1718010000, JUNE_10_9AM),
+        ("1718010000", JUNE_10_9AM),
+        (" 1718010000 ", JUNE_10_9AM),
+        (1718010000.5, JUNE_10_9AM + timedelta(milliseconds=500)),
+        ("1718010000.5", JUNE_10_9AM + timedelta(milliseconds=500)),
+        (1718010000000, JUNE_10_9AM),
+        ("1718010000250", JUNE_10_9AM + timedelta(milliseconds=250)),
+        # RFC 2822, as RSS and HTTP write times.
+        ("Mon, 10 Jun 2024 09:00:00 GMT", JUNE_10_9AM),
+        ("Mon, 10 Jun 2024 11:00:00 +0200", JUNE_10_9AM),
+        ("10 Jun 2024 09:00:00 -0000", JUNE_10_9AM),
+        # ISO-8601 as before, its basic date too (digits that are no Unix time).
+        ("2024-06-10T09:00:00Z", JUNE_10_9AM),
+        ("20240610", datetime(2024, 6, 10, tzinfo=UTC)),
+        (JUNE_10_9AM, JUNE_10_9AM),
+        (time.struct_time((2024, 6, 10, 9, 0, 0, 0, 162, 0)), JUNE_10_9AM),
+        # Absurd numbers and other text: no time.
+        (10**20, None),
+        ("99999999999999999999", None),
+        ("1e12", None),
+        (float("nan"), None),
+        (True, None),
+        ("-1718010000", None),
+        ("yesterday", None),
+        ("Mon, 99 Foo 2024", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_published_time_reads_unix_time_and_rfc_2822(value: object, expected: datetime | None) -> None:
+    assert published_time(value) == expected
+
+
+@pytest.mark.parametrize(
+    "published", [1718010000, "1718010000", 1718010000000, "Mon, 10 Jun 2024 09:00:00 GMT"]
+)
+def test_an_api_time_as_unix_time_or_rfc_2822_is_kept(published: object) -> None:
+    source = ApiSource(name="api", url="https://api.example.com/news")
+    raw = map_item({"title": "Tesla recalls cars", "published_at": published}, source)
+    assert isinstance(raw.published, str)  # the API's number arrives as text
+    item = normalize_entry(raw, fetched_at=JUNE_10_9AM + timedelta(hours=3))
+    assert item.published_at == JUNE_10_9AM
+    assert not item.published_estimated
 
 
 def test_language_and_truncate() -> None:
@@ -172,6 +233,11 @@ def test_normalize_entry_builds_a_clean_item() -> None:
     assert normalize_entry(other, fetched_at=NOW).story_id != item.story_id
 
 
+def test_a_currency_tag_is_no_ticker() -> None:
+    raw = RawEntry(source="s", title="Aussie dollar slides against the $US", tags=("$US", " $AAPL", "$NZ"))
+    assert normalize_entry(raw, fetched_at=NOW).tickers == ("AAPL",)
+
+
 def test_companies_the_title_names_add_their_tickers_after_the_others() -> None:
     names = CompanyNames.of(CompaniesFile(tickers={"TSLA": ["Tesla"], "AAPL": ["Apple"], "F": ["Ford"]}))
     raw = RawEntry(
@@ -183,7 +249,17 @@ def test_companies_the_title_names_add_their_tickers_after_the_others() -> None:
 
 @pytest.mark.parametrize(
     "published",
-    [None, "not a date", datetime(2099, 1, 1, tzinfo=UTC), datetime(1970, 1, 2, tzinfo=UTC)],
+    [
+        None,
+        "not a date",
+        datetime(2099, 1, 1, tzinfo=UTC),
+        datetime(1970, 1, 2, tzinfo=UTC),
+        "0",
+        "12",
+        10**13 * 9,  # milliseconds in the year 4821
+        "4102444800",  # seconds: 2100
+        10**15,  # no unit
+    ],
 )
 def test_missing_or_absurd_dates_fall_back_to_fetch_time(published: object) -> None:
     item = normalize_entry(RawEntry(source="s", title="t", published=published), fetched_at=NOW)  # type: ignore[arg-type]
