@@ -190,6 +190,11 @@ def replay(
         raise typer.Exit(1)
 
 
+# A poll interval this short is more likely minutes written as seconds than a wish (a site may
+# block a client that asks every few seconds).
+FAST_POLL_S = 30
+
+
 @ingest_app.command("check")
 def check(
     sources: Annotated[
@@ -216,6 +221,9 @@ def check(
     missing = [r for r in config.replays if r.enabled and not r.path.is_file()]
     for replay in missing:  # the ingestor reads it at its first poll: that poll would fail
         console.print(labelled("error:", f"replay {replay.name!r}: no file {replay.path}"))
+    for polled in (x for x in enabled if x.kind != "replay" and x.interval_s and x.interval_s < FAST_POLL_S):
+        said = f"{polled.name!r} polls every {polled.interval_s:g} s (interval_s is in seconds: 600 is 10 min)"
+        console.print(labelled("warning:", said, style="yellow"))
     tickers = len(set(names.by_name.values()))
     console.print(f"{files.companies}: company names {len(names.by_name)}, for tickers {tickers}")
     if missing:

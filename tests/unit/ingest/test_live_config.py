@@ -66,3 +66,8 @@ def test_check_says_what_the_files_hold_or_what_is_wrong(tmp_path: Path) -> None
     gone = check()
     assert gone.returncode == 2, gone.stdout + gone.stderr
     assert f"error: replay 'r': no file {files.sources.parent / 'missing.jsonl'}" in gone.stdout
+    # Minutes written as seconds: valid, but said.
+    files.sources.write_text(FEED.format("a", "a") + "interval_s = 5\n")
+    fast = check()
+    assert fast.returncode == 0, fast.stdout + fast.stderr
+    assert "warning: 'a' polls every 5 s (interval_s is in seconds: 600 is 10 min)" in fast.stdout
