@@ -222,7 +222,8 @@ def check(
     for replay in missing:  # the ingestor reads it at its first poll: that poll would fail
         console.print(labelled("error:", f"replay {replay.name!r}: no file {replay.path}"))
     for polled in (x for x in enabled if x.kind != "replay" and x.interval_s and x.interval_s < FAST_POLL_S):
-        said = f"{polled.name!r} polls every {polled.interval_s:g} s (interval_s is in seconds: 600 is 10 min)"
+        every = f"{polled.name!r} polls every {polled.interval_s:g} s"
+        said = f"{every} (interval_s is in seconds: 600 is 10 min)"
         console.print(labelled("warning:", said, style="yellow"))
     tickers = len(set(names.by_name.values()))
     console.print(f"{files.companies}: company names {len(names.by_name)}, for tickers {tickers}")
