@@ -80,6 +80,13 @@ def poller_for(source: FeedSource | ApiSource) -> Poller:
     return RssSource(source) if isinstance(source, FeedSource) else JsonApiSource(source)
 
 
+def _address(source: Source) -> tuple[object, ...]:
+    """What a source fetches: its URL and query (a replay: its file)."""
+    if isinstance(source, ReplaySource):
+        return (source.path,)
+    return (source.url, tuple(sorted(source.params.items())) if isinstance(source, ApiSource) else ())
+
+
 def failure_backoff_s(interval_s: float, errors: int, cap_s: float) -> float:
     """How long a source waits after `errors` failures in a row: its interval doubled per failure,
     up to `cap_s` (the exponent capped too: 2 ** 1024 is past a float, a dead feed got there)."""
@@ -180,7 +187,10 @@ class Ingestor(AsyncResource):
         for name in changes.added:  # a source removed earlier resumes from its saved state
             self.states[name] = self.store.load(name)
         for name in changes.changed:  # an edit (a fixed URL, say) is tried now, not after the backoff
-            self.states[name] = self.states[name].model_copy(update={"next_poll_at": None})
+            update: dict[str, object] = {"next_poll_at": None}
+            if _address(old[name]) != _address(new[name]):  # validators and cursor were the old one's
+                update |= {"etag": None, "last_modified": None, "cursor": None}
+            self.states[name] = self.states[name].model_copy(update=update)
         await self._announce_sources()
         return changes
 

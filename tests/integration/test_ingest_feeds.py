@@ -370,6 +370,23 @@ async def test_pages_mode_stops_at_a_page_read_before_and_says_when_pages_run_ou
         assert ingestor.metrics.get("short", "warning.more_pages") == 1
 
 
+async def test_a_source_whose_address_changes_forgets_the_old_ones_validators(
+    feed_server: FeedServer, ingest_settings: IngestSettings, kafka: KafkaSettings
+) -> None:
+    old = FeedSource(name="g", url=feed_server.url(f"f/{GUARDIAN}"))
+    async with Ingestor(ingest_settings, kafka, SourcesConfig(feeds=(old,))) as ingestor:
+        await ingestor.poll("g", force=True)
+        validators = (ingestor.states["g"].etag, ingestor.states["g"].last_modified)
+        assert all(validators)
+        tagged = old.model_copy(update={"tags": ("markets",)})  # the same address: kept
+        await ingestor.apply(SourcesConfig(feeds=(tagged,)), ingestor.names)
+        assert (ingestor.states["g"].etag, ingestor.states["g"].last_modified) == validators
+        moved = tagged.model_copy(update={"url": feed_server.url(f"f/{HEISE}")})
+        await ingestor.apply(SourcesConfig(feeds=(moved,)), ingestor.names)
+        assert (ingestor.states["g"].etag, ingestor.states["g"].last_modified) == (None, None)
+        assert (await ingestor.poll("g", force=True)).published == 15
+
+
 async def test_scheduler_polls_on_interval(
     feed_server: FeedServer, ingest_settings: IngestSettings, kafka: KafkaSettings
 ) -> None:
