@@ -53,7 +53,7 @@ def entities_of(scored: ScoredItem) -> list[tuple[EntityKind, str]]:
 class WindowAccumulator(BaseModel):
     """Running sums of one entity's window; JSON-serialisable table state."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")  # a newer worker's fields (rolling upgrade)
 
     entity_kind: EntityKind
     entity: str

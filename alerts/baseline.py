@@ -45,7 +45,7 @@ class Baseline(BaseModel):
     `volume = count_sum / weight`, `negative_share = negative_sum / count_sum`.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")  # a newer worker's fields (rolling upgrade)
 
     count_sum: float = Field(default=0.0, ge=0)
     negative_sum: float = Field(default=0.0, ge=0)

@@ -57,7 +57,7 @@ UNWATCHED_WINDOWS = 12
 class DetectorState(BaseModel):
     """One (subscription, entity, window kind)'s alert state; JSON-serialisable table state."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")  # a newer worker's fields (rolling upgrade)
 
     status: Literal["ok", "firing"] = "ok"
     fired_alert_id: str | None = None

@@ -54,7 +54,7 @@ BENCH_PREFIX = "bench-"
 BENCH_WINDOW_S = 2
 # At fixed loads each window after the first CALM_WINDOWS plants a negative spike on one
 # of these tickers in turn: an alert every window, so its latency has a percentile spread.
-BENCH_TICKERS = ("BENCHA", "BENCHB", "BENCHC", "BENCHD")
+BENCH_TICKERS = ("BNCHA", "BNCHB", "BNCHC", "BNCHD")  # symbols: 1-5 letters
 CALM_WINDOWS = 4
 BENCH_SUBSCRIPTION = f"""
 [[subscription]]

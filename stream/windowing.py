@@ -92,7 +92,7 @@ def entity_stories(value: bytes | None) -> list[ScoredItem]:
 class WindowSlot(BaseModel):
     """Table state of one entity's window: sums, and what was emitted."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")  # a newer worker's fields (rolling upgrade)
 
     partition: int
     acc: WindowAccumulator
@@ -480,11 +480,12 @@ class Windows:
 
     def _keys_of(self, partition: int) -> SlotKeys:
         if self._keys is None:  # one scan of the table for all partitions
-            self._keys = defaultdict(SlotKeys)
+            index: defaultdict[int, SlotKeys] = defaultdict(SlotKeys)
             for key in list(self.slots.keys()):
                 slot = self._slot(key)
                 if slot is not None:
-                    self._keys[slot.partition].note(key, slot)
+                    index[slot.partition].note(key, slot)
+            self._keys = index  # whole or not at all: a scan that raised is made again
         return self._keys[partition]
 
     def _slots_of(self, keys: Iterable[bytes]) -> Iterator[tuple[bytes, WindowSlot]]:

@@ -62,7 +62,7 @@ def test_a_detector_state_this_version_cannot_read_starts_afresh() -> None:
     firing = DetectorState(status="firing", fired_alert_id="a1", fired_baseline=0.1)
     stored = {
         "desk|topic:Earnings|tumbling": firing.model_dump_json(),
-        "old|topic:Earnings|tumbling": '{"x": 1}',
+        "old|topic:Earnings|tumbling": '{"status": "paused"}',  # a status it does not know
     }
     assert _readable(stored) == {"desk|topic:Earnings|tumbling": firing}
 
