@@ -43,7 +43,9 @@ if TYPE_CHECKING:
 from api.auto_buckets import AUTO, trend_frames
 from api.text_charts import (
     EMPTY,
+    TooManyBuckets,
     bucket_series,
+    check_buckets,
     share_bar,
     spark_note,
     spark_start,
@@ -168,6 +170,26 @@ def _option(loc: tuple[Any, ...]) -> str:
     return OPTIONS.get(field, f"--{field.replace('_', '-')}") if field else "range"
 
 
+def spark_span(
+    start: datetime | None,
+    end: datetime | None,
+    bucket_starts: pd.Series,
+    since: str | None,
+    granularity: str,
+) -> tuple[datetime, datetime]:
+    """The [start, end) of a range's sparklines (text_charts.spark_start: from --since when its
+    buckets fit, else from the first story); more than MAX_BUCKETS even so is a clear error naming
+    a coarser --granularity (exit 2)."""
+    assert start is not None  # both set by the query's validator
+    assert end is not None
+    spark_from = spark_start(start, end, bucket_starts, since is not None, granularity)
+    try:
+        check_buckets(spark_from, end, granularity, "--granularity")
+    except TooManyBuckets as exc:
+        fail(str(exc))
+    return spark_from, end
+
+
 def entity_arg(text: str | None) -> tuple[str | None, str | None]:
     from api.backtest import parse_entity
     from finpulse.errors import FinpulseError
@@ -272,7 +294,7 @@ def trend(
     )
     assert isinstance(query, TrendQuery)
     with opened() as db:
-        [(query, points)] = trend_frames(db, [query], granularity, since is not None)
+        [(query, points)] = trend_frames(db, [query], granularity)
         granularity = query.granularity
         fired = fired_alerts(db, query)
         marks = alert_marks(fired, granularity)
@@ -286,19 +308,18 @@ def trend(
             else:
                 _suggest(db, kind, str(query.entity), since, until)
             raise typer.Exit(1)
-    assert query.start is not None
-    assert query.end is not None
-    spark_from = spark_start(query.start, points["bucket_start"], since is not None)
-    counts, negatives = bucket_series(points, spark_from, query.end, granularity)
+    spark_from, end = spark_span(query.start, query.end, points["bucket_start"], since, granularity)
+    counts, negatives = bucket_series(points, spark_from, end, granularity)
     total, negative = sum(counts), sum(negatives)
     console.print(
         f"[bold]{kind} {query.entity}[/bold], {granularity} buckets, {range_text(query)}: "
         f"{counted(total, 'story')}, {negative / total:.0%} negative, {counted(len(fired), 'alert')} fired"
     )
+    over = since is not None and spark_from == query.start
     console.print(
-        f"negative share {'over the range' if since else 'from the first story'} ({EMPTY}: no stories):"
+        f"negative share {'over the range' if over else 'from the first story'} ({EMPTY}: no stories):"
     )
-    console.print(f"  {spark_from:%m-%d %H:%M} {sparkline(counts, negatives)} {query.end:%m-%d %H:%M}")
+    console.print(f"  {spark_from:%m-%d %H:%M} {sparkline(counts, negatives)} {end:%m-%d %H:%M}")
     console.print(_trend_table(points.tail(rows), marks, granularity, len(points)))
     if png is not None:
         from api.trend_plot import plot_trend
@@ -389,9 +410,7 @@ def compare(
         for kind, name in parsed
     ]  # fmt: skip
     with opened() as db:
-        framed = trend_frames(
-            db, [q for q in queries if isinstance(q, TrendQuery)], granularity, since is not None
-        )
+        framed = trend_frames(db, [q for q in queries if isinstance(q, TrendQuery)], granularity)
         granularity = framed[0][0].granularity
         series = {f"{q.entity_kind}:{q.entity}": (q, points, fired_alerts(db, q)) for q, points in framed}
     first = next(iter(series.values()))[0]
@@ -401,9 +420,8 @@ def compare(
     import pandas as pd
 
     bucket_starts = pd.concat([points["bucket_start"] for _, points, _ in series.values()])
-    assert first.start is not None
-    spark_from = spark_start(first.start, bucket_starts, since is not None)
-    grid = _compare_tables(series, (spark_from, first.end), granularity, rows, since is not None)
+    span = spark_span(first.start, first.end, bucket_starts, since, granularity)
+    grid = _compare_tables(series, span, granularity, rows, since is not None and span[0] == first.start)
     if not grid:
         console.print(f"no stories for any of them in {range_text(first)}")
         raise typer.Exit(1)

@@ -28,10 +28,11 @@ from api.history_cli import (
     opened,
     range_text,
     score_text,
+    spark_span,
     when_text,
     write_rows,
 )
-from api.text_charts import bucket_series, share_bar, spark_note, spark_start, sparkline
+from api.text_charts import bucket_series, share_bar, spark_note, sparkline
 from finpulse.tables import compact_table, fitting_table
 from finpulse.wording import counted
 
@@ -52,8 +53,6 @@ def entities(
     from store import EntitiesQuery, TrendQuery
 
     query = make_query(EntitiesQuery, since, until, entity_kind=kind, limit=limit, search=search)
-    assert query.start is not None
-    assert query.end is not None
     with opened() as db:
         busiest = db.frame(query, paged=True)
         write_rows(db, query, out)
@@ -63,22 +62,22 @@ def entities(
         # Their sparklines' buckets: `--granularity auto`'s over all entities of the kind.
         trends = make_query(TrendQuery, since, until, entity_kind=kind, granularity="hour", search=search)
         assert isinstance(trends, TrendQuery)
-        [(trends, points)] = trend_frames(db, [trends], AUTO, since is not None)
+        [(trends, points)] = trend_frames(db, [trends], AUTO)
         granularity = trends.granularity
-        start = spark_start(query.start, points["bucket_start"], since is not None)
+    start, end = spark_span(query.start, query.end, points["bucket_start"], since, granularity)
     table = compact_table(
         f"busiest {kind}s, {range_text(query)}",
         (kind, "stories", "negative", "mean score", "negative trend"),
         right=("stories", "negative", "mean score"),
     )
     for e in busiest.itertuples():
-        counts, negatives = bucket_series(points[points["entity"] == e.entity], start, query.end, granularity)
+        counts, negatives = bucket_series(points[points["entity"] == e.entity], start, end, granularity)
         table.add_row(
             str(e.entity), f"{e.count:,}", f"{e.negative_share:.0%}", score_text(e.mean_score),
             sparkline(counts, negatives, width=18),
         )  # fmt: skip
     console.print(table)
-    if since is None:
+    if since is None or start != query.start:
         console.print(spark_note(start), style="dim")
 
 

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from alerts.links import alert_view
+from api.text_charts import check_buckets
 from finpulse.schema import AlertEvent
 from store import STEPS, AlertsQuery, HistoryStore, TrendQuery
 
@@ -57,13 +58,13 @@ def plot_trend(
     points: pd.DataFrame, fired: pd.DataFrame, title: str, granularity: str, alert: AlertEvent | None = None
 ) -> bytes:
     """PNG of a TrendQuery's rows (one entity, at least one row) and its fired alerts (AlertsQuery);
-    `alert`: shade its window and draw its baseline."""
+    `alert`: shade its window and draw its baseline. TooManyBuckets (text_charts) past MAX_BUCKETS."""
+    full = _every_bucket(points, granularity)
     fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     share, volume = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.6])
     fig.suptitle(f"{title}: negative share per {granularity}, alerts fired, stories")
     step = STEPS[granularity]
-    full = _every_bucket(points, granularity)
     # Bars and points sit at the bucket's middle.
     width = step.total_seconds() / 86_400
     middle = [d + width / 2 for d in _days(full.index)]
@@ -82,9 +83,11 @@ def plot_trend(
         )
     _share_axis(share, "negative share")
     share.legend(loc="upper left", fontsize="small")
-    volume.bar(middle, full["count"].fillna(0), width=width * 0.9, color="0.7", label="stories")
-    bad = full["negative_count"].fillna(0)
-    volume.bar(middle, bad, width=width * 0.9, color="tab:red", label="negative")
+    # Bars where there are stories only: an empty bucket's is nothing to see, and thousands of
+    # them take seconds to draw.
+    held = [d + width / 2 for d in _days(points["bucket_start"])]
+    volume.bar(held, points["count"], width=width * 0.9, color="0.7", label="stories")
+    volume.bar(held, points["negative_count"], width=width * 0.9, color="tab:red", label="negative")
     volume.set_ylabel("stories")
     volume.set_xlabel("time (UTC)")
     volume.legend(loc="upper left", fontsize="small")
@@ -94,16 +97,18 @@ def plot_trend(
 
 def plot_compare(series: dict[str, tuple[pd.DataFrame, pd.DataFrame]], granularity: str) -> bytes:
     """PNG of several entities' negative share per bucket on one axis (label -> TrendQuery rows,
-    AlertsQuery rows), a triangle in the entity's colour where an alert fired."""
+    AlertsQuery rows), a triangle in the entity's colour where an alert fired; TooManyBuckets
+    (text_charts) past MAX_BUCKETS."""
+    fulls = {
+        label: _every_bucket(points, granularity) for label, (points, _) in series.items() if not points.empty
+    }
     fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN * 0.8), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     fig.suptitle(f"negative share per {granularity}: {', '.join(series)}")
     width = STEPS[granularity].total_seconds() / 86_400
-    for label, (points, fired) in series.items():
-        if points.empty:
-            continue
-        full = _every_bucket(points, granularity)
+    for label, full in fulls.items():
+        fired = series[label][1]
         middle = [d + width / 2 for d in _days(full.index)]
         (line,) = ax.plot(middle, full["negative_share"], marker=".", lw=1.2, label=label)
         if not fired.empty:
@@ -132,10 +137,13 @@ def _png(fig: Figure) -> bytes:
 
 def _every_bucket(points: pd.DataFrame, granularity: str) -> pd.DataFrame:
     """TrendQuery rows indexed by every bucket of their span, NaN where a bucket has no stories,
-    so a line breaks there instead of joining its neighbours."""
+    so a line breaks there instead of joining its neighbours; TooManyBuckets (text_charts) when
+    that is more than MAX_BUCKETS, naming a coarser granularity."""
     by_bucket = points.set_index("bucket_start")
-    grid = pd.date_range(by_bucket.index.min(), by_bucket.index.max(), freq=STEPS[granularity])
-    return by_bucket.reindex(grid)
+    first, last = by_bucket.index.min(), by_bucket.index.max()
+    step = STEPS[granularity]
+    check_buckets(first.to_pydatetime(), last.to_pydatetime() + step, granularity)
+    return by_bucket.reindex(pd.date_range(first, last, freq=step))
 
 
 def _days(times: Iterable[pd.Timestamp]) -> list[float]:

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from api.auto_buckets import pick_granularity
 from api.deps import Store, unprocessable
 from api.paging import FILE_RESPONSES, FORMAT_PARAM, Format, Page, export, page
+from api.text_charts import TooManyBuckets
 from store import (
     EntitiesQuery,
     EntityCount,
@@ -42,7 +43,9 @@ def trends(db: Store, q: Annotated[TrendQuery, Query()], fmt: Format = FORMAT_PA
 )
 def trend_plot(db: Store, q: Annotated[TrendQuery, Query()]) -> Response:
     """One entity's negative share per bucket with the alerts fired, and its stories per bucket, as
-    PNG (the chart of `finpulse history trend --png`). `entity` is required; paging is ignored."""
+    PNG (the chart of `finpulse history trend --png`). `entity` is required; paging is ignored;
+    too many buckets from the first story to the last (text_charts.MAX_BUCKETS) is a 422 naming a
+    coarser `granularity`."""
     if q.entity is None:
         raise unprocessable("entity: required for a plot", ("query", "entity"))
     points = db.frame(q)
@@ -50,7 +53,10 @@ def trend_plot(db: Store, q: Annotated[TrendQuery, Query()]) -> Response:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no stories for {q.entity_kind} {q.entity!r}")
     from api.trend_plot import fired_alerts, plot_trend  # matplotlib: loaded by the first chart
 
-    png = plot_trend(points, fired_alerts(db, q), f"{q.entity_kind} {q.entity}", q.granularity)
+    try:
+        png = plot_trend(points, fired_alerts(db, q), f"{q.entity_kind} {q.entity}", q.granularity)
+    except TooManyBuckets as exc:
+        raise unprocessable(f"granularity: {exc}", ("query", "granularity")) from exc
     return Response(png, media_type="image/png")
 
 

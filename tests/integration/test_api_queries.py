@@ -14,7 +14,7 @@ import pytest
 from matplotlib.image import imread
 
 from store.postgres import PostgresStore
-from tests.fixtures.store import seed_known
+from tests.fixtures.store import scored, seed_known
 
 SPAN = {"start": "2024-03-04T00:00:00Z", "end": "2024-03-06T00:00:00Z"}
 
@@ -80,6 +80,32 @@ def test_trend_plot_png(api_client: Any) -> None:
     assert (missing.status_code, "no stories for topic 'nothing'" in missing.text) == (404, True)
     unnamed = api_client.get("/api/v1/trends/plot.png", params={**SPAN, "entity_kind": "topic"})
     assert (unnamed.status_code, "entity: required" in unnamed.text) == (422, True)
+
+
+@pytest.fixture
+def late_story(api_store_url: str) -> str:
+    """The known data set and one more earnings story, on 2025-09-01."""
+    from finpulse.settings import StoreSettings
+    from store import open_store
+
+    with open_store(StoreSettings(url=api_store_url)) as db:
+        db.upsert_scored([scored("late", datetime(2025, 9, 1, tzinfo=UTC), "earnings", "negative", -0.7)])
+    return api_store_url
+
+
+def test_a_plot_of_too_many_buckets_is_a_422_naming_a_coarser_granularity(
+    late_story: str, api_client: Any
+) -> None:
+    # 5-minute buckets from the first story (2024-03-04) to the last (2025-09-01): 156,000 (it
+    # took minutes and gigabytes); hours fit.
+    params = {"entity_kind": "topic", "entity": "earnings", "start": "2024-01-01", "end": "2026-06-01"}
+    r = api_client.get("/api/v1/trends/plot.png", params={**params, "granularity": "5min"})
+    assert r.status_code == 422, r.text
+    [error] = r.json()["detail"]
+    assert error["loc"] == ["query", "granularity"]
+    assert "more than 20,000: use a coarser granularity: hour or day" in error["msg"]
+    hourly = api_client.get("/api/v1/trends/plot.png", params={**params, "granularity": "hour"})
+    assert (hourly.status_code, hourly.headers["content-type"]) == (200, "image/png")
 
 
 def test_volume_entities_headlines_windows(api_client: Any) -> None:

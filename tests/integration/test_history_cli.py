@@ -98,8 +98,8 @@ def test_trend_without_since_starts_its_sparkline_at_the_first_story(seeded: Pat
 
 
 def test_granularity_auto_follows_the_span_of_the_stories(seeded: Path) -> None:
-    # The default: three hours of stories in the week before 12:00 are 5-minute buckets; the
-    # two days --since/--until name are hours, however few stories they hold.
+    # The default: three hours of stories in the week before 12:00 are 5-minute buckets; from
+    # the first story (03-04 09:00) to the end of the two days --since/--until name, hours.
     code, out = _run("trend", "topic:earnings", "--until", "2024-03-04T12:00")
     assert code == 0, out
     assert "topic earnings, 5min buckets" in out
@@ -107,8 +107,54 @@ def test_granularity_auto_follows_the_span_of_the_stories(seeded: Path) -> None:
     assert "hour buckets" in _run("trend", "topic:earnings", *SPAN)[1]
     code, out = _run("compare", "topic:earnings", "topic:macro", "--until", "2024-03-04T12:00")
     assert (code, "2 entities, 5min buckets" in out) == (0, True), out
-    wide = ["--since", "2024-02-01", "--until", "2024-03-06"]  # 34 days asked: days
-    assert "2 entities, day buckets" in _run("compare", "topic:earnings", "topic:macro", *wide)[1]
+    wide = ["--since", "2024-02-01", "--until", "2024-03-06"]  # 34 days asked, 39 hours of stories
+    assert "2 entities, hour buckets" in _run("compare", "topic:earnings", "topic:macro", *wide)[1]
+
+
+def test_granularity_auto_is_the_dashboards_whether_or_not_since_is_given(seeded: Path) -> None:
+    # A month asked for, its stories in the last three hours (09:01-10:30): 5-minute buckets
+    # from the first story to the end, as GET /granularity says; the sparkline still spans
+    # the month --since asked for.
+    month = ["--since", "2024-02-04T12:00", "--until", "2024-03-04T12:00"]
+    code, out = _run("trend", "topic:earnings", *month)
+    assert (code, "topic earnings, 5min buckets" in out) == (0, True), out
+    assert "negative share over the range" in out
+    assert next(line for line in out.splitlines() if line.strip().startswith("02-04 12:00"))
+    code, out = _run("compare", "topic:earnings", "topic:macro", *month)
+    assert (code, "2 entities, 5min buckets" in out) == (0, True), out
+    from fastapi.testclient import TestClient
+    from pydantic import SecretStr
+
+    from api.app import create_app
+    from finpulse.settings import ApiSettings, Settings, StoreSettings
+    from tests.fixtures.store import API_TOKEN
+
+    settings = Settings(
+        store=StoreSettings(url=f"duckdb:///{seeded}"), api=ApiSettings(token=SecretStr(API_TOKEN))
+    )
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {API_TOKEN}"}) as client:
+        params = {"entity_kind": "topic", "start": "2024-02-04T12:00:00Z", "end": "2024-03-04T12:00:00Z"}
+        for entity in ("earnings", None):
+            step = client.get(
+                "/api/v1/granularity", params={**params, "entity": entity} if entity else params
+            )
+            assert step.json() == {"granularity": "5min"}
+
+
+def test_too_many_buckets_is_a_clear_error_naming_a_coarser_granularity(seeded: Path) -> None:
+    # 5-minute buckets from the first story (2024-03-04) to 2026-06-01: 236,000 (it was a
+    # MemoryError from --since 0001-01-01).
+    far = ["--since", "0001-01-01", "--until", "2026-06-01"]
+    for args in (("trend", "topic:earnings"), ("compare", "topic:earnings", "topic:macro")):
+        code, out = _run(*args, *far, "--granularity", "5min")
+        assert code == 2, out
+        assert "more than 20,000: use a coarser --granularity: hour or day" in " ".join(out.split())
+    # Fewer from --since than the limit: the sparkline spans the range asked for; more, it
+    # starts at the first story.
+    code, out = _run("trend", "topic:earnings", *far, "--granularity", "day")
+    assert (code, "negative share from the first story" in out) == (0, True), out
+    code, out = _run("trend", "topic:earnings", "--since", "2000-01-01", "--until", "2026-06-01")
+    assert (code, "day buckets" in out, "negative share over the range" in out) == (0, True, True), out
 
 
 def test_trend_reads_whole_at_80_columns_with_many_alerts_in_a_bucket(
