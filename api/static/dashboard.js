@@ -177,12 +177,12 @@ const counted = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 const trendParams = (entity) => ({
   entity_kind: $("kind").value, ...(entity ? { entity } : {}), ...range(), ...searched(), granularity: step(),
 });
-const STEP_NAMES = { "5min": "5 minutes", hour: "hour", day: "day" };
-// "; first day from 09:00 UTC" when the range starts inside its first bucket, else nothing.
+// "; first day from 09:00 UTC" when a chart by days starts inside its first day (its first bar is
+// part of a day); a part of the first 5 minutes or hour is one bar of many: not said.
 function partialStart(start, granularity) {
   const t = Date.parse(start);
-  if (t % (STEP_S[granularity] * 1000) === 0) return "";
-  return `; first ${STEP_NAMES[granularity]} from ${new Date(t).toISOString().slice(11, 16)} UTC`;
+  if (granularity !== "day" || t % (STEP_S.day * 1000) === 0) return "";
+  return `; first day from ${new Date(t).toISOString().slice(11, 16)} UTC`;
 }
 // The chosen step, or auto's pick for the charts shown.
 const step = () => ($("granularity").value === "auto" ? state.step : $("granularity").value);
