@@ -168,8 +168,8 @@ def detect(
                 continue
             family = families[w.window_end]
             previous = family.get(w.key)
-            if previous is None or w.revision > previous.revision:
-                family[w.key] = w
+            if previous is None or w.revision < previous.revision:
+                family[w.key] = w  # its first revision: a later one in the same batch is late stories
         if unwatched:
             if firing is None:
                 firing = {k.partition("|")[0] for k, s in states.items() if s.status == "firing"}

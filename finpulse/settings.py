@@ -307,6 +307,18 @@ class StreamSettings(_Group):
             )
         return v
 
+    @model_validator(mode="after")
+    def _late_after_the_close(self) -> Self:
+        # Lateness counts from a window's end: under the grace, a story for a window still open
+        # would be refused as late.
+        if self.allowed_lateness_s < self.close_grace_s:
+            raise ValueError(
+                f"allowed_lateness_s ({self.allowed_lateness_s:g}) must be at least close_grace_s "
+                f"({self.close_grace_s:g}): both count from a window's end, so stories for windows still "
+                "open would be refused as late"
+            )
+        return self
+
 
 class StoreSettings(_Group):
     """The history store (store/): a DuckDB file (one writer process at a time), or a PostgreSQL

@@ -265,6 +265,21 @@ def test_an_alert_its_subscription_stops_watching_resolves_as_unwatched() -> Non
     assert events[1][1].fired_alert_id == events[0][1].alert_id
 
 
+def test_a_windows_late_revision_in_the_same_batch_is_not_what_is_tested() -> None:
+    # Closed with 2 of 10 negative, re-emitted a moment later with late stories (12 of 16): the
+    # detector tests the window as it closed, in whichever order the two arrive, as the backtest does.
+    baseline = None
+    for i in range(WARMUP):
+        baseline = update_baseline(
+            baseline, window("Energy", i, 20, 3, baseline=baseline), DEFAULT_BASELINE, TUMBLING
+        )
+    first = window("Energy", WARMUP, 10, 2, baseline=baseline)
+    late = first.model_copy(update={"revision": 1, "count": 16, "negative_count": 12, "negative_share": 0.75})
+    for batch in ([first, late], [late, first]):
+        assert detect(batch, [subscription(min_volume=10)], {}, NOW).events == ()
+    assert len(detect([late], [subscription(min_volume=10)], {}, NOW).events) == 1  # alone, it would fire
+
+
 def test_filters_and_window_kind_select_windows() -> None:
     series = {"Energy": [*flat(20, 0.15), (20, 15)]}
     assert replay(series, [subscription(topics=["Metals"])]) == []

@@ -99,6 +99,17 @@ def test_rocksdb_tables_are_refused_with_the_reason(monkeypatch: pytest.MonkeyPa
         load_settings()
 
 
+def test_a_grace_longer_than_the_lateness_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Both count from a window's end: stories for a window still open would be refused as late.
+    monkeypatch.setenv("FINPULSE_STREAM_CLOSE_GRACE_S", "900")
+    with pytest.raises(
+        ConfigError, match=r"allowed_lateness_s \(600\) must be at least close_grace_s \(900\)"
+    ):
+        load_settings()
+    monkeypatch.setenv("FINPULSE_STREAM_ALLOWED_LATENESS_S", "900")
+    assert load_settings().stream.close_grace_s == 900
+
+
 def test_missing_config_file_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FINPULSE_CONFIG", "/nonexistent/finpulse.toml")
     with pytest.raises(ConfigError, match="is not a file"):
