@@ -1,10 +1,13 @@
 """Per-entity baseline: an EWMA of volume and negative count over closed windows.
 
 Keep one `Baseline` per (entity kind, entity, window kind). The negative-share
-baseline is the ratio of the two averages (a volume-weighted mean, so a
+baseline is the ratio of two averages of its own (a volume-weighted mean, so a
 two-story window does not swing it). Windows in which the entity had no story
 never close; `update_baseline` counts them as zero-volume windows from the gap
-between window starts, so volume decays while the share is unchanged.
+between window starts, so volume decays; the share's averages age only with the
+windows that have stories, so after a quiet night the first thin window weighs as
+little as it would have the evening before (aged by the gap too, it outweighed
+the day before it and alone could make or hide a spike).
 
 Order of use per closed window: `close_window(acc, baseline)` (the aggregate
 carries the baseline *before* the window), detect, then
@@ -42,7 +45,7 @@ class BaselineParams(BaseModel):
 class Baseline(BaseModel):
     """Bias-corrected EWMA sums; JSON-serialisable table state.
 
-    `volume = count_sum / weight`, `negative_share = negative_sum / count_sum`.
+    `volume = count_sum / weight`, `negative_share = share_negative_sum / share_count_sum`.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")  # a newer worker's fields (rolling upgrade)
@@ -52,10 +55,20 @@ class Baseline(BaseModel):
     weight: float = Field(default=0.0, ge=0, le=1)
     windows_seen: int = Field(default=0, ge=0)
     last_window_start: datetime | None = None
+    # The share's sums, aged once per window with stories; None: a baseline kept before they were
+    # (its share is then count_sum's and negative_sum's, which a gap aged).
+    share_count_sum: float | None = Field(default=None, ge=0)
+    share_negative_sum: float | None = Field(default=None, ge=0)
+
+    def _share_sums(self) -> tuple[float, float]:
+        if self.share_count_sum is None or self.share_negative_sum is None:
+            return self.count_sum, self.negative_sum
+        return self.share_count_sum, self.share_negative_sum
 
     @property
     def negative_share(self) -> float | None:
-        return min(1.0, self.negative_sum / self.count_sum) if self.count_sum > 0 else None
+        count, negative = self._share_sums()
+        return min(1.0, negative / count) if count > 0 else None
 
     @property
     def volume(self) -> float | None:
@@ -86,10 +99,13 @@ def update_baseline(
     decay = keep ** max(steps, 1)
     if decay * base.weight < _FORGOTTEN:
         base, decay = Baseline(), keep
+    share_count, share_negative = base._share_sums()
     return Baseline(
         count_sum=base.count_sum * decay + params.alpha * window.count,
         negative_sum=base.negative_sum * decay + params.alpha * window.negative_count,
         weight=min(1.0, 1.0 - decay * (1.0 - base.weight)),
         windows_seen=base.windows_seen + 1,
         last_window_start=window.window_start,
+        share_count_sum=share_count * keep + params.alpha * window.count,
+        share_negative_sum=share_negative * keep + params.alpha * window.negative_count,
     )

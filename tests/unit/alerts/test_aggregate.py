@@ -141,6 +141,26 @@ def test_baseline_gap_decays_volume_not_share() -> None:
     assert after_gap.volume < 20
 
 
+def test_after_a_quiet_night_one_thin_window_weighs_no_more_than_it_would_have_before() -> None:
+    # 200 windows at 2 of 20 negative, then one of 2 stories, both negative: next window, or
+    # after 100 windows (8 hours) without stories.
+    params = BaselineParams()
+    base = None
+    for i in range(200):
+        base = update_baseline(base, window("x", i, 20, 2), params, TUMBLING)
+    at_once = update_baseline(base, window("x", 200, 2, 2), params, TUMBLING)
+    overnight = update_baseline(base, window("x", 300, 2, 2), params, TUMBLING)
+    assert at_once.negative_share == pytest.approx(0.105, abs=0.001)
+    assert overnight.negative_share == pytest.approx(at_once.negative_share)  # was 0.51
+    assert overnight.volume is not None
+    assert at_once.volume is not None
+    assert overnight.volume < at_once.volume  # the volume's average still ages over the gap
+    # A baseline kept before the share had sums of its own reads as it was written.
+    old = Baseline(count_sum=20.0, negative_sum=4.0, weight=1.0, windows_seen=10)
+    assert old.negative_share == pytest.approx(0.2)
+    assert update_baseline(old, window("x", 11, 20, 4), params, TUMBLING).negative_share == pytest.approx(0.2)
+
+
 def test_baseline_is_idempotent_and_forgets_after_long_silence() -> None:
     params = BaselineParams(alpha=0.5)
     w = window("x", 0, 20, 4)
