@@ -428,7 +428,9 @@ class Windows:
         (a record replayed into it is still recognised: its offset is folded in). A window the
         sweep may have forgotten stories of is too late even where the watermark fell back
         (after a restart, as it is rebuilt from the records replayed): a story re-sent then could
-        not be told from a new one."""
+        not be told from a new one. So is a new window of an entity whose later window closed
+        already: its baseline is past it, the detector would never test it (nor learn from it)
+        and a backtest of the stored windows would."""
         window, end = _window_id(spec.kind, start), start + spec.size
         held = self._slot(_slot_key(prefix, window))
         applied = held.offset if held else -1
@@ -436,7 +438,15 @@ class Windows:
             return window, end, applied
         expired = held is not None and held.expired_at is not None
         late = watermark is not None and self._due(end, closed=True) <= watermark
-        return None if expired or late or end.timestamp() <= swept else (window, end, applied)
+        passed = held is None and self._baseline_past(prefix, spec.kind, start)
+        return None if expired or late or passed or end.timestamp() <= swept else (window, end, applied)
+
+    def _baseline_past(self, prefix: str, kind: WindowKind, start: datetime) -> bool:
+        """Whether the entity's baseline of this window kind took in a window starting at `start`
+        or later (`update_baseline` skips those)."""
+        raw = self.baselines.get(f"{prefix}|{kind}".encode())
+        last = Baseline.model_validate_json(raw).last_window_start if raw else None
+        return last is not None and last >= start
 
     def _index(self, partition: int) -> CountedIndex:
         index = self._indexes.get(partition)
