@@ -399,7 +399,14 @@ class HistoryStore(ABC):
         """Delete history older than `retention_days`; returns rows deleted per table."""
         cutoff = retention.retention_cutoff(self.retention_days, now)
         with self._connection(write=True) as con, transaction(con):
+            if not self._may_prune(con):
+                logger.info("store %s: another process is applying the retention; skipped", self.where)
+                return {}
             return retention.delete_before(con, cutoff)
+
+    def _may_prune(self, con: Connection) -> bool:
+        """Whether this process may delete expired rows now (PostgreSQL: none other is)."""
+        return True
 
     def _page(self, table: writes.Table, after: object, limit: int) -> list[tuple[Any, ...]]:
         """Up to `limit` of a table's rows in key order, after the key `after` (None: from the first)."""

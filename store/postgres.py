@@ -49,6 +49,16 @@ POOL_MAX = 8
 MIGRATION_POLL_S = 0.2
 # Any fixed number: the key of the advisory lock the migrations take.
 MIGRATION_LOCK = 5_148_211
+# A process waiting for another's migrations says so again, naming it, this often.
+MIGRATION_REPORT_S = 30.0
+# The transaction lock one retention pass takes: API replicas do not prune the same rows at once.
+RETENTION_LOCK = 5_148_212
+# Who holds an advisory lock (its 64-bit key is classid's 32 bits over objid's).
+_HOLDER_SQL = (
+    "SELECT a.pid, a.application_name, a.client_addr::text FROM pg_locks l "
+    "JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND l.granted "
+    "AND ((l.classid::bigint << 32) | l.objid::bigint) = ?"
+)
 # date_bin (the trend buckets) came with PostgreSQL 14.
 MIN_SERVER_VERSION = 140000
 # PostgreSQL's float type ids: their NULLs read as NaN in frames, as DuckDB's do.
@@ -160,16 +170,30 @@ class PostgresStore(HistoryStore):
     def _migrating(self, con: Connection) -> Iterator[None]:
         # Tried, not waited for inside one statement: a waiting statement is a transaction, which
         # the holder's CREATE INDEX CONCURRENTLY waits for in turn (a deadlock).
-        waited = False
+        since = time.monotonic()
+        said = since - MIGRATION_REPORT_S  # the first wait is said at once
         while con.execute("SELECT pg_try_advisory_lock(?)", [MIGRATION_LOCK]).fetchone() != (True,):
-            if not waited:
-                waited = True
-                logger.info("store %s: another process is migrating its schema; waiting", self.where)
+            if time.monotonic() - said >= MIGRATION_REPORT_S:
+                said = time.monotonic()
+                holder = con.execute(_HOLDER_SQL, [MIGRATION_LOCK]).fetchone()
+                who = (
+                    f"pid {holder[0]} ({holder[1] or 'no application name'}, from {holder[2] or 'local'})"
+                    if holder else "another process"
+                )  # fmt: skip
+                logger.warning(
+                    "store %s: %s is migrating its schema; waited %.0f s (a CREATE INDEX waits for long "
+                    "transactions: pg_stat_activity shows them)", self.where, who, said - since,
+                )  # fmt: skip
             time.sleep(MIGRATION_POLL_S)
         try:
             yield
         finally:
             con.execute("SELECT pg_advisory_unlock(?)", [MIGRATION_LOCK])
+
+    def _may_prune(self, con: Connection) -> bool:
+        """One retention pass at a time (API replicas prune every day): the transaction's lock."""
+        row = con.execute("SELECT pg_try_advisory_xact_lock(?)", [RETENTION_LOCK]).fetchone()
+        return row is not None and row[0] is True
 
     def _write_rows(self, con: Connection, table: writes.Table, rows: list[tuple[Any, ...]]) -> None:
         raw = _raw(con)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,10 +38,10 @@ from store import (
 )
 from store.dialect import POSTGRES
 from store.migrations import LATEST_VERSION
-from store.postgres import PostgresStore
+from store.postgres import MIGRATION_LOCK, RETENTION_LOCK, PostgresStore
 from tests.conftest import free_port
 from tests.fixtures.postgres import PostgresServer
-from tests.fixtures.store import T0, alert, scored, window
+from tests.fixtures.store import T0, alert, scored, seed_known, window
 
 REPO = Path(__file__).resolve().parents[2]
 WRITERS = 4
@@ -104,6 +105,35 @@ def test_processes_starting_together_apply_each_migration_once(postgres_url: str
     finally:
         for s in stores:
             s.stop()
+
+
+def test_a_process_waiting_for_anothers_migration_names_it(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with psycopg.connect(postgres_url, autocommit=True, application_name="upgrade-7") as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK])
+        pid = holder.info.backend_pid
+        waiting = PostgresStore(postgres_url)
+        with ThreadPoolExecutor(1) as pool, caplog.at_level("WARNING", logger="store.postgres"):
+            started = pool.submit(waiting.start)
+            deadline = time.monotonic() + 10
+            while "is migrating its schema" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not started.done()
+            holder.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK])
+            started.result(timeout=60)
+        waiting.stop()
+    assert f"pid {pid} (upgrade-7, from " in caplog.text
+
+
+def test_one_retention_pass_at_a_time(postgres_url: str) -> None:
+    db = PostgresStore(postgres_url, retention_days=1)
+    with db, psycopg.connect(postgres_url) as other:
+        seed_known(db)
+        other.execute("SELECT pg_advisory_xact_lock(%s)", [RETENTION_LOCK])  # another replica pruning
+        assert db.apply_retention(now=T0 + timedelta(days=1, hours=2)) == {}
+        other.rollback()  # its pass is over
+        assert db.apply_retention(now=T0 + timedelta(days=1, hours=2))["scored_items"] == 6
 
 
 def con_indexes(db: PostgresStore) -> set[str]:
