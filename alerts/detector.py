@@ -63,8 +63,13 @@ class DetectorState(BaseModel):
     fired_alert_id: str | None = None
     fired_baseline: float | None = Field(default=None, ge=0, le=1)
     calm_windows: int = Field(default=0, ge=0)
-    # The end of the last calm resolve: its cooldown. A quiet one (no or too few stories) has none,
-    # so a burst right after it fires.
+    # Whether the calm run so far held a window with stories enough to test: then the resolve
+    # starts a cooldown; one that only went quiet (no or too few stories) does not, so a burst
+    # right after it fires.
+    calm_seen: bool = False
+    # Windows in a row its subscription did not test (switched off, its filter changed).
+    unwatched_windows: int = Field(default=0, ge=0)
+    # The end of the last resolve that starts a cooldown.
     resolved_at: datetime | None = None
     last_window_end: datetime | None = None
     # The baseline a fire held back by a mute was tested against, until a calm window.
@@ -230,9 +235,9 @@ def _unwatched(
         if w.window_end <= state.last_window_end:
             continue
         state = state.model_copy(
-            update={"last_window_end": w.window_end, "calm_windows": state.calm_windows + 1}
+            update={"last_window_end": w.window_end, "unwatched_windows": state.unwatched_windows + 1}
         )
-        if state.calm_windows >= max(sub.detector.resolve_windows, UNWATCHED_WINDOWS):
+        if state.unwatched_windows >= UNWATCHED_WINDOWS:
             event, state = _resolved(state, w, None, sub, now, "unwatched")
             events.append(event)
         seen[key] = state
@@ -315,11 +320,17 @@ def _maybe_resolve(
     # Calm means back near the baseline the alert fired against: the entity's EWMA has taken in
     # the burst's own windows since, and a long burst would otherwise "resolve" while still high.
     rate = _fired_rate(state, window, params)
-    calm = window.count < params.min_volume or window.negative_share <= rate + params.resolve_rise
-    calm_windows = state.calm_windows + 1 if calm else 0
-    if calm_windows < params.resolve_windows:
-        return None, state.model_copy(update={"calm_windows": calm_windows})
-    because: Resolution = "few_stories" if window.count < params.min_volume else "calm"
+    thin = window.count < params.min_volume
+    calm = thin or window.negative_share <= rate + params.resolve_rise
+    run = {
+        "calm_windows": state.calm_windows + 1 if calm else 0,
+        "calm_seen": calm and (state.calm_seen or not thin),
+        "unwatched_windows": 0,
+    }
+    state = state.model_copy(update=run)
+    if state.calm_windows < params.resolve_windows:
+        return None, state
+    because: Resolution = "few_stories" if thin else "calm"
     return _resolved(state, window, p_value, sub, now, because)
 
 
@@ -349,7 +360,9 @@ def _resolved(
             "fired_alert_id": None,
             "fired_baseline": None,
             "calm_windows": 0,
-            "resolved_at": window.window_end if because == "calm" else None,
+            "calm_seen": False,
+            "unwatched_windows": 0,
+            "resolved_at": window.window_end if state.calm_seen else None,
         }
     )
 

@@ -263,6 +263,33 @@ def test_an_alert_its_subscription_stops_watching_resolves_as_unwatched() -> Non
         (30, "fired", None), (31 + UNWATCHED_WINDOWS, "resolved", "unwatched"),
     ]  # fmt: skip
     assert events[1][1].fired_alert_id == events[0][1].alert_id
+    # Watched again sooner: the untested windows are not calm ones, its own calm windows resolve it.
+    sub5 = subscription(resolve_windows=5)
+    away5 = sub5.model_copy(update={"filter": SubscriptionFilter(topics=("Macro",))})
+    plan = [*([(sub5, (20, 3))] * 30), (sub5, (20, 14)), *([(away5, (20, 3))] * 4), *([(sub5, (20, 3))] * 5)]
+    states, events, baseline = {}, [], None
+    for i, (active, (count, negative)) in enumerate(plan):
+        w = window("Energy", i, count, negative, baseline=baseline)
+        result = detect([w], [active], states, NOW)
+        states.update(result.states)
+        events += [(i, e) for e in result.events]
+        baseline = update_baseline(baseline, w, DEFAULT_BASELINE, TUMBLING)
+    assert [(i, e.state, e.resolved_because) for i, e in events] == [
+        (30, "fired", None),
+        (39, "resolved", "calm"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "calm_run", [[(20, 3), (5, 1), (5, 1)], [(5, 1), (5, 1), (20, 3)], [(5, 1), (20, 3), (5, 1)]]
+)
+def test_a_calm_run_with_a_tested_window_starts_the_cooldown_in_any_order(
+    calm_run: list[tuple[int, int]],
+) -> None:
+    # The cooldown follows an alert seen calm; which window ends the run (thin or not) does not matter.
+    spike = [(20, 14)]
+    events = replay({"Energy": flat(20, 0.15) + spike + calm_run + spike}, [subscription(resolve_windows=3)])
+    assert [e.state for _, e in events] == ["fired", "resolved"]
 
 
 def test_a_windows_late_revision_in_the_same_batch_is_not_what_is_tested() -> None:
