@@ -136,6 +136,7 @@ class JsonApiSource(Poller):
             )
         cursor = state.cursor if paging.mode == "resume" else None
         entries, rejected, warnings = [], [], []
+        known = 0  # of the last page read, the entries an earlier poll took
         for _ in range(paging.max_pages):
             params = dict(self.source.params)
             if cursor:
@@ -147,11 +148,15 @@ class JsonApiSource(Poller):
             following = dig(data, paging.cursor_path)
             if not (page or junk) or following in (None, "") or str(following) == cursor:
                 break
-            if paging.mode == "pages" and _seen_before(page, junk, state):
-                break  # newest first: the pages after it were read by earlier polls
+            if paging.mode == "pages":
+                known = _seen_before(page, junk, state)
+                if known == len(page) + len(junk):
+                    break  # newest first: the pages after it were read by earlier polls
             cursor = str(following)
         else:
-            if paging.mode == "pages":  # "resume" goes on from the cursor at the next poll
+            # Unread pages may hold new items only where the last one read held none seen before
+            # ("resume" goes on from the cursor at the next poll).
+            if paging.mode == "pages" and not known:
                 warnings.append("more_pages")
                 logger.warning(
                     "source=%s: all %d pages held new items, the rest is not read: raise "
@@ -165,8 +170,8 @@ class JsonApiSource(Poller):
         )
 
 
-def _seen_before(page: list[RawEntry], junk: list[Rejected], state: SourceState) -> bool:
-    """Whether every entry of a page is one an earlier poll of the source took (its story id)."""
+def _seen_before(page: list[RawEntry], junk: list[Rejected], state: SourceState) -> int:
+    """How many entries of a page an earlier poll of the source took (by story id)."""
     items, invalid = normalize_entries(page, utcnow())
     ids = [item.story_id for item, _ in items] + [i for i, _, _ in invalid] + [r.id for r in junk]
-    return bool(ids) and all(i in state.seen for i in ids)
+    return sum(i in state.seen for i in ids)
