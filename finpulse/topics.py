@@ -189,12 +189,16 @@ async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec] | None = No
     async with kafka_admin(kafka) as admin:
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
+        if missing and min(s.replication_factor for s in missing) == 1:
+            await _warn_unreplicated(admin, [s.name for s in missing if s.replication_factor == 1])
         created = []
         for spec in missing:
             try:
                 configs = {"cleanup.policy": "compact"} if spec.compact else {}
                 if spec.segment_ms is not None:
                     configs["segment.ms"] = str(spec.segment_ms)
+                if spec.replication_factor > 1:  # acks=all then means on two brokers, whatever theirs say
+                    configs["min.insync.replicas"] = str(min(2, spec.replication_factor))
                 topic = NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=configs)
                 await admin.create_topics([topic])
                 created.append(spec.name)
@@ -204,6 +208,19 @@ async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec] | None = No
             logger.info("created topics=%s", ",".join(created))
             await _until_listed(admin, created, kafka.request_timeout_s)
         return created
+
+
+async def _warn_unreplicated(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """A cluster of several brokers given topics of one replica each: said (Kafka keeps a topic as
+    created, and a broker's restart takes their partitions offline)."""
+    brokers = len((await admin.describe_cluster())["brokers"])
+    if brokers > 1:
+        some = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        logger.warning(
+            "creating %d topics with replication 1 on a cluster of %d brokers (%s): a broker's restart "
+            "takes their partitions offline; set FINPULSE_KAFKA_TOPICS '{\"replication_factor\": 3}' "
+            "before the first start", len(names), brokers, some,
+        )  # fmt: skip
 
 
 async def topic_mismatches(kafka: KafkaSettings, specs: list[TopicSpec] | None = None) -> list[str]:

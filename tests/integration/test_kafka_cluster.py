@@ -13,13 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from api.status import coordinator, kafka_status
 from finpulse.kafka_local import LocalKafka, _kafka_uuid
 from finpulse.processes import CliProcess, settings_env
 from finpulse.schema import AlertEvent
 from finpulse.settings import KafkaSettings, Settings
-from finpulse.topics import ensure_topics, kafka_admin
+from finpulse.topics import TopicSpec, ensure_topics, kafka_admin
 from ingest.replay import publish_replay_async
 from tests.conftest import free_port, own_topics
 from tests.stream_checks import assert_every_window_counts_its_input, read_until, replay
@@ -72,7 +73,10 @@ def cluster(tmp_path: Path) -> Iterator[dict[int, ClusterNode]]:
 
 
 async def test_a_node_killed_mid_stream_loses_and_double_counts_nothing(
-    cluster: dict[int, ClusterNode], stream_settings: Settings, tmp_path: Path
+    cluster: dict[int, ClusterNode],
+    stream_settings: Settings,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     bootstrap = ",".join(node.bootstrap for node in cluster.values())
     kafka = own_topics(KafkaSettings(bootstrap=bootstrap))
@@ -81,7 +85,18 @@ async def test_a_node_killed_mid_stream_loses_and_double_counts_nothing(
     await ensure_topics(kafka)  # the worker creates its own topics as it starts
     async with kafka_admin(kafka) as admin:  # the partitions are on every node
         described = await admin.describe_topics([kafka.topics.raw])
+        configs = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, kafka.topics.raw)], include_synonyms=True
+        )
     assert {len(p["replicas"]) for p in described[0]["partitions"]} == {NODES}
+    # acks=all means two brokers have it, whatever the brokers' own default says: the topic's own
+    # setting (config source 1), not the nodes' (these set it too, as the README advises).
+    [(*_, entries)] = configs[0].resources
+    assert {entry[0]: entry[1:4:2] for entry in entries}["min.insync.replicas"] == ("2", 1)
+    # Topics of one replica on this cluster: created, and said.
+    with caplog.at_level("WARNING", logger="finpulse.topics"):
+        await ensure_topics(kafka, [TopicSpec(f"{kafka.topics.raw}.single", 1, 1)])
+    assert f"creating 1 topics with replication 1 on a cluster of {NODES} brokers" in caplog.text
 
     truth = replay(settings, tmp_path, spike=True)
     worker = CliProcess(["worker", "--loglevel", "info"], settings_env(settings), tmp_path / "worker.log")
