@@ -65,7 +65,7 @@ TOPICS: tuple[str, ...] = (
 # A ticker symbol as ingestion finds it in news ($AAPL, $BRK.B): what a ticker entity can be.
 TICKER = re.compile(r"[A-Z]{1,5}(?:\.[A-Z]{1,2})?")
 # How news APIs also write one: an exchange before it (NASDAQ:AAPL), a share class after a dash (BRK-B).
-_EXCHANGE = re.compile(r"^[A-Z]{1,10}:")
+_EXCHANGE = re.compile(r"^[A-Z]{1,10}:\s*")
 _CLASS_DASH = re.compile(r"^([A-Z]{1,5})-([A-Z]{1,2})$")
 
 
@@ -84,9 +84,10 @@ ENTITY_KINDS: tuple[EntityKind, ...] = ("topic", "ticker", "source")
 
 
 def normalise_entity(kind: EntityKind, name: str) -> str:
-    """Entity names as windows carry them: tickers upper-case without '$'."""
+    """Entity names as windows carry them: tickers as `ticker_symbol` reads them (`$aapl`, `BRK-B`,
+    `NYSE: IBM`), one that is no symbol upper-case without '$' (said so where it is checked)."""
     name = name.strip()
-    return name.upper().lstrip("$") if kind == "ticker" else name
+    return (ticker_symbol(name) or name.upper().lstrip("$")) if kind == "ticker" else name
 
 
 def parse_entity(text: str) -> tuple[EntityKind, str]:

@@ -18,6 +18,7 @@ from finpulse.schema import (
     ScoredItem,
     SourceStatus,
     WindowAggregate,
+    normalise_entity,
     story_id_for,
 )
 
@@ -89,7 +90,13 @@ def test_tickers_are_upper_cased_and_deduplicated() -> None:
     # A bare cashtag names nothing: an empty ticker would be a window no message can carry.
     assert news(tickers=["$", " $ ", " $tsla "]).tickers == ("TSLA",)
     # As news APIs write them: an exchange before, a class after a dash; no symbol opens no window.
-    assert news(tickers=["NASDAQ:AAPL", "BRK-B", "Apple Inc", "$5", "7203.T"]).tickers == ("AAPL", "BRK.B")
+    assert news(tickers=["NASDAQ:AAPL", "BRK-B", "Apple Inc", "$5", "7203.T", "NYSE: IBM"]).tickers == (
+        "AAPL", "BRK.B", "IBM",
+    )  # fmt: skip
+    # Subscriptions, queries and the backtest name them by the same rule.
+    named = [normalise_entity("ticker", t) for t in ("BRK-B", "nasdaq:aapl", "$ibm")]
+    assert named == ["BRK.B", "AAPL", "IBM"]
+    assert normalise_entity("ticker", "Apple Inc") == "APPLE INC"  # no symbol: as written, said where checked
 
 
 def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
