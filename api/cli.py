@@ -65,6 +65,9 @@ def prune() -> None:
     s = load()
     with open_store(s.store) as db:
         deleted = db.apply_retention()
+    if deleted is None:
+        Console().print("prune: skipped: another process is pruning this store now")
+        return
     summary = ", ".join(f"{table} {n}" for table, n in deleted.items())
     Console().print(f"prune: kept {s.store.retention_days} days; deleted {summary}")
 

@@ -52,6 +52,9 @@ class RetentionScheduler(Periodic):
                 "retention skipped path=%s error=%s: %s", self.store.where, type(exc).__name__, exc
             )
             return None
+        if deleted is None:
+            logger.info("retention skipped path=%s: another process is pruning it now", self.store.where)
+            return None
         self.runs += 1
         self.last_deleted = deleted
         summary = " ".join(f"{table}={n}" for table, n in deleted.items())

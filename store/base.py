@@ -395,13 +395,14 @@ class HistoryStore(ABC):
                     progress(table.name, copied[table.name])
         return copied
 
-    def apply_retention(self, now: datetime | None = None) -> dict[str, int]:
-        """Delete history older than `retention_days`; returns rows deleted per table."""
+    def apply_retention(self, now: datetime | None = None) -> dict[str, int] | None:
+        """Delete history older than `retention_days`; returns rows deleted per table, or None when
+        another process is applying it now (PostgreSQL)."""
         cutoff = retention.retention_cutoff(self.retention_days, now)
         with self._connection(write=True) as con, transaction(con):
             if not self._may_prune(con):
                 logger.info("store %s: another process is applying the retention; skipped", self.where)
-                return {}
+                return None
             return retention.delete_before(con, cutoff)
 
     def _may_prune(self, con: Connection) -> bool:

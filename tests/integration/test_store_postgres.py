@@ -131,9 +131,11 @@ def test_one_retention_pass_at_a_time(postgres_url: str) -> None:
     with db, psycopg.connect(postgres_url) as other:
         seed_known(db)
         other.execute("SELECT pg_advisory_xact_lock(%s)", [RETENTION_LOCK])  # another replica pruning
-        assert db.apply_retention(now=T0 + timedelta(days=1, hours=2)) == {}
+        assert db.apply_retention(now=T0 + timedelta(days=1, hours=2)) is None
         other.rollback()  # its pass is over
-        assert db.apply_retention(now=T0 + timedelta(days=1, hours=2))["scored_items"] == 6
+        deleted = db.apply_retention(now=T0 + timedelta(days=1, hours=2))
+        assert deleted is not None
+        assert deleted["scored_items"] == 6
 
 
 def con_indexes(db: PostgresStore) -> set[str]:
