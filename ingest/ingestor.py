@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import json
 import logging
 import random
@@ -80,11 +81,25 @@ def poller_for(source: FeedSource | ApiSource) -> Poller:
     return RssSource(source) if isinstance(source, FeedSource) else JsonApiSource(source)
 
 
-def _address(source: Source) -> tuple[object, ...]:
-    """What a source fetches: its URL and query (a replay: its file)."""
+def _address(source: Source) -> str:
+    """What a source fetches, as a digest: its URL and query (a replay: its file)."""
     if isinstance(source, ReplaySource):
-        return (source.path,)
-    return (source.url, tuple(sorted(source.params.items())) if isinstance(source, ApiSource) else ())
+        parts: tuple[object, ...] = (str(source.path),)
+    else:
+        parts = (source.url, sorted(source.params.items()) if isinstance(source, ApiSource) else [])
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def at_address(state: SourceState, source: Source) -> SourceState:
+    """`state` for `source` as configured now: where its address changed since the state was saved
+    (a fixed URL, edited live or between runs), the old address's ETag, Last-Modified and cursor go."""
+    address = _address(source)
+    if state.address == address:
+        return state
+    update: dict[str, object] = {"address": address}
+    if state.address is not None:  # None: saved before addresses were
+        update |= {"etag": None, "last_modified": None, "cursor": None}
+    return state.model_copy(update=update)
 
 
 def failure_backoff_s(interval_s: float, errors: int, cap_s: float) -> float:
@@ -135,7 +150,7 @@ class Ingestor(AsyncResource):
             raise
 
     async def _start(self) -> None:
-        self.states = {name: self.store.load(name) for name in self.sources}
+        self.states = {name: at_address(self.store.load(name), s) for name, s in self.sources.items()}
         await asyncio.to_thread(self.dedup.load, self._dedup_path)
         await self.fetcher.start()
         try:
@@ -185,12 +200,10 @@ class Ingestor(AsyncResource):
         )
         self.config, self.sources, self.names = config, new, names
         for name in changes.added:  # a source removed earlier resumes from its saved state
-            self.states[name] = self.store.load(name)
+            self.states[name] = at_address(self.store.load(name), new[name])
         for name in changes.changed:  # an edit (a fixed URL, say) is tried now, not after the backoff
-            update: dict[str, object] = {"next_poll_at": None}
-            if _address(old[name]) != _address(new[name]):  # validators and cursor were the old one's
-                update |= {"etag": None, "last_modified": None, "cursor": None}
-            self.states[name] = self.states[name].model_copy(update=update)
+            state = at_address(self.states[name], new[name])
+            self.states[name] = state.model_copy(update={"next_poll_at": None})
         await self._announce_sources()
         return changes
 

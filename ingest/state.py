@@ -46,6 +46,8 @@ class SourceState(BaseModel):
     last_new_at: datetime | None = None
     last_entries: int = 0
     last_invalid: int = 0
+    # A digest of what the source fetched when this was saved (ingestor.at_address).
+    address: str | None = None
 
     def remember(self, ids: list[str], now: datetime, ttl: timedelta) -> dict[str, datetime]:
         """`seen` updated with `ids` at `now`, minus ids not listed for `ttl`."""

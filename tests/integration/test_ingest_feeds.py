@@ -390,6 +390,12 @@ async def test_a_source_whose_address_changes_forgets_the_old_ones_validators(
         await ingestor.apply(SourcesConfig(feeds=(moved,)), ingestor.names)
         assert (ingestor.states["g"].etag, ingestor.states["g"].last_modified) == (None, None)
         assert (await ingestor.poll("g", force=True)).published == 15
+        assert ingestor.states["g"].etag
+    # The file edited while no ingestor ran: the next one sees the new address against the saved one.
+    async with Ingestor(ingest_settings, kafka, SourcesConfig(feeds=(moved,))) as ingestor:
+        assert ingestor.states["g"].etag, "the same address: kept"
+    async with Ingestor(ingest_settings, kafka, SourcesConfig(feeds=(old,))) as ingestor:
+        assert (ingestor.states["g"].etag, ingestor.states["g"].last_modified) == (None, None)
 
 
 async def test_scheduler_polls_on_interval(
