@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Iterator
+from datetime import datetime
+from typing import Protocol
 
 import faust
 from faust.sensors import Monitor
 from faust.types import TP
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -25,6 +29,54 @@ ALERT_EVENTS = Counter("finpulse_stream_alert_events", "Alert events the detecto
 LATE_STORY_WINDOWS = Counter(
     "finpulse_stream_late_story_windows", "Story-window pairs not counted: the window was past its lateness"
 )
+
+
+# The history sink (news.scored, windows and alerts -> the store): seen when the store is away from
+# one host, where the worker's own lag stays flat and the sink only logs.
+HISTORY_WRITTEN = Counter(
+    "finpulse_history_written", "Records the history sink wrote to the store", ["topic"]
+)
+HISTORY_FAILURES = Counter(
+    "finpulse_history_write_failures", "History writes that failed: their batch is read again"
+)
+HISTORY_LAST_WRITE = Gauge(
+    "finpulse_history_last_write_timestamp_seconds", "When the history sink last wrote a batch (Unix time)"
+)
+
+
+class HasWatermarks(Protocol):
+    def watermarks(self) -> dict[int, datetime | None]:
+        """Each partition's watermark (None before its inputs were all seen)."""
+        ...
+
+
+class WatermarkAge(Collector):
+    """Per by-entity partition of the aggregate stages in this process, how far its watermark (the
+    event time windows close at) is behind the wall clock: growing, windows stopped closing."""
+
+    def __init__(self) -> None:
+        self._stages: weakref.WeakSet[HasWatermarks] = weakref.WeakSet()
+
+    def watch(self, stage: HasWatermarks) -> None:
+        """Report the stage's `watermarks()` while it lives."""
+        self._stages.add(stage)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        age = GaugeMetricFamily(
+            "finpulse_stream_watermark_age_seconds",
+            "Wall clock minus the partition's watermark: windows close as it passes their end",
+            labels=["partition"],
+        )
+        now = time.time()
+        for stage in list(self._stages):
+            for partition, mark in sorted(stage.watermarks().items()):
+                if mark is not None:
+                    age.add_metric([str(partition)], now - mark.timestamp())
+        yield age
+
+
+WATERMARKS = WatermarkAge()
+REGISTRY.register(WATERMARKS)
 
 
 class ConsumerLag(Collector):

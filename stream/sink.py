@@ -31,6 +31,7 @@ from finpulse.schema import AlertEvent, Message, ScoredItem, WindowAggregate
 from finpulse.settings import Settings, StoreSettings
 from finpulse.topics import stop_consumer
 from stream.deadletter import dead_letter_record
+from stream.metrics import HISTORY_FAILURES, HISTORY_LAST_WRITE, HISTORY_WRITTEN
 from stream.topics import PipelineTopics
 
 logger = logging.getLogger(__name__)
@@ -209,6 +210,7 @@ class HistorySink(Service):
 
     @staticmethod
     def _failed(count: int, exc: BaseException) -> None:
+        HISTORY_FAILURES.inc()
         if isinstance(exc, TransientError):  # the store is away: no traceback, it says why
             logger.warning("history write failed records=%d; reading them again: %s", count, exc)
         else:
@@ -249,6 +251,9 @@ class HistorySink(Service):
         await self.store.write(
             [(self._routes[topic][1], items) for topic, items in by_topic.items() if items]
         )
+        for topic, items in by_topic.items():
+            HISTORY_WRITTEN.labels(topic).inc(len(items))
+        HISTORY_LAST_WRITE.set_to_current_time()
 
     async def _dead_letter(self, r: ConsumerRecord, error: BaseException) -> None:
         await dead_letter_record(

@@ -68,7 +68,7 @@ from finpulse.errors import InvalidRecord
 from finpulse.schema import ENTITY_KINDS, ScoredItem, WindowAggregate, WindowKind, describe_validation_error
 from finpulse.settings import Settings
 from stream.deadletter import dead_letter, dead_letter_record
-from stream.metrics import LATE_STORY_WINDOWS
+from stream.metrics import LATE_STORY_WINDOWS, WATERMARKS
 from stream.skipped import SkippedRecords
 from stream.topics import BASELINES, COUNTED, WINDOW_SUMS, PipelineTopics, by_entity_topic
 from stream.watermark import TICK_KEY, PartitionMarks, entity_key, mark_from
@@ -244,6 +244,8 @@ def register_windowing(app: faust.App, topics: PipelineTopics, settings: Setting
         skipped=SkippedRecords(app, settings.kafka, by_entity_topic(app.conf.id), "by-entity"),
         dead=dead,
     )
+
+    WATERMARKS.watch(windows)
 
     @app.on_partitions_assigned.connect
     async def resume(app: faust.App, assigned: object, **kwargs: object) -> None:
@@ -457,6 +459,10 @@ class Windows:
             swept = min(int(self.counted.get(_swept_key(partition)) or 0), now_swept)
             index = self._indexes[partition] = CountedIndex(_records_of(self.counted, partition), swept)
         return index
+
+    def watermarks(self) -> dict[int, datetime | None]:
+        """Each by-entity partition's watermark (finpulse_stream_watermark_age_seconds)."""
+        return {partition: state.watermark.value() for partition, state in self.partitions.items()}
 
     def on_assigned(self) -> None:
         """After a rebalance: drop the counted indexes and slot key sets (recovery may have

@@ -4,6 +4,7 @@ outside a worker process."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ import faust
 import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
 from psycopg import sql
 
 import stream.sink
@@ -126,6 +128,10 @@ async def test_a_record_the_store_refuses_is_dead_lettered_and_the_rest_are_writ
     assert _stored(settings.store) == STORIES
 
 
+def _metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0  # this process's Prometheus metrics
+
+
 async def test_a_broken_store_dead_letters_nothing_and_gets_every_story_once_mended(
     kafka: KafkaSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,6 +150,10 @@ async def test_a_broken_store_dead_letters_nothing_and_gets_every_story_once_men
 
     monkeypatch.setattr(DuckDBStore, "upsert_scored", broken_then_mended)
     settings, store, sink = _services(kafka, StoreSettings(url=f"duckdb:///{tmp_path / 'h.duckdb'}"))
+    failed_before, written_before = (
+        _metric("finpulse_history_write_failures_total"),
+        _metric("finpulse_history_written_total", topic=kafka.topics.scored),
+    )
     await _publish(kafka, STORIES)
     await store.start()
     await sink.start()
@@ -157,6 +167,11 @@ async def test_a_broken_store_dead_letters_nothing_and_gets_every_story_once_men
         await sink.stop()
         await store.stop()
     assert failures == []  # it failed three times, and was read again each time
+    # Seen in the worker's metrics, not only in its log.
+    # At least its three (the test's own reads of the file may fail a write more: DuckDB's one mode).
+    assert _metric("finpulse_history_write_failures_total") - failed_before >= 3
+    assert _metric("finpulse_history_written_total", topic=kafka.topics.scored) - written_before == STORIES
+    assert _metric("finpulse_history_last_write_timestamp_seconds") > time.time() - 60
     dead = dead_letter_topic(kafka.topics.scored, kafka.topics)
     assert await read_topic(kafka, dead, expect=1, timeout_s=2) == []
 

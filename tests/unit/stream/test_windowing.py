@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -19,7 +20,7 @@ import pytest
 from finpulse.errors import InvalidRecord, TransientError
 from finpulse.schema import DeadLetter, WindowAggregate
 from finpulse.settings import Settings, StreamSettings
-from stream.metrics import LATE_STORY_WINDOWS
+from stream.metrics import LATE_STORY_WINDOWS, WATERMARKS
 from stream.skipped import Record, SkippedRecords
 from stream.watermark import TICK_KEY, Mark, headers_for
 from stream.windowing import Windows
@@ -142,6 +143,17 @@ async def test_a_late_story_does_not_open_a_window_before_one_of_its_entity_that
     await windows.on_event(_event(TICK_KEY, b"", offset + 2, T0 + timedelta(minutes=31)))
     starts = [w.window_start for w in topic.sent if w.window_kind == "tumbling"]
     assert starts == [T0 + timedelta(minutes=5 * k) for k in (0, 1, 2, 3, 5)]  # no 09:20
+
+
+async def test_each_partitions_watermark_age_is_a_metric() -> None:
+    windows, _ = _windows(grace_s=0)
+    WATERMARKS.watch(windows)
+    story = b"[" + scored("a", "negative", at=T0).to_bytes() + b"]"
+    await windows.on_event(_event(b"ticker:ACME", story, 0, T0 + timedelta(minutes=1)))
+    [family] = WATERMARKS.collect()
+    ages = {s.labels["partition"]: s.value for s in family.samples}
+    assert set(ages) == {"0"}
+    assert ages["0"] == pytest.approx(time.time() - (T0 + timedelta(minutes=1)).timestamp(), abs=60)
 
 
 async def test_a_replayed_record_counts_once_and_a_late_story_revises_the_closed_window() -> None:
