@@ -141,10 +141,15 @@ def _swept_key(partition: int) -> bytes:
     return b"@swept|%d" % partition
 
 
-def _records_of(table: Mapping[bytes, bytes], partition: int) -> list[tuple[bytes, CountedRecord]]:
-    """The partition's counted records, decoded, with their keys."""
-    records = ((key, CountedRecord.from_bytes(raw)) for key, raw in table.items() if key[:1] != b"@")
-    return [(key, record) for key, record in records if record.partition == partition]
+def _records_by_partition(table: Mapping[bytes, bytes]) -> dict[int, list[tuple[bytes, CountedRecord]]]:
+    """Every counted record, decoded, with its key, by partition: one pass over the table (one pass
+    per partition decoded it all once for each, a stall of seconds per rebalance at scale)."""
+    out: dict[int, list[tuple[bytes, CountedRecord]]] = defaultdict(list)
+    for key, raw in table.items():
+        if key[:1] != b"@":
+            record = CountedRecord.from_bytes(raw)
+            out[record.partition].append((key, record))
+    return out
 
 
 _NONE_COUNTED: Mapping[str, int] = MappingProxyType({})
@@ -290,6 +295,8 @@ class Windows:
         # Decoded slots, reused while the table holds the very same bytes.
         self._decoded: dict[bytes, tuple[bytes, WindowSlot]] = {}
         self._indexes: dict[int, CountedIndex] = {}  # per partition, built on first use
+        # The counted records of partitions not indexed yet since the last rebalance.
+        self._unindexed: dict[int, list[tuple[bytes, CountedRecord]]] | None = None
         self._keys: dict[int, SlotKeys] | None = None  # per partition, built on first use
         self._resumed: set[int] = set()  # partitions with an event since the last assignment
         self.skipped = skipped
@@ -457,7 +464,10 @@ class Windows:
             # made every story late for good (marks are capped at the present since).
             now_swept = int(time.time() - self.lateness.total_seconds())
             swept = min(int(self.counted.get(_swept_key(partition)) or 0), now_swept)
-            index = self._indexes[partition] = CountedIndex(_records_of(self.counted, partition), swept)
+            if self._unindexed is None:  # decoded once per rebalance, for every partition
+                self._unindexed = _records_by_partition(self.counted)
+            records = self._unindexed.pop(partition, [])
+            index = self._indexes[partition] = CountedIndex(records, swept)
         return index
 
     def watermarks(self) -> dict[int, datetime | None]:
@@ -468,6 +478,7 @@ class Windows:
         """After a rebalance: drop the counted indexes and slot key sets (recovery may have
         changed the tables), and check each partition for lost emissions on its next event."""
         self._indexes.clear()
+        self._unindexed = None
         self._keys = None
         self._resumed.clear()
         self.skipped.reset()

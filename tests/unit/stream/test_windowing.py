@@ -145,6 +145,36 @@ async def test_a_late_story_does_not_open_a_window_before_one_of_its_entity_that
     assert starts == [T0 + timedelta(minutes=5 * k) for k in (0, 1, 2, 3, 5)]  # no 09:20
 
 
+class _CountingTable(dict[bytes, bytes]):
+    """The counted-records table, counting its full scans."""
+
+    scans = 0
+
+    def items(self) -> Any:
+        self.scans += 1
+        return super().items()
+
+
+async def test_after_a_rebalance_the_counted_records_are_decoded_once_for_every_partition() -> None:
+    windows, topic = _windows(grace_s=0)
+    windows.counted = table = _CountingTable()  # type: ignore[assignment]
+    for partition in (0, 1):
+        story = b"[" + scored(f"p{partition}", "negative", at=T0).to_bytes() + b"]"
+        event = _event(b"ticker:ACME", story, 0, T0)
+        event.message.partition = partition
+        await windows.on_event(event)
+    windows.on_assigned()  # a rebalance: indexes rebuilt from the table
+    table.scans = 0
+    for partition in (0, 1):  # the same records again (replayed): recognised, not counted twice
+        story = b"[" + scored(f"p{partition}", "negative", at=T0).to_bytes() + b"]"
+        event = _event(b"ticker:ACME", story, 0, T0)
+        event.message.partition = partition
+        await windows.on_event(event)
+    assert table.scans == 1
+    await windows.on_event(_event(TICK_KEY, b"", 1, T0 + timedelta(minutes=5)))
+    assert [w.count for w in topic.sent if w.window_kind == "tumbling"] == [1]
+
+
 async def test_each_partitions_watermark_age_is_a_metric() -> None:
     windows, _ = _windows(grace_s=0)
     WATERMARKS.watch(windows)
