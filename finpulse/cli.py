@@ -110,8 +110,11 @@ def topics() -> None:
         for line in differ:
             console.print(labelled("differs:", line))
         console.print(
-            "Kafka keeps a topic as it was created: add partitions with kafka-topics.sh --alter, replicas "
-            "with kafka-reassign-partitions.sh (or delete and recreate the topic), or change the settings"
+            "Kafka keeps a topic as it was created: add replicas with kafka-reassign-partitions.sh, or "
+            "change the settings. Do not add partitions to the pipeline's topics in place: the worker's "
+            "windows, baselines and alert states are kept by partition, and an entity moved to another "
+            "starts afresh (README, Operations: more partitions means a new FINPULSE_STREAM_APP_ID and "
+            "topics, and a replay of the history)"
         )
         raise typer.Exit(1)
 
