@@ -214,6 +214,11 @@ def _window_id(kind: str, start: datetime) -> str:
     return f"{kind}|{start.isoformat()}"
 
 
+def _baseline_key(entity: str, window_kind: str) -> bytes:
+    """The baselines key: `<entity>|<window kind>`."""
+    return f"{entity}|{window_kind}".encode()
+
+
 def _slot_key(entity: str, window: str) -> bytes:
     """The window-sums key: `<entity>|<window kind>|<start>`."""
     return f"{entity}|{window}".encode()
@@ -453,9 +458,12 @@ class Windows:
     def _baseline_past(self, prefix: str, kind: WindowKind, start: datetime) -> bool:
         """Whether the entity's baseline of this window kind took in a window starting at `start`
         or later (`update_baseline` skips those)."""
-        raw = self.baselines.get(f"{prefix}|{kind}".encode())
-        last = Baseline.model_validate_json(raw).last_window_start if raw else None
-        return last is not None and last >= start
+        baseline = self._baseline(prefix, kind)
+        return (
+            baseline is not None
+            and baseline.last_window_start is not None
+            and baseline.last_window_start >= start
+        )
 
     def _index(self, partition: int) -> CountedIndex:
         index = self._indexes.get(partition)
@@ -493,13 +501,14 @@ class Windows:
         the message, and the replayed event then finds nothing left to emit. The consumer
         resumes at its committed offset `start`, and Faust flushes the producer before it
         commits, so only emissions of events from `start` on can be missing. Windows
-        consumers take a repeated revision as a redelivery.
+        consumers take a repeated revision as a redelivery. The entity's baseline, a third send,
+        may have lost the window too: it is folded in again (a baseline that has it is unchanged).
         """
         resent = 0
         keys = self._keys_of(partition)
         for _, slot in self._slots_of(keys.open | keys.expired):
             if slot.emitted_offset is not None and slot.emitted_offset >= start:
-                await self._emit(slot)
+                self._learn(await self._emit(slot))
                 resent += 1
         if resent:
             logger.info("windows re-emitted after a restart partition=%d from_offset=%d count=%d",
@@ -617,14 +626,23 @@ class Windows:
 
     async def _close(self, key: bytes, slot: WindowSlot, offset: int) -> None:
         acc = slot.acc
-        bkey = f"{entity_key(acc.entity_kind, acc.entity)}|{acc.window_kind}".encode()
-        raw = self.baselines.get(bkey)
-        baseline = Baseline.model_validate_json(raw) if raw else None
+        baseline = self._baseline(entity_key(acc.entity_kind, acc.entity), acc.window_kind)
         slot = slot.model_copy(update={"emitted_revision": 0, "baseline": baseline, "emitted_offset": offset})
-        aggregate = await self._emit(slot)
-        updated = update_baseline(baseline, aggregate, self.params, self.specs[acc.window_kind])
-        self.baselines[bkey] = updated.model_dump_json().encode()
+        self._learn(await self._emit(slot))
         self._put(key, slot)
+
+    def _baseline(self, prefix: str, kind: str) -> Baseline | None:
+        """The entity's baseline of this window kind (`prefix`: its entity_key)."""
+        raw = self.baselines.get(_baseline_key(prefix, kind))
+        return Baseline.model_validate_json(raw) if raw else None
+
+    def _learn(self, aggregate: WindowAggregate) -> None:
+        """Fold a closed window into its entity's baseline; one that has it is left as it is."""
+        prefix = entity_key(aggregate.entity_kind, aggregate.entity)
+        baseline = self._baseline(prefix, aggregate.window_kind)
+        updated = update_baseline(baseline, aggregate, self.params, self.specs[aggregate.window_kind])
+        if updated is not baseline:
+            self.baselines[_baseline_key(prefix, aggregate.window_kind)] = updated.model_dump_json().encode()
 
     async def _emit(self, slot: WindowSlot) -> WindowAggregate:
         aggregate = close_window(slot.acc, slot.baseline, self.params, revision=slot.emitted_revision or 0)
