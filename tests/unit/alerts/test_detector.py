@@ -11,7 +11,7 @@ from alerts import DetectorState, MuteWindow, alert_id, detect, state_key
 from alerts.baseline import update_baseline
 from alerts.detector import UNWATCHED_WINDOWS, parse_state_key
 from alerts.stats import adjust
-from alerts.subscriptions import SubscriptionFilter
+from alerts.subscriptions import Subscription, SubscriptionFilter
 from finpulse.schema import AlertEvent
 
 from .synth import DEFAULT_BASELINE, HOPPING, NOW, T0, TUMBLING, replay, subscription, window
@@ -143,6 +143,21 @@ def test_an_alert_whose_entity_goes_quiet_resolves_as_of_the_quiet_windows() -> 
     assert [(e.state, e.resolved_because) for _, e in few] == [("fired", None), ("resolved", "few_stories")]
 
 
+def _as_planned(plan: list[tuple[Subscription, tuple[int, int]]]) -> list[tuple[int, AlertEvent]]:
+    """Energy's windows of (count, negative), each with the subscription as it was then (edited
+    between windows, as the live stream sees edits); the events with their window's index."""
+    states: dict[str, DetectorState] = {}
+    events: list[tuple[int, AlertEvent]] = []
+    baseline = None
+    for i, (active, (count, negative)) in enumerate(plan):
+        w = window("Energy", i, count, negative, baseline=baseline)
+        result = detect([w], [active], states, NOW)
+        states.update(result.states)
+        events += [(i, e) for e in result.events]
+        baseline = update_baseline(baseline, w, DEFAULT_BASELINE, TUMBLING)
+    return events
+
+
 @pytest.mark.parametrize("away", [{"enabled": False}, {"filter": SubscriptionFilter(topics=("Macro",))}])
 def test_a_subscription_switched_off_and_on_does_not_call_its_time_off_quiet(away: dict[str, object]) -> None:
     # Off (or not watching the entity) for a while during a spike, its windows not tested, back
@@ -150,22 +165,15 @@ def test_a_subscription_switched_off_and_on_does_not_call_its_time_off_quiet(awa
     # as "no stories".
     sub = subscription()
     off = sub.model_copy(update=away)
-    states: dict[str, DetectorState] = {}
-    events: list[AlertEvent] = []
-    baseline = None
-    plan = [
-        *([(sub, (20, 3))] * 30),
-        *([(sub, (20, 14))] * 2),
-        *([(off, (20, 3))] * 10),
-        *([(sub, (20, 3))] * 3),
-    ]
-    for i, (active, (count, negative)) in enumerate(plan):
-        w = window("Energy", i, count, negative, baseline=baseline)
-        result = detect([w], [active], states, NOW)
-        states.update(result.states)
-        events += result.events
-        baseline = update_baseline(baseline, w, DEFAULT_BASELINE, TUMBLING)
-    assert [(e.state, e.resolved_because) for e in events] == [("fired", None), ("resolved", "calm")]
+    events = _as_planned(
+        [
+            *([(sub, (20, 3))] * 30),
+            *([(sub, (20, 14))] * 2),
+            *([(off, (20, 3))] * 10),
+            *([(sub, (20, 3))] * 3),
+        ]
+    )
+    assert [(e.state, e.resolved_because) for _, e in events] == [("fired", None), ("resolved", "calm")]
 
 
 def test_hopping_windows_go_quiet_by_their_steps_not_their_length() -> None:
@@ -249,16 +257,7 @@ def test_a_burst_right_after_a_quiet_resolve_fires_despite_the_cooldown() -> Non
 def test_an_alert_its_subscription_stops_watching_resolves_as_unwatched() -> None:
     sub = subscription()
     away = sub.model_copy(update={"filter": SubscriptionFilter(topics=("Macro",))})
-    states: dict[str, DetectorState] = {}
-    events: list[AlertEvent] = []
-    baseline = None
-    plan = [*([(sub, (20, 3))] * 30), *([(sub, (20, 14))] * 2), *([(away, (20, 14))] * 20)]
-    for i, (active, (count, negative)) in enumerate(plan):
-        w = window("Energy", i, count, negative, baseline=baseline)
-        result = detect([w], [active], states, NOW)
-        states.update(result.states)
-        events += [(i, e) for e in result.events]
-        baseline = update_baseline(baseline, w, DEFAULT_BASELINE, TUMBLING)
+    events = _as_planned([*([(sub, (20, 3))] * 30), *([(sub, (20, 14))] * 2), *([(away, (20, 14))] * 20)])
     assert [(i, e.state, e.resolved_because) for i, e in events] == [
         (30, "fired", None), (31 + UNWATCHED_WINDOWS, "resolved", "unwatched"),
     ]  # fmt: skip
@@ -266,14 +265,9 @@ def test_an_alert_its_subscription_stops_watching_resolves_as_unwatched() -> Non
     # Watched again sooner: the untested windows are not calm ones, its own calm windows resolve it.
     sub5 = subscription(resolve_windows=5)
     away5 = sub5.model_copy(update={"filter": SubscriptionFilter(topics=("Macro",))})
-    plan = [*([(sub5, (20, 3))] * 30), (sub5, (20, 14)), *([(away5, (20, 3))] * 4), *([(sub5, (20, 3))] * 5)]
-    states, events, baseline = {}, [], None
-    for i, (active, (count, negative)) in enumerate(plan):
-        w = window("Energy", i, count, negative, baseline=baseline)
-        result = detect([w], [active], states, NOW)
-        states.update(result.states)
-        events += [(i, e) for e in result.events]
-        baseline = update_baseline(baseline, w, DEFAULT_BASELINE, TUMBLING)
+    events = _as_planned(
+        [*([(sub5, (20, 3))] * 30), (sub5, (20, 14)), *([(away5, (20, 3))] * 4), *([(sub5, (20, 3))] * 5)]
+    )
     assert [(i, e.state, e.resolved_because) for i, e in events] == [
         (30, "fired", None),
         (39, "resolved", "calm"),
