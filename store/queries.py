@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from finpulse.schema import EntityKind, Sentiment, WindowKind, normalise_entity
+from finpulse.schema import ENTITY_KINDS, EntityKind, Sentiment, WindowKind, normalise_entity, parse_entity
 from store.dialect import BUCKET_ORIGIN, DUCKDB, Dialect
 from store.records import (
     AlertRecord,
@@ -76,10 +76,21 @@ class Query(BaseModel):
 
     @model_validator(mode="after")
     def _entity_as_stored(self) -> Self:
-        """An entity filter names it as windows and alerts carry it: " $acme " is ACME."""
+        """An entity filter names its kind (`entity_kind`, or `entity=ticker:ACME`) and the entity
+        as windows and alerts carry it (" $acme " is ACME): without a kind it matched one by chance
+        (a topic called AAPL: nothing) or none."""
         kind, entity = getattr(self, "entity_kind", None), getattr(self, "entity", None)
-        if entity is not None:
-            object.__setattr__(self, "entity", normalise_entity(kind, entity) if kind else entity.strip())
+        if entity is None:
+            return self
+        if kind is None or "entity_kind" not in self.model_fields_set:
+            prefix, sep, _ = entity.partition(":")
+            if not sep or prefix.strip() not in ENTITY_KINDS:
+                raise ValueError(
+                    "entity needs entity_kind (topic, ticker or source), or KIND:NAME (ticker:AAPL)"
+                )
+            kind, entity = parse_entity(entity.strip())
+            object.__setattr__(self, "entity_kind", kind)
+        object.__setattr__(self, "entity", normalise_entity(kind, entity))
         return self
 
     @model_validator(mode="after")
@@ -329,12 +340,6 @@ class HeadlinesQuery(_Searchable):
     def newest_first(self) -> bool:
         """Newest first (any sentiment, or `newest`), else the most extreme score first."""
         return self.newest or self.sentiment == "any"
-
-    @model_validator(mode="after")
-    def _entity_needs_kind(self) -> Self:
-        if self.entity is not None and self.entity_kind is None:
-            raise ValueError("entity needs entity_kind (topic, ticker or source)")
-        return self
 
     def select(self, dialect: Dialect = DUCKDB) -> tuple[str, Params]:
         where, params = _entity_filter(self.entity_kind, self.entity, column=self.entity_kind or "topic")

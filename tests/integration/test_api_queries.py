@@ -126,8 +126,14 @@ def test_volume_entities_headlines_windows(api_client: Any) -> None:
     assert [(p["entity"], p["count"], p["negative_count"]) for p in apple.json()["items"]] == [
         ("earnings", 1, 1)
     ]
-    chart = api_client.get("/api/v1/trends/plot.png", params={**SPAN, "entity": "macro", "search": "apple"})
+    chart = api_client.get(
+        "/api/v1/trends/plot.png", params={**SPAN, "entity": "topic:macro", "search": "apple"}
+    )
     assert (chart.status_code, "no stories for topic 'macro'" in chart.text) == (404, True)
+    # Without its kind an entity is refused, not looked for as a topic (AAPL: nothing, with a 200).
+    unkinded = api_client.get("/api/v1/trends", params={**SPAN, "entity": "AAPL"})
+    assert unkinded.status_code == 422
+    assert unkinded.json()["detail"][0]["loc"] == ["query", "entity"]
     wins = api_client.get("/api/v1/windows", params={**SPAN, "entity_kind": "ticker"}).json()["items"]
     assert [(w["entity"], w["negative_share"]) for w in wins] == [("AAPL", 1.0)]
 

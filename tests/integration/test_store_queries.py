@@ -44,7 +44,7 @@ def test_topic_trend_by_hour(known_store: HistoryStore) -> None:
 
 
 def test_negative_share_and_single_entity_filter(known_store: HistoryStore) -> None:
-    rows = known_store.fetch(TrendQuery(entity="macro", granularity="day", **RANGE))
+    rows = known_store.fetch(TrendQuery(entity_kind="topic", entity="macro", granularity="day", **RANGE))
     assert [(r.entity, r.count, r.negative_share) for r in rows] == [("macro", 2, 1.0)]  # type: ignore[attr-defined]
 
 
@@ -65,7 +65,7 @@ def test_source_trend_and_five_minute_buckets(known_store: HistoryStore) -> None
         ("reuters", 4, 4),
         ("reuters", 1, 0),
     ]
-    buckets = [r[0] for r in _trend(known_store, entity="earnings", granularity="5min")]
+    buckets = [r[0] for r in _trend(known_store, entity_kind="topic", entity="earnings", granularity="5min")]
     m = timedelta(minutes=1)
     assert buckets == [T0, T0 + 5 * m, T0 + 60 * m, T0 + 90 * m, T0 + timedelta(days=1)]
 

@@ -71,7 +71,16 @@ def test_ticker_entities_are_upper_cased_and_dollar_stripped() -> None:
     assert TrendQuery(entity_kind="ticker", entity=" $acme ").entity == "ACME"
     assert AlertsQuery(entity_kind="ticker", entity="acme").entity == "ACME"
     assert WindowsQuery(entity_kind="topic", entity=" Earnings ").entity == "Earnings"
-    assert AlertsQuery(entity="acme ").entity == "acme"  # no kind: only trimmed
+    # The kind in the name; without either the filter is refused (it matched one by chance, or none).
+    assert (AlertsQuery(entity="ticker:acme ").entity_kind, AlertsQuery(entity="ticker:acme ").entity) == (
+        "ticker", "ACME",
+    )  # fmt: skip
+    assert TrendQuery(entity="ticker:$aapl").model_dump(include={"entity_kind", "entity"}) == {
+        "entity_kind": "ticker", "entity": "AAPL",
+    }  # fmt: skip
+    for query in (TrendQuery, AlertsQuery, WindowsQuery, HeadlinesQuery):
+        with pytest.raises(ValidationError, match=r"entity needs entity_kind .*or KIND:NAME"):
+            query(entity="AAPL")
 
 
 def test_headline_entity_needs_a_kind() -> None:
@@ -94,11 +103,13 @@ def test_a_headline_search_needs_a_word() -> None:
 def test_user_values_are_bound_never_formatted() -> None:
     evil = "x' OR 1=1 --"
     for q in (
-        TrendQuery(entity=evil, start=T, end=T + timedelta(days=1)),
-        VolumeQuery(entity=evil, start=T, end=T + timedelta(days=1)),
+        TrendQuery(entity_kind="topic", entity=evil, start=T, end=T + timedelta(days=1)),
+        VolumeQuery(entity_kind="topic", entity=evil, start=T, end=T + timedelta(days=1)),
         HeadlinesQuery(entity_kind="source", entity=evil, start=T, end=T + timedelta(days=1)),
-        AlertsQuery(entity=evil, subscription_id=evil, start=T, end=T + timedelta(days=1)),
-        WindowsQuery(entity=evil, start=T, end=T + timedelta(days=1)),
+        AlertsQuery(
+            entity_kind="source", entity=evil, subscription_id=evil, start=T, end=T + timedelta(days=1)
+        ),
+        WindowsQuery(entity_kind="topic", entity=evil, start=T, end=T + timedelta(days=1)),
     ):
         sql, params = q.select()
         assert evil not in sql
