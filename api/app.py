@@ -13,16 +13,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from api import backtest_routes
 from api.auth import authorized, given_token, require_token
-from api.deps import Store, known_query
+from api.deps import API_RESPONSES, RETRY_AFTER_S, Store, known_query, validation_failed
 from api.metrics import count_requests
 from api.retention import RetentionScheduler
 from api.routes import alerts, feedback_links, history, mute_links, sources, subscriptions
@@ -91,7 +95,11 @@ def create_app(settings: Settings, *, retention_interval_h: float | None = None)
         max_body_size=MAX_BODY_BYTES,
     )
     app.state.settings = settings
-    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token), Depends(known_query)])
+    api = APIRouter(
+        prefix=API_PREFIX,
+        dependencies=[Depends(require_token), Depends(known_query)],
+        responses=API_RESPONSES,
+    )
     for module in (history, alerts, subscriptions, sources, backtest_routes):
         api.include_router(module.router)
     app.include_router(api)
@@ -150,7 +158,24 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StoreError)
     async def store_error(request: Request, exc: StoreError) -> JSONResponse:
         logger.error("api store error path=%s: %s", request.url.path, exc)
-        return JSONResponse({"detail": f"history store unavailable: {exc}"}, status_code=503)
+        return JSONResponse(
+            {"detail": f"history store unavailable: {exc}"},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """Every 503 a route raises (Kafka away on /sources, sinks that cannot send) says when to
+        try again, as the store's do."""
+        headers = dict(exc.headers or {})
+        if exc.status_code == 503 and not any(k.lower() == "retry-after" for k in headers):
+            headers["Retry-After"] = str(RETRY_AFTER_S)
+            exc = HTTPException(exc.status_code, detail=exc.detail, headers=headers)
+        return await http_exception_handler(request, exc)
+
+    # 422s in the documented shape: a query model's own check on the field it names.
+    app.add_exception_handler(RequestValidationError, validation_failed)
 
 
 def app_from_env() -> FastAPI:

@@ -1,11 +1,17 @@
-"""Request dependencies (the app's store) and the 422 that routes raise themselves."""
+"""Request dependencies (the app's store), the 422 that routes raise themselves and the shape of
+FastAPI's own, and the answers every /api/v1 route may give (401, 503)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.dependencies.models import Dependant
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from store import HistoryStore
@@ -52,3 +58,54 @@ def _query_names(dependant: Dependant) -> set[str]:
 def unprocessable(message: str, loc: tuple[str, ...] = ("body",)) -> HTTPException:
     """A 422 shaped like FastAPI's own validation errors (the documented schema)."""
     return HTTPException(422, detail=[{"loc": list(loc), "msg": message, "type": "value_error"}])
+
+
+# A query model's own check (start before end, entity with its kind) fails the whole query: its
+# message starts with the field it is about.
+_QUERY_FIELD = re.compile(r"^(?:Value error, )?(start|end|entity_kind|entity)\b")
+
+
+def located(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """FastAPI's validation errors, each a query model's own check placed on the field its message
+    names (`["query", "start"]`, not `["query"]`) and without the whole query as its `input`."""
+    shaped = []
+    for error in errors:
+        if tuple(error.get("loc", ())) == ("query",):
+            named = _QUERY_FIELD.match(str(error.get("msg", "")))
+            loc = ["query", named.group(1)] if named else ["query"]
+            error = {"type": error.get("type", "value_error"), "loc": loc, "msg": error.get("msg", "")}
+        shaped.append(error)
+    return shaped
+
+
+async def validation_failed(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 (the documented list of `loc`, `msg`, `type`), shaped by `located`."""
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": jsonable_encoder(located(exc.errors()))}, status_code=422)
+
+
+class ErrorDetail(BaseModel):
+    """An error's answer: what went wrong and what to do."""
+
+    detail: str
+
+
+RETRY_AFTER_S = 5
+# Every /api/v1 route (health aside) may answer these: on the API router, once.
+API_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {
+        "model": ErrorDetail,
+        "description": "no or wrong token (`Authorization: Bearer <FINPULSE_API_TOKEN>`), or without "
+        "api.token set, a client not on loopback",
+    },
+    503: {
+        "model": ErrorDetail,
+        "description": "the store (or Kafka, for /sources) is busy or away: try again later",
+        "headers": {
+            "Retry-After": {
+                "description": "seconds to wait before trying again",
+                "schema": {"type": "integer"},
+            }
+        },
+    },
+}

@@ -16,7 +16,7 @@ from alerts.sample import SampleResult, send_samples
 from alerts.sinks.build import build_sinks
 from alerts.subscriptions import Subscription
 from alerts.windows import window_sizes
-from api.deps import Store
+from api.deps import Store, unprocessable
 from finpulse.errors import ConfigError
 from finpulse.schema import describe_validation_error, utcnow
 from store import Changed, HistoryStore, SubscriptionRecord
@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
 SubId = Annotated[str, Path(min_length=1, max_length=64)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such subscription"}}
+_ETAG = {"ETag": {"description": "send it back as If-Match with the next PUT", "schema": {"type": "string"}}}
 
 
 def _model(record: SubscriptionRecord) -> Subscription:
@@ -51,14 +52,24 @@ def list_subscriptions(db: Store) -> list[Subscription]:
     return subs
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses={409: {"description": "id exists"}})
-def create_subscription(db: Store, sub: Subscription) -> Subscription:
-    """Store a new subscription (409 when the id exists: use PUT to replace)."""
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        201: {"headers": {**_ETAG, "Location": {"description": "its URL", "schema": {"type": "string"}}}},
+        409: {"description": "id exists"},
+    },
+)
+def create_subscription(db: Store, sub: Subscription, request: Request, response: Response) -> Subscription:
+    """Store a new subscription (409 when the id exists: use PUT to replace). Its `Location`, and
+    its `ETag` for the If-Match of the next PUT (as a GET gives it)."""
     if db.get_subscription(sub.id) is not None:
         raise HTTPException(
             status.HTTP_409_CONFLICT, detail=f"subscription {sub.id!r} exists; PUT to replace it"
         )
-    db.put_subscription(sub.id, sub.stored_body())
+    record = db.put_subscription(sub.id, sub.stored_body())
+    response.headers["Location"] = request.url_for("get_subscription", sub_id=sub.id).path
+    response.headers["ETag"] = _etag(record)
     return sub
 
 
@@ -69,7 +80,7 @@ def _stored(db: HistoryStore, sub_id: str) -> SubscriptionRecord:
     return record
 
 
-@router.get("/{sub_id}", responses=NOT_FOUND)
+@router.get("/{sub_id}", responses={**NOT_FOUND, 200: {"headers": _ETAG}})
 def get_subscription(db: Store, sub_id: SubId, response: Response) -> Subscription:
     """The stored (live) copy of one subscription, as the worker and the dispatcher use it; its
     ETag, sent back as If-Match with a PUT, keeps that PUT from undoing a change made since."""
@@ -81,6 +92,8 @@ def get_subscription(db: Store, sub_id: SubId, response: Response) -> Subscripti
 @router.put(
     "/{sub_id}",
     responses={
+        **NOT_FOUND,
+        200: {"headers": _ETAG},
         412: {"description": "changed since the If-Match copy was read (a mute from a Slack link?)"},
         422: {"description": "invalid, or id differs from the path"},
     },
@@ -89,27 +102,32 @@ def put_subscription(
     db: Store,
     sub_id: SubId,
     sub: Subscription,
+    response: Response,
     if_match: Annotated[
-        str | None, Header(description="the ETag of the copy this one changes: refused if written since")
+        str | None,
+        Header(description="the ETag of the copy this one changes: refused if written since; 404 if gone"),
     ] = None,
 ) -> Subscription:
-    """Create or replace the subscription with this id."""
+    """Create or replace the subscription with this id (with If-Match: replace only, 404 when there
+    is none). Its new `ETag`, for the If-Match of the next PUT (as a GET gives it)."""
     if sub.id != sub_id:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=f"body id {sub.id!r} differs from the path's {sub_id!r}",
-        )
+        raise unprocessable(f"body id {sub.id!r} differs from the path's {sub_id!r}", ("body", "id"))
+    if if_match is not None:
+        _stored(db, sub_id)  # a missing one is a 404, whatever If-Match says
     try:
-        db.put_subscription(sub.id, sub.stored_body(), read_at=_read_at(if_match))
+        record = db.put_subscription(sub.id, sub.stored_body(), read_at=_read_at(if_match))
     except Changed as exc:
+        _stored(db, sub_id)  # deleted since: a 404 too
         raise HTTPException(
             status.HTTP_412_PRECONDITION_FAILED,
             detail=f"{exc}, perhaps muted from a Slack link: load it again, then make the change",
         ) from exc
+    response.headers["ETag"] = _etag(record)
     return sub
 
 
 def _etag(record: SubscriptionRecord) -> str:
+    """The ETag of a stored copy (GET's, POST's and PUT's): its `updated_at`."""
     return f'"{record.updated_at.isoformat()}"'
 
 

@@ -60,6 +60,37 @@ def test_a_put_with_if_match_does_not_undo_a_change_made_since(api_client: Any) 
     assert bad.status_code == 412
 
 
+def test_writes_give_the_etag_a_get_gives_so_edits_chain(api_client: Any) -> None:
+    created = api_client.post("/api/v1/subscriptions", json=SUB)
+    assert created.status_code == 201
+    assert created.headers["Location"] == "/api/v1/subscriptions/energy-desk"
+    assert created.headers["ETag"] == api_client.get(created.headers["Location"]).headers["ETag"]
+    etag = created.headers["ETag"]
+    for channel in ("C1", "C2"):  # each PUT's ETag is the If-Match of the next: no GET between
+        put = api_client.put(
+            "/api/v1/subscriptions/energy-desk", json={**SUB, "channel": channel}, headers={"If-Match": etag}
+        )
+        assert put.status_code == 200, put.text
+        assert put.headers["ETag"] != etag
+        etag = put.headers["ETag"]
+        assert api_client.get("/api/v1/subscriptions/energy-desk").headers["ETag"] == etag
+    plain = api_client.put("/api/v1/subscriptions/energy-desk", json=SUB)  # no If-Match: ETag too
+    assert plain.headers["ETag"] == api_client.get("/api/v1/subscriptions/energy-desk").headers["ETag"]
+    stale = api_client.put("/api/v1/subscriptions/energy-desk", json=SUB, headers={"If-Match": etag})
+    assert stale.status_code == 412
+
+
+def test_a_put_with_if_match_to_a_missing_subscription_is_a_404(api_client: Any) -> None:
+    etag = api_client.post("/api/v1/subscriptions", json=SUB).headers["ETag"]
+    assert api_client.delete("/api/v1/subscriptions/energy-desk").status_code == 204
+    for if_match in (etag, '"yesterday"', "*"):  # whatever it says: no subscription to change
+        r = api_client.put("/api/v1/subscriptions/energy-desk", json=SUB, headers={"If-Match": if_match})
+        assert r.status_code == 404, (if_match, r.text)
+        assert r.json()["detail"] == "no subscription 'energy-desk'"
+    assert api_client.get("/api/v1/subscriptions").json() == []
+    assert api_client.put("/api/v1/subscriptions/energy-desk", json=SUB).status_code == 200  # creates
+
+
 def test_invalid_subscriptions_get_a_422_naming_the_field(api_client: Any) -> None:
     cases = [
         ({**SUB, "filter": {}}, "filter watches nothing"),
@@ -75,7 +106,9 @@ def test_invalid_subscriptions_get_a_422_naming_the_field(api_client: Any) -> No
         assert needle in str(r.json()["detail"]), body
     mismatch = api_client.put("/api/v1/subscriptions/other", json=SUB)
     assert mismatch.status_code == 422
-    assert "differs from the path" in mismatch.json()["detail"]
+    [error] = mismatch.json()["detail"]  # the documented shape, as the model's own 422s
+    assert error["loc"] == ["body", "id"]
+    assert "differs from the path" in error["msg"]
     assert api_client.get("/api/v1/subscriptions").json() == []
 
 
@@ -86,6 +119,7 @@ def test_a_test_message_needs_a_sink_that_can_send(api_client: Any) -> None:
     refused = api_client.post("/api/v1/subscriptions/energy-desk/test")
     assert refused.status_code == 503
     assert "FINPULSE_ALERTS_SLACK_TOKEN" in refused.json()["detail"]
+    assert int(refused.headers["Retry-After"]) > 0  # as every 503
     unknown = api_client.post("/api/v1/subscriptions/energy-desk/test", params={"sink": "pager"})
     assert unknown.status_code == 503
     assert "unknown sink 'pager'" in unknown.json()["detail"]
