@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 from starlette.responses import FileResponse
 
+from api.deps import unprocessable
 from store import HistoryStore, Query
 
 T = TypeVar("T")
@@ -62,7 +63,14 @@ def page(db: HistoryStore, query: Query) -> Page[Any]:
 
 
 def export(db: HistoryStore, query: Query, fmt: Literal["csv", "parquet"], name: str) -> FileResponse:
-    """The query's whole range as a CSV or Parquet download; the temp file goes after sending."""
+    """The query's whole range as a CSV or Parquet download; the temp file goes after sending.
+    Paging asked for is refused: a script paging a CSV by offset got the whole file every time."""
+    paged = sorted(query.model_fields_set & {"limit", "offset"})
+    if paged:
+        raise unprocessable(
+            f"{paged[0]}: a {fmt.upper()} file holds the whole range (page the JSON, or narrow the range)",
+            ("query", paged[0]),
+        )
     tmp = Path(tempfile.mkdtemp(prefix="finpulse-export-"))
     path = db.export(query, tmp / f"{name}.{fmt}", fmt)
 

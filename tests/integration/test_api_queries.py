@@ -130,6 +130,10 @@ def test_volume_entities_headlines_windows(api_client: Any) -> None:
         "/api/v1/trends/plot.png", params={**SPAN, "entity": "topic:macro", "search": "apple"}
     )
     assert (chart.status_code, "no stories for topic 'macro'" in chart.text) == (404, True)
+    # A file holds the whole range: paging it is refused, not ignored (a script paged the same file).
+    paged = api_client.get("/api/v1/headlines", params={**SPAN, "format": "csv", "limit": 2, "offset": 5})
+    assert paged.status_code == 422
+    assert paged.json()["detail"][0]["loc"] == ["query", "limit"]
     # Without its kind an entity is refused, not looked for as a topic (AAPL: nothing, with a 200).
     unkinded = api_client.get("/api/v1/trends", params={**SPAN, "entity": "AAPL"})
     assert unkinded.status_code == 422
@@ -213,7 +217,7 @@ def test_unknown_paths_and_methods(api_client: Any) -> None:
 
 
 def test_csv_export_is_the_whole_range(api_client: Any) -> None:
-    r = api_client.get("/api/v1/headlines", params={**SPAN, "format": "csv", "limit": 1})
+    r = api_client.get("/api/v1/headlines", params={**SPAN, "format": "csv"})
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/csv")
     assert 'filename="headlines.csv"' in r.headers["content-disposition"]
