@@ -6,10 +6,11 @@ These are the store's read side; the write side takes the messages of
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from finpulse.schema import EntityKind, Sentiment
 
@@ -27,7 +28,21 @@ def as_utc(value: datetime) -> datetime:
         raise ValueError("time is out of range once converted to UTC") from exc
 
 
-UtcTime = Annotated[datetime, AfterValidator(as_utc)]
+# A time with its zone as the CSV exports write it (`+00`, PostgreSQL's and DuckDB's own form) or as an
+# unencoded `+` arrives in a query string (a space).
+_SHORT_OFFSET = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)([+ -])(\d{2})(?::?(\d{2}))?$"
+)
+
+
+def _offset_spelt_out(value: object) -> object:
+    """`2024-03-04 09:00:00+00` (or `... 00:00`, a `+` read as a space) as ISO 8601's `+00:00`."""
+    if isinstance(value, str) and (m := _SHORT_OFFSET.match(value.strip())):
+        return f"{m[1]}{'-' if m[2] == '-' else '+'}{m[3]}:{m[4] or '00'}"
+    return value
+
+
+UtcTime = Annotated[datetime, BeforeValidator(_offset_spelt_out), AfterValidator(as_utc)]
 
 
 class Row(BaseModel):

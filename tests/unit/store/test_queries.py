@@ -151,3 +151,10 @@ def test_text_ties_order_by_bytes_in_postgres_as_in_duckdb(query: Query, keys: l
     assert "COLLATE" not in on_duckdb
     if isinstance(query, _ONCE):  # the first copy of a story, too
         assert 'ORDER BY published_at, story_id COLLATE "C")' in on_postgres
+
+
+def test_a_time_as_an_export_writes_it_reads_back_as_start() -> None:
+    # CSV files write `2024-03-04 09:00:00+00`; an unencoded `+` in a query string arrives as a space.
+    q = TrendQuery(start="2024-03-04 09:00:00+00", end="2024-03-05T04:00:00 00:00")  # type: ignore[arg-type]
+    assert (q.start, q.end) == (datetime(2024, 3, 4, 9, tzinfo=UTC), datetime(2024, 3, 5, 4, tzinfo=UTC))
+    assert TrendQuery(start="2024-03-04T04:00:00-05", end=q.end).start == q.start  # type: ignore[arg-type]
