@@ -375,7 +375,7 @@ _ALERT_COLUMNS = (
     "a.count, a.negative_count, a.negative_share, a.baseline_negative_share, a.p_value, a.channel, "
     "a.created_at, f.verdict, f.note, f.author AS feedback_by, f.created_at AS feedback_at, "
     # From the kept message (no column of its own): the fired alert a resolved one ends.
-    "a.record->>'fired_alert_id' AS fired_alert_id, "
+    "a.record->>'fired_alert_id' AS fired_alert_id, a.record->>'resolved_because' AS resolved_because, "
     f"({_OPEN}) AS still_open"
 )
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from finpulse.schema import EntityKind, Sentiment
+from finpulse.schema import EntityKind, Resolution, Sentiment
 
 Verdict = Literal["tp", "fp"]
 VERDICTS: tuple[Verdict, ...] = ("tp", "fp")
@@ -141,6 +141,11 @@ class AlertRecord(Row):
     feedback_at: UtcTime | None = None
     fired_alert_id: str | None = Field(
         default=None, description="on a resolved alert: the fired alert it ends"
+    )
+    resolved_because: Resolution | None = Field(
+        default=None,
+        description="on a resolved alert: calm (back near its baseline), few_stories, quiet (no stories) "
+        "or unwatched (its subscription stopped testing it)",
     )
     still_open: bool = Field(default=False, description="a fired alert no resolve has ended yet")
 

@@ -21,7 +21,13 @@ def test_alert_history_and_detail(api_client: Any) -> None:
     items = api_client.get("/api/v1/alerts", params={**SPAN, "state": "fired"}).json()["items"]
     assert [a["alert_id"] for a in items] == ["a3", "a1"]
     resolved = api_client.get("/api/v1/alerts", params={**SPAN, "state": "resolved"}).json()["items"]
-    assert [(a["alert_id"], a["fired_alert_id"]) for a in resolved] == [("a2", "a1")]  # what it ends
+    # What it ends, and why: in the list, JSON, CSV and Parquet alike.
+    assert [(a["alert_id"], a["fired_alert_id"], a["resolved_because"]) for a in resolved] == [
+        ("a2", "a1", "calm")
+    ]
+    listed = api_client.get("/api/v1/alerts", params={**SPAN, "state": "resolved", "format": "csv"}).text
+    assert "resolved_because" in listed.splitlines()[0]
+    assert ",calm," in listed.splitlines()[1]
     detail = api_client.get("/api/v1/alerts/a1").json()
     assert detail["alert"]["top_headlines"][0]["title"] == "Apple misses"
     assert detail["feedback"] is None

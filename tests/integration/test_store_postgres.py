@@ -379,8 +379,9 @@ def test_parquet_exports_have_duckdb_s_column_types_when_columns_are_all_null_or
                 name: _parquet_schema(db.export(query, out / f"{name}.parquet", "parquet"))
                 for name, query in queries.items()
             }
-    assert schemas["duckdb"]["alerts-now"][-6:] == [
+    assert schemas["duckdb"]["alerts-now"][-7:] == [
         ("verdict", "VARCHAR"), ("note", "VARCHAR"), ("feedback_by", "VARCHAR"),
-        ("feedback_at", "TIMESTAMP WITH TIME ZONE"), ("fired_alert_id", "VARCHAR"), ("still_open", "BOOLEAN"),
+        ("feedback_at", "TIMESTAMP WITH TIME ZONE"), ("fired_alert_id", "VARCHAR"),
+        ("resolved_because", "VARCHAR"), ("still_open", "BOOLEAN"),
     ]  # fmt: skip
     assert schemas["postgresql"] == schemas["duckdb"]
