@@ -52,13 +52,13 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 import faust
-from faust.types import EventT, StreamT, TopicT
+from faust.types import TP, EventT, StreamT, TopicT
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from alerts.aggregate import WindowAccumulator, add_items, close_window, open_window, story_key
@@ -141,14 +141,18 @@ def _swept_key(partition: int) -> bytes:
     return b"@swept|%d" % partition
 
 
-def _records_by_partition(table: Mapping[bytes, bytes]) -> dict[int, list[tuple[bytes, CountedRecord]]]:
-    """Every counted record, decoded, with its key, by partition: one pass over the table (one pass
-    per partition decoded it all once for each, a stall of seconds per rebalance at scale)."""
+def _records_by_partition(
+    table: Mapping[bytes, bytes], owned: Collection[int] | None
+) -> dict[int, list[tuple[bytes, CountedRecord]]]:
+    """The counted records of the `owned` partitions (None: all), decoded, with their keys, by
+    partition: one pass over the table (one pass per partition decoded it all once for each, a
+    stall of seconds per rebalance at scale)."""
     out: dict[int, list[tuple[bytes, CountedRecord]]] = defaultdict(list)
     for key, raw in table.items():
         if key[:1] != b"@":
             record = CountedRecord.from_bytes(raw)
-            out[record.partition].append((key, record))
+            if owned is None or record.partition in owned:
+                out[record.partition].append((key, record))
     return out
 
 
@@ -257,9 +261,11 @@ def register_windowing(app: faust.App, topics: PipelineTopics, settings: Setting
 
     WATERMARKS.watch(windows)
 
+    by_entity = by_entity_topic(app.conf.id)
+
     @app.on_partitions_assigned.connect
-    async def resume(app: faust.App, assigned: object, **kwargs: object) -> None:
-        windows.on_assigned()
+    async def resume(app: faust.App, assigned: set[TP], **kwargs: object) -> None:
+        windows.on_assigned({tp.partition for tp in assigned if tp.topic == by_entity})
 
     @app.agent(topics.by_entity, name="aggregate")
     async def aggregate(stream: StreamT[bytes]) -> None:
@@ -302,6 +308,7 @@ class Windows:
         self._indexes: dict[int, CountedIndex] = {}  # per partition, built on first use
         # The counted records of partitions not indexed yet since the last rebalance.
         self._unindexed: dict[int, list[tuple[bytes, CountedRecord]]] | None = None
+        self._owned: frozenset[int] | None = None  # the by-entity partitions it owns (None: unknown)
         self._keys: dict[int, SlotKeys] | None = None  # per partition, built on first use
         self._resumed: set[int] = set()  # partitions with an event since the last assignment
         self.skipped = skipped
@@ -472,8 +479,8 @@ class Windows:
             # made every story late for good (marks are capped at the present since).
             now_swept = int(time.time() - self.lateness.total_seconds())
             swept = min(int(self.counted.get(_swept_key(partition)) or 0), now_swept)
-            if self._unindexed is None:  # decoded once per rebalance, for every partition
-                self._unindexed = _records_by_partition(self.counted)
+            if self._unindexed is None:  # decoded once per rebalance, for every partition it owns
+                self._unindexed = _records_by_partition(self.counted, self._owned)
             records = self._unindexed.pop(partition, [])
             index = self._indexes[partition] = CountedIndex(records, swept)
         return index
@@ -482,11 +489,17 @@ class Windows:
         """Each by-entity partition's watermark (finpulse_stream_watermark_age_seconds)."""
         return {partition: state.watermark.value() for partition, state in self.partitions.items()}
 
-    def on_assigned(self) -> None:
+    def on_assigned(self, owned: Collection[int] | None = None) -> None:
         """After a rebalance: drop the counted indexes and slot key sets (recovery may have
-        changed the tables), and check each partition for lost emissions on its next event."""
+        changed the tables), and check each partition for lost emissions on its next event.
+        `owned`: the by-entity partitions now this worker's (None: unknown, all kept); the others'
+        watermarks are forgotten (reported on, their age grew for ever) and their records not
+        decoded (the table holds standby copies too)."""
         self._indexes.clear()
         self._unindexed = None
+        self._owned = None if owned is None else frozenset(owned)
+        if self._owned is not None:
+            self.partitions = {p: state for p, state in self.partitions.items() if p in self._owned}
         self._keys = None
         self._resumed.clear()
         self.skipped.reset()
@@ -506,7 +519,9 @@ class Windows:
         """
         resent = 0
         keys = self._keys_of(partition)
-        for _, slot in self._slots_of(keys.open | keys.expired):
+        # In time order, as they closed: a baseline takes no window older than its last.
+        slots = sorted(self._slots_of(keys.open | keys.expired), key=lambda ks: (ks[1].acc.window_end, ks[0]))
+        for _, slot in slots:
             if slot.emitted_offset is not None and slot.emitted_offset >= start:
                 self._learn(await self._emit(slot))
                 resent += 1
