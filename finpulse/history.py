@@ -35,7 +35,7 @@ Time = datetime | str | None
 def trend(
     source: str | Path | Settings | HistoryStore | None = None,
     *,
-    entity_kind: str = "topic",
+    entity_kind: str | None = None,  # default topic; with an entity, its kind (or entity="ticker:AAPL")
     entity: str | None = None,
     start: Time = None,
     end: Time = None,
@@ -57,7 +57,7 @@ def trend(
 def volume(
     source: str | Path | Settings | HistoryStore | None = None,
     *,
-    entity_kind: str = "topic",
+    entity_kind: str | None = None,  # default topic; with an entity, its kind (or entity="ticker:AAPL")
     entity: str | None = None,
     start: Time = None,
     end: Time = None,

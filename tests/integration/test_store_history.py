@@ -28,6 +28,11 @@ def test_trend_from_a_path(seeded: Path) -> None:
     df = history.trend(seeded, entity_kind="ticker", entity="aapl", granularity="day", **SPAN)
     assert df[["entity", "count", "negative_count"]].values.tolist() == [["AAPL", 3, 2], ["AAPL", 1, 0]]
     assert str(df["bucket_start"].dt.tz) == "UTC"
+    # The kind in the name, as the API and the CLI take it; without a kind an entity is refused.
+    named = history.trend(seeded, entity="ticker:aapl", granularity="day", **SPAN)
+    assert named[["entity", "count"]].values.tolist() == [["AAPL", 3], ["AAPL", 1]]
+    with pytest.raises(ValidationError, match="entity needs entity_kind"):
+        history.trend(seeded, entity="aapl", **SPAN)
 
 
 def test_every_function_from_url_and_settings(seeded: Path) -> None:
