@@ -4,7 +4,7 @@ FastAPI's own, and the answers every /api/v1 route may give (401, 503)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
@@ -65,14 +65,18 @@ def unprocessable(message: str, loc: tuple[str, ...] = ("body",)) -> HTTPExcepti
 _QUERY_FIELD = re.compile(r"^(?:Value error, )?(start|end|entity_kind|entity)\b")
 
 
-def located(errors: Sequence[Any]) -> list[dict[str, Any]]:
+def located(errors: Sequence[Any], sent: Collection[str] = ()) -> list[dict[str, Any]]:
     """FastAPI's validation errors, each a query model's own check placed on the field its message
-    names (`["query", "start"]`, not `["query"]`) and without the whole query as its `input`."""
+    names (`["query", "start"]`, not `["query"]`) and without the whole query as its `input`; a
+    start before its end on `end` where the request sent no start (`sent`: the parameters it did)."""
     shaped = []
     for error in errors:
         if tuple(error.get("loc", ())) == ("query",):
             named = _QUERY_FIELD.match(str(error.get("msg", "")))
-            loc = ["query", named.group(1)] if named else ["query"]
+            field = named.group(1) if named else None
+            if field == "start" and "start" not in sent and "end" in sent:
+                field = "end"  # the default start (a week, or the open alerts' span) came after it
+            loc = ["query", field] if field else ["query"]
             error = {"type": error.get("type", "value_error"), "loc": loc, "msg": error.get("msg", "")}
         shaped.append(error)
     return shaped
@@ -81,7 +85,8 @@ def located(errors: Sequence[Any]) -> list[dict[str, Any]]:
 async def validation_failed(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's 422 (the documented list of `loc`, `msg`, `type`), shaped by `located`."""
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse({"detail": jsonable_encoder(located(exc.errors()))}, status_code=422)
+    errors = located(exc.errors(), sent=request.query_params.keys())
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
 class ErrorDetail(BaseModel):

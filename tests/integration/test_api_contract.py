@@ -35,6 +35,14 @@ def test_a_query_models_own_check_names_its_field(
     assert "input" not in error  # not the whole query echoed back
 
 
+def test_an_end_before_the_default_start_is_placed_on_end(api_client: Any) -> None:
+    # No start sent: the default one (a week before, or the open alerts' span) is not the client's.
+    [error] = api_client.get(
+        "/api/v1/alerts", params={"state": "open", "end": "1960-01-01T00:00:00Z"}
+    ).json()["detail"]
+    assert error["loc"] == ["query", "end"]
+
+
 def test_other_422s_keep_their_field(api_client: Any) -> None:
     [error] = api_client.get("/api/v1/trends", params={"limit": "x"}).json()["detail"]
     assert error["loc"] == ["query", "limit"]
