@@ -7,7 +7,7 @@ only typer, rich and the standard library at module level.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -256,7 +256,9 @@ def alerts(
             "sent (UTC)": when_text(a.created_at),
             "window end": _end_text(a.window_end, a.created_at),
             # open: fired, and no resolve has ended it yet
-            "state": Text(_state_text(a), style="red" if a.state == "fired" else "green"),
+            "state": Text(
+                "open" if a.still_open else a.state, style="red" if a.state == "fired" else "green"
+            ),
             "subscription": str(a.subscription_id),
             "entity": f"{a.entity_kind}:{a.entity}",
             "negative": f"{a.negative_share:.0%} vs {a.baseline_negative_share:.0%}",
@@ -277,14 +279,6 @@ def alerts(
         wraps=("entity",),
     )  # fmt: skip
     console.print(table)
-
-
-def _state_text(a: Any) -> str:
-    """`open` (fired, no resolve has ended it yet), `fired`, or `resolved (quiet)`: why it ended."""
-    if a.still_open:
-        return "open"
-    because = getattr(a, "resolved_because", None)
-    return f"resolved ({because})" if a.state == "resolved" and isinstance(because, str) else str(a.state)
 
 
 def _end_text(end: datetime, sent: datetime) -> str:
