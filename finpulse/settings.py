@@ -347,6 +347,9 @@ class ApiSettings(_Group):
     token: Secret = None
     # Base URL in links sent out (Slack feedback links); None: http://<host>:<port>.
     public_url: str | None = None
+    # Origins whose pages may call the API from a browser (CORS: ["https://bi.example.com"], or
+    # ["*"]); empty: none (a page on another origin goes through its own server).
+    cors_origins: tuple[str, ...] = ()
 
     @field_validator("public_url")
     @classmethod

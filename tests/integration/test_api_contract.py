@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from finpulse.settings import KafkaSettings, Settings, StoreSettings
+from finpulse.settings import ApiSettings, KafkaSettings, Settings, StoreSettings
 from store import StoreError
 from tests.conftest import free_port
 from tests.fixtures.store import LOCAL
@@ -75,3 +75,21 @@ def test_a_store_error_is_a_503_with_retry_after(api_client: Any, monkeypatch: p
     r = api_client.get("/api/v1/subscriptions")
     assert r.status_code == 503
     assert int(r.headers["Retry-After"]) > 0
+
+
+def test_cors_only_for_the_origins_set(tmp_path: Path) -> None:
+    store = StoreSettings(url=f"duckdb:///{tmp_path / 'h.duckdb'}")
+    preflight = {"Origin": "https://bi.example", "Access-Control-Request-Method": "GET"}
+    with TestClient(create_app(Settings(store=store)), client=LOCAL) as c:  # the default: none
+        assert "access-control-allow-origin" not in c.options("/api/v1/trends", headers=preflight).headers
+    api = ApiSettings(cors_origins=("https://bi.example",))
+    with TestClient(create_app(Settings(store=store, api=api)), client=LOCAL) as c:
+        allowed = c.options(
+            "/api/v1/trends", headers={**preflight, "Access-Control-Request-Headers": "authorization"}
+        )
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://bi.example"
+        got = c.get("/api/v1/trends", headers={"Origin": "https://bi.example"})
+        assert got.headers["access-control-allow-origin"] == "https://bi.example"
+        other = c.get("/api/v1/trends", headers={"Origin": "https://elsewhere.example"})
+        assert "access-control-allow-origin" not in other.headers
