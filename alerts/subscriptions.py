@@ -49,13 +49,13 @@ from pydantic import (
 
 from finpulse.errors import ConfigError
 from finpulse.schema import (
-    TICKER,
     TOPICS,
     EntityKind,
     WindowKind,
     describe_validation_error,
     normalise_entity,
     parse_entity,
+    ticker_symbol,
 )
 
 WILDCARD = "*"
@@ -125,7 +125,7 @@ class SubscriptionFilter(_Model):
                 hint = f"; did you mean {close[0]!r}?" if close else f" ({', '.join(TOPICS)})"
                 said.append(f"topic {topic!r} is none of the classifier's topics and never matches{hint}")
         for ticker in (t for t in self.tickers if t != WILDCARD):
-            if not TICKER.fullmatch(normalise_entity("ticker", ticker)):
+            if ticker_symbol(ticker) is None:
                 said.append(
                     f"ticker {ticker!r} is not a symbol as news writes it ($AAPL, $BRK.B) and never matches"
                 )

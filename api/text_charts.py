@@ -51,9 +51,14 @@ def spark_start(
     """Where a range's sparklines start: at `start` when the user chose it (--since) and its
     `granularity` buckets to `end` are at most MAX_BUCKETS, else at the first bucket with stories,
     since a young store's default week is mostly empty."""
-    if bucket_starts.empty or (chosen and bucket_count(start, end, granularity) <= MAX_BUCKETS):
+    if chosen and bucket_count(start, end, granularity) <= MAX_BUCKETS:
         return start
-    return max(start, bucket_starts.min().to_pydatetime())
+    return first_story(start, bucket_starts)
+
+
+def first_story(start: datetime, bucket_starts: pd.Series) -> datetime:
+    """The first bucket with stories in a range from `start` (`start` when none has any)."""
+    return start if bucket_starts.empty else max(start, bucket_starts.min().to_pydatetime())
 
 
 def bucket_count(start: datetime, end: datetime, granularity: str) -> int:
@@ -92,8 +97,7 @@ def auto_granularity(start: datetime, end: datetime, bucket_starts: pd.Series) -
     month; days beyond (all of the range without stories), whether or not its start was given.
     5 minutes for a day and hours for a month are far below MAX_BUCKETS; days pass it only over
     54 years of stories, where no step fits."""
-    first = start if bucket_starts.empty else max(start, bucket_starts.min().to_pydatetime())
-    span = end - first
+    span = end - first_story(start, bucket_starts)
     return "5min" if span <= DAY else "hour" if span <= MONTH else "day"
 
 

@@ -56,13 +56,14 @@ def _listed(value: object) -> object:
 
 def _symbols(tickers: tuple[str, ...]) -> tuple[str, ...]:
     """The tickers as symbols; one that is none ("Apple Inc", "$5") refused, by name."""
-    wrong = [t for t in tickers if ticker_symbol(t) is None]
+    read = [(t, ticker_symbol(t)) for t in tickers]
+    wrong = [t for t, symbol in read if symbol is None]
     if wrong:
         raise ValueError(
             f"{', '.join(map(repr, wrong))} is no ticker symbol (1-5 letters, a class after a dot: AAPL, "
             "BRK.B); each is copied onto every item as a ticker"
         )
-    return tuple(s for t in tickers if (s := ticker_symbol(t)))
+    return tuple(symbol for _, symbol in read if symbol)
 
 
 Names = Annotated[tuple[str, ...], BeforeValidator(_listed)]
