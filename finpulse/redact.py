@@ -1,5 +1,6 @@
-"""Secrets in URLs kept out of what is logged or shown: the values of credential query parameters
-(a news API's `apiKey=`, the dashboard's `token=`) become ***."""
+"""Secrets in URLs kept out of what is logged or shown: the password of `scheme://user:password@`
+and the values of credential query parameters (a news API's `apiKey=`, the dashboard's `token=`)
+become ***."""
 
 from __future__ import annotations
 
@@ -13,10 +14,15 @@ _SECRET_PARAM = re.compile(
     re.IGNORECASE,
 )
 
+# A URL's password runs to the last `@` before the URL ends: libpq reads `#`, `?` and `/` as part
+# of it (generated passwords often hold `/`), so neither those nor the host can mark its end.
+_USERINFO_PASSWORD = re.compile(r"(\b[a-z][\w+.-]*://[^:/?#@\s]*:)\S*@", re.IGNORECASE)
+
 
 def redacted(text: str) -> str:
-    """`text` with the values of secret query parameters in its URLs replaced by ***."""
-    return _SECRET_PARAM.sub(r"\1***", text)
+    """`text` with the passwords and the values of secret query parameters in its URLs replaced
+    by ***."""
+    return _SECRET_PARAM.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1***@", text))
 
 
 class RedactedArgs(logging.Filter):

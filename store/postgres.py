@@ -23,13 +23,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from finpulse.redact import redacted as redacted_query
+from finpulse import redact
 from store import exports, writes
 from store.base import ExportFormat, HistoryStore
 from store.dialect import POSTGRES
@@ -280,7 +279,4 @@ def check_server_version(version: int, where: str) -> None:
 
 def redacted(url: str) -> str:
     """The URL without its password (`user:pass@` or libpq's `?password=`), for messages and logs."""
-    parts = urlsplit(url.strip())
-    if parts.password is not None:
-        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1))
-    return redacted_query(urlunsplit(parts))
+    return redact.redacted(url.strip())

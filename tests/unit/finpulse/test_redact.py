@@ -28,3 +28,13 @@ def test_uvicorns_access_line_keeps_the_token_out() -> None:
     )  # fmt: skip
     assert RedactedArgs().filter(record)
     assert record.getMessage() == '127.0.0.1:5000 - "GET /?token=***&kind=ticker HTTP/1.1" 200'
+
+
+def test_passwords_in_urls_are_hidden_wherever_the_text_has_them() -> None:
+    said = "store postgresql://fp:a/b#c?d@db:5432/x did not answer; feed https://u:p@news.example/rss ok"
+    assert redacted(said) == (
+        "store postgresql://fp:***@db:5432/x did not answer; feed https://u:***@news.example/rss ok"
+    )
+    assert redacted("kafka at broker:9092, api http://127.0.0.1:8000/x") == (
+        "kafka at broker:9092, api http://127.0.0.1:8000/x"
+    )

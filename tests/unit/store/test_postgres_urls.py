@@ -21,6 +21,9 @@ from store.postgres import check_server_version, redacted
             "postgresql://fp@db/x?password=***&sslmode=require",
         ),
         ("postgresql://fp:a@db/x?sslpassword=k3y", "postgresql://fp:***@db/x?sslpassword=***"),
+        # libpq reads these as part of the password; the host does not end it
+        ("postgresql://fp:Zq8#Kx3?Wp9@db/x", "postgresql://fp:***@db/x"),
+        ("postgresql://fp:Zq8/Kx3+Wp9@db:5432/x", "postgresql://fp:***@db:5432/x"),
     ],
 )
 def test_messages_show_the_url_without_its_password(url: str, shown: str) -> None:
