@@ -248,6 +248,16 @@ class HttpFetcher(AsyncResource):
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise FeedError("too_large", f"{url}: body of {declared} bytes exceeds max_body_bytes={limit}")
+        # httpx decodes each network chunk whole, layer by layer: one gzip layer makes at most ~1000x
+        # a chunk before the cap below can act, a second one ~1000x that (a few KB -> GBs of memory).
+        codings = [c.strip() for c in response.headers.get("content-encoding", "").lower().split(",")]
+        codings = [c for c in codings if c not in ("", "identity")]
+        if len(codings) > 1:
+            raise FeedError(
+                "stacked_encoding",
+                f"{url}: body compressed {len(codings)} times over ({', '.join(codings)});"
+                " a feed is served with one Content-Encoding at most",
+            )
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.aiter_bytes():

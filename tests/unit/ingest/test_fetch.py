@@ -77,6 +77,8 @@ async def test_long_retry_after_is_left_to_the_next_poll(
         ("status/500", FetchError, "server_error"),
         ("huge/20", FeedError, "too_large"),
         ("f/real-world/giantbomb-podcast.rss", FeedError, "too_large"),
+        # each layer decodes a whole chunk at once: two make a few KB into GBs before any cap
+        (f"gzip/2/f/{GUARDIAN}", FeedError, "stacked_encoding"),
     ],
 )
 async def test_bad_responses_raise_clear_errors(
@@ -87,6 +89,12 @@ async def test_bad_responses_raise_clear_errors(
         with pytest.raises(error) as info:  # type: ignore[call-overload]
             await fetcher.fetch(feed_server.url(path))
     assert info.value.kind == kind
+
+
+async def test_a_gzipped_body_is_decoded(feed_server: FeedServer, ingest_settings: IngestSettings) -> None:
+    async with HttpFetcher(ingest_settings) as fetcher:
+        result = await fetcher.fetch(feed_server.url(f"gzip/1/f/{GUARDIAN}"))
+    assert result.body == (ingest_settings.feeds_dir / GUARDIAN).read_bytes()
 
 
 async def test_redirects_within_limit_are_followed(
