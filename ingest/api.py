@@ -13,6 +13,7 @@ import json
 import logging
 import os
 from typing import Any
+from urllib.parse import urljoin
 
 from finpulse.schema import utcnow
 from ingest.abc import Poller, PollOutcome, Rejected
@@ -56,6 +57,16 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else "" if value is None else str(value)
 
 
+def _absolute(link: str, base: str) -> str | None:
+    """`link` resolved against the API's URL: "/news/1" is a page of the API's site."""
+    if not link:
+        return None
+    try:
+        return urljoin(base, link)
+    except ValueError:  # no URL at all ("http://[x"): normalisation drops it, not the whole poll
+        return link
+
+
 def map_item(item: dict[str, Any], source: ApiSource) -> RawEntry:
     """One API item as a RawEntry, using the source's field map."""
     fields = source.fields
@@ -64,7 +75,7 @@ def map_item(item: dict[str, Any], source: ApiSource) -> RawEntry:
         source=source.name,
         title=_text(dig(item, fields.title)),
         summary=_text(dig(item, fields.summary)),
-        link=_text(dig(item, fields.url)) or None,
+        link=_absolute(_text(dig(item, fields.url)), source.url),
         guid=_text(item_id) or None,
         published=_text(dig(item, fields.published_at)) or None,  # type: ignore[arg-type]
         language=source.language or _text(dig(item, fields.language)) or None,

@@ -2,17 +2,20 @@
 
 Text: HTML stripped with the standard library's parser (script, style and
 similar elements dropped with their content), entities decoded, repeated until
-stable so double-escaped markup is removed too, whitespace collapsed.
+stable so double-escaped markup is removed too, whitespace collapsed; wire
+symbols written like tags ("Nvidia Corp <NVDA.O>") kept as cashtags ("$NVDA"),
+and the footers some feeds add to every summary dropped (`_FEED_FOOTERS`).
 Links: canonical form with tracking parameters removed. Times: UTC, from
 ISO-8601, RFC 2822 or Unix time (seconds or milliseconds), falling back to the
-fetch time with `published_estimated=True`. Tickers: cashtags (not "$US",
-"$NZ", "$HK": currencies), exchange-prefixed symbols, the source's configured
-tickers and the companies the title names (ingest/companies.py). Language: a
-confident guess from the text (ingest/language.py), else what the source
-declares (channel-wide and sometimes wrong: a sample feed says Kannada for
-English posts). Lone UTF-16 surrogates (JSON's unpaired "\\ud83d" escapes)
-become U+FFFD first: UTF-8 cannot encode them, so ids, the schema and Kafka
-would reject the entry.
+fetch time with `published_estimated=True` (RFC 2822 only as written: day, month
+name, year, time, zone). Tickers: cashtags (not "$US", "$NZ", "$HK": currencies),
+exchange-prefixed symbols, the source's configured tickers and the companies the
+title names (ingest/companies.py). Language: a confident guess from the text
+(ingest/language.py), else the language of most of the poll's confident guesses
+(`poll_language`), else what the source declares (channel-wide and sometimes
+wrong: a sample feed says Kannada for English posts). Lone UTF-16 surrogates
+(JSON's unpaired "\\ud83d" escapes) become U+FFFD first: UTF-8 cannot encode
+them, so ids, the schema and Kafka would reject the entry.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from finpulse.schema import (
 )
 from finpulse.unicode import without_surrogates
 from ingest.companies import CompanyNames
-from ingest.language import detect_language
+from ingest.language import detect_language, poll_language
 
 # Elements whose content is never text a reader sees.
 _DROP_CONTENT = frozenset({"script", "style", "noscript", "template", "iframe", "object", "svg", "head"})
@@ -50,6 +53,16 @@ _BLOCK = frozenset({"p", "br", "div", "li", "tr", "td", "h1", "h2", "h3", "h4", 
 # (Browsers open a tag or a bogus comment only when a letter, "/", "!" or "?" follows "<".)
 _TAG_SHAPED = re.compile(r"<!--.*?(?:-->|$)|<[/!?A-Za-z][^<>]*(?:>|(?=<)|$)", re.S)
 _SPACE = re.compile(r"\s+")
+# A Reuters-style instrument code in angle brackets ("Nvidia Corp <NVDA.O>": NVDA on Nasdaq),
+# which an HTML parser takes for a tag: its symbol becomes a cashtag the ticker extraction reads.
+_WIRE_SYMBOL = re.compile(r"<([A-Z]{1,5})\.[A-Z]{1,2}>")
+# Footers feeds append to every summary, no part of the story (the classifier would score them):
+# Reddit's "submitted by /u/X to /r/Y [link] [N comments]" (its Atom feed loses the spaces:
+# "submitted byXtoY [link][N comments]") and the Guardian's "Continue reading...".
+_FEED_FOOTERS = re.compile(
+    r"\s*(?:submitted by\s*\S+(?:\s+to\s+\S+)?\s*\[link\]\s*\[(?:\d+\s+)?comments?\]"  # Reddit
+    r"|Continue reading(?:\.\.\.|…))$"  # the Guardian
+)
 _CONTROL = dict.fromkeys(c for c in range(32) if chr(c) not in "\t\n\r")
 
 # Query parameters that identify a campaign or click, not the document
@@ -79,6 +92,13 @@ _EPOCH_FLOOR = datetime(1990, 1, 1, tzinfo=UTC)
 _UNIX_S_LIMIT = 10**11
 _UNIX_MS_LIMIT = 10**14
 _UNIX_TIME = re.compile(r"\d+(?:\.\d+)?")
+# RFC 2822 (5322) date-time, its day name, seconds and a comment after the zone optional, with a zone
+# email.utils knows (an offset, UT/UTC/GMT/Z or a North American one: EST, PDT...). email.utils also
+# reads looser text, wrongly: in "June 10, 2024 9:00 PM EDT" it takes "PM" for an unknown zone, 09:00 UTC.
+_RFC_2822 = re.compile(
+    r"(?:[A-Z][a-z]{2},\s*)?\d{1,2}\s+[A-Z][a-z]{2}\s+\d{2}(?:\d{2})?\s+\d{1,2}:\d{2}(?::\d{2})?"
+    r"\s+(?:[+-]\d{4}|UTC?|GMT|Z|[ACEMP][SD]T)(?:\s+\([^()]*\))?"
+)
 
 
 @dataclass(frozen=True)
@@ -145,7 +165,7 @@ def strip_html(text: str | None) -> str:
         return ""
     out = text
     for _ in range(4):  # double- or triple-escaped markup decodes into markup again
-        stripped = _strip_once(out)
+        stripped = _strip_once(_WIRE_SYMBOL.sub(r" $\1", out))  # (a space: "Corp<NVDA.O>" too)
         if stripped == out:
             break
         out = stripped
@@ -260,7 +280,8 @@ def published_time(value: object) -> datetime | None:
     """A published time as feeds and APIs write it, in UTC: feedparser's struct_time, a datetime,
     ISO-8601 text, Unix time in seconds or milliseconds (a number, or its digits: an API item's
     number arrives as text), or RFC 2822 text ("Mon, 10 Jun 2024 09:00:00 GMT"). None where it is
-    none of these. (Replays take ISO-8601 only: `to_utc`.)"""
+    none of these, or RFC 2822 only in part ("June 10, 2024 9:00 PM EDT"). (Replays take ISO-8601
+    only: `to_utc`.)"""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -272,7 +293,7 @@ def published_time(value: object) -> datetime | None:
     if _UNIX_TIME.fullmatch(text) and len(text) != 8:
         return _from_unix(float(text))
     found = to_utc(text)
-    if found is not None:
+    if found is not None or not _RFC_2822.fullmatch(text):
         return found
     try:
         result = email.utils.parsedate_to_datetime(text)
@@ -305,13 +326,22 @@ def normalize_entry(raw: RawEntry, fetched_at: datetime, names: CompanyNames | N
 
     `names`: the companies whose names in the title stand for their tickers (after the source's
     tickers, tags and cashtags). Only the title: a summary names more bystanders."""
-    return _item(_encodable(raw), fetched_at, names)
+    raw = _encodable(raw)
+    return _with_language(_item(raw, fetched_at, names), raw, poll=None)
+
+
+def _with_language(item: NewsItem, raw: RawEntry, poll: str | None) -> NewsItem:
+    """`item`, where its text gave no confident guess, in the poll's language, else the declared one."""
+    if item.language:
+        return item
+    return item.model_copy(update={"language": poll or normalize_language(raw.language)})
 
 
 def _item(raw: RawEntry, fetched_at: datetime, names: CompanyNames | None) -> NewsItem:
-    """`normalize_entry` of an entry already free of lone surrogates."""
+    """`normalize_entry` of an entry already free of lone surrogates, its language only a confident
+    guess (see `_with_language`)."""
     title = strip_html(raw.title)
-    summary = strip_html(raw.summary)
+    summary = _FEED_FOOTERS.sub("", strip_html(raw.summary))
     if not title:
         if not summary:
             raise InvalidRecord("NewsItem", f"entry from {raw.source} has neither title nor summary")
@@ -333,7 +363,7 @@ def _item(raw: RawEntry, fetched_at: datetime, names: CompanyNames | None) -> Ne
             published_at=published,
             fetched_at=fetched_at,
             published_estimated=estimated,
-            language=detect_language(f"{title}\n{summary}") or normalize_language(raw.language),
+            language=detect_language(f"{title}\n{summary}"),
             tickers=raw.tickers + tag_tickers + text_tickers + name_tickers,
             tags=tags,
         )
@@ -345,7 +375,8 @@ def normalize_entries(
     entries: Iterable[RawEntry], fetched_at: datetime, names: CompanyNames | None = None
 ) -> tuple[list[tuple[NewsItem, RawEntry]], list[tuple[str, InvalidRecord, RawEntry]]]:
     """One poll's entries: (item, entry) for each that normalises, (an id for its dead letter, why,
-    entry) for each that does not."""
+    entry) for each that does not. A story whose language is not confidently guessed takes the
+    language of most of the poll's stories (`poll_language`), else the one its source declares."""
     items: list[tuple[NewsItem, RawEntry]] = []
     invalid: list[tuple[str, InvalidRecord, RawEntry]] = []
     for entry in entries:
@@ -355,4 +386,5 @@ def normalize_entries(
         except InvalidRecord as exc:
             identity = story_id_for(raw.source, "invalid", raw.guid or raw.link or repr(raw))
             invalid.append((identity, exc, raw))
-    return items, invalid
+    language = poll_language(item.language for item, _ in items)
+    return [(_with_language(item, raw, language), raw) for item, raw in items], invalid

@@ -1,7 +1,11 @@
 """RSS 0.9x/1.0/2.0, Atom and RDF feeds: fetch with HttpFetcher, parse with feedparser.
 
 feedparser never fetches here: it parses the bytes we fetched (with the
-response's Content-Type, so it can use the HTTP charset), off the event loop.
+response's Content-Type, so it can use the HTTP charset, and its URL, so relative
+links resolve against it), off the event loop. It hands over HTML as written, not
+sanitised nor rewritten: normalisation strips markup (normalize.strip_html), and
+feedparser's rewriting drops or lower-cases a wire symbol written like a tag
+("Nvidia Corp &lt;NVDA.O&gt;") before normalisation could read its ticker.
 A feed that parses only partly (bozo, but with entries) is used and flagged
 "malformed"; one that yields no feed at all raises FeedError ("not_a_feed" for
 an HTML page, "malformed" otherwise), and so does one feedparser itself fails on.
@@ -39,6 +43,8 @@ _BENIGN_BOZO = ("CharacterEncodingOverride", "NonXMLContentType")
 _CHARREF = re.compile(rb"&#(?:([0-9]{1,8})|[xX]([0-9a-fA-F]{1,6}));")
 _CHARREF_RUN = re.compile(rb"(?:&#(?:[0-9]{1,8}|[xX][0-9a-fA-F]{1,6});)+")
 _HIGH, _LOW = range(0xD800, 0xDC00), range(0xDC00, 0xE000)
+# How an HTML page begins (lower-cased): old servers' "Document Moved" pages start at <head> or <body>.
+_HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body")
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,7 @@ class ParsedFeed:
 
 def _looks_like_html(body: bytes, content_type: str) -> bool:
     head = body[:2048].lstrip().lower()
-    return "html" in content_type.lower() or head.startswith((b"<!doctype html", b"<html"))
+    return "html" in content_type.lower() or head.startswith(_HTML_STARTS)
 
 
 def _published(entry: Any) -> Any:
@@ -77,7 +83,8 @@ def _entry(entry: Any, source: FeedSource, feed_language: str | None) -> RawEntr
         source=source.name,
         title=str(entry.get("title") or ""),
         summary=_summary(entry),
-        link=entry.get("link"),
+        # FeedBurner's entry.link is its click tracker (feedproxy.google.com/~r/...); the article is this.
+        link=entry.get("feedburner_origlink") or entry.get("link"),
         guid=entry.get("id"),
         published=_published(entry),
         language=source.language or detail_language or feed_language,
@@ -116,13 +123,23 @@ def _what(error: BaseException | None) -> str:
     return f"{type(error).__name__}: {error}" if error is not None else "no parser error"
 
 
-def parse_feed(body: bytes, source: FeedSource, content_type: str = "") -> ParsedFeed:
-    """Parse feed bytes into raw entries; raises FeedError when it is no feed at all."""
+def parse_feed(body: bytes, source: FeedSource, content_type: str = "", url: str = "") -> ParsedFeed:
+    """Parse feed bytes into raw entries; raises FeedError when it is no feed at all.
+
+    `url`: where the body came from (after redirects; default the source's URL), the base of
+    relative links ("/gulpjs/gulp/releases/tag/v3.9.0")."""
     if not body.strip():
         raise FeedError("empty_body", f"source={source.name}: empty response body")
-    headers = {"content-type": content_type} if content_type else None
+    # Without a Content-Type feedparser reads the body as served without one (ISO-8859-1 by
+    # default); application/xml reads it as a file: by its XML declaration, else UTF-8.
+    headers = {"content-type": content_type or "application/xml", "content-location": url or source.url}
     try:
-        parsed = feedparser.parse(io.BytesIO(fix_surrogate_references(body)), response_headers=headers)
+        parsed = feedparser.parse(
+            io.BytesIO(fix_surrogate_references(body)),
+            response_headers=headers,
+            sanitize_html=False,
+            resolve_relative_uris=False,  # in HTML content only; entry links still resolve
+        )
     except Exception as exc:  # feedparser has crashed on bad input (UnicodeEncodeError): no feed
         raise FeedError("malformed", f"source={source.name}: feed parser failed ({_what(exc)})") from exc
     version = parsed.get("version") or ""
@@ -172,7 +189,9 @@ class RssSource(Poller):
         result = await fetcher.fetch(self.source.url, etag=state.etag, last_modified=state.last_modified)
         if result.not_modified:
             return PollOutcome(not_modified=True, etag=state.etag, last_modified=state.last_modified)
-        parsed = await asyncio.to_thread(parse_feed, result.body, self.source, result.content_type)
+        parsed = await asyncio.to_thread(
+            parse_feed, result.body, self.source, result.content_type, result.url
+        )
         return PollOutcome(
             entries=parsed.entries,
             etag=result.etag,

@@ -54,6 +54,17 @@ def test_a_lone_surrogate_in_a_guid_or_link_neither_raises_nor_changes_normal_id
     )
 
 
+def test_relative_item_links_resolve_against_the_api_url() -> None:
+    def url(link: str) -> str | None:
+        return normalize_entry(map_item({"title": "t", "url": link}, SOURCE), NOW).url
+
+    assert url("/markets/nvidia-slump") == "https://api.example/markets/nvidia-slump"
+    assert url("story/1") == "https://api.example/v1/story/1"
+    assert url("https://other.example/a") == "https://other.example/a"
+    assert map_item({"title": "t"}, SOURCE).link is None  # no link: none, not the API's URL
+    assert url("http://[broken") is None  # no URL: the item stays, without one
+
+
 async def test_the_configured_auth_header_is_not_sent_to_another_host(
     ingest_settings: IngestSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,15 +1,16 @@
-"""A story's language: guessed from its text when confident, else the source's declaration."""
+"""A story's language: guessed from its text when confident, else its poll's, else as declared."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pandas as pd
+import pytest
 
 from finpulse.settings import IngestSettings, ModelSettings
 from ingest.cli import languages_text
-from ingest.language import detect_language
-from ingest.normalize import RawEntry, normalize_entry
+from ingest.language import detect_language, poll_language
+from ingest.normalize import RawEntry, normalize_entries, normalize_entry
 from ingest.rss import parse_feed
 from ingest.sources import FeedSource
 from model.text import normalize_text
@@ -51,6 +52,37 @@ def test_no_confident_guess_keeps_the_declared_language() -> None:
     assert item.language == "fr"
     item = normalize_entry(RawEntry(source="s", title="$ACME 4.2%"), fetched_at=NOW)
     assert item.language is None
+
+
+def _poll_languages(feed: str) -> list[str | None]:
+    parsed = parse_feed((FEEDS / feed).read_bytes(), SOURCE)
+    return [item.language for item, _ in normalize_entries(parsed.entries, NOW)[0]]
+
+
+def test_a_story_without_a_confident_guess_takes_its_polls_language_before_the_declared_one() -> None:
+    # uolNoticias declares an empty language: 5 of its 15 Portuguese headlines are too short to guess.
+    assert _languages("uolNoticias.rss").count(None) == 5
+    assert set(_poll_languages("uolNoticias.rss")) == {"pt"}
+    # customfields declares Kannada: its one unsure English post is no longer taken for Kannada.
+    assert "kn" in _languages("customfields.rss")
+    assert set(_poll_languages("customfields.rss")) == {"en"}
+
+
+@pytest.mark.parametrize(
+    ("guesses", "language"),
+    [
+        (["pt"] * 10 + [None] * 5, "pt"),
+        (["en", "en", "en", "de"], "en"),  # over two thirds
+        (["en", "en", "de"], None),  # a feed split between languages has none
+        (["de", None, None, None], None),  # one confident guess is no poll's language
+        ([None, None], None),
+        ([], None),
+    ],
+)
+def test_poll_language_is_a_clear_majority_of_confident_guesses(
+    guesses: list[str | None], language: str | None
+) -> None:
+    assert poll_language(guesses) == language
 
 
 def test_the_ingest_summary_lists_languages_most_first() -> None:

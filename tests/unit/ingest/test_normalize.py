@@ -45,6 +45,8 @@ MARKUP = re.compile(r"<[/!?]?[A-Za-z]|<!--")
         ("a < b and c > d", "a < b and c > d"),
         ("  lots \n\t of   space ", "lots of space"),
         ("<!-- hidden -->visible", "visible"),
+        # Reuters' instrument codes look like tags: their symbols stay, as cashtags.
+        ("Nvidia Corp &lt;NVDA.O&gt; and Ford<F.N> rise", "Nvidia Corp $NVDA and Ford $F rise"),
         ("", ""),
     ],
 )
@@ -131,6 +133,30 @@ def test_extract_tickers(text: str, tickers: tuple[str, ...]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("summary", "kept"),
+    [
+        ("Ask me anything. submitted by /u/someone to /r/IAmA [link] [2836 comments]", "Ask me anything."),
+        ("submitted by JCFC23 to gifs [link] [87 comments]", ""),
+        ("submitted byeskimiotopics [link][533 comments]", ""),  # Reddit's Atom feed, spaces lost
+        ("submitted by /u/someone to /r/news [link] [comments]", ""),
+        ("The FBI's statement was unusual. Continue reading...", "The FBI's statement was unusual."),
+        ("Continue reading…", ""),
+        # Only as a footer: the same words inside the story stay.
+        ("Continue reading... analysts said", "Continue reading... analysts said"),
+        ("Posts submitted by readers [link] follow", "Posts submitted by readers [link] follow"),
+    ],
+)
+def test_feed_footers_are_dropped_from_summaries(summary: str, kept: str) -> None:
+    item = normalize_entry(RawEntry(source="s", title="Story", summary=summary), fetched_at=NOW)
+    assert item.summary == kept
+
+
+def test_an_entry_whose_summary_is_only_a_footer_has_no_text() -> None:
+    with pytest.raises(InvalidRecord, match="neither title nor summary"):
+        normalize_entry(RawEntry(source="s", summary="submitted by /u/x to /r/y [link] [3 comments]"), NOW)
+
+
+@pytest.mark.parametrize(
     ("value", "expected"),
     [
         ("2024-05-01T10:00:00Z", datetime(2024, 5, 1, 10, tzinfo=UTC)),
@@ -163,6 +189,8 @@ JUNE_10_9AM = datetime(2024, 6, 10, 9, tzinfo=UTC)
         ("Mon, 10 Jun 2024 09:00:00 GMT", JUNE_10_9AM),
         ("Mon, 10 Jun 2024 11:00:00 +0200", JUNE_10_9AM),
         ("10 Jun 2024 09:00:00 -0000", JUNE_10_9AM),
+        ("Mon, 10 Jun 2024 05:00 EDT", JUNE_10_9AM),
+        ("Mon, 10 Jun 2024 09:00:00 +0000 (UTC)", JUNE_10_9AM),
         # ISO-8601 as before, its basic date too (digits that are no Unix time).
         ("2024-06-10T09:00:00Z", JUNE_10_9AM),
         ("20240610", datetime(2024, 6, 10, tzinfo=UTC)),
@@ -177,6 +205,10 @@ JUNE_10_9AM = datetime(2024, 6, 10, 9, tzinfo=UTC)
         ("-1718010000", None),
         ("yesterday", None),
         ("Mon, 99 Foo 2024", None),
+        # RFC 2822 only in part: email.utils would read "PM" as an unknown zone, i.e. 09:00 UTC.
+        ("June 10, 2024 9:00 PM EDT", None),
+        ("Mon, 10 Jun 2024 09:00 PM", None),
+        ("Mon, 10 Jun 2024 09:00:00", None),  # no zone: RFC 2822 requires one
         ("", None),
         (None, None),
     ],
@@ -195,6 +227,15 @@ def test_an_api_time_as_unix_time_or_rfc_2822_is_kept(published: object) -> None
     item = normalize_entry(raw, fetched_at=JUNE_10_9AM + timedelta(hours=3))
     assert item.published_at == JUNE_10_9AM
     assert not item.published_estimated
+
+
+def test_an_api_time_in_other_words_is_the_fetch_time_estimated() -> None:
+    source = ApiSource(name="api", url="https://api.example.com/news")
+    raw = map_item({"title": "Tesla recalls cars", "published_at": "June 10, 2024 9:00 PM EDT"}, source)
+    fetched_at = datetime(2024, 6, 11, 2, tzinfo=UTC)
+    item = normalize_entry(raw, fetched_at=fetched_at)
+    assert item.published_at == fetched_at
+    assert item.published_estimated
 
 
 def test_language_and_truncate() -> None:

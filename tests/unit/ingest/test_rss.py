@@ -93,6 +93,13 @@ def test_html_page_is_not_a_feed() -> None:
     assert info.value.kind == "not_a_feed"
 
 
+def test_a_document_moved_page_is_not_a_feed() -> None:
+    # An old server's redirect page: it starts at <head>, without a doctype or <html>.
+    with pytest.raises(FeedError, match="got an HTML page") as info:
+        parse_feed(_doc("real-world/unrecognized.rss"), SOURCE)
+    assert info.value.kind == "not_a_feed"
+
+
 @pytest.mark.parametrize("body", [b"\x00\xff\xfe garbage \x01", b'{"json": true}', b"<rss><channel><item"])
 def test_garbage_is_malformed(body: bytes) -> None:
     with pytest.raises(FeedError) as info:
@@ -170,3 +177,47 @@ def test_an_entry_the_reader_fails_on_is_rejected_with_its_content(monkeypatch: 
     assert (
         rejected.id == parse_feed(_feed("Good one", "Bad one"), SOURCE).rejected[0].id
     )  # a re-poll knows it
+
+
+def test_relative_links_resolve_against_the_feed_url() -> None:
+    # GitHub's release feed links its entries by path only ("/gulpjs/gulp/releases/tag/v3.9.0").
+    body = _doc("real-world/gulp-atom.atom")
+    parsed = parse_feed(
+        body, SOURCE, "application/atom+xml", url="https://github.com/gulpjs/gulp/releases.atom"
+    )
+    urls = [normalize_entry(raw, fetched_at=NOW).url for raw in parsed.entries]
+    assert urls[0] == "https://github.com/gulpjs/gulp/releases/tag/v3.9.0"
+    assert all(url is not None and url.startswith("https://github.com/gulpjs/") for url in urls)
+    # No URL given (a saved file read as the source): the source's URL is the base.
+    assert parse_feed(body, SOURCE).entries[0].link == "https://example.com/gulpjs/gulp/releases/tag/v3.9.0"
+
+
+def test_feedburner_entries_link_the_article_not_the_click_tracker() -> None:
+    links = [raw.link or "" for raw in parse_feed(_doc("real-world/feedburner.atom"), SOURCE).entries]
+    assert (
+        links[0] == "http://googleadsdeveloper.blogspot.com/2016/06/adwords-and-dfp-java-client-library.html"
+    )
+    assert not [link for link in links if "feedproxy.google.com" in link]
+
+
+def test_reuters_symbols_in_escaped_angle_brackets_give_their_tickers() -> None:
+    body = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>wire</title><item>'
+        b"<title>Nvidia &lt;NVDA.O&gt; shares slump after export curbs</title>"
+        b"<description>Shares of Nvidia Corp &lt;NVDA.O&gt; and AMD &amp;lt;AMD.OQ&amp;gt; fell 5%."
+        b"</description><link>https://e.com/1</link></item></channel></rss>"
+    )
+    item = normalize_entry(parse_feed(body, SOURCE).entries[0], fetched_at=NOW)
+    assert item.title == "Nvidia $NVDA shares slump after export curbs"
+    assert item.summary == "Shares of Nvidia Corp $NVDA and AMD $AMD fell 5%."
+    assert item.tickers == ("ACME", "NVDA", "AMD")
+
+
+@pytest.mark.parametrize("feed", ["reddit.rss", "reddit-home.rss", "reddit-atom.rss", "guardian.rss"])
+def test_feed_footers_do_not_reach_the_summary(feed: str) -> None:
+    # "submitted by /u/X to /r/Y [link] [N comments]", "Continue reading...": on every entry.
+    entries = parse_feed(_doc(f"real-world/{feed}"), SOURCE).entries
+    summaries = [normalize_entry(raw, fetched_at=NOW).summary for raw in entries]
+    assert not [s for s in summaries if "submitted by" in s or "[link]" in s or "Continue reading" in s]
+    if feed.startswith("reddit"):  # a link post's summary is the footer only
+        assert "" in summaries
