@@ -103,10 +103,29 @@ def parse_entity(text: str) -> tuple[EntityKind, str]:
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamp must carry a timezone (use UTC)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # "0001-01-01T00:00:00+01:00": a ValueError is pydantic's, a clear dead letter
+        raise ValueError("timestamp out of range in UTC") from None
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+
+# When a story can have been published: Go's and .NET's "no date" (0001-01-01) or a year-9999 typo
+# would overflow the window arithmetic downstream and take the story's batch-mates with it.
+EARLIEST_PUBLISHED = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_PUBLISHED = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def publishable(value: datetime) -> datetime:
+    """`value` (UTC) if a story can have been published then, else ValueError saying why."""
+    if not EARLIEST_PUBLISHED <= value < LATEST_PUBLISHED:
+        first, last = EARLIEST_PUBLISHED.year, LATEST_PUBLISHED.year
+        raise ValueError(f"published time {value.isoformat()} is not between {first} and {last}")
+    return value
+
+
+PublishedTime = Annotated[datetime, AfterValidator(_utc), AfterValidator(publishable)]
 
 
 def utcnow() -> datetime:
@@ -194,7 +213,7 @@ class NewsItem(Message):
     title: str = Field(min_length=1, max_length=MAX_TITLE_CHARS)
     summary: str = Field(default="", max_length=MAX_SUMMARY_CHARS)
     url: str | None = Field(default=None, max_length=4_000)
-    published_at: UtcDatetime
+    published_at: PublishedTime
     fetched_at: UtcDatetime
     # True when the feed gave no usable date and fetch time stands in for it.
     published_estimated: bool = False

@@ -285,9 +285,12 @@ class Ingestor(AsyncResource):
             "last_entries": len(outcome.entries) + len(outcome.rejected),
             "last_invalid": len(invalid) + len(outcome.rejected),
         }
-        self._succeeded(state, now, ids=ids, outcome=outcome, published=len(marked), more=counts)
+        # The index before the state: killed between the two, the restart publishes this poll's
+        # stories again and the index, knowing them, gives them the same answers; the other way
+        # round they would not come again, and a later copy of one would not be found.
         self.dedup.prune(now)
         await asyncio.to_thread(self.dedup.saver(), self._dedup_path)
+        self._succeeded(state, now, ids=ids, outcome=outcome, published=len(marked), more=counts)
         logger.info(
             "polled source=%s published=%d duplicates=%d invalid=%d",
             name,

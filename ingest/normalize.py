@@ -259,11 +259,11 @@ def to_utc(value: datetime | time.struct_time | str | None) -> datetime | None:
             result = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         else:
             result = value
-    except (ValueError, TypeError, OverflowError):
+        if result.tzinfo is None:
+            result = result.replace(tzinfo=UTC)  # feeds without an offset mean UTC more often than not
+        return result.astimezone(UTC)
+    except (ValueError, TypeError, OverflowError):  # also "0001-01-01T00:00:00+01:00" in UTC
         return None
-    if result.tzinfo is None:
-        result = result.replace(tzinfo=UTC)  # feeds without an offset mean UTC more often than not
-    return result.astimezone(UTC)
 
 
 def _from_unix(value: float) -> datetime | None:
@@ -306,7 +306,7 @@ def published_time(value: object) -> datetime | None:
 
 def _published(raw: RawEntry, fetched_at: datetime) -> tuple[datetime, bool]:
     published = published_time(raw.published)
-    if published is None or published > fetched_at + _FUTURE_SLACK or published < _EPOCH_FLOOR:
+    if published is None or published - fetched_at > _FUTURE_SLACK or published < _EPOCH_FLOOR:
         return fetched_at, True
     return published, False
 

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from finpulse.errors import InvalidRecord
-from finpulse.schema import NewsItem, utcnow
+from finpulse.schema import NewsItem, publishable, utcnow
 from finpulse.settings import KafkaSettings
 from ingest.companies import CompanyNames
 from ingest.dedup import Deduplicator
@@ -86,6 +86,10 @@ def row_to_item(row: dict[str, object], fetched_at: datetime, names: CompanyName
     published = to_utc(str(row.get("published_at") or ""))
     if published is None:
         raise InvalidRecord("NewsItem", "published_at missing or not ISO-8601")
+    try:  # before normalisation, which would take it for no date (the row's own time is kept)
+        publishable(published)
+    except ValueError as exc:
+        raise InvalidRecord("NewsItem", f"published_at: {exc}") from None
     source = str(row.get("source") or "").strip()
     if not source:
         raise InvalidRecord("NewsItem", "source missing")

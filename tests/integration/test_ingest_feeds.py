@@ -164,6 +164,38 @@ async def test_syndicated_copies_are_marked_as_duplicates(
     assert all(i.duplicate_of is None for i in items if i.source == "guardian")
 
 
+async def test_a_kill_while_the_dedup_index_is_saved_loses_no_answer(
+    feed_server: FeedServer,
+    ingest_settings: IngestSettings,
+    kafka: KafkaSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from feedparser import parse
+
+    from ingest.dedup import Deduplicator
+
+    original = parse((ingest_settings.feeds_dir / GUARDIAN).read_bytes()).entries[0]
+    copy = rss_item(original.title, "https://wire.example.com/1", original.summary, "w1", original.published)
+    feed_server.put("wire", rss_document([copy]))
+    sources = _feeds(feed_server, guardian=f"f/{GUARDIAN}", wire="doc/wire")
+
+    def killed(self: Deduplicator) -> Callable[[Path], None]:
+        raise SystemExit("killed while writing the dedup index")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Deduplicator, "saver", killed)
+        with pytest.raises(SystemExit):
+            async with Ingestor(ingest_settings, kafka, sources) as ingestor:
+                await ingestor.poll("guardian", force=True)
+    async with Ingestor(ingest_settings, kafka, sources) as ingestor:  # the restart, state from disk
+        await ingestor.poll("guardian", force=True)
+        await ingestor.poll("wire", force=True)
+    items = await _items(kafka, expect=55 * 2 + 1)  # the poll the kill cut short comes again
+    guardian = {i.story_id for i in items if i.source == "guardian"}
+    assert len(guardian) == 55
+    assert [i.duplicate_of in guardian for i in items if i.source == "wire"] == [True]
+
+
 async def test_bad_feeds_give_errors_not_crashes(
     feed_server: FeedServer, ingest_settings: IngestSettings, kafka: KafkaSettings
 ) -> None:

@@ -88,10 +88,17 @@ async def test_replay_publishes_in_timestamp_order_and_dead_letters_bad_rows(
     path = _write_jsonl(
         tmp_path / "news.jsonl",
         _rows(30),
-        extra=['{"title": "no time", "source": "x"}', "not json at all"],
+        extra=[
+            '{"title": "no time", "source": "x"}',
+            "not json at all",
+            # Go's "no date", a year-9999 typo, one before year 1 in UTC: out of range, not a crash
+            '{"title": "zero", "source": "x", "published_at": "0001-01-01T00:00:00Z"}',
+            '{"title": "typo", "source": "x", "published_at": "9999-12-31T23:59:59Z"}',
+            '{"title": "early", "source": "x", "published_at": "0001-01-01T00:00:00+01:00"}',
+        ],
     )
     report = await publish_replay_async(kafka, path, speed=0)
-    assert (report.rows, report.published, report.invalid) == (32, 30, 2)
+    assert (report.rows, report.published, report.invalid) == (35, 30, 5)
     records = await read_topic(kafka, kafka.topics.raw, expect=30)
     items = [NewsItem.from_bytes(r.value) for r in records]
     assert len(items) == 30
@@ -107,9 +114,15 @@ async def test_replay_publishes_in_timestamp_order_and_dead_letters_bad_rows(
     # stable ids: reading the file again gives the same story ids
     again = {r.item.story_id for r in read_replay(path) if r.item}
     assert again == {i.story_id for i in items}
-    dead = await read_topic(kafka, dead_letter_topic(kafka.topics.raw, kafka.topics), expect=2, timeout_s=10)
+    dead = await read_topic(kafka, dead_letter_topic(kafka.topics.raw, kafka.topics), expect=5, timeout_s=10)
     reasons = sorted(DeadLetter.from_bytes(d.value).reason for d in dead)
-    assert reasons == ["line 31: published_at missing or not ISO-8601", "line 32: not a JSON object"]
+    assert reasons == [
+        "line 31: published_at missing or not ISO-8601",
+        "line 32: not a JSON object",
+        "line 33: published_at: published time 0001-01-01T00:00:00+00:00 is not between 1900 and 9000",
+        "line 34: published_at: published time 9999-12-31T23:59:59+00:00 is not between 1900 and 9000",
+        "line 35: published_at missing or not ISO-8601",
+    ]
 
 
 async def test_replay_finds_tickers_by_company_name_as_ingestion_does(

@@ -122,6 +122,22 @@ def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
             b' "fetched_at": "2026-01-01T00:00:00Z"}',
             "timezone",
         ),
+        # out of range: in UTC it is no date at all; Go's "no date" overflows window arithmetic
+        (
+            b'{"story_id": "a", "source": "s", "title": "t", "published_at": "0001-01-01T00:00:00+01:00",'
+            b' "fetched_at": "2026-01-01T00:00:00Z"}',
+            "published_at: timestamp out of range in UTC",
+        ),
+        (
+            b'{"story_id": "a", "source": "s", "title": "t", "published_at": "0001-01-01T00:00:00Z",'
+            b' "fetched_at": "2026-01-01T00:00:00Z"}',
+            "published_at: published time 0001-01-01T00:00:00+00:00 is not between 1900 and 9000",
+        ),
+        (
+            b'{"story_id": "a", "source": "s", "title": "t", "published_at": "2026-01-01T00:00:00Z",'
+            b' "fetched_at": "9999-12-31T23:30:00-01:00"}',
+            "fetched_at: timestamp out of range in UTC",
+        ),
         (
             b'{"schema_version": 99, "story_id": "a", "source": "s", "title": "t",'
             b' "published_at": "2026-01-01T00:00:00Z", "fetched_at": "2026-01-01T00:00:00Z"}',

@@ -164,6 +164,8 @@ def test_an_entry_whose_summary_is_only_a_footer_has_no_text() -> None:
         ("2024-05-01 10:00:00", datetime(2024, 5, 1, 10, tzinfo=UTC)),
         (time.struct_time((2024, 5, 1, 10, 0, 0, 2, 122, 0)), datetime(2024, 5, 1, 10, tzinfo=UTC)),
         ("yesterday", None),
+        ("0001-01-01T00:00:00+01:00", None),  # before year 1 in UTC: no date, not OverflowError
+        ("9999-12-31T23:00:00-02:00", None),
         (None, None),
     ],
 )
