@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from finpulse.terminal import labelled
+from finpulse.terminal import labelled, untrusted
 from finpulse.wording import counted
 
 if TYPE_CHECKING:
@@ -91,10 +91,11 @@ def check(
             if names
         )
         console.print(
-            f"{sub.id}: channel={sub.channel} {watched} {d.summary()} mutes={len(sub.mute)}"
-            + (f" digest={sub.digest.label()}" if sub.digest else "")
-            + ("" if sub.enabled else " (disabled)"),
-            markup=False,
+            untrusted(
+                f"{sub.id}: channel={sub.channel} {watched} {d.summary()} mutes={len(sub.mute)}"
+                + (f" digest={sub.digest.label()}" if sub.digest else "")
+                + ("" if sub.enabled else " (disabled)")
+            )
         )
     if not subs:
         doubts.append(
@@ -149,8 +150,8 @@ def list_subscriptions(
         # paragraph, its id and channel whole (what commands take), the rest in a line that wraps.
         console.print(title)
         for o in rows:
-            console.print(Text.assemble((o.sub.id, "bold"), f" → {o.sub.channel}"))
-            console.print(Padding(o.line(days), (0, 0, 0, 2)))
+            console.print(Text.assemble(untrusted(o.sub.id, style="bold"), untrusted(f" → {o.sub.channel}")))
+            console.print(Padding(untrusted(o.line(days)), (0, 0, 0, 2)))
         _warn(console, rows)
         return
     columns = ("subscription", "channel", "watches", "state", "digest", f"alerts {days:g} d", "last fired")
@@ -159,9 +160,12 @@ def list_subscriptions(
         whole = column in ("subscription", "channel", "tp / fp")
         table.add_column(column, no_wrap=whole, overflow="ellipsis" if whole else "fold")
     for o in rows:
-        state = o.state + "".join(f"\nmuted {m}" for m in o.entity_mutes)
+        # Names set in the dashboard or the API: not read as markup ("[/]wire" failed the table).
+        state = Text("\n").join(
+            untrusted(line) for line in (o.state, *(f"muted {m}" for m in o.entity_mutes))
+        )
         table.add_row(
-            o.sub.id, o.sub.channel, o.sub.filter.summary(), state,
+            *map(untrusted, (o.sub.id, o.sub.channel, o.sub.filter.summary())), state,
             o.sub.digest.label() if o.sub.digest else "-", str(len(o.fired)), o.latest() or "-",
             "{} / {}".format(*o.verdicts),
         )  # fmt: skip
@@ -180,7 +184,7 @@ def _warn(console: Console, rows: Sequence[Overview]) -> None:
 def _warnings(subs: Sequence[Subscription], now: datetime) -> list[Text]:
     """`warning: desk: ...` for each of the subscriptions' doubts (Subscription.doubts)."""
     return [
-        labelled("warning:", f"{sub.id}: {doubt}", style="yellow")
+        labelled("warning:", untrusted(f"{sub.id}: {doubt}"), style="yellow")
         for sub in subs
         for doubt in sub.doubts(now)
     ]
@@ -204,7 +208,6 @@ def send_test(
 
     The message is marked as a test and shows an example alert."""
     from rich.table import Table
-    from rich.text import Text
 
     from finpulse.cli import console, settings
     from finpulse.errors import ConfigError
@@ -232,7 +235,10 @@ def send_test(
     results = asyncio.run(send_samples(subs, build_sinks(sink, s), utcnow(), window_sizes(s.alerts)))
     table = Table("subscription", "channel", "sink", "result", title="Test messages")
     for r in results:
-        table.add_row(r.subscription_id, r.channel, r.sink, Text(r.detail, style="" if r.sent else "red"))
+        table.add_row(
+            *map(untrusted, (r.subscription_id, r.channel, r.sink)),
+            untrusted(r.detail, style="" if r.sent else "red"),
+        )
     console.print(table)
     failed = sum(not r.sent for r in results)
     if failed:
@@ -299,7 +305,7 @@ async def _serve(s: Settings, sink_names: list[str] | None) -> None:
     from .live import LiveSubscriptions
     from .sinks.build import build_sinks
 
-    serve_metrics(s.alerts.metrics_port, "FINPULSE_ALERTS_METRICS_PORT")
+    serve_metrics(s.alerts.metrics_port, "FINPULSE_ALERTS_METRICS_PORT", s.alerts.metrics_host)
     store = open_store(s.store) if s.stream.history else None
     live = LiveSubscriptions(s.alerts.subscriptions_file, store, refresh_s=s.alerts.subscriptions_refresh_s)
     subscriptions = await asyncio.to_thread(live.load)

@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from api import backtest_routes
-from api.auth import authorized, given_token, require_token
+from api.auth import LocalHostsOnly, authorized, given_token, require_token
 from api.deps import API_RESPONSES, RETRY_AFTER_S, Store, known_query, validation_failed
 from api.metrics import count_requests
 from api.retention import RetentionScheduler
@@ -104,6 +104,8 @@ def create_app(settings: Settings, *, retention_interval_h: float | None = None)
             allow_headers=["Authorization", "X-API-Token", "Content-Type", "If-Match"],
             expose_headers=["ETag", "Location", "Retry-After"],
         )
+    if settings.api.token is None:
+        app.add_middleware(LocalHostsOnly, api=settings.api)
     api = APIRouter(
         prefix=API_PREFIX,
         dependencies=[Depends(require_token), Depends(known_query)],

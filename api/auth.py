@@ -3,7 +3,9 @@
 With `api.token` unset the API is open to loopback clients only: meant for
 local use, and the app says so in its log at start-up. (`finpulse api` refuses
 to bind elsewhere without a token; an app served by uvicorn itself on 0.0.0.0
-answers others 401.)
+answers others 401.) Nor does it answer a request addressed to another name
+(LocalHostsOnly), and the alert links' forms refuse posts from other sites
+(cross_site).
 """
 
 from __future__ import annotations
@@ -11,11 +13,16 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from alerts.links import check_link_token
+from finpulse.settings import ApiSettings
 
 bearer = HTTPBearer(auto_error=False, description="settings.api.token (FINPULSE_API_TOKEN)")
 
@@ -74,3 +81,64 @@ def loopback(host: str) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped  # an IPv4 client of a server on "::"
     return address.is_loopback
+
+
+class LocalHostsOnly:
+    """Without a token, refuse (400) a request whose Host is not this machine's: loopback, or the
+    API's own host or public_url's. A page on attacker.example whose name the attacker then points
+    at 127.0.0.1 (DNS rebinding) is same-origin to the browser and comes from a loopback client,
+    so it could read the history and change subscriptions; its Host still says attacker.example."""
+
+    def __init__(self, app: ASGIApp, api: ApiSettings) -> None:
+        self.app = app
+        self.names = {api.host.lower()} | ({_host(api.public_url)} if api.public_url else set())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):  # lifespan
+            await self.app(scope, receive, send)
+            return
+        host = Headers(scope=scope).get("host", "")
+        name = _host(f"//{host}")
+        if not (loopback(name) or name in self.names):
+            response = JSONResponse(
+                {
+                    "detail": f"Host {host!r} is not this machine: without an API token (FINPULSE_API_TOKEN) "
+                    "the API answers requests to localhost, 127.0.0.1, [::1] or its own host "
+                    "(FINPULSE_API_HOST, FINPULSE_API_PUBLIC_URL) only"
+                },
+                status_code=status.HTTP_400_BAD_REQUEST,
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def cross_site(request: Request) -> bool:
+    """Whether a form post comes from another site's page: Sec-Fetch-Site says so, or its Origin is
+    neither this request's own nor public_url's. (A page elsewhere may post a form here with the
+    operator's browser: on loopback without a token, or with a link's token it was given.)"""
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        return True
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False  # not a browser's cross-origin post: they all send it
+    public_url = request.app.state.settings.api.public_url
+    own = {_origin(str(request.base_url))} | ({_origin(public_url)} if public_url else set())
+    return _origin(origin) not in own
+
+
+def _host(url: str) -> str:
+    """A URL's host name, lower case, without brackets or port; "" when it has none or is no URL."""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:  # "[::1" and the like
+        return ""
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """scheme, host and port, the scheme's default port filled in: `http://a` is `http://a:80`."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme, parts.hostname or "", parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:  # a port out of range, a bracket unclosed: no origin of ours
+        return "", "", None

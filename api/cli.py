@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
 
 def serve(
     host: str = typer.Option(None, help="bind address (default: settings api.host)"),
-    port: int = typer.Option(None, help="port (default: settings api.port)"),
+    port: int = typer.Option(None, min=1, max=65535, help="port (default: settings api.port)"),
 ) -> None:
     """Serve the history API (OpenAPI at /docs) and the dashboard at /; apply retention on a schedule."""
     import uvicorn
@@ -48,7 +48,7 @@ def serve(
     # Bound before anything starts: a port in use is one clear line, not uvicorn's traceback.
     sock = listen_socket(api.host, api.port, "FINPULSE_API_PORT (or --port)")
     Console().print(f"finpulse api: dashboard at http://{api.host}:{api.port}/  (OpenAPI: /docs)")
-    serve_metrics(api.metrics_port, "FINPULSE_API_METRICS_PORT")
+    serve_metrics(api.metrics_port, "FINPULSE_API_METRICS_PORT", api.metrics_host)
     # Prunes at start, then periodically.
     app = create_app(s, retention_interval_h=s.store.retention_interval_h)
     config = uvicorn.Config(app, host=api.host, port=api.port, log_level=s.log_level.lower())

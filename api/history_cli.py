@@ -32,7 +32,7 @@ from rich.table import Table
 from rich.text import Text
 
 from finpulse.tables import compact_table
-from finpulse.terminal import labelled
+from finpulse.terminal import labelled, untrusted
 from finpulse.wording import counted
 
 if TYPE_CHECKING:
@@ -257,9 +257,11 @@ def _suggest(db: HistoryStore, kind: str, name: str, since: str | None, until: s
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     close += [n for n in names if n.casefold() == name.casefold() and n not in close]
     if close:
-        console.print(f"did you mean: {', '.join(f'{kind}:{n}' for n in close)}?")
+        console.print(untrusted(f"did you mean: {', '.join(f'{kind}:{n}' for n in close)}?"))
     elif names:
-        console.print(f"busiest {kind}s in the range: {', '.join(names[:5])} (finpulse history entities)")
+        console.print(
+            untrusted(f"busiest {kind}s in the range: {', '.join(names[:5])} (finpulse history entities)")
+        )
 
 
 # ---- commands -------------------------------------------------------------------------------
@@ -300,11 +302,11 @@ def trend(
         marks = alert_marks(fired, granularity)
         write_rows(db, query, out, with_alerts(points, marks))
         if points.empty:
-            console.print(f"no stories for {kind} {query.entity!r} in {range_text(query)}")
+            console.print(untrusted(f"no stories for {kind} {query.entity!r} in {range_text(query)}"))
             unsearched = db.frame(query.model_copy(update={"search": None})) if search else None
             if unsearched is not None and not unsearched.empty:  # the search emptied it, not the name
                 total = counted(int(unsearched["count"].sum()), "story")
-                console.print(f"{kind} {query.entity} has {total} in the range without the search")
+                console.print(untrusted(f"{kind} {query.entity} has {total} in the range without the search"))
             else:
                 _suggest(db, kind, str(query.entity), since, until)
             raise typer.Exit(1)
@@ -312,8 +314,12 @@ def trend(
     counts, negatives = bucket_series(points, spark_from, end, granularity)
     total, negative = sum(counts), sum(negatives)
     console.print(
-        f"[bold]{kind} {query.entity}[/bold], {granularity} buckets, {range_text(query)}: "
-        f"{counted(total, 'story')}, {negative / total:.0%} negative, {counted(len(fired), 'alert')} fired"
+        untrusted(f"{kind} {query.entity}", style="bold"),
+        untrusted(
+            f"{granularity} buckets, {range_text(query)}: {counted(total, 'story')}, "
+            f"{negative / total:.0%} negative, {counted(len(fired), 'alert')} fired"
+        ),
+        sep=", ",
     )
     over = since is not None and spark_from == query.start
     console.print(
@@ -373,7 +379,7 @@ def _trend_table(
         table.add_row(
             when_text(at), f"{p.count:,}", f"{p.negative_count:,} {p.negative_share:4.0%}",
             Text(share_bar(p.negative_share), style="red"), score_text(p.mean_score),
-            Text(f"▲ {alerts}", style="bold red") if alerts else "",
+            untrusted(f"▲ {alerts}", style="bold red") if alerts else "",
         )  # fmt: skip
     return table
 
@@ -451,7 +457,9 @@ def _compare_tables(
         counts, negatives = bucket_series(points, *span, granularity)
         total = sum(counts)
         share = f"{sum(negatives) / total:.0%}" if total else "-"
-        summary.add_row(label, f"{total:,}", share, str(len(fired)), sparkline(counts, negatives, width=32))
+        summary.add_row(
+            untrusted(label), f"{total:,}", share, str(len(fired)), sparkline(counts, negatives, width=32)
+        )
         for p in points.itertuples():
             grid.setdefault(p.bucket_start, {})[label] = f"{p.negative_share:4.0%} ({p.count})"
     console.print(summary)

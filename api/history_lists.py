@@ -34,6 +34,7 @@ from api.history_cli import (
 )
 from api.text_charts import bucket_series, share_bar, spark_note, sparkline
 from finpulse.tables import compact_table, fitting_table
+from finpulse.terminal import untrusted
 from finpulse.wording import counted
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def entities(
     for e in busiest.itertuples():
         counts, negatives = bucket_series(points[points["entity"] == e.entity], start, end, granularity)
         table.add_row(
-            str(e.entity), f"{e.count:,}", f"{e.negative_share:.0%}", score_text(e.mean_score),
+            untrusted(e.entity), f"{e.count:,}", f"{e.negative_share:.0%}", score_text(e.mean_score),
             sparkline(counts, negatives, width=18),
         )  # fmt: skip
     console.print(table)
@@ -122,7 +123,7 @@ def movers(
     for m in rows.itertuples():
         known = m.change == m.change  # NaN: too few stories before
         table.add_row(
-            str(m.entity), f"{m.count:,}", f"{m.negative_share:.0%}",
+            untrusted(m.entity), f"{m.count:,}", f"{m.negative_share:.0%}",
             f"{m.previous_share:.0%} of {m.previous_count:,}" if known
             else counted(m.previous_count, "story"),
             Text(f"{m.change * 100:+.0f} pts", style="red" if m.change > 0 else "green") if known else "-",
@@ -144,8 +145,10 @@ def _others(query: AlertsQuery) -> None:
     entities = sorted(set(others["entity_kind"] + ":" + others["entity"]))
     more = f" and {len(entities) - 10} more" if len(entities) > 10 else ""
     console.print(
-        f"{counted(len(others), 'alert')} in the range without them: subscriptions {subscriptions}; "
-        f"entities {', '.join(entities[:10])}{more}"
+        untrusted(
+            f"{counted(len(others), 'alert')} in the range without them: subscriptions {subscriptions}; "
+            f"entities {', '.join(entities[:10])}{more}"
+        )
     )
 
 
@@ -194,18 +197,19 @@ def headlines(
         {
             "published (UTC)": when_text(h.published_at),
             "score": score_text(h.sentiment_score),
-            "source": str(h.source),
-            "topic": str(h.topic),
-            "tickers": " ".join(h.tickers) if h.tickers is not None else "",
-            "title": Text(str(h.title), style=f"link {h.url}" if isinstance(h.url, str) and h.url else ""),
+            "source": untrusted(h.source),
+            "topic": untrusted(h.topic),
+            "tickers": untrusted(" ".join(h.tickers) if h.tickers is not None else ""),
+            "title": untrusted(h.title, link=h.url if isinstance(h.url, str) else None),
         }
         for h in rows.itertuples()
     ]
     # A terminal too narrow for the titles to read as lines (80 columns) goes without the topic,
     # then the source (both in --out).
     table = fitting_table(
-        console, f"{what}, {order} first, {range_text(query)}", cells, ((), ("topic",), ("topic", "source")),
-        right=("score",), wraps=("title",), least={"title": TITLE_LEAST},
+        console, untrusted(f"{what}, {order} first, {range_text(query)}"), cells,
+        ((), ("topic",), ("topic", "source")), right=("score",), wraps=("title",),
+        least={"title": TITLE_LEAST},
     )  # fmt: skip
     console.print(table)
 
@@ -259,8 +263,8 @@ def alerts(
             "state": Text(
                 "open" if a.still_open else a.state, style="red" if a.state == "fired" else "green"
             ),
-            "subscription": str(a.subscription_id),
-            "entity": f"{a.entity_kind}:{a.entity}",
+            "subscription": untrusted(a.subscription_id),
+            "entity": untrusted(f"{a.entity_kind}:{a.entity}"),
             "negative": f"{a.negative_share:.0%} vs {a.baseline_negative_share:.0%}",
             "p": f"{a.p_value:.2g}",
             "verdict": a.verdict if isinstance(a.verdict, str) else "",
@@ -270,11 +274,13 @@ def alerts(
     ]
     # One subscription's or entity's alerts say so once, in the title; a terminal too narrow for
     # the rest (80 columns) goes without the alert's id, then the window's end (both in --out).
-    shared = {c: cells[0][c] for c in ("subscription", "entity") if len({r[c] for r in cells}) == 1}
+    shared = {
+        c: cells[0][c].plain for c in ("subscription", "entity") if len({r[c].plain for r in cells}) == 1
+    }
     of = f" of {shared['subscription']}" if "subscription" in shared else ""
     on = f" on {shared['entity']}" if "entity" in shared else ""
     table = fitting_table(
-        console, f"alerts{of}{on}, newest first, {range_text(query)}", cells,
+        console, untrusted(f"alerts{of}{on}, newest first, {range_text(query)}"), cells,
         (tuple(shared), (*shared, "alert"), (*shared, "alert", "window end")), right=("negative", "p"),
         wraps=("entity",),
     )  # fmt: skip

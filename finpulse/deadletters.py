@@ -30,6 +30,7 @@ from finpulse.kafka_auth import client_options
 from finpulse.schema import DeadLetter
 from finpulse.settings import KafkaSettings
 from finpulse.tables import compact_table
+from finpulse.terminal import untrusted
 from finpulse.topics import dead_letter_topics, iter_records
 from finpulse.wording import counted
 
@@ -206,7 +207,7 @@ def print_dead_letters(console: Console, tally: Tally, read: Sequence[str] = ())
         right=("count",),
     )  # fmt: skip
     for (topic, stage, error), group in sorted(tally.groups.items(), key=lambda kv: -kv[1].count):
-        summary.add_row(topic, stage, error, str(group.count), _when(group.latest))
+        summary.add_row(*map(untrusted, (topic, stage, error)), str(group.count), _when(group.latest))
     if tally.unreadable:
         summary.add_row("?", "?", "not a dead letter", str(tally.unreadable), "")
     console.print(summary)
@@ -221,8 +222,11 @@ def print_dead_letters(console: Console, tally: Tally, read: Sequence[str] = ())
         if letter.partition is not None:
             where += f"[{letter.partition}]@{letter.offset}"
         title = _title(letter)
-        record = Text(where) if title is None else Text.assemble(where, "\n", (title, "dim"))
-        detail.add_row(_when(letter.failed_at), record, letter.stage, Text(letter.reason))
+        # Anyone's bytes on the topic: a title's escape sequences reached the terminal.
+        record = untrusted(where)
+        if title is not None:
+            record = Text.assemble(record, "\n", untrusted(title, style="dim"))
+        detail.add_row(_when(letter.failed_at), record, untrusted(letter.stage), untrusted(letter.reason))
     console.print(detail)
 
 

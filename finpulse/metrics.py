@@ -3,7 +3,8 @@
 Off by default. `FINPULSE_INGEST_METRICS_PORT`, `FINPULSE_STREAM_METRICS_PORT` and
 `FINPULSE_ALERTS_METRICS_PORT` turn them on for the ingestor, the stream worker and
 the dispatcher (one port per process: several workers on one host each need their
-own). Counters live in the process and start at zero; Prometheus' rate() and
+own), on 127.0.0.1 unless the group's `metrics_host` names another address.
+Counters live in the process and start at zero; Prometheus' rate() and
 increase() read across restarts. Each stage defines its own metrics beside the code
 that counts them; the dead letters of every stage are counted here.
 """
@@ -25,14 +26,14 @@ DEAD_LETTERS = Counter(
 )
 
 
-def serve_metrics(port: int | None, setting: str) -> None:
-    """Serve this process's metrics on `port` (all interfaces) in a daemon thread; None: not at all."""
+def serve_metrics(port: int | None, setting: str, host: str) -> None:
+    """Serve this process's metrics on `host`:`port` in a daemon thread; None: not at all."""
     if port is None:
         return
     try:
-        start_http_server(port)
+        start_http_server(port, addr=host)
     except OSError as exc:
         raise ConfigError(
-            f"cannot serve metrics on port {port} ({exc.strerror}): set another {setting}"
+            f"cannot serve metrics on {host} port {port} ({exc.strerror}): set another {setting}"
         ) from exc
-    logger.info("metrics at http://0.0.0.0:%d/metrics", port)
+    logger.info("metrics at http://%s:%d/metrics", host, port)

@@ -44,6 +44,11 @@ def _unset_if_blank(v: SecretStr | None) -> SecretStr | None:
 Secret = Annotated[SecretStr | None, AfterValidator(_unset_if_blank)]
 
 
+# Where a process's /metrics listens: this machine only, as the API without a token does;
+# "0.0.0.0" (all interfaces) for a Prometheus on another host or container.
+METRICS_HOST = "127.0.0.1"
+
+
 class _Group(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -109,6 +114,7 @@ class IngestSettings(_Group):
 
     # Serve Prometheus metrics at http://<host>:<port>/metrics (finpulse/metrics.py); None: off.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = METRICS_HOST
     sources_file: Path = REPO_ROOT / "config" / "sources.toml"
     # Company names that stand for tickers in titles without a cashtag (ingest/companies.py).
     companies_file: Path = REPO_ROOT / "config" / "companies.toml"
@@ -202,6 +208,7 @@ class ModelSettings(_Group):
 class AlertsSettings(_Group):
     # Serve Prometheus metrics at http://<host>:<port>/metrics (finpulse/metrics.py); None: off.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = METRICS_HOST
     # Seeds the history store's subscriptions (the live copy) whenever the file changes.
     subscriptions_file: Path = REPO_ROOT / "config" / "subscriptions.toml"
     # The worker and the dispatcher reload the live subscriptions this often.
@@ -260,6 +267,7 @@ class StreamSettings(_Group):
 
     # Serve Prometheus metrics at http://<host>:<port>/metrics (finpulse/metrics.py); None: off.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = METRICS_HOST
     app_id: str = "finpulse"
     # A worker that dies without leaving its consumer group (SIGKILL, a crash, a lost host)
     # holds its partitions this long before the others (or its restart) take them over.
@@ -341,6 +349,7 @@ class ApiSettings(_Group):
 
     # Serve Prometheus metrics at http://<host>:<port>/metrics (finpulse/metrics.py); None: off.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = METRICS_HOST
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     # Bearer token for every API call; None: no auth, for local use on loopback only.

@@ -73,7 +73,7 @@ def ingest(
     from finpulse.metrics import serve_metrics
     from ingest.scheduler import run_scheduled
 
-    serve_metrics(s.ingest.metrics_port, "FINPULSE_INGEST_METRICS_PORT")
+    serve_metrics(s.ingest.metrics_port, "FINPULSE_INGEST_METRICS_PORT", s.ingest.metrics_host)
     console.print(
         f"ingest: polling {len(ingestor.sources)} sources; edits of {files.sources.name} and "
         f"{files.companies.name} apply within {s.ingest.config_refresh_s:g} s (at once on SIGHUP); "

@@ -19,8 +19,32 @@ def register(app: typer.Typer) -> None:
     app.add_typer(stream_app, name="stream")
 
 
+# Faust's log levels, checked here: Faust itself would refuse another only after start-up has
+# created topics and opened the store, naming its own command line.
+LOG_LEVELS = ("crit", "error", "warn", "info", "debug")
+
+
+def _loglevel(value: str) -> str:
+    if value.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{value!r}: give one of {', '.join(LOG_LEVELS)}")
+    return value.lower()
+
+
+def _rates(value: str) -> str:
+    """`25,50`: offered loads in items/s, each above 0."""
+    try:
+        ok = all(float(r) > 0 for r in value.split(","))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise typer.BadParameter(f"{value!r}: give items/s above 0, comma-separated, e.g. 25,50")
+    return value
+
+
 def worker(
-    loglevel: str = typer.Option("warn", help="Faust log level: crit, error, warn, info, debug."),
+    loglevel: str = typer.Option(
+        "warn", callback=_loglevel, help=f"Faust log level: {', '.join(LOG_LEVELS)}."
+    ),
 ) -> None:
     """Run the stream worker (score -> windows -> detect); start more to share the partitions."""
     import asyncio
@@ -37,7 +61,7 @@ def worker(
     s = settings()
     asyncio.run(ensure_topics(s.kafka, worker_topics(s)))
     asyncio.run(check_partitions(s.kafka, copartitioned(s)))
-    serve_metrics(s.stream.metrics_port, "FINPULSE_STREAM_METRICS_PORT")
+    serve_metrics(s.stream.metrics_port, "FINPULSE_STREAM_METRICS_PORT", s.stream.metrics_host)
     app = create_app(s)
     if s.stream.metrics_port is not None:
         from stream.metrics import export_consumer_lag
@@ -73,9 +97,9 @@ def _print_cpu(console: Console, result: BenchResult) -> None:
 
 
 def bench(
-    items: int = typer.Option(1000, help="Texts for the classifier and the throughput burst."),
-    rates: str = typer.Option("25,50", help="Offered loads (items/s) for the latency runs."),
-    duration_s: float = typer.Option(60.0, help="Seconds per offered load."),
+    items: int = typer.Option(1000, min=1, help="Texts for the classifier and the throughput burst."),
+    rates: str = typer.Option("25,50", callback=_rates, help="Offered loads (items/s) for the latency runs."),
+    duration_s: float = typer.Option(60.0, min=1.0, help="Seconds per offered load."),
     rounds: int = typer.Option(3, min=1, help="Bursts, each beside the classifier alone measured around it."),
 ) -> None:
     """Pipeline items/s and latency beside the classifier's own throughput, in one run."""

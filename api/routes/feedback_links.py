@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from alerts.links import CHART, FeedbackLinks
 from alerts.render import safe_url, significance_text
-from api.auth import link_allowed
+from api.auth import cross_site, link_allowed
 from api.deps import Store
 from finpulse.schema import AlertEvent
 from store import HistoryStore, NotFound, Verdict
@@ -35,6 +35,12 @@ _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fin
 
 
 INVALID_LINK = "<p class=err>This link is not valid (wrong or missing token).</p>"
+# A form posted by another site's page (cross_site): it would record a verdict or a mute with the
+# operator's browser, unasked.
+CROSS_SITE = (
+    "<p class=err>This form was sent from another site, so nothing was recorded. Open the link from "
+    "the alert's message and confirm on this page.</p>"
+)
 AlertId = Annotated[str, Path(min_length=1, max_length=200)]
 LinkToken = Annotated[
     str | None, Query(max_length=200, description="the alert's own signed token, from its message's link")
@@ -153,6 +159,8 @@ def alert_chart_png(request: Request, db: Store, alert_id: AlertId, token: LinkT
 @router.post("/feedback/{alert_id}", response_class=HTMLResponse, include_in_schema=False)
 async def feedback_submit(request: Request, db: Store, alert_id: str) -> HTMLResponse:
     """Record the verdict posted by the confirmation page's form."""
+    if cross_site(request):
+        return page(CROSS_SITE, 403)
     form = await read_form(request)
     if form is None:
         return page("<p class=err>Form too large.</p>", 413)

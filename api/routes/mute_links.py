@@ -17,9 +17,10 @@ from starlette.concurrency import run_in_threadpool
 
 from alerts.links import MUTE
 from alerts.subscriptions import Subscription
-from api.auth import link_allowed
+from api.auth import cross_site, link_allowed
 from api.deps import Store
 from api.routes.feedback_links import (
+    CROSS_SITE,
     INVALID_LINK,
     AlertId,
     LinkToken,
@@ -76,6 +77,8 @@ def mute_form(request: Request, db: Store, alert_id: AlertId, token: LinkToken =
 @router.post("/feedback/{alert_id}/mute", response_class=HTMLResponse, include_in_schema=False)
 async def mute_submit(request: Request, db: Store, alert_id: str) -> HTMLResponse:
     """Store the mute the page's form asks for."""
+    if cross_site(request):
+        return page(CROSS_SITE, 403)
     form = await read_form(request)
     if form is None:
         return page("<p class=err>Form too large.</p>", 413)

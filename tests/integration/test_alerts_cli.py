@@ -244,3 +244,23 @@ def test_list_shows_each_live_subscription_and_its_alerts(tmp_path: Path, slack_
         "on · tickers ACME, BOLT · digest 07:30 Europe/London · 2 alerts in 7 days (1 tp / 1 fp)"
         in " ".join(markets.split())
     ), narrow
+
+
+def test_list_prints_names_as_written(tmp_path: Path, slack_api: FakeSlack) -> None:
+    """Names made in the dashboard or the API: not rich markup ("[/]" was a MarkupError), and no
+    control characters reach the terminal."""
+    env = _env(tmp_path, slack_api)
+    with DuckDBStore(tmp_path / "history.duckdb") as db:
+        odd = Subscription.model_validate(
+            {"id": "odd", "channel": "#[b]desk\x1b[2J", "filter": {"sources": ["[/]wire[red]"]}}
+        )
+        db.put_subscription(odd.id, odd.stored_body())
+    for columns in ("250", "80"):  # the table, and a paragraph each
+        done = subprocess.run(
+            [str(FINPULSE), "alerts", "list"], env=env | {"COLUMNS": columns}, capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "sources [/]wire[red]" in done.stdout, done.stdout
+        assert "#[b]desk[2J" in done.stdout, done.stdout
+        assert "\x1b" not in done.stdout

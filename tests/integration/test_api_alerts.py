@@ -80,11 +80,16 @@ def test_slack_link_shows_a_form_then_records_on_post(api_client: Any) -> None:
     assert 'href="/?kind=topic&amp;entity=earnings&amp;range=custom&amp;from=' in page.text
     assert api_client.get("/api/v1/alerts/a1").json()["feedback"] is None  # a GET changes nothing
     token = link_token(SecretStr(API_TOKEN), "a1", "tp")
-    done = api_client.post(
-        "/feedback/a1",
-        data={"verdict": "tp", "token": token, "author": "<b>eve</b>", "note": "yes"},
-        headers={"Authorization": ""},
-    )
+    form = {"verdict": "tp", "token": token, "author": "<b>eve</b>", "note": "yes"}
+    # Another site's page posting the form (the token in hand) with the reader's browser: refused.
+    for sent_from in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        refused = api_client.post("/feedback/a1", data=form, headers={"Authorization": "", **sent_from})
+        assert refused.status_code == 403
+        assert "sent from another site" in refused.text
+    assert api_client.get("/api/v1/alerts/a1").json()["feedback"] is None
+    # The page's own button, as a browser posts it.
+    same_origin = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
+    done = api_client.post("/feedback/a1", data=form, headers={"Authorization": "", **same_origin})
     assert done.status_code == 200
     assert "Recorded" in done.text
     fb = api_client.get("/api/v1/alerts/a1").json()["feedback"]

@@ -13,7 +13,7 @@ from api.app import create_app
 from finpulse.settings import ApiSettings, KafkaSettings, Settings, StoreSettings
 from store import StoreError
 from tests.conftest import free_port
-from tests.fixtures.store import LOCAL
+from tests.fixtures.store import LOCAL, LOCAL_URL
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,7 @@ def test_the_schema_lists_401_and_503_on_the_api_routes(api_client: Any) -> None
 def test_kafka_away_is_a_503_with_retry_after(tmp_path: Path) -> None:
     away = KafkaSettings(bootstrap=f"127.0.0.1:{free_port()}", request_timeout_s=2)
     settings = Settings(store=StoreSettings(url=f"duckdb:///{tmp_path / 'h.duckdb'}"), kafka=away)
-    with TestClient(create_app(settings), client=LOCAL) as c:
+    with TestClient(create_app(settings), client=LOCAL, base_url=LOCAL_URL) as c:
         r = c.get("/api/v1/sources")
     assert r.status_code == 503, r.text
     assert int(r.headers["Retry-After"]) > 0
@@ -80,10 +80,12 @@ def test_a_store_error_is_a_503_with_retry_after(api_client: Any, monkeypatch: p
 def test_cors_only_for_the_origins_set(tmp_path: Path) -> None:
     store = StoreSettings(url=f"duckdb:///{tmp_path / 'h.duckdb'}")
     preflight = {"Origin": "https://bi.example", "Access-Control-Request-Method": "GET"}
-    with TestClient(create_app(Settings(store=store)), client=LOCAL) as c:  # the default: none
+    with TestClient(
+        create_app(Settings(store=store)), client=LOCAL, base_url=LOCAL_URL
+    ) as c:  # the default: none
         assert "access-control-allow-origin" not in c.options("/api/v1/trends", headers=preflight).headers
     api = ApiSettings(cors_origins=("https://bi.example",))
-    with TestClient(create_app(Settings(store=store, api=api)), client=LOCAL) as c:
+    with TestClient(create_app(Settings(store=store, api=api)), client=LOCAL, base_url=LOCAL_URL) as c:
         allowed = c.options(
             "/api/v1/trends", headers={**preflight, "Access-Control-Request-Headers": "authorization"}
         )

@@ -17,9 +17,11 @@ NO_AUTH = {"Authorization": ""}  # a link from Slack carries its own token, neve
 DESK = {"id": "desk", "channel": "#alerts", "filter": {"topics": ["*"]}}
 
 
-def _post(api_client: Any, alert_id: str, **form: str) -> Any:
+def _post(api_client: Any, alert_id: str, headers: dict[str, str] | None = None, **form: str) -> Any:
     token = link_token(SecretStr(API_TOKEN), alert_id, MUTE)
-    return api_client.post(f"/feedback/{alert_id}/mute", data={"token": token, **form}, headers=NO_AUTH)
+    return api_client.post(
+        f"/feedback/{alert_id}/mute", data={"token": token, **form}, headers={**NO_AUTH, **(headers or {})}
+    )
 
 
 def test_the_mute_link_mutes_the_alerts_entity_alone(api_client: Any) -> None:
@@ -37,7 +39,8 @@ def test_the_mute_link_mutes_the_alerts_entity_alone(api_client: Any) -> None:
 
     api_client.post("/api/v1/subscriptions", json=DESK)
     before = utcnow()
-    done = _post(api_client, "a1", **{"for": "1d", "reason": "earnings season", "author": "ann"})
+    same_origin = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}  # the page's button
+    done = _post(api_client, "a1", same_origin, **{"for": "1d", "reason": "earnings season", "author": "ann"})
     assert done.status_code == 200, done.text
     assert "Muted topic <b>earnings</b> in subscription desk until" in done.text
     stored = Subscription.model_validate(api_client.get("/api/v1/subscriptions/desk").json())
@@ -84,6 +87,11 @@ def test_the_mute_link_refuses_what_it_should(api_client: Any) -> None:
     )
     forged = api_client.post("/feedback/a1/mute", data={"token": verdict_token, "for": "1d"}, headers=NO_AUTH)
     assert forged.status_code == 403
+    # Another site's page posting the form, the link's token in hand, with the reader's browser.
+    for sent_from in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        cross_site = _post(api_client, "a1", sent_from, **{"for": "7d"})
+        assert cross_site.status_code == 403
+        assert "This form was sent from another site, so nothing was recorded" in cross_site.text
     assert _post(api_client, "a1", **{"for": "forever"}).status_code == 422
     assert _post(api_client, "zz", **{"for": "1h"}).status_code == 404
     assert api_client.get("/api/v1/subscriptions/desk").json()["mute"] == []

@@ -12,14 +12,14 @@ from prometheus_client import REGISTRY
 
 from api.app import MAX_BODY_BYTES, create_app
 from finpulse.settings import ApiSettings, Settings, StoreSettings
-from tests.fixtures.store import LOCAL
+from tests.fixtures.store import LOCAL, LOCAL_URL
 
 BIG = b"x" * (MAX_BODY_BYTES + 1)
 
 
-def _app(tmp_path: Path, token: str | None = None) -> Any:
+def _app(tmp_path: Path, token: str | None = None, **api: Any) -> Any:
     settings = Settings(
-        store=StoreSettings(url=f"duckdb:///{tmp_path / 'h.duckdb'}"), api=ApiSettings(token=token)
+        store=StoreSettings(url=f"duckdb:///{tmp_path / 'h.duckdb'}"), api=ApiSettings(token=token, **api)
     )
     return create_app(settings)
 
@@ -36,7 +36,8 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read_whole(tmp_path: Path
 def test_without_a_token_set_only_loopback_clients_are_answered(tmp_path: Path) -> None:
     """An app served by uvicorn itself on 0.0.0.0 without FINPULSE_API_TOKEN (finpulse api refuses)."""
     app = _app(tmp_path)
-    with TestClient(app, client=("10.0.0.5", 4321)) as remote:
+    # (Asking for localhost: the Host is the client's to write, so it is no check of the client.)
+    with TestClient(app, client=("10.0.0.5", 4321), base_url="http://localhost:8000") as remote:
         refused = remote.delete("/api/v1/subscriptions/desk")
         assert refused.status_code == 401
         assert "answers loopback clients only" in refused.json()["detail"]
@@ -46,12 +47,57 @@ def test_without_a_token_set_only_loopback_clients_are_answered(tmp_path: Path) 
         assert muted.status_code == 403, muted.text
         assert remote.post("/feedback/a1", data={"verdict": "tp"}).status_code == 403
         assert remote.get("/feedback/a1/chart.png").status_code == 403
-    with TestClient(app, client=LOCAL) as local:
+    with TestClient(app, client=LOCAL, base_url=LOCAL_URL) as local:
         assert local.get("/api/v1/trends").status_code == 200
         assert local.get("/api/v1/health").json()["store"]["scored_items"] == 0
         assert local.post("/feedback/a1", data={"verdict": "tp"}).status_code == 404  # past the check
-    with TestClient(app, client=("::ffff:127.0.0.1", 4321)) as mapped:  # IPv4 to a server on "::"
+    with TestClient(app, client=("::ffff:127.0.0.1", 4321), base_url=LOCAL_URL) as mapped:  # IPv4 to "::"
         assert mapped.get("/api/v1/trends").status_code == 200
+
+
+def test_without_a_token_a_request_to_another_host_name_is_refused(tmp_path: Path) -> None:
+    """DNS rebinding: a page on attacker.example, its name then pointed at 127.0.0.1, calls the API
+    from the operator's browser as a loopback client, same-origin to the browser; its Host says so."""
+    app = _app(tmp_path, public_url="https://finpulse.example:8443/desk")
+    with TestClient(app, client=LOCAL, base_url="http://rebind.attacker.example:8000") as rebound:
+        read = rebound.get("/api/v1/subscriptions")
+        assert read.status_code == 400
+        assert "'rebind.attacker.example:8000' is not this machine" in read.json()["detail"]
+        desk = {"id": "desk", "channel": "#x", "filter": {"topics": ["*"]}}
+        assert rebound.post("/api/v1/subscriptions", json=desk).status_code == 400
+        assert rebound.post("/feedback/a1/mute", data={"for": "7d"}).status_code == 400
+        assert rebound.get("/").status_code == 400
+    for base in ("http://localhost:8000", "http://127.0.0.1", "http://[::1]:8000", "http://finpulse.example"):
+        with TestClient(app, client=LOCAL, base_url=base) as local:
+            assert local.get("/api/v1/subscriptions").status_code == 200, base
+    # With a token, any name: behind a proxy, or a host's own name (the token is the check).
+    with TestClient(_app(tmp_path, token="s3cret"), base_url="http://finpulse.internal") as named:
+        assert named.get("/api/v1/trends", headers={"X-API-Token": "s3cret"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Origin": "https://evil.example"}, 403),
+        ({"Origin": "null"}, 403),  # a sandboxed frame's
+        ({"Origin": "http://127.0.0.1:9000"}, 403),  # another port: another origin
+        ({"Sec-Fetch-Site": "cross-site"}, 403),
+        ({}, 404),  # no browser's cross-site post (curl): past the check, to the unknown alert
+        ({"Origin": "http://127.0.0.1:8000", "Sec-Fetch-Site": "same-origin"}, 404),
+        ({"Origin": "https://tools.example"}, 404),  # public_url's, behind a proxy serving /finpulse
+    ],
+)
+def test_the_alert_links_forms_refuse_posts_from_other_sites(
+    tmp_path: Path, headers: dict[str, str], status: int
+) -> None:
+    """Without a token a page elsewhere could post them with the operator's loopback browser."""
+    app = _app(tmp_path, public_url="https://tools.example/finpulse")
+    with TestClient(app, client=LOCAL, base_url=LOCAL_URL) as local:
+        for path, form in (("/feedback/a1/mute", {"for": "7d"}), ("/feedback/a1", {"verdict": "tp"})):
+            posted = local.post(path, data=form, headers=headers)
+            assert posted.status_code == status, (path, posted.text)
+            if status == 403:
+                assert "This form was sent from another site, so nothing was recorded" in posted.text
 
 
 def test_made_up_methods_share_one_metrics_series(tmp_path: Path) -> None:

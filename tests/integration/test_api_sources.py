@@ -24,7 +24,7 @@ from ingest.producer import NewsProducer
 from ingest.sources import ApiSource, FeedSource, SourcesConfig
 from tests.conftest import free_port
 from tests.fixtures.feeds import FeedServer
-from tests.fixtures.store import LOCAL
+from tests.fixtures.store import LOCAL, LOCAL_URL
 
 GUARDIAN = "f/real-world/guardian.rss"
 
@@ -32,7 +32,7 @@ GUARDIAN = "f/real-world/guardian.rss"
 @pytest.fixture
 def client(kafka: KafkaSettings, store_path: Any) -> Iterator[TestClient]:
     settings = Settings(store=StoreSettings(url=f"duckdb:///{store_path}"), kafka=kafka)
-    with TestClient(create_app(settings), client=LOCAL) as c:
+    with TestClient(create_app(settings), client=LOCAL, base_url=LOCAL_URL) as c:
         yield c
 
 
@@ -114,7 +114,7 @@ def test_every_ingestors_sources_with_their_health(
 def test_kafka_away_is_a_503_naming_the_broker(store_path: Any, kafka: KafkaSettings) -> None:
     away = kafka.model_copy(update={"bootstrap": f"127.0.0.1:{free_port()}"})
     settings = Settings(store=StoreSettings(url=f"duckdb:///{store_path}"), kafka=away)
-    with TestClient(create_app(settings), client=LOCAL) as c:
+    with TestClient(create_app(settings), client=LOCAL, base_url=LOCAL_URL) as c:
         r = c.get("/api/v1/sources")
     assert r.status_code == 503
     assert f"cannot reach Kafka at {away.bootstrap}" in r.json()["detail"]

@@ -480,3 +480,31 @@ def test_a_missing_store_is_a_clear_error(
     code, out = _run("alerts")
     assert code == 2
     assert "does not exist yet" in out
+
+
+def test_names_and_titles_from_outside_print_as_written(seeded: Path) -> None:
+    """A feed's source and title, an alert's entity, as they came: not rich markup ("[/]" was a
+    MarkupError) and without control characters (a title's escapes cleared the screen)."""
+    source = "[/]wire[red]"
+    title = "\x1b[2J\x1b]0;owned\x07[/] Fed [link=https://evil.example]cuts[/link]"
+    at = datetime(2024, 3, 4, 11, 0, tzinfo=UTC)
+    with DuckDBStore(seeded) as db:
+        db.upsert_scored([scored("odd", at, "[b]Macro", "negative", -0.9, source=source, title=title)])
+        db.upsert_alerts([alert("odd-alert", source, at, subscription_id="[i]desk", entity_kind="source")])
+    runs = {
+        "entities": ("entities", "--kind", "source"),
+        "movers": ("movers", "--kind", "source", "--min-stories", "1"),
+        "headlines": ("headlines", "--entity", f"source:{source}"),
+        "alerts": ("alerts", "--entity", f"source:{source}"),
+        "trend": ("trend", f"source:{source}"),
+    }
+    for what, args in runs.items():
+        code, out = _run(*args, *SPAN)
+        assert code == 0, (what, out)
+        assert source in out, (what, out)
+        assert "\x1b" not in out, (what, out)
+    code, out = _run("headlines", "--entity", f"source:{source}", *SPAN)
+    assert "]0;owned[/] Fed [link=https://evil.example]cuts[/link]" in " ".join(out.split()), out
+    assert "[b]Macro" in out
+    code, out = _run("alerts", "--entity", f"source:{source}", *SPAN)
+    assert f"alerts of [i]desk on source:{source}, newest first" in out

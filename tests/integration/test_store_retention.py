@@ -22,7 +22,16 @@ from api.app import create_app
 from api.retention import RetentionScheduler
 from finpulse.settings import Settings, StoreSettings
 from store import AlertsQuery, DuckDBStore, HeadlinesQuery, HistoryStore
-from tests.fixtures.store import LOCAL, T0, alert, another_process_holding, scored, seed_known, window
+from tests.fixtures.store import (
+    LOCAL,
+    LOCAL_URL,
+    T0,
+    alert,
+    another_process_holding,
+    scored,
+    seed_known,
+    window,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -89,7 +98,7 @@ def test_api_prunes_at_start_and_then_on_schedule(store_path: Path, caplog: pyte
     caplog.set_level(logging.INFO, logger="api.retention")
     # 0.3 s between runs so the test sees the start run and a scheduled one.
     app = create_app(settings, retention_interval_h=0.3 / 3600)
-    with TestClient(app, client=LOCAL) as client:
+    with TestClient(app, client=LOCAL, base_url=LOCAL_URL) as client:
         retention = app.state.retention
         _wait(lambda: retention.runs >= 1, "the run at start")
         assert retention.last_deleted == {"feedback": 1, "alerts": 1, "windows": 1, "scored_items": 1}
@@ -135,7 +144,7 @@ def test_app_without_an_interval_schedules_nothing(store_path: Path) -> None:
     _seed_old_and_recent(store_path, now)
     settings = Settings(store=StoreSettings(url=f"duckdb:///{store_path}", retention_days=30))
     app = create_app(settings)
-    with TestClient(app, client=LOCAL):
+    with TestClient(app, client=LOCAL, base_url=LOCAL_URL):
         assert app.state.retention is None
     assert _story_ids(store_path) == ["old", "recent"]
 

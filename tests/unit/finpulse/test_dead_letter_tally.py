@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import json
 import random
 from datetime import UTC, datetime, timedelta
 
-from finpulse.deadletters import Filter, Found, Tally
+from rich.console import Console
+
+from finpulse.deadletters import Filter, Found, Tally, print_dead_letters
 from finpulse.errors import InvalidRecord, UnsupportedLanguage
 from finpulse.schema import DeadLetter
 
@@ -54,3 +58,23 @@ def test_a_topic_filter_names_a_runs_prefixed_topic_too() -> None:
     assert by_name(failed_on("demo-1a2b.news.raw"))  # the demo's topics
     assert not by_name(failed_on("news.raw.tag"))
     assert not by_name(failed_on("fake-news.raw"))
+
+
+def test_a_letters_text_reaches_the_terminal_without_its_escapes() -> None:
+    """A letter's title, topic and reason are anyone's text: ESC [2J cleared the operator's screen,
+    ESC ] 0; retitled the window."""
+    title = "\x1b[2J\x1b[HAll clear: no dead letters\x1b]0;owned\x1b\\"
+    value = json.dumps({"title": title}).encode()
+    letter = DeadLetter.wrap(
+        source_topic="news.raw\x1b[31m",
+        stage="score",
+        error=InvalidRecord("NewsItem", "bad\x9b2J"),
+        value=value,
+    )
+    tally = Tally(last=5)
+    tally.add(Found("news.raw.dead", 0, 7, T0, letter))
+    out = io.StringIO()
+    print_dead_letters(Console(file=out, width=200), tally)
+    assert "\x1b" not in out.getvalue()
+    assert "\x9b" not in out.getvalue()
+    assert "[2J[HAll clear: no dead letters]0;owned" in out.getvalue()  # the rest, as written

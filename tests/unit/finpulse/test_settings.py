@@ -242,3 +242,11 @@ def test_settings_and_known_variables_draw_no_warning(
     assert unknown_env({"FINPULSE_ZZZ": "1"}) == [
         "FINPULSE_ZZZ is no setting and is ignored: settings are FINPULSE_<FIELD> or FINPULSE_<GROUP>_<FIELD>"
     ]
+
+
+def test_the_metrics_host_is_loopback_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINPULSE_ALERTS_METRICS_HOST", "0.0.0.0")  # a Prometheus on another host
+    s = load_settings()
+    hosts = (s.alerts.metrics_host, s.api.metrics_host, s.ingest.metrics_host, s.stream.metrics_host)
+    assert hosts == ("0.0.0.0", "127.0.0.1", "127.0.0.1", "127.0.0.1")
+    assert unknown_env({"FINPULSE_API_METRICS_HOST": "0.0.0.0"}) == []
