@@ -91,7 +91,9 @@ def export(
     exclude: Annotated[
         Path | None,
         typer.Option(
-            help="Leave out texts already in this CSV (default: the training set's sentiment/train.csv)."
+            exists=True,  # a mistyped path would leave nothing out, silently
+            dir_okay=False,
+            help="Leave out texts already in this CSV (default: the training set's sentiment/train.csv).",
         ),
     ] = None,
 ) -> None:
@@ -111,6 +113,5 @@ def export(
         console.print(labelled("error:", exc))
         raise typer.Exit(2) from exc
     write_rows(rows, out)
-    console.print(
-        f"feedback export: {len(rows)} bearish headlines -> {out} (skipped texts already in {existing})"
-    )
+    left_out = f"skipped texts already in {existing}" if existing.is_file() else f"no {existing} to leave out"
+    console.print(f"feedback export: {len(rows)} bearish headlines -> {out} ({left_out})")

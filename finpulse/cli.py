@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from finpulse.errors import FinpulseError
+from finpulse.errors import FinpulseError, exit_status
 from finpulse.logs import configure_logging
 from finpulse.settings import Settings, load_settings, unknown_env
 from finpulse.terminal import labelled
@@ -275,7 +275,7 @@ def main() -> None:
         app()
     except FinpulseError as exc:
         console.print(labelled("error:", exc))
-        sys.exit(2)
+        sys.exit(exit_status(exc))
 
 
 if __name__ == "__main__":

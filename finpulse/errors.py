@@ -36,6 +36,16 @@ class BrokerUnavailable(TransientError):
     """The Kafka broker could not be reached."""
 
 
+# The CLI's exit status for a FinpulseError (finpulse.cli.main): 1 where trying again may work (a
+# broker or store not answering yet), 2 (as for a usage error) where it cannot as things are;
+# `finpulse up` gives up on a process whose first start exits 2.
+TRANSIENT_EXIT, ERROR_EXIT = 1, 2
+
+
+def exit_status(exc: FinpulseError) -> int:
+    return TRANSIENT_EXIT if isinstance(exc, TransientError) else ERROR_EXIT
+
+
 async def retry_transient(
     call: Callable[[], Awaitable[T]],
     *,

@@ -28,7 +28,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from finpulse.errors import ConfigError
+from finpulse.errors import ERROR_EXIT, ConfigError
 from finpulse.kafka_local import LocalKafka
 from finpulse.ports import listen_socket
 from finpulse.processes import CliProcess, settings_env
@@ -37,8 +37,6 @@ from finpulse.topics import ensure_topics
 
 # Start order; they stop in the reverse order (news stops coming in first).
 SERVICES = ("api", "alerts", "worker", "ingest")
-# The CLI's exit status for a FinpulseError (finpulse.cli.main): configuration, not luck.
-ERROR_EXIT = 2
 
 
 @dataclass(frozen=True)

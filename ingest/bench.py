@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from finpulse.errors import InvalidRecord
+from finpulse.errors import ConfigError, InvalidRecord
 from finpulse.schema import NewsItem, utcnow
 from ingest.companies import CompanyNames
 from ingest.dedup import Deduplicator
@@ -77,7 +77,9 @@ def run_bench(feeds_dir: Path, rounds: int = 3, names: CompanyNames | None = Non
     `rounds` times."""
     documents = feed_documents(feeds_dir)
     if not documents:
-        raise FileNotFoundError(f"no feed documents under {feeds_dir}; set FINPULSE_INGEST_FEEDS_DIR")
+        raise ConfigError(
+            f"no feed documents under {feeds_dir}; set FINPULSE_INGEST_FEEDS_DIR (or --feeds-dir)"
+        )
     source = FeedSource(name="bench", url="https://example.com/feed")
     # Partly malformed sample feeds would log once per round; the bench is about speed.
     logging.getLogger("ingest.rss").setLevel(logging.ERROR)

@@ -105,6 +105,6 @@ def test_no_broker_is_one_clear_line(kafka: KafkaSettings) -> None:
     nowhere = kafka.model_copy(update={"bootstrap": "127.0.0.1:1"})
     done = _cli(nowhere)
     out = " ".join((done.stdout + done.stderr).split())
-    assert done.returncode == 2, out
+    assert done.returncode == 1, out  # worth trying again, unlike a usage or config error (2)
     assert "cannot reach Kafka at 127.0.0.1:1: start it with `finpulse kafka start`" in out
     assert "Unable connect" not in out  # aiokafka's own ERROR line, said again above
