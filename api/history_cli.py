@@ -33,7 +33,7 @@ from rich.text import Text
 
 from finpulse.tables import compact_table
 from finpulse.terminal import labelled, untrusted
-from finpulse.wording import counted
+from finpulse.wording import counted, range_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -228,15 +228,6 @@ def write_rows(db: HistoryStore, query: Query, out: Path | None, frame: pd.DataF
     else:
         write_frame(frame, out, "parquet" if fmt == "parquet" else "csv")
     console.print(f"wrote {out}")
-
-
-def range_text(query: Query) -> str:
-    """The query's range, and the words its stories' titles hold when it has a search."""
-    assert query.start is not None  # both set by the query's validator
-    assert query.end is not None
-    search = getattr(query, "search", None)
-    held = f", titles holding {search!r}" if search else ""
-    return f"{query.start:%Y-%m-%d %H:%M} – {query.end:%Y-%m-%d %H:%M} UTC{held}"
 
 
 def score_text(value: float) -> str:

@@ -26,7 +26,6 @@ from api.history_cli import (
     history_app,
     make_query,
     opened,
-    range_text,
     score_text,
     spark_span,
     when_text,
@@ -35,7 +34,7 @@ from api.history_cli import (
 from api.text_charts import bucket_series, share_bar, spark_note, sparkline
 from finpulse.tables import compact_table, fitting_table
 from finpulse.terminal import untrusted
-from finpulse.wording import counted
+from finpulse.wording import counted, range_text
 
 if TYPE_CHECKING:
     from store import AlertsQuery, HeadlinesQuery

@@ -11,6 +11,7 @@ from api.auto_buckets import pick_granularity
 from api.deps import Store, unprocessable
 from api.paging import FILE_RESPONSES, FORMAT_PARAM, Format, Page, export, page
 from api.text_charts import TooManyBuckets
+from finpulse.wording import range_text
 from store import (
     EntitiesQuery,
     EntityCount,
@@ -39,7 +40,10 @@ def trends(db: Store, q: Annotated[TrendQuery, Query()], fmt: Format = FORMAT_PA
 @router.get(
     "/trends/plot.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}, "description": "PNG"}, 404: {"description": "no stories"}},
+    responses={
+        200: {"content": {"image/png": {}}, "description": "PNG"},
+        404: {"description": "no stories in the range (the detail names it)"},
+    },
 )
 def trend_plot(db: Store, q: Annotated[TrendQuery, Query()]) -> Response:
     """One entity's negative share per bucket with the alerts fired, and its stories per bucket, as
@@ -50,7 +54,8 @@ def trend_plot(db: Store, q: Annotated[TrendQuery, Query()]) -> Response:
         raise unprocessable("entity: required for a plot", ("query", "entity"))
     points = db.frame(q)
     if points.empty:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no stories for {q.entity_kind} {q.entity!r}")
+        detail = f"no stories for {q.entity_kind} {q.entity!r} in {range_text(q)}"
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=detail)
     from api.trend_plot import fired_alerts, plot_trend  # matplotlib: loaded by the first chart
 
     try:

@@ -189,6 +189,22 @@ const step = () => ($("granularity").value === "auto" ? state.step : $("granular
 
 const STEP_S = { "5min": 300, hour: 3600, day: 86400 };
 
+// The start of the bucket holding the last moment before `t` (epoch seconds): buckets count from
+// midnight UTC (the store's origin, 2000-01-03, is a whole number of days after the epoch).
+const bucketBefore = (t, step) => Math.floor((t - 0.001) / step) * step;
+
+// Time axes in 24-hour UTC (uPlot's default ticks are "2pm"): uPlot's tick table, per tick step the
+// label, then what is added below it where the year / month / day / hour / minute / second changes.
+const UTC_TICKS = [
+  [365 * 86400, "{YYYY}", null, null, null, null, null, null, 1],
+  [28 * 86400, "{MMM}", "\n{YYYY}", null, null, null, null, null, 1],
+  [86400, "{M}/{D}", "\n{YYYY}", null, null, null, null, null, 1],
+  [60, "{HH}:{mm}", "\n{M}/{D}/{YY}", null, "\n{M}/{D}", null, null, null, 1],
+  [1, "{HH}:{mm}:{ss}", "\n{M}/{D}/{YY}", null, "\n{M}/{D}", null, null, null, 1],
+];
+const UTC_AXIS = { label: "time (UTC)", values: UTC_TICKS };
+const UTC_LEGEND = { label: "time", value: "{YYYY}-{MM}-{DD} {HH}:{mm} UTC" };
+
 // Step "auto": the API's pick for the range (GET /granularity, `finpulse history`'s rule): 5 minutes
 // when its stories span a day or less, hours up to 31 days, days beyond. A young store's week of
 // hours was a chart of two points.
@@ -240,26 +256,36 @@ async function drawChart(kind, entity) {
   // coming shows as an empty stretch on the right.
   const [from, to] = [Date.parse(params.start) / 1000, Date.parse(params.end) / 1000];
   // The alerts whose windows lie on the chart, however late they were sent (a replay's, a lagging
-  // worker's), each where its window ended: when it fired, as the PNG chart and the CLI place it.
-  const marks = alerts.items.map((a) => Date.parse(a.window_end) / 1000).filter((t) => t > from && t <= to);
+  // worker's), each on the bucket holding its window's last moment (its end opens the next), where
+  // that bucket's bar and point are, as the PNG chart and the CLI place it: at the end itself, a
+  // chart by days put an afternoon alert on the next day.
+  const marks = alerts.items.map((a) => Date.parse(a.window_end) / 1000).filter((t) => t > from && t <= to)
+    .map((t) => bucketBefore(t, STEP_S[params.granularity]));
   const box = document.createElement("div");
   box.className = "chart";
   box.dataset.entity = entity;
   box.dataset.alerts = String(marks.length);
   const title = document.createElement("h3");
   const holding = searched().search ? ` holding “${searched().search}”` : "";
+  $("charts").append(box);
+  if (!trend.items.length) { // a chosen entity quiet in this range: said, not blank axes
+    const note = document.createElement("p");
+    note.className = "empty";
+    note.textContent = `No stories for ${kind} ${entity}${holding} in this range.`;
+    box.append(note);
+    return;
+  }
   const items = trend.items.reduce((n, p) => n + p.count, 0);
   title.textContent = `${kind} ${entity}: ${counted(items, "item")}${holding}, ${counted(marks.length, "alert")}`
     + partialStart(params.start, params.granularity);
   box.append(title);
-  $("charts").append(box);
   const opts = {
     ...chartSize(box),
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"), // axes in UTC, like the API
     scales: { x: { time: true, range: (u, first) => [first ?? from, to] }, score: { range: [-1, 1] }, count: { range: (u, min, max) => [0, Math.max(1, max) * 1.1] } },
-    axes: [{}, { scale: "score", label: "share / score" }, { scale: "count", side: 1, grid: { show: false }, label: "items", incrs: COUNT_STEPS }],
+    axes: [UTC_AXIS, { scale: "score", label: "share / score" }, { scale: "count", side: 1, grid: { show: false }, label: "items", incrs: COUNT_STEPS }],
     series: [
-      {},
+      UTC_LEGEND,
       { label: "negative share", scale: "score", stroke: "rgb(214, 39, 40)", width: 2 },
       { label: "mean score", scale: "score", stroke: "rgb(31, 119, 180)", width: 1.5 },
       { label: "items", scale: "count", stroke: "rgb(170, 170, 170)", fill: "rgba(170, 170, 170, 0.35)",
@@ -321,7 +347,8 @@ async function loadMovers() {
   if (!page.items.length) cell(body.insertRow(), "No entity with 10+ stories in this range whose negative share rose.");
 }
 
-function showEntity(entity) {
+function showEntity(entity, kind = $("kind").value) {
+  $("kind").value = kind;
   if (![...$("entity").options].some((o) => o.value === entity)) $("entity").add(new Option(entity, entity));
   $("entity").value = entity;
   refresh();
@@ -359,13 +386,19 @@ async function loadAlerts() {
   if (!page.items.length) cell(body.insertRow(), "No alerts in this range.");
 }
 
-// The chart comes through api() (it needs the token), so it is shown from a blob URL.
+// The chart comes through api() (it needs the token), so it is shown from a blob URL; under it the
+// evidence (the alert's top headlines) and its entity's trend on this page.
 async function showAlertChart(a) {
   const box = $("alert-chart");
   state.alert = a.alert_id;
   for (const row of $("alert-rows").rows) row.setAttribute("aria-selected", String(row.dataset.alertId === a.alert_id));
   box.hidden = false;
   $("alert-chart-title").textContent = `${a.entity_kind} ${a.entity}, alert of ${a.window_end.slice(0, 16).replace("T", " ")} UTC (${a.subscription_id})`;
+  $("alert-trend").onclick = () => {
+    showEntity(a.entity, a.entity_kind);
+    $("trends").scrollIntoView();
+  };
+  showAlertHeadlines(a.alert_id);
   const img = $("alert-chart-img");
   try {
     const url = URL.createObjectURL(await api(`/alerts/${encodeURIComponent(a.alert_id)}/chart.png`, { blob: true }));
@@ -378,6 +411,24 @@ async function showAlertChart(a) {
   }
 }
 
+// GET /alerts/{id}: the headlines the alert was sent with (the list of alerts leaves them out).
+async function showAlertHeadlines(alertId) {
+  const list = $("alert-headlines");
+  list.replaceChildren();
+  try {
+    const { alert } = await api(`/alerts/${encodeURIComponent(alertId)}`);
+    if (state.alert !== alertId) return; // another alert was clicked meanwhile
+    for (const h of alert.top_headlines) {
+      const li = document.createElement("li");
+      li.append(headlineLink(h.title, h.url), ` (${h.source ? `${h.source}, ` : ""}${h.sentiment_score.toFixed(2)})`);
+      list.append(li);
+    }
+    if (!alert.top_headlines.length) list.textContent = "No headlines were kept with this alert.";
+  } catch (err) {
+    if (state.alert === alertId) list.textContent = err.message;
+  }
+}
+
 async function mark(alertId, verdict) {
   try {
     await api(`/alerts/${encodeURIComponent(alertId)}/feedback`, { method: "POST", body: { verdict, author: "dashboard" } });
@@ -385,6 +436,15 @@ async function mark(alertId, verdict) {
   } catch (err) {
     status(err.message, true);
   }
+}
+
+// A headline's title, a link only where its URL is http(s): titles and URLs come from outside feeds,
+// and a javascript: URL would run in this page.
+function headlineLink(title, url) {
+  const link = document.createElement(url && /^https?:/.test(url) ? "a" : "span");
+  if (link.tagName === "A") { link.href = url; link.rel = "noopener noreferrer"; link.target = "_blank"; }
+  link.textContent = title;
+  return link;
 }
 
 // The most negative (or positive) headlines, or any sentiment newest first.
@@ -404,9 +464,7 @@ async function loadHeadlines() {
   list.replaceChildren();
   for (const h of page.items) {
     const li = document.createElement("li");
-    const link = document.createElement(h.url && /^https?:/.test(h.url) ? "a" : "span");
-    if (link.tagName === "A") { link.href = h.url; link.rel = "noopener noreferrer"; link.target = "_blank"; }
-    link.textContent = h.title;
+    const link = headlineLink(h.title, h.url);
     li.dataset.storyId = h.story_id;
     // What the model made of it: topic and tickers beside the sentiment, so a surprise is seen at once.
     const tickers = h.tickers.map((t) => ` $${t}`).join(",");

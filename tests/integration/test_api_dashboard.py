@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import math
+import re
 import shutil
 import socket
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from pydantic import SecretStr
 from alerts.links import FeedbackLinks
 from alerts.subscriptions import Subscription
 from api.app import create_app
+from finpulse.schema import HeadlineRef
 from finpulse.settings import (
     AlertsSettings,
     ApiSettings,
@@ -60,6 +62,18 @@ PIXELS_JS = """(canvas) => {
     if (r > 230 && g < 40 && b > 130 && b < 190) magenta++;
   }
   return {drawn, red, magenta, total: d.length / 4};
+}"""
+# The mean column of the alert-marker magenta on a canvas: its line and dot are centred on the mark.
+MARKER_X_JS = """(canvas) => {
+  const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let sum = 0, n = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i] > 230 && d[i + 1] < 40 && d[i + 2] > 130 && d[i + 2] < 190) {
+      sum += (i / 4) % canvas.width;
+      n++;
+    }
+  }
+  return n ? sum / n : null;
 }"""
 
 
@@ -135,6 +149,35 @@ def test_trend_charts_render_with_alert_markers(dashboard: tuple[Page, DuckDBSto
     assert pixels["macro"]["magenta"] == 0  # and no other topic has a marker
     shot = page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
     assert len(shot) > 20_000
+
+
+def test_an_alert_is_marked_on_the_bucket_holding_its_window(dashboard: tuple[Page, DuckDBStore]) -> None:
+    page, db = dashboard
+    # An afternoon alert on a chart by days: on its day's bar (bars and points sit at their bucket's
+    # start), not at its window's end, which drew it most of the way to the next day's.
+    day = (datetime.now(UTC) - timedelta(hours=30)).replace(hour=0, minute=0, second=0, microsecond=0)
+    db.upsert_alerts([alert("afternoon", "macro", day + timedelta(hours=15))])
+    page.goto(f"{page.url.split('/?')[0]}/?entity=macro&step=day")
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+    assert page.get_attribute(".chart[data-entity=macro]", "data-alerts") == "1"
+    assert day.timestamp() in page.evaluate("state.charts[0].data[0]")  # that day's bar
+    bar = page.evaluate(f"state.charts[0].valToPos({day.timestamp()}, 'x', true)")
+    assert page.locator(".chart canvas").first.evaluate(MARKER_X_JS) == pytest.approx(bar, abs=3)
+
+
+def test_trend_charts_tell_the_time_in_24_hour_utc(dashboard: tuple[Page, DuckDBStore]) -> None:
+    page, _ = dashboard
+    page.select_option("#range", "24")
+    page.wait_for_function("state.step === '5min' && !state.loading")
+    chart = "state.charts[0]"
+    assert page.evaluate(f"{chart}.axes[0].label") == "time (UTC)"
+    ticks = page.evaluate(f"{chart}.axes[0]._values")  # the tick labels as drawn
+    assert ticks, ticks
+    assert all(re.fullmatch(r"\d\d:\d\d(\n[\d/]+)?", t) for t in ticks), ticks  # "14:00", no "2pm"
+    x = page.evaluate(f"{chart}.data[0][5]")
+    page.evaluate(f"{chart}.setCursor({{left: {chart}.valToPos({x}, 'x'), top: 20}})")
+    legend = page.locator(".chart .u-legend .u-series").first.inner_text()
+    assert f"{datetime.fromtimestamp(x, UTC):%Y-%m-%d %H:%M} UTC" in legend
 
 
 def test_ticker_view_and_alert_feedback(dashboard: tuple[Page, DuckDBStore]) -> None:
@@ -255,6 +298,36 @@ def test_clicking_an_alert_shows_its_chart(dashboard: tuple[Page, DuckDBStore]) 
     assert page.get_attribute("tr[data-alert-id=busy-1]", "aria-selected") == "true"
 
 
+def test_an_alerts_chart_lists_its_headlines_and_opens_its_trend(dashboard: tuple[Page, DuckDBStore]) -> None:
+    page, db = dashboard
+    headlines = (
+        HeadlineRef(story_id="h1", title="TSLA recalls", url="https://news.example/h1", source="wire",
+                    sentiment_score=-0.9),
+        HeadlineRef(story_id="h2", title="TSLA <b>probe</b>", url="javascript:alert(1)",
+                    sentiment_score=-0.7),
+        HeadlineRef(story_id="h3", title="TSLA falls", sentiment_score=-0.5),
+    )  # fmt: skip
+    event = alert("evidence", "TSLA", datetime.now(UTC) - timedelta(hours=2), entity_kind="ticker")
+    db.upsert_alerts([event.model_copy(update={"top_headlines": headlines})])
+    page.click("#refresh")
+    page.click("tr[data-alert-id=evidence] td:first-child")
+    page.wait_for_selector("#alert-headlines li")
+    items = page.locator("#alert-headlines li")
+    assert items.all_inner_texts() == [
+        "TSLA recalls (wire, -0.90)",
+        "TSLA <b>probe</b> (-0.70)",
+        "TSLA falls (-0.50)",
+    ]  # as text, never HTML
+    assert items.nth(0).locator("a").get_attribute("href") == "https://news.example/h1"
+    assert items.nth(1).locator("a").count() == 0  # a javascript: URL is not a link
+    assert items.nth(2).locator("a").count() == 0
+    # Its entity's trend, the kind switched to the alert's.
+    page.click("#alert-trend")
+    page.wait_for_selector("body[data-ready=true] .chart[data-entity=TSLA]")
+    assert page.locator(".chart").count() == 1
+    assert (page.input_value("#kind"), page.input_value("#entity")) == ("ticker", "TSLA")
+
+
 def test_an_alert_messages_dashboard_link_opens_its_entity_around_it(
     dashboard: tuple[Page, DuckDBStore],
 ) -> None:
@@ -326,6 +399,30 @@ def test_one_entitys_chart_takes_the_panels_width_and_charts_follow_the_window(
     assert page.evaluate("state.charts[0].width") < one / 1.5
     # Nothing sticks out of the page at that width.
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_a_long_name_in_a_select_does_not_widen_a_narrow_page(dashboard: tuple[Page, DuckDBStore]) -> None:
+    page, db = dashboard
+    long = "regional-financial-news-aggregator-syndication-feed-with-an-extremely-long-name-and-no-spaces"
+    db.upsert_scored(
+        [scored("long-1", datetime.now(UTC) - timedelta(hours=1), "macro", "neutral", 0.0, source=long)]
+    )
+    page.set_viewport_size({"width": 700, "height": 1600})
+    page.select_option("#kind", "source")
+    page.wait_for_selector(f"body[data-ready=true] #entity option[value={long}]", state="attached")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_a_chosen_entity_without_stories_in_the_range_says_so(dashboard: tuple[Page, DuckDBStore]) -> None:
+    page, _ = dashboard
+    start = datetime.now(UTC) - timedelta(days=5)  # before the seeded two days of news
+    end = start + timedelta(hours=6)
+    view = f"kind=ticker&entity=TSLA&range=custom&from={start:%Y-%m-%dT%H:%M}&to={end:%Y-%m-%dT%H:%M}"
+    page.goto(f"{page.url.split('/?')[0]}/?{view}")
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+    chart = page.locator(".chart[data-entity=TSLA]")
+    assert chart.inner_text() == "No stories for ticker TSLA in this range."
+    assert chart.locator("canvas").count() == 0  # no blank axes
 
 
 def test_the_auto_step_follows_the_span_of_the_ranges_stories(dashboard: tuple[Page, DuckDBStore]) -> None:

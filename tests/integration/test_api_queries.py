@@ -10,11 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
+import pandas as pd
 import pytest
+from matplotlib import dates
+from matplotlib.figure import Figure
 from matplotlib.image import imread
 
+from api.trend_plot import compare_figure, fired_alerts, trend_figure
+from store import DuckDBStore, Granularity, TrendQuery
 from store.postgres import PostgresStore
-from tests.fixtures.store import scored, seed_known
+from tests.fixtures.store import alert, scored, seed_known
 
 SPAN = {"start": "2024-03-04T00:00:00Z", "end": "2024-03-06T00:00:00Z"}
 
@@ -77,9 +83,83 @@ def test_trend_plot_png(api_client: Any) -> None:
     red = (pixels[..., 0] > 0.7) & (pixels[..., 1] < 0.35) & (pixels[..., 2] < 0.35)
     assert red.sum() > 100  # the negative stories' bars and the fired alert's marker
     missing = api_client.get("/api/v1/trends/plot.png", params={**params, "entity": "nothing"})
-    assert (missing.status_code, "no stories for topic 'nothing'" in missing.text) == (404, True)
+    assert missing.status_code == 404
+    # The range it looked in, as `finpulse history trend` says it.
+    range_text = "2024-03-04 00:00 – 2024-03-06 00:00 UTC"
+    assert missing.json()["detail"] == f"no stories for topic 'nothing' in {range_text}"
+    searched = api_client.get("/api/v1/trends/plot.png", params={**params, "search": "no such words"})
+    assert searched.json()["detail"] == (
+        f"no stories for topic 'earnings' in {range_text}, titles holding 'no such words'"
+    )
     unnamed = api_client.get("/api/v1/trends/plot.png", params={**SPAN, "entity_kind": "topic"})
     assert (unnamed.status_code, "entity: required" in unnamed.text) == (422, True)
+
+
+LONG_NAME = "regional-financial-news-aggregator-syndication-feed-with-an-extremely-long-name-and-no-spaces"
+DAY = datetime(2024, 3, 10, tzinfo=UTC)
+
+
+@pytest.fixture
+def long_named(api_store: Path) -> Path:
+    """The known data set, a source with a long name and one or two stories every three hours over
+    two days, and its alerts fired on the first day at 14:05 and at midnight (their windows' ends)."""
+    with DuckDBStore(api_store) as db:
+        db.upsert_scored(
+            [
+                scored(f"long-{h}-{k}", DAY + timedelta(hours=h), "macro", "negative", -0.6, source=LONG_NAME)
+                for h in range(0, 48, 3)
+                for k in range(1 + h % 2)
+            ]
+        )
+        afternoon, late = DAY + timedelta(hours=14), DAY + timedelta(hours=23, minutes=55)
+        db.upsert_alerts(
+            [alert(f"long-{t:%H}", LONG_NAME, t, entity_kind="source") for t in (afternoon, late)]
+        )
+    return api_store
+
+
+def _long_trend(path: Path, granularity: Granularity) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The long-named source's trend over its two days, and its alerts fired."""
+    query = TrendQuery(
+        entity_kind="source",
+        entity=LONG_NAME,
+        granularity=granularity,
+        start=DAY,
+        end=DAY + timedelta(days=2),
+    )
+    with DuckDBStore(path) as db:
+        return db.frame(query), fired_alerts(db, query)
+
+
+def _title_fits(fig: Figure) -> bool:
+    [title] = fig.texts  # the suptitle
+    box = title.get_window_extent(fig.canvas.get_renderer())  # type: ignore[attr-defined]
+    return bool(box.x0 >= 0 and box.x1 <= fig.bbox.width)
+
+
+def test_trend_plot_marks_alerts_on_the_bucket_holding_their_windows_end(long_named: Path) -> None:
+    # Both on the first day's point and bar (a bucket's middle), as the CLI's table and the dashboard
+    # place them: not at 14:05, nor on the next day where the late window's end lies.
+    fig = trend_figure(*_long_trend(long_named, "day"), f"source {LONG_NAME}", "day")
+    share = fig.axes[0]
+    [marks] = [line for line in share.get_lines() if line.get_label() == "alert fired"]
+    first_day = dates.date2num(DAY) + 0.5  # type: ignore[no-untyped-call]
+    assert np.asarray(marks.get_xdata()).tolist() == [first_day, first_day]
+    assert first_day in np.asarray(share.get_lines()[0].get_xdata())  # the day's negative share
+
+
+def test_trend_and_compare_plots_fit_a_long_name_and_count_whole_stories(long_named: Path) -> None:
+    hourly = _long_trend(long_named, "hour")
+    trend = trend_figure(*hourly, f"source {LONG_NAME}", "hour")
+    trend.draw_without_rendering()
+    assert _title_fits(trend)
+    volume = trend.axes[1]
+    low, high = volume.get_ylim()
+    ticks = [t for t in volume.get_yticks() if low <= t <= high]
+    assert ticks == [round(t) for t in ticks], ticks  # no "0.5" stories
+    compared = compare_figure({f"source:{LONG_NAME}": hourly, "source:reuters": hourly}, "hour")
+    compared.draw_without_rendering()
+    assert _title_fits(compared)
 
 
 @pytest.fixture
