@@ -230,6 +230,10 @@ def write_rows(db: HistoryStore, query: Query, out: Path | None, frame: pd.DataF
     console.print(f"wrote {out}")
 
 
+# The narrowest a name column gets on a narrow terminal before it takes more lines.
+NAME_LEAST = 12
+
+
 def score_text(value: float) -> str:
     """Signed, two decimals; a mean of -1e-17 is +0.00, not -0.00."""
     return f"{round(value, 2) + 0.0:+.2f}"
@@ -441,8 +445,10 @@ def _compare_tables(
 ) -> dict[Any, dict[str, str]]:
     """Print the summary (a row per entity, sparklines over `span`) and, when any has stories,
     the newest `rows` buckets side by side; returns bucket -> entity -> cell."""
+    # Names take more lines on a narrow terminal: cut instead, they took the numbers' room too.
     summary = compact_table("", ("entity", "stories", "negative", "alerts", "negative trend"),
-                            right=("stories", "negative", "alerts"))  # fmt: skip
+                            right=("stories", "negative", "alerts"), wraps=("entity",),
+                            least={"entity": NAME_LEAST})  # fmt: skip
     grid: dict[Any, dict[str, str]] = {}
     for label, (_, points, fired) in series.items():
         counts, negatives = bucket_series(points, *span, granularity)
@@ -460,8 +466,12 @@ def _compare_tables(
         labels = list(series)
         shown = buckets_shown(min(rows, len(grid)), len(grid))
         title = f"negative share (stories) per {granularity}, {shown}"
-        table = compact_table(title, ("bucket (UTC)", *labels), right=labels)
-        for at in sorted(grid)[-rows:]:
+        newest = sorted(grid)[-rows:]
+        # A long name as a header folds; its cells ("33% (12)") and the times stay whole.
+        least = {label: max(len(grid[at].get(label, "-")) for at in newest) for label in labels}
+        table = compact_table(title, ("bucket (UTC)", *labels), right=labels, wraps=labels,
+                              least={"bucket (UTC)": len("2026-12-07 07:50"), **least})  # fmt: skip
+        for at in newest:
             table.add_row(when_text(at), *(grid[at].get(label, "-") for label in labels))
         console.print(table)
     return grid

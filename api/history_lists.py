@@ -14,6 +14,7 @@ from rich.text import Text
 
 from api.auto_buckets import AUTO, trend_frames
 from api.history_cli import (
+    NAME_LEAST,
     Limit,
     Out,
     Search,
@@ -69,6 +70,8 @@ def entities(
         f"busiest {kind}s, {range_text(query)}",
         (kind, "stories", "negative", "mean score", "negative trend"),
         right=("stories", "negative", "mean score"),
+        wraps=(kind,),
+        least={kind: NAME_LEAST},
     )
     for e in busiest.itertuples():
         counts, negatives = bucket_series(points[points["entity"] == e.entity], start, end, granularity)

@@ -220,6 +220,28 @@ def test_compare_puts_entities_side_by_side(seeded: Path, tmp_path: Path) -> Non
     assert imread(png).shape[:2] == (400, 1100)
 
 
+def test_long_names_take_more_lines_not_the_numbers_room_at_80_columns(
+    seeded: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    source = "Federal Reserve Board press releases (RSS)"
+    at = datetime(2024, 3, 4, 10, 30, tzinfo=UTC)
+    with DuckDBStore(seeded) as db:
+        db.upsert_scored([scored(f"fed{n}", at, "Macro", "negative", -0.9, source=source) for n in range(3)])
+    code, out = _run(
+        "compare", f"source:{source}", "topic:earnings", "ticker:AAPL", "--granularity", "hour", *SPAN
+    )
+    assert code == 0, out
+    assert max(map(len, out.splitlines())) <= 80
+    # The name folds over lines; its counts and each bucket's time and cells stay whole.
+    assert _line(out, "source:Federal").split()[-4:-1] == ["3", "100%", "0"], out  # the sparkline last
+    assert _line(out, "2024-03-04 10:00").split()[2:4] == ["100%", "(3)"], out
+    code, out = _run("entities", "--kind", "source", *SPAN)
+    assert code == 0, out
+    assert max(map(len, out.splitlines())) <= 80
+    assert _line(out, "Federal").split()[-4:-1] == ["3", "100%", "-0.90"], out
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
