@@ -38,7 +38,7 @@ import itertools
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, Self
 
@@ -144,6 +144,17 @@ def in_focus(focus: tuple[EntityKind, str] | None, kind: EntityKind, entity: str
     """Whether an entity is the one a backtest is restricted to (any, without one); named in
     any case, as subscription filters match."""
     return focus is None or (kind == focus[0] and same_entity(kind, entity, focus[1]))
+
+
+def replays(subscription: Subscription, kinds: Collection[WindowKind], window: WindowAggregate) -> bool:
+    """Whether a replay of the (enabled) subscription over the grid's window `kinds` tests this
+    window: not `Subscription.matches`, which takes the subscription's own window kind alone, where
+    a grid setting may ask for another."""
+    return (
+        subscription.enabled
+        and window.window_kind in kinds
+        and subscription.filter.matches(window.entity_kind, window.entity)
+    )
 
 
 class Setting(_Frozen):
@@ -563,7 +574,7 @@ def run_backtest(
     if not settings:
         raise BacktestError("no settings to test: give a grid, or none for the current parameters")
     kinds = {s.params.window for s in settings}
-    matched = [w for w in windows if any(subscription.matches(w.entity_kind, w.entity, k) for k in kinds)]
+    matched = [w for w in windows if replays(subscription, kinds, w)]
     if not matched:
         raise BacktestError(
             f"no windows match subscription {subscription.id!r} ({'/'.join(sorted(kinds))}) in the history; "

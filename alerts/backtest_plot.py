@@ -27,8 +27,10 @@ from finpulse.schema import EntityKind, WindowAggregate, normalise_entity
 
 from .backtest import Labels, SettingResult, in_focus
 
-# Figure geometry (inches): the trend panel, plus this much per setting row, capped.
-WIDTH_IN, TREND_IN, ROW_IN, MAX_ROWS_IN = 11.0, 3.2, 0.32, 9.0
+# Figure geometry (inches): the trend panel, plus this much per setting row, uncapped: a row's
+# "small" label is 8.3 pt (0.12 in) tall, so 0.22 in keeps a gap between any two (a cap made 25+
+# settings' labels overlap); the grid's 200 settings at most make a 47 in (4,700 px) figure.
+WIDTH_IN, TREND_IN, ROW_IN = 11.0, 3.2, 0.22
 DPI = 100
 # How the alert rows mark the window an alert fired in, and the one it resolved in.
 FIRED: dict[str, Any] = {"marker": "v", "ms": 8, "color": "tab:red"}
@@ -50,7 +52,7 @@ def plot_backtest(
         key=lambda w: (w.window_kind, w.window_end),
     )
     rows = max(1, len(results))
-    rows_in = min(MAX_ROWS_IN, ROW_IN * rows + 0.6)
+    rows_in = ROW_IN * rows + 0.6  # + the axis' margins
     fig = Figure(figsize=(WIDTH_IN, TREND_IN + rows_in), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     trend, alerts = fig.subplots(2, 1, sharex=True, height_ratios=[TREND_IN, rows_in])
@@ -139,6 +141,8 @@ def _alert_rows(
         ax.legend(handles=keys, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", title="alerts")
     names = [f"{'* ' if r.setting.name == recommended else ''}{r.setting.name}" for r in results]
     ax.set_yticks(range(len(results)), names, fontsize="small")
+    for label, result in zip(ax.get_yticklabels(), results, strict=True):  # to find among many rows
+        label.set_fontweight("bold" if result.setting.name == recommended else "normal")
     ax.set_ylim(-0.7, max(0, len(results) - 1) + 0.7)
     ax.invert_yaxis()
     ax.set_xlabel("window end (UTC)")

@@ -19,7 +19,7 @@ import logging
 import math
 import tomllib
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -44,12 +44,13 @@ from alerts.backtest import (
     rebuild_windows,
     refused_settings,
     replay,
+    replays,
     run_backtest,
     story_span,
 )
 from alerts.baseline import BaselineParams
 from alerts.live import live_subscriptions
-from alerts.subscriptions import DetectorParams, Subscription, SubscriptionFilter
+from alerts.subscriptions import WILDCARD, DetectorParams, Subscription, SubscriptionFilter
 from alerts.windows import WindowSpec, window_specs
 from finpulse.errors import ConfigError
 from finpulse.schema import (
@@ -64,6 +65,7 @@ from finpulse.schema import (
 from finpulse.schema import parse_entity as parse_entity_text
 from finpulse.settings import Settings
 from store import MAX_LIMIT, AlertRecord, AlertsQuery, Changed, HistoryStore, Query
+from store.queries import earlier
 from store.records import UtcTime, as_utc
 
 if TYPE_CHECKING:
@@ -240,12 +242,23 @@ def resolve_subscription(
         raise BacktestError(str(exc)) from exc
     for sub in subs:
         if sub.id == sid:
-            return sub
+            return _watching_focus(sub, request.focus())
     known = ", ".join(s.id for s in subs) or "none"
     raise BacktestError(
         f"no subscription {sid!r} in the store or {path} (invalid stored ones are skipped, see the log); "
         f"known: {known}"
     )
+
+
+def _watching_focus(sub: Subscription, focus: tuple[EntityKind, str] | None) -> Subscription:
+    """The subscription, if it watches the entity asked for: of one it does not, its replay would
+    show a clean run, not that it can never alert on it."""
+    if focus is not None and not sub.filter.matches(*focus):
+        raise BacktestError(
+            f"subscription {sub.id!r} does not watch {focus[0]} {focus[1]}: it watches "
+            f"{sub.filter.summary()}; give one of those, or no entity (all of them)"
+        )
+    return sub
 
 
 def replayable(sub: Subscription) -> tuple[Subscription, tuple[str, ...]]:
@@ -311,22 +324,42 @@ def stored_windows(
     kinds: set[WindowKind],
     specs: Mapping[WindowKind, WindowSpec],
 ) -> list[WindowAggregate]:
-    """The windows the live stream stored, as it tested them (before late stories; all the
-    subscription's entities, for its test family); those stored before windows carried their
-    step get their kind's (`specs`), as live had it."""
+    """The windows the live stream stored, as it tested them (before late stories): the entity's,
+    or all the subscription's entities' (its test family; theirs alone are read); those stored
+    before windows carried their step get their kind's (`specs`), as live had it."""
     kind, name = request.focus() or (None, None)
-    if request.subscription_id is not None:
-        kind, name = None, None  # the whole family, as live
     window_kind = next(iter(kinds)) if len(kinds) == 1 else None
     query = Query(start=request.start, end=request.end)  # default range: the last week
+    entities = None
+    if request.subscription_id is not None:  # the whole family, as live: the entities it watches
+        kind, name = None, None
+        entities = watched(subscription, store.window_entities(query.start, query.end))
     windows = store.window_series(
-        kind, name, start=query.start, end=query.end, window_kind=window_kind, as_tested=True
+        kind,
+        name,
+        start=query.start,
+        end=query.end,
+        window_kind=window_kind,
+        as_tested=True,
+        entities=entities,
     )
     return [
         w if w.step_s else w.model_copy(update={"step_s": specs[w.window_kind].step_s})
         for w in windows
-        if any(subscription.matches(w.entity_kind, w.entity, k) for k in kinds)
+        if replays(subscription, kinds, w)
     ]
+
+
+def watched(
+    subscription: Subscription, entities: Iterable[tuple[EntityKind, str]]
+) -> list[tuple[EntityKind, str]] | None:
+    """Of the stored `entities`, those the subscription's filter matches, in the store's spelling
+    (the store compares names exactly, a filter in any case), so that only theirs are read; None
+    (read all) when it lists '*': every entity of a kind, too many to name."""
+    watches = subscription.filter
+    if WILDCARD in (*watches.topics, *watches.tickers, *watches.sources):
+        return None
+    return [(kind, entity) for kind, entity in entities if watches.matches(kind, entity)]
 
 
 def windows_from_items(
@@ -430,7 +463,7 @@ def _utc_times(row: Any) -> Any:
         return row
     out = dict(row)
     for key in ("start", "end"):
-        with suppress(TypeError, ValueError):  # not a time: the validation says so
+        with suppress(KeyError, TypeError, ValueError):  # missing or not a time: the validation says so
             out[key] = as_utc(datetime.fromisoformat(out[key]))
     return out
 
@@ -592,7 +625,9 @@ def run_from_store(
     if request.rebuild:
         query = Query(start=request.start, end=request.end)  # default range: the last week
         assert query.start is not None  # set by its validator
-        items = store.scored_series(query.start - warm_up(settings), query.end)
+        since = earlier(query.start, warm_up(settings))  # a range from year 1 has no history before
+        entities = watched(subscription, store.story_entities(since, query.end))
+        items = store.scored_series(since, query.end, entities=entities)
         windows = windows_from_items(items, settings, subscription, kinds, query.start)
     else:
         windows = stored_windows(store, request, subscription, kinds, window_specs(settings.alerts))

@@ -13,18 +13,27 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, cast
 
-from finpulse.schema import AlertEvent, ScoredItem, WindowAggregate
+from finpulse.schema import AlertEvent, EntityKind, ScoredItem, WindowAggregate
 from store import migrations, retention, writes
 from store.dialect import Dialect
 from store.errors import Changed, NotFound, StoreError
-from store.queries import AlertsQuery, FeedbackQuery, Query, WindowsQuery, naive_utc, window_order
+from store.queries import (
+    STORY_ENTITIES,
+    AlertsQuery,
+    FeedbackQuery,
+    Query,
+    WindowsQuery,
+    naive_utc,
+    only_entities,
+    window_order,
+)
 from store.records import Feedback, LabelledAlert, Row, StoreStats, SubscriptionRecord, Verdict, as_utc
 from store.sql import Connection, Cursor, transaction
 
@@ -309,10 +318,11 @@ class HistoryStore(ABC):
     def window_series(
         self, entity_kind: str | None = None, entity: str | None = None, *,
         start: datetime | None = None, end: datetime | None = None, window_kind: str | None = "tumbling",
-        as_tested: bool = False,
+        as_tested: bool = False, entities: Collection[tuple[EntityKind, str]] | None = None,
     ) -> list[WindowAggregate]:  # fmt: skip
         """Stored windows as full WindowAggregate messages, oldest first: the backtest's series.
-        `as_tested`: each as first emitted, before late stories (what the detector tested)."""
+        `as_tested`: each as first emitted, before late stories (what the detector tested);
+        `entities`: only theirs, named as `window_entities` gives them (the others' are never read)."""
         query = WindowsQuery.model_validate(
             {
                 "entity_kind": entity_kind,
@@ -323,24 +333,50 @@ class HistoryStore(ABC):
             }
         )
         where, params = query.where()
+        only, named = only_entities(entities, "windows") if entities is not None else ("", [])
         with self._connection() as con:
             first = as_tested and "first_record" in self._columns(con, writes.WINDOWS)
             column = "coalesce(first_record, record)" if first else "record"
-            sql = f"SELECT {column} FROM windows {where} ORDER BY {window_order(self.dialect)}"  # noqa: S608
-            records = con.execute(sql, params).fetchall()
+            sql = f"SELECT {column} FROM windows {where}{only} ORDER BY {window_order(self.dialect)}"  # noqa: S608
+            records = con.execute(sql, [*params, *named]).fetchall()
         return [WindowAggregate.model_validate_json(r[0]) for r in records]
 
-    def scored_series(self, start: datetime | None = None, end: datetime | None = None) -> list[ScoredItem]:
+    def window_entities(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> list[tuple[EntityKind, str]]:
+        """The entities with windows starting in [start, end) (default: the last week), named as
+        stored: to pick those a filter matches before reading their windows (`window_series`)."""
+        sql = "SELECT DISTINCT entity_kind, entity FROM windows WHERE window_start >= ? AND window_start < ?"
+        return self._entities(sql, Query(start=start, end=end).bounds())
+
+    def scored_series(
+        self, start: datetime | None = None, end: datetime | None = None, *,
+        entities: Collection[tuple[EntityKind, str]] | None = None,
+    ) -> list[ScoredItem]:  # fmt: skip
         """Stored scored items as full messages published in [start, end) (default: the last week),
-        oldest first: the backtest's input when it rebuilds windows."""
+        oldest first: the backtest's input when it rebuilds windows. `entities`: only the stories
+        that count for one of them, named as `story_entities` gives them."""
         bounds = Query(start=start, end=end).bounds()
+        only, named = only_entities(entities, "scored_items") if entities is not None else ("", [])
         sql = (
-            "SELECT record FROM scored_items WHERE published_at >= ? AND published_at < ? "  # noqa: S608
+            f"SELECT record FROM scored_items WHERE published_at >= ? AND published_at < ?{only} "  # noqa: S608
             f"ORDER BY published_at, {self.dialect.bytewise('story_id')}"
         )
         with self._connection() as con:
-            records = con.execute(sql, bounds).fetchall()
+            records = con.execute(sql, [*bounds, *named]).fetchall()
         return [ScoredItem.model_validate_json(r[0]) for r in records]
+
+    def story_entities(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> list[tuple[EntityKind, str]]:
+        """The entities the stories published in [start, end) (default: the last week) count for
+        (topics, tickers, sources), named as stored: to pick those a filter matches before
+        reading their stories (`scored_series`)."""
+        return self._entities(STORY_ENTITIES, Query(start=start, end=end).bounds() * 3)
+
+    def _entities(self, sql: str, params: list[Any]) -> list[tuple[EntityKind, str]]:
+        with self._connection() as con:
+            return [(cast(EntityKind, kind), str(name)) for kind, name in con.execute(sql, params).fetchall()]
 
     def stories_span(
         self, start: datetime | None = None, end: datetime | None = None

@@ -10,6 +10,7 @@ table) are ever formatted into SQL text; user values are bound parameters.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -58,6 +59,14 @@ def bucket_start(at: datetime, granularity: str) -> datetime:
     return at - (at - BUCKET_ORIGIN) % STEPS[granularity]
 
 
+def earlier(at: datetime, span: timedelta) -> datetime:
+    """`at - span`, or the earliest time there is where that is before it (a range from year 1)."""
+    try:
+        return at - span
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
 def naive_utc(value: datetime) -> datetime:
     """The database stores UTC as TIMESTAMP without zone: bind naive UTC values."""
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
@@ -96,10 +105,7 @@ class Query(BaseModel):
     @model_validator(mode="after")
     def _range(self) -> Self:
         end = self.end or datetime.now(UTC).replace(microsecond=0)
-        try:
-            start = self.start or end - DEFAULT_RANGE
-        except OverflowError:
-            start = datetime.min.replace(tzinfo=UTC)
+        start = self.start or earlier(end, DEFAULT_RANGE)
         if start >= end:
             raise ValueError(f"start ({start.isoformat()}) must be before end ({end.isoformat()})")
         object.__setattr__(self, "start", start)
@@ -463,6 +469,34 @@ class FeedbackQuery(Query):
             f"ORDER BY a.window_start, {dialect.bytewise('f.alert_id')}"
         )
         return sql, [*self.bounds(), *params]
+
+
+# How a stored story names an entity of each kind (a story counts for its topic, each ticker, its source).
+_STORY_NAMES: dict[str, str] = {
+    "topic": "topic = ?",
+    "source": "source = ?",
+    "ticker": "array_position(tickers, ?) IS NOT NULL",
+}
+# The entities of the stories published in a range, each (kind, name) once.
+STORY_ENTITIES = " UNION ".join(
+    f"SELECT DISTINCT '{kind}' AS entity_kind, {column} AS entity FROM scored_items "  # noqa: S608
+    "WHERE published_at >= ? AND published_at < ?"
+    for kind, column in (("topic", "topic"), ("ticker", "unnest(tickers)"), ("source", "source"))
+)
+
+
+def only_entities(
+    entities: Collection[tuple[EntityKind, str]], table: Literal["windows", "scored_items"]
+) -> tuple[str, Params]:
+    """` AND (...)` keeping the rows of these entities, named exactly as stored: their windows, or
+    the stories that count for one of them; none at all keeps no row."""
+    if table == "windows":
+        terms = ["(entity_kind = ? AND entity = ?)"] * len(entities)
+        params: Params = [value for entity in entities for value in entity]
+    else:
+        terms = [_STORY_NAMES[kind] for kind, _ in entities]
+        params = [name for _, name in entities]
+    return f" AND ({' OR '.join(terms) or 'FALSE'})", params
 
 
 def window_order(dialect: Dialect = DUCKDB) -> str:

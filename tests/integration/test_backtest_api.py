@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from matplotlib.image import imread
 from pydantic import SecretStr
 
 from api.app import create_app
+from finpulse.schema import ScoredItem
 from finpulse.settings import AlertsSettings, ApiSettings, Settings, StoreSettings
 from tests.integration.test_backtest_cli import SPIKE, T0, WINDOWS, History, build_history
 
@@ -125,6 +126,11 @@ def test_subscription_replay_matches_the_live_alerts(client: tuple[TestClient, H
         ),
         ({"surprise": 1}, 422, "Extra inputs"),
         ({"entity": "ticker:NOPE"}, 404, "no stored windows"),
+        (  # one the subscription does not watch: not a clean run with a recommendation
+            {"subscription_id": "desk", "entity": "ticker:NOPE"},
+            422,
+            "subscription 'desk' does not watch ticker NOPE: it watches tickers ACME, BOLT, CRUX",
+        ),
         (  # the range holds nothing: the answer says what the store holds
             {"start": "2020-01-01T00:00:00Z", "end": "2020-01-02T00:00:00Z"},
             404,
@@ -244,3 +250,46 @@ def test_the_live_check_finds_the_focus_entitys_alerts_named_in_another_case(tmp
     assert len({e.entity for e in fired}) > 1
     assert all_of_them is not None
     assert (all_of_them.sent, all_of_them.reproduced, all_of_them.extra) == (len(fired), len(fired), ())
+
+
+@pytest.mark.parametrize("rebuild", [False, True])
+def test_a_subscription_replay_reads_the_windows_and_stories_of_its_entities_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rebuild: bool
+) -> None:
+    """Not every entity's of the range, to filter them after: the store is asked for its own
+    (named in another case in the filter than in the store)."""
+    from api.backtest import BacktestRequest, run_from_store
+    from store import DuckDBStore
+    from tests.integration.test_backtest_cli import LIVE_NOW, SUBSCRIPTIONS
+
+    history = build_history(tmp_path)  # ACME's, BOLT's and CRUX's windows and stories
+    history.subscriptions.write_text(SUBSCRIPTIONS.replace('["ACME", "BOLT", "CRUX"]', '["acme"]'))
+    settings = Settings(
+        store=StoreSettings(url=f"duckdb:///{history.path}"),
+        alerts=AlertsSettings(subscriptions_file=history.subscriptions),
+    )
+    read: list[Any] = []
+
+    def spying(real: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
+        def reading(*args: Any, **kwargs: Any) -> list[Any]:
+            out = real(*args, **kwargs)
+            read.extend(out)
+            return out
+
+        return reading
+
+    with DuckDBStore(history.path) as db:
+        for name in ("window_series", "scored_series"):
+            monkeypatch.setattr(db, name, spying(getattr(db, name)))
+        request = BacktestRequest(subscription_id="desk", start=T0, end=END, rebuild=rebuild)
+        outcome = run_from_store(request, settings, db, now=LIVE_NOW)
+    assert read
+    assert all(
+        "ACME" in r.item.tickers
+        if isinstance(r, ScoredItem)
+        else (r.entity_kind, r.entity) == ("ticker", "ACME")
+        for r in read
+    )
+    assert {(w.entity_kind, w.entity) for w in outcome.windows} == {("ticker", "ACME")}
+    acme = [a.alert_id for a in history.alerts if a.entity == "ACME" and a.state == "fired"]
+    assert [e.alert_id for e in outcome.report.results[0].fired] == acme  # as live, which read the same

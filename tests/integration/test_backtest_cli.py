@@ -369,6 +369,10 @@ def test_a_backtest_bigger_than_minutes_is_refused_naming_its_size(
             "the range would be empty",
         ),
         (["--entity", "ticker:NOPE", *RANGE], "no stored windows"),
+        (  # not a clean run: it could never alert on it
+            ["--subscription", "desk", "--entity", "ticker:NOPE", *RANGE],
+            "subscription 'desk' does not watch ticker NOPE: it watches tickers ACME, BOLT, CRUX",
+        ),
         (["--subscription", "nobody", *RANGE], "no subscription 'nobody'"),
         (["--entity", "ticker:ACME", "--labels", "/nonexistent/labels.json"], "cannot read labels file"),
         (["--entity", "ticker:ACME", "--from-store", "--replay", "x.jsonl"], "not both"),
@@ -386,6 +390,71 @@ def test_bad_input_is_a_clear_error(history: History, tmp_path: Path, args: list
     assert message in output
     assert "Traceback" not in output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--entity", "ticker:ACME", "--grid", "window=hopping"],
+        ["--subscription", "desk", "--grid", "window=hopping min_rise=0.1"],
+        ["--subscription", "desk", "--rebuild", "--grid", "window=hopping min_rise=0.1"],
+        ["--subscription", "desk", "--grid", "window=tumbling,hopping min_rise=0.1"],
+    ],
+)
+def test_a_grid_over_the_window_kind_replays_the_kinds_it_names(
+    history: History, tmp_path: Path, args: list[str]
+) -> None:
+    """Not the detector's own kind alone (tumbling here): each setting replays its own kind's windows."""
+    result = invoke(history, "backtest", *args, *RANGE, "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    report = json.loads((tmp_path / "report.json").read_text())
+    for r in report["results"]:
+        fired = [e for e in r["events"] if e["state"] == "fired" and e["entity"] == "ACME"]
+        assert fired, f"{r['setting']['name']} catches the planted spike"
+        hours = {
+            datetime.fromisoformat(e["window_end"]) - datetime.fromisoformat(e["window_start"]) for e in fired
+        }
+        assert hours == {timedelta(hours=1) if r["setting"]["params"]["window"] == "hopping" else 5 * MINUTE}
+
+
+def test_a_labels_file_without_a_start_or_an_end_says_which_row(history: History, tmp_path: Path) -> None:
+    spike = f"{T0 + 5 * SPIKE[0] * MINUTE:%Y-%m-%d %H:%M}"
+    for text, row, said in [
+        (f"entity_kind,entity,start,end\nticker,ACME,{spike},{spike}:30\nticker,ACME,,{spike}:30\n", 3,
+         "start: Field required"),
+        (f"entity_kind;entity;start;end\nticker;ACME;{spike};{spike}:30\n", 2, "entity_kind: Field required"),
+        (f"kind,name,from,to\nticker,ACME,{spike},{spike}:30\n", 2, "entity_kind: Field required"),
+    ]:  # fmt: skip
+        labels = tmp_path / "labels.csv"
+        labels.write_text(text)
+        result = invoke(history, "backtest", "--entity", "ticker:ACME", *RANGE, "--labels", str(labels))
+        output = " ".join(result.output.split())  # type: ignore[attr-defined]
+        assert result.exit_code == 2, output  # type: ignore[attr-defined]
+        assert output.startswith("error: labels file")
+        assert f"csv, row {row}: {said}" in output  # (a long path may wrap anywhere)
+        assert "Traceback" not in output
+
+
+def test_a_grid_of_many_settings_gives_each_its_own_legible_row(history: History, tmp_path: Path) -> None:
+    rises = ",".join(f"{0.1 + 0.05 * i:.2f}" for i in range(10))
+    grid = f"min_rise={rises} min_volume=1,2,3,4,5,6,7,8,9,10"  # 100 settings
+    result = invoke(
+        history, "backtest", "--entity", "ticker:ACME", *RANGE, "--grid", grid, "--out", str(tmp_path)
+    )
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    height = imread(str(tmp_path / "trend.png")).shape[0]
+    # A row's "small" label is about 12 px high at the plot's 100 dpi: 20 px keeps them apart.
+    assert height >= 100 * 20, height
+
+
+def test_a_rebuild_from_the_first_year_is_the_whole_history(history: History, tmp_path: Path) -> None:
+    """No history before year 1 to warm the baselines up with: the range's own is all."""
+    until = T0 + 5 * WINDOWS * MINUTE
+    args = ["--entity", "ticker:ACME", "--rebuild", "--since", "0001-01-01", "--until", until.isoformat()]
+    result = invoke(history, "backtest", *args, "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["start"], report["windows"]) == (T0.isoformat().replace("+00:00", "Z"), WINDOWS)
 
 
 def _spaced(title: str) -> str:

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from finpulse.schema import EntityKind
 from store import Changed, HistoryStore, NotFound, WindowsQuery
 from tests.fixtures.store import T0, alert, known_alerts, known_items, known_windows, scored, window
 
@@ -162,6 +163,30 @@ def test_scored_series_round_trips_the_whole_messages_oldest_first(known_store: 
     expected = sorted(known_items(), key=lambda s: (s.item.published_at, s.story_id))
     assert known_store.scored_series(T0, T0 + 2 * day) == expected
     assert known_store.scored_series(T0 + day, T0 + 2 * day) == expected[-1:]
+
+
+def test_a_backtest_reads_the_windows_and_stories_of_the_entities_it_names_alone(
+    known_store: HistoryStore,
+) -> None:
+    """A subscription's replay picks its entities (as stored) first: others' are never read."""
+    two_days = {"start": T0, "end": T0 + timedelta(days=2)}
+    assert sorted(known_store.window_entities(**two_days)) == [
+        ("ticker", "AAPL"), ("topic", "earnings"), ("topic", "macro"),
+    ]  # fmt: skip
+    some = known_store.window_series(**two_days, entities=[("topic", "macro"), ("ticker", "AAPL")])
+    assert sorted((w.entity_kind, w.entity) for w in some) == [("ticker", "AAPL"), ("topic", "macro")]
+    assert known_store.window_series(**two_days, entities=[]) == []
+    assert sorted(known_store.story_entities(**two_days)) == [
+        ("source", "bloomberg"), ("source", "reuters"), ("ticker", "AAPL"), ("ticker", "MSFT"),
+        ("topic", "earnings"), ("topic", "macro"),
+    ]  # fmt: skip
+
+    def stories(*entities: tuple[EntityKind, str]) -> list[str]:
+        return [s.story_id for s in known_store.scored_series(**two_days, entities=entities)]
+
+    assert stories(("ticker", "MSFT")) == ["s2", "s4"]  # any of a story's tickers
+    assert stories(("topic", "macro"), ("source", "bloomberg")) == ["s2", "s3", "s5", "s6"]
+    assert stories() == []
 
 
 def test_stories_span_is_the_first_and_last_story_published_in_the_range(known_store: HistoryStore) -> None:
