@@ -322,6 +322,16 @@ def test_feedback_labels_and_training_export(history: History, tmp_path: Path) -
     assert expected
     assert rows == [{"text": t, "label": "0"} for t in expected]
     assert export.read_text().splitlines()[0] == "text,label"
+    # A mistyped --exclude left nothing out and said it had.
+    typo = ["feedback", "export", "--out", str(export), "--exclude", str(tmp_path / "trian.csv")]
+    result = runner.invoke(app, typo, env=env)
+    assert result.exit_code == 2, result.output
+    assert "--exclude" in result.output
+    # The default training set missing: it says nothing was left out.
+    env["FINPULSE_MODEL_TRAIN_DATA_DIR"] = str(tmp_path / "no-data")
+    result = runner.invoke(app, ["feedback", "export", "--out", str(export)], env=env)
+    assert result.exit_code == 0, result.output
+    assert "no-data/sentiment/train.csv to leave out" in "".join(result.output.split()), result.output
 
 
 def test_a_subscription_switched_off_is_replayed_as_if_on(history: History, tmp_path: Path) -> None:
