@@ -137,6 +137,7 @@ def opened() -> Iterator[HistoryStore]:
     quiet_store()
     try:
         with open_store(settings.store, read_only=True) as db:
+            db.require_current()
             yield db
     except FinpulseError as exc:
         fail(str(exc))

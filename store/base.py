@@ -126,6 +126,13 @@ class HistoryStore(ABC):
             raise
         logger.info("store started path=%s read_only=%s", self.where, self.read_only)
 
+    def require_current(self) -> None:
+        """StoreConfigError when older code wrote the store and no writer has updated it since: a
+        read-only open takes it as it is (a copy and stored windows read it so), but the history
+        queries read columns it may lack."""
+        with self._connection() as con:
+            migrations.check_current(con, self.where)
+
     def stop(self) -> None:
         """Let go of the database; idempotent."""
         self._close()

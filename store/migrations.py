@@ -201,6 +201,19 @@ def check_version(version: int, where: str, latest: int = LATEST_VERSION) -> Non
         )
 
 
+def check_current(con: Connection, where: str) -> None:
+    """Refuse a database that older code wrote and no writer has brought up to date since."""
+    version = current_version(con)
+    recorded = set()
+    if version:
+        recorded = {int(row[0]) for row in con.execute("SELECT version FROM schema_version").fetchall()}
+    if any(step.version not in recorded for step in MIGRATIONS if not step.optional):
+        raise StoreConfigError(
+            f"history store {where} has schema version {version}, older than this finpulse reads "
+            f"({LATEST_VERSION}): start the worker or the API once, or run `finpulse prune`, to update it"
+        )
+
+
 def migrate(
     con: Connection, where: str, dialect: Dialect = DUCKDB, migrations: tuple[Migration, ...] = MIGRATIONS
 ) -> list[int]:

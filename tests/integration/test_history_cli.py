@@ -504,6 +504,28 @@ def test_a_missing_store_is_a_clear_error(
     assert "does not exist yet" in out
 
 
+def test_a_store_older_code_wrote_is_a_clear_error(
+    seeded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read-only opens never migrate: the queries met a column the old schema lacks (a traceback)."""
+    import duckdb
+
+    from store.migrations import MIGRATIONS, migrate
+
+    old = tmp_path / "old.duckdb"
+    with duckdb.connect(str(old)) as con:
+        migrate(con, "test", migrations=MIGRATIONS[:3])  # before scored_items.duplicate_of
+    monkeypatch.setenv("FINPULSE_STORE_URL", f"duckdb:///{old}")
+    for args in (("entities",), ("trend", "topic:earnings"), ("headlines",)):
+        code, out = _run(*args, *SPAN)
+        assert code == 2, out
+        assert "has schema version 3, older than this finpulse reads" in " ".join(out.split()), out
+    with DuckDBStore(old):  # a writer brings it up to date
+        pass
+    code, out = _run("entities", *SPAN)
+    assert (code, "no stories in" in out) == (0, True), out
+
+
 def test_names_and_titles_from_outside_print_as_written(seeded: Path) -> None:
     """A feed's source and title, an alert's entity, as they came: not rich markup ("[/]" was a
     MarkupError) and without control characters (a title's escapes cleared the screen)."""
