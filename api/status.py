@@ -13,15 +13,14 @@ and each news source's health as its ingestor published it on Kafka (ingest/heal
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -151,19 +150,31 @@ def cluster_text(status: KafkaStatus) -> str:
 
 
 def model_summary(model: ModelSettings) -> str:
-    """Version, CPU back end and validation accuracy from the model card, or what is missing."""
+    """Version, CPU back end and validation accuracy from the model card, or what is missing or
+    wrong (a damaged file; a card of other weights than the model's)."""
+    from model.artifacts import load_config, model_version, read_card
+    from model.errors import ModelNotFound
+
     model_dir = model.model_dir
     if not model.trained:
         return f"none in {model_dir}: run `finpulse model train` (or `--quick`)"
-    card = model_dir / "card.json"
-    if not card.exists():
-        return f"{model_dir}: not evaluated yet (`finpulse model eval` writes its card)"
-    body: dict[str, Any] = json.loads(card.read_text(encoding="utf-8"))
+    try:
+        load_config(model_dir)
+        body = read_card(model_dir)
+        version = model_version(model_dir)
+    except ModelNotFound as exc:
+        return f"[red]{escape(str(exc))}[/red]"
+    if body is None:
+        return f"{version} in {model_dir}: not evaluated yet (`finpulse model eval` writes its card)"
+    card_version = body.get("version", "?")
+    if card_version != version:
+        return (
+            f"{version} in {model_dir}; [yellow]its card is of model {card_version}, not these weights: "
+            "`finpulse model eval` writes the card again[/yellow]"
+        )
     accuracy = " ".join(f"{task} {m['accuracy']:.3f}" for task, m in body.get("metrics", {}).items())
     backend = body.get("engine", {}).get("cpu_backend", "?")
-    return (
-        f"{body.get('version', '?')} in {model_dir}; CPU back end {backend}; validation accuracy {accuracy}"
-    )
+    return f"{version} in {model_dir}; CPU back end {backend}; validation accuracy {accuracy}"
 
 
 def print_kafka(console: Console, status: KafkaStatus) -> None:

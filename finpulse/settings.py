@@ -189,7 +189,7 @@ class ModelSettings(_Group):
     # at 0.5, 1.01 s at 0.25; a burst fills its batches either way).
     max_batch: int = Field(default=256, ge=1)
     batch_window_s: float = Field(default=0.25, gt=0)
-    max_length: int = Field(default=128, ge=8)
+    max_length: int = Field(default=128, ge=8, le=512)  # the encoder has 512 positions
     # Languages the model reads (its training data is English). The score stage dead-letters a
     # story its source declares, or ingest confidently detects, in another one instead of
     # scoring it as noise; a story of unknown language is scored. Empty: score every story.

@@ -10,7 +10,12 @@
 
 The version is a hash of the weights files and the config, so any retraining,
 config change or edited weights gives a new version; it travels on every
-ScoredItem.
+ScoredItem. Each ONNX export records the version it was exported from, and is
+refused under other weights (`check_export`): it would run the old network
+stamped with the new version.
+
+A file that is missing, unreadable or does not fit the others is an InvalidModel
+naming it and what to do, never a traceback of the library that read it.
 """
 
 from __future__ import annotations
@@ -18,14 +23,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from finpulse.settings import MODEL_CONFIG_FILE
-from model.errors import ModelNotFound
-from model.labels import SENTIMENT_LABELS, TOPICS
+from model.errors import REEVALUATE, REEXPORT, RETRAIN, InvalidModel, ModelNotFound
+from model.labels import SENTIMENT_LABELS, TASKS, TOPICS, Task
 from model.lexical import LEXICAL_FILES, LexicalModel
 from model.text import NORMALISATION_VERSION
 
@@ -45,6 +51,8 @@ DERIVED_FILES = (ONNX_FILE, ONNX_INT8_FILE, CARD_JSON, CARD_MD, *LEXICAL_FILES)
 # Every file of a model directory finpulse writes at the top level (the tokenizer's aside).
 MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, "training.json", *DERIVED_FILES)
 FORMAT = "finpulse-two-head/1"
+# The ONNX metadata key under which an export records the model version it was made from.
+EXPORTED_FROM = "finpulse_model_version"
 
 
 class ModelConfig(BaseModel):
@@ -90,10 +98,62 @@ def load_config(model_dir: Path) -> ModelConfig:
             f"no trained model in {model_dir}: run `finpulse model train` (or `--quick`), "
             "or set FINPULSE_MODEL_MODEL_DIR"
         )
-    config = ModelConfig.model_validate_json(path.read_text(encoding="utf-8"))
+    try:
+        config = ModelConfig.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError) as exc:
+        raise InvalidModel.unreadable(path, exc, RETRAIN) from exc
     if config.format != FORMAT:
         raise ModelNotFound(f"{path}: format {config.format!r} is not {FORMAT!r}; retrain the model")
+    _check_weights(model_dir / WEIGHTS_FILE, config)
     return config
+
+
+def _check_weights(path: Path, config: ModelConfig) -> None:
+    """The weights file whole (its header covers the file: a cut copy fails here, not at its first
+    prediction), its heads as wide as the config's labels. Reads the header only."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as weights:
+            sizes = {task: weights.get_slice(f"{task}_head.weight").get_shape()[0] for task in TASKS}
+    except Exception as exc:  # safetensors raises its own error (an Exception) for every defect
+        raise InvalidModel.unreadable(path, exc, RETRAIN) from exc
+    check_head_sizes(path, sizes, config)
+
+
+def check_head_sizes(path: Path, sizes: dict[Task, int], config: ModelConfig) -> None:
+    """Refuse heads (of the weights or the n-gram heads) that are not as wide as the labels config.json
+    names: they would load and then fail on every prediction."""
+    labels: dict[Task, int] = {"topic": len(config.topics), "sentiment": len(config.sentiments)}
+    if sizes != labels:
+        problem = f"has {_classes(sizes)} where {CONFIG_FILE} names {_classes(labels)} (files of two models)"
+        raise InvalidModel(path, problem, RETRAIN)
+
+
+def _classes(sizes: Mapping[Task, int]) -> str:
+    return " and ".join(f"{sizes.get(task, 0)} {task}" for task in TASKS) + " classes"
+
+
+def check_export(path: Path, exported_from: str | None, version: str) -> None:
+    """Refuse an ONNX export of other weights than the directory's (`exported_from`: the version
+    the file records): it would run the old network stamped with the new version."""
+    if exported_from != version:
+        source = f"model {exported_from}" if exported_from else "a model it does not record (an older export)"
+        raise InvalidModel(path, f"was exported from {source}, the weights are {version}", REEXPORT)
+
+
+def read_card(model_dir: Path) -> dict[str, Any] | None:
+    """card.json's content, None when there is none."""
+    path = model_dir / CARD_JSON
+    if not path.is_file():
+        return None
+    try:
+        card = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise InvalidModel.unreadable(path, exc, REEVALUATE) from exc
+    if not isinstance(card, dict):
+        raise InvalidModel(path, f"is unusable (a JSON {type(card).__name__}, not an object)", REEVALUATE)
+    return card
 
 
 def load_net(model_dir: Path) -> tuple[TwoHeadNet, ModelConfig]:
@@ -103,8 +163,12 @@ def load_net(model_dir: Path) -> tuple[TwoHeadNet, ModelConfig]:
     from model.network import TwoHeadNet
 
     config = load_config(model_dir)
-    net = TwoHeadNet.from_config(config.encoder)
-    net.load_state_dict(load_file(str(model_dir / WEIGHTS_FILE)))
+    try:
+        net = TwoHeadNet.from_config(config.encoder)
+        net.load_state_dict(load_file(str(model_dir / WEIGHTS_FILE)))
+    except (TypeError, ValueError, RuntimeError) as exc:  # an encoder shape the weights do not fit
+        remedy = f"its shapes are not {CONFIG_FILE}'s; {RETRAIN}"
+        raise InvalidModel.unreadable(model_dir / WEIGHTS_FILE, exc, remedy) from exc
     return net.eval(), config
 
 

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tokenizers import Tokenizer
 
+from model.errors import RETRAIN, InvalidModel
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
@@ -62,11 +64,18 @@ class TextEncoder:
     def from_dir(cls, model_dir: Path, max_length: int) -> TextEncoder:
         """From the files `save_pretrained` wrote: tokenizer.json and its special tokens (in
         tokenizer_config.json, or special_tokens_map.json from older transformers)."""
-        backend = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
+        path = model_dir / TOKENIZER_FILE
         config: dict[str, object] = {}
-        for name in (SPECIAL_TOKENS_FILE, TOKENIZER_CONFIG_FILE):
-            if (model_dir / name).is_file():
-                config.update(json.loads((model_dir / name).read_text(encoding="utf-8")))
+        try:
+            backend = Tokenizer.from_file(str(path))
+            for name in (SPECIAL_TOKENS_FILE, TOKENIZER_CONFIG_FILE):
+                path = model_dir / name
+                if path.is_file():
+                    config.update(json.loads(path.read_bytes()))
+        except Exception as exc:  # tokenizers raises a bare Exception, for a missing file too
+            raise InvalidModel.unreadable(
+                path, exc, f"the tokenizer comes with the model; {RETRAIN}"
+            ) from exc
 
         def token_id(name: str) -> int | None:
             token = config.get(name)
@@ -75,7 +84,7 @@ class TextEncoder:
 
         cls_id, sep_id = token_id("cls_token"), token_id("sep_token")
         if cls_id is None or sep_id is None:
-            raise ValueError(f"{model_dir}: the tokenizer's files name no [CLS] / [SEP] tokens")
+            raise InvalidModel(model_dir, "has tokenizer files that name no [CLS] / [SEP] tokens", RETRAIN)
         return cls(backend, cls_id, sep_id, token_id("pad_token") or 0, max_length)
 
     def __call__(self, texts: Sequence[str]) -> Encoded:

@@ -25,7 +25,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from model.artifacts import load_net, load_tokenizer
 from model.data import FILES
-from model.engine import Classifier
+from model.engine import Classifier, cuda_device
 from model.network import TwoHeadNet, quiet_transformers
 
 logger = logging.getLogger(__name__)
@@ -133,11 +133,12 @@ def run_bench(
     """Time the engine and the plain pipeline on the same texts at each batch size."""
     if threads:
         torch.set_num_threads(threads)
-    on_gpu = device.startswith("cuda")
+    # Classifier.load refuses a device and back end at odds (check_placement); the pipeline then
+    # runs where the engine does, so the two compare on one device.
     engine = Classifier.load(
         model_dir, device=device, backend=backend, threads=threads, max_batch=max(batch_sizes)
     )
-    pipe = plain_pipeline(model_dir, "cuda" if on_gpu else "cpu")
+    pipe = plain_pipeline(model_dir, cuda_device(device) if engine.on_gpu else "cpu")
     rows = []
     for bs in batch_sizes:
         eng_lat, pipe_lat = _interleaved(

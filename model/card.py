@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,9 +13,12 @@ from model.evaluate import BACKEND_COLUMNS, Evaluation
 from model.labels import TASKS, Task
 from model.metrics import CONFIDENCE, METRIC_COLUMNS, TaskMetrics
 
+if TYPE_CHECKING:  # matplotlib loads only where a card is drawn
+    from matplotlib.figure import Figure
 
-def confusion_png(metrics: TaskMetrics, title: str, path: Path) -> None:
-    """Row-normalised confusion matrix with counts, as a PNG."""
+
+def confusion_figure(metrics: TaskMetrics, title: str) -> Figure:
+    """Row-normalised confusion matrix with counts."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,13 +35,25 @@ def confusion_png(metrics: TaskMetrics, title: str, path: Path) -> None:
     for (i, j), n in np.ndenumerate(counts):
         if n:
             colour = "white" if shares[i, j] > 0.5 else "black"
-            ax.text(j, i, int(n), ha="center", va="center", fontsize=7, color=colour)
+            ax.text(j, i, str(int(n)), ha="center", va="center", fontsize=7, color=colour)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"{title} (accuracy {metrics.accuracy:.3f}, macro-F1 {metrics.macro_f1:.3f}, n={metrics.n})")
+    # The figures on a line of their own: on one line with the title they ran past the 3-class
+    # figure's edge ("n=1000" read "n=100").
+    ax.set_title(
+        f"{title}\naccuracy {metrics.accuracy:.3f}, macro-F1 {metrics.macro_f1:.3f}, n={metrics.n:,}"
+    )
     fig.colorbar(image, ax=ax, fraction=0.04, label="share of true class")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    return fig
+
+
+def confusion_png(metrics: TaskMetrics, title: str, path: Path) -> None:
+    """`confusion_figure` as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = confusion_figure(metrics, title)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # whatever a longer title needs stays in
     plt.close(fig)
 
 

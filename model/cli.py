@@ -24,6 +24,7 @@ from finpulse.settings import check_backend, check_device
 
 if TYPE_CHECKING:
     from model.evaluate import Evaluation
+    from model.labels import Task
 
 console = Console()
 logger = logging.getLogger(__name__)
@@ -105,7 +106,11 @@ def train_cmd(
         overrides["time_budget_s"] = budget_min * 60
     if extra_data:
         overrides["extra_data_dirs"] = tuple(extra_data)
-    config = TrainConfig.quick(**overrides) if quick else TrainConfig(max_length=s.max_length, **overrides)  # type: ignore[arg-type]
+    # max_length is a training setting (the engine cuts texts where its model was trained): --quick
+    # keeps its shorter 64 tokens unless FINPULSE_MODEL_MAX_LENGTH is set.
+    if not quick or "max_length" in s.model_fields_set:
+        overrides["max_length"] = s.max_length
+    config = TrainConfig.quick(**overrides) if quick else TrainConfig(**overrides)  # type: ignore[arg-type]
     out_dir = Path(os.path.abspath(out or s.model_dir))  # `.` named; a symlink stays a link, replaced
     staged = staging_dir(out_dir)  # the model in use stays whole until the new one is
     result = train(config, data or s.train_data_dir, staged, base_model=s.base_model, final_dir=out_dir)
@@ -214,7 +219,8 @@ def holdout_cmd(
 
     s = settings().model
     model_dir = model or s.model_dir
-    files = {task: path for task, path in (("topic", topic), ("sentiment", sentiment)) if path is not None}
+    given: tuple[tuple[Task, Path | None], ...] = (("topic", topic), ("sentiment", sentiment))
+    files = {task: path for task, path in given if path is not None}
     if not files:
         raise typer.BadParameter("give --topic FILE and/or --sentiment FILE")
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -25,7 +25,6 @@ default model: int8 alone 98.8%, checked (0.05) 99.77%.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -37,11 +36,18 @@ import numpy as np
 from finpulse.errors import ConfigError
 from finpulse.schema import NewsItem, ScoredItem, utcnow
 from finpulse.settings import BACKENDS, CUDA_BACKENDS, ModelSettings, check_backend, check_device
-from model.artifacts import CARD_JSON, ONNX_INT8_FILE, ModelConfig, load_config, model_version
+from model.artifacts import (
+    ONNX_INT8_FILE,
+    ModelConfig,
+    check_head_sizes,
+    load_config,
+    model_version,
+    read_card,
+)
 from model.batching import TextEncoder, costed_batches, pad, sorted_batches
 from model.errors import InvalidInput, ModelNotFound
 from model.labels import FALLBACK_TOPIC, Task
-from model.lexical import LexicalModel, mix
+from model.lexical import LEXICAL_FILE, LexicalModel, mix
 from model.prediction import Prediction
 from model.runtime import Runtime, make_runtime
 from model.text import cut_raw, normalize_text
@@ -81,12 +87,26 @@ def choose_backend(model_dir: Path, device: str) -> str:
         from model.precision import cuda_has_bf16  # torch: only where a GPU will run it
 
         return "cuda-bf16" if cuda_has_bf16(cuda_device(device)) else "cuda-fp16"
-    card = model_dir / CARD_JSON
-    if card.is_file():
-        chosen = json.loads(card.read_text(encoding="utf-8")).get("engine", {}).get("cpu_backend")
-        if chosen in BACKENDS:
-            return str(chosen)
+    card = read_card(model_dir)
+    chosen = card.get("engine", {}).get("cpu_backend") if card else None
+    if chosen in BACKENDS:
+        return str(chosen)
     return "onnx-int8-checked" if (model_dir / ONNX_INT8_FILE).is_file() else "torch"
+
+
+def check_placement(device: str, backend: str) -> None:
+    """Refuse a device and a back end that contradict each other: the back end would win silently
+    (device cuda with FINPULSE_MODEL_BACKEND=onnx ran on the CPU)."""
+    if device.startswith("cuda") and backend not in CUDA_BACKENDS:
+        raise ConfigError(
+            f"device {device} with back end {backend}, which runs on the CPU: name a CUDA back end "
+            f"({', '.join(CUDA_BACKENDS)}) or none (--backend, FINPULSE_MODEL_BACKEND), or use device cpu"
+        )
+    if device == "cpu" and backend in CUDA_BACKENDS:
+        raise ConfigError(
+            f"device cpu with back end {backend}, which runs on a GPU: name a CPU back end or none "
+            "(--backend, FINPULSE_MODEL_BACKEND), or use device cuda"
+        )
 
 
 def _identity(model_dir: Path) -> tuple[int, int, int] | None:
@@ -165,7 +185,9 @@ class Classifier:
         max_batch: int = 64,
         lexical: bool = True,
     ) -> Classifier:
-        """Load a trained model directory; raises ModelNotFound when there is none.
+        """Load a trained model directory; raises ModelNotFound when there is none, InvalidModel (one)
+        naming a file that is damaged, stale or of another model, ConfigError for a device and back
+        end at odds.
 
         lexical=False: the encoder's heads alone, without the n-gram heads.
         """
@@ -191,13 +213,17 @@ class Classifier:
     ) -> Classifier:  # fmt: skip
         config = load_config(model_dir)
         backend = check_backend(backend) if backend else choose_backend(model_dir, device)
+        check_placement(device, backend)
         if backend in CUDA_BACKENDS and not _cuda_available():
             raise ConfigError(f"back end {backend} needs a CUDA GPU, and none is visible here; use a CPU one")
-        runtime = make_runtime(backend, model_dir, threads, cuda_device(device))
         heads = LexicalModel.load(model_dir)
+        if heads is not None:
+            check_head_sizes(model_dir / LEXICAL_FILE, heads.n_classes, config)
         version = model_version(model_dir, heads)
-        logger.info("classifier loaded dir=%s version=%s backend=%s", model_dir, version, backend)
+        # The model's own max_length, never a setting's: the network was trained on texts cut there.
         encoder = TextEncoder.from_dir(model_dir, config.max_length)
+        runtime = make_runtime(backend, model_dir, version, threads, cuda_device(device))
+        logger.info("classifier loaded dir=%s version=%s backend=%s", model_dir, version, backend)
         return cls(runtime, encoder, config, version, max_batch, heads if lexical else None)
 
     @classmethod

@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from model.artifacts import ONNX_INT8_FILE, load_config, model_version
+from model.artifacts import load_config, model_version
 from model.config import TrainConfig
 from model.data import Example, split_fingerprint
 from model.engine import Classifier
 from model.errors import TrainingDataError
-from model.export import export_onnx
+from model.export import export_onnx, exports_current
 from model.labels import TASKS, Task, labels_for
 from model.lexical import lexical_saved
 from model.metrics import TaskMetrics, task_metrics
@@ -162,7 +162,8 @@ def score_backends(
     """Metrics of the reference and a report per back end."""
     texts = [ex.text for ex in val]
     reference: tuple[np.ndarray, np.ndarray] | None = None
-    reports, ref_metrics = [], {}
+    reports: list[BackendReport] = []
+    ref_metrics: dict[Task, TaskMetrics] = {}
     for backend in (REFERENCE, *[b for b in backends if b != REFERENCE]):
         clf = Classifier.load(model_dir, backend=backend, threads=threads)
         topic, sentiment, rate = labels_of(clf, texts)
@@ -223,14 +224,16 @@ def evaluate_dir(
     (`final_dir`: where the model will live once moved from `model_dir`, as the card names it)."""
     from model.card import write_card
 
-    if not (model_dir / ONNX_INT8_FILE).is_file():
+    saved = load_config(model_dir)  # ModelNotFound, InvalidModel before anything else
+    version = model_version(model_dir)
+    if not exports_current(model_dir, version):  # missing, or of weights since replaced
         export_onnx(model_dir, calibration_texts(model_dir, data_dir))
     val, data, config = validation_examples(model_dir, data_dir)
     metrics, reports = score_backends(model_dir, val, backends or cpu_backends(), threads)
     chosen = max((r for r in reports if r.eligible), key=lambda r: r.speed)
     training_file = model_dir / "training.json"
     evaluation = Evaluation(
-        version=model_version(model_dir),
+        version=version,
         evaluated_at=datetime.now(UTC),
         model_dir=str(final_dir or model_dir),
         data_dir=str(data),
@@ -251,7 +254,7 @@ def evaluate_dir(
         },
         training=_load_json(training_file) if training_file.is_file() else None,
         encoder_only=encoder_only(model_dir, val, threads),
-        lexical_weight=float(load_config(model_dir).train.get("lexical_weight", 0.0)),
+        lexical_weight=float(saved.train.get("lexical_weight", 0.0)),
     )
     write_card(evaluation, model_dir)
     return evaluation

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from model.artifacts import ONNX_FILE, ONNX_INT8_FILE, load_net, load_tokenizer
+from model.artifacts import EXPORTED_FROM, ONNX_FILE, ONNX_INT8_FILE, load_net, load_tokenizer, model_version
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +59,37 @@ def export_onnx(model_dir: Path, calibration: Sequence[str] = ()) -> tuple[Path,
             heads=int(config.encoder["num_attention_heads"]),
         )
     quantise(fp32, int8, calibration, load_tokenizer(model_dir), int(config.train.get("max_length", 128)))
-    logger.info("exported onnx=%s int8=%s smoothed=%s", fp32, int8, bool(calibration))
+    version = model_version(model_dir)
+    for path in (fp32, int8):
+        record_version(path, version)
+    logger.info("exported onnx=%s int8=%s smoothed=%s version=%s", fp32, int8, bool(calibration), version)
     return fp32, int8
+
+
+def record_version(path: Path, version: str) -> None:
+    """Write the model version into the file's metadata: the engine refuses it under other weights."""
+    import onnx
+
+    model = onnx.load(str(path))
+    props = {p.key: p.value for p in model.metadata_props} | {EXPORTED_FROM: version}
+    onnx.helper.set_model_props(model, props)
+    onnx.save(model, str(path))
+
+
+def exported_from(path: Path) -> str | None:
+    """The model version an ONNX file was exported from (None: it records none)."""
+    import onnx
+
+    props = onnx.load(str(path), load_external_data=False).metadata_props
+    return next((p.value for p in props if p.key == EXPORTED_FROM), None)
+
+
+def exports_current(model_dir: Path, version: str) -> bool:
+    """Whether both ONNX files are there and were exported from the model `version`."""
+    return all(
+        (model_dir / name).is_file() and exported_from(model_dir / name) == version
+        for name in (ONNX_FILE, ONNX_INT8_FILE)
+    )
 
 
 def _torch_export(net: torch.nn.Module, path: Path) -> None:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from model.errors import RETRAIN, InvalidModel
 from model.labels import TASKS, Task
 
 if TYPE_CHECKING:
@@ -255,17 +256,21 @@ class LexicalModel:
         """The directory's lexical model, or None when it has none (trained without)."""
         if not (model_dir / LEXICAL_FILE).is_file():
             return cls._load_legacy(model_dir / LEGACY_FILE)
-        described = json.loads((model_dir / LEXICAL_FILE).read_text(encoding="utf-8"))
-        with np.load(model_dir / LEXICAL_ARRAYS, allow_pickle=False) as arrays:
-            tables = [
-                NgramTable(
-                    t["analyzer"], tuple(t["ngram_range"]), t["terms"], arrays[f"idf{i}"], t["sublinear"]
-                )
-                for i, t in enumerate(described["tables"])
-            ]
-            coef, intercept = arrays["coef"], arrays["intercept"]
-        classes = {task: np.asarray(c, dtype=np.int64) for task, c in described["classes"].items()}
-        return cls(tables, coef, intercept, classes, described["n_classes"])
+        try:
+            described = json.loads((model_dir / LEXICAL_FILE).read_bytes())
+            with np.load(model_dir / LEXICAL_ARRAYS, allow_pickle=False) as arrays:
+                tables = [
+                    NgramTable(
+                        t["analyzer"], tuple(t["ngram_range"]), t["terms"], arrays[f"idf{i}"], t["sublinear"]
+                    )
+                    for i, t in enumerate(described["tables"])
+                ]
+                coef, intercept = arrays["coef"], arrays["intercept"]
+            classes = {task: np.asarray(c, dtype=np.int64) for task, c in described["classes"].items()}
+            return cls(tables, coef, intercept, classes, described["n_classes"])
+        except Exception as exc:  # json, numpy's zip reader and the fields each fail their own way
+            remedy = f"it and {LEXICAL_ARRAYS} hold the n-gram heads; {RETRAIN}"
+            raise InvalidModel.unreadable(model_dir / LEXICAL_FILE, exc, remedy) from exc
 
     @classmethod
     def _load_legacy(cls, path: Path) -> LexicalModel | None:

@@ -53,11 +53,13 @@ def task_metrics(
     y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray, labels: Sequence[str]
 ) -> TaskMetrics:
     """Metrics of predicted class indices against true ones."""
-    true, pred = np.asarray(y_true), np.asarray(y_pred)
+    true, pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     classes = list(range(len(labels)))
     p, r, f, s = precision_recall_fscore_support(true, pred, labels=classes, zero_division=0)
-    present = s > 0  # macro over classes that occur, as sklearn's default would
-    counts = np.bincount(true, minlength=len(labels)) if len(true) else np.zeros(len(labels))
+    counts = np.bincount(true, minlength=len(labels))
+    # Macro over the classes in the truth or the predictions, as sklearn's f1_score(average="macro"):
+    # a class predicted but never true counts, with its F1 of 0.
+    present = (counts > 0) | (np.bincount(pred, minlength=len(labels)) > 0)
     correct = int((true == pred).sum())
     interval = (0.0, 1.0)
     if len(true):

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from finpulse.settings import BACKENDS, CPU_BACKENDS, CUDA_BACKENDS
-from model.artifacts import ONNX_FILE, ONNX_INT8_FILE, load_net
-from model.errors import ModelNotFound
+from model.artifacts import EXPORTED_FROM, ONNX_FILE, ONNX_INT8_FILE, check_export, load_net
+from model.errors import REEXPORT, ModelNotFound
 
 if TYPE_CHECKING:  # torch loads with a torch back end only: a process on ONNX starts seconds sooner
     import torch
@@ -74,7 +74,8 @@ class TorchRuntime:
 class OnnxRuntime:
     """An exported graph in an ONNX Runtime CPU session."""
 
-    def __init__(self, path: Path, threads: int | None, name: str) -> None:
+    def __init__(self, path: Path, threads: int | None, name: str, version: str) -> None:
+        """`version`: the model's; the export must record it (model/export.py)."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -92,6 +93,7 @@ class OnnxRuntime:
         self.session = ort.InferenceSession(
             str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=UNFUSED
         )
+        check_export(path, self.session.get_modelmeta().custom_metadata_map.get(EXPORTED_FROM), version)
         self.name = name
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -135,19 +137,22 @@ def traced(net: torch.nn.Module) -> torch.nn.Module:
         return net
 
 
-def make_runtime(backend: str, model_dir: Path, threads: int | None = None, device: str = "cuda") -> Runtime:
-    """Build one back end for the model in model_dir; a CUDA one on `device` (`cuda`: the current GPU)."""
+def make_runtime(
+    backend: str, model_dir: Path, version: str, threads: int | None = None, device: str = "cuda"
+) -> Runtime:
+    """Build one back end for the model `version` in model_dir; a CUDA one on `device` (`cuda`: the
+    current GPU). An ONNX back end refuses an export of other weights."""
     if backend == "onnx-int8-checked":
         fast, reference = (
-            make_runtime("onnx-int8", model_dir, threads),
-            make_runtime("onnx", model_dir, threads),
+            make_runtime("onnx-int8", model_dir, version, threads),
+            make_runtime("onnx", model_dir, version, threads),
         )
         return CheckedRuntime(fast, reference, backend)
     if backend in ("onnx", "onnx-int8"):
         path = model_dir / (ONNX_FILE if backend == "onnx" else ONNX_INT8_FILE)
         if not path.is_file():
-            raise ModelNotFound(f"{path} missing: run `finpulse model export` (or `finpulse model eval`)")
-        return OnnxRuntime(path, threads, backend)
+            raise ModelNotFound(f"{path} missing: {REEXPORT}")
+        return OnnxRuntime(path, threads, backend, version)
     import torch
 
     if threads:

@@ -146,3 +146,25 @@ def test_holdout_errors_name_what_is_wrong(app: typer.Typer, tmp_path: Path) -> 
     assert f"{bad}: needs columns text,label" in str(wrong.exception)
     missing = runner.invoke(app, ["model", "holdout", "--sentiment", str(tmp_path / "nope.csv")])
     assert "nope.csv not found" in str(missing.exception)
+
+
+def test_status_says_when_the_card_is_of_other_weights_or_unreadable(
+    quick_model_dir: Path, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    from api.status import model_summary
+    from finpulse.settings import ModelSettings
+
+    copy = tmp_path / "model"
+    shutil.copytree(quick_model_dir, copy)
+    settings = ModelSettings(model_dir=copy)
+    card = json.loads((copy / "card.json").read_text())
+    assert model_summary(settings).startswith(f"{card['version']} in {copy}; CPU back end ")
+    (copy / "card.json").write_text(json.dumps(card | {"version": "ft-000000000000"}))
+    assert "its card is of model ft-000000000000, not these weights" in model_summary(settings)
+    (copy / "card.json").write_text("{bad")
+    summary = model_summary(settings)
+    assert f"{copy / 'card.json'} is unusable" in summary
+    assert "`finpulse model eval`" in summary

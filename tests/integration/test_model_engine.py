@@ -15,12 +15,13 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from finpulse.errors import ConfigError
 from finpulse.schema import NewsItem
 from finpulse.settings import ModelSettings
 from model.artifacts import ModelConfig, load_net, load_tokenizer, save_model
 from model.batching import TextEncoder
 from model.engine import CHECK_MARGIN, Classifier, margin
-from model.errors import InvalidInput, ModelNotFound
+from model.errors import InvalidInput, InvalidModel, ModelNotFound
 from model.evaluate import validation_examples
 from model.labels import FALLBACK_TOPIC, TOPICS
 from model.lexical import LEGACY_FILE, LexicalModel, NgramTable, fit_sklearn, lexical_saved, mix
@@ -220,7 +221,7 @@ def test_special_tokens_come_from_either_tokenizer_file(quick_model_dir: Path, t
 
     shutil.copy(quick_model_dir / "tokenizer.json", tmp_path)
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "BertTokenizer"}))
-    with pytest.raises(ValueError, match="no \\[CLS\\] / \\[SEP\\]"):
+    with pytest.raises(InvalidModel, match="name no \\[CLS\\] / \\[SEP\\]"):
         TextEncoder.from_dir(tmp_path, 128)
     # Older transformers kept them in special_tokens_map.json, as added-token objects.
     special = {name: {"content": tok, "lstrip": False} for name, tok in
@@ -425,3 +426,95 @@ def test_a_model_swapped_in_while_loading_is_loaded_again_whole(
         "neutral",
         "positive",
     )
+
+
+def _damaged(quick_model_dir: Path, tmp_path: Path, name: str, content: bytes | None) -> Path:
+    """A copy of the quick model with `name` replaced by `content` (None: removed)."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(quick_model_dir, model)
+    (model / name).unlink()
+    if content is not None:
+        (model / name).write_bytes(content)
+    return model
+
+
+def _damage(quick_model_dir: Path, name: str, how: bytes | str | None) -> bytes | None:
+    """The damaged file's content: given, or made from the quick model's (None: removed)."""
+    import json
+
+    if not isinstance(how, str):
+        return how
+    if how == "cut":
+        return (quick_model_dir / name).read_bytes()[:1_000_000]
+    config = json.loads((quick_model_dir / name).read_text())
+    if how == "topics":
+        config["topics"] = list(TOPICS[:10])
+    else:  # "layers"
+        config["encoder"]["num_hidden_layers"] = 4
+    return json.dumps(config).encode()
+
+
+# Each damage: the file, its new content (or how to make it), words of the message, the back end
+# (None: the card's choice).
+DAMAGES: dict[str, tuple[str, bytes | str | None, str, str | None]] = {
+    "tokenizer missing": ("tokenizer.json", None, "tokenizer.json is unusable", None),
+    "tokenizer garbage": ("tokenizer.json", b"{", "tokenizer.json is unusable", None),
+    "config not JSON": ("config.json", b"{\n", "config.json is unusable (file: Invalid JSON", None),
+    "config fields": ("config.json", b"{}", "config.json is unusable (base_model: Field required", None),
+    "n-gram heads garbage": ("lexical.json", b"xx", "lexical.json is unusable", None),
+    "card garbage": ("card.json", b"{bad", "card.json is unusable", None),
+    "weights cut short": ("model.safetensors", "cut", "model.safetensors is unusable", "onnx"),
+    "other labels": ("config.json", "topics", "where config.json names 10 topic and 3 sentiment", None),
+    "other encoder shape": ("config.json", "layers", "its shapes are not config.json's", "torch"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_model_file_is_named_with_what_to_do(
+    quick_model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    """Not the traceback of the library that read it, nor a model that loads and then fails on
+    every prediction; and no "loaded" line before the failure."""
+    name, how, words, backend = DAMAGES[damage]
+    model = _damaged(quick_model_dir, tmp_path, name, _damage(quick_model_dir, name, how))
+    with caplog.at_level(logging.INFO, "model.engine"), pytest.raises(InvalidModel) as caught:
+        Classifier.load(model, backend=backend, threads=1)
+    message = str(caught.value)
+    assert str(model) in message
+    assert words in message
+    assert ("finpulse model eval" if name == "card.json" else "finpulse model train") in message
+    assert isinstance(caught.value, ModelNotFound)  # handled as a missing model is
+    assert "classifier loaded" not in caplog.text
+
+
+def test_a_damaged_model_fails_the_cli_with_its_message_and_exit_code_2(
+    quick_model_dir: Path, tmp_path: Path
+) -> None:
+    model = _damaged(quick_model_dir, tmp_path, "lexical.json", b"xx")
+    done = subprocess.run(
+        [sys.executable, "-m", "finpulse.cli", "model", "predict", "--model", str(model), "Shares plunge"],
+        capture_output=True, text=True, timeout=120, env={"COLUMNS": "400", "PATH": ""},
+    )  # fmt: skip
+    out = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 2, out
+    assert f"error: {model / 'lexical.json'} is unusable" in out
+    assert "Traceback" not in out
+
+
+@pytest.mark.parametrize(
+    ("device", "backend", "message"),
+    [
+        ("cuda", "onnx", "device cuda with back end onnx, which runs on the CPU"),
+        ("cuda:1", "torch-int8", "device cuda:1 with back end torch-int8, which runs on the CPU"),
+        ("cpu", "cuda-bf16", "device cpu with back end cuda-bf16, which runs on a GPU"),
+    ],
+)
+def test_a_device_and_backend_at_odds_are_refused(
+    quick_model_dir: Path, device: str, backend: str, message: str
+) -> None:
+    """Before: device cuda with FINPULSE_MODEL_BACKEND=onnx ran on the CPU, saying nothing."""
+    settings = ModelSettings(model_dir=quick_model_dir, device=device, backend=backend, threads=1)
+    with pytest.raises(ConfigError, match=message):
+        Classifier.from_settings(settings)

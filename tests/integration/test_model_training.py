@@ -190,3 +190,22 @@ def test_eval_refuses_data_that_splits_otherwise(
         f.writelines(f'"A headline added since, number {n}",3\n' for n in range(10))
     with pytest.raises(TrainingDataError, match="makes another validation split"):
         validation_examples(quick_model_dir, grown)
+
+
+def test_confusion_figures_keep_their_titles_whole(quick_model_dir: Path) -> None:
+    """The figures after the title ran past the 3-class figure's edge: n=1000 read n=100."""
+    import matplotlib.pyplot as plt
+
+    from model.card import confusion_figure
+    from model.evaluate import Evaluation
+
+    evaluation = Evaluation.model_validate_json((quick_model_dir / CARD_JSON).read_text())
+    for task, metrics in evaluation.metrics.items():
+        fig = confusion_figure(metrics.model_copy(update={"n": 1000}), f"{task} head, held out")
+        fig.canvas.draw()
+        title, whole = fig.axes[0].title.get_window_extent(), fig.bbox
+        assert whole.x0 <= title.x0, (task, title, whole)
+        assert title.x1 <= whole.x1, (task, title, whole)
+        assert title.y1 <= whole.y1, (task, title, whole)
+        assert fig.axes[0].get_title().endswith("n=1,000")
+        plt.close(fig)

@@ -42,3 +42,14 @@ def test_accuracy_interval_is_wilsons_and_narrows_with_more_examples() -> None:
     assert high - low < (few.accuracy_interval[1] - few.accuracy_interval[0]) / 5
     assert many.cells()[2] == f"{low:.3f}-{high:.3f}"
     assert len(many.cells()) == len(METRIC_COLUMNS)
+
+
+def test_macro_f1_averages_over_the_true_and_predicted_classes_as_sklearn() -> None:
+    from sklearn.metrics import f1_score
+
+    # Class c is predicted once but never true: sklearn's macro counts its F1 of 0; class d is
+    # neither, and counts for neither.
+    true, pred = [0, 0, 1, 1, 1], [0, 2, 1, 1, 0]
+    m = task_metrics(true, pred, ["a", "b", "c", "d"])
+    assert m.macro_f1 == pytest.approx(f1_score(true, pred, average="macro"))
+    assert m.macro_f1 == pytest.approx((0.5 + 0.8 + 0.0) / 3)  # a, b and c; d neither true nor predicted
