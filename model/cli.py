@@ -36,7 +36,9 @@ ModelDir = Annotated[Path | None, typer.Option("--model", help="Model directory 
 DataDir = Annotated[
     Path | None, typer.Option("--data", help="Training data dir (default: model.train_data_dir).")
 ]
-Threads = Annotated[int | None, typer.Option("--threads", help="CPU threads (default: model.threads).")]
+Threads = Annotated[
+    int | None, typer.Option("--threads", min=1, help="CPU threads (default: model.threads).")
+]
 
 
 def _checked(check: Callable[[str], str]) -> Callable[[str | None], str | None]:

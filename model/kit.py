@@ -19,7 +19,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from model.artifacts import CONFIG_FILE, WEIGHTS_FILE
+from finpulse.errors import ConfigError
+from model.artifacts import CONFIG_FILE, WEIGHTS_FILE, load_config
 from model.batching import SPECIAL_TOKENS_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE
 from model.data import FILES
 from model.lexical import LEXICAL_FILES
@@ -59,6 +60,9 @@ def build_kit(
     bytes that travel with it (the working tree) come to more than LIMIT_BYTES."""
     from safetensors.torch import load_file, save_file
 
+    load_config(model_dir)  # no model there: said before anything is replaced
+    if out.is_dir() and any(out.iterdir()) and not (out / "run.sh").is_file():
+        raise ConfigError(f"{out} holds files and is no kit (no run.sh): give a new or empty folder")
     shutil.rmtree(out, ignore_errors=True)
     (out / "model").mkdir(parents=True)
     weights = load_file(str(model_dir / WEIGHTS_FILE))

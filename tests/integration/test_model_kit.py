@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from finpulse.errors import ConfigError
 from finpulse.settings import ModelSettings
 from model.engine import Classifier
+from model.errors import ModelNotFound
 from model.evaluate import validation_examples
 from model.kit import LIMIT_BYTES, build_kit, working_tree_bytes
 
@@ -45,6 +47,22 @@ def test_the_kit_and_the_working_tree_together_stay_under_the_limit(
         build_kit(
             quick_model_dir, ModelSettings().train_data_dir, tmp_path / "kit", None, LIMIT_BYTES - size + 1
         )
+
+
+def test_a_folder_that_is_no_kit_and_a_missing_model_are_refused_before_anything_is_deleted(
+    quick_model_dir: Path, tmp_path: Path
+) -> None:
+    notes = tmp_path / "mine" / "notes.txt"
+    notes.parent.mkdir()
+    notes.write_text("important")
+    data = ModelSettings().train_data_dir
+    with pytest.raises(ConfigError, match="holds files and is no kit"):
+        build_kit(quick_model_dir, data, notes.parent, python=None)
+    with pytest.raises(ModelNotFound, match="no trained model"):
+        build_kit(tmp_path / "empty", data, notes.parent, python=None)
+    assert notes.read_text() == "important"
+    build_kit(quick_model_dir, data, tmp_path / "kit", python=None)
+    build_kit(quick_model_dir, data, tmp_path / "kit", python=None)  # a kit is replaced
 
 
 def test_the_working_tree_is_what_git_tracks_or_would(tmp_path: Path) -> None:

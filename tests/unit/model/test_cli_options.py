@@ -23,6 +23,7 @@ from model.engine import _cuda_available, choose_backend
         (("bench", "--batch-sizes", "1,x"), "Invalid value for '--batch-sizes': '1,x': give whole numbers"),
         (("bench", "--batch-sizes", "0"), "give whole numbers from 1"),
         (("bench", "--texts", "0"), "Invalid value for '--texts'"),
+        (("eval", "--threads", "-2"), "Invalid value for '--threads'"),  # after a minute's export
     ],
 )
 def test_bad_options_are_usage_errors(args: tuple[str, ...], message: str) -> None:
