@@ -128,8 +128,14 @@ async def kafka_status(settings: Settings) -> KafkaStatus:
     lags = []
     for group, role in groups.items():
         lag: dict[str, int] = {}
-        for tp, meta in committed[group].items():
-            lag[tp.topic] = lag.get(tp.topic, 0) + max(0, ends.get(tp, meta.offset) - meta.offset)
+        offsets = committed[group]
+        read = {tp.topic for tp in offsets}
+        for tp, end in ends.items():
+            if tp.topic in read:
+                # A partition of a topic it reads with nothing committed yet: the group starts it at
+                # the earliest record, so all of it is still to do (it counted as 0).
+                done = offsets[tp].offset if tp in offsets else starts[tp]
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, end - done)
         state, members = described.get(group, ("Dead", ()))
         lags.append(GroupLag(group, role, dict(sorted(lag.items())), state, members))
     under = Counter(topic for topic, p in layout if len(p["isr"]) < len(p["replicas"]))
@@ -232,7 +238,8 @@ def watch_line(at: str, now: KafkaStatus, before: KafkaStatus | None, elapsed_s:
     for g in now.groups:
         lag, prev_lag = sum(g.lag.values()), lags_before.get(g.group)
         change = "" if prev_lag is None else f" ({lag - prev_lag:+,})"
-        lags += f"{f'{lag:,}{change}':>{LAG_W}}"
+        cell = f"{lag:,}{change}" if g.lag else "-"  # nothing committed yet: no lag to tell
+        lags += f"{cell:>{LAG_W}}"
     dead = sum(t.dead_written for t in now.topics)
     new_dead = dead - sum(t.dead_written for t in before.topics) if before else None
     dead_cell = f"{dead:,}" + ("" if new_dead is None else f" ({new_dead:+,})")

@@ -22,13 +22,16 @@ from tests.fixtures.store import known_items, seed_known
 from tests.kafka_io import commit_offsets, read_topic
 
 
-async def _traffic(kafka: KafkaSettings, worker_group: str) -> None:
-    """Five stories on news.raw, the worker's group three of them through, one dead letter."""
+async def _traffic(kafka: KafkaSettings, worker_group: str, uncommitted: int = 0) -> None:
+    """Five stories on news.raw, the worker's group three of them through, one dead letter;
+    `uncommitted` more on a partition the group has committed nothing of."""
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
     await producer.start()
     try:
         for i in range(5):
             await producer.send_and_wait(kafka.topics.raw, b"{}", key=f"s{i}".encode(), partition=0)
+        for i in range(uncommitted):
+            await producer.send_and_wait(kafka.topics.raw, b"{}", key=f"u{i}".encode(), partition=1)
         letter = DeadLetter.wrap(
             source_topic=kafka.topics.raw, stage="score", error=ValueError("x"), value=b"{}"
         )
@@ -69,7 +72,7 @@ def test_status_shows_records_dead_letters_lag_store_and_model(
     kafka: KafkaSettings, tmp_path: Path, quick_model_dir: Path
 ) -> None:
     app = f"status-{uuid.uuid4().hex[:8]}"
-    asyncio.run(_traffic(kafka, app))
+    asyncio.run(_traffic(kafka, app, uncommitted=4))
     store = tmp_path / "history.duckdb"
     with DuckDBStore(store) as db:
         seed_known(db)
@@ -84,11 +87,12 @@ def test_status_shows_records_dead_letters_lag_store_and_model(
     code, out = asyncio.run(_status_while_consuming(env, kafka, f"{app}-alerts"))
     assert code == 0, out
     assert f"kafka {kafka.bootstrap}: answering, 1 broker\n" in out  # its partitions all in sync
-    assert _row(out, kafka.topics.raw) == [kafka.topics.raw, "5", "1"]
+    assert _row(out, kafka.topics.raw) == [kafka.topics.raw, "9", "1"]
     assert _row(out, kafka.topics.scored) == [kafka.topics.scored, "0", "0"]
-    # The worker's group is two stories behind on news.raw with no member now (it committed and
-    # left); the history sink never ran; the dispatcher's consumer is a live member.
-    assert _row(out, app) == [app, "worker", kafka.topics.raw, "2"]
+    # The worker's group is six stories behind on news.raw (two on the partition it committed,
+    # four on one it has not reached) with no member now (it committed and left); the history
+    # sink never ran; the dispatcher's consumer is a live member.
+    assert _row(out, app) == [app, "worker", kafka.topics.raw, "6"]
     lines = out.splitlines()
     worker = next(i for i, line in enumerate(lines) if f"│ {app} " in line)
     assert "no member (Empty)" in lines[worker + 1]  # the role cell's second line
