@@ -114,11 +114,15 @@ class LocalHostsOnly:
 
 
 def cross_site(request: Request) -> bool:
-    """Whether a form post comes from another site's page: Sec-Fetch-Site says so, or its Origin is
-    neither this request's own nor public_url's. (A page elsewhere may post a form here with the
-    operator's browser: on loopback without a token, or with a link's token it was given.)"""
-    if request.headers.get("sec-fetch-site") == "cross-site":
-        return True
+    """Whether a form post comes from another page than this site's own: Sec-Fetch-Site says so
+    where the browser sends it, else its Origin is neither this request's own nor public_url's.
+    (A page elsewhere may post a form here with the operator's browser: on loopback without a
+    token, or with a link's token it was given.)"""
+    fetched_from = request.headers.get("sec-fetch-site")
+    if fetched_from is not None:
+        # Decided on alone: behind `Referrer-Policy: no-referrer` a browser sends `Origin: null`
+        # with the form's own page's post, and "same-origin" here.
+        return fetched_from not in ("same-origin", "none")
     origin = request.headers.get("origin")
     if origin is None:
         return False  # not a browser's cross-origin post: they all send it

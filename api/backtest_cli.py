@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from api.history_cli import fail
 from finpulse.tables import compact_table
 from finpulse.terminal import labelled
 from finpulse.wording import counted
@@ -128,9 +129,9 @@ def backtest(
         outcome = _run(request, s, replay, file_labels)
         paths = write_report(outcome, out)
     except ValidationError as exc:
-        _fail(f"invalid options: {describe_validation_error(exc)}")
+        fail(f"invalid options: {describe_validation_error(exc)}")
     except (BacktestError, FinpulseError) as exc:
-        _fail(str(exc))
+        fail(exc)
     print_report(outcome.report)
     console.print(f"report: {paths['markdown']}  {paths['json']}  {paths['png']}")
     if request.subscription_id is None:
@@ -171,7 +172,7 @@ def _apply(report: BacktestReport, request: BacktestRequest, s: Settings, *, for
         with open_store(s.store) as db:
             changed = apply_recommended(report, request, s, db, force=force)
     except FinpulseError as exc:
-        _fail(str(exc))
+        fail(exc)
     if not changed:
         console.print(f"subscription {sid!r} already uses the recommended setting; nothing changed")
         return
@@ -191,11 +192,6 @@ def _apply(report: BacktestReport, request: BacktestRequest, s: Settings, *, for
         markup=False,
         highlight=False,
     )
-
-
-def _fail(message: str) -> NoReturn:
-    console.print(labelled("error:", message))
-    raise typer.Exit(2)
 
 
 def _run(

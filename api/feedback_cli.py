@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from finpulse.terminal import labelled
+from api.history_cli import fail
 
 if TYPE_CHECKING:
     from store import HistoryStore
@@ -109,9 +109,10 @@ def export(
     try:
         with open_store(s.store, read_only=True) as db:
             rows = training_rows(db, start=start, end=end, exclude=known_texts(existing))
-    except (FinpulseError, ValueError) as exc:
-        console.print(labelled("error:", exc))
-        raise typer.Exit(2) from exc
+    except FinpulseError as exc:
+        fail(exc)
+    except ValueError as exc:
+        fail(str(exc))
     write_rows(rows, out)
     left_out = f"skipped texts already in {existing}" if existing.is_file() else f"no {existing} to leave out"
     console.print(f"feedback export: {len(rows)} bearish headlines -> {out} ({left_out})")

@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from finpulse.errors import ERROR_EXIT, FinpulseError, exit_status
 from finpulse.tables import compact_table
 from finpulse.terminal import labelled, untrusted
 from finpulse.wording import counted, range_text
@@ -120,9 +121,11 @@ def output_format(path: Path) -> str:
 # ---- running a query ------------------------------------------------------------------------
 
 
-def fail(message: str) -> NoReturn:
-    console.print(labelled("error:", message))
-    raise typer.Exit(2)
+def fail(reason: str | FinpulseError) -> NoReturn:
+    """Say why in one line and exit: 2 for a usage error, a FinpulseError's own status (1 where
+    trying again may work: the store not answering)."""
+    console.print(labelled("error:", reason))
+    raise typer.Exit(exit_status(reason) if isinstance(reason, FinpulseError) else ERROR_EXIT)
 
 
 @contextmanager
@@ -140,7 +143,7 @@ def opened() -> Iterator[HistoryStore]:
             db.require_current()
             yield db
     except FinpulseError as exc:
-        fail(str(exc))
+        fail(exc)
 
 
 def make_query(query_type: type[Query], since: str | None, until: str | None, **filters: Any) -> Query:
@@ -187,7 +190,7 @@ def spark_span(
     try:
         check_buckets(spark_from, end, granularity, "--granularity")
     except TooManyBuckets as exc:
-        fail(str(exc))
+        fail(exc)
     return spark_from, end
 
 
@@ -200,7 +203,7 @@ def entity_arg(text: str | None) -> tuple[str | None, str | None]:
     try:
         return parse_entity(text)
     except FinpulseError as exc:
-        fail(str(exc))
+        fail(exc)
 
 
 def fetch(query: Query, out: Path | None) -> pd.DataFrame:

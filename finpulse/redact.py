@@ -14,15 +14,18 @@ _SECRET_PARAM = re.compile(
     re.IGNORECASE,
 )
 
-# A URL's password runs to the last `@` before the URL ends: libpq reads `#`, `?` and `/` as part
-# of it (generated passwords often hold `/`), so neither those nor the host can mark its end.
-_USERINFO_PASSWORD = re.compile(r"(\b[a-z][\w+.-]*://[^:/?#@\s]*:)\S*@", re.IGNORECASE)
+# A URL's password: up to its `@`, which comes before any `/`, `?` or `#` ("host:443/@user" has
+# none). libpq reads those three as part of a PostgreSQL URL's password (generated passwords often
+# hold `/`), so there it runs to the last `@` of the URL.
+_USERINFO_PASSWORD = re.compile(r"(\b[a-z][\w+.-]*://[^:/?#@\s]*:)[^/?#@\s]*@", re.IGNORECASE)
+_POSTGRES_PASSWORD = re.compile(r"(\bpostgres(?:ql)?://[^:/?#@\s]*:)\S*@", re.IGNORECASE)
 
 
 def redacted(text: str) -> str:
     """`text` with the passwords and the values of secret query parameters in its URLs replaced
     by ***."""
-    return _SECRET_PARAM.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1***@", text))
+    text = _USERINFO_PASSWORD.sub(r"\1***@", _POSTGRES_PASSWORD.sub(r"\1***@", text))
+    return _SECRET_PARAM.sub(r"\1***", text)
 
 
 class RedactedArgs(logging.Filter):

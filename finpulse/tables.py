@@ -8,6 +8,7 @@ from rich import box
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.style import Style
 from rich.table import Table
+from rich.text import Text
 
 
 class _Table(Table):
@@ -19,11 +20,8 @@ class _Table(Table):
         try:
             if title:
                 style = Style.pick_first(self.title_style, "table.title")
-                text = (
-                    console.render_str(title, style=style, highlight=False)
-                    if isinstance(title, str)
-                    else title
-                )
+                # As written: a title holds names and searches from outside ("[/]wire" is no markup).
+                text = Text(title, style=style) if isinstance(title, str) else title
                 yield from console.render(text, options.update(justify="left"))
             yield from super().__rich_console__(console, options)
         finally:
@@ -31,7 +29,7 @@ class _Table(Table):
 
 
 def compact_table(
-    title: str,
+    title: str | Text,
     columns: Sequence[str],
     right: Sequence[str] = (),
     wraps: Sequence[str] = (),
@@ -51,7 +49,7 @@ def compact_table(
     for name in columns:
         wrap = name in wraps
         table.add_column(
-            name,
+            Text(name),  # a header may be an entity's name: as written, not markup
             justify="right" if name in right else "left",
             no_wrap=not wrap,
             overflow="fold" if wrap else "ellipsis",
@@ -62,7 +60,7 @@ def compact_table(
 
 def fitting_table(
     console: Console,
-    title: str,
+    title: str | Text,
     rows: Sequence[Mapping[str, RenderableType]],
     drops: Sequence[Sequence[str]],
     right: Sequence[str] = (),

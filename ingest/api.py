@@ -13,13 +13,12 @@ import json
 import logging
 import os
 from typing import Any
-from urllib.parse import urljoin
 
 from finpulse.schema import utcnow
 from ingest.abc import Poller, PollOutcome, Rejected
 from ingest.errors import FeedError
 from ingest.fetch import HttpFetcher
-from ingest.normalize import RawEntry, normalize_entries
+from ingest.normalize import RawEntry, article_link, normalize_entries
 from ingest.sources import ApiSource
 from ingest.state import SourceState
 
@@ -57,16 +56,6 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else "" if value is None else str(value)
 
 
-def _absolute(link: str, base: str) -> str | None:
-    """`link` resolved against the API's URL: "/news/1" is a page of the API's site."""
-    if not link:
-        return None
-    try:
-        return urljoin(base, link)
-    except ValueError:  # no URL at all ("http://[x"): normalisation drops it, not the whole poll
-        return link
-
-
 def map_item(item: dict[str, Any], source: ApiSource) -> RawEntry:
     """One API item as a RawEntry, using the source's field map."""
     fields = source.fields
@@ -75,7 +64,7 @@ def map_item(item: dict[str, Any], source: ApiSource) -> RawEntry:
         source=source.name,
         title=_text(dig(item, fields.title)),
         summary=_text(dig(item, fields.summary)),
-        link=_absolute(_text(dig(item, fields.url)), source.url),
+        link=article_link(_text(dig(item, fields.url)), source.url),
         guid=_text(item_id) or None,
         published=_text(dig(item, fields.published_at)) or None,  # type: ignore[arg-type]
         language=source.language or _text(dig(item, fields.language)) or None,

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urldefrag, urlencode, urljoin, urlsplit, urlunsplit
 
 from pydantic import ValidationError
 
@@ -96,8 +96,9 @@ _UNIX_TIME = re.compile(r"\d+(?:\.\d+)?")
 # email.utils knows (an offset, UT/UTC/GMT/Z or a North American one: EST, PDT...). email.utils also
 # reads looser text, wrongly: in "June 10, 2024 9:00 PM EDT" it takes "PM" for an unknown zone, 09:00 UTC.
 _RFC_2822 = re.compile(
-    r"(?:[A-Z][a-z]{2},\s*)?\d{1,2}\s+[A-Z][a-z]{2}\s+\d{2}(?:\d{2})?\s+\d{1,2}:\d{2}(?::\d{2})?"
-    r"\s+(?:[+-]\d{4}|UTC?|GMT|Z|[ACEMP][SD]T)(?:\s+\([^()]*\))?"
+    r"(?:[a-z]{3,9},\s*)?\d{1,2}\s+[a-z]{3,9}\s+\d{2}(?:\d{2})?\s+\d{1,2}:\d{2}(?::\d{2})?"
+    r"\s+(?:[+-]\d{4}|UTC?|GMT|Z|[ACEMP][SD]T)(?:\s+\([^()]*\))?",
+    re.IGNORECASE,  # "mon, 10 JUN 2024 ... gmt", "Monday, 10 June 2024" are read as email.utils reads them
 )
 
 
@@ -111,7 +112,11 @@ class RawEntry:
     link: str | None = None
     guid: str | None = None
     published: datetime | None = None
+    # Declared for this entry (an API item's field, a replay row's, the source's setting), and for
+    # the whole feed (its <language> or xml:lang: channel-wide, often missing or wrong). A story
+    # whose text gives no confident guess takes the first, else its poll's, else the second.
     language: str | None = None
+    channel_language: str | None = None
     tags: tuple[str, ...] = ()
     tickers: tuple[str, ...] = ()
     story_id: str | None = None
@@ -185,6 +190,7 @@ def _encodable(raw: RawEntry) -> RawEntry:
         link=fix(raw.link) if raw.link else raw.link,
         guid=fix(raw.guid) if raw.guid else raw.guid,
         language=fix(raw.language) if raw.language else raw.language,
+        channel_language=fix(raw.channel_language) if raw.channel_language else raw.channel_language,
         tags=tuple(fix(t) for t in raw.tags),
         tickers=tuple(fix(t) for t in raw.tickers),
         story_id=fix(raw.story_id) if raw.story_id else raw.story_id,
@@ -200,6 +206,20 @@ def truncate(text: str, limit: int) -> str:
     if space > limit // 2:
         cut = cut[:space]
     return cut.rstrip() + "…"
+
+
+def article_link(link: str | None, page: str) -> str | None:
+    """An entry's link as written on the feed or API page at `page`, resolved against it ("/news/1"
+    is a page of that site); None where there is none or it names the page itself ("", "#"): the
+    feed's own address, with any key in its query, is no story's, and every such entry would
+    share it (one story id, or all marked copies of the first)."""
+    if not link or not link.strip():
+        return None
+    try:
+        resolved = urljoin(page, link.strip())
+    except ValueError:  # no URL at all ("http://[x"): canonical_url drops it, not the whole poll
+        return link
+    return None if urldefrag(resolved).url == urldefrag(page).url else resolved
 
 
 def canonical_url(url: str | None) -> str | None:
@@ -331,10 +351,12 @@ def normalize_entry(raw: RawEntry, fetched_at: datetime, names: CompanyNames | N
 
 
 def _with_language(item: NewsItem, raw: RawEntry, poll: str | None) -> NewsItem:
-    """`item`, where its text gave no confident guess, in the poll's language, else the declared one."""
+    """`item`, where its text gave no confident guess, in the language declared for the entry, else
+    in the poll's, else in the one the feed declares."""
     if item.language:
         return item
-    return item.model_copy(update={"language": poll or normalize_language(raw.language)})
+    language = normalize_language(raw.language) or poll or normalize_language(raw.channel_language)
+    return item.model_copy(update={"language": language})
 
 
 def _item(raw: RawEntry, fetched_at: datetime, names: CompanyNames | None) -> NewsItem:

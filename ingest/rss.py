@@ -30,7 +30,7 @@ import feedparser
 from ingest.abc import Poller, PollOutcome, Rejected
 from ingest.errors import FeedError
 from ingest.fetch import HttpFetcher
-from ingest.normalize import RawEntry
+from ingest.normalize import RawEntry, article_link
 from ingest.sources import FeedSource
 from ingest.state import SourceState
 
@@ -76,18 +76,21 @@ def _summary(entry: Any) -> str:
     return str(summary)
 
 
-def _entry(entry: Any, source: FeedSource, feed_language: str | None) -> RawEntry:
+def _entry(entry: Any, source: FeedSource, feed_language: str | None, url: str) -> RawEntry:
     categories = tuple(str(t.get("term")) for t in entry.get("tags", []) if t.get("term"))
+    # feedparser gives a title the xml:lang in scope, which the channel's <language> sets too:
+    # channel-wide as often as not.
     detail_language = (entry.get("title_detail") or {}).get("language")
     return RawEntry(
         source=source.name,
         title=str(entry.get("title") or ""),
         summary=_summary(entry),
         # FeedBurner's entry.link is its click tracker (feedproxy.google.com/~r/...); the article is this.
-        link=entry.get("feedburner_origlink") or entry.get("link"),
+        link=article_link(entry.get("feedburner_origlink") or entry.get("link"), url),
         guid=entry.get("id"),
         published=_published(entry),
-        language=source.language or detail_language or feed_language,
+        language=source.language,
+        channel_language=detail_language or feed_language,
         tags=source.tags + categories,
         tickers=source.tickers,
     )
@@ -132,7 +135,8 @@ def parse_feed(body: bytes, source: FeedSource, content_type: str = "", url: str
         raise FeedError("empty_body", f"source={source.name}: empty response body")
     # Without a Content-Type feedparser reads the body as served without one (ISO-8859-1 by
     # default); application/xml reads it as a file: by its XML declaration, else UTF-8.
-    headers = {"content-type": content_type or "application/xml", "content-location": url or source.url}
+    base = url or source.url
+    headers = {"content-type": content_type or "application/xml", "content-location": base}
     try:
         parsed = feedparser.parse(
             io.BytesIO(fix_surrogate_references(body)),
@@ -167,7 +171,7 @@ def parse_feed(body: bytes, source: FeedSource, content_type: str = "", url: str
     entries, rejected = [], []
     for entry in raw_entries:
         try:
-            entries.append(_entry(entry, source, feed_language))
+            entries.append(_entry(entry, source, feed_language, base))
         except (AttributeError, TypeError, ValueError) as exc:
             rejected.append(Rejected.of(source.name, entry, f"unreadable feed entry ({_what(exc)})"))
     return ParsedFeed(

@@ -84,6 +84,9 @@ def test_without_a_token_a_request_to_another_host_name_is_refused(tmp_path: Pat
         ({"Sec-Fetch-Site": "cross-site"}, 403),
         ({}, 404),  # no browser's cross-site post (curl): past the check, to the unknown alert
         ({"Origin": "http://127.0.0.1:8000", "Sec-Fetch-Site": "same-origin"}, 404),
+        # Its own page behind `Referrer-Policy: no-referrer`: Chromium sends Origin null, same-origin.
+        ({"Origin": "null", "Sec-Fetch-Site": "same-origin"}, 404),
+        ({"Origin": "http://127.0.0.1:8000", "Sec-Fetch-Site": "same-site"}, 403),  # a sibling subdomain
         ({"Origin": "https://tools.example"}, 404),  # public_url's, behind a proxy serving /finpulse
     ],
 )

@@ -504,6 +504,17 @@ def test_a_missing_store_is_a_clear_error(
     assert "does not exist yet" in out
 
 
+def test_a_store_that_does_not_answer_exits_1_worth_trying_again(
+    seeded: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FINPULSE_STORE_URL", "postgresql://fp:s3cret@127.0.0.1:1/finpulse")
+    monkeypatch.setenv("FINPULSE_STORE_LOCK_TIMEOUT_S", "1")
+    code, out = _run("entities", *SPAN)
+    assert code == 1, out  # not 2: a usage error would fail again as it is
+    assert "did not answer" in out
+    assert "s3cret" not in out
+
+
 def test_a_store_older_code_wrote_is_a_clear_error(
     seeded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -541,6 +552,7 @@ def test_names_and_titles_from_outside_print_as_written(seeded: Path) -> None:
         "headlines": ("headlines", "--entity", f"source:{source}"),
         "alerts": ("alerts", "--entity", f"source:{source}"),
         "trend": ("trend", f"source:{source}"),
+        "compare": ("compare", f"source:{source}", "topic:earnings"),  # the name as a column header
     }
     for what, args in runs.items():
         code, out = _run(*args, *SPAN)

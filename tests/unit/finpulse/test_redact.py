@@ -38,3 +38,9 @@ def test_passwords_in_urls_are_hidden_wherever_the_text_has_them() -> None:
     assert redacted("kafka at broker:9092, api http://127.0.0.1:8000/x") == (
         "kafka at broker:9092, api http://127.0.0.1:8000/x"
     )
+    # A port is no password, nor is what follows an `@` further on.
+    for kept in (
+        "https://mastodon.social:443/@finance.rss",
+        '["https://a.example:8443/feed","mailto:x@y.z"]',
+    ):
+        assert redacted(kept) == kept

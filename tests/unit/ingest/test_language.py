@@ -68,6 +68,15 @@ def test_a_story_without_a_confident_guess_takes_its_polls_language_before_the_d
     assert set(_poll_languages("customfields.rss")) == {"en"}
 
 
+def test_a_language_declared_for_the_entry_itself_comes_before_its_polls() -> None:
+    english = [f"{t} shares rose after the company reported strong quarterly results" for t in "ABCD"]
+    entries = [RawEntry(source="api", title=t) for t in english]
+    entries.append(RawEntry(source="api", title="Dax im Minus", language="de"))  # an API item's field
+    entries.append(RawEntry(source="api", title="Dax im Plus", channel_language="de"))  # the feed's
+    languages = [item.language for item, _ in normalize_entries(entries, NOW)[0]]
+    assert languages == ["en", "en", "en", "en", "de", "en"]
+
+
 @pytest.mark.parametrize(
     ("guesses", "language"),
     [

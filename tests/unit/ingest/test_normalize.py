@@ -15,6 +15,7 @@ from ingest.api import map_item
 from ingest.companies import CompaniesFile, CompanyNames
 from ingest.normalize import (
     RawEntry,
+    article_link,
     canonical_url,
     extract_tickers,
     normalize_entry,
@@ -157,6 +158,24 @@ def test_an_entry_whose_summary_is_only_a_footer_has_no_text() -> None:
 
 
 @pytest.mark.parametrize(
+    ("link", "resolved"),
+    [
+        ("/news/1", "https://news.example/news/1"),
+        ("https://other.example/a", "https://other.example/a"),
+        # The page itself is no story's link: every such entry would share it, and its key.
+        ("", None),
+        ("#", None),
+        ("#top", None),
+        ("https://news.example/v2/feed?key=S3CRET", None),
+        ("?page=2", "https://news.example/v2/feed?page=2"),
+        (None, None),
+    ],
+)
+def test_article_link(link: str | None, resolved: str | None) -> None:
+    assert article_link(link, "https://news.example/v2/feed?key=S3CRET") == resolved
+
+
+@pytest.mark.parametrize(
     ("value", "expected"),
     [
         ("2024-05-01T10:00:00Z", datetime(2024, 5, 1, 10, tzinfo=UTC)),
@@ -209,6 +228,9 @@ JUNE_10_9AM = datetime(2024, 6, 10, 9, tzinfo=UTC)
         ("Mon, 99 Foo 2024", None),
         # RFC 2822 only in part: email.utils would read "PM" as an unknown zone, i.e. 09:00 UTC.
         ("June 10, 2024 9:00 PM EDT", None),
+        # RFC 5322's names in any case, and whole
+        ("mon, 10 JUN 2024 09:00:00 gmt", datetime(2024, 6, 10, 9, tzinfo=UTC)),
+        ("Monday, 10 June 2024 09:00:00 GMT", datetime(2024, 6, 10, 9, tzinfo=UTC)),
         ("Mon, 10 Jun 2024 09:00 PM", None),
         ("Mon, 10 Jun 2024 09:00:00", None),  # no zone: RFC 2822 requires one
         ("", None),
