@@ -4,10 +4,10 @@ Only a confident guess is kept: on the 26,533 English training headlines a guess
 of another language at >= 0.95 was made 18 times, each a real French, German,
 Italian, Spanish, Dutch, Czech, Hungarian, Portuguese or Japanese post; below
 that, English headlines full of names and figures start to pass for Nigerian
-Pidgin (0.92). No confident guess: None, and normalisation takes the language of
-the poll's stories where a clear majority of their confident guesses agree
-(`poll_language`), else the language the source declares: that one is channel-wide
-and may be missing or wrong (a sample feed declares none for Portuguese posts,
+Pidgin (0.92). No confident guess: None, and normalisation takes the language
+declared for the story, else that of the poll's stories where a clear majority of
+their confident guesses agree (`poll_language`), else the language the feed
+declares: that one is channel-wide and may be missing or wrong (a sample feed declares none for Portuguese posts,
 another Kannada for English ones).
 """
 

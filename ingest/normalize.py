@@ -11,9 +11,9 @@ fetch time with `published_estimated=True` (RFC 2822 only as written: day, month
 name, year, time, zone). Tickers: cashtags (not "$US", "$NZ", "$HK": currencies),
 exchange-prefixed symbols, the source's configured tickers and the companies the
 title names (ingest/companies.py). Language: a confident guess from the text
-(ingest/language.py), else the language of most of the poll's confident guesses
-(`poll_language`), else what the source declares (channel-wide and sometimes
-wrong: a sample feed says Kannada for English posts). Lone UTF-16 surrogates
+(ingest/language.py), else the one declared for the entry, else the language of most
+of the poll's confident guesses (`poll_language`), else what the feed declares
+(channel-wide and sometimes wrong: a sample feed says Kannada for English posts). Lone UTF-16 surrogates
 (JSON's unpaired "\\ud83d" escapes) become U+FFFD first: UTF-8 cannot encode
 them, so ids, the schema and Kafka would reject the entry.
 """
@@ -397,8 +397,9 @@ def normalize_entries(
     entries: Iterable[RawEntry], fetched_at: datetime, names: CompanyNames | None = None
 ) -> tuple[list[tuple[NewsItem, RawEntry]], list[tuple[str, InvalidRecord, RawEntry]]]:
     """One poll's entries: (item, entry) for each that normalises, (an id for its dead letter, why,
-    entry) for each that does not. A story whose language is not confidently guessed takes the
-    language of most of the poll's stories (`poll_language`), else the one its source declares."""
+    entry) for each that does not. A story whose language is not confidently guessed and not
+    declared for it takes the language of most of the poll's stories (`poll_language`), else the
+    one its feed declares."""
     items: list[tuple[NewsItem, RawEntry]] = []
     invalid: list[tuple[str, InvalidRecord, RawEntry]] = []
     for entry in entries:
