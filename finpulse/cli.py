@@ -169,7 +169,7 @@ def dead_letters(
             return await read(sender), sender
 
     tally, sent = asyncio.run(read_and_replay())
-    print_dead_letters(console, tally, dead_letter_topics(s.kafka.topics))
+    print_dead_letters(console, tally, dead_letter_topics(s.kafka.topics), since=start)
     if not tally.total and (missed := match.missed(everything)):
         console.print(missed)
     if sent is not None:

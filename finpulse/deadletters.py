@@ -196,11 +196,16 @@ class Replayer:
         self.targets.add(letter.source_topic)
 
 
-def print_dead_letters(console: Console, tally: Tally, read: Sequence[str] = ()) -> None:
+def print_dead_letters(
+    console: Console, tally: Tally, read: Sequence[str] = (), since: datetime | None = None
+) -> None:
     """A count per failed topic, stage and error, then the newest letters with their reasons; with
-    none, the topics `read` (a run's own, say the demo's, are elsewhere)."""
+    none, the topics `read` (a run's own, say the demo's, are elsewhere) and from when."""
     if not tally.total:
-        console.print("no dead letters" + (f" on {', '.join(read)}" if read else ""))
+        on = f" on {', '.join(read)}" if read else ""
+        console.print(
+            f"no dead letters{on}" + (f" since {since:%Y-%m-%d %H:%M} UTC (--since)" if since else "")
+        )
         return
     summary = compact_table(
         counted(tally.total, "dead letter"), ("failed on", "stage", "error", "count", "latest (UTC)"),

@@ -7,8 +7,8 @@ that, English headlines full of names and figures start to pass for Nigerian
 Pidgin (0.92). No confident guess: None, and normalisation takes the language
 declared for the story, else that of the poll's stories where a clear majority of
 their confident guesses agree (`poll_language`), else the language the feed
-declares: that one is channel-wide and may be missing or wrong (a sample feed declares none for Portuguese posts,
-another Kannada for English ones).
+declares: that one is channel-wide and may be missing or wrong (a sample feed
+declares none for Portuguese posts, another Kannada for English ones).
 """
 
 from __future__ import annotations

@@ -78,3 +78,11 @@ def test_a_letters_text_reaches_the_terminal_without_its_escapes() -> None:
     assert "\x1b" not in out.getvalue()
     assert "\x9b" not in out.getvalue()
     assert "[2J[HAll clear: no dead letters]0;owned" in out.getvalue()  # the rest, as written
+
+
+def test_none_found_says_from_when_it_looked() -> None:
+    out = io.StringIO()
+    print_dead_letters(Console(file=out, width=200), Tally(last=5), ["news.raw.dead"], since=T0)
+    assert (
+        out.getvalue().strip() == f"no dead letters on news.raw.dead since {T0:%Y-%m-%d %H:%M} UTC (--since)"
+    )
