@@ -201,12 +201,15 @@ def check_version(version: int, where: str, latest: int = LATEST_VERSION) -> Non
         )
 
 
+def _recorded(con: Connection) -> set[int]:
+    """The versions schema_version records (an optional step skipped leaves a gap)."""
+    return {int(row[0]) for row in con.execute("SELECT version FROM schema_version").fetchall()}
+
+
 def check_current(con: Connection, where: str) -> None:
     """Refuse a database that older code wrote and no writer has brought up to date since."""
     version = current_version(con)
-    recorded = set()
-    if version:
-        recorded = {int(row[0]) for row in con.execute("SELECT version FROM schema_version").fetchall()}
+    recorded = _recorded(con) if version else set()  # no schema_version table: none
     if any(step.version not in recorded for step in MIGRATIONS if not step.optional):
         raise StoreConfigError(
             f"history store {where} has schema version {version}, older than this finpulse reads "
@@ -221,7 +224,7 @@ def migrate(
     con.execute(_VERSION_TABLE)
     # By the versions recorded, not the highest: an optional step skipped once is tried again at
     # each start, also after later steps have landed.
-    recorded = {int(row[0]) for row in con.execute("SELECT version FROM schema_version").fetchall()}
+    recorded = _recorded(con)
     check_version(max(recorded, default=0), where, migrations[-1].version)
     applied = []
     for step in migrations:
