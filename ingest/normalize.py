@@ -11,11 +11,12 @@ fetch time with `published_estimated=True` (RFC 2822 only as written: day, month
 name, year, time, zone). Tickers: cashtags (not "$US", "$NZ", "$HK": currencies),
 exchange-prefixed symbols, the source's configured tickers and the companies the
 title names (ingest/companies.py). Language: a confident guess from the text
-(ingest/language.py), else the one declared for the entry, else the language of most
-of the poll's confident guesses (`poll_language`), else what the feed declares
-(channel-wide and sometimes wrong: a sample feed says Kannada for English posts). Lone UTF-16 surrogates
-(JSON's unpaired "\\ud83d" escapes) become U+FFFD first: UTF-8 cannot encode
-them, so ids, the schema and Kafka would reject the entry.
+(ingest/language.py), else the one declared for the entry, else the language of
+most of the poll's confident guesses (`poll_language`), else what the feed
+declares (channel-wide and sometimes wrong: a sample feed says Kannada for
+English posts). Lone UTF-16 surrogates (JSON's unpaired "\\ud83d" escapes) become
+U+FFFD first: UTF-8 cannot encode them, so ids, the schema and Kafka would reject
+the entry.
 """
 
 from __future__ import annotations
