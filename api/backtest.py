@@ -50,7 +50,7 @@ from alerts.backtest import (
 )
 from alerts.baseline import BaselineParams
 from alerts.live import live_subscriptions
-from alerts.subscriptions import WILDCARD, DetectorParams, Subscription, SubscriptionFilter
+from alerts.subscriptions import WILDCARD, DetectorParams, Subscription, SubscriptionFilter, same_entity
 from alerts.windows import WindowSpec, window_specs
 from finpulse.errors import ConfigError
 from finpulse.schema import (
@@ -334,6 +334,10 @@ def stored_windows(
     if request.subscription_id is not None:  # the whole family, as live: the entities it watches
         kind, name = None, None
         entities = watched(subscription, store.window_entities(query.start, query.end))
+    elif kind is not None and name is not None:  # named in any case: the store's spelling(s) of it
+        stored = store.window_entities(query.start, query.end)
+        entities = [(k, e) for k, e in stored if k == kind and same_entity(kind, e, name)]
+        kind, name = None, None
     windows = store.window_series(
         kind,
         name,

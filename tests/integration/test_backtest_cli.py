@@ -468,6 +468,21 @@ def test_a_rebuild_from_the_first_year_is_the_whole_history(history: History, tm
     assert (report["start"], report["windows"]) == (T0.isoformat().replace("+00:00", "Z"), WINDOWS)
 
 
+@pytest.mark.parametrize("rebuild", [[], ["--rebuild"]])
+def test_an_entity_named_in_another_case_replays_its_windows(
+    history: History, tmp_path: Path, rebuild: list[str]
+) -> None:
+    """Topics are stored as the model names them ("Markets"): `topic:markets` is the same one."""
+    reports = []
+    for name in ("Markets", "markets"):
+        out = tmp_path / name
+        result = invoke(history, "backtest", "--entity", f"topic:{name}", *rebuild, *RANGE, "--out", str(out))
+        assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+        reports.append(json.loads((out / "report.json").read_text()))
+    assert reports[0]["windows"] >= WINDOWS
+    assert reports[1]["windows"] == reports[0]["windows"]
+
+
 def _spaced(title: str) -> str:
     return " ".join(title.split())  # as ingestion normalises a title's white space
 
