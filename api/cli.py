@@ -60,9 +60,14 @@ def prune() -> None:
     from rich.console import Console
 
     from finpulse.cli import settings as load
-    from store import open_store
+    from store import StoreConfigError, open_store
+    from store.backends import is_postgres
+    from store.url import duckdb_path
 
     s = load()
+    path = None if is_postgres(s.store.url) else duckdb_path(s.store.url)
+    if path is not None and not path.is_file():  # a mistyped URL: not an empty store "pruned"
+        raise StoreConfigError(f"history store {path} does not exist: check FINPULSE_STORE_URL")
     with open_store(s.store) as db:
         deleted = db.apply_retention()
     if deleted is None:

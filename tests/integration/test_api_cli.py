@@ -134,3 +134,17 @@ def test_prune_applies_retention(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     prune()
     with DuckDBStore(path) as db:
         assert db.stats().scored_items == 1
+
+
+def test_prune_of_a_store_that_does_not_exist_is_an_error_and_creates_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.cli import prune
+    from store import StoreConfigError
+
+    path = tmp_path / "histroy.duckdb"  # mistyped
+    monkeypatch.setenv("FINPULSE_STORE_URL", f"duckdb:///{path}")
+    monkeypatch.delenv("FINPULSE_CONFIG", raising=False)
+    with pytest.raises(StoreConfigError, match=r"histroy\.duckdb does not exist: check FINPULSE_STORE_URL"):
+        prune()
+    assert not path.exists()
