@@ -282,7 +282,7 @@ function drawBacktest() {
   const common = {
     width,
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"), // axes in UTC, like the API
-    axes: [{ space: 70 }], // room for "12:45am"-style ticks
+    axes: [{ ...UTC_AXIS, space: 70 }], // 24-hour UTC, as the trend charts (dashboard.js)
     cursor: { sync: { key: "backtest" } }, // one cursor across the trend and the lanes
   };
   const trendSeries = [{}];

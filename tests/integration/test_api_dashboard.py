@@ -733,6 +733,11 @@ def test_backtest_panel_runs_the_grid_and_highlights_the_recommendation(
     assert trend["magenta"] > 100  # the recommended setting's alert is marked on the trend
     assert lanes["magenta"] > 20  # and in its lane
     assert page.get_attribute("#bt-chart", "data-markers") == "1"
+    for chart in ("BT.charts[0]", "BT.charts[1]"):  # 24-hour UTC ticks, as the trend charts'
+        assert page.evaluate(f"{chart}.axes[0].label") == "time (UTC)"
+        ticks = page.evaluate(f"{chart}.axes[0]._values")
+        assert ticks, chart
+        assert all(re.fullmatch(r"\d\d:\d\d(\n[\d/]+)?", t) for t in ticks), ticks
     # Choosing a setting that never fired clears the trend's markers.
     page.click(f"#bt-rows tr[data-setting='{SETTINGS[1]}']")
     assert page.get_attribute(f"#bt-rows tr[data-setting='{SETTINGS[1]}']", "aria-selected") == "true"
