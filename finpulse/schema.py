@@ -100,13 +100,19 @@ def parse_entity(text: str) -> tuple[EntityKind, str]:
     return kind, normalise_entity(kind, name)  # `in ENTITY_KINDS` narrowed kind to EntityKind
 
 
+def in_utc(value: datetime) -> datetime:
+    """An aware time in UTC; ValueError where that overflows ("0001-01-01T00:00:00+01:00"): a
+    ValueError is pydantic's, a clear error or dead letter, not a crash."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("timestamp out of range in UTC") from None
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamp must carry a timezone (use UTC)")
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:  # "0001-01-01T00:00:00+01:00": a ValueError is pydantic's, a clear dead letter
-        raise ValueError("timestamp out of range in UTC") from None
+    return in_utc(value)
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from finpulse.schema import EntityKind, Resolution, Sentiment
+from finpulse.schema import EntityKind, Resolution, Sentiment, in_utc
 
 Verdict = Literal["tp", "fp"]
 VERDICTS: tuple[Verdict, ...] = ("tp", "fp")
@@ -20,12 +20,7 @@ VERDICTS: tuple[Verdict, ...] = ("tp", "fp")
 
 def as_utc(value: datetime) -> datetime:
     """Naive datetimes (the database's, or a user's) are UTC; aware ones are converted to UTC."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    try:
-        return value.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValueError("time is out of range once converted to UTC") from exc
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else in_utc(value)
 
 
 # A time with its zone as the CSV exports write it (`+00`, PostgreSQL's and DuckDB's own form) or as an
