@@ -79,8 +79,10 @@ def author_of(form: dict[str, str]) -> str:
 
 
 def describe(request: Request, alert: AlertEvent) -> str:
-    """The alert in a sentence, and its chart (signed by this server)."""
-    return _describe(alert, FeedbackLinks("", request.app.state.settings.api.token))
+    """The alert in a sentence, and its chart (signed by this server): under public_url, as the
+    message's links (a proxy serving the API under a path prefix), else from this server's root."""
+    api = request.app.state.settings.api
+    return _describe(alert, FeedbackLinks(api.public_url or "", api.token))
 
 
 def _describe(alert: AlertEvent, links: FeedbackLinks) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import html
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 
-from alerts.links import CHART, feedback_url, link_token
+from alerts.links import CHART, FeedbackLinks, feedback_url, link_token
 from api.trend_plot import alert_chart
 from store import DuckDBStore
 from tests.fixtures.store import API_TOKEN, T0
@@ -111,6 +112,25 @@ def test_slack_link_refuses_wrong_tokens_and_unknown_alerts(api_client: Any) -> 
     assert api_client.get("/feedback/zz", params={"verdict": "tp", "token": token}).status_code == 404
     assert api_client.get("/feedback/a1", params={"verdict": "meh"}).status_code == 422
     assert api_client.post("/feedback/a1", data={"verdict": "meh"}).status_code == 422
+
+
+def test_behind_a_path_prefix_the_link_page_shows_its_chart_and_dashboard_under_it(api_store: Path) -> None:
+    """A proxy serving the API at public_url's path, the prefix stripped: the page's own links too."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from finpulse.settings import ApiSettings, Settings, StoreSettings
+
+    public = "https://tools.example/finpulse"
+    api = ApiSettings(token=SecretStr(API_TOKEN), public_url=public)
+    settings = Settings(store=StoreSettings(url=f"duckdb:///{api_store}"), api=api)
+    links = FeedbackLinks.from_settings(api)
+    with TestClient(create_app(settings)) as client:
+        stripped = links.url("a1", "fp").removeprefix(public)
+        page = client.get(stripped)
+    assert page.status_code == 200
+    assert f'src="{html.escape(links.chart_url("a1"))}"' in page.text
+    assert 'href="https://tools.example/finpulse/?kind=' in page.text
 
 
 def test_an_alert_links_to_its_chart(api_client: Any, api_store: Path) -> None:
