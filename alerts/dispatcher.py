@@ -13,9 +13,10 @@ between post and commit); alerts left `sending` (a crash mid-post) are first
 looked up at the destination (`AlertSink.find_delivered`).
 
 Failures: rate limits, 5xx and timeouts retry with backoff up to
-`max_attempts`, then the group waits `group_interval_s` and tries again (its
-offsets stay uncommitted); a rejection (unknown channel) dead-letters the
-events with the reason; a refused token (ConfigError) stops the dispatcher.
+`max_attempts`, then the group waits `group_interval_s` (or a longer
+Retry-After) and tries again (its offsets stay uncommitted); a rejection
+(unknown channel) dead-letters the events with the reason; a refused token
+(ConfigError) stops the dispatcher.
 Run one dispatcher per ledger file.
 """
 
@@ -43,7 +44,7 @@ from .ledger import DeliveryLedger
 from .metrics import DELIVERED
 from .render import MAX_ALERTS_PER_MESSAGE
 from .retry import with_retries
-from .sinks.base import AlertSink, Notification, SinkUnavailable
+from .sinks.base import AlertSink, Notification, RateLimited, SinkUnavailable
 from .subscriptions import Subscription
 
 logger = logging.getLogger(__name__)
@@ -212,6 +213,7 @@ class AlertDispatcher:
         """Deliver one due group through every sink; settle, retry later or dead-letter."""
         unique = list({p.event.alert_id: p for p in items}.values())
         failed: dict[int, Pending] = {}
+        retry_after_s = 0.0
         for sink, state in ((sink, state) for sink in self._sinks for state in ("fired", "resolved")):
             # Fired first: a resolve in the same group then finds its fired message's thread.
             for notification, members in self._notifications(sink, key, unique, state):
@@ -219,40 +221,47 @@ class AlertDispatcher:
                 if any(p.event.fired_alert_id in deferred for p in members):
                     failed.update({id(p): p for p in members})  # its fired alert goes first
                     continue
-                failed.update(await self._send(sink, key, notification, members))
+                retry, wait_s = await self._send(sink, key, notification, members)
+                failed.update(retry)
+                retry_after_s = max(retry_after_s, wait_s)
         for p in items:
             if id(p) not in failed:
                 self._inflight[p.tp].discard(p.offset)
         if failed:
             sub = self._subs.get(unique[0].event.subscription_id)
-            later = self._clock() + max(1.0, self._group_interval(sub))
+            # Not before the destination asked (a Retry-After too long for with_retries to wait out).
+            later = self._clock() + max(1.0, self._group_interval(sub), retry_after_s)
             self._grouper.retry(key, list(failed.values()), later)
 
     async def _send(
         self, sink: AlertSink, key: str, notification: Notification, members: list[Pending]
-    ) -> dict[int, Pending]:
-        """Deliver one message; returns the members to retry later. One the sink refuses, or
-        that a bug fails on while rendering one alert, is tried again alert by alert, so one
-        bad alert is dead-lettered alone and never stops the dispatcher. What is no alert's
-        fault (a refused token: ConfigError, the ledger's disk) stops it, as before."""
+    ) -> tuple[dict[int, Pending], float]:
+        """Deliver one message; returns the members to retry later and the longest Retry-After
+        the sink asked for. One the sink refuses, or that a bug fails on while rendering one
+        alert, is tried again alert by alert, so one bad alert is dead-lettered alone and never
+        stops the dispatcher. What is no alert's fault (a refused token: ConfigError, the
+        ledger's disk) stops it, as before."""
         try:
             await self._deliver(sink, notification)
         except SinkUnavailable as exc:
             logger.warning("delivery deferred sink=%s group=%s error=%s", sink.name, key, exc)
-            return {id(p): p for p in members}
+            return {id(p): p for p in members}, exc.retry_after_s if isinstance(exc, RateLimited) else 0.0
         except (PermanentError, *RENDERING_BUGS) as exc:
             if len(members) > 1:
                 logger.warning("delivery refused sink=%s group=%s error=%s; one by one", sink.name, key, exc)
                 later: dict[int, Pending] = {}
+                retry_after_s = 0.0
                 for p in members:
-                    later.update(await self._send(sink, key, replace(notification, events=(p.event,)), [p]))
-                return later
+                    retry, wait_s = await self._send(sink, key, replace(notification, events=(p.event,)), [p])
+                    later.update(retry)
+                    retry_after_s = max(retry_after_s, wait_s)
+                return later, retry_after_s
             if not isinstance(exc, PermanentError):
                 logger.exception("delivery failed sink=%s alert_id=%s", sink.name, members[0].event.alert_id)
             await self._dead_letter(
                 exc, members[0].tp, members[0].offset, members[0].key, members[0].value, sink.name
             )
-        return {}
+        return {}, 0.0
 
     def _notifications(
         self, sink: AlertSink, key: str, items: list[Pending], state: str

@@ -36,8 +36,9 @@ async def with_retries(
 ) -> T:
     """Run `call`, retrying SinkUnavailable up to `attempts` times in all.
 
-    RateLimited waits its `retry_after_s` (at least the backoff); other errors
-    propagate at once. The last SinkUnavailable propagates when attempts run out.
+    RateLimited waits its `retry_after_s` (at least the backoff); one over
+    MAX_RETRY_AFTER_S, and other errors, propagate at once. The last
+    SinkUnavailable propagates when attempts run out.
     """
     for attempt in range(1, attempts + 1):
         try:

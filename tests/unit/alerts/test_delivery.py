@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import io
 import logging
+from pathlib import Path
 
 import pytest
+from aiokafka import TopicPartition
 from pydantic import SecretStr
 from rich.console import Console
 
+from alerts.dispatcher import AlertDispatcher
 from alerts.grouping import Grouper, group_key
+from alerts.ledger import DeliveryLedger
 from alerts.links import FeedbackLinks
 from alerts.retry import with_retries
 from alerts.sinks.base import DeliveryRejected, Notification, RateLimited, SinkUnavailable
@@ -17,6 +21,7 @@ from alerts.sinks.console import ConsoleSink
 from alerts.sinks.webhook import WebhookSink
 from alerts.slack import SlackNotifier
 from finpulse.errors import ConfigError
+from finpulse.settings import AlertsSettings, KafkaSettings
 from tests.fixtures.slack import VALID_TOKEN, FakeSlack
 
 from .events import alert
@@ -95,6 +100,32 @@ async def test_retries_stop_and_honour_retry_after() -> None:
 
 def _slack(server: FakeSlack, token: str = VALID_TOKEN, timeout_s: float = 5) -> SlackNotifier:
     return SlackNotifier(SecretStr(token), base_url=server.base_url, timeout_s=timeout_s)
+
+
+async def test_a_long_retry_after_holds_the_group_that_long(slack_api: FakeSlack, tmp_path: Path) -> None:
+    """Past what with_retries waits out, the dispatcher reschedules the group after Retry-After,
+    not after its (here zero) group interval."""
+    now = 0.0
+    sub = subscription().model_copy(update={"group_wait_s": 0.0, "group_interval_s": 0.0})
+    slack_api.fail_next(1, status=429, retry_after_s=600)
+    async with _slack(slack_api) as sink:
+        d = AlertDispatcher(
+            kafka=KafkaSettings(),
+            settings=AlertsSettings(),
+            sinks=[sink],
+            subscriptions=[sub],
+            ledger=DeliveryLedger(tmp_path / "ledger.sqlite"),
+            clock=lambda: now,
+        )
+        d._ledger.open()
+        await d._accept(TopicPartition("alerts", 0), 0, None, alert(1).to_bytes())
+        for now in (0.0, 1.0, 300.0, 599.0, 600.0):
+            for key, items in d._grouper.due(now):
+                await d._flush(key, items)
+            posts = [m for m, _ in slack_api.requests if m == "chat.postMessage"]
+            assert len(posts) == (1 if now < 600 else 2), f"posts by t={now:g}s"
+        d._ledger.close()
+    assert d.delivered == 1
 
 
 async def test_slack_posts_threads_and_finds_its_messages(slack_api: FakeSlack) -> None:
