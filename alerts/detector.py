@@ -392,6 +392,7 @@ def _event(
         baseline_negative_share=min(1.0, rate),
         p_value=1.0 if p_value is None else min(1.0, max(0.0, p_value)),
         significance=sub.detector.significance,
+        correction=sub.detector.correction,
         top_headlines=window.top_negative,
         channel=sub.channel,
         created_at=now,

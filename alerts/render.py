@@ -29,6 +29,14 @@ TITLE_CHARS = 200
 # Alerts per message: 2 blocks each (text, chart) keeps a message far under the 50-block limit.
 MAX_ALERTS_PER_MESSAGE = 10
 TEST_HEADER = "Test message from finpulse: not a real alert"
+# What a subscription's detector.correction made of the p-value, named as the README names it;
+# None: an event from before AlertEvent carried its correction.
+ADJUSTED: dict[str | None, str] = {
+    "bh": "Benjamini-Hochberg-adjusted",
+    "holm": "Holm-adjusted",
+    "none": "unadjusted",
+    None: "adjusted",
+}
 _BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 _WORD_JOINER = "\u2060"
 Block = dict[str, Any]
@@ -134,7 +142,8 @@ def significance_text(e: AlertEvent) -> str:
     """How sure the detector was (plain text: Slack, console and the feedback pages), with the odds
     in words for readers who do not read p-values."""
     return (
-        f"p = {e.p_value:.2g} (one-sided binomial, adjusted; α = {e.significance:g}){chance_text(e.p_value)}"
+        f"p = {e.p_value:.2g} (one-sided binomial, {ADJUSTED[e.correction]}; α = {e.significance:g})"
+        f"{chance_text(e.p_value)}"
     )
 
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from finpulse.errors import ConfigError, PermanentError, TransientError
 from finpulse.schema import AlertEvent, EntityKind, HeadlineRef, WindowKind
 
+from .render import ADJUSTED
 from .sinks.base import AlertSink, Notification
 from .stats import binomial_p
 from .subscriptions import FILTER_FIELDS, WILDCARD, Subscription
@@ -36,7 +37,7 @@ def describe(sub: Subscription) -> str:
     return (
         f"watches {sub.filter.summary()}; fires when an entity's negative share in a {d.window} window is "
         f"at least {d.min_rise * 100:.0f} points above its baseline, on {d.min_volume} or more "
-        f"stories, with p < {d.significance:g} ({d.correction}-adjusted)"
+        f"stories, with p < {d.significance:g} ({ADJUSTED[d.correction]})"
     )
 
 
@@ -72,6 +73,7 @@ def sample_notification(sub: Subscription, now: datetime, window: timedelta = EX
         baseline_negative_share=EXAMPLE_BASELINE,
         p_value=binomial_p(negative, count, EXAMPLE_BASELINE),
         significance=d.significance,
+        correction=d.correction,
         top_headlines=(
             HeadlineRef(
                 story_id="test",

@@ -345,6 +345,9 @@ class AlertEvent(Message):
     # On a resolved event: the alert_id of the fired event it closes (its Slack thread).
     fired_alert_id: str | None = None
     resolved_because: Resolution | None = None
+    # How p_value was adjusted across the subscription's group (its detector.correction); None on
+    # events from before AlertEvent carried it.
+    correction: Literal["bh", "holm", "none"] | None = None
 
 
 class SourceStatus(Message):

@@ -26,6 +26,7 @@ from alerts.render import (
     escape_mrkdwn,
     fallback_text,
     safe_url,
+    significance_text,
 )
 from alerts.sinks.base import Notification
 from store import AlertRecord
@@ -229,6 +230,19 @@ def test_news_text_never_injects(title: str, source: str, entity: str) -> None:
         # The only '<' left open a link we built from a safe URL.
         for m in re.finditer("<", text):
             assert text.startswith("<https://news.example/1|", m.start())
+
+
+@pytest.mark.parametrize(
+    ("correction", "said"),
+    [
+        ("none", "p = 3.1e-06 (one-sided binomial, unadjusted; α = 0.001)"),
+        ("bh", "p = 3.1e-06 (one-sided binomial, Benjamini-Hochberg-adjusted; α = 0.001)"),
+        ("holm", "p = 3.1e-06 (one-sided binomial, Holm-adjusted; α = 0.001)"),
+        (None, "p = 3.1e-06 (one-sided binomial, adjusted; α = 0.001)"),  # sent before events named it
+    ],
+)
+def test_the_p_value_says_how_it_was_adjusted(correction: str | None, said: str) -> None:
+    assert said in significance_text(alert(1).model_copy(update={"correction": correction}))
 
 
 def test_a_quiet_digest_says_why_it_lists_nothing() -> None:

@@ -62,6 +62,14 @@ def test_a_wildcard_a_disabled_and_a_muted_subscription_say_so() -> None:
     assert describe(off) in note
 
 
+def test_an_unadjusted_subscription_says_so() -> None:
+    raw = _desk(detector=DetectorParams(min_volume=30, min_rise=0.25, significance=0.01, correction="none"))
+    n = sample_notification(raw, NOW)
+    assert "with p < 0.01 (unadjusted)" in (n.test_note or "")
+    assert "(one-sided binomial, unadjusted; α = 0.01)" in json.dumps(blocks(n), ensure_ascii=False)
+    assert "with p < 0.01 (Benjamini-Hochberg-adjusted)" in describe(_desk())
+
+
 def test_slack_blocks_are_marked_and_carry_no_verdict_links() -> None:
     n = sample_notification(_desk(), NOW)
     rendered = blocks(n, LINKS)
