@@ -13,7 +13,9 @@ dispatcher and the backtest (`live_subscriptions`):
    imported again, so dashboard/API edits survive.
    Mutes set on a stored copy (dashboard, API, an alert's mute link) that have
    an end still ahead stay on the file's version until they end: someone who
-   muted a noisy ticker for a day keeps that day when the file is edited.
+   muted a noisy ticker for a day keeps that day when the file is edited. The
+   mutes the file gave are recorded with the import, so one deleted from the
+   file or edited there (a new `until`) goes with the old file's version.
 2. Read every stored subscription and validate it with `Subscription`; a row
    that no longer validates is logged with its id and reason, and skipped.
 
@@ -36,6 +38,7 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -43,13 +46,15 @@ from finpulse.errors import ConfigError, FinpulseError
 from finpulse.schema import describe_validation_error, utcnow
 from store import HistoryStore, StoreConfigError, StoreError, StoreUnavailable
 
-from .subscriptions import Subscription, load_subscriptions, loads_subscriptions
+from .subscriptions import MuteWindow, Subscription, load_subscriptions, loads_subscriptions
 
 logger = logging.getLogger(__name__)
 
-# The store_meta keys holding the sha256 of the subscriptions file last imported, and its ids.
+# The store_meta keys holding the sha256 of the subscriptions file last imported, its ids, and
+# its mutes (bodies by id: a later import drops them, unlike mutes set on the stored copy).
 FILE_HASH_KEY = "subscriptions.file_sha256"
 FILE_IDS_KEY = "subscriptions.file_ids"
+FILE_MUTES_KEY = "subscriptions.file_mutes"
 Subscriptions = tuple[Subscription, ...]
 
 
@@ -83,7 +88,10 @@ def load_live(path: Path, store: HistoryStore) -> Subscriptions:
     if seed is not None:
         digest, subs = seed
         now = utcnow()
-        subs = _keep_running_mutes(subs, _stored(store), now)
+        filed = json.dumps({s.id: [_body(m) for m in s.mute] for s in subs if s.mute})
+        subs = _keep_running_mutes(
+            subs, _stored(store), json.loads(store.get_meta(FILE_MUTES_KEY) or "{}"), now
+        )
         ids = sorted(s.id for s in subs)
         gone = sorted(set(json.loads(store.get_meta(FILE_IDS_KEY) or "[]")) - set(ids))
         if store.read_only:
@@ -92,7 +100,7 @@ def load_live(path: Path, store: HistoryStore) -> Subscriptions:
             store.import_subscriptions(
                 {s.id: s.stored_body() for s in subs},
                 remove=gone,
-                meta={FILE_HASH_KEY: digest, FILE_IDS_KEY: json.dumps(ids)},
+                meta={FILE_HASH_KEY: digest, FILE_IDS_KEY: json.dumps(ids), FILE_MUTES_KEY: filed},
             )
             logger.info("subscriptions imported file=%s count=%d sha256=%s", path, len(subs), digest[:12])
         if gone:
@@ -118,14 +126,17 @@ def _stored(store: HistoryStore, *, warn: bool = False) -> dict[str, Subscriptio
     return out
 
 
-def _keep_running_mutes(subs: Subscriptions, stored: dict[str, Subscription], now: datetime) -> Subscriptions:
+def _keep_running_mutes(
+    subs: Subscriptions, stored: dict[str, Subscription], filed: dict[str, list[Any]], now: datetime
+) -> Subscriptions:
     """The file's subscriptions, each with its stored copy's mutes that end after `now` and that
-    the file does not list itself."""
+    neither the file nor its last import (`filed`: mute bodies by id) lists, i.e. set on the copy."""
     out = []
     for sub in subs:
         old = stored.get(sub.id)
+        known = [*filed.get(sub.id, ()), *map(_body, sub.mute)]
         keep = (
-            tuple(m for m in old.mute if m.until is not None and m.until > now and m not in sub.mute)
+            tuple(m for m in old.mute if m.until is not None and m.until > now and _body(m) not in known)
             if old
             else ()
         )
@@ -137,6 +148,11 @@ def _keep_running_mutes(subs: Subscriptions, stored: dict[str, Subscription], no
             sub = sub.model_copy(update={"mute": (*sub.mute, *keep)})
         out.append(sub)
     return tuple(out)
+
+
+def _body(mute: MuteWindow) -> dict[str, Any]:
+    """A mute as the store keeps it, the form that compares equal after a trip through the store."""
+    return mute.model_dump(mode="json", by_alias=True)
 
 
 def _changed_file(path: Path, store: HistoryStore) -> tuple[str, Subscriptions] | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -112,6 +112,34 @@ def test_a_changed_file_keeps_the_mutes_set_outside_it_until_they_end(
     assert subs["bolt-desk"].mute == ()
     stored = {r.id: r.body for r in store.list_subscriptions()}
     assert [m["reason"] for m in stored["acme-desk"]["mute"]] == ["muted from the alert"]
+
+
+def test_a_mute_deleted_or_shortened_in_the_file_goes_and_those_set_outside_it_stay(
+    subs_file: Path, store: HistoryStore
+) -> None:
+    def with_holiday(until: str) -> str:
+        mute = f'[[subscription.mute]]\nfrom = 2020-01-01T00:00:00Z\nuntil = {until}\nreason = "holiday"\n'
+        return FILE_V1.replace('"ACME"] }\n', '"ACME"] }\n' + mute)
+
+    subs_file.write_text(with_holiday("2100-01-01T00:00:00Z"))
+    [acme, _] = live_subscriptions(subs_file, store)
+    now = utcnow()
+    assert acme.muted(now)
+    link_end = now + timedelta(days=1)
+    api_put(store, acme.muting("ticker", "ACME", now, link_end, "muted from the alert"))
+    store.stop()  # a restart: which mutes the file gave is read back from the store
+    store.start()
+    subs_file.write_text(with_holiday("2021-01-01T00:00:00Z"))  # the holiday ended early
+    [acme, _] = live_subscriptions(subs_file, store)
+    assert [(m.reason, m.until) for m in acme.mute] == [
+        ("holiday", datetime(2021, 1, 1, tzinfo=UTC)),
+        ("muted from the alert", link_end),
+    ]
+    assert not acme.muted(now)
+    subs_file.write_text(FILE_V1)  # the holiday deleted
+    [acme, _] = live_subscriptions(subs_file, store)
+    assert [m.reason for m in acme.mute] == ["muted from the alert"]
+    assert acme.muted(now, "ticker", "ACME")
 
 
 def test_what_a_subscription_may_not_mean_is_logged_at_import(
