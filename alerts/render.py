@@ -86,8 +86,9 @@ def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
-def _entity(e: AlertEvent) -> str:
-    return f"{e.entity_kind} *{escape_mrkdwn(e.entity)}*"
+def _entity(kind: str, name: str, mrkdwn: bool) -> str:
+    """`ticker *ACME*` (the name escaped) in mrkdwn; `ticker ACME` in plain text (the console)."""
+    return f"{kind} *{escape_mrkdwn(name)}*" if mrkdwn else f"{kind} {name}"
 
 
 def _span(e: AlertEvent) -> str:
@@ -110,13 +111,16 @@ def headline_line(h: HeadlineRef) -> str:
     return f"• {link}{source} ({h.sentiment_score:+.2f})"
 
 
-def summary(e: AlertEvent) -> str:
-    """One line: what, how far above baseline, on how many stories, how sure."""
+def summary(e: AlertEvent, *, mrkdwn: bool = True) -> str:
+    """One line: what, how far above baseline, on how many stories, how sure; as mrkdwn, or as
+    plain text with `mrkdwn=False` (the console)."""
+    entity = _entity(e.entity_kind, e.entity, mrkdwn)
     if e.state == "resolved":
         fired_at = _pct(e.baseline_negative_share)
-        return f"Resolved: {_entity(e)} {_resolution(e)}; baseline was {fired_at} when it fired"
+        return f"Resolved: {entity} {_resolution(e)}; baseline was {fired_at} when it fired"
+    share = _pct(e.negative_share)
     return (
-        f"{_entity(e)}: *{_pct(e.negative_share)}* negative vs baseline "
+        f"{entity}: {f'*{share}*' if mrkdwn else share} negative vs baseline "
         f"{_pct(e.baseline_negative_share)} ({_rise(e)}); "
         f"{e.negative_count} of {_count(e.count, 'story', 'stories')} in {_span(e)}; "
         f"{significance_text(e)}"
@@ -287,10 +291,11 @@ def fallback_text(n: Notification) -> str:
     return (f"[{TEST_HEADER}] {text}" if n.test_note is not None else text)[:SECTION_CHARS]
 
 
-def digest_entity_line(e: EntityLine) -> str:
-    """`ticker ACME: 62% negative of 16 stories (day before 11%)`, as mrkdwn."""
+def digest_entity_line(e: EntityLine, *, mrkdwn: bool = True) -> str:
+    """`ticker *ACME*: 62% negative of 16 stories (day before 11%)`, as mrkdwn, or as plain text
+    with `mrkdwn=False` (the console)."""
     before = "none" if e.previous_share is None else _pct(e.previous_share)
-    entity, stories = f"{e.kind} *{escape_mrkdwn(e.entity)}*", _count(e.count, "story", "stories")
+    entity, stories = _entity(e.kind, e.entity, mrkdwn), _count(e.count, "story", "stories")
     return f"{entity}: {_pct(e.negative_share)} negative of {stories} (day before: {before})"
 
 
@@ -315,11 +320,12 @@ def digest_summary(d: Digest) -> str:
     )
 
 
-def digest_alert_line(a: AlertRecord, d: Digest) -> str:
-    """`03-02 09:30 ticker *ACME*: 60% negative vs baseline 20% (still open)`, as mrkdwn: the
-    window's end in the digest's time zone, as its header's."""
+def digest_alert_line(a: AlertRecord, d: Digest, *, mrkdwn: bool = True) -> str:
+    """`03-02 09:30 ticker *ACME*: 60% negative vs baseline 20% (still open)`, as mrkdwn, or as
+    plain text with `mrkdwn=False` (the console): the window's end in the digest's time zone, as
+    its header's."""
     return (
-        f"{d.local(a.window_end):%m-%d %H:%M} {a.entity_kind} *{escape_mrkdwn(a.entity)}*: "
+        f"{d.local(a.window_end):%m-%d %H:%M} {_entity(a.entity_kind, a.entity, mrkdwn)}: "
         f"{_pct(a.negative_share)} negative vs baseline {_pct(a.baseline_negative_share)}"
         f"{' (still open)' if a.still_open else ''}"
     )

@@ -27,7 +27,7 @@ class ConsoleSink(AlertSink):
             self._console.print(f"[bold]test[/bold] {escape(notification.test_note)}")
             colour, links, state = "yellow", None, "example"  # not "fired": a log read later, uncoloured
         for event in notification.events:
-            line = summary(event).replace("*", "")
+            line = summary(event, mrkdwn=False)
             self._console.print(f"[{colour}]{state}[/{colour}] {escape(line)}")
             if notification.state == "fired":
                 sub = event.subscription_id
@@ -50,9 +50,9 @@ class ConsoleSink(AlertSink):
     async def send_digest(self, digest: Digest) -> str | None:
         self._console.print(f"[bold]digest[/bold] {escape(digest.title)}: {escape(digest_summary(digest))}")
         for e in digest.entities:
-            self._console.print(f"    {escape(digest_entity_line(e).replace('*', ''))}")
+            self._console.print(f"    {escape(digest_entity_line(e, mrkdwn=False))}")
         for a in (*digest.alerts, *digest.open_before):
-            self._console.print(f"    alert {escape(digest_alert_line(a, digest).replace('*', ''))}")
+            self._console.print(f"    alert {escape(digest_alert_line(a, digest, mrkdwn=False))}")
         for h in digest.headlines:
             self._console.print(f"    - {escape(h.title)} ({h.sentiment_score:+.2f})")
         return None

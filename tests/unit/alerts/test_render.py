@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
+from rich.console import Console
 
 from alerts.digest import Digest, EntityLine
 from alerts.links import FeedbackLinks, feedback_url
@@ -29,6 +31,7 @@ from alerts.render import (
     significance_text,
 )
 from alerts.sinks.base import Notification
+from alerts.sinks.console import ConsoleSink
 from store import AlertRecord
 
 from .events import alert
@@ -243,6 +246,27 @@ def test_news_text_never_injects(title: str, source: str, entity: str) -> None:
 )
 def test_the_p_value_says_how_it_was_adjusted(correction: str | None, said: str) -> None:
     assert said in significance_text(alert(1).model_copy(update={"correction": correction}))
+
+
+async def test_the_console_prints_names_as_they_are() -> None:
+    """No mrkdwn on a terminal: neither Slack's escapes nor its emphasis, and a `*` in a name stays."""
+    out = io.StringIO()
+    sink = ConsoleSink(Console(file=out, width=400, color_system=None))
+    topic = alert(1, entity="M&A | Investments").model_copy(update={"entity_kind": "topic"})
+    await sink.send(Notification("k", "#a", "fired", (topic, alert(2, entity="*ACME*"))))
+    end = datetime(2026, 3, 2, 8, tzinfo=UTC)
+    fired = _fired_before(end).model_copy(update={"entity": "<*BRK*>"})
+    digest = Digest(
+        "d", "desk", "Desk", "#d", end - timedelta(days=1), end, "UTC", 1,
+        (EntityLine("topic", "M&A | Investments", 5, 0.6, None),), (fired,), (),
+    )  # fmt: skip
+    await sink.send_digest(digest)
+    text = out.getvalue()
+    assert "fired topic M&A | Investments: 62% negative vs baseline 14%" in text
+    assert "fired ticker *ACME*: 62% negative" in text
+    assert "    topic M&A | Investments: 60% negative of 5 stories" in text
+    assert "    alert 03-02 05:00 ticker <*BRK*>: 60% negative vs baseline 20%" in text
+    assert "&amp;" not in text
 
 
 def test_a_quiet_digest_says_why_it_lists_nothing() -> None:
