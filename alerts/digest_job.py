@@ -8,8 +8,9 @@ digest id in their metadata) and sent again only if it is not there; sinks that
 cannot look back send it again (the webhook's idempotency key lets the receiver
 drop the repeat). So a restart neither repeats nor loses a digest. A failure
 that may pass (rate limit, 5xx, timeout) is retried the next minute the same
-way, looked up first; a refusal (unknown channel) is logged and not retried by this
-process. Reading the store runs in a thread, since DuckDB blocks.
+way, looked up first (a rate limit once its Retry-After has passed); a refusal
+(unknown channel) is logged and not retried by this process. Reading the store
+runs in a thread, since DuckDB blocks.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from store import HistoryStore, StoreError, StoreUnavailable
 from .digest import Digest, build_digest, due_digests
 from .ledger import DeliveryLedger
 from .metrics import DIGESTS
-from .sinks.base import AlertSink
+from .sinks.base import AlertSink, RateLimited
 from .subscriptions import Subscription
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ class DigestJob(Periodic):
         self._clock = clock
         # (sink, digest id) refused for good (unknown channel): not tried again by this process.
         self._refused: set[tuple[str, str]] = set()
+        # sink -> the end of the Retry-After its destination asked for: nothing goes through it before.
+        self._held_until: dict[str, datetime] = {}
 
     def _settled(self, sink: AlertSink, day_id: str) -> bool:
         record = self._ledger.get(sink.name, day_id)
@@ -93,7 +96,8 @@ class DigestJob(Periodic):
             return False
         sent = False
         for sink in self._sinks:
-            if not self._settled(sink, day_id) and await self._send(sink, digest, now):
+            held = now < self._held_until.get(sink.name, now)
+            if not held and not self._settled(sink, day_id) and await self._send(sink, digest, now):
                 sent = True
         return sent
 
@@ -116,6 +120,8 @@ class DigestJob(Periodic):
             self._ledger.sent(sink.name, [day_id], channel, None, now)  # nothing to send there
             return False
         except TransientError as exc:  # left `sending`: a timeout's post may have landed after all
+            if isinstance(exc, RateLimited) and exc.retry_after_s > self.interval.total_seconds():
+                self._held_until[sink.name] = now + timedelta(seconds=exc.retry_after_s)
             logger.warning("digest retried next minute sink=%s id=%s error=%s", sink.name, day_id, exc)
             return False
         except (PermanentError, ConfigError) as exc:

@@ -145,6 +145,32 @@ def test_the_job_sends_each_days_digest_once(tmp_path: Path, slack_api: FakeSlac
     ledger.close()
 
 
+def test_a_rate_limited_digest_waits_out_its_retry_after(tmp_path: Path, slack_api: FakeSlack) -> None:
+    import asyncio
+
+    _seeded(tmp_path / "h.duckdb")
+    ledger = DeliveryLedger(tmp_path / "deliveries.sqlite")
+    ledger.open()
+    clock = [END + timedelta(minutes=1)]
+
+    async def run(minutes: list[int]) -> list[list[str]]:
+        sink = SlackNotifier(SecretStr(VALID_TOKEN), base_url=slack_api.base_url, timeout_s=5)
+        async with sink:
+            job = DigestJob(
+                DuckDBStore(tmp_path / "h.duckdb"), [sink], ledger, lambda: (DESK,), clock=lambda: clock[0]
+            )
+            sent = []
+            for minute in minutes:
+                clock[0] = END + timedelta(minutes=minute)
+                sent.append(await job.run_once())
+            return sent
+
+    slack_api.fail_next(1, status=429, retry_after_s=600)  # longer than a sink waits in place
+    assert asyncio.run(run([1, 2, 10, 11])) == [[], [], [], ["digest:desk:2026-03-02"]]
+    assert len(slack_api.posts) == 1
+    ledger.close()
+
+
 def test_one_digest_that_fails_does_not_stop_the_others(tmp_path: Path, slack_api: FakeSlack) -> None:
     import asyncio
 
