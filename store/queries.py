@@ -14,7 +14,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from finpulse.schema import ENTITY_KINDS, EntityKind, Sentiment, WindowKind, normalise_entity, parse_entity
 from store.dialect import BUCKET_ORIGIN, DUCKDB, Dialect
@@ -82,6 +82,15 @@ class Query(BaseModel):
     end: UtcTime | None = Field(default=None, description="exclusive, ISO 8601; default now")
     limit: int = Field(default=500, ge=1, le=MAX_LIMIT, description="rows in the page")
     offset: int = Field(default=0, ge=0, le=1_000_000_000, description="rows to skip: the page's start")
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """Every text filter, here and in subclasses: PostgreSQL text cannot hold a NUL (the query
+        failed there; DuckDB found nothing), and no stored name, id or title has one."""
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("holds a NUL character (\\x00): remove it (no stored text holds one)")
+        return value
 
     @model_validator(mode="after")
     def _entity_as_stored(self) -> Self:

@@ -275,6 +275,24 @@ def test_bad_queries_get_a_422_naming_the_problem(
     assert needle in str(r.json()["detail"])
 
 
+def test_a_nul_in_a_text_parameter_is_a_422_naming_it(api_client: Any) -> None:
+    # PostgreSQL refused the query (a 500) where DuckDB answered no rows.
+    kind = {"entity_kind": "source"}
+    for path, field, params in (
+        ("/api/v1/headlines", "search", {}),
+        ("/api/v1/trends", "entity", kind),
+        ("/api/v1/windows", "entity", kind),
+        ("/api/v1/alerts", "subscription_id", {}),
+        ("/api/v1/alerts", "alert_id", {}),
+        ("/api/v1/feedback", "subscription_id", {}),
+    ):
+        r = api_client.get(path, params={**params, field: "reu\x00ters"})
+        assert r.status_code == 422, (path, field, r.text)
+        [error] = r.json()["detail"]
+        assert error["loc"] == ["query", field]
+        assert "NUL character" in error["msg"]
+
+
 def test_an_unknown_query_parameter_is_a_422_naming_those_taken(api_client: Any) -> None:
     # `from` / `to` for `start` / `end` were ignored: the last 7 days answered instead.
     r = api_client.get(

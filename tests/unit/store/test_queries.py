@@ -100,6 +100,31 @@ def test_a_headline_search_needs_a_word() -> None:
     assert sql.count("?") == len(params)
 
 
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        (TrendQuery, "entity"),
+        (TrendQuery, "search"),
+        (EntitiesQuery, "search"),
+        (MoversQuery, "search"),
+        (HeadlinesQuery, "entity"),
+        (HeadlinesQuery, "search"),
+        (AlertsQuery, "entity"),
+        (AlertsQuery, "subscription_id"),
+        (AlertsQuery, "alert_id"),
+        (FeedbackQuery, "subscription_id"),
+        (WindowsQuery, "entity"),
+    ],
+)
+def test_a_nul_in_any_text_filter_is_rejected_naming_it(query: type[Query], field: str) -> None:
+    # PostgreSQL text cannot hold one: the query failed there (a 500) while DuckDB found nothing.
+    with pytest.raises(ValidationError) as raised:
+        query.model_validate({"entity_kind": "topic", field: "Earn\x00ings"})
+    [error] = raised.value.errors()
+    assert error["loc"] == (field,)
+    assert "NUL character" in error["msg"]
+
+
 def test_user_values_are_bound_never_formatted() -> None:
     evil = "x' OR 1=1 --"
     for q in (
