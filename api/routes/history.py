@@ -80,8 +80,8 @@ class AutoStep(BaseModel):
 @router.get("/granularity")
 def granularity(db: Store, q: Annotated[VolumeQuery, Query()]) -> AutoStep:
     """Step "auto" for a range (the dashboard's, `finpulse history --granularity auto`): 5min when
-    its stories, from the first to the range's end, span a day or less; hours up to 31 days; days
-    beyond. `granularity`, `limit` and `offset` are ignored."""
+    its stories (`entity`'s alone, when named), from the first to the range's end, span a day or
+    less; hours up to 31 days; days beyond. `granularity`, `limit` and `offset` are ignored."""
     return AutoStep(granularity=pick_granularity(db, q))
 
 

@@ -207,11 +207,13 @@ const UTC_LEGEND = { label: "time", value: "{YYYY}-{MM}-{DD} {HH}:{mm} UTC" };
 
 // Step "auto": the API's pick for the range (GET /granularity, `finpulse history`'s rule): 5 minutes
 // when its stories span a day or less, hours up to 31 days, days beyond. A young store's week of
-// hours was a chart of two points.
+// hours was a chart of two points. The chosen entity's stories alone, as `history trend` picks:
+// the whole kind's span gave a quiet entity's day of news a few hourly points.
 async function chosenStep() {
   const auto = $("granularity").options[0];
   if ($("granularity").value !== "auto") return $("granularity").value;
-  const params = { entity_kind: $("kind").value, ...range(), ...searched() };
+  const entity = $("entity").value;
+  const params = { entity_kind: $("kind").value, ...(entity ? { entity } : {}), ...range(), ...searched() };
   const { granularity: picked } = await api("/granularity", { params });
   auto.textContent = `auto: ${$("granularity").querySelector(`option[value="${picked}"]`).textContent}`;
   return picked;

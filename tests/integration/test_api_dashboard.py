@@ -447,6 +447,26 @@ def test_the_auto_step_follows_the_span_of_the_ranges_stories(dashboard: tuple[P
     assert not page.locator("#status.error").count()
 
 
+def test_the_auto_step_of_a_chosen_entity_follows_its_own_stories(
+    dashboard: tuple[Page, DuckDBStore],
+) -> None:
+    page, db = dashboard
+    first = datetime.now(UTC) - timedelta(hours=6)
+    # A topic with six hours of news in a week whose other topics have two days: its chart in
+    # 5 minutes, as `finpulse history trend` reads it (the whole kind's span gave it hours).
+    db.upsert_scored(
+        [scored(f"ipo-{n}", first + n * timedelta(minutes=20), "ipo", "neutral", 0.0) for n in range(18)]
+    )
+    page.goto(f"{page.url.split('/?')[0]}/?kind=topic&entity=ipo")
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+    assert page.evaluate("state.step") == "5min"
+    assert page.text_content("#granularity option[value=auto]") == "auto: 5 min"
+    assert page.evaluate("state.charts[0].data[0].length") == 18
+    # The busiest four: the kind's stories, two days of them.
+    page.select_option("#entity", "")
+    page.wait_for_function("state.step === 'hour' && !state.loading")
+
+
 def test_a_chart_spans_its_range_and_breaks_its_lines_where_the_news_stopped(
     dashboard: tuple[Page, DuckDBStore],
 ) -> None:
