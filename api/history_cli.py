@@ -39,7 +39,7 @@ from finpulse.wording import counted, range_text
 if TYPE_CHECKING:
     import pandas as pd
 
-    from store import HistoryStore, Query
+    from store import HistoryStore, Query, TrendQuery
 
 from api.auto_buckets import AUTO, trend_frames
 from api.text_charts import (
@@ -274,7 +274,7 @@ def trend(
     since: Since = None,
     until: Until = None,
     granularity: Granularity = AUTO,
-    rows: Annotated[int, typer.Option(min=1, help="Newest buckets with stories to show.")] = 24,
+    rows: Annotated[int, typer.Option(min=1, help="Newest buckets with stories or alerts to show.")] = 24,
     search: Search = None,
     out: Out = None,
     png: Annotated[Path | None, typer.Option(help="Draw the trend and its alerts to this PNG.")] = None,
@@ -298,8 +298,8 @@ def trend(
         [(query, points)] = trend_frames(db, [query], granularity)
         granularity = query.granularity
         fired = fired_alerts(db, query)
-        marks = alert_marks(fired, granularity)
-        write_rows(db, query, out, with_alerts(points, marks))
+        alerted = with_alerts(points, alert_marks(fired, granularity), query)
+        write_rows(db, query, out, alerted)
         if points.empty:
             console.print(untrusted(f"no stories for {kind} {query.entity!r} in {range_text(query)}"))
             unsearched = db.frame(query.model_copy(update={"search": None})) if search else None
@@ -325,7 +325,7 @@ def trend(
         f"negative share {'over the range' if over else 'from the first story'} ({EMPTY}: no stories):"
     )
     console.print(f"  {spark_from:%m-%d %H:%M} {sparkline(counts, negatives)} {end:%m-%d %H:%M}")
-    console.print(_trend_table(points.tail(rows), marks, granularity, len(points)))
+    console.print(_trend_table(alerted.tail(rows), granularity, len(alerted)))
     if png is not None:
         from api.trend_plot import plot_trend
 
@@ -334,9 +334,9 @@ def trend(
         console.print(f"wrote {png}")
 
 
-def buckets_shown(shown: int, of: int) -> str:
-    """Which buckets a table lists: all of those with stories, or the newest `shown`."""
-    return f"newest {shown} of {of} buckets with stories" if shown < of else "buckets with stories"
+def buckets_shown(shown: int, of: int, which: str = "buckets with stories") -> str:
+    """Which buckets a table lists: all of `which`, or the newest `shown`."""
+    return f"newest {shown} of {of} {which}" if shown < of else which
 
 
 def alert_marks(fired: pd.DataFrame, granularity: str) -> dict[datetime, Counter[str]]:
@@ -356,29 +356,41 @@ def _alerts_text(marks: Counter[str]) -> str:
     return ", ".join(f"{name} x{n}" if n > 1 else name for name, n in marks.most_common())
 
 
-def with_alerts(points: pd.DataFrame, marks: dict[datetime, Counter[str]]) -> pd.DataFrame:
+def with_alerts(points: pd.DataFrame, marks: dict[datetime, Counter[str]], query: TrendQuery) -> pd.DataFrame:
     """The trend's rows with the alerts each bucket holds, as its table shows them: `alerts` (how
-    many fired) and `alerted_by` (`desk x2, ops`)."""
+    many fired) and `alerted_by` (`desk x2, ops`). A bucket an alert's window ends in without
+    stories (a window longer than the bucket, its stories early in it) is a row of its own, count 0
+    and no share or score: the rows carry every alert the header counts."""
+    import pandas as pd
+
+    quiet = sorted(set(marks) - {at.to_pydatetime() for at in points["bucket_start"]})
+    if quiet:
+        zero = dict.fromkeys(("count", "negative_count", "positive_count"), 0)
+        added = pd.DataFrame({"bucket_start": pd.DatetimeIndex(quiet).as_unit("us"), **zero}).assign(
+            entity_kind=query.entity_kind, entity=query.entity
+        )
+        points = pd.concat([points, added], ignore_index=True).sort_values("bucket_start", ignore_index=True)
     held = [marks.get(at.to_pydatetime(), Counter()) for at in points["bucket_start"]]
     return points.assign(alerts=[sum(m.values()) for m in held], alerted_by=[_alerts_text(m) for m in held])
 
 
-def _trend_table(
-    points: pd.DataFrame, marks: dict[datetime, Counter[str]], granularity: str, of: int
-) -> Table:
+def _trend_table(points: pd.DataFrame, granularity: str, of: int) -> Table:
+    """with_alerts' rows; a bucket of alerts without stories shows no share or score."""
+    which = "buckets with stories or alerts"
     table = compact_table(
-        f"per {granularity} ({buckets_shown(len(points), of)}; --rows, --out for all)",
+        f"per {granularity} ({buckets_shown(len(points), of, which)}; --rows, --out for all)",
         ("bucket (UTC)", "stories", "negative", "", "mean score", "alerts"),
         right=("stories", "negative", "mean score"),
         wraps=("alerts",),  # many in one bucket: more lines, the numbers stay whole
     )
     for p in points.itertuples():
-        at = p.bucket_start.to_pydatetime()
-        alerts = _alerts_text(marks.get(at, Counter()))
+        stories = (
+            f"{p.negative_count:,} {p.negative_share:4.0%}", Text(share_bar(p.negative_share), style="red"),
+            score_text(p.mean_score),
+        ) if p.count else ("-", "", "-")  # fmt: skip
         table.add_row(
-            when_text(at), f"{p.count:,}", f"{p.negative_count:,} {p.negative_share:4.0%}",
-            Text(share_bar(p.negative_share), style="red"), score_text(p.mean_score),
-            untrusted(f"▲ {alerts}", style="bold red") if alerts else "",
+            when_text(p.bucket_start), f"{p.count:,}", *stories,
+            untrusted(f"▲ {p.alerted_by}", style="bold red") if p.alerts else "",
         )  # fmt: skip
     return table
 

@@ -86,6 +86,28 @@ def test_trend_marks_alerts_by_their_windows_however_late_they_were_sent(seeded:
     assert "▲ desk" in _line(out, "2024-03-04 10:00"), out
 
 
+def test_an_alert_ending_in_a_bucket_without_stories_has_a_row_of_its_own(
+    seeded: Path, tmp_path: Path
+) -> None:
+    # An hour's window, 09:40-10:40 (hopping): its last moment in the 5-minute bucket 10:35, where
+    # earnings has no stories (10:02, 10:30). The header counted it; the table and --out left it out.
+    hop = alert("hop", "earnings", datetime(2024, 3, 4, 9, 40, tzinfo=UTC)).model_copy(
+        update={"window_end": datetime(2024, 3, 4, 10, 40, tzinfo=UTC)}
+    )
+    with DuckDBStore(seeded) as db:
+        db.upsert_alerts([hop])
+    out = tmp_path / "earnings.csv"
+    code, text = _run("trend", "topic:earnings", "--granularity", "5min", *SPAN, "--out", str(out))
+    assert code == 0, text
+    assert "5 stories, 40% negative, 2 alerts fired" in text
+    assert _line(text, "2024-03-04 10:35").split()[2:] == ["0", "-", "-", "▲", "desk"]
+    rows = pd.read_csv(out)
+    assert rows["alerts"].sum() == 2
+    quiet = rows[rows["bucket_start"] == "2024-03-04 10:35:00+00"]
+    assert quiet[["entity", "count", "alerts", "alerted_by"]].values.tolist() == [["earnings", 0, 1, "desk"]]
+    assert quiet["negative_share"].isna().all()
+
+
 def test_trend_without_since_starts_its_sparkline_at_the_first_story(seeded: Path) -> None:
     code, out = _run("trend", "topic:earnings", "--granularity", "hour", "--until", "2024-03-06")
     assert code == 0, out
