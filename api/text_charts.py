@@ -87,14 +87,15 @@ DAY, MONTH = timedelta(days=1), timedelta(days=31)
 
 
 def coarse_granularity(start: datetime, end: datetime) -> str:
-    """The buckets to find a range's first story in: hours up to a month, days beyond."""
+    """The buckets to find a range's first story in, before its 5 minutes: hours up to a month,
+    days beyond."""
     return "hour" if end - start <= MONTH else "day"
 
 
 def auto_granularity(start: datetime, end: datetime, bucket_starts: pd.Series) -> str:
     """`--granularity auto` (the dashboard's Step auto too): 5 minutes when the range's stories, from
-    the first (`bucket_starts`, coarse_granularity's) to its end, span a day or less; hours up to a
-    month; days beyond (all of the range without stories), whether or not its start was given.
+    the first (`bucket_starts`: its 5 minutes) to its end, span a day or less; hours up to a month;
+    days beyond (all of the range without stories), whether or not its start was given.
     5 minutes for a day and hours for a month are far below MAX_BUCKETS; days pass it only over
     54 years of stories, where no step fits."""
     span = end - first_story(start, bucket_starts)

@@ -415,7 +415,9 @@ def test_every_request_body_has_an_example_the_api_accepts(api_client: Any) -> N
     ("start", "end", "picked"),
     [
         ("2024-03-04T00:00:00Z", "2024-03-06T00:00:00Z", "hour"),  # two days of stories
-        ("2024-02-01T00:00:00Z", "2024-03-05T06:00:00Z", "hour"),  # 33 days asked, 30 h from the first day
+        # 21 h of stories, however far back the range starts (from the first day's midnight: hours).
+        ("2024-02-20T00:00:00Z", "2024-03-05T06:00:00Z", "5min"),
+        ("2024-02-01T00:00:00Z", "2024-03-05T06:00:00Z", "5min"),
         ("2024-03-05T00:00:00Z", "2024-03-06T00:00:00Z", "5min"),  # one story on the second day
         ("2024-03-01T00:00:00Z", "2024-04-20T00:00:00Z", "day"),  # from the first story, 47 days
     ],
