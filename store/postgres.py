@@ -12,12 +12,14 @@ session's time zone UTC (timestamps are stored as UTC without zone, as in
 DuckDB). A read-only store's sessions are read-only on the server too. A
 connection the server dropped is replaced when next taken; the server
 unreachable raises StoreUnavailable (a transient error: the sink retries, the
-API answers 503).
+API answers 503), the server refusing the URL's database, user or password
+StoreConfigError (the message says the server's own words).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -57,6 +59,14 @@ _HOLDER_SQL = (
     "SELECT a.pid, a.application_name, a.client_addr::text FROM pg_locks l "
     "JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND l.granted "
     "AND ((l.classid::bigint << 32) | l.objid::bigint) = ?"
+)
+# The server's refusals no retry mends: a database that does not exist (3D000), a wrong password
+# (28P01), a role it does not know or pg_hba.conf turns away (28000), a password the URL lacks.
+# libpq gives a failed connection no SQLSTATE, only its message (the server's in English unless
+# its lc_messages says otherwise: then the refusal reads as the server not answering).
+_REFUSED = re.compile(
+    r'database ".*" does not exist|password authentication failed|role ".*" does not exist'
+    r"|pg_hba\.conf|no password supplied"
 )
 # date_bin (the trend buckets) came with PostgreSQL 14.
 MIN_SERVER_VERSION = 140000
@@ -116,7 +126,7 @@ class PostgresStore(HistoryStore):
 
     def _open(self) -> None:
         options = "-c TimeZone=UTC" + (" -c default_transaction_read_only=on" if self.read_only else "")
-        pool = ConnectionPool(
+        pool = _Pool(
             self.url,
             min_size=1,
             max_size=POOL_MAX,
@@ -133,10 +143,7 @@ class PostgresStore(HistoryStore):
             pool.open(wait=True, timeout=self.connect_timeout_s)
         except PoolTimeout as exc:
             pool.close()
-            raise StoreUnavailable(
-                f"history store {self.where} did not answer in {self.connect_timeout_s:g} s: is the "
-                "PostgreSQL server running, and are the URL's host, port, user and password right?"
-            ) from exc
+            raise unopened(self.where, self.connect_timeout_s, pool.last_error) from exc
         try:
             with pool.connection() as raw:
                 check_server_version(raw.info.server_version, self.where)
@@ -228,6 +235,20 @@ class PostgresStore(HistoryStore):
         exports.write_frame(frame, path, fmt, types)
 
 
+class _Pool(ConnectionPool[psycopg.Connection[Any]]):
+    """A pool that keeps why its last connection attempt failed: psycopg_pool only logs it and
+    tries again until `open` times out, saying nothing of why."""
+
+    last_error: psycopg.Error | None = None
+
+    def _connect(self, timeout: float | None = None) -> psycopg.Connection[Any]:
+        try:
+            return super()._connect(timeout)
+        except psycopg.Error as exc:
+            self.last_error = exc
+            raise
+
+
 class _PgConnection:
     """A psycopg connection as the store's Connection: `?` parameters, and a data-changing
     statement answering its row count, as DuckDB's do."""
@@ -275,6 +296,22 @@ def check_server_version(version: int, where: str) -> None:
         raise StoreConfigError(
             f"history store {where} runs PostgreSQL {version // 10000}; the store needs 14 or newer"
         )
+
+
+def unopened(where: str, waited_s: float, error: psycopg.Error | None) -> StoreConfigError | StoreUnavailable:
+    """The error for a pool that did not open in `waited_s`, saying the last connection error:
+    the server refusing the database, user or password is a config error (trying again cannot
+    help); no answer, a transient one."""
+    said = redact.redacted(" ".join(str(error).split())) if error is not None else ""
+    if _REFUSED.search(said):
+        return StoreConfigError(
+            f"history store {where} refused the connection ({said}): check FINPULSE_STORE_URL's "
+            "database name, user and password (the database must exist: createdb makes one)"
+        )
+    return StoreUnavailable(
+        f"history store {where} did not answer in {waited_s:g} s{f' ({said})' if said else ''}: is the "
+        "PostgreSQL server running, and are the URL's host, port, user and password right?"
+    )
 
 
 def redacted(url: str) -> str:

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from store import (
     HistoryStore,
     MoversQuery,
     Query,
+    StoreConfigError,
     StoreError,
     StoreUnavailable,
     TrendQuery,
@@ -186,7 +188,20 @@ def test_a_server_that_is_away_is_a_transient_error_that_keeps_the_password_out(
     assert db.where == f"postgresql://finpulse:***@127.0.0.1:{url.split(':')[3]}"
     with pytest.raises(StoreUnavailable, match="is the PostgreSQL server running") as caught:
         db.start()
+    assert "Connection refused" in str(caught.value)  # libpq's own words
     assert "s3cret-pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("user", "dbname", "said"), [
+    ("postgres", "nodb", 'database "nodb" does not exist'),
+    ("nobody", "postgres", 'role "nobody" does not exist'),
+])  # fmt: skip
+def test_a_server_refusing_the_database_or_user_is_a_config_error_in_its_words(
+    postgres_server: PostgresServer, user: str, dbname: str, said: str
+) -> None:
+    url = replace(postgres_server, user=user).url(dbname)
+    with pytest.raises(StoreConfigError, match=said):
+        PostgresStore(url, connect_timeout_s=1).start()
 
 
 def test_read_only_on_an_empty_database_says_to_start_the_worker_and_writes_are_refused(

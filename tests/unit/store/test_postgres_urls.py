@@ -1,12 +1,14 @@
-"""PostgreSQL store helpers that need no server: what a message shows of a URL, the version check."""
+"""PostgreSQL store helpers that need no server: what a message shows of a URL, the version check,
+the error for a server that refused or did not answer."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
-from store import StoreConfigError
+from store import StoreConfigError, StoreUnavailable
 from store.backends import is_postgres
-from store.postgres import check_server_version, redacted
+from store.postgres import check_server_version, redacted, unopened
 
 
 @pytest.mark.parametrize(
@@ -42,3 +44,37 @@ def test_servers_older_than_14_are_refused_with_their_version() -> None:
     check_server_version(170002, "db")
     with pytest.raises(StoreConfigError, match="runs PostgreSQL 13; the store needs 14 or newer"):
         check_server_version(130012, "db")
+
+
+# libpq's messages, as psycopg's OperationalError gives them (its sqlstate is None).
+_FAILED = 'connection failed: connection to server at "127.0.0.1", port 5432 failed: '
+
+
+@pytest.mark.parametrize(
+    ("said", "error"),
+    [
+        ('FATAL:  database "nodb" does not exist', StoreConfigError),
+        ('FATAL:  password authentication failed for user "fp"', StoreConfigError),
+        ('FATAL:  role "nobody" does not exist', StoreConfigError),
+        ('FATAL:  no pg_hba.conf entry for host "10.0.0.9", user "fp", database "x"', StoreConfigError),
+        ("fe_sendauth: no password supplied", StoreConfigError),
+        (
+            "Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?",
+            StoreUnavailable,
+        ),
+        ("FATAL:  the database system is starting up", StoreUnavailable),
+        ("FATAL:  sorry, too many clients already", StoreUnavailable),
+    ],
+)
+def test_a_pool_that_did_not_open_says_the_servers_words_and_if_trying_again_may_work(
+    said: str, error: type[Exception]
+) -> None:
+    raised = unopened("postgresql://fp:***@db/x", 10, psycopg.OperationalError(_FAILED + said))
+    assert type(raised) is error
+    assert " ".join(said.split()) in str(raised)
+
+
+def test_a_pool_that_never_connected_did_not_answer_and_no_password_shows() -> None:
+    assert str(unopened("db", 10, None)).startswith("history store db did not answer in 10 s: is the")
+    leaky = psycopg.OperationalError("invalid URI query parameter in postgresql://fp:s3cret@db/x")
+    assert "s3cret" not in str(unopened("db", 10, leaky))
