@@ -44,7 +44,9 @@ if TYPE_CHECKING:
 from api.auto_buckets import AUTO, trend_frames
 from api.text_charts import (
     EMPTY,
+    MAX_BUCKETS,
     TooManyBuckets,
+    bucket_count,
     bucket_series,
     check_buckets,
     share_bar,
@@ -181,14 +183,25 @@ def spark_span(
     since: str | None,
     granularity: str,
 ) -> tuple[datetime, datetime]:
-    """The [start, end) of a range's sparklines (text_charts.spark_start: from --since when its
-    buckets fit, else from the first story); more than MAX_BUCKETS even so is a clear error naming
-    a coarser --granularity (exit 2)."""
+    """The [start, end) of a range's sparklines: from --since when its buckets fit, else from the
+    first story (text_charts.spark_start); to the range's end, or where those are more than
+    MAX_BUCKETS, to the last story's bucket. Stories over more buckets than that are a clear error
+    naming a coarser --granularity (exit 2), by the rule /trends/plot.png answers 422 by."""
+    from store import STEPS
+
     assert start is not None  # both set by the query's validator
     assert end is not None
     spark_from = spark_start(start, end, bucket_starts, since is not None, granularity)
     try:
-        check_buckets(spark_from, end, granularity, "--granularity")
+        if bucket_starts.empty:  # nothing to draw: the range's own buckets
+            check_buckets(spark_from, end, granularity, "--granularity")
+        elif bucket_count(spark_from, end, granularity) > MAX_BUCKETS:
+            from api.trend_plot import drawn_span  # matplotlib, which only a chart needs
+
+            end = (
+                drawn_span(bucket_starts, granularity, "--granularity")[1].to_pydatetime()
+                + STEPS[granularity]
+            )
     except TooManyBuckets as exc:
         fail(exc)
     return spark_from, end
@@ -321,9 +334,10 @@ def trend(
         sep=", ",
     )
     over = since is not None and spark_from == query.start
-    console.print(
-        f"negative share {'over the range' if over else 'from the first story'} ({EMPTY}: no stories):"
+    reach = (
+        "over the range" if over else "from the first story" + ("" if end == query.end else " to the last")
     )
+    console.print(f"negative share {reach} ({EMPTY}: no stories):")
     console.print(f"  {spark_from:%m-%d %H:%M} {sparkline(counts, negatives)} {end:%m-%d %H:%M}")
     console.print(_trend_table(alerted.tail(rows), granularity, len(alerted)))
     if png is not None:

@@ -176,15 +176,22 @@ def _png(fig: Figure) -> bytes:
     return out.getvalue()
 
 
+def drawn_span(
+    bucket_starts: pd.Series, granularity: str, option: str = "granularity"
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first and last buckets with stories (at least one): the span a chart draws.
+    TooManyBuckets (text_charts) when that is more than MAX_BUCKETS, naming a coarser `option`: the
+    one rule for /trends/plot.png's 422 and `finpulse history`'s exit 2."""
+    first, last = bucket_starts.min(), bucket_starts.max()
+    check_buckets(first.to_pydatetime(), last.to_pydatetime() + STEPS[granularity], granularity, option)
+    return first, last
+
+
 def _every_bucket(points: pd.DataFrame, granularity: str) -> pd.DataFrame:
     """TrendQuery rows indexed by every bucket of their span, NaN where a bucket has no stories,
-    so a line breaks there instead of joining its neighbours; TooManyBuckets (text_charts) when
-    that is more than MAX_BUCKETS, naming a coarser granularity."""
-    by_bucket = points.set_index("bucket_start")
-    first, last = by_bucket.index.min(), by_bucket.index.max()
-    step = STEPS[granularity]
-    check_buckets(first.to_pydatetime(), last.to_pydatetime() + step, granularity)
-    return by_bucket.reindex(pd.date_range(first, last, freq=step))
+    so a line breaks there instead of joining its neighbours; TooManyBuckets as drawn_span's."""
+    first, last = drawn_span(points["bucket_start"], granularity)
+    return points.set_index("bucket_start").reindex(pd.date_range(first, last, freq=STEPS[granularity]))
 
 
 def _days(times: Iterable[pd.Timestamp]) -> list[float]:
