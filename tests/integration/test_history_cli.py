@@ -21,6 +21,7 @@ from finpulse import history
 from finpulse.settings import ApiSettings, Settings, StoreSettings
 from model.labels import TOPICS
 from store import DuckDBStore
+from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.store import API_TOKEN, alert, known_alerts, scored, seed_known
 
 SPAN = ["--since", "2024-03-04", "--until", "2024-03-06"]
@@ -569,6 +570,19 @@ def test_a_store_that_does_not_answer_exits_1_worth_trying_again(
     assert code == 1, out  # not 2: a usage error would fail again as it is
     assert "did not answer" in out
     assert "s3cret" not in out
+
+
+def test_a_database_the_server_does_not_have_exits_2_saying_so(
+    seeded: Path, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It read "did not answer ... (exit 1)", the server's own words only in the pool's warnings.
+    monkeypatch.setenv("FINPULSE_STORE_URL", postgres_server.url("nodb"))
+    monkeypatch.setenv("FINPULSE_STORE_LOCK_TIMEOUT_S", "1")
+    code, out = _run("entities", *SPAN)
+    assert code == 2, out  # trying again cannot help
+    said = " ".join(out.split())
+    assert "refused the connection (connection failed: " in said
+    assert 'database "nodb" does not exist' in said
 
 
 def test_a_store_older_code_wrote_is_a_clear_error(
