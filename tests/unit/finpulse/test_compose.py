@@ -30,3 +30,11 @@ def test_the_compose_files_settings_load(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert (s.kafka.bootstrap, s.kafka.topics.partitions) == ("kafka:9092", 6)
     assert str(s.api.public_url).startswith("http://localhost:8000")
     assert s.data_dir == Path("/data")
+
+
+def test_the_worker_image_scores_on_the_cpu_where_no_gpu_is_visible() -> None:
+    """The compose file says: without a GPU, drop the worker's `deploy` block and it scores on the
+    CPU. A device pinned to cuda in the image refuses to start there; auto picks the GPU if any."""
+    dockerfile = (REPO_ROOT / "docker" / "Dockerfile").read_text()
+    worker = dockerfile.split(" AS worker", 1)[1]
+    assert "FINPULSE_MODEL_DEVICE" not in worker or "FINPULSE_MODEL_DEVICE=auto" in worker
