@@ -21,6 +21,7 @@ from aiokafka.errors import (
     KafkaConnectionError,
     KafkaError,
     TopicAlreadyExistsError,
+    for_code,
 )
 from aiokafka.protocol.admin import (
     DescribeGroupsRequest_v0,
@@ -191,23 +192,36 @@ async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec] | None = No
         missing = [s for s in specs if s.name not in existing]
         if missing and min(s.replication_factor for s in missing) == 1:
             await _warn_unreplicated(admin, [s.name for s in missing if s.replication_factor == 1])
-        created = []
-        for spec in missing:
-            try:
-                configs = {"cleanup.policy": "compact"} if spec.compact else {}
-                if spec.segment_ms is not None:
-                    configs["segment.ms"] = str(spec.segment_ms)
-                if spec.replication_factor > 1:  # acks=all then means on two brokers, whatever theirs say
-                    configs["min.insync.replicas"] = str(min(2, spec.replication_factor))
-                topic = NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=configs)
-                await admin.create_topics([topic])
-                created.append(spec.name)
-            except TopicAlreadyExistsError:
-                pass  # another process won the race: that is the idempotent outcome
+        created = [spec.name for spec in missing if await _create(admin, spec)]
         if created:
             logger.info("created topics=%s", ",".join(created))
-            await _until_listed(admin, created, kafka.request_timeout_s)
+        if missing:  # those another process won the race for too
+            await _until_listed(admin, [s.name for s in missing], kafka.request_timeout_s)
         return created
+
+
+async def _create(admin: AIOKafkaAdminClient, spec: TopicSpec) -> bool:
+    """Create the topic `spec`: True where this call created it, False where another process won
+    the race (the idempotent outcome). Kafka answers CreateTopics with an error per topic (aiokafka
+    raises none): a refusal is raised with Kafka's reason, or the topic would never be listed."""
+    configs = {"cleanup.policy": "compact"} if spec.compact else {}
+    if spec.segment_ms is not None:
+        configs["segment.ms"] = str(spec.segment_ms)
+    if spec.replication_factor > 1:  # acks=all then means on two brokers, whatever theirs say
+        configs["min.insync.replicas"] = str(min(2, spec.replication_factor))
+    topic = NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=configs)
+    response = await admin.create_topics([topic])
+    for _topic, code, *message in response.topic_errors:  # a message from CreateTopics v1 on
+        if code == TopicAlreadyExistsError.errno:
+            return False
+        if code:
+            error = for_code(code)
+            reason = message[0] if message and message[0] else error.description
+            raise (BrokerUnavailable if error.retriable else ConfigError)(
+                f"Kafka refused to create topic {spec.name!r}: {reason} ({error.message}); "
+                "check FINPULSE_KAFKA_TOPICS"
+            )
+    return True
 
 
 async def _warn_unreplicated(admin: AIOKafkaAdminClient, names: list[str]) -> None:

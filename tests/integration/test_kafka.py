@@ -50,6 +50,18 @@ async def test_ensure_topics_is_idempotent(kafka: KafkaSettings) -> None:
     assert results == [[], []]
 
 
+async def test_a_topic_kafka_refuses_is_a_config_error_in_kafka_s_words(kafka: KafkaSettings) -> None:
+    name = f"refused-{uuid.uuid4().hex[:8]}"
+    # The test broker is alone: it cannot keep 3 replicas, and says so (it read "does not list it
+    # after 30 s").
+    with pytest.raises(
+        ConfigError,
+        match=rf"Kafka refused to create topic '{name}': .*replication factor of 3 cannot be reached",
+    ):
+        await asyncio.wait_for(ensure_topics(kafka, [TopicSpec(name, 1, 3)]), 10)
+    assert await topics_starting(kafka, name) == []
+
+
 async def test_a_run_s_topics_are_listed_and_deleted_by_prefix(kafka: KafkaSettings) -> None:
     run = f"run-{uuid.uuid4().hex[:8]}"
     mine, other = [f"{run}.news.raw", f"{run}-window-sums-changelog"], f"other-{run}"
