@@ -227,9 +227,15 @@ def fetch(query: Query, out: Path | None) -> pd.DataFrame:
     return rows
 
 
-def write_rows(db: HistoryStore, query: Query, out: Path | None, frame: pd.DataFrame | None = None) -> None:
+def write_rows(
+    db: HistoryStore,
+    query: Query,
+    out: Path | None,
+    frame: pd.DataFrame | None = None,
+    types: dict[str, str] | None = None,
+) -> None:
     """Every row of the query (not only the rows shown) to `out`; `frame`: those rows as the
-    command read them, with columns of its own."""
+    command read them, with columns of its own, of DuckDB's `types` (store.exports.write_frame)."""
     from store.exports import write_frame
 
     if out is None:
@@ -237,14 +243,22 @@ def write_rows(db: HistoryStore, query: Query, out: Path | None, frame: pd.DataF
     fmt = output_format(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "json":
-        (db.frame(query) if frame is None else frame).to_json(
-            out, orient="records", date_format="iso", indent=1
-        )
+        out.write_bytes(_json_rows(db.frame(query) if frame is None else frame))
     elif frame is None:
         db.export(query, out, "parquet" if fmt == "parquet" else "csv")
     else:
-        write_frame(frame, out, "parquet" if fmt == "parquet" else "csv")
+        write_frame(frame, out, "parquet" if fmt == "parquet" else "csv", types)
     console.print(f"wrote {out}")
+
+
+def _json_rows(frame: pd.DataFrame) -> bytes:
+    """Rows as the API's JSON writes them: each float to its last digit (pandas' to_json keeps
+    10, and 15 at most), times ISO 8601 UTC to the microsecond, a missing value null."""
+    import pydantic_core
+
+    records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    # fallback: a list column's cells (numpy arrays)
+    return pydantic_core.to_json(records, indent=1, fallback=lambda value: value.tolist())
 
 
 # The narrowest a name column gets on a narrow terminal before it takes more lines.
@@ -312,7 +326,7 @@ def trend(
         granularity = query.granularity
         fired = fired_alerts(db, query)
         alerted = with_alerts(points, alert_marks(fired, granularity), query)
-        write_rows(db, query, out, alerted)
+        write_rows(db, query, out, alerted, TREND_TYPES)
         if points.empty:
             console.print(untrusted(f"no stories for {kind} {query.entity!r} in {range_text(query)}"))
             unsearched = db.frame(query.model_copy(update={"search": None})) if search else None
@@ -368,6 +382,15 @@ def alert_marks(fired: pd.DataFrame, granularity: str) -> dict[datetime, Counter
 def _alerts_text(marks: Counter[str]) -> str:
     """`desk x2, ops`: the subscriptions whose alerts a bucket holds, most first."""
     return ", ".join(f"{name} x{n}" if n > 1 else name for name, n in marks.most_common())
+
+
+# DuckDB's type of each of with_alerts' columns, as the store's export of a trend writes them: an
+# empty frame's have none in pandas (Parquet's were NULL and DOUBLE).
+TREND_TYPES = {
+    "bucket_start": "TIMESTAMPTZ", "entity_kind": "VARCHAR", "entity": "VARCHAR", "count": "BIGINT",
+    "negative_count": "BIGINT", "positive_count": "BIGINT", "negative_share": "DOUBLE",
+    "mean_score": "DOUBLE", "alerts": "BIGINT", "alerted_by": "VARCHAR",
+}  # fmt: skip
 
 
 def with_alerts(points: pd.DataFrame, marks: dict[datetime, Counter[str]], query: TrendQuery) -> pd.DataFrame:

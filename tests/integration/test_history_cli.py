@@ -259,6 +259,35 @@ def test_trend_writes_every_row_as_csv_parquet_json_and_a_png(seeded: Path, tmp_
     code, text = _run("trend", "ticker:AAPL", *SPAN, "--png", str(png))
     assert code == 0, text
     assert imread(png).shape[:2] == (500, 1100)
+    # No rows: the columns' types all the same (Parquet's were NULL and DOUBLE).
+    empty = tmp_path / "none.parquet"
+    assert _run("trend", "ticker:NONE", *SPAN, "--out", str(empty))[0] == 1
+    types = {name: kind for name, kind, *_ in duckdb.sql(f"DESCRIBE SELECT * FROM '{empty}'").fetchall()}
+    assert [types[c] for c in ("entity", "count", "negative_share", "alerts", "alerted_by")] == [
+        "VARCHAR",
+        "BIGINT",
+        "DOUBLE",
+        "BIGINT",
+        "VARCHAR",
+    ]
+
+
+def test_json_rows_are_the_apis(seeded: Path, tmp_path: Path) -> None:
+    # Every float to its last digit and times to the microsecond, as the API's JSON (pandas'
+    # to_json wrote 10 digits: reuters' mean score -0.4000000000000001 as -0.4).
+    runs = {
+        "entities": (("entities", "--kind", "source"), {"entity_kind": "source"}),
+        "headlines": (("headlines", "--sentiment", "any"), {"sentiment": "any"}),
+    }
+    with _api(seeded) as client:
+        for what, (args, params) in runs.items():
+            out = tmp_path / f"{what}.json"
+            code, text = _run(*args, *SPAN, "--out", str(out))
+            assert code == 0, text
+            answer = client.get(
+                f"/api/v1/{what}", params={**params, "start": "2024-03-04", "end": "2024-03-06"}
+            )
+            assert json.loads(out.read_text()) == answer.json()["items"], what
 
 
 def test_compare_puts_entities_side_by_side(seeded: Path, tmp_path: Path) -> None:
