@@ -498,9 +498,16 @@ def unknown_env(environ: Mapping[str, str] | None = None) -> list[str]:
 
 def _setting_name(loc: tuple[int | str, ...]) -> str:
     """The setting an error is about, as the config file and the environment name it:
-    ("alerts", "sinks", 0) -> `alerts.sinks (FINPULSE_ALERTS_SINKS)`."""
+    ("alerts", "sinks", 0) -> `alerts.sinks (FINPULSE_ALERTS_SINKS)`. The environment splits a name
+    once (FINPULSE_<GROUP>_<FIELD>), so a table within a group is one JSON value: ("kafka", "topics",
+    "partitions") -> `kafka.topics.partitions (FINPULSE_KAFKA_TOPICS '{"partitions": ...}')`."""
     names = [p for p in loc if isinstance(p, str)]
-    return f"{'.'.join(names)} (FINPULSE_{'_'.join(names).upper()})" if names else "settings"
+    if not names:
+        return "settings"
+    env = f"FINPULSE_{'_'.join(names[:2]).upper()}"
+    if len(names) > 2:
+        env += f""" '{{"{names[2]}": ...}}'"""
+    return f"{'.'.join(names)} ({env})"
 
 
 def _nested_hint(loc: tuple[int | str, ...]) -> str:

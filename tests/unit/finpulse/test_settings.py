@@ -210,6 +210,17 @@ def test_a_nested_table_set_field_by_field_says_how_to_write_it(
     assert """a table is one JSON value: FINPULSE_KAFKA_TOPICS='{"partitions": ...}'""" in said
 
 
+def test_a_bad_value_in_a_nested_table_names_the_table_s_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    # It named FINPULSE_KAFKA_TOPICS_PARTITIONS, which is refused: the table is one JSON value.
+    monkeypatch.setenv("FINPULSE_KAFKA_TOPICS", '{"partitions": 0}')
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert (
+        """kafka.topics.partitions (FINPULSE_KAFKA_TOPICS '{"partitions": ...}'): Input should be"""
+        in str(info.value)
+    )
+
+
 def test_a_mistyped_variable_is_named_with_the_setting_it_may_mean(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
