@@ -111,6 +111,7 @@ class SourceProgress:
         self.behind: frozenset[int] = frozenset()
         self._unread: set[int] = set()  # assigned partitions not read yet
         self._read_any = False  # any record read since the process started
+        self._drains = False  # the batch being observed is short: it ran the input dry
 
     def assign(self, partitions: set[int]) -> None:
         """The stage's news.raw partitions after a rebalance: a new one holds the watermark
@@ -144,8 +145,7 @@ class SourceProgress:
     def begin_batch(self, size: int, max_size: int) -> None:
         """A batch short of `max_size` means the input ran dry: every partition was read up."""
         self.in_flight += 1
-        if size < max_size:
-            self.drained_at = time.time()
+        self._drains = size < max_size
 
     def observe(self, partition: int, published: datetime) -> None:
         self._read_any = True
@@ -153,7 +153,12 @@ class SourceProgress:
         self.partitions.observe(partition, _not_ahead(published), time.time())
 
     def batch_mark(self, oldest: datetime | None) -> Mark | None:
-        """The watermark to publish the current batch with."""
+        """The watermark to publish the current batch with, once its stories are observed."""
+        if self._drains:
+            # Drained after the batch's own stories: taken before them, its partitions would
+            # never fall silent (seen >= drained_at), and the slowest would hold the mark for good.
+            self._drains = False
+            self.drained_at = math.nextafter(time.time(), math.inf)
         mark = self._mark()
         if mark is None or oldest is None or oldest >= mark.at:
             return mark

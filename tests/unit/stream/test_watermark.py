@@ -193,3 +193,17 @@ def test_a_partition_known_to_hold_more_than_was_read_holds_the_watermark_after_
     assert _at(progress.heartbeat_mark()) == at(18)  # partition 1 holds the windows open
     progress.behind = frozenset()
     assert _at(progress.heartbeat_mark()) == at(29)  # without it: silent, its stories would come late
+
+
+def test_the_partitions_of_the_short_batch_that_drained_the_stage_fall_silent(wall: list[float]) -> None:
+    # The end of a replay: the last, short batch holds stories of several partitions, and
+    # then nothing comes. Each fell silent with it, so the latest story closes the last windows.
+    progress = SourceProgress(idle_s=5)
+    progress.assign({0, 1})
+    progress.begin_batch(3, 32)  # short: drained, as far as the stage can tell
+    progress.observe(0, at(24))
+    progress.observe(1, at(29))
+    progress.end_batch(progress.batch_mark(at(24)))
+    assert _at(progress.heartbeat_mark()) == at(24)  # both just read: the slower one
+    wall[0] += 5
+    assert _at(progress.heartbeat_mark()) == at(29)
