@@ -60,9 +60,15 @@ def unprocessable(message: str, loc: tuple[str, ...] = ("body",)) -> HTTPExcepti
     return HTTPException(422, detail=[{"loc": list(loc), "msg": message, "type": "value_error"}])
 
 
-# A query model's own check (start before end, entity with its kind) fails the whole query: its
-# message starts with the field it is about.
-_QUERY_FIELD = re.compile(r"^(?:Value error, )?(start|end|entity_kind|entity)\b")
+# A query model's own check (start before end, entity with its kind, search with a word) fails the
+# whole query: its message starts with the field it is about.
+_QUERY_FIELD = re.compile(r"^(?:Value error, )?(start|end|entity_kind|entity|search)\b")
+
+
+def query_field(message: str) -> str | None:
+    """The field a query model's own check is about, by its message; None for the whole query."""
+    named = _QUERY_FIELD.match(message)
+    return named.group(1) if named else None
 
 
 def located(errors: Sequence[Any], sent: Collection[str] = ()) -> list[dict[str, Any]]:
@@ -72,8 +78,7 @@ def located(errors: Sequence[Any], sent: Collection[str] = ()) -> list[dict[str,
     shaped = []
     for error in errors:
         if tuple(error.get("loc", ())) == ("query",):
-            named = _QUERY_FIELD.match(str(error.get("msg", "")))
-            field = named.group(1) if named else None
+            field = query_field(str(error.get("msg", "")))
             if field == "start" and "start" not in sent and "end" in sent:
                 field = "end"  # the default start (a week, or the open alerts' span) came after it
             loc = ["query", field] if field else ["query"]

@@ -58,7 +58,7 @@ def entities(
         busiest = db.frame(query, paged=True)
         write_rows(db, query, out)
         if busiest.empty:
-            console.print(f"no stories in {range_text(query)}")
+            console.print(untrusted(f"no stories in {range_text(query)}"))
             return
         # Their sparklines' buckets: `--granularity auto`'s over all entities of the kind.
         trends = make_query(TrendQuery, since, until, entity_kind=kind, granularity="hour", search=search)
@@ -67,7 +67,7 @@ def entities(
         granularity = trends.granularity
     start, end = spark_span(query.start, query.end, points["bucket_start"], since, granularity)
     table = compact_table(
-        f"busiest {kind}s, {range_text(query)}",
+        untrusted(f"busiest {kind}s, {range_text(query)}"),
         (kind, "stories", "negative", "mean score", "negative trend"),
         right=("stories", "negative", "mean score"),
         wraps=(kind,),
@@ -113,12 +113,16 @@ def movers(
     if rows.empty:
         moved = "fell" if falling else "rose"
         console.print(
-            f"no {kind} with {min_stories}+ stories whose negative share {moved} in {range_text(query)}"
+            untrusted(
+                f"no {kind} with {min_stories}+ stories whose negative share {moved} in {range_text(query)}"
+            )
         )
         return
     table = compact_table(
-        f"{kind}s whose negative share {'fell' if falling else 'rose'} most, {range_text(query)}, "
-        f"against {before:%Y-%m-%d %H:%M} – {query.start:%Y-%m-%d %H:%M}",
+        untrusted(
+            f"{kind}s whose negative share {'fell' if falling else 'rose'} most, {range_text(query)}, "
+            f"against {before:%Y-%m-%d %H:%M} – {query.start:%Y-%m-%d %H:%M}"
+        ),
         (kind, "stories", "negative", "before", "change", ""),  # the bar: the change, 10 cells 100 pts
         right=("stories", "negative", "before", "change"),
     )
@@ -193,7 +197,7 @@ def headlines(
     order = "newest" if query.newest_first else f"most {query.sentiment}"
     rows = fetch(query, out)
     if rows.empty:
-        console.print(f"no {what} in {range_text(query)}")
+        console.print(untrusted(f"no {what} in {range_text(query)}"))
         return
     cells = [
         {
@@ -253,7 +257,7 @@ def alerts(
     if rows.empty:
         filters = {"--entity": entity, "--subscription": subscription, "--state": state, "--id": alert_id}
         given = " ".join(f"{flag} {value}" for flag, value in filters.items() if value)
-        console.print(f"no alerts{' of ' + given if given else ''} in {range_text(query)}")
+        console.print(untrusted(f"no alerts{' of ' + given if given else ''} in {range_text(query)}"))
         if given:
             _others(query)
         return

@@ -663,3 +663,22 @@ def test_names_and_titles_from_outside_print_as_written(seeded: Path) -> None:
     assert "[b]Macro" in out
     code, out = _run("alerts", "--entity", f"source:{source}", *SPAN)
     assert f"alerts of [i]desk on source:{source}, newest first" in out
+    # Nothing found: what was asked for, as written.
+    for args, code_, said in (
+        (("headlines", "--entity", "source:[/wire]"), 0, "no negative headlines for source:[/wire] in"),
+        (("alerts", "--subscription", "[/desk]"), 0, "no alerts of --subscription [/desk] in"),
+        (("entities", "-q", "[/x]"), 0, "titles holding '[/x]'"),
+        (("movers", "-q", "[/x]"), 0, "titles holding '[/x]'"),
+        (("compare", "topic:earnings", "topic:macro", "-q", "[/x]"), 1, "titles holding '[/x]'"),
+    ):
+        code, out = _run(*args, *SPAN)
+        assert (code, said in " ".join(out.split())) == (code_, True), out
+
+
+def test_a_search_without_words_names_the_option_as_the_api_names_its_field(seeded: Path) -> None:
+    code, out = _run("trend", "ticker:AAPL", "-q", "  ", *SPAN)
+    assert code == 2
+    assert "error: --search / -q: search needs a word" in out  # it read "range: ..."
+    with _api(seeded) as client:
+        [error] = client.get("/api/v1/trends", params={"search": "  "}).json()["detail"]
+    assert (error["loc"], error["msg"]) == (["query", "search"], "Value error, search needs a word")
