@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from rich.logging import RichHandler
 
@@ -13,25 +14,38 @@ PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Logs on stderr: rich's columns on a terminal; elsewhere (a service's log file, a container
-    collector) one dated line per record, never wrapped (rich wrapped them at 80 columns, a line
-    per fragment, with no date); noisy libraries held at WARNING."""
-    handler: logging.Handler
-    if sys.stderr.isatty():
-        handler, fmt, datefmt = (
-            RichHandler(rich_tracebacks=False, show_path=False),
-            "%(name)s: %(message)s",
-            "%H:%M:%S",
-        )
-    else:
-        handler, fmt, datefmt = logging.StreamHandler(), PLAIN_FORMAT, "%Y-%m-%dT%H:%M:%S%z"
-    logging.basicConfig(level=level, format=fmt, datefmt=datefmt, handlers=[handler], force=True)
+    """Logs on stderr (`log_handler`), at `level`; noisy libraries held at WARNING."""
+    logging.basicConfig(level=level, handlers=[log_handler()], force=True)
     # APScheduler logs every run of a job at INFO (the digests' each minute); the jobs log what matters.
     for noisy in ("aiokafka", "kafka", "faust", "mode", "httpx", "urllib3", "filelock", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
     if not any(isinstance(f, RetriedAsWarning) for f in coordinator.filters):
         coordinator.addFilter(RetriedAsWarning())
+
+
+def log_handler() -> logging.Handler:
+    """Logs on stderr: rich's columns on a terminal; elsewhere (a service's log file, a container
+    collector) one dated line per record, never wrapped (rich wrapped them at 80 columns, a line
+    per fragment, with no date)."""
+    if sys.stderr.isatty():
+        handler: logging.Handler = RichHandler(rich_tracebacks=False, show_path=False)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s", "%H:%M:%S"))
+    else:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(PLAIN_FORMAT, "%Y-%m-%dT%H:%M:%S%z"))
+    return handler
+
+
+def logging_config(level: str) -> dict[str, Any]:
+    """configure_logging's handler and level as a `logging.config.dictConfig` dictionary, for a
+    library that sets the root logger up itself (Faust's worker: its own format, on stdout)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {"finpulse": {"()": log_handler, "level": level}},
+        "root": {"level": level, "handlers": ["finpulse"]},
+    }
 
 
 class RetriedAsWarning(logging.Filter):

@@ -19,15 +19,17 @@ def register(app: typer.Typer) -> None:
     app.add_typer(stream_app, name="stream")
 
 
-# Faust's log levels, checked here: Faust itself would refuse another only after start-up has
-# created topics and opened the store, naming its own command line.
-LOG_LEVELS = ("crit", "error", "warn", "info", "debug")
+# Faust's log levels by the settings' (FINPULSE_LOG_LEVEL) names, checked here: Faust itself would
+# refuse another only after start-up has created topics and opened the store, naming its own
+# command line.
+FAUST_LEVELS = {"CRITICAL": "crit", "ERROR": "error", "WARNING": "warn", "INFO": "info", "DEBUG": "debug"}
+LOG_LEVELS = tuple(FAUST_LEVELS.values())
 
 
-def _loglevel(value: str) -> str:
-    if value.lower() not in LOG_LEVELS:
+def _loglevel(value: str | None) -> str | None:
+    if value is not None and value.lower() not in LOG_LEVELS:
         raise typer.BadParameter(f"{value!r}: give one of {', '.join(LOG_LEVELS)}")
-    return value.lower()
+    return value.lower() if value is not None else None
 
 
 def _rates(value: str) -> str:
@@ -42,8 +44,11 @@ def _rates(value: str) -> str:
 
 
 def worker(
-    loglevel: str = typer.Option(
-        "warn", callback=_loglevel, help=f"Faust log level: {', '.join(LOG_LEVELS)}."
+    loglevel: str | None = typer.Option(
+        None,
+        callback=_loglevel,
+        help=f"Log level: {', '.join(LOG_LEVELS)} (default: FINPULSE_LOG_LEVEL's).",
+        show_default=False,
     ),
 ) -> None:
     """Run the stream worker (score -> windows -> detect); start more to share the partitions."""
@@ -52,7 +57,7 @@ def worker(
     import sys
 
     from finpulse.cli import settings
-    from finpulse.logs import quiet_repeats
+    from finpulse.logs import logging_config, quiet_repeats
     from finpulse.metrics import serve_metrics
     from finpulse.topics import check_partitions, ensure_topics
     from stream.app import create_app
@@ -72,8 +77,11 @@ def worker(
     logging.getLogger("faust.transport.producer").addFilter(lambda r: "buffer full" not in r.getMessage())
     # While the broker is away, aiokafka logs each retry: keep one line per kind per 10 s.
     quiet_repeats("aiokafka")
+    level = {faust: ours for ours, faust in FAUST_LEVELS.items()}[loglevel] if loglevel else s.log_level
+    # Faust sets logging up again as its worker starts, by default in a format of its own on stdout.
+    app.conf.logging_config = logging_config(level)
     # Faust parses its own command line: hand it the worker command.
-    sys.argv = ["finpulse-worker", "worker", "--loglevel", loglevel, "--without-web"]
+    sys.argv = ["finpulse-worker", "worker", "--loglevel", FAUST_LEVELS[level], "--without-web"]
     app.main()
 
 
