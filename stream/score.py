@@ -22,7 +22,7 @@ from aiokafka.structs import RecordMetadata
 from faust.types import TP, EventT, StreamT
 
 from alerts.aggregate import entities_of, window_view
-from finpulse.errors import InvalidRecord, PermanentError, TransientError, UnsupportedLanguage
+from finpulse.errors import ConfigError, InvalidRecord, PermanentError, TransientError, UnsupportedLanguage
 from finpulse.schema import NewsItem, ScoredItem
 from finpulse.settings import Settings
 from stream.deadletter import dead_letter, dead_letter_record
@@ -115,7 +115,11 @@ def register_score(
         stream: StreamT[bytes], events: Sequence[EventT], read_back: Sequence[_ReadBack], batch: _Batch,
         mark: datetime | None, previous: _Batch | None,
     ) -> None:  # fmt: skip
-        results = await batch.classified
+        try:
+            results = await batch.classified
+        except Exception as exc:  # not about one story (_classify)
+            await stop_worker("score a batch", len(events) + len(read_back), exc)
+            raise
         if previous is not None:
             await previous.published
         scored: list[ScoredItem] = []
@@ -126,16 +130,8 @@ def register_score(
                 await reject(origin, result)
         try:  # acked once on Kafka: Faust commits acked offsets
             await asyncio.gather(*await _publish(app, topics, scored, headers_for(mark)))
-        except Exception as exc:
-            # Past the producer's retries (or refused for good). Acking later batches would
-            # commit past this one; holding them would stall the stream: stop the worker, and
-            # its restart (or another worker) scores the batch again.
-            logger.critical(
-                "could not publish a scored batch stories=%d: %r; stopping the worker (its offsets "
-                "are not committed: the next worker scores them again)",
-                len(scored), exc,
-            )  # fmt: skip
-            await app.crash(exc)
+        except Exception as exc:  # past the producer's retries (or refused for good)
+            await stop_worker("publish a scored batch", len(scored), exc)
             raise
         SCORED.inc(len(scored))
         for event in events:
@@ -143,6 +139,17 @@ def register_score(
         for one in read_back:
             skipped.ack(one.partition, one.record)
         progress.end_batch(mark)
+
+    async def stop_worker(what: str, stories: int, exc: Exception) -> None:
+        # Acking later batches would commit past this one; holding them would stall the stream:
+        # stop the worker, and its restart (or another worker) scores the batch again.
+        if not app.crashed:  # said once: the batches after it fail alike
+            logger.critical(
+                "could not %s stories=%d: %r; stopping the worker (its offsets are not "
+                "committed: the next worker scores them again)",
+                what, stories, exc,
+            )  # fmt: skip
+            await app.crash(exc)
 
     checked = 0.0
 
@@ -256,14 +263,18 @@ async def _classify(
     classifier: ClassifierService, batch: Sequence[tuple[_Origin, NewsItem]], *, retry: bool = True
 ) -> list[tuple[_Origin, ScoredItem | Exception]]:
     """Score the batch in one call; if that fails, story by story, so one bad story costs only
-    itself: it comes back with its exception, for its dead letter. Never raises (a batch that did
-    would fail its publish and every batch after it)."""
+    itself: it comes back with its exception, for its dead letter. Raises only failures no story
+    is to blame for, which stop the worker (its publish, and every batch's after it, fails): a
+    ConfigError (no model, no GPU for it) and a TransientError past its retry (the classifier
+    process dies on every try)."""
     if not batch:
         return []
     began = time.monotonic()
     try:
         scored = await classifier.score([item for _, item in batch])
     except Exception as exc:  # loop boundary: the stories go on, or to dead letters
+        if isinstance(exc, ConfigError) or (isinstance(exc, TransientError) and not retry):
+            raise
         if len(batch) > 1:
             logger.exception("batch prediction failed size=%d; retrying story by story", len(batch))
             return [pair for one in batch for pair in await _classify(classifier, [one])]

@@ -9,6 +9,7 @@ heartbeats keep flowing. The live subscriptions reload periodically, also in a t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from mode import Service
 
+from finpulse.errors import ConfigError, exit_status
 from finpulse.schema import NewsItem, ScoredItem
 from finpulse.settings import ModelSettings
 from stream.inference import ClassifierProcess, threads_each
@@ -36,7 +38,8 @@ class ClassifierService(Service):
 
     Faust starts user services after table recovery, which may be after the
     first batch arrives, so the first `score` also loads the model (once,
-    under a lock) if the service has not yet.
+    under a lock) if the service has not yet. A model it cannot load (a
+    ConfigError) stops the worker, with exit status 2.
     """
 
     def __init__(self, settings: ModelSettings, processes: int = 0, lanes: int = 1, **kwargs: object) -> None:
@@ -48,6 +51,7 @@ class ClassifierService(Service):
         self.parallel = processes or max(1, lanes)
         self._idle: asyncio.Queue[Classifier] | None = None
         self._loaded = False
+        self._unusable: ConfigError | None = None
         super().__init__(**kwargs)
 
     def launch(self) -> None:
@@ -57,7 +61,8 @@ class ClassifierService(Service):
             self._child.launch()
 
     async def on_start(self) -> None:
-        await self._load()
+        with contextlib.suppress(ConfigError):  # said, and the worker stops (_load)
+            await self._load()
 
     async def on_stop(self) -> None:
         if self._child is not None:
@@ -70,28 +75,41 @@ class ClassifierService(Service):
         async with self._loading:
             if self._loaded:
                 return
-            s = self.settings
-            if self.processes:
-                self.launch()
-                assert self._child is not None
-                await self._child.start()  # its `score` restarts crashed children itself
-            else:
-                from model.engine import Classifier
-
-                threads = threads_each(s, self.parallel)
-                idle: asyncio.Queue[Classifier] = asyncio.Queue()
-                for _ in range(self.parallel):
-                    idle.put_nowait(await asyncio.to_thread(Classifier.from_settings, s, threads=threads))
-                self._idle = idle
-                logger.info(
-                    "classifier loaded lanes=%d threads=%d dir=%s", self.parallel, threads, s.model_dir
-                )
+            if self._unusable is not None:
+                raise self._unusable  # the worker is stopping: loading again would fail alike
+            try:
+                await self._load_model()
+            except ConfigError as exc:
+                # No model (or no GPU for it): no story can be scored, and none is to blame. Stop
+                # the worker before it acks any, with a config error's exit status (`finpulse up`
+                # gives up on a first start that exits so). mode's worker re-raises a crash's
+                # reason once stopped, and exits 1 for any Exception: a SystemExit keeps its status.
+                self._unusable = exc
+                logger.critical("cannot load the classifier: %s; stopping the worker", exc)
+                await self.crash(SystemExit(exit_status(exc)))
+                raise
             self._loaded = True
             # What is alive now (Faust, Kafka clients, pandas, DuckDB; with lanes torch and the
             # model) lives as long as the worker: out of the collector's sight, collections no
             # longer walk it (with lanes a full one stalled the loop for 0.4 s; with child
             # processes the collector took 12% of the worker's CPU in a stream bench, `perf`).
             gc.freeze()
+
+    async def _load_model(self) -> None:
+        s = self.settings
+        if self.processes:
+            self.launch()
+            assert self._child is not None
+            await self._child.start()  # its `score` restarts crashed children itself
+        else:
+            from model.engine import Classifier
+
+            threads = threads_each(s, self.parallel)
+            idle: asyncio.Queue[Classifier] = asyncio.Queue()
+            for _ in range(self.parallel):
+                idle.put_nowait(await asyncio.to_thread(Classifier.from_settings, s, threads=threads))
+            self._idle = idle
+            logger.info("classifier loaded lanes=%d threads=%d dir=%s", self.parallel, threads, s.model_dir)
 
     async def score(self, items: Sequence[NewsItem]) -> list[ScoredItem]:
         """Classify off the event loop."""

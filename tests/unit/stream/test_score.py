@@ -1,4 +1,5 @@
-"""The score stage's fallback when the classifier fails: one bad story costs only itself.
+"""The score stage's fallback when the classifier fails: one bad story costs only itself, and a
+failure no story is to blame for costs none (it raises: the worker stops, acking nothing).
 
 The stream's end-to-end tests run the agent on the real broker and model; here a small fake
 stands in for the classifier service, so failures can be placed on given stories.
@@ -9,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
 from finpulse.schema import NewsItem, ScoredItem
+from model.errors import ModelNotFound
 from stream.inference import ClassifierCrashed
 from stream.score import _classify
 from tests.unit.alerts.synth import scored
@@ -17,13 +21,15 @@ from tests.unit.alerts.synth import scored
 
 class _FakeClassifier:
     """Scores stories; raises on the titles in `poison`, and `crashes` times with
-    ClassifierCrashed (its child died) before scoring anything."""
+    ClassifierCrashed (its child died) before scoring anything; with `broken`, raises it always."""
 
-    def __init__(self, poison: Sequence[str] = (), crashes: int = 0) -> None:
-        self.poison, self.crashes, self.calls = set(poison), crashes, 0
+    def __init__(self, poison: Sequence[str] = (), crashes: int = 0, broken: Exception | None = None) -> None:
+        self.poison, self.crashes, self.broken, self.calls = set(poison), crashes, broken, 0
 
     async def score(self, items: Sequence[NewsItem]) -> list[ScoredItem]:
         self.calls += 1
+        if self.broken:
+            raise self.broken
         if self.crashes:
             self.crashes -= 1
             raise ClassifierCrashed("the classifier process died")
@@ -58,5 +64,13 @@ async def test_a_story_alone_is_tried_again_once_after_the_classifier_crashed() 
     assert isinstance(result, ScoredItem)
     assert fake.calls == 2
     twice = _FakeClassifier(crashes=2)
-    [(_, result)] = await _classify(twice, _batch("a"))  # type: ignore[arg-type]
-    assert isinstance(result, ClassifierCrashed)  # dead-lettered: it crashed the child twice
+    with pytest.raises(ClassifierCrashed):  # the classifier, not the story: nothing dead-lettered
+        await _classify(twice, _batch("a"))  # type: ignore[arg-type]
+
+
+async def test_a_model_that_cannot_load_fails_the_batch_at_once() -> None:
+    # Before: each story was tried alone (loading the model again each time) and dead-lettered.
+    fake = _FakeClassifier(broken=ModelNotFound("no trained model in /nowhere"))
+    with pytest.raises(ModelNotFound):
+        await _classify(fake, _batch("a", "b", "c"))  # type: ignore[arg-type]
+    assert fake.calls == 1

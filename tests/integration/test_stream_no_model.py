@@ -1,0 +1,50 @@
+"""A worker that cannot load its model: it exits 2 (a config error) and leaves news.raw as it was.
+
+Real broker, real worker process, a model folder that does not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from finpulse.errors import ERROR_EXIT
+from finpulse.processes import CliProcess
+from finpulse.settings import Settings
+from finpulse.topics import dead_letter_topic, kafka_admin
+from ingest.replay import publish_replay_async
+from ingest.sample import write_planted_spike
+from tests.fixtures.stream import REPLAY_START
+from tests.kafka_io import read_topic
+
+
+@pytest.fixture
+def stream_settings(stream_settings: Settings, tmp_path: Path) -> Settings:
+    model = stream_settings.model.model_copy(update={"model_dir": tmp_path / "no-model"})
+    return stream_settings.model_copy(update={"model": model})
+
+
+async def test_a_worker_without_its_model_exits_2_and_commits_nothing(
+    stream_settings: Settings, worker: CliProcess, tmp_path: Path
+) -> None:
+    kafka = stream_settings.kafka
+    truth = write_planted_spike(
+        stream_settings.model.train_data_dir, tmp_path / "replay.jsonl", start=REPLAY_START, spike=False
+    )
+    await publish_replay_async(kafka, truth.path, speed=0)
+    worker.start()
+    deadline = asyncio.get_running_loop().time() + 60
+    while worker.running:
+        assert asyncio.get_running_loop().time() < deadline, worker.tail()
+        await asyncio.sleep(0.5)
+    assert worker.returncode == ERROR_EXIT, worker.tail()
+    assert "no trained model" in worker.log.read_text(errors="replace"), worker.tail()
+    # The stories wait on news.raw for the model: none dead-lettered, no offset committed.
+    dead = dead_letter_topic(kafka.topics.raw, kafka.topics)
+    assert await read_topic(kafka, dead, expect=1, timeout_s=2) == []
+    async with kafka_admin(kafka) as admin:
+        committed = await admin.list_consumer_group_offsets(stream_settings.stream.app_id)
+    raw = {tp.partition: at.offset for tp, at in committed.items() if tp.topic == kafka.topics.raw}
+    assert all(offset <= 0 for offset in raw.values()), raw
