@@ -265,19 +265,25 @@ async def _classify(
     """Score the batch in one call; if that fails, story by story, so one bad story costs only
     itself: it comes back with its exception, for its dead letter. Raises only failures no story
     is to blame for, which stop the worker (its publish, and every batch's after it, fails): a
-    ConfigError (no model, no GPU for it) and a TransientError past its retry (the classifier
-    process dies on every try)."""
+    ConfigError (no model, no GPU for it), and the classifier process dying on the batch's first
+    two stories alone, each tried twice (it dies on every story, not on one poisonous story)."""
     if not batch:
         return []
     began = time.monotonic()
     try:
         scored = await classifier.score([item for _, item in batch])
     except Exception as exc:  # loop boundary: the stories go on, or to dead letters
-        if isinstance(exc, ConfigError) or (isinstance(exc, TransientError) and not retry):
+        if isinstance(exc, ConfigError):
             raise
         if len(batch) > 1:
             logger.exception("batch prediction failed size=%d; retrying story by story", len(batch))
-            return [pair for one in batch for pair in await _classify(classifier, [one])]
+            results: list[tuple[_Origin, ScoredItem | Exception]] = []
+            for one in batch:
+                results += await _classify(classifier, [one])
+                crashed = [r for _, r in results if isinstance(r, TransientError)]
+                if len(results) == len(crashed) == 2:  # not a story: the classifier fails on any
+                    raise crashed[-1] from None
+            return results
         if retry and isinstance(exc, TransientError):  # the child died: the next call starts one
             return await _classify(classifier, batch, retry=False)
         logger.error("prediction failed story=%s: %r", batch[0][1].story_id, exc)

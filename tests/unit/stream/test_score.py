@@ -21,10 +21,15 @@ from tests.unit.alerts.synth import scored
 
 class _FakeClassifier:
     """Scores stories; raises on the titles in `poison`, and `crashes` times with
-    ClassifierCrashed (its child died) before scoring anything; with `broken`, raises it always."""
+    ClassifierCrashed (its child died) before scoring anything, and on every call holding one of
+    `killers`; with `broken`, raises it always."""
 
-    def __init__(self, poison: Sequence[str] = (), crashes: int = 0, broken: Exception | None = None) -> None:
+    def __init__(
+        self, poison: Sequence[str] = (), crashes: int = 0, broken: Exception | None = None,
+        killers: Sequence[str] = (),
+    ) -> None:  # fmt: skip
         self.poison, self.crashes, self.broken, self.calls = set(poison), crashes, broken, 0
+        self.killers = set(killers)
 
     async def score(self, items: Sequence[NewsItem]) -> list[ScoredItem]:
         self.calls += 1
@@ -33,6 +38,8 @@ class _FakeClassifier:
         if self.crashes:
             self.crashes -= 1
             raise ClassifierCrashed("the classifier process died")
+        if any(i.story_id in self.killers for i in items):
+            raise ClassifierCrashed("the classifier process died on this text")
         if any(i.story_id in self.poison for i in items):
             raise RuntimeError("the model failed on this text")
         return [scored(i.story_id) for i in items]
@@ -64,8 +71,24 @@ async def test_a_story_alone_is_tried_again_once_after_the_classifier_crashed() 
     assert isinstance(result, ScoredItem)
     assert fake.calls == 2
     twice = _FakeClassifier(crashes=2)
-    with pytest.raises(ClassifierCrashed):  # the classifier, not the story: nothing dead-lettered
-        await _classify(twice, _batch("a"))  # type: ignore[arg-type]
+    [(_, result)] = await _classify(twice, _batch("a"))  # type: ignore[arg-type]
+    assert isinstance(result, ClassifierCrashed)  # dead-lettered: it crashed the child twice
+
+
+async def test_a_story_that_kills_the_classifier_costs_only_itself() -> None:
+    """The batch, then "b" alone twice, crash the child; "a" and "c" are scored."""
+    fake = _FakeClassifier(crashes=1, killers=("b",))
+    results = await _classify(fake, _batch("a", "b", "c"))  # type: ignore[arg-type]
+    assert [type(r).__name__ for _, r in results] == ["ScoredItem", "ClassifierCrashed", "ScoredItem"]
+
+
+async def test_a_classifier_that_dies_on_every_story_stops_the_worker() -> None:
+    """The batch's first two stories alone crash it twice each: no story is to blame, none is
+    dead-lettered (the error stops the worker unacked); the rest are not tried."""
+    fake = _FakeClassifier(crashes=1, killers=("a", "b", "c"))
+    with pytest.raises(ClassifierCrashed):
+        await _classify(fake, _batch("a", "b", "c"))  # type: ignore[arg-type]
+    assert fake.calls == 1 + 2 + 2
 
 
 async def test_a_model_that_cannot_load_fails_the_batch_at_once() -> None:
