@@ -18,7 +18,7 @@ from finpulse.terminal import labelled, untrusted
 from finpulse.wording import counted
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
     from datetime import datetime
 
     from rich.console import Console
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from finpulse.settings import Settings
 
     from .overview import Overview
+    from .sample import SampleResult
     from .subscriptions import Subscription
 
 
@@ -240,13 +241,36 @@ def send_test(
             untrusted(r.detail, style="" if r.sent else "red"),
         )
     console.print(table)
-    failed = sum(not r.sent for r in results)
+    failed = [r for r in results if not r.sent]
     if failed:
+        advice = _advice(failed)
         console.print(
-            f"{failed} of {len(results)} not sent, each result says why (Slack's channel_not_found or "
-            "not_in_channel: check the channel, id or name, and that the bot is in it: /invite @your-bot)"
+            f"{len(failed)} of {len(results)} not sent, each result says why"
+            + (f" ({'; '.join(advice)})" if advice else "")
         )
         raise typer.Exit(1)
+
+
+def _advice(failed: Sequence[SampleResult]) -> list[str]:
+    """`alerts test`'s advice for each cause its failed messages' errors name (Slack's error codes,
+    SlackNotifier's "cannot reach"); a cause none names gets none."""
+    from .slack import AUTH_ERRORS
+
+    said = " ".join(r.detail for r in failed)
+    causes: tuple[tuple[Iterable[str], str], ...] = (
+        (
+            ("channel_not_found", "not_in_channel"),
+            "Slack's channel_not_found or not_in_channel: check the channel, id or name, and that the "
+            "bot is in it: /invite @your-bot",
+        ),
+        (
+            AUTH_ERRORS,
+            "Slack refused the token: set FINPULSE_ALERTS_SLACK_TOKEN or FINPULSE_ALERTS_SLACK_TOKEN_FILE "
+            "to the bot's token (xoxb-)",
+        ),
+        (("cannot reach",), "Slack did not answer: check the network or proxy, then try again"),
+    )
+    return [advice for codes, advice in causes if any(code in said for code in codes)]
 
 
 @alerts_app.command("digest")
