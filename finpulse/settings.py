@@ -13,7 +13,7 @@ import difflib
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
@@ -389,6 +389,8 @@ class Settings(BaseSettings):
         # FINPULSE_MODEL_BATCH_WINDOW_S -> model.batch_window_s (split once).
         env_nested_max_split=1,
         frozen=True,
+        # Names that are no setting: a FINPULSE_* variable is warned about (unknown_env), a config
+        # file's key refused as the file is read (_unknown_keys); keyword arguments are let be.
         extra="ignore",
     )
 
@@ -444,7 +446,12 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
+        path = config_file()
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=path)
+        if unknown := _unknown_keys(toml.toml_data, settings_cls):
+            from finpulse.errors import ConfigError
+
+            raise ConfigError(f"{path}: {'; '.join(unknown)}")
         return (init_settings, env_settings, toml)
 
 
@@ -460,6 +467,35 @@ def config_file() -> Path | None:
         return path
     local = Path("finpulse.toml")
     return local if local.is_file() else None
+
+
+def _closest(name: str, names: Iterable[str]) -> str | None:
+    """Which of `names` a name that is no setting most likely means (difflib's closest, if close
+    enough): one rule for variables and config-file keys."""
+    close = difflib.get_close_matches(name, list(names), n=1)
+    return close[0] if close else None
+
+
+def _unknown_keys(table: Mapping[str, Any], model: type[BaseModel], group: str = "") -> list[str]:
+    """A line for each key of a config file's `table` that is no field of `model`, naming the closest
+    setting: the settings would ignore a top-level one (`data_dirr`) and blame a group's
+    (`[kafka] bootsrap`) on an environment variable nobody set."""
+    fields = model.model_fields
+    lines = []
+    for key, value in table.items():
+        name = key if group else key.lower()  # the settings read top-level keys in any case
+        field = fields.get(name)
+        if field is None:
+            close = _closest(key.lower(), fields)
+            hint = f"did you mean {group}{close}?" if close else f"the settings there are {', '.join(fields)}"
+            lines.append(f"{group}{key} is no setting: {hint}")
+        elif (
+            isinstance(value, dict)
+            and isinstance(sub := field.annotation, type)
+            and issubclass(sub, BaseModel)
+        ):
+            lines += _unknown_keys(value, sub, f"{group}{name}.")
+    return lines
 
 
 # FINPULSE_* variables that are no setting: the config file's name, and those the compose file and
@@ -486,9 +522,9 @@ def unknown_env(environ: Mapping[str, str] | None = None) -> list[str]:
             and name not in every
             and not name.startswith(tuple(f"{g}_" for g in groups))
         ):
-            close = difflib.get_close_matches(name[9:], [n[9:] for n in every], n=1)  # past FINPULSE_
+            close = _closest(name[9:], [n[9:] for n in every])  # past FINPULSE_
             hint = (
-                f"did you mean FINPULSE_{close[0]}?"
+                f"did you mean FINPULSE_{close}?"
                 if close
                 else "settings are FINPULSE_<FIELD> or FINPULSE_<GROUP>_<FIELD>"
             )

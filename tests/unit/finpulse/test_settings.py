@@ -221,6 +221,35 @@ def test_a_bad_value_in_a_nested_table_names_the_table_s_variable(monkeypatch: p
     )
 
 
+@pytest.mark.parametrize(
+    ("toml", "said"),
+    [
+        # The settings ignored these: the history went to the default DuckDB file, ingest to local Kafka.
+        ('[stroe]\nurl = "duckdb:///elsewhere.duckdb"\n', "stroe is no setting: did you mean store?"),
+        ('data_dirr = "/tmp/x"\n', "data_dirr is no setting: did you mean data_dir?"),
+        # This one was refused as FINPULSE_KAFKA_BOOTSRAP, a variable nobody set.
+        ('[kafka]\nbootsrap = "x:1"\n', "kafka.bootsrap is no setting: did you mean kafka.bootstrap?"),
+        (
+            "[kafka.topics]\nPARTITIONS = 3\n",
+            "kafka.topics.PARTITIONS is no setting: did you mean kafka.topics.partitions?",
+        ),
+        ("zzz = 1\n", "zzz is no setting: the settings there are data_dir, log_level, kafka, ingest"),
+    ],
+)
+def test_a_misspelt_key_in_the_config_file_is_refused_naming_the_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, toml: str, said: str
+) -> None:
+    cfg = tmp_path / "custom.toml"
+    cfg.write_text(f'log_level = "debug"\n{toml}')
+    monkeypatch.setenv("FINPULSE_CONFIG", str(cfg))
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert str(info.value).startswith(f"{cfg}: {said}")
+    assert "FINPULSE_" not in str(info.value)
+    cfg.write_text('LOG_LEVEL = "debug"\n')  # top-level keys are read in any case
+    assert load_settings().log_level == "DEBUG"
+
+
 def test_a_mistyped_variable_is_named_with_the_setting_it_may_mean(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
