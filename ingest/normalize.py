@@ -342,13 +342,16 @@ def story_identity(raw: RawEntry, url: str | None, published: datetime, estimate
     return f"text:{strip_html(raw.title).lower()}|{when}"
 
 
-def normalize_entry(raw: RawEntry, fetched_at: datetime, names: CompanyNames | None = None) -> NewsItem:
+def normalize_entry(
+    raw: RawEntry, fetched_at: datetime, names: CompanyNames | None = None, *, guess_language: bool = True
+) -> NewsItem:
     """Build the NewsItem for one entry; raises InvalidRecord when nothing usable is left.
 
     `names`: the companies whose names in the title stand for their tickers (after the source's
-    tickers, tags and cashtags). Only the title: a summary names more bystanders."""
+    tickers, tags and cashtags). Only the title: a summary names more bystanders.
+    `guess_language` False: the declared language alone (`ingest bench`: what the guess costs)."""
     raw = _encodable(raw)
-    return _with_language(_item(raw, fetched_at, names), raw, poll=None)
+    return _with_language(_item(raw, fetched_at, names, guess_language), raw, poll=None)
 
 
 def _with_language(item: NewsItem, raw: RawEntry, poll: str | None) -> NewsItem:
@@ -360,7 +363,9 @@ def _with_language(item: NewsItem, raw: RawEntry, poll: str | None) -> NewsItem:
     return item.model_copy(update={"language": language})
 
 
-def _item(raw: RawEntry, fetched_at: datetime, names: CompanyNames | None) -> NewsItem:
+def _item(
+    raw: RawEntry, fetched_at: datetime, names: CompanyNames | None, guess_language: bool = True
+) -> NewsItem:
     """`normalize_entry` of an entry already free of lone surrogates, its language only a confident
     guess (see `_with_language`)."""
     title = strip_html(raw.title)
@@ -386,7 +391,7 @@ def _item(raw: RawEntry, fetched_at: datetime, names: CompanyNames | None) -> Ne
             published_at=published,
             fetched_at=fetched_at,
             published_estimated=estimated,
-            language=detect_language(f"{title}\n{summary}"),
+            language=detect_language(f"{title}\n{summary}") if guess_language else None,
             tickers=raw.tickers + tag_tickers + text_tickers + name_tickers,
             tags=tags,
         )
