@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 ExportFormat = Literal["csv", "parquet"]
 # Rows per read and write when copying a store.
 COPY_PAGE = 5000
+# Columns a store from before their migration lacks, read from each row's `record` as that step's
+# backfill does (migration 4): the target is migrated already, so its backfill never runs on them.
+FROM_RECORD = {"duplicate_of": "(record->'item'->>'duplicate_of')"}
 
 
 class HistoryStore(ABC):
@@ -459,7 +462,7 @@ class HistoryStore(ABC):
             have = self._columns(con, table)  # none of a table it lacks, NULL for a column
             if not have:
                 return []
-            columns = ", ".join(c if c in have else "NULL" for c in table.columns)
+            columns = ", ".join(c if c in have else FROM_RECORD.get(c, "NULL") for c in table.columns)
             sql = f"SELECT {columns} FROM {table.name}{where} ORDER BY {table.key} LIMIT ?"  # noqa: S608
             return [tuple(row) for row in con.execute(sql, [*params, limit]).fetchall()]
 
