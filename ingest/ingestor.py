@@ -82,17 +82,22 @@ def poller_for(source: FeedSource | ApiSource) -> Poller:
 
 
 def _address(source: Source) -> str:
-    """What a source fetches, as a digest: its URL and query (a replay: its file)."""
+    """What a source fetches, as a digest: its URL and query (a replay: its file); an API's with how
+    its response is read (items path, field map, pagination), so a fixed map reads again what the
+    wrong one dead-lettered: no 304 for it, no cursor past it."""
     if isinstance(source, ReplaySource):
         parts: tuple[object, ...] = (str(source.path),)
     else:
         parts = (source.url, sorted(source.params.items()) if isinstance(source, ApiSource) else [])
+    if isinstance(source, ApiSource):
+        parts += (source.model_dump(mode="json", include={"items_path", "fields", "pagination"}),)
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 def at_address(state: SourceState, source: Source) -> SourceState:
     """`state` for `source` as configured now: where its address changed since the state was saved
-    (a fixed URL, edited live or between runs), the old address's ETag, Last-Modified and cursor go."""
+    (a fixed URL or field map, edited live or between runs), the old address's ETag, Last-Modified
+    and cursor go."""
     address = _address(source)
     if state.address == address:
         return state

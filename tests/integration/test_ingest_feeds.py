@@ -20,7 +20,7 @@ from ingest.health import source_health
 from ingest.ingestor import Ingestor
 from ingest.live_config import ConfigFiles, ConfigWatch
 from ingest.scheduler import run_scheduled
-from ingest.sources import ApiPagination, ApiSource, FeedSource, SourcesConfig
+from ingest.sources import ApiFields, ApiPagination, ApiSource, FeedSource, SourcesConfig
 from tests.conftest import free_port, wait_for, wait_for_log
 from tests.fixtures.feeds import FeedServer, feed_items, rss_document, rss_item
 from tests.kafka_io import read_topic
@@ -428,6 +428,34 @@ async def test_a_source_whose_address_changes_forgets_the_old_ones_validators(
         assert ingestor.states["g"].etag, "the same address: kept"
     async with Ingestor(ingest_settings, kafka, SourcesConfig(feeds=(old,))) as ingestor:
         assert (ingestor.states["g"].etag, ingestor.states["g"].last_modified) == (None, None)
+
+
+async def test_a_fixed_field_map_reads_again_what_the_wrong_one_dead_lettered(
+    feed_server: FeedServer, ingest_settings: IngestSettings, kafka: KafkaSettings
+) -> None:
+    import json
+
+    def page(ids: list[int], cursor: str | None) -> bytes:
+        rows = [{"id": f"m{i}", "headline": f"Mapped story {i}"} for i in ids]
+        return json.dumps({"items": rows, "next": cursor}).encode()
+
+    feed_server.put("whole", page([1, 2], None), "application/json")
+    feed_server.put("resumed", page([3, 4], "c2"), "application/json")
+    feed_server.put("resumed?c=c2", page([], None), "application/json")
+    paging = ApiPagination(cursor_path="next", cursor_param="c", mode="resume")
+    wrong = (  # the default map: the title at "title", which these items lack
+        ApiSource(name="whole", url=feed_server.url("doc/whole"), items_path="items"),
+        ApiSource(name="resumed", url=feed_server.url("doc/resumed"), items_path="items", pagination=paging),
+    )
+    fixed = tuple(s.model_copy(update={"fields": ApiFields(id="id", title="headline")}) for s in wrong)
+    async with Ingestor(ingest_settings, kafka, SourcesConfig(apis=wrong)) as ingestor:
+        assert [(r.published, r.invalid) for r in await ingestor.poll_all()] == [(0, 2), (0, 2)]
+        assert ingestor.states["resumed"].cursor == "c2"
+        # Without the new map in the address: a 304 (ETag) and the empty page after the cursor.
+        await ingestor.apply(SourcesConfig(apis=fixed), ingestor.names)
+        assert [r.published for r in await ingestor.poll_all()] == [2, 2]
+    titles = sorted(i.title for i in await _items(kafka, expect=4))
+    assert titles == [f"Mapped story {n}" for n in range(1, 5)]
 
 
 async def test_scheduler_polls_on_interval(
