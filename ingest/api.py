@@ -83,9 +83,15 @@ class JsonApiSource(Poller):
     def _headers(self) -> dict[str, str]:
         headers = dict(self.source.headers)
         if self.source.auth_env:
-            token = os.environ.get(self.source.auth_env)
+            # A secret made from a file (kubectl create secret --from-file) ends in a newline.
+            token = os.environ.get(self.source.auth_env, "").strip()
             if not token:
                 raise FeedError("auth_missing", f"source={self.name}: set the env var {self.source.auth_env}")
+            if not (token.isascii() and token.isprintable()):  # the value itself is never shown
+                raise FeedError(
+                    "auth_invalid",
+                    f"source={self.name}: ${self.source.auth_env} holds a character a header cannot carry",
+                )
             headers[self.source.auth_header] = f"{self.source.auth_prefix}{token}"
         return headers
 

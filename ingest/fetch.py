@@ -219,6 +219,10 @@ class HttpFetcher(AsyncResource):
             raise FetchError("unreachable", f"{url}: cannot connect ({exc or type(exc).__name__})") from exc
         except httpx.RemoteProtocolError as exc:
             raise FetchError("truncated", f"{url}: connection broke mid-response ({exc})") from exc
+        except httpx.LocalProtocolError as exc:  # its text quotes the header it refused: a token
+            raise FeedError(
+                "invalid_header", f"{url}: a request header holds a character HTTP does not allow; check them"
+            ) from exc
         except httpx.HTTPError as exc:
             raise FetchError("http_error", f"{url}: {type(exc).__name__}: {exc}") from exc
 

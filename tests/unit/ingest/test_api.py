@@ -10,6 +10,7 @@ import pytest
 
 from finpulse.settings import IngestSettings
 from ingest.api import JsonApiSource, map_item
+from ingest.errors import FeedError
 from ingest.fetch import HttpFetcher
 from ingest.normalize import normalize_entries, normalize_entry
 from ingest.sources import ApiSource
@@ -90,3 +91,36 @@ async def test_the_configured_auth_header_is_not_sent_to_another_host(
     assert seen[0].headers["X-Api-Key"] == "S3CRET"
     assert "X-Api-Key" not in seen[1].headers
     assert seen[1].headers["Accept"] == "application/json"
+
+
+@pytest.mark.parametrize("token", ["S3CRET\n", " S3CRET\r\n"])
+async def test_a_token_read_from_a_file_loses_its_line_break(
+    ingest_settings: IngestSettings, monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    monkeypatch.setenv("ACME_TOKEN", token)  # kubectl create secret --from-file keeps the newline
+    source = SOURCE.model_copy(update={"auth_env": "ACME_TOKEN", "auth_prefix": "Bearer "})
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"data": [{"title": "Acme beats"}]})
+
+    async with HttpFetcher(ingest_settings, transport=httpx.MockTransport(handler)) as fetcher:
+        await JsonApiSource(source).poll(SourceState(source=source.name), fetcher)
+    assert seen[0].headers["Authorization"] == "Bearer S3CRET"
+
+
+@pytest.mark.parametrize("token", ["S3CRET\x01x", "S3CRET\nX-Other: 1", "S3CRÉT"])
+async def test_a_token_a_header_cannot_carry_is_refused_without_showing_it(
+    ingest_settings: IngestSettings, monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    monkeypatch.setenv("ACME_TOKEN", token)
+    source = SOURCE.model_copy(update={"auth_env": "ACME_TOKEN"})
+    sent: list[httpx.Request] = []
+    transport = httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(200))
+    async with HttpFetcher(ingest_settings, transport=transport) as fetcher:
+        with pytest.raises(FeedError) as info:
+            await JsonApiSource(source).poll(SourceState(source=source.name), fetcher)
+    assert info.value.kind == "auth_invalid"
+    assert str(info.value) == "source=acme-news: $ACME_TOKEN holds a character a header cannot carry"
+    assert sent == []

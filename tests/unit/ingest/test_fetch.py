@@ -66,6 +66,16 @@ async def test_long_retry_after_is_left_to_the_next_poll(
     assert feed_server.hits[f"429/3/f/{GUARDIAN}"] == 1
 
 
+async def test_a_header_http_cannot_carry_is_refused_without_quoting_it(
+    feed_server: FeedServer, ingest_settings: IngestSettings
+) -> None:
+    async with HttpFetcher(ingest_settings) as fetcher:
+        with pytest.raises(FeedError) as info:  # h11's own error quotes the whole header value
+            await fetcher.fetch(feed_server.url(f"f/{GUARDIAN}"), headers={"X-Api-Key": "S3CRET\n"})
+    assert info.value.kind == "invalid_header"
+    assert "S3CRET" not in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("path", "error", "kind"),
     [
