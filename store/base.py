@@ -48,6 +48,10 @@ COPY_PAGE = 5000
 # Columns a store from before their migration lacks, read from each row's `record` as that step's
 # backfill does (migration 4): the target is migrated already, so its backfill never runs on them.
 FROM_RECORD = {"duplicate_of": "(record->'item'->>'duplicate_of')"}
+# Tables a copy makes the source's exactly (a catch-up run deletes what the source deleted since):
+# the subscriptions, and the facts of the file import that seeded them. History is only added:
+# the rows the source's retention pruned stay until the target's own retention prunes them.
+MIRRORED = (writes.SUBSCRIPTIONS, writes.META)
 
 
 class HistoryStore(ABC):
@@ -429,17 +433,34 @@ class HistoryStore(ABC):
         progress: Callable[[str, int], None] | None = None,
     ) -> dict[str, int]:
         """Every row of this store into `target` (a file into a server, say), a page at a time;
-        returns rows copied per table. Upserts: a copy stopped midway can be run again."""
+        returns rows copied per table. Upserts: a copy stopped midway can be run again, and a
+        run again deletes on the target the MIRRORED rows deleted here since."""
         copied: dict[str, int] = {}
         for table in writes.TABLES:
             copied[table.name], last = 0, None
+            keys: set[object] = set()
+            at = table.columns.index(table.key)
             while rows := self._page(table, last, page):
                 target._upsert(table, rows)
                 copied[table.name] += len(rows)
-                last = rows[-1][table.columns.index(table.key)]
+                keys.update(row[at] for row in rows)
+                last = rows[-1][at]
                 if progress is not None:
                     progress(table.name, copied[table.name])
+            if table in MIRRORED:
+                target._delete_others(table, keys)
         return copied
+
+    def _delete_others(self, table: writes.Table, keep: Collection[object]) -> None:
+        """Delete the rows of `table` whose keys are not in `keep` (a copy's source lacks them)."""
+        with self._connection(write=True) as con, transaction(con):
+            stored = con.execute(f"SELECT {table.key} FROM {table.name}").fetchall()  # noqa: S608
+            gone = sorted(str(row[0]) for row in stored if row[0] not in keep)
+            for key in gone:
+                con.execute(f"DELETE FROM {table.name} WHERE {table.key} = ?", [key])  # noqa: S608
+        if gone:  # said, not just done: one made on the target alone would be lost unseen
+            logger.warning("store %s: deleted %s %s, as the source has them no more", self.where, table.name,
+                           ", ".join(gone))  # fmt: skip
 
     def apply_retention(self, now: datetime | None = None) -> dict[str, int] | None:
         """Delete history older than `retention_days`; returns rows deleted per table, or None when

@@ -3,6 +3,7 @@ a PostgreSQL database and back), page by page, safe to run again."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -102,3 +103,20 @@ def test_a_file_from_before_duplicate_of_copies_its_syndicated_copies_as_such(
     with DuckDBStore(store_path) as in_place:  # migrated where it is: the backfill runs
         assert copied == in_place.fetch(query)
     assert [(p.count, p.negative_count) for p in copied] == [(2, 1)]
+
+
+def test_a_catch_up_copy_deletes_the_subscriptions_deleted_since_and_keeps_pruned_history(
+    store_path: Path, postgres_url: str
+) -> None:
+    """README: copy again just before the switch; upserts alone brought a deleted subscription back."""
+    with DuckDBStore(store_path) as db, PostgresStore(postgres_url) as server:
+        _seed(db)
+        db.put_subscription("energy", {"id": "energy", "channel": "#energy", "filter": {"tickers": ["XOM"]}})
+        db.copy_to(server)
+        db.delete_subscription("energy")
+        db.apply_retention(now=T0 + timedelta(days=db.retention_days, hours=12))  # s1-s6, a1, a2
+        server.put_meta("made_on_the_server", "x")
+        db.copy_to(server)
+        assert [s.id for s in server.list_subscriptions()] == ["desk"]
+        assert _tables(server)["store_meta"] == _tables(db)["store_meta"]
+        assert server.stats().scored_items == 7  # the source's retention is not the target's to apply
