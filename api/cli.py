@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
 
     app.command("api")(serve)
     app.command("prune")(prune)
+    app.command("migrate")(migrate)
     app.command("copy-history")(copy_history)
     app.command("status")(status)
     history_cli.register(app)
@@ -60,14 +61,10 @@ def prune() -> None:
     from rich.console import Console
 
     from finpulse.cli import settings as load
-    from store import StoreConfigError, open_store
-    from store.backends import is_postgres
-    from store.url import duckdb_path
+    from store import open_store
 
     s = load()
-    path = None if is_postgres(s.store.url) else duckdb_path(s.store.url)
-    if path is not None and not path.is_file():  # a mistyped URL: not an empty store "pruned"
-        raise StoreConfigError(f"history store {path} does not exist: check FINPULSE_STORE_URL")
+    _require_existing(s)
     with open_store(s.store) as db:
         deleted = db.apply_retention()
     if deleted is None:
@@ -75,6 +72,40 @@ def prune() -> None:
         return
     summary = ", ".join(f"{table} {n}" for table, n in deleted.items())
     Console().print(f"prune: kept {s.store.retention_days} days; deleted {summary}")
+
+
+def migrate() -> None:
+    """Bring the history store's schema up to date, deleting nothing.
+
+    For a store an older finpulse wrote, which the history commands refuse. The worker and the API
+    update it as they start too, but the API, like `prune`, also deletes history older than
+    store.retention_days."""
+    from rich.console import Console
+
+    from finpulse.cli import settings as load
+    from store import open_store
+
+    s = load()
+    _require_existing(s)
+    with open_store(s.store, read_only=True) as db:  # read-only: as it is, not migrated
+        before = db.stats().schema_version
+    with open_store(s.store) as db:
+        after = db.stats().schema_version
+        where = db.where
+    done = f"schema version {before} -> {after}" if after != before else f"schema version {after}, up to date"
+    Console().print(f"migrate: history store {where}: {done}; no rows deleted")
+
+
+def _require_existing(s: Settings) -> None:
+    """Refuse a DuckDB URL naming no file: a mistyped one is not an empty store pruned or migrated
+    (opening it would create it)."""
+    from store import StoreConfigError
+    from store.backends import is_postgres
+    from store.url import duckdb_path
+
+    path = None if is_postgres(s.store.url) else duckdb_path(s.store.url)
+    if path is not None and not path.is_file():
+        raise StoreConfigError(f"history store {path} does not exist: check FINPULSE_STORE_URL")
 
 
 def copy_history(

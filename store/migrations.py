@@ -213,7 +213,8 @@ def check_current(con: Connection, where: str) -> None:
     if any(step.version not in recorded for step in MIGRATIONS if not step.optional):
         raise StoreConfigError(
             f"history store {where} has schema version {version}, older than this finpulse reads "
-            f"({LATEST_VERSION}): start the worker or the API once, or run `finpulse prune`, to update it"
+            f"({LATEST_VERSION}): run `finpulse migrate` to update it, deleting nothing (the API and "
+            "`finpulse prune` update it too, but also delete history older than store.retention_days)"
         )
 
 

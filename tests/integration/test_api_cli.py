@@ -148,3 +148,47 @@ def test_prune_of_a_store_that_does_not_exist_is_an_error_and_creates_none(
     with pytest.raises(StoreConfigError, match=r"histroy\.duckdb does not exist: check FINPULSE_STORE_URL"):
         prune()
     assert not path.exists()
+
+
+def test_migrate_updates_an_old_store_keeping_every_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The history commands refused a store older code wrote and named `prune` or the API to update
+    it: both delete history past retention, the analysts' verdicts with it (here all of it: 2024)."""
+    import duckdb
+    import typer
+    from typer.testing import CliRunner
+
+    from api.cli import register
+    from store import DuckDBStore
+    from store.migrations import LATEST_VERSION, MIGRATIONS, migrate
+    from tests.fixtures.store import seed_known
+
+    current, old = tmp_path / "current.duckdb", tmp_path / "old.duckdb"
+    with DuckDBStore(current) as db:
+        seed_known(db)
+        db.put_feedback("a1", "fp", note="season", author="ann")
+        rows = db.stats().model_dump(exclude={"schema_version"})
+    with duckdb.connect(str(old)) as con:  # the same rows at schema 3, before scored_items.duplicate_of
+        migrate(con, "test", migrations=MIGRATIONS[:3])
+        con.execute(f"ATTACH '{current}' AS current (READ_ONLY)")
+        for table in ("scored_items", "windows", "alerts", "feedback"):
+            columns = ", ".join(d[0] for d in con.execute(f"SELECT * FROM {table} LIMIT 0").description)
+            con.execute(f"INSERT INTO {table} SELECT {columns} FROM current.{table}")
+    monkeypatch.setenv("FINPULSE_STORE_URL", f"duckdb:///{old}")
+    monkeypatch.delenv("FINPULSE_CONFIG", raising=False)
+    monkeypatch.setenv("COLUMNS", "160")
+    app, runner, span = typer.Typer(), CliRunner(), ["--since", "2024-03-04", "--until", "2024-03-06"]
+    register(app)
+    refused = runner.invoke(app, ["history", "alerts", *span])
+    assert refused.exit_code == 2, refused.output
+    assert "run `finpulse migrate` to update it, deleting nothing" in " ".join(refused.output.split())
+    done = runner.invoke(app, ["migrate"])
+    assert done.exit_code == 0, done.output
+    assert f"schema version 3 -> {LATEST_VERSION}; no rows deleted" in " ".join(done.output.split())
+    with DuckDBStore(old, read_only=True) as db:
+        stats = db.stats()
+    assert (stats.schema_version, stats.model_dump(exclude={"schema_version"})) == (LATEST_VERSION, rows)
+    answered = runner.invoke(app, ["history", "alerts", "--state", "fired", *span])
+    assert answered.exit_code == 0, answered.output
+    assert "fp" in next(line for line in answered.output.splitlines() if "topic:earnings" in line)
