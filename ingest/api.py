@@ -16,10 +16,10 @@ from typing import Any
 
 from finpulse.schema import utcnow
 from ingest.abc import Poller, PollOutcome, Rejected
-from ingest.errors import FeedError
+from ingest.errors import FeedError, FetchError
 from ingest.fetch import HttpFetcher
 from ingest.normalize import RawEntry, article_link, normalize_entries
-from ingest.sources import ApiSource
+from ingest.sources import ApiPagination, ApiSource
 from ingest.state import SourceState
 
 logger = logging.getLogger(__name__)
@@ -140,15 +140,31 @@ class JsonApiSource(Poller):
                 last_modified=result.last_modified,
                 rejected=tuple(rejected),
             )
+        return await self._follow(paging, state, fetcher)
+
+    async def _follow(self, paging: ApiPagination, state: SourceState, fetcher: HttpFetcher) -> PollOutcome:
+        """Pages from the cursor on; one after the first that fails ends the poll with those read."""
         cursor = state.cursor if paging.mode == "resume" else None
         entries, rejected, warnings = [], [], []
         known = 0  # of the last page read, the entries an earlier poll took
-        for _ in range(paging.max_pages):
+        for number in range(paging.max_pages):
             params = dict(self.source.params)
             if cursor:
                 params[paging.cursor_param] = cursor
-            _, data = await self._page(fetcher, params, None)
-            page, junk = self._entries(data)
+            try:
+                _, data = await self._page(fetcher, params, None)
+                page, junk = self._entries(data)
+            except (FetchError, FeedError) as exc:
+                if not number:
+                    raise
+                # A quota that ends mid-poll must not cost the pages read; "resume" asks for this
+                # page first at the next poll (the fetcher keeps a Retry-After until then).
+                warnings.append("page_failed")
+                logger.warning(
+                    "source=%s: page %d failed, the %d before it are published: %s", self.name, number + 1,
+                    number, exc,
+                )  # fmt: skip
+                break
             entries += page
             rejected += junk
             following = dig(data, paging.cursor_path)

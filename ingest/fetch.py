@@ -5,7 +5,8 @@ body-size cap counted on decoded bytes, a redirect limit with loop detection
 (each hop re-checked against the URL policy), conditional GET validators, and
 per-host limits. 429 and 503 honour Retry-After; transient failures are
 retried with exponential backoff and jitter, waits longer than
-`max_retry_wait_s` are left to the next poll (`FetchError.retry_after_s`).
+`max_retry_wait_s` are left to the next poll (`FetchError.retry_after_s`), and
+the URL is not asked again before a Retry-After ends.
 Credentials stay with their origin: once a redirect leaves the first URL's
 scheme, host and port (an upgrade to https on the same host aside), the
 Authorization header and the caller's `auth_headers` are no longer sent (as
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -119,6 +121,9 @@ class HttpFetcher(AsyncResource):
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self.limiter = HostLimiter(settings.per_host_concurrency, settings.per_host_min_interval_s)
+        # URL -> (monotonic end, kind) of a Retry-After left to the next poll: a poll that read some
+        # pages before it came is a success, which the ingestor does not hold back.
+        self._held: dict[str, tuple[float, str]] = {}
 
     async def start(self) -> None:
         if self._client is None:
@@ -158,16 +163,27 @@ class HttpFetcher(AsyncResource):
         attempt = 0
         while True:
             try:
+                self._check_held(url)
                 return await self._follow(url, request_headers, params, conditional, auth_headers)
             except FetchError as exc:
                 wait = exc.retry_after_s if exc.retry_after_s is not None else backoff_s(attempt, 30.0)
                 if attempt >= self.settings.max_retries or wait > self.settings.max_retry_wait_s:
+                    if exc.retry_after_s is not None:
+                        self._held[url] = (time.monotonic() + exc.retry_after_s, exc.kind)
                     raise
                 attempt += 1
                 logger.info(
                     "retry url=%s kind=%s attempt=%d wait_s=%.2f", redacted(url), exc.kind, attempt, wait
                 )
                 await asyncio.sleep(wait)
+
+    def _check_held(self, url: str) -> None:
+        """Raises FetchError while a Retry-After an earlier fetch of `url` got has not ended."""
+        end, kind = self._held.get(url, (0.0, ""))
+        if (left := end - time.monotonic()) > 0:
+            raise FetchError(
+                kind, f"{url}: not asked before its Retry-After ends in {left:.0f}s", retry_after_s=left
+            )
 
     async def _follow(
         self,

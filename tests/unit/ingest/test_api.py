@@ -10,10 +10,10 @@ import pytest
 
 from finpulse.settings import IngestSettings
 from ingest.api import JsonApiSource, map_item
-from ingest.errors import FeedError
+from ingest.errors import FeedError, FetchError
 from ingest.fetch import HttpFetcher
 from ingest.normalize import normalize_entries, normalize_entry
-from ingest.sources import ApiSource
+from ingest.sources import ApiPagination, ApiSource
 from ingest.state import SourceState
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -124,3 +124,30 @@ async def test_a_token_a_header_cannot_carry_is_refused_without_showing_it(
     assert info.value.kind == "auth_invalid"
     assert str(info.value) == "source=acme-news: $ACME_TOKEN holds a character a header cannot carry"
     assert sent == []
+
+
+async def test_a_quota_that_ends_mid_poll_keeps_the_pages_read_and_its_retry_after(
+    ingest_settings: IngestSettings,
+) -> None:
+    source = SOURCE.model_copy(
+        update={"pagination": ApiPagination(cursor_path="next", mode="resume", max_pages=5)}
+    )
+    asked: list[str | None] = []
+
+    def quota(request: httpx.Request) -> httpx.Response:  # three requests a minute, pages of two
+        asked.append(request.url.params.get("cursor"))
+        if len(asked) > 3:
+            return httpx.Response(429, headers={"Retry-After": "60"}, json={"error": "quota"})
+        at = int(request.url.params.get("cursor", "0"))
+        return httpx.Response(200, json={"data": [{"id": f"n{at}"}, {"id": f"n{at + 1}"}], "next": at + 2})
+
+    async with HttpFetcher(ingest_settings, transport=httpx.MockTransport(quota)) as fetcher:
+        outcome = await JsonApiSource(source).poll(SourceState(source=source.name), fetcher)
+        assert [e.guid for e in outcome.entries] == ["n0", "n1", "n2", "n3", "n4", "n5"]
+        assert outcome.warnings == ("page_failed",)
+        assert outcome.cursor == "6"  # the next poll asks for the page refused first
+        with pytest.raises(FetchError) as info:  # before the Retry-After ends: not asked at all
+            await JsonApiSource(source).poll(SourceState(source=source.name, cursor="6"), fetcher)
+    assert info.value.kind == "rate_limited"
+    assert 58 < (info.value.retry_after_s or 0) <= 60
+    assert asked == [None, "2", "4", "6"]
