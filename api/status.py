@@ -254,13 +254,15 @@ def _members(group: GroupLag) -> Text:
 
 
 def print_store(console: Console, settings: Settings) -> None:
-    from store import StoreError, StoreUnavailable, open_store
+    """The history store's counts, or why they cannot be read (a malformed URL, a schema newer than
+    this finpulse, a wrong password: said, and the report goes on)."""
+    from store import StoreConfigError, StoreError, StoreUnavailable, open_store
 
-    db = open_store(settings.store, read_only=True)
     try:
+        db = open_store(settings.store, read_only=True)
         with db:
             stats = db.stats()
-    except (StoreError, StoreUnavailable) as exc:
+    except (StoreConfigError, StoreError, StoreUnavailable) as exc:
         console.print(Text(str(exc), style="red"))
         return
     latest = stats.latest_scored_at

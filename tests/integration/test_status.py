@@ -10,12 +10,14 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import duckdb
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from finpulse.schema import DeadLetter
 from finpulse.settings import KafkaSettings
 from finpulse.topics import kafka_consumer, send_dead_letter
 from store import DuckDBStore
+from store.migrations import LATEST_VERSION
 from tests.conftest import FINPULSE, free_port
 from tests.fixtures.feeds import FeedServer
 from tests.fixtures.store import known_items, seed_known
@@ -215,3 +217,29 @@ def test_status_shows_each_sources_health_as_the_ingestor_published_it(
     assert _row(narrow.stdout, "broken")[:3] == ["broken", "feed", "failing"]
     assert "failing broken: 1 failed poll in a row: not_a_feed" in " ".join(narrow.stdout.split())
     assert f"published them on {kafka.topics.sources}" in out.stdout.replace("\n", "")
+
+
+def test_a_store_newer_than_this_finpulse_is_said_and_the_report_goes_on(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    """Its configuration error ended the report at the store line (exit 2): no model, no sources.
+    Said like a store that does not answer: the exit status stays Kafka's."""
+    store = tmp_path / "history.duckdb"
+    with DuckDBStore(store):
+        pass
+    with duckdb.connect(str(store)) as con:
+        con.execute(
+            "INSERT INTO schema_version (version, description) VALUES (?, 'later')", [LATEST_VERSION + 1]
+        )
+    env = {
+        "FINPULSE_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "FINPULSE_KAFKA_TOPICS": kafka.topics.model_dump_json(),
+        "FINPULSE_STORE_URL": f"duckdb:///{store}",
+        "FINPULSE_MODEL_MODEL_DIR": str(tmp_path / "model"),
+    }
+    done = _status(env)
+    out = " ".join(done.stdout.split())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"has schema version {LATEST_VERSION + 1}, newer than this finpulse knows" in out
+    assert f"model: none in {tmp_path / 'model'}" in out
+    assert f"sources: no ingestor has published on {kafka.topics.sources} yet" in out
