@@ -222,16 +222,18 @@ class Ingestor(AsyncResource):
                 self.metrics.inc(name, f"warning.{warning}")
             return await self._publish(source, outcome, now)
         except (FetchError, FeedError, UnsafeUrl) as exc:
-            return self._failed(
+            return await self._failed(
                 source, getattr(exc, "kind", "error"), str(exc), getattr(exc, "retry_after_s", None)
             )
         except BrokerUnavailable as exc:
-            return self._failed(source, "broker", str(exc), None)
+            return await self._failed(source, "broker", str(exc), None)
         except Exception as exc:  # loop boundary: one source's bug must not stop the others
             logger.exception("poll crashed source=%s", name)
-            return self._failed(source, "internal", f"{type(exc).__name__}: {exc}", None)
+            return await self._failed(source, "internal", f"{type(exc).__name__}: {exc}", None)
 
-    def _failed(self, source: Source, kind: str, message: str, retry_after_s: float | None) -> PollReport:
+    async def _failed(
+        self, source: Source, kind: str, message: str, retry_after_s: float | None
+    ) -> PollReport:
         message = redacted(message)  # a key in the URL: the state, the sources topic and the log show it
         state = self.states[source.name]
         errors = state.consecutive_errors + 1
@@ -247,7 +249,7 @@ class Ingestor(AsyncResource):
                 "next_poll_at": now + timedelta(seconds=delay),
             }
         )
-        self.store.save(self.states[source.name])
+        await self._save(source.name)
         self.metrics.inc(source.name, f"error.{kind}")
         logger.warning(
             "poll failed source=%s kind=%s retry_in_s=%.0f error=%s", source.name, kind, delay, message
@@ -261,9 +263,11 @@ class Ingestor(AsyncResource):
         state = self.states[name]
         if outcome.not_modified:
             self.metrics.inc(name, "not_modified")
-            self._succeeded(state, now, ids=None, outcome=outcome, published=0)
+            await self._succeeded(state, now, ids=None, outcome=outcome, published=0)
             return PollReport(name, "not_modified")
-        items, invalid = normalize_entries(outcome.entries, now, self.names)
+        # Off the loop: a big API response takes seconds (seen entries too: their ids come from it),
+        # and other sources' requests would time out meanwhile.
+        items, invalid = await asyncio.to_thread(normalize_entries, outcome.entries, now, self.names)
         self.metrics.inc(name, "entries", len(outcome.entries) + len(outcome.rejected))
         fresh = {i.story_id: (i, raw) for i, raw in items if i.story_id not in state.seen}
         self.metrics.inc(name, "already_seen", len(items) - len(fresh))
@@ -295,7 +299,7 @@ class Ingestor(AsyncResource):
         # round they would not come again, and a later copy of one would not be found.
         self.dedup.prune(now)
         await asyncio.to_thread(self.dedup.saver(), self._dedup_path)
-        self._succeeded(state, now, ids=ids, outcome=outcome, published=len(marked), more=counts)
+        await self._succeeded(state, now, ids=ids, outcome=outcome, published=len(marked), more=counts)
         logger.info(
             "polled source=%s published=%d duplicates=%d invalid=%d",
             name,
@@ -305,7 +309,7 @@ class Ingestor(AsyncResource):
         )
         return PollReport(name, "ok", published=len(marked), duplicates=duplicates, invalid=len(new_invalid))
 
-    def _succeeded(
+    async def _succeeded(
         self,
         state: SourceState,
         now: datetime,
@@ -324,9 +328,9 @@ class Ingestor(AsyncResource):
             update["cursor"] = outcome.cursor
         if ids is not None:
             update["seen"] = state.remember(ids, now, timedelta(days=self.settings.seen_ttl_days))
-        self._record_success(state, now, published, update)
+        await self._record_success(state, now, published, update)
 
-    def _record_success(
+    async def _record_success(
         self, state: SourceState, now: datetime, published: int, more: dict[str, object]
     ) -> None:
         """A poll that worked: failures reset, counts added, `more` (validators, seen ids) kept."""
@@ -338,7 +342,11 @@ class Ingestor(AsyncResource):
             "items_published": state.items_published + published,
         } | ({"last_new_at": now} if published else {})
         self.states[state.source] = state.model_copy(update=update | more)
-        self.store.save(self.states[state.source])
+        await self._save(state.source)
+
+    async def _save(self, name: str) -> None:
+        # In a thread: the state of a big API source (its seen ids) takes a while to write.
+        await asyncio.to_thread(self.store.save, self.states[name])
 
     async def _replay(self, source: ReplaySource) -> PollReport:
         state = self.states[source.name]
@@ -350,7 +358,7 @@ class Ingestor(AsyncResource):
             self.states[source.name] = current.model_copy(
                 update={"replay_digest": digest, "replay_done": done}
             )
-            self.store.save(self.states[source.name])
+            await self._save(source.name)
 
         report = await publish_replay_async(
             self.kafka,
@@ -367,7 +375,7 @@ class Ingestor(AsyncResource):
         self.metrics.inc(source.name, "invalid", report.invalid if start_at == 0 else 0)
         for language, n in report.languages.items():
             self.metrics.inc(source.name, f"{LANGUAGE}{language}", n)
-        self._record_success(self.states[source.name], utcnow(), report.published, {})
+        await self._record_success(self.states[source.name], utcnow(), report.published, {})
         return PollReport(source.name, "ok", published=report.published, duplicates=report.duplicates)
 
     def status(self, source: Source, state: SourceState) -> SourceStatus:

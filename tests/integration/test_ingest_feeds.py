@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -456,6 +458,38 @@ async def test_a_fixed_field_map_reads_again_what_the_wrong_one_dead_lettered(
         assert [r.published for r in await ingestor.poll_all()] == [2, 2]
     titles = sorted(i.title for i in await _items(kafka, expect=4))
     assert titles == [f"Mapped story {n}" for n in range(1, 5)]
+
+
+async def test_a_poll_normalises_and_saves_its_state_off_the_event_loop(
+    feed_server: FeedServer,
+    ingest_settings: IngestSettings,
+    kafka: KafkaSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A big API response takes seconds to normalise and its state to write: on the loop, every
+    other source's request would wait meanwhile (and time out)."""
+    import ingest.ingestor
+    from ingest.normalize import normalize_entries
+
+    loop = asyncio.get_running_loop()
+    blocking: list[str] = []
+
+    def watched(work: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
+            turned = threading.Event()
+            loop.call_soon_threadsafe(turned.set)  # runs only once the loop is free
+            if not turned.wait(timeout=5):
+                blocking.append(work.__name__)
+            return work(*args)
+
+        return run
+
+    monkeypatch.setattr(ingest.ingestor, "normalize_entries", watched(normalize_entries))
+    sources = _feeds(feed_server, g=f"f/{GUARDIAN}", gone="status/404")
+    async with Ingestor(ingest_settings, kafka, sources) as ingestor:
+        monkeypatch.setattr(ingestor.store, "save", watched(ingestor.store.save))
+        assert [r.status for r in await ingestor.poll_all()] == ["ok", "error"]
+    assert blocking == []
 
 
 async def test_scheduler_polls_on_interval(
