@@ -434,15 +434,15 @@ class HistoryStore(ABC):
     ) -> dict[str, int]:
         """Every row of this store into `target` (a file into a server, say), a page at a time;
         returns rows copied per table. Upserts: a copy stopped midway can be run again, and a
-        run again deletes on the target the MIRRORED rows deleted here since."""
+        run again deletes on the target the MIRRORED rows deleted here since. A row holding a
+        value the target cannot hold (a NUL in PostgreSQL text) is skipped, a warning naming it."""
         copied: dict[str, int] = {}
         for table in writes.TABLES:
             copied[table.name], last = 0, None
             keys: set[object] = set()
             at = table.columns.index(table.key)
             while rows := self._page(table, last, page):
-                target._upsert(table, rows)
-                copied[table.name] += len(rows)
+                copied[table.name] += target._write_copied(table, rows)
                 keys.update(row[at] for row in rows)
                 last = rows[-1][at]
                 if progress is not None:
@@ -450,6 +450,26 @@ class HistoryStore(ABC):
             if table in MIRRORED:
                 target._delete_others(table, keys)
         return copied
+
+    def _write_copied(self, table: writes.Table, rows: list[tuple[Any, ...]]) -> int:
+        """Upsert a copied page; one holding a value this database cannot hold, row by row,
+        skipping those. Returns the rows written."""
+        try:
+            return self._upsert(table, rows)
+        except Exception as exc:
+            if not self.refuses_record(exc):
+                raise
+        written = 0
+        at = table.columns.index(table.key)
+        for row in rows:
+            try:
+                written += self._upsert(table, [row])
+            except Exception as exc:
+                if not self.refuses_record(exc):
+                    raise
+                logger.warning("store %s: skipped %s %s, a value it cannot hold (%s); mend it in the source "
+                               "and copy again", self.where, table.name, row[at], exc)  # fmt: skip
+        return written
 
     def _delete_others(self, table: writes.Table, keep: Collection[object]) -> None:
         """Delete the rows of `table` whose keys are not in `keep` (a copy's source lacks them)."""

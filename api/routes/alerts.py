@@ -5,15 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.deps import Store
 from api.paging import FILE_RESPONSES, FORMAT_PARAM, Format, Page, export, page
 from finpulse.schema import AlertEvent
-from store import AlertRecord, AlertsQuery, Feedback, FeedbackQuery, LabelledAlert, Verdict
+from store import AlertRecord, AlertsQuery, Feedback, FeedbackQuery, LabelledAlert, Verdict, queries
 
 router = APIRouter(tags=["alerts"])
 AlertId = Annotated[str, Path(min_length=1, max_length=200)]
+# The query models' check: PostgreSQL text cannot hold a NUL (a bare 500 there; a DuckDB store kept
+# it, and its copy into PostgreSQL stopped on it).
+NoNul = AfterValidator(queries.Query._no_nul)
 
 
 class FeedbackIn(BaseModel):
@@ -27,8 +30,8 @@ class FeedbackIn(BaseModel):
     )
 
     verdict: Verdict = Field(description="tp: a real event; fp: a false alarm")
-    note: str = Field(default="", max_length=2_000)
-    author: str = Field(default="anonymous", min_length=1, max_length=200)
+    note: Annotated[str, NoNul] = Field(default="", max_length=2_000)
+    author: Annotated[str, NoNul] = Field(default="anonymous", min_length=1, max_length=200)
 
 
 class AlertDetail(BaseModel):

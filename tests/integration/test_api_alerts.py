@@ -69,6 +69,17 @@ def test_bad_feedback_is_refused_clearly(api_client: Any) -> None:
     assert "JSON decode error" in str(r.json()["detail"])
 
 
+def test_feedback_with_a_nul_character_is_refused(api_client: Any) -> None:
+    """PostgreSQL cannot store it (a bare 500 there); DuckDB kept it, and a copy into PostgreSQL failed."""
+    for field in ("note", "author"):
+        r = api_client.post("/api/v1/alerts/a1/feedback", json={"verdict": "fp", field: "from a PDF\u0000"})
+        assert r.status_code == 422, r.text
+        (error,) = r.json()["detail"]
+        assert error["loc"] == ["body", field]
+        assert "NUL character" in error["msg"]
+    assert api_client.get("/api/v1/alerts/a1").json()["feedback"] is None
+
+
 def test_slack_link_shows_a_form_then_records_on_post(api_client: Any) -> None:
     url = feedback_url("http://testserver", SecretStr(API_TOKEN), "a1", "tp")
     page = api_client.get(url, headers={"Authorization": ""})

@@ -3,6 +3,7 @@ a PostgreSQL database and back), page by page, safe to run again."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -120,3 +121,20 @@ def test_a_catch_up_copy_deletes_the_subscriptions_deleted_since_and_keeps_prune
         assert [s.id for s in server.list_subscriptions()] == ["desk"]
         assert _tables(server)["store_meta"] == _tables(db)["store_meta"]
         assert server.stats().scored_items == 7  # the source's retention is not the target's to apply
+
+
+def test_a_row_the_server_cannot_hold_is_skipped_and_named_and_the_rest_copied(
+    store_path: Path, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A NUL in PostgreSQL text: the page's transaction failed, and every run again stopped there."""
+    with DuckDBStore(store_path) as db, PostgresStore(postgres_url) as server:
+        _seed(db)
+        db.put_feedback("a2", "tp", note="pasted from a PDF\x00", author="bob")
+        with caplog.at_level(logging.WARNING, logger="store"):
+            copied = db.copy_to(server)
+        assert copied["feedback"] == 1
+        assert server.get_feedback("a1") == db.get_feedback("a1")
+        assert server.get_feedback("a2") is None
+        assert _tables(server)["scored_items"] == _tables(db)["scored_items"]
+    assert "skipped feedback a2" in caplog.text
+    assert "NUL" in caplog.text
