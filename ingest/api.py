@@ -12,12 +12,13 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Collection
 from typing import Any
 
 from finpulse.schema import utcnow
 from ingest.abc import Poller, PollOutcome, Rejected
 from ingest.errors import FeedError, FetchError
-from ingest.fetch import HttpFetcher
+from ingest.fetch import HttpFetcher, clip, credentials, quote_body
 from ingest.normalize import RawEntry, article_link, normalize_entries
 from ingest.sources import ApiPagination, ApiSource
 from ingest.state import SourceState
@@ -40,6 +41,15 @@ def dig(data: Any, path: str | None) -> Any:
         else:
             return None
     return data
+
+
+def _gist(data: Any, hide: Collection[str]) -> str:
+    """A JSON document in short, for an error message: an object's keys and its message or error."""
+    if not isinstance(data, dict):
+        return _JSON_KINDS.get(type(data), "null")
+    error = data.get("error")
+    said = next((t for t in (data.get("message"), error, dig(error, "message")) if isinstance(t, str)), None)
+    return f"keys {clip(', '.join(map(str, data)), hide)}" + (f", message {clip(said, hide)}" if said else "")
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -96,28 +106,38 @@ class JsonApiSource(Poller):
         return headers
 
     async def _page(self, fetcher: HttpFetcher, params: dict[str, str], state: SourceState | None) -> Any:
+        """The page's fetch result, its JSON and the list at items_path; a 304's result alone."""
+        headers, auth_env = self._headers(), self.source.auth_env
         result = await fetcher.fetch(
             self.source.url,
-            headers=self._headers(),
+            headers=headers,
             params=params,
             auth_headers=(self.source.auth_header,),
+            credentials_from=f"${auth_env}" if auth_env else None,
             etag=state.etag if state else None,
             last_modified=state.last_modified if state else None,
         )
         if result.not_modified:
             return result
+        hide = credentials(headers, (self.source.auth_header,))
         try:
-            return result, await asyncio.to_thread(json.loads, result.body)
-        except ValueError as exc:
-            raise FeedError("malformed", f"source={self.name}: response is not JSON ({exc})") from exc
-
-    def _entries(self, data: Any) -> tuple[list[RawEntry], list[Rejected]]:
-        """The page's items as entries, and those that are no JSON object (dead-lettered)."""
-        items = dig(data, self.source.items_path)
-        if not isinstance(items, list):
+            data = await asyncio.to_thread(json.loads, result.body)
+        except ValueError as exc:  # an HTML maintenance page, say: the message quotes its start
+            said = quote_body(result.content_type, result.body, hide)
             raise FeedError(
-                "unexpected_shape", f"source={self.name}: no list at items_path={self.source.items_path!r}"
+                "malformed", f"source={self.name}: response is not JSON ({exc}; got {said})"
+            ) from exc
+        items = dig(data, self.source.items_path)
+        if not isinstance(items, list):  # often an error sent with 200: its keys and message say which
+            said = f"{result.content_type or 'no content type'}: {_gist(data, hide)}"
+            raise FeedError(
+                "unexpected_shape",
+                f"source={self.name}: no list at items_path={self.source.items_path!r}; got {said}",
             )
+        return result, data, items
+
+    def _entries(self, items: list[Any]) -> tuple[list[RawEntry], list[Rejected]]:
+        """The page's items as entries, and those that are no JSON object (dead-lettered)."""
         entries = [map_item(i, self.source) for i in items if isinstance(i, dict)]
         rejected = [
             Rejected.of(self.name, item, f"item {n} is {_JSON_KINDS.get(type(item), 'null')}, not an object")
@@ -132,8 +152,8 @@ class JsonApiSource(Poller):
             fetched = await self._page(fetcher, dict(self.source.params), state)
             if not isinstance(fetched, tuple):
                 return PollOutcome(not_modified=True, etag=state.etag, last_modified=state.last_modified)
-            result, data = fetched
-            entries, rejected = self._entries(data)
+            result, _, items = fetched
+            entries, rejected = self._entries(items)
             return PollOutcome(
                 entries=tuple(entries),
                 etag=result.etag,
@@ -152,8 +172,8 @@ class JsonApiSource(Poller):
             if cursor:
                 params[paging.cursor_param] = cursor
             try:
-                _, data = await self._page(fetcher, params, None)
-                page, junk = self._entries(data)
+                _, data, items = await self._page(fetcher, params, None)
+                page, junk = self._entries(items)
             except (FetchError, FeedError) as exc:
                 if not number:
                     raise

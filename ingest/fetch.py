@@ -16,6 +16,7 @@ requests does).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -40,11 +41,16 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # First retry waits about this long; each further one doubles it (plus jitter).
 _BASE_BACKOFF_S = 0.5
+# What an error message quotes of a response: an API's `{"error": ...}` or a page's first line
+# whole; the bytes read of an error response to find them (UTF-8 takes up to 4 a character).
+_QUOTED_CHARS = 200
+_QUOTED_BYTES = 4 * _QUOTED_CHARS
 
 
 @dataclass(frozen=True)
 class FetchResult:
-    """A 200 (with body) or 304 (without) response, after redirects."""
+    """A 200 (with body) or 304 (without) response, after redirects (inside the fetcher also a
+    refusal, with the start of its body)."""
 
     url: str
     status: int
@@ -84,6 +90,29 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def clip(text: str, hide: Collection[str] = ()) -> str:
+    """`text` for an error message: quoted, one line of printable characters, at most
+    _QUOTED_CHARS of them, each of `hide` (credentials an API may echo) as ***."""
+    for secret in hide:
+        text = text.replace(secret, "***")
+    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return f'"{text[:_QUOTED_CHARS]}{"..." if len(text) > _QUOTED_CHARS else ""}"'
+
+
+def quote_body(content_type: str, body: bytes, hide: Collection[str] = ()) -> str:
+    """What a response said, for an error message: its content type and first characters."""
+    text = body[:_QUOTED_BYTES].decode("utf-8", "replace")
+    return f"{content_type or 'no content type'}: {clip(text, hide)}" if text.strip() else "no body"
+
+
+def credentials(headers: dict[str, str], auth_headers: Collection[str]) -> list[str]:
+    """The values of the headers that hold credentials, and the token each ends in (after its
+    scheme, "Bearer "): what a message must not quote, should a server echo them."""
+    names = _credential_names(auth_headers)
+    values = [value for name, value in headers.items() if name.lower() in names]
+    return [v for value in values for v in (value, value.rpartition(" ")[2]) if v]
+
+
 def backoff_s(attempt: int, cap_s: float) -> float:
     """Exponential backoff with full jitter for retry number `attempt` (0-based)."""
     return random.uniform(0, min(cap_s, _BASE_BACKOFF_S * 2**attempt))
@@ -108,8 +137,12 @@ def _peer(response: httpx.Response) -> object:
     return stream.get_extra_info("server_addr") if stream is not None else None
 
 
+def _credential_names(auth_headers: Collection[str]) -> set[str]:
+    return {"authorization"} | {name.lower() for name in auth_headers}
+
+
 def _without(headers: dict[str, str], names: Collection[str]) -> dict[str, str]:
-    drop = {"authorization"} | {name.lower() for name in names}
+    drop = _credential_names(names)
     return {k: v for k, v in headers.items() if k.lower() not in drop}
 
 
@@ -149,11 +182,13 @@ class HttpFetcher(AsyncResource):
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
         auth_headers: Collection[str] = (),
+        credentials_from: str | None = None,
     ) -> FetchResult:
         """GET `url` with retries; raises FetchError (transient) or FeedError / UnsafeUrl (permanent).
 
         `auth_headers`: names of headers in `headers` that hold credentials; like Authorization,
-        they are not sent on after a redirect to another origin."""
+        they are not sent on after a redirect to another origin. `credentials_from`: where they
+        come from ("$ACME_TOKEN"), named when a 401 or 403 refuses them."""
         request_headers = dict(headers or {})
         if etag:
             request_headers["If-None-Match"] = etag
@@ -164,7 +199,7 @@ class HttpFetcher(AsyncResource):
         while True:
             try:
                 self._check_held(url)
-                return await self._follow(url, request_headers, params, conditional, auth_headers)
+                result = await self._follow(url, request_headers, params, conditional, auth_headers)
             except FetchError as exc:
                 wait = exc.retry_after_s if exc.retry_after_s is not None else backoff_s(attempt, 30.0)
                 if attempt >= self.settings.max_retries or wait > self.settings.max_retry_wait_s:
@@ -176,6 +211,11 @@ class HttpFetcher(AsyncResource):
                     "retry url=%s kind=%s attempt=%d wait_s=%.2f", redacted(url), exc.kind, attempt, wait
                 )
                 await asyncio.sleep(wait)
+            else:
+                if result.status in (200, 304):
+                    return result
+                hide = credentials(request_headers, auth_headers)
+                raise _refused(result, credentials_from, hide)
 
     def _check_held(self, url: str) -> None:
         """Raises FetchError while a Retry-After an earlier fetch of `url` got has not ended."""
@@ -259,8 +299,8 @@ class HttpFetcher(AsyncResource):
             )
         if status >= 500:
             raise FetchError("server_error", f"{url}: HTTP {status}")
-        if status != 200:
-            raise FeedError(f"http_{status}", f"{url}: HTTP {status}; check the URL")
+        if status != 200:  # a refusal: fetch() says why, knowing where the credentials come from
+            return FetchResult(url=url, status=status, body=await self._read_start(response), headers=headers)
         return FetchResult(url=url, status=200, body=await self._read_body(url, response), headers=headers)
 
     async def _read_body(self, url: str, response: httpx.Response) -> bytes:
@@ -286,3 +326,27 @@ class HttpFetcher(AsyncResource):
                 raise FeedError("too_large", f"{url}: body exceeds max_body_bytes={limit}")
             chunks.append(chunk)
         return b"".join(chunks)
+
+    async def _read_start(self, response: httpx.Response) -> bytes:
+        """The first bytes of an error response's body, to quote: as many as came, should it break
+        off; none where it is compressed twice over (see `_read_body`)."""
+        if "," in response.headers.get("content-encoding", ""):
+            return b""
+        start = b""
+        with contextlib.suppress(httpx.HTTPError):
+            async for chunk in response.aiter_bytes():
+                start += chunk
+                if len(start) >= _QUOTED_BYTES:
+                    break
+        return start
+
+
+def _refused(result: FetchResult, credentials_from: str | None, hide: Collection[str]) -> FeedError:
+    """A 4xx as an error that says where to look, and what the server said."""
+    status = result.status
+    if credentials_from and status in (401, 403):
+        advice = f"credentials refused; check {credentials_from}"
+    else:
+        advice = "check the URL"
+    said = quote_body(result.content_type, result.body, hide)
+    return FeedError(f"http_{status}", f"{result.url}: HTTP {status}; {advice} ({said})")

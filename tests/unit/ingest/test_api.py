@@ -151,3 +151,49 @@ async def test_a_quota_that_ends_mid_poll_keeps_the_pages_read_and_its_retry_aft
     assert info.value.kind == "rate_limited"
     assert 58 < (info.value.retry_after_s or 0) <= 60
     assert asked == [None, "2", "4", "6"]
+
+
+@pytest.mark.parametrize(
+    ("response", "kind", "message"),
+    [
+        (
+            httpx.Response(401, json={"error": "invalid key S3CRET"}),
+            "http_401",
+            "HTTP 401; credentials refused; check $ACME_TOKEN"
+            ' (application/json: "{"error":"invalid key ***"}")',  # what it echoes of the token hidden
+        ),
+        (
+            httpx.Response(
+                200,
+                text="<html>\x1b[31m<body>\n Maintenance</body></html>",
+                headers={"Content-Type": "text/html"},
+            ),
+            "malformed",
+            'got text/html: "<html> [31m<body> Maintenance</body></html>")',
+        ),
+        (  # an error sent with 200
+            httpx.Response(
+                200, json={"status": "error", "message": "You have made too many requests recently."}
+            ),
+            "unexpected_shape",
+            "no list at items_path='data'; got application/json: keys \"status, message\","
+            ' message "You have made too many requests recently."',
+        ),
+        (httpx.Response(200, json=[]), "unexpected_shape", "got application/json: an array"),
+    ],
+)
+async def test_errors_say_where_to_look_and_what_the_api_said(
+    ingest_settings: IngestSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    response: httpx.Response,
+    kind: str,
+    message: str,
+) -> None:
+    monkeypatch.setenv("ACME_TOKEN", "S3CRET")
+    source = SOURCE.model_copy(update={"auth_env": "ACME_TOKEN", "auth_prefix": "Bearer "})
+    settings = ingest_settings.model_copy(update={"max_retries": 0})
+    async with HttpFetcher(settings, transport=httpx.MockTransport(lambda _: response)) as fetcher:
+        with pytest.raises(FeedError) as info:
+            await JsonApiSource(source).poll(SourceState(source=source.name), fetcher)
+    assert info.value.kind == kind
+    assert message in str(info.value)
