@@ -167,6 +167,7 @@ class JsonApiSource(Poller):
         cursor = state.cursor if paging.mode == "resume" else None
         entries, rejected, warnings = [], [], []
         known = 0  # of the last page read, the entries an earlier poll took
+        visited = {cursor}
         for number in range(paging.max_pages):
             params = dict(self.source.params)
             if cursor:
@@ -190,6 +191,14 @@ class JsonApiSource(Poller):
             following = dig(data, paging.cursor_path)
             if not (page or junk) or following in (None, "") or str(following) == cursor:
                 break
+            if str(following) in visited:  # A -> B -> A: the pages would only come round again
+                warnings.append("cursor_loop")
+                logger.warning(
+                    "source=%s: cursor loop: page %d points back to one read before, the pages after it "
+                    "are not read: check pagination.cursor_path", self.name, number + 1,
+                )  # fmt: skip
+                break
+            visited.add(str(following))
             if paging.mode == "pages":
                 known = _seen_before(page, junk, state)
                 if known == len(page) + len(junk):

@@ -197,3 +197,21 @@ async def test_errors_say_where_to_look_and_what_the_api_said(
             await JsonApiSource(source).poll(SourceState(source=source.name), fetcher)
     assert info.value.kind == kind
     assert message in str(info.value)
+
+
+async def test_a_cursor_that_comes_round_again_stops_the_poll_as_a_loop(
+    ingest_settings: IngestSettings,
+) -> None:
+    source = SOURCE.model_copy(update={"pagination": ApiPagination(cursor_path="next", max_pages=5)})
+    asked: list[str | None] = []
+
+    def cycle(request: httpx.Request) -> httpx.Response:  # A -> B -> A -> ...
+        cursor = request.url.params.get("cursor", "A")
+        asked.append(cursor)
+        following = {"A": "B", "B": "A"}[cursor]
+        return httpx.Response(200, json={"data": [{"id": f"{cursor}{len(asked)}"}], "next": following})
+
+    async with HttpFetcher(ingest_settings, transport=httpx.MockTransport(cycle)) as fetcher:
+        outcome = await JsonApiSource(source).poll(SourceState(source=source.name), fetcher)
+    assert asked == ["A", "B", "A"]  # the first page asked without a cursor is A
+    assert outcome.warnings == ("cursor_loop",)  # not "more_pages": raising max_pages would not help
