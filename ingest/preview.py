@@ -4,6 +4,8 @@ sources file (or an entry of that file checked after a change)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -14,10 +16,10 @@ from finpulse.errors import InvalidRecord
 from finpulse.schema import NewsItem, utcnow
 from finpulse.settings import IngestSettings
 from ingest.abc import PollOutcome
+from ingest.api import JsonApiSource
 from ingest.companies import CompanyNames
 from ingest.errors import FeedError, SourcesFileError
 from ingest.fetch import HttpFetcher
-from ingest.ingestor import poller_for
 from ingest.normalize import normalize_entries
 from ingest.rss import ParsedFeed, parse_feed
 from ingest.sources import ApiSource, FeedSource, ReplaySource, load_sources
@@ -26,6 +28,8 @@ from ingest.urls import check_url
 
 # A saved file with one of these is more likely stories to replay than a feed.
 REPLAY_SUFFIXES = (".jsonl", ".csv", ".json")
+# The FeedError kind of a body that is a JSON API's response.
+JSON_API = "json_api"
 
 
 @dataclass(frozen=True)
@@ -49,26 +53,58 @@ async def preview(settings: IngestSettings, source: FeedSource | ApiSource) -> P
     fetcher = HttpFetcher(settings)
     await fetcher.start()
     try:
-        outcome = await poller_for(source).poll(SourceState(source=source.name), fetcher)
+        if isinstance(source, ApiSource):
+            found: PollOutcome | ParsedFeed = await JsonApiSource(source).poll(
+                SourceState(source=source.name), fetcher
+            )
+        else:  # fetched here, not by RssSource: a body that is no feed is looked at (an API's?)
+            got = await fetcher.fetch(source.url)
+            found = await asyncio.to_thread(_feed, got.body, source, got.content_type, got.url)
     finally:
         await fetcher.stop()
-    return _normalised(settings, source.name, outcome)
+    return _normalised(settings, source.name, found)
 
 
 def preview_file(settings: IngestSettings, path: Path) -> Preview:
     """A feed document saved to a file, parsed and normalised as a poll of it would be (no fetch:
     a feed to check before it is served, or one saved from a site). Raises FeedError."""
     try:
-        parsed = parse_feed(
-            path.read_bytes(), FeedSource(name=_named(path.name), url=path.resolve().as_uri())
-        )
+        parsed = _feed(path.read_bytes(), FeedSource(name=_named(path.name), url=path.resolve().as_uri()))
     except FeedError as exc:
-        if path.suffix.lower() not in REPLAY_SUFFIXES:
+        if exc.kind == JSON_API or path.suffix.lower() not in REPLAY_SUFFIXES:
             raise
         raise FeedError(
             exc.kind, f"{exc}; a file of stories to publish is a replay: `finpulse ingest replay {path}`"
         ) from exc
     return _normalised(settings, path.name, parsed)
+
+
+def _feed(body: bytes, source: FeedSource, content_type: str = "", url: str = "") -> ParsedFeed:
+    """`parse_feed`, saying so where the body is a JSON API's response, which `try` reads only as
+    an entry of the sources file (its items path and field map are there)."""
+    try:
+        return parse_feed(body, source, content_type, url)
+    except FeedError as exc:
+        if not _json_api_response(body):
+            raise
+        raise FeedError(
+            JSON_API,
+            f"source={source.name}: a JSON API response, not a feed: add an [[apis]] entry for it to the "
+            "sources file and run `finpulse ingest try --source NAME`",
+        ) from exc
+
+
+def _json_api_response(body: bytes) -> bool:
+    """One JSON document with objects in it (an API's items), not a replay's JSON lines (a flat
+    story object per line: text, numbers and lists of them) nor any other text."""
+    try:
+        data = json.loads(body)
+    except ValueError:  # two or more JSON lines, or no JSON
+        return False
+    if not isinstance(data, dict):
+        return isinstance(data, list)
+    values = (v for value in data.values() for v in (value if isinstance(value, list) else [value]))
+    return any(isinstance(v, dict | list) for v in values)
 
 
 def _named(text: str) -> str:

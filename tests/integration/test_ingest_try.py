@@ -3,6 +3,7 @@ would publish it; nothing is published and no state is kept."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -135,3 +136,33 @@ def test_bad_entries_a_foreign_language_and_a_sources_entry(tmp_path: Path, feed
     down = _try(_env(tmp_path), feed_server.url("doc/absent.rss"))
     assert down.returncode == 2
     assert "404" in down.stdout + down.stderr
+
+
+def test_a_json_api_response_is_named_as_one_not_sent_to_replay(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    response = json.dumps({"data": [{"id": "a1", "title": "ACME beats", "url": "https://n.example/a1"}]})
+    url = feed_server.put("news", response.encode(), "application/json")
+    saved = tmp_path / "news.json"
+    saved.write_text(response, encoding="utf-8")
+    for given in (url, str(saved)):  # fetched, or saved to a file
+        done = _try(_env(tmp_path), given)
+        said = " ".join(done.stdout.split())
+        assert done.returncode == 2, said
+        assert (
+            "a JSON API response, not a feed: add an [[apis]] entry for it to the sources file and run "
+            in said
+        )
+        assert "`finpulse ingest try --source NAME`" in said
+        assert "replay" not in said
+    # A replay's JSON lines, one of them: a story object, flat (its tickers a list of text).
+    row = {
+        "title": "ACME beats",
+        "source": "wire",
+        "published_at": "2026-03-02T09:00:00Z",
+        "tickers": ["ACME"],
+    }
+    stories = tmp_path / "stories.json"
+    stories.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    replay = " ".join(_try(_env(tmp_path), str(stories)).stdout.split())
+    assert f"a file of stories to publish is a replay: `finpulse ingest replay {stories}`" in replay, replay
