@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 from collections.abc import Collection
 from typing import Any
 
@@ -27,17 +28,26 @@ logger = logging.getLogger(__name__)
 
 # What a JSON value that is no object is, in JSON's words (a dead letter's reason says it).
 _JSON_KINDS = {str: "a string", int: "a number", float: "a number", bool: "true or false", list: "an array"}
+# Names listed in one string: "earnings, guidance"; tickers also "GBX MSFT" (symbols hold no space).
+_TAG_SEPARATORS = re.compile(r"\s*[,;]\s*")
+_TICKER_SEPARATORS = re.compile(r"[\s,;]+")
 
 
-def dig(data: Any, path: str | None) -> Any:
-    """The value at a dotted path ("data.items", "meta.0.next"); None where it is missing."""
+def dig(data: Any, path: str | None, *, each: bool = False) -> Any:
+    """The value at a dotted path ("data.items", "meta.0.next"); None where it is missing. With
+    `each`, a name that meets a list applies to each element: "stocks.name" over
+    `[{"name": "ACME"}, ...]` is the list of the names."""
     if path is None:
         return None
-    for part in path.split(".") if path else ():
+    parts = path.split(".") if path else []
+    for n, part in enumerate(parts):
         if isinstance(data, dict):
             data = data.get(part)
-        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
-            data = data[int(part)]
+        elif isinstance(data, list) and part.isdigit():
+            data = data[int(part)] if int(part) < len(data) else None
+        elif isinstance(data, list) and each:
+            rest = ".".join(parts[n:])
+            return [found for element in data if (found := dig(element, rest, each=True)) is not None]
         else:
             return None
     return data
@@ -52,13 +62,14 @@ def _gist(data: Any, hide: Collection[str]) -> str:
     return f"keys {clip(', '.join(map(str, data)), hide)}" + (f", message {clip(said, hide)}" if said else "")
 
 
-def _strings(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
+def _strings(value: Any, separators: re.Pattern[str]) -> tuple[str, ...]:
+    """The names in a string split at `separators`, a number, or a list of them (nested too)."""
     if isinstance(value, str):
-        return tuple(v.strip() for v in value.replace(";", ",").split(",") if v.strip())
+        return tuple(v for v in separators.split(value.strip()) if v)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (str(value),)
     if isinstance(value, list):
-        return tuple(str(v) for v in value if isinstance(v, str | int) and str(v).strip())
+        return tuple(name for v in value for name in _strings(v, separators))
     return ()
 
 
@@ -78,8 +89,8 @@ def map_item(item: dict[str, Any], source: ApiSource) -> RawEntry:
         guid=_text(item_id) or None,
         published=_text(dig(item, fields.published_at)) or None,  # type: ignore[arg-type]
         language=source.language or _text(dig(item, fields.language)) or None,
-        tags=source.tags + _strings(dig(item, fields.tags)),
-        tickers=source.tickers + _strings(dig(item, fields.tickers)),
+        tags=source.tags + _strings(dig(item, fields.tags, each=True), _TAG_SEPARATORS),
+        tickers=source.tickers + _strings(dig(item, fields.tickers, each=True), _TICKER_SEPARATORS),
     )
 
 

@@ -13,7 +13,7 @@ from ingest.api import JsonApiSource, map_item
 from ingest.errors import FeedError, FetchError
 from ingest.fetch import HttpFetcher
 from ingest.normalize import normalize_entries, normalize_entry
-from ingest.sources import ApiPagination, ApiSource
+from ingest.sources import ApiFields, ApiPagination, ApiSource
 from ingest.state import SourceState
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -215,3 +215,32 @@ async def test_a_cursor_that_comes_round_again_stops_the_poll_as_a_loop(
         outcome = await JsonApiSource(source).poll(SourceState(source=source.name), fetcher)
     assert asked == ["A", "B", "A"]  # the first page asked without a cursor is A
     assert outcome.warnings == ("cursor_loop",)  # not "more_pages": raising max_pages would not help
+
+
+@pytest.mark.parametrize(
+    ("path", "item", "tickers"),
+    [
+        (
+            "stocks.name",
+            {"stocks": [{"name": "ACME"}, {"name": "MSFT"}, {"id": 7}]},
+            ("ACME", "MSFT"),
+        ),  # Benzinga
+        ("entities.symbol", {"entities": [{"symbol": "TSLA"}]}, ("TSLA",)),  # marketaux
+        ("stocks", {"stocks": "GBX MSFT"}, ("GBX", "MSFT")),
+        ("stocks", {"stocks": " AAPL,MSFT; NVDA "}, ("AAPL", "MSFT", "NVDA")),
+        ("stocks", {"stocks": ["INTC", "AMD AVGO"]}, ("INTC", "AMD", "AVGO")),
+        ("stocks.0.name", {"stocks": [{"name": "ACME"}, {"name": "MSFT"}]}, ("ACME",)),
+        ("stocks.name", {"stocks": "ACME"}, ()),
+    ],
+)
+def test_tickers_from_a_list_of_objects_or_a_spaced_string(
+    path: str, item: dict[str, object], tickers: tuple[str, ...]
+) -> None:
+    source = SOURCE.model_copy(update={"fields": ApiFields(tickers=path)})
+    assert map_item({"title": "t", **item}, source).tickers == tickers
+
+
+def test_tags_split_at_commas_only() -> None:
+    source = SOURCE.model_copy(update={"fields": ApiFields(tags="topics.label")})
+    item = {"title": "t", "topics": [{"label": "Federal Reserve, rates"}, {"label": "earnings"}]}
+    assert map_item(item, source).tags == ("Federal Reserve", "rates", "earnings")
