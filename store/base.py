@@ -78,11 +78,14 @@ class HistoryStore(ABC):
     # Errors that are one record's fault (a value the database cannot hold), not the store's:
     # the history sink dead-letters such a record and writes the rest.
     record_errors: tuple[type[BaseException], ...] = ()
+    # The database driver's errors: raised inside a connection, they reach the caller as a
+    # StoreError in the database's words (the CLI's one line, the API's 503), theirs as its cause.
+    database_errors: tuple[type[BaseException], ...] = ()
 
     def refuses_record(self, exc: BaseException) -> bool:
         """Whether `exc` came from a value this database cannot hold (a NUL in PostgreSQL text, a
         time out of range), rather than from the store being away or broken."""
-        return isinstance(exc, self.record_errors)
+        return isinstance(exc, self.record_errors) or isinstance(exc.__cause__, self.record_errors)
 
     @abstractmethod
     def _close(self) -> None:
@@ -163,8 +166,11 @@ class HistoryStore(ABC):
         self._require_started()
         if write and self.read_only:
             raise StoreError(f"history store {self.where} was opened read-only; writes need read_only=False")
-        with self._connect() as con:
-            yield con
+        try:
+            with self._connect() as con:
+                yield con
+        except self.database_errors as exc:
+            raise StoreError(f"history store {self.where}: {' '.join(str(exc).split())}") from exc
 
     # -- writes (the stream's sink) ----------------------------------------------------------
 
@@ -467,8 +473,10 @@ class HistoryStore(ABC):
             except Exception as exc:
                 if not self.refuses_record(exc):
                     raise
-                logger.warning("store %s: skipped %s %s, a value it cannot hold (%s); mend it in the source "
-                               "and copy again", self.where, table.name, row[at], exc)  # fmt: skip
+                logger.warning(
+                    "store %s: skipped %s %s, a value it cannot hold (%s); mend it at the source, copy again",
+                    self.where, table.name, row[at], exc.__cause__ or exc,
+                )  # fmt: skip
         return written
 
     def _delete_others(self, table: writes.Table, keep: Collection[object]) -> None:

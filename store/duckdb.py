@@ -48,6 +48,7 @@ class DuckDBStore(HistoryStore):
         duckdb.ConversionException, duckdb.ConstraintException, duckdb.InvalidInputException,
         duckdb.OutOfRangeException,
     )  # fmt: skip
+    database_errors = (duckdb.Error,)
 
     def __init__(
         self,

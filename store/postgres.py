@@ -102,6 +102,7 @@ class PostgresStore(HistoryStore):
 
     dialect = POSTGRES
     record_errors = (psycopg.DataError, psycopg.IntegrityError)
+    database_errors = (psycopg.Error,)
 
     def __init__(
         self, url: str, *, read_only: bool = False, connect_timeout_s: float = 10.0, retention_days: int = 365
