@@ -47,7 +47,7 @@ ExportFormat = Literal["csv", "parquet"]
 COPY_PAGE = 5000
 # Columns a store from before their migration lacks, read from each row's `record` as that step's
 # backfill does (migration 4): the target is migrated already, so its backfill never runs on them.
-FROM_RECORD = {"duplicate_of": "(record->'item'->>'duplicate_of')"}
+FROM_RECORD = {"duplicate_of": migrations.DUPLICATE_OF}
 # Tables a copy makes the source's exactly (a catch-up run deletes what the source deleted since):
 # the subscriptions, and the facts of the file import that seeded them. History is only added:
 # the rows the source's retention pruned stay until the target's own retention prunes them.

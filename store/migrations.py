@@ -42,6 +42,10 @@ class Migration:
     concurrent: bool = False
 
 
+# A syndicated copy's original, read from the stored message: migration 4's backfill, and a copy
+# out of a store from before it (store/base.py).
+DUPLICATE_OF = "(record->'item'->>'duplicate_of')"
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -141,8 +145,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "scored_items.duplicate_of: the original a syndicated copy repeats",
         (
             "ALTER TABLE scored_items ADD COLUMN IF NOT EXISTS duplicate_of VARCHAR",
-            "UPDATE scored_items SET duplicate_of = (record->'item'->>'duplicate_of') "
-            "WHERE (record->'item'->>'duplicate_of') IS NOT NULL",
+            f"UPDATE scored_items SET duplicate_of = {DUPLICATE_OF} WHERE {DUPLICATE_OF} IS NOT NULL",  # noqa: S608
         ),
         concurrent=True,
     ),
