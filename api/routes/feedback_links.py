@@ -61,7 +61,8 @@ async def read_form(request: Request) -> dict[str, str] | None:
     raw = await request.body()
     if len(raw) > MAX_FORM_BYTES:
         return None
-    return {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+    # NUL out: PostgreSQL text cannot hold one (a note pasted from a PDF failed the verdict).
+    return {k: v[0].replace("\x00", "") for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
 
 
 def linked_alert(
