@@ -21,7 +21,7 @@ from ingest.abc import Poller, PollOutcome, Rejected
 from ingest.errors import FeedError, FetchError
 from ingest.fetch import HttpFetcher, clip, credentials, quote_body
 from ingest.normalize import RawEntry, article_link, normalize_entries
-from ingest.sources import ApiPagination, ApiSource
+from ingest.sources import ApiPagination, ApiSource, header_safe
 from ingest.state import SourceState
 
 logger = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class JsonApiSource(Poller):
             token = os.environ.get(self.source.auth_env, "").strip()
             if not token:
                 raise FeedError("auth_missing", f"source={self.name}: set the env var {self.source.auth_env}")
-            if not (token.isascii() and token.isprintable()):  # the value itself is never shown
+            if not header_safe(token):  # the value itself is never shown
                 raise FeedError(
                     "auth_invalid",
                     f"source={self.name}: ${self.source.auth_env} holds a character a header cannot carry",

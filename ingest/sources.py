@@ -119,6 +119,19 @@ class ApiPagination(_Model):
     max_pages: int = Field(default=5, ge=1, le=100)
 
 
+def header_safe(text: str) -> bool:
+    """Whether an HTTP header can carry `text` (printable ASCII): httpx fails on anything else
+    with the value in its message, a secret's too."""
+    return text.isascii() and text.isprintable()
+
+
+def _header_values(headers: dict[str, str]) -> dict[str, str]:
+    bad = sorted(name for name, value in headers.items() if not (header_safe(name) and header_safe(value)))
+    if bad:  # the values are not shown: a header may hold a key
+        raise ValueError(f"header {', '.join(bad)}: a header carries printable ASCII only")
+    return headers
+
+
 class ApiSource(_Source):
     """A JSON news API polled over HTTP."""
 
@@ -126,7 +139,7 @@ class ApiSource(_Source):
     url: str
     items_path: str = ""
     params: dict[str, str] = {}
-    headers: dict[str, str] = {}
+    headers: Annotated[dict[str, str], AfterValidator(_header_values)] = {}
     auth_header: str = "Authorization"
     auth_env: str | None = None
     auth_prefix: str = ""

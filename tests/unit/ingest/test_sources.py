@@ -63,6 +63,10 @@ def test_a_sources_tickers_are_symbols_and_one_that_is_none_is_refused_by_name(t
             "unique",
         ),
         ("[[feeds]\n", "cannot be read"),
+        (  # the value is not shown: a header may hold a key
+            '[[apis]]\nname = "a"\nurl = "https://x.com/f"\nheaders = { X-Key = "k\u00e9y-secret" }\n',
+            r"header X-Key: a header carries printable ASCII only(?!.*secret)",
+        ),
     ],
 )
 def test_bad_sources_files(tmp_path: Path, text: str, message: str) -> None:
