@@ -82,27 +82,35 @@ def poller_for(source: FeedSource | ApiSource) -> Poller:
 
 
 def _address(source: Source) -> str:
-    """What a source fetches, as a digest: its URL and query (a replay: its file); an API's with how
-    its response is read (items path, field map, pagination), so a fixed map reads again what the
-    wrong one dead-lettered: no 304 for it, no cursor past it."""
+    """What a source fetches, as a digest: its URL and query (a replay: its file)."""
     if isinstance(source, ReplaySource):
         parts: tuple[object, ...] = (str(source.path),)
     else:
         parts = (source.url, sorted(source.params.items()) if isinstance(source, ApiSource) else [])
-    if isinstance(source, ApiSource):
-        parts += (source.model_dump(mode="json", include={"items_path", "fields", "pagination"}),)
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
+def _field_map(source: Source) -> str | None:
+    """How an API's response is read (items path, field map, pagination), as a digest; None for
+    other sources. Defaults left out: a new ApiFields field must not look like every map changed."""
+    if not isinstance(source, ApiSource):
+        return None
+    read = source.model_dump(
+        mode="json", include={"items_path", "fields", "pagination"}, exclude_defaults=True
+    )
+    return hashlib.sha256(json.dumps(read, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def at_address(state: SourceState, source: Source) -> SourceState:
-    """`state` for `source` as configured now: where its address changed since the state was saved
-    (a fixed URL or field map, edited live or between runs), the old address's ETag, Last-Modified
-    and cursor go."""
-    address = _address(source)
-    if state.address == address:
+    """`state` for `source` as configured now: where its address or an API's field map changed since
+    the state was saved (a fixed URL or map, edited live or between runs), the old ETag,
+    Last-Modified and cursor go, so a fixed map reads again what the wrong one dead-lettered."""
+    address, field_map = _address(source), _field_map(source)
+    if (state.address, state.field_map) == (address, field_map):
         return state
-    update: dict[str, object] = {"address": address}
-    if state.address is not None:  # None: saved before addresses were
+    update: dict[str, object] = {"address": address, "field_map": field_map}
+    # None: saved before addresses (or field maps) were kept; taken as unchanged, not as an edit.
+    if state.address not in (None, address) or state.field_map not in (None, field_map):
         update |= {"etag": None, "last_modified": None, "cursor": None}
     return state.model_copy(update=update)
 

@@ -48,6 +48,8 @@ class SourceState(BaseModel):
     last_invalid: int = 0
     # A digest of what the source fetched when this was saved (ingestor.at_address).
     address: str | None = None
+    # A digest of how an API's response was read when this was saved (ingestor.at_address).
+    field_map: str | None = None
 
     def remember(self, ids: list[str], now: datetime, ttl: timedelta) -> dict[str, datetime]:
         """`seen` updated with `ids` at `now`, minus ids not listed for `ttl`."""
