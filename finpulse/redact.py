@@ -9,10 +9,8 @@ import re
 
 # Query parameters that carry credentials: any name ending in key, token, secret, password,
 # auth, sig or signature (apiKey, api_token, client_secret, access_key, ...).
-_SECRET_PARAM = re.compile(
-    r"([?&][\w.-]*?(?:key|token|secret|password|passwd|auth|sig|signature)=)[^&#\s\"'<>]+",
-    re.IGNORECASE,
-)
+_SECRET_NAME = re.compile(r"[\w.-]*?(?:key|token|secret|password|passwd|auth|sig|signature)", re.IGNORECASE)
+_SECRET_PARAM = re.compile(rf"([?&]{_SECRET_NAME.pattern}=)[^&#\s\"'<>]+", re.IGNORECASE)
 
 # A URL's password: up to its `@`, which comes before any `/`, `?` or `#` ("host:443/@user" has
 # none). libpq reads those three as part of a PostgreSQL URL's password (generated passwords often
@@ -26,6 +24,11 @@ def redacted(text: str) -> str:
     by ***."""
     text = _USERINFO_PASSWORD.sub(r"\1***@", _POSTGRES_PASSWORD.sub(r"\1***@", text))
     return _SECRET_PARAM.sub(r"\1***", text)
+
+
+def secret_param(name: str) -> bool:
+    """Whether a query parameter of this name carries a credential (its value `redacted` hides)."""
+    return _SECRET_NAME.fullmatch(name) is not None
 
 
 class RedactedArgs(logging.Filter):

@@ -130,7 +130,7 @@ class JsonApiSource(Poller):
         )
         if result.not_modified:
             return result
-        hide = credentials(headers, (self.source.auth_header,))
+        hide = credentials(self.source.url, headers, params)
         try:
             data = await asyncio.to_thread(json.loads, result.body)
         except ValueError as exc:  # an HTML maintenance page, say: the message quotes its start

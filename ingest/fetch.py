@@ -19,17 +19,18 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import httpx
 
 from finpulse.lifecycle import AsyncResource
-from finpulse.redact import redacted
+from finpulse.redact import redacted, secret_param
 from finpulse.settings import IngestSettings
 from ingest.errors import FeedError, FetchError
 from ingest.limits import HostLimiter
@@ -93,8 +94,8 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 def clip(text: str, hide: Collection[str] = ()) -> str:
     """`text` for an error message: quoted, one line of printable characters, at most
     _QUOTED_CHARS of them, each of `hide` (credentials an API may echo) as ***."""
-    for secret in hide:
-        text = text.replace(secret, "***")
+    for secret in hide:  # where it stands alone: a header's "en" inside "Token" is no echo of it
+        text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "***", text)
     text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
     return f'"{text[:_QUOTED_CHARS]}{"..." if len(text) > _QUOTED_CHARS else ""}"'
 
@@ -105,12 +106,19 @@ def quote_body(content_type: str, body: bytes, hide: Collection[str] = ()) -> st
     return f"{content_type or 'no content type'}: {clip(text, hide)}" if text.strip() else "no body"
 
 
-def credentials(headers: dict[str, str], auth_headers: Collection[str]) -> list[str]:
-    """The values of the headers that hold credentials, and the token each ends in (after its
-    scheme, "Bearer "): what a message must not quote, should a server echo them."""
-    names = _credential_names(auth_headers)
-    values = [value for name, value in headers.items() if name.lower() in names]
-    return [v for value in values for v in (value, value.rpartition(" ")[2]) if v]
+def secret_query(url: str, params: Mapping[str, str] | None) -> dict[str, str]:
+    """The query parameters of a request, in `url` and `params`, that carry credentials (by the
+    names `finpulse.redact` hides the values of: apiKey, token, ...)."""
+    query = [*parse_qsl(urlsplit(url).query), *(params or {}).items()]
+    return {name: value for name, value in query if secret_param(name) and value}
+
+
+def credentials(url: str, headers: Mapping[str, str], params: Mapping[str, str] | None) -> list[str]:
+    """What a message must not quote, should a server echo it: the value of each header the
+    caller sets (a key's header may have any name), the token each ends in (after its scheme,
+    "Bearer ") and the values of the secret query parameters."""
+    values = [v for value in headers.values() for v in (value, value.rpartition(" ")[2])]
+    return [v for v in values + list(secret_query(url, params).values()) if v]
 
 
 def backoff_s(attempt: int, cap_s: float) -> float:
@@ -188,7 +196,8 @@ class HttpFetcher(AsyncResource):
 
         `auth_headers`: names of headers in `headers` that hold credentials; like Authorization,
         they are not sent on after a redirect to another origin. `credentials_from`: where they
-        come from ("$ACME_TOKEN"), named when a 401 or 403 refuses them."""
+        come from ("$ACME_TOKEN"), named when a 401 or 403 refuses them (else a secret query
+        parameter sent, if any). A refusal's message quotes its body without `credentials`."""
         request_headers = dict(headers or {})
         if etag:
             request_headers["If-None-Match"] = etag
@@ -214,8 +223,9 @@ class HttpFetcher(AsyncResource):
             else:
                 if result.status in (200, 304):
                     return result
-                hide = credentials(request_headers, auth_headers)
-                raise _refused(result, credentials_from, hide)
+                if not credentials_from and (names := list(secret_query(url, params))):
+                    credentials_from = f"the query parameter {', '.join(names)}"
+                raise _refused(result, credentials_from, credentials(url, headers or {}, params))
 
     def _check_held(self, url: str) -> None:
         """Raises FetchError while a Retry-After an earlier fetch of `url` got has not ended."""

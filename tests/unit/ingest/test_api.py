@@ -199,6 +199,39 @@ async def test_errors_say_where_to_look_and_what_the_api_said(
     assert message in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("update", "response", "message"),
+    [
+        (
+            {"params": {"apiKey": "S3CRETKEY"}},
+            httpx.Response(401, json={"message": "Invalid apiKey: S3CRETKEY"}),
+            'HTTP 401; credentials refused; check the query parameter apiKey (application/json: "{"message"'
+            ':"Invalid apiKey: ***"}")',
+        ),
+        (
+            {"url": "https://api.example/v1/news?api_token=S3CRETKEY"},
+            httpx.Response(200, json={"status": "error", "message": "API key S3CRETKEY has no access"}),
+            'message "API key *** has no access"',
+        ),
+        (  # a key's header may have any name; a short header value inside a word stays
+            {"headers": {"X-Partner": "S3CRETKEY", "Accept-Language": "en"}},
+            httpx.Response(403, json={"error": "Token S3CRETKEY is disabled"}),
+            'HTTP 403; check the URL (application/json: "{"error":"Token *** is disabled"}")',
+        ),
+    ],
+)
+async def test_errors_hide_a_key_the_api_echoes_from_a_parameter_or_header(
+    ingest_settings: IngestSettings, update: dict[str, object], response: httpx.Response, message: str
+) -> None:
+    source = SOURCE.model_copy(update=update)
+    settings = ingest_settings.model_copy(update={"max_retries": 0})
+    async with HttpFetcher(settings, transport=httpx.MockTransport(lambda _: response)) as fetcher:
+        with pytest.raises(FeedError) as info:
+            await JsonApiSource(source).poll(SourceState(source=source.name), fetcher)
+    assert message in str(info.value)
+    assert "S3CRETKEY" not in str(info.value)
+
+
 async def test_a_cursor_that_comes_round_again_stops_the_poll_as_a_loop(
     ingest_settings: IngestSettings,
 ) -> None:
