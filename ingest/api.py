@@ -211,7 +211,7 @@ class JsonApiSource(Poller):
                 break
             visited.add(str(following))
             if paging.mode == "pages":
-                known = _seen_before(page, junk, state)
+                known = await asyncio.to_thread(_seen_before, page, junk, state)  # normalises: CPU work
                 if known == len(page) + len(junk):
                     break  # newest first: the pages after it were read by earlier polls
             cursor = str(following)

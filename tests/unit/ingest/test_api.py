@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -230,6 +232,25 @@ async def test_errors_hide_a_key_the_api_echoes_from_a_parameter_or_header(
             await JsonApiSource(source).poll(SourceState(source=source.name), fetcher)
     assert message in str(info.value)
     assert "S3CRETKEY" not in str(info.value)
+
+
+async def test_pages_mode_finds_the_ids_seen_before_off_the_event_loop(
+    ingest_settings: IngestSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Normalising a page guesses each story's language: seconds for a page of thousands.
+    threads: list[int] = []
+
+    def normalize(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return normalize_entries(*args, **kwargs)
+
+    monkeypatch.setattr("ingest.api.normalize_entries", normalize)
+    source = SOURCE.model_copy(update={"pagination": ApiPagination(cursor_path="next", max_pages=2)})
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, json={"data": [{"id": "n1"}], "next": "2"}))
+    async with HttpFetcher(ingest_settings, transport=transport) as fetcher:
+        await JsonApiSource(source).poll(SourceState(source=source.name), fetcher)
+    assert threads
+    assert threading.get_ident() not in threads
 
 
 async def test_a_cursor_that_comes_round_again_stops_the_poll_as_a_loop(
