@@ -12,8 +12,8 @@ session's time zone UTC (timestamps are stored as UTC without zone, as in
 DuckDB). A read-only store's sessions are read-only on the server too. A
 connection the server dropped is replaced when next taken; the server
 unreachable raises StoreUnavailable (a transient error: the sink retries, the
-API answers 503), the server refusing the URL's database, user or password
-StoreConfigError (the message says the server's own words).
+API answers 503), as the server refusing the URL's database, user or password
+does (the message says the server's own words and what to check).
 """
 
 from __future__ import annotations
@@ -60,10 +60,10 @@ _HOLDER_SQL = (
     "JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND l.granted "
     "AND ((l.classid::bigint << 32) | l.objid::bigint) = ?"
 )
-# The server's refusals no retry mends: a database that does not exist (3D000), a wrong password
-# (28P01), a role it does not know or pg_hba.conf turns away (28000), a password the URL lacks.
-# libpq gives a failed connection no SQLSTATE, only its message (the server's in English unless
-# its lc_messages says otherwise: then the refusal reads as the server not answering).
+# The server's refusals the URL or the server's setup mends: a database that does not exist
+# (3D000), a wrong password (28P01), a role it does not know or pg_hba.conf turns away (28000), a
+# password the URL lacks. libpq gives a failed connection no SQLSTATE, only its message (the
+# server's in English unless its lc_messages says otherwise: then it reads as no answer).
 _REFUSED = re.compile(
     r'database ".*" does not exist|password authentication failed|role ".*" does not exist'
     r"|pg_hba\.conf|no password supplied"
@@ -299,13 +299,13 @@ def check_server_version(version: int, where: str) -> None:
         )
 
 
-def unopened(where: str, waited_s: float, error: psycopg.Error | None) -> StoreConfigError | StoreUnavailable:
-    """The error for a pool that did not open in `waited_s`, saying the last connection error:
-    the server refusing the database, user or password is a config error (trying again cannot
-    help); no answer, a transient one."""
+def unopened(where: str, waited_s: float, error: psycopg.Error | None) -> StoreUnavailable:
+    """The error for a pool that did not open in `waited_s`, in the last connection error's words:
+    the server refusing the database, user or password (what to check), or not answering. Both
+    transient: a database created after the worker started (a new deployment) is waited for."""
     said = redact.redacted(" ".join(str(error).split())) if error is not None else ""
     if _REFUSED.search(said):
-        return StoreConfigError(
+        return StoreUnavailable(
             f"history store {where} refused the connection ({said}): check FINPULSE_STORE_URL's "
             "database name, user and password (the database must exist: createdb makes one)"
         )

@@ -30,7 +30,6 @@ from store import (
     HistoryStore,
     MoversQuery,
     Query,
-    StoreConfigError,
     StoreError,
     StoreUnavailable,
     TrendQuery,
@@ -196,11 +195,11 @@ def test_a_server_that_is_away_is_a_transient_error_that_keeps_the_password_out(
     ("postgres", "nodb", 'database "nodb" does not exist'),
     ("nobody", "postgres", 'role "nobody" does not exist'),
 ])  # fmt: skip
-def test_a_server_refusing_the_database_or_user_is_a_config_error_in_its_words(
+def test_a_server_refusing_the_database_or_user_is_said_in_its_words(
     postgres_server: PostgresServer, user: str, dbname: str, said: str
 ) -> None:
     url = replace(postgres_server, user=user).url(dbname)
-    with pytest.raises(StoreConfigError, match=said):
+    with pytest.raises(StoreUnavailable, match=said):
         PostgresStore(url, connect_timeout_s=1).start()
 
 

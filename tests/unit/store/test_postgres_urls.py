@@ -53,11 +53,11 @@ _FAILED = 'connection failed: connection to server at "127.0.0.1", port 5432 fai
 @pytest.mark.parametrize(
     ("said", "error"),
     [
-        ('FATAL:  database "nodb" does not exist', StoreConfigError),
-        ('FATAL:  password authentication failed for user "fp"', StoreConfigError),
-        ('FATAL:  role "nobody" does not exist', StoreConfigError),
-        ('FATAL:  no pg_hba.conf entry for host "10.0.0.9", user "fp", database "x"', StoreConfigError),
-        ("fe_sendauth: no password supplied", StoreConfigError),
+        ('FATAL:  database "nodb" does not exist', StoreUnavailable),
+        ('FATAL:  password authentication failed for user "fp"', StoreUnavailable),
+        ('FATAL:  role "nobody" does not exist', StoreUnavailable),
+        ('FATAL:  no pg_hba.conf entry for host "10.0.0.9", user "fp", database "x"', StoreUnavailable),
+        ("fe_sendauth: no password supplied", StoreUnavailable),
         (
             "Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?",
             StoreUnavailable,
