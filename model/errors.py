@@ -34,6 +34,11 @@ class InvalidModel(ModelNotFound):
     def __init__(self, path: Path, problem: str, remedy: str) -> None:
         super().__init__(f"{path} {problem}: {remedy}")
 
+    def __reduce__(self) -> tuple[type[ModelNotFound], tuple[str, ...]]:
+        # Pickled back from a classifier process as its message: rebuilt with this __init__'s three
+        # arguments it broke the pool instead, a crash to retry where the worker should stop (exit 2).
+        return ModelNotFound, (str(self),)
+
     @classmethod
     def unreadable(cls, path: Path, exc: Exception, remedy: str) -> InvalidModel:
         """A file missing, or that its reader (json, pydantic, safetensors...) cannot make sense of."""

@@ -1,6 +1,6 @@
 """A worker that cannot load its model: it exits 2 (a config error) and leaves news.raw as it was.
 
-Real broker, real worker process, a model folder that does not exist.
+Real broker, real worker process, a model folder that does not exist or holds a damaged file.
 """
 
 from __future__ import annotations
@@ -20,15 +20,30 @@ from tests.fixtures.stream import REPLAY_START
 from tests.kafka_io import read_topic
 
 
+@pytest.fixture(params=["missing", "damaged"])
+def problem(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def stream_settings(stream_settings: Settings, tmp_path: Path) -> Settings:
-    model = stream_settings.model.model_copy(update={"model_dir": tmp_path / "no-model"})
+def stream_settings(stream_settings: Settings, tmp_path: Path, problem: str) -> Settings:
+    """No model folder, or one whose lexical.json is damaged (loaded in the classifier's child
+    processes: its error has to come back from one whole)."""
+    folder = tmp_path / "model"
+    if problem == "damaged":
+        folder.mkdir()
+        for file in stream_settings.model.model_dir.iterdir():
+            (folder / file.name).symlink_to(file)
+        (folder / "lexical.json").unlink()
+        (folder / "lexical.json").write_text("{")
+    model = stream_settings.model.model_copy(update={"model_dir": folder})
     return stream_settings.model_copy(update={"model": model})
 
 
 async def test_a_worker_without_its_model_exits_2_and_commits_nothing(
-    stream_settings: Settings, worker: CliProcess, tmp_path: Path
+    stream_settings: Settings, worker: CliProcess, tmp_path: Path, problem: str
 ) -> None:
+    assert stream_settings.stream.classifier_processes > 0
     kafka = stream_settings.kafka
     truth = write_planted_spike(
         stream_settings.model.train_data_dir, tmp_path / "replay.jsonl", start=REPLAY_START, spike=False
@@ -40,7 +55,8 @@ async def test_a_worker_without_its_model_exits_2_and_commits_nothing(
         assert asyncio.get_running_loop().time() < deadline, worker.tail()
         await asyncio.sleep(0.5)
     assert worker.returncode == ERROR_EXIT, worker.tail()
-    assert "no trained model" in worker.log.read_text(errors="replace"), worker.tail()
+    said = "no trained model" if problem == "missing" else "lexical.json is unusable"
+    assert said in worker.log.read_text(errors="replace"), worker.tail()
     # The stories wait on news.raw for the model: none dead-lettered, no offset committed.
     dead = dead_letter_topic(kafka.topics.raw, kafka.topics)
     assert await read_topic(kafka, dead, expect=1, timeout_s=2) == []
