@@ -14,7 +14,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import faust
 from aiokafka.errors import KafkaError
@@ -265,8 +265,8 @@ async def _classify(
     """Score the batch in one call; if that fails, story by story, so one bad story costs only
     itself: it comes back with its exception, for its dead letter. Raises only failures no story
     is to blame for, which stop the worker (its publish, and every batch's after it, fails): a
-    ConfigError (no model, no GPU for it), and the classifier process dying on the batch's first
-    two stories alone, each tried twice (it dies on every story, not on one poisonous story)."""
+    ConfigError (no model, no GPU for it), and the classifier process dying on a story twice and
+    then on a plain headline too (it dies on any text, not on one poisonous story)."""
     if not batch:
         return []
     began = time.monotonic()
@@ -277,17 +277,29 @@ async def _classify(
             raise
         if len(batch) > 1:
             logger.exception("batch prediction failed size=%d; retrying story by story", len(batch))
-            results: list[tuple[_Origin, ScoredItem | Exception]] = []
-            for one in batch:
-                results += await _classify(classifier, [one])
-                crashed = [r for _, r in results if isinstance(r, TransientError)]
-                if len(results) == len(crashed) == 2:  # not a story: the classifier fails on any
-                    raise crashed[-1] from None
-            return results
+            return [pair for one in batch for pair in await _classify(classifier, [one])]
         if retry and isinstance(exc, TransientError):  # the child died: the next call starts one
             return await _classify(classifier, batch, retry=False)
+        if isinstance(exc, TransientError) and not await _scores_a_plain_headline(classifier):
+            raise
         logger.error("prediction failed story=%s: %r", batch[0][1].story_id, exc)
         return [(batch[0][0], exc)]
     BATCH_SECONDS.observe(time.monotonic() - began)
     BATCH_SIZE.observe(len(batch))
     return [(event, result) for (event, _), result in zip(batch, scored, strict=True)]
+
+
+# A headline any working classifier scores: after a story killed the classifier's process twice,
+# whether the story is to blame (dead-lettered) or the classifier (the worker stops).
+_PLAIN = NewsItem(
+    story_id="finpulse-probe", source="finpulse", title="Shares were little changed in early trading",
+    published_at=datetime(2026, 1, 5, tzinfo=UTC), fetched_at=datetime(2026, 1, 5, tzinfo=UTC),
+)  # fmt: skip
+
+
+async def _scores_a_plain_headline(classifier: ClassifierService) -> bool:
+    try:
+        await classifier.score([_PLAIN])
+    except Exception:  # noqa: BLE001 - any failure: the classifier is what fails
+        return False
+    return True

@@ -82,13 +82,19 @@ async def test_a_story_that_kills_the_classifier_costs_only_itself() -> None:
     assert [type(r).__name__ for _, r in results] == ["ScoredItem", "ClassifierCrashed", "ScoredItem"]
 
 
-async def test_a_classifier_that_dies_on_every_story_stops_the_worker() -> None:
-    """The batch's first two stories alone crash it twice each: no story is to blame, none is
-    dead-lettered (the error stops the worker unacked); the rest are not tried."""
-    fake = _FakeClassifier(crashes=1, killers=("a", "b", "c"))
+async def test_two_stories_that_kill_the_classifier_first_in_a_batch_cost_only_themselves() -> None:
+    fake = _FakeClassifier(crashes=1, killers=("a", "b"))
+    results = await _classify(fake, _batch("a", "b", "c"))  # type: ignore[arg-type]
+    assert [type(r).__name__ for _, r in results] == ["ClassifierCrashed", "ClassifierCrashed", "ScoredItem"]
+
+
+@pytest.mark.parametrize("ids", [("a",), ("a", "b", "c")])
+async def test_a_classifier_that_dies_on_any_text_stops_the_worker(ids: tuple[str, ...]) -> None:
+    """A story that crashes it twice, then a plain headline too: no story is to blame, none is
+    dead-lettered (the error stops the worker unacked), whatever the batch's size."""
+    fake = _FakeClassifier(crashes=10**6)
     with pytest.raises(ClassifierCrashed):
-        await _classify(fake, _batch("a", "b", "c"))  # type: ignore[arg-type]
-    assert fake.calls == 1 + 2 + 2
+        await _classify(fake, _batch(*ids))  # type: ignore[arg-type]
 
 
 async def test_a_model_that_cannot_load_fails_the_batch_at_once() -> None:
