@@ -28,7 +28,14 @@ from finpulse.errors import ConfigError
 from .digest import Digest
 from .links import FeedbackLinks
 from .render import blocks, digest_blocks, digest_text, fallback_text
-from .sinks.base import AlertSink, DeliveryRejected, Notification, RateLimited, SinkUnavailable
+from .sinks.base import (
+    AlertSink,
+    DeliveryRejected,
+    Notification,
+    RateLimited,
+    SinkUnavailable,
+    parse_retry_after,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -260,7 +267,8 @@ def _map_error(method: str, exc: SlackApiError) -> Exception:
     status = exc.response.status_code
     error = str(data.get("error", f"http_{status}"))
     if status == 429 or error == "ratelimited":
-        retry_after = _retry_after(exc.response.headers)
+        headers = exc.response.headers
+        retry_after = parse_retry_after(headers.get("Retry-After", headers.get("retry-after")))
         return RateLimited(f"slack {method}: rate limited, retry after {retry_after:g} s", retry_after)
     if status >= 500 or error in {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}:
         return SinkUnavailable(f"slack {method}: {error} (HTTP {status})")
@@ -276,10 +284,3 @@ def _map_error(method: str, exc: SlackApiError) -> Exception:
             "chat:write scope and use its bot token (xoxb-) in FINPULSE_ALERTS_SLACK_TOKEN"
         )
     return DeliveryRejected(f"slack {method}: {error}", code=error)
-
-
-def _retry_after(headers: Any) -> float:
-    try:
-        return max(0.0, float(headers.get("Retry-After", headers.get("retry-after", 1))))
-    except (TypeError, ValueError):
-        return 1.0

@@ -16,6 +16,7 @@ retries and records deliveries, so a sink keeps no delivery state.
 from __future__ import annotations
 
 import hashlib
+import math
 from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,28 @@ class RateLimited(SinkUnavailable):
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+# The wait a 429 without a usable Retry-After gets: short; the retries' backoff comes on top.
+DEFAULT_RETRY_AFTER_S = 1.0
+# Slack's rate limits are per minute: a longer wait than an hour is a broken header or gateway,
+# and an unbounded one (inf, 1e400) would hold a sink's alerts and digests for good.
+RETRY_AFTER_CAP_S = 3600.0
+
+
+def parse_retry_after(value: str | None) -> float:
+    """Seconds a 429's Retry-After header asks to wait, at most RETRY_AFTER_CAP_S.
+
+    Anything but a finite number >= 0 (absent, garbage, inf, nan, an HTTP date) is
+    DEFAULT_RETRY_AFTER_S.
+    """
+    try:
+        seconds = float(value or "")
+    except ValueError:
+        return DEFAULT_RETRY_AFTER_S
+    if not (math.isfinite(seconds) and seconds >= 0):
+        return DEFAULT_RETRY_AFTER_S
+    return min(seconds, RETRY_AFTER_CAP_S)
 
 
 class DeliveryRejected(PermanentError):

@@ -19,7 +19,14 @@ import httpx
 
 from alerts.digest import Digest
 from alerts.links import FeedbackLinks
-from alerts.sinks.base import AlertSink, DeliveryRejected, Notification, RateLimited, SinkUnavailable
+from alerts.sinks.base import (
+    AlertSink,
+    DeliveryRejected,
+    Notification,
+    RateLimited,
+    SinkUnavailable,
+    parse_retry_after,
+)
 from finpulse.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -79,7 +86,7 @@ class WebhookSink(AlertSink):
             raise SinkUnavailable(f"webhook: connection failed ({type(exc).__name__})") from None
         status = response.status_code
         if status == 429:
-            raise RateLimited("webhook: rate limited", _retry_after(response))
+            raise RateLimited("webhook: rate limited", parse_retry_after(response.headers.get("Retry-After")))
         if status >= 500:
             raise SinkUnavailable(f"webhook: HTTP {status}")
         if status == 401:  # no alert's fault: a credential in the URL rotated, say (a 403 may be one's)
@@ -89,10 +96,3 @@ class WebhookSink(AlertSink):
         if status >= 400:
             raise DeliveryRejected(f"webhook: HTTP {status}")
         return None
-
-
-def _retry_after(response: httpx.Response) -> float:
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", "1")))
-    except ValueError:
-        return 1.0

@@ -17,6 +17,7 @@ from alerts.digest import Digest, build_digest, digest_id
 from alerts.digest_job import DigestJob
 from alerts.ledger import Delivery, DeliveryLedger
 from alerts.render import digest_blocks
+from alerts.sinks.webhook import WebhookSink
 from alerts.slack import METADATA_DIGEST_EVENT, SlackNotifier
 from alerts.subscriptions import Subscription
 from finpulse.settings import KafkaSettings
@@ -168,6 +169,36 @@ def test_a_rate_limited_digest_waits_out_its_retry_after(tmp_path: Path, slack_a
     slack_api.fail_next(1, status=429, retry_after_s=600)  # longer than a sink waits in place
     assert asyncio.run(run([1, 2, 10, 11])) == [[], [], [], ["digest:desk:2026-03-02"]]
     assert len(slack_api.posts) == 1
+    ledger.close()
+
+
+def test_an_endless_retry_after_delays_one_sink_a_minute(tmp_path: Path, slack_api: FakeSlack) -> None:
+    """A webhook (or a gateway before it) answering `Retry-After: inf` waits the default, retried
+    next minute; the Slack digest after it in the loop still goes (the wait overflowed before)."""
+    import asyncio
+
+    _seeded(tmp_path / "h.duckdb")
+    ledger = DeliveryLedger(tmp_path / "deliveries.sqlite")
+    ledger.open()
+
+    async def run(minutes: list[int]) -> list[list[str]]:
+        hook = WebhookSink(slack_api.hook_url("digests"), timeout_s=5)
+        slack = SlackNotifier(SecretStr(VALID_TOKEN), base_url=slack_api.base_url, timeout_s=5)
+        async with hook, slack:
+            clock = [END]
+            job = DigestJob(
+                DuckDBStore(tmp_path / "h.duckdb"), [hook, slack], ledger, lambda: (DESK,),
+                clock=lambda: clock[0],
+            )  # fmt: skip
+            sent = []
+            for minute in minutes:
+                clock[0] = END + timedelta(minutes=minute)
+                sent.append(await job.run_once())
+            return sent
+
+    slack_api.fail_next(1, status=429, retry_after_s=float("inf"))  # the webhook takes it first
+    assert asyncio.run(run([1, 2])) == [["digest:desk:2026-03-02"]] * 2
+    assert (len(slack_api.posts), len(slack_api.webhooks)) == (1, 1)
     ledger.close()
 
 

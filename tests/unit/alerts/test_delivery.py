@@ -16,7 +16,7 @@ from alerts.grouping import Grouper, group_key
 from alerts.ledger import DeliveryLedger
 from alerts.links import FeedbackLinks
 from alerts.retry import with_retries
-from alerts.sinks.base import DeliveryRejected, Notification, RateLimited, SinkUnavailable
+from alerts.sinks.base import DeliveryRejected, Notification, RateLimited, SinkUnavailable, parse_retry_after
 from alerts.sinks.console import ConsoleSink
 from alerts.sinks.webhook import WebhookSink
 from alerts.slack import SlackNotifier
@@ -241,6 +241,25 @@ async def test_token_never_in_errors_or_logs(slack_api: FakeSlack, caplog: pytes
         assert bad not in text
         assert VALID_TOKEN not in text
         assert "SECRETVALUE" not in text
+
+
+@pytest.mark.parametrize(
+    ("header", "wait_s"),
+    [
+        ("2", 2.0),
+        ("0", 0.0),
+        ("1e9", 3600.0),  # capped: no real rate limit asks for 31 years
+        ("inf", 1.0),  # not finite, negative or no number: as if absent
+        ("1e400", 1.0),
+        ("nan", 1.0),
+        ("-5", 1.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 1.0),
+        ("soon", 1.0),
+        (None, 1.0),
+    ],
+)
+def test_retry_after_is_a_finite_wait_of_at_most_an_hour(header: str | None, wait_s: float) -> None:
+    assert parse_retry_after(header) == wait_s
 
 
 async def test_webhook_sink(slack_api: FakeSlack) -> None:
