@@ -25,8 +25,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -126,6 +128,14 @@ class PostgresStore(HistoryStore):
         return redacted(self.url)
 
     def _open(self) -> None:
+        try:  # a URL libpq cannot read: said at once, not retried until the connect timeout
+            conninfo_to_dict(self.url)
+        except psycopg.ProgrammingError as exc:
+            said = masked(str(exc), self.url)
+            raise StoreConfigError(
+                f"history store {self.where}: FINPULSE_STORE_URL cannot be read ({said}); "
+                "percent-encode %, @, / and spaces in its password (%25, %40, %2F, %20)"
+            ) from None
         options = "-c TimeZone=UTC" + (" -c default_transaction_read_only=on" if self.read_only else "")
         pool = _Pool(
             self.url,
@@ -144,7 +154,7 @@ class PostgresStore(HistoryStore):
             pool.open(wait=True, timeout=self.connect_timeout_s)
         except PoolTimeout as exc:
             pool.close()
-            raise unopened(self.where, self.connect_timeout_s, pool.last_error) from exc
+            raise unopened(self.where, self.connect_timeout_s, pool.last_error, self.url) from exc
         try:
             with pool.connection() as raw:
                 check_server_version(raw.info.server_version, self.where)
@@ -299,11 +309,12 @@ def check_server_version(version: int, where: str) -> None:
         )
 
 
-def unopened(where: str, waited_s: float, error: psycopg.Error | None) -> StoreUnavailable:
-    """The error for a pool that did not open in `waited_s`, in the last connection error's words:
-    the server refusing the database, user or password (what to check), or not answering. Both
-    transient: a database created after the worker started (a new deployment) is waited for."""
-    said = redact.redacted(" ".join(str(error).split())) if error is not None else ""
+def unopened(where: str, waited_s: float, error: psycopg.Error | None, url: str = "") -> StoreUnavailable:
+    """The error for a pool that did not open in `waited_s`, in the last connection error's words
+    (without `url`'s password): the server refusing the database, user or password (what to
+    check), or not answering. Both transient: a database created after the worker started (a new
+    deployment) is waited for."""
+    said = masked(str(error), url) if error is not None else ""
     if _REFUSED.search(said):
         return StoreUnavailable(
             f"history store {where} refused the connection ({said}): check FINPULSE_STORE_URL's "
@@ -315,6 +326,20 @@ def unopened(where: str, waited_s: float, error: psycopg.Error | None) -> StoreU
     )
 
 
+def masked(text: str, url: str) -> str:
+    """`text` on one line without the URL's password: libpq quotes it back alone ("invalid
+    percent-encoded token: "Xy7%Qp2""), where `redact` finds none (it looks in URLs)."""
+    written = re.findall(r"^\s*postgres(?:ql)?://[^:/?#@\s]*:(.*)@", url)
+    written += re.findall(r"(?:^|[?&\s])password=([^&\s]*)", url)
+    # As written, percent-decoded, and each long part of one holding `@` (libpq took the rest for
+    # the host: "failed to resolve host 'ssW0rd@db'").
+    forms = {form for pw in written for form in (pw, unquote(pw), *pw.split("@")) if len(form) >= 4}
+    text = redact.redacted(" ".join(text.split()))
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text
+
+
 def redacted(url: str) -> str:
-    """The URL without its password (`user:pass@` or libpq's `?password=`), for messages and logs."""
-    return redact.redacted(url.strip())
+    """The URL without its password (`user:pass@` or libpq's `password=`), for messages and logs."""
+    return masked(url, url)

@@ -8,7 +8,7 @@ import pytest
 
 from store import StoreConfigError, StoreUnavailable
 from store.backends import is_postgres
-from store.postgres import check_server_version, redacted, unopened
+from store.postgres import PostgresStore, check_server_version, masked, redacted, unopened
 
 
 @pytest.mark.parametrize(
@@ -26,6 +26,7 @@ from store.postgres import check_server_version, redacted, unopened
         # libpq reads these as part of the password; the host does not end it
         ("postgresql://fp:Zq8#Kx3?Wp9@db/x", "postgresql://fp:***@db/x"),
         ("postgresql://fp:Zq8/Kx3+Wp9@db:5432/x", "postgresql://fp:***@db:5432/x"),
+        ("postgresql://fp:S3cret Pw@db/x", "postgresql://fp:***@db/x"),  # a space libpq refuses
     ],
 )
 def test_messages_show_the_url_without_its_password(url: str, shown: str) -> None:
@@ -78,3 +79,26 @@ def test_a_pool_that_never_connected_did_not_answer_and_no_password_shows() -> N
     assert str(unopened("db", 10, None)).startswith("history store db did not answer in 10 s: is the")
     leaky = psycopg.OperationalError("invalid URI query parameter in postgresql://fp:s3cret@db/x")
     assert "s3cret" not in str(unopened("db", 10, leaky))
+
+
+@pytest.mark.parametrize(
+    ("url", "password"),
+    [
+        ("postgresql://app:Xy7%Qp2@127.0.0.1:1/db", "Xy7%Qp2"),  # a % not percent-encoded
+        ("postgresql://app:S3cret Pw@127.0.0.1:1/db", "S3cret Pw"),
+    ],
+)
+def test_a_url_libpq_cannot_read_is_a_config_error_at_once_without_its_password(
+    url: str, password: str
+) -> None:
+    """libpq quotes the password alone in its complaint; the pool retried it until the timeout."""
+    with pytest.raises(StoreConfigError, match="percent-encode %, @, / and spaces") as caught:
+        PostgresStore(url, connect_timeout_s=30).start()
+    assert password not in str(caught.value)
+
+
+def test_libpq_messages_lose_the_password_it_quotes_back() -> None:
+    url = "postgresql://app:Pa@ssW0rd@127.0.0.1:1/db"  # libpq takes "ssW0rd@127.0.0.1" for the host
+    said = "failed to resolve host 'ssW0rd@127.0.0.1': Name or service not known"
+    assert "ssW0rd" not in masked(said, url)
+    assert "ssW0rd" not in str(unopened(redacted(url), 10, psycopg.OperationalError(said), url))
