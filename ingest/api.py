@@ -19,7 +19,7 @@ from typing import Any
 from finpulse.schema import utcnow
 from ingest.abc import Poller, PollOutcome, Rejected
 from ingest.errors import FeedError, FetchError
-from ingest.fetch import HttpFetcher, clip, credentials, quote_body
+from ingest.fetch import HttpFetcher, clip, credentials, quote_body, quote_type
 from ingest.normalize import RawEntry, article_link, normalize_entries
 from ingest.sources import ApiPagination, ApiSource, header_safe
 from ingest.state import SourceState
@@ -140,7 +140,7 @@ class JsonApiSource(Poller):
             ) from exc
         items = dig(data, self.source.items_path)
         if not isinstance(items, list):  # often an error sent with 200: its keys and message say which
-            said = f"{result.content_type or 'no content type'}: {_gist(data, hide)}"
+            said = f"{quote_type(result.content_type)}: {_gist(data, hide)}"
             raise FeedError(
                 "unexpected_shape",
                 f"source={self.name}: no list at items_path={self.source.items_path!r}; got {said}",

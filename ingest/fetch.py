@@ -91,19 +91,31 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def printable(text: str) -> str:
+    """`text` as one line of printable characters: what a server sends reaches terminals and logs,
+    where a control (ESC, a C1 such as NEL), a line separator or a bidi override would rewrite the
+    screen, forge a log line or reverse the text; each becomes a space, each run of them one."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
 def clip(text: str, hide: Collection[str] = ()) -> str:
-    """`text` for an error message: quoted, one line of printable characters, at most
-    _QUOTED_CHARS of them, each of `hide` (credentials an API may echo) as ***."""
+    """`text` for an error message: quoted, `printable`, at most _QUOTED_CHARS characters, each
+    of `hide` (credentials an API may echo) as ***."""
     for secret in hide:  # where it stands alone: a header's "en" inside "Token" is no echo of it
         text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "***", text)
-    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    text = printable(text)
     return f'"{text[:_QUOTED_CHARS]}{"..." if len(text) > _QUOTED_CHARS else ""}"'
+
+
+def quote_type(content_type: str) -> str:
+    """A response's content type, for an error message."""
+    return printable(content_type)[:_QUOTED_CHARS] or "no content type"
 
 
 def quote_body(content_type: str, body: bytes, hide: Collection[str] = ()) -> str:
     """What a response said, for an error message: its content type and first characters."""
     text = body[:_QUOTED_BYTES].decode("utf-8", "replace")
-    return f"{content_type or 'no content type'}: {clip(text, hide)}" if text.strip() else "no body"
+    return f"{quote_type(content_type)}: {clip(text, hide)}" if text.strip() else "no body"
 
 
 def secret_query(url: str, params: Mapping[str, str] | None) -> dict[str, str]:
@@ -296,7 +308,8 @@ class HttpFetcher(AsyncResource):
         status = response.status_code
         headers = {k.lower(): v for k, v in response.headers.items()}
         if status in _REDIRECTS and "location" in headers:
-            return urljoin(url, headers["location"])
+            # percent-encoded as httpx sends it: messages name the URL, the server's bytes unquoted
+            return str(httpx.URL(urljoin(url, headers["location"])))
         if status == 304:
             if not conditional:
                 raise FeedError("unexpected_304", f"{url}: 304 Not Modified to an unconditional request")

@@ -182,6 +182,15 @@ async def test_a_quota_that_ends_mid_poll_keeps_the_pages_read_and_its_retry_aft
             ' message "You have made too many requests recently."',
         ),
         (httpx.Response(200, json=[]), "unexpected_shape", "got application/json: an array"),
+        (  # the content type is the server's too: no ESC, NEL or bidi override reaches a terminal
+            httpx.Response(
+                200,
+                headers=[(b"Content-Type", "application/json\x1b[2J\u0085\u202e".encode())],
+                content=b"{}",
+            ),
+            "unexpected_shape",
+            'got application/json [2J: keys ""',
+        ),
     ],
 )
 async def test_errors_say_where_to_look_and_what_the_api_said(

@@ -201,6 +201,27 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after(None) is None
 
 
+async def test_what_a_server_sends_reaches_an_error_printable(ingest_settings: IngestSettings) -> None:
+    # ESC sequences clear a terminal or draw a fake link; NEL and U+2028 start a forged log line;
+    # U+202E shows what follows reversed. (httpx itself refuses a Location with an ASCII control.)
+    hostile = "\u0085FAKE INFO ok\u2028\u202eevil"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/news":
+            return httpx.Response(302, headers=[(b"Location", f"/moved{hostile}".encode())])
+        content_type = f"application/json\x1b[2J\x1b]8;;https://evil.example/\x1b\\{hostile}".encode()
+        return httpx.Response(404, headers=[(b"Content-Type", content_type)], content=hostile.encode())
+
+    settings = ingest_settings.model_copy(update={"max_retries": 0})
+    async with HttpFetcher(settings, transport=httpx.MockTransport(handler)) as fetcher:
+        with pytest.raises(FeedError) as info:
+            await fetcher.fetch("https://api.example/news")
+    assert str(info.value).isprintable()
+    assert str(info.value).startswith(
+        "https://api.example/moved%C2%85FAKE%20INFO%20ok%E2%80%A8%E2%80%AEevil:"
+    )
+
+
 def _redirecting(location: str, seen: list[httpx.Request]) -> httpx.MockTransport:
     """api.example answers 302 to `location`; everything else 200."""
 
