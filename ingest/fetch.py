@@ -25,7 +25,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import parse_qsl, urljoin, urlsplit
+from urllib.parse import parse_qsl, quote, urljoin, urlsplit
 
 import httpx
 
@@ -46,6 +46,9 @@ _BASE_BACKOFF_S = 0.5
 # whole; the bytes read of an error response to find them (UTF-8 takes up to 4 a character).
 _QUOTED_CHARS = 200
 _QUOTED_BYTES = 4 * _QUOTED_CHARS
+# A credential's start this long, where a quote ends (cut mid-echo), is hidden too: with fewer of
+# its characters shown, none of the rest is given away.
+_SECRET_START_CHARS = 4
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,19 @@ def quote_type(content_type: str) -> str:
 
 def quote_body(content_type: str, body: bytes, hide: Collection[str] = ()) -> str:
     """What a response said, for an error message: its content type and first characters."""
-    text = body[:_QUOTED_BYTES].decode("utf-8", "replace")
+    # Read a credential's length past the bytes quoted, so one astride the cut is found whole
+    # (whitespace collapsed, the cut can fall inside the characters shown).
+    longest = max((len(secret.encode()) for secret in hide), default=0)
+    text = _without_secret_start(body[: _QUOTED_BYTES + longest].decode("utf-8", "replace"), hide)
     return f"{quote_type(content_type)}: {clip(text, hide)}" if text.strip() else "no body"
+
+
+def _without_secret_start(text: str, hide: Collection[str]) -> str:
+    """`text`, the start of a longer one, with the start of a credential it ends in as ***."""
+    starts = {secret[:n] for secret in hide for n in range(_SECRET_START_CHARS, len(secret))}
+    if not starts:
+        return text
+    return re.sub(rf"(?<!\w)(?:{'|'.join(map(re.escape, starts))})\Z", "***", text)
 
 
 def secret_query(url: str, params: Mapping[str, str] | None) -> dict[str, str]:
@@ -128,9 +142,12 @@ def secret_query(url: str, params: Mapping[str, str] | None) -> dict[str, str]:
 def credentials(url: str, headers: Mapping[str, str], params: Mapping[str, str] | None) -> list[str]:
     """What a message must not quote, should a server echo it: the value of each header the
     caller sets (a key's header may have any name), the token each ends in (after its scheme,
-    "Bearer ") and the values of the secret query parameters."""
+    "Bearer ") and the values of the secret query parameters; each also as JSON escapes it
+    ("a\\/b") and percent-encoded, longest first (a header's value before its token)."""
     values = [v for value in headers.values() for v in (value, value.rpartition(" ")[2])]
-    return [v for v in values + list(secret_query(url, params).values()) if v]
+    values += secret_query(url, params).values()
+    forms = {form for v in values if v for form in (v, v.replace("/", "\\/"), quote(v, safe=""))}
+    return sorted(forms, key=len, reverse=True)
 
 
 def backoff_s(attempt: int, cap_s: float) -> float:

@@ -6,6 +6,7 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -220,6 +221,30 @@ async def test_what_a_server_sends_reaches_an_error_printable(ingest_settings: I
     assert str(info.value).startswith(
         "https://api.example/moved%C2%85FAKE%20INFO%20ok%E2%80%A8%E2%80%AEevil:"
     )
+
+
+TOKEN = "s3cr3t/TOKEN+value0123456789abcdef=="
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [  # the echo astride the bytes read: whitespace collapsed, it falls inside the characters shown
+        (b"<html>\n" + b" " * 750 + b"<p>Invalid token: " + TOKEN.encode() + b"</p>", "token: ***</p>"),
+        (b"Invalid token: " + TOKEN[:12].encode(), 'token: ***"'),  # the body itself cut mid-token
+        # JSON as PHP writes it, each / escaped
+        (b'{"error": "token ' + TOKEN.replace("/", "\\/").encode() + b' revoked"}', "token *** revoked"),
+        (f"no access for {quote(TOKEN, safe='')} today".encode(), "no access for *** today"),
+    ],
+)
+async def test_a_token_the_api_echoes_is_hidden_whole(
+    ingest_settings: IngestSettings, body: bytes, said: str
+) -> None:
+    transport = httpx.MockTransport(lambda _: httpx.Response(401, content=body))
+    async with HttpFetcher(ingest_settings, transport=transport) as fetcher:
+        with pytest.raises(FeedError) as info:
+            await fetcher.fetch("https://api.example/news", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert said in str(info.value)
+    assert "s3cr" not in str(info.value)
 
 
 def _redirecting(location: str, seen: list[httpx.Request]) -> httpx.MockTransport:
