@@ -130,7 +130,7 @@ class JsonApiSource(Poller):
         )
         if result.not_modified:
             return result
-        hide = credentials(self.source.url, headers, params)
+        hide = credentials(self.source.url, headers, params, (self.source.auth_header,))
         try:
             data = await asyncio.to_thread(json.loads, result.body)
         except ValueError as exc:  # an HTML maintenance page, say: the message quotes its start

@@ -49,6 +49,10 @@ _QUOTED_BYTES = 4 * _QUOTED_CHARS
 # A credential's start this long, where a quote ends (cut mid-echo), is hidden too: with fewer of
 # its characters shown, none of the rest is given away.
 _SECRET_START_CHARS = 4
+# A header value shorter than this ("2", "en", "v1") is a setting, not a key (keys run 16 characters
+# and more), whatever the header's name; standard headers that carry no credential are never one.
+_KEY_MIN_CHARS = 8
+_PLAIN_HEADERS = frozenset({"accept", "accept-language", "cache-control", "content-type", "user-agent"})
 
 
 @dataclass(frozen=True)
@@ -139,15 +143,30 @@ def secret_query(url: str, params: Mapping[str, str] | None) -> dict[str, str]:
     return {name: value for name, value in query if secret_param(name) and value}
 
 
-def credentials(url: str, headers: Mapping[str, str], params: Mapping[str, str] | None) -> list[str]:
-    """What a message must not quote, should a server echo it: the value of each header the
-    caller sets (a key's header may have any name), the token each ends in (after its scheme,
-    "Bearer ") and the values of the secret query parameters; each also as JSON escapes it
-    ("a\\/b") and percent-encoded, longest first (a header's value before its token)."""
-    values = [v for value in headers.values() for v in (value, value.rpartition(" ")[2])]
+def credentials(
+    url: str, headers: Mapping[str, str], params: Mapping[str, str] | None, auth_headers: Collection[str]
+) -> list[str]:
+    """What a message must not quote, should a server echo it: the value of Authorization, of each
+    of `auth_headers`, of each header named like a credential (X-Api-Key: `secret_param`'s names)
+    and of any other header the caller sets that may be a key (its header may have any name); the
+    token each ends in (after its scheme, "Bearer "); the values of the secret query parameters.
+    Each also as JSON escapes it ("a\\/b") and percent-encoded, longest first (a header's value
+    before its token)."""
+    named = _credential_names(auth_headers)
+    values = [
+        v
+        for name, value in headers.items()
+        for v in (value, value.rpartition(" ")[2])
+        if name.lower() in named or secret_param(name) or _may_be_key(name, v)
+    ]
     values += secret_query(url, params).values()
     forms = {form for v in values if v for form in (v, v.replace("/", "\\/"), quote(v, safe=""))}
     return sorted(forms, key=len, reverse=True)
+
+
+def _may_be_key(header: str, value: str) -> bool:
+    """Whether a header's value may be a key though its name does not say so."""
+    return len(value) >= _KEY_MIN_CHARS and header.lower() not in _PLAIN_HEADERS
 
 
 def backoff_s(attempt: int, cap_s: float) -> float:
@@ -254,7 +273,9 @@ class HttpFetcher(AsyncResource):
                     return result
                 if not credentials_from and (names := list(secret_query(url, params))):
                     credentials_from = f"the query parameter {', '.join(names)}"
-                raise _refused(result, credentials_from, credentials(url, headers or {}, params))
+                raise _refused(
+                    result, credentials_from, credentials(url, headers or {}, params, auth_headers)
+                )
 
     def _check_held(self, url: str) -> None:
         """Raises FetchError while a Retry-After an earlier fetch of `url` got has not ended."""

@@ -229,11 +229,26 @@ async def test_errors_say_where_to_look_and_what_the_api_said(
             httpx.Response(403, json={"error": "Token S3CRETKEY is disabled"}),
             'HTTP 403; check the URL (application/json: "{"error":"Token *** is disabled"}")',
         ),
+        (  # but a setting is no key: shown; a header named like a key is hidden however short
+            {"headers": {"Accept": "application/json", "X-Api-Version": "2", "X-Api-Key": "K3Y"}},
+            httpx.Response(400, json={"error": "Version 2 needs key K3Y; send Accept: application/json"}),
+            '(application/json: "{"error":"Version 2 needs key ***; send Accept: application/json"}")',
+        ),
+        (  # and so is the auth header, whatever its name
+            {"auth_env": "ACME_TOKEN", "auth_header": "X-Client"},
+            httpx.Response(200, json={"message": "client T0K3N has no plan"}),
+            'message "client *** has no plan"',
+        ),
     ],
 )
 async def test_errors_hide_a_key_the_api_echoes_from_a_parameter_or_header(
-    ingest_settings: IngestSettings, update: dict[str, object], response: httpx.Response, message: str
+    ingest_settings: IngestSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    update: dict[str, object],
+    response: httpx.Response,
+    message: str,
 ) -> None:
+    monkeypatch.setenv("ACME_TOKEN", "T0K3N")
     source = SOURCE.model_copy(update=update)
     settings = ingest_settings.model_copy(update={"max_retries": 0})
     async with HttpFetcher(settings, transport=httpx.MockTransport(lambda _: response)) as fetcher:
