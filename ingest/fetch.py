@@ -82,20 +82,22 @@ class FetchResult:
         return self.headers.get("content-type", "")
 
 
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta seconds or HTTP date), None if absent/bad."""
+def parse_retry_after(value: str | None, cap_s: float, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta seconds or HTTP date), None if absent/bad.
+    At most `cap_s`: a server's "99999999999999" (or 400 digits, an infinite float) would put the
+    next poll past the year 9999, which a datetime cannot hold."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():  # "²" is a digit to isdigit, not to float
+        return min(float(value), cap_s)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return min(max(0.0, (when - (now or datetime.now(UTC))).total_seconds()), cap_s)
 
 
 def printable(text: str) -> str:
@@ -353,7 +355,7 @@ class HttpFetcher(AsyncResource):
                 raise FeedError("unexpected_304", f"{url}: 304 Not Modified to an unconditional request")
             return FetchResult(url=url, status=304, headers=headers)
         if status in (429, 503):
-            retry_after = parse_retry_after(headers.get("retry-after"))
+            retry_after = parse_retry_after(headers.get("retry-after"), self.settings.backoff_max_s)
             kind = "rate_limited" if status == 429 else "unavailable"
             raise FetchError(
                 kind, f"{url}: HTTP {status}, retry after {retry_after}s", retry_after_s=retry_after

@@ -196,10 +196,27 @@ async def test_host_limiter_spaces_request_starts() -> None:
 
 def test_parse_retry_after() -> None:
     now = datetime(2024, 1, 1, tzinfo=UTC)
-    assert parse_retry_after("120") == 120.0
-    assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now=now) == 30.0
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after(None) is None
+    assert parse_retry_after("120", 3600) == 120.0
+    assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), 3600, now=now) == 30.0
+    assert parse_retry_after("soon", 3600) is None
+    assert parse_retry_after(None, 3600) is None
+    # no further than the cap, where the next poll's time would be past a datetime's (or a float's)
+    assert parse_retry_after("99999999999999", 3600) == 3600.0
+    assert parse_retry_after("9" * 400, 3600) == 3600.0
+    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", 3600, now=now) == 3600.0
+    assert parse_retry_after("²", 3600) is None
+    assert parse_retry_after("inf", 3600) is None
+
+
+async def test_a_retry_after_past_the_backoff_maximum_waits_that_long(
+    ingest_settings: IngestSettings,
+) -> None:
+    transport = httpx.MockTransport(lambda _: httpx.Response(429, headers={"Retry-After": "99999999999999"}))
+    settings = ingest_settings.model_copy(update={"max_retries": 0, "backoff_max_s": 600.0})
+    async with HttpFetcher(settings, transport=transport) as fetcher:
+        with pytest.raises(FetchError) as info:
+            await fetcher.fetch("https://api.example/news")
+    assert info.value.retry_after_s == 600.0
 
 
 async def test_what_a_server_sends_reaches_an_error_printable(ingest_settings: IngestSettings) -> None:
