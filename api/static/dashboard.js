@@ -359,8 +359,14 @@ function showEntity(entity, kind = $("kind").value) {
 // As the alert messages write it (Python's .2g): 0.77, 0.001, 5.6e-8.
 const pValue = (p) => (p >= 1e-3 ? String(Number(p.toPrecision(2))) : p.toExponential(1));
 
+// The alerts table shows the latest load's answer: a refresh's that comes back after a verdict's
+// reload would show the alert without the verdict just given.
+let alertsAsked = 0;
+
 async function loadAlerts() {
+  const asked = ++alertsAsked;
   const page = await api("/alerts", { params: { ...range(), limit: 20 } });
+  if (asked !== alertsAsked) return;
   const body = $("alert-rows");
   body.replaceChildren();
   for (const a of page.items) {

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import APIResponse, Browser, Page, Route, sync_playwright
 from pydantic import SecretStr
 
 from alerts.links import FeedbackLinks
@@ -163,6 +163,32 @@ def test_an_alert_is_marked_on_the_bucket_holding_its_window(dashboard: tuple[Pa
     assert day.timestamp() in page.evaluate("state.charts[0].data[0]")  # that day's bar
     bar = page.evaluate(f"state.charts[0].valToPos({day.timestamp()}, 'x', true)")
     assert page.locator(".chart canvas").first.evaluate(MARKER_X_JS) == pytest.approx(bar, abs=3)
+
+
+def test_a_refresh_answered_after_a_verdict_does_not_hide_it(dashboard: tuple[Page, DuckDBStore]) -> None:
+    """A refresh's alerts, read before the verdict and answered after the verdict's own reload, used
+    to redraw the table without it."""
+    page, db = dashboard
+    db.put_subscription("desk", {"channel": "#alerts"})
+    page.wait_for_selector("tr[data-alert-id=busy-1]")
+    held: list[tuple[Route, APIResponse]] = []
+
+    def hold_first(route: Route) -> None:
+        if held:
+            route.continue_()
+        else:  # answered as of now, delivered later
+            held.append((route, route.fetch()))
+
+    page.route("**/api/v1/alerts?*", hold_first)
+    page.evaluate("() => { loadAlerts(); }")  # a refresh, held (not awaited)
+    while not held:
+        page.wait_for_timeout(50)
+    page.locator("tr[data-alert-id=busy-1]").get_by_role("button", name="true +").click()
+    page.wait_for_selector("tr[data-alert-id=busy-1] >> text=tp by dashboard")
+    route, stale = held[0]
+    route.fulfill(response=stale)
+    page.wait_for_timeout(500)  # the stale answer arrives and is dropped
+    assert "tp by dashboard" in page.locator("tr[data-alert-id=busy-1]").inner_text()
 
 
 def test_trend_charts_tell_the_time_in_24_hour_utc(dashboard: tuple[Page, DuckDBStore]) -> None:
