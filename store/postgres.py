@@ -129,9 +129,11 @@ class PostgresStore(HistoryStore):
 
     def _open(self) -> None:
         try:  # a URL libpq cannot read: said at once, not retried until the connect timeout
-            conninfo_to_dict(self.url)
+            host = str(conninfo_to_dict(self.url).get("host", ""))
+            said = "an @ in the password ends it: libpq reads the rest as the host" if "@" in host else ""
         except psycopg.ProgrammingError as exc:
             said = masked(str(exc), self.url)
+        if said:
             raise StoreConfigError(
                 f"history store {self.where}: FINPULSE_STORE_URL cannot be read ({said}); "
                 "percent-encode %, @, / and spaces in its password (%25, %40, %2F, %20)"

@@ -86,6 +86,7 @@ def test_a_pool_that_never_connected_did_not_answer_and_no_password_shows() -> N
     [
         ("postgresql://app:Xy7%Qp2@127.0.0.1:1/db", "Xy7%Qp2"),  # a % not percent-encoded
         ("postgresql://app:S3cret Pw@127.0.0.1:1/db", "S3cret Pw"),
+        ("postgresql://app:Pa@ssW0rd@127.0.0.1:1/db", "ssW0rd"),  # libpq: host "ssW0rd@127.0.0.1"
     ],
 )
 def test_a_url_libpq_cannot_read_is_a_config_error_at_once_without_its_password(
