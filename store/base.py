@@ -498,7 +498,10 @@ class HistoryStore(ABC):
             if not self._may_prune(con):
                 logger.info("store %s: another process is applying the retention; skipped", self.where)
                 return None
-            return retention.delete_before(con, cutoff)
+            deleted = retention.delete_before(con, cutoff)
+        # Said once committed: a commit that fails (a full disk) deleted nothing.
+        logger.info("store retention cutoff=%s deleted=%s", cutoff.isoformat(), deleted)
+        return deleted
 
     def _may_prune(self, con: Connection) -> bool:
         """Whether this process may delete expired rows now (PostgreSQL: none other is)."""

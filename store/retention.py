@@ -6,13 +6,10 @@ feedback goes with its alert (a label without its alert cannot be used).
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 
 from store.queries import naive_utc
 from store.sql import Connection
-
-logger = logging.getLogger(__name__)
 
 # Order matters: feedback before the alerts it refers to.
 DELETES: tuple[tuple[str, str], ...] = (
@@ -34,5 +31,4 @@ def delete_before(con: Connection, cutoff: datetime) -> dict[str, int]:
     for table, sql in DELETES:
         row = con.execute(sql, [naive_utc(cutoff)]).fetchone()
         deleted[table] = int(row[0]) if row else 0
-    logger.info("store retention cutoff=%s deleted=%s", cutoff.isoformat(), deleted)
     return deleted

@@ -48,6 +48,7 @@ def test_prune_on_a_disk_without_room_says_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in said
     assert f"error: history store {path}: " in said
     assert "File too large" in said
+    assert "deleted=" not in said  # said once committed: this commit failed, nothing was deleted
 
 
 @pytest.fixture
