@@ -73,6 +73,13 @@ async def commits_reach(
             await asyncio.sleep(0.5)
 
 
+async def committed(kafka: KafkaSettings, group: str, topic: str) -> dict[int, int]:
+    """The offsets `group` has committed on `topic`, by partition."""
+    async with kafka_admin(kafka) as admin:
+        offsets = await admin.list_consumer_group_offsets(group)
+    return {tp.partition: at.offset for tp, at in offsets.items() if tp.topic == topic}
+
+
 async def group_members(kafka: KafkaSettings, group: str) -> tuple[str, int]:
     """The consumer group's state ("Stable", "PreparingRebalance", ...) and how many members it has."""
     state, members = await describe_group(kafka, group)

@@ -5,7 +5,6 @@ Real broker, real worker process, a model folder that does not exist or holds a 
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,9 @@ import pytest
 from finpulse.errors import ERROR_EXIT
 from finpulse.processes import CliProcess
 from finpulse.settings import Settings
-from finpulse.topics import dead_letter_topic, kafka_admin
-from ingest.replay import publish_replay_async
-from ingest.sample import write_planted_spike
-from tests.fixtures.stream import REPLAY_START
-from tests.kafka_io import read_topic
+from finpulse.topics import dead_letter_topic
+from tests.fixtures.stream import calm_replay_until_exit
+from tests.kafka_io import committed, read_topic
 
 
 @pytest.fixture(params=["missing", "damaged"])
@@ -45,22 +42,12 @@ async def test_a_worker_without_its_model_exits_2_and_commits_nothing(
 ) -> None:
     assert stream_settings.stream.classifier_processes > 0
     kafka = stream_settings.kafka
-    truth = write_planted_spike(
-        stream_settings.model.train_data_dir, tmp_path / "replay.jsonl", start=REPLAY_START, spike=False
-    )
-    await publish_replay_async(kafka, truth.path, speed=0)
-    worker.start()
-    deadline = asyncio.get_running_loop().time() + 60
-    while worker.running:
-        assert asyncio.get_running_loop().time() < deadline, worker.tail()
-        await asyncio.sleep(0.5)
+    await calm_replay_until_exit(stream_settings, worker, tmp_path)
     assert worker.returncode == ERROR_EXIT, worker.tail()
     said = "no trained model" if problem == "missing" else "lexical.json is unusable"
     assert said in worker.log.read_text(errors="replace"), worker.tail()
     # The stories wait on news.raw for the model: none dead-lettered, no offset committed.
     dead = dead_letter_topic(kafka.topics.raw, kafka.topics)
     assert await read_topic(kafka, dead, expect=1, timeout_s=2) == []
-    async with kafka_admin(kafka) as admin:
-        committed = await admin.list_consumer_group_offsets(stream_settings.stream.app_id)
-    raw = {tp.partition: at.offset for tp, at in committed.items() if tp.topic == kafka.topics.raw}
+    raw = await committed(kafka, stream_settings.stream.app_id, kafka.topics.raw)
     assert all(offset <= 0 for offset in raw.values()), raw
